@@ -1,0 +1,101 @@
+//! Startup: connect and migrate the database, bind the listener (so callers, tests
+//! included, learn the port before serving), then serve until the shutdown future ends.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::grpc;
+use crate::storage::{redact, Db};
+
+/// What every request handler shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+}
+
+/// A server that is bound and migrated, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    routes: Routes,
+    state: AppState,
+}
+
+/// Connects to the database, applies migrations and binds the listener.
+pub async fn build(config: &Config) -> Result<App> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let state = AppState { db };
+    let routes = grpc::routes(state.clone()).await?;
+    tracing::info!(
+        listen = %listener.local_addr().context("listener address")?,
+        database = %redact(&config.database_url),
+        "erpsync ready"
+    );
+    Ok(App {
+        listener,
+        routes,
+        state,
+    })
+}
+
+impl App {
+    /// The bound port (useful when the configuration asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state, for tests that look at the database directly.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        tonic::transport::Server::builder()
+            .add_routes(self.routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await
+            .context("the gRPC server failed")?;
+        tracing::info!("erpsync stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight calls");
+}

@@ -1,0 +1,262 @@
+//! Provisioning commands: they open the database directly (the same `DATABASE_URL` as
+//! `serve`), so they work with or without a running server.
+
+use anyhow::{anyhow, bail, Context};
+use chrono::Utc;
+use clap::Subcommand;
+
+use crate::domain::tenant::{
+    parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
+    TenantId,
+};
+use crate::domain::token::{hash_secret, Grant, NewToken, Role, TenantScope};
+use crate::error::AppError;
+use crate::storage::{tenants, tokens, Db};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant (active, not yet scheduled, schedule 00:00, 24 h without success).
+    Create {
+        /// Tenant id: lowercase letters, digits, '_' or '-'.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// IANA time zone of the tenant.
+        #[arg(long, default_value = "America/Sao_Paulo")]
+        timezone: String,
+        /// ERP product name.
+        #[arg(long)]
+        erp_name: Option<String>,
+        /// ERP version.
+        #[arg(long)]
+        erp_version: Option<String>,
+        /// api or view.
+        #[arg(long, default_value = "api")]
+        integration_type: String,
+        /// not_started, in_progress or completed.
+        #[arg(long, default_value = "not_started")]
+        deployment_status: String,
+        /// The business-rule text shown in the overview.
+        #[arg(long)]
+        business_rule: Option<String>,
+    },
+    /// Lists every tenant.
+    List,
+    /// Shows one tenant's settings.
+    Show {
+        /// Tenant id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issues a token; prints it once, alone on the last line (only its hash is stored).
+    Issue {
+        /// crm (IntegrationHistory) or erp (ErpIngest, one tenant).
+        #[arg(long)]
+        role: String,
+        /// A tenant the token reaches (repeat for several crm tenants).
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// A crm token for every tenant, present and future.
+        #[arg(long, conflicts_with = "tenants")]
+        all_tenants: bool,
+    },
+    /// Revokes a token by its id (tok_…) or by the token itself.
+    Revoke {
+        /// The token id or the token.
+        token: String,
+    },
+    /// Lists tokens (ids, roles and tenants; never the secrets).
+    List,
+}
+
+async fn open(url: &str) -> anyhow::Result<Db> {
+    let db = Db::connect(url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// `erpsync migrate`.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    open(url).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+/// `erpsync tenant …`.
+pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Create {
+            id,
+            name,
+            timezone,
+            erp_name,
+            erp_version,
+            integration_type,
+            deployment_status,
+            business_rule,
+        } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let timezone = parse_timezone(&timezone).map_err(|e| anyhow!("--timezone: {e}"))?;
+            let integration_type = IntegrationType::parse(&integration_type)
+                .ok_or_else(|| anyhow!("--integration-type must be api or view"))?;
+            let deployment_status =
+                DeploymentStatus::parse(&deployment_status).ok_or_else(|| {
+                    anyhow!("--deployment-status must be not_started, in_progress or completed")
+                })?;
+            let settings = SettingsUpdate::parse(SettingsInput {
+                name: Some(name),
+                erp_name,
+                erp_version,
+                deployment_status: Some(deployment_status),
+                business_rule,
+                integration_type: Some(integration_type),
+            })
+            .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
+            let now = Utc::now();
+            let mut t = Tenant::new(id, String::new(), now);
+            t.timezone = timezone;
+            settings.apply(&mut t, now);
+            let db = open(url).await?;
+            tenants::insert(&db, &t).await?;
+            print!("{}", describe(&t));
+        }
+        TenantCommand::List => {
+            let db = open(url).await?;
+            for t in tenants::list(&db).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tactive={}\tscheduled={}",
+                    t.id,
+                    t.name,
+                    t.timezone.name(),
+                    t.integration_type.as_str(),
+                    t.active,
+                    t.scheduled
+                );
+            }
+        }
+        TenantCommand::Show { id } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let db = open(url).await?;
+            print!("{}", describe(&tenants::require(&db, &id).await?));
+        }
+    }
+    Ok(())
+}
+
+fn describe(t: &Tenant) -> String {
+    let schedule = match &t.schedule {
+        crate::domain::schedule::Schedule::Daily(times) => times
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        crate::domain::schedule::Schedule::Cron(c) => format!("cron {c}"),
+    };
+    let next = t
+        .next_run_at(Utc::now())
+        .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
+        .unwrap_or_else(|| "none".into());
+    format!(
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\nbusiness_rule: {}\n",
+        t.id,
+        t.name,
+        t.timezone.name(),
+        format!("{} {}", t.erp_name, t.erp_version).trim(),
+        t.integration_type.as_str(),
+        t.deployment_status.as_str(),
+        t.active,
+        t.scheduled,
+        schedule,
+        next,
+        t.max_time_without_success.num_minutes() as f64 / 60.0,
+        t.business_rule
+    )
+}
+
+/// `erpsync token …`.
+pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Issue {
+            role,
+            tenants,
+            all_tenants,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow!("--role must be crm or erp"))?;
+            let scope = if all_tenants {
+                TenantScope::All
+            } else {
+                TenantScope::Listed(
+                    tenants
+                        .iter()
+                        .map(|t| TenantId::parse(t).map_err(|e| anyhow!(e)))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            };
+            Grant::validate(role, &scope).map_err(|e| anyhow!(e))?;
+            let db = open(url).await?;
+            let new = NewToken::generate().context("no randomness for the token")?;
+            let grant = Grant {
+                token_id: new.id.clone(),
+                role,
+                scope,
+            };
+            tokens::insert(&db, &new, &grant, Utc::now()).await?;
+            println!("token_id: {}", new.id);
+            println!("role: {}", role.as_str());
+            println!("tenants: {}", scope_text(&grant.scope));
+            println!("# the token below is shown once; only its hash is stored");
+            println!("{}", new.secret);
+        }
+        TokenCommand::Revoke { token } => {
+            let db = open(url).await?;
+            let key = if token.starts_with("esk_") {
+                hash_secret(&token)
+            } else {
+                token.clone()
+            };
+            if !tokens::revoke(&db, &key, Utc::now()).await? {
+                bail!(
+                    "no active token matches {}",
+                    if token.starts_with("esk_") {
+                        "that token"
+                    } else {
+                        &token
+                    }
+                );
+            }
+            println!("revoked");
+        }
+        TokenCommand::List => {
+            let db = open(url).await?;
+            for t in tokens::list(&db).await? {
+                println!(
+                    "{}\t{}\t{}\tissued {}\t{}",
+                    t.grant.token_id,
+                    t.grant.role.as_str(),
+                    scope_text(&t.grant.scope),
+                    t.created_at.to_rfc3339(),
+                    t.revoked_at
+                        .map(|r| format!("revoked {}", r.to_rfc3339()))
+                        .unwrap_or_else(|| "active".into())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn scope_text(scope: &TenantScope) -> String {
+    match scope {
+        TenantScope::All => "all".into(),
+        TenantScope::Listed(ids) => ids
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}

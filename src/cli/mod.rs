@@ -1,0 +1,96 @@
+//! The `erpsync` command line: `serve`, provisioning commands that work on the database
+//! directly (`migrate`, `tenant`, `token`), and client commands that call a running
+//! server over gRPC (`overview`).
+
+mod admin;
+mod client;
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, DEFAULT_LISTEN};
+use crate::storage::DEFAULT_DATABASE_URL;
+
+/// erpsync — runs and watches a CRM's ERP integrations.
+#[derive(Debug, Parser)]
+#[command(name = "erpsync", version, about)]
+pub struct Cli {
+    /// How log lines are written to stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "ERPSYNC_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+    /// Database: sqlite://PATH?mode=rwc (the embedded default) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Address of a running erpsync.
+    #[arg(long, env = "ERPSYNC_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// A crm token (see `erpsync token issue`).
+    #[arg(long, env = "ERPSYNC_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves gRPC on one port until SIGINT/SIGTERM; migrates the database first.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ERPSYNC_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Applies pending database migrations and exits.
+    Migrate,
+    /// Creates and inspects tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: admin::TenantCommand,
+    },
+    /// Issues and revokes API tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+    },
+    /// Prints a tenant's overview from a running server.
+    Overview {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+impl Cli {
+    /// Runs the parsed command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve { listen } => {
+                let config = Config {
+                    listen,
+                    database_url: self.database_url,
+                };
+                let app = crate::app::build(&config).await?;
+                app.run_until_stopped(crate::app::shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Migrate => admin::migrate(&self.database_url).await,
+            Command::Tenant { command } => admin::tenant(command, &self.database_url).await,
+            Command::Token { command } => admin::token(command, &self.database_url).await,
+            Command::Overview { tenant, server } => {
+                client::overview(&server.server, &server.token, &tenant).await
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The rules, in plain Rust: no tonic, no sea-orm. Everything here is unit- and
+//! property-tested on its own, and every other layer calls into it.
+
+pub mod alert;
+pub mod run;
+pub mod schedule;
+pub mod tables;
+pub mod tenant;
+pub mod token;

@@ -1,0 +1,566 @@
+//! A tenant (one customer company of the CRM) and its integration settings: the
+//! "Informações Gerais" form and the rules that derive its next run and health.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use super::run::RunStatus;
+use super::schedule::{DailyTime, Schedule};
+use crate::error::FieldViolation;
+
+/// The zone a tenant gets when none is given.
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::America::Sao_Paulo;
+/// The product's default for "tempo máximo sem sucesso na integração".
+pub const DEFAULT_MAX_WITHOUT_SUCCESS: Duration = Duration::hours(24);
+/// Shortest accepted staleness window: below it every run would look late.
+pub const MIN_MAX_WITHOUT_SUCCESS: Duration = Duration::minutes(1);
+/// Longest accepted staleness window.
+pub const MAX_MAX_WITHOUT_SUCCESS: Duration = Duration::days(365);
+
+/// A tenant id: 1–64 of `a-z 0-9 _ -`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Parses a tenant id, with a message a person can act on.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("tenant_id is required".into());
+        }
+        let ok_first = s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_rest = s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if s.len() > 64 || !ok_first || !ok_rest {
+            return Err(format!(
+                "tenant_id {s:?} is not valid: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the ERP's data reaches erpsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrationType {
+    /// The ERP pushes to the ingestion endpoints.
+    Api,
+    /// erpsync reads the ERP's SQL views.
+    View,
+}
+
+impl IntegrationType {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "API",
+            Self::View => "VIEW",
+        }
+    }
+
+    /// Parses "API"/"VIEW", in any case.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "API" => Some(Self::Api),
+            "VIEW" => Some(Self::View),
+            _ => None,
+        }
+    }
+}
+
+/// Situação da implantação.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    /// Onboarding has not begun.
+    NotStarted,
+    /// Onboarding under way.
+    InProgress,
+    /// Onboarding done: daily operation.
+    Completed,
+}
+
+impl DeploymentStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "NOT_STARTED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+        }
+    }
+
+    /// Parses the stored spelling, in any case, with `-` or `_`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().replace('-', "_").as_str() {
+            "NOT_STARTED" => Some(Self::NotStarted),
+            "IN_PROGRESS" => Some(Self::InProgress),
+            "COMPLETED" => Some(Self::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// Parses an IANA zone name ("America/Sao_Paulo").
+pub fn parse_timezone(s: &str) -> Result<Tz, String> {
+    s.parse::<Tz>()
+        .map_err(|_| format!("{s:?} is not an IANA time zone (e.g. America/Sao_Paulo)"))
+}
+
+/// A tenant and its integration settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Every local time and civil date of this tenant is in this zone.
+    pub timezone: Tz,
+    /// ERP product name.
+    pub erp_name: String,
+    /// ERP version.
+    pub erp_version: String,
+    /// API or View.
+    pub integration_type: IntegrationType,
+    /// Onboarding state.
+    pub deployment_status: DeploymentStatus,
+    /// Free text shown as "Regra de negócio da integração".
+    pub business_rule: String,
+    /// Whether the integration runs at all.
+    pub active: bool,
+    /// Whether the schedule starts runs.
+    pub scheduled: bool,
+    /// When runs start, in `timezone`.
+    pub schedule: Schedule,
+    /// Past this without a successful run, the integration is stale.
+    pub max_time_without_success: Duration,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its settings last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    /// A new tenant with the product's defaults: active, not yet scheduled, schedule
+    /// 00:00, 24 h without success, API integration, onboarding not started.
+    pub fn new(id: TenantId, name: String, now: DateTime<Utc>) -> Self {
+        let midnight = DailyTime::new(0, 0).expect("00:00 is a time of day");
+        Self {
+            id,
+            name,
+            timezone: DEFAULT_TIMEZONE,
+            erp_name: String::new(),
+            erp_version: String::new(),
+            integration_type: IntegrationType::Api,
+            deployment_status: DeploymentStatus::NotStarted,
+            business_rule: String::new(),
+            active: true,
+            scheduled: false,
+            schedule: Schedule::daily(vec![midnight]).expect("one daily time is a schedule"),
+            max_time_without_success: DEFAULT_MAX_WITHOUT_SUCCESS,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The next scheduled run after `now`; None unless active and scheduled.
+    pub fn next_run_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.active && self.scheduled {
+            self.schedule.next_after(now, self.timezone)
+        } else {
+            None
+        }
+    }
+}
+
+/// The integration's state at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Last run fine and recent enough.
+    Healthy,
+    /// No success within the window.
+    Stale,
+    /// Last finished run failed.
+    Failing,
+    /// Switched off.
+    Inactive,
+    /// Nothing finished yet.
+    NeverRun,
+}
+
+/// What health is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthInputs {
+    /// Whether the integration is on.
+    pub active: bool,
+    /// Status of the newest finished run, if any.
+    pub last_finished: Option<RunStatus>,
+    /// When a run last succeeded.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The staleness window.
+    pub max_time_without_success: Duration,
+}
+
+impl HealthInputs {
+    /// Derives health: inactive beats everything, then never-run, failing, stale.
+    pub fn health(&self, now: DateTime<Utc>) -> Health {
+        if !self.active {
+            return Health::Inactive;
+        }
+        let Some(last) = self.last_finished else {
+            return Health::NeverRun;
+        };
+        if last == RunStatus::Failed {
+            return Health::Failing;
+        }
+        match self.last_success_at {
+            Some(at) if now - at <= self.max_time_without_success => Health::Healthy,
+            _ => Health::Stale,
+        }
+    }
+}
+
+/// A requested change of the schedule form, as received (unvalidated).
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleInput {
+    /// `Some((daily_times, cron))` when a schedule was sent.
+    pub schedule: Option<(Vec<String>, String)>,
+    /// A new zone name.
+    pub timezone: Option<String>,
+    /// A new staleness window, as (seconds, nanos) of a protobuf Duration.
+    pub max_time_without_success: Option<(i64, i32)>,
+    /// Switch the integration on or off.
+    pub active: Option<bool>,
+    /// Switch the schedule on or off.
+    pub scheduled: Option<bool>,
+}
+
+/// A validated change of the schedule form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleUpdate {
+    schedule: Option<Schedule>,
+    timezone: Option<Tz>,
+    max_time_without_success: Option<Duration>,
+    active: Option<bool>,
+    scheduled: Option<bool>,
+}
+
+impl ScheduleUpdate {
+    /// Validates every field at once, so one answer names every problem.
+    pub fn parse(input: ScheduleInput) -> Result<Self, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        let mut update = Self {
+            active: input.active,
+            scheduled: input.scheduled,
+            ..Self::default()
+        };
+        if let Some((daily, cron)) = input.schedule {
+            update.schedule = parse_schedule(&daily, &cron, &mut violations);
+        }
+        if let Some(tz) = input.timezone {
+            match parse_timezone(&tz) {
+                Ok(tz) => update.timezone = Some(tz),
+                Err(e) => violations.push(FieldViolation::new("timezone", e)),
+            }
+        }
+        if let Some((secs, nanos)) = input.max_time_without_success {
+            match parse_window(secs, nanos) {
+                Ok(d) => update.max_time_without_success = Some(d),
+                Err(e) => violations.push(FieldViolation::new("max_time_without_success", e)),
+            }
+        }
+        if violations.is_empty() {
+            Ok(update)
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// Applies the change. Sending a schedule turns scheduling on unless the same
+    /// request says `scheduled: false`: saving a time in the form means "run at it".
+    pub fn apply(self, tenant: &mut Tenant, now: DateTime<Utc>) {
+        if let Some(s) = self.schedule {
+            tenant.schedule = s;
+            tenant.scheduled = true;
+        }
+        if let Some(tz) = self.timezone {
+            tenant.timezone = tz;
+        }
+        if let Some(d) = self.max_time_without_success {
+            tenant.max_time_without_success = d;
+        }
+        if let Some(a) = self.active {
+            tenant.active = a;
+        }
+        if let Some(s) = self.scheduled {
+            tenant.scheduled = s;
+        }
+        tenant.updated_at = now;
+    }
+}
+
+/// Requested changes of the tenant's other settings, as received.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsInput {
+    /// Display name.
+    pub name: Option<String>,
+    /// ERP product name.
+    pub erp_name: Option<String>,
+    /// ERP version.
+    pub erp_version: Option<String>,
+    /// Onboarding state.
+    pub deployment_status: Option<DeploymentStatus>,
+    /// Business-rule text.
+    pub business_rule: Option<String>,
+    /// API or View.
+    pub integration_type: Option<IntegrationType>,
+}
+
+/// Longest accepted name, ERP name and ERP version, in characters.
+const MAX_NAME: usize = 200;
+/// Longest accepted business rule, in characters.
+const MAX_BUSINESS_RULE: usize = 10_000;
+
+/// Validated changes of the tenant's other settings.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsUpdate(SettingsInput);
+
+impl SettingsUpdate {
+    /// Validates every field at once.
+    pub fn parse(mut input: SettingsInput) -> Result<Self, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        if let Some(name) = input.name.as_mut() {
+            *name = name.trim().to_owned();
+            if name.is_empty() {
+                violations.push(FieldViolation::new("name", "must not be empty"));
+            }
+        }
+        for (field, value, max) in [
+            ("name", &input.name, MAX_NAME),
+            ("erp_name", &input.erp_name, MAX_NAME),
+            ("erp_version", &input.erp_version, MAX_NAME),
+            ("business_rule", &input.business_rule, MAX_BUSINESS_RULE),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                violations.push(FieldViolation::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        if violations.is_empty() {
+            Ok(Self(input))
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// Applies the changes.
+    pub fn apply(self, t: &mut Tenant, now: DateTime<Utc>) {
+        let i = self.0;
+        if let Some(v) = i.name {
+            t.name = v;
+        }
+        if let Some(v) = i.erp_name {
+            t.erp_name = v;
+        }
+        if let Some(v) = i.erp_version {
+            t.erp_version = v;
+        }
+        if let Some(v) = i.deployment_status {
+            t.deployment_status = v;
+        }
+        if let Some(v) = i.business_rule {
+            t.business_rule = v;
+        }
+        if let Some(v) = i.integration_type {
+            t.integration_type = v;
+        }
+        t.updated_at = now;
+    }
+}
+
+fn parse_schedule(
+    daily: &[String],
+    cron: &str,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<Schedule> {
+    let cron = cron.trim();
+    match (daily.is_empty(), cron.is_empty()) {
+        (true, true) => {
+            violations.push(FieldViolation::new(
+                "schedule",
+                "set either daily_times (\"HH:MM\" list) or cron",
+            ));
+            None
+        }
+        (false, false) => {
+            violations.push(FieldViolation::new(
+                "schedule",
+                "set daily_times or cron, not both",
+            ));
+            None
+        }
+        (false, true) => {
+            let before = violations.len();
+            let times: Vec<DailyTime> = daily
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| match t.parse::<DailyTime>() {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        violations.push(FieldViolation::new(
+                            format!("schedule.daily_times[{i}]"),
+                            e.to_string(),
+                        ));
+                        None
+                    }
+                })
+                .collect();
+            if violations.len() > before {
+                return None;
+            }
+            Schedule::daily(times)
+                .map_err(|e| {
+                    violations.push(FieldViolation::new("schedule.daily_times", e.to_string()))
+                })
+                .ok()
+        }
+        (true, false) => Schedule::cron(cron)
+            .map_err(|e| violations.push(FieldViolation::new("schedule.cron", e.to_string())))
+            .ok(),
+    }
+}
+
+fn parse_window(secs: i64, nanos: i32) -> Result<Duration, String> {
+    if secs < 0 || nanos < 0 || (secs == 0 && nanos == 0) {
+        return Err("must be positive (e.g. 24h = 86400s)".into());
+    }
+    let d = Duration::seconds(secs) + Duration::nanoseconds(i64::from(nanos));
+    if d < MIN_MAX_WITHOUT_SUCCESS {
+        return Err("must be at least 1 minute".into());
+    }
+    if d > MAX_MAX_WITHOUT_SUCCESS {
+        return Err("must be at most 365 days".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn tenant_ids_are_checked() {
+        assert!(TenantId::parse("acme-01_x").is_ok());
+        for bad in ["", "Acme", "-acme", "a b", "ação", &"a".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn new_tenant_is_not_scheduled_so_has_no_next_run() {
+        let t = Tenant::new(
+            TenantId::parse("t").unwrap(),
+            "T".into(),
+            at("2026-11-28T12:00:00Z"),
+        );
+        assert_eq!(t.next_run_at(at("2026-11-28T12:00:00Z")), None);
+        assert_eq!(t.timezone, DEFAULT_TIMEZONE);
+    }
+
+    #[test]
+    fn health_is_derived_in_order_inactive_never_failing_stale() {
+        let now = at("2026-11-28T12:00:00Z");
+        let base = HealthInputs {
+            active: true,
+            last_finished: None,
+            last_success_at: None,
+            max_time_without_success: Duration::hours(24),
+        };
+        assert_eq!(base.health(now), Health::NeverRun);
+        assert_eq!(
+            HealthInputs {
+                active: false,
+                ..base
+            }
+            .health(now),
+            Health::Inactive
+        );
+        let ok = HealthInputs {
+            last_finished: Some(RunStatus::Success),
+            last_success_at: Some(now - Duration::hours(1)),
+            ..base
+        };
+        assert_eq!(ok.health(now), Health::Healthy);
+        assert_eq!(
+            HealthInputs {
+                last_finished: Some(RunStatus::Failed),
+                ..ok
+            }
+            .health(now),
+            Health::Failing
+        );
+        assert_eq!(
+            HealthInputs {
+                last_success_at: Some(now - Duration::hours(25)),
+                ..ok
+            }
+            .health(now),
+            Health::Stale
+        );
+    }
+
+    #[test]
+    fn schedule_update_names_every_bad_field() {
+        let err = ScheduleUpdate::parse(ScheduleInput {
+            schedule: Some((vec!["25:00".into(), "12:00".into()], String::new())),
+            timezone: Some("Mars/Olympus".into()),
+            max_time_without_success: Some((0, 0)),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "schedule.daily_times[0]",
+                "timezone",
+                "max_time_without_success"
+            ]
+        );
+    }
+
+    #[test]
+    fn sending_a_schedule_turns_scheduling_on_unless_told_otherwise() {
+        let now = at("2026-11-28T12:00:00Z");
+        let mut t = Tenant::new(TenantId::parse("t").unwrap(), "T".into(), now);
+        let input = |scheduled| ScheduleInput {
+            schedule: Some((vec!["00:00".into()], String::new())),
+            scheduled,
+            ..Default::default()
+        };
+        ScheduleUpdate::parse(input(None))
+            .unwrap()
+            .apply(&mut t, now);
+        assert!(t.scheduled);
+        ScheduleUpdate::parse(input(Some(false)))
+            .unwrap()
+            .apply(&mut t, now);
+        assert!(!t.scheduled);
+    }
+}

@@ -1,0 +1,119 @@
+//! One error type for the whole service and the single place it becomes a gRPC status.
+//! Client errors keep their precise code and message; everything else is logged with its
+//! cause chain and answered with a generic message.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Result with [`AppError`].
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// One invalid request field: what the google.rpc.BadRequest details carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, as named in the API ("schedule.daily_times[0]").
+    pub field: String,
+    /// What is wrong and what to send instead.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Every error erpsync answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A request field is invalid; the message names it.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Several request fields are invalid.
+    #[error("invalid request: {}", describe(.0))]
+    InvalidFields(Vec<FieldViolation>),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid token that does not reach this tenant or call.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A limit was exceeded.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The call exists in the contract but its issue is still open.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
+    /// Anything else that is not the caller's fault.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl AppError {
+    /// The gRPC code this error answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) | Self::InvalidFields(_) => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Unimplemented(_) => Code::Unimplemented,
+            Self::Database(_) | Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// A database error that is really a uniqueness conflict becomes `AlreadyExists`.
+    pub fn on_conflict(err: sea_orm::DbErr, what: impl FnOnce() -> String) -> Self {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::AlreadyExists(what()),
+            _ => Self::Database(err),
+        }
+    }
+}
+
+impl From<AppError> for Status {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        match err {
+            AppError::Database(_) | AppError::Internal(_) => {
+                tracing::error!(error = ?anyhow::Error::from(err), "internal error");
+                Status::internal("internal error; the server log has the details")
+            }
+            AppError::InvalidFields(ref violations) => {
+                let mut details = ErrorDetails::new();
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                tracing::debug!(code = ?code, error = %err, "client error");
+                Status::with_error_details(code, err.to_string(), details)
+            }
+            other => {
+                tracing::debug!(code = ?code, error = %other, "client error");
+                Status::new(code, other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The only place that maps between domain values and prost types.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+use super::pb;
+use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::run::{RunStatus, RunSummary, RunTrigger};
+use crate::domain::schedule::Schedule;
+use crate::domain::tables::TableDef;
+use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput};
+use crate::overview::Overview;
+
+/// An instant as a protobuf Timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A span as a protobuf Duration (same sign on both parts, as protobuf requires).
+pub fn duration(d: Duration) -> prost_types::Duration {
+    let seconds = d.num_seconds();
+    let nanos = (d - Duration::seconds(seconds))
+        .num_nanoseconds()
+        .and_then(|n| i32::try_from(n).ok())
+        .unwrap_or(0);
+    prost_types::Duration { seconds, nanos }
+}
+
+/// The overview message.
+pub fn overview(o: Overview) -> pb::Overview {
+    let t = o.tenant;
+    pb::Overview {
+        tenant_id: t.id.to_string(),
+        tenant_name: t.name,
+        integration_type: integration_type(t.integration_type) as i32,
+        erp_name: t.erp_name,
+        erp_version: t.erp_version,
+        deployment_status: deployment_status(t.deployment_status) as i32,
+        active: t.active,
+        scheduled: t.scheduled,
+        next_run_at: o.next_run_at.map(timestamp),
+        next_run_local: o
+            .next_run_at
+            .map(|at| {
+                at.with_timezone(&t.timezone)
+                    .to_rfc3339_opts(SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default(),
+        timezone: t.timezone.name().to_owned(),
+        schedule: Some(schedule(&t.schedule)),
+        max_time_without_success: Some(duration(t.max_time_without_success)),
+        db_size_bytes: o.db_size_bytes,
+        average_duration: o.average_duration.map(duration),
+        business_rule: t.business_rule,
+        last_success_at: o.last_success_at.map(timestamp),
+        health: health(o.health) as i32,
+        open_alerts: o.open_alerts.into_iter().map(alert).collect(),
+        recent_runs: o.recent_runs.into_iter().map(run).collect(),
+    }
+}
+
+fn schedule(s: &Schedule) -> pb::Schedule {
+    match s {
+        Schedule::Daily(times) => pb::Schedule {
+            daily_times: times.iter().map(ToString::to_string).collect(),
+            cron: String::new(),
+        },
+        Schedule::Cron(expr) => pb::Schedule {
+            daily_times: Vec::new(),
+            cron: expr.to_string(),
+        },
+    }
+}
+
+fn integration_type(t: IntegrationType) -> pb::IntegrationType {
+    match t {
+        IntegrationType::Api => pb::IntegrationType::Api,
+        IntegrationType::View => pb::IntegrationType::View,
+    }
+}
+
+/// The domain integration type of a request field; None when unspecified.
+pub fn integration_type_from(v: i32) -> Option<Option<IntegrationType>> {
+    match pb::IntegrationType::try_from(v).ok()? {
+        pb::IntegrationType::Unspecified => Some(None),
+        pb::IntegrationType::Api => Some(Some(IntegrationType::Api)),
+        pb::IntegrationType::View => Some(Some(IntegrationType::View)),
+    }
+}
+
+fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
+    match s {
+        DeploymentStatus::NotStarted => pb::DeploymentStatus::NotStarted,
+        DeploymentStatus::InProgress => pb::DeploymentStatus::InProgress,
+        DeploymentStatus::Completed => pb::DeploymentStatus::Completed,
+    }
+}
+
+/// The domain deployment status of a request field: Some(None) when unspecified, None
+/// when the number is not a value of the enum.
+pub fn deployment_status_from(v: i32) -> Option<Option<DeploymentStatus>> {
+    match pb::DeploymentStatus::try_from(v).ok()? {
+        pb::DeploymentStatus::Unspecified => Some(None),
+        pb::DeploymentStatus::NotStarted => Some(Some(DeploymentStatus::NotStarted)),
+        pb::DeploymentStatus::InProgress => Some(Some(DeploymentStatus::InProgress)),
+        pb::DeploymentStatus::Completed => Some(Some(DeploymentStatus::Completed)),
+    }
+}
+
+fn health(h: Health) -> pb::Health {
+    match h {
+        Health::Healthy => pb::Health::Healthy,
+        Health::Stale => pb::Health::Stale,
+        Health::Failing => pb::Health::Failing,
+        Health::Inactive => pb::Health::Inactive,
+        Health::NeverRun => pb::Health::NeverRun,
+    }
+}
+
+fn alert(a: Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: a.id,
+        kind: match a.kind {
+            AlertKind::Stale => pb::AlertKind::Stale,
+            AlertKind::Failing => pb::AlertKind::Failing,
+            AlertKind::DeletesHeld => pb::AlertKind::DeletesHeld,
+            AlertKind::AbcShiftHeld => pb::AlertKind::AbcShiftHeld,
+        } as i32,
+        message: a.message,
+        opened_at: Some(timestamp(a.opened_at)),
+        resolved_at: a.resolved_at.map(timestamp),
+        run_id: a.run_id.unwrap_or_default(),
+    }
+}
+
+fn run(r: RunSummary) -> pb::Run {
+    pb::Run {
+        duration: r.duration().map(duration),
+        run_id: r.id,
+        status: match r.status {
+            RunStatus::Running => pb::RunStatus::Running,
+            RunStatus::Success => pb::RunStatus::Success,
+            RunStatus::Partial => pb::RunStatus::Partial,
+            RunStatus::Failed => pb::RunStatus::Failed,
+            RunStatus::Interrupted => pb::RunStatus::Interrupted,
+        } as i32,
+        trigger: match r.trigger {
+            RunTrigger::Schedule => pb::RunTrigger::Schedule,
+            RunTrigger::Manual => pb::RunTrigger::Manual,
+        } as i32,
+        started_at: Some(timestamp(r.started_at)),
+        finished_at: r.finished_at.map(timestamp),
+        tables: Vec::new(),
+        stages: Vec::new(),
+        errors: r.error.into_iter().collect(),
+    }
+}
+
+/// The schedule form as sent, for the domain to validate.
+pub fn schedule_input(req: pb::UpdateScheduleRequest) -> ScheduleInput {
+    ScheduleInput {
+        schedule: req.schedule.map(|s| (s.daily_times, s.cron)),
+        timezone: req.timezone,
+        max_time_without_success: req.max_time_without_success.map(|d| (d.seconds, d.nanos)),
+        active: req.active,
+        scheduled: req.scheduled,
+    }
+}
+
+/// One catalog entry.
+pub fn table_info(t: &TableDef) -> pb::TableInfo {
+    pb::TableInfo {
+        id: t.id.to_owned(),
+        label: t.label.to_owned(),
+        description: t.description.to_owned(),
+        required_fields: t.required_fields.iter().map(|f| (*f).to_owned()).collect(),
+        window_days: t.window_days,
+    }
+}

@@ -1,0 +1,17 @@
+//! erpsync: a gRPC sidecar that runs and watches a CRM's ERP integrations.
+//!
+//! Module map:
+//! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table catalog.
+//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries.
+//! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
+//! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
+//! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod overview;
+pub mod storage;

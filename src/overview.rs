@@ -1,0 +1,58 @@
+//! The overview of one tenant ("Informações Gerais"): settings, next run, size, health
+//! and recent runs, gathered from storage and derived by the domain rules.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::alert::Alert;
+use crate::domain::run::RunSummary;
+use crate::domain::tenant::{Health, HealthInputs, Tenant, TenantId};
+use crate::error::Result;
+use crate::storage::{alerts, runs, tenants, usage, Db};
+
+/// How many runs the overview's run log shows.
+pub const RECENT_RUNS: u64 = 10;
+
+/// Everything the overview tab shows.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// The tenant and its settings.
+    pub tenant: Tenant,
+    /// The next scheduled run; None when not active or not scheduled.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The tenant's share of the database.
+    pub db_size_bytes: u64,
+    /// Mean of the last finished runs; None when none.
+    pub average_duration: Option<Duration>,
+    /// When a run last succeeded.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Derived state at a glance.
+    pub health: Health,
+    /// Alerts still open.
+    pub open_alerts: Vec<Alert>,
+    /// Newest first.
+    pub recent_runs: Vec<RunSummary>,
+}
+
+/// Loads the overview of `id` as of `now`; `NotFound` for an unknown tenant.
+pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview> {
+    let tenant = tenants::require(db, id).await?;
+    let last_finished = runs::last_finished(db, id).await?;
+    let last_success_at = runs::last_success_at(db, id).await?;
+    let health = HealthInputs {
+        active: tenant.active,
+        last_finished: last_finished.map(|r| r.status),
+        last_success_at,
+        max_time_without_success: tenant.max_time_without_success,
+    }
+    .health(now);
+    Ok(Overview {
+        next_run_at: tenant.next_run_at(now),
+        db_size_bytes: usage::tenant_db_size(db, id).await?,
+        average_duration: runs::average_duration(db, id).await?,
+        last_success_at,
+        health,
+        open_alerts: alerts::open(db, id).await?,
+        recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
+        tenant,
+    })
+}

@@ -1,0 +1,7 @@
+//! sea-orm entities, one per table. They never leave `storage/`.
+
+pub mod alert;
+pub mod api_token;
+pub mod api_token_tenant;
+pub mod sync_run;
+pub mod tenant;

@@ -1,0 +1,159 @@
+//! Queries of the `tenant` table.
+
+use anyhow::{anyhow, Context};
+use chrono::Duration;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DbBackend, EntityTrait, IntoActiveModel, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use super::{entities::tenant, Db};
+use crate::domain::schedule::{DailyTime, Schedule};
+use crate::domain::tenant::{parse_timezone, DeploymentStatus, IntegrationType, Tenant, TenantId};
+use crate::error::{AppError, Result};
+
+/// Stores a new tenant; `AlreadyExists` when the id is taken.
+pub async fn insert(db: &Db, t: &Tenant) -> Result<()> {
+    tenant::Entity::insert(to_active(t))
+        .exec(db.conn())
+        .await
+        .map_err(|e| AppError::on_conflict(e, || format!("tenant {} already exists", t.id)))?;
+    Ok(())
+}
+
+/// The tenant with this id, if any.
+pub async fn get(db: &Db, id: &TenantId) -> Result<Option<Tenant>> {
+    tenant::Entity::find_by_id(id.as_str())
+        .one(db.conn())
+        .await?
+        .map(from_model)
+        .transpose()
+}
+
+/// The tenant with this id, or `NotFound`.
+pub async fn require(db: &Db, id: &TenantId) -> Result<Tenant> {
+    get(db, id).await?.ok_or_else(|| not_found(id))
+}
+
+/// Every tenant, by id.
+pub async fn list(db: &Db) -> Result<Vec<Tenant>> {
+    tenant::Entity::find()
+        .order_by_asc(tenant::Column::Id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(from_model)
+        .collect()
+}
+
+/// Changes a tenant's settings atomically: `change` sees the stored row and edits it; the
+/// result is written in the same transaction, so concurrent edits never lose each other.
+/// When `change` fails nothing is written.
+pub async fn update<F>(db: &Db, id: &TenantId, change: F) -> Result<Tenant>
+where
+    F: FnOnce(&mut Tenant) -> Result<()>,
+{
+    let txn = db.conn().begin().await?;
+    let mut query = tenant::Entity::find_by_id(id.as_str());
+    if db.backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let model = query.one(&txn).await?.ok_or_else(|| not_found(id))?;
+    let mut t = from_model(model.clone())?;
+    change(&mut t)?;
+    let mut active = model.into_active_model();
+    let new = to_active(&t);
+    active.name = new.name;
+    active.timezone = new.timezone;
+    active.erp_name = new.erp_name;
+    active.erp_version = new.erp_version;
+    active.integration_type = new.integration_type;
+    active.deployment_status = new.deployment_status;
+    active.business_rule = new.business_rule;
+    active.active = new.active;
+    active.scheduled = new.scheduled;
+    active.schedule_daily = new.schedule_daily;
+    active.schedule_cron = new.schedule_cron;
+    active.max_without_success_secs = new.max_without_success_secs;
+    active.updated_at = new.updated_at;
+    active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(t)
+}
+
+fn not_found(id: &TenantId) -> AppError {
+    AppError::NotFound(format!("tenant {id} not found"))
+}
+
+fn to_active(t: &Tenant) -> tenant::ActiveModel {
+    let (daily, cron) = match &t.schedule {
+        Schedule::Daily(times) => (
+            Some(
+                times
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            None,
+        ),
+        Schedule::Cron(expr) => (None, Some(expr.to_string())),
+    };
+    tenant::ActiveModel {
+        id: Set(t.id.as_str().to_owned()),
+        name: Set(t.name.clone()),
+        timezone: Set(t.timezone.name().to_owned()),
+        erp_name: Set(t.erp_name.clone()),
+        erp_version: Set(t.erp_version.clone()),
+        integration_type: Set(t.integration_type.as_str().to_owned()),
+        deployment_status: Set(t.deployment_status.as_str().to_owned()),
+        business_rule: Set(t.business_rule.clone()),
+        active: Set(t.active),
+        scheduled: Set(t.scheduled),
+        schedule_daily: Set(daily),
+        schedule_cron: Set(cron),
+        max_without_success_secs: Set(t.max_time_without_success.num_seconds()),
+        created_at: Set(t.created_at),
+        updated_at: Set(t.updated_at),
+    }
+}
+
+/// Rows are only ever written from validated tenants, so a row that does not parse is
+/// corruption: an internal error naming the tenant, never a panic.
+fn from_model(m: tenant::Model) -> Result<Tenant> {
+    let ctx = || format!("stored tenant {:?} is corrupt", m.id);
+    let schedule = match (&m.schedule_daily, &m.schedule_cron) {
+        (Some(daily), None) => {
+            let times = daily
+                .split(',')
+                .map(str::parse::<DailyTime>)
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(ctx)?;
+            Schedule::daily(times).with_context(ctx)?
+        }
+        (None, Some(cron)) => Schedule::cron(cron).with_context(ctx)?,
+        _ => return Err(anyhow!("{}: no schedule or two", ctx()).into()),
+    };
+    Ok(Tenant {
+        id: TenantId::parse(&m.id)
+            .map_err(|e| anyhow!(e))
+            .with_context(ctx)?,
+        timezone: parse_timezone(&m.timezone)
+            .map_err(|e| anyhow!(e))
+            .with_context(ctx)?,
+        integration_type: IntegrationType::parse(&m.integration_type)
+            .ok_or_else(|| anyhow!("{}: integration type", ctx()))?,
+        deployment_status: DeploymentStatus::parse(&m.deployment_status)
+            .ok_or_else(|| anyhow!("{}: deployment status", ctx()))?,
+        name: m.name,
+        erp_name: m.erp_name,
+        erp_version: m.erp_version,
+        business_rule: m.business_rule,
+        active: m.active,
+        scheduled: m.scheduled,
+        schedule,
+        max_time_without_success: Duration::seconds(m.max_without_success_secs),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}

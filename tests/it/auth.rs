@@ -1,0 +1,245 @@
+//! Every call needs a valid bearer token of the right role for the right tenant.
+
+use chrono::Utc;
+use erpsync::domain::token::{hash_secret, Role};
+use erpsync::grpc::pb::{
+    GetOverviewRequest, ListTablesRequest, PushRequest, Schedule, StreamLogsRequest,
+    UpdateScheduleRequest,
+};
+use erpsync::storage::tokens;
+use tonic::{Code, Request};
+
+use crate::both_backends;
+use crate::helpers::{authed, TestApp};
+
+both_backends!(
+    calls_without_a_valid_token_are_unauthenticated,
+    revoked_token_is_unauthenticated,
+    token_of_another_tenant_is_permission_denied_and_changes_nothing,
+    erp_token_cannot_read_history_and_crm_token_cannot_push,
+    open_rpcs_answer_unimplemented_naming_what_is_missing,
+    malformed_tenant_id_is_invalid_argument,
+);
+
+fn overview_req(tenant: &str) -> GetOverviewRequest {
+    GetOverviewRequest {
+        tenant_id: tenant.into(),
+    }
+}
+
+async fn calls_without_a_valid_token_are_unauthenticated(app: TestApp) {
+    app.create_tenant("acme").await;
+    let mut client = app.history().await;
+    let err = client
+        .get_overview(Request::new(overview_req("acme")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("missing authorization"),
+        "{}",
+        err.message()
+    );
+
+    let mut req = Request::new(overview_req("acme"));
+    req.metadata_mut()
+        .insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+    let err = client.get_overview(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("Bearer"), "{}", err.message());
+
+    let err = client
+        .get_overview(authed(overview_req("acme"), "esk_not-a-real-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "invalid or revoked token");
+
+    let err = client
+        .list_tables(Request::new(ListTablesRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unauthenticated,
+        "even the catalog needs a token"
+    );
+}
+
+async fn revoked_token_is_unauthenticated(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let token = app.token(Role::Crm, &[&acme]).await;
+    let mut client = app.history().await;
+    client
+        .get_overview(authed(overview_req("acme"), &token))
+        .await
+        .unwrap();
+    assert!(
+        tokens::revoke(&app.state.db, &hash_secret(&token), Utc::now())
+            .await
+            .unwrap()
+    );
+    let err = client
+        .get_overview(authed(overview_req("acme"), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "invalid or revoked token");
+    assert!(
+        !tokens::revoke(&app.state.db, &hash_secret(&token), Utc::now())
+            .await
+            .unwrap(),
+        "revoking twice reports nothing revoked"
+    );
+}
+
+async fn token_of_another_tenant_is_permission_denied_and_changes_nothing(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let globex = app.create_tenant("globex").await;
+    let acme_token = app.token(Role::Crm, &[&acme]).await;
+    let globex_token = app.token(Role::Crm, &[&globex]).await;
+    let mut client = app.history().await;
+    let before = client
+        .get_overview(authed(overview_req("globex"), &globex_token))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let err = client
+        .get_overview(authed(overview_req("globex"), &acme_token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("tenant globex"), "{}", err.message());
+
+    let err = client
+        .update_schedule(authed(
+            UpdateScheduleRequest {
+                tenant_id: "globex".into(),
+                schedule: Some(Schedule {
+                    daily_times: vec!["03:00".into()],
+                    cron: String::new(),
+                }),
+                active: Some(false),
+                ..Default::default()
+            },
+            &acme_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A tenant the token does not cover is denied whether or not it exists: no probing.
+    let err = client
+        .get_overview(authed(overview_req("ghost"), &acme_token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let after = client
+        .get_overview(authed(overview_req("globex"), &globex_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before, after);
+}
+
+async fn erp_token_cannot_read_history_and_crm_token_cannot_push(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let erp = app.token(Role::Erp, &[&acme]).await;
+    let crm = app.token(Role::Crm, &[&acme]).await;
+    let err = app
+        .history()
+        .await
+        .get_overview(authed(overview_req("acme"), &erp))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message()
+            .contains("IntegrationHistory needs a token of role crm"),
+        "{}",
+        err.message()
+    );
+
+    let push = PushRequest {
+        tenant_id: "acme".into(),
+        table: "company".into(),
+        records: vec![],
+    };
+    let err = app
+        .ingest()
+        .await
+        .push(authed(push, &crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message()
+            .contains("ErpIngest needs a token of role erp"),
+        "{}",
+        err.message()
+    );
+}
+
+async fn open_rpcs_answer_unimplemented_naming_what_is_missing(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let crm = app.token(Role::Crm, &[&acme]).await;
+    let erp = app.token(Role::Erp, &[&acme]).await;
+    let answer = app
+        .history()
+        .await
+        .stream_logs(authed(
+            StreamLogsRequest {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            },
+            &crm,
+        ))
+        .await;
+    let Err(err) = answer else {
+        panic!("StreamLogs is not implemented yet")
+    };
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().starts_with("StreamLogs"), "{}", err.message());
+
+    let push = PushRequest {
+        tenant_id: "acme".into(),
+        table: "company".into(),
+        records: vec![],
+    };
+    let err = app
+        .ingest()
+        .await
+        .push(authed(push.clone(), &erp))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().starts_with("Push"), "{}", err.message());
+
+    // Auth still comes first.
+    let err = app
+        .ingest()
+        .await
+        .push(Request::new(push))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+async fn malformed_tenant_id_is_invalid_argument(app: TestApp) {
+    let crm = app.token(Role::Crm, &[]).await;
+    let mut client = app.history().await;
+    let err = client
+        .get_overview(authed(overview_req(""), &crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.message(), "tenant_id is required");
+    let err = client
+        .get_overview(authed(overview_req("Acme Corp"), &crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("\"Acme Corp\""), "{}", err.message());
+}

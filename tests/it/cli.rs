@@ -1,0 +1,212 @@
+//! The `erpsync` binary: provisioning commands, the overview client, and `serve` with its
+//! graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use erpsync::grpc::pb::{
+    integration_history_client::IntegrationHistoryClient, GetOverviewRequest, Health,
+};
+
+use crate::helpers::authed;
+
+fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_erpsync"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env_remove("ERPSYNC_LISTEN")
+        .output()
+        .expect("runs the erpsync binary")
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `erpsync serve` on a free port; returns the child and its port, read from the
+/// JSON "ready" log line.
+fn serve(db_url: &str) -> (std::process::Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("DATABASE_URL", db_url)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines.next().expect("server log line").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if v["fields"]["message"] == "erpsync ready" {
+            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
+            break listen.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioned_tenant_and_token_work_against_the_served_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+
+    let created = ok(erpsync(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "acme",
+            "--name",
+            "ACME Ltda",
+            "--erp-name",
+            "Protheus",
+        ],
+    ));
+    assert!(
+        created.contains("id: acme") && created.contains("timezone: America/Sao_Paulo"),
+        "{created}"
+    );
+    assert!(created.contains("next_run: none"), "{created}");
+
+    let dup = erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "Again"],
+    );
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("tenant acme already exists"));
+
+    let bad = erpsync(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "--id",
+            "x",
+            "--name",
+            "X",
+            "--timezone",
+            "Mars/Base",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Mars/Base"));
+
+    let issued = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "crm", "--tenant", "acme"],
+    ));
+    let token = issued.lines().last().unwrap().to_owned();
+    assert!(
+        token.starts_with("esk_"),
+        "the token alone on the last line: {issued}"
+    );
+    let token_id = issued
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("token_id: ")
+        .to_owned();
+
+    let listed = ok(erpsync(&db, &["token", "list"]));
+    assert!(
+        listed.contains(&token_id) && !listed.contains(&token),
+        "ids listed, secrets never"
+    );
+
+    let missing = erpsync(
+        &db,
+        &["token", "issue", "--role", "erp", "--tenant", "ghost"],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("tenant ghost not found"));
+
+    let (mut child, port) = serve(&db);
+    let url = format!("http://127.0.0.1:{port}");
+    let mut client = IntegrationHistoryClient::connect(url.clone())
+        .await
+        .unwrap();
+    let o = client
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(o.tenant_name, "ACME Ltda");
+    assert_eq!(o.erp_name, "Protheus");
+    assert_eq!(o.health(), Health::NeverRun);
+
+    let printed = tokio::task::spawn_blocking({
+        let (url, token, db) = (url.clone(), token.clone(), db.clone());
+        move || {
+            ok(erpsync(
+                &db,
+                &[
+                    "overview", "--tenant", "acme", "--server", &url, "--token", &token,
+                ],
+            ))
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        printed.contains("health:            NEVER_RUN"),
+        "{printed}"
+    );
+    assert!(printed.contains("next run:          none"), "{printed}");
+
+    ok(erpsync(&db, &["token", "revoke", &token_id]));
+    let err = client
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    // SIGTERM: a graceful stop with exit code 0.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[test]
+fn serve_creates_the_sqlite_folder_and_applies_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested/deeper/erpsync.db");
+    let db = format!("sqlite://{}?mode=rwc", file.display());
+    let (mut child, _port) = serve(&db);
+    assert!(file.exists());
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The same file is reused (migrations are idempotent) by the next command.
+    ok(erpsync(&db, &["tenant", "list"]));
+}
+
+#[test]
+fn unsupported_database_url_is_a_clear_error() {
+    let out = erpsync("mysql://root@127.0.0.1/x", &["tenant", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsupported database URL"), "{err}");
+}

@@ -1,0 +1,248 @@
+//! spawn_app: the real server on a free port over a fresh database (a temp SQLite file,
+//! or a throw-away PostgreSQL database when ERPSYNC_TEST_DATABASE_URL is set).
+
+use std::str::FromStr;
+
+use chrono::Utc;
+use erpsync::app::{self, AppState};
+use erpsync::config::Config;
+use erpsync::domain::tenant::{Tenant, TenantId};
+use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::grpc::pb::{
+    erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
+};
+use erpsync::storage::{tenants, tokens};
+use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
+use tokio::sync::oneshot;
+use tonic::{metadata::MetadataValue, transport::Channel, Request};
+
+/// The env var naming an admin URL of a PostgreSQL server tests may create databases on.
+pub const PG_ENV: &str = "ERPSYNC_TEST_DATABASE_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub port: u16,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+    pg_cleanup: Option<PgDatabase>,
+}
+
+/// Runs a test body on both backends: `both_backends!(fn_a, fn_b);` makes
+/// `sqlite::fn_a`, `postgres::fn_a`, … Each body is `async fn(TestApp)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("sqlite is always available");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else {
+                        eprintln!("{} unset: PostgreSQL variant not run", $crate::helpers::PG_ENV);
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Starts the server on 127.0.0.1:0 over a fresh database; None for PostgreSQL when
+/// no test server is configured.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (database_url, pg_cleanup) = match backend {
+        Backend::Sqlite => (
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("erpsync.db").display()
+            ),
+            None,
+        ),
+        Backend::Postgres => {
+            let admin = std::env::var(PG_ENV).ok().filter(|v| !v.is_empty())?;
+            let pg = PgDatabase::create(&admin).await;
+            (pg.url.clone(), Some(pg))
+        }
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+    };
+    let app = app::build(&config).await.expect("server builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    Some(TestApp {
+        port,
+        state,
+        stop: Some(stop),
+        _dir: dir,
+        pg_cleanup,
+    })
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the test server")
+    }
+
+    /// A client of IntegrationHistory.
+    pub async fn history(&self) -> IntegrationHistoryClient<Channel> {
+        IntegrationHistoryClient::new(self.channel().await)
+    }
+
+    /// A client of ErpIngest.
+    pub async fn ingest(&self) -> ErpIngestClient<Channel> {
+        ErpIngestClient::new(self.channel().await)
+    }
+
+    /// Creates a tenant with the product defaults.
+    pub async fn create_tenant(&self, id: &str) -> TenantId {
+        let id = TenantId::parse(id).unwrap();
+        let t = Tenant::new(id.clone(), format!("Tenant {id}"), Utc::now());
+        tenants::insert(&self.state.db, &t).await.unwrap();
+        id
+    }
+
+    /// Issues a token of `role` for `tenants` (empty: every tenant) and returns the secret.
+    pub async fn token(&self, role: Role, tenants: &[&TenantId]) -> String {
+        let new = NewToken::generate().unwrap();
+        let scope = if tenants.is_empty() {
+            TenantScope::All
+        } else {
+            TenantScope::Listed(tenants.iter().map(|t| (*t).clone()).collect())
+        };
+        let grant = Grant {
+            token_id: new.id.clone(),
+            role,
+            scope,
+        };
+        tokens::insert(&self.state.db, &new, &grant, Utc::now())
+            .await
+            .unwrap();
+        new.secret
+    }
+
+    /// Stops the server.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(pg) = self.pg_cleanup.take() {
+            pg.drop_blocking();
+        }
+    }
+}
+
+/// `msg` with `authorization: Bearer <token>`.
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    let v: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    req.metadata_mut().insert("authorization", v);
+    req
+}
+
+/// A throw-away PostgreSQL database, dropped with the test.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin: &str) -> Self {
+        let name = format!("erpsync_test_{}", uuid::Uuid::new_v4().simple());
+        let opts = PgConnectOptions::from_str(admin).expect("valid ERPSYNC_TEST_DATABASE_URL");
+        let mut conn = opts
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let url = with_database(admin, &name);
+        Self {
+            admin: admin.to_owned(),
+            name,
+            url,
+        }
+    }
+
+    fn drop_blocking(self) {
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnectOptions::from_str(&self.admin)
+                    .unwrap()
+                    .connect()
+                    .await
+                {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                        self.name
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `url` pointing at database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{server}/{name}{query}")
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: every test talks to a real server over gRPC.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod grpcurl;
+mod overview;
+mod schedule;
