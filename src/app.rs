@@ -11,6 +11,7 @@ use tonic::service::Routes;
 use crate::config::Config;
 use crate::error::Result;
 use crate::grpc;
+use crate::ingest::Limits;
 use crate::storage::{redact, Db};
 
 /// What every request handler shares; cheap to clone.
@@ -18,6 +19,8 @@ use crate::storage::{redact, Db};
 pub struct AppState {
     /// The database.
     pub db: Db,
+    /// Ingestion limits.
+    pub limits: Limits,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -25,16 +28,23 @@ pub struct App {
     listener: TcpListener,
     routes: Routes,
     state: AppState,
+    retention_days: u32,
 }
 
 /// Connects to the database, applies migrations and binds the listener.
 pub async fn build(config: &Config) -> Result<App> {
+    config
+        .validate()
+        .map_err(crate::error::AppError::InvalidArgument)?;
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let state = AppState { db };
+    let state = AppState {
+        db,
+        limits: config.limits,
+    };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
@@ -45,6 +55,7 @@ pub async fn build(config: &Config) -> Result<App> {
         listener,
         routes,
         state,
+        retention_days: config.request_log_retention_days,
     })
 }
 
@@ -59,13 +70,24 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    /// Serves gRPC and HTTP/1.1 (the JSON ingestion route) on the one port until
+    /// `shutdown` completes, lets in-flight calls finish, then stops the background jobs.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        tonic::transport::Server::builder()
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let retention = tokio::spawn(crate::worker::retention::run(
+            self.state.db.clone(),
+            self.retention_days,
+            jobs_stopped,
+        ));
+        let served = tonic::transport::Server::builder()
+            .accept_http1(true)
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
-            .context("the gRPC server failed")?;
+            .context("the server failed");
+        let _ = stop_jobs.send(true);
+        let _ = retention.await;
+        served?;
         tracing::info!("erpsync stopped");
         Ok(())
     }

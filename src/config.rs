@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::ingest::Limits;
 use crate::storage::DEFAULT_DATABASE_URL;
 
 /// Where the server listens by default.
@@ -24,6 +25,34 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
+    /// Ingestion limits (body size, records per batch, logged body cap).
+    pub limits: Limits,
+    /// Request-log rows older than this many days are deleted (at least 7).
+    pub request_log_retention_days: u32,
+}
+
+/// Retention can never go below a week: the Histórico export covers the last 7 days.
+pub const MIN_RETENTION_DAYS: u32 = 7;
+/// Default request-log retention.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+impl Config {
+    /// Checks the settings that cannot be checked by their types alone.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_log_retention_days < MIN_RETENTION_DAYS {
+            return Err(format!(
+                "--request-log-retention-days must be at least {MIN_RETENTION_DAYS} (the Histórico export covers 7 days), got {}",
+                self.request_log_retention_days
+            ));
+        }
+        if self.limits.max_body_bytes == 0 || self.limits.max_records == 0 {
+            return Err("--max-body-bytes and --max-records must be positive".into());
+        }
+        if self.limits.log_body_cap < 1024 {
+            return Err("--request-log-body-cap must be at least 1024 bytes".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -31,6 +60,8 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            limits: Limits::default(),
+            request_log_retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }

@@ -5,6 +5,9 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// What callers see of an internal error.
+const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
+
 /// Result with [`AppError`].
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -85,6 +88,43 @@ impl AppError {
         }
     }
 
+    /// The gRPC code's canonical name ("INVALID_ARGUMENT"), as logged and sent over HTTP.
+    pub fn code_name(&self) -> &'static str {
+        match self.code() {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            _ => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status equivalent to the gRPC code.
+    pub fn http_status(&self) -> u16 {
+        match self.code() {
+            Code::InvalidArgument => 400,
+            Code::Unauthenticated => 401,
+            Code::PermissionDenied => 403,
+            Code::NotFound => 404,
+            Code::AlreadyExists => 409,
+            Code::ResourceExhausted => 413,
+            Code::Unimplemented => 501,
+            _ => 500,
+        }
+    }
+
+    /// The message a caller may see: the error itself for client errors, a generic one
+    /// for internal errors (whose details go to the server log only).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Database(_) | Self::Internal(_) => INTERNAL_MESSAGE.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     /// A database error that is really a uniqueness conflict becomes `AlreadyExists`.
     pub fn on_conflict(err: sea_orm::DbErr, what: impl FnOnce() -> String) -> Self {
         match err.sql_err() {
@@ -100,7 +140,7 @@ impl From<AppError> for Status {
         match err {
             AppError::Database(_) | AppError::Internal(_) => {
                 tracing::error!(error = ?anyhow::Error::from(err), "internal error");
-                Status::internal("internal error; the server log has the details")
+                Status::internal(INTERNAL_MESSAGE)
             }
             AppError::InvalidFields(ref violations) => {
                 let mut details = ErrorDetails::new();

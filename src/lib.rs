@@ -4,6 +4,8 @@
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table catalog.
 //! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries.
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
+//! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
+//! * [`worker`] — background jobs (request-log retention).
 //! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
 
@@ -13,5 +15,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod http;
+pub mod ingest;
 pub mod overview;
 pub mod storage;
+pub mod worker;

@@ -49,6 +49,18 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ERPSYNC_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Largest accepted ingestion request (HTTP body or gRPC message), in bytes.
+        #[arg(long, env = "ERPSYNC_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+        max_body_bytes: usize,
+        /// Most records in one pushed batch.
+        #[arg(long, env = "ERPSYNC_MAX_RECORDS", default_value_t = 10_000)]
+        max_records: usize,
+        /// Logged request bodies longer than this are stored cut (marked), in bytes.
+        #[arg(long, env = "ERPSYNC_REQUEST_LOG_BODY_CAP", default_value_t = 1024 * 1024)]
+        request_log_body_cap: usize,
+        /// Request-log rows older than this many days are deleted (at least 7).
+        #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
+        request_log_retention_days: u32,
     },
     /// Applies pending database migrations and exits.
     Migrate,
@@ -76,11 +88,24 @@ impl Cli {
     /// Runs the parsed command.
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve { listen } => {
+            Command::Serve {
+                listen,
+                max_body_bytes,
+                max_records,
+                request_log_body_cap,
+                request_log_retention_days,
+            } => {
                 let config = Config {
                     listen,
                     database_url: self.database_url,
+                    limits: crate::ingest::Limits {
+                        max_body_bytes,
+                        max_records,
+                        log_body_cap: request_log_body_cap,
+                    },
+                    request_log_retention_days,
                 };
+                config.validate().map_err(anyhow::Error::msg)?;
                 let app = crate::app::build(&config).await?;
                 app.run_until_stopped(crate::app::shutdown_signal()).await?;
                 Ok(())

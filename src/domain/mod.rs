@@ -2,6 +2,9 @@
 //! property-tested on its own, and every other layer calls into it.
 
 pub mod alert;
+pub mod batch;
+pub mod record;
+pub mod request_log;
 pub mod run;
 pub mod schedule;
 pub mod tables;

@@ -1,4 +1,4 @@
-//! Bearer-token authentication and per-tenant authorization of every call.
+//! Bearer-token authentication and per-tenant authorization of every call (gRPC and HTTP).
 
 use tonic::Request;
 
@@ -11,23 +11,30 @@ use crate::storage::tokens;
 /// Checks the call's `authorization: Bearer …` metadata: UNAUTHENTICATED when absent,
 /// malformed, unknown or revoked.
 pub async fn authenticate<T>(state: &AppState, req: &Request<T>) -> Result<Grant> {
-    let header = req
-        .metadata()
-        .get("authorization")
-        .ok_or_else(|| {
-            AppError::Unauthenticated(
-                "missing authorization metadata: send \"authorization: Bearer <token>\"".into(),
-            )
-        })?
-        .to_str()
-        .map_err(|_| AppError::Unauthenticated("authorization metadata is not text".into()))?;
+    let header =
+        match req.metadata().get("authorization") {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                AppError::Unauthenticated("authorization metadata is not text".into())
+            })?),
+        };
+    authenticate_header(state, header).await
+}
+
+/// Checks an `authorization` header value (gRPC metadata or HTTP header alike).
+pub async fn authenticate_header(state: &AppState, header: Option<&str>) -> Result<Grant> {
+    let header = header.ok_or_else(|| {
+        AppError::Unauthenticated(
+            "missing authorization: send \"authorization: Bearer <token>\"".into(),
+        )
+    })?;
     let secret = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            AppError::Unauthenticated("authorization metadata must be \"Bearer <token>\"".into())
+            AppError::Unauthenticated("authorization must be \"Bearer <token>\"".into())
         })?;
     tokens::find_grant(&state.db, &hash_secret(secret))
         .await?

@@ -1,14 +1,22 @@
-//! ErpIngest: where ERPs push their records.
+//! ErpIngest: where ERPs push their records over gRPC.
 
+use std::time::Instant;
+
+use axum::extract::State;
+use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use super::auth::tenant_call;
+use super::auth::{authenticate_header, tenant_call};
+use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
 use crate::app::AppState;
-use crate::domain::token::Role;
+use crate::domain::request_log::Transport;
+use crate::domain::token::{Role, TenantScope};
 use crate::error::AppError;
+use crate::ingest::{self, RequestMeta};
 
 const SERVICE: &str = "ErpIngest";
+const PUSH_ENDPOINT: &str = "ErpIngest/Push";
 
 /// The service, over the shared application state.
 pub struct Service {
@@ -20,14 +28,6 @@ impl Service {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
-
-    /// Checks auth, then answers UNIMPLEMENTED naming what is still missing.
-    async fn not_yet<T>(&self, req: &Request<T>, tenant_id: &str, what: &str) -> Status {
-        match tenant_call(&self.state, req, Role::Erp, SERVICE, tenant_id).await {
-            Err(e) => e.into(),
-            Ok(_) => AppError::Unimplemented(format!("{what} is not implemented yet")).into(),
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -36,25 +36,115 @@ impl ErpIngest for Service {
         &self,
         req: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "Push (record validation, staging and the request log)",
-            )
-            .await)
+        let received_at = Utc::now();
+        let started = Instant::now();
+        let tenant = tenant_call(
+            &self.state,
+            &req,
+            Role::Erp,
+            SERVICE,
+            &req.get_ref().tenant_id,
+        )
+        .await?;
+        let msg = req.into_inner();
+        let records: Vec<serde_json::Value> =
+            msg.records.iter().map(convert::record_json).collect();
+        let request_body = serde_json::json!({
+            "tenant_id": msg.tenant_id,
+            "table": msg.table,
+            "records": records,
+        })
+        .to_string();
+        let meta = RequestMeta {
+            tenant,
+            transport: Transport::Grpc,
+            endpoint: PUSH_ENDPOINT.into(),
+            table: Some(msg.table),
+            received_at,
+            started,
+            request_body,
+        };
+        let (reply, _) = ingest::push(&self.state, meta, &records).await?;
+        Ok(Response::new(convert::push_response(reply)))
     }
 
     async fn report_counts(
         &self,
         req: Request<pb::ReportCountsRequest>,
     ) -> Result<Response<pb::ReportCountsResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ReportCounts (onboarding reconciliation)",
-            )
-            .await)
+        tenant_call(
+            &self.state,
+            &req,
+            Role::Erp,
+            SERVICE,
+            &req.get_ref().tenant_id,
+        )
+        .await?;
+        Err(AppError::Unimplemented(
+            "ReportCounts (onboarding reconciliation) is not implemented yet".into(),
+        )
+        .into())
     }
+}
+
+/// Turns tonic's "decoded message length too large" (OUT_OF_RANGE) into
+/// RESOURCE_EXHAUSTED with a message naming the limit, and logs the request to the
+/// tenant of its erp token: an oversized push is a request the tenant must see.
+pub async fn size_guard(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let received_at = Utc::now();
+    let started = Instant::now();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(req).await;
+    let Some(found) = decoded_too_large(&response) else {
+        return response;
+    };
+    let err = AppError::ResourceExhausted(format!(
+        "request of {found} bytes is over the {} byte limit: split the batch",
+        state.limits.max_body_bytes
+    ));
+    let err = match authenticate_header(&state, auth.as_deref()).await {
+        Ok(grant) => match grant.scope {
+            TenantScope::Listed(ids) if grant.role == Role::Erp && ids.len() == 1 => {
+                let meta = RequestMeta {
+                    tenant: ids.into_iter().next().expect("one tenant"),
+                    transport: Transport::Grpc,
+                    endpoint: PUSH_ENDPOINT.into(),
+                    table: None,
+                    received_at,
+                    started,
+                    request_body: format!("(not stored: {found} bytes, over the limit)"),
+                };
+                ingest::log_failure(&state, &meta, err).await
+            }
+            _ => err,
+        },
+        Err(auth_err) => auth_err,
+    };
+    Status::from(err).into_http::<axum::body::Body>()
+}
+
+/// The size tonic reported when it refused a message as too large.
+fn decoded_too_large(response: &axum::response::Response) -> Option<u64> {
+    let headers = response.headers();
+    if headers.get("grpc-status")?.as_bytes() != b"11" {
+        return None;
+    }
+    let message = headers
+        .get("grpc-message")?
+        .to_str()
+        .ok()?
+        .replace("%20", " ");
+    if !message.contains("message length too large") {
+        return None;
+    }
+    let after = message.split("found ").nth(1)?;
+    after.split(' ').next()?.parse().ok()
 }

@@ -1,11 +1,12 @@
 //! The gRPC transport: generated types, the services, auth, health and reflection, all
 //! wired in one place. prost types never leave this module (convert.rs maps them).
 
-mod auth;
+pub(crate) mod auth;
 mod convert;
 mod erp_ingest;
 mod integration_history;
 
+use tonic::server::NamedService;
 use tonic::service::Routes;
 
 use crate::app::AppState;
@@ -44,11 +45,31 @@ pub async fn routes(state: AppState) -> Result<Routes> {
         .set_serving::<ErpIngestServer<erp_ingest::Service>>()
         .await;
 
-    Ok(Routes::new(IntegrationHistoryServer::new(
+    // ErpIngest gets its own route so a message over the body limit can be answered
+    // RESOURCE_EXHAUSTED and logged to the tenant (tonic alone would answer OUT_OF_RANGE).
+    let ingest = ErpIngestServer::new(erp_ingest::Service::new(state.clone()))
+        .max_decoding_message_size(state.limits.max_body_bytes);
+    let ingest_route = axum::Router::new()
+        .route_service(
+            &format!(
+                "/{}/{{*rest}}",
+                <ErpIngestServer<erp_ingest::Service> as NamedService>::NAME
+            ),
+            ingest,
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            erp_ingest::size_guard,
+        ));
+
+    let router = Routes::new(IntegrationHistoryServer::new(
         integration_history::Service::new(state.clone()),
     ))
-    .add_service(ErpIngestServer::new(erp_ingest::Service::new(state)))
     .add_service(health)
     .add_service(reflection_v1)
-    .add_service(reflection_v1alpha))
+    .add_service(reflection_v1alpha)
+    .into_axum_router()
+    .merge(ingest_route)
+    .merge(crate::http::router(state));
+    Ok(Routes::from(router))
 }

@@ -3,7 +3,9 @@
 
 pub mod alerts;
 mod entities;
+pub mod request_log;
 pub mod runs;
+pub mod staging;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;

@@ -2,8 +2,10 @@
 //! banco de dados da integração").
 //!
 //! A tenant's share is the sum, over every row it owns, of the stored text form of each
-//! column: the same definition on SQLite and PostgreSQL, measured by the database itself
-//! through the tenant indexes (never a full scan).
+//! column: the same definition on SQLite and PostgreSQL. Small tables are measured by the
+//! database itself through the tenant indexes; the big ones (staging, request log) keep
+//! running counters in `tenant_usage`, updated in the same transaction as the rows, so the
+//! overview never scans millions of rows.
 
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -77,7 +79,12 @@ pub async fn tenant_db_size(db: &Db, tenant: &TenantId) -> Result<u64> {
             format!("(SELECT COALESCE(SUM({row}), 0) FROM \"{table}\" WHERE \"{key}\" = $1)")
         })
         .collect();
-    let sql = format!("SELECT CAST({} AS BIGINT) AS bytes", parts.join(" + "));
+    let counted = "(SELECT COALESCE(SUM(staged_bytes + request_log_bytes), 0) FROM tenant_usage \
+                   WHERE tenant_id = $1)";
+    let sql = format!(
+        "SELECT CAST({} + {counted} AS BIGINT) AS bytes",
+        parts.join(" + ")
+    );
     let stmt = Statement::from_sql_and_values(db.backend(), sql, [tenant.as_str().into()]);
     let row = db.conn().query_one(stmt).await?;
     let bytes: i64 = match row {
@@ -85,4 +92,43 @@ pub async fn tenant_db_size(db: &Db, tenant: &TenantId) -> Result<u64> {
         None => 0,
     };
     Ok(u64::try_from(bytes).unwrap_or(0))
+}
+
+/// A change of a tenant's counted usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Staged rows added (negative: removed).
+    pub staged_rows: i64,
+    /// Staged bytes added.
+    pub staged_bytes: i64,
+    /// Request-log rows added.
+    pub request_log_rows: i64,
+    /// Request-log bytes added.
+    pub request_log_bytes: i64,
+}
+
+/// Adds `d` to the tenant's counters, inside the caller's transaction.
+pub async fn add<C: ConnectionTrait>(conn: &C, tenant: &TenantId, d: Delta) -> Result<()> {
+    if d == Delta::default() {
+        return Ok(());
+    }
+    let sql = "INSERT INTO tenant_usage (tenant_id, staged_rows, staged_bytes, request_log_rows, \
+               request_log_bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
+               staged_rows = tenant_usage.staged_rows + excluded.staged_rows, \
+               staged_bytes = tenant_usage.staged_bytes + excluded.staged_bytes, \
+               request_log_rows = tenant_usage.request_log_rows + excluded.request_log_rows, \
+               request_log_bytes = tenant_usage.request_log_bytes + excluded.request_log_bytes";
+    conn.execute(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        [
+            tenant.as_str().into(),
+            d.staged_rows.into(),
+            d.staged_bytes.into(),
+            d.request_log_rows.into(),
+            d.request_log_bytes.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }

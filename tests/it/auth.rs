@@ -3,8 +3,8 @@
 use chrono::Utc;
 use erpsync::domain::token::{hash_secret, Role};
 use erpsync::grpc::pb::{
-    GetOverviewRequest, ListTablesRequest, PushRequest, Schedule, StreamLogsRequest,
-    UpdateScheduleRequest,
+    GetOverviewRequest, ListTablesRequest, PushRequest, ReportCountsRequest, Schedule,
+    StreamLogsRequest, UpdateScheduleRequest,
 };
 use erpsync::storage::tokens;
 use tonic::{Code, Request};
@@ -203,25 +203,28 @@ async fn open_rpcs_answer_unimplemented_naming_what_is_missing(app: TestApp) {
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().starts_with("StreamLogs"), "{}", err.message());
 
-    let push = PushRequest {
+    let counts = ReportCountsRequest {
         tenant_id: "acme".into(),
-        table: "company".into(),
-        records: vec![],
+        counts: Default::default(),
     };
     let err = app
         .ingest()
         .await
-        .push(authed(push.clone(), &erp))
+        .report_counts(authed(counts.clone(), &erp))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().starts_with("Push"), "{}", err.message());
+    assert!(
+        err.message().starts_with("ReportCounts"),
+        "{}",
+        err.message()
+    );
 
     // Auth still comes first.
     let err = app
         .ingest()
         .await
-        .push(Request::new(push))
+        .report_counts(Request::new(counts))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -29,6 +29,7 @@ pub enum Backend {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub port: u16,
+    pub backend: Backend,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -69,6 +70,11 @@ macro_rules! both_backends {
 /// Starts the server on 127.0.0.1:0 over a fresh database; None for PostgreSQL when
 /// no test server is configured.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration adjusted by `tune` (small limits, …).
+pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_cleanup) = match backend {
         Backend::Sqlite => (
@@ -84,10 +90,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (pg.url.clone(), Some(pg))
         }
     };
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
+        ..Config::default()
     };
+    tune(&mut config);
     let app = app::build(&config).await.expect("server builds");
     let port = app.port();
     let state = app.state().clone();
@@ -97,6 +105,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     }));
     Some(TestApp {
         port,
+        backend,
         state,
         stop: Some(stop),
         _dir: dir,
@@ -245,4 +254,41 @@ fn with_database(url: &str, name: &str) -> String {
         None => base,
     };
     format!("{server}/{name}{query}")
+}
+
+/// A raw HTTP/1.1 POST (what an ERP's middleware sends); returns status and body.
+pub async fn http_post(port: u16, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{auth}\r\n",
+        body.len()
+    );
+    let (mut reader, mut writer) = stream.split();
+    let send = async {
+        // The server may answer (413) before reading a large body: a failed write is fine.
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(body).await;
+    };
+    let mut raw = Vec::new();
+    let receive = reader.read_to_end(&mut raw);
+    let ((), read) = tokio::join!(send, receive);
+    read.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

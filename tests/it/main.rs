@@ -5,5 +5,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod grpcurl;
+mod ingest;
+mod ingest_props;
 mod overview;
 mod schedule;

@@ -1,0 +1,458 @@
+//! Ingestion benchmark (issue #3): records/s through the real server (gRPC, batches of 500,
+//! 2 concurrent clients, ~10 fields a record, request log on) against the ceiling of the
+//! same rows written straight into the same database with one prepared multi-row insert
+//! per batch, no server — measured in the same run. Also the server's peak RSS.
+//!
+//! Run: `cargo bench --bench ingest` (add `-- --records N` to size it). PostgreSQL is
+//! measured too when ERPSYNC_BENCH_DATABASE_URL (or ERPSYNC_TEST_DATABASE_URL) names a
+//! server the bench may create a database on. Prints one JSON object per backend and
+//! writes the figures to BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use erpsync::domain::tenant::{Tenant, TenantId};
+use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::grpc::pb::{erp_ingest_client::ErpIngestClient, PushRequest, Record};
+use erpsync::storage::{tenants, tokens, Db};
+use sqlx::{ConnectOptions, Connection};
+use tonic::metadata::MetadataValue;
+
+const BATCH: usize = 500;
+const CLIENTS: usize = 2;
+
+struct Figures {
+    backend: &'static str,
+    records: usize,
+    server_rps: f64,
+    ceiling_rps: f64,
+    peak_rss_mb: f64,
+}
+
+fn main() {
+    let records = std::env::args()
+        .skip_while(|a| a != "--records")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300_000usize);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut results = Vec::new();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    results.push(rt.block_on(run("sqlite", &sqlite_url, records)));
+
+    let pg_admin = std::env::var("ERPSYNC_BENCH_DATABASE_URL")
+        .or_else(|_| std::env::var("ERPSYNC_TEST_DATABASE_URL"))
+        .ok();
+    if let Some(admin) = pg_admin {
+        let name = format!("erpsync_bench_{}", std::process::id());
+        let url = rt.block_on(create_pg(&admin, &name));
+        results.push(rt.block_on(run("postgres", &url, records)));
+        rt.block_on(drop_pg(&admin, &name));
+    } else {
+        eprintln!("ERPSYNC_BENCH_DATABASE_URL unset: PostgreSQL not measured");
+    }
+
+    for f in &results {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "ingest",
+                "backend": f.backend,
+                "records": f.records,
+                "batch": BATCH,
+                "clients": CLIENTS,
+                "server_records_per_s": f.server_rps.round(),
+                "ceiling_records_per_s": f.ceiling_rps.round(),
+                "ratio": (f.server_rps / f.ceiling_rps * 1000.0).round() / 1000.0,
+                "server_peak_rss_mb": (f.peak_rss_mb * 10.0).round() / 10.0,
+            })
+        );
+    }
+    write_markdown(&results);
+}
+
+async fn run(backend: &'static str, url: &str, records: usize) -> Figures {
+    let db = Db::connect(url).await.expect("database");
+    db.migrate().await.expect("migrations");
+    let tenant = TenantId::parse("bench").unwrap();
+    let ceiling_tenant = TenantId::parse("ceiling").unwrap();
+    for t in [&tenant, &ceiling_tenant] {
+        tenants::insert(&db, &Tenant::new(t.clone(), t.to_string(), Utc::now()))
+            .await
+            .expect("tenant");
+    }
+    let token = NewToken::generate().unwrap();
+    tokens::insert(
+        &db,
+        &token,
+        &Grant {
+            token_id: token.id.clone(),
+            role: Role::Erp,
+            scope: TenantScope::Listed(vec![tenant.clone()]),
+        },
+        Utc::now(),
+    )
+    .await
+    .expect("token");
+
+    let batches: Vec<Vec<Company>> = (0..records.div_ceil(BATCH))
+        .map(|b| (0..BATCH).map(|i| Company::new(b * BATCH + i)).collect())
+        .collect();
+
+    // The server, as a separate process so its memory is its own.
+    let (mut child, port) = serve(url);
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kb(pid, "VmRSS:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let requests: Vec<PushRequest> = batches
+        .iter()
+        .map(|batch| PushRequest {
+            tenant_id: "bench".into(),
+            table: "company".into(),
+            records: batch.iter().map(Company::record).collect(),
+        })
+        .collect();
+    let auth: MetadataValue<_> = format!("Bearer {}", token.secret).parse().unwrap();
+    let mut per_client: Vec<Vec<PushRequest>> = (0..CLIENTS).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        per_client[i % CLIENTS].push(r);
+    }
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for mine in per_client {
+        let auth = auth.clone();
+        handles.push(tokio::spawn(async move {
+            let mut client = ErpIngestClient::connect(format!("http://127.0.0.1:{port}"))
+                .await
+                .expect("connect")
+                .max_encoding_message_size(64 << 20);
+            let mut accepted = 0u64;
+            for req in mine {
+                let mut req = tonic::Request::new(req);
+                req.metadata_mut().insert("authorization", auth.clone());
+                accepted += u64::from(client.push(req).await.expect("push").into_inner().accepted);
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for h in handles {
+        accepted += h.await.unwrap();
+    }
+    let server_secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak_kb = peak.load(Ordering::Relaxed).max(rss_kb(pid, "VmHWM:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let total = batches.len() * BATCH;
+    assert_eq!(accepted as usize, total, "every record accepted");
+
+    // The ceiling: the same rows, one prepared multi-row insert per batch, no server.
+    let ceiling_secs = ceiling(url, &batches).await;
+    Figures {
+        backend,
+        records: total,
+        server_rps: total as f64 / server_secs,
+        ceiling_rps: total as f64 / ceiling_secs,
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+    }
+}
+
+async fn ceiling(url: &str, batches: &[Vec<Company>]) -> f64 {
+    let columns = "tenant_id, table_name, external_id, fields, content_hash, updated_at, deleted, changed_at, request_id, size_bytes";
+    let tuples: Vec<String> = (0..BATCH)
+        .map(|r| {
+            let ps: Vec<String> = (1..=10).map(|c| format!("${}", r * 10 + c)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO staged_record ({columns}) VALUES {}",
+        tuples.join(", ")
+    );
+    let now = Utc::now();
+    macro_rules! insert_all {
+        ($conn:expr) => {{
+            let started = Instant::now();
+            for batch in batches {
+                let mut tx = $conn.begin().await.unwrap();
+                let mut q = sqlx::query(&sql);
+                for c in batch {
+                    q = q
+                        .bind("ceiling")
+                        .bind("company")
+                        .bind(c.external_id())
+                        .bind(c.normalized_json())
+                        .bind(0i64)
+                        .bind(Option::<chrono::DateTime<Utc>>::None)
+                        .bind(false)
+                        .bind(now)
+                        .bind("00000000-0000-0000-0000-000000000000")
+                        .bind(300i64);
+                }
+                q.execute(&mut *tx).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+            started.elapsed().as_secs_f64()
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .connect()
+            .await
+            .unwrap();
+        insert_all!(conn)
+    } else {
+        let mut conn = sqlx::postgres::PgConnectOptions::from_str(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        insert_all!(conn)
+    }
+}
+
+/// A company record with ~10 fields, its CNPJ valid.
+struct Company {
+    n: usize,
+    cnpj: String,
+}
+
+impl Company {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            cnpj: cnpj(n as u64),
+        }
+    }
+
+    fn external_id(&self) -> String {
+        format!("C{:08}", self.n)
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("name", format!("Empresa {} Comércio de Peças Ltda", self.n)),
+            ("document", self.cnpj.clone()),
+            ("seller_id", format!("S{:03}", self.n % 150)),
+            (
+                "city",
+                ["Curitiba", "São Paulo", "Recife", "Porto Alegre"][self.n % 4].into(),
+            ),
+            ("state", ["PR", "SP", "PE", "RS"][self.n % 4].into()),
+            (
+                "email",
+                format!("compras{}@empresa{}.com.br", self.n % 7, self.n),
+            ),
+            (
+                "phone",
+                format!("+55 41 3{:03}-{:04}", self.n % 1000, self.n % 10_000),
+            ),
+            (
+                "segment",
+                ["varejo", "atacado", "indústria"][self.n % 3].into(),
+            ),
+            (
+                "credit_limit",
+                format!("{}.{:02}", 1000 + self.n % 50_000, self.n % 100),
+            ),
+            ("notes", "cliente desde 2019; pagamento 30/60/90".into()),
+        ]
+    }
+
+    fn record(&self) -> Record {
+        use prost_types::value::Kind;
+        Record {
+            external_id: self.external_id(),
+            fields: Some(prost_types::Struct {
+                fields: self
+                    .fields()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_owned(),
+                            prost_types::Value {
+                                kind: Some(Kind::StringValue(v)),
+                            },
+                        )
+                    })
+                    .collect(),
+            }),
+            updated_at: None,
+            deleted: false,
+        }
+    }
+
+    fn normalized_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+/// A valid CNPJ (digits only) built from `n`.
+fn cnpj(n: u64) -> String {
+    let mut d: Vec<u32> = format!("{:08}0001", n % 100_000_000)
+        .chars()
+        .map(|c| c.to_digit(10).unwrap())
+        .collect();
+    for weights in [
+        &[5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2][..],
+        &[6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2][..],
+    ] {
+        let sum: u32 = d.iter().zip(weights).map(|(a, b)| a * b).sum();
+        let r = sum % 11;
+        d.push(if r < 2 { 0 } else { 11 - r });
+    }
+    d.iter()
+        .map(|x| char::from_digit(*x, 10).unwrap())
+        .collect()
+}
+
+fn serve(url: &str) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn,erpsync::app=info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starts erpsync serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("server log").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "erpsync ready" {
+            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
+            break listen.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+fn rss_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn create_pg(admin: &str, name: &str) -> String {
+    let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
+        .unwrap()
+        .connect()
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.split('?').next().unwrap();
+    let slash = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[slash..].find('/') {
+        Some(i) => &base[..slash + i],
+        None => base,
+    };
+    format!("{server}/{name}")
+}
+
+async fn drop_pg(admin: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::postgres::PgConnectOptions::from_str(admin)
+        .unwrap()
+        .connect()
+        .await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+fn write_markdown(results: &[Figures]) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mut section = format!(
+        "## Ingestion (issue #3)\n\n`cargo bench --bench ingest` — {} on {cores} cores ({cpu}).\n\
+         gRPC Push, batches of {BATCH}, {CLIENTS} concurrent clients, 10 fields a record, request log on;\n\
+         ceiling: the same rows, one prepared multi-row insert per batch straight into the same database.\n\n\
+         | backend | records | server records/s | ceiling records/s | ratio | server peak RSS |\n|---|---|---|---|---|---|\n",
+        Utc::now().format("%Y-%m-%d"),
+    );
+    for f in results {
+        section.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} MB |\n",
+            f.backend,
+            f.records,
+            f.server_rps,
+            f.ceiling_rps,
+            f.server_rps / f.ceiling_rps,
+            f.peak_rss_mb
+        ));
+    }
+    section.push_str("\nTargets: ≥ 40 000 records/s on SQLite, ratio ≥ 0.5, peak RSS ≤ 300 MB.\n");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures measured on this project's CI machine kind; each section is rewritten by its bench.\n\n".into());
+    let start = old.find("## Ingestion (issue #3)");
+    let new = match start {
+        Some(s) => {
+            let end = old[s + 3..]
+                .find("\n## ")
+                .map_or(old.len(), |e| s + 3 + e + 1);
+            format!("{}{}{}", &old[..s], section, &old[end..])
+        }
+        None => format!("{old}{section}"),
+    };
+    if let Err(e) = std::fs::write(&path, new) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+}

@@ -1,0 +1,223 @@
+//! A pushed batch, judged record by record: each record is either staged or rejected
+//! with its index, external id, field and a reason a person can act on. The same rules
+//! serve gRPC and HTTP, which both hand records over as JSON values.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::record::{self, ParsedDate};
+use super::tables::TableDef;
+
+/// Longest accepted external id, in characters.
+pub const MAX_EXTERNAL_ID: usize = 200;
+
+/// One record the batch could not keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Position in the batch, from 0.
+    pub index: u32,
+    /// The record's external id as sent ("" when it had none).
+    pub external_id: String,
+    /// The field at fault, or "" for the record as a whole.
+    pub field: String,
+    /// What is wrong and what to send instead.
+    pub reason: String,
+}
+
+/// A record that passed validation, ready to stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRecord {
+    /// Position in the batch, from 0.
+    pub index: u32,
+    /// The record's id in the ERP.
+    pub external_id: String,
+    /// Normalized fields (empty for a deletion).
+    pub fields: Map<String, Value>,
+    /// When the ERP last changed it, if it said.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// A tombstone: delete it from the CRM at the next sync.
+    pub deleted: bool,
+}
+
+/// The verdict on a batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judged {
+    /// Records to stage, at most one per external id.
+    pub valid: Vec<ValidRecord>,
+    /// Records rejected, in batch order.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Judges every record of a batch of `table`. Naive `updated_at` values are read in the
+/// tenant's zone `tz`. When an external id appears more than once the last one wins and
+/// each earlier one is reported, so accepted + rejected always equals the batch size.
+pub fn judge(table: &TableDef, records: &[Value], tz: Tz) -> Judged {
+    let mut out = Judged::default();
+    let mut last_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, rec) in records.iter().enumerate() {
+        if let Some(id) = rec.get("external_id").and_then(Value::as_str) {
+            last_of.insert(id, i);
+        }
+    }
+    for (i, rec) in records.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        match judge_one(table, index, rec, tz) {
+            Ok(valid) => match last_of.get(valid.external_id.as_str()) {
+                Some(&last) if last != i => out.rejected.push(Rejection {
+                    index,
+                    external_id: valid.external_id,
+                    field: "external_id".into(),
+                    reason: format!(
+                        "duplicated in this batch: record {last} has the same external_id and wins"
+                    ),
+                }),
+                _ => out.valid.push(valid),
+            },
+            Err(rejection) => out.rejected.push(rejection),
+        }
+    }
+    out
+}
+
+fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidRecord, Rejection> {
+    let reject = |external_id: &str, field: &str, reason: String| Rejection {
+        index,
+        external_id: external_id.to_owned(),
+        field: field.to_owned(),
+        reason,
+    };
+    let Some(obj) = rec.as_object() else {
+        return Err(reject(
+            "",
+            "",
+            format!("expected a record object, got {}", kind(rec)),
+        ));
+    };
+    let external_id = match obj.get("external_id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        None | Some(Value::Null) => {
+            return Err(reject(
+                "",
+                "external_id",
+                "required field is missing".into(),
+            ))
+        }
+        Some(Value::String(_)) => {
+            return Err(reject("", "external_id", "must not be empty".into()))
+        }
+        Some(other) => {
+            return Err(reject(
+                "",
+                "external_id",
+                format!("expected a text, got {}", kind(other)),
+            ))
+        }
+    };
+    if external_id.chars().count() > MAX_EXTERNAL_ID {
+        return Err(reject(
+            &external_id,
+            "external_id",
+            format!("must be at most {MAX_EXTERNAL_ID} characters"),
+        ));
+    }
+    let deleted = match obj.get("deleted") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(reject(
+                &external_id,
+                "deleted",
+                format!("expected true or false, got {}", kind(other)),
+            ))
+        }
+    };
+    let updated_at = match obj.get("updated_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            parse_instant(s, tz).map_err(|reason| reject(&external_id, "updated_at", reason))?,
+        ),
+        Some(other) => {
+            return Err(reject(
+                &external_id,
+                "updated_at",
+                format!("expected a date-time text, got {}", kind(other)),
+            ))
+        }
+    };
+    let empty = Map::new();
+    let fields = match obj.get("fields") {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) if deleted => &empty,
+        None | Some(Value::Null) => {
+            return Err(reject(
+                &external_id,
+                "fields",
+                "required field is missing".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(reject(
+                &external_id,
+                "fields",
+                format!("expected an object of fields, got {}", kind(other)),
+            ))
+        }
+    };
+    // A tombstone only needs its id: the ERP may not have the fields any more.
+    let fields = if deleted {
+        fields.clone()
+    } else {
+        record::validate(table, fields).map_err(|errors| {
+            let mut errors = errors.into_iter();
+            let first = errors.next().unwrap_or(record::FieldError {
+                field: String::new(),
+                reason: "invalid record".into(),
+            });
+            // One rejection per record keeps accepted + rejected equal to the batch size;
+            // the other problems are named so the ERP can fix them all at once.
+            let others: Vec<String> = errors
+                .map(|e| format!("{}: {}", e.field, e.reason))
+                .collect();
+            let reason = if others.is_empty() {
+                first.reason
+            } else {
+                format!("{}; also {}", first.reason, others.join("; "))
+            };
+            reject(&external_id, &first.field, reason)
+        })?
+    };
+    Ok(ValidRecord {
+        index,
+        external_id,
+        fields,
+        updated_at,
+        deleted,
+    })
+}
+
+/// Parses an `updated_at` in any accepted date form; naive ones are in `tz`.
+pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let naive = match record::parse_date(s)? {
+        ParsedDate::Instant(at) => return Ok(at),
+        ParsedDate::Naive(dt) => dt,
+        ParsedDate::Date(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default(),
+    };
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("{s:?} does not exist in {} (a DST gap)", tz.name()))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

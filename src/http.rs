@@ -1,0 +1,146 @@
+//! The HTTP/JSON ingestion route, `POST /erp/v1/{table}`, on the same port as gRPC: ERPs
+//! and integration middlewares speak HTTP/JSON. It shares the push handler with
+//! `ErpIngest.Push` and answers the same shape: 200 with the push answer, or
+//! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}`.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::domain::request_log::Transport;
+use crate::domain::tenant::TenantId;
+use crate::domain::token::{Role, TenantScope};
+use crate::error::AppError;
+use crate::grpc::auth::authenticate_header;
+use crate::ingest::{self, RequestMeta};
+
+/// The HTTP routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/erp/v1/{table}", post(push))
+        .with_state(state)
+}
+
+async fn push(
+    State(state): State<AppState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let received_at = Utc::now();
+    let started = Instant::now();
+    let tenant = match tenant_of(&state, &headers).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(error = %e, "HTTP push refused before reaching a tenant");
+            return answer(&e);
+        }
+    };
+    let meta = |request_body: String| RequestMeta {
+        tenant: tenant.clone(),
+        transport: Transport::Http,
+        endpoint: format!("POST /erp/v1/{table}"),
+        table: Some(table.clone()),
+        received_at,
+        started,
+        request_body,
+    };
+    let limit = state.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = |size: String| {
+        AppError::ResourceExhausted(format!(
+            "request body of {size} is over the {limit} byte limit: split the batch"
+        ))
+    };
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        let err = too_large(format!("{n} bytes"));
+        let m = meta(format!("(not stored: {n} bytes, over the limit)"));
+        return answer(&ingest::log_failure(&state, &m, err).await);
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let err = too_large("more than that".into());
+            let m = meta("(not stored: over the limit)".into());
+            return answer(&ingest::log_failure(&state, &m, err).await);
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let records = match parse_body(&bytes) {
+        Ok(r) => r,
+        Err(err) => return answer(&ingest::log_failure(&state, &meta(text), err).await),
+    };
+    match ingest::push(&state, meta(text), &records).await {
+        Ok((_, json)) => json_response(StatusCode::OK, json),
+        Err(e) => answer(&e),
+    }
+}
+
+/// The tenant of an erp token (exactly one, by construction of erp tokens).
+async fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, AppError> {
+    let auth =
+        match headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                AppError::Unauthenticated("authorization header is not text".into())
+            })?),
+        };
+    let grant = authenticate_header(state, auth).await?;
+    match grant.scope {
+        TenantScope::Listed(ids) if grant.role == Role::Erp && ids.len() == 1 => {
+            Ok(ids.into_iter().next().expect("one tenant"))
+        }
+        _ => Err(AppError::PermissionDenied(format!(
+            "token {} has role {}; POST /erp/v1 needs a token of role erp",
+            grant.token_id,
+            grant.role.as_str()
+        ))),
+    }
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| AppError::InvalidArgument(format!("malformed JSON: {e}")))?;
+    match value {
+        Value::Object(mut obj) => match obj.remove("records") {
+            Some(Value::Array(records)) => Ok(records),
+            Some(_) => Err(AppError::InvalidArgument(
+                "\"records\" must be a list of records".into(),
+            )),
+            None => Err(AppError::InvalidArgument(
+                "expected {\"records\": [...]}: the body has no \"records\"".into(),
+            )),
+        },
+        _ => Err(AppError::InvalidArgument(
+            "expected a JSON object {\"records\": [...]}".into(),
+        )),
+    }
+}
+
+fn answer(err: &AppError) -> Response {
+    if matches!(err, AppError::Database(_) | AppError::Internal(_)) {
+        tracing::error!(error = %err, "internal error on HTTP push");
+    }
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, ingest::error_json(err))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}

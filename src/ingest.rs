@@ -1,0 +1,227 @@
+//! The ingestion handler that gRPC (`ErpIngest.Push`) and HTTP (`POST /erp/v1/{table}`)
+//! share: judge the batch, stage the good records, and log the request with the exact
+//! response the client gets — success or not.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::domain::batch::{self, Rejection};
+use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
+use crate::domain::tables::{self, TABLES};
+use crate::domain::tenant::TenantId;
+use crate::error::{AppError, Result};
+use crate::storage::{request_log, staging, tenants};
+
+/// Ingestion limits, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted request body (HTTP body or gRPC message), in bytes.
+    pub max_body_bytes: usize,
+    /// Most records in one batch.
+    pub max_records: usize,
+    /// Request bodies longer than this are stored cut, with the cut marked.
+    pub log_body_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_records: 10_000,
+            log_body_cap: 1024 * 1024,
+        }
+    }
+}
+
+/// What is known of a request before its batch is judged.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The tenant it reached.
+    pub tenant: TenantId,
+    /// gRPC or HTTP.
+    pub transport: Transport,
+    /// "ErpIngest/Push" or "POST /erp/v1/{table}".
+    pub endpoint: String,
+    /// The table named by the request.
+    pub table: Option<String>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// When handling began, for the duration.
+    pub started: Instant,
+    /// The request body as text (JSON), whole; it is cut when stored.
+    pub request_body: String,
+}
+
+/// The answer to a push, the same on both transports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushReply {
+    /// The request-log entry of this request.
+    pub request_id: String,
+    /// Records kept.
+    pub accepted: u32,
+    /// Records not kept, by index.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Judges, stages and logs a batch. On success the reply has been logged exactly as
+/// returned (`.1` is its JSON); on failure the error has been logged too.
+pub async fn push(
+    state: &AppState,
+    meta: RequestMeta,
+    records: &[Value],
+) -> Result<(PushReply, String)> {
+    match push_inner(state, &meta, records).await {
+        Ok(done) => Ok(done),
+        Err(err) => Err(log_failure(state, &meta, err).await),
+    }
+}
+
+async fn push_inner(
+    state: &AppState,
+    meta: &RequestMeta,
+    records: &[Value],
+) -> Result<(PushReply, String)> {
+    let table_id = meta.table.as_deref().unwrap_or_default();
+    let table = tables::find(table_id).ok_or_else(|| unknown_table(table_id))?;
+    if records.is_empty() {
+        return Err(AppError::InvalidArgument(
+            "empty batch: send at least one record in \"records\"".into(),
+        ));
+    }
+    let max = state.limits.max_records;
+    if records.len() > max {
+        return Err(AppError::InvalidArgument(format!(
+            "too many records: {} in one batch, the limit is {max}; split the batch",
+            records.len()
+        )));
+    }
+    let tenant = tenants::require(&state.db, &meta.tenant).await?;
+    let judged = batch::judge(table, records, tenant.timezone);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
+    let mut answer: Option<(PushReply, String)> = None;
+    staging::stage_and_log(
+        &state.db,
+        staging::StageBatch {
+            tenant: &meta.tenant,
+            table: table.id,
+            records: judged.valid,
+            request_id: &request_id,
+            received_at: meta.received_at,
+        },
+        |outcome| {
+            let mut rejected = judged.rejected;
+            rejected.extend(outcome.stale.iter().cloned());
+            rejected.sort_by_key(|r| r.index);
+            let reply = PushReply {
+                request_id: request_id.clone(),
+                accepted: batch_size - u32::try_from(rejected.len()).unwrap_or(u32::MAX),
+                rejected,
+            };
+            let json = serde_json::to_string(&reply).unwrap_or_default();
+            let entry = entry(
+                state,
+                meta,
+                &request_id,
+                "OK",
+                200,
+                &reply,
+                json.clone(),
+                None,
+            );
+            answer = Some((reply, json));
+            entry
+        },
+    )
+    .await?;
+    answer.ok_or_else(|| anyhow::anyhow!("staging finished without building the answer").into())
+}
+
+/// The error for a table id that is not in the catalog, listing the valid ones.
+pub fn unknown_table(id: &str) -> AppError {
+    let valid: Vec<&str> = TABLES.iter().map(|t| t.id).collect();
+    AppError::NotFound(format!(
+        "unknown table {id:?}: valid tables are {}",
+        valid.join(", ")
+    ))
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+/// The JSON body of an error answer: `{"error":{"code":"NOT_FOUND","message":"…"}}`.
+pub fn error_json(err: &AppError) -> String {
+    serde_json::to_string(&ErrorBody {
+        error: ErrorDetail {
+            code: err.code_name(),
+            message: err.public_message(),
+        },
+    })
+    .unwrap_or_default()
+}
+
+/// Logs a request that failed as a whole, and hands the error back for answering.
+pub async fn log_failure(state: &AppState, meta: &RequestMeta, err: AppError) -> AppError {
+    let reply = PushReply {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        accepted: 0,
+        rejected: Vec::new(),
+    };
+    let e = entry(
+        state,
+        meta,
+        &reply.request_id,
+        err.code_name(),
+        err.http_status(),
+        &reply,
+        error_json(&err),
+        Some(err.public_message()),
+    );
+    if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
+        tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a failed request");
+    }
+    err
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    state: &AppState,
+    meta: &RequestMeta,
+    request_id: &str,
+    status: &str,
+    http_status: u16,
+    reply: &PushReply,
+    response_body: String,
+    error: Option<String>,
+) -> RequestLogEntry {
+    let (request_body, request_truncated) = cut_body(&meta.request_body, state.limits.log_body_cap);
+    RequestLogEntry {
+        id: request_id.to_owned(),
+        tenant: meta.tenant.clone(),
+        received_at: meta.received_at,
+        endpoint: meta.endpoint.clone(),
+        table: meta.table.clone(),
+        transport: meta.transport,
+        status: status.to_owned(),
+        http_status,
+        duration_ms: u64::try_from(meta.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        accepted: reply.accepted,
+        rejected: u32::try_from(reply.rejected.len()).unwrap_or(u32::MAX),
+        error,
+        request_body,
+        request_truncated,
+        response_body,
+    }
+}

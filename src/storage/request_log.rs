@@ -1,0 +1,185 @@
+//! Queries of `request_log`, the big table: written once per request, read by tenant
+//! and time range through (tenant_id, received_at), deleted by age in bounded batches.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait, Value};
+
+use super::{usage, Db};
+use crate::domain::request_log::{RequestLogEntry, Transport};
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+
+const COLUMNS: &str = "id, tenant_id, received_at, endpoint, table_name, transport, status, \
+    http_status, duration_ms, accepted, rejected, error, request_body, request_truncated, \
+    response_body, size_bytes";
+
+/// What a row takes, as counted in the tenant's usage.
+pub fn row_size(e: &RequestLogEntry) -> i64 {
+    let text = e.id.len()
+        + e.endpoint.len()
+        + e.table.as_deref().map_or(0, str::len)
+        + e.status.len()
+        + e.error.as_deref().map_or(0, str::len)
+        + e.request_body.len()
+        + e.response_body.len();
+    // Fixed-width columns and the row header, roughly.
+    i64::try_from(text).unwrap_or(i64::MAX).saturating_add(80)
+}
+
+/// Writes one entry inside `txn` and counts it in the tenant's usage.
+pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()> {
+    let size = row_size(e);
+    let values: Vec<Value> = vec![
+        e.id.clone().into(),
+        e.tenant.as_str().into(),
+        e.received_at.into(),
+        e.endpoint.clone().into(),
+        e.table.clone().into(),
+        e.transport.as_str().into(),
+        e.status.clone().into(),
+        i32::from(e.http_status).into(),
+        i64::try_from(e.duration_ms).unwrap_or(i64::MAX).into(),
+        i32::try_from(e.accepted).unwrap_or(i32::MAX).into(),
+        i32::try_from(e.rejected).unwrap_or(i32::MAX).into(),
+        e.error.clone().into(),
+        e.request_body.clone().into(),
+        e.request_truncated.into(),
+        e.response_body.clone().into(),
+        size.into(),
+    ];
+    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO request_log ({COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
+    );
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
+    usage::add(
+        txn,
+        &e.tenant,
+        usage::Delta {
+            request_log_rows: 1,
+            request_log_bytes: size,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Writes one entry in its own transaction.
+pub async fn insert_alone(db: &Db, e: &RequestLogEntry) -> Result<()> {
+    let txn = db.conn().begin().await?;
+    insert(&txn, e).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The tenant's entries received in `[from, to)`, oldest first, at most `limit`.
+pub async fn list(
+    db: &Db,
+    tenant: &TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<RequestLogEntry>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM request_log WHERE tenant_id = $1 AND received_at >= $2 \
+         AND received_at < $3 ORDER BY received_at, id LIMIT {limit}"
+    );
+    let rows = db
+        .conn()
+        .query_all(Statement::from_sql_and_values(
+            db.backend(),
+            sql,
+            [tenant.as_str().into(), from.into(), to.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let transport: String = r.try_get("", "transport")?;
+            let http_status: i32 = r.try_get("", "http_status")?;
+            let duration_ms: i64 = r.try_get("", "duration_ms")?;
+            let accepted: i32 = r.try_get("", "accepted")?;
+            let rejected: i32 = r.try_get("", "rejected")?;
+            Ok(RequestLogEntry {
+                id: r.try_get("", "id")?,
+                tenant: tenant.clone(),
+                received_at: r.try_get("", "received_at")?,
+                endpoint: r.try_get("", "endpoint")?,
+                table: r.try_get("", "table_name")?,
+                transport: Transport::parse(&transport)
+                    .ok_or_else(|| anyhow::anyhow!("stored request has transport {transport:?}"))?,
+                status: r.try_get("", "status")?,
+                http_status: u16::try_from(http_status).unwrap_or(0),
+                duration_ms: u64::try_from(duration_ms).unwrap_or(0),
+                accepted: u32::try_from(accepted).unwrap_or(0),
+                rejected: u32::try_from(rejected).unwrap_or(0),
+                error: r.try_get("", "error")?,
+                request_body: r.try_get("", "request_body")?,
+                request_truncated: r.try_get("", "request_truncated")?,
+                response_body: r.try_get("", "response_body")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes at most `batch` entries received before `cutoff` (any tenant) and takes
+/// them off their tenants' usage; returns how many went. Bounded so a long backlog
+/// never holds the database in one huge transaction.
+pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
+    let txn = db.conn().begin().await?;
+    let backend = txn.get_database_backend();
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT id, tenant_id, size_bytes FROM request_log WHERE received_at < $1 \
+                 ORDER BY received_at LIMIT {batch}"
+            ),
+            [cutoff.into()],
+        ))
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut per_tenant: std::collections::HashMap<String, (i64, i64)> = Default::default();
+    let mut ids: Vec<Value> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: String = r.try_get("", "id")?;
+        let tenant: String = r.try_get("", "tenant_id")?;
+        let size: i64 = r.try_get("", "size_bytes")?;
+        let e = per_tenant.entry(tenant).or_default();
+        e.0 += 1;
+        e.1 += size;
+        ids.push(id.into());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    txn.execute(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "DELETE FROM request_log WHERE id IN ({})",
+            placeholders.join(", ")
+        ),
+        ids,
+    ))
+    .await?;
+    for (tenant, (count, bytes)) in per_tenant {
+        let tenant = TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!(e))?;
+        usage::add(
+            &txn,
+            &tenant,
+            usage::Delta {
+                request_log_rows: -count,
+                request_log_bytes: -bytes,
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(rows.len() as u64)
+}

@@ -1,0 +1,295 @@
+//! The intermediate database: staged ERP records, upserted by (tenant, table,
+//! external_id). A batch is staged and its request logged in one transaction, so a
+//! client that got an answer can rely on both.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait, Value};
+
+use super::{request_log, usage, Db};
+use crate::domain::batch::{Rejection, ValidRecord};
+use crate::domain::request_log::RequestLogEntry;
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+
+/// Rows per multi-row statement: 10 columns a row stays under SQLite's 32 766 bind limit.
+const ROWS_PER_STATEMENT: usize = 3_000;
+
+/// What staging a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageOutcome {
+    /// New records.
+    pub inserted: u32,
+    /// Changed records (tombstones included).
+    pub updated: u32,
+    /// Records identical to the stored ones (re-sent batches).
+    pub unchanged: u32,
+    /// Records older than the stored version, not applied.
+    pub stale: Vec<Rejection>,
+}
+
+/// One batch to stage.
+pub struct StageBatch<'a> {
+    /// Whose records.
+    pub tenant: &'a TenantId,
+    /// Which ERP table.
+    pub table: &'a str,
+    /// The records that passed validation, one per external id.
+    pub records: Vec<ValidRecord>,
+    /// The request they came in (kept on each row, for tracing a record to its request).
+    pub request_id: &'a str,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+struct Stored {
+    hash: i64,
+    updated_at: Option<DateTime<Utc>>,
+    size: i64,
+}
+
+struct Row {
+    record: ValidRecord,
+    fields: String,
+    hash: i64,
+    size: i64,
+}
+
+/// Stages `batch` and writes the request-log entry that `log` builds from the outcome,
+/// in one transaction.
+pub async fn stage_and_log<F>(db: &Db, batch: StageBatch<'_>, log: F) -> Result<StageOutcome>
+where
+    F: FnOnce(&StageOutcome) -> RequestLogEntry,
+{
+    let StageBatch {
+        tenant,
+        table,
+        records,
+        request_id,
+        received_at,
+    } = batch;
+    let rows: Vec<Row> = records
+        .into_iter()
+        .map(|record| {
+            let fields = serde_json::Value::Object(record.fields.clone()).to_string();
+            let hash = content_hash(&fields, record.updated_at, record.deleted);
+            let size =
+                i64::try_from(fields.len() + record.external_id.len() + 90).unwrap_or(i64::MAX);
+            Row {
+                record,
+                fields,
+                hash,
+                size,
+            }
+        })
+        .collect();
+
+    let txn = db.conn().begin().await?;
+    let stored = load_stored(&txn, tenant, table, &rows).await?;
+    let mut outcome = StageOutcome::default();
+    let mut delta = usage::Delta::default();
+    let mut to_write = Vec::with_capacity(rows.len());
+    for row in rows {
+        match stored.get(row.record.external_id.as_str()) {
+            None => {
+                outcome.inserted += 1;
+                delta.staged_rows += 1;
+                delta.staged_bytes += row.size;
+                to_write.push(row);
+            }
+            Some(old) if is_older(row.record.updated_at, old.updated_at) => {
+                outcome.stale.push(Rejection {
+                    index: row.record.index,
+                    external_id: row.record.external_id.clone(),
+                    field: "updated_at".into(),
+                    reason: format!(
+                        "older than the stored version (updated_at {}); not applied",
+                        old.updated_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ),
+                });
+            }
+            Some(old) if old.hash == row.hash => outcome.unchanged += 1,
+            Some(old) => {
+                outcome.updated += 1;
+                delta.staged_bytes += row.size - old.size;
+                to_write.push(row);
+            }
+        }
+    }
+    let target = Target {
+        tenant,
+        table,
+        request_id,
+        received_at,
+    };
+    for chunk in to_write.chunks(ROWS_PER_STATEMENT) {
+        upsert(&txn, &target, chunk).await?;
+    }
+    usage::add(&txn, tenant, delta).await?;
+    request_log::insert(&txn, &log(&outcome)).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> bool {
+    matches!((incoming, stored), (Some(i), Some(s)) if i < s)
+}
+
+async fn load_stored(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    table: &str,
+    rows: &[Row],
+) -> Result<HashMap<String, Stored>> {
+    let mut out = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT * 5) {
+        let mut values: Vec<Value> = vec![tenant.as_str().into(), table.into()];
+        let placeholders: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                values.push(r.record.external_id.clone().into());
+                format!("${}", i + 3)
+            })
+            .collect();
+        let sql = format!(
+            "SELECT external_id, content_hash, updated_at, size_bytes FROM staged_record \
+             WHERE tenant_id = $1 AND table_name = $2 AND external_id IN ({})",
+            placeholders.join(", ")
+        );
+        for r in txn
+            .query_all(Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                sql,
+                values,
+            ))
+            .await?
+        {
+            out.insert(
+                r.try_get("", "external_id")?,
+                Stored {
+                    hash: r.try_get("", "content_hash")?,
+                    updated_at: r.try_get("", "updated_at")?,
+                    size: r.try_get("", "size_bytes")?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+struct Target<'a> {
+    tenant: &'a TenantId,
+    table: &'a str,
+    request_id: &'a str,
+    received_at: DateTime<Utc>,
+}
+
+async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: &[Row]) -> Result<()> {
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 10);
+    let mut tuples = Vec::with_capacity(rows.len());
+    for row in rows {
+        let base = values.len();
+        values.extend([
+            batch.tenant.as_str().into(),
+            batch.table.into(),
+            row.record.external_id.clone().into(),
+            row.fields.clone().into(),
+            row.hash.into(),
+            row.record.updated_at.into(),
+            row.record.deleted.into(),
+            batch.received_at.into(),
+            batch.request_id.into(),
+            row.size.into(),
+        ]);
+        let ps: Vec<String> = (base + 1..=base + 10).map(|i| format!("${i}")).collect();
+        tuples.push(format!("({})", ps.join(", ")));
+    }
+    // The WHERE guards against a concurrent batch that staged a newer version between
+    // our read and this write: an older update never overwrites a newer one.
+    let sql = format!(
+        "INSERT INTO staged_record (tenant_id, table_name, external_id, fields, content_hash, \
+         updated_at, deleted, changed_at, request_id, size_bytes) VALUES {} \
+         ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET \
+         fields = excluded.fields, content_hash = excluded.content_hash, \
+         updated_at = excluded.updated_at, deleted = excluded.deleted, \
+         changed_at = excluded.changed_at, request_id = excluded.request_id, \
+         size_bytes = excluded.size_bytes \
+         WHERE staged_record.updated_at IS NULL OR excluded.updated_at IS NULL \
+         OR excluded.updated_at >= staged_record.updated_at",
+        tuples.join(", ")
+    );
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// FNV-1a over what makes a version distinct: stable across builds and platforms, so a
+/// re-sent batch is recognised as unchanged after an upgrade too.
+fn content_hash(fields: &str, updated_at: Option<DateTime<Utc>>, deleted: bool) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(fields.as_bytes());
+    feed(
+        &updated_at
+            .map_or(i64::MIN, |t| t.timestamp_micros())
+            .to_le_bytes(),
+    );
+    feed(&[u8::from(deleted)]);
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A staged record as the sync will read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedRecord {
+    /// The record's id in the ERP.
+    pub external_id: String,
+    /// Normalized fields, as JSON.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The ERP's last change.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// A tombstone.
+    pub deleted: bool,
+}
+
+/// Every staged record of a tenant's table, by external id.
+pub async fn list(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<StagedRecord>> {
+    let rows = db
+        .conn()
+        .query_all(Statement::from_sql_and_values(
+            db.backend(),
+            "SELECT external_id, fields, updated_at, deleted FROM staged_record \
+             WHERE tenant_id = $1 AND table_name = $2 ORDER BY external_id",
+            [tenant.as_str().into(), table.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let fields: String = r.try_get("", "fields")?;
+            let fields = match serde_json::from_str(&fields) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    return Err(
+                        anyhow::anyhow!("stored record fields are not a JSON object").into(),
+                    )
+                }
+            };
+            Ok(StagedRecord {
+                external_id: r.try_get("", "external_id")?,
+                fields,
+                updated_at: r.try_get("", "updated_at")?,
+                deleted: r.try_get("", "deleted")?,
+            })
+        })
+        .collect()
+}

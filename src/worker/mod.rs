@@ -1,0 +1,4 @@
+//! Background jobs. Each one waits on its next tick *or* shutdown, and finishes the batch
+//! in hand before it stops.
+
+pub mod retention;
