@@ -79,8 +79,12 @@ impl App {
             self.retention_days,
             jobs_stopped,
         ));
+        // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
+        // each one wait on several window updates.
         let served = tonic::transport::Server::builder()
             .accept_http1(true)
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20))
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await

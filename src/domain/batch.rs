@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::record::{self, ParsedDate};
+use super::record::{self, json_type, ParsedDate};
 use super::tables::TableDef;
 
 /// Longest accepted external id, in characters.
@@ -92,7 +92,7 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
         return Err(reject(
             "",
             "",
-            format!("expected a record object, got {}", kind(rec)),
+            format!("expected a record object, got {}", json_type(rec)),
         ));
     };
     let external_id = match obj.get("external_id") {
@@ -112,7 +112,7 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             return Err(reject(
                 "",
                 "external_id",
-                format!("expected a text, got {}", kind(other)),
+                format!("expected a text, got {}", json_type(other)),
             ))
         }
     };
@@ -130,7 +130,7 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             return Err(reject(
                 &external_id,
                 "deleted",
-                format!("expected true or false, got {}", kind(other)),
+                format!("expected true or false, got {}", json_type(other)),
             ))
         }
     };
@@ -143,7 +143,7 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             return Err(reject(
                 &external_id,
                 "updated_at",
-                format!("expected a date-time text, got {}", kind(other)),
+                format!("expected a date-time text, got {}", json_type(other)),
             ))
         }
     };
@@ -162,7 +162,7 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             return Err(reject(
                 &external_id,
                 "fields",
-                format!("expected an object of fields, got {}", kind(other)),
+                format!("expected an object of fields, got {}", json_type(other)),
             ))
         }
     };
@@ -209,15 +209,4 @@ pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("{s:?} does not exist in {} (a DST gap)", tz.name()))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }

@@ -298,7 +298,8 @@ fn normalize_field(kind: Kind, value: Option<&Value>) -> Result<Option<Value>, S
     Ok(Some(normalized))
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// How a JSON value's type reads in a reason ("a number", "a list", …).
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -719,23 +720,30 @@ pub fn parse_instant(s: &str, tz_offset_for_naive: FixedOffset) -> Result<DateTi
 const CNPJ_WEIGHTS: [u32; 13] = [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2];
 const CPF_WEIGHTS: [u32; 10] = [11, 10, 9, 8, 7, 6, 5, 4, 3, 2];
 
-/// Whether `digits` (exactly 14 ASCII digits, no formatting) is a CNPJ with valid check digits.
+/// Whether `digits` (14 characters, no formatting) is a CNPJ with valid check digits.
+/// Since July 2026 the Receita Federal also issues alphanumeric CNPJs: the first 12
+/// characters may be upper-case letters, each worth its ASCII code minus 48 in the same
+/// mod-11 scheme; the two check digits stay digits.
 pub fn cnpj_is_valid(digits: &str) -> bool {
-    // First check digit over 12 digits weighs 5,4,3,2,9..2; the second over 13 weighs 6,5,...,2.
-    check_digits_valid(digits, &CNPJ_WEIGHTS)
+    // First check digit over 12 characters weighs 5,4,3,2,9..2; the second over 13 weighs 6,5,...,2.
+    check_digits_valid(digits, &CNPJ_WEIGHTS, true)
 }
 
 /// Whether `digits` (exactly 11 ASCII digits, no formatting) is a CPF with valid check digits.
 pub fn cpf_is_valid(digits: &str) -> bool {
     // First check digit over 9 digits weighs 10..2; the second over 10 weighs 11..2.
-    check_digits_valid(digits, &CPF_WEIGHTS)
+    check_digits_valid(digits, &CPF_WEIGHTS, false)
 }
 
 /// The shared mod-11 scheme: a number of `weights.len() + 1` digits whose last two are check
 /// digits; the second check digit uses all weights, the first all but the leading one.
-fn check_digits_valid(digits: &str, weights: &[u32]) -> bool {
+fn check_digits_valid(digits: &str, weights: &[u32], letters: bool) -> bool {
     let len = weights.len() + 1;
-    if digits.len() != len || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let body_ok = |b: u8| b.is_ascii_digit() || (letters && b.is_ascii_uppercase());
+    if digits.len() != len
+        || !digits.bytes().take(len - 2).all(body_ok)
+        || !digits.bytes().skip(len - 2).all(|b| b.is_ascii_digit())
+    {
         return false;
     }
     let values: Vec<u32> = digits.bytes().map(|b| u32::from(b - b'0')).collect();
@@ -758,17 +766,19 @@ fn mod11(values: &[u32], weights: &[u32]) -> u32 {
     }
 }
 
-/// Strips the usual formatting (". / -" and spaces) from a document, keeping only its digits.
+/// Strips the usual formatting (". / -" and spaces) from a document, keeping its digits
+/// and (for alphanumeric CNPJs) its letters, upper-cased.
 fn document_digits(s: &str) -> Result<String, String> {
     let mut digits = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '0'..='9' => digits.push(c),
+            'a'..='z' | 'A'..='Z' => digits.push(c.to_ascii_uppercase()),
             '.' | '/' | '-' => {}
             c if c.is_whitespace() => {}
             _ => {
                 return Err(format!(
-                    "{} is not a valid document: only digits and the separators . / - are allowed",
+                    "{} is not a valid document: only digits, letters (alphanumeric CNPJ) and the separators . / - are allowed",
                     show(s.trim())
                 ))
             }
@@ -793,7 +803,12 @@ fn document(kind: Kind, value: &Value) -> Result<String, String> {
     let shown = show(s.trim());
     let (name, valid) = match (kind, digits.len()) {
         (Kind::Cnpj, 14) | (Kind::CnpjOrCpf, 14) => ("CNPJ", cnpj_is_valid(&digits)),
-        (Kind::Cpf, 11) | (Kind::CnpjOrCpf, 11) => ("CPF", cpf_is_valid(&digits)),
+        (Kind::Cpf, 11) | (Kind::CnpjOrCpf, 11) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+            ("CPF", cpf_is_valid(&digits))
+        }
+        (Kind::Cpf, 11) | (Kind::CnpjOrCpf, 11) => {
+            return Err(format!("{shown} is not a valid CPF: a CPF has digits only"))
+        }
         (Kind::Cnpj, n) => {
             return Err(format!(
                 "{shown} is not a valid CNPJ: it has {n} digits, a CNPJ has 14"
@@ -1087,6 +1102,25 @@ mod tests {
     // ---- documents -------------------------------------------------------------------------
 
     #[test]
+    fn alphanumeric_cnpj_of_2026_is_accepted() {
+        // The Receita Federal's own example.
+        assert!(cnpj_is_valid("12ABC34501DE35"));
+        assert!(!cnpj_is_valid("12ABC34501DE36"));
+        assert!(!cnpj_is_valid("12ABC34501DE3A"), "check digits stay digits");
+        let table = find("company").unwrap();
+        let mut fields = Map::new();
+        fields.insert("name".into(), "Nova".into());
+        fields.insert("document".into(), "12.abc.345/01de-35".into());
+        assert_eq!(
+            validate(table, &fields).unwrap()["document"],
+            "12ABC34501DE35"
+        );
+        fields.insert("document".into(), "529.982.247-2X".into());
+        let contact = find("contact").unwrap();
+        assert!(validate(contact, &fields).is_err());
+    }
+
+    #[test]
     fn cnpj_check_digits() {
         assert!(cnpj_is_valid("11222333000181"));
         assert!(cnpj_is_valid("11444777000161"));
@@ -1143,7 +1177,8 @@ mod tests {
             reason("company", json!("11.111.111/1111-11")).contains("all its digits are the same")
         );
         assert!(reason("company", json!("1122233300018")).contains("13 digits"));
-        assert!(reason("company", json!("11222333000181x")).contains("only digits"));
+        assert!(reason("company", json!("11222333000181x")).contains("15 digits"));
+        assert!(reason("company", json!("11222333000181#")).contains("only digits, letters"));
         let r = reason("company", json!(11222333000181u64));
         assert!(r.contains("send the document as a string"), "{r}");
         // A company document must be a CNPJ even if it is a valid CPF.

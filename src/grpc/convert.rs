@@ -180,17 +180,10 @@ pub fn table_info(t: &TableDef) -> pb::TableInfo {
     }
 }
 
-/// A pushed record as the JSON the ingest rules read (the same shape HTTP clients send).
-pub fn record_json(r: &pb::Record) -> serde_json::Value {
+/// A pushed record as the JSON the ingest rules read (the same shape HTTP clients send);
+/// consumes the record so its strings move instead of being copied.
+pub fn record_json(r: pb::Record) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
-    obj.insert("external_id".into(), r.external_id.clone().into());
-    obj.insert(
-        "fields".into(),
-        r.fields.as_ref().map_or_else(
-            || serde_json::Value::Object(Default::default()),
-            struct_json,
-        ),
-    );
     if let Some(at) = &r.updated_at {
         let rendered =
             chrono::DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
@@ -199,36 +192,49 @@ pub fn record_json(r: &pb::Record) -> serde_json::Value {
                 });
         obj.insert("updated_at".into(), rendered);
     }
+    obj.insert("external_id".into(), r.external_id.into());
+    obj.insert(
+        "fields".into(),
+        r.fields.map_or_else(
+            || serde_json::Value::Object(Default::default()),
+            struct_json,
+        ),
+    );
     obj.insert("deleted".into(), r.deleted.into());
     serde_json::Value::Object(obj)
 }
 
-fn struct_json(s: &prost_types::Struct) -> serde_json::Value {
+fn struct_json(s: prost_types::Struct) -> serde_json::Value {
     serde_json::Value::Object(
         s.fields
-            .iter()
-            .map(|(k, v)| (k.clone(), value_json(v)))
+            .into_iter()
+            .map(|(k, v)| (k, value_json(v)))
             .collect(),
     )
 }
 
-fn value_json(v: &prost_types::Value) -> serde_json::Value {
+fn value_json(v: prost_types::Value) -> serde_json::Value {
     use prost_types::value::Kind;
-    match &v.kind {
+    match v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(b)) => (*b).into(),
+        Some(Kind::BoolValue(b)) => b.into(),
         // Struct numbers are doubles; integral ones are kept integral so ids and
         // quantities read as the ERP wrote them.
         Some(Kind::NumberValue(n)) => {
             if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
-                serde_json::Value::from(*n as i64)
+                serde_json::Value::from(n as i64)
             } else {
-                serde_json::Number::from_f64(*n)
+                serde_json::Number::from_f64(n)
                     .map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
         }
-        Some(Kind::StringValue(s)) => s.clone().into(),
-        Some(Kind::ListValue(l)) => l.values.iter().map(value_json).collect::<Vec<_>>().into(),
+        Some(Kind::StringValue(s)) => s.into(),
+        Some(Kind::ListValue(l)) => l
+            .values
+            .into_iter()
+            .map(value_json)
+            .collect::<Vec<_>>()
+            .into(),
         Some(Kind::StructValue(s)) => struct_json(s),
     }
 }

@@ -16,6 +16,14 @@ use crate::error::AppError;
 use crate::ingest::{self, RequestMeta};
 
 const SERVICE: &str = "ErpIngest";
+
+/// The JSON form of a push, as the request log keeps it (borrowed: no copy of the records).
+#[derive(serde::Serialize)]
+struct LoggedPush<'a> {
+    tenant_id: &'a str,
+    table: &'a str,
+    records: &'a [serde_json::Value],
+}
 const PUSH_ENDPOINT: &str = "ErpIngest/Push";
 
 /// The service, over the shared application state.
@@ -48,13 +56,13 @@ impl ErpIngest for Service {
         .await?;
         let msg = req.into_inner();
         let records: Vec<serde_json::Value> =
-            msg.records.iter().map(convert::record_json).collect();
-        let request_body = serde_json::json!({
-            "tenant_id": msg.tenant_id,
-            "table": msg.table,
-            "records": records,
+            msg.records.into_iter().map(convert::record_json).collect();
+        let request_body = serde_json::to_string(&LoggedPush {
+            tenant_id: &msg.tenant_id,
+            table: &msg.table,
+            records: &records,
         })
-        .to_string();
+        .unwrap_or_default();
         let meta = RequestMeta {
             tenant,
             transport: Transport::Grpc,

@@ -10,17 +10,19 @@ pub mod tenants;
 pub mod tokens;
 pub mod usage;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionTrait,
 };
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::Result;
 
@@ -31,6 +33,33 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/erpsync.db?mode=rwc";
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// SQLite has one writer at a time, and a transaction that read before it writes
+    /// fails (SQLITE_BUSY_SNAPSHOT, not retried) when another writer committed in
+    /// between. Taking this lock before a write transaction queues writers in-process
+    /// instead; PostgreSQL needs no such lock.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it holds the writer lock until it ends.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
 }
 
 impl Db {
@@ -47,7 +76,24 @@ impl Db {
             )
             .into());
         };
-        Ok(Self { conn })
+        let sqlite_writer =
+            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self {
+            conn,
+            sqlite_writer,
+        })
+    }
+
+    /// Begins a transaction that will write.
+    pub async fn begin_write(&self) -> Result<WriteTxn> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.conn.begin().await?,
+            _writer: writer,
+        })
     }
 
     /// Applies every pending migration.
@@ -75,6 +121,9 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
+        // 16 MiB of page cache a connection keeps the hot index pages of staging and
+        // the request log in memory during bulk ingestion.
+        .pragma("cache_size", "-16384")
         .foreign_keys(true);
     let file = opts.get_filename().to_path_buf();
     let in_memory = file.as_os_str() == ":memory:" || url.contains("mode=memory");
@@ -95,7 +144,11 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
 
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
     let opts = PgConnectOptions::from_str(url)
-        .with_context(|| format!("invalid PostgreSQL URL {:?}", redact(url)))?;
+        .with_context(|| format!("invalid PostgreSQL URL {:?}", redact(url)))?
+        // Prepared statements are cached per connection; a generic plan made while a
+        // tenant's tables were small (sequential scans) would be kept as they grow to
+        // millions of rows. Planning each execution with its values avoids that trap.
+        .options([("plan_cache_mode", "force_custom_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(10))
@@ -103,6 +156,38 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?;
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+}
+
+/// Bind values of a raw statement with their placeholders: `?` on SQLite, `$N` on
+/// PostgreSQL. SQLite resolves a named `$N` by walking its parameter list, which makes a
+/// statement with thousands of them quadratic; anonymous `?` are bound by position.
+pub(crate) struct Params {
+    backend: DbBackend,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Params {
+    /// No values yet.
+    pub(crate) fn new(backend: DbBackend, capacity: usize) -> Self {
+        Self {
+            backend,
+            values: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds a value; returns its placeholder.
+    pub(crate) fn push(&mut self, v: impl Into<sea_orm::Value>) -> String {
+        self.values.push(v.into());
+        match self.backend {
+            DbBackend::Sqlite => "?".to_owned(),
+            _ => format!("${}", self.values.len()),
+        }
+    }
+
+    /// The statement `sql` over these values.
+    pub(crate) fn statement(self, sql: String) -> sea_orm::Statement {
+        sea_orm::Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
 }
 
 /// A database URL with its password replaced, fit for logs and messages.

@@ -2,25 +2,49 @@
 //! and time range through (tenant_id, received_at), deleted by age in bounded batches.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, Value};
 
-use super::{usage, Db};
+use super::{usage, Db, Params};
 use crate::domain::request_log::{RequestLogEntry, Transport};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
 const COLUMNS: &str = "id, tenant_id, received_at, endpoint, table_name, transport, status, \
-    http_status, duration_ms, accepted, rejected, error, request_body, request_truncated, \
-    response_body, size_bytes";
+    http_status, duration_ms, accepted, rejected, error, request_body, request_body_lz4, \
+    request_truncated, response_body, size_bytes";
 
-/// What a row takes, as counted in the tenant's usage.
-pub fn row_size(e: &RequestLogEntry) -> i64 {
+/// Bodies from this size on are stored LZ4-compressed; smaller ones would not gain.
+const COMPRESS_FROM: usize = 1024;
+
+/// The stored form of a request body: (bytes, compressed?).
+fn encode_body(body: &str) -> (Vec<u8>, bool) {
+    if body.len() >= COMPRESS_FROM {
+        (lz4_flex::compress_prepend_size(body.as_bytes()), true)
+    } else {
+        (body.as_bytes().to_vec(), false)
+    }
+}
+
+/// The request body back from its stored form.
+fn decode_body(bytes: &[u8], compressed: bool) -> Result<String> {
+    let raw = if compressed {
+        lz4_flex::decompress_size_prepended(bytes)
+            .map_err(|e| anyhow::anyhow!("stored request body does not decompress: {e}"))?
+    } else {
+        bytes.to_vec()
+    };
+    String::from_utf8(raw)
+        .map_err(|e| anyhow::anyhow!("stored request body is not UTF-8: {e}").into())
+}
+
+/// What a row takes, as counted in the tenant's usage (with the body as stored).
+fn row_size(e: &RequestLogEntry, stored_body: usize) -> i64 {
     let text = e.id.len()
         + e.endpoint.len()
         + e.table.as_deref().map_or(0, str::len)
         + e.status.len()
         + e.error.as_deref().map_or(0, str::len)
-        + e.request_body.len()
+        + stored_body
         + e.response_body.len();
     // Fixed-width columns and the row header, roughly.
     i64::try_from(text).unwrap_or(i64::MAX).saturating_add(80)
@@ -28,7 +52,8 @@ pub fn row_size(e: &RequestLogEntry) -> i64 {
 
 /// Writes one entry inside `txn` and counts it in the tenant's usage.
 pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()> {
-    let size = row_size(e);
+    let (body, compressed) = encode_body(&e.request_body);
+    let size = row_size(e, body.len());
     let values: Vec<Value> = vec![
         e.id.clone().into(),
         e.tenant.as_str().into(),
@@ -42,7 +67,8 @@ pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()
         i32::try_from(e.accepted).unwrap_or(i32::MAX).into(),
         i32::try_from(e.rejected).unwrap_or(i32::MAX).into(),
         e.error.clone().into(),
-        e.request_body.clone().into(),
+        body.into(),
+        compressed.into(),
         e.request_truncated.into(),
         e.response_body.clone().into(),
         size.into(),
@@ -72,7 +98,7 @@ pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()
 
 /// Writes one entry in its own transaction.
 pub async fn insert_alone(db: &Db, e: &RequestLogEntry) -> Result<()> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     insert(&txn, e).await?;
     txn.commit().await?;
     Ok(())
@@ -119,7 +145,10 @@ pub async fn list(
                 accepted: u32::try_from(accepted).unwrap_or(0),
                 rejected: u32::try_from(rejected).unwrap_or(0),
                 error: r.try_get("", "error")?,
-                request_body: r.try_get("", "request_body")?,
+                request_body: decode_body(
+                    &r.try_get::<Vec<u8>>("", "request_body")?,
+                    r.try_get("", "request_body_lz4")?,
+                )?,
                 request_truncated: r.try_get("", "request_truncated")?,
                 response_body: r.try_get("", "response_body")?,
             })
@@ -131,7 +160,7 @@ pub async fn list(
 /// them off their tenants' usage; returns how many went. Bounded so a long backlog
 /// never holds the database in one huge transaction.
 pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let backend = txn.get_database_backend();
     let rows = txn
         .query_all(Statement::from_sql_and_values(
@@ -147,7 +176,8 @@ pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Re
         return Ok(0);
     }
     let mut per_tenant: std::collections::HashMap<String, (i64, i64)> = Default::default();
-    let mut ids: Vec<Value> = Vec::with_capacity(rows.len());
+    let mut p = Params::new(backend, rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
     for r in &rows {
         let id: String = r.try_get("", "id")?;
         let tenant: String = r.try_get("", "tenant_id")?;
@@ -155,17 +185,12 @@ pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Re
         let e = per_tenant.entry(tenant).or_default();
         e.0 += 1;
         e.1 += size;
-        ids.push(id.into());
+        ids.push(p.push(id));
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    txn.execute(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "DELETE FROM request_log WHERE id IN ({})",
-            placeholders.join(", ")
-        ),
-        ids,
-    ))
+    txn.execute(p.statement(format!(
+        "DELETE FROM request_log WHERE id IN ({})",
+        ids.join(", ")
+    )))
     .await?;
     for (tenant, (count, bytes)) in per_tenant {
         let tenant = TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!(e))?;

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 
-use super::{request_log, usage, Db};
+use super::{request_log, usage, Db, Params};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
@@ -85,7 +85,7 @@ where
         })
         .collect();
 
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let stored = load_stored(&txn, tenant, table, &rows).await?;
     let mut outcome = StageOutcome::default();
     let mut delta = usage::Delta::default();
@@ -123,8 +123,9 @@ where
         request_id,
         received_at,
     };
-    for chunk in to_write.chunks(ROWS_PER_STATEMENT) {
-        upsert(&txn, &target, chunk).await?;
+    while !to_write.is_empty() {
+        let rest = to_write.split_off(to_write.len().min(ROWS_PER_STATEMENT));
+        upsert(&txn, &target, std::mem::replace(&mut to_write, rest)).await?;
     }
     usage::add(&txn, tenant, delta).await?;
     request_log::insert(&txn, &log(&outcome)).await?;
@@ -144,28 +145,18 @@ async fn load_stored(
 ) -> Result<HashMap<String, Stored>> {
     let mut out = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT * 5) {
-        let mut values: Vec<Value> = vec![tenant.as_str().into(), table.into()];
-        let placeholders: Vec<String> = chunk
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 2);
+        let (t, n) = (p.push(tenant.as_str()), p.push(table));
+        let ids: Vec<String> = chunk
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                values.push(r.record.external_id.clone().into());
-                format!("${}", i + 3)
-            })
+            .map(|r| p.push(r.record.external_id.clone()))
             .collect();
         let sql = format!(
             "SELECT external_id, content_hash, updated_at, size_bytes FROM staged_record \
-             WHERE tenant_id = $1 AND table_name = $2 AND external_id IN ({})",
-            placeholders.join(", ")
+             WHERE tenant_id = {t} AND table_name = {n} AND external_id IN ({})",
+            ids.join(", ")
         );
-        for r in txn
-            .query_all(Statement::from_sql_and_values(
-                txn.get_database_backend(),
-                sql,
-                values,
-            ))
-            .await?
-        {
+        for r in txn.query_all(p.statement(sql)).await? {
             out.insert(
                 r.try_get("", "external_id")?,
                 Stored {
@@ -186,26 +177,26 @@ struct Target<'a> {
     received_at: DateTime<Utc>,
 }
 
-async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: &[Row]) -> Result<()> {
-    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 10);
-    let mut tuples = Vec::with_capacity(rows.len());
-    for row in rows {
-        let base = values.len();
-        values.extend([
-            batch.tenant.as_str().into(),
-            batch.table.into(),
-            row.record.external_id.clone().into(),
-            row.fields.clone().into(),
-            row.hash.into(),
-            row.record.updated_at.into(),
-            row.record.deleted.into(),
-            batch.received_at.into(),
-            batch.request_id.into(),
-            row.size.into(),
-        ]);
-        let ps: Vec<String> = (base + 1..=base + 10).map(|i| format!("${i}")).collect();
-        tuples.push(format!("({})", ps.join(", ")));
-    }
+async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> Result<()> {
+    let mut p = Params::new(txn.get_database_backend(), rows.len() * 10);
+    let tuples: Vec<String> = rows
+        .into_iter()
+        .map(|row| {
+            let ps = [
+                p.push(batch.tenant.as_str()),
+                p.push(batch.table),
+                p.push(row.record.external_id),
+                p.push(row.fields),
+                p.push(row.hash),
+                p.push(row.record.updated_at),
+                p.push(row.record.deleted),
+                p.push(batch.received_at),
+                p.push(batch.request_id),
+                p.push(row.size),
+            ];
+            format!("({})", ps.join(", "))
+        })
+        .collect();
     // The WHERE guards against a concurrent batch that staged a newer version between
     // our read and this write: an older update never overwrites a newer one.
     let sql = format!(
@@ -220,12 +211,7 @@ async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: &[Row]) -> 
          OR excluded.updated_at >= staged_record.updated_at",
         tuples.join(", ")
     );
-    txn.execute(Statement::from_sql_and_values(
-        txn.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await?;
+    txn.execute(p.statement(sql)).await?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use anyhow::{anyhow, Context};
 use chrono::Duration;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, DbBackend, EntityTrait, IntoActiveModel, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::{entities::tenant, Db};
@@ -53,12 +53,12 @@ pub async fn update<F>(db: &Db, id: &TenantId, change: F) -> Result<Tenant>
 where
     F: FnOnce(&mut Tenant) -> Result<()>,
 {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let mut query = tenant::Entity::find_by_id(id.as_str());
     if db.backend() == DbBackend::Postgres {
         query = query.lock_exclusive();
     }
-    let model = query.one(&txn).await?.ok_or_else(|| not_found(id))?;
+    let model = query.one(&*txn).await?.ok_or_else(|| not_found(id))?;
     let mut t = from_model(model.clone())?;
     change(&mut t)?;
     let mut active = model.into_active_model();
@@ -76,7 +76,7 @@ where
     active.schedule_cron = new.schedule_cron;
     active.max_without_success_secs = new.max_without_success_secs;
     active.updated_at = new.updated_at;
-    active.update(&txn).await?;
+    active.update(&*txn).await?;
     txn.commit().await?;
     Ok(t)
 }

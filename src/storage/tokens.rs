@@ -1,9 +1,7 @@
 //! Queries of `api_token` and `api_token_tenant`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{
     entities::{api_token, api_token_tenant, tenant},
@@ -26,11 +24,11 @@ pub struct TokenInfo {
 
 /// Stores a token's hash with its role and tenants; `NotFound` for an unknown tenant.
 pub async fn insert(db: &Db, token: &NewToken, grant: &Grant, now: DateTime<Utc>) -> Result<()> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     if let TenantScope::Listed(ids) = &grant.scope {
         for id in ids {
             if tenant::Entity::find_by_id(id.as_str())
-                .one(&txn)
+                .one(&*txn)
                 .await?
                 .is_none()
             {
@@ -46,14 +44,14 @@ pub async fn insert(db: &Db, token: &NewToken, grant: &Grant, now: DateTime<Utc>
         created_at: Set(now),
         revoked_at: Set(None),
     })
-    .exec(&txn)
+    .exec(&*txn)
     .await?;
     if let TenantScope::Listed(ids) = &grant.scope {
         api_token_tenant::Entity::insert_many(ids.iter().map(|id| api_token_tenant::ActiveModel {
             token_id: Set(token.id.clone()),
             tenant_id: Set(id.as_str().to_owned()),
         }))
-        .exec(&txn)
+        .exec(&*txn)
         .await?;
     }
     txn.commit().await?;

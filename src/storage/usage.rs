@@ -7,7 +7,7 @@
 //! running counters in `tenant_usage`, updated in the same transaction as the rows, so the
 //! overview never scans millions of rows.
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 
 use super::Db;
 use crate::domain::tenant::TenantId;
@@ -108,7 +108,7 @@ pub struct Delta {
 }
 
 /// Adds `d` to the tenant's counters, inside the caller's transaction.
-pub async fn add<C: ConnectionTrait>(conn: &C, tenant: &TenantId, d: Delta) -> Result<()> {
+pub async fn add(conn: &DatabaseTransaction, tenant: &TenantId, d: Delta) -> Result<()> {
     if d == Delta::default() {
         return Ok(());
     }

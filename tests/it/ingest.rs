@@ -23,6 +23,7 @@ both_backends!(
     request_log_holds_one_row_per_request_with_the_answer_sent,
     bad_tokens_are_refused_and_logged_to_no_tenant,
     db_size_counts_staged_records_and_the_request_log,
+    concurrent_pushes_of_overlapping_batches_all_succeed,
 );
 
 /// A valid record of every table (CNPJ 11.222.333/0001-81 and CPF 529.982.247-25 are valid).
@@ -389,6 +390,7 @@ async fn whole_batch_errors_answer_precise_codes_and_keep_what_was_stored(app: T
     let app = spawn_app_with(backend, |c| {
         c.limits.max_records = 5;
         c.limits.max_body_bytes = 4096;
+        c.limits.log_body_cap = 1024;
     })
     .await
     .unwrap();
@@ -715,6 +717,13 @@ async fn db_size_counts_staged_records_and_the_request_log(app: TestApp) {
         .collect();
     ctx.push("company", records).await.unwrap();
     let after = size().await;
+    let logged = ctx.log().await;
+    let body: Value = serde_json::from_str(&logged[0].request_body).unwrap();
+    assert_eq!(
+        body["records"].as_array().unwrap().len(),
+        200,
+        "the whole body comes back"
+    );
     // 200 staged rows of ~120 bytes of fields, plus the logged request and response.
     assert!(after > before + 200 * 120, "{before} → {after}");
 
@@ -737,4 +746,39 @@ async fn db_size_counts_staged_records_and_the_request_log(app: TestApp) {
         "back to the size before the old row ({with_old} with it)"
     );
     assert_eq!(ctx.log().await.len(), 1, "the recent row stays");
+}
+
+async fn concurrent_pushes_of_overlapping_batches_all_succeed(app: TestApp) {
+    let ctx = setup(app).await;
+    let mut tasks = Vec::new();
+    for client in 0..4 {
+        let mut ingest = ctx.app.ingest().await;
+        let token = ctx.erp.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5 {
+                // Half of each batch overlaps the other clients' ids.
+                let records = (0..40)
+                    .map(|i| {
+                        let id = if i % 2 == 0 {
+                            format!("shared{i}")
+                        } else {
+                            format!("c{client}-{round}-{i}")
+                        };
+                        record(&id, &valid_fields("company"))
+                    })
+                    .collect();
+                let reply = ingest
+                    .push(authed(push_req("company", records), &token))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(reply.accepted, 40, "{:?}", reply.rejected);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ctx.staged("company").await.len(), 20 + 4 * 5 * 20);
+    assert_eq!(ctx.log().await.len(), 20);
 }

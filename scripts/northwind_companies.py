@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Turns the Northwind customers (../shared/data/northwind.sql) into an erpsync push batch
+for the `company` table, printed as JSON on stdout: {"records": [...]}.
+
+Northwind has no CNPJ, so the document is made up: a valid CNPJ derived from the row
+number, except with --keep-real-documents, where no document is sent and erpsync rejects
+every record naming the missing field (what an ERP that forgot the CNPJ would see).
+Usage: scripts/northwind_companies.py [--keep-real-documents] [PATH_TO_northwind.sql]
+"""
+import json
+import os
+import re
+import sys
+
+
+def cnpj(n: int) -> str:
+    digits = [int(c) for c in f"{n % 100_000_000:08d}0001"]
+    for weights in ([5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2], [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]):
+        r = sum(d * w for d, w in zip(digits, weights)) % 11
+        digits.append(0 if r < 2 else 11 - r)
+    s = "".join(map(str, digits))
+    return f"{s[:2]}.{s[2:5]}.{s[5:8]}/{s[8:12]}-{s[12:]}"
+
+
+def values(line: str):
+    inner = line[line.index("(") + 1 : line.rindex(")")]
+    out = []
+    for m in re.finditer(r"'((?:[^']|'')*)'|(NULL)|([-0-9.]+)", inner):
+        out.append(None if m.group(2) else (m.group(1).replace("''", "'") if m.group(1) is not None else m.group(3)))
+    return out
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    no_docs = "--keep-real-documents" in sys.argv
+    path = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "northwind.sql")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("INSERT INTO customers VALUES"):
+                continue
+            cid, name, _contact, _title, _addr, city, region, _postal, country, phone, _fax = values(line)
+            fields = {"name": name, "city": city, "state": region, "country": country, "phone": phone}
+            if not no_docs:
+                fields["document"] = cnpj(len(records) + 1)
+            records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
+    json.dump({"records": records}, sys.stdout, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()
