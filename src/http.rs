@@ -17,7 +17,6 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
-use crate::domain::token::{Role, TenantScope};
 use crate::error::AppError;
 use crate::grpc::auth::authenticate_header;
 use crate::ingest::{self, RequestMeta};
@@ -70,9 +69,15 @@ async fn push(
     }
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => {
+        // A chunked body has no Content-Length: the limit shows while reading.
+        Err(e) if e.to_string().contains("length limit") => {
             let err = too_large("more than that".into());
             let m = meta("(not stored: over the limit)".into());
+            return answer(&ingest::log_failure(&state, &m, err).await);
+        }
+        Err(e) => {
+            let err = AppError::InvalidArgument(format!("cannot read the request body: {e}"));
+            let m = meta("(not stored: the body could not be read)".into());
             return answer(&ingest::log_failure(&state, &m, err).await);
         }
     };
@@ -97,16 +102,13 @@ async fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, Ap
             })?),
         };
     let grant = authenticate_header(state, auth).await?;
-    match grant.scope {
-        TenantScope::Listed(ids) if grant.role == Role::Erp && ids.len() == 1 => {
-            Ok(ids.into_iter().next().expect("one tenant"))
-        }
-        _ => Err(AppError::PermissionDenied(format!(
+    grant.erp_tenant().cloned().ok_or_else(|| {
+        AppError::PermissionDenied(format!(
             "token {} has role {}; POST /erp/v1 needs a token of role erp",
             grant.token_id,
             grant.role.as_str()
-        ))),
-    }
+        ))
+    })
 }
 
 fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {

@@ -64,6 +64,14 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The one tenant of an erp token; None for any other token.
+    pub fn erp_tenant(&self) -> Option<&TenantId> {
+        match (&self.role, &self.scope) {
+            (Role::Erp, TenantScope::Listed(ids)) if ids.len() == 1 => ids.first(),
+            _ => None,
+        }
+    }
+
     /// Checks a token's shape before it is stored: erp tokens name exactly one tenant.
     pub fn validate(role: Role, scope: &TenantScope) -> Result<(), String> {
         match (role, scope) {

@@ -11,7 +11,7 @@ use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
-use crate::domain::token::{Role, TenantScope};
+use crate::domain::token::Role;
 use crate::error::AppError;
 use crate::ingest::{self, RequestMeta};
 
@@ -118,23 +118,32 @@ pub async fn size_guard(
         "request of {found} bytes is over the {} byte limit: split the batch",
         state.limits.max_body_bytes
     ));
-    let err = match authenticate_header(&state, auth.as_deref()).await {
-        Ok(grant) => match grant.scope {
-            TenantScope::Listed(ids) if grant.role == Role::Erp && ids.len() == 1 => {
-                let meta = RequestMeta {
-                    tenant: ids.into_iter().next().expect("one tenant"),
-                    transport: Transport::Grpc,
-                    endpoint: PUSH_ENDPOINT.into(),
-                    table: None,
-                    received_at,
-                    started,
-                    request_body: format!("(not stored: {found} bytes, over the limit)"),
-                };
-                ingest::log_failure(&state, &meta, err).await
-            }
-            _ => err,
-        },
-        Err(auth_err) => auth_err,
+    // Authentication still comes first; only an erp token's tenant gets the log entry.
+    let tenant = match authenticate_header(&state, auth.as_deref()).await {
+        Ok(grant) => grant.erp_tenant().cloned(),
+        Err(auth_err) => return Status::from(auth_err).into_http::<axum::body::Body>(),
+    };
+    let err = match tenant {
+        Some(tenant) => {
+            let meta = RequestMeta {
+                tenant,
+                transport: Transport::Grpc,
+                endpoint: PUSH_ENDPOINT.into(),
+                table: None,
+                received_at,
+                started,
+                request_body: format!("(not stored: {found} bytes, over the limit)"),
+            };
+            ingest::log_failure(&state, &meta, err).await
+        }
+        // Not attributable to a tenant: traced, never logged to a tenant's history.
+        None => {
+            tracing::debug!(
+                found,
+                "oversized push with a token that is not an erp token"
+            );
+            err
+        }
     };
     Status::from(err).into_http::<axum::body::Body>()
 }

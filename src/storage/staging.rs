@@ -72,7 +72,7 @@ where
     let rows: Vec<Row> = records
         .into_iter()
         .map(|record| {
-            let fields = serde_json::Value::Object(record.fields.clone()).to_string();
+            let fields = serde_json::to_string(&record.fields).unwrap_or_default();
             let hash = content_hash(&fields, record.updated_at, record.deleted);
             let size =
                 i64::try_from(fields.len() + record.external_id.len() + 90).unwrap_or(i64::MAX);
