@@ -14,7 +14,8 @@ use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TABLES};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::{request_log, staging, tenants};
+use crate::storage::request_log::{self, StoredBody};
+use crate::storage::{staging, tenants};
 
 /// Ingestion limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +101,16 @@ async fn push_inner(
         )));
     }
     let tenant = tenants::require(&state.db, &meta.tenant).await?;
+    // The body is cut and compressed on another thread while this one judges the batch,
+    // so neither waits on the other, and neither runs inside the write transaction.
+    let cap = state.limits.log_body_cap;
+    let text = meta.request_body.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let (cut, truncated) = cut_body(&text, cap);
+        (StoredBody::encode(&cut), truncated)
+    });
     let judged = batch::judge(table, records, tenant.timezone);
+    let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
     let request_id = uuid::Uuid::new_v4().to_string();
     let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
     let mut answer: Option<(PushReply, String)> = None;
@@ -113,6 +123,7 @@ async fn push_inner(
             request_id: &request_id,
             received_at: meta.received_at,
         },
+        &body,
         |outcome| {
             let mut rejected = judged.rejected;
             rejected.extend(outcome.stale.iter().cloned());
@@ -123,16 +134,8 @@ async fn push_inner(
                 rejected,
             };
             let json = serde_json::to_string(&reply).unwrap_or_default();
-            let entry = entry(
-                state,
-                meta,
-                &request_id,
-                "OK",
-                200,
-                &reply,
-                json.clone(),
-                None,
-            );
+            let mut entry = entry(meta, &request_id, "OK", 200, &reply, json.clone(), None);
+            entry.request_truncated = truncated;
             answer = Some((reply, json));
             entry
         },
@@ -179,8 +182,7 @@ pub async fn log_failure(state: &AppState, meta: &RequestMeta, err: AppError) ->
         accepted: 0,
         rejected: Vec::new(),
     };
-    let e = entry(
-        state,
+    let mut e = entry(
         meta,
         &reply.request_id,
         err.code_name(),
@@ -189,15 +191,16 @@ pub async fn log_failure(state: &AppState, meta: &RequestMeta, err: AppError) ->
         error_json(&err),
         Some(err.public_message()),
     );
+    (e.request_body, e.request_truncated) = cut_body(&meta.request_body, state.limits.log_body_cap);
     if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a failed request");
     }
     err
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The log entry of an answered request; its body fields are filled by the caller
+/// (the success path stores a pre-encoded body, the failure path the cut text).
 fn entry(
-    state: &AppState,
     meta: &RequestMeta,
     request_id: &str,
     status: &str,
@@ -206,7 +209,6 @@ fn entry(
     response_body: String,
     error: Option<String>,
 ) -> RequestLogEntry {
-    let (request_body, request_truncated) = cut_body(&meta.request_body, state.limits.log_body_cap);
     RequestLogEntry {
         id: request_id.to_owned(),
         tenant: meta.tenant.clone(),
@@ -220,8 +222,8 @@ fn entry(
         accepted: reply.accepted,
         rejected: u32::try_from(reply.rejected.len()).unwrap_or(u32::MAX),
         error,
-        request_body,
-        request_truncated,
+        request_body: String::new(),
+        request_truncated: false,
         response_body,
     }
 }

@@ -16,12 +16,28 @@ const COLUMNS: &str = "id, tenant_id, received_at, endpoint, table_name, transpo
 /// Bodies from this size on are stored LZ4-compressed; smaller ones would not gain.
 const COMPRESS_FROM: usize = 1024;
 
-/// The stored form of a request body: (bytes, compressed?).
-fn encode_body(body: &str) -> (Vec<u8>, bool) {
-    if body.len() >= COMPRESS_FROM {
-        (lz4_flex::compress_prepend_size(body.as_bytes()), true)
-    } else {
-        (body.as_bytes().to_vec(), false)
+/// A request body in its stored form. Encoding (compression) is the costly part of
+/// writing a log row, so callers can do it before they open the write transaction.
+#[derive(Debug, Clone)]
+pub struct StoredBody {
+    bytes: Vec<u8>,
+    compressed: bool,
+}
+
+impl StoredBody {
+    /// Encodes `body` (already cut to the cap).
+    pub fn encode(body: &str) -> Self {
+        if body.len() >= COMPRESS_FROM {
+            Self {
+                bytes: lz4_flex::compress_prepend_size(body.as_bytes()),
+                compressed: true,
+            }
+        } else {
+            Self {
+                bytes: body.as_bytes().to_vec(),
+                compressed: false,
+            }
+        }
     }
 }
 
@@ -51,9 +67,13 @@ fn row_size(e: &RequestLogEntry, stored_body: usize) -> i64 {
 }
 
 /// Writes one entry inside `txn` and counts it in the tenant's usage.
-pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()> {
-    let (body, compressed) = encode_body(&e.request_body);
-    let size = row_size(e, body.len());
+/// `body` is the request body to store (`e.request_body` is not read).
+pub async fn insert(
+    txn: &DatabaseTransaction,
+    e: &RequestLogEntry,
+    body: &StoredBody,
+) -> Result<()> {
+    let size = row_size(e, body.bytes.len());
     let values: Vec<Value> = vec![
         e.id.clone().into(),
         e.tenant.as_str().into(),
@@ -67,8 +87,8 @@ pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()
         i32::try_from(e.accepted).unwrap_or(i32::MAX).into(),
         i32::try_from(e.rejected).unwrap_or(i32::MAX).into(),
         e.error.clone().into(),
-        body.into(),
-        compressed.into(),
+        body.bytes.clone().into(),
+        body.compressed.into(),
         e.request_truncated.into(),
         e.response_body.clone().into(),
         size.into(),
@@ -99,7 +119,7 @@ pub async fn insert(txn: &DatabaseTransaction, e: &RequestLogEntry) -> Result<()
 /// Writes one entry in its own transaction.
 pub async fn insert_alone(db: &Db, e: &RequestLogEntry) -> Result<()> {
     let txn = db.begin_write().await?;
-    insert(&txn, e).await?;
+    insert(&txn, e, &StoredBody::encode(&e.request_body)).await?;
     txn.commit().await?;
     Ok(())
 }

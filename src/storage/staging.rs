@@ -2,7 +2,7 @@
 //! external_id). A batch is staged and its request logged in one transaction, so a
 //! client that got an answer can rely on both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
@@ -12,6 +12,10 @@ use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
+
+/// The columns of a staged row, in the order statements bind them.
+const ROW_COLUMNS: &str = "tenant_id, table_name, external_id, fields, content_hash, updated_at, \
+    deleted, changed_at, request_id, size_bytes";
 
 /// Rows per multi-row statement: 10 columns a row stays under SQLite's 32 766 bind limit.
 const ROWS_PER_STATEMENT: usize = 3_000;
@@ -49,6 +53,7 @@ struct Stored {
     size: i64,
 }
 
+#[derive(Clone)]
 struct Row {
     record: ValidRecord,
     fields: String,
@@ -57,8 +62,13 @@ struct Row {
 }
 
 /// Stages `batch` and writes the request-log entry that `log` builds from the outcome,
-/// in one transaction.
-pub async fn stage_and_log<F>(db: &Db, batch: StageBatch<'_>, log: F) -> Result<StageOutcome>
+/// with the request body `body`, in one transaction.
+pub async fn stage_and_log<F>(
+    db: &Db,
+    batch: StageBatch<'_>,
+    body: &request_log::StoredBody,
+    log: F,
+) -> Result<StageOutcome>
 where
     F: FnOnce(&StageOutcome) -> RequestLogEntry,
 {
@@ -85,10 +95,32 @@ where
         })
         .collect();
 
+    let target = Target {
+        tenant,
+        table,
+        request_id,
+        received_at,
+    };
     let txn = db.begin_write().await?;
-    let stored = load_stored(&txn, tenant, table, &rows).await?;
     let mut outcome = StageOutcome::default();
     let mut delta = usage::Delta::default();
+    // New records (the bulk of an onboarding load) go in with one statement and no read;
+    // only the ones already staged are read and compared.
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        inserted.extend(insert_new(&txn, &target, chunk).await?);
+    }
+    let (new_rows, rows): (Vec<Row>, Vec<Row>) = rows
+        .into_iter()
+        .partition(|r| inserted.contains(r.record.external_id.as_str()));
+    outcome.inserted = u32::try_from(new_rows.len()).unwrap_or(u32::MAX);
+    delta.staged_rows += i64::from(outcome.inserted);
+    delta.staged_bytes += new_rows.iter().map(|r| r.size).sum::<i64>();
+    let stored = if rows.is_empty() {
+        HashMap::new()
+    } else {
+        load_stored(&txn, tenant, table, &rows).await?
+    };
     let mut to_write = Vec::with_capacity(rows.len());
     for row in rows {
         match stored.get(row.record.external_id.as_str()) {
@@ -117,18 +149,12 @@ where
             }
         }
     }
-    let target = Target {
-        tenant,
-        table,
-        request_id,
-        received_at,
-    };
     while !to_write.is_empty() {
         let rest = to_write.split_off(to_write.len().min(ROWS_PER_STATEMENT));
         upsert(&txn, &target, std::mem::replace(&mut to_write, rest)).await?;
     }
     usage::add(&txn, tenant, delta).await?;
-    request_log::insert(&txn, &log(&outcome)).await?;
+    request_log::insert(&txn, &log(&outcome), body).await?;
     txn.commit().await?;
     Ok(outcome)
 }
@@ -177,7 +203,8 @@ struct Target<'a> {
     received_at: DateTime<Utc>,
 }
 
-async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> Result<()> {
+/// `INSERT INTO staged_record (…) VALUES (…), …` for `rows`, and its values.
+fn insert_rows(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> (String, Params) {
     let mut p = Params::new(txn.get_database_backend(), rows.len() * 10);
     let tuples: Vec<String> = rows
         .into_iter()
@@ -197,19 +224,42 @@ async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -
             format!("({})", ps.join(", "))
         })
         .collect();
+    let sql = format!(
+        "INSERT INTO staged_record ({ROW_COLUMNS}) VALUES {}",
+        tuples.join(", ")
+    );
+    (sql, p)
+}
+
+/// Inserts the rows not staged yet; returns the external ids it inserted.
+async fn insert_new(
+    txn: &DatabaseTransaction,
+    batch: &Target<'_>,
+    rows: &[Row],
+) -> Result<Vec<String>> {
+    let (sql, p) = insert_rows(txn, batch, rows.to_vec());
+    let sql = format!(
+        "{sql} ON CONFLICT (tenant_id, table_name, external_id) DO NOTHING RETURNING external_id"
+    );
+    txn.query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("", "external_id").map_err(Into::into))
+        .collect()
+}
+
+async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> Result<()> {
+    let (sql, p) = insert_rows(txn, batch, rows);
     // The WHERE guards against a concurrent batch that staged a newer version between
     // our read and this write: an older update never overwrites a newer one.
     let sql = format!(
-        "INSERT INTO staged_record (tenant_id, table_name, external_id, fields, content_hash, \
-         updated_at, deleted, changed_at, request_id, size_bytes) VALUES {} \
-         ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET \
+        "{sql} ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET \
          fields = excluded.fields, content_hash = excluded.content_hash, \
          updated_at = excluded.updated_at, deleted = excluded.deleted, \
          changed_at = excluded.changed_at, request_id = excluded.request_id, \
          size_bytes = excluded.size_bytes \
          WHERE staged_record.updated_at IS NULL OR excluded.updated_at IS NULL \
-         OR excluded.updated_at >= staged_record.updated_at",
-        tuples.join(", ")
+         OR excluded.updated_at >= staged_record.updated_at"
     );
     txn.execute(p.statement(sql)).await?;
     Ok(())
