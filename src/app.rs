@@ -77,6 +77,10 @@ impl App {
         let retention = tokio::spawn(crate::worker::retention::run(
             self.state.db.clone(),
             self.retention_days,
+            jobs_stopped.clone(),
+        ));
+        let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
+            self.state.db.clone(),
             jobs_stopped,
         ));
         // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
@@ -91,6 +95,7 @@ impl App {
             .context("the server failed");
         let _ = stop_jobs.send(true);
         let _ = retention.await;
+        let _ = checkpoint.await;
         served?;
         tracing::info!("erpsync stopped");
         Ok(())

@@ -3,6 +3,7 @@
 //! `ErpIngest.Push` and answers the same shape: 200 with the push answer, or
 //! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -19,7 +20,7 @@ use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
 use crate::error::AppError;
 use crate::grpc::auth::authenticate_header;
-use crate::ingest::{self, RequestMeta};
+use crate::ingest::{self, RequestBody, RequestMeta};
 
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
@@ -43,14 +44,14 @@ async fn push(
             return answer(&e);
         }
     };
-    let meta = |request_body: String| RequestMeta {
+    let meta = |text: String| RequestMeta {
         tenant: tenant.clone(),
         transport: Transport::Http,
         endpoint: format!("POST /erp/v1/{table}"),
         table: Some(table.clone()),
         received_at,
         started,
-        request_body,
+        request_body: RequestBody::Text(text),
     };
     let limit = state.limits.max_body_bytes;
     let declared = headers
@@ -65,7 +66,7 @@ async fn push(
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
         let err = too_large(format!("{n} bytes"));
         let m = meta(format!("(not stored: {n} bytes, over the limit)"));
-        return answer(&ingest::log_failure(&state, &m, err).await);
+        return answer(&ingest::log_failure(&state, &m, &[], err).await);
     }
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -73,20 +74,20 @@ async fn push(
         Err(e) if e.to_string().contains("length limit") => {
             let err = too_large("more than that".into());
             let m = meta("(not stored: over the limit)".into());
-            return answer(&ingest::log_failure(&state, &m, err).await);
+            return answer(&ingest::log_failure(&state, &m, &[], err).await);
         }
         Err(e) => {
             let err = AppError::InvalidArgument(format!("cannot read the request body: {e}"));
             let m = meta("(not stored: the body could not be read)".into());
-            return answer(&ingest::log_failure(&state, &m, err).await);
+            return answer(&ingest::log_failure(&state, &m, &[], err).await);
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let records = match parse_body(&bytes) {
         Ok(r) => r,
-        Err(err) => return answer(&ingest::log_failure(&state, &meta(text), err).await),
+        Err(err) => return answer(&ingest::log_failure(&state, &meta(text), &[], err).await),
     };
-    match ingest::push(&state, meta(text), &records).await {
+    match ingest::push(&state, meta(text), Arc::new(records)).await {
         Ok((_, json)) => json_response(StatusCode::OK, json),
         Err(e) => answer(&e),
     }

@@ -2,16 +2,18 @@
 //! share: judge the batch, stage the good records, and log the request with the exact
 //! response the client gets — success or not.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::AppState;
 use crate::domain::batch::{self, Rejection};
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
-use crate::domain::tables::{self, TABLES};
+use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::request_log::{self, StoredBody};
@@ -53,9 +55,48 @@ pub struct RequestMeta {
     pub received_at: DateTime<Utc>,
     /// When handling began, for the duration.
     pub started: Instant,
-    /// The request body as text (JSON), whole; it is cut when stored.
-    pub request_body: String,
+    /// The request body, whole; it is cut when stored.
+    pub request_body: RequestBody,
 }
+
+/// A request body as the request log keeps it.
+#[derive(Debug, Clone)]
+pub enum RequestBody {
+    /// The text as received (HTTP), or a note standing in for a body not kept.
+    Text(String),
+    /// A gRPC push: rendered as JSON from its records when it is logged, off the
+    /// request's critical path.
+    Push {
+        /// The request's tenant_id field.
+        tenant_id: String,
+        /// The request's table field.
+        table: String,
+    },
+}
+
+impl RequestBody {
+    /// The body as JSON text; `records` are the request's records (for a push).
+    pub fn render(&self, records: &[Value]) -> String {
+        #[derive(Serialize)]
+        struct LoggedPush<'a> {
+            tenant_id: &'a str,
+            table: &'a str,
+            records: &'a [Value],
+        }
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Push { tenant_id, table } => serde_json::to_string(&LoggedPush {
+                tenant_id,
+                table,
+                records,
+            })
+            .unwrap_or_default(),
+        }
+    }
+}
+
+/// Batches from this size on are judged in two halves on two threads.
+const PARALLEL_FROM: usize = 64;
 
 /// The answer to a push, the same on both transports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,18 +114,18 @@ pub struct PushReply {
 pub async fn push(
     state: &AppState,
     meta: RequestMeta,
-    records: &[Value],
+    records: Arc<Vec<Value>>,
 ) -> Result<(PushReply, String)> {
-    match push_inner(state, &meta, records).await {
+    match push_inner(state, &meta, &records).await {
         Ok(done) => Ok(done),
-        Err(err) => Err(log_failure(state, &meta, err).await),
+        Err(err) => Err(log_failure(state, &meta, &records, err).await),
     }
 }
 
 async fn push_inner(
     state: &AppState,
     meta: &RequestMeta,
-    records: &[Value],
+    records: &Arc<Vec<Value>>,
 ) -> Result<(PushReply, String)> {
     let table_id = meta.table.as_deref().unwrap_or_default();
     let table = tables::find(table_id).ok_or_else(|| unknown_table(table_id))?;
@@ -104,12 +145,12 @@ async fn push_inner(
     // The body is cut and compressed on another thread while this one judges the batch,
     // so neither waits on the other, and neither runs inside the write transaction.
     let cap = state.limits.log_body_cap;
-    let text = meta.request_body.clone();
+    let (source, all) = (meta.request_body.clone(), Arc::clone(records));
     let body = tokio::task::spawn_blocking(move || {
-        let (cut, truncated) = cut_body(&text, cap);
+        let (cut, truncated) = cut_body(&source.render(&all), cap);
         (StoredBody::encode(&cut), truncated)
     });
-    let judged = batch::judge(table, records, tenant.timezone);
+    let judged = judge(table, records, tenant.timezone).await?;
     let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
     let request_id = uuid::Uuid::new_v4().to_string();
     let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
@@ -144,6 +185,24 @@ async fn push_inner(
     answer.ok_or_else(|| anyhow::anyhow!("staging finished without building the answer").into())
 }
 
+/// Judges a batch; a large one in two halves at once (the other half on a blocking thread).
+async fn judge(
+    table: &'static TableDef,
+    records: &Arc<Vec<Value>>,
+    tz: Tz,
+) -> Result<batch::Judged> {
+    if records.len() < PARALLEL_FROM {
+        return Ok(batch::judge(table, records, tz));
+    }
+    let half = records.len() / 2;
+    let all = Arc::clone(records);
+    let second =
+        tokio::task::spawn_blocking(move || batch::judge_each(table, &all[half..], half, tz));
+    let mut judged = batch::judge_each(table, &records[..half], 0, tz);
+    judged.extend(second.await.map_err(anyhow::Error::from)?);
+    Ok(batch::settle(judged))
+}
+
 /// The error for a table id that is not in the catalog, listing the valid ones.
 pub fn unknown_table(id: &str) -> AppError {
     let valid: Vec<&str> = TABLES.iter().map(|t| t.id).collect();
@@ -176,7 +235,13 @@ pub fn error_json(err: &AppError) -> String {
 }
 
 /// Logs a request that failed as a whole, and hands the error back for answering.
-pub async fn log_failure(state: &AppState, meta: &RequestMeta, err: AppError) -> AppError {
+/// `records` are the request's records, when it got as far as having them.
+pub async fn log_failure(
+    state: &AppState,
+    meta: &RequestMeta,
+    records: &[Value],
+    err: AppError,
+) -> AppError {
     let reply = PushReply {
         request_id: uuid::Uuid::new_v4().to_string(),
         accepted: 0,
@@ -191,7 +256,10 @@ pub async fn log_failure(state: &AppState, meta: &RequestMeta, err: AppError) ->
         error_json(&err),
         Some(err.public_message()),
     );
-    (e.request_body, e.request_truncated) = cut_body(&meta.request_body, state.limits.log_body_cap);
+    (e.request_body, e.request_truncated) = cut_body(
+        &meta.request_body.render(records),
+        state.limits.log_body_cap,
+    );
     if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a failed request");
     }

@@ -54,19 +54,44 @@ pub struct Judged {
 /// tenant's zone `tz`. When an external id appears more than once the last one wins and
 /// each earlier one is reported, so accepted + rejected always equals the batch size.
 pub fn judge(table: &TableDef, records: &[Value], tz: Tz) -> Judged {
-    let mut out = Judged::default();
-    let mut last_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (i, rec) in records.iter().enumerate() {
-        if let Some(id) = rec.get("external_id").and_then(Value::as_str) {
-            last_of.insert(id, i);
-        }
+    settle(judge_each(table, records, 0, tz))
+}
+
+/// Judges each record on its own (no batch-wide rule); `first_index` is the batch index
+/// of `records[0]`, so a batch can be judged in parts, in parallel, then [`settle`]d.
+pub fn judge_each(
+    table: &TableDef,
+    records: &[Value],
+    first_index: usize,
+    tz: Tz,
+) -> Vec<Result<ValidRecord, Rejection>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, rec)| {
+            judge_one(
+                table,
+                u32::try_from(first_index + i).unwrap_or(u32::MAX),
+                rec,
+                tz,
+            )
+        })
+        .collect()
+}
+
+/// Applies the batch-wide rule to records judged one by one, in batch order: of several
+/// valid records with the same external id, the last wins and the others are reported.
+pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
+    let mut last_of: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for valid in judged.iter().flatten() {
+        last_of.insert(valid.external_id.clone(), valid.index);
     }
-    for (i, rec) in records.iter().enumerate() {
-        let index = u32::try_from(i).unwrap_or(u32::MAX);
-        match judge_one(table, index, rec, tz) {
-            Ok(valid) => match last_of.get(valid.external_id.as_str()) {
-                Some(&last) if last != i => out.rejected.push(Rejection {
-                    index,
+    let mut out = Judged::default();
+    for result in judged {
+        match result {
+            Ok(valid) => match last_of.get(&valid.external_id) {
+                Some(&last) if last != valid.index => out.rejected.push(Rejection {
+                    index: valid.index,
                     external_id: valid.external_id,
                     field: "external_id".into(),
                     reason: format!(
@@ -209,4 +234,55 @@ pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("{s:?} does not exist in {} (a DST gap)", tz.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tables::find;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn company(id: Value, name: &str) -> Value {
+        json!({"external_id": id, "fields": {"name": name, "document": "11.222.333/0001-81"}})
+    }
+
+    #[test]
+    fn duplicates_are_found_on_the_normalized_external_id() {
+        let table = find("company").unwrap();
+        let records = [
+            company(json!(" c1 "), "first"),
+            company(json!("c1"), "second"),
+            company(json!(7), "number"),
+            company(json!("7"), "text"),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        let kept: Vec<(&str, u32)> = judged
+            .valid
+            .iter()
+            .map(|v| (v.external_id.as_str(), v.index))
+            .collect();
+        assert_eq!(kept, [("c1", 1), ("7", 3)]);
+        let reported: Vec<u32> = judged.rejected.iter().map(|r| r.index).collect();
+        assert_eq!(reported, [0, 2]);
+    }
+
+    proptest! {
+        #[test]
+        fn judging_in_parts_then_settling_equals_judging_whole(
+            ids in prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "d", ""]), 1..40),
+            split in 0usize..40,
+        ) {
+            let table = find("company").unwrap();
+            let records: Vec<Value> = ids.iter().enumerate()
+                .map(|(i, id)| company(json!(id), &format!("n{i}")))
+                .collect();
+            let split = split.min(records.len());
+            let mut parts = judge_each(table, &records[..split], 0, chrono_tz::UTC);
+            parts.extend(judge_each(table, &records[split..], split, chrono_tz::UTC));
+            let whole = judge(table, &records, chrono_tz::UTC);
+            prop_assert_eq!(settle(parts), whole.clone());
+            prop_assert_eq!(whole.valid.len() + whole.rejected.len(), records.len());
+        }
+    }
 }

@@ -13,17 +13,10 @@ use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::token::Role;
 use crate::error::AppError;
-use crate::ingest::{self, RequestMeta};
+use crate::ingest::{self, RequestBody, RequestMeta};
 
 const SERVICE: &str = "ErpIngest";
 
-/// The JSON form of a push, as the request log keeps it (borrowed: no copy of the records).
-#[derive(serde::Serialize)]
-struct LoggedPush<'a> {
-    tenant_id: &'a str,
-    table: &'a str,
-    records: &'a [serde_json::Value],
-}
 const PUSH_ENDPOINT: &str = "ErpIngest/Push";
 
 /// The service, over the shared application state.
@@ -57,22 +50,19 @@ impl ErpIngest for Service {
         let msg = req.into_inner();
         let records: Vec<serde_json::Value> =
             msg.records.into_iter().map(convert::record_json).collect();
-        let request_body = serde_json::to_string(&LoggedPush {
-            tenant_id: &msg.tenant_id,
-            table: &msg.table,
-            records: &records,
-        })
-        .unwrap_or_default();
         let meta = RequestMeta {
             tenant,
             transport: Transport::Grpc,
             endpoint: PUSH_ENDPOINT.into(),
+            request_body: RequestBody::Push {
+                tenant_id: msg.tenant_id,
+                table: msg.table.clone(),
+            },
             table: Some(msg.table),
             received_at,
             started,
-            request_body,
         };
-        let (reply, _) = ingest::push(&self.state, meta, &records).await?;
+        let (reply, _) = ingest::push(&self.state, meta, std::sync::Arc::new(records)).await?;
         Ok(Response::new(convert::push_response(reply)))
     }
 
@@ -132,9 +122,11 @@ pub async fn size_guard(
                 table: None,
                 received_at,
                 started,
-                request_body: format!("(not stored: {found} bytes, over the limit)"),
+                request_body: RequestBody::Text(format!(
+                    "(not stored: {found} bytes, over the limit)"
+                )),
             };
-            ingest::log_failure(&state, &meta, err).await
+            ingest::log_failure(&state, &meta, &[], err).await
         }
         // Not attributable to a tenant: traced, never logged to a tenant's history.
         None => {

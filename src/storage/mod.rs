@@ -107,6 +107,24 @@ impl Db {
         &self.conn
     }
 
+    /// Copies the SQLite write-ahead log into the database file without blocking
+    /// writers or readers (a no-op on PostgreSQL). Returns the WAL frames checkpointed.
+    pub async fn checkpoint(&self) -> Result<i64> {
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(0);
+        }
+        let row = self
+            .conn
+            .query_one(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_checkpoint(PASSIVE)",
+            ))
+            .await?;
+        Ok(row
+            .and_then(|r| r.try_get_by_index::<i64>(2).ok())
+            .unwrap_or(0))
+    }
+
     /// SQLite or PostgreSQL.
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
@@ -124,6 +142,10 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
         // 16 MiB of page cache a connection keeps the hot index pages of staging and
         // the request log in memory during bulk ingestion.
         .pragma("cache_size", "-16384")
+        // Checkpoints are run by a background job (worker::checkpoint) instead of by
+        // whichever write happens to cross the threshold: a push never pays for one.
+        // SQLite still checkpoints when the last connection closes.
+        .pragma("wal_autocheckpoint", "0")
         .foreign_keys(true);
     let file = opts.get_filename().to_path_buf();
     let in_memory = file.as_os_str() == ":memory:" || url.contains("mode=memory");

@@ -1,4 +1,5 @@
 //! Background jobs. Each one waits on its next tick *or* shutdown, and finishes the batch
 //! in hand before it stops.
 
+pub mod checkpoint;
 pub mod retention;
