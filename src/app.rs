@@ -90,7 +90,7 @@ impl App {
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(8 << 20))
             .add_routes(self.routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
             .await
             .context("the server failed");
         let _ = stop_jobs.send(true);
@@ -100,6 +100,21 @@ impl App {
         tracing::info!("erpsync stopped");
         Ok(())
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: a small answer (a push's reply, a
+/// log event) goes out at once instead of waiting for the peer's delayed ACK.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        if let Err(e) = conn.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        Ok(conn)
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

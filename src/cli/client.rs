@@ -54,7 +54,10 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
         .unwrap_or_default();
     println!("tenant:            {} ({})", o.tenant_id, o.tenant_name);
     println!("health:            {health}");
-    println!("erp:               {} {}", o.erp_name, o.erp_version);
+    println!(
+        "erp:               {}",
+        format!("{} {}", o.erp_name, o.erp_version).trim()
+    );
     println!("active/scheduled:  {}/{}", o.active, o.scheduled);
     println!("schedule:          {schedule} ({})", o.timezone);
     println!(
