@@ -5,7 +5,9 @@ for the `company` table, printed as JSON on stdout: {"records": [...]}.
 Northwind has no CNPJ, so the document is made up: a valid CNPJ derived from the row
 number, except with --keep-real-documents, where no document is sent and erpsync rejects
 every record naming the missing field (what an ERP that forgot the CNPJ would see).
-Usage: scripts/northwind_companies.py [--keep-real-documents] [PATH_TO_northwind.sql]
+With --grpc TENANT the batch is printed as an ErpIngest.Push request for grpcurl
+({"tenant_id": TENANT, "table": "company", "records": [...]}).
+Usage: scripts/northwind_companies.py [--keep-real-documents] [--grpc TENANT] [PATH_TO_northwind.sql]
 """
 import json
 import os
@@ -31,8 +33,16 @@ def values(line: str):
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    no_docs = "--keep-real-documents" in sys.argv
+    argv = sys.argv[1:]
+    tenant = None
+    if "--grpc" in argv:
+        i = argv.index("--grpc")
+        if i + 1 >= len(argv):
+            sys.exit("--grpc needs the tenant id")
+        tenant = argv[i + 1]
+        del argv[i : i + 2]
+    args = [a for a in argv if not a.startswith("--")]
+    no_docs = "--keep-real-documents" in argv
     path = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "northwind.sql")
     records = []
     with open(path, encoding="utf-8") as f:
@@ -44,7 +54,10 @@ def main() -> None:
             if not no_docs:
                 fields["document"] = cnpj(len(records) + 1)
             records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
-    json.dump({"records": records}, sys.stdout, ensure_ascii=False)
+    batch = {"records": records}
+    if tenant is not None:
+        batch = {"tenant_id": tenant, "table": "company", "records": records}
+    json.dump(batch, sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
