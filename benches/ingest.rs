@@ -522,7 +522,8 @@ fn write_markdown(results: &[Figures]) {
             f.backend, f.records, f.server_rps, f.ceiling_rps, f.ratio, f.peak_rss_mb
         ));
     }
-    section.push_str("\nTargets: ≥ 40 000 records/s on SQLite, ratio ≥ 0.5, peak RSS ≤ 300 MB.\n\n");
+    section
+        .push_str("\nTargets: ≥ 40 000 records/s on SQLite, ratio ≥ 0.5, peak RSS ≤ 300 MB.\n\n");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures measured on this project's CI machine kind; each section is rewritten by its bench.\n\n".into());
     let start = old.find("## Ingestion (issue #3)");
