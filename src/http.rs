@@ -66,7 +66,7 @@ async fn push(
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
         let err = too_large(format!("{n} bytes"));
         let m = meta(format!("(not stored: {n} bytes, over the limit)"));
-        return answer(&ingest::log_failure(&state, &m, &[], err).await);
+        return failed(ingest::log_failure(&state, &m, &[], err).await);
     }
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -74,22 +74,22 @@ async fn push(
         Err(e) if e.to_string().contains("length limit") => {
             let err = too_large("more than that".into());
             let m = meta("(not stored: over the limit)".into());
-            return answer(&ingest::log_failure(&state, &m, &[], err).await);
+            return failed(ingest::log_failure(&state, &m, &[], err).await);
         }
         Err(e) => {
             let err = AppError::InvalidArgument(format!("cannot read the request body: {e}"));
             let m = meta("(not stored: the body could not be read)".into());
-            return answer(&ingest::log_failure(&state, &m, &[], err).await);
+            return failed(ingest::log_failure(&state, &m, &[], err).await);
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let records = match parse_body(&bytes) {
         Ok(r) => r,
-        Err(err) => return answer(&ingest::log_failure(&state, &meta(text), &[], err).await),
+        Err(err) => return failed(ingest::log_failure(&state, &meta(text), &[], err).await),
     };
     match ingest::push(&state, meta(text), Arc::new(records)).await {
         Ok((_, json)) => json_response(StatusCode::OK, json),
-        Err(e) => answer(&e),
+        Err(f) => failed(f),
     }
 }
 
@@ -131,13 +131,21 @@ fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
     }
 }
 
+/// The answer to a request refused before it reached a tenant (not logged).
 fn answer(err: &AppError) -> Response {
+    json_response(status_of(err), ingest::error_json(err, None))
+}
+
+/// The answer to a logged failure: exactly the body the request log holds.
+fn failed(f: ingest::Failure) -> Response {
+    json_response(status_of(&f.error), f.body)
+}
+
+fn status_of(err: &AppError) -> StatusCode {
     if matches!(err, AppError::Database(_) | AppError::Internal(_)) {
-        tracing::error!(error = %err, "internal error on HTTP push");
+        tracing::error!(error = ?err, "internal error on HTTP push");
     }
-    let status =
-        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(status, ingest::error_json(err))
+    StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {

@@ -109,13 +109,35 @@ pub struct PushReply {
     pub rejected: Vec<Rejection>,
 }
 
+/// A request that failed as a whole, after it was logged: its error, the id of its
+/// request-log entry, and the JSON body logged as its answer.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: AppError,
+    /// The request-log entry, for support to find it.
+    pub request_id: String,
+    /// `{"error":{"code":…,"message":…},"request_id":…}`, as logged.
+    pub body: String,
+}
+
+impl From<Failure> for tonic::Status {
+    fn from(f: Failure) -> Self {
+        let mut status = tonic::Status::from(f.error);
+        if let Ok(id) = f.request_id.parse() {
+            status.metadata_mut().insert("x-request-id", id);
+        }
+        status
+    }
+}
+
 /// Judges, stages and logs a batch. On success the reply has been logged exactly as
 /// returned (`.1` is its JSON); on failure the error has been logged too.
 pub async fn push(
     state: &AppState,
     meta: RequestMeta,
     records: Arc<Vec<Value>>,
-) -> Result<(PushReply, String)> {
+) -> Result<(PushReply, String), Failure> {
     match push_inner(state, &meta, &records).await {
         Ok(done) => Ok(done),
         Err(err) => Err(log_failure(state, &meta, &records, err).await),
@@ -215,6 +237,8 @@ pub fn unknown_table(id: &str) -> AppError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -223,25 +247,27 @@ struct ErrorDetail<'a> {
     message: String,
 }
 
-/// The JSON body of an error answer: `{"error":{"code":"NOT_FOUND","message":"…"}}`.
-pub fn error_json(err: &AppError) -> String {
+/// The JSON body of an error answer: `{"error":{"code":"NOT_FOUND","message":"…"}}`,
+/// with the request-log id when the request was logged.
+pub fn error_json(err: &AppError, request_id: Option<&str>) -> String {
     serde_json::to_string(&ErrorBody {
         error: ErrorDetail {
             code: err.code_name(),
             message: err.public_message(),
         },
+        request_id,
     })
     .unwrap_or_default()
 }
 
-/// Logs a request that failed as a whole, and hands the error back for answering.
+/// Logs a request that failed as a whole, and hands the failure back for answering.
 /// `records` are the request's records, when it got as far as having them.
 pub async fn log_failure(
     state: &AppState,
     meta: &RequestMeta,
     records: &[Value],
     err: AppError,
-) -> AppError {
+) -> Failure {
     let reply = PushReply {
         request_id: uuid::Uuid::new_v4().to_string(),
         accepted: 0,
@@ -253,7 +279,7 @@ pub async fn log_failure(
         err.code_name(),
         err.http_status(),
         &reply,
-        error_json(&err),
+        error_json(&err, Some(&reply.request_id)),
         Some(err.public_message()),
     );
     (e.request_body, e.request_truncated) = cut_body(
@@ -263,7 +289,11 @@ pub async fn log_failure(
     if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a failed request");
     }
-    err
+    Failure {
+        error: err,
+        request_id: reply.request_id,
+        body: e.response_body,
+    }
 }
 
 /// The log entry of an answered request; its body fields are filled by the caller

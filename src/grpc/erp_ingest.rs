@@ -113,7 +113,7 @@ pub async fn size_guard(
         Ok(grant) => grant.erp_tenant().cloned(),
         Err(auth_err) => return Status::from(auth_err).into_http::<axum::body::Body>(),
     };
-    let err = match tenant {
+    let status = match tenant {
         Some(tenant) => {
             let meta = RequestMeta {
                 tenant,
@@ -126,7 +126,7 @@ pub async fn size_guard(
                     "(not stored: {found} bytes, over the limit)"
                 )),
             };
-            ingest::log_failure(&state, &meta, &[], err).await
+            Status::from(ingest::log_failure(&state, &meta, &[], err).await)
         }
         // Not attributable to a tenant: traced, never logged to a tenant's history.
         None => {
@@ -134,10 +134,10 @@ pub async fn size_guard(
                 found,
                 "oversized push with a token that is not an erp token"
             );
-            err
+            Status::from(err)
         }
     };
-    Status::from(err).into_http::<axum::body::Body>()
+    status.into_http::<axum::body::Body>()
 }
 
 /// The size tonic reported when it refused a message as too large.

@@ -656,6 +656,12 @@ async fn request_log_holds_one_row_per_request_with_the_answer_sent(app: TestApp
     assert_eq!(http.request_body, body);
     let failed = log.iter().find(|e| e.status == "INVALID_ARGUMENT").unwrap();
     assert_eq!(failed.response_body, http_error);
+    let answered: Value = serde_json::from_str(&http_error).unwrap();
+    assert_eq!(
+        answered["request_id"],
+        failed.id.as_str(),
+        "the client can quote its request id"
+    );
     assert_eq!(failed.http_status, 400);
     assert_eq!(failed.request_body, "not json");
     assert!(failed
