@@ -423,6 +423,13 @@ async fn whole_batch_errors_answer_precise_codes_and_keep_what_was_stored(app: T
         "{}",
         err.message()
     );
+    let request_id = err
+        .metadata()
+        .get("x-request-id")
+        .expect("a logged failure names its request")
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let six = (0..6)
         .map(|i| record(&format!("n{i}"), &valid_fields("company")))
@@ -463,6 +470,10 @@ async fn whole_batch_errors_answer_precise_codes_and_keep_what_was_stored(app: T
             "INVALID_ARGUMENT",
             "RESOURCE_EXHAUSTED"
         ]
+    );
+    assert_eq!(
+        log[2].id, request_id,
+        "x-request-id names the logged request"
     );
     assert!(
         log[4].request_body.contains("over the limit"),
