@@ -2,6 +2,7 @@
 //! included, learn the port before serving), then serve until the shutdown future ends.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -13,6 +14,7 @@ use crate::error::Result;
 use crate::grpc;
 use crate::ingest::Limits;
 use crate::storage::{redact, Db};
+use crate::worker::sink::{CrmSink, EmbeddedSink};
 
 /// What every request handler shares; cheap to clone.
 #[derive(Clone, Debug)]
@@ -21,6 +23,10 @@ pub struct AppState {
     pub db: Db,
     /// Ingestion limits.
     pub limits: Limits,
+    /// Where runs deliver.
+    pub sink: Arc<dyn CrmSink>,
+    /// This process's id, as run leases name their holder.
+    pub instance: String,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -41,9 +47,20 @@ pub async fn build(config: &Config) -> Result<App> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Runs this process was running when it stopped are interrupted; their records stay
+    // staged and the next run delivers them.
+    let interrupted = crate::storage::runs::mark_interrupted(&db, chrono::Utc::now()).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "runs left RUNNING by a stopped process marked INTERRUPTED"
+        );
+    }
     let state = AppState {
+        sink: Arc::new(EmbeddedSink::new(db.clone())),
         db,
         limits: config.limits,
+        instance: uuid::Uuid::new_v4().to_string(),
     };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(

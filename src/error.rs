@@ -125,6 +125,16 @@ impl AppError {
         }
     }
 
+    /// The message a run's log shows: the whole cause chain, since the run log is where
+    /// an operator looks for why a run failed.
+    pub fn run_message(&self) -> String {
+        match self {
+            Self::Database(e) => format!("database error: {e}"),
+            Self::Internal(e) => format!("{e:#}"),
+            other => other.to_string(),
+        }
+    }
+
     /// A database error that is really a uniqueness conflict becomes `AlreadyExists`.
     pub fn on_conflict(err: sea_orm::DbErr, what: impl FnOnce() -> String) -> Self {
         match err.sql_err() {

@@ -4,7 +4,8 @@ use anyhow::Context;
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 use crate::grpc::pb::{
-    integration_history_client::IntegrationHistoryClient, GetOverviewRequest, Health,
+    integration_history_client::IntegrationHistoryClient, GetOverviewRequest, GetRunRequest,
+    Health, RunStatus, TriggerSyncRequest,
 };
 
 async fn connect(server: &str) -> anyhow::Result<IntegrationHistoryClient<Channel>> {
@@ -78,4 +79,69 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
     println!("open alerts:       {}", o.open_alerts.len());
     println!("recent runs:       {}", o.recent_runs.len());
     Ok(())
+}
+
+/// `erpsync sync-now --tenant ID`: starts a run (or joins the one running) and prints
+/// its log as it goes, then its per-table counts. Exits non-zero when the run failed.
+pub async fn sync_now(server: &str, token: &str, tenant: &str) -> anyhow::Result<()> {
+    let mut client = connect(server).await?;
+    let started = client
+        .trigger_sync(authorized(
+            TriggerSyncRequest {
+                tenant_id: tenant.to_owned(),
+            },
+            token,
+        )?)
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    let run_id = started.run.map(|r| r.run_id).unwrap_or_default();
+    if started.already_running {
+        println!("a run is already in progress: following {run_id}");
+    } else {
+        println!("run {run_id} started");
+    }
+    let mut printed = 0;
+    loop {
+        let got = client
+            .get_run(authorized(
+                GetRunRequest {
+                    tenant_id: tenant.to_owned(),
+                    run_id: run_id.clone(),
+                },
+                token,
+            )?)
+            .await
+            .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        for e in got.log.iter().skip(printed) {
+            let table = e
+                .table
+                .as_deref()
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default();
+            println!("{:>12}{table} {}", e.stage, e.message);
+        }
+        printed = got.log.len();
+        let run = got.run.unwrap_or_default();
+        if run.status() != RunStatus::Running {
+            for t in &run.tables {
+                println!(
+                    "{:<14} received {:>7}  inserted {:>7}  updated {:>7}  deleted {:>7}  held {:>7}",
+                    t.table, t.received, t.inserted, t.updated, t.deleted, t.held
+                );
+            }
+            let status = run
+                .status()
+                .as_str_name()
+                .trim_start_matches("RUN_STATUS_")
+                .to_owned();
+            println!("status: {status}");
+            if run.status() == RunStatus::Failed {
+                anyhow::bail!("the run failed: {}", run.errors.join("; "));
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

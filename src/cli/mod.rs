@@ -74,6 +74,14 @@ enum Command {
         #[command(subcommand)]
         command: admin::TokenCommand,
     },
+    /// Starts a sync run of a tenant on a running server and follows it to its end.
+    SyncNow {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Prints a tenant's overview from a running server.
     Overview {
         /// The tenant.
@@ -113,6 +121,9 @@ impl Cli {
             Command::Migrate => admin::migrate(&self.database_url).await,
             Command::Tenant { command } => admin::tenant(command, &self.database_url).await,
             Command::Token { command } => admin::token(command, &self.database_url).await,
+            Command::SyncNow { tenant, server } => {
+                client::sync_now(&server.server, &server.token, &tenant).await
+            }
             Command::Overview { tenant, server } => {
                 client::overview(&server.server, &server.token, &tenant).await
             }

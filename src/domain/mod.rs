@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod batch;
+pub mod crm;
 pub mod record;
 pub mod request_log;
 pub mod run;

@@ -98,3 +98,142 @@ impl RunSummary {
         self.finished_at.map(|f| f - self.started_at)
     }
 }
+
+/// The stages of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Gather the records staged since the last delivery.
+    Collect,
+    /// Check the collected records (they were validated at ingestion).
+    Validate,
+    /// Hold excessive deletions of companies and contacts.
+    DeleteGuard,
+    /// Deliver to the CRM sink.
+    Push,
+    /// ABC-curve analysis.
+    Abc,
+    /// Categorization into class, lifecycle and portfolio.
+    Categorize,
+    /// Statistics, status and alerts.
+    Finish,
+}
+
+impl Stage {
+    /// Every stage, in run order.
+    pub const ALL: [Stage; 7] = [
+        Stage::Collect,
+        Stage::Validate,
+        Stage::DeleteGuard,
+        Stage::Push,
+        Stage::Abc,
+        Stage::Categorize,
+        Stage::Finish,
+    ];
+
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collect => "collect",
+            Self::Validate => "validate",
+            Self::DeleteGuard => "delete_guard",
+            Self::Push => "push",
+            Self::Abc => "abc",
+            Self::Categorize => "categorize",
+            Self::Finish => "finish",
+        }
+    }
+}
+
+/// One ERP table's counts in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// The table id.
+    pub table: String,
+    /// Records collected.
+    pub received: u64,
+    /// Records new to the CRM.
+    pub inserted: u64,
+    /// Records the CRM already had.
+    pub updated: u64,
+    /// Records deleted from the CRM.
+    pub deleted: u64,
+    /// Deletions held by the delete guard.
+    pub held: u64,
+    /// Records refused.
+    pub rejected: u64,
+}
+
+/// How long a stage took and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageTiming {
+    /// Which stage.
+    pub stage: String,
+    /// Wall time, in milliseconds.
+    pub duration_ms: u64,
+    /// "ok", "skipped: …", or the error.
+    pub outcome: String,
+}
+
+/// Severity of a log event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Detail.
+    Debug,
+    /// Progress.
+    Info,
+    /// Something held back or rejected.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl Level {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Debug, Self::Info, Self::Warn, Self::Error]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+}
+
+/// One event of a tenant's log, as StreamLogs and GetRun serve it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    /// Strictly increasing across the deployment.
+    pub cursor: u64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Severity.
+    pub level: Level,
+    /// The run it belongs to, if any.
+    pub run_id: Option<String>,
+    /// The stage (or "alert", …).
+    pub stage: String,
+    /// The ERP table concerned, if one.
+    pub table: Option<String>,
+    /// What a person reads.
+    pub message: String,
+    /// Structured details.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A run with everything GetRun shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDetail {
+    /// Status, trigger, times.
+    pub summary: RunSummary,
+    /// Per-table counts.
+    pub tables: Vec<TableCounts>,
+    /// Per-stage timings, in run order.
+    pub stages: Vec<StageTiming>,
+}

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::pb;
 use crate::domain::alert::{Alert, AlertKind};
-use crate::domain::run::{RunStatus, RunSummary, RunTrigger};
+use crate::domain::run::{Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger};
 use crate::domain::schedule::Schedule;
 use crate::domain::tables::TableDef;
 use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput};
@@ -135,7 +135,95 @@ fn alert(a: Alert) -> pb::Alert {
     }
 }
 
-fn run(r: RunSummary) -> pb::Run {
+/// A run with its counts and timings.
+pub fn run_detail(d: RunDetail) -> pb::Run {
+    let mut r = run(d.summary);
+    r.tables = d
+        .tables
+        .into_iter()
+        .map(|t| pb::RunTable {
+            table: t.table,
+            received: t.received,
+            inserted: t.inserted,
+            updated: t.updated,
+            deleted: t.deleted,
+            held: t.held,
+            rejected: t.rejected,
+            erp_count: None,
+            staged_count: 0,
+            crm_count: 0,
+        })
+        .collect();
+    r.stages = d
+        .stages
+        .into_iter()
+        .map(|s| pb::RunStage {
+            stage: s.stage,
+            duration: Some(duration(Duration::milliseconds(
+                i64::try_from(s.duration_ms).unwrap_or(i64::MAX),
+            ))),
+            outcome: s.outcome,
+        })
+        .collect();
+    r
+}
+
+/// A log event.
+pub fn log_event(e: LogEvent) -> pb::LogEvent {
+    pb::LogEvent {
+        cursor: e.cursor,
+        at: Some(timestamp(e.at)),
+        level: match e.level {
+            Level::Debug => pb::LogLevel::Debug,
+            Level::Info => pb::LogLevel::Info,
+            Level::Warn => pb::LogLevel::Warn,
+            Level::Error => pb::LogLevel::Error,
+        } as i32,
+        run_id: e.run_id.unwrap_or_default(),
+        stage: e.stage,
+        table: e.table,
+        message: e.message,
+        fields: Some(prost_types::Struct {
+            fields: e
+                .fields
+                .into_iter()
+                .map(|(k, v)| (k, json_value(v)))
+                .collect(),
+        }),
+    }
+}
+
+fn json_value(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(json_value).collect(),
+        }),
+        serde_json::Value::Object(m) => Kind::StructValue(prost_types::Struct {
+            fields: m.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// The domain status of a request filter: Some(None) when unspecified, None when unknown.
+pub fn run_status_from(v: i32) -> Option<Option<RunStatus>> {
+    Some(match pb::RunStatus::try_from(v).ok()? {
+        pb::RunStatus::Unspecified => None,
+        pb::RunStatus::Running => Some(RunStatus::Running),
+        pb::RunStatus::Success => Some(RunStatus::Success),
+        pb::RunStatus::Partial => Some(RunStatus::Partial),
+        pb::RunStatus::Failed => Some(RunStatus::Failed),
+        pb::RunStatus::Interrupted => Some(RunStatus::Interrupted),
+    })
+}
+
+/// A run as listed.
+pub fn run(r: RunSummary) -> pb::Run {
     pb::Run {
         duration: r.duration().map(duration),
         run_id: r.id,

@@ -10,10 +10,13 @@ use super::auth::{authenticate, authorize, tenant_call};
 use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::app::AppState;
+use crate::domain::run::RunTrigger;
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
+use crate::storage::{events, runs};
+use crate::worker::sync;
 use crate::{overview, storage::tenants};
 
 const SERVICE: &str = "IntegrationHistory";
@@ -171,39 +174,68 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ListRuns (the sync worker's run log)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let status = convert::run_status_from(req.status).ok_or_else(|| {
+            AppError::InvalidFields(vec![FieldViolation::new("status", "unknown value")])
+        })?;
+        let page_size = match req.page_size {
+            0 => 20,
+            n @ 1..=200 => u64::from(n),
+            _ => {
+                return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                    "page_size",
+                    "must be at most 200",
+                )])
+                .into())
+            }
+        };
+        let before = parse_page_token(&req.page_token)?;
+        tenants::require(&self.state.db, &tenant).await?;
+        let page = runs::page(&self.state.db, &tenant, status, before, page_size).await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => {
+                format!("{}:{}", last.started_at.timestamp_micros(), last.id)
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: page.into_iter().map(convert::run).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_run(
         &self,
         req: Request<pb::GetRunRequest>,
     ) -> Result<Response<pb::GetRunResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "GetRun (the sync worker's run detail)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let run_id = req.into_inner().run_id;
+        if run_id.is_empty() {
+            return Err(AppError::InvalidArgument("run_id is required".into()).into());
+        }
+        let detail = runs::get(&self.state.db, &tenant, &run_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::NotFound(format!("run {run_id} not found for tenant {tenant}"))
+            })?;
+        let log = events::for_run(&self.state.db, &tenant, &run_id).await?;
+        Ok(Response::new(pb::GetRunResponse {
+            run: Some(convert::run_detail(detail)),
+            log: log.into_iter().map(convert::log_event).collect(),
+        }))
     }
 
     async fn trigger_sync(
         &self,
         req: Request<pb::TriggerSyncRequest>,
     ) -> Result<Response<pb::TriggerSyncResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "TriggerSync (the sync worker)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let started = sync::start(&self.state, &tenant, RunTrigger::Manual).await?;
+        Ok(Response::new(pb::TriggerSyncResponse {
+            run: Some(convert::run(started.run)),
+            already_running: started.already_running,
+        }))
     }
 
     async fn list_tables(
@@ -282,4 +314,24 @@ impl IntegrationHistory for Service {
             )
             .await)
     }
+}
+
+/// Parses a ListRuns page token ("<started_at micros>:<run id>"); "" is the first page.
+fn parse_page_token(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>, AppError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        AppError::InvalidFields(vec![FieldViolation::new(
+            "page_token",
+            "not a token this server issued",
+        )])
+    };
+    let (micros, id) = token.split_once(':').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok(Some((at, id.to_owned())))
 }

@@ -2,7 +2,10 @@
 //! entities stay in here; callers get and give domain types.
 
 pub mod alerts;
+pub mod crm;
 mod entities;
+pub mod events;
+pub mod lease;
 pub mod request_log;
 pub mod runs;
 pub mod staging;

@@ -3,10 +3,14 @@
 
 use anyhow::anyhow;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 
-use super::{entities::sync_run, Db};
-use crate::domain::run::{RunStatus, RunSummary, RunTrigger};
+use super::{entities::sync_run, Db, Params};
+use crate::domain::run::{RunDetail, RunStatus, RunSummary, RunTrigger, StageTiming, TableCounts};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -89,4 +93,170 @@ fn from_model(m: sync_run::Model) -> Result<RunSummary> {
         finished_at: m.finished_at,
         error: m.error,
     })
+}
+
+/// Records a new RUNNING run.
+pub async fn create(db: &Db, tenant: &TenantId, run: &RunSummary) -> Result<()> {
+    let txn = db.begin_write().await?;
+    sync_run::Entity::insert(sync_run::ActiveModel {
+        id: Set(run.id.clone()),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        status: Set(run.status.as_str().to_owned()),
+        trigger: Set(run.trigger.as_str().to_owned()),
+        started_at: Set(run.started_at),
+        finished_at: Set(None),
+        duration_ms: Set(None),
+        error: Set(None),
+    })
+    .exec(&*txn)
+    .await?;
+    txn.commit().await
+}
+
+/// Records how a run ended, with its per-table counts and stage timings, at once.
+pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
+    let s = &run.summary;
+    let txn = db.begin_write().await?;
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, Expr::value(s.status.as_str()))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(s.finished_at))
+        .col_expr(
+            sync_run::Column::DurationMs,
+            Expr::value(s.duration().map(|d| d.num_milliseconds())),
+        )
+        .col_expr(sync_run::Column::Error, Expr::value(s.error.clone()))
+        .filter(sync_run::Column::Id.eq(s.id.as_str()))
+        .exec(&*txn)
+        .await?;
+    let backend = txn.get_database_backend();
+    for t in &run.tables {
+        let mut p = Params::new(backend, 8);
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let sql = format!(
+            "INSERT INTO run_table (run_id, table_name, received, inserted, updated, deleted, held, \
+             rejected) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+            p.push(s.id.as_str()),
+            p.push(t.table.as_str()),
+            p.push(n(t.received)),
+            p.push(n(t.inserted)),
+            p.push(n(t.updated)),
+            p.push(n(t.deleted)),
+            p.push(n(t.held)),
+            p.push(n(t.rejected))
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    for (position, st) in run.stages.iter().enumerate() {
+        let mut p = Params::new(backend, 5);
+        let sql = format!(
+            "INSERT INTO run_stage (run_id, position, stage, duration_ms, outcome) VALUES ({}, {}, {}, {}, {})",
+            p.push(s.id.as_str()),
+            p.push(i32::try_from(position).unwrap_or(i32::MAX)),
+            p.push(st.stage.as_str()),
+            p.push(i64::try_from(st.duration_ms).unwrap_or(i64::MAX)),
+            p.push(st.outcome.as_str())
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}
+
+/// One run of the tenant with its counts and timings; None when there is no such run.
+pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunDetail>> {
+    let Some(model) = sync_run::Entity::find_by_id(run_id)
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .one(db.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let summary = from_model(model)?;
+    let mut p = Params::new(db.backend(), 1);
+    let sql = format!(
+        "SELECT table_name, received, inserted, updated, deleted, held, rejected FROM run_table \
+         WHERE run_id = {} ORDER BY table_name",
+        p.push(run_id)
+    );
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    let mut tables = Vec::new();
+    for r in db.conn().query_all(p.statement(sql)).await? {
+        tables.push(TableCounts {
+            table: r.try_get("", "table_name")?,
+            received: u(r.try_get("", "received")?),
+            inserted: u(r.try_get("", "inserted")?),
+            updated: u(r.try_get("", "updated")?),
+            deleted: u(r.try_get("", "deleted")?),
+            held: u(r.try_get("", "held")?),
+            rejected: u(r.try_get("", "rejected")?),
+        });
+    }
+    let mut p = Params::new(db.backend(), 1);
+    let sql = format!(
+        "SELECT stage, duration_ms, outcome FROM run_stage WHERE run_id = {} ORDER BY position",
+        p.push(run_id)
+    );
+    let mut stages = Vec::new();
+    for r in db.conn().query_all(p.statement(sql)).await? {
+        stages.push(StageTiming {
+            stage: r.try_get("", "stage")?,
+            duration_ms: u(r.try_get("", "duration_ms")?),
+            outcome: r.try_get("", "outcome")?,
+        });
+    }
+    Ok(Some(RunDetail {
+        summary,
+        tables,
+        stages,
+    }))
+}
+
+/// A page of the tenant's runs, newest first, optionally of one status, started before
+/// the (started_at, id) of the previous page's last run.
+pub async fn page(
+    db: &Db,
+    tenant: &TenantId,
+    status: Option<RunStatus>,
+    before: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<RunSummary>> {
+    let mut q = sync_run::Entity::find().filter(sync_run::Column::TenantId.eq(tenant.as_str()));
+    if let Some(s) = status {
+        q = q.filter(sync_run::Column::Status.eq(s.as_str()));
+    }
+    if let Some((at, id)) = before {
+        q = q.filter(
+            Condition::any()
+                .add(sync_run::Column::StartedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(sync_run::Column::StartedAt.eq(at))
+                        .add(sync_run::Column::Id.lt(id)),
+                ),
+        );
+    }
+    q.order_by_desc(sync_run::Column::StartedAt)
+        .order_by_desc(sync_run::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(from_model)
+        .collect()
+}
+
+/// Marks RUNNING runs whose lease is gone or expired as INTERRUPTED (their holder
+/// crashed or stopped); returns how many.
+pub async fn mark_interrupted(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+    let mut p = Params::new(db.backend(), 3);
+    let sql = format!(
+        "UPDATE sync_run SET status = {}, finished_at = {} WHERE status = 'RUNNING' AND NOT EXISTS \
+         (SELECT 1 FROM sync_lease l WHERE l.run_id = sync_run.id AND l.expires_at > {})",
+        p.push(RunStatus::Interrupted.as_str()),
+        p.push(now),
+        p.push(now)
+    );
+    let txn = db.begin_write().await?;
+    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    txn.commit().await?;
+    Ok(n)
 }

@@ -3,3 +3,5 @@
 
 pub mod checkpoint;
 pub mod retention;
+pub mod sink;
+pub mod sync;

@@ -168,6 +168,37 @@ async fn provisioned_tenant_and_token_work_against_the_served_binary() {
     );
     assert!(printed.contains("next run:          none"), "{printed}");
 
+    // Push a company, run a sync from the CLI and follow it to its end.
+    let erp_issued = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "erp", "--tenant", "acme"],
+    ));
+    let erp = erp_issued.lines().last().unwrap().to_owned();
+    let body = serde_json::json!({"records": [{"external_id": "C1", "fields": {"name": "ACME", "document": "11.222.333/0001-81"}}]});
+    let (status, _) = crate::helpers::http_post(
+        port,
+        "/erp/v1/company",
+        Some(&erp),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let synced = tokio::task::spawn_blocking({
+        let (url, token, db) = (url.clone(), token.clone(), db.clone());
+        move || {
+            ok(erpsync(
+                &db,
+                &[
+                    "sync-now", "--tenant", "acme", "--server", &url, "--token", &token,
+                ],
+            ))
+        }
+    })
+    .await
+    .unwrap();
+    assert!(synced.contains("status: SUCCESS"), "{synced}");
+    assert!(synced.contains("[company] delivered: 1 new"), "{synced}");
+
     ok(erpsync(&db, &["token", "revoke", &token_id]));
     let err = client
         .get_overview(authed(

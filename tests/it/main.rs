@@ -9,3 +9,4 @@ mod ingest;
 mod ingest_props;
 mod overview;
 mod schedule;
+mod sync;

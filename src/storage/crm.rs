@@ -1,0 +1,178 @@
+//! The embedded CRM (`crm_company`, `crm_contact`): where the default sink delivers, so a
+//! standalone install is complete. Upserts and deletes are idempotent by
+//! (tenant, external_id).
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+
+use super::{Db, Params};
+use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+/// Inserts or replaces companies.
+pub async fn upsert_companies(
+    db: &Db,
+    tenant: &TenantId,
+    rows: &[CrmCompany],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let txn = db.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 11);
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|c| {
+                let v = [
+                    p.push(tenant.as_str()),
+                    p.push(c.external_id.as_str()),
+                    p.push(c.name.as_str()),
+                    p.push(c.document.as_str()),
+                    p.push(c.seller_id.as_str()),
+                    p.push(c.city.as_str()),
+                    p.push(c.state.as_str()),
+                    p.push(c.email.as_str()),
+                    p.push(c.phone.as_str()),
+                    p.push(serde_json::Value::Object(c.fields.clone()).to_string()),
+                    p.push(now),
+                ];
+                format!("({})", v.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO crm_company (tenant_id, external_id, name, document, seller_id, city, state, \
+             email, phone, fields, updated_at) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE \
+             SET name = excluded.name, document = excluded.document, seller_id = excluded.seller_id, \
+             city = excluded.city, state = excluded.state, email = excluded.email, phone = excluded.phone, \
+             fields = excluded.fields, updated_at = excluded.updated_at",
+            tuples.join(", ")
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}
+
+/// Inserts or replaces contacts.
+pub async fn upsert_contacts(
+    db: &Db,
+    tenant: &TenantId,
+    rows: &[CrmContact],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let txn = db.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 9);
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|c| {
+                let v = [
+                    p.push(tenant.as_str()),
+                    p.push(c.external_id.as_str()),
+                    p.push(c.name.as_str()),
+                    p.push(c.document.as_str()),
+                    p.push(c.company_id.as_str()),
+                    p.push(c.email.as_str()),
+                    p.push(c.phone.as_str()),
+                    p.push(serde_json::Value::Object(c.fields.clone()).to_string()),
+                    p.push(now),
+                ];
+                format!("({})", v.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO crm_contact (tenant_id, external_id, name, document, company_id, email, phone, \
+             fields, updated_at) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
+             name = excluded.name, document = excluded.document, company_id = excluded.company_id, \
+             email = excluded.email, phone = excluded.phone, fields = excluded.fields, \
+             updated_at = excluded.updated_at",
+            tuples.join(", ")
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}
+
+/// Deletes rows of `table` ("crm_company" or "crm_contact") by external id.
+pub async fn delete(db: &Db, table: CrmTable, tenant: &TenantId, ids: &[String]) -> Result<u64> {
+    let txn = db.begin_write().await?;
+    let mut deleted = 0;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 1);
+        let t = p.push(tenant.as_str());
+        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE tenant_id = {t} AND external_id IN ({})",
+            table.name(),
+            list.join(", ")
+        );
+        deleted += txn.execute(p.statement(sql)).await?.rows_affected();
+    }
+    txn.commit().await?;
+    Ok(deleted)
+}
+
+/// The embedded CRM's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmTable {
+    /// Companies.
+    Company,
+    /// Contacts.
+    Contact,
+}
+
+impl CrmTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Company => "crm_company",
+            Self::Contact => "crm_contact",
+        }
+    }
+}
+
+/// A page of the tenant's CRM companies by external id, after `after`.
+pub async fn companies(
+    db: &Db,
+    tenant: &TenantId,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<CrmCompany>> {
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "SELECT external_id, fields FROM crm_company WHERE tenant_id = {} AND external_id > {} \
+         ORDER BY external_id LIMIT {limit}",
+        p.push(tenant.as_str()),
+        p.push(after)
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| {
+            let id: String = r.try_get("", "external_id")?;
+            let fields: String = r.try_get("", "fields")?;
+            let fields = match serde_json::from_str(&fields) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => Default::default(),
+            };
+            Ok(CrmCompany::from_staged(&id, fields))
+        })
+        .collect()
+}
+
+/// How many companies and contacts the tenant's CRM holds.
+pub async fn counts(db: &Db, tenant: &TenantId) -> Result<(u64, u64)> {
+    let mut out = [0u64; 2];
+    for (i, table) in ["crm_company", "crm_contact"].iter().enumerate() {
+        let mut p = Params::new(db.backend(), 1);
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = {}",
+            p.push(tenant.as_str())
+        );
+        if let Some(r) = db.conn().query_one(p.statement(sql)).await? {
+            out[i] = u64::try_from(r.try_get::<i64>("", "n")?).unwrap_or(0);
+        }
+    }
+    Ok((out[0], out[1]))
+}

@@ -1,0 +1,384 @@
+//! A sync run: collect → validate → delete guard → push → abc → categorize → finish.
+//! One run per tenant at a time, held by a lease in the database; the run streams each
+//! table in pages, and a run that fails halfway leaves undelivered records staged for
+//! the next one (deliveries are idempotent).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::app::AppState;
+use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::run::{
+    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
+};
+use crate::domain::tables::TABLES;
+use crate::domain::tenant::TenantId;
+use crate::error::{AppError, Result};
+use crate::storage::{crm, events, lease, runs, staging, tenants};
+
+/// How long a lease lives without renewal; a crashed holder frees the tenant after it.
+pub const LEASE_TTL: Duration = Duration::seconds(60);
+/// Records read and delivered at a time.
+const PAGE: u64 = 1_000;
+/// Default delete guard: hold when one run would delete more than this share of a table…
+const GUARD_SHARE: f64 = 0.05;
+/// …and at least this many rows.
+const GUARD_MIN_ROWS: u64 = 50;
+
+/// The answer to a trigger.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The run started, or the one already running.
+    pub run: RunSummary,
+    /// True when a run was already in progress.
+    pub already_running: bool,
+}
+
+/// Starts a run of `tenant` now, in the background, unless one is running.
+pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> Result<Started> {
+    tenants::require(&state.db, tenant).await?;
+    let now = Utc::now();
+    // A run whose holder died keeps its lease until it expires; after that it is
+    // marked INTERRUPTED here, and this run redoes its work.
+    runs::mark_interrupted(&state.db, now).await?;
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger,
+        started_at: now,
+        finished_at: None,
+        error: None,
+    };
+    if let Err(existing) =
+        lease::acquire(&state.db, tenant, &state.instance, &run.id, LEASE_TTL, now).await?
+    {
+        let running = runs::get(&state.db, tenant, &existing)
+            .await?
+            .map(|d| d.summary)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("lease names unknown run {existing}"))
+            })?;
+        return Ok(Started {
+            run: running,
+            already_running: true,
+        });
+    }
+    runs::create(&state.db, tenant, &run).await?;
+    let (state, tenant2, run2) = (state.clone(), tenant.clone(), run.clone());
+    tokio::spawn(async move {
+        execute(&state, &tenant2, run2).await;
+    });
+    Ok(Started {
+        run,
+        already_running: false,
+    })
+}
+
+struct Ctx<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantId,
+    run_id: String,
+    tables: BTreeMap<&'static str, TableCounts>,
+    hold_deletes: Vec<&'static str>,
+}
+
+impl Ctx<'_> {
+    async fn event(
+        &self,
+        level: Level,
+        stage: Stage,
+        table: Option<&str>,
+        message: String,
+        fields: Value,
+    ) {
+        let fields = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let e = events::NewEvent {
+            tenant: self.tenant,
+            run_id: Some(&self.run_id),
+            level,
+            stage: stage.as_str(),
+            table,
+            message,
+            fields,
+        };
+        if let Err(err) = events::append(&self.state.db, e, Utc::now()).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
+        }
+    }
+
+    fn counts(&mut self, table: &'static str) -> &mut TableCounts {
+        self.tables.entry(table).or_insert_with(|| TableCounts {
+            table: table.to_owned(),
+            ..TableCounts::default()
+        })
+    }
+
+    async fn renew(&self) -> Result<()> {
+        if lease::renew(
+            &self.state.db,
+            self.tenant,
+            &self.run_id,
+            Utc::now() + LEASE_TTL,
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::Internal(anyhow::anyhow!(
+                "the run lost its lease"
+            )))
+        }
+    }
+}
+
+/// Runs every stage of `run` and records how it ended; never panics, never leaves the
+/// run RUNNING while the process lives.
+pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    let mut ctx = Ctx {
+        state,
+        tenant,
+        run_id: run.id.clone(),
+        tables: BTreeMap::new(),
+        hold_deletes: Vec::new(),
+    };
+    let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
+    let _enter = span.enter();
+    ctx.event(
+        Level::Info,
+        Stage::Collect,
+        None,
+        format!("run started ({})", run.trigger.as_str().to_lowercase()),
+        json!({}),
+    )
+    .await;
+    let mut stages = Vec::new();
+    let mut failure = None;
+    for stage in Stage::ALL {
+        let t0 = Instant::now();
+        let result = match stage {
+            Stage::Collect => collect(&mut ctx).await,
+            Stage::Validate => Ok(
+                "ok: records were validated when staged; rejections are in the request log"
+                    .to_owned(),
+            ),
+            Stage::DeleteGuard => delete_guard(&mut ctx).await,
+            Stage::Push => push(&mut ctx).await,
+            Stage::Abc | Stage::Categorize => {
+                Ok("skipped: comes with the ABC analysis (issue #5)".to_owned())
+            }
+            Stage::Finish => Ok("ok".to_owned()),
+        };
+        let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let message = e.run_message();
+                ctx.event(
+                    Level::Error,
+                    stage,
+                    None,
+                    format!("{} failed: {message}", stage.as_str()),
+                    json!({}),
+                )
+                .await;
+                failure = Some(format!("{}: {message}", stage.as_str()));
+                message
+            }
+        };
+        stages.push(StageTiming {
+            stage: stage.as_str().to_owned(),
+            duration_ms,
+            outcome,
+        });
+        if failure.is_some() {
+            break;
+        }
+        if let Err(e) = ctx.renew().await {
+            failure = Some(e.run_message());
+            break;
+        }
+    }
+    let held: u64 = ctx.tables.values().map(|t| t.held).sum();
+    let status = match (&failure, held) {
+        (Some(_), _) => RunStatus::Failed,
+        (None, 0) => RunStatus::Success,
+        (None, _) => RunStatus::Partial,
+    };
+    let detail = RunDetail {
+        summary: RunSummary {
+            status,
+            finished_at: Some(Utc::now()),
+            error: failure,
+            ..run
+        },
+        tables: ctx.tables.values().cloned().collect(),
+        stages,
+    };
+    let level = if status == RunStatus::Failed {
+        Level::Error
+    } else {
+        Level::Info
+    };
+    ctx.event(
+        level,
+        Stage::Finish,
+        None,
+        format!("run finished: {}", status.as_str()),
+        json!({"duration_ms": detail.summary.duration().map(|d| d.num_milliseconds())}),
+    )
+    .await;
+    if let Err(e) = runs::finish(&state.db, &detail).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
+    }
+    if let Err(e) = lease::release(&state.db, tenant, &detail.summary.id).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
+    }
+    detail
+}
+
+async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
+    let mut total = 0;
+    for t in TABLES {
+        let n = staging::count_pending(&ctx.state.db, ctx.tenant, t.id, false).await?;
+        if n > 0 {
+            ctx.counts(t.id).received = n;
+            total += n;
+            ctx.event(
+                Level::Info,
+                Stage::Collect,
+                Some(t.id),
+                format!("{n} records to deliver"),
+                json!({"records": n}),
+            )
+            .await;
+        }
+    }
+    Ok(format!("ok: {total} records"))
+}
+
+async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
+    let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
+    let mut held = Vec::new();
+    for (table, in_crm) in [("company", companies), ("contact", contacts)] {
+        let deletes = staging::count_pending(&ctx.state.db, ctx.tenant, table, true).await?;
+        let share = if in_crm == 0 {
+            0.0
+        } else {
+            deletes as f64 / in_crm as f64
+        };
+        if deletes >= GUARD_MIN_ROWS && share > GUARD_SHARE {
+            ctx.hold_deletes.push(table);
+            ctx.counts(table).held = deletes;
+            held.push(table);
+            ctx.event(
+                Level::Warn,
+                Stage::DeleteGuard,
+                Some(table),
+                format!("{deletes} deletions held: {:.1} % of the {in_crm} in the CRM (limit 5 % and 50 rows)", share * 100.0),
+                json!({"deletes": deletes, "in_crm": in_crm}),
+            )
+            .await;
+        }
+    }
+    Ok(if held.is_empty() {
+        "ok".into()
+    } else {
+        format!("held deletions of {}", held.join(", "))
+    })
+}
+
+async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
+    for t in TABLES {
+        let table = t.id;
+        let hold = ctx.hold_deletes.contains(&table);
+        let mut after = String::new();
+        loop {
+            let page =
+                staging::pending_page(&ctx.state.db, ctx.tenant, table, &after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.external_id.clone();
+            let mut delivered = Vec::with_capacity(page.len());
+            let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+            let (mut inserted, mut updated) = (0, 0);
+            for rec in page {
+                if rec.deleted {
+                    if !hold {
+                        deletes.push(rec.external_id.clone());
+                        delivered.push((rec.external_id, rec.hash));
+                    }
+                    continue;
+                }
+                if rec.delivered_before {
+                    updated += 1
+                } else {
+                    inserted += 1
+                }
+                delivered.push((rec.external_id.clone(), rec.hash));
+                upserts.push(rec);
+            }
+            let deleted = deletes.len() as u64;
+            let sink = &ctx.state.sink;
+            match table {
+                "company" => {
+                    let rows = upserts
+                        .into_iter()
+                        .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
+                        .collect::<Vec<_>>();
+                    if !rows.is_empty() {
+                        sink.upsert_companies(ctx.tenant, &ctx.run_id, rows).await?;
+                    }
+                    if !deletes.is_empty() {
+                        sink.delete_companies(ctx.tenant, &ctx.run_id, deletes)
+                            .await?;
+                    }
+                }
+                "contact" => {
+                    let rows = upserts
+                        .into_iter()
+                        .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
+                        .collect::<Vec<_>>();
+                    if !rows.is_empty() {
+                        sink.upsert_contacts(ctx.tenant, &ctx.run_id, rows).await?;
+                    }
+                    if !deletes.is_empty() {
+                        sink.delete_contacts(ctx.tenant, &ctx.run_id, deletes)
+                            .await?;
+                    }
+                }
+                // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis
+                // from staging; delivering them means counting them once.
+                _ => {}
+            }
+            staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;
+            if table == "company" || table == "contact" {
+                let c = ctx.counts(table);
+                c.inserted += inserted;
+                c.updated += updated;
+                c.deleted += deleted;
+            }
+            ctx.renew().await?;
+        }
+        if let Some(c) = ctx.tables.get(table).cloned() {
+            if c.inserted + c.updated + c.deleted > 0 {
+                ctx.event(
+                    Level::Info,
+                    Stage::Push,
+                    Some(table),
+                    format!(
+                        "delivered: {} new, {} updated, {} deleted",
+                        c.inserted, c.updated, c.deleted
+                    ),
+                    json!({"inserted": c.inserted, "updated": c.updated, "deleted": c.deleted}),
+                )
+                .await;
+            }
+        }
+    }
+    Ok("ok".into())
+}

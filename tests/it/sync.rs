@@ -1,0 +1,442 @@
+//! Sync runs: TriggerSync, the stages, delivery to the embedded CRM, the run log,
+//! ListRuns/GetRun, the lease, interrupted runs and the delete guard.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
+use erpsync::domain::token::Role;
+use erpsync::grpc::pb::{
+    self, integration_history_client::IntegrationHistoryClient, GetOverviewRequest, GetRunRequest,
+    ListRunsRequest, Record, TriggerSyncRequest,
+};
+use erpsync::storage::{crm, lease, runs};
+use serde_json::json;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::both_backends;
+use crate::helpers::{authed, TestApp};
+use crate::ingest::{record, valid_fields};
+
+both_backends!(
+    a_run_delivers_staged_companies_and_contacts_to_the_crm,
+    the_next_run_delivers_only_changes_and_deletions,
+    the_delete_guard_holds_a_mass_deletion,
+    a_tenant_runs_once_at_a_time,
+    runs_are_listed_newest_first_by_page_and_status,
+    a_run_left_running_by_a_dead_process_is_interrupted,
+);
+
+struct Ctx {
+    app: TestApp,
+    crm: String,
+    erp: String,
+    history: IntegrationHistoryClient<Channel>,
+}
+
+async fn setup(app: TestApp) -> Ctx {
+    let tenant = app.create_tenant("acme").await;
+    let crm = app.token(Role::Crm, &[&tenant]).await;
+    let erp = app.token(Role::Erp, &[&tenant]).await;
+    let history = app.history().await;
+    Ctx {
+        app,
+        crm,
+        erp,
+        history,
+    }
+}
+
+impl Ctx {
+    async fn push(&self, table: &str, records: Vec<Record>) {
+        let reply = self
+            .app
+            .ingest()
+            .await
+            .push(authed(
+                pb::PushRequest {
+                    tenant_id: "acme".into(),
+                    table: table.into(),
+                    records,
+                },
+                &self.erp,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
+    }
+
+    /// Triggers a run and waits for its end (bounded), returning GetRun's answer.
+    async fn run(&mut self) -> pb::GetRunResponse {
+        let started = self
+            .history
+            .trigger_sync(authed(
+                TriggerSyncRequest {
+                    tenant_id: "acme".into(),
+                },
+                &self.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!started.already_running);
+        let run_id = started.run.unwrap().run_id;
+        for _ in 0..400 {
+            let got = self
+                .history
+                .get_run(authed(
+                    GetRunRequest {
+                        tenant_id: "acme".into(),
+                        run_id: run_id.clone(),
+                    },
+                    &self.crm,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("run {run_id} did not finish in 10 s");
+    }
+
+    async fn crm_companies(&self) -> Vec<String> {
+        let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+        crm::companies(&self.app.state.db, &tenant, "", 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.external_id)
+            .collect()
+    }
+}
+
+fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
+    run.tables
+        .iter()
+        .find(|t| t.table == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", run.tables))
+}
+
+async fn a_run_delivers_staged_companies_and_contacts_to_the_crm(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ctx.push(
+        "company",
+        (1..=3)
+            .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.push(
+        "contact",
+        (1..=2)
+            .map(|i| record(&format!("p{i}"), &valid_fields("contact")))
+            .collect(),
+    )
+    .await;
+    ctx.push("order", vec![record("o1", &valid_fields("order"))])
+        .await;
+
+    let got = ctx.run().await;
+    let run = got.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
+    assert_eq!(run.trigger(), pb::RunTrigger::Manual);
+    let company = table(&run, "company");
+    assert_eq!(
+        (
+            company.received,
+            company.inserted,
+            company.updated,
+            company.deleted
+        ),
+        (3, 3, 0, 0)
+    );
+    assert_eq!(table(&run, "contact").inserted, 2);
+    assert_eq!(table(&run, "order").received, 1);
+    let stages: Vec<&str> = run.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "collect",
+            "validate",
+            "delete_guard",
+            "push",
+            "abc",
+            "categorize",
+            "finish"
+        ]
+    );
+    assert!(run.finished_at.is_some() && run.duration.is_some());
+    assert_eq!(ctx.crm_companies().await, ["c1", "c2", "c3"]);
+
+    // The detailed log: ordered by cursor, from the start to the end of the run.
+    let cursors: Vec<u64> = got.log.iter().map(|e| e.cursor).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    assert_eq!(got.log.first().unwrap().message, "run started (manual)");
+    assert_eq!(got.log.last().unwrap().message, "run finished: SUCCESS");
+    assert!(got
+        .log
+        .iter()
+        .any(|e| e.table.as_deref() == Some("company") && e.message.contains("3 new")));
+
+    // The overview tells the truth about it.
+    let o = ctx
+        .history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(o.health(), pb::Health::Healthy);
+    assert_eq!(o.recent_runs.len(), 1);
+    assert_eq!(o.recent_runs[0].run_id, run.run_id);
+    assert!(o.last_success_at.is_some() && o.average_duration.is_some());
+
+    // Nothing new: the next run delivers nothing and changes nothing.
+    let again = ctx.run().await.run.unwrap();
+    assert_eq!(again.status(), pb::RunStatus::Success);
+    assert!(again.tables.is_empty(), "{:?}", again.tables);
+    assert_eq!(ctx.crm_companies().await, ["c1", "c2", "c3"]);
+}
+
+async fn the_next_run_delivers_only_changes_and_deletions(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ctx.push(
+        "company",
+        (1..=3)
+            .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.run().await;
+    let mut renamed = valid_fields("company");
+    renamed["name"] = json!("Renamed");
+    let tombstone = Record {
+        external_id: "c3".into(),
+        fields: None,
+        updated_at: None,
+        deleted: true,
+    };
+    ctx.push("company", vec![record("c1", &renamed), tombstone])
+        .await;
+    let run = ctx.run().await.run.unwrap();
+    let company = table(&run, "company");
+    assert_eq!(
+        (
+            company.received,
+            company.inserted,
+            company.updated,
+            company.deleted
+        ),
+        (2, 0, 1, 1)
+    );
+    assert_eq!(ctx.crm_companies().await, ["c1", "c2"]);
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let c1 = crm::companies(&ctx.app.state.db, &tenant, "", 1)
+        .await
+        .unwrap();
+    assert_eq!(c1[0].name, "Renamed");
+}
+
+async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ctx.push(
+        "company",
+        (0..100)
+            .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.run().await;
+    // 60 of 100 at once: held.
+    let tombstones = (0..60)
+        .map(|i| Record {
+            external_id: format!("c{i:03}"),
+            fields: None,
+            updated_at: None,
+            deleted: true,
+        })
+        .collect();
+    ctx.push("company", tombstones).await;
+    let got = ctx.run().await;
+    let run = got.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Partial);
+    let company = table(&run, "company");
+    assert_eq!((company.held, company.deleted), (60, 0));
+    assert_eq!(ctx.crm_companies().await.len(), 100, "nothing deleted");
+    assert!(got
+        .log
+        .iter()
+        .any(|e| e.level() == pb::LogLevel::Warn && e.message.starts_with("60 deletions held")));
+}
+
+async fn a_tenant_runs_once_at_a_time(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    // Another replica holds the lease for its run.
+    let running = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger: RunTrigger::Schedule,
+        started_at: Utc::now(),
+        finished_at: None,
+        error: None,
+    };
+    runs::create(&ctx.app.state.db, &tenant, &running)
+        .await
+        .unwrap();
+    lease::acquire(
+        &ctx.app.state.db,
+        &tenant,
+        "other-replica",
+        &running.id,
+        chrono::Duration::seconds(60),
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let answer = ctx
+        .history
+        .trigger_sync(authed(
+            TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.already_running);
+    assert_eq!(answer.run.unwrap().run_id, running.id);
+    // Its lease gone, the tenant runs again, and the orphan is marked INTERRUPTED.
+    lease::release(&ctx.app.state.db, &tenant, &running.id)
+        .await
+        .unwrap();
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    let orphan = runs::get(&ctx.app.state.db, &tenant, &running.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(orphan.summary.status, RunStatus::Interrupted);
+}
+
+async fn runs_are_listed_newest_first_by_page_and_status(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(ctx.run().await.run.unwrap().run_id);
+    }
+    ids.reverse();
+    let list = |page_token: String, status: i32| ListRunsRequest {
+        tenant_id: "acme".into(),
+        page_size: 2,
+        page_token,
+        status,
+    };
+    let first = ctx
+        .history
+        .list_runs(authed(list(String::new(), 0), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first
+            .runs
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect::<Vec<_>>(),
+        ids[..2]
+    );
+    assert!(!first.next_page_token.is_empty());
+    let second = ctx
+        .history
+        .list_runs(authed(list(first.next_page_token, 0), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        second
+            .runs
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect::<Vec<_>>(),
+        ids[2..]
+    );
+    assert_eq!(second.next_page_token, "");
+    let failed = ctx
+        .history
+        .list_runs(authed(
+            list(String::new(), pb::RunStatus::Failed as i32),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(failed.runs.is_empty());
+    let err = ctx
+        .history
+        .list_runs(authed(list("garbage".into(), 0), &ctx.crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = ctx
+        .history
+        .get_run(authed(
+            GetRunRequest {
+                tenant_id: "acme".into(),
+                run_id: "nope".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+async fn a_run_left_running_by_a_dead_process_is_interrupted(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    ctx.push("company", vec![record("c1", &valid_fields("company"))])
+        .await;
+    // A process died mid-run: its run is RUNNING and its lease has expired.
+    let dead = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger: RunTrigger::Schedule,
+        started_at: Utc::now() - chrono::Duration::minutes(5),
+        finished_at: None,
+        error: None,
+    };
+    runs::create(&ctx.app.state.db, &tenant, &dead)
+        .await
+        .unwrap();
+    lease::acquire(
+        &ctx.app.state.db,
+        &tenant,
+        "dead",
+        &dead.id,
+        chrono::Duration::seconds(60),
+        Utc::now() - chrono::Duration::minutes(5),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    assert_eq!(table(&run, "company").inserted, 1, "the work is redone");
+    let dead = runs::get(&ctx.app.state.db, &tenant, &dead.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.summary.status, RunStatus::Interrupted);
+}
