@@ -98,6 +98,10 @@ impl App {
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
             self.state.db.clone(),
+            jobs_stopped.clone(),
+        ));
+        let scheduler = tokio::spawn(crate::worker::scheduler::run(
+            self.state.clone(),
             jobs_stopped,
         ));
         // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
@@ -112,6 +116,7 @@ impl App {
             .context("the server failed");
         let _ = stop_jobs.send(true);
         let _ = retention.await;
+        let _ = scheduler.await;
         let _ = checkpoint.await;
         served?;
         tracing::info!("erpsync stopped");

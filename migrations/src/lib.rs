@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_foundation;
 mod m20261128_000002_ingest;
 mod m20261128_000003_sync;
+mod m20261128_000004_schedule_claim;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_foundation::Migration),
             Box::new(m20261128_000002_ingest::Migration),
             Box::new(m20261128_000003_sync::Migration),
+            Box::new(m20261128_000004_schedule_claim::Migration),
         ]
     }
 }

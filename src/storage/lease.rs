@@ -79,3 +79,19 @@ pub async fn release(db: &Db, tenant: &TenantId, run_id: &str) -> Result<()> {
     txn.execute(p.statement(sql)).await?;
     txn.commit().await
 }
+
+/// Claims the scheduled `slot` of a tenant: true for exactly one caller per slot, across
+/// replicas; false when this slot (or a later one) was claimed already.
+pub async fn claim_slot(db: &Db, tenant: &TenantId, slot: DateTime<Utc>) -> Result<bool> {
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "INSERT INTO schedule_claim (tenant_id, last_slot) VALUES ({}, {}) ON CONFLICT (tenant_id) \
+         DO UPDATE SET last_slot = excluded.last_slot WHERE schedule_claim.last_slot < excluded.last_slot",
+        p.push(tenant.as_str()),
+        p.push(slot)
+    );
+    let txn = db.begin_write().await?;
+    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    txn.commit().await?;
+    Ok(n > 0)
+}

@@ -3,5 +3,6 @@
 
 pub mod checkpoint;
 pub mod retention;
+pub mod scheduler;
 pub mod sink;
 pub mod sync;

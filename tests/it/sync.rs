@@ -26,6 +26,7 @@ both_backends!(
     a_tenant_runs_once_at_a_time,
     runs_are_listed_newest_first_by_page_and_status,
     a_run_left_running_by_a_dead_process_is_interrupted,
+    the_scheduler_starts_a_due_run_once_per_slot,
 );
 
 struct Ctx {
@@ -439,4 +440,92 @@ async fn a_run_left_running_by_a_dead_process_is_interrupted(app: TestApp) {
         .unwrap()
         .unwrap();
     assert_eq!(dead.summary.status, RunStatus::Interrupted);
+}
+
+async fn wait_idle(ctx: &mut Ctx) -> Vec<pb::Run> {
+    for _ in 0..400 {
+        let runs = ctx
+            .history
+            .list_runs(authed(
+                ListRunsRequest {
+                    tenant_id: "acme".into(),
+                    page_size: 50,
+                    ..Default::default()
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        if runs.iter().all(|r| r.status() != pb::RunStatus::Running) {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("runs did not finish in 10 s");
+}
+
+async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
+    use erpsync::worker::scheduler::tick;
+    let mut ctx = setup(app).await;
+    ctx.app.create_tenant("idle").await;
+    ctx.push("company", vec![record("c1", &valid_fields("company"))])
+        .await;
+    ctx.history
+        .update_schedule(authed(
+            pb::UpdateScheduleRequest {
+                tenant_id: "acme".into(),
+                schedule: Some(pb::Schedule {
+                    daily_times: vec![],
+                    cron: "* * * * *".into(),
+                }),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(
+        tick(&ctx.app.state, now).await.unwrap(),
+        1,
+        "acme is due; idle is not scheduled"
+    );
+    assert_eq!(
+        tick(&ctx.app.state, now).await.unwrap(),
+        0,
+        "a slot starts one run"
+    );
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger(), pb::RunTrigger::Schedule);
+    assert_eq!(runs[0].status(), pb::RunStatus::Success);
+    assert_eq!(ctx.crm_companies().await, ["c1"]);
+    // The next minute is the next slot.
+    assert_eq!(
+        tick(&ctx.app.state, now + chrono::Duration::seconds(60))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(wait_idle(&mut ctx).await.len(), 2);
+    // Switched off: no runs.
+    ctx.history
+        .update_schedule(authed(
+            pb::UpdateScheduleRequest {
+                tenant_id: "acme".into(),
+                active: Some(false),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        tick(&ctx.app.state, now + chrono::Duration::seconds(120))
+            .await
+            .unwrap(),
+        0
+    );
 }
