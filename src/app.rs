@@ -37,8 +37,17 @@ pub struct App {
     retention_days: u32,
 }
 
-/// Connects to the database, applies migrations and binds the listener.
+/// Connects to the database, applies migrations and binds the listener; runs deliver to
+/// the embedded CRM.
 pub async fn build(config: &Config) -> Result<App> {
+    build_with_sink(config, |db| Arc::new(EmbeddedSink::new(db))).await
+}
+
+/// Like [`build`], with runs delivering to the sink `sink` makes over the database.
+pub async fn build_with_sink(
+    config: &Config,
+    sink: impl FnOnce(Db) -> Arc<dyn CrmSink>,
+) -> Result<App> {
     config
         .validate()
         .map_err(crate::error::AppError::InvalidArgument)?;
@@ -57,7 +66,7 @@ pub async fn build(config: &Config) -> Result<App> {
         );
     }
     let state = AppState {
-        sink: Arc::new(EmbeddedSink::new(db.clone())),
+        sink: sink(db.clone()),
         db,
         limits: config.limits,
         instance: uuid::Uuid::new_v4().to_string(),

@@ -1,7 +1,7 @@
 //! Queries of `alert`.
 
 use anyhow::anyhow;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{entities::alert, Db};
 use crate::domain::alert::{Alert, AlertKind};
@@ -30,4 +30,61 @@ pub async fn open(db: &Db, tenant: &TenantId) -> Result<Vec<Alert>> {
             })
         })
         .collect()
+}
+
+/// Opens an alert of `kind` unless one is open already (an alert is raised once);
+/// returns whether it opened one.
+pub async fn raise(
+    db: &Db,
+    tenant: &TenantId,
+    kind: AlertKind,
+    message: &str,
+    run_id: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let txn = db.begin_write().await?;
+    let open = alert::Entity::find()
+        .filter(alert::Column::TenantId.eq(tenant.as_str()))
+        .filter(alert::Column::Kind.eq(kind.as_str()))
+        .filter(alert::Column::ResolvedAt.is_null())
+        .one(&*txn)
+        .await?;
+    if open.is_some() {
+        return Ok(false);
+    }
+    alert::Entity::insert(alert::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        kind: Set(kind.as_str().to_owned()),
+        message: Set(message.to_owned()),
+        run_id: Set(run_id.map(str::to_owned)),
+        opened_at: Set(now),
+        resolved_at: Set(None),
+    })
+    .exec(&*txn)
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Resolves the open alert of `kind`, if any; returns whether there was one.
+pub async fn resolve(
+    db: &Db,
+    tenant: &TenantId,
+    kind: AlertKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let txn = db.begin_write().await?;
+    let res = alert::Entity::update_many()
+        .col_expr(
+            alert::Column::ResolvedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(alert::Column::TenantId.eq(tenant.as_str()))
+        .filter(alert::Column::Kind.eq(kind.as_str()))
+        .filter(alert::Column::ResolvedAt.is_null())
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(res.rows_affected > 0)
 }

@@ -8,9 +8,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::app::AppState;
+use crate::domain::alert::AlertKind;
+use crate::domain::run::Level;
 use crate::domain::run::RunTrigger;
+use crate::domain::tenant::Tenant;
 use crate::error::Result;
-use crate::storage::{lease, tenants};
+use crate::storage::{alerts, events, lease, runs, tenants};
 use crate::worker::sync;
 
 /// How often the scheduler looks.
@@ -26,6 +29,7 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> Result<usize> {
         if !(t.active && t.scheduled) {
             continue;
         }
+        check_stale(state, &t, now).await?;
         let Some(slot) = t
             .schedule
             .runs_between(now - CATCH_UP, now, t.timezone)
@@ -66,4 +70,36 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
         }
     }
+}
+
+/// Raises STALE (once) when an active, scheduled tenant has had no successful run within
+/// its window (counted from its creation when it never had one).
+async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result<()> {
+    let since = runs::last_success_at(&state.db, &t.id).await?;
+    let reference = since.unwrap_or(t.created_at);
+    if now - reference <= t.max_time_without_success {
+        return Ok(());
+    }
+    let hours = t.max_time_without_success.num_minutes() as f64 / 60.0;
+    let message = match since {
+        Some(at) => format!(
+            "no successful run since {} (limit {hours} h)",
+            at.to_rfc3339()
+        ),
+        None => format!("no successful run since the tenant was created (limit {hours} h)"),
+    };
+    if alerts::raise(&state.db, &t.id, AlertKind::Stale, &message, None, now).await? {
+        tracing::warn!(tenant = %t.id, "{message}");
+        let e = events::NewEvent {
+            tenant: &t.id,
+            run_id: None,
+            level: Level::Warn,
+            stage: "alert",
+            table: None,
+            message: format!("alert STALE: {message}"),
+            fields: serde_json::Map::from_iter([("alert".to_owned(), "STALE".into())]),
+        };
+        events::append(&state.db, e, now).await?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::app::AppState;
+use crate::domain::alert::AlertKind;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::run::{
     Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
@@ -17,7 +18,7 @@ use crate::domain::run::{
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::{crm, events, lease, runs, staging, tenants};
+use crate::storage::{alerts, crm, events, lease, runs, staging, tenants};
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
@@ -236,10 +237,82 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     if let Err(e) = runs::finish(&state.db, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
+    if let Err(e) = update_alerts(&ctx, &detail, held).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot update the tenant's alerts");
+    }
     if let Err(e) = lease::release(&state.db, tenant, &detail.summary.id).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
     }
     detail
+}
+
+/// FAILING opens on a failed run and closes (with STALE) on a successful one;
+/// DELETES_HELD is open while runs hold deletions.
+async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail, held: u64) -> Result<()> {
+    let now = Utc::now();
+    let db = &ctx.state.db;
+    let run_id = Some(run.summary.id.as_str());
+    if run.summary.status == RunStatus::Failed {
+        let message = format!(
+            "the last run failed: {}",
+            run.summary.error.as_deref().unwrap_or("unknown error")
+        );
+        if alerts::raise(db, ctx.tenant, AlertKind::Failing, &message, run_id, now).await? {
+            ctx.event(
+                Level::Error,
+                Stage::Finish,
+                None,
+                format!("alert FAILING: {message}"),
+                json!({"alert": "FAILING"}),
+            )
+            .await;
+        }
+        return Ok(());
+    }
+    for kind in [AlertKind::Failing, AlertKind::Stale] {
+        if alerts::resolve(db, ctx.tenant, kind, now).await? {
+            ctx.event(
+                Level::Info,
+                Stage::Finish,
+                None,
+                format!("alert {} resolved", kind.as_str()),
+                json!({"alert": kind.as_str()}),
+            )
+            .await;
+        }
+    }
+    if held > 0 {
+        let message = format!("{held} deletions held by the delete guard wait for approval");
+        if alerts::raise(
+            db,
+            ctx.tenant,
+            AlertKind::DeletesHeld,
+            &message,
+            run_id,
+            now,
+        )
+        .await?
+        {
+            ctx.event(
+                Level::Warn,
+                Stage::Finish,
+                None,
+                format!("alert DELETES_HELD: {message}"),
+                json!({"alert": "DELETES_HELD"}),
+            )
+            .await;
+        }
+    } else if alerts::resolve(db, ctx.tenant, AlertKind::DeletesHeld, now).await? {
+        ctx.event(
+            Level::Info,
+            Stage::Finish,
+            None,
+            "alert DELETES_HELD resolved".into(),
+            json!({"alert": "DELETES_HELD"}),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {

@@ -75,6 +75,18 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with the configuration adjusted by `tune` (small limits, …).
 pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_app_full(backend, tune, |db| {
+        std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db))
+    })
+    .await
+}
+
+/// Like [`spawn_app_with`], with runs delivering to the sink `sink` makes.
+pub async fn spawn_app_full(
+    backend: Backend,
+    tune: impl FnOnce(&mut Config),
+    sink: impl FnOnce(erpsync::storage::Db) -> std::sync::Arc<dyn erpsync::worker::sink::CrmSink>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_cleanup) = match backend {
         Backend::Sqlite => (
@@ -96,7 +108,9 @@ pub async fn spawn_app_with(backend: Backend, tune: impl FnOnce(&mut Config)) ->
         ..Config::default()
     };
     tune(&mut config);
-    let app = app::build(&config).await.expect("server builds");
+    let app = app::build_with_sink(&config, sink)
+        .await
+        .expect("server builds");
     let port = app.port();
     let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();

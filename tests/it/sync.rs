@@ -27,6 +27,8 @@ both_backends!(
     runs_are_listed_newest_first_by_page_and_status,
     a_run_left_running_by_a_dead_process_is_interrupted,
     the_scheduler_starts_a_due_run_once_per_slot,
+    a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all,
+    a_tenant_without_success_in_its_window_is_stale_once,
 );
 
 struct Ctx {
@@ -486,7 +488,10 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
         ))
         .await
         .unwrap();
-    let now = Utc::now();
+    // One second past the start of this minute: the cron's slot is due.
+    let now = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::minutes(1))
+        .unwrap()
+        + chrono::Duration::seconds(1);
     assert_eq!(
         tick(&ctx.app.state, now).await.unwrap(),
         1,
@@ -528,4 +533,171 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
             .unwrap(),
         0
     );
+}
+
+/// The embedded CRM, failing while `down` is set (a CRM that is down).
+#[derive(Debug)]
+struct FlakySink {
+    inner: erpsync::worker::sink::EmbeddedSink,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[tonic::async_trait]
+impl erpsync::worker::sink::CrmSink for FlakySink {
+    async fn upsert_companies(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+        run_id: &str,
+        rows: Vec<erpsync::domain::crm::CrmCompany>,
+    ) -> erpsync::error::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
+        }
+        self.inner.upsert_companies(tenant, run_id, rows).await
+    }
+    async fn upsert_contacts(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+        run_id: &str,
+        rows: Vec<erpsync::domain::crm::CrmContact>,
+    ) -> erpsync::error::Result<()> {
+        self.inner.upsert_contacts(tenant, run_id, rows).await
+    }
+    async fn delete_companies(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+        run_id: &str,
+        ids: Vec<String>,
+    ) -> erpsync::error::Result<()> {
+        self.inner.delete_companies(tenant, run_id, ids).await
+    }
+    async fn delete_contacts(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+        run_id: &str,
+        ids: Vec<String>,
+    ) -> erpsync::error::Result<()> {
+        self.inner.delete_contacts(tenant, run_id, ids).await
+    }
+}
+
+async fn a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    let app = crate::helpers::spawn_app_full(
+        backend,
+        |_| {},
+        move |db| {
+            std::sync::Arc::new(FlakySink {
+                inner: erpsync::worker::sink::EmbeddedSink::new(db),
+                down: flag,
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let mut ctx = setup(app).await;
+    ctx.push(
+        "company",
+        (1..=3)
+            .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    let got = ctx.run().await;
+    let run = got.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Failed);
+    assert!(
+        run.errors[0].contains("CRM unavailable: connection refused"),
+        "{:?}",
+        run.errors
+    );
+    assert!(got
+        .log
+        .iter()
+        .any(|e| e.level() == pb::LogLevel::Error
+            && e.message.contains("push failed: CRM unavailable")));
+    assert!(ctx.crm_companies().await.is_empty());
+    let overview = |ctx: &mut Ctx| {
+        let req = authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        );
+        let mut h = ctx.history.clone();
+        async move { h.get_overview(req).await.unwrap().into_inner() }
+    };
+    let o = overview(&mut ctx).await;
+    assert_eq!(o.health(), pb::Health::Failing);
+    assert_eq!(o.open_alerts.len(), 1);
+    assert_eq!(o.open_alerts[0].kind(), pb::AlertKind::Failing);
+
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    assert_eq!(
+        table(&run, "company").inserted,
+        3,
+        "everything the failed run left is delivered"
+    );
+    assert_eq!(ctx.crm_companies().await, ["c1", "c2", "c3"]);
+    let o = overview(&mut ctx).await;
+    assert_eq!(o.health(), pb::Health::Healthy);
+    assert!(o.open_alerts.is_empty(), "FAILING resolved by the success");
+}
+
+async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
+    use erpsync::worker::scheduler::tick;
+    let mut ctx = setup(app).await;
+    ctx.history
+        .update_schedule(authed(
+            pb::UpdateScheduleRequest {
+                tenant_id: "acme".into(),
+                schedule: Some(pb::Schedule {
+                    daily_times: vec!["03:00".into()],
+                    cron: String::new(),
+                }),
+                max_time_without_success: Some(prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap();
+    let mut later = Utc::now() + chrono::Duration::hours(2);
+    // Keep clear of the 03:00 slot, so no run resolves the alert under the test's feet.
+    let local = later.with_timezone(&chrono_tz::America::Sao_Paulo);
+    if chrono::Timelike::hour(&local) == 3 && chrono::Timelike::minute(&local) == 0 {
+        later += chrono::Duration::minutes(2);
+    }
+    // No slot due at `later` unless it is 03:00 in São Paulo; the staleness check runs anyway.
+    tick(&ctx.app.state, later).await.unwrap();
+    tick(&ctx.app.state, later).await.unwrap();
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let open = erpsync::storage::alerts::open(&ctx.app.state.db, &tenant)
+        .await
+        .unwrap();
+    let stale: Vec<_> = open
+        .iter()
+        .filter(|a| a.kind == erpsync::domain::alert::AlertKind::Stale)
+        .collect();
+    assert_eq!(stale.len(), 1, "raised once: {open:?}");
+    assert!(
+        stale[0].message.contains("limit 1 h"),
+        "{}",
+        stale[0].message
+    );
+    wait_idle(&mut ctx).await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    let open = erpsync::storage::alerts::open(&ctx.app.state.db, &tenant)
+        .await
+        .unwrap();
+    assert!(open.is_empty(), "resolved by the next success: {open:?}");
 }
