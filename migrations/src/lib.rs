@@ -7,6 +7,7 @@ mod m20261128_000001_foundation;
 mod m20261128_000002_ingest;
 mod m20261128_000003_sync;
 mod m20261128_000004_schedule_claim;
+mod m20261128_000005_pending_delete;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_ingest::Migration),
             Box::new(m20261128_000003_sync::Migration),
             Box::new(m20261128_000004_schedule_claim::Migration),
+            Box::new(m20261128_000005_pending_delete::Migration),
         ]
     }
 }

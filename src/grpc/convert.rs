@@ -344,3 +344,16 @@ pub fn push_response(r: crate::ingest::PushReply) -> pb::PushResponse {
             .collect(),
     }
 }
+
+/// A held deletion.
+pub fn pending_delete(p: crate::storage::pending_deletes::PendingDelete) -> pb::PendingDelete {
+    pb::PendingDelete {
+        table: p.table,
+        external_id: p.external_id,
+        name: p.name,
+        document: p.document,
+        detected_run_id: p.detected_run_id,
+        detected_at: Some(timestamp(p.detected_at)),
+        state: p.state,
+    }
+}

@@ -15,7 +15,7 @@ use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::storage::{events, runs};
+use crate::storage::{events, pending_deletes, runs};
 use crate::worker::sync;
 use crate::{overview, storage::tenants};
 
@@ -254,26 +254,87 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ListPendingDeletesRequest>,
     ) -> Result<Response<pb::ListPendingDeletesResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ListPendingDeletes (the delete guard)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let page_size = match req.page_size {
+            0 => 100,
+            n @ 1..=1000 => u64::from(n),
+            _ => {
+                return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                    "page_size",
+                    "must be at most 1000",
+                )])
+                .into())
+            }
+        };
+        tenants::require(&self.state.db, &tenant).await?;
+        let page = pending_deletes::list(
+            &self.state.db,
+            &tenant,
+            &req.table,
+            &req.page_token,
+            page_size,
+        )
+        .await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => last.external_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListPendingDeletesResponse {
+            pending_deletes: page.into_iter().map(convert::pending_delete).collect(),
+            next_page_token,
+        }))
     }
 
     async fn resolve_pending_deletes(
         &self,
         req: Request<pb::ResolvePendingDeletesRequest>,
     ) -> Result<Response<pb::ResolvePendingDeletesResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ResolvePendingDeletes (the delete guard)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let resolution = match pb::ResolveAction::try_from(req.action) {
+            Ok(pb::ResolveAction::Approve) => pending_deletes::Resolution::Approve,
+            Ok(pb::ResolveAction::Discard) => pending_deletes::Resolution::Discard,
+            _ => {
+                return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                    "action",
+                    "set APPROVE or DISCARD",
+                )])
+                .into())
+            }
+        };
+        let ids = match (req.all, req.ids.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(req.ids.as_slice()),
+            (true, false) => {
+                return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                    "ids",
+                    "set ids or all, not both",
+                )])
+                .into())
+            }
+            (false, true) => {
+                return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                    "ids",
+                    "set ids, or all: true",
+                )])
+                .into())
+            }
+        };
+        tenants::require(&self.state.db, &tenant).await?;
+        let resolved = pending_deletes::resolve(
+            &self.state.db,
+            &tenant,
+            &req.table,
+            ids,
+            resolution,
+            Utc::now(),
+        )
+        .await?;
+        tracing::info!(tenant = %tenant, table = %req.table, resolved, ?resolution, "pending deletions resolved");
+        Ok(Response::new(pb::ResolvePendingDeletesResponse {
+            resolved,
+        }))
     }
 
     async fn get_abc_report(

@@ -6,6 +6,7 @@ pub mod crm;
 mod entities;
 pub mod events;
 pub mod lease;
+pub mod pending_deletes;
 pub mod request_log;
 pub mod runs;
 pub mod staging;

@@ -435,3 +435,74 @@ pub async fn mark_delivered(
     }
     txn.commit().await
 }
+
+/// The external ids of the table's tombstones waiting for delivery.
+pub async fn pending_tombstones(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<String>> {
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "SELECT external_id FROM staged_record WHERE tenant_id = {} AND table_name = {} \
+         AND deleted = TRUE AND {PENDING} ORDER BY external_id",
+        p.push(tenant.as_str()),
+        p.push(table)
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("", "external_id").map_err(Into::into))
+        .collect()
+}
+
+/// Restores records whose deletion was discarded: each becomes again the version the CRM
+/// has (`crm_table`'s fields), already delivered, so nothing is sent for it.
+pub async fn restore_from_crm(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    crm_table: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let txn = db.begin_write().await?;
+    let backend = txn.get_database_backend();
+    for id in ids {
+        let mut p = Params::new(backend, 2);
+        let sql = format!(
+            "SELECT fields FROM {crm_table} WHERE tenant_id = {} AND external_id = {}",
+            p.push(tenant.as_str()),
+            p.push(id.as_str())
+        );
+        let Some(row) = txn.query_one(p.statement(sql)).await? else {
+            continue;
+        };
+        let fields: String = row.try_get("", "fields")?;
+        let mut p = Params::new(backend, 3);
+        let sql = format!(
+            "SELECT updated_at FROM staged_record WHERE tenant_id = {} AND table_name = {} AND external_id = {}",
+            p.push(tenant.as_str()),
+            p.push(table),
+            p.push(id.as_str())
+        );
+        let updated_at: Option<DateTime<Utc>> = match txn.query_one(p.statement(sql)).await? {
+            Some(r) => r.try_get("", "updated_at")?,
+            None => None,
+        };
+        let hash = content_hash(&fields, updated_at, false);
+        let size = i64::try_from(fields.len() + id.len() + 90).unwrap_or(i64::MAX);
+        let mut p = Params::new(backend, 8);
+        let sql = format!(
+            "UPDATE staged_record SET fields = {}, deleted = FALSE, content_hash = {}, synced_hash = {}, \
+             changed_at = {}, size_bytes = {} WHERE tenant_id = {} AND table_name = {} AND external_id = {}",
+            p.push(fields.clone()),
+            p.push(hash),
+            p.push(hash),
+            p.push(now),
+            p.push(size),
+            p.push(tenant.as_str()),
+            p.push(table),
+            p.push(id.as_str())
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}

@@ -3,7 +3,7 @@
 //! table in pages, and a run that fails halfway leaves undelivered records staged for
 //! the next one (deliveries are idempotent).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -18,7 +18,7 @@ use crate::domain::run::{
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::{alerts, crm, events, lease, runs, staging, tenants};
+use crate::storage::{alerts, crm, events, lease, pending_deletes, runs, staging, tenants};
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
@@ -83,7 +83,8 @@ struct Ctx<'a> {
     tenant: &'a TenantId,
     run_id: String,
     tables: BTreeMap<&'static str, TableCounts>,
-    hold_deletes: Vec<&'static str>,
+    /// Per table, the deletions this run must not apply.
+    held: BTreeMap<&'static str, HashSet<String>>,
 }
 
 impl Ctx<'_> {
@@ -146,7 +147,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         tenant,
         run_id: run.id.clone(),
         tables: BTreeMap::new(),
-        hold_deletes: Vec::new(),
+        held: BTreeMap::new(),
     };
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
     let _enter = span.enter();
@@ -335,41 +336,78 @@ async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
     Ok(format!("ok: {total} records"))
 }
 
+/// Holds excessive deletions: when one run would delete more than 5 % of the companies
+/// (or contacts) the CRM has, and at least 50, the new deletions are held for a person to
+/// approve or discard. Deletions held by an earlier run stay held until resolved;
+/// approved ones go through.
 async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
     let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
-    let mut held = Vec::new();
+    let mut summary = Vec::new();
     for (table, in_crm) in [("company", companies), ("contact", contacts)] {
-        let deletes = staging::count_pending(&ctx.state.db, ctx.tenant, table, true).await?;
+        let tombstones = staging::pending_tombstones(&ctx.state.db, ctx.tenant, table).await?;
+        if tombstones.is_empty() {
+            continue;
+        }
+        let held_before =
+            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+        let approved =
+            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "APPROVED").await?;
+        let new: Vec<String> = tombstones
+            .iter()
+            .filter(|id| !held_before.contains(*id) && !approved.contains(*id))
+            .cloned()
+            .collect();
         let share = if in_crm == 0 {
             0.0
         } else {
-            deletes as f64 / in_crm as f64
+            new.len() as f64 / in_crm as f64
         };
-        if deletes >= GUARD_MIN_ROWS && share > GUARD_SHARE {
-            ctx.hold_deletes.push(table);
-            ctx.counts(table).held = deletes;
-            held.push(table);
+        let mut held: HashSet<String> = tombstones
+            .iter()
+            .filter(|id| held_before.contains(*id))
+            .cloned()
+            .collect();
+        if new.len() as u64 >= GUARD_MIN_ROWS && share > GUARD_SHARE {
+            pending_deletes::hold(
+                &ctx.state.db,
+                ctx.tenant,
+                table,
+                &ctx.run_id,
+                &new,
+                Utc::now(),
+            )
+            .await?;
             ctx.event(
                 Level::Warn,
                 Stage::DeleteGuard,
                 Some(table),
-                format!("{deletes} deletions held: {:.1} % of the {in_crm} in the CRM (limit 5 % and 50 rows)", share * 100.0),
-                json!({"deletes": deletes, "in_crm": in_crm}),
+                format!(
+                    "{} deletions held: {:.1} % of the {in_crm} in the CRM (limit 5 % and 50 rows)",
+                    new.len(),
+                    share * 100.0
+                ),
+                json!({"deletes": new.len(), "in_crm": in_crm}),
             )
             .await;
+            held.extend(new);
+        }
+        if !held.is_empty() {
+            ctx.counts(table).held = held.len() as u64;
+            summary.push(format!("{} {table} deletions held", held.len()));
+            ctx.held.insert(table, held);
         }
     }
-    Ok(if held.is_empty() {
+    Ok(if summary.is_empty() {
         "ok".into()
     } else {
-        format!("held deletions of {}", held.join(", "))
+        summary.join(", ")
     })
 }
 
 async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
     for t in TABLES {
         let table = t.id;
-        let hold = ctx.hold_deletes.contains(&table);
+        let held = ctx.held.remove(table).unwrap_or_default();
         let mut after = String::new();
         loop {
             let page =
@@ -381,7 +419,7 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
             let (mut inserted, mut updated) = (0, 0);
             for rec in page {
                 if rec.deleted {
-                    if !hold {
+                    if !held.contains(&rec.external_id) {
                         deletes.push(rec.external_id.clone());
                         delivered.push((rec.external_id, rec.hash));
                     }

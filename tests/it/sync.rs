@@ -253,32 +253,179 @@ async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
     let mut ctx = setup(app).await;
     ctx.push(
         "company",
-        (0..100)
+        (0..200)
             .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
             .collect(),
     )
     .await;
     ctx.run().await;
-    // 60 of 100 at once: held.
-    let tombstones = (0..60)
-        .map(|i| Record {
-            external_id: format!("c{i:03}"),
-            fields: None,
-            updated_at: None,
-            deleted: true,
-        })
-        .collect();
-    ctx.push("company", tombstones).await;
+    let tombstone = |i: usize| Record {
+        external_id: format!("c{i:03}"),
+        fields: None,
+        updated_at: None,
+        deleted: true,
+    };
+    // A small drop (3 of 200) is applied.
+    ctx.push("company", (0..3).map(tombstone).collect()).await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    assert_eq!(table(&run, "company").deleted, 3);
+    assert_eq!(ctx.crm_companies().await.len(), 197);
+
+    // A snapshot that drops 60 % at once: held, run PARTIAL, alert open, nothing deleted.
+    ctx.push("company", (3..123).map(tombstone).collect()).await;
     let got = ctx.run().await;
     let run = got.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Partial);
     let company = table(&run, "company");
-    assert_eq!((company.held, company.deleted), (60, 0));
-    assert_eq!(ctx.crm_companies().await.len(), 100, "nothing deleted");
+    assert_eq!((company.held, company.deleted), (120, 0));
+    assert_eq!(ctx.crm_companies().await.len(), 197, "nothing deleted");
     assert!(got
         .log
         .iter()
-        .any(|e| e.level() == pb::LogLevel::Warn && e.message.starts_with("60 deletions held")));
+        .any(|e| e.level() == pb::LogLevel::Warn && e.message.starts_with("120 deletions held")));
+    let overview = ctx
+        .history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(overview
+        .open_alerts
+        .iter()
+        .any(|a| a.kind() == pb::AlertKind::DeletesHeld));
+
+    // Listed with what the CRM has, page by page.
+    let list = |token: String| pb::ListPendingDeletesRequest {
+        tenant_id: "acme".into(),
+        table: "company".into(),
+        page_size: 100,
+        page_token: token,
+    };
+    let first = ctx
+        .history
+        .list_pending_deletes(authed(list(String::new()), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.pending_deletes.len(), 100);
+    assert_eq!(first.pending_deletes[0].external_id, "c003");
+    assert_eq!(first.pending_deletes[0].name, "ACME Ltda");
+    assert_eq!(first.pending_deletes[0].document, "11222333000181");
+    assert_eq!(first.pending_deletes[0].detected_run_id, run.run_id);
+    let second = ctx
+        .history
+        .list_pending_deletes(authed(list(first.next_page_token), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.pending_deletes.len(), 20);
+
+    // Held ones stay held by the next run until someone decides.
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Partial);
+    assert_eq!(ctx.crm_companies().await.len(), 197);
+
+    // Approve ten: the next run applies them; the rest stay held.
+    let resolve =
+        |ids: Vec<String>, all: bool, action: pb::ResolveAction| pb::ResolvePendingDeletesRequest {
+            tenant_id: "acme".into(),
+            table: "company".into(),
+            ids,
+            all,
+            action: action as i32,
+        };
+    let ten: Vec<String> = (3..13).map(|i| format!("c{i:03}")).collect();
+    let r = ctx
+        .history
+        .resolve_pending_deletes(authed(
+            resolve(ten, false, pb::ResolveAction::Approve),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.resolved, 10);
+    let run = ctx.run().await.run.unwrap();
+    let company = table(&run, "company");
+    assert_eq!((company.deleted, company.held), (10, 110));
+    assert_eq!(ctx.crm_companies().await.len(), 187);
+
+    // Discard the rest: the records are restored in staging, nothing more is deleted.
+    let r = ctx
+        .history
+        .resolve_pending_deletes(authed(
+            resolve(vec![], true, pb::ResolveAction::Discard),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.resolved, 110);
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let staged = erpsync::storage::staging::list(&ctx.app.state.db, &tenant, "company")
+        .await
+        .unwrap();
+    let c050 = staged.iter().find(|r| r.external_id == "c050").unwrap();
+    assert!(!c050.deleted, "restored");
+    assert_eq!(c050.fields["name"], "ACME Ltda");
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    assert!(
+        run.tables.is_empty(),
+        "nothing left to deliver: {:?}",
+        run.tables
+    );
+    assert_eq!(ctx.crm_companies().await.len(), 187);
+    let overview = ctx
+        .history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        overview.open_alerts.is_empty(),
+        "{:?}",
+        overview.open_alerts
+    );
+
+    // Bad requests.
+    let err = ctx
+        .history
+        .resolve_pending_deletes(authed(
+            resolve(vec!["c999".into()], false, pb::ResolveAction::Approve),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = ctx
+        .history
+        .resolve_pending_deletes(authed(
+            resolve(vec![], true, pb::ResolveAction::Unspecified),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut bad = list(String::new());
+    bad.table = "order".into();
+    let err = ctx
+        .history
+        .list_pending_deletes(authed(bad, &ctx.crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 }
 
 async fn a_tenant_runs_once_at_a_time(app: TestApp) {
