@@ -61,6 +61,10 @@ enum Command {
         /// Request-log rows older than this many days are deleted (at least 7).
         #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
         request_log_retention_days: u32,
+        /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
+        /// CrmSink service, grpc://host:port.
+        #[arg(long, env = "ERPSYNC_CRM_SINK", default_value = "embedded")]
+        crm_sink: String,
     },
     /// Applies pending database migrations and exits.
     Migrate,
@@ -102,6 +106,7 @@ impl Cli {
                 max_records,
                 request_log_body_cap,
                 request_log_retention_days,
+                crm_sink,
             } => {
                 let config = Config {
                     listen,
@@ -114,7 +119,19 @@ impl Cli {
                     request_log_retention_days,
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
-                let app = crate::app::build(&config).await?;
+                let app = if crm_sink == "embedded" {
+                    crate::app::build(&config).await?
+                } else if crm_sink.starts_with("grpc://") || crm_sink.starts_with("http://") {
+                    let sink = crate::grpc::crm_sink_client::GrpcSink::new(
+                        &crm_sink,
+                        crate::grpc::crm_sink_client::Policy::default(),
+                    )?;
+                    crate::app::build_with_sink(&config, move |_| std::sync::Arc::new(sink)).await?
+                } else {
+                    anyhow::bail!(
+                        "--crm-sink must be \"embedded\" or grpc://host:port, got {crm_sink:?}"
+                    );
+                };
                 app.run_until_stopped(crate::app::shutdown_signal()).await?;
                 Ok(())
             }

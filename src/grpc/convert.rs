@@ -193,6 +193,13 @@ pub fn log_event(e: LogEvent) -> pb::LogEvent {
     }
 }
 
+/// A JSON object as a protobuf Struct.
+pub fn json_struct(m: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+    }
+}
+
 fn json_value(v: serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;
     let kind = match v {

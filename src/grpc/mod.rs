@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 mod convert;
+pub mod crm_sink_client;
 mod erp_ingest;
 mod integration_history;
 

@@ -29,6 +29,7 @@ both_backends!(
     the_scheduler_starts_a_due_run_once_per_slot,
     a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all,
     a_tenant_without_success_in_its_window_is_stale_once,
+    the_host_crm_sink_receives_exactly_the_upserts_and_deletes,
 );
 
 struct Ctx {
@@ -847,4 +848,201 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
         .await
         .unwrap();
     assert!(open.is_empty(), "resolved by the next success: {open:?}");
+}
+
+/// A host CRM: records every call; answers UNAVAILABLE while `failing` is set.
+#[derive(Default)]
+struct HostCrm {
+    calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Clone)]
+struct HostCrmService(std::sync::Arc<HostCrm>);
+
+impl HostCrmService {
+    fn record(
+        &self,
+        method: &str,
+        tenant: &str,
+        ids: Vec<String>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("maintenance"));
+        }
+        let applied = ids.len() as u64;
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push((method.to_owned(), tenant.to_owned(), ids));
+        Ok(tonic::Response::new(pb::SinkResponse { applied }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::crm_sink_server::CrmSink for HostCrmService {
+    async fn upsert_companies(
+        &self,
+        r: tonic::Request<pb::UpsertCompaniesRequest>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        let r = r.into_inner();
+        assert!(r.companies.iter().all(|c| c.name == "ACME Ltda"
+            && c.document == "11222333000181"
+            && c.fields.is_some()));
+        self.record(
+            "UpsertCompanies",
+            &r.tenant_id,
+            r.companies.into_iter().map(|c| c.external_id).collect(),
+        )
+    }
+    async fn delete_companies(
+        &self,
+        r: tonic::Request<pb::DeleteRecordsRequest>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        let r = r.into_inner();
+        self.record("DeleteCompanies", &r.tenant_id, r.external_ids)
+    }
+    async fn upsert_contacts(
+        &self,
+        r: tonic::Request<pb::UpsertContactsRequest>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        let r = r.into_inner();
+        self.record(
+            "UpsertContacts",
+            &r.tenant_id,
+            r.contacts.into_iter().map(|c| c.external_id).collect(),
+        )
+    }
+    async fn delete_contacts(
+        &self,
+        r: tonic::Request<pb::DeleteRecordsRequest>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        let r = r.into_inner();
+        self.record("DeleteContacts", &r.tenant_id, r.external_ids)
+    }
+    async fn apply_categories(
+        &self,
+        _r: tonic::Request<pb::ApplyCategoriesRequest>,
+    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        Ok(tonic::Response::new(pb::SinkResponse { applied: 0 }))
+    }
+}
+
+async fn app_with_host_sink(backend: crate::helpers::Backend, url: String) -> TestApp {
+    use erpsync::grpc::crm_sink_client::{GrpcSink, Policy};
+    let policy = Policy {
+        batch: 2,
+        timeout: Duration::from_secs(2),
+        attempts: 2,
+        backoff: Duration::from_millis(10),
+    };
+    let sink = GrpcSink::new(&url, policy).unwrap();
+    crate::helpers::spawn_app_full(backend, |_| {}, move |_| std::sync::Arc::new(sink))
+        .await
+        .unwrap()
+}
+
+async fn the_host_crm_sink_receives_exactly_the_upserts_and_deletes(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let host = std::sync::Arc::new(HostCrm::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::crm_sink_server::CrmSinkServer::new(HostCrmService(
+                host.clone(),
+            )))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut ctx =
+        setup(app_with_host_sink(backend, format!("grpc://127.0.0.1:{port}")).await).await;
+    let calls = || std::mem::take(&mut *host.calls.lock().unwrap());
+
+    ctx.push(
+        "company",
+        (1..=3)
+            .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.push("contact", vec![record("p1", &valid_fields("contact"))])
+        .await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        calls(),
+        vec![
+            ("UpsertCompanies".into(), "acme".into(), ids(&["c1", "c2"])),
+            ("UpsertCompanies".into(), "acme".into(), ids(&["c3"])),
+            ("UpsertContacts".into(), "acme".into(), ids(&["p1"])),
+        ],
+        "batches of 2, nothing else"
+    );
+
+    ctx.push(
+        "company",
+        vec![Record {
+            external_id: "c2".into(),
+            fields: None,
+            updated_at: None,
+            deleted: true,
+        }],
+    )
+    .await;
+    ctx.run().await;
+    assert_eq!(
+        calls(),
+        vec![("DeleteCompanies".into(), "acme".into(), ids(&["c2"]))]
+    );
+
+    // The host answers errors: the run fails with a clear line; staging keeps c4 waiting.
+    host.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    ctx.push("company", vec![record("c4", &valid_fields("company"))])
+        .await;
+    let got = ctx.run().await;
+    let run = got.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Failed);
+    assert!(
+        run.errors[0]
+            .contains("refused UpsertCompanies after 2 attempt(s): Unavailable: maintenance"),
+        "{:?}",
+        run.errors
+    );
+    assert!(got
+        .log
+        .iter()
+        .any(|e| e.level() == pb::LogLevel::Error && e.message.contains("maintenance")));
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    assert_eq!(
+        erpsync::storage::staging::count_pending(&ctx.app.state.db, &tenant, "company", false)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Back up: the next run delivers everything, once.
+    host.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
+    assert_eq!(
+        calls(),
+        vec![("UpsertCompanies".into(), "acme".into(), ids(&["c4"]))]
+    );
+
+    // A host that is not there at all: FAILED, with the reason.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut ctx =
+        setup(app_with_host_sink(backend, format!("grpc://127.0.0.1:{dead_port}")).await).await;
+    ctx.push("company", vec![record("c1", &valid_fields("company"))])
+        .await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Failed);
+    assert!(run.errors[0].contains("Unavailable"), "{:?}", run.errors);
 }
