@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::alert::Alert;
-use crate::domain::run::RunSummary;
+use crate::domain::run::{RunSummary, TableCounts};
 use crate::domain::tenant::{Health, HealthInputs, Tenant, TenantId};
 use crate::error::Result;
 use crate::storage::{alerts, runs, tenants, usage, Db};
@@ -31,12 +31,21 @@ pub struct Overview {
     pub open_alerts: Vec<Alert>,
     /// Newest first.
     pub recent_runs: Vec<RunSummary>,
+    /// Per-table counts and reconciliation of the last finished run.
+    pub tables: Vec<TableCounts>,
 }
 
 /// Loads the overview of `id` as of `now`; `NotFound` for an unknown tenant.
 pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview> {
     let tenant = tenants::require(db, id).await?;
     let last_finished = runs::last_finished(db, id).await?;
+    let tables = match &last_finished {
+        Some(run) => runs::get(db, id, &run.id)
+            .await?
+            .map(|d| d.tables)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let last_success_at = runs::last_success_at(db, id).await?;
     let health = HealthInputs {
         active: tenant.active,
@@ -53,6 +62,7 @@ pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview
         health,
         open_alerts: alerts::open(db, id).await?,
         recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
+        tables,
         tenant,
     })
 }

@@ -8,6 +8,7 @@ mod m20261128_000002_ingest;
 mod m20261128_000003_sync;
 mod m20261128_000004_schedule_claim;
 mod m20261128_000005_pending_delete;
+mod m20261128_000006_reconciliation;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_sync::Migration),
             Box::new(m20261128_000004_schedule_claim::Migration),
             Box::new(m20261128_000005_pending_delete::Migration),
+            Box::new(m20261128_000006_reconciliation::Migration),
         ]
     }
 }

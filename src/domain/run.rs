@@ -161,6 +161,12 @@ pub struct TableCounts {
     pub held: u64,
     /// Records refused.
     pub rejected: u64,
+    /// Rows the ERP says it has (ErpIngest.ReportCounts); None when never reported.
+    pub erp_count: Option<u64>,
+    /// Live records staged at the end of the run.
+    pub staged_count: u64,
+    /// Records in the CRM at the end of the run (companies and contacts only).
+    pub crm_count: Option<u64>,
 }
 
 /// How long a stage took and how it ended.

@@ -4,7 +4,9 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::pb;
 use crate::domain::alert::{Alert, AlertKind};
-use crate::domain::run::{Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger};
+use crate::domain::run::{
+    Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,
+};
 use crate::domain::schedule::Schedule;
 use crate::domain::tables::TableDef;
 use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput};
@@ -58,6 +60,7 @@ pub fn overview(o: Overview) -> pb::Overview {
         health: health(o.health) as i32,
         open_alerts: o.open_alerts.into_iter().map(alert).collect(),
         recent_runs: o.recent_runs.into_iter().map(run).collect(),
+        tables: o.tables.into_iter().map(run_table).collect(),
     }
 }
 
@@ -138,22 +141,7 @@ fn alert(a: Alert) -> pb::Alert {
 /// A run with its counts and timings.
 pub fn run_detail(d: RunDetail) -> pb::Run {
     let mut r = run(d.summary);
-    r.tables = d
-        .tables
-        .into_iter()
-        .map(|t| pb::RunTable {
-            table: t.table,
-            received: t.received,
-            inserted: t.inserted,
-            updated: t.updated,
-            deleted: t.deleted,
-            held: t.held,
-            rejected: t.rejected,
-            erp_count: None,
-            staged_count: 0,
-            crm_count: 0,
-        })
-        .collect();
+    r.tables = d.tables.into_iter().map(run_table).collect();
     r.stages = d
         .stages
         .into_iter()
@@ -166,6 +154,21 @@ pub fn run_detail(d: RunDetail) -> pb::Run {
         })
         .collect();
     r
+}
+
+fn run_table(t: TableCounts) -> pb::RunTable {
+    pb::RunTable {
+        table: t.table,
+        received: t.received,
+        inserted: t.inserted,
+        updated: t.updated,
+        deleted: t.deleted,
+        held: t.held,
+        rejected: t.rejected,
+        erp_count: t.erp_count,
+        staged_count: t.staged_count,
+        crm_count: t.crm_count.unwrap_or_default(),
+    }
 }
 
 /// A log event.

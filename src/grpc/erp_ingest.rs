@@ -11,9 +11,11 @@ use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
+use crate::domain::tables;
 use crate::domain::token::Role;
 use crate::error::AppError;
 use crate::ingest::{self, RequestBody, RequestMeta};
+use crate::storage::{erp_counts, tenants};
 
 const SERVICE: &str = "ErpIngest";
 
@@ -70,7 +72,7 @@ impl ErpIngest for Service {
         &self,
         req: Request<pb::ReportCountsRequest>,
     ) -> Result<Response<pb::ReportCountsResponse>, Status> {
-        tenant_call(
+        let tenant = tenant_call(
             &self.state,
             &req,
             Role::Erp,
@@ -78,10 +80,20 @@ impl ErpIngest for Service {
             &req.get_ref().tenant_id,
         )
         .await?;
-        Err(AppError::Unimplemented(
-            "ReportCounts (onboarding reconciliation) is not implemented yet".into(),
-        )
-        .into())
+        let counts: Vec<(String, u64)> = req.into_inner().counts.into_iter().collect();
+        if counts.is_empty() {
+            return Err(AppError::InvalidArgument(
+                "counts is empty: send {\"table id\": rows on the ERP side}".into(),
+            )
+            .into());
+        }
+        if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
+            return Err(ingest::unknown_table(unknown).into());
+        }
+        tenants::require(&self.state.db, &tenant).await?;
+        erp_counts::report(&self.state.db, &tenant, &counts, Utc::now()).await?;
+        tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
+        Ok(Response::new(pb::ReportCountsResponse {}))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod crm;
 mod entities;
+pub mod erp_counts;
 pub mod events;
 pub mod lease;
 pub mod pending_deletes;

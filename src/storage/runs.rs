@@ -130,11 +130,11 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
         .await?;
     let backend = txn.get_database_backend();
     for t in &run.tables {
-        let mut p = Params::new(backend, 8);
+        let mut p = Params::new(backend, 11);
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let sql = format!(
             "INSERT INTO run_table (run_id, table_name, received, inserted, updated, deleted, held, \
-             rejected) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+             rejected, erp_count, staged_count, crm_count) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             p.push(s.id.as_str()),
             p.push(t.table.as_str()),
             p.push(n(t.received)),
@@ -142,7 +142,10 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
             p.push(n(t.updated)),
             p.push(n(t.deleted)),
             p.push(n(t.held)),
-            p.push(n(t.rejected))
+            p.push(n(t.rejected)),
+            p.push(t.erp_count.map(n)),
+            p.push(n(t.staged_count)),
+            p.push(t.crm_count.map(n))
         );
         txn.execute(p.statement(sql)).await?;
     }
@@ -173,8 +176,8 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
     let summary = from_model(model)?;
     let mut p = Params::new(db.backend(), 1);
     let sql = format!(
-        "SELECT table_name, received, inserted, updated, deleted, held, rejected FROM run_table \
-         WHERE run_id = {} ORDER BY table_name",
+        "SELECT table_name, received, inserted, updated, deleted, held, rejected, erp_count, \
+         staged_count, crm_count FROM run_table WHERE run_id = {} ORDER BY table_name",
         p.push(run_id)
     );
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -188,6 +191,9 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
             deleted: u(r.try_get("", "deleted")?),
             held: u(r.try_get("", "held")?),
             rejected: u(r.try_get("", "rejected")?),
+            erp_count: r.try_get::<Option<i64>>("", "erp_count")?.map(u),
+            staged_count: u(r.try_get("", "staged_count")?),
+            crm_count: r.try_get::<Option<i64>>("", "crm_count")?.map(u),
         });
     }
     let mut p = Params::new(db.backend(), 1);

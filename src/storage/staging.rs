@@ -506,3 +506,18 @@ pub async fn restore_from_crm(
     }
     txn.commit().await
 }
+
+/// How many live (not deleted) records of the table are staged.
+pub async fn count_live(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> {
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM staged_record WHERE tenant_id = {} AND table_name = {} AND deleted = FALSE",
+        p.push(tenant.as_str()),
+        p.push(table)
+    );
+    let row = db.conn().query_one(p.statement(sql)).await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}

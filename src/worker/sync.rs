@@ -18,7 +18,9 @@ use crate::domain::run::{
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::{alerts, crm, events, lease, pending_deletes, runs, staging, tenants};
+use crate::storage::{
+    alerts, crm, erp_counts, events, lease, pending_deletes, runs, staging, tenants,
+};
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
@@ -174,7 +176,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             Stage::Abc | Stage::Categorize => {
                 Ok("skipped: comes with the ABC analysis (issue #5)".to_owned())
             }
-            Stage::Finish => Ok("ok".to_owned()),
+            Stage::Finish => reconcile(&mut ctx).await,
         };
         let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
         let outcome = match result {
@@ -314,6 +316,43 @@ async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail, held: u64) -> Result<()> 
         .await;
     }
     Ok(())
+}
+
+/// The onboarding reconciliation, per table: what the ERP says it has, what is staged,
+/// what the CRM holds.
+async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
+    let erp = erp_counts::all(&ctx.state.db, ctx.tenant).await?;
+    let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
+    for t in TABLES {
+        let staged = staging::count_live(&ctx.state.db, ctx.tenant, t.id).await?;
+        let erp_count = erp.get(t.id).copied();
+        if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(t.id) {
+            continue;
+        }
+        let crm_count = match t.id {
+            "company" => Some(companies),
+            "contact" => Some(contacts),
+            _ => None,
+        };
+        let c = ctx.counts(t.id);
+        c.staged_count = staged;
+        c.erp_count = erp_count;
+        c.crm_count = crm_count;
+        if let Some(n) = erp_count {
+            if n > staged {
+                let missing = n - staged;
+                ctx.event(
+                    Level::Warn,
+                    Stage::Finish,
+                    Some(t.id),
+                    format!("the ERP reports {n} rows, {staged} are staged: {missing} missing"),
+                    json!({"erp_count": n, "staged_count": staged}),
+                )
+                .await;
+            }
+        }
+    }
+    Ok("ok".to_owned())
 }
 
 async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use erpsync::domain::token::{hash_secret, Role};
 use erpsync::grpc::pb::{
-    GetOverviewRequest, ListTablesRequest, PushRequest, ReportCountsRequest, Schedule,
+    GetAbcReportRequest, GetOverviewRequest, ListTablesRequest, PushRequest, Schedule,
     StreamLogsRequest, UpdateScheduleRequest,
 };
 use erpsync::storage::tokens;
@@ -203,31 +203,31 @@ async fn open_rpcs_answer_unimplemented_naming_what_is_missing(app: TestApp) {
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().starts_with("StreamLogs"), "{}", err.message());
 
-    let counts = ReportCountsRequest {
+    let abc = GetAbcReportRequest {
         tenant_id: "acme".into(),
-        counts: Default::default(),
     };
     let err = app
-        .ingest()
+        .history()
         .await
-        .report_counts(authed(counts.clone(), &erp))
+        .get_abc_report(authed(abc.clone(), &crm))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(
-        err.message().starts_with("ReportCounts"),
+        err.message().starts_with("GetAbcReport"),
         "{}",
         err.message()
     );
 
     // Auth still comes first.
     let err = app
-        .ingest()
+        .history()
         .await
-        .report_counts(Request::new(counts))
+        .get_abc_report(Request::new(abc))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    let _ = erp;
 }
 
 async fn malformed_tenant_id_is_invalid_argument(app: TestApp) {

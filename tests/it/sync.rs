@@ -30,6 +30,7 @@ both_backends!(
     a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all,
     a_tenant_without_success_in_its_window_is_stale_once,
     the_host_crm_sink_receives_exactly_the_upserts_and_deletes,
+    runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm,
 );
 
 struct Ctx {
@@ -207,7 +208,11 @@ async fn a_run_delivers_staged_companies_and_contacts_to_the_crm(app: TestApp) {
     // Nothing new: the next run delivers nothing and changes nothing.
     let again = ctx.run().await.run.unwrap();
     assert_eq!(again.status(), pb::RunStatus::Success);
-    assert!(again.tables.is_empty(), "{:?}", again.tables);
+    assert!(
+        again.tables.iter().all(|t| t.received == 0),
+        "{:?}",
+        again.tables
+    );
     assert_eq!(ctx.crm_companies().await, ["c1", "c2", "c3"]);
 }
 
@@ -378,7 +383,7 @@ async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
     let run = ctx.run().await.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Success);
     assert!(
-        run.tables.is_empty(),
+        run.tables.iter().all(|t| t.received == 0 && t.deleted == 0),
         "nothing left to deliver: {:?}",
         run.tables
     );
@@ -1045,4 +1050,84 @@ async fn the_host_crm_sink_receives_exactly_the_upserts_and_deletes(app: TestApp
     let run = ctx.run().await.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Failed);
     assert!(run.errors[0].contains("Unavailable"), "{:?}", run.errors);
+}
+
+async fn runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let report = |counts: &[(&str, u64)]| pb::ReportCountsRequest {
+        tenant_id: "acme".into(),
+        counts: counts.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect(),
+    };
+    let mut ingest = ctx.app.ingest().await;
+    ingest
+        .report_counts(authed(report(&[("company", 5), ("contact", 2)]), &ctx.erp))
+        .await
+        .unwrap();
+    let err = ingest
+        .report_counts(authed(report(&[]), &ctx.erp))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = ingest
+        .report_counts(authed(report(&[("companies", 1)]), &ctx.erp))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.message().contains("valid tables are company"),
+        "{}",
+        err.message()
+    );
+    let err = ingest
+        .report_counts(authed(report(&[("company", 1)]), &ctx.crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    ctx.push(
+        "company",
+        (1..=3)
+            .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.push(
+        "contact",
+        (1..=2)
+            .map(|i| record(&format!("p{i}"), &valid_fields("contact")))
+            .collect(),
+    )
+    .await;
+    let got = ctx.run().await;
+    let run = got.run.unwrap();
+    let company = table(&run, "company");
+    assert_eq!(
+        (company.erp_count, company.staged_count, company.crm_count),
+        (Some(5), 3, 3)
+    );
+    let contact = table(&run, "contact");
+    assert_eq!(
+        (contact.erp_count, contact.staged_count, contact.crm_count),
+        (Some(2), 2, 2)
+    );
+    assert!(got
+        .log
+        .iter()
+        .any(|e| e.level() == pb::LogLevel::Warn && e.message.contains("2 missing")));
+    let o = ctx
+        .history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let company = o.tables.iter().find(|t| t.table == "company").unwrap();
+    assert_eq!(
+        (company.erp_count, company.staged_count, company.crm_count),
+        (Some(5), 3, 3)
+    );
 }
