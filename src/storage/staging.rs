@@ -521,3 +521,19 @@ pub async fn count_live(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> 
         .transpose()?
         .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
+
+/// Marks every pending record of a table delivered at once: for tables the CRM does not
+/// receive (orders, invoices, …), which a run only counts.
+pub async fn mark_all_delivered(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> {
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "UPDATE staged_record SET synced_hash = content_hash WHERE tenant_id = {} AND table_name = {} \
+         AND {PENDING}",
+        p.push(tenant.as_str()),
+        p.push(table)
+    );
+    let txn = db.begin_write().await?;
+    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    txn.commit().await?;
+    Ok(n)
+}

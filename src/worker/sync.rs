@@ -446,6 +446,12 @@ async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
 async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
     for t in TABLES {
         let table = t.id;
+        // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis from
+        // staging; delivering them means counting them once.
+        if table != "company" && table != "contact" {
+            staging::mark_all_delivered(&ctx.state.db, ctx.tenant, table).await?;
+            continue;
+        }
         let held = ctx.held.remove(table).unwrap_or_default();
         let mut after = String::new();
         loop {
@@ -501,8 +507,6 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
                             .await?;
                     }
                 }
-                // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis
-                // from staging; delivering them means counting them once.
                 _ => {}
             }
             staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;

@@ -1,0 +1,300 @@
+//! Sync-run benchmark (issue #4): a full run of a tenant with 100 000 companies and
+//! 1 000 000 order lines staged (every record new), on the embedded CRM, with the
+//! process's peak RSS sampled during the run. Target: under 60 s on SQLite, RSS under
+//! 500 MB.
+//!
+//! Run: `cargo bench --bench sync` (add `-- --companies N --lines M` to size it).
+//! PostgreSQL is measured too when ERPSYNC_BENCH_DATABASE_URL names a server the bench
+//! may create a database on. Prints one JSON object per backend and writes BENCHMARKS.md.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use erpsync::app::AppState;
+use erpsync::domain::batch::ValidRecord;
+use erpsync::domain::request_log::{RequestLogEntry, Transport};
+use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
+use erpsync::domain::tenant::{Tenant, TenantId};
+use erpsync::ingest::Limits;
+use erpsync::storage::request_log::StoredBody;
+use erpsync::storage::{lease, runs, staging, tenants, Db};
+use erpsync::worker::{sink::EmbeddedSink, sync};
+use serde_json::{json, Map, Value};
+use sqlx::{ConnectOptions, Connection};
+
+const BATCH: usize = 5_000;
+
+struct Figures {
+    backend: &'static str,
+    companies: usize,
+    lines: usize,
+    run_secs: f64,
+    peak_rss_mb: f64,
+    status: &'static str,
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let companies = arg("--companies", 100_000);
+    let lines = arg("--lines", 1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut results = Vec::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sync.db").display());
+    results.push(rt.block_on(run("sqlite", &url, companies, lines)));
+    if let Ok(admin) = std::env::var("ERPSYNC_BENCH_DATABASE_URL") {
+        let name = format!("erpsync_bench_sync_{}", std::process::id());
+        let url = rt.block_on(create_pg(&admin, &name));
+        results.push(rt.block_on(run("postgres", &url, companies, lines)));
+        rt.block_on(drop_pg(&admin, &name));
+    } else {
+        eprintln!("ERPSYNC_BENCH_DATABASE_URL unset: PostgreSQL not measured");
+    }
+    for f in &results {
+        println!(
+            "{}",
+            json!({
+                "bench": "sync_run",
+                "backend": f.backend,
+                "companies": f.companies,
+                "order_lines": f.lines,
+                "run_seconds": (f.run_secs * 100.0).round() / 100.0,
+                "peak_rss_mb": (f.peak_rss_mb * 10.0).round() / 10.0,
+                "status": f.status,
+            })
+        );
+    }
+    write_markdown(&results);
+}
+
+async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -> Figures {
+    let db = Db::connect(url).await.expect("database");
+    db.migrate().await.expect("migrations");
+    let tenant = TenantId::parse("bench").unwrap();
+    tenants::insert(
+        &db,
+        &Tenant::new(tenant.clone(), "Bench".into(), Utc::now()),
+    )
+    .await
+    .unwrap();
+    let state = AppState {
+        sink: Arc::new(EmbeddedSink::new(db.clone())),
+        db: db.clone(),
+        limits: Limits::default(),
+        instance: "bench".into(),
+    };
+
+    // Stage the data (not measured) through the same staging path as a push.
+    stage(&db, &tenant, "company", companies, |i| {
+        json!({"name": format!("Empresa {i}"), "document": "11222333000181",
+               "seller_id": format!("S{:03}", i % 150), "city": "Curitiba", "state": "PR"})
+    })
+    .await;
+    stage(&db, &tenant, "order_item", lines, |i| {
+        json!({"order_id": format!("O{:07}", i / 4), "product_code": format!("P{:04}", i % 5000),
+               "quantity": "2", "unit_price": "19.90"})
+    })
+    .await;
+
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger: RunTrigger::Manual,
+        started_at: Utc::now(),
+        finished_at: None,
+        error: None,
+    };
+    lease::acquire(&db, &tenant, "bench", &run.id, sync::LEASE_TTL, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    runs::create(&db, &tenant, &run).await.unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kb(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let detail = sync::execute(&state, &tenant, run).await;
+    let run_secs = t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let company = detail
+        .tables
+        .iter()
+        .find(|t| t.table == "company")
+        .expect("company counts");
+    assert_eq!(
+        company.inserted as usize, companies,
+        "every company delivered"
+    );
+    Figures {
+        backend,
+        companies,
+        lines,
+        run_secs,
+        peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        status: detail.summary.status.as_str(),
+    }
+}
+
+async fn stage(
+    db: &Db,
+    tenant: &TenantId,
+    table: &'static str,
+    n: usize,
+    fields: impl Fn(usize) -> Value,
+) {
+    let mut i = 0;
+    while i < n {
+        let end = (i + BATCH).min(n);
+        let records: Vec<ValidRecord> = (i..end)
+            .map(|k| ValidRecord {
+                index: u32::try_from(k - i).unwrap(),
+                external_id: format!("{table}-{k:08}"),
+                fields: match fields(k) {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+                updated_at: None,
+                deleted: false,
+            })
+            .collect();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let now = Utc::now();
+        staging::stage_and_log(
+            db,
+            staging::StageBatch {
+                tenant,
+                table,
+                records,
+                request_id: &request_id,
+                received_at: now,
+            },
+            &StoredBody::encode("(bench)"),
+            |_| RequestLogEntry {
+                id: request_id.clone(),
+                tenant: tenant.clone(),
+                received_at: now,
+                endpoint: "bench".into(),
+                table: Some(table.into()),
+                transport: Transport::Grpc,
+                status: "OK".into(),
+                http_status: 200,
+                duration_ms: 0,
+                accepted: u32::try_from(end - i).unwrap(),
+                rejected: 0,
+                error: None,
+                request_body: String::new(),
+                request_truncated: false,
+                response_body: "{}".into(),
+            },
+        )
+        .await
+        .expect("staging");
+        i = end;
+    }
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn create_pg(admin: &str, name: &str) -> String {
+    let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
+        .unwrap()
+        .connect()
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.split('?').next().unwrap();
+    let slash = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[slash..].find('/') {
+        Some(i) => &base[..slash + i],
+        None => base,
+    };
+    format!("{server}/{name}")
+}
+
+async fn drop_pg(admin: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::postgres::PgConnectOptions::from_str(admin)
+        .unwrap()
+        .connect()
+        .await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+fn write_markdown(results: &[Figures]) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mut section = format!(
+        "## Sync run (issue #4)\n\n`cargo bench --bench sync` — {} on the rust-svc machine kind, {cores} cores.\n\
+         A full run (collect → … → finish) of a tenant with every record new, embedded CRM;\n\
+         peak RSS of the process sampled during the run.\n\n\
+         | backend | companies | order lines | run | peak RSS | status |\n|---|---|---|---|---|---|\n",
+        Utc::now().format("%Y-%m-%d")
+    );
+    for f in results {
+        section.push_str(&format!(
+            "| {} | {} | {} | {:.1} s | {:.1} MB | {} |\n",
+            f.backend, f.companies, f.lines, f.run_secs, f.peak_rss_mb, f.status
+        ));
+    }
+    section.push_str("\nTargets: a full run under 60 s on SQLite, peak RSS under 500 MB.\n\n");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+    let new = match old.find("## Sync run (issue #4)") {
+        Some(s) => {
+            let end = old[s + 3..]
+                .find("\n## ")
+                .map_or(old.len(), |e| s + 3 + e + 1);
+            format!("{}{}{}", &old[..s], section, &old[end..])
+        }
+        None => format!("{old}{section}"),
+    };
+    if let Err(e) = std::fs::write(&path, new) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+}
