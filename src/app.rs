@@ -56,9 +56,18 @@ pub async fn build_with_sink(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    // Runs this process was running when it stopped are interrupted; their records stay
-    // staged and the next run delivers them.
-    let interrupted = crate::storage::runs::mark_interrupted(&db, chrono::Utc::now()).await?;
+    // Runs a stopped process was running are interrupted; their records stay staged and
+    // the next run delivers them. On SQLite one server owns the file, so every lease left
+    // behind is a dead process's: they go at once. On PostgreSQL other replicas may be
+    // alive, so only expired leases count.
+    let now = chrono::Utc::now();
+    let as_of = if db.backend() == sea_orm::DbBackend::Sqlite {
+        now + chrono::Duration::days(3650)
+    } else {
+        now
+    };
+    let interrupted = crate::storage::runs::mark_interrupted(&db, now, as_of).await?;
+    crate::storage::lease::clear(&db, as_of).await?;
     if interrupted > 0 {
         tracing::warn!(
             runs = interrupted,

@@ -95,3 +95,16 @@ pub async fn claim_slot(db: &Db, tenant: &TenantId, slot: DateTime<Utc>) -> Resu
     txn.commit().await?;
     Ok(n > 0)
 }
+
+/// Drops every lease that expires before `before` (leases of processes known dead).
+pub async fn clear(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    let mut p = Params::new(db.backend(), 1);
+    let sql = format!(
+        "DELETE FROM sync_lease WHERE expires_at < {}",
+        p.push(before)
+    );
+    let txn = db.begin_write().await?;
+    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    txn.commit().await?;
+    Ok(n)
+}

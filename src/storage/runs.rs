@@ -250,16 +250,20 @@ pub async fn page(
         .collect()
 }
 
-/// Marks RUNNING runs whose lease is gone or expired as INTERRUPTED (their holder
-/// crashed or stopped); returns how many.
-pub async fn mark_interrupted(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+/// Marks RUNNING runs whose lease is gone or expires before `lease_cutoff` as
+/// INTERRUPTED at `now` (their holder crashed or stopped); returns how many.
+pub async fn mark_interrupted(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease_cutoff: DateTime<Utc>,
+) -> Result<u64> {
     let mut p = Params::new(db.backend(), 3);
     let sql = format!(
         "UPDATE sync_run SET status = {}, finished_at = {} WHERE status = 'RUNNING' AND NOT EXISTS \
          (SELECT 1 FROM sync_lease l WHERE l.run_id = sync_run.id AND l.expires_at > {})",
         p.push(RunStatus::Interrupted.as_str()),
         p.push(now),
-        p.push(now)
+        p.push(lease_cutoff)
     );
     let txn = db.begin_write().await?;
     let n = txn.execute(p.statement(sql)).await?.rows_affected();

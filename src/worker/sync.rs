@@ -46,7 +46,7 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
     let now = Utc::now();
     // A run whose holder died keeps its lease until it expires; after that it is
     // marked INTERRUPTED here, and this run redoes its work.
-    runs::mark_interrupted(&state.db, now).await?;
+    runs::mark_interrupted(&state.db, now, now).await?;
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         status: RunStatus::Running,

@@ -10,7 +10,7 @@ use erpsync::grpc::pb::{
 
 use crate::helpers::authed;
 
-fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
+pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_erpsync"))
         .args(args)
         .env("DATABASE_URL", db_url)
@@ -19,7 +19,7 @@ fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
         .expect("runs the erpsync binary")
 }
 
-fn ok(out: std::process::Output) -> String {
+pub fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "failed: {}\n{}",
@@ -32,8 +32,14 @@ fn ok(out: std::process::Output) -> String {
 /// Starts `erpsync serve` on a free port; returns the child and its port, read from the
 /// JSON "ready" log line.
 fn serve(db_url: &str) -> (std::process::Child, u16) {
+    serve_with(db_url, &[])
+}
+
+/// `erpsync serve` with extra flags.
+pub fn serve_with(db_url: &str, extra: &[&str]) -> (std::process::Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
         .env("DATABASE_URL", db_url)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -855,11 +855,13 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
     assert!(open.is_empty(), "resolved by the next success: {open:?}");
 }
 
-/// A host CRM: records every call; answers UNAVAILABLE while `failing` is set.
+/// A host CRM: records every call; answers UNAVAILABLE while `failing` is set; takes
+/// `delay_ms` per call.
 #[derive(Default)]
 struct HostCrm {
     calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
     failing: std::sync::atomic::AtomicBool,
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -1130,4 +1132,158 @@ async fn runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm(app: Tes
         (company.erp_count, company.staged_count, company.crm_count),
         (Some(5), 3, 3)
     );
+}
+
+async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
+    let host = std::sync::Arc::new(HostCrm::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::crm_sink_server::CrmSinkServer::new(HostCrmService(
+                host.clone(),
+            )))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (host, port)
+}
+
+/// kill -9 during a run (a slow host CRM), start again: the run is INTERRUPTED, the next
+/// run completes, and the host ends up with every record (at most the page in flight is
+/// sent twice, which its idempotent upserts absorb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everything() {
+    use crate::cli::{erpsync, ok, serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("crash.db").display()
+    );
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
+    let crm = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "crm", "--tenant", "acme"],
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let erp = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "erp", "--tenant", "acme"],
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let (host, host_port) = start_host().await;
+    host.delay_ms
+        .store(300, std::sync::atomic::Ordering::SeqCst);
+    let sink = format!("grpc://127.0.0.1:{host_port}");
+
+    let (mut first, port) = serve_with(&db, &["--crm-sink", &sink]);
+    let records: Vec<serde_json::Value> = (0..1500)
+        .map(|i| json!({"external_id": format!("c{i:04}"), "fields": valid_fields("company")}))
+        .collect();
+    let body = json!({ "records": records }).to_string();
+    let (status, _) =
+        crate::helpers::http_post(port, "/erp/v1/company", Some(&erp), body.as_bytes()).await;
+    assert_eq!(status, 200);
+    let mut history = IntegrationHistoryClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let started = history
+        .trigger_sync(authed(
+            TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let killed_run = started.run.unwrap().run_id;
+    // Mid-run: the host has had a call, the run is far from done.
+    for _ in 0..200 {
+        if !host.calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !host.calls.lock().unwrap().is_empty(),
+        "the run reached the host"
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    host.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let (mut second, port) = serve_with(&db, &["--crm-sink", &sink]);
+    let mut history = IntegrationHistoryClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let get = |run_id: String| {
+        authed(
+            GetRunRequest {
+                tenant_id: "acme".into(),
+                run_id,
+            },
+            &crm,
+        )
+    };
+    let killed = history
+        .get_run(get(killed_run.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    assert_eq!(killed.status(), pb::RunStatus::Interrupted);
+
+    let next = history
+        .trigger_sync(authed(
+            TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!next.already_running, "the dead run's lease is gone");
+    let run_id = next.run.unwrap().run_id;
+    let mut done = None;
+    for _ in 0..400 {
+        let run = history
+            .get_run(get(run_id.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .unwrap();
+        if run.status() != pb::RunStatus::Running {
+            done = Some(run);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let done = done.expect("the next run finishes");
+    assert_eq!(done.status(), pb::RunStatus::Success, "{:?}", done.errors);
+
+    let mut times: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, _, ids) in host.calls.lock().unwrap().iter() {
+        for id in ids {
+            *times.entry(id.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(times.len(), 1500, "every record reached the host");
+    assert!(
+        times.values().all(|n| *n <= 2),
+        "only the page in flight is sent again"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
 }
