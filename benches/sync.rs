@@ -96,6 +96,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         db: db.clone(),
         limits: Limits::default(),
         instance: "bench".into(),
+        runs: Default::default(),
     };
 
     // Stage the data (not measured) through the same staging path as a push.

@@ -27,6 +27,8 @@ pub struct AppState {
     pub sink: Arc<dyn CrmSink>,
     /// This process's id, as run leases name their holder.
     pub instance: String,
+    /// This process's runs, for shutdown.
+    pub runs: crate::worker::sync::Runs,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -79,6 +81,7 @@ pub async fn build_with_sink(
         db,
         limits: config.limits,
         instance: uuid::Uuid::new_v4().to_string(),
+        runs: Default::default(),
     };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(
@@ -133,8 +136,21 @@ impl App {
             .await
             .context("the server failed");
         let _ = stop_jobs.send(true);
-        let _ = retention.await;
         let _ = scheduler.await;
+        // Running syncs stop at their next checkpoint (a stage or page boundary) as
+        // INTERRUPTED; the next run resumes from what is still staged.
+        let left = self
+            .state
+            .runs
+            .stop(std::time::Duration::from_secs(30))
+            .await;
+        if left > 0 {
+            tracing::warn!(
+                runs = left,
+                "runs still going at shutdown; they will be INTERRUPTED at the next start"
+            );
+        }
+        let _ = retention.await;
         let _ = checkpoint.await;
         served?;
         tracing::info!("erpsync stopped");

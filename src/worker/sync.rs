@@ -4,10 +4,13 @@
 //! the next one (deliveries are idempotent).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Map, Value};
+use tokio::sync::Notify;
 
 use crate::app::AppState;
 use crate::domain::alert::AlertKind;
@@ -30,6 +33,59 @@ const PAGE: u64 = 1_000;
 const GUARD_SHARE: f64 = 0.05;
 /// …and at least this many rows.
 const GUARD_MIN_ROWS: u64 = 50;
+
+/// This process's runs: shutdown asks them to stop at the next checkpoint (a stage or a
+/// page boundary, everything before it delivered and marked) and waits for them.
+#[derive(Debug, Clone, Default)]
+pub struct Runs {
+    inner: Arc<RunsInner>,
+}
+
+#[derive(Debug, Default)]
+struct RunsInner {
+    stopping: AtomicBool,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by a running run; dropping it counts the run out.
+struct Active(Arc<RunsInner>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.idle.notify_waiters();
+    }
+}
+
+impl Runs {
+    /// Whether shutdown asked runs to stop.
+    pub fn stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) -> Active {
+        self.inner.active.fetch_add(1, Ordering::SeqCst);
+        Active(self.inner.clone())
+    }
+
+    /// Asks every run to stop at its next checkpoint and waits for them, at most `limit`;
+    /// returns how many were still running then.
+    pub async fn stop(&self, limit: std::time::Duration) -> usize {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.inner.idle.notified();
+            let active = self.inner.active.load(Ordering::SeqCst);
+            if active == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.inner.active.load(Ordering::SeqCst);
+            }
+        }
+    }
+}
 
 /// The answer to a trigger.
 #[derive(Debug, Clone)]
@@ -71,8 +127,10 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
     }
     runs::create(&state.db, tenant, &run).await?;
     let (state, tenant2, run2) = (state.clone(), tenant.clone(), run.clone());
+    let active = state.runs.enter();
     tokio::spawn(async move {
         execute(&state, &tenant2, run2).await;
+        drop(active);
     });
     Ok(Started {
         run,
@@ -87,6 +145,8 @@ struct Ctx<'a> {
     tables: BTreeMap<&'static str, TableCounts>,
     /// Per table, the deletions this run must not apply.
     held: BTreeMap<&'static str, HashSet<String>>,
+    /// Stopped at a checkpoint by shutdown.
+    interrupted: bool,
 }
 
 impl Ctx<'_> {
@@ -150,6 +210,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         run_id: run.id.clone(),
         tables: BTreeMap::new(),
         held: BTreeMap::new(),
+        interrupted: false,
     };
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
     let _enter = span.enter();
@@ -164,6 +225,21 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     let mut stages = Vec::new();
     let mut failure = None;
     for stage in Stage::ALL {
+        if state.runs.stopping() {
+            ctx.interrupted = true;
+            ctx.event(
+                Level::Warn,
+                stage,
+                None,
+                format!(
+                    "server shutting down: stopped before {}; the next run resumes",
+                    stage.as_str()
+                ),
+                json!({}),
+            )
+            .await;
+            break;
+        }
         let t0 = Instant::now();
         let result = match stage {
             Stage::Collect => collect(&mut ctx).await,
@@ -210,6 +286,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     }
     let held: u64 = ctx.tables.values().map(|t| t.held).sum();
     let status = match (&failure, held) {
+        _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
         (Some(_), _) => RunStatus::Failed,
         (None, 0) => RunStatus::Success,
         (None, _) => RunStatus::Partial,
@@ -355,6 +432,60 @@ async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
     Ok("ok".to_owned())
 }
 
+/// Records sent to the sink per call from a page, with a shutdown check in between.
+const SINK_CHUNK: usize = 500;
+
+/// Sends one page's upserts and deletions to the sink in chunks; false when shutdown
+/// stopped it before the end.
+async fn deliver(
+    ctx: &Ctx<'_>,
+    table: &str,
+    upserts: Vec<staging::Pending>,
+    deletes: &[String],
+) -> Result<bool> {
+    let sink = &ctx.state.sink;
+    let mut upserts = upserts.into_iter().peekable();
+    while upserts.peek().is_some() {
+        if ctx.state.runs.stopping() {
+            return Ok(false);
+        }
+        let chunk: Vec<staging::Pending> = upserts.by_ref().take(SINK_CHUNK).collect();
+        match table {
+            "company" => {
+                let rows = chunk
+                    .into_iter()
+                    .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
+                    .collect();
+                sink.upsert_companies(ctx.tenant, &ctx.run_id, rows).await?;
+            }
+            _ => {
+                let rows = chunk
+                    .into_iter()
+                    .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
+                    .collect();
+                sink.upsert_contacts(ctx.tenant, &ctx.run_id, rows).await?;
+            }
+        }
+    }
+    for chunk in deletes.chunks(SINK_CHUNK) {
+        if ctx.state.runs.stopping() {
+            return Ok(false);
+        }
+        match table {
+            "company" => {
+                sink.delete_companies(ctx.tenant, &ctx.run_id, chunk.to_vec())
+                    .await?
+            }
+            _ => {
+                sink.delete_contacts(ctx.tenant, &ctx.run_id, chunk.to_vec())
+                    .await?
+            }
+        }
+        pending_deletes::mark_applied(&ctx.state.db, ctx.tenant, table, chunk, Utc::now()).await?;
+    }
+    Ok(true)
+}
+
 async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
     let mut total = 0;
     for t in TABLES {
@@ -479,35 +610,11 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
                 upserts.push(rec);
             }
             let deleted = deletes.len() as u64;
-            let sink = &ctx.state.sink;
-            match table {
-                "company" => {
-                    let rows = upserts
-                        .into_iter()
-                        .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
-                        .collect::<Vec<_>>();
-                    if !rows.is_empty() {
-                        sink.upsert_companies(ctx.tenant, &ctx.run_id, rows).await?;
-                    }
-                    if !deletes.is_empty() {
-                        sink.delete_companies(ctx.tenant, &ctx.run_id, deletes)
-                            .await?;
-                    }
-                }
-                "contact" => {
-                    let rows = upserts
-                        .into_iter()
-                        .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
-                        .collect::<Vec<_>>();
-                    if !rows.is_empty() {
-                        sink.upsert_contacts(ctx.tenant, &ctx.run_id, rows).await?;
-                    }
-                    if !deletes.is_empty() {
-                        sink.delete_contacts(ctx.tenant, &ctx.run_id, deletes)
-                            .await?;
-                    }
-                }
-                _ => {}
+            if !deliver(ctx, table, upserts, &deletes).await? {
+                // Stopped by shutdown mid-page: nothing of this page is marked, so the
+                // next run sends it again (idempotent upserts absorb the repeat).
+                ctx.interrupted = true;
+                return Ok(format!("stopped by shutdown in {table}"));
             }
             staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;
             if table == "company" || table == "contact" {

@@ -31,6 +31,7 @@ both_backends!(
     a_tenant_without_success_in_its_window_is_stale_once,
     the_host_crm_sink_receives_exactly_the_upserts_and_deletes,
     runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm,
+    a_graceful_shutdown_stops_a_run_at_a_checkpoint,
 );
 
 struct Ctx {
@@ -361,6 +362,18 @@ async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
     let company = table(&run, "company");
     assert_eq!((company.deleted, company.held), (10, 110));
     assert_eq!(ctx.crm_companies().await.len(), 187);
+    let listed = ctx
+        .history
+        .list_pending_deletes(authed(list(String::new()), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.pending_deletes.len(),
+        100,
+        "applied ones are no longer pending"
+    );
+    assert!(listed.pending_deletes.iter().all(|p| p.state == "HELD"));
 
     // Discard the rest: the records are restored in staging, nothing more is deleted.
     let r = ctx
@@ -1286,4 +1299,68 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
     );
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+async fn a_graceful_shutdown_stops_a_run_at_a_checkpoint(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let (host, host_port) = start_host().await;
+    host.delay_ms
+        .store(150, std::sync::atomic::Ordering::SeqCst);
+    let mut ctx =
+        setup(app_with_host_sink(backend, format!("grpc://127.0.0.1:{host_port}")).await).await;
+    // 3 000 companies: 3 pages of 1 000, each 500 calls of 2 records (the test policy).
+    ctx.push(
+        "company",
+        (0..3000)
+            .map(|i| record(&format!("c{i:04}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    let started = ctx
+        .history
+        .trigger_sync(authed(
+            TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let run_id = started.run.unwrap().run_id;
+    for _ in 0..200 {
+        if !host.calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ctx.app.stop();
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let mut run = None;
+    for _ in 0..400 {
+        let r = runs::get(&ctx.app.state.db, &tenant, &run_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if r.summary.status != RunStatus::Running {
+            run = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let run = run.expect("the run stops within the shutdown grace period");
+    assert_eq!(run.summary.status, RunStatus::Interrupted);
+    let pending =
+        erpsync::storage::staging::count_pending(&ctx.app.state.db, &tenant, "company", false)
+            .await
+            .unwrap();
+    assert_eq!(
+        pending, 3000,
+        "the page in flight is not marked: the next run sends it again"
+    );
+    let log = erpsync::storage::events::for_run(&ctx.app.state.db, &tenant, &run_id)
+        .await
+        .unwrap();
+    assert_eq!(log.last().unwrap().message, "run finished: INTERRUPTED");
 }
