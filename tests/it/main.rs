@@ -7,6 +7,7 @@ mod cli;
 mod grpcurl;
 mod ingest;
 mod ingest_props;
+mod northwind;
 mod overview;
 mod schedule;
 mod sync;
