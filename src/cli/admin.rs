@@ -42,6 +42,36 @@ pub enum TenantCommand {
         #[arg(long)]
         business_rule: Option<String>,
     },
+    /// Changes a tenant's settings (only the flags given).
+    Update {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// ERP product name.
+        #[arg(long)]
+        erp_name: Option<String>,
+        /// ERP version.
+        #[arg(long)]
+        erp_version: Option<String>,
+        /// api or view.
+        #[arg(long)]
+        integration_type: Option<String>,
+        /// not_started, in_progress or completed.
+        #[arg(long)]
+        deployment_status: Option<String>,
+        /// The business-rule text shown in the overview.
+        #[arg(long)]
+        business_rule: Option<String>,
+        /// Hold a run's deletions above this percentage of the table in the CRM…
+        #[arg(long)]
+        delete_guard_percent: Option<f64>,
+        /// …and at least this many rows.
+        #[arg(long)]
+        delete_guard_min_rows: Option<u64>,
+    },
     /// Lists every tenant.
     List,
     /// Shows one tenant's settings.
@@ -115,6 +145,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
                 deployment_status: Some(deployment_status),
                 business_rule,
                 integration_type: Some(integration_type),
+                delete_guard_percent: None,
+                delete_guard_min_rows: None,
             })
             .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
             let now = Utc::now();
@@ -123,6 +155,51 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             settings.apply(&mut t, now);
             let db = open(url).await?;
             tenants::insert(&db, &t).await?;
+            print!("{}", describe(&t));
+        }
+        TenantCommand::Update {
+            id,
+            name,
+            erp_name,
+            erp_version,
+            integration_type,
+            deployment_status,
+            business_rule,
+            delete_guard_percent,
+            delete_guard_min_rows,
+        } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let integration_type = integration_type
+                .map(|t| {
+                    IntegrationType::parse(&t)
+                        .ok_or_else(|| anyhow!("--integration-type must be api or view"))
+                })
+                .transpose()?;
+            let deployment_status = deployment_status
+                .map(|d| {
+                    DeploymentStatus::parse(&d).ok_or_else(|| {
+                        anyhow!("--deployment-status must be not_started, in_progress or completed")
+                    })
+                })
+                .transpose()?;
+            let settings = SettingsUpdate::parse(SettingsInput {
+                name,
+                erp_name,
+                erp_version,
+                deployment_status,
+                business_rule,
+                integration_type,
+                delete_guard_percent,
+                delete_guard_min_rows,
+            })
+            .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
+            let db = open(url).await?;
+            let now = Utc::now();
+            let t = tenants::update(&db, &id, |t| {
+                settings.apply(t, now);
+                Ok(())
+            })
+            .await?;
             print!("{}", describe(&t));
         }
         TenantCommand::List => {
@@ -162,7 +239,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\ndelete_guard: more than {} % and at least {} rows\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -174,6 +251,8 @@ fn describe(t: &Tenant) -> String {
         schedule,
         next,
         t.max_time_without_success.num_minutes() as f64 / 60.0,
+        t.delete_guard.percent,
+        t.delete_guard.min_rows,
         t.business_rule
     )
 }

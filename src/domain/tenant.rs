@@ -144,6 +144,8 @@ pub struct Tenant {
     pub schedule: Schedule,
     /// Past this without a successful run, the integration is stale.
     pub max_time_without_success: Duration,
+    /// When a run's deletions are held (Excessivos Deletes).
+    pub delete_guard: DeleteGuard,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its settings last changed.
@@ -168,6 +170,7 @@ impl Tenant {
             scheduled: false,
             schedule: Schedule::daily(vec![midnight]).expect("one daily time is a schedule"),
             max_time_without_success: DEFAULT_MAX_WITHOUT_SUCCESS,
+            delete_guard: DeleteGuard::default(),
             created_at: now,
             updated_at: now,
         }
@@ -180,6 +183,37 @@ impl Tenant {
         } else {
             None
         }
+    }
+}
+
+/// Delete-guard thresholds: a run's deletions of a table are held when they are more than
+/// `percent` of the rows the CRM has and at least `min_rows`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeleteGuard {
+    /// Share of the table, in percent (0 < percent ≤ 100).
+    pub percent: f64,
+    /// Fewer deletions than this are never held.
+    pub min_rows: u64,
+}
+
+impl Default for DeleteGuard {
+    fn default() -> Self {
+        Self {
+            percent: 5.0,
+            min_rows: 50,
+        }
+    }
+}
+
+impl DeleteGuard {
+    /// Whether deleting `deletes` of the `in_crm` rows must be held (an empty CRM table
+    /// has nothing to protect).
+    pub fn holds(&self, deletes: u64, in_crm: u64) -> bool {
+        if in_crm == 0 {
+            return false;
+        }
+        let share = deletes as f64 * 100.0 / in_crm as f64;
+        deletes >= self.min_rows && share > self.percent
     }
 }
 
@@ -324,6 +358,10 @@ pub struct SettingsInput {
     pub business_rule: Option<String>,
     /// API or View.
     pub integration_type: Option<IntegrationType>,
+    /// Delete-guard share, in percent.
+    pub delete_guard_percent: Option<f64>,
+    /// Delete-guard minimum rows.
+    pub delete_guard_min_rows: Option<u64>,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -358,6 +396,20 @@ impl SettingsUpdate {
                 ));
             }
         }
+        if let Some(p) = input.delete_guard_percent {
+            if !(p > 0.0 && p <= 100.0) {
+                violations.push(FieldViolation::new(
+                    "delete_guard_percent",
+                    "must be more than 0 and at most 100",
+                ));
+            }
+        }
+        if input.delete_guard_min_rows == Some(0) {
+            violations.push(FieldViolation::new(
+                "delete_guard_min_rows",
+                "must be at least 1",
+            ));
+        }
         if violations.is_empty() {
             Ok(Self(input))
         } else {
@@ -385,6 +437,12 @@ impl SettingsUpdate {
         }
         if let Some(v) = i.integration_type {
             t.integration_type = v;
+        }
+        if let Some(v) = i.delete_guard_percent {
+            t.delete_guard.percent = v;
+        }
+        if let Some(v) = i.delete_guard_min_rows {
+            t.delete_guard.min_rows = v;
         }
         t.updated_at = now;
     }
@@ -462,6 +520,15 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_delete_guard_holds_more_than_its_share_and_at_least_its_rows() {
+        let g = DeleteGuard::default();
+        assert!(g.holds(60, 200));
+        assert!(!g.holds(10, 200), "5 %: not more than 5 %");
+        assert!(!g.holds(49, 100), "under 50 rows");
+        assert!(!g.holds(50, 0), "an empty CRM table has nothing to protect");
     }
 
     #[test]

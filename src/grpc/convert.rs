@@ -61,6 +61,8 @@ pub fn overview(o: Overview) -> pb::Overview {
         open_alerts: o.open_alerts.into_iter().map(alert).collect(),
         recent_runs: o.recent_runs.into_iter().map(run).collect(),
         tables: o.tables.into_iter().map(run_table).collect(),
+        delete_guard_percent: t.delete_guard.percent,
+        delete_guard_min_rows: t.delete_guard.min_rows,
     }
 }
 

@@ -91,6 +91,8 @@ impl Service {
             deployment_status,
             business_rule: req.business_rule,
             integration_type,
+            delete_guard_percent: req.delete_guard_percent,
+            delete_guard_min_rows: req.delete_guard_min_rows,
         });
         let update = match parsed {
             Ok(u) if violations.is_empty() => u,

@@ -9,7 +9,9 @@ use sea_orm::{
 
 use super::{entities::tenant, Db};
 use crate::domain::schedule::{DailyTime, Schedule};
-use crate::domain::tenant::{parse_timezone, DeploymentStatus, IntegrationType, Tenant, TenantId};
+use crate::domain::tenant::{
+    parse_timezone, DeleteGuard, DeploymentStatus, IntegrationType, Tenant, TenantId,
+};
 use crate::error::{AppError, Result};
 
 /// Stores a new tenant; `AlreadyExists` when the id is taken.
@@ -75,6 +77,8 @@ where
     active.schedule_daily = new.schedule_daily;
     active.schedule_cron = new.schedule_cron;
     active.max_without_success_secs = new.max_without_success_secs;
+    active.delete_guard_percent = new.delete_guard_percent;
+    active.delete_guard_min_rows = new.delete_guard_min_rows;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
     txn.commit().await?;
@@ -113,6 +117,8 @@ fn to_active(t: &Tenant) -> tenant::ActiveModel {
         schedule_daily: Set(daily),
         schedule_cron: Set(cron),
         max_without_success_secs: Set(t.max_time_without_success.num_seconds()),
+        delete_guard_percent: Set(t.delete_guard.percent),
+        delete_guard_min_rows: Set(i64::try_from(t.delete_guard.min_rows).unwrap_or(i64::MAX)),
         created_at: Set(t.created_at),
         updated_at: Set(t.updated_at),
     }
@@ -153,6 +159,10 @@ fn from_model(m: tenant::Model) -> Result<Tenant> {
         scheduled: m.scheduled,
         schedule,
         max_time_without_success: Duration::seconds(m.max_without_success_secs),
+        delete_guard: DeleteGuard {
+            percent: m.delete_guard_percent,
+            min_rows: u64::try_from(m.delete_guard_min_rows).unwrap_or(0),
+        },
         created_at: m.created_at,
         updated_at: m.updated_at,
     })

@@ -29,10 +29,6 @@ use crate::storage::{
 pub const LEASE_TTL: Duration = Duration::seconds(60);
 /// Records read and delivered at a time.
 const PAGE: u64 = 1_000;
-/// Default delete guard: hold when one run would delete more than this share of a table…
-const GUARD_SHARE: f64 = 0.05;
-/// …and at least this many rows.
-const GUARD_MIN_ROWS: u64 = 50;
 
 /// This process's runs: shutdown asks them to stop at the next checkpoint (a stage or a
 /// page boundary, everything before it delivered and marked) and waits for them.
@@ -511,6 +507,9 @@ async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
 /// approve or discard. Deletions held by an earlier run stay held until resolved;
 /// approved ones go through.
 async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
+    let guard = tenants::require(&ctx.state.db, ctx.tenant)
+        .await?
+        .delete_guard;
     let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
     let mut summary = Vec::new();
     for (table, in_crm) in [("company", companies), ("contact", contacts)] {
@@ -537,7 +536,7 @@ async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
             .filter(|id| held_before.contains(*id))
             .cloned()
             .collect();
-        if new.len() as u64 >= GUARD_MIN_ROWS && share > GUARD_SHARE {
+        if guard.holds(new.len() as u64, in_crm) {
             pending_deletes::hold(
                 &ctx.state.db,
                 ctx.tenant,
@@ -552,14 +551,19 @@ async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
                 Stage::DeleteGuard,
                 Some(table),
                 format!(
-                    "{} deletions held: {:.1} % of the {in_crm} in the CRM (limit 5 % and 50 rows)",
+                    "{} deletions held: {:.1} % of the {in_crm} in the CRM (limit {} % and {} rows)",
                     new.len(),
-                    share * 100.0
+                    share * 100.0,
+                    guard.percent,
+                    guard.min_rows
                 ),
                 json!({"deletes": new.len(), "in_crm": in_crm}),
             )
             .await;
-            held.extend(new);
+            // Only records the CRM has were held; deleting the others changes nothing.
+            let now_held =
+                pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+            held.extend(new.into_iter().filter(|id| now_held.contains(id)));
         }
         if !held.is_empty() {
             ctx.counts(table).held = held.len() as u64;

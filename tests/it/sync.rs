@@ -32,6 +32,7 @@ both_backends!(
     the_host_crm_sink_receives_exactly_the_upserts_and_deletes,
     runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm,
     a_graceful_shutdown_stops_a_run_at_a_checkpoint,
+    delete_guard_thresholds_are_per_tenant_settings,
 );
 
 struct Ctx {
@@ -1363,4 +1364,64 @@ async fn a_graceful_shutdown_stops_a_run_at_a_checkpoint(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(log.last().unwrap().message, "run finished: INTERRUPTED");
+}
+
+async fn delete_guard_thresholds_are_per_tenant_settings(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let settings = |percent: Option<f64>, rows: Option<u64>| pb::UpdateSettingsRequest {
+        tenant_id: "acme".into(),
+        delete_guard_percent: percent,
+        delete_guard_min_rows: rows,
+        ..Default::default()
+    };
+    let o = ctx
+        .history
+        .update_settings(authed(settings(Some(50.0), Some(10)), &ctx.crm))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (o.delete_guard_percent, o.delete_guard_min_rows),
+        (50.0, 10)
+    );
+    for bad in [
+        settings(Some(0.0), None),
+        settings(Some(101.0), None),
+        settings(None, Some(0)),
+    ] {
+        let err = ctx
+            .history
+            .update_settings(authed(bad, &ctx.crm))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+    }
+    ctx.push(
+        "company",
+        (0..100)
+            .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
+            .collect(),
+    )
+    .await;
+    ctx.run().await;
+    let tombstone = |i: usize| Record {
+        external_id: format!("c{i:03}"),
+        fields: None,
+        updated_at: None,
+        deleted: true,
+    };
+    // 40 % is within this tenant's 50 %: applied.
+    ctx.push("company", (0..40).map(tombstone).collect()).await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(
+        (run.status(), table(&run, "company").deleted),
+        (pb::RunStatus::Success, 40)
+    );
+    // 40 of the 60 left is 67 %: held.
+    ctx.push("company", (40..80).map(tombstone).collect()).await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(
+        (run.status(), table(&run, "company").held),
+        (pb::RunStatus::Partial, 40)
+    );
 }

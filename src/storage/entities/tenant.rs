@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A tenant row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenant")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -23,6 +23,8 @@ pub struct Model {
     /// The cron expression, when the schedule is cron.
     pub schedule_cron: Option<String>,
     pub max_without_success_secs: i64,
+    pub delete_guard_percent: f64,
+    pub delete_guard_min_rows: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
