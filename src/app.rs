@@ -37,6 +37,7 @@ pub struct App {
     routes: Routes,
     state: AppState,
     retention_days: u32,
+    scheduler_tick: std::time::Duration,
 }
 
 /// Connects to the database, applies migrations and binds the listener; runs deliver to
@@ -94,6 +95,7 @@ pub async fn build_with_sink(
         routes,
         state,
         retention_days: config.request_log_retention_days,
+        scheduler_tick: config.scheduler_tick,
     })
 }
 
@@ -123,6 +125,7 @@ impl App {
         ));
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
             self.state.clone(),
+            self.scheduler_tick,
             jobs_stopped,
         ));
         // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make

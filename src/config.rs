@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: Limits,
     /// Request-log rows older than this many days are deleted (at least 7).
     pub request_log_retention_days: u32,
+    /// How often the scheduler looks for due runs.
+    pub scheduler_tick: std::time::Duration,
 }
 
 /// Retention can never go below a week: the Histórico export covers the last 7 days.
@@ -62,6 +64,7 @@ impl Default for Config {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
+            scheduler_tick: crate::worker::scheduler::TICK,
         }
     }
 }

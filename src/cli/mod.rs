@@ -117,6 +117,7 @@ impl Cli {
                         log_body_cap: request_log_body_cap,
                     },
                     request_log_retention_days,
+                    scheduler_tick: crate::worker::scheduler::TICK,
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {

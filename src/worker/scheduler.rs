@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::storage::{alerts, events, lease, runs, tenants};
 use crate::worker::sync;
 
-/// How often the scheduler looks.
+/// How often the scheduler looks, by default.
 pub const TICK: Duration = Duration::from_secs(5);
 /// How far back a tick looks for a slot: a few ticks, so a slow tick or a short pause
 /// misses nothing, while a server that was down for hours does not replay old slots.
@@ -56,12 +56,12 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> Result<usize> {
     Ok(started)
 }
 
-/// Ticks until shutdown.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+/// Ticks every `every` until shutdown.
+pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            () = tokio::time::sleep(TICK) => {}
+            () = tokio::time::sleep(every) => {}
         }
         if *shutdown.borrow() {
             return;

@@ -1425,3 +1425,62 @@ async fn delete_guard_thresholds_are_per_tenant_settings(app: TestApp) {
         (pb::RunStatus::Partial, 40)
     );
 }
+
+/// The real scheduler loop (ticking every 200 ms here) fires a run at the tenant's next
+/// cron slot, in its zone, with nothing but the clock to trigger it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_scheduler_fires_a_run_at_its_slot() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+        c.scheduler_tick = Duration::from_millis(200);
+    })
+    .await
+    .unwrap();
+    let mut ctx = setup(app).await;
+    ctx.push("company", vec![record("c1", &valid_fields("company"))])
+        .await;
+    // Every minute: the slot is at most a minute ahead (the current one if it is less
+    // than 30 s old, which the scheduler still catches).
+    ctx.history
+        .update_schedule(authed(
+            pb::UpdateScheduleRequest {
+                tenant_id: "acme".into(),
+                schedule: Some(pb::Schedule {
+                    daily_times: vec![],
+                    cron: "* * * * *".into(),
+                }),
+                timezone: Some("Asia/Kolkata".into()),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap();
+    let mut fired = None;
+    for _ in 0..350 {
+        let runs = ctx
+            .history
+            .list_runs(authed(
+                ListRunsRequest {
+                    tenant_id: "acme".into(),
+                    page_size: 10,
+                    ..Default::default()
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        if let Some(r) = runs
+            .into_iter()
+            .find(|r| r.status() == pb::RunStatus::Success)
+        {
+            fired = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = fired.expect("a scheduled run within 70 s");
+    assert_eq!(run.trigger(), pb::RunTrigger::Schedule);
+    assert_eq!(ctx.crm_companies().await, ["c1"]);
+}
