@@ -267,6 +267,16 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
                 message
             }
         };
+        if failure.is_none() {
+            ctx.event(
+                Level::Info,
+                stage,
+                None,
+                format!("{} done in {duration_ms} ms: {outcome}", stage.as_str()),
+                json!({"duration_ms": duration_ms}),
+            )
+            .await;
+        }
         stages.push(StageTiming {
             stage: stage.as_str().to_owned(),
             duration_ms,

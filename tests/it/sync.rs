@@ -189,6 +189,22 @@ async fn a_run_delivers_staged_companies_and_contacts_to_the_crm(app: TestApp) {
         .log
         .iter()
         .any(|e| e.table.as_deref() == Some("company") && e.message.contains("3 new")));
+    for stage in [
+        "collect",
+        "validate",
+        "delete_guard",
+        "push",
+        "abc",
+        "categorize",
+        "finish",
+    ] {
+        assert!(
+            got.log
+                .iter()
+                .any(|e| e.stage == stage && e.message.starts_with(&format!("{stage} done in "))),
+            "every stage logs: {stage}"
+        );
+    }
 
     // The overview tells the truth about it.
     let o = ctx
