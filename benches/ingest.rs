@@ -9,6 +9,8 @@
 //! server the bench may create a database on. Prints one JSON object per backend and
 //! writes the figures to BENCHMARKS.md.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -78,9 +80,9 @@ fn main() {
         let pg_rounds: Vec<Figures> = (0..rounds)
             .map(|round| {
                 let name = format!("erpsync_bench_{}_{round}", std::process::id());
-                let url = rt.block_on(create_pg(&admin, &name));
+                let url = rt.block_on(common::create_pg(&admin, &name));
                 let f = rt.block_on(run("postgres", &url, records));
-                rt.block_on(drop_pg(&admin, &name));
+                rt.block_on(common::drop_pg(&admin, &name));
                 f
             })
             .collect();
@@ -457,42 +459,6 @@ fn rss_kb(pid: u32, key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-async fn create_pg(admin: &str, name: &str) -> String {
-    let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
-        .unwrap()
-        .connect()
-        .await
-        .expect("PostgreSQL");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.split('?').next().unwrap();
-    let slash = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[slash..].find('/') {
-        Some(i) => &base[..slash + i],
-        None => base,
-    };
-    format!("{server}/{name}")
-}
-
-async fn drop_pg(admin: &str, name: &str) {
-    if let Ok(mut conn) = sqlx::postgres::PgConnectOptions::from_str(admin)
-        .unwrap()
-        .connect()
-        .await
-    {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-        let _ = conn.close().await;
-    }
 }
 
 fn write_markdown(results: &[Figures]) {

@@ -7,7 +7,8 @@
 //! PostgreSQL is measured too when ERPSYNC_BENCH_DATABASE_URL names a server the bench
 //! may create a database on. Prints one JSON object per backend and writes BENCHMARKS.md.
 
-use std::str::FromStr;
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,6 @@ use erpsync::storage::request_log::StoredBody;
 use erpsync::storage::{lease, runs, staging, tenants, Db};
 use erpsync::worker::{sink::EmbeddedSink, sync};
 use serde_json::{json, Map, Value};
-use sqlx::{ConnectOptions, Connection};
 
 const BATCH: usize = 5_000;
 
@@ -58,9 +58,9 @@ fn main() {
     results.push(rt.block_on(run("sqlite", &url, companies, lines)));
     if let Ok(admin) = std::env::var("ERPSYNC_BENCH_DATABASE_URL") {
         let name = format!("erpsync_bench_sync_{}", std::process::id());
-        let url = rt.block_on(create_pg(&admin, &name));
+        let url = rt.block_on(common::create_pg(&admin, &name));
         results.push(rt.block_on(run("postgres", &url, companies, lines)));
-        rt.block_on(drop_pg(&admin, &name));
+        rt.block_on(common::drop_pg(&admin, &name));
     } else {
         eprintln!("ERPSYNC_BENCH_DATABASE_URL unset: PostgreSQL not measured");
     }
@@ -228,42 +228,6 @@ fn rss_kb() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-async fn create_pg(admin: &str, name: &str) -> String {
-    let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
-        .unwrap()
-        .connect()
-        .await
-        .expect("PostgreSQL");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.split('?').next().unwrap();
-    let slash = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[slash..].find('/') {
-        Some(i) => &base[..slash + i],
-        None => base,
-    };
-    format!("{server}/{name}")
-}
-
-async fn drop_pg(admin: &str, name: &str) {
-    if let Ok(mut conn) = sqlx::postgres::PgConnectOptions::from_str(admin)
-        .unwrap()
-        .connect()
-        .await
-    {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-        let _ = conn.close().await;
-    }
 }
 
 fn write_markdown(results: &[Figures]) {

@@ -122,6 +122,23 @@ impl Ctx {
     }
 }
 
+/// Valid companies c000, c001, … for the indexes of `range`.
+fn companies(range: std::ops::Range<usize>) -> Vec<Record> {
+    range
+        .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
+        .collect()
+}
+
+/// The tombstone of company `c{i:03}`.
+fn tombstone(i: usize) -> Record {
+    Record {
+        external_id: format!("c{i:03}"),
+        fields: None,
+        updated_at: None,
+        deleted: true,
+    }
+}
+
 fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
     run.tables
         .iter()
@@ -275,20 +292,8 @@ async fn the_next_run_delivers_only_changes_and_deletions(app: TestApp) {
 
 async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
     let mut ctx = setup(app).await;
-    ctx.push(
-        "company",
-        (0..200)
-            .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
-            .collect(),
-    )
-    .await;
+    ctx.push("company", companies(0..200)).await;
     ctx.run().await;
-    let tombstone = |i: usize| Record {
-        external_id: format!("c{i:03}"),
-        fields: None,
-        updated_at: None,
-        deleted: true,
-    };
     // A small drop (3 of 200) is applied.
     ctx.push("company", (0..3).map(tombstone).collect()).await;
     let run = ctx.run().await.run.unwrap();
@@ -1412,20 +1417,8 @@ async fn delete_guard_thresholds_are_per_tenant_settings(app: TestApp) {
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
     }
-    ctx.push(
-        "company",
-        (0..100)
-            .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
-            .collect(),
-    )
-    .await;
+    ctx.push("company", companies(0..100)).await;
     ctx.run().await;
-    let tombstone = |i: usize| Record {
-        external_id: format!("c{i:03}"),
-        fields: None,
-        updated_at: None,
-        deleted: true,
-    };
     // 40 % is within this tenant's 50 %: applied.
     ctx.push("company", (0..40).map(tombstone).collect()).await;
     let run = ctx.run().await.run.unwrap();
