@@ -22,18 +22,22 @@ pub async fn acquire(
     let txn = db.begin_write().await?;
     let backend = txn.get_database_backend();
     let mut p = Params::new(backend, 1);
+    // A lease whose run has already recorded its end is being released: free to take.
     let sql = format!(
-        "SELECT run_id, expires_at FROM sync_lease WHERE tenant_id = {}{}",
+        "SELECT l.run_id, l.expires_at, r.status FROM sync_lease l \
+         LEFT JOIN sync_run r ON r.id = l.run_id WHERE l.tenant_id = {}{}",
         p.push(tenant.as_str()),
         if backend == sea_orm::DbBackend::Postgres {
-            " FOR UPDATE"
+            " FOR UPDATE OF l"
         } else {
             ""
         }
     );
     if let Some(row) = txn.query_one(p.statement(sql)).await? {
         let expires: DateTime<Utc> = row.try_get("", "expires_at")?;
-        if expires > now {
+        let status: Option<String> = row.try_get("", "status")?;
+        let running = status.as_deref().is_none_or(|s| s == "RUNNING");
+        if expires > now && running {
             return Ok(Err(row.try_get("", "run_id")?));
         }
     }

@@ -519,6 +519,42 @@ async fn a_tenant_runs_once_at_a_time(app: TestApp) {
         .unwrap()
         .unwrap();
     assert_eq!(orphan.summary.status, RunStatus::Interrupted);
+
+    // A run that recorded its end but has not yet released its lease does not block.
+    let ended = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger: RunTrigger::Manual,
+        started_at: Utc::now(),
+        finished_at: None,
+        error: None,
+    };
+    runs::create(&ctx.app.state.db, &tenant, &ended)
+        .await
+        .unwrap();
+    lease::acquire(
+        &ctx.app.state.db,
+        &tenant,
+        "other-replica",
+        &ended.id,
+        chrono::Duration::seconds(60),
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let detail = erpsync::domain::run::RunDetail {
+        summary: RunSummary {
+            status: RunStatus::Success,
+            finished_at: Some(Utc::now()),
+            ..ended
+        },
+        tables: vec![],
+        stages: vec![],
+    };
+    runs::finish(&ctx.app.state.db, &detail).await.unwrap();
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success);
 }
 
 async fn runs_are_listed_newest_first_by_page_and_status(app: TestApp) {
