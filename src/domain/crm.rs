@@ -1,5 +1,6 @@
 //! What the CRM receives: companies and contacts, built from staged records.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 /// A company as delivered to the CRM.
@@ -82,4 +83,23 @@ impl CrmContact {
             fields,
         }
     }
+}
+
+/// A held deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelete {
+    /// company or contact.
+    pub table: String,
+    /// The record's id in the ERP.
+    pub external_id: String,
+    /// Its name in the CRM.
+    pub name: String,
+    /// Its document in the CRM.
+    pub document: String,
+    /// The run that held it.
+    pub detected_run_id: String,
+    /// When it was held.
+    pub detected_at: DateTime<Utc>,
+    /// HELD or APPROVED (waiting for the next run).
+    pub state: String,
 }

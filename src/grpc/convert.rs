@@ -358,7 +358,7 @@ pub fn push_response(r: crate::ingest::PushReply) -> pb::PushResponse {
 }
 
 /// A held deletion.
-pub fn pending_delete(p: crate::storage::pending_deletes::PendingDelete) -> pb::PendingDelete {
+pub fn pending_delete(p: crate::domain::crm::PendingDelete) -> pb::PendingDelete {
     pb::PendingDelete {
         table: p.table,
         external_id: p.external_id,

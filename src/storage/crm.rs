@@ -3,7 +3,7 @@
 //! (tenant, external_id).
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, Value};
 
 use super::{Db, Params};
 use crate::domain::crm::{CrmCompany, CrmContact};
@@ -19,39 +19,35 @@ pub async fn upsert_companies(
     rows: &[CrmCompany],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let txn = db.begin_write().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 11);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|c| {
-                let v = [
-                    p.push(tenant.as_str()),
-                    p.push(c.external_id.as_str()),
-                    p.push(c.name.as_str()),
-                    p.push(c.document.as_str()),
-                    p.push(c.seller_id.as_str()),
-                    p.push(c.city.as_str()),
-                    p.push(c.state.as_str()),
-                    p.push(c.email.as_str()),
-                    p.push(c.phone.as_str()),
-                    p.push(serde_json::Value::Object(c.fields.clone()).to_string()),
-                    p.push(now),
-                ];
-                format!("({})", v.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO crm_company (tenant_id, external_id, name, document, seller_id, city, state, \
-             email, phone, fields, updated_at) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE \
-             SET name = excluded.name, document = excluded.document, seller_id = excluded.seller_id, \
-             city = excluded.city, state = excluded.state, email = excluded.email, phone = excluded.phone, \
-             fields = excluded.fields, updated_at = excluded.updated_at",
-            tuples.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    txn.commit().await
+    let values = rows.iter().map(|c| {
+        vec![
+            c.external_id.as_str().into(),
+            c.name.as_str().into(),
+            c.document.as_str().into(),
+            c.seller_id.as_str().into(),
+            c.city.as_str().into(),
+            c.state.as_str().into(),
+            c.email.as_str().into(),
+            c.phone.as_str().into(),
+            serde_json::Value::Object(c.fields.clone())
+                .to_string()
+                .into(),
+            now.into(),
+        ]
+    });
+    let columns = [
+        "external_id",
+        "name",
+        "document",
+        "seller_id",
+        "city",
+        "state",
+        "email",
+        "phone",
+        "fields",
+        "updated_at",
+    ];
+    upsert(db, CrmTable::Company, tenant, &columns, values).await
 }
 
 /// Inserts or replaces contacts.
@@ -61,33 +57,68 @@ pub async fn upsert_contacts(
     rows: &[CrmContact],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let values = rows.iter().map(|c| {
+        vec![
+            c.external_id.as_str().into(),
+            c.name.as_str().into(),
+            c.document.as_str().into(),
+            c.company_id.as_str().into(),
+            c.email.as_str().into(),
+            c.phone.as_str().into(),
+            serde_json::Value::Object(c.fields.clone())
+                .to_string()
+                .into(),
+            now.into(),
+        ]
+    });
+    let columns = [
+        "external_id",
+        "name",
+        "document",
+        "company_id",
+        "email",
+        "phone",
+        "fields",
+        "updated_at",
+    ];
+    upsert(db, CrmTable::Contact, tenant, &columns, values).await
+}
+
+/// `INSERT … ON CONFLICT (tenant_id, external_id) DO UPDATE` of rows whose values follow
+/// `columns` (the first being external_id), in statements of [`ROWS_PER_STATEMENT`].
+async fn upsert(
+    db: &Db,
+    table: CrmTable,
+    tenant: &TenantId,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<()> {
+    let rows: Vec<Vec<Value>> = rows.collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
     let txn = db.begin_write().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 9);
+        let mut p = Params::new(
+            txn.get_database_backend(),
+            chunk.len() * (columns.len() + 1),
+        );
         let tuples: Vec<String> = chunk
             .iter()
-            .map(|c| {
-                let v = [
-                    p.push(tenant.as_str()),
-                    p.push(c.external_id.as_str()),
-                    p.push(c.name.as_str()),
-                    p.push(c.document.as_str()),
-                    p.push(c.company_id.as_str()),
-                    p.push(c.email.as_str()),
-                    p.push(c.phone.as_str()),
-                    p.push(serde_json::Value::Object(c.fields.clone()).to_string()),
-                    p.push(now),
-                ];
+            .map(|row| {
+                let mut v = vec![p.push(tenant.as_str())];
+                v.extend(row.iter().cloned().map(|x| p.push(x)));
                 format!("({})", v.join(", "))
             })
             .collect();
         let sql = format!(
-            "INSERT INTO crm_contact (tenant_id, external_id, name, document, company_id, email, phone, \
-             fields, updated_at) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
-             name = excluded.name, document = excluded.document, company_id = excluded.company_id, \
-             email = excluded.email, phone = excluded.phone, fields = excluded.fields, \
-             updated_at = excluded.updated_at",
-            tuples.join(", ")
+            "INSERT INTO {} (tenant_id, {}) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
+            table.name(),
+            columns.join(", "),
+            tuples.join(", "),
+            updates.join(", ")
         );
         txn.execute(p.statement(sql)).await?;
     }

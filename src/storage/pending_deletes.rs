@@ -7,27 +7,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use super::{staging, Db, Params};
+use crate::domain::crm::PendingDelete;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-
-/// A held deletion.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingDelete {
-    /// company or contact.
-    pub table: String,
-    /// The record's id in the ERP.
-    pub external_id: String,
-    /// Its name in the CRM.
-    pub name: String,
-    /// Its document in the CRM.
-    pub document: String,
-    /// The run that held it.
-    pub detected_run_id: String,
-    /// When it was held.
-    pub detected_at: DateTime<Utc>,
-    /// HELD or APPROVED (waiting for the next run).
-    pub state: String,
-}
 
 /// Approve (the next run deletes) or discard (the record is restored in staging).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -139,6 +139,41 @@ fn tombstone(i: usize) -> Record {
     }
 }
 
+/// A RUNNING run of acme started at `started_at`, whose lease `holder` took at `leased_at`
+/// for 60 s: another replica's run, or a dead process's.
+async fn held_run(
+    ctx: &Ctx,
+    trigger: RunTrigger,
+    holder: &str,
+    started_at: chrono::DateTime<Utc>,
+    leased_at: chrono::DateTime<Utc>,
+) -> RunSummary {
+    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger,
+        started_at,
+        finished_at: None,
+        error: None,
+    };
+    runs::create(&ctx.app.state.db, &tenant, &run)
+        .await
+        .unwrap();
+    lease::acquire(
+        &ctx.app.state.db,
+        &tenant,
+        holder,
+        &run.id,
+        chrono::Duration::seconds(60),
+        leased_at,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    run
+}
+
 fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
     run.tables
         .iter()
@@ -473,28 +508,14 @@ async fn a_tenant_runs_once_at_a_time(app: TestApp) {
     let mut ctx = setup(app).await;
     let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
     // Another replica holds the lease for its run.
-    let running = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger: RunTrigger::Schedule,
-        started_at: Utc::now(),
-        finished_at: None,
-        error: None,
-    };
-    runs::create(&ctx.app.state.db, &tenant, &running)
-        .await
-        .unwrap();
-    lease::acquire(
-        &ctx.app.state.db,
-        &tenant,
+    let running = held_run(
+        &ctx,
+        RunTrigger::Schedule,
         "other-replica",
-        &running.id,
-        chrono::Duration::seconds(60),
+        Utc::now(),
         Utc::now(),
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     let answer = ctx
         .history
         .trigger_sync(authed(
@@ -521,28 +542,14 @@ async fn a_tenant_runs_once_at_a_time(app: TestApp) {
     assert_eq!(orphan.summary.status, RunStatus::Interrupted);
 
     // A run that recorded its end but has not yet released its lease does not block.
-    let ended = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger: RunTrigger::Manual,
-        started_at: Utc::now(),
-        finished_at: None,
-        error: None,
-    };
-    runs::create(&ctx.app.state.db, &tenant, &ended)
-        .await
-        .unwrap();
-    lease::acquire(
-        &ctx.app.state.db,
-        &tenant,
+    let ended = held_run(
+        &ctx,
+        RunTrigger::Manual,
         "other-replica",
-        &ended.id,
-        chrono::Duration::seconds(60),
+        Utc::now(),
         Utc::now(),
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     let detail = erpsync::domain::run::RunDetail {
         summary: RunSummary {
             status: RunStatus::Success,
@@ -636,28 +643,14 @@ async fn a_run_left_running_by_a_dead_process_is_interrupted(app: TestApp) {
     ctx.push("company", vec![record("c1", &valid_fields("company"))])
         .await;
     // A process died mid-run: its run is RUNNING and its lease has expired.
-    let dead = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger: RunTrigger::Schedule,
-        started_at: Utc::now() - chrono::Duration::minutes(5),
-        finished_at: None,
-        error: None,
-    };
-    runs::create(&ctx.app.state.db, &tenant, &dead)
-        .await
-        .unwrap();
-    lease::acquire(
-        &ctx.app.state.db,
-        &tenant,
+    let dead = held_run(
+        &ctx,
+        RunTrigger::Schedule,
         "dead",
-        &dead.id,
-        chrono::Duration::seconds(60),
+        Utc::now() - chrono::Duration::minutes(5),
         Utc::now() - chrono::Duration::minutes(5),
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     let run = ctx.run().await.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Success);
     assert_eq!(table(&run, "company").inserted, 1, "the work is redone");
