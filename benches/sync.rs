@@ -192,6 +192,7 @@ async fn stage(
                 records,
                 request_id: &request_id,
                 received_at: now,
+                zone: chrono_tz::America::Sao_Paulo,
             },
             &StoredBody::encode("(bench)"),
             |_| RequestLogEntry {

@@ -54,6 +54,9 @@ pub enum AppError {
     /// A limit was exceeded.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The request is valid but the thing is not in a state that allows it.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The call exists in the contract but its issue is still open.
     #[error("{0}")]
     Unimplemented(String),
@@ -84,6 +87,7 @@ impl AppError {
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unimplemented(_) => Code::Unimplemented,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Database(_) | Self::Internal(_) => Code::Internal,
         }
     }
@@ -98,6 +102,7 @@ impl AppError {
             Code::PermissionDenied => "PERMISSION_DENIED",
             Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Code::Unimplemented => "UNIMPLEMENTED",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
             _ => "INTERNAL",
         }
     }
@@ -112,6 +117,7 @@ impl AppError {
             Code::AlreadyExists => 409,
             Code::ResourceExhausted => 413,
             Code::Unimplemented => 501,
+            Code::FailedPrecondition => 409,
             _ => 500,
         }
     }

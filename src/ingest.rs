@@ -185,6 +185,7 @@ async fn push_inner(
             records: judged.valid,
             request_id: &request_id,
             received_at: meta.received_at,
+            zone: tenant.timezone,
         },
         &body,
         |outcome| {

@@ -10,6 +10,7 @@ mod m20261128_000004_schedule_claim;
 mod m20261128_000005_pending_delete;
 mod m20261128_000006_reconciliation;
 mod m20261128_000007_delete_guard_settings;
+mod m20261128_000008_abc;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_pending_delete::Migration),
             Box::new(m20261128_000006_reconciliation::Migration),
             Box::new(m20261128_000007_delete_guard_settings::Migration),
+            Box::new(m20261128_000008_abc::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use clap::Subcommand;
 
+use crate::domain::abc::AbcInput;
 use crate::domain::tenant::{
     parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
     TenantId,
@@ -71,6 +72,8 @@ pub enum TenantCommand {
         /// …and at least this many rows.
         #[arg(long)]
         delete_guard_min_rows: Option<u64>,
+        #[command(flatten)]
+        abc: Box<AbcArgs>,
     },
     /// Lists every tenant.
     List,
@@ -79,6 +82,63 @@ pub enum TenantCommand {
         /// Tenant id.
         id: String,
     },
+}
+
+/// ABC analysis, lifecycle and shift-guard settings of `tenant update`.
+#[derive(Debug, clap::Args)]
+pub struct AbcArgs {
+    /// Revenue from invoice (default) or order totals.
+    #[arg(long)]
+    abc_basis: Option<String>,
+    /// Months of revenue up to the run's date (default 12).
+    #[arg(long)]
+    abc_window_months: Option<u32>,
+    /// Class A below this cumulative revenue percent (default 80)…
+    #[arg(long)]
+    abc_a_threshold: Option<f64>,
+    /// …class B below this one (default 95); C after.
+    #[arg(long)]
+    abc_b_threshold: Option<f64>,
+    /// NEW when the first purchase is at most this many days old (default 90).
+    #[arg(long)]
+    lifecycle_new_days: Option<u32>,
+    /// ACTIVE when the last purchase is at most this many days old (default 180)…
+    #[arg(long)]
+    lifecycle_active_days: Option<u32>,
+    /// …AT_RISK up to this many days (default 365), INACTIVE after.
+    #[arg(long)]
+    lifecycle_inactive_days: Option<u32>,
+    /// Hold a classification changing the class of more than this percent of companies
+    /// (default 30).
+    #[arg(long)]
+    abc_shift_guard_percent: Option<f64>,
+    /// Turn the ABC shift guard on or off.
+    #[arg(long, value_parser = parse_on_off)]
+    abc_shift_guard: Option<bool>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{s:?}: use on or off")),
+    }
+}
+
+impl From<AbcArgs> for AbcInput {
+    fn from(a: AbcArgs) -> Self {
+        AbcInput {
+            basis: a.abc_basis,
+            window_months: a.abc_window_months,
+            a_threshold: a.abc_a_threshold,
+            b_threshold: a.abc_b_threshold,
+            new_days: a.lifecycle_new_days,
+            active_days: a.lifecycle_active_days,
+            inactive_days: a.lifecycle_inactive_days,
+            shift_guard_percent: a.abc_shift_guard_percent,
+            shift_guard: a.abc_shift_guard,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,12 +207,15 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
                 integration_type: Some(integration_type),
                 delete_guard_percent: None,
                 delete_guard_min_rows: None,
+                abc: AbcInput::default(),
             })
             .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
             let now = Utc::now();
             let mut t = Tenant::new(id, String::new(), now);
             t.timezone = timezone;
-            settings.apply(&mut t, now);
+            settings
+                .apply(&mut t, now)
+                .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
             let db = open(url).await?;
             tenants::insert(&db, &t).await?;
             print!("{}", describe(&t));
@@ -167,6 +230,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             business_rule,
             delete_guard_percent,
             delete_guard_min_rows,
+            abc,
         } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
             let integration_type = integration_type
@@ -191,13 +255,13 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
                 integration_type,
                 delete_guard_percent,
                 delete_guard_min_rows,
+                abc: (*abc).into(),
             })
             .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
             let db = open(url).await?;
             let now = Utc::now();
             let t = tenants::update(&db, &id, |t| {
-                settings.apply(t, now);
-                Ok(())
+                settings.apply(t, now).map_err(AppError::InvalidFields)
             })
             .await?;
             print!("{}", describe(&t));
@@ -239,7 +303,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\ndelete_guard: more than {} % and at least {} rows\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -253,6 +317,18 @@ fn describe(t: &Tenant) -> String {
         t.max_time_without_success.num_minutes() as f64 / 60.0,
         t.delete_guard.percent,
         t.delete_guard.min_rows,
+        t.abc.basis.table(),
+        t.abc.window_months,
+        t.abc.a_threshold,
+        t.abc.b_threshold,
+        t.abc.new_days,
+        t.abc.active_days,
+        t.abc.inactive_days,
+        if t.abc.shift_guard {
+            format!("hold when more than {} % change class", t.abc.shift_guard_percent)
+        } else {
+            "off".to_owned()
+        },
         t.business_rule
     )
 }

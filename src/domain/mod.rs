@@ -1,6 +1,7 @@
 //! The rules, in plain Rust: no tonic, no sea-orm. Everything here is unit- and
 //! property-tested on its own, and every other layer calls into it.
 
+pub mod abc;
 pub mod alert;
 pub mod batch;
 pub mod crm;

@@ -81,6 +81,9 @@ const MAX_YEAR: i32 = 2100;
 const MAX_SIGNIFICANT_DIGITS: usize = 28;
 /// `Decimal` cannot hold a scale above 28.
 const MAX_DECIMAL_PLACES: usize = 28;
+/// Amounts must be below this in absolute value: revenue is summed exactly in integers of
+/// 0.0001 (see `domain::abc`), and no real invoice, order or price comes near it.
+pub const MAX_MONEY: i64 = 100_000_000_000_000;
 /// Bad values are quoted in reasons; a huge value is cut so the reason stays readable.
 const MAX_SHOWN_CHARS: usize = 60;
 
@@ -367,6 +370,11 @@ fn check_range(kind: Kind, d: Decimal) -> Result<(), String> {
         Kind::Quantity if d.is_sign_negative() && !d.is_zero() => Err(format!(
             "{shown} is negative: a quantity must not be negative"
         )),
+        Kind::Money | Kind::NonNegativeMoney if d.abs() >= Decimal::from(MAX_MONEY) => {
+            Err(format!(
+                "{shown} is too large: an amount must be below 100 000 000 000 000 (10^14) in absolute value"
+            ))
+        }
         Kind::Fraction if d < Decimal::ZERO || d > Decimal::ONE => Err(format!(
             "{shown} is not between 0 and 1: send a fraction, e.g. 0.15 for 15%"
         )),

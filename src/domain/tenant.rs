@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
+use super::abc::{AbcInput, AbcSettings};
 use super::run::RunStatus;
 use super::schedule::{DailyTime, Schedule};
 use crate::error::FieldViolation;
@@ -146,6 +147,8 @@ pub struct Tenant {
     pub max_time_without_success: Duration,
     /// When a run's deletions are held (Excessivos Deletes).
     pub delete_guard: DeleteGuard,
+    /// The ABC analysis, lifecycle windows and shift guard.
+    pub abc: AbcSettings,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its settings last changed.
@@ -171,6 +174,7 @@ impl Tenant {
             schedule: Schedule::daily(vec![midnight]).expect("one daily time is a schedule"),
             max_time_without_success: DEFAULT_MAX_WITHOUT_SUCCESS,
             delete_guard: DeleteGuard::default(),
+            abc: AbcSettings::default(),
             created_at: now,
             updated_at: now,
         }
@@ -362,6 +366,8 @@ pub struct SettingsInput {
     pub delete_guard_percent: Option<f64>,
     /// Delete-guard minimum rows.
     pub delete_guard_min_rows: Option<u64>,
+    /// ABC analysis, lifecycle and shift-guard settings.
+    pub abc: AbcInput,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -417,9 +423,13 @@ impl SettingsUpdate {
         }
     }
 
-    /// Applies the changes.
-    pub fn apply(self, t: &mut Tenant, now: DateTime<Utc>) {
+    /// Applies the changes; the ABC settings are checked against the stored ones (A < B
+    /// whichever of the two changes), and on a violation nothing is applied.
+    pub fn apply(self, t: &mut Tenant, now: DateTime<Utc>) -> Result<(), Vec<FieldViolation>> {
         let i = self.0;
+        if !i.abc.is_empty() {
+            t.abc = t.abc.merged(&i.abc)?;
+        }
         if let Some(v) = i.name {
             t.name = v;
         }
@@ -445,6 +455,7 @@ impl SettingsUpdate {
             t.delete_guard.min_rows = v;
         }
         t.updated_at = now;
+        Ok(())
     }
 }
 

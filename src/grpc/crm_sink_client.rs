@@ -8,6 +8,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use super::pb::{self, crm_sink_client::CrmSinkClient};
+use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
@@ -213,6 +214,28 @@ impl CrmSink for GrpcSink {
                 external_ids,
             };
             async move { client.delete_contacts(req).await }
+        })
+        .await
+    }
+
+    async fn apply_categories(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        rows: Vec<Category>,
+    ) -> Result<()> {
+        let (tenant, run) = (tenant.to_string(), run_id.to_owned());
+        let categories: Vec<pb::CompanyCategory> = rows
+            .into_iter()
+            .map(super::convert::company_category)
+            .collect();
+        self.send("ApplyCategories", categories, |mut client, categories| {
+            let req = pb::ApplyCategoriesRequest {
+                tenant_id: tenant.clone(),
+                run_id: run.clone(),
+                categories,
+            };
+            async move { client.apply_categories(req).await }
         })
         .await
     }

@@ -10,12 +10,14 @@ use super::auth::{authenticate, authorize, tenant_call};
 use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::app::AppState;
+use crate::domain::abc::AbcInput;
 use crate::domain::run::RunTrigger;
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::storage::{events, pending_deletes, runs};
+use crate::storage::{abc, events, pending_deletes, runs};
+use crate::worker::abc as abc_worker;
 use crate::worker::sync;
 use crate::{overview, storage::tenants};
 
@@ -93,6 +95,17 @@ impl Service {
             integration_type,
             delete_guard_percent: req.delete_guard_percent,
             delete_guard_min_rows: req.delete_guard_min_rows,
+            abc: AbcInput {
+                basis: req.abc_basis,
+                window_months: req.abc_window_months,
+                a_threshold: req.abc_a_threshold,
+                b_threshold: req.abc_b_threshold,
+                new_days: req.lifecycle_new_days,
+                active_days: req.lifecycle_active_days,
+                inactive_days: req.lifecycle_inactive_days,
+                shift_guard_percent: req.abc_shift_guard_percent,
+                shift_guard: req.abc_shift_guard,
+            },
         });
         let update = match parsed {
             Ok(u) if violations.is_empty() => u,
@@ -104,8 +117,7 @@ impl Service {
         };
         let now = Utc::now();
         tenants::update(&self.state.db, &tenant, |t| {
-            update.apply(t, now);
-            Ok(())
+            update.apply(t, now).map_err(AppError::InvalidFields)
         })
         .await?;
         tracing::info!(tenant = %tenant, "settings updated");
@@ -343,39 +355,141 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetAbcReportRequest>,
     ) -> Result<Response<pb::AbcReport>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "GetAbcReport (the ABC-curve analysis)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let db = &self.state.db;
+        tenants::require(db, &tenant).await?;
+        let held = abc::held_report(db, &tenant).await?;
+        let report = match abc::current_report(db, &tenant).await? {
+            Some(r) => r,
+            // Nothing applied yet, but a first classification can be held only after
+            // one was applied; so this tenant never had an analysis.
+            None => {
+                return Err(AppError::NotFound(format!(
+                    "tenant {tenant} has no ABC analysis yet: it comes with the first successful run (TriggerSync)"
+                ))
+                .into())
+            }
+        };
+        Ok(Response::new(convert::abc_report(
+            tenant.as_str(),
+            report,
+            held.map(|h| h.run_id),
+        )))
     }
 
     async fn list_companies(
         &self,
         req: Request<pb::ListCompaniesRequest>,
     ) -> Result<Response<pb::ListCompaniesResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ListCompanies (the CRM sink and categorization)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let mut violations = Vec::new();
+        let page_size = match req.page_size {
+            0 => 100,
+            n @ 1..=1000 => u64::from(n),
+            _ => {
+                violations.push(FieldViolation::new("page_size", "must be at most 1000"));
+                0
+            }
+        };
+        let class = convert::abc_class_from(req.abc_class).unwrap_or_else(|()| {
+            violations.push(FieldViolation::new("abc_class", "unknown value"));
+            None
+        });
+        let lifecycle = convert::lifecycle_from(req.lifecycle).unwrap_or_else(|()| {
+            violations.push(FieldViolation::new("lifecycle", "unknown value"));
+            None
+        });
+        if req.without_abc_class && class.is_some() {
+            violations.push(FieldViolation::new(
+                "without_abc_class",
+                "set abc_class or without_abc_class, not both",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(AppError::InvalidFields(violations).into());
+        }
+        let filter = abc::Filter {
+            class: if req.without_abc_class {
+                Some(None)
+            } else {
+                class.map(Some)
+            },
+            lifecycle,
+            portfolio: req.portfolio,
+        };
+        tenants::require(&self.state.db, &tenant).await?;
+        let page = abc::list(&self.state.db, &tenant, &filter, &req.page_token, page_size).await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => last.external_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListCompaniesResponse {
+            companies: page.into_iter().map(convert::company).collect(),
+            next_page_token,
+        }))
     }
 
     async fn resolve_abc_shift(
         &self,
         req: Request<pb::ResolveAbcShiftRequest>,
     ) -> Result<Response<pb::ResolveAbcShiftResponse>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ResolveAbcShift (the ABC shift guard)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let mut violations = Vec::new();
+        let action = match pb::ResolveAction::try_from(req.action) {
+            Ok(pb::ResolveAction::Approve) => Some(abc_worker::ShiftAction::Approve),
+            Ok(pb::ResolveAction::Discard) => Some(abc_worker::ShiftAction::Discard),
+            _ => {
+                violations.push(FieldViolation::new("action", "set APPROVE or DISCARD"));
+                None
+            }
+        };
+        if req.run_id.trim().is_empty() {
+            violations.push(FieldViolation::new(
+                "run_id",
+                "required: the run whose classification is held (GetAbcReport.held_run_id)",
+            ));
+        }
+        let Some(action) = action.filter(|_| violations.is_empty()) else {
+            return Err(AppError::InvalidFields(violations).into());
+        };
+        let changed =
+            abc_worker::resolve_shift(&self.state, &tenant, req.run_id.trim(), action).await?;
+        tracing::info!(tenant = %tenant, run = %req.run_id, ?action, changed, "ABC shift resolved");
+        Ok(Response::new(pb::ResolveAbcShiftResponse {
+            companies_changed: changed,
+        }))
+    }
+
+    async fn get_company_history(
+        &self,
+        req: Request<pb::GetCompanyHistoryRequest>,
+    ) -> Result<Response<pb::GetCompanyHistoryResponse>, Status> {
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        if req.external_id.is_empty() {
+            return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                "external_id",
+                "required: the company's external id",
+            )])
+            .into());
+        }
+        let db = &self.state.db;
+        tenants::require(db, &tenant).await?;
+        let changes = abc::history(db, &tenant, &req.external_id).await?;
+        let current = abc::category(db, &tenant, &req.external_id).await?;
+        if current.is_none() && changes.is_empty() {
+            return Err(AppError::NotFound(format!(
+                "company {:?} has no categorization in tenant {tenant}",
+                req.external_id
+            ))
+            .into());
+        }
+        Ok(Response::new(pb::GetCompanyHistoryResponse {
+            company: current.map(convert::company),
+            changes: changes.into_iter().map(convert::category_change).collect(),
+        }))
     }
 }
 

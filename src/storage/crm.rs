@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 
 use super::{Db, Params};
+use crate::domain::abc::{amount_text, Category};
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -125,6 +126,38 @@ async fn upsert(
     txn.commit().await
 }
 
+/// Sets the categories of the tenant's CRM companies (companies it does not hold are
+/// left alone).
+pub async fn apply_categories(db: &Db, tenant: &TenantId, rows: &[Category]) -> Result<()> {
+    let txn = db.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 5 + 1);
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|c| {
+                let v = [
+                    p.push(c.external_id.as_str()),
+                    p.push(c.abc_class.map(|x| x.as_str().to_owned())),
+                    p.push(c.lifecycle.as_str()),
+                    p.push(c.portfolio.as_str()),
+                    p.push(amount_text(i128::from(c.revenue))),
+                ];
+                format!("({})", v.join(", "))
+            })
+            .collect();
+        let t = p.push(tenant.as_str());
+        // VALUES columns are column1, column2, … on SQLite and PostgreSQL alike.
+        let sql = format!(
+            "UPDATE crm_company SET abc_class = v.column2, lifecycle = v.column3, \
+             portfolio = v.column4, revenue = v.column5 FROM (VALUES {}) AS v \
+             WHERE crm_company.tenant_id = {t} AND crm_company.external_id = v.column1",
+            tuples.join(", ")
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}
+
 /// Deletes rows of `table` ("crm_company" or "crm_contact") by external id.
 pub async fn delete(db: &Db, table: CrmTable, tenant: &TenantId, ids: &[String]) -> Result<u64> {
     let txn = db.begin_write().await?;
@@ -206,4 +239,43 @@ pub async fn counts(db: &Db, tenant: &TenantId) -> Result<(u64, u64)> {
         }
     }
     Ok((out[0], out[1]))
+}
+
+/// The categories an embedded CRM company carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyCategories {
+    /// External id.
+    pub external_id: String,
+    /// "A", "B", "C"; None without revenue (or before the first analysis).
+    pub abc_class: Option<String>,
+    /// PROSPECT, NEW, …; None before the first analysis.
+    pub lifecycle: Option<String>,
+    /// The seller's external id or "unassigned"; None before the first analysis.
+    pub portfolio: Option<String>,
+    /// Revenue in the window, exact decimal; None before the first analysis.
+    pub revenue: Option<String>,
+}
+
+/// Every embedded CRM company of the tenant with its categories, by external id.
+pub async fn company_categories(db: &Db, tenant: &TenantId) -> Result<Vec<CompanyCategories>> {
+    let mut p = Params::new(db.backend(), 1);
+    let sql = format!(
+        "SELECT external_id, abc_class, lifecycle, portfolio, revenue FROM crm_company \
+         WHERE tenant_id = {} ORDER BY external_id",
+        p.push(tenant.as_str())
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(CompanyCategories {
+                external_id: r.try_get("", "external_id")?,
+                abc_class: r.try_get("", "abc_class")?,
+                lifecycle: r.try_get("", "lifecycle")?,
+                portfolio: r.try_get("", "portfolio")?,
+                revenue: r.try_get("", "revenue")?,
+            })
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The database: connection, migrations, and the queries of every table. sea-orm
 //! entities stay in here; callers get and give domain types.
 
+pub mod abc;
 pub mod alerts;
 pub mod crm;
 mod entities;

@@ -7,7 +7,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 
+use chrono_tz::Tz;
+
 use super::{request_log, usage, Db, Params};
+use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
@@ -15,10 +18,10 @@ use crate::error::Result;
 
 /// The columns of a staged row, in the order statements bind them.
 const ROW_COLUMNS: &str = "tenant_id, table_name, external_id, fields, content_hash, updated_at, \
-    deleted, changed_at, request_id, size_bytes";
+    deleted, changed_at, request_id, size_bytes, company_ref, issued_on, amount";
 
-/// Rows per multi-row statement: 10 columns a row stays under SQLite's 32 766 bind limit.
-const ROWS_PER_STATEMENT: usize = 3_000;
+/// Rows per multi-row statement: 13 columns a row stays under SQLite's 32 766 bind limit.
+const ROWS_PER_STATEMENT: usize = 2_500;
 
 /// What staging a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct StageBatch<'a> {
     pub request_id: &'a str,
     /// When the request arrived.
     pub received_at: DateTime<Utc>,
+    /// The tenant's zone: an invoice's civil date of issue is taken in it.
+    pub zone: Tz,
 }
 
 struct Stored {
@@ -59,6 +64,7 @@ struct Row {
     fields: String,
     hash: i64,
     size: i64,
+    fact: Option<RevenueFact>,
 }
 
 /// Stages `batch` and writes the request-log entry that `log` builds from the outcome,
@@ -78,6 +84,7 @@ where
         records,
         request_id,
         received_at,
+        zone,
     } = batch;
     let rows: Vec<Row> = records
         .into_iter()
@@ -86,11 +93,13 @@ where
             let hash = content_hash(&fields, record.updated_at, record.deleted);
             let size =
                 i64::try_from(fields.len() + record.external_id.len() + 90).unwrap_or(i64::MAX);
+            let fact = revenue_fact(table, &record.fields, zone);
             Row {
                 record,
                 fields,
                 hash,
                 size,
+                fact,
             }
         })
         .collect();
@@ -205,7 +214,7 @@ struct Target<'a> {
 
 /// `INSERT INTO staged_record (…) VALUES (…), …` for `rows`, and its values.
 fn insert_rows(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> (String, Params) {
-    let mut p = Params::new(txn.get_database_backend(), rows.len() * 10);
+    let mut p = Params::new(txn.get_database_backend(), rows.len() * 13);
     let tuples: Vec<String> = rows
         .into_iter()
         .map(|row| {
@@ -220,6 +229,9 @@ fn insert_rows(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) ->
                 p.push(batch.received_at),
                 p.push(batch.request_id),
                 p.push(row.size),
+                p.push(row.fact.as_ref().map(|f| f.company_ref.clone())),
+                p.push(row.fact.as_ref().map(|f| f.issued_on.to_string())),
+                p.push(row.fact.as_ref().map(|f| f.amount)),
             ];
             format!("({})", ps.join(", "))
         })
@@ -257,7 +269,8 @@ async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -
          fields = excluded.fields, content_hash = excluded.content_hash, \
          updated_at = excluded.updated_at, deleted = excluded.deleted, \
          changed_at = excluded.changed_at, request_id = excluded.request_id, \
-         size_bytes = excluded.size_bytes \
+         size_bytes = excluded.size_bytes, company_ref = excluded.company_ref, \
+         issued_on = excluded.issued_on, amount = excluded.amount \
          WHERE staged_record.updated_at IS NULL OR excluded.updated_at IS NULL \
          OR excluded.updated_at >= staged_record.updated_at"
     );

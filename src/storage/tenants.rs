@@ -79,6 +79,7 @@ where
     active.max_without_success_secs = new.max_without_success_secs;
     active.delete_guard_percent = new.delete_guard_percent;
     active.delete_guard_min_rows = new.delete_guard_min_rows;
+    active.abc_settings = new.abc_settings;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
     txn.commit().await?;
@@ -119,6 +120,7 @@ fn to_active(t: &Tenant) -> tenant::ActiveModel {
         max_without_success_secs: Set(t.max_time_without_success.num_seconds()),
         delete_guard_percent: Set(t.delete_guard.percent),
         delete_guard_min_rows: Set(i64::try_from(t.delete_guard.min_rows).unwrap_or(i64::MAX)),
+        abc_settings: Set(serde_json::to_string(&t.abc).unwrap_or_else(|_| "{}".to_owned())),
         created_at: Set(t.created_at),
         updated_at: Set(t.updated_at),
     }
@@ -163,6 +165,7 @@ fn from_model(m: tenant::Model) -> Result<Tenant> {
             percent: m.delete_guard_percent,
             min_rows: u64::try_from(m.delete_guard_min_rows).unwrap_or(0),
         },
+        abc: serde_json::from_str(&m.abc_settings).with_context(ctx)?,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })

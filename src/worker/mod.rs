@@ -1,6 +1,7 @@
 //! Background jobs. Each one waits on its next tick *or* shutdown, and finishes the batch
 //! in hand before it stops.
 
+pub mod abc;
 pub mod checkpoint;
 pub mod retention;
 pub mod scheduler;

@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 
+use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -39,6 +40,13 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         run_id: &str,
         ids: Vec<String>,
+    ) -> Result<()>;
+    /// Sets companies' ABC class, lifecycle, portfolio and revenue.
+    async fn apply_categories(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        rows: Vec<Category>,
     ) -> Result<()>;
 }
 
@@ -95,5 +103,14 @@ impl CrmSink for EmbeddedSink {
         crm::delete(&self.db, crm::CrmTable::Contact, tenant, &ids)
             .await
             .map(|_| ())
+    }
+
+    async fn apply_categories(
+        &self,
+        tenant: &TenantId,
+        _run_id: &str,
+        rows: Vec<Category>,
+    ) -> Result<()> {
+        crm::apply_categories(&self.db, tenant, &rows).await
     }
 }

@@ -24,6 +24,7 @@ use crate::error::{AppError, Result};
 use crate::storage::{
     alerts, crm, erp_counts, events, lease, pending_deletes, runs, staging, tenants,
 };
+use crate::worker::abc;
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
@@ -143,6 +144,10 @@ struct Ctx<'a> {
     held: BTreeMap<&'static str, HashSet<String>>,
     /// Stopped at a checkpoint by shutdown.
     interrupted: bool,
+    /// What the abc stage computed, for categorize.
+    analysis: Option<abc::Analysis>,
+    /// The shift guard held this run's classification.
+    abc_held: bool,
 }
 
 impl Ctx<'_> {
@@ -207,6 +212,8 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         tables: BTreeMap::new(),
         held: BTreeMap::new(),
         interrupted: false,
+        analysis: None,
+        abc_held: false,
     };
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
     let _enter = span.enter();
@@ -245,9 +252,8 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             ),
             Stage::DeleteGuard => delete_guard(&mut ctx).await,
             Stage::Push => push(&mut ctx).await,
-            Stage::Abc | Stage::Categorize => {
-                Ok("skipped: comes with the ABC analysis (issue #5)".to_owned())
-            }
+            Stage::Abc => analyse(&mut ctx).await,
+            Stage::Categorize => categorize(&mut ctx).await,
             Stage::Finish => reconcile(&mut ctx).await,
         };
         let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -294,7 +300,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     let status = match (&failure, held) {
         _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
         (Some(_), _) => RunStatus::Failed,
-        (None, 0) => RunStatus::Success,
+        (None, 0) if !ctx.abc_held => RunStatus::Success,
         (None, _) => RunStatus::Partial,
     };
     let detail = RunDetail {
@@ -656,4 +662,89 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
         }
     }
     Ok("ok".into())
+}
+
+/// The ABC analysis: revenue per company over the window, classes A/B/C, lifecycle.
+async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
+    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
+    let analysis = abc::analyse(ctx.state, &tenant, &ctx.run_id, Utc::now()).await?;
+    let (orphans, orphan_revenue) = analysis.orphans;
+    if orphans > 0 {
+        ctx.event(
+            Level::Warn,
+            Stage::Abc,
+            Some(tenant.abc.basis.table()),
+            format!(
+                "{orphans} companies named by {} records are not in the CRM; their revenue ({}) is left out",
+                tenant.abc.basis.table(),
+                crate::domain::abc::amount_text(orphan_revenue)
+            ),
+            json!({"companies": orphans}),
+        )
+        .await;
+    }
+    let outcome = format!("ok: {}", analysis.describe());
+    ctx.analysis = Some(analysis);
+    Ok(outcome)
+}
+
+/// Categorization: class + lifecycle + portfolio to the CRM, unless the shift guard
+/// holds it.
+async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
+    let Some(analysis) = ctx.analysis.take() else {
+        return Ok("skipped: no analysis".into());
+    };
+    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
+    let now = Utc::now();
+    match abc::categorize(ctx.state, &tenant, analysis, now).await? {
+        abc::Categorized::Applied {
+            sent,
+            class_changes,
+            lifecycle_changes,
+        } => {
+            if alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
+                ctx.event(
+                    Level::Info,
+                    Stage::Categorize,
+                    Some("company"),
+                    "alert ABC_SHIFT_HELD resolved: this run's classification replaces the held one"
+                        .into(),
+                    json!({"alert": "ABC_SHIFT_HELD"}),
+                )
+                .await;
+            }
+            Ok(format!(
+                "ok: {sent} companies sent to the CRM ({class_changes} changed class, {lifecycle_changes} changed lifecycle)"
+            ))
+        }
+        abc::Categorized::Held { changed, base } => {
+            ctx.abc_held = true;
+            // The alert names the run whose classification waits now.
+            alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await?;
+            let message = format!(
+                "ABC classification held: {changed} of {base} companies would change class (more than {} %); approve or discard it with ResolveAbcShift (run {})",
+                tenant.abc.shift_guard_percent, ctx.run_id
+            );
+            alerts::raise(
+                &ctx.state.db,
+                ctx.tenant,
+                AlertKind::AbcShiftHeld,
+                &message,
+                Some(&ctx.run_id),
+                now,
+            )
+            .await?;
+            ctx.event(
+                Level::Warn,
+                Stage::Categorize,
+                Some("company"),
+                format!("alert ABC_SHIFT_HELD: {message}"),
+                json!({"alert": "ABC_SHIFT_HELD", "changed": changed, "base": base}),
+            )
+            .await;
+            Ok(format!(
+                "held: {changed} of {base} companies would change class"
+            ))
+        }
+    }
 }

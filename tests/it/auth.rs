@@ -212,9 +212,10 @@ async fn open_rpcs_answer_unimplemented_naming_what_is_missing(app: TestApp) {
         .get_abc_report(authed(abc.clone(), &crm))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    // Implemented now: a tenant that never ran has no analysis yet.
+    assert_eq!(err.code(), Code::NotFound);
     assert!(
-        err.message().starts_with("GetAbcReport"),
+        err.message().contains("no ABC analysis yet"),
         "{}",
         err.message()
     );

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod abc;
 mod auth;
 mod cli;
 mod grpcurl;

@@ -35,14 +35,15 @@ both_backends!(
     delete_guard_thresholds_are_per_tenant_settings,
 );
 
-struct Ctx {
-    app: TestApp,
-    crm: String,
-    erp: String,
-    history: IntegrationHistoryClient<Channel>,
+pub(crate) struct Ctx {
+    pub(crate) app: TestApp,
+    pub(crate) crm: String,
+    pub(crate) erp: String,
+    pub(crate) history: IntegrationHistoryClient<Channel>,
 }
 
-async fn setup(app: TestApp) -> Ctx {
+/// Tenant "acme" with a crm and an erp token.
+pub(crate) async fn setup(app: TestApp) -> Ctx {
     let tenant = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&tenant]).await;
     let erp = app.token(Role::Erp, &[&tenant]).await;
@@ -56,7 +57,7 @@ async fn setup(app: TestApp) -> Ctx {
 }
 
 impl Ctx {
-    async fn push(&self, table: &str, records: Vec<Record>) {
+    pub(crate) async fn push(&self, table: &str, records: Vec<Record>) {
         let reply = self
             .app
             .ingest()
@@ -76,7 +77,7 @@ impl Ctx {
     }
 
     /// Triggers a run and waits for its end (bounded), returning GetRun's answer.
-    async fn run(&mut self) -> pb::GetRunResponse {
+    pub(crate) async fn run(&mut self) -> pb::GetRunResponse {
         let started = self
             .history
             .trigger_sync(authed(
@@ -796,6 +797,17 @@ impl erpsync::worker::sink::CrmSink for FlakySink {
     ) -> erpsync::error::Result<()> {
         self.inner.delete_contacts(tenant, run_id, ids).await
     }
+    async fn apply_categories(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+        run_id: &str,
+        rows: Vec<erpsync::domain::abc::Category>,
+    ) -> erpsync::error::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
+        }
+        self.inner.apply_categories(tenant, run_id, rows).await
+    }
 }
 
 async fn a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all(app: TestApp) {
@@ -924,6 +936,8 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
 #[derive(Default)]
 struct HostCrm {
     calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
+    /// Every ApplyCategories entry received, in order.
+    categories: std::sync::Mutex<Vec<pb::CompanyCategory>>,
     failing: std::sync::atomic::AtomicBool,
     delay_ms: std::sync::atomic::AtomicU64,
 }
@@ -994,9 +1008,15 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
     }
     async fn apply_categories(
         &self,
-        _r: tonic::Request<pb::ApplyCategoriesRequest>,
+        r: tonic::Request<pb::ApplyCategoriesRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        Ok(tonic::Response::new(pb::SinkResponse { applied: 0 }))
+        if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("maintenance"));
+        }
+        let r = r.into_inner();
+        let applied = r.categories.len() as u64;
+        self.0.categories.lock().unwrap().extend(r.categories);
+        Ok(tonic::Response::new(pb::SinkResponse { applied }))
     }
 }
 

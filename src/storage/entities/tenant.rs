@@ -25,6 +25,9 @@ pub struct Model {
     pub max_without_success_secs: i64,
     pub delete_guard_percent: f64,
     pub delete_guard_min_rows: i64,
+    /// The ABC settings as JSON; missing keys take their defaults.
+    #[sea_orm(column_type = "Text")]
+    pub abc_settings: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

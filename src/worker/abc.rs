@@ -1,0 +1,370 @@
+//! The abc and categorize stages of a run, and the release of a classification held by
+//! the shift guard (ResolveAbcShift).
+//!
+//! abc: revenue per company is summed by the database in one scan of the revenue index
+//! (never loading invoices here), then classified in memory (one entry per company).
+//! categorize: class + lifecycle + portfolio per company, compared with what the CRM has;
+//! only the companies whose categories changed are sent to the sink and stored, each
+//! class or lifecycle change with its run and date.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::app::AppState;
+use crate::domain::abc::{
+    change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
+    UNASSIGNED,
+};
+use crate::domain::alert::AlertKind;
+use crate::domain::run::Level;
+use crate::domain::tenant::{Tenant, TenantId};
+use crate::error::{AppError, Result};
+use crate::storage::{abc, alerts, events, lease, tenants};
+
+/// What the abc stage computed, for the categorize stage.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The report (state set by categorize).
+    pub report: AbcReport,
+    /// Every live company's new categories.
+    pub categories: Vec<Category>,
+    /// Companies named by invoices or orders that are not in the CRM, and their revenue.
+    pub orphans: (u64, i128),
+}
+
+impl Analysis {
+    /// One line for the run log: the classes, their shares and the window.
+    pub fn describe(&self) -> String {
+        let r = &self.report;
+        let classes: Vec<String> = r
+            .summary
+            .iter()
+            .map(|s| match s.class {
+                Some(c) => format!("{}: {} ({} %)", c.as_str(), s.companies, s.share),
+                None => format!("no revenue: {}", s.companies),
+            })
+            .collect();
+        format!(
+            "{} companies by {} revenue {}..{}: {}",
+            r.companies,
+            r.basis.table(),
+            r.window_from,
+            r.window_to,
+            classes.join(", ")
+        )
+    }
+}
+
+/// The abc stage: revenue per company in the window and its ABC class, lifecycle and
+/// portfolio.
+pub async fn analyse(
+    state: &AppState,
+    tenant: &Tenant,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Analysis> {
+    let settings = &tenant.abc;
+    let as_of = now.with_timezone(&tenant.timezone).date_naive();
+    let (from, to) = settings.window(as_of);
+    let mut purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to).await?;
+    let companies = abc::live_companies(&state.db, &tenant.id).await?;
+    let revenues: Vec<CompanyRevenue> = companies
+        .iter()
+        .map(|c| CompanyRevenue {
+            external_id: c.external_id.clone(),
+            revenue: purchases
+                .get(&c.external_id)
+                .map_or(0, |p| i128::from(p.revenue)),
+        })
+        .collect();
+    let classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
+    let mut unclassified_revenue = 0i128;
+    let categories: Vec<Category> = companies
+        .into_iter()
+        .map(|c| {
+            let p = purchases.remove(&c.external_id).unwrap_or_default();
+            let abc_class = classification.classes.get(&c.external_id).copied();
+            if abc_class.is_none() {
+                unclassified_revenue += i128::from(p.revenue);
+            }
+            Category {
+                lifecycle: settings.lifecycle(p.first, p.last, as_of),
+                portfolio: c.seller_id.unwrap_or_else(|| UNASSIGNED.to_owned()),
+                abc_class,
+                revenue: p.revenue,
+                first_purchase: p.first,
+                last_purchase: p.last,
+                external_id: c.external_id,
+                name: c.name,
+                document: c.document,
+            }
+        })
+        .collect();
+    // What is left names companies the CRM does not have.
+    let orphans = (
+        purchases.len() as u64,
+        purchases.values().map(|p| i128::from(p.revenue)).sum(),
+    );
+    let report = AbcReport {
+        run_id: run_id.to_owned(),
+        computed_at: now,
+        as_of,
+        basis: settings.basis,
+        window_from: from,
+        window_to: to,
+        a_threshold: settings.a_threshold,
+        b_threshold: settings.b_threshold,
+        summary: classification.summary_lines(unclassified_revenue),
+        curve: classification.curve,
+        companies: categories.len() as u64,
+        changed: 0,
+        base: 0,
+        state: ReportState::Applied,
+    };
+    Ok(Analysis {
+        report,
+        categories,
+        orphans,
+    })
+}
+
+/// What the categorize stage did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Categorized {
+    /// The categories were applied.
+    Applied {
+        /// Companies whose categories changed (and were sent to the CRM).
+        sent: u64,
+        /// Companies whose class changed.
+        class_changes: u64,
+        /// Companies whose lifecycle changed.
+        lifecycle_changes: u64,
+    },
+    /// The shift guard held the classification.
+    Held {
+        /// Companies classified before whose class would change…
+        changed: u64,
+        /// …of this many.
+        base: u64,
+    },
+}
+
+/// The categorize stage: applies the analysis, unless it would change the class of more
+/// than the tenant's share of companies — then it is held for ResolveAbcShift.
+pub async fn categorize(
+    state: &AppState,
+    tenant: &Tenant,
+    mut analysis: Analysis,
+    now: DateTime<Utc>,
+) -> Result<Categorized> {
+    let previous = abc::categories(&state.db, &tenant.id).await?;
+    let before: HashMap<String, Option<crate::domain::abc::AbcClass>> = analysis
+        .categories
+        .iter()
+        .filter_map(|c| {
+            previous
+                .get(&c.external_id)
+                .map(|p| (c.external_id.clone(), p.abc_class))
+        })
+        .collect();
+    let after: HashMap<String, crate::domain::abc::AbcClass> = analysis
+        .categories
+        .iter()
+        .filter_map(|c| c.abc_class.map(|k| (c.external_id.clone(), k)))
+        .collect();
+    let (changed, base) = shift(&before, &after);
+    analysis.report.changed = changed;
+    analysis.report.base = base;
+    let guard = &tenant.abc;
+    if guard.shift_guard && shift_exceeds(changed, base, guard.shift_guard_percent) {
+        analysis.report.state = ReportState::Held;
+        abc::hold(
+            &state.db,
+            &tenant.id,
+            &analysis.report,
+            &analysis.categories,
+        )
+        .await?;
+        return Ok(Categorized::Held { changed, base });
+    }
+    let run_id = analysis.report.run_id.clone();
+    let outcome = apply(state, tenant, &run_id, analysis.categories, previous, now).await?;
+    abc::supersede_held(&state.db, &tenant.id, now).await?;
+    analysis.report.state = ReportState::Applied;
+    abc::insert_report(&state.db, &tenant.id, &analysis.report).await?;
+    Ok(outcome)
+}
+
+/// Sends the companies whose categories changed to the CRM, then stores them with their
+/// history. The sink goes first: if it fails nothing is stored, and the next run sends
+/// the same again (categories are idempotent).
+async fn apply(
+    state: &AppState,
+    tenant: &Tenant,
+    run_id: &str,
+    categories: Vec<Category>,
+    previous: HashMap<String, Category>,
+    now: DateTime<Utc>,
+) -> Result<Categorized> {
+    let today = now.with_timezone(&tenant.timezone).date_naive();
+    let live: HashSet<&str> = categories.iter().map(|c| c.external_id.as_str()).collect();
+    let removed: Vec<String> = previous
+        .keys()
+        .filter(|id| !live.contains(id.as_str()))
+        .cloned()
+        .collect();
+    drop(live);
+    let mut history = Vec::new();
+    let (mut class_changes, mut lifecycle_changes) = (0, 0);
+    let changed: Vec<Category> = categories
+        .into_iter()
+        .filter(|c| {
+            let old = previous.get(&c.external_id);
+            if let Some(h) = change_of(old, c, run_id, now, today) {
+                class_changes += u64::from(h.abc_from != h.abc_to);
+                lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
+                history.push(h);
+            }
+            old != Some(c)
+        })
+        .collect();
+    if !changed.is_empty() {
+        state
+            .sink
+            .apply_categories(&tenant.id, run_id, changed.clone())
+            .await?;
+    }
+    abc::apply(
+        &state.db, &tenant.id, run_id, now, &changed, &history, &removed,
+    )
+    .await?;
+    Ok(Categorized::Applied {
+        sent: changed.len() as u64,
+        class_changes,
+        lifecycle_changes,
+    })
+}
+
+/// How long a shift release holds the tenant's lease (no run starts meanwhile).
+const RELEASE_LEASE_TTL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// APPROVE or DISCARD of a held classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftAction {
+    /// Apply it now.
+    Approve,
+    /// Drop it; the previous classification stays.
+    Discard,
+}
+
+/// Releases (applies) or drops the classification of `run_id` held by the shift guard;
+/// returns how many companies changed class. NOT_FOUND when the run has no analysis,
+/// FAILED_PRECONDITION when it is not held (any more) or a run is in progress.
+pub async fn resolve_shift(
+    state: &AppState,
+    tenant_id: &TenantId,
+    run_id: &str,
+    action: ShiftAction,
+) -> Result<u64> {
+    let tenant = tenants::require(&state.db, tenant_id).await?;
+    let report = abc::report(&state.db, tenant_id, run_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "run {run_id:?} has no ABC analysis: see ListRuns and GetAbcReport"
+            ))
+        })?;
+    if report.state != ReportState::Held {
+        return Err(AppError::FailedPrecondition(format!(
+            "the classification of run {run_id} is not held: it is {}",
+            report.state.as_str()
+        )));
+    }
+    let now = Utc::now();
+    // The lease names a run id (36 characters); this release has one of its own, which
+    // no run has, so the lease counts as live until released.
+    let holder = uuid::Uuid::new_v4().to_string();
+    if let Err(running) = lease::acquire(
+        &state.db,
+        tenant_id,
+        &state.instance,
+        &holder,
+        RELEASE_LEASE_TTL,
+        now,
+    )
+    .await?
+    {
+        return Err(AppError::FailedPrecondition(format!(
+            "a run of this tenant is in progress ({running}): resolve the ABC shift after it ends"
+        )));
+    }
+    let result = release(state, &tenant, &report, action, now).await;
+    if let Err(e) = lease::release(&state.db, tenant_id, &holder).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot release the lease of an ABC shift release");
+    }
+    result
+}
+
+async fn release(
+    state: &AppState,
+    tenant: &Tenant,
+    report: &AbcReport,
+    action: ShiftAction,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let db = &state.db;
+    let changed = match action {
+        ShiftAction::Approve => {
+            let rows = abc::held_rows(db, &tenant.id, &report.run_id).await?;
+            let previous = abc::categories(db, &tenant.id).await?;
+            let outcome = apply(state, tenant, &report.run_id, rows, previous, now).await?;
+            if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {
+                return Err(AppError::FailedPrecondition(format!(
+                    "the classification of run {} is no longer held",
+                    report.run_id
+                )));
+            }
+            match outcome {
+                Categorized::Applied { class_changes, .. } => class_changes,
+                Categorized::Held { .. } => 0,
+            }
+        }
+        ShiftAction::Discard => {
+            if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Discarded, now).await? {
+                return Err(AppError::FailedPrecondition(format!(
+                    "the classification of run {} is no longer held",
+                    report.run_id
+                )));
+            }
+            0
+        }
+    };
+    alerts::resolve(db, &tenant.id, AlertKind::AbcShiftHeld, now).await?;
+    let verb = match action {
+        ShiftAction::Approve => "approved and applied",
+        ShiftAction::Discard => "discarded; the previous classification stays",
+    };
+    let message = format!(
+        "ABC classification of run {} {verb} ({changed} companies changed class)",
+        report.run_id
+    );
+    events::append(
+        db,
+        events::NewEvent {
+            tenant: &tenant.id,
+            run_id: Some(&report.run_id),
+            level: Level::Info,
+            stage: "abc",
+            table: Some("company"),
+            message,
+            fields: serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        },
+        now,
+    )
+    .await?;
+    Ok(changed)
+}

@@ -1,0 +1,885 @@
+//! The ABC analysis and categorization through a real run: classes, lifecycle and
+//! portfolio of every company in the CRM, GetAbcReport's Pareto curve, ListCompanies,
+//! the categorization history, and the ABC shift guard with ResolveAbcShift.
+
+use chrono::{Duration, NaiveDate, Utc};
+use erpsync::domain::tenant::TenantId;
+use erpsync::grpc::pb::{
+    self, GetAbcReportRequest, GetCompanyHistoryRequest, GetOverviewRequest, ListCompaniesRequest,
+    Record, ResolveAbcShiftRequest, UpdateSettingsRequest,
+};
+use serde_json::json;
+use tonic::Code;
+
+use crate::both_backends;
+use crate::helpers::{authed, TestApp};
+use crate::ingest::record;
+use crate::sync::{setup, Ctx};
+
+both_backends!(
+    a_run_categorizes_every_company_and_reports_the_pareto_curve,
+    list_companies_filters_and_pages,
+    the_next_run_keeps_the_history_and_sends_only_changes,
+    the_shift_guard_holds_until_approved,
+    a_discarded_or_superseded_shift_keeps_the_previous_classes,
+    abc_settings_are_validated_and_change_the_analysis,
+);
+
+/// Today in the tenant's zone (America/Sao_Paulo, the default).
+fn today() -> NaiveDate {
+    Utc::now()
+        .with_timezone(&chrono_tz::America::Sao_Paulo)
+        .date_naive()
+}
+
+fn days_ago(n: i64) -> String {
+    (today() - Duration::days(n)).to_string()
+}
+
+/// A company with a valid CNPJ and, when given, a seller.
+fn company(id: &str, seller: Option<&str>) -> Record {
+    let mut f = json!({"name": format!("Empresa {id}"), "document": "11.222.333/0001-81"});
+    if let Some(s) = seller {
+        f["seller_id"] = json!(s);
+    }
+    record(id, &f)
+}
+
+fn invoice(id: &str, company: &str, issued: &str, total: &str) -> Record {
+    record(
+        id,
+        &json!({"company_id": company, "issued_at": issued, "total": total}),
+    )
+}
+
+/// c1..c4 with revenue 500, 300, 150, 50 (the last from 100 and a credit note of -50);
+/// c5 never bought; c6 bought only 2 years ago.
+async fn seed(ctx: &Ctx) {
+    ctx.push(
+        "company",
+        vec![
+            company("c1", Some("s1")),
+            company("c2", Some("s1")),
+            company("c3", Some("s2")),
+            company("c4", Some("s2")),
+            company("c5", None),
+            company("c6", Some("s1")),
+        ],
+    )
+    .await;
+    ctx.push(
+        "invoice",
+        vec![
+            // c1: first purchase 400 days ago (outside the window), last 10 days ago →
+            // ACTIVE; revenue 500.
+            invoice("i1", "c1", &days_ago(400), "0.01"),
+            invoice("i2", "c1", &days_ago(10), "499,99"),
+            invoice("i2b", "c1", &days_ago(11), "0.01"),
+            // c2: first purchase 30 days ago → NEW.
+            invoice("i3", "c2", &days_ago(30), "300"),
+            // c3: last purchase 200 days ago → AT_RISK.
+            invoice("i4", "c3", &days_ago(200), "150.00"),
+            // c4: 100 and a credit note of -50 → 50; a credit note is no purchase, so
+            // the first and last purchase are 100 days ago → ACTIVE.
+            invoice("i5", "c4", &days_ago(100), "100"),
+            invoice("i6", "c4", &days_ago(5), "-50"),
+            // c6: two years ago, outside the 12-month window → no class, INACTIVE.
+            invoice("i7", "c6", &days_ago(730), "9999"),
+            // An invoice of a company the CRM does not have: left out.
+            invoice("i8", "ghost", &days_ago(3), "123"),
+        ],
+    )
+    .await;
+}
+
+async fn list(ctx: &mut Ctx, req: ListCompaniesRequest) -> pb::ListCompaniesResponse {
+    ctx.history
+        .list_companies(authed(
+            ListCompaniesRequest {
+                tenant_id: "acme".into(),
+                ..req
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
+    list(ctx, ListCompaniesRequest::default()).await.companies
+}
+
+async fn report(ctx: &mut Ctx) -> pb::AbcReport {
+    ctx.history
+        .get_abc_report(authed(
+            GetAbcReportRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn class_of(companies: &[pb::Company], id: &str) -> pb::AbcClass {
+    companies
+        .iter()
+        .find(|c| c.external_id == id)
+        .unwrap_or_else(|| panic!("{id} not listed"))
+        .abc_class()
+}
+
+async fn a_run_categorizes_every_company_and_reports_the_pareto_curve(app: TestApp) {
+    let mut ctx = setup(app).await;
+    seed(&ctx).await;
+    let got = ctx.run().await;
+    let run = got.run.clone().unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
+    let abc = got
+        .run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == "abc")
+        .unwrap();
+    assert!(
+        abc.outcome.starts_with("ok: 6 companies"),
+        "{}",
+        abc.outcome
+    );
+    let cat = got
+        .run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == "categorize")
+        .unwrap();
+    assert!(
+        cat.outcome.starts_with("ok: 6 companies sent"),
+        "{}",
+        cat.outcome
+    );
+    assert!(
+        got.log
+            .iter()
+            .any(|e| e.stage == "abc" && e.message.starts_with("1 companies named by invoice")),
+        "the orphan invoice is reported"
+    );
+
+    // Cumulative share before each: c1 0 % → A, c2 50 % → A (ends exactly on 80 %),
+    // c3 80 % → B, c4 95 % → C.
+    let rows = all_companies(&mut ctx).await;
+    let got: Vec<(&str, pb::AbcClass, pb::Lifecycle, &str, &str)> = rows
+        .iter()
+        .map(|c| {
+            (
+                c.external_id.as_str(),
+                c.abc_class(),
+                c.lifecycle(),
+                c.portfolio.as_str(),
+                c.revenue.as_str(),
+            )
+        })
+        .collect();
+    use pb::{AbcClass as K, Lifecycle as L};
+    assert_eq!(
+        got,
+        vec![
+            ("c1", K::A, L::Active, "s1", "500.00"),
+            ("c2", K::A, L::New, "s1", "300.00"),
+            ("c3", K::B, L::AtRisk, "s2", "150.00"),
+            ("c4", K::C, L::Active, "s2", "50.00"),
+            ("c5", K::Unspecified, L::Prospect, "unassigned", "0.00"),
+            ("c6", K::Unspecified, L::Inactive, "s1", "0.00"),
+        ]
+    );
+    assert_eq!(rows[0].name, "Empresa c1");
+    assert_eq!(rows[0].document, "11222333000181");
+    assert_eq!(rows[1].first_purchase, days_ago(30));
+    assert_eq!(rows[4].first_purchase, "");
+
+    // The embedded CRM carries the same categories.
+    let tenant = TenantId::parse("acme").unwrap();
+    let crm = erpsync::storage::crm::company_categories(&ctx.app.state.db, &tenant)
+        .await
+        .unwrap();
+    type Row = (String, [Option<String>; 4]);
+    let crm: Vec<Row> = crm
+        .into_iter()
+        .map(|c| {
+            (
+                c.external_id,
+                [c.abc_class, c.lifecycle, c.portfolio, c.revenue],
+            )
+        })
+        .collect();
+    let s = |x: &str| Some(x.to_owned());
+    assert_eq!(
+        crm,
+        vec![
+            ("c1".into(), [s("A"), s("ACTIVE"), s("s1"), s("500.00")]),
+            ("c2".into(), [s("A"), s("NEW"), s("s1"), s("300.00")]),
+            ("c3".into(), [s("B"), s("AT_RISK"), s("s2"), s("150.00")]),
+            ("c4".into(), [s("C"), s("ACTIVE"), s("s2"), s("50.00")]),
+            (
+                "c5".into(),
+                [None, s("PROSPECT"), s("unassigned"), s("0.00")]
+            ),
+            ("c6".into(), [None, s("INACTIVE"), s("s1"), s("0.00")]),
+        ]
+    );
+
+    let r = report(&mut ctx).await;
+    assert_eq!(r.run_id, run.run_id);
+    assert_eq!(r.state, "APPLIED");
+    assert_eq!(r.basis, "invoice");
+    assert_eq!(r.window_to, today().to_string());
+    let from = today()
+        .checked_sub_months(chrono::Months::new(12))
+        .unwrap()
+        .succ_opt()
+        .unwrap();
+    assert_eq!(r.window_from, from.to_string());
+    assert_eq!(
+        (r.a_threshold.as_str(), r.b_threshold.as_str()),
+        ("80", "95")
+    );
+    let classes: Vec<(pb::AbcClass, u64, &str, &str)> = r
+        .classes
+        .iter()
+        .map(|c| {
+            (
+                c.abc_class(),
+                c.companies,
+                c.revenue.as_str(),
+                c.revenue_share.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        vec![
+            (K::A, 2, "800.00", "80.00"),
+            (K::B, 1, "150.00", "15.00"),
+            (K::C, 1, "50.00", "5.00"),
+        ]
+    );
+    assert_eq!(r.companies, 6);
+    assert_eq!(r.companies_without_class, 2);
+    let curve: Vec<(&str, &str)> = r
+        .curve
+        .iter()
+        .map(|p| (p.company_share.as_str(), p.revenue_share.as_str()))
+        .collect();
+    assert_eq!(
+        curve,
+        vec![
+            ("0.00", "0.00"),
+            ("25.00", "50.00"),
+            ("50.00", "80.00"),
+            ("75.00", "95.00"),
+            ("100.00", "100.00"),
+        ]
+    );
+
+    let h = ctx
+        .history
+        .get_company_history(authed(
+            GetCompanyHistoryRequest {
+                tenant_id: "acme".into(),
+                external_id: "c2".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.company.unwrap().abc_class(), K::A);
+    assert_eq!(h.changes.len(), 1);
+    let first = &h.changes[0];
+    assert_eq!(first.run_id, run.run_id);
+    assert_eq!(first.date, today().to_string());
+    assert_eq!(
+        (
+            first.abc_from(),
+            first.abc_to(),
+            first.lifecycle_from(),
+            first.lifecycle_to()
+        ),
+        (K::Unspecified, K::A, L::Unspecified, L::New)
+    );
+    let err = ctx
+        .history
+        .get_company_history(authed(
+            GetCompanyHistoryRequest {
+                tenant_id: "acme".into(),
+                external_id: "nope".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+async fn list_companies_filters_and_pages(app: TestApp) {
+    let mut ctx = setup(app).await;
+    seed(&ctx).await;
+    ctx.run().await;
+    let ids = |r: pb::ListCompaniesResponse| -> Vec<String> {
+        r.companies.into_iter().map(|c| c.external_id).collect()
+    };
+    let a = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            abc_class: pb::AbcClass::A as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(a), ["c1", "c2"]);
+    let none = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            without_abc_class: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(none), ["c5", "c6"]);
+    let prospects = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            lifecycle: pb::Lifecycle::Prospect as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(prospects), ["c5"]);
+    let s2_active = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            portfolio: Some("s2".into()),
+            lifecycle: pb::Lifecycle::Active as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(s2_active), ["c4"]);
+
+    // Pages of 4: c1..c4, then c5, c6 with no further token.
+    let first = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            page_size: 4,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(first.next_page_token, "c4");
+    let second = list(
+        &mut ctx,
+        ListCompaniesRequest {
+            page_size: 4,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(second.next_page_token, "");
+    assert_eq!(ids(first).len() + ids(second).len(), 6);
+
+    for (bad, field) in [
+        (
+            ListCompaniesRequest {
+                page_size: 5000,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            ListCompaniesRequest {
+                abc_class: 42,
+                ..Default::default()
+            },
+            "abc_class",
+        ),
+        (
+            ListCompaniesRequest {
+                lifecycle: 42,
+                ..Default::default()
+            },
+            "lifecycle",
+        ),
+        (
+            ListCompaniesRequest {
+                abc_class: pb::AbcClass::A as i32,
+                without_abc_class: true,
+                ..Default::default()
+            },
+            "without_abc_class",
+        ),
+    ] {
+        let err = ctx
+            .history
+            .list_companies(authed(
+                ListCompaniesRequest {
+                    tenant_id: "acme".into(),
+                    ..bad
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+}
+
+async fn update_settings(
+    ctx: &mut Ctx,
+    req: UpdateSettingsRequest,
+) -> Result<pb::Overview, tonic::Status> {
+    ctx.history
+        .update_settings(authed(
+            UpdateSettingsRequest {
+                tenant_id: "acme".into(),
+                ..req
+            },
+            &ctx.crm,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
+    let mut ctx = setup(app).await;
+    seed(&ctx).await;
+    ctx.run().await;
+    // Nothing changed: nothing is sent again.
+    let again = ctx.run().await;
+    let cat = again
+        .run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == "categorize")
+        .unwrap();
+    assert!(
+        cat.outcome.starts_with("ok: 0 companies sent"),
+        "{}",
+        cat.outcome
+    );
+    // c4 sells 2000 more and becomes the top A (the shift guard is off for this test).
+    update_settings(
+        &mut ctx,
+        UpdateSettingsRequest {
+            abc_shift_guard: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ctx.push("invoice", vec![invoice("i9", "c4", &days_ago(1), "2000")])
+        .await;
+    let third = ctx.run().await;
+    assert_eq!(third.run.as_ref().unwrap().status(), pb::RunStatus::Success);
+    // Revenue 2050, 500, 300, 150 of 3000: before-shares 0, 68.3, 85, 95 → A A B C.
+    let rows = all_companies(&mut ctx).await;
+    use pb::AbcClass as K;
+    assert_eq!(class_of(&rows, "c4"), K::A);
+    assert_eq!(class_of(&rows, "c1"), K::A);
+    assert_eq!(class_of(&rows, "c2"), K::B);
+    assert_eq!(class_of(&rows, "c3"), K::C);
+    let cat = third
+        .run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == "categorize")
+        .unwrap();
+    // c4 (revenue and class), c2 and c3 (class) are sent; c1, c5 and c6 did not change.
+    assert!(
+        cat.outcome
+            .starts_with("ok: 3 companies sent to the CRM (3 changed class, 0 changed lifecycle)"),
+        "{}",
+        cat.outcome
+    );
+    let h = ctx
+        .history
+        .get_company_history(authed(
+            GetCompanyHistoryRequest {
+                tenant_id: "acme".into(),
+                external_id: "c4".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let steps: Vec<(pb::AbcClass, pb::AbcClass)> = h
+        .changes
+        .iter()
+        .map(|c| (c.abc_from(), c.abc_to()))
+        .collect();
+    assert_eq!(steps, [(K::Unspecified, K::C), (K::C, K::A)]);
+    assert_eq!(h.changes[1].run_id, third.run.unwrap().run_id);
+}
+
+/// Ten companies with revenue 100, 90, …, 10 (c00 the largest).
+async fn ten(ctx: &Ctx) {
+    ctx.push(
+        "company",
+        (0..10)
+            .map(|i| company(&format!("c{i:02}"), Some("s1")))
+            .collect(),
+    )
+    .await;
+    ctx.push(
+        "invoice",
+        (0..10)
+            .map(|i| {
+                invoice(
+                    &format!("base{i:02}"),
+                    &format!("c{i:02}"),
+                    &days_ago(3),
+                    &format!("{}", 100 - 10 * i),
+                )
+            })
+            .collect(),
+    )
+    .await;
+}
+
+/// Turns the ranking upside down: the smallest companies get 1000 more each.
+async fn flip(ctx: &Ctx, tag: &str) {
+    ctx.push(
+        "invoice",
+        (5..10)
+            .map(|i| {
+                invoice(
+                    &format!("{tag}{i:02}"),
+                    &format!("c{i:02}"),
+                    &days_ago(1),
+                    "1000",
+                )
+            })
+            .collect(),
+    )
+    .await;
+}
+
+async fn resolve(
+    ctx: &mut Ctx,
+    run_id: &str,
+    action: pb::ResolveAction,
+) -> Result<pb::ResolveAbcShiftResponse, tonic::Status> {
+    ctx.history
+        .resolve_abc_shift(authed(
+            ResolveAbcShiftRequest {
+                tenant_id: "acme".into(),
+                run_id: run_id.into(),
+                action: action as i32,
+            },
+            &ctx.crm,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn open_alerts(ctx: &mut Ctx) -> Vec<pb::Alert> {
+    ctx.history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .open_alerts
+}
+
+fn classes(rows: &[pb::Company]) -> Vec<pb::AbcClass> {
+    rows.iter().map(|c| c.abc_class()).collect()
+}
+
+async fn the_shift_guard_holds_until_approved(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ten(&ctx).await;
+    let first = ctx.run().await.run.unwrap();
+    let before = classes(&all_companies(&mut ctx).await);
+    flip(&ctx, "f").await;
+    let got = ctx.run().await;
+    let held = got.run.clone().unwrap();
+    assert_eq!(held.status(), pb::RunStatus::Partial);
+    let cat = got
+        .run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == "categorize")
+        .unwrap();
+    assert!(cat.outcome.starts_with("held: "), "{}", cat.outcome);
+    // Previous classes stay, the report is still the first run's and names the held one.
+    assert_eq!(classes(&all_companies(&mut ctx).await), before);
+    let r = report(&mut ctx).await;
+    assert_eq!(r.run_id, first.run_id);
+    assert_eq!(r.held_run_id, held.run_id);
+    let alerts = open_alerts(&mut ctx).await;
+    let alert = alerts
+        .iter()
+        .find(|a| a.kind() == pb::AlertKind::AbcShiftHeld)
+        .expect("ABC_SHIFT_HELD open");
+    assert_eq!(alert.run_id, held.run_id);
+
+    // Bad requests change nothing.
+    let err = resolve(&mut ctx, &held.run_id, pb::ResolveAction::Unspecified)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = resolve(&mut ctx, "no-such-run", pb::ResolveAction::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = resolve(&mut ctx, &first.run_id, pb::ResolveAction::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("APPLIED"), "{}", err.message());
+    assert_eq!(classes(&all_companies(&mut ctx).await), before);
+
+    let changed = resolve(&mut ctx, &held.run_id, pb::ResolveAction::Approve)
+        .await
+        .unwrap()
+        .companies_changed;
+    assert!(changed >= 4, "{changed}");
+    let after = all_companies(&mut ctx).await;
+    // c05..c09 now have 1050..1010 (5150 of 5550): the A companies; c00 (100) starts at
+    // 92.8 % → B, c04 (60) at 98.9 % → C.
+    assert_eq!(class_of(&after, "c05"), pb::AbcClass::A);
+    assert_eq!(class_of(&after, "c00"), pb::AbcClass::B);
+    assert_eq!(class_of(&after, "c04"), pb::AbcClass::C);
+    let r = report(&mut ctx).await;
+    assert_eq!(
+        (r.run_id.as_str(), r.state.as_str()),
+        (held.run_id.as_str(), "APPROVED")
+    );
+    assert_eq!(r.held_run_id, "");
+    assert!(open_alerts(&mut ctx)
+        .await
+        .iter()
+        .all(|a| a.kind() != pb::AlertKind::AbcShiftHeld));
+    let err = resolve(&mut ctx, &held.run_id, pb::ResolveAction::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // The history of c00 (A → B) names the approved run.
+    let h = ctx
+        .history
+        .get_company_history(authed(
+            GetCompanyHistoryRequest {
+                tenant_id: "acme".into(),
+                external_id: "c00".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let last = h.changes.last().unwrap();
+    assert_eq!(last.run_id, held.run_id);
+    assert_eq!(
+        (last.abc_from(), last.abc_to()),
+        (pb::AbcClass::A, pb::AbcClass::B)
+    );
+    // The next run finds nothing to change.
+    let next = ctx.run().await.run.unwrap();
+    assert_eq!(next.status(), pb::RunStatus::Success);
+}
+
+async fn a_discarded_or_superseded_shift_keeps_the_previous_classes(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ten(&ctx).await;
+    ctx.run().await;
+    let before = classes(&all_companies(&mut ctx).await);
+    flip(&ctx, "f").await;
+    let held = ctx.run().await.run.unwrap();
+    assert_eq!(held.status(), pb::RunStatus::Partial);
+    // A later run with the same data holds again and supersedes the first hold.
+    let again = ctx.run().await.run.unwrap();
+    assert_eq!(again.status(), pb::RunStatus::Partial);
+    let err = resolve(&mut ctx, &held.run_id, pb::ResolveAction::Discard)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("SUPERSEDED"), "{}", err.message());
+    let alerts = open_alerts(&mut ctx).await;
+    let alert = alerts
+        .iter()
+        .find(|a| a.kind() == pb::AlertKind::AbcShiftHeld)
+        .unwrap();
+    assert_eq!(
+        alert.run_id, again.run_id,
+        "the alert names the newest hold"
+    );
+
+    let changed = resolve(&mut ctx, &again.run_id, pb::ResolveAction::Discard)
+        .await
+        .unwrap()
+        .companies_changed;
+    assert_eq!(changed, 0);
+    assert_eq!(classes(&all_companies(&mut ctx).await), before);
+    assert!(open_alerts(&mut ctx)
+        .await
+        .iter()
+        .all(|a| a.kind() != pb::AlertKind::AbcShiftHeld));
+
+    // With the guard off the same shift applies at once.
+    update_settings(
+        &mut ctx,
+        UpdateSettingsRequest {
+            abc_shift_guard: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let applied = ctx.run().await.run.unwrap();
+    assert_eq!(applied.status(), pb::RunStatus::Success);
+    assert_eq!(
+        class_of(&all_companies(&mut ctx).await, "c05"),
+        pb::AbcClass::A
+    );
+}
+
+async fn abc_settings_are_validated_and_change_the_analysis(app: TestApp) {
+    let mut ctx = setup(app).await;
+    for (bad, field) in [
+        (
+            UpdateSettingsRequest {
+                abc_a_threshold: Some(96.0),
+                ..Default::default()
+            },
+            "abc_a_threshold",
+        ),
+        (
+            UpdateSettingsRequest {
+                abc_b_threshold: Some(100.0),
+                ..Default::default()
+            },
+            "abc_b_threshold",
+        ),
+        (
+            UpdateSettingsRequest {
+                abc_basis: Some("receivable".into()),
+                ..Default::default()
+            },
+            "abc_basis",
+        ),
+        (
+            UpdateSettingsRequest {
+                abc_window_months: Some(0),
+                ..Default::default()
+            },
+            "abc_window_months",
+        ),
+        (
+            UpdateSettingsRequest {
+                lifecycle_active_days: Some(400),
+                ..Default::default()
+            },
+            "lifecycle_active_days",
+        ),
+        (
+            UpdateSettingsRequest {
+                abc_shift_guard_percent: Some(120.0),
+                ..Default::default()
+            },
+            "abc_shift_guard_percent",
+        ),
+    ] {
+        let err = update_settings(
+            &mut ctx,
+            UpdateSettingsRequest {
+                // A valid change in the same request is not applied either.
+                erp_name: Some("Protheus".into()),
+                ..bad
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+    let o = update_settings(&mut ctx, UpdateSettingsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(o.erp_name, "");
+    let abc = o.abc.unwrap();
+    assert_eq!(
+        (
+            abc.basis.as_str(),
+            abc.window_months,
+            abc.a_threshold.as_str(),
+            abc.b_threshold.as_str()
+        ),
+        ("invoice", 12, "80", "95")
+    );
+
+    // Orders as the basis, A below 50 %, 24 months.
+    let o = update_settings(
+        &mut ctx,
+        UpdateSettingsRequest {
+            abc_basis: Some("order".into()),
+            abc_a_threshold: Some(50.0),
+            abc_window_months: Some(24),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(o.abc.unwrap().a_threshold, "50");
+    ctx.push(
+        "company",
+        vec![
+            company("x1", None),
+            company("x2", None),
+            company("x3", None),
+        ],
+    )
+    .await;
+    ctx.push(
+        "order",
+        vec![
+            record(
+                "o1",
+                &json!({"company_id": "x1", "issued_at": days_ago(500), "total": "60"}),
+            ),
+            record(
+                "o2",
+                &json!({"company_id": "x2", "issued_at": days_ago(3), "total": "40"}),
+            ),
+        ],
+    )
+    .await;
+    // Invoices do not count with the order basis.
+    ctx.push("invoice", vec![invoice("i1", "x3", &days_ago(3), "1000")])
+        .await;
+    ctx.run().await;
+    let rows = all_companies(&mut ctx).await;
+    // x1 60 (0 % before → A), x2 40 (60 % before, not below 50 → B).
+    assert_eq!(class_of(&rows, "x1"), pb::AbcClass::A);
+    assert_eq!(class_of(&rows, "x2"), pb::AbcClass::B);
+    assert_eq!(class_of(&rows, "x3"), pb::AbcClass::Unspecified);
+    let r = report(&mut ctx).await;
+    assert_eq!((r.basis.as_str(), r.a_threshold.as_str()), ("order", "50"));
+}
