@@ -490,21 +490,7 @@ fn write_markdown(results: &[Figures]) {
     }
     section
         .push_str("\nTargets: ≥ 40 000 records/s on SQLite, ratio ≥ 0.5, peak RSS ≤ 300 MB.\n\n");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nFigures measured on this project's CI machine kind; each section is rewritten by its bench.\n\n".into());
-    let start = old.find("## Ingestion (issue #3)");
-    let new = match start {
-        Some(s) => {
-            let end = old[s + 3..]
-                .find("\n## ")
-                .map_or(old.len(), |e| s + 3 + e + 1);
-            format!("{}{}{}", &old[..s], section, &old[end..])
-        }
-        None => format!("{old}{section}"),
-    };
-    if let Err(e) = std::fs::write(&path, new) {
-        eprintln!("cannot write {}: {e}", path.display());
-    }
+    common::write_section("## Ingestion (issue #3)", &section);
 }
 
 /// A codec whose requests are already-encoded PushRequest bytes.

@@ -36,17 +36,9 @@ struct Figures {
     status: &'static str,
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let companies = arg("--companies", 100_000);
-    let lines = arg("--lines", 1_000_000);
+    let companies = common::arg("--companies", 100_000);
+    let lines = common::arg("--lines", 1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,7 +123,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         let (done, peak) = (done.clone(), peak.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kb(), Ordering::Relaxed);
+                peak.fetch_max(common::rss_kb(), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -219,18 +211,6 @@ async fn stage(
     }
 }
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn write_markdown(results: &[Figures]) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -249,18 +229,5 @@ fn write_markdown(results: &[Figures]) {
         ));
     }
     section.push_str("\nTargets: a full run under 60 s on SQLite, peak RSS under 500 MB.\n\n");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let new = match old.find("## Sync run (issue #4)") {
-        Some(s) => {
-            let end = old[s + 3..]
-                .find("\n## ")
-                .map_or(old.len(), |e| s + 3 + e + 1);
-            format!("{}{}{}", &old[..s], section, &old[end..])
-        }
-        None => format!("{old}{section}"),
-    };
-    if let Err(e) = std::fs::write(&path, new) {
-        eprintln!("cannot write {}: {e}", path.display());
-    }
+    common::write_section("## Sync run (issue #4)", &section);
 }

@@ -42,3 +42,48 @@ pub async fn drop_pg(admin: &str, name: &str) {
         let _ = conn.close().await;
     }
 }
+
+/// The number after `name` on the command line (`-- --companies 1000`), or `default`.
+#[allow(dead_code)] // not every bench takes arguments
+pub fn arg(name: &str, default: usize) -> usize {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// This process's resident memory, in KiB.
+#[allow(dead_code)] // the ingestion bench measures the server process instead
+pub fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Replaces the section of BENCHMARKS.md that starts with `heading` (up to the next
+/// "## ") by `section`, or appends it.
+pub fn write_section(heading: &str, section: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nFigures measured on this project's CI machine kind; each section is rewritten by its bench.\n\n".into()
+    });
+    let new = match old.find(heading) {
+        Some(s) => {
+            let end = old[s + 3..]
+                .find("\n## ")
+                .map_or(old.len(), |e| s + 3 + e + 1);
+            format!("{}{}{}", &old[..s], section, &old[end..])
+        }
+        None => format!("{old}{section}"),
+    };
+    if let Err(e) = std::fs::write(&path, new) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+}

@@ -399,6 +399,58 @@ pub struct Category {
     pub first_purchase: Option<NaiveDate>,
     /// Last purchase (up to the run's date).
     pub last_purchase: Option<NaiveDate>,
+    /// The staged company's content hash its name, document and portfolio were read
+    /// from (not part of what the CRM gets).
+    pub company_hash: Option<i64>,
+}
+
+impl Category {
+    /// FNV-1a over every field: equal fingerprints mean nothing to send to the CRM.
+    pub fn fingerprint(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes.iter().chain([&0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        feed(self.external_id.as_bytes());
+        feed(self.name.as_bytes());
+        feed(self.document.as_bytes());
+        feed(self.abc_class.map_or("", AbcClass::as_str).as_bytes());
+        feed(self.lifecycle.as_str().as_bytes());
+        feed(self.portfolio.as_bytes());
+        feed(&self.revenue.to_le_bytes());
+        for d in [self.first_purchase, self.last_purchase] {
+            feed(&d.map_or(i32::MIN, day_number).to_le_bytes());
+        }
+        i64::from_ne_bytes(h.to_ne_bytes())
+    }
+}
+
+/// What a run needs of a company's stored categories: its class and lifecycle (for the
+/// shift guard and the history) and the fingerprint of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Class.
+    pub abc_class: Option<AbcClass>,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// [`Category::fingerprint`].
+    pub fingerprint: i64,
+    /// [`Category::company_hash`].
+    pub company_hash: Option<i64>,
+}
+
+impl From<&Category> for Stored {
+    fn from(c: &Category) -> Self {
+        Self {
+            abc_class: c.abc_class,
+            lifecycle: c.lifecycle,
+            fingerprint: c.fingerprint(),
+            company_hash: c.company_hash,
+        }
+    }
 }
 
 /// A change of a company's class or lifecycle (its categorization history).
@@ -425,7 +477,7 @@ pub struct CategoryChange {
 /// The change between a company's stored category and its new one, when its class or
 /// lifecycle differ.
 pub fn change_of(
-    old: Option<&Category>,
+    old: Option<&Stored>,
     new: &Category,
     run_id: &str,
     at: chrono::DateTime<chrono::Utc>,
@@ -589,6 +641,16 @@ pub fn scaled_amount(d: Decimal) -> Option<i64> {
     let mantissa = r.mantissa();
     let factor = 10i128.pow(AMOUNT_SCALE - r.scale());
     i64::try_from(mantissa.checked_mul(factor)?).ok()
+}
+
+/// A civil date as stored in the revenue columns: days since 1970-01-01.
+pub fn day_number(d: NaiveDate) -> i32 {
+    i32::try_from((d - NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
+}
+
+/// The civil date of a stored day number.
+pub fn from_day_number(n: i64) -> Option<NaiveDate> {
+    NaiveDate::default().checked_add_signed(chrono::Duration::try_days(n)?)
 }
 
 /// The revenue columns of a staged invoice or order, kept beside its fields so a run
@@ -959,6 +1021,17 @@ mod tests {
         )
         .is_none());
         assert!(revenue_fact("invoice", &Map::new(), sp).is_none());
+    }
+
+    #[test]
+    fn day_numbers_count_from_1970() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(day_number(d("1970-01-01")), 0);
+        assert_eq!(day_number(d("2026-11-28")), 20_785);
+        assert_eq!(day_number(d("1900-01-01")), -25_567);
+        for s in ["1900-01-01", "1996-07-04", "2026-11-28", "2100-12-31"] {
+            assert_eq!(from_day_number(i64::from(day_number(d(s)))), Some(d(s)));
+        }
     }
 
     #[test]

@@ -10,9 +10,10 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Value};
 use serde_json::json;
 
-use super::{Db, Params};
+use super::{Db, Params, Pool};
 use crate::domain::abc::{
-    AbcClass, AbcReport, Basis, Category, CategoryChange, ClassSummary, Lifecycle, ReportState,
+    day_number, from_day_number, AbcClass, AbcReport, Basis, Category, CategoryChange,
+    ClassSummary, Lifecycle, ReportState, Stored, UNASSIGNED,
 };
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
@@ -28,8 +29,48 @@ pub struct Purchases {
     pub last: Option<NaiveDate>,
 }
 
-/// Revenue per company over [from, to] and first/last purchase dates up to `to`, summed
-/// by the database in one scan of the revenue index (never loading the rows here).
+/// Runs `$sql` (built by `$build` from a placeholder function: `?` on SQLite, `$N` on
+/// PostgreSQL) with `$binds` and maps every row with `$map`, through sqlx directly: for a
+/// few hundred thousand rows sea-orm's `QueryResult` costs several times the query.
+macro_rules! fetch_all {
+    ($db:expr, $build:expr, [$($bind:expr),*], |$row:ident| $map:expr) => {{
+        match $db.pool() {
+            Pool::Sqlite(pool) => {
+                let sql: String = $build(&|_: usize| "?".to_owned());
+                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err(sqlx_error)?;
+                rows.iter().map(|$row| $map).collect::<Result<Vec<_>>>()
+            }
+            Pool::Postgres(pool) => {
+                let sql: String = $build(&|n: usize| format!("${n}"));
+                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err(sqlx_error)?;
+                rows.iter().map(|$row| $map).collect::<Result<Vec<_>>>()
+            }
+        }
+    }};
+}
+
+fn sqlx_error(e: sqlx::Error) -> AppError {
+    AppError::Database(sea_orm::DbErr::Custom(e.to_string()))
+}
+
+/// Column `i` of a row, on either backend.
+fn col<'r, R, T>(row: &'r R, i: usize) -> Result<T>
+where
+    R: sqlx::Row,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    row.try_get(i).map_err(sqlx_error)
+}
+
+type Ph<'a> = &'a dyn Fn(usize) -> String;
+
+/// Rows a bulk read fetches at a time (keyset pages): bounded memory, few round trips.
+const PAGE: usize = 20_000;
+
+/// Revenue per company over [from, to] and first/last purchase dates (positive totals;
+/// credit notes are no purchase), summed by the database in one scan of the revenue index
+/// (never loading the invoices here). Tombstones have no amount, so they are not in it.
 pub async fn purchases(
     db: &Db,
     tenant: &TenantId,
@@ -37,44 +78,75 @@ pub async fn purchases(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<HashMap<String, Purchases>> {
-    let mut p = Params::new(db.backend(), 4);
-    // Placeholders are bound in the order they appear.
-    let from_p = p.push(from.to_string());
-    let t = p.push(tenant.as_str());
-    let tb = p.push(basis.table());
-    let to_p = p.push(to.to_string());
-    let sql = format!(
-        "SELECT company_ref, CAST(SUM(CASE WHEN issued_on >= {from_p} THEN amount ELSE 0 END) AS BIGINT) AS revenue, \
-         MIN(CASE WHEN amount > 0 THEN issued_on END) AS first_buy, \
-         MAX(CASE WHEN amount > 0 THEN issued_on END) AS last_buy \
-         FROM staged_record WHERE tenant_id = {t} AND table_name = {tb} AND amount IS NOT NULL \
-         AND issued_on <= {to_p} AND NOT deleted GROUP BY company_ref"
-    );
-    let rows = db.conn().query_all(p.statement(sql)).await.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("overflow") || text.contains("out of range") {
-            AppError::Internal(anyhow::anyhow!(
-                "a company's revenue is beyond 922 trillion: check the ERP's {} totals ({text})",
-                basis.table()
-            ))
-        } else {
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT company_ref, CAST(SUM(CASE WHEN issued_on BETWEEN {} AND {} THEN amount END) AS BIGINT), \
+             MIN(CASE WHEN amount > 0 THEN issued_on END), MAX(CASE WHEN amount > 0 THEN issued_on END) \
+             FROM staged_record WHERE tenant_id = {} AND table_name = {} AND amount IS NOT NULL \
+             AND company_ref > {} GROUP BY company_ref ORDER BY company_ref LIMIT {PAGE}",
+            ph(1),
+            ph(2),
+            ph(3),
+            ph(4),
+            ph(5)
+        )
+    };
+    let (from, to) = (day_number(from), day_number(to));
+    let mut out = HashMap::new();
+    // Pages of companies, in index order: each page is a range of the same single scan,
+    // and only one page of rows is held at a time.
+    let mut after = String::new();
+    loop {
+        let rows = fetch_all!(
+            db,
+            build,
+            [from, to, tenant.as_str(), basis.table(), after.as_str()],
+            |r| {
+                Ok((
+                    col::<_, String>(r, 0)?,
+                    col::<_, Option<i64>>(r, 1)?,
+                    col::<_, Option<i32>>(r, 2)?,
+                    col::<_, Option<i32>>(r, 3)?,
+                ))
+            }
+        )
+        .map_err(|e| match e {
             AppError::Database(e)
+                if e.to_string().contains("overflow") || e.to_string().contains("out of range") =>
+            {
+                AppError::Internal(anyhow::anyhow!(
+                    "a company's revenue is beyond 922 trillion: check the ERP's {} totals ({e})",
+                    basis.table()
+                ))
+            }
+            other => other,
+        })?;
+        let full = rows.len() == PAGE;
+        for (id, revenue, first, last) in rows {
+            after.clone_from(&id);
+            out.insert(
+                id,
+                Purchases {
+                    revenue: revenue.unwrap_or(0),
+                    // A purchase dated after the run is still a purchase (the ERP's date).
+                    first: day(first)?,
+                    last: day(last)?,
+                },
+            );
         }
-    })?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let id: Option<String> = r.try_get("", "company_ref")?;
-        let Some(id) = id else { continue };
-        out.insert(
-            id,
-            Purchases {
-                revenue: r.try_get::<Option<i64>>("", "revenue")?.unwrap_or(0),
-                first: date(r.try_get("", "first_buy")?)?,
-                last: date(r.try_get("", "last_buy")?)?,
-            },
-        );
+        if !full {
+            break;
+        }
     }
     Ok(out)
+}
+
+fn day(n: Option<i32>) -> Result<Option<NaiveDate>> {
+    n.map(|n| {
+        from_day_number(i64::from(n))
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored day {n} is corrupt")))
+    })
+    .transpose()
 }
 
 fn date(s: Option<String>) -> Result<Option<NaiveDate>> {
@@ -90,52 +162,123 @@ fn date(s: Option<String>) -> Result<Option<NaiveDate>> {
 pub struct LiveCompany {
     /// External id.
     pub external_id: String,
+    /// The staged version's content hash.
+    pub content_hash: i64,
     /// Name.
     pub name: String,
     /// Document.
     pub document: String,
-    /// The seller's external id, if any.
-    pub seller_id: Option<String>,
+    /// The seller's external id, or "unassigned".
+    pub portfolio: String,
+    /// Its stored categories, when it has some.
+    pub stored: Option<Stored>,
 }
 
-/// Every live staged company of the tenant (the JSON fields read by the database).
+/// Every live staged company of the tenant with its stored categories, in one pass. The
+/// JSON fields are read only for companies whose staged version differs from the one
+/// their categories were made from; the others' come from their categories.
 pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompany>> {
     let field = |name: &str| match db.backend() {
-        DbBackend::Postgres => format!("(fields::jsonb)->>'{name}'"),
-        _ => format!("json_extract(fields, '$.{name}')"),
+        DbBackend::Postgres => format!("(s.fields::jsonb)->>'{name}'"),
+        _ => format!("json_extract(s.fields, '$.{name}')"),
     };
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT external_id, {} AS name, {} AS document, {} AS seller_id FROM staged_record \
-         WHERE tenant_id = {} AND table_name = 'company' AND NOT deleted",
-        field("name"),
-        field("document"),
-        field("seller_id"),
-        p.push(tenant.as_str())
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| {
+    let (name, document, seller) = (field("name"), field("document"), field("seller_id"));
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT s.external_id, s.content_hash, \
+             CASE WHEN c.company_hash = s.content_hash THEN c.name ELSE {name} END, \
+             CASE WHEN c.company_hash = s.content_hash THEN c.document ELSE {document} END, \
+             CASE WHEN c.company_hash = s.content_hash THEN c.portfolio ELSE {seller} END, \
+             c.abc_class, c.lifecycle, c.fingerprint, c.company_hash \
+             FROM staged_record s LEFT JOIN company_category c \
+             ON c.tenant_id = s.tenant_id AND c.external_id = s.external_id \
+             WHERE s.tenant_id = {} AND s.table_name = 'company' AND NOT s.deleted \
+             AND s.external_id > {} ORDER BY s.external_id LIMIT {PAGE}",
+            ph(1),
+            ph(2)
+        )
+    };
+    let mut out: Vec<LiveCompany> = Vec::new();
+    loop {
+        let after = out.last().map_or("", |c| c.external_id.as_str()).to_owned();
+        let page = fetch_all!(db, build, [tenant.as_str(), after.as_str()], |r| {
+            let external_id: String = col(r, 0)?;
+            let portfolio: Option<String> = col(r, 4)?;
+            // A stored portfolio is never empty; a seller_id may be missing.
+            let portfolio = portfolio
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| UNASSIGNED.to_owned());
+            let lifecycle: Option<String> = col(r, 6)?;
+            let stored = match lifecycle {
+                Some(l) => {
+                    let corrupt = || {
+                        AppError::Internal(anyhow::anyhow!(
+                            "stored category of {external_id:?} is corrupt"
+                        ))
+                    };
+                    let class: Option<String> = col(r, 5)?;
+                    Some(Stored {
+                        abc_class: match class {
+                            Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
+                            None => None,
+                        },
+                        lifecycle: Lifecycle::parse(&l).ok_or_else(corrupt)?,
+                        fingerprint: col(r, 7)?,
+                        company_hash: col(r, 8)?,
+                    })
+                }
+                None => None,
+            };
             Ok(LiveCompany {
-                external_id: r.try_get("", "external_id")?,
-                name: r.try_get::<Option<String>>("", "name")?.unwrap_or_default(),
-                document: r
-                    .try_get::<Option<String>>("", "document")?
-                    .unwrap_or_default(),
-                seller_id: r
-                    .try_get::<Option<String>>("", "seller_id")?
-                    .filter(|s| !s.is_empty()),
+                content_hash: col(r, 1)?,
+                name: col::<_, Option<String>>(r, 2)?.unwrap_or_default(),
+                document: col::<_, Option<String>>(r, 3)?.unwrap_or_default(),
+                portfolio,
+                stored,
+                external_id,
             })
-        })
-        .collect()
+        })?;
+        let full = page.len() == PAGE;
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// The companies with stored categories that are no longer live (deleted from the CRM);
+/// `live_with_categories` is how many live ones have categories, so the search only runs
+/// when some are missing.
+pub async fn categorized_but_gone(
+    db: &Db,
+    tenant: &TenantId,
+    live_with_categories: usize,
+) -> Result<Vec<String>> {
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT COUNT(*) FROM company_category WHERE tenant_id = {}",
+            ph(1)
+        )
+    };
+    let total = fetch_all!(db, build, [tenant.as_str()], |r| col::<_, i64>(r, 0))?;
+    if total.first().copied().unwrap_or(0) as usize <= live_with_categories {
+        return Ok(Vec::new());
+    }
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT c.external_id FROM company_category c WHERE c.tenant_id = {} AND NOT EXISTS \
+             (SELECT 1 FROM staged_record s WHERE s.tenant_id = c.tenant_id AND s.table_name = 'company' \
+             AND s.external_id = c.external_id AND NOT s.deleted)",
+            ph(1)
+        )
+    };
+    fetch_all!(db, build, [tenant.as_str()], |r| col::<_, String>(r, 0))
 }
 
 const CATEGORY_COLUMNS: &str = "external_id, name, document, abc_class, lifecycle, portfolio, \
-    revenue, first_purchase, last_purchase";
+    revenue, first_purchase, last_purchase, company_hash";
 
-fn category_values(c: &Category) -> [Value; 9] {
+fn category_values(c: &Category) -> [Value; 10] {
     [
         c.external_id.as_str().into(),
         c.name.as_str().into(),
@@ -146,6 +289,7 @@ fn category_values(c: &Category) -> [Value; 9] {
         c.revenue.into(),
         c.first_purchase.map(|d| d.to_string()).into(),
         c.last_purchase.map(|d| d.to_string()).into(),
+        c.company_hash.into(),
     ]
 }
 
@@ -167,23 +311,37 @@ fn category_from(r: &QueryResult) -> Result<Category> {
         revenue: r.try_get("", "revenue")?,
         first_purchase: date(r.try_get("", "first_purchase")?)?,
         last_purchase: date(r.try_get("", "last_purchase")?)?,
+        company_hash: r.try_get("", "company_hash")?,
     })
 }
 
-/// The tenant's current categories, by external id.
-pub async fn categories(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Category>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT {CATEGORY_COLUMNS} FROM company_category WHERE tenant_id = {}",
-        p.push(tenant.as_str())
-    );
-    let rows = db.conn().query_all(p.statement(sql)).await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let c = category_from(&r)?;
-        out.insert(c.external_id.clone(), c);
-    }
-    Ok(out)
+/// What runs need of the tenant's current categories, by external id.
+pub async fn stored(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Stored>> {
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT external_id, abc_class, lifecycle, fingerprint, company_hash FROM company_category \
+             WHERE tenant_id = {}",
+            ph(1)
+        )
+    };
+    let rows = fetch_all!(db, build, [tenant.as_str()], |r| {
+        let id: String = col(r, 0)?;
+        let class: Option<String> = col(r, 1)?;
+        let lifecycle: String = col(r, 2)?;
+        let corrupt =
+            || AppError::Internal(anyhow::anyhow!("stored category of {id:?} is corrupt"));
+        let stored = Stored {
+            abc_class: match class {
+                Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
+                None => None,
+            },
+            lifecycle: Lifecycle::parse(&lifecycle).ok_or_else(corrupt)?,
+            fingerprint: col(r, 3)?,
+            company_hash: col(r, 4)?,
+        };
+        Ok((id, stored))
+    })?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Filters of [`list`].
@@ -234,7 +392,7 @@ pub async fn list(
 /// Companies a write transaction covers: each transaction keeps a company's category and
 /// its history entry together, and stays short enough not to hold SQLite's writer long.
 const COMPANIES_PER_TXN: usize = 10_000;
-/// Rows per multi-row statement (13 columns stay under SQLite's bind limit).
+/// Rows per multi-row statement (14 columns stay under SQLite's bind limit).
 const ROWS_PER_STATEMENT: usize = 2_000;
 
 /// Stores new categories with their history entries, and forgets the categories of
@@ -287,7 +445,7 @@ async fn upsert_categories(
     rows: &[Category],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 12);
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 14);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|c| {
@@ -295,17 +453,18 @@ async fn upsert_categories(
                 v.extend(category_values(c).into_iter().map(|x| p.push(x)));
                 v.push(p.push(run_id));
                 v.push(p.push(now));
+                v.push(p.push(c.fingerprint()));
                 format!("({})", v.join(", "))
             })
             .collect();
         let updates: Vec<String> = CATEGORY_COLUMNS
             .split(", ")
             .skip(1)
-            .chain(["run_id", "updated_at"])
+            .chain(["run_id", "updated_at", "fingerprint"])
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
         let sql = format!(
-            "INSERT INTO company_category (tenant_id, {CATEGORY_COLUMNS}, run_id, updated_at) VALUES {} \
+            "INSERT INTO company_category (tenant_id, {CATEGORY_COLUMNS}, run_id, updated_at, fingerprint) VALUES {} \
              ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
             tuples.join(", "),
             updates.join(", ")
@@ -402,7 +561,7 @@ pub async fn hold(db: &Db, tenant: &TenantId, report: &AbcReport, rows: &[Catego
     for chunk in rows.chunks(COMPANIES_PER_TXN) {
         let txn = db.begin_write().await?;
         for part in chunk.chunks(ROWS_PER_STATEMENT) {
-            let mut p = Params::new(txn.get_database_backend(), part.len() * 11);
+            let mut p = Params::new(txn.get_database_backend(), part.len() * 12);
             let tuples: Vec<String> = part
                 .iter()
                 .map(|c| {

@@ -131,10 +131,27 @@ impl Db {
             .unwrap_or(0))
     }
 
+    /// The sqlx pool under the connection, for bulk reads where sea-orm's per-row cost
+    /// shows (a few hundred thousand rows).
+    pub(crate) fn pool(&self) -> Pool<'_> {
+        match self.backend() {
+            DbBackend::Sqlite => Pool::Sqlite(self.conn.get_sqlite_connection_pool()),
+            _ => Pool::Postgres(self.conn.get_postgres_connection_pool()),
+        }
+    }
+
     /// SQLite or PostgreSQL.
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }
+}
+
+/// A backend's sqlx pool.
+pub(crate) enum Pool<'a> {
+    /// SQLite.
+    Sqlite(&'a sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(&'a sqlx::PgPool),
 }
 
 async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 use chrono_tz::Tz;
 
 use super::{request_log, usage, Db, Params};
-use crate::domain::abc::{revenue_fact, RevenueFact};
+use crate::domain::abc::{day_number, revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
@@ -230,7 +230,7 @@ fn insert_rows(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) ->
                 p.push(batch.request_id),
                 p.push(row.size),
                 p.push(row.fact.as_ref().map(|f| f.company_ref.clone())),
-                p.push(row.fact.as_ref().map(|f| f.issued_on.to_string())),
+                p.push(row.fact.as_ref().map(|f| day_number(f.issued_on))),
                 p.push(row.fact.as_ref().map(|f| f.amount)),
             ];
             format!("({})", ps.join(", "))

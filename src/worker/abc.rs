@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::app::AppState;
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
-    UNASSIGNED,
+    Stored,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::Level;
@@ -31,6 +31,10 @@ pub struct Analysis {
     pub categories: Vec<Category>,
     /// Companies named by invoices or orders that are not in the CRM, and their revenue.
     pub orphans: (u64, i128),
+    /// The stored categories of the live companies, by external id.
+    pub previous: HashMap<String, Stored>,
+    /// Companies with stored categories that are no longer live.
+    pub removed: Vec<String>,
 }
 
 impl Analysis {
@@ -67,8 +71,17 @@ pub async fn analyse(
     let settings = &tenant.abc;
     let as_of = now.with_timezone(&tenant.timezone).date_naive();
     let (from, to) = settings.window(as_of);
+    // One pass over the revenue index, then one over the companies with their stored
+    // categories (sequential: on SQLite concurrent bulk reads are slower, not faster).
     let mut purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to).await?;
     let companies = abc::live_companies(&state.db, &tenant.id).await?;
+    let mut previous = HashMap::new();
+    let removed = abc::categorized_but_gone(
+        &state.db,
+        &tenant.id,
+        companies.iter().filter(|c| c.stored.is_some()).count(),
+    )
+    .await?;
     let revenues: Vec<CompanyRevenue> = companies
         .iter()
         .map(|c| CompanyRevenue {
@@ -88,9 +101,12 @@ pub async fn analyse(
             if abc_class.is_none() {
                 unclassified_revenue += i128::from(p.revenue);
             }
+            if let Some(stored) = c.stored {
+                previous.insert(c.external_id.clone(), stored);
+            }
             Category {
                 lifecycle: settings.lifecycle(p.first, p.last, as_of),
-                portfolio: c.seller_id.unwrap_or_else(|| UNASSIGNED.to_owned()),
+                portfolio: c.portfolio,
                 abc_class,
                 revenue: p.revenue,
                 first_purchase: p.first,
@@ -98,6 +114,7 @@ pub async fn analyse(
                 external_id: c.external_id,
                 name: c.name,
                 document: c.document,
+                company_hash: Some(c.content_hash),
             }
         })
         .collect();
@@ -126,6 +143,8 @@ pub async fn analyse(
         report,
         categories,
         orphans,
+        previous,
+        removed,
     })
 }
 
@@ -158,7 +177,7 @@ pub async fn categorize(
     mut analysis: Analysis,
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
-    let previous = abc::categories(&state.db, &tenant.id).await?;
+    let previous = std::mem::take(&mut analysis.previous);
     let before: HashMap<String, Option<crate::domain::abc::AbcClass>> = analysis
         .categories
         .iter()
@@ -189,12 +208,25 @@ pub async fn categorize(
         return Ok(Categorized::Held { changed, base });
     }
     let run_id = analysis.report.run_id.clone();
-    let outcome = apply(state, tenant, &run_id, analysis.categories, previous, now).await?;
+    let removed = std::mem::take(&mut analysis.removed);
+    let outcome = apply(
+        state,
+        tenant,
+        &run_id,
+        analysis.categories,
+        &previous,
+        removed,
+        now,
+    )
+    .await?;
     abc::supersede_held(&state.db, &tenant.id, now).await?;
     analysis.report.state = ReportState::Applied;
     abc::insert_report(&state.db, &tenant.id, &analysis.report).await?;
     Ok(outcome)
 }
+
+/// Categories handed to the sink per call (the gRPC sink batches further).
+const SINK_CHUNK: usize = 5_000;
 
 /// Sends the companies whose categories changed to the CRM, then stores them with their
 /// history. The sink goes first: if it fails nothing is stored, and the next run sends
@@ -204,43 +236,50 @@ async fn apply(
     tenant: &Tenant,
     run_id: &str,
     categories: Vec<Category>,
-    previous: HashMap<String, Category>,
+    previous: &HashMap<String, Stored>,
+    removed: Vec<String>,
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
     let today = now.with_timezone(&tenant.timezone).date_naive();
-    let live: HashSet<&str> = categories.iter().map(|c| c.external_id.as_str()).collect();
-    let removed: Vec<String> = previous
-        .keys()
-        .filter(|id| !live.contains(id.as_str()))
-        .cloned()
-        .collect();
-    drop(live);
     let mut history = Vec::new();
     let (mut class_changes, mut lifecycle_changes) = (0, 0);
-    let changed: Vec<Category> = categories
+    // Stored again: what changed for the CRM, and companies whose staged version moved
+    // on without changing what the CRM gets (so the next run need not re-read them).
+    let mut sent = 0;
+    let changed: Vec<(Category, bool)> = categories
         .into_iter()
-        .filter(|c| {
+        .filter_map(|c| {
             let old = previous.get(&c.external_id);
-            if let Some(h) = change_of(old, c, run_id, now, today) {
+            if let Some(h) = change_of(old, &c, run_id, now, today) {
                 class_changes += u64::from(h.abc_from != h.abc_to);
                 lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
                 history.push(h);
             }
-            old != Some(c)
+            let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint());
+            sent += u64::from(for_crm);
+            (for_crm || old.is_some_and(|o| o.company_hash != c.company_hash))
+                .then_some((c, for_crm))
         })
         .collect();
-    if !changed.is_empty() {
+    let for_crm: Vec<&Category> = changed.iter().filter(|x| x.1).map(|x| &x.0).collect();
+    for chunk in for_crm.chunks(SINK_CHUNK) {
         state
             .sink
-            .apply_categories(&tenant.id, run_id, changed.clone())
+            .apply_categories(
+                &tenant.id,
+                run_id,
+                chunk.iter().map(|c| (*c).clone()).collect(),
+            )
             .await?;
     }
+    drop(for_crm);
+    let changed: Vec<Category> = changed.into_iter().map(|x| x.0).collect();
     abc::apply(
         &state.db, &tenant.id, run_id, now, &changed, &history, &removed,
     )
     .await?;
     Ok(Categorized::Applied {
-        sent: changed.len() as u64,
+        sent,
         class_changes,
         lifecycle_changes,
     })
@@ -317,8 +356,16 @@ async fn release(
     let changed = match action {
         ShiftAction::Approve => {
             let rows = abc::held_rows(db, &tenant.id, &report.run_id).await?;
-            let previous = abc::categories(db, &tenant.id).await?;
-            let outcome = apply(state, tenant, &report.run_id, rows, previous, now).await?;
+            let previous = abc::stored(db, &tenant.id).await?;
+            let held: HashSet<&str> = rows.iter().map(|c| c.external_id.as_str()).collect();
+            let removed: Vec<String> = previous
+                .keys()
+                .filter(|id| !held.contains(id.as_str()))
+                .cloned()
+                .collect();
+            drop(held);
+            let outcome =
+                apply(state, tenant, &report.run_id, rows, &previous, removed, now).await?;
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {
                 return Err(AppError::FailedPrecondition(format!(
                     "the classification of run {} is no longer held",

@@ -23,6 +23,7 @@ both_backends!(
     the_shift_guard_holds_until_approved,
     a_discarded_or_superseded_shift_keeps_the_previous_classes,
     abc_settings_are_validated_and_change_the_analysis,
+    more_companies_than_a_read_page_are_all_classified,
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
@@ -882,4 +883,74 @@ async fn abc_settings_are_validated_and_change_the_analysis(app: TestApp) {
     assert_eq!(class_of(&rows, "x3"), pb::AbcClass::Unspecified);
     let r = report(&mut ctx).await;
     assert_eq!((r.basis.as_str(), r.a_threshold.as_str()), ("order", "50"));
+}
+
+async fn more_companies_than_a_read_page_are_all_classified(app: TestApp) {
+    // The bulk reads go by pages of 20 000 companies: 20 005 cross a page boundary.
+    let mut ctx = setup(app).await;
+    let n = 20_005usize;
+    let ids: Vec<String> = (0..n).map(|i| format!("k{i:05}")).collect();
+    for chunk in ids.chunks(5_000) {
+        ctx.push(
+            "company",
+            chunk.iter().map(|id| company(id, None)).collect(),
+        )
+        .await;
+        // Revenue i + 1 for company k{i}: every company has some, all different.
+        ctx.push(
+            "invoice",
+            chunk
+                .iter()
+                .map(|id| {
+                    let i: usize = id[1..].parse().unwrap();
+                    invoice(
+                        &format!("inv-{id}"),
+                        id,
+                        &days_ago(2),
+                        &format!("{}", i + 1),
+                    )
+                })
+                .collect(),
+        )
+        .await;
+    }
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
+    let r = report(&mut ctx).await;
+    assert_eq!(r.companies, n as u64);
+    assert_eq!(r.companies_without_class, 0);
+    let classified: u64 = r.classes.iter().map(|c| c.companies).sum();
+    assert_eq!(classified, n as u64);
+    // Total revenue n(n+1)/2, exact.
+    let total: rust_decimal::Decimal = r
+        .classes
+        .iter()
+        .map(|c| c.revenue.parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    assert_eq!(total, rust_decimal::Decimal::from(n * (n + 1) / 2));
+    // Both sides of the page boundary carry their own revenue.
+    let mut seen = 0;
+    let mut token = String::new();
+    loop {
+        let page = list(
+            &mut ctx,
+            ListCompaniesRequest {
+                page_size: 1000,
+                page_token: token.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        for c in &page.companies {
+            let i: usize = c.external_id[1..].parse().unwrap();
+            assert_eq!(c.revenue, format!("{}.00", i + 1), "{}", c.external_id);
+            assert_ne!(c.abc_class(), pb::AbcClass::Unspecified);
+        }
+        seen += page.companies.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, n);
 }

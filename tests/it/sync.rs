@@ -91,7 +91,7 @@ impl Ctx {
             .into_inner();
         assert!(!started.already_running);
         let run_id = started.run.unwrap().run_id;
-        for _ in 0..400 {
+        for _ in 0..2400 {
             let got = self
                 .history
                 .get_run(authed(
@@ -109,7 +109,7 @@ impl Ctx {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("run {run_id} did not finish in 10 s");
+        panic!("run {run_id} did not finish in 60 s");
     }
 
     async fn crm_companies(&self) -> Vec<String> {
