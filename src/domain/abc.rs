@@ -811,22 +811,16 @@ pub fn classify(companies: &[CompanyRevenue], a: Decimal, b: Decimal) -> Classif
 }
 
 /// How many of the companies classified before changed class (gaining or losing one
-/// included), out of how many were classified before and are still there.
-pub fn shift(
-    before: &HashMap<String, Option<AbcClass>>,
-    after: &HashMap<String, AbcClass>,
-) -> (u64, u64) {
-    let mut changed = 0;
-    let mut base = 0;
-    for (id, old) in before {
-        let new = after.get(id).copied();
+/// included), out of how many were classified before or now: each pair is a company's
+/// (stored class, new class), for the companies that have stored categories.
+pub fn shift(pairs: impl IntoIterator<Item = (Option<AbcClass>, Option<AbcClass>)>) -> (u64, u64) {
+    let (mut changed, mut base) = (0, 0);
+    for (old, new) in pairs {
         if old.is_none() && new.is_none() {
             continue;
         }
         base += 1;
-        if *old != new {
-            changed += 1;
-        }
+        changed += u64::from(old != new);
     }
     (changed, base)
 }
@@ -1124,21 +1118,14 @@ mod tests {
 
     #[test]
     fn the_shift_guard_counts_companies_classified_before() {
-        let before: HashMap<String, Option<AbcClass>> = [
-            ("1".to_owned(), Some(A)),
-            ("2".to_owned(), Some(B)),
-            ("3".to_owned(), None),
-            ("4".to_owned(), Some(C)),
-        ]
-        .into();
-        let after: HashMap<String, AbcClass> = [
-            ("1".to_owned(), A),
-            ("2".to_owned(), C),
-            ("5".to_owned(), A),
-        ]
-        .into();
-        // 2 changed B→C, 4 lost its class; 3 stayed without; 5 is new.
-        assert_eq!(shift(&before, &after), (2, 3));
+        // 1 stays A, 2 goes B→C, 3 stays without a class, 4 loses its class.
+        let pairs = [
+            (Some(A), Some(A)),
+            (Some(B), Some(C)),
+            (None, None),
+            (Some(C), None),
+        ];
+        assert_eq!(shift(pairs), (2, 3));
         assert!(shift_exceeds(2, 3, Decimal::from(30)));
         assert!(!shift_exceeds(3, 10, Decimal::from(30)));
         assert!(shift_exceeds(4, 10, Decimal::from(30)));

@@ -178,21 +178,11 @@ pub async fn categorize(
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
     let previous = std::mem::take(&mut analysis.previous);
-    let before: HashMap<String, Option<crate::domain::abc::AbcClass>> = analysis
-        .categories
-        .iter()
-        .filter_map(|c| {
-            previous
-                .get(&c.external_id)
-                .map(|p| (c.external_id.clone(), p.abc_class))
-        })
-        .collect();
-    let after: HashMap<String, crate::domain::abc::AbcClass> = analysis
-        .categories
-        .iter()
-        .filter_map(|c| c.abc_class.map(|k| (c.external_id.clone(), k)))
-        .collect();
-    let (changed, base) = shift(&before, &after);
+    let (changed, base) = shift(analysis.categories.iter().filter_map(|c| {
+        previous
+            .get(&c.external_id)
+            .map(|p| (p.abc_class, c.abc_class))
+    }));
     analysis.report.changed = changed;
     analysis.report.base = base;
     let guard = &tenant.abc;
