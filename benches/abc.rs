@@ -72,13 +72,21 @@ fn main() {
     };
     let _ = std::fs::remove_file(&path);
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    results.push(rt.block_on(run("sqlite", &url, companies, invoices)));
+    // ERPSYNC_BENCH_ONLY=postgres skips SQLite (to study PostgreSQL alone).
+    let only = std::env::var("ERPSYNC_BENCH_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        results.push(rt.block_on(run("sqlite", &url, companies, invoices)));
+    }
     drop(dir);
     if let Ok(admin) = std::env::var("ERPSYNC_BENCH_DATABASE_URL") {
         let name = format!("erpsync_bench_abc_{}", std::process::id());
         let url = rt.block_on(common::create_pg(&admin, &name));
         results.push(rt.block_on(run("postgres", &url, companies, invoices)));
-        rt.block_on(common::drop_pg(&admin, &name));
+        if keep.is_some() {
+            eprintln!("kept the PostgreSQL database {name}");
+        } else {
+            rt.block_on(common::drop_pg(&admin, &name));
+        }
     } else {
         eprintln!("ERPSYNC_BENCH_DATABASE_URL unset: PostgreSQL not measured");
     }

@@ -410,6 +410,9 @@ pub async fn apply(
         .iter()
         .map(|h| (h.external_id.as_str(), h))
         .collect();
+    if let Pool::Postgres(pool) = db.pool() {
+        return pg::apply(pool, tenant, run_id, now, changed, &by_company, removed).await;
+    }
     for chunk in changed.chunks(COMPANIES_PER_TXN) {
         let txn = db.begin_write().await?;
         upsert_categories(&txn, tenant, run_id, now, chunk).await?;
@@ -558,6 +561,10 @@ pub async fn category(db: &Db, tenant: &TenantId, external_id: &str) -> Result<O
 /// category. An earlier held classification of the tenant is superseded.
 pub async fn hold(db: &Db, tenant: &TenantId, report: &AbcReport, rows: &[Category]) -> Result<()> {
     supersede_held(db, tenant, report.computed_at).await?;
+    if let Pool::Postgres(pool) = db.pool() {
+        pg::hold(pool, tenant, &report.run_id, rows).await?;
+        return insert_report(db, tenant, report).await;
+    }
     for chunk in rows.chunks(COMPANIES_PER_TXN) {
         let txn = db.begin_write().await?;
         for part in chunk.chunks(ROWS_PER_STATEMENT) {
@@ -786,4 +793,181 @@ async fn report_where(
         base: count("base")?,
         state: ReportState::parse(&state).ok_or_else(|| corrupt("state"))?,
     }))
+}
+
+/// PostgreSQL writes of many rows: one statement per chunk over arrays (`UNNEST`), which
+/// PostgreSQL plans at once, where a multi-row VALUES of 28 000 parameters is re-planned
+/// on every execution (`plan_cache_mode = force_custom_plan`).
+mod pg {
+    use std::collections::HashMap;
+
+    use chrono::{DateTime, Utc};
+
+    use super::{sqlx_error, COMPANIES_PER_TXN};
+    use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
+    use crate::domain::tenant::TenantId;
+    use crate::error::Result;
+
+    /// The category columns of `rows` as arrays, in CATEGORY_COLUMNS order.
+    struct Columns {
+        ids: Vec<String>,
+        names: Vec<String>,
+        documents: Vec<String>,
+        classes: Vec<Option<String>>,
+        lifecycles: Vec<String>,
+        portfolios: Vec<String>,
+        revenues: Vec<i64>,
+        firsts: Vec<Option<String>>,
+        lasts: Vec<Option<String>>,
+        company_hashes: Vec<Option<i64>>,
+        fingerprints: Vec<i64>,
+    }
+
+    fn columns(rows: &[Category]) -> Columns {
+        Columns {
+            ids: rows.iter().map(|c| c.external_id.clone()).collect(),
+            names: rows.iter().map(|c| c.name.clone()).collect(),
+            documents: rows.iter().map(|c| c.document.clone()).collect(),
+            classes: rows
+                .iter()
+                .map(|c| c.abc_class.map(|x| x.as_str().to_owned()))
+                .collect(),
+            lifecycles: rows
+                .iter()
+                .map(|c| c.lifecycle.as_str().to_owned())
+                .collect(),
+            portfolios: rows.iter().map(|c| c.portfolio.clone()).collect(),
+            revenues: rows.iter().map(|c| c.revenue).collect(),
+            firsts: rows
+                .iter()
+                .map(|c| c.first_purchase.map(|d| d.to_string()))
+                .collect(),
+            lasts: rows
+                .iter()
+                .map(|c| c.last_purchase.map(|d| d.to_string()))
+                .collect(),
+            company_hashes: rows.iter().map(|c| c.company_hash).collect(),
+            fingerprints: rows.iter().map(Category::fingerprint).collect(),
+        }
+    }
+
+    const UNNEST: &str = "UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+        $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])";
+
+    pub(super) async fn apply(
+        pool: &sqlx::PgPool,
+        tenant: &TenantId,
+        run_id: &str,
+        now: DateTime<Utc>,
+        changed: &[Category],
+        history: &HashMap<&str, &CategoryChange>,
+        removed: &[String],
+    ) -> Result<()> {
+        for chunk in changed.chunks(COMPANIES_PER_TXN) {
+            let c = columns(chunk);
+            let mut tx = pool.begin().await.map_err(sqlx_error)?;
+            sqlx::query(&format!(
+                "INSERT INTO company_category (tenant_id, run_id, external_id, name, document, abc_class, \
+                 lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, fingerprint, \
+                 updated_at) SELECT $1, $2, u.*, $14 FROM {UNNEST} AS u \
+                 ON CONFLICT (tenant_id, external_id) DO UPDATE SET run_id = excluded.run_id, \
+                 name = excluded.name, document = excluded.document, abc_class = excluded.abc_class, \
+                 lifecycle = excluded.lifecycle, portfolio = excluded.portfolio, revenue = excluded.revenue, \
+                 first_purchase = excluded.first_purchase, last_purchase = excluded.last_purchase, \
+                 company_hash = excluded.company_hash, fingerprint = excluded.fingerprint, \
+                 updated_at = excluded.updated_at"
+            ))
+            .bind(tenant.as_str())
+            .bind(run_id)
+            .bind(&c.ids)
+            .bind(&c.names)
+            .bind(&c.documents)
+            .bind(&c.classes)
+            .bind(&c.lifecycles)
+            .bind(&c.portfolios)
+            .bind(&c.revenues)
+            .bind(&c.firsts)
+            .bind(&c.lasts)
+            .bind(&c.company_hashes)
+            .bind(&c.fingerprints)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(sqlx_error)?;
+            let changes: Vec<&CategoryChange> = chunk
+                .iter()
+                .filter_map(|c| history.get(c.external_id.as_str()).copied())
+                .collect();
+            if !changes.is_empty() {
+                let class = |x: Option<AbcClass>| x.map(|c| c.as_str().to_owned());
+                let life = |x: Option<Lifecycle>| x.map(|l| l.as_str().to_owned());
+                sqlx::query(
+                    "INSERT INTO category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
+                     abc_from, abc_to, lifecycle_from, lifecycle_to) \
+                     SELECT $1, u.id, u.run, u.day, u.at, u.af, u.at2, u.lf, u.lt FROM UNNEST($2::text[], \
+                     $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[]) \
+                     WITH ORDINALITY AS u(id, run, day, at, af, at2, lf, lt, n) ORDER BY u.n",
+                )
+                .bind(tenant.as_str())
+                .bind(changes.iter().map(|h| h.external_id.clone()).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| h.run_id.clone()).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| h.changed_on.to_string()).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| h.changed_at).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| class(h.abc_from)).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| class(h.abc_to)).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| life(h.lifecycle_from)).collect::<Vec<_>>())
+                .bind(changes.iter().map(|h| life(h.lifecycle_to)).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(sqlx_error)?;
+            }
+            tx.commit().await.map_err(sqlx_error)?;
+        }
+        for chunk in removed.chunks(COMPANIES_PER_TXN) {
+            sqlx::query(
+                "DELETE FROM company_category WHERE tenant_id = $1 AND external_id = ANY($2::text[])",
+            )
+            .bind(tenant.as_str())
+            .bind(chunk)
+            .execute(pool)
+            .await
+            .map_err(sqlx_error)?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn hold(
+        pool: &sqlx::PgPool,
+        tenant: &TenantId,
+        run_id: &str,
+        rows: &[Category],
+    ) -> Result<()> {
+        for chunk in rows.chunks(COMPANIES_PER_TXN) {
+            let c = columns(chunk);
+            sqlx::query(&format!(
+                "INSERT INTO abc_held (tenant_id, run_id, external_id, name, document, abc_class, \
+                 lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash) \
+                 SELECT $1, $2, u.e, u.n, u.d, u.c, u.l, u.p, u.r, u.f, u.la, u.h \
+                 FROM {UNNEST} AS u(e, n, d, c, l, p, r, f, la, h, fp) \
+                 ON CONFLICT (run_id, external_id) DO NOTHING"
+            ))
+            .bind(tenant.as_str())
+            .bind(run_id)
+            .bind(&c.ids)
+            .bind(&c.names)
+            .bind(&c.documents)
+            .bind(&c.classes)
+            .bind(&c.lifecycles)
+            .bind(&c.portfolios)
+            .bind(&c.revenues)
+            .bind(&c.firsts)
+            .bind(&c.lasts)
+            .bind(&c.company_hashes)
+            .bind(&c.fingerprints)
+            .execute(pool)
+            .await
+            .map_err(sqlx_error)?;
+        }
+        Ok(())
+    }
 }

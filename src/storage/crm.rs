@@ -129,6 +129,26 @@ async fn upsert(
 /// Sets the categories of the tenant's CRM companies (companies it does not hold are
 /// left alone).
 pub async fn apply_categories(db: &Db, tenant: &TenantId, rows: &[Category]) -> Result<()> {
+    if let super::Pool::Postgres(pool) = db.pool() {
+        // One statement over arrays: PostgreSQL plans it at once (a VALUES list of
+        // thousands of parameters is re-planned on every execution).
+        let text = |f: &dyn Fn(&Category) -> String| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "UPDATE crm_company SET abc_class = NULLIF(v.c, ''), lifecycle = v.l, portfolio = v.p, \
+             revenue = v.r FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+             AS v(id, c, l, p, r) WHERE crm_company.tenant_id = $1 AND crm_company.external_id = v.id",
+        )
+        .bind(tenant.as_str())
+        .bind(text(&|c| c.external_id.clone()))
+        .bind(text(&|c| c.abc_class.map_or("", |x| x.as_str()).to_owned()))
+        .bind(text(&|c| c.lifecycle.as_str().to_owned()))
+        .bind(text(&|c| c.portfolio.clone()))
+        .bind(text(&|c| amount_text(i128::from(c.revenue))))
+        .execute(pool)
+        .await
+        .map_err(|e| crate::error::AppError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        return Ok(());
+    }
     let txn = db.begin_write().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut p = Params::new(txn.get_database_backend(), chunk.len() * 5 + 1);
