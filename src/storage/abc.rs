@@ -195,7 +195,7 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
              WHERE s.tenant_id = {} AND s.table_name = 'company' AND NOT s.deleted \
              AND s.external_id > {} ORDER BY s.external_id LIMIT {PAGE}",
             ph(1),
-            ph(2)
+            ph(2),
         )
     };
     let mut out: Vec<LiveCompany> = Vec::new();
@@ -804,6 +804,9 @@ mod pg {
     use chrono::{DateTime, Utc};
 
     use super::{sqlx_error, COMPANIES_PER_TXN};
+
+    /// Rows written in one go past which the table's statistics are refreshed.
+    const ANALYZE_AFTER: usize = 10_000;
     use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
     use crate::domain::tenant::TenantId;
     use crate::error::Result;
@@ -922,6 +925,14 @@ mod pg {
                 .map_err(sqlx_error)?;
             }
             tx.commit().await.map_err(sqlx_error)?;
+        }
+        if changed.len() + removed.len() >= ANALYZE_AFTER {
+            // Fresh statistics: with the table's size unknown to the planner, the next
+            // run's join sorted the whole table for every page (10 × 0.3 s measured).
+            sqlx::query("ANALYZE company_category")
+                .execute(pool)
+                .await
+                .map_err(sqlx_error)?;
         }
         for chunk in removed.chunks(COMPANIES_PER_TXN) {
             sqlx::query(
