@@ -12,7 +12,7 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::both_backends;
-use crate::helpers::{authed, TestApp};
+use crate::helpers::{authed, Backend, TestApp};
 use crate::ingest::record;
 use crate::sync::{setup, Ctx};
 
@@ -953,4 +953,98 @@ async fn more_companies_than_a_read_page_are_all_classified(app: TestApp) {
         token = page.next_page_token;
     }
     assert_eq!(seen, n);
+}
+
+/// Invoices and orders staged before the ABC migration get their revenue columns from
+/// their stored fields when it runs: an upgrade loses no revenue.
+async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend) {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(scratch) = crate::helpers::ScratchDb::create(backend).await else {
+        return;
+    };
+    let conn = sea_orm::Database::connect(scratch.url.as_str())
+        .await
+        .unwrap();
+    // Every migration before the ABC one.
+    migration::Migrator::up(&conn, Some(7)).await.unwrap();
+    let b = conn.get_database_backend();
+    let (t, f) = match backend {
+        Backend::Sqlite => ("1", "0"),
+        Backend::Postgres => ("true", "false"),
+    };
+    let now = "'2026-11-28 12:00:00+00:00'";
+    for sql in [
+        format!(
+            "INSERT INTO tenant (id, name, timezone, erp_name, erp_version, integration_type, \
+             deployment_status, business_rule, active, scheduled, schedule_daily, schedule_cron, \
+             max_without_success_secs, created_at, updated_at) VALUES ('acme', 'Acme', \
+             'America/Sao_Paulo', '', '', 'API', 'NOT_STARTED', '', {t}, {f}, '00:00', NULL, 86400, {now}, {now})"
+        ),
+        format!(
+            "INSERT INTO staged_record (tenant_id, table_name, external_id, fields, content_hash, \
+             updated_at, deleted, changed_at, request_id, size_bytes, synced_hash) VALUES \
+             ('acme', 'invoice', 'i1', '{{\"company_id\":\"c1\",\"issued_at\":\"2026-03-15\",\"total\":\"1234.5\"}}', 1, NULL, {f}, {now}, 'r', 10, 1), \
+             ('acme', 'invoice', 'i2', '{{\"company_id\":\"c1\",\"issued_at\":\"2026-03-16\",\"total\":\"-10.25\"}}', 2, NULL, {f}, {now}, 'r', 10, 2), \
+             ('acme', 'order', 'o1', '{{\"company_id\":\"c2\",\"issued_at\":\"2026-03-15T10:30:00\",\"total\":\"7\"}}', 3, NULL, {f}, {now}, 'r', 10, 3), \
+             ('acme', 'invoice', 'gone', '{{}}', 4, NULL, {t}, {now}, 'r', 10, 4), \
+             ('acme', 'company', 'c1', '{{\"name\":\"X\",\"document\":\"11222333000181\"}}', 5, NULL, {f}, {now}, 'r', 10, 5)"
+        ),
+    ] {
+        conn.execute(Statement::from_string(b, sql)).await.unwrap();
+    }
+    migration::Migrator::up(&conn, None).await.unwrap();
+    let rows = conn
+        .query_all(Statement::from_string(
+            b,
+            "SELECT external_id, company_ref, issued_on, amount FROM staged_record ORDER BY external_id",
+        ))
+        .await
+        .unwrap();
+    type Revenue = (Option<String>, Option<i32>, Option<i64>);
+    let got: Vec<(String, Revenue)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "external_id").unwrap(),
+                (
+                    r.try_get("", "company_ref").unwrap(),
+                    r.try_get("", "issued_on").unwrap(),
+                    r.try_get("", "amount").unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let day = |s: &str| {
+        erpsync::domain::abc::day_number(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+    };
+    assert_eq!(
+        got,
+        vec![
+            ("c1".into(), (None, None, None)),
+            ("gone".into(), (None, None, None)),
+            (
+                "i1".into(),
+                (Some("c1".into()), Some(day("2026-03-15")), Some(12_345_000))
+            ),
+            (
+                "i2".into(),
+                (Some("c1".into()), Some(day("2026-03-16")), Some(-102_500))
+            ),
+            (
+                "o1".into(),
+                (Some("c2".into()), Some(day("2026-03-15")), Some(70_000))
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_abc_migration_backfills_on_sqlite() {
+    the_abc_migration_backfills_staged_invoices_and_orders(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_abc_migration_backfills_on_postgres() {
+    the_abc_migration_backfills_staged_invoices_and_orders(Backend::Postgres).await;
 }

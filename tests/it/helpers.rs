@@ -195,6 +195,50 @@ impl Drop for TestApp {
     }
 }
 
+/// An empty database (no migrations applied), removed when dropped; None for
+/// PostgreSQL when no test server is configured.
+pub struct ScratchDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<PgDatabase>,
+}
+
+impl ScratchDb {
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("scratch.db").display()
+                );
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = std::env::var(PG_ENV).ok().filter(|v| !v.is_empty())?;
+                let pg = PgDatabase::create(&admin).await;
+                Some(Self {
+                    url: pg.url.clone(),
+                    _dir: None,
+                    pg: Some(pg),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let Some(pg) = self.pg.take() {
+            pg.drop_blocking();
+        }
+    }
+}
+
 /// `msg` with `authorization: Bearer <token>`.
 pub fn authed<T>(msg: T, token: &str) -> Request<T> {
     let mut req = Request::new(msg);
