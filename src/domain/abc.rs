@@ -4,8 +4,6 @@
 //! Amounts are exact: every invoice or order total is kept as an integer number of
 //! ten-thousandths of the currency unit ([`AMOUNT_SCALE`]), and sums are integers.
 
-use std::collections::HashMap;
-
 use chrono::{Months, NaiveDate};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -710,9 +708,9 @@ pub fn share(part: i128, whole: i128) -> Decimal {
 
 /// One company's revenue in the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompanyRevenue {
+pub struct CompanyRevenue<'a> {
     /// The company's external id.
-    pub external_id: String,
+    pub external_id: &'a str,
     /// Revenue in ten-thousandths; zero or negative means no revenue.
     pub revenue: i128,
 }
@@ -720,8 +718,8 @@ pub struct CompanyRevenue {
 /// The outcome of classifying a set of companies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classification {
-    /// Class of each company with revenue, by external id.
-    pub classes: HashMap<String, AbcClass>,
+    /// Class of each company, in the order of the input (None without revenue).
+    pub classes: Vec<Option<AbcClass>>,
     /// Per class A, B, C: companies and revenue.
     pub summary: [(AbcClass, u64, i128); 3],
     /// Companies without revenue in the window.
@@ -740,14 +738,18 @@ const CURVE_POINTS: usize = 100;
 /// a company is A while the cumulative share *before* it is below `a` percent, B below
 /// `b`, else C — so the company that crosses a boundary takes the class it starts in.
 /// Companies with no positive revenue get no class. The input order does not matter.
-pub fn classify(companies: &[CompanyRevenue], a: Decimal, b: Decimal) -> Classification {
-    let mut ranked: Vec<&CompanyRevenue> = companies.iter().filter(|c| c.revenue > 0).collect();
-    ranked.sort_unstable_by(|x, y| {
+pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Classification {
+    // Positions, not copies: 200 000 companies are ranked without cloning their ids.
+    let mut ranked: Vec<usize> = (0..companies.len())
+        .filter(|&i| companies[i].revenue > 0)
+        .collect();
+    ranked.sort_unstable_by(|&x, &y| {
+        let (x, y) = (&companies[x], &companies[y]);
         y.revenue
             .cmp(&x.revenue)
-            .then_with(|| x.external_id.cmp(&y.external_id))
+            .then_with(|| x.external_id.cmp(y.external_id))
     });
-    let total: i128 = ranked.iter().map(|c| c.revenue).sum();
+    let total: i128 = ranked.iter().map(|&i| companies[i].revenue).sum();
     // cum * 100 < a * total, with a's two decimal places made integer.
     let scale = |t: Decimal| -> i128 {
         let mut t = t;
@@ -764,7 +766,7 @@ pub fn classify(companies: &[CompanyRevenue], a: Decimal, b: Decimal) -> Classif
             _ => (cum as f64) / (total as f64) < (t as f64) / (hundred_s as f64),
         }
     };
-    let mut classes = HashMap::with_capacity(ranked.len());
+    let mut classes = vec![None; companies.len()];
     let mut summary = [
         (AbcClass::A, 0u64, 0i128),
         (AbcClass::B, 0, 0),
@@ -774,7 +776,8 @@ pub fn classify(companies: &[CompanyRevenue], a: Decimal, b: Decimal) -> Classif
     let mut curve = vec![(Decimal::ZERO, Decimal::ZERO)];
     let mut cum: i128 = 0;
     let mut prev_class = None;
-    for (i, c) in ranked.iter().enumerate() {
+    for (i, &at) in ranked.iter().enumerate() {
+        let c = &companies[at];
         let class = if below(cum, a_s) {
             AbcClass::A
         } else if below(cum, b_s) {
@@ -791,7 +794,7 @@ pub fn classify(companies: &[CompanyRevenue], a: Decimal, b: Decimal) -> Classif
         let slot = &mut summary[class as usize];
         slot.1 += 1;
         slot.2 += c.revenue;
-        classes.insert(c.external_id.clone(), class);
+        classes[at] = Some(class);
         let k = i + 1;
         // Past CURVE_POINTS companies, a point where the percent of companies reaches
         // the next whole number (the last company always does).
@@ -834,11 +837,12 @@ pub fn shift_exceeds(changed: u64, base: u64, percent: Decimal) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
-    fn rev(list: &[(&str, i64)]) -> Vec<CompanyRevenue> {
+    fn rev<'a>(list: &[(&'a str, i64)]) -> Vec<CompanyRevenue<'a>> {
         list.iter()
             .map(|(id, r)| CompanyRevenue {
-                external_id: (*id).to_owned(),
+                external_id: id,
                 revenue: i128::from(*r) * 10_000,
             })
             .collect()
@@ -847,7 +851,8 @@ mod tests {
     fn classes_of(list: &[(&str, i64)]) -> Vec<(String, Option<AbcClass>)> {
         let c = classify(&rev(list), Decimal::from(80), Decimal::from(95));
         list.iter()
-            .map(|(id, _)| ((*id).to_owned(), c.classes.get(*id).copied()))
+            .zip(&c.classes)
+            .map(|((id, _), class)| ((*id).to_owned(), *class))
             .collect()
     }
 
@@ -906,7 +911,7 @@ mod tests {
         assert_eq!(c.summary[0].1, 16);
         assert_eq!(c.summary[1].1, 3);
         assert_eq!(c.summary[2].1, 1);
-        assert_eq!(c.classes["19"], C);
+        assert_eq!(c.classes[19], Some(C));
     }
 
     #[test]
@@ -939,23 +944,28 @@ mod tests {
             Decimal::from(95),
         );
         // "2" starts at exactly 80.5 %: not below A.
-        assert_eq!(c.classes["2"], B);
+        assert_eq!(c.classes[1], Some(B));
     }
 
     #[test]
     fn no_companies_no_classes() {
         let c = classify(&[], Decimal::from(80), Decimal::from(95));
         assert!(c.classes.is_empty());
+        let c = classify(&rev(&[("z", 0)]), Decimal::from(80), Decimal::from(95));
+        assert_eq!(c.classes, vec![None]);
         assert_eq!(c.total, 0);
         assert_eq!(c.curve, vec![(Decimal::ZERO, Decimal::ZERO)]);
     }
 
     #[test]
     fn a_large_curve_has_a_point_per_percent_and_the_boundaries() {
-        let list: Vec<CompanyRevenue> = (0..1000)
-            .map(|i| CompanyRevenue {
-                external_id: format!("{i:04}"),
-                revenue: 1000 - i,
+        let ids: Vec<String> = (0..1000).map(|i| format!("{i:04}")).collect();
+        let list: Vec<CompanyRevenue> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| CompanyRevenue {
+                external_id: id,
+                revenue: 1000 - i as i128,
             })
             .collect();
         let c = classify(&list, Decimal::from(80), Decimal::from(95));
@@ -1132,38 +1142,51 @@ mod tests {
         assert!(!shift_exceeds(0, 0, Decimal::from(30)));
     }
 
-    fn companies() -> impl Strategy<Value = Vec<CompanyRevenue>> {
+    fn companies() -> impl Strategy<Value = Vec<(String, i128)>> {
         prop::collection::vec((0u32..500, -1_000i64..1_000_000), 0..120).prop_map(|v| {
             let mut seen = std::collections::HashSet::new();
             v.into_iter()
                 .filter(|(id, _)| seen.insert(*id))
-                .map(|(id, r)| CompanyRevenue {
-                    external_id: format!("c{id}"),
-                    revenue: i128::from(r),
-                })
+                .map(|(id, r)| (format!("c{id}"), i128::from(r)))
                 .collect()
         })
     }
 
+    fn borrowed(v: &[(String, i128)]) -> Vec<CompanyRevenue<'_>> {
+        v.iter()
+            .map(|(id, r)| CompanyRevenue {
+                external_id: id,
+                revenue: *r,
+            })
+            .collect()
+    }
+
+    fn by_id(list: &[CompanyRevenue<'_>], c: &Classification) -> HashMap<String, Option<AbcClass>> {
+        list.iter()
+            .zip(&c.classes)
+            .map(|(x, k)| (x.external_id.to_owned(), *k))
+            .collect()
+    }
+
     proptest! {
         #[test]
-        fn more_revenue_never_gets_a_worse_class(list in companies(), a in 1u32..98) {
+        fn more_revenue_never_gets_a_worse_class(owned in companies(), a in 1u32..98) {
+            let list = borrowed(&owned);
             let b = a + 1 + (98 - a) / 2;
             let c = classify(&list, Decimal::from(a), Decimal::from(b));
-            for x in &list {
-                for y in &list {
+            for (i, x) in list.iter().enumerate() {
+                prop_assert_eq!(c.classes[i].is_some(), x.revenue > 0);
+                for (j, y) in list.iter().enumerate() {
                     if x.revenue > y.revenue && y.revenue > 0 {
-                        prop_assert!(c.classes[&x.external_id] <= c.classes[&y.external_id]);
-                    }
-                    if y.revenue > 0 && x.revenue <= 0 {
-                        prop_assert!(!c.classes.contains_key(&x.external_id));
+                        prop_assert!(c.classes[i] <= c.classes[j]);
                     }
                 }
             }
         }
 
         #[test]
-        fn revenue_shares_sum_to_100_percent(list in companies()) {
+        fn revenue_shares_sum_to_100_percent(owned in companies()) {
+            let list = borrowed(&owned);
             let c = classify(&list, Decimal::from(80), Decimal::from(95));
             let sum: i128 = c.summary.iter().map(|s| s.2).sum();
             prop_assert_eq!(sum, c.total);
@@ -1178,7 +1201,8 @@ mod tests {
         }
 
         #[test]
-        fn the_result_does_not_depend_on_input_order(list in companies(), seed in any::<u64>()) {
+        fn the_result_does_not_depend_on_input_order(owned in companies(), seed in any::<u64>()) {
+            let list = borrowed(&owned);
             let c1 = classify(&list, Decimal::from(80), Decimal::from(95));
             let mut shuffled = list.clone();
             // A deterministic shuffle from the seed.
@@ -1188,7 +1212,9 @@ mod tests {
                 shuffled.swap(i, (s % (i as u64 + 1)) as usize);
             }
             let c2 = classify(&shuffled, Decimal::from(80), Decimal::from(95));
-            prop_assert_eq!(c1, c2);
+            prop_assert_eq!(by_id(&list, &c1), by_id(&shuffled, &c2));
+            prop_assert_eq!((c1.summary, c1.total, c1.unclassified), (c2.summary, c2.total, c2.unclassified));
+            prop_assert_eq!(c1.curve, c2.curve);
         }
     }
 }

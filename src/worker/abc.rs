@@ -85,19 +85,20 @@ pub async fn analyse(
     let revenues: Vec<CompanyRevenue> = companies
         .iter()
         .map(|c| CompanyRevenue {
-            external_id: c.external_id.clone(),
+            external_id: &c.external_id,
             revenue: purchases
                 .get(&c.external_id)
                 .map_or(0, |p| i128::from(p.revenue)),
         })
         .collect();
     let classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
+    drop(revenues);
     let mut unclassified_revenue = 0i128;
     let categories: Vec<Category> = companies
         .into_iter()
-        .map(|c| {
+        .zip(&classification.classes)
+        .map(|(c, &abc_class)| {
             let p = purchases.remove(&c.external_id).unwrap_or_default();
-            let abc_class = classification.classes.get(&c.external_id).copied();
             if abc_class.is_none() {
                 unclassified_revenue += i128::from(p.revenue);
             }
