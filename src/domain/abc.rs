@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::hash::Fnv1a;
 use super::record::{parse_date, ParsedDate};
 use crate::error::FieldViolation;
 
@@ -405,24 +406,23 @@ pub struct Category {
 impl Category {
     /// FNV-1a over every field: equal fingerprints mean nothing to send to the CRM.
     pub fn fingerprint(&self) -> i64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes.iter().chain([&0xff]) {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+        let mut h = Fnv1a::default();
+        // Each field ends with 0xff (never in UTF-8), so fields cannot run into each other.
+        let mut field = |bytes: &[u8]| {
+            h.feed(bytes);
+            h.feed(&[0xff]);
         };
-        feed(self.external_id.as_bytes());
-        feed(self.name.as_bytes());
-        feed(self.document.as_bytes());
-        feed(self.abc_class.map_or("", AbcClass::as_str).as_bytes());
-        feed(self.lifecycle.as_str().as_bytes());
-        feed(self.portfolio.as_bytes());
-        feed(&self.revenue.to_le_bytes());
+        field(self.external_id.as_bytes());
+        field(self.name.as_bytes());
+        field(self.document.as_bytes());
+        field(self.abc_class.map_or("", AbcClass::as_str).as_bytes());
+        field(self.lifecycle.as_str().as_bytes());
+        field(self.portfolio.as_bytes());
+        field(&self.revenue.to_le_bytes());
         for d in [self.first_purchase, self.last_purchase] {
-            feed(&d.map_or(i32::MIN, day_number).to_le_bytes());
+            field(&d.map_or(i32::MIN, day_number).to_le_bytes());
         }
-        i64::from_ne_bytes(h.to_ne_bytes())
+        h.finish()
     }
 }
 

@@ -10,10 +10,10 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Value};
 use serde_json::json;
 
-use super::{Db, Params, Pool};
+use super::{sqlx_error, Db, Params, Pool};
 use crate::domain::abc::{
     day_number, from_day_number, AbcClass, AbcReport, Basis, Category, CategoryChange,
-    ClassSummary, Lifecycle, ReportState, Stored, UNASSIGNED,
+    ClassSummary, Lifecycle, ReportState, Stored,
 };
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
@@ -47,10 +47,6 @@ macro_rules! fetch_all {
             }
         }
     }};
-}
-
-fn sqlx_error(e: sqlx::Error) -> AppError {
-    AppError::Database(sea_orm::DbErr::Custom(e.to_string()))
 }
 
 /// Column `i` of a row, on either backend.
@@ -168,8 +164,8 @@ pub struct LiveCompany {
     pub name: String,
     /// Document.
     pub document: String,
-    /// The seller's external id, or "unassigned".
-    pub portfolio: String,
+    /// Its portfolio as stored, or else its seller's external id; None without a seller.
+    pub portfolio: Option<String>,
     /// Its stored categories, when it has some.
     pub stored: Option<Stored>,
 }
@@ -203,11 +199,9 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
         let after = out.last().map_or("", |c| c.external_id.as_str()).to_owned();
         let page = fetch_all!(db, build, [tenant.as_str(), after.as_str()], |r| {
             let external_id: String = col(r, 0)?;
-            let portfolio: Option<String> = col(r, 4)?;
-            // A stored portfolio is never empty; a seller_id may be missing.
-            let portfolio = portfolio
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| UNASSIGNED.to_owned());
+            // The stored portfolio, or the staged seller_id (None without one).
+            let portfolio: Option<String> =
+                col::<_, Option<String>>(r, 4)?.filter(|p| !p.is_empty());
             let lifecycle: Option<String> = col(r, 6)?;
             let stored = match lifecycle {
                 Some(l) => {
@@ -854,6 +848,29 @@ mod pg {
         }
     }
 
+    type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+    /// Binds the columns as `$3` … `$13`, the arrays of [`UNNEST`].
+    trait BindColumns<'q> {
+        fn bind_columns(self, c: &'q Columns) -> Self;
+    }
+
+    impl<'q> BindColumns<'q> for PgQuery<'q> {
+        fn bind_columns(self, c: &'q Columns) -> Self {
+            self.bind(&c.ids)
+                .bind(&c.names)
+                .bind(&c.documents)
+                .bind(&c.classes)
+                .bind(&c.lifecycles)
+                .bind(&c.portfolios)
+                .bind(&c.revenues)
+                .bind(&c.firsts)
+                .bind(&c.lasts)
+                .bind(&c.company_hashes)
+                .bind(&c.fingerprints)
+        }
+    }
+
     const UNNEST: &str = "UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
         $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])";
 
@@ -882,17 +899,7 @@ mod pg {
             ))
             .bind(tenant.as_str())
             .bind(run_id)
-            .bind(&c.ids)
-            .bind(&c.names)
-            .bind(&c.documents)
-            .bind(&c.classes)
-            .bind(&c.lifecycles)
-            .bind(&c.portfolios)
-            .bind(&c.revenues)
-            .bind(&c.firsts)
-            .bind(&c.lasts)
-            .bind(&c.company_hashes)
-            .bind(&c.fingerprints)
+            .bind_columns(&c)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -964,17 +971,7 @@ mod pg {
             ))
             .bind(tenant.as_str())
             .bind(run_id)
-            .bind(&c.ids)
-            .bind(&c.names)
-            .bind(&c.documents)
-            .bind(&c.classes)
-            .bind(&c.lifecycles)
-            .bind(&c.portfolios)
-            .bind(&c.revenues)
-            .bind(&c.firsts)
-            .bind(&c.lasts)
-            .bind(&c.company_hashes)
-            .bind(&c.fingerprints)
+            .bind_columns(&c)
             .execute(pool)
             .await
             .map_err(sqlx_error)?;

@@ -146,7 +146,7 @@ pub async fn apply_categories(db: &Db, tenant: &TenantId, rows: &[Category]) -> 
         .bind(text(&|c| amount_text(i128::from(c.revenue))))
         .execute(pool)
         .await
-        .map_err(|e| crate::error::AppError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        .map_err(super::sqlx_error)?;
         return Ok(());
     }
     let txn = db.begin_write().await?;

@@ -146,6 +146,11 @@ impl Db {
     }
 }
 
+/// An error of a query run through sqlx directly (see [`Db::pool`]).
+pub(crate) fn sqlx_error(e: sqlx::Error) -> crate::error::AppError {
+    crate::error::AppError::Database(sea_orm::DbErr::Custom(e.to_string()))
+}
+
 /// A backend's sqlx pool.
 pub(crate) enum Pool<'a> {
     /// SQLite.

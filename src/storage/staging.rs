@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use super::{request_log, usage, Db, Params};
 use crate::domain::abc::{day_number, revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
+use crate::domain::hash::Fnv1a;
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -281,21 +282,15 @@ async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -
 /// FNV-1a over what makes a version distinct: stable across builds and platforms, so a
 /// re-sent batch is recognised as unchanged after an upgrade too.
 fn content_hash(fields: &str, updated_at: Option<DateTime<Utc>>, deleted: bool) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(fields.as_bytes());
-    feed(
+    let mut h = Fnv1a::default();
+    h.feed(fields.as_bytes());
+    h.feed(
         &updated_at
             .map_or(i64::MIN, |t| t.timestamp_micros())
             .to_le_bytes(),
     );
-    feed(&[u8::from(deleted)]);
-    i64::from_ne_bytes(h.to_ne_bytes())
+    h.feed(&[u8::from(deleted)]);
+    h.finish()
 }
 
 /// A staged record as the sync will read it.

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::app::AppState;
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
-    Stored,
+    Stored, UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::Level;
@@ -107,7 +107,7 @@ pub async fn analyse(
             }
             Category {
                 lifecycle: settings.lifecycle(p.first, p.last, as_of),
-                portfolio: c.portfolio,
+                portfolio: c.portfolio.unwrap_or_else(|| UNASSIGNED.to_owned()),
                 abc_class,
                 revenue: p.revenue,
                 first_purchase: p.first,
@@ -149,18 +149,22 @@ pub async fn analyse(
     })
 }
 
+/// What applying a classification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Companies whose categories changed (and were sent to the CRM).
+    pub sent: u64,
+    /// Companies whose class changed.
+    pub class_changes: u64,
+    /// Companies whose lifecycle changed.
+    pub lifecycle_changes: u64,
+}
+
 /// What the categorize stage did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Categorized {
     /// The categories were applied.
-    Applied {
-        /// Companies whose categories changed (and were sent to the CRM).
-        sent: u64,
-        /// Companies whose class changed.
-        class_changes: u64,
-        /// Companies whose lifecycle changed.
-        lifecycle_changes: u64,
-    },
+    Applied(Applied),
     /// The shift guard held the classification.
     Held {
         /// Companies classified before whose class would change…
@@ -213,7 +217,7 @@ pub async fn categorize(
     abc::supersede_held(&state.db, &tenant.id, now).await?;
     analysis.report.state = ReportState::Applied;
     abc::insert_report(&state.db, &tenant.id, &analysis.report).await?;
-    Ok(outcome)
+    Ok(Categorized::Applied(outcome))
 }
 
 /// Categories handed to the sink per call (the gRPC sink batches further).
@@ -230,7 +234,7 @@ async fn apply(
     previous: &HashMap<String, Stored>,
     removed: Vec<String>,
     now: DateTime<Utc>,
-) -> Result<Categorized> {
+) -> Result<Applied> {
     let today = now.with_timezone(&tenant.timezone).date_naive();
     let mut history = Vec::new();
     let (mut class_changes, mut lifecycle_changes) = (0, 0);
@@ -269,7 +273,7 @@ async fn apply(
         &state.db, &tenant.id, run_id, now, &changed, &history, &removed,
     )
     .await?;
-    Ok(Categorized::Applied {
+    Ok(Applied {
         sent,
         class_changes,
         lifecycle_changes,
@@ -344,6 +348,12 @@ async fn release(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let db = &state.db;
+    let no_longer_held = || {
+        AppError::FailedPrecondition(format!(
+            "the classification of run {} is no longer held",
+            report.run_id
+        ))
+    };
     let changed = match action {
         ShiftAction::Approve => {
             let rows = abc::held_rows(db, &tenant.id, &report.run_id).await?;
@@ -358,22 +368,13 @@ async fn release(
             let outcome =
                 apply(state, tenant, &report.run_id, rows, &previous, removed, now).await?;
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {
-                return Err(AppError::FailedPrecondition(format!(
-                    "the classification of run {} is no longer held",
-                    report.run_id
-                )));
+                return Err(no_longer_held());
             }
-            match outcome {
-                Categorized::Applied { class_changes, .. } => class_changes,
-                Categorized::Held { .. } => 0,
-            }
+            outcome.class_changes
         }
         ShiftAction::Discard => {
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Discarded, now).await? {
-                return Err(AppError::FailedPrecondition(format!(
-                    "the classification of run {} is no longer held",
-                    report.run_id
-                )));
+                return Err(no_longer_held());
             }
             0
         }

@@ -19,7 +19,7 @@ use crate::domain::run::{
     Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
 };
 use crate::domain::tables::TABLES;
-use crate::domain::tenant::TenantId;
+use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::{
     alerts, crm, erp_counts, events, lease, pending_deletes, runs, staging, tenants,
@@ -144,8 +144,8 @@ struct Ctx<'a> {
     held: BTreeMap<&'static str, HashSet<String>>,
     /// Stopped at a checkpoint by shutdown.
     interrupted: bool,
-    /// What the abc stage computed, for categorize.
-    analysis: Option<abc::Analysis>,
+    /// What the abc stage computed, with the tenant's settings it used, for categorize.
+    analysis: Option<(Tenant, abc::Analysis)>,
     /// The shift guard held this run's classification.
     abc_held: bool,
 }
@@ -684,24 +684,23 @@ async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
         .await;
     }
     let outcome = format!("ok: {}", analysis.describe());
-    ctx.analysis = Some(analysis);
+    ctx.analysis = Some((tenant, analysis));
     Ok(outcome)
 }
 
 /// Categorization: class + lifecycle + portfolio to the CRM, unless the shift guard
 /// holds it.
 async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
-    let Some(analysis) = ctx.analysis.take() else {
+    let Some((tenant, analysis)) = ctx.analysis.take() else {
         return Ok("skipped: no analysis".into());
     };
-    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
     let now = Utc::now();
     match abc::categorize(ctx.state, &tenant, analysis, now).await? {
-        abc::Categorized::Applied {
+        abc::Categorized::Applied(abc::Applied {
             sent,
             class_changes,
             lifecycle_changes,
-        } => {
+        }) => {
             if alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
                 ctx.event(
                     Level::Info,

@@ -124,6 +124,33 @@ async fn report(ctx: &mut Ctx) -> pb::AbcReport {
         .into_inner()
 }
 
+/// A stage of a finished run.
+fn stage<'a>(got: &'a pb::GetRunResponse, name: &str) -> &'a pb::RunStage {
+    got.run
+        .as_ref()
+        .unwrap()
+        .stages
+        .iter()
+        .find(|s| s.stage == name)
+        .unwrap_or_else(|| panic!("no {name} stage"))
+}
+
+async fn company_history(
+    ctx: &mut Ctx,
+    id: &str,
+) -> Result<pb::GetCompanyHistoryResponse, tonic::Status> {
+    ctx.history
+        .get_company_history(authed(
+            GetCompanyHistoryRequest {
+                tenant_id: "acme".into(),
+                external_id: id.into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
 fn class_of(companies: &[pb::Company], id: &str) -> pb::AbcClass {
     companies
         .iter()
@@ -138,27 +165,13 @@ async fn a_run_categorizes_every_company_and_reports_the_pareto_curve(app: TestA
     let got = ctx.run().await;
     let run = got.run.clone().unwrap();
     assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
-    let abc = got
-        .run
-        .as_ref()
-        .unwrap()
-        .stages
-        .iter()
-        .find(|s| s.stage == "abc")
-        .unwrap();
+    let abc = stage(&got, "abc");
     assert!(
         abc.outcome.starts_with("ok: 6 companies"),
         "{}",
         abc.outcome
     );
-    let cat = got
-        .run
-        .as_ref()
-        .unwrap()
-        .stages
-        .iter()
-        .find(|s| s.stage == "categorize")
-        .unwrap();
+    let cat = stage(&got, "categorize");
     assert!(
         cat.outcome.starts_with("ok: 6 companies sent"),
         "{}",
@@ -287,18 +300,7 @@ async fn a_run_categorizes_every_company_and_reports_the_pareto_curve(app: TestA
         ]
     );
 
-    let h = ctx
-        .history
-        .get_company_history(authed(
-            GetCompanyHistoryRequest {
-                tenant_id: "acme".into(),
-                external_id: "c2".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let h = company_history(&mut ctx, "c2").await.unwrap();
     assert_eq!(h.company.unwrap().abc_class(), K::A);
     assert_eq!(h.changes.len(), 1);
     let first = &h.changes[0];
@@ -313,17 +315,7 @@ async fn a_run_categorizes_every_company_and_reports_the_pareto_curve(app: TestA
         ),
         (K::Unspecified, K::A, L::Unspecified, L::New)
     );
-    let err = ctx
-        .history
-        .get_company_history(authed(
-            GetCompanyHistoryRequest {
-                tenant_id: "acme".into(),
-                external_id: "nope".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap_err();
+    let err = company_history(&mut ctx, "nope").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -463,14 +455,7 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
     ctx.run().await;
     // Nothing changed: nothing is sent again.
     let again = ctx.run().await;
-    let cat = again
-        .run
-        .as_ref()
-        .unwrap()
-        .stages
-        .iter()
-        .find(|s| s.stage == "categorize")
-        .unwrap();
+    let cat = stage(&again, "categorize");
     assert!(
         cat.outcome.starts_with("ok: 0 companies sent"),
         "{}",
@@ -497,14 +482,7 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
     assert_eq!(class_of(&rows, "c1"), K::A);
     assert_eq!(class_of(&rows, "c2"), K::B);
     assert_eq!(class_of(&rows, "c3"), K::C);
-    let cat = third
-        .run
-        .as_ref()
-        .unwrap()
-        .stages
-        .iter()
-        .find(|s| s.stage == "categorize")
-        .unwrap();
+    let cat = stage(&third, "categorize");
     // c4 (revenue and class), c2 and c3 (class) are sent; c1, c5 and c6 did not change.
     assert!(
         cat.outcome
@@ -512,18 +490,7 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
         "{}",
         cat.outcome
     );
-    let h = ctx
-        .history
-        .get_company_history(authed(
-            GetCompanyHistoryRequest {
-                tenant_id: "acme".into(),
-                external_id: "c4".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let h = company_history(&mut ctx, "c4").await.unwrap();
     let steps: Vec<(pb::AbcClass, pb::AbcClass)> = h
         .changes
         .iter()
@@ -621,14 +588,7 @@ async fn the_shift_guard_holds_until_approved(app: TestApp) {
     let got = ctx.run().await;
     let held = got.run.clone().unwrap();
     assert_eq!(held.status(), pb::RunStatus::Partial);
-    let cat = got
-        .run
-        .as_ref()
-        .unwrap()
-        .stages
-        .iter()
-        .find(|s| s.stage == "categorize")
-        .unwrap();
+    let cat = stage(&got, "categorize");
     assert!(cat.outcome.starts_with("held: "), "{}", cat.outcome);
     // Previous classes stay, the report is still the first run's and names the held one.
     assert_eq!(classes(&all_companies(&mut ctx).await), before);
@@ -684,18 +644,7 @@ async fn the_shift_guard_holds_until_approved(app: TestApp) {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     // The history of c00 (A → B) names the approved run.
-    let h = ctx
-        .history
-        .get_company_history(authed(
-            GetCompanyHistoryRequest {
-                tenant_id: "acme".into(),
-                external_id: "c00".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let h = company_history(&mut ctx, "c00").await.unwrap();
     let last = h.changes.last().unwrap();
     assert_eq!(last.run_id, held.run_id);
     assert_eq!(
