@@ -336,6 +336,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, invoices: usize
         limits: Limits::default(),
         instance: "bench".into(),
         runs: Default::default(),
+        logs: Default::default(),
     };
     let mut raw = Raw::connect(url).await;
     let t0 = Instant::now();

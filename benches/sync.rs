@@ -89,6 +89,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         limits: Limits::default(),
         instance: "bench".into(),
         runs: Default::default(),
+        logs: Default::default(),
     };
 
     // Stage the data (not measured) through the same staging path as a push.

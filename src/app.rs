@@ -29,6 +29,8 @@ pub struct AppState {
     pub instance: String,
     /// This process's runs, for shutdown.
     pub runs: crate::worker::sync::Runs,
+    /// The live tails of tenants' logs (StreamLogs); events are appended through it.
+    pub logs: crate::logs::LogHub,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -83,6 +85,7 @@ pub async fn build_with_sink(
         limits: config.limits,
         instance: uuid::Uuid::new_v4().to_string(),
         runs: Default::default(),
+        logs: crate::logs::LogHub::new(std::time::Duration::from_secs(1), config.log_heartbeat),
     };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(
@@ -130,6 +133,13 @@ impl App {
         ));
         // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
         // each one wait on several window updates.
+        // Followed log streams never end by themselves: close them when shutdown starts,
+        // or the server would wait for every viewer to hang up.
+        let logs = self.state.logs.clone();
+        let shutdown = async move {
+            shutdown.await;
+            logs.close();
+        };
         let served = tonic::transport::Server::builder()
             .accept_http1(true)
             .initial_stream_window_size(Some(4 << 20))

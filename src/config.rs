@@ -31,7 +31,13 @@ pub struct Config {
     pub request_log_retention_days: u32,
     /// How often the scheduler looks for due runs.
     pub scheduler_tick: std::time::Duration,
+    /// How long a StreamLogs follower waits without events before it sends a heartbeat
+    /// (keeps idle streams alive through proxies).
+    pub log_heartbeat: std::time::Duration,
 }
+
+/// Default StreamLogs heartbeat interval: under the idle timeouts of common proxies.
+pub const DEFAULT_LOG_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Retention can never go below a week: the Histórico export covers the last 7 days.
 pub const MIN_RETENTION_DAYS: u32 = 7;
@@ -50,6 +56,9 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_records == 0 {
             return Err("--max-body-bytes and --max-records must be positive".into());
         }
+        if self.log_heartbeat.is_zero() {
+            return Err("--log-heartbeat-secs must be positive".into());
+        }
         if self.limits.log_body_cap < 1024 {
             return Err("--request-log-body-cap must be at least 1024 bytes".into());
         }
@@ -65,6 +74,7 @@ impl Default for Config {
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
             scheduler_tick: crate::worker::scheduler::TICK,
+            log_heartbeat: DEFAULT_LOG_HEARTBEAT,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+pub mod logs;
 pub mod overview;
 pub mod storage;
 pub mod worker;

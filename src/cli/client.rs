@@ -1,11 +1,14 @@
 //! Client commands: they call a running erpsync over gRPC with a crm token.
 
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
 use anyhow::Context;
-use tonic::{metadata::MetadataValue, transport::Channel, Request};
+use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 
 use crate::grpc::pb::{
     integration_history_client::IntegrationHistoryClient, GetOverviewRequest, GetRunRequest,
-    Health, RunStatus, TriggerSyncRequest,
+    Health, LogEvent, LogLevel, RunStatus, StreamLogsRequest, TriggerSyncRequest,
 };
 
 async fn connect(server: &str) -> anyhow::Result<IntegrationHistoryClient<Channel>> {
@@ -143,5 +146,239 @@ pub async fn sync_now(server: &str, token: &str, tenant: &str) -> anyhow::Result
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// A `--level` of `erpsync logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LevelArg {
+    /// Everything.
+    Debug,
+    /// Progress and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LevelArg {
+    fn proto(self) -> LogLevel {
+        match self {
+            Self::Debug => LogLevel::Debug,
+            Self::Info => LogLevel::Info,
+            Self::Warn => LogLevel::Warn,
+            Self::Error => LogLevel::Error,
+        }
+    }
+}
+
+/// What `erpsync logs` shows.
+#[derive(Debug, Clone)]
+pub struct LogsOptions {
+    /// The tenant.
+    pub tenant: String,
+    /// Stay open and print new events live.
+    pub follow: bool,
+    /// Only this run's events.
+    pub run: Option<String>,
+    /// Only events at or above this level.
+    pub level: Option<LevelArg>,
+    /// Only this stage's events.
+    pub stage: Option<String>,
+    /// Only events about this table.
+    pub table: Option<String>,
+    /// Start after this cursor.
+    pub after: Option<u64>,
+    /// Print cursors.
+    pub cursors: bool,
+}
+
+/// Statuses that a new connection cannot cure: the request itself is wrong.
+fn is_final(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::Unimplemented
+            | Code::FailedPrecondition
+    )
+}
+
+/// `erpsync logs --tenant ID [--follow] …`: the tenant's log over StreamLogs, one line an
+/// event in the tenant's local time, coloured by level when stdout is a terminal. A
+/// dropped connection (or a server restart) is resumed after the last cursor printed, so
+/// nothing is missed or printed twice.
+pub async fn logs(server: &str, token: &str, opts: LogsOptions) -> anyhow::Result<()> {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut after = opts.after;
+    let mut zone: Option<chrono_tz::Tz> = None;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match stream_once(server, token, &opts, &mut after, &mut zone, colour).await {
+            Ok(()) if !opts.follow => return Ok(()),
+            // A followed stream ends when the server shuts down: wait for it to return.
+            Ok(()) => eprintln!("erpsync logs: the server closed the stream; reconnecting"),
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Stop) => return Ok(()),
+            Err(Failure::Retry(e)) => eprintln!("erpsync logs: {e:#}; reconnecting"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+enum Failure {
+    /// Nobody reads the output any more.
+    Stop,
+    /// Retrying cannot help.
+    Final(anyhow::Error),
+    /// The connection failed: try again after the last cursor.
+    Retry(anyhow::Error),
+}
+
+fn status_failure(s: &tonic::Status) -> Failure {
+    let e = anyhow::anyhow!("{:?}: {}", s.code(), s.message());
+    if is_final(s.code()) {
+        Failure::Final(e)
+    } else {
+        Failure::Retry(e)
+    }
+}
+
+async fn stream_once(
+    server: &str,
+    token: &str,
+    opts: &LogsOptions,
+    after: &mut Option<u64>,
+    zone: &mut Option<chrono_tz::Tz>,
+    colour: bool,
+) -> Result<(), Failure> {
+    let mut client = connect(server).await.map_err(Failure::Retry)?;
+    let tz = match zone {
+        Some(tz) => *tz,
+        None => {
+            let o = client
+                .get_overview(
+                    authorized(
+                        GetOverviewRequest {
+                            tenant_id: opts.tenant.clone(),
+                        },
+                        token,
+                    )
+                    .map_err(Failure::Final)?,
+                )
+                .await
+                .map_err(|s| status_failure(&s))?
+                .into_inner();
+            let tz = o.timezone.parse().unwrap_or(chrono_tz::UTC);
+            *zone = Some(tz);
+            tz
+        }
+    };
+    let request = StreamLogsRequest {
+        tenant_id: opts.tenant.clone(),
+        after_cursor: *after,
+        follow: opts.follow,
+        run_id: opts.run.clone(),
+        min_level: opts.level.map_or(LogLevel::Unspecified, LevelArg::proto) as i32,
+        since: None,
+        stage: opts.stage.clone(),
+        table: opts.table.clone(),
+    };
+    let mut stream = client
+        .stream_logs(authorized(request, token).map_err(Failure::Final)?)
+        .await
+        .map_err(|s| status_failure(&s))?
+        .into_inner();
+    let mut out = std::io::stdout();
+    loop {
+        let e = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(()),
+            Err(s) => return Err(status_failure(&s)),
+        };
+        *after = Some(e.cursor);
+        if e.heartbeat {
+            continue;
+        }
+        let line = log_line(&e, tz, opts.cursors, colour);
+        // stdout closed (`| head`): stop quietly.
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return Err(Failure::Stop);
+        }
+    }
+}
+
+/// One event as a line: local time, level, stage, table, message, fields.
+fn log_line(e: &LogEvent, tz: chrono_tz::Tz, cursors: bool, colour: bool) -> String {
+    let at =
+        e.at.as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+            .map(|t| {
+                t.with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S%.3f")
+                    .to_string()
+            })
+            .unwrap_or_default();
+    let level = LogLevel::try_from(e.level)
+        .map(|l| l.as_str_name().trim_start_matches("LOG_LEVEL_").to_owned())
+        .unwrap_or_default();
+    let fields = e
+        .fields
+        .as_ref()
+        .filter(|f| !f.fields.is_empty())
+        .map(|f| {
+            let pairs: Vec<String> = f
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", struct_value(v)))
+                .collect();
+            format!("  {}", pairs.join(" "))
+        })
+        .unwrap_or_default();
+    let table = e.table.as_deref().unwrap_or("");
+    let cursor = if cursors {
+        format!("{:>10} ", e.cursor)
+    } else {
+        String::new()
+    };
+    let text = format!(
+        "{at} {level:<5} {:<12} {table:<12} {}{fields}",
+        e.stage, e.message
+    );
+    match (colour, level.as_str()) {
+        (true, "ERROR") => format!("{cursor}\x1b[31m{text}\x1b[0m"),
+        (true, "WARN") => format!("{cursor}\x1b[33m{text}\x1b[0m"),
+        (true, "DEBUG") => format!("{cursor}\x1b[2m{text}\x1b[0m"),
+        _ => format!("{cursor}{text}"),
+    }
+}
+
+fn struct_value(v: &prost_types::Value) -> String {
+    use prost_types::value::Kind;
+    match &v.kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        Some(Kind::NumberValue(n)) => n.to_string(),
+        Some(Kind::BoolValue(b)) => b.to_string(),
+        Some(Kind::NullValue(_)) | None => "null".into(),
+        Some(Kind::ListValue(l)) => format!(
+            "[{}]",
+            l.values
+                .iter()
+                .map(struct_value)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Some(Kind::StructValue(s)) => format!(
+            "{{{}}}",
+            s.fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", struct_value(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     }
 }

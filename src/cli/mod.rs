@@ -61,6 +61,9 @@ enum Command {
         /// Request-log rows older than this many days are deleted (at least 7).
         #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
         request_log_retention_days: u32,
+        /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
+        #[arg(long, env = "ERPSYNC_LOG_HEARTBEAT_SECS", default_value_t = 15)]
+        log_heartbeat_secs: u64,
         /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
         /// CrmSink service, grpc://host:port.
         #[arg(long, env = "ERPSYNC_CRM_SINK", default_value = "embedded")]
@@ -94,6 +97,36 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Prints a tenant's log from a running server (StreamLogs); with --follow, stays
+    /// open and prints new events live, resuming where it was after a dropped connection.
+    Logs {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Stay open and print new events as they are written (Ctrl-C ends).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only this run's events.
+        #[arg(long)]
+        run: Option<String>,
+        /// Only events at or above this level.
+        #[arg(long, value_enum)]
+        level: Option<client::LevelArg>,
+        /// Only this stage's events (collect, push, abc, …).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only events about this ERP table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Start after this cursor (as printed with --cursors) instead of the beginning.
+        #[arg(long)]
+        after: Option<u64>,
+        /// Print each event's cursor first.
+        #[arg(long)]
+        cursors: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 impl Cli {
@@ -106,6 +139,7 @@ impl Cli {
                 max_records,
                 request_log_body_cap,
                 request_log_retention_days,
+                log_heartbeat_secs,
                 crm_sink,
             } => {
                 let config = Config {
@@ -118,6 +152,7 @@ impl Cli {
                     },
                     request_log_retention_days,
                     scheduler_tick: crate::worker::scheduler::TICK,
+                    log_heartbeat: std::time::Duration::from_secs(log_heartbeat_secs),
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {
@@ -144,6 +179,29 @@ impl Cli {
             }
             Command::Overview { tenant, server } => {
                 client::overview(&server.server, &server.token, &tenant).await
+            }
+            Command::Logs {
+                tenant,
+                follow,
+                run,
+                level,
+                stage,
+                table,
+                after,
+                cursors,
+                server,
+            } => {
+                let opts = client::LogsOptions {
+                    tenant,
+                    follow,
+                    run,
+                    level,
+                    stage,
+                    table,
+                    after,
+                    cursors,
+                };
+                client::logs(&server.server, &server.token, opts).await
             }
         }
     }

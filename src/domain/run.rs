@@ -194,6 +194,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, lowest first.
+    pub const ALL: [Self; 4] = [Self::Debug, Self::Info, Self::Warn, Self::Error];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -206,9 +209,7 @@ impl Level {
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Debug, Self::Info, Self::Warn, Self::Error]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
     }
 }
 

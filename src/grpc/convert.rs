@@ -213,6 +213,7 @@ pub fn log_event(e: LogEvent) -> pb::LogEvent {
                 .map(|(k, v)| (k, json_value(v)))
                 .collect(),
         }),
+        heartbeat: false,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use chrono::Utc;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::{authenticate, authorize, tenant_call};
@@ -11,11 +11,12 @@ use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::app::AppState;
 use crate::domain::abc::AbcInput;
-use crate::domain::run::RunTrigger;
+use crate::domain::run::{Level, RunTrigger};
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
+use crate::logs;
 use crate::storage::{abc, events, pending_deletes, runs};
 use crate::worker::abc as abc_worker;
 use crate::worker::sync;
@@ -48,6 +49,88 @@ impl Service {
             Err(e) => e.into(),
             Ok(_) => AppError::Unimplemented(format!("{what} is not implemented yet")).into(),
         }
+    }
+
+    /// Checks a StreamLogs request: every bad field is named.
+    async fn log_request(
+        &self,
+        tenant: crate::domain::tenant::TenantId,
+        req: pb::StreamLogsRequest,
+    ) -> Result<logs::Request> {
+        let mut violations = Vec::new();
+        let min_level = match pb::LogLevel::try_from(req.min_level) {
+            Ok(pb::LogLevel::Unspecified) => None,
+            Ok(pb::LogLevel::Debug) => Some(Level::Debug),
+            Ok(pb::LogLevel::Info) => Some(Level::Info),
+            Ok(pb::LogLevel::Warn) => Some(Level::Warn),
+            Ok(pb::LogLevel::Error) => Some(Level::Error),
+            Err(_) => {
+                violations.push(FieldViolation::new(
+                    "min_level",
+                    format!(
+                        "unknown level {}: use DEBUG, INFO, WARN or ERROR",
+                        req.min_level
+                    ),
+                ));
+                None
+            }
+        };
+        let non_empty =
+            |field: &str, v: Option<String>, violations: &mut Vec<FieldViolation>| match v {
+                Some(v) if v.trim().is_empty() => {
+                    violations.push(FieldViolation::new(field, "must not be empty when set"));
+                    None
+                }
+                other => other,
+            };
+        let run_id = non_empty("run_id", req.run_id, &mut violations);
+        let stage = non_empty("stage", req.stage, &mut violations);
+        let table = non_empty("table", req.table, &mut violations);
+        if let Some(t) = &table {
+            if crate::domain::tables::find(t).is_none() {
+                violations.push(FieldViolation::new(
+                    "table",
+                    format!("unknown table {t:?}: see ListTables"),
+                ));
+            }
+        }
+        let since = match req.since {
+            Some(at) if req.after_cursor.is_none() => {
+                match u32::try_from(at.nanos)
+                    .ok()
+                    .and_then(|n| chrono::DateTime::from_timestamp(at.seconds, n))
+                {
+                    Some(t) => Some(t),
+                    None => {
+                        violations.push(FieldViolation::new("since", "not a valid timestamp"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if !violations.is_empty() {
+            return Err(AppError::InvalidFields(violations));
+        }
+        if let Some(run) = &run_id {
+            if runs::get(&self.state.db, &tenant, run).await?.is_none() {
+                return Err(AppError::NotFound(format!(
+                    "run {run} not found for tenant {tenant}"
+                )));
+            }
+        }
+        Ok(logs::Request {
+            tenant,
+            after: req.after_cursor,
+            since,
+            filter: events::Filter {
+                run_id,
+                min_level,
+                stage,
+                table,
+            },
+            follow: req.follow,
+        })
     }
 
     async fn update_schedule(
@@ -160,13 +243,24 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "StreamLogs (the live log stream)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let request = self.log_request(tenant, req.into_inner()).await?;
+        // A small buffer: a viewer that does not read holds only this much here; the
+        // hub never waits for it (it catches up from the database when it lags).
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let hub = self.state.logs.clone();
+        let db = self.state.db.clone();
+        tokio::spawn(async move { hub.serve(db, request, tx).await });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| match item {
+            Ok(logs::Item::Event(e)) => Ok(convert::log_event(e)),
+            Ok(logs::Item::Heartbeat(cursor)) => Ok(pb::LogEvent {
+                cursor,
+                heartbeat: true,
+                ..Default::default()
+            }),
+            Err(e) => Err(Status::from(e)),
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type ExportHistoryStream = EventStream<pb::ExportChunk>;

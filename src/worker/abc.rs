@@ -388,22 +388,25 @@ async fn release(
         "ABC classification of run {} {verb} ({changed} companies changed class)",
         report.run_id
     );
-    events::append(
-        db,
-        events::NewEvent {
-            tenant: &tenant.id,
-            run_id: Some(&report.run_id),
-            level: Level::Info,
-            stage: "abc",
-            table: Some("company"),
-            message,
-            fields: serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        },
-        now,
-    )
-    .await?;
+    state
+        .logs
+        .append(
+            db,
+            events::NewEvent {
+                tenant: &tenant.id,
+                run_id: Some(&report.run_id),
+                level: Level::Info,
+                stage: "abc",
+                table: Some("company"),
+                message,
+                fields:
+                    serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+            },
+            now,
+        )
+        .await?;
     Ok(changed)
 }

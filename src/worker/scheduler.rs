@@ -99,7 +99,7 @@ async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result
             message: format!("alert STALE: {message}"),
             fields: serde_json::Map::from_iter([("alert".to_owned(), "STALE".into())]),
         };
-        events::append(&state.db, e, now).await?;
+        state.logs.append(&state.db, e, now).await?;
     }
     Ok(())
 }

@@ -172,7 +172,7 @@ impl Ctx<'_> {
             message,
             fields,
         };
-        if let Err(err) = events::append(&self.state.db, e, Utc::now()).await {
+        if let Err(err) = self.state.logs.append(&self.state.db, e, Utc::now()).await {
             tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
         }
     }

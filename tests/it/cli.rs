@@ -37,8 +37,15 @@ fn serve(db_url: &str) -> (std::process::Child, u16) {
 
 /// `erpsync serve` with extra flags.
 pub fn serve_with(db_url: &str, extra: &[&str]) -> (std::process::Child, u16) {
+    // A free port unless the caller names one.
+    let listen: &[&str] = if extra.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["serve", "--log-format", "json"])
+        .args(listen)
         .args(extra)
         .env("DATABASE_URL", db_url)
         .stderr(Stdio::piped())

@@ -31,7 +31,9 @@ pub struct TestApp {
     pub port: u16,
     pub backend: Backend,
     pub state: AppState,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
     pg_cleanup: Option<PgDatabase>,
 }
@@ -111,20 +113,30 @@ pub async fn spawn_app_full(
     let app = app::build_with_sink(&config, sink)
         .await
         .expect("server builds");
-    let port = app.port();
-    let state = app.state().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let (port, state) = (app.port(), app.state().clone());
+    let (stop, stopped) = serve(app);
     Some(TestApp {
         port,
         backend,
         state,
+        config,
         stop: Some(stop),
+        stopped: Some(stopped),
         _dir: dir,
         pg_cleanup,
     })
+}
+
+fn serve(app: app::App) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server stops cleanly");
+    });
+    (stop, task)
 }
 
 impl TestApp {
@@ -183,6 +195,23 @@ impl TestApp {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+
+    /// Stops the server, waits until it has stopped, and starts a new one over the same
+    /// database (embedded CRM sink) on a new port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        if let Some(task) = self.stopped.take() {
+            task.await.expect("the server task ends");
+        }
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let app = app::build(&config).await.expect("server builds again");
+        self.port = app.port();
+        self.state = app.state().clone();
+        let (stop, stopped) = serve(app);
+        self.stop = Some(stop);
+        self.stopped = Some(stopped);
     }
 }
 

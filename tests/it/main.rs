@@ -8,6 +8,7 @@ mod cli;
 mod grpcurl;
 mod ingest;
 mod ingest_props;
+mod logs;
 mod northwind;
 mod overview;
 mod schedule;
