@@ -498,6 +498,29 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
         .collect();
     assert_eq!(steps, [(K::Unspecified, K::C), (K::C, K::A)]);
     assert_eq!(h.changes[1].run_id, third.run.unwrap().run_id);
+
+    // c2 is renamed and gets a seller: only c2 is sent, with its new name and portfolio
+    // (read from the staged fields again, since its categories came from the old version).
+    let renamed = record(
+        "c2",
+        &json!({"name": "Empresa c2 renomeada", "document": "11.222.333/0001-81", "seller_id": "S9"}),
+    );
+    ctx.push("company", vec![renamed]).await;
+    let fourth = ctx.run().await;
+    let cat = stage(&fourth, "categorize");
+    assert!(
+        cat.outcome.starts_with("ok: 1 companies sent"),
+        "{}",
+        cat.outcome
+    );
+    let rows = all_companies(&mut ctx).await;
+    let c2 = rows.iter().find(|c| c.external_id == "c2").unwrap();
+    assert_eq!(
+        (c2.name.as_str(), c2.portfolio.as_str()),
+        ("Empresa c2 renomeada", "S9")
+    );
+    let c1 = rows.iter().find(|c| c.external_id == "c1").unwrap();
+    assert_eq!(c1.name, "Empresa c1");
 }
 
 /// Ten companies with revenue 100, 90, …, 10 (c00 the largest).
