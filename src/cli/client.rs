@@ -217,7 +217,13 @@ pub async fn logs(server: &str, token: &str, opts: LogsOptions) -> anyhow::Resul
     let mut zone: Option<chrono_tz::Tz> = None;
     let mut backoff = Duration::from_millis(250);
     loop {
-        match stream_once(server, token, &opts, &mut after, &mut zone, colour).await {
+        let before = after;
+        let outcome = stream_once(server, token, &opts, &mut after, &mut zone, colour).await;
+        if after != before {
+            // It was streaming: reconnect quickly again.
+            backoff = Duration::from_millis(250);
+        }
+        match outcome {
             Ok(()) if !opts.follow => return Ok(()),
             // A followed stream ends when the server shuts down: wait for it to return.
             Ok(()) => eprintln!("erpsync logs: the server closed the stream; reconnecting"),

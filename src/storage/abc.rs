@@ -49,33 +49,32 @@ macro_rules! fetch_all {
     }};
 }
 
-/// Like `fetch_all!` for a keyset page whose `$columns` columns are aliased `c0`, `c1`, …
-/// and ordered by `c0`: the database packs the page into one JSON array of arrays, which
-/// is decoded into `Vec<$row>` (a tuple of the columns). For pages of 20 000 small rows
-/// this costs a fraction of reading them as rows: sqlx hands rows over one at a time
-/// (on SQLite through its worker thread), which took several times the query itself.
+/// Reads a keyset page whose `$columns` columns are aliased `c0`, `c1`, … and ordered by
+/// `c0` into `Vec<T>`, T a tuple of the columns.
+///
+/// On SQLite the database packs the page into one JSON array of arrays, decoded here:
+/// sqlx hands SQLite rows over one at a time through its worker thread, which for pages
+/// of 20 000 small rows cost several times the query itself. PostgreSQL's rows come
+/// straight off the wire, cheaper than building JSON there, so they are read as rows.
 macro_rules! fetch_packed {
     ($db:expr, $build:expr, $columns:expr, [$($bind:expr),*]) => {{
-        let columns = (0..$columns).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
-        let packed: Option<String> = match $db.pool() {
+        match $db.pool() {
             Pool::Sqlite(pool) => {
+                let columns = (0..$columns).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
                 let inner: String = $build(&|_: usize| "?".to_owned());
                 let sql = format!("SELECT json_group_array(json_array({columns})) FROM ({inner})");
-                sqlx::query_scalar(&sql)$(.bind($bind))*.fetch_one(pool).await.map_err(sqlx_error)?
+                let packed: String = sqlx::query_scalar(&sql)$(.bind($bind))*
+                    .fetch_one(pool)
+                    .await
+                    .map_err(sqlx_error)?;
+                serde_json::from_str(&packed).map_err(|e| {
+                    AppError::Internal(anyhow::anyhow!("a packed page does not decode: {e}"))
+                })
             }
             Pool::Postgres(pool) => {
-                let inner: String = $build(&|n: usize| format!("${n}"));
-                let sql = format!(
-                    "SELECT CAST(json_agg(json_build_array({columns}) ORDER BY c0) AS TEXT) FROM ({inner}) AS page"
-                );
-                sqlx::query_scalar(&sql)$(.bind($bind))*.fetch_one(pool).await.map_err(sqlx_error)?
+                let sql: String = $build(&|n: usize| format!("${n}"));
+                sqlx::query_as(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err(sqlx_error)
             }
-        };
-        match packed {
-            None => Ok(Vec::new()),
-            Some(json) => serde_json::from_str(&json).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!("a packed page does not decode: {e}"))
-            }),
         }
     }};
 }
