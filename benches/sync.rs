@@ -89,6 +89,8 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         limits: Limits::default(),
         instance: "bench".into(),
         runs: Default::default(),
+        export: Default::default(),
+        retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
     };
 
     // Stage the data (not measured) through the same staging path as a push.

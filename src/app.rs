@@ -29,6 +29,10 @@ pub struct AppState {
     pub instance: String,
     /// This process's runs, for shutdown.
     pub runs: crate::worker::sync::Runs,
+    /// Sheet and cell limits of the Excel export.
+    pub export: crate::export::ExportLimits,
+    /// Days the request log keeps (the export's oldest day).
+    pub retention_days: u32,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -83,6 +87,8 @@ pub async fn build_with_sink(
         limits: config.limits,
         instance: uuid::Uuid::new_v4().to_string(),
         runs: Default::default(),
+        export: config.export,
+        retention_days: config.request_log_retention_days,
     };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(

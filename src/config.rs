@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::export::ExportLimits;
 use crate::ingest::Limits;
 use crate::storage::DEFAULT_DATABASE_URL;
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub request_log_retention_days: u32,
     /// How often the scheduler looks for due runs.
     pub scheduler_tick: std::time::Duration,
+    /// Sheet and cell limits of the Excel export (Excel's own by default).
+    pub export: ExportLimits,
 }
 
 /// Retention can never go below a week: the Histórico export covers the last 7 days.
@@ -53,7 +56,7 @@ impl Config {
         if self.limits.log_body_cap < 1024 {
             return Err("--request-log-body-cap must be at least 1024 bytes".into());
         }
-        Ok(())
+        self.export.validate()
     }
 }
 
@@ -65,6 +68,7 @@ impl Default for Config {
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
             scheduler_tick: crate::worker::scheduler::TICK,
+            export: ExportLimits::default(),
         }
     }
 }

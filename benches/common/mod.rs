@@ -6,6 +6,7 @@ use sqlx::{ConnectOptions, Connection};
 
 /// Creates database `name` on the server of `admin` (dropping a leftover) and returns
 /// its URL.
+#[allow(dead_code)] // the export bench measures SQLite only
 pub async fn create_pg(admin: &str, name: &str) -> String {
     let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
         .unwrap()
@@ -30,6 +31,7 @@ pub async fn create_pg(admin: &str, name: &str) -> String {
 }
 
 /// Drops database `name`.
+#[allow(dead_code)] // the export bench measures SQLite only
 pub async fn drop_pg(admin: &str, name: &str) {
     if let Ok(mut conn) = sqlx::postgres::PgConnectOptions::from_str(admin)
         .unwrap()

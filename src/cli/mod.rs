@@ -118,6 +118,7 @@ impl Cli {
                     },
                     request_log_retention_days,
                     scheduler_tick: crate::worker::scheduler::TICK,
+                    export: crate::export::ExportLimits::default(),
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {

@@ -144,6 +144,47 @@ pub async fn list(
         .collect()
 }
 
+/// A page of what the Excessivos Deletes export shows of `table`, by external id after
+/// `after`: every deletion still waiting (HELD or APPROVED) whatever its date, and every
+/// one detected in `[from, to)` whatever became of it.
+pub async fn export_page(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: &str,
+    limit: u64,
+) -> Result<Vec<PendingDelete>> {
+    crm_table(table)?;
+    let mut p = Params::new(db.backend(), 5);
+    let sql = format!(
+        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state FROM pending_delete \
+         WHERE tenant_id = {} AND table_name = {} AND external_id > {} AND (state IN ('HELD', 'APPROVED') \
+         OR (detected_at >= {} AND detected_at < {})) ORDER BY external_id LIMIT {limit}",
+        p.push(tenant.as_str()),
+        p.push(table),
+        p.push(after),
+        p.push(from),
+        p.push(to)
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(PendingDelete {
+                table: r.try_get("", "table_name")?,
+                external_id: r.try_get("", "external_id")?,
+                name: r.try_get("", "name")?,
+                document: r.try_get("", "document")?,
+                detected_run_id: r.try_get("", "detected_run_id")?,
+                detected_at: r.try_get("", "detected_at")?,
+                state: r.try_get("", "state")?,
+            })
+        })
+        .collect()
+}
+
 /// Approves or discards held deletions (`ids`, or all when None); returns how many.
 /// A discarded deletion restores the record in staging as the CRM has it, so the ERP's
 /// tombstone no longer waits for delivery.
