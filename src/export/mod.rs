@@ -42,9 +42,9 @@ pub const ZIP_COMPRESSION_LEVEL: u8 = 1;
 /// Rows of the first page read; later pages are sized to [`PAGE_BYTES`].
 const FIRST_PAGE_ROWS: usize = 32;
 /// Most rows a page holds.
-const MAX_PAGE_ROWS: usize = 4_000;
+const MAX_PAGE_ROWS: usize = 2_000;
 /// About how many bytes of row data a page holds (bodies may be up to the log's cap).
-const PAGE_BYTES: usize = 4 << 20;
+const PAGE_BYTES: usize = 1 << 20;
 /// Pages read ahead of the writer.
 const PAGES_AHEAD: usize = 4;
 /// Chunks buffered towards the caller.

@@ -24,6 +24,7 @@ use crate::ingest::{record, valid_fields};
 both_backends!(
     the_workbook_has_every_request_of_the_range_and_nothing_else,
     a_table_filter_exports_only_those_tables,
+    requests_at_the_same_instant_are_each_exported_once_in_id_order,
     full_sheets_continue_on_a_next_sheet_and_long_cells_are_cut,
     every_invalid_request_is_rejected_naming_its_field,
     excessive_deletes_and_runs_have_their_rows,
@@ -395,6 +396,34 @@ async fn a_table_filter_exports_only_those_tables(app: TestApp) {
     assert_eq!(text(&sheet(&all, "invoice")[1][10]), invoice.id);
     assert_eq!(text(&summary_value(&all, "tables")), "company, invoice");
     assert_eq!(number(&summary_value(&all, "rows exported")), 2.0);
+}
+
+async fn requests_at_the_same_instant_are_each_exported_once_in_id_order(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let crm = app.token(Role::Crm, &[&acme]).await;
+    // More than a first page (32 rows) at one instant: pages split the tie.
+    let at = Utc::now() - Duration::minutes(3);
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let e = entry(&acme, at, Some("seller"), "{}");
+        log(&app, &e).await;
+        ids.push(e.id);
+    }
+    ids.sort();
+    let to = today();
+    let d = download(
+        &app,
+        &crm,
+        request(to, to, &["seller"], ExportKind::Requests),
+    )
+    .await
+    .unwrap();
+    let all = sheets(&d.bytes);
+    let got: Vec<String> = sheet(&all, "seller")[1..]
+        .iter()
+        .map(|r| text(&r[10]))
+        .collect();
+    assert_eq!(got, ids);
 }
 
 /// A server of `app`'s backend whose sheets hold 2 rows and cells 100 characters.
