@@ -278,8 +278,10 @@ async fn read_alone(
     let (start, end) = (day_start(tz, from), day_start(tz, to.succ_opt().unwrap()));
     let t0 = Instant::now();
     let (mut after, mut n) = (None, 0);
+    let mut reader = request_log::PageReader::new(db).await.unwrap();
     loop {
-        let page = request_log::export_page(db, tenant, start, end, None, after.as_ref(), 2_000)
+        let page = reader
+            .page(tenant, start, end, None, after.as_ref(), 2_000)
             .await
             .unwrap();
         n += page.len();

@@ -187,19 +187,13 @@ async fn read_pages(
     let filter = (!spec.all_tables).then_some(ids.as_slice());
     match spec.kind {
         ExportKind::Requests => {
+            let mut reader = request_log::PageReader::new(db).await?;
             let mut after = None;
             let mut limit = FIRST_PAGE_ROWS;
             loop {
-                let page = request_log::export_page(
-                    db,
-                    &tenant.id,
-                    from,
-                    to,
-                    filter,
-                    after.as_ref(),
-                    limit,
-                )
-                .await?;
+                let page = reader
+                    .page(&tenant.id, from, to, filter, after.as_ref(), limit)
+                    .await?;
                 let full = page.len() == limit;
                 let Some(last) = page.last() else {
                     return Ok(());

@@ -176,16 +176,51 @@ pub async fn list(
         .collect()
 }
 
-/// Where a page of [`export_page`] starts: after this (received_at, id).
+/// Where a page of [`PageReader::page`] starts: after this (received_at, id).
 pub type ExportCursor = (DateTime<Utc>, String);
+
+/// One connection held for every page of an export: on SQLite each pooled connection
+/// keeps its own page cache, and pages read over all of them would fill them all.
+pub struct PageReader {
+    conn: Conn,
+}
+
+enum Conn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl PageReader {
+    /// Takes a connection from the pool until the reader is dropped.
+    pub async fn new(db: &Db) -> Result<Self> {
+        let conn = match db.pool() {
+            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await.map_err(sqlx_error)?),
+            Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await.map_err(sqlx_error)?),
+        };
+        Ok(Self { conn })
+    }
+
+    /// See [`export_page`].
+    pub async fn page(
+        &mut self,
+        tenant: &TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        tables: Option<&[&str]>,
+        after: Option<&ExportCursor>,
+        limit: usize,
+    ) -> Result<Vec<RequestLogEntry>> {
+        export_page(&mut self.conn, tenant, from, to, tables, after, limit).await
+    }
+}
 
 /// One page of the tenant's entries received in `[from, to)`, in (received_at, id)
 /// order, after `after`, of the `tables` given (every entry when None), at most `limit`:
 /// a keyset page over the (tenant_id, received_at) index, so an export of a million rows
 /// never skips through an OFFSET nor holds the range in memory. Read through sqlx
 /// directly: sea-orm's per-row cost shows at this size.
-pub async fn export_page(
-    db: &Db,
+async fn export_page(
+    conn: &mut Conn,
     tenant: &TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -219,12 +254,13 @@ pub async fn export_page(
             let list: Vec<String> = tables.iter().map(|_| next()).collect();
             sql.push_str(&format!(" AND table_name IN ({})", list.join(", ")));
         }
-        sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
+        // The limit is bound too: one statement text, one prepared statement cached.
+        sql.push_str(&format!(" ORDER BY received_at, id LIMIT {}", next()));
         sql
     };
     let start = after.map_or(from, |(at, _)| (*at).max(from));
-    match db.pool() {
-        Pool::Sqlite(pool) => {
+    match conn {
+        Conn::Sqlite(conn) => {
             // sqlx hands SQLite rows over one at a time from its worker thread, waking
             // the reader for each: ~15 µs a row, more than writing the row to the sheet.
             // SQLite packs the page into one text instead, every field as `<bytes>:<text>`
@@ -266,7 +302,8 @@ pub async fn export_page(
             for t in tables.unwrap_or_default() {
                 q = q.bind(*t);
             }
-            let packed = q.fetch_one(pool).await.map_err(sqlx_error)?;
+            q = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            let packed = q.fetch_one(&mut **conn).await.map_err(sqlx_error)?;
             let mut rows = Vec::with_capacity(limit.min(4_096));
             let mut fields = Packed(&packed);
             while !fields.0.is_empty() {
@@ -280,7 +317,7 @@ pub async fn export_page(
             rows.sort_unstable_by(|a, b| (a[1], a[0]).cmp(&(b[1], b[0])));
             rows.iter().map(|r| packed_entry(r, tenant)).collect()
         }
-        Pool::Postgres(pool) => {
+        Conn::Postgres(conn) => {
             let sql = build(&|n| format!("${n}"));
             let mut q = sqlx::query(&sql).bind(tenant.as_str()).bind(start).bind(to);
             if let Some((at, id)) = after {
@@ -289,7 +326,8 @@ pub async fn export_page(
             for t in tables.unwrap_or_default() {
                 q = q.bind(*t);
             }
-            let rows = q.fetch_all(pool).await.map_err(sqlx_error)?;
+            q = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            let rows = q.fetch_all(&mut **conn).await.map_err(sqlx_error)?;
             rows.iter()
                 .map(|r| {
                     use sqlx::Row;
