@@ -337,6 +337,8 @@ async fn run(backend: &'static str, url: &str, companies: usize, invoices: usize
         instance: "bench".into(),
         runs: Default::default(),
         logs: Default::default(),
+        export: Default::default(),
+        retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
     };
     let mut raw = Raw::connect(url).await;
     let t0 = Instant::now();

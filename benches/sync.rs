@@ -90,6 +90,8 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         instance: "bench".into(),
         runs: Default::default(),
         logs: Default::default(),
+        export: Default::default(),
+        retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
     };
 
     // Stage the data (not measured) through the same staging path as a push.

@@ -31,6 +31,10 @@ pub struct AppState {
     pub runs: crate::worker::sync::Runs,
     /// The live tails of tenants' logs (StreamLogs); events are appended through it.
     pub logs: crate::logs::LogHub,
+    /// Sheet and cell limits of the Excel export.
+    pub export: crate::export::ExportLimits,
+    /// Days the request log keeps (the export's oldest day).
+    pub retention_days: u32,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -86,6 +90,8 @@ pub async fn build_with_sink(
         instance: uuid::Uuid::new_v4().to_string(),
         runs: Default::default(),
         logs: crate::logs::LogHub::new(std::time::Duration::from_secs(1), config.log_heartbeat),
+        export: config.export,
+        retention_days: config.request_log_retention_days,
     };
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(

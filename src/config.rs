@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::export::ExportLimits;
 use crate::ingest::Limits;
 use crate::storage::DEFAULT_DATABASE_URL;
 
@@ -34,6 +35,8 @@ pub struct Config {
     /// How long a StreamLogs follower waits without events before it sends a heartbeat
     /// (keeps idle streams alive through proxies).
     pub log_heartbeat: std::time::Duration,
+    /// Sheet and cell limits of the Excel export (Excel's own by default).
+    pub export: ExportLimits,
 }
 
 /// Default StreamLogs heartbeat interval: under the idle timeouts of common proxies.
@@ -62,7 +65,7 @@ impl Config {
         if self.limits.log_body_cap < 1024 {
             return Err("--request-log-body-cap must be at least 1024 bytes".into());
         }
-        Ok(())
+        self.export.validate()
     }
 }
 
@@ -75,6 +78,7 @@ impl Default for Config {
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
             scheduler_tick: crate::worker::scheduler::TICK,
             log_heartbeat: DEFAULT_LOG_HEARTBEAT,
+            export: ExportLimits::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
 //! * [`worker`] — background jobs (request-log retention).
+//! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod grpc;
 pub mod http;
 pub mod ingest;

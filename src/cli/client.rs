@@ -7,8 +7,9 @@ use anyhow::Context;
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 
 use crate::grpc::pb::{
-    integration_history_client::IntegrationHistoryClient, GetOverviewRequest, GetRunRequest,
-    Health, LogEvent, LogLevel, RunStatus, StreamLogsRequest, TriggerSyncRequest,
+    integration_history_client::IntegrationHistoryClient, ExportHistoryRequest, ExportKind,
+    GetOverviewRequest, GetRunRequest, Health, LogEvent, LogLevel, RunStatus, StreamLogsRequest,
+    TriggerSyncRequest,
 };
 
 async fn connect(server: &str) -> anyhow::Result<IntegrationHistoryClient<Channel>> {
@@ -147,6 +148,120 @@ pub async fn sync_now(server: &str, token: &str, tenant: &str) -> anyhow::Result
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// What `erpsync export --kind` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportKindArg {
+    /// Every request received on the ingestion endpoints and its response.
+    Requests,
+    /// Companies and contacts held by the delete guard.
+    ExcessiveDeletes,
+    /// The run log with per-table counts.
+    Runs,
+}
+
+/// The arguments of `erpsync export`.
+#[derive(Debug)]
+pub struct ExportArgs {
+    /// The tenant.
+    pub tenant: String,
+    /// First day, YYYY-MM-DD.
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    pub to: String,
+    /// Tables; empty for all.
+    pub tables: Vec<String>,
+    /// What to export.
+    pub kind: ExportKindArg,
+    /// The file (or folder) to write.
+    pub output: std::path::PathBuf,
+}
+
+/// `erpsync export`: streams the workbook into a temporary file next to the output and
+/// renames it into place once complete, so a failed or interrupted export never leaves
+/// a partial file under the output's name. Prints the path and size.
+pub async fn export(server: &str, token: &str, args: ExportArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    use tokio_stream::StreamExt;
+
+    let into_folder = args.output.is_dir();
+    let folder = if into_folder {
+        args.output.clone()
+    } else {
+        match args.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    };
+    let mut client = connect(server).await?;
+    let kind = match args.kind {
+        ExportKindArg::Requests => ExportKind::Requests,
+        ExportKindArg::ExcessiveDeletes => ExportKind::ExcessiveDeletes,
+        ExportKindArg::Runs => ExportKind::Runs,
+    };
+    let mut stream = client
+        .export_history(authorized(
+            ExportHistoryRequest {
+                tenant_id: args.tenant,
+                from_date: args.from,
+                to_date: args.to,
+                tables: args.tables,
+                kind: kind as i32,
+            },
+            token,
+        )?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut part = tempfile::Builder::new()
+        .prefix(".erpsync-export-")
+        .suffix(".part")
+        .tempfile_in(&folder)
+        .with_context(|| format!("cannot create a temporary file in {}", folder.display()))?;
+    let mut filename = None;
+    let mut size: u64 = 0;
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(status_error)?;
+            if filename.is_none() {
+                anyhow::ensure!(
+                    !chunk.filename.is_empty(),
+                    "the server's first chunk has no file name"
+                );
+                filename = Some(chunk.filename);
+            }
+            part.write_all(&chunk.data)
+                .with_context(|| format!("cannot write to {}", part.path().display()))?;
+            size += chunk.data.len() as u64;
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = received => r?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; nothing was written"),
+    }
+    let filename = filename.context("the server sent no file")?;
+    let path = if into_folder {
+        // Only the name: a server never chooses where the file goes.
+        let name = std::path::Path::new(&filename)
+            .file_name()
+            .context("the server's file name is not a file name")?;
+        folder.join(name)
+    } else {
+        args.output
+    };
+    part.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write to {}", part.path().display()))?;
+    part.persist(&path)
+        .with_context(|| format!("cannot move the export to {}", path.display()))?;
+    println!("{} ({size} bytes)", path.display());
+    Ok(())
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
 /// A `--level` of `erpsync logs`.

@@ -1,6 +1,6 @@
 //! The `erpsync` command line: `serve`, provisioning commands that work on the database
 //! directly (`migrate`, `tenant`, `token`), and client commands that call a running
-//! server over gRPC (`overview`).
+//! server over gRPC (`overview`, `sync-now`, `logs`, `export`).
 
 mod admin;
 mod client;
@@ -89,6 +89,29 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Downloads a tenant's Histórico export (.xlsx) from a running server.
+    Export {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// First day, YYYY-MM-DD in the tenant's zone.
+        #[arg(long)]
+        from: String,
+        /// Last day (included), YYYY-MM-DD; at most 7 days after --from.
+        #[arg(long)]
+        to: String,
+        /// An ERP table to export (repeat for several); all tables when absent.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// What to export.
+        #[arg(long, value_enum, default_value = "requests")]
+        kind: client::ExportKindArg,
+        /// The file to write (or a folder: the server's file name is used in it).
+        #[arg(short = 'o', long = "output")]
+        output: std::path::PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Prints a tenant's overview from a running server.
     Overview {
         /// The tenant.
@@ -153,6 +176,7 @@ impl Cli {
                     request_log_retention_days,
                     scheduler_tick: crate::worker::scheduler::TICK,
                     log_heartbeat: std::time::Duration::from_secs(log_heartbeat_secs),
+                    export: crate::export::ExportLimits::default(),
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {
@@ -176,6 +200,29 @@ impl Cli {
             Command::Token { command } => admin::token(command, &self.database_url).await,
             Command::SyncNow { tenant, server } => {
                 client::sync_now(&server.server, &server.token, &tenant).await
+            }
+            Command::Export {
+                tenant,
+                from,
+                to,
+                tables,
+                kind,
+                output,
+                server,
+            } => {
+                client::export(
+                    &server.server,
+                    &server.token,
+                    client::ExportArgs {
+                        tenant,
+                        from,
+                        to,
+                        tables,
+                        kind,
+                        output,
+                    },
+                )
+                .await
             }
             Command::Overview { tenant, server } => {
                 client::overview(&server.server, &server.token, &tenant).await

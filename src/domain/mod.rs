@@ -5,6 +5,7 @@ pub mod abc;
 pub mod alert;
 pub mod batch;
 pub mod crm;
+pub mod export;
 pub mod hash;
 pub mod record;
 pub mod request_log;

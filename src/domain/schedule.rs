@@ -493,8 +493,8 @@ fn local_time(tz: Tz, t: DateTime<Utc>) -> Option<NaiveDateTime> {
 }
 
 /// The instant a run scheduled at local time `local` happens: the first
-/// instant whose local time is `local` or later.
-fn resolve_local(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+/// instant whose local time is `local` or later (also where a local day starts).
+pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.to_utc()),
         LocalResult::None => gap_end(tz, local),

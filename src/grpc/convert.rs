@@ -7,6 +7,7 @@ use crate::domain::abc::{
     amount_text, AbcClass, AbcReport, AbcSettings, Category, CategoryChange, Lifecycle,
 };
 use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::export::ExportKind;
 use crate::domain::run::{
     Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,
 };
@@ -516,5 +517,23 @@ pub fn abc_report(tenant: &str, r: AbcReport, held_run_id: Option<String>) -> pb
         companies_compared: r.base,
         held_run_id: held_run_id.unwrap_or_default(),
         companies_without_class: without,
+    }
+}
+
+/// The export kind asked for (UNSPECIFIED means REQUESTS); None for an unknown value.
+pub fn export_kind_from(v: i32) -> Option<ExportKind> {
+    match pb::ExportKind::try_from(v).ok()? {
+        pb::ExportKind::Unspecified | pb::ExportKind::Requests => Some(ExportKind::Requests),
+        pb::ExportKind::ExcessiveDeletes => Some(ExportKind::ExcessiveDeletes),
+        pb::ExportKind::Runs => Some(ExportKind::Runs),
+    }
+}
+
+/// A piece of an exported file.
+pub fn export_chunk(c: crate::export::Chunk) -> pb::ExportChunk {
+    pb::ExportChunk {
+        filename: c.filename.unwrap_or_default(),
+        content_type: c.content_type.unwrap_or_default().to_owned(),
+        data: c.data,
     }
 }

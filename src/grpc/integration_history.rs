@@ -3,6 +3,7 @@
 use std::pin::Pin;
 
 use chrono::Utc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -11,11 +12,13 @@ use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::app::AppState;
 use crate::domain::abc::AbcInput;
+use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
 use crate::domain::run::{Level, RunTrigger};
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
+use crate::export;
 use crate::logs;
 use crate::storage::{abc, events, pending_deletes, runs};
 use crate::worker::abc as abc_worker;
@@ -41,14 +44,6 @@ impl Service {
         tenant_id: &str,
     ) -> Result<crate::domain::tenant::TenantId> {
         tenant_call(&self.state, req, Role::Crm, SERVICE, tenant_id).await
-    }
-
-    /// Checks auth, then answers UNIMPLEMENTED naming what is still missing.
-    async fn not_yet<T>(&self, req: &Request<T>, tenant_id: &str, what: &str) -> Status {
-        match self.tenant(req, tenant_id).await {
-            Err(e) => e.into(),
-            Ok(_) => AppError::Unimplemented(format!("{what} is not implemented yet")).into(),
-        }
     }
 
     /// Checks a StreamLogs request: every bad field is named.
@@ -269,13 +264,42 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ExportHistoryRequest>,
     ) -> Result<Response<Self::ExportHistoryStream>, Status> {
-        Err(self
-            .not_yet(
-                &req,
-                &req.get_ref().tenant_id,
-                "ExportHistory (the Excel export of the request log)",
-            )
-            .await)
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let req = req.into_inner();
+        let tenant = tenants::require(&self.state.db, &tenant).await?;
+        let kind = convert::export_kind_from(req.kind);
+        let today = Utc::now().with_timezone(&tenant.timezone).date_naive();
+        let parsed = ExportSpec::parse(
+            ExportInput {
+                from_date: &req.from_date,
+                to_date: &req.to_date,
+                tables: &req.tables,
+                kind: kind.unwrap_or(ExportKind::Requests),
+            },
+            today,
+            self.state.retention_days,
+        );
+        let spec = match (parsed, kind) {
+            (Ok(spec), Some(_)) => spec,
+            (parsed, kind) => {
+                let mut violations = parsed.err().unwrap_or_default();
+                if kind.is_none() {
+                    violations.insert(
+                        0,
+                        FieldViolation::new(
+                            "kind",
+                            "unknown value: REQUESTS, EXCESSIVE_DELETES or RUNS",
+                        ),
+                    );
+                }
+                return Err(AppError::InvalidFields(violations).into());
+            }
+        };
+        tracing::info!(tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to, "export started");
+        let chunks = export::start(&self.state, tenant, spec);
+        let stream = ReceiverStream::new(chunks)
+            .map(|chunk| chunk.map(convert::export_chunk).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_runs(

@@ -130,17 +130,38 @@ pub async fn list(
         .query_all(p.statement(sql))
         .await?
         .into_iter()
-        .map(|r| {
-            Ok(PendingDelete {
-                table: r.try_get("", "table_name")?,
-                external_id: r.try_get("", "external_id")?,
-                name: r.try_get("", "name")?,
-                document: r.try_get("", "document")?,
-                detected_run_id: r.try_get("", "detected_run_id")?,
-                detected_at: r.try_get("", "detected_at")?,
-                state: r.try_get("", "state")?,
-            })
-        })
+        .map(|r| pending_from(&r))
+        .collect()
+}
+
+/// A page of what the Excessivos Deletes export shows of `table`, by external id after
+/// `after`: every deletion still waiting (HELD or APPROVED) whatever its date, and every
+/// one detected in `[from, to)` whatever became of it.
+pub async fn export_page(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: &str,
+    limit: u64,
+) -> Result<Vec<PendingDelete>> {
+    crm_table(table)?;
+    let mut p = Params::new(db.backend(), 5);
+    let sql = format!(
+        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state FROM pending_delete \
+         WHERE tenant_id = {} AND table_name = {} AND external_id > {} AND (state IN ('HELD', 'APPROVED') \
+         OR (detected_at >= {} AND detected_at < {})) ORDER BY external_id LIMIT {limit}",
+        p.push(tenant.as_str()),
+        p.push(table),
+        p.push(after),
+        p.push(from),
+        p.push(to)
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| pending_from(&r))
         .collect()
 }
 
@@ -201,4 +222,16 @@ pub async fn resolve(
     }
     txn.commit().await?;
     Ok(held.len() as u64)
+}
+
+fn pending_from(r: &sea_orm::QueryResult) -> Result<PendingDelete> {
+    Ok(PendingDelete {
+        table: r.try_get("", "table_name")?,
+        external_id: r.try_get("", "external_id")?,
+        name: r.try_get("", "name")?,
+        document: r.try_get("", "document")?,
+        detected_run_id: r.try_get("", "detected_run_id")?,
+        detected_at: r.try_get("", "detected_at")?,
+        state: r.try_get("", "state")?,
+    })
 }

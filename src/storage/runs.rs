@@ -183,18 +183,7 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let mut tables = Vec::new();
     for r in db.conn().query_all(p.statement(sql)).await? {
-        tables.push(TableCounts {
-            table: r.try_get("", "table_name")?,
-            received: u(r.try_get("", "received")?),
-            inserted: u(r.try_get("", "inserted")?),
-            updated: u(r.try_get("", "updated")?),
-            deleted: u(r.try_get("", "deleted")?),
-            held: u(r.try_get("", "held")?),
-            rejected: u(r.try_get("", "rejected")?),
-            erp_count: r.try_get::<Option<i64>>("", "erp_count")?.map(u),
-            staged_count: u(r.try_get("", "staged_count")?),
-            crm_count: r.try_get::<Option<i64>>("", "crm_count")?.map(u),
-        });
+        tables.push(table_counts_from(&r)?);
     }
     let mut p = Params::new(db.backend(), 1);
     let sql = format!(
@@ -250,6 +239,73 @@ pub async fn page(
         .collect()
 }
 
+/// A page of the tenant's runs started in `[from, to)`, oldest first, after the
+/// (started_at, id) `after`, each with its per-table counts (of `tables` only, when
+/// given); for the RUNS export.
+pub async fn export_page(
+    db: &Db,
+    tenant: &TenantId,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    tables: Option<&[&str]>,
+    after: Option<&(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<(RunSummary, Vec<TableCounts>)>> {
+    let mut q = sync_run::Entity::find()
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::StartedAt.gte(from))
+        .filter(sync_run::Column::StartedAt.lt(to));
+    if let Some((at, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(sync_run::Column::StartedAt.gt(*at))
+                .add(
+                    Condition::all()
+                        .add(sync_run::Column::StartedAt.eq(*at))
+                        .add(sync_run::Column::Id.gt(id.as_str())),
+                ),
+        );
+    }
+    let runs: Vec<RunSummary> = q
+        .order_by_asc(sync_run::Column::StartedAt)
+        .order_by_asc(sync_run::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(from_model)
+        .collect::<Result<_>>()?;
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Params::new(db.backend(), runs.len() + tables.map_or(0, <[_]>::len));
+    let ids: Vec<String> = runs.iter().map(|r| p.push(r.id.as_str())).collect();
+    let mut sql = format!(
+        "SELECT run_id, table_name, received, inserted, updated, deleted, held, rejected, erp_count, \
+         staged_count, crm_count FROM run_table WHERE run_id IN ({})",
+        ids.join(", ")
+    );
+    if let Some(tables) = tables {
+        let list: Vec<String> = tables.iter().map(|t| p.push(*t)).collect();
+        sql.push_str(&format!(" AND table_name IN ({})", list.join(", ")));
+    }
+    sql.push_str(" ORDER BY run_id, table_name");
+    let mut per_run: std::collections::HashMap<String, Vec<TableCounts>> = Default::default();
+    for r in db.conn().query_all(p.statement(sql)).await? {
+        let run_id: String = r.try_get("", "run_id")?;
+        per_run
+            .entry(run_id)
+            .or_default()
+            .push(table_counts_from(&r)?);
+    }
+    Ok(runs
+        .into_iter()
+        .map(|run| {
+            let tables = per_run.remove(&run.id).unwrap_or_default();
+            (run, tables)
+        })
+        .collect())
+}
+
 /// Marks RUNNING runs whose lease is gone or expires before `lease_cutoff` as
 /// INTERRUPTED at `now` (their holder crashed or stopped); returns how many.
 pub async fn mark_interrupted(
@@ -269,4 +325,21 @@ pub async fn mark_interrupted(
     let n = txn.execute(p.statement(sql)).await?.rows_affected();
     txn.commit().await?;
     Ok(n)
+}
+
+/// A `run_table` row.
+fn table_counts_from(r: &sea_orm::QueryResult) -> Result<TableCounts> {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(TableCounts {
+        table: r.try_get("", "table_name")?,
+        received: u(r.try_get("", "received")?),
+        inserted: u(r.try_get("", "inserted")?),
+        updated: u(r.try_get("", "updated")?),
+        deleted: u(r.try_get("", "deleted")?),
+        held: u(r.try_get("", "held")?),
+        rejected: u(r.try_get("", "rejected")?),
+        erp_count: r.try_get::<Option<i64>>("", "erp_count")?.map(u),
+        staged_count: u(r.try_get("", "staged_count")?),
+        crm_count: r.try_get::<Option<i64>>("", "crm_count")?.map(u),
+    })
 }

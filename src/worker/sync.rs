@@ -318,6 +318,10 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     } else {
         Level::Info
     };
+    // Alerts first: whoever sees the run finished also sees the alerts it opened or closed.
+    if let Err(e) = update_alerts(&ctx, &detail, held).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot update the tenant's alerts");
+    }
     ctx.event(
         level,
         Stage::Finish,
@@ -328,9 +332,6 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     .await;
     if let Err(e) = runs::finish(&state.db, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
-    }
-    if let Err(e) = update_alerts(&ctx, &detail, held).await {
-        tracing::error!(error = ?anyhow::Error::from(e), "cannot update the tenant's alerts");
     }
     if let Err(e) = lease::release(&state.db, tenant, &detail.summary.id).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");

@@ -17,7 +17,7 @@ both_backends!(
     revoked_token_is_unauthenticated,
     token_of_another_tenant_is_permission_denied_and_changes_nothing,
     erp_token_cannot_read_history_and_crm_token_cannot_push,
-    open_rpcs_answer_unimplemented_naming_what_is_missing,
+    abc_report_before_any_run_is_not_found_and_auth_comes_first,
     malformed_tenant_id_is_invalid_argument,
 );
 
@@ -182,7 +182,7 @@ async fn erp_token_cannot_read_history_and_crm_token_cannot_push(app: TestApp) {
     );
 }
 
-async fn open_rpcs_answer_unimplemented_naming_what_is_missing(app: TestApp) {
+async fn abc_report_before_any_run_is_not_found_and_auth_comes_first(app: TestApp) {
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
     let erp = app.token(Role::Erp, &[&acme]).await;

@@ -5,6 +5,7 @@ mod helpers;
 mod abc;
 mod auth;
 mod cli;
+mod export;
 mod grpcurl;
 mod ingest;
 mod ingest_props;
