@@ -136,7 +136,7 @@ fn main() {
          (event, follower) pair. Target: p99 ≤ 100 ms with 500 followers.\n\n\
          | followers | samples | p50 | p99 | max | peak RSS |\n|---|---|---|---|---|---|\n\
          | 1 (baseline, same run) | {} | {:.2} ms | {:.2} ms | {:.2} ms | |\n\
-         | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} MB |\n",
+         | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} MB |\n\n",
         Utc::now().format("%Y-%m-%d"),
         loaded.followers,
         baseline.samples,
