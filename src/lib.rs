@@ -5,6 +5,7 @@
 //! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries.
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
+//! * [`viewdb`] — reading an ERP's SQL views (the View integration type).
 //! * [`worker`] — background jobs (request-log retention).
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
@@ -22,4 +23,5 @@ pub mod ingest;
 pub mod logs;
 pub mod overview;
 pub mod storage;
+pub mod viewdb;
 pub mod worker;

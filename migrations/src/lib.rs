@@ -11,6 +11,7 @@ mod m20261128_000005_pending_delete;
 mod m20261128_000006_reconciliation;
 mod m20261128_000007_delete_guard_settings;
 mod m20261128_000008_abc;
+mod m20261130_000009_view;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_reconciliation::Migration),
             Box::new(m20261128_000007_delete_guard_settings::Migration),
             Box::new(m20261128_000008_abc::Migration),
+            Box::new(m20261130_000009_view::Migration),
         ]
     }
 }

@@ -11,8 +11,10 @@ use crate::domain::tenant::{
     TenantId,
 };
 use crate::domain::token::{hash_secret, Grant, NewToken, Role, TenantScope};
+use crate::domain::view::{self, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE};
 use crate::error::AppError;
-use crate::storage::{tenants, tokens, Db};
+use crate::storage::{tenants, tokens, views, Db};
+use crate::worker::sync;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -74,6 +76,36 @@ pub enum TenantCommand {
         delete_guard_min_rows: Option<u64>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
+    },
+    /// Makes the tenant a View integration: erpsync reads the ERP's SQL views. The
+    /// configuration file is JSON: {"page_size": 1000, "tables": [{"table": "company",
+    /// "view": "erp.v_company", "mode": "full", "key": "id", "columns": {"name":
+    /// "razao_social", "document": "cnpj"}, "watermark": "updated_at", "deleted":
+    /// "excluido"}]} (see docs/view-integration.md).
+    SetView {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// The ERP database's URL (postgres://, mysql://, sqlite:); required the first
+        /// time, kept when left out. Its password is never printed.
+        #[arg(long, env = "ERPSYNC_VIEW_URL", hide_env_values = true)]
+        url: Option<String>,
+        /// The JSON configuration file ("-" for standard input).
+        #[arg(long)]
+        config: String,
+        /// Check every view and column against the ERP database before saving.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Shows the tenant's View configuration (password masked) and watermarks.
+    ShowView {
+        /// Tenant id.
+        id: String,
+    },
+    /// Removes the tenant's View configuration: it becomes an API integration again.
+    ClearView {
+        /// Tenant id.
+        id: String,
     },
     /// Lists every tenant.
     List,
@@ -266,6 +298,56 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             .await?;
             print!("{}", describe(&t));
         }
+        TenantCommand::SetView {
+            id,
+            url: view_url,
+            config,
+            check,
+        } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let text = if config == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("reading the configuration from stdin")?
+            } else {
+                std::fs::read_to_string(&config).with_context(|| format!("reading {config}"))?
+            };
+            let file: ViewFile = serde_json::from_str(&text)
+                .with_context(|| format!("{config} is not a valid View configuration"))?;
+            let db = open(url).await?;
+            tenants::require(&db, &id).await?;
+            let url = match (view_url.or(file.url), views::get(&db, &id).await?) {
+                (Some(u), _) => u,
+                (None, Some(stored)) => stored.url,
+                (None, None) => bail!("--url is required the first time (or \"url\" in the file)"),
+            };
+            let cfg = ViewConfig {
+                url,
+                page_size: file.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+                tables: file.tables,
+            };
+            view::validate(&cfg).map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
+            if check {
+                sync::check_view(&cfg).await.map_err(|e| anyhow!(e))?;
+            }
+            views::set(&db, &id, &cfg, Utc::now()).await?;
+            print!("{}", describe_view(&db, &id).await?);
+        }
+        TenantCommand::ShowView { id } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let db = open(url).await?;
+            tenants::require(&db, &id).await?;
+            print!("{}", describe_view(&db, &id).await?);
+        }
+        TenantCommand::ClearView { id } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let db = open(url).await?;
+            tenants::require(&db, &id).await?;
+            if views::clear(&db, &id, Utc::now()).await? {
+                println!("View configuration of {id} removed; it is an API integration now");
+            } else {
+                println!("{id} had no View configuration; it is an API integration");
+            }
+        }
         TenantCommand::List => {
             let db = open(url).await?;
             for t in tenants::list(&db).await? {
@@ -287,6 +369,56 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The file `tenant set-view` reads.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewFile {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    page_size: Option<u32>,
+    tables: Vec<ViewTable>,
+}
+
+async fn describe_view(db: &Db, id: &TenantId) -> anyhow::Result<String> {
+    let t = tenants::require(db, id).await?;
+    let Some(cfg) = views::get(db, id).await? else {
+        return Ok(format!(
+            "{id}: no View configuration (integration_type: {})\n",
+            t.integration_type.as_str()
+        ));
+    };
+    let marks = views::watermarks(db, id).await?;
+    let mut out = format!(
+        "tenant: {id}\nintegration_type: {}\nurl: {}\npage_size: {}\n",
+        t.integration_type.as_str(),
+        cfg.redacted_url(),
+        cfg.page_size
+    );
+    for v in &cfg.tables {
+        let columns: Vec<String> = v.columns.iter().map(|(f, c)| format!("{f}={c}")).collect();
+        out.push_str(&format!(
+            "{}: {} ({}), key {}, {}",
+            v.table,
+            v.view,
+            v.mode.as_str(),
+            v.key,
+            columns.join(", ")
+        ));
+        if let Some(w) = &v.watermark {
+            out.push_str(&format!(", watermark {w}"));
+            if let Some((_, at)) = marks.iter().find(|(t, _)| *t == v.table) {
+                out.push_str(&format!(" (read up to {at})"));
+            }
+        }
+        if let Some(d) = &v.deleted {
+            out.push_str(&format!(", deleted flag {d}"));
+        }
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn describe(t: &Tenant) -> String {

@@ -14,3 +14,4 @@ pub mod schedule;
 pub mod tables;
 pub mod tenant;
 pub mod token;
+pub mod view;

@@ -12,6 +12,8 @@ pub enum Transport {
     Grpc,
     /// `POST /erp/v1/{table}` with JSON.
     Http,
+    /// A read of an ERP's SQL view by a View integration's run.
+    View,
 }
 
 impl Transport {
@@ -20,6 +22,7 @@ impl Transport {
         match self {
             Self::Grpc => "grpc",
             Self::Http => "http",
+            Self::View => "view",
         }
     }
 
@@ -28,6 +31,7 @@ impl Transport {
         match s {
             "grpc" => Some(Self::Grpc),
             "http" => Some(Self::Http),
+            "view" => Some(Self::View),
             _ => None,
         }
     }

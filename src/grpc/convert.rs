@@ -13,7 +13,9 @@ use crate::domain::run::{
 };
 use crate::domain::schedule::Schedule;
 use crate::domain::tables::TableDef;
-use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput};
+use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput, TenantId};
+use crate::domain::view::{Mode as ViewMode, ViewConfig, ViewTable};
+use crate::error::FieldViolation;
 use crate::overview::Overview;
 
 /// An instant as a protobuf Timestamp.
@@ -535,5 +537,88 @@ pub fn export_chunk(c: crate::export::Chunk) -> pb::ExportChunk {
         filename: c.filename.unwrap_or_default(),
         content_type: c.content_type.unwrap_or_default().to_owned(),
         data: c.data,
+    }
+}
+
+/// A tenant's View configuration as answered: the URL's password masked, each
+/// incremental table with its watermark.
+pub fn view_config(
+    tenant: &TenantId,
+    integration: IntegrationType,
+    cfg: Option<&ViewConfig>,
+    watermarks: &[(String, String)],
+) -> pb::ViewConfig {
+    let Some(cfg) = cfg else {
+        return pb::ViewConfig {
+            tenant_id: tenant.to_string(),
+            integration_type: integration_type(integration) as i32,
+            ..Default::default()
+        };
+    };
+    pb::ViewConfig {
+        tenant_id: tenant.to_string(),
+        configured: true,
+        url: cfg.redacted_url(),
+        backend: cfg
+            .backend()
+            .map(|b| b.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        page_size: cfg.page_size,
+        tables: cfg
+            .tables
+            .iter()
+            .map(|t| pb::ViewTable {
+                table: t.table.clone(),
+                view: t.view.clone(),
+                mode: match t.mode {
+                    ViewMode::Full => pb::ViewMode::Full,
+                    ViewMode::Incremental => pb::ViewMode::Incremental,
+                } as i32,
+                key_column: t.key.clone(),
+                columns: t.columns.clone().into_iter().collect(),
+                watermark_column: t.watermark.clone().unwrap_or_default(),
+                deleted_column: t.deleted.clone().unwrap_or_default(),
+                watermark: watermarks
+                    .iter()
+                    .find(|(table, _)| *table == t.table)
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        integration_type: integration_type(integration) as i32,
+    }
+}
+
+/// A requested view table; an unknown mode is a violation of `tables[i].mode`.
+pub fn view_table_from(
+    i: usize,
+    t: pb::ViewTable,
+    violations: &mut Vec<FieldViolation>,
+) -> ViewTable {
+    let mode = match pb::ViewMode::try_from(t.mode) {
+        Ok(pb::ViewMode::Unspecified | pb::ViewMode::Full) => ViewMode::Full,
+        Ok(pb::ViewMode::Incremental) => ViewMode::Incremental,
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                format!("tables[{i}].mode"),
+                "unknown value: use VIEW_MODE_FULL or VIEW_MODE_INCREMENTAL",
+            ));
+            ViewMode::Full
+        }
+    };
+    let optional = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    ViewTable {
+        table: t.table.trim().to_owned(),
+        view: t.view.trim().to_owned(),
+        mode,
+        key: t.key_column.trim().to_owned(),
+        columns: t
+            .columns
+            .into_iter()
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+        watermark: optional(t.watermark_column),
+        deleted: optional(t.deleted_column),
     }
 }

@@ -545,3 +545,28 @@ pub async fn mark_all_delivered(db: &Db, tenant: &TenantId, table: &str) -> Resu
     txn.commit().await?;
     Ok(n)
 }
+
+/// The external ids of live (not deleted) staged records of `table` after `after`, in
+/// order, at most `limit`: a full View snapshot compares them with what it read.
+pub async fn live_ids_after(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<String>> {
+    let mut p = Params::new(db.backend(), 3);
+    let sql = format!(
+        "SELECT external_id FROM staged_record WHERE tenant_id = {} AND table_name = {} \
+         AND external_id > {} AND deleted = FALSE ORDER BY external_id LIMIT {limit}",
+        p.push(tenant.as_str()),
+        p.push(table),
+        p.push(after)
+    );
+    db.conn()
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("", "external_id").map_err(Into::into))
+        .collect()
+}

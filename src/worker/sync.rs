@@ -19,12 +19,16 @@ use crate::domain::run::{
     Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
 };
 use crate::domain::tables::TABLES;
-use crate::domain::tenant::{Tenant, TenantId};
+use crate::domain::tenant::{IntegrationType, Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::{
     alerts, crm, erp_counts, events, lease, pending_deletes, runs, staging, tenants,
 };
 use crate::worker::abc;
+
+mod view;
+
+pub(crate) use view::check as check_view;
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
@@ -500,6 +504,10 @@ async fn deliver(
 }
 
 async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
+    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
+    if tenant.integration_type == IntegrationType::View {
+        view::collect(ctx, &tenant).await?;
+    }
     let mut total = 0;
     for t in TABLES {
         let n = staging::count_pending(&ctx.state.db, ctx.tenant, t.id, false).await?;

@@ -254,3 +254,116 @@ fn unsupported_database_url_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unsupported database URL"), "{err}");
 }
+
+#[test]
+fn tenant_set_view_checks_masks_shows_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("erpsync.db").display()
+    );
+    // The ERP's database: a SQLite file with one view.
+    let erp_path = dir.path().join("erp.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::{ConnectOptions, Executor};
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&erp_path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        c.execute(
+            "CREATE TABLE clientes (id INTEGER PRIMARY KEY, razao TEXT, cnpj TEXT); \
+             CREATE VIEW v_clientes AS SELECT id, razao, cnpj FROM clientes;",
+        )
+        .await
+        .unwrap();
+    });
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
+    let config = dir.path().join("view.json");
+    let write = |view: &str| {
+        std::fs::write(
+            &config,
+            serde_json::json!({"page_size": 500, "tables": [{"table": "company", "view": view,
+                "key": "id", "columns": {"name": "razao", "document": "cnpj"}}]})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    let config_arg = config.to_str().unwrap();
+
+    // A missing view is refused with --check, naming it; nothing is stored.
+    write("v_sumiu");
+    let erp_url = format!("sqlite://{}", erp_path.display());
+    let refused = erpsync(
+        &db,
+        &[
+            "tenant", "set-view", "--id", "acme", "--url", &erp_url, "--config", config_arg,
+            "--check",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("view v_sumiu"));
+    assert!(ok(erpsync(&db, &["tenant", "show-view", "acme"])).contains("no View configuration"));
+
+    // A URL with a password is stored and never printed.
+    write("v_clientes");
+    let set = ok(erpsync(
+        &db,
+        &[
+            "tenant",
+            "set-view",
+            "--id",
+            "acme",
+            "--url",
+            "postgres://erp:s3cretpw@db.example/erp",
+            "--config",
+            config_arg,
+        ],
+    ));
+    assert!(
+        set.contains("url: postgres://erp:***@db.example/erp"),
+        "{set}"
+    );
+    assert!(set.contains("integration_type: VIEW"), "{set}");
+    assert!(!set.contains("s3cretpw"));
+    // Checked and saved; the URL can come from the environment.
+    let checked = Command::new(env!("CARGO_BIN_EXE_erpsync"))
+        .args([
+            "tenant", "set-view", "--id", "acme", "--config", config_arg, "--check",
+        ])
+        .env("DATABASE_URL", &db)
+        .env("ERPSYNC_VIEW_URL", &erp_url)
+        .output()
+        .unwrap();
+    let shown = ok(checked);
+    assert!(
+        shown.contains("company: v_clientes (full), key id, document=cnpj, name=razao"),
+        "{shown}"
+    );
+    assert!(shown.contains("page_size: 500"), "{shown}");
+    // A configuration file with a typo is refused before anything is stored.
+    std::fs::write(
+        &config,
+        r#"{"tables": [{"table": "company", "veiw": "x"}]}"#,
+    )
+    .unwrap();
+    let typo = erpsync(
+        &db,
+        &["tenant", "set-view", "--id", "acme", "--config", config_arg],
+    );
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("veiw"),
+        "{typo:?}"
+    );
+    assert!(ok(erpsync(&db, &["tenant", "show-view", "acme"])).contains("v_clientes"));
+
+    let cleared = ok(erpsync(&db, &["tenant", "clear-view", "acme"]));
+    assert!(cleared.contains("API integration"), "{cleared}");
+    assert!(ok(erpsync(&db, &["tenant", "show", "acme"])).contains("integration_type: API"));
+}

@@ -14,3 +14,4 @@ mod northwind;
 mod overview;
 mod schedule;
 mod sync;
+mod view;

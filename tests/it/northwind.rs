@@ -24,7 +24,7 @@ both_backends!(northwind_pushed_and_synced_lands_every_company_and_contact_in_th
 type History = pb::integration_history_client::IntegrationHistoryClient<tonic::transport::Channel>;
 
 /// The dump's path: ERPSYNC_NORTHWIND, or shared/ beside the repository.
-fn northwind() -> String {
+pub(crate) fn northwind() -> String {
     let path = std::env::var("ERPSYNC_NORTHWIND").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/northwind.sql").to_owned()
     });
@@ -33,7 +33,7 @@ fn northwind() -> String {
 }
 
 /// The values of each `INSERT INTO table VALUES (...)` line.
-fn rows(sql: &str, table: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) fn rows(sql: &str, table: &str) -> Vec<Vec<Option<String>>> {
     let prefix = format!("INSERT INTO {table} VALUES (");
     sql.lines()
         .filter_map(|l| l.strip_prefix(&prefix))
@@ -86,7 +86,7 @@ fn rows(sql: &str, table: &str) -> Vec<Vec<Option<String>>> {
 }
 
 /// A valid CNPJ (digits only) made from `n`.
-fn cnpj(n: u64) -> String {
+pub(crate) fn cnpj(n: u64) -> String {
     let mut d: Vec<u32> = format!("{:08}0001", n)
         .chars()
         .map(|c| c.to_digit(10).unwrap())
