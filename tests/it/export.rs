@@ -48,7 +48,7 @@ const REQUEST_HEADER: [&str; 11] = [
     "request_id",
 ];
 
-fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     Utc::now().with_timezone(&TZ).date_naive()
 }
 
@@ -89,15 +89,15 @@ async fn log(app: &TestApp, e: &RequestLogEntry) {
 }
 
 /// What a finished export stream held.
-struct Download {
-    filename: String,
-    content_type: String,
-    chunk_sizes: Vec<usize>,
-    later_chunks_named: bool,
-    bytes: Vec<u8>,
+pub(crate) struct Download {
+    pub(crate) filename: String,
+    pub(crate) content_type: String,
+    pub(crate) chunk_sizes: Vec<usize>,
+    pub(crate) later_chunks_named: bool,
+    pub(crate) bytes: Vec<u8>,
 }
 
-fn request(
+pub(crate) fn request(
     from: NaiveDate,
     to: NaiveDate,
     tables: &[&str],
@@ -112,7 +112,7 @@ fn request(
     }
 }
 
-async fn download(
+pub(crate) async fn download(
     app: &TestApp,
     token: &str,
     req: ExportHistoryRequest,
@@ -145,7 +145,7 @@ async fn download(
 }
 
 /// Every sheet of the workbook, in order, with its cells.
-fn sheets(bytes: &[u8]) -> Vec<(String, Vec<Vec<Data>>)> {
+pub(crate) fn sheets(bytes: &[u8]) -> Vec<(String, Vec<Vec<Data>>)> {
     let mut wb: Xlsx<_> =
         calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("a valid xlsx");
     wb.sheet_names()

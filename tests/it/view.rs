@@ -222,6 +222,22 @@ async fn a_full_snapshot_stages_pages_deletes_what_vanished_and_holds_an_empty_v
         "{second_query}"
     );
     assert_eq!(second_query["params"], json!([7]));
+    // The Histórico export has the view reads like any request.
+    let today = crate::export::today();
+    let workbook = crate::export::download(
+        &ctx.app,
+        &ctx.crm,
+        crate::export::request(today, today, &["company"], pb::ExportKind::Requests),
+    )
+    .await
+    .unwrap();
+    let cells: Vec<String> = crate::export::sheets(&workbook.bytes)
+        .into_iter()
+        .flat_map(|(_, rows)| rows.into_iter().flatten())
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(cells.iter().filter(|c| *c == "view:v_clientes").count(), 9);
+    assert!(cells.iter().any(|c| c.contains("Cliente 17 Ltda")));
 
     // Two rows go away, one changes, one turns invalid: the run applies the deletions
     // (under the guard's threshold) and the change, and rejects the bad row alone.
