@@ -537,12 +537,15 @@ const COMPANIES_PER_TXN: usize = 10_000;
 const ROWS_PER_STATEMENT: usize = 2_000;
 
 /// Stores new categories with their history entries, and forgets the categories of
-/// companies no longer in the CRM.
+/// companies no longer in the CRM. `new` are the companies without stored categories
+/// (categorized for the first time), `changed` the ones whose stored categories change.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     db: &Db,
     tenant: &TenantId,
     run_id: &str,
     now: DateTime<Utc>,
+    new: &[Category],
     changed: &[Category],
     history: &[CategoryChange],
     removed: &[String],
@@ -552,9 +555,22 @@ pub async fn apply(
         .map(|h| (h.external_id.as_str(), h))
         .collect();
     if let Pool::Postgres(pool) = db.pool() {
-        return pg::apply(pool, tenant, run_id, now, changed, &by_company, removed).await;
+        return pg::apply(
+            pool,
+            tenant,
+            run_id,
+            now,
+            new,
+            changed,
+            &by_company,
+            removed,
+        )
+        .await;
     }
-    for chunk in changed.chunks(COMPANIES_PER_TXN) {
+    for chunk in new
+        .chunks(COMPANIES_PER_TXN)
+        .chain(changed.chunks(COMPANIES_PER_TXN))
+    {
         let txn = db.begin_write().await?;
         upsert_categories(&txn, tenant, run_id, now, chunk).await?;
         let changes: Vec<&CategoryChange> = chunk
@@ -1021,15 +1037,130 @@ mod pg {
     const UNNEST: &str = "UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
         $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])";
 
+    /// Appends one COPY text-format field and its separator (a tab, or a newline after
+    /// the row's last): backslash, tab, newline and carriage return escaped, None as `\N`.
+    fn field(buf: &mut String, v: Option<&str>, last: bool) {
+        match v {
+            None => buf.push_str("\\N"),
+            Some(s) => {
+                for ch in s.chars() {
+                    match ch {
+                        '\\' => buf.push_str("\\\\"),
+                        '\t' => buf.push_str("\\t"),
+                        '\n' => buf.push_str("\\n"),
+                        '\r' => buf.push_str("\\r"),
+                        c => buf.push(c),
+                    }
+                }
+            }
+        }
+        buf.push(if last { '\n' } else { '\t' });
+    }
+
+    /// A timestamp as PostgreSQL reads it, to the microsecond (truncated, as sqlx binds it).
+    fn timestamp(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+    }
+
+    /// Streams `data` (COPY text format) into the table with `statement`.
+    async fn copy(conn: &mut sqlx::PgConnection, statement: &str, data: String) -> Result<()> {
+        let mut copy = conn.copy_in_raw(statement).await.map_err(sqlx_error)?;
+        if let Err(e) = copy.send(data.into_bytes()).await {
+            // The connection must leave COPY mode before it is used again.
+            let _ = copy.abort("erpsync: sending the rows failed").await;
+            return Err(sqlx_error(e));
+        }
+        copy.finish().await.map_err(sqlx_error)?;
+        Ok(())
+    }
+
+    /// Companies categorized for the first time that one COPY transaction writes: COPY
+    /// is cheap per row, a commit is not.
+    const NEW_PER_TXN: usize = 50_000;
+
+    /// Writes the history entries of `chunk`'s companies with COPY (ids follow the
+    /// stream's order).
+    async fn copy_history(
+        conn: &mut sqlx::PgConnection,
+        tenant: &TenantId,
+        chunk: &[Category],
+        history: &HashMap<&str, &CategoryChange>,
+    ) -> Result<()> {
+        let mut buf = String::new();
+        for h in chunk
+            .iter()
+            .filter_map(|c| history.get(c.external_id.as_str()))
+        {
+            field(&mut buf, Some(tenant.as_str()), false);
+            field(&mut buf, Some(&h.external_id), false);
+            field(&mut buf, Some(&h.run_id), false);
+            field(&mut buf, Some(&h.changed_on.to_string()), false);
+            field(&mut buf, Some(&timestamp(h.changed_at)), false);
+            field(&mut buf, h.abc_from.map(AbcClass::as_str), false);
+            field(&mut buf, h.abc_to.map(AbcClass::as_str), false);
+            field(&mut buf, h.lifecycle_from.map(Lifecycle::as_str), false);
+            field(&mut buf, h.lifecycle_to.map(Lifecycle::as_str), true);
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        copy(
+            conn,
+            "COPY category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
+             abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN",
+            buf,
+        )
+        .await
+    }
+
+    /// `new` are companies without stored categories (no row to conflict with: the run
+    /// holds the tenant's lease), written with COPY; `changed` have rows, upserted.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn apply(
         pool: &sqlx::PgPool,
         tenant: &TenantId,
         run_id: &str,
         now: DateTime<Utc>,
+        new: &[Category],
         changed: &[Category],
         history: &HashMap<&str, &CategoryChange>,
         removed: &[String],
     ) -> Result<()> {
+        let updated_at = timestamp(now);
+        for chunk in new.chunks(NEW_PER_TXN) {
+            let mut buf = String::with_capacity(chunk.len() * 160);
+            for c in chunk {
+                field(&mut buf, Some(tenant.as_str()), false);
+                field(&mut buf, Some(run_id), false);
+                field(&mut buf, Some(&c.external_id), false);
+                field(&mut buf, Some(&c.name), false);
+                field(&mut buf, Some(&c.document), false);
+                field(&mut buf, c.abc_class.map(AbcClass::as_str), false);
+                field(&mut buf, Some(c.lifecycle.as_str()), false);
+                field(&mut buf, Some(&c.portfolio), false);
+                for v in [
+                    Some(c.revenue.to_string()),
+                    c.first_purchase.map(|d| d.to_string()),
+                    c.last_purchase.map(|d| d.to_string()),
+                    c.company_hash.map(|h| h.to_string()),
+                    Some(c.fingerprint().to_string()),
+                ] {
+                    field(&mut buf, v.as_deref(), false);
+                }
+                field(&mut buf, Some(&updated_at), true);
+            }
+            let mut tx = pool.begin().await.map_err(sqlx_error)?;
+            copy(
+                &mut tx,
+                "COPY company_category (tenant_id, run_id, external_id, name, document, abc_class, \
+                 lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, \
+                 fingerprint, updated_at) FROM STDIN",
+                buf,
+            )
+            .await?;
+            copy_history(&mut tx, tenant, chunk, history).await?;
+            tx.commit().await.map_err(sqlx_error)?;
+        }
         for chunk in changed.chunks(COMPANIES_PER_TXN) {
             let c = columns(chunk);
             let mut tx = pool.begin().await.map_err(sqlx_error)?;
@@ -1051,36 +1182,10 @@ mod pg {
             .execute(&mut *tx)
             .await
             .map_err(sqlx_error)?;
-            let changes: Vec<&CategoryChange> = chunk
-                .iter()
-                .filter_map(|c| history.get(c.external_id.as_str()).copied())
-                .collect();
-            if !changes.is_empty() {
-                let class = |x: Option<AbcClass>| x.map(|c| c.as_str().to_owned());
-                let life = |x: Option<Lifecycle>| x.map(|l| l.as_str().to_owned());
-                sqlx::query(
-                    "INSERT INTO category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-                     abc_from, abc_to, lifecycle_from, lifecycle_to) \
-                     SELECT $1, u.id, u.run, u.day, u.at, u.af, u.at2, u.lf, u.lt FROM UNNEST($2::text[], \
-                     $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[]) \
-                     WITH ORDINALITY AS u(id, run, day, at, af, at2, lf, lt, n) ORDER BY u.n",
-                )
-                .bind(tenant.as_str())
-                .bind(changes.iter().map(|h| h.external_id.clone()).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| h.run_id.clone()).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| h.changed_on.to_string()).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| h.changed_at).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| class(h.abc_from)).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| class(h.abc_to)).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| life(h.lifecycle_from)).collect::<Vec<_>>())
-                .bind(changes.iter().map(|h| life(h.lifecycle_to)).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await
-                .map_err(sqlx_error)?;
-            }
+            copy_history(&mut tx, tenant, chunk, history).await?;
             tx.commit().await.map_err(sqlx_error)?;
         }
-        if changed.len() + removed.len() >= ANALYZE_AFTER {
+        if new.len() + changed.len() + removed.len() >= ANALYZE_AFTER {
             // Fresh statistics: with the table's size unknown to the planner, the next
             // run's join sorted the whole table for every page (10 × 0.3 s measured).
             sqlx::query("ANALYZE company_category")

@@ -131,12 +131,15 @@ async fn upsert(
 pub async fn apply_categories(db: &Db, tenant: &TenantId, rows: &[Category]) -> Result<()> {
     if let super::Pool::Postgres(pool) = db.pool() {
         // One statement over arrays: PostgreSQL plans it at once (a VALUES list of
-        // thousands of parameters is re-planned on every execution).
+        // thousands of parameters is re-planned on every execution). The `= ANY` makes
+        // it look the rows up by key: joined with the arrays alone, it hashed the whole
+        // table for every call (0.4 s a call of 5 000, 200 000 companies).
         let text = |f: &dyn Fn(&Category) -> String| rows.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
             "UPDATE crm_company SET abc_class = NULLIF(v.c, ''), lifecycle = v.l, portfolio = v.p, \
              revenue = v.r FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-             AS v(id, c, l, p, r) WHERE crm_company.tenant_id = $1 AND crm_company.external_id = v.id",
+             AS v(id, c, l, p, r) WHERE crm_company.tenant_id = $1 AND crm_company.external_id = v.id \
+             AND crm_company.external_id = ANY($2::text[])",
         )
         .bind(tenant.as_str())
         .bind(text(&|c| c.external_id.clone()))

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
 
 use crate::app::AppState;
 use crate::domain::abc::{
@@ -71,10 +72,18 @@ pub async fn analyse(
     let settings = &tenant.abc;
     let as_of = now.with_timezone(&tenant.timezone).date_naive();
     let (from, to) = settings.window(as_of);
-    // One pass over the revenue index, then one over the companies with their stored
-    // categories (sequential: on SQLite concurrent bulk reads are slower, not faster).
-    let mut purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to).await?;
-    let companies = abc::live_companies(&state.db, &tenant.id).await?;
+    // One pass over the revenue index and one over the companies with their stored
+    // categories. On SQLite one after the other (concurrent bulk reads are slower there,
+    // not faster); PostgreSQL runs them side by side on two connections, the aggregate
+    // in one server process while the other serves the companies and this side decodes.
+    let purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to);
+    let companies = abc::live_companies(&state.db, &tenant.id);
+    let (mut purchases, companies) = if state.db.backend() == DbBackend::Postgres {
+        tokio::try_join!(purchases, companies)?
+    } else {
+        let purchases = purchases.await?;
+        (purchases, companies.await?)
+    };
     let mut previous = HashMap::new();
     let removed = abc::categorized_but_gone(
         &state.db,
@@ -268,9 +277,12 @@ async fn apply(
             .await?;
     }
     drop(for_crm);
-    let changed: Vec<Category> = changed.into_iter().map(|x| x.0).collect();
+    let (new, changed): (Vec<Category>, Vec<Category>) = changed
+        .into_iter()
+        .map(|x| x.0)
+        .partition(|c| !previous.contains_key(&c.external_id));
     abc::apply(
-        &state.db, &tenant.id, run_id, now, &changed, &history, &removed,
+        &state.db, &tenant.id, run_id, now, &new, &changed, &history, &removed,
     )
     .await?;
     Ok(Applied {

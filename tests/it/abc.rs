@@ -24,6 +24,7 @@ both_backends!(
     a_discarded_or_superseded_shift_keeps_the_previous_classes,
     abc_settings_are_validated_and_change_the_analysis,
     more_companies_than_a_read_page_are_all_classified,
+    names_with_tabs_backslashes_and_line_breaks_are_stored_as_sent,
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
@@ -521,6 +522,42 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
     );
     let c1 = rows.iter().find(|c| c.external_id == "c1").unwrap();
     assert_eq!(c1.name, "Empresa c1");
+}
+
+/// PostgreSQL writes first categorizations with COPY, whose text format escapes these.
+async fn names_with_tabs_backslashes_and_line_breaks_are_stored_as_sent(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let name = "Tab\there \\ back\\slash\nnew line\r\\N end";
+    let seller = "S\\1\t2";
+    ctx.push(
+        "company",
+        vec![record(
+            "c1",
+            &json!({"name": name, "document": "11.222.333/0001-81", "seller_id": seller}),
+        )],
+    )
+    .await;
+    ctx.push("invoice", vec![invoice("i1", "c1", &days_ago(3), "10")])
+        .await;
+    let got = ctx.run().await;
+    assert_eq!(got.run.unwrap().status(), pb::RunStatus::Success);
+    let rows = all_companies(&mut ctx).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].portfolio.as_str()),
+        (name, seller)
+    );
+    let h = company_history(&mut ctx, "c1").await.unwrap();
+    assert_eq!(h.changes.len(), 1);
+    assert_eq!(h.changes[0].lifecycle_to(), pb::Lifecycle::New);
+    // Nothing changed: the next run reads them back equal and sends nothing.
+    let again = ctx.run().await;
+    let cat = stage(&again, "categorize");
+    assert!(
+        cat.outcome.starts_with("ok: 0 companies sent"),
+        "{}",
+        cat.outcome
+    );
 }
 
 /// Ten companies with revenue 100, 90, …, 10 (c00 the largest).
