@@ -11,7 +11,7 @@ use crate::domain::tenant::{
     TenantId,
 };
 use crate::domain::token::{hash_secret, Grant, NewToken, Role, TenantScope};
-use crate::domain::view::{self, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE};
+use crate::domain::view::ViewTable;
 use crate::error::AppError;
 use crate::storage::{tenants, tokens, views, Db};
 use crate::worker::sync;
@@ -314,28 +314,22 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             let file: ViewFile = serde_json::from_str(&text)
                 .with_context(|| format!("{config} is not a valid View configuration"))?;
             let db = open(url).await?;
-            tenants::require(&db, &id).await?;
-            let url = match (view_url.or(file.url), views::get(&db, &id).await?) {
-                (Some(u), _) => u,
-                (None, Some(stored)) => stored.url,
-                (None, None) => bail!("--url is required the first time (or \"url\" in the file)"),
-            };
-            let cfg = ViewConfig {
-                url,
-                page_size: file.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
-                tables: file.tables,
-            };
-            view::validate(&cfg).map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            if check {
-                sync::check_view(&cfg).await.map_err(|e| anyhow!(e))?;
-            }
-            views::set(&db, &id, &cfg, Utc::now()).await?;
+            sync::configure_view(
+                &db,
+                &id,
+                view_url.or(file.url),
+                file.page_size,
+                file.tables,
+                check,
+                Vec::new(),
+            )
+            .await
+            .map_err(|e| anyhow!(e))?;
             print!("{}", describe_view(&db, &id).await?);
         }
         TenantCommand::ShowView { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
             let db = open(url).await?;
-            tenants::require(&db, &id).await?;
             print!("{}", describe_view(&db, &id).await?);
         }
         TenantCommand::ClearView { id } => {
@@ -383,14 +377,15 @@ struct ViewFile {
 }
 
 async fn describe_view(db: &Db, id: &TenantId) -> anyhow::Result<String> {
-    let t = tenants::require(db, id).await?;
-    let Some(cfg) = views::get(db, id).await? else {
+    let status = sync::view_status(db, id).await?;
+    let t = &status;
+    let Some(cfg) = &status.config else {
         return Ok(format!(
             "{id}: no View configuration (integration_type: {})\n",
             t.integration_type.as_str()
         ));
     };
-    let marks = views::watermarks(db, id).await?;
+    let marks = &status.watermarks;
     let mut out = format!(
         "tenant: {id}\nintegration_type: {}\nurl: {}\npage_size: {}\n",
         t.integration_type.as_str(),

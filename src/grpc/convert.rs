@@ -14,9 +14,10 @@ use crate::domain::run::{
 use crate::domain::schedule::Schedule;
 use crate::domain::tables::TableDef;
 use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput, TenantId};
-use crate::domain::view::{Mode as ViewMode, ViewConfig, ViewTable};
+use crate::domain::view::{Mode as ViewMode, ViewTable};
 use crate::error::FieldViolation;
 use crate::overview::Overview;
+use crate::worker::sync::ViewStatus;
 
 /// An instant as a protobuf Timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -542,13 +543,9 @@ pub fn export_chunk(c: crate::export::Chunk) -> pb::ExportChunk {
 
 /// A tenant's View configuration as answered: the URL's password masked, each
 /// incremental table with its watermark.
-pub fn view_config(
-    tenant: &TenantId,
-    integration: IntegrationType,
-    cfg: Option<&ViewConfig>,
-    watermarks: &[(String, String)],
-) -> pb::ViewConfig {
-    let Some(cfg) = cfg else {
+pub fn view_config(tenant: &TenantId, status: &ViewStatus) -> pb::ViewConfig {
+    let (integration, watermarks) = (status.integration_type, &status.watermarks);
+    let Some(cfg) = &status.config else {
         return pb::ViewConfig {
             tenant_id: tenant.to_string(),
             integration_type: integration_type(integration) as i32,

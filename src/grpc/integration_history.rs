@@ -17,7 +17,6 @@ use crate::domain::run::{Level, RunTrigger};
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
 use crate::domain::token::Role;
-use crate::domain::view::{self, ViewConfig, DEFAULT_PAGE_SIZE};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::export;
 use crate::logs;
@@ -211,75 +210,32 @@ impl Service {
         &self,
         tenant: &crate::domain::tenant::TenantId,
     ) -> Result<pb::ViewConfig> {
-        let db = &self.state.db;
-        let t = tenants::require(db, tenant).await?;
-        let cfg = views::get(db, tenant).await?;
-        let marks = views::watermarks(db, tenant).await?;
-        Ok(convert::view_config(
-            tenant,
-            t.integration_type,
-            cfg.as_ref(),
-            &marks,
-        ))
+        let status = sync::view_status(&self.state.db, tenant).await?;
+        Ok(convert::view_config(tenant, &status))
     }
 
     async fn set_view(&self, req: Request<pb::SetViewConfigRequest>) -> Result<pb::ViewConfig> {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
         let req = req.into_inner();
         let db = &self.state.db;
-        tenants::require(db, &tenant).await?;
-        let now = Utc::now();
         if req.clear {
-            let had = views::clear(db, &tenant, now).await?;
+            tenants::require(db, &tenant).await?;
+            let had = views::clear(db, &tenant, Utc::now()).await?;
             tracing::info!(tenant = %tenant, had, "view configuration cleared");
             return self.view_config(&tenant).await;
         }
         let mut violations = Vec::new();
-        let url = match (
-            req.url.filter(|u| !u.trim().is_empty()),
-            views::get(db, &tenant).await?,
-        ) {
-            (Some(u), _) => u.trim().to_owned(),
-            (None, Some(stored)) => stored.url,
-            (None, None) => {
-                violations.push(FieldViolation::new(
-                    "url",
-                    "required the first time: the ERP database's postgres://, mysql:// or sqlite: URL",
-                ));
-                String::new()
-            }
-        };
         let tables = req
             .tables
             .into_iter()
             .enumerate()
             .map(|(i, t)| convert::view_table_from(i, t, &mut violations))
             .collect();
-        let cfg = ViewConfig {
-            url,
-            page_size: if req.page_size == 0 {
-                DEFAULT_PAGE_SIZE
-            } else {
-                req.page_size
-            },
-            tables,
-        };
-        if let Err(more) = view::validate(&cfg) {
-            violations.extend(
-                more.into_iter()
-                    .filter(|v| !(v.field == "url" && cfg.url.is_empty())),
-            );
-        }
-        if !violations.is_empty() {
-            return Err(AppError::InvalidFields(violations));
-        }
-        if req.check {
-            sync::check_view(&cfg)
-                .await
-                .map_err(AppError::FailedPrecondition)?;
-        }
-        views::set(db, &tenant, &cfg, now).await?;
-        tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
+        let page_size = (req.page_size != 0).then_some(req.page_size);
+        sync::configure_view(
+            db, &tenant, req.url, page_size, tables, req.check, violations,
+        )
+        .await?;
         self.view_config(&tenant).await
     }
 }

@@ -28,7 +28,7 @@ use crate::worker::abc;
 
 mod view;
 
-pub(crate) use view::check as check_view;
+pub(crate) use view::{configure as configure_view, status as view_status, ViewStatus};
 
 /// How long a lease lives without renewal; a crashed holder frees the tenant after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);

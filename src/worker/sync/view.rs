@@ -18,11 +18,14 @@ use crate::domain::record::Kind;
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::{self, TableDef};
-use crate::domain::tenant::Tenant;
-use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig, ViewTable};
-use crate::error::{AppError, Result};
+use crate::domain::tenant::{IntegrationType, Tenant, TenantId};
+use crate::domain::view::{
+    field_role, validate, Backend, Category, Mode, Role, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE,
+};
+use crate::error::{AppError, FieldViolation, Result};
+use crate::ingest::error_json;
 use crate::storage::request_log::{self, StoredBody};
-use crate::storage::{staging, views};
+use crate::storage::{staging, tenants, views, Db};
 use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
 
 /// Staged ids compared with a snapshot per read, and tombstones staged per request.
@@ -546,6 +549,7 @@ async fn log_failure(
     started: Instant,
 ) {
     let id = uuid::Uuid::new_v4().to_string();
+    let error = AppError::FailedPrecondition(message.to_owned());
     let e = RequestLogEntry {
         id: id.clone(),
         tenant: ctx.tenant.clone(),
@@ -553,17 +557,15 @@ async fn log_failure(
         endpoint: endpoint.to_owned(),
         table: table.map(str::to_owned),
         transport: Transport::View,
-        status: "FAILED_PRECONDITION".into(),
-        http_status: 412,
+        status: error.code_name().to_owned(),
+        http_status: error.http_status(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         accepted: 0,
         rejected: 0,
         error: Some(message.to_owned()),
         request_body: String::new(),
         request_truncated: false,
-        response_body:
-            json!({"error": {"code": "FAILED_PRECONDITION", "message": message}, "request_id": id})
-                .to_string(),
+        response_body: error_json(&error, Some(&id)),
     };
     if let Err(err) = request_log::insert_alone(&ctx.state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(err), tenant = %ctx.tenant, "cannot log a failed view read");
@@ -572,7 +574,7 @@ async fn log_failure(
 
 /// Checks a configuration against the ERP database: reachable, every view and column
 /// there and of a fitting type. The error names every problem.
-pub(crate) async fn check(cfg: &ViewConfig) -> Result<(), String> {
+async fn check(cfg: &ViewConfig) -> Result<(), String> {
     let mut erp = ErpDb::connect(&cfg.url).await.map_err(|e| {
         format!(
             "cannot connect to the ERP database {}: {e}",
@@ -591,4 +593,78 @@ pub(crate) async fn check(cfg: &ViewConfig) -> Result<(), String> {
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// A tenant's View integration as stored: its integration type, its configuration, and
+/// the watermark of each table read incrementally.
+#[derive(Debug, Clone)]
+pub struct ViewStatus {
+    /// API or VIEW.
+    pub integration_type: IntegrationType,
+    /// None when the tenant has no View configuration.
+    pub config: Option<ViewConfig>,
+    /// (table, last watermark read).
+    pub watermarks: Vec<(String, String)>,
+}
+
+/// The tenant's View integration as stored.
+pub(crate) async fn status(db: &Db, tenant: &TenantId) -> Result<ViewStatus> {
+    let t = tenants::require(db, tenant).await?;
+    Ok(ViewStatus {
+        integration_type: t.integration_type,
+        config: views::get(db, tenant).await?,
+        watermarks: views::watermarks(db, tenant).await?,
+    })
+}
+
+/// Stores a tenant's View configuration, making it a VIEW integration. `url` None keeps
+/// the stored one; `page_size` None takes the default; `violations` are problems the
+/// caller already found in its request. Every problem is reported at once (nothing
+/// stored); with `check`, the views are checked against the ERP database first.
+pub(crate) async fn configure(
+    db: &Db,
+    tenant: &TenantId,
+    url: Option<String>,
+    page_size: Option<u32>,
+    tables: Vec<ViewTable>,
+    check: bool,
+    mut violations: Vec<FieldViolation>,
+) -> Result<()> {
+    tenants::require(db, tenant).await?;
+    let url = match (
+        url.filter(|u| !u.trim().is_empty()),
+        views::get(db, tenant).await?,
+    ) {
+        (Some(u), _) => Some(u.trim().to_owned()),
+        (None, stored) => stored.map(|s| s.url),
+    };
+    if url.is_none() {
+        violations.push(FieldViolation::new(
+            "url",
+            "required the first time: the ERP database's postgres://, mysql:// or sqlite: URL",
+        ));
+    }
+    let cfg = ViewConfig {
+        url: url.unwrap_or_default(),
+        page_size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+        tables,
+    };
+    if let Err(more) = validate(&cfg) {
+        // A missing URL is reported once, above.
+        violations.extend(
+            more.into_iter()
+                .filter(|v| !(v.field == "url" && cfg.url.is_empty())),
+        );
+    }
+    if !violations.is_empty() {
+        return Err(AppError::InvalidFields(violations));
+    }
+    if check {
+        self::check(&cfg)
+            .await
+            .map_err(AppError::FailedPrecondition)?;
+    }
+    views::set(db, tenant, &cfg, Utc::now()).await?;
+    tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
+    Ok(())
 }
