@@ -277,14 +277,14 @@ pub fn authed<T>(msg: T, token: &str) -> Request<T> {
 }
 
 /// A throw-away PostgreSQL database, dropped with the test.
-struct PgDatabase {
+pub(crate) struct PgDatabase {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PgDatabase {
-    async fn create(admin: &str) -> Self {
+    pub(crate) async fn create(admin: &str) -> Self {
         let name = format!("erpsync_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PgConnectOptions::from_str(admin).expect("valid ERPSYNC_TEST_DATABASE_URL");
         let mut conn = opts
@@ -304,7 +304,7 @@ impl PgDatabase {
         }
     }
 
-    fn drop_blocking(self) {
+    pub(crate) fn drop_blocking(self) {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -330,7 +330,7 @@ impl PgDatabase {
 }
 
 /// `url` pointing at database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (url, String::new()),

@@ -112,6 +112,20 @@ impl Ctx {
         panic!("run {run_id} did not finish in 60 s");
     }
 
+    /// acme's overview.
+    pub(crate) async fn overview(&mut self) -> pb::Overview {
+        self.history
+            .get_overview(authed(
+                GetOverviewRequest {
+                    tenant_id: "acme".into(),
+                },
+                &self.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     async fn crm_companies(&self) -> Vec<String> {
         let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
         crm::companies(&self.app.state.db, &tenant, "", 10_000)

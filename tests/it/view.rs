@@ -3,7 +3,6 @@
 //! with the Northwind database loaded, and MariaDB (ERPSYNC_TEST_MYSQL_URL).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{Duration, Utc};
 use erpsync::domain::request_log::{RequestLogEntry, Transport};
@@ -19,7 +18,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use tonic::Code;
 
 use crate::both_backends;
-use crate::helpers::{authed, http_post, TestApp, PG_ENV};
+use crate::helpers::{authed, http_post, with_database, PgDatabase, TestApp, PG_ENV};
 use crate::northwind::{cnpj, northwind, rows};
 use crate::sync::{setup, Ctx};
 
@@ -289,17 +288,7 @@ async fn a_full_snapshot_stages_pages_deletes_what_vanished_and_holds_an_empty_v
         .unwrap()
         .into_inner();
     assert_eq!(held.pending_deletes.len(), 58);
-    let overview = ctx
-        .history
-        .get_overview(authed(
-            GetOverviewRequest {
-                tenant_id: "acme".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let overview = ctx.overview().await;
     assert_eq!(overview.integration_type(), pb::IntegrationType::View);
     assert!(overview
         .open_alerts
@@ -472,17 +461,7 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
         assert!(reads[0].error.as_deref().unwrap().contains(wants[0]));
         assert!(!reads[0].response_body.contains("s3cretpw"));
     }
-    let overview = ctx
-        .history
-        .get_overview(authed(
-            GetOverviewRequest {
-                tenant_id: "acme".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let overview = ctx.overview().await;
     assert!(overview
         .open_alerts
         .iter()
@@ -639,63 +618,19 @@ async fn the_view_configuration_is_validated_masked_and_checked(app: TestApp) {
 // Northwind on PostgreSQL: a View tenant and an API tenant fed the same rows
 
 /// A throw-away database on the test PostgreSQL server, dropped at the end.
-struct PgSource {
-    admin: String,
-    name: String,
-    url: String,
-}
+struct PgSource(Option<PgDatabase>);
 
 impl PgSource {
-    async fn create(admin: &str) -> Self {
-        let name = format!("erp_view_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::postgres::PgConnectOptions::from_str(admin)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
-            .unwrap();
-        let opts = sqlx::postgres::PgConnectOptions::from_str(admin)
-            .unwrap()
-            .database(&name);
-        let user = opts.get_username().to_owned();
-        let url = format!(
-            "postgres://{user}@{}:{}/{name}",
-            opts.get_host(),
-            opts.get_port()
-        );
-        Self {
-            admin: admin.to_owned(),
-            name,
-            url,
-        }
+    fn url(&self) -> &str {
+        &self.0.as_ref().expect("not dropped yet").url
     }
 }
 
 impl Drop for PgSource {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::postgres::PgConnectOptions::from_str(&admin)
-                    .unwrap()
-                    .connect()
-                    .await
-                {
-                    let _ = c
-                        .execute(
-                            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str(),
-                        )
-                        .await;
-                }
-            });
-        })
-        .join();
+        if let Some(db) = self.0.take() {
+            db.drop_blocking();
+        }
     }
 }
 
@@ -931,8 +866,8 @@ async fn a_northwind_view_tenant_matches_an_api_tenant_fed_the_same_data(app: Te
         eprintln!("{PG_ENV} unset: the PostgreSQL View source is not tested");
         return;
     };
-    let source = PgSource::create(&admin).await;
-    let mut conn = sqlx::postgres::PgConnection::connect(&source.url)
+    let source = PgSource(Some(PgDatabase::create(&admin).await));
+    let mut conn = sqlx::postgres::PgConnection::connect(source.url())
         .await
         .unwrap();
     sqlx::raw_sql(&northwind())
@@ -980,7 +915,7 @@ async fn a_northwind_view_tenant_matches_an_api_tenant_fed_the_same_data(app: Te
         .set_view_config(authed(
             SetViewConfigRequest {
                 tenant_id: "northwind_view".into(),
-                url: Some(source.url.clone()),
+                url: Some(source.url().to_owned()),
                 tables: tables.clone(),
                 page_size: 500,
                 check: true,
@@ -1127,12 +1062,7 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
         admin: admin.clone(),
         name: name.clone(),
     };
-    // The admin URL with the new database instead of its own.
-    let start = admin.find("://").map_or(0, |i| i + 3);
-    let server = admin[start..]
-        .find('/')
-        .map_or(admin.as_str(), |i| &admin[..start + i]);
-    let url = format!("{server}/{name}");
+    let url = with_database(&admin, &name);
     let mut conn = sqlx::mysql::MySqlConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE customers (customer_id VARCHAR(5) PRIMARY KEY, company_name VARCHAR(40) NOT NULL, \
