@@ -12,6 +12,7 @@ mod m20261128_000006_reconciliation;
 mod m20261128_000007_delete_guard_settings;
 mod m20261128_000008_abc;
 mod m20261130_000009_view;
+mod m20261201_000010_abc_lean;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_delete_guard_settings::Migration),
             Box::new(m20261128_000008_abc::Migration),
             Box::new(m20261130_000009_view::Migration),
+            Box::new(m20261201_000010_abc_lean::Migration),
         ]
     }
 }

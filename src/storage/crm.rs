@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 
 use super::{Db, Params};
-use crate::domain::abc::{amount_text, Category};
+use crate::domain::abc::amount_text;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -126,61 +126,6 @@ async fn upsert(
     txn.commit().await
 }
 
-/// Sets the categories of the tenant's CRM companies (companies it does not hold are
-/// left alone).
-pub async fn apply_categories(db: &Db, tenant: &TenantId, rows: &[Category]) -> Result<()> {
-    if let super::Pool::Postgres(pool) = db.pool() {
-        // One statement over arrays: PostgreSQL plans it at once (a VALUES list of
-        // thousands of parameters is re-planned on every execution). The `= ANY` makes
-        // it look the rows up by key: joined with the arrays alone, it hashed the whole
-        // table for every call (0.4 s a call of 5 000, 200 000 companies).
-        let text = |f: &dyn Fn(&Category) -> String| rows.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(
-            "UPDATE crm_company SET abc_class = NULLIF(v.c, ''), lifecycle = v.l, portfolio = v.p, \
-             revenue = v.r FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-             AS v(id, c, l, p, r) WHERE crm_company.tenant_id = $1 AND crm_company.external_id = v.id \
-             AND crm_company.external_id = ANY($2::text[])",
-        )
-        .bind(tenant.as_str())
-        .bind(text(&|c| c.external_id.clone()))
-        .bind(text(&|c| c.abc_class.map_or("", |x| x.as_str()).to_owned()))
-        .bind(text(&|c| c.lifecycle.as_str().to_owned()))
-        .bind(text(&|c| c.portfolio.clone()))
-        .bind(text(&|c| amount_text(i128::from(c.revenue))))
-        .execute(pool)
-        .await
-        .map_err(super::sqlx_error)?;
-        return Ok(());
-    }
-    let txn = db.begin_write().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 5 + 1);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|c| {
-                let v = [
-                    p.push(c.external_id.as_str()),
-                    p.push(c.abc_class.map(|x| x.as_str().to_owned())),
-                    p.push(c.lifecycle.as_str()),
-                    p.push(c.portfolio.as_str()),
-                    p.push(amount_text(i128::from(c.revenue))),
-                ];
-                format!("({})", v.join(", "))
-            })
-            .collect();
-        let t = p.push(tenant.as_str());
-        // VALUES columns are column1, column2, … on SQLite and PostgreSQL alike.
-        let sql = format!(
-            "UPDATE crm_company SET abc_class = v.column2, lifecycle = v.column3, \
-             portfolio = v.column4, revenue = v.column5 FROM (VALUES {}) AS v \
-             WHERE crm_company.tenant_id = {t} AND crm_company.external_id = v.column1",
-            tuples.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    txn.commit().await
-}
-
 /// Deletes rows of `table` ("crm_company" or "crm_contact") by external id.
 pub async fn delete(db: &Db, table: CrmTable, tenant: &TenantId, ids: &[String]) -> Result<u64> {
     let txn = db.begin_write().await?;
@@ -279,12 +224,15 @@ pub struct CompanyCategories {
     pub revenue: Option<String>,
 }
 
-/// Every embedded CRM company of the tenant with its categories, by external id.
+/// Every embedded CRM company of the tenant with its categories, by external id. The
+/// embedded CRM keeps no copy of the categories: they are the applied ones of
+/// `company_category`, in the same database.
 pub async fn company_categories(db: &Db, tenant: &TenantId) -> Result<Vec<CompanyCategories>> {
     let mut p = Params::new(db.backend(), 1);
     let sql = format!(
-        "SELECT external_id, abc_class, lifecycle, portfolio, revenue FROM crm_company \
-         WHERE tenant_id = {} ORDER BY external_id",
+        "SELECT m.external_id, c.abc_class, c.lifecycle, c.portfolio, c.revenue FROM crm_company m \
+         LEFT JOIN company_category c ON c.tenant_id = m.tenant_id AND c.external_id = m.external_id \
+         WHERE m.tenant_id = {} ORDER BY m.external_id",
         p.push(tenant.as_str())
     );
     db.conn()
@@ -292,12 +240,13 @@ pub async fn company_categories(db: &Db, tenant: &TenantId) -> Result<Vec<Compan
         .await?
         .into_iter()
         .map(|r| {
+            let revenue: Option<i64> = r.try_get("", "revenue")?;
             Ok(CompanyCategories {
                 external_id: r.try_get("", "external_id")?,
                 abc_class: r.try_get("", "abc_class")?,
                 lifecycle: r.try_get("", "lifecycle")?,
                 portfolio: r.try_get("", "portfolio")?,
-                revenue: r.try_get("", "revenue")?,
+                revenue: revenue.map(|r| amount_text(i128::from(r))),
             })
         })
         .collect()

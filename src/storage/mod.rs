@@ -11,6 +11,7 @@ pub mod lease;
 pub mod pending_deletes;
 pub mod request_log;
 pub mod runs;
+pub(crate) mod spans;
 pub mod staging;
 pub mod tenants;
 pub mod tokens;
@@ -101,6 +102,15 @@ impl Db {
             txn: self.conn.begin().await?,
             _writer: writer,
         })
+    }
+
+    /// On SQLite, waits for and holds the writer lock (see [`Db::begin_write`]) for a
+    /// transaction opened on the sqlx pool directly; None on PostgreSQL.
+    pub(crate) async fn sqlite_writer(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.sqlite_writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Applies every pending migration.

@@ -9,8 +9,9 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 
 use chrono_tz::Tz;
 
+use super::spans::SpanChanges;
 use super::{request_log, usage, Db, Params};
-use crate::domain::abc::{day_number, revenue_fact, RevenueFact};
+use crate::domain::abc::{day_number, from_day_number, revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::hash::Fnv1a;
 use crate::domain::request_log::RequestLogEntry;
@@ -57,6 +58,8 @@ struct Stored {
     hash: i64,
     updated_at: Option<DateTime<Utc>>,
     size: i64,
+    /// The revenue columns of the stored version (None: no revenue).
+    fact: Option<RevenueFact>,
 }
 
 #[derive(Clone)]
@@ -94,7 +97,12 @@ where
             let hash = content_hash(&fields, record.updated_at, record.deleted);
             let size =
                 i64::try_from(fields.len() + record.external_id.len() + 90).unwrap_or(i64::MAX);
-            let fact = revenue_fact(table, &record.fields, zone);
+            // A tombstone is no revenue, whatever fields it carries.
+            let fact = if record.deleted {
+                None
+            } else {
+                revenue_fact(table, &record.fields, zone)
+            };
             Row {
                 record,
                 fields,
@@ -123,6 +131,10 @@ where
     let (new_rows, rows): (Vec<Row>, Vec<Row>) = rows
         .into_iter()
         .partition(|r| inserted.contains(r.record.external_id.as_str()));
+    let mut spans = SpanChanges::default();
+    for row in &new_rows {
+        spans.inserted(row.fact.as_ref());
+    }
     outcome.inserted = u32::try_from(new_rows.len()).unwrap_or(u32::MAX);
     delta.staged_rows += i64::from(outcome.inserted);
     delta.staged_bytes += new_rows.iter().map(|r| r.size).sum::<i64>();
@@ -138,6 +150,7 @@ where
                 outcome.inserted += 1;
                 delta.staged_rows += 1;
                 delta.staged_bytes += row.size;
+                spans.replaced(None, row.fact.as_ref());
                 to_write.push(row);
             }
             Some(old) if is_older(row.record.updated_at, old.updated_at) => {
@@ -155,6 +168,7 @@ where
             Some(old) => {
                 outcome.updated += 1;
                 delta.staged_bytes += row.size - old.size;
+                spans.replaced(old.fact.as_ref(), row.fact.as_ref());
                 to_write.push(row);
             }
         }
@@ -164,6 +178,7 @@ where
         upsert(&txn, &target, std::mem::replace(&mut to_write, rest)).await?;
     }
     usage::add(&txn, tenant, delta).await?;
+    spans.apply(&txn, tenant, table).await?;
     request_log::insert(&txn, &log(&outcome), body).await?;
     txn.commit().await?;
     Ok(outcome)
@@ -188,17 +203,31 @@ async fn load_stored(
             .map(|r| p.push(r.record.external_id.clone()))
             .collect();
         let sql = format!(
-            "SELECT external_id, content_hash, updated_at, size_bytes FROM staged_record \
+            "SELECT external_id, content_hash, updated_at, size_bytes, company_ref, issued_on, \
+             amount FROM staged_record \
              WHERE tenant_id = {t} AND table_name = {n} AND external_id IN ({})",
             ids.join(", ")
         );
         for r in txn.query_all(p.statement(sql)).await? {
+            let company: Option<String> = r.try_get("", "company_ref")?;
+            let day: Option<i32> = r.try_get("", "issued_on")?;
+            let amount: Option<i64> = r.try_get("", "amount")?;
+            let fact = match (company, day, amount) {
+                (Some(company_ref), Some(day), Some(amount)) => from_day_number(i64::from(day))
+                    .map(|issued_on| RevenueFact {
+                        company_ref,
+                        issued_on,
+                        amount,
+                    }),
+                _ => None,
+            };
             out.insert(
                 r.try_get("", "external_id")?,
                 Stored {
                     hash: r.try_get("", "content_hash")?,
                     updated_at: r.try_get("", "updated_at")?,
                     size: r.try_get("", "size_bytes")?,
+                    fact,
                 },
             );
         }

@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::DbBackend;
 
 use crate::app::AppState;
 use crate::domain::abc::{
@@ -72,18 +71,12 @@ pub async fn analyse(
     let settings = &tenant.abc;
     let as_of = now.with_timezone(&tenant.timezone).date_naive();
     let (from, to) = settings.window(as_of);
-    // One pass over the revenue index and one over the companies with their stored
-    // categories. On SQLite one after the other (concurrent bulk reads are slower there,
-    // not faster); PostgreSQL runs them side by side on two connections, the aggregate
-    // in one server process while the other serves the companies and this side decodes.
+    // The revenue sums and the companies with their stored categories are read side by
+    // side on their own connections (the database's work on one core, the other's, and
+    // this side's decoding overlap).
     let purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to);
     let companies = abc::live_companies(&state.db, &tenant.id);
-    let (mut purchases, companies) = if state.db.backend() == DbBackend::Postgres {
-        tokio::try_join!(purchases, companies)?
-    } else {
-        let purchases = purchases.await?;
-        (purchases, companies.await?)
-    };
+    let (mut purchases, companies) = tokio::try_join!(purchases, companies)?;
     let mut previous = HashMap::new();
     let removed = abc::categorized_but_gone(
         &state.db,
@@ -103,10 +96,13 @@ pub async fn analyse(
     let classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
     drop(revenues);
     let mut unclassified_revenue = 0i128;
+    // Mapped in place: the companies' buffer becomes the categories' (no second copy of
+    // 200 000 companies in memory).
+    let mut classes = classification.classes.iter().copied();
     let categories: Vec<Category> = companies
         .into_iter()
-        .zip(&classification.classes)
-        .map(|(c, &abc_class)| {
+        .map(|c| {
+            let abc_class = classes.next().flatten();
             let p = purchases.remove(&c.external_id).unwrap_or_default();
             if abc_class.is_none() {
                 unclassified_revenue += i128::from(p.revenue);
@@ -257,7 +253,10 @@ async fn apply(
             if let Some(h) = change_of(old, &c, run_id, now, today) {
                 class_changes += u64::from(h.abc_from != h.abc_to);
                 lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
-                history.push(h);
+                // A first categorization is stored with the category itself.
+                if old.is_some() {
+                    history.push(h);
+                }
             }
             let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint());
             sent += u64::from(for_crm);
@@ -265,24 +264,30 @@ async fn apply(
                 .then_some((c, for_crm))
         })
         .collect();
-    let for_crm: Vec<&Category> = changed.iter().filter(|x| x.1).map(|x| &x.0).collect();
-    for chunk in for_crm.chunks(SINK_CHUNK) {
-        state
-            .sink
-            .apply_categories(
-                &tenant.id,
-                run_id,
-                chunk.iter().map(|c| (*c).clone()).collect(),
-            )
-            .await?;
+    if !state.sink.reads_stored_categories() {
+        let for_crm: Vec<&Category> = changed.iter().filter(|x| x.1).map(|x| &x.0).collect();
+        for chunk in for_crm.chunks(SINK_CHUNK) {
+            state
+                .sink
+                .apply_categories(
+                    &tenant.id,
+                    run_id,
+                    chunk.iter().map(|c| (*c).clone()).collect(),
+                )
+                .await?;
+        }
     }
-    drop(for_crm);
     let (new, changed): (Vec<Category>, Vec<Category>) = changed
         .into_iter()
         .map(|x| x.0)
         .partition(|c| !previous.contains_key(&c.external_id));
+    let stamp = abc::Stamp {
+        run_id,
+        at: now,
+        on: today,
+    };
     abc::apply(
-        &state.db, &tenant.id, run_id, now, &new, &changed, &history, &removed,
+        &state.db, &tenant.id, &stamp, &new, &changed, &history, &removed,
     )
     .await?;
     Ok(Applied {

@@ -1,5 +1,6 @@
 //! Where a run delivers: the CRM. The embedded sink writes erpsync's own CRM tables (the
-//! default: a standalone install is complete). Every call is idempotent by
+//! default: a standalone install is complete); its companies' categories are the ones
+//! erpsync stores, read in place. Every call is idempotent by
 //! (tenant, external_id), so a run that failed halfway is simply run again.
 
 use chrono::Utc;
@@ -48,6 +49,11 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
         run_id: &str,
         rows: Vec<Category>,
     ) -> Result<()>;
+    /// Whether this CRM reads the categories erpsync stores (`company_category`) rather
+    /// than receiving them: then a run sends it none.
+    fn reads_stored_categories(&self) -> bool {
+        false
+    }
 }
 
 /// The embedded CRM in erpsync's own database.
@@ -105,12 +111,18 @@ impl CrmSink for EmbeddedSink {
             .map(|_| ())
     }
 
+    /// Nothing to write: the embedded CRM's companies carry the categories of
+    /// `company_category` (same database; see `crm::company_categories`).
     async fn apply_categories(
         &self,
-        tenant: &TenantId,
+        _tenant: &TenantId,
         _run_id: &str,
-        rows: Vec<Category>,
+        _rows: Vec<Category>,
     ) -> Result<()> {
-        crm::apply_categories(&self.db, tenant, &rows).await
+        Ok(())
+    }
+
+    fn reads_stored_categories(&self) -> bool {
+        true
     }
 }

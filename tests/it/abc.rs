@@ -25,6 +25,8 @@ both_backends!(
     abc_settings_are_validated_and_change_the_analysis,
     more_companies_than_a_read_page_are_all_classified,
     names_with_tabs_backslashes_and_line_breaks_are_stored_as_sent,
+    first_and_last_purchase_follow_changed_and_deleted_invoices,
+    a_forgotten_company_keeps_its_first_categorization_in_its_history,
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
@@ -1046,6 +1048,33 @@ async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend
             ),
         ]
     );
+    // The lean-ABC migration's purchase spans: positive totals only, per table.
+    let rows = conn
+        .query_all(Statement::from_string(
+            b,
+            "SELECT table_name, company_ref, first_on, last_on FROM purchase_span ORDER BY table_name",
+        ))
+        .await
+        .unwrap();
+    let spans: Vec<(String, String, i32, i32)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "table_name").unwrap(),
+                r.try_get("", "company_ref").unwrap(),
+                r.try_get("", "first_on").unwrap(),
+                r.try_get("", "last_on").unwrap(),
+            )
+        })
+        .collect();
+    let d = day("2026-03-15");
+    assert_eq!(
+        spans,
+        vec![
+            ("invoice".into(), "c1".into(), d, d),
+            ("order".into(), "c2".into(), d, d)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1056,4 +1085,144 @@ async fn the_abc_migration_backfills_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_abc_migration_backfills_on_postgres() {
     the_abc_migration_backfills_staged_invoices_and_orders(Backend::Postgres).await;
+}
+
+/// (first purchase, last purchase, lifecycle, revenue) of a company as ListCompanies shows it.
+async fn purchases_of(ctx: &mut Ctx, id: &str) -> (String, String, pb::Lifecycle, String) {
+    let rows = all_companies(ctx).await;
+    let c = rows
+        .iter()
+        .find(|c| c.external_id == id)
+        .unwrap_or_else(|| panic!("{id} not listed"));
+    (
+        c.first_purchase.clone(),
+        c.last_purchase.clone(),
+        c.lifecycle(),
+        c.revenue.clone(),
+    )
+}
+
+/// Staging keeps each company's first and last purchase as invoices arrive, move to
+/// another company, change date, turn into credit notes or are deleted (a tombstone that
+/// still carries its fields is no revenue either).
+async fn first_and_last_purchase_follow_changed_and_deleted_invoices(app: TestApp) {
+    use pb::Lifecycle as L;
+    let mut ctx = setup(app).await;
+    // Every run here changes most classes.
+    let off = UpdateSettingsRequest {
+        abc_shift_guard: Some(false),
+        ..Default::default()
+    };
+    update_settings(&mut ctx, off).await.unwrap();
+    ctx.push(
+        "company",
+        vec![company("c1", Some("s1")), company("c2", Some("s1"))],
+    )
+    .await;
+    ctx.push(
+        "invoice",
+        vec![
+            invoice("i1", "c1", &days_ago(50), "100"),
+            invoice("i2", "c1", &days_ago(20), "100"),
+            // A credit note is no purchase.
+            invoice("i3", "c1", &days_ago(5), "-30"),
+        ],
+    )
+    .await;
+    ctx.run().await;
+    assert_eq!(
+        purchases_of(&mut ctx, "c1").await,
+        (days_ago(50), days_ago(20), L::New, "170.00".into())
+    );
+    assert_eq!(
+        purchases_of(&mut ctx, "c2").await,
+        (String::new(), String::new(), L::Prospect, "0.00".into())
+    );
+
+    // i2 moves to c2; i1 is deleted by a tombstone that still carries its fields.
+    let mut gone = invoice("i1", "c1", &days_ago(50), "100");
+    gone.deleted = true;
+    ctx.push(
+        "invoice",
+        vec![gone, invoice("i2", "c2", &days_ago(20), "100")],
+    )
+    .await;
+    ctx.run().await;
+    assert_eq!(
+        purchases_of(&mut ctx, "c1").await,
+        (String::new(), String::new(), L::Prospect, "-30.00".into())
+    );
+    assert_eq!(
+        purchases_of(&mut ctx, "c2").await,
+        (days_ago(20), days_ago(20), L::New, "100.00".into())
+    );
+
+    // i1 comes back 400 days old (outside the window), i2 becomes a credit note, and a
+    // new purchase of c2 widens its span.
+    ctx.push(
+        "invoice",
+        vec![
+            invoice("i1", "c1", &days_ago(400), "100"),
+            invoice("i2", "c2", &days_ago(20), "-100"),
+            invoice("i4", "c2", &days_ago(200), "10"),
+        ],
+    )
+    .await;
+    ctx.run().await;
+    assert_eq!(
+        purchases_of(&mut ctx, "c1").await,
+        (days_ago(400), days_ago(400), L::Inactive, "-30.00".into())
+    );
+    assert_eq!(
+        purchases_of(&mut ctx, "c2").await,
+        (days_ago(200), days_ago(200), L::AtRisk, "-90.00".into())
+    );
+}
+
+/// A company's first categorization is kept on its category row rather than as a history
+/// row; when the company leaves the CRM it becomes a history row, so the history of a
+/// company that comes back still starts with it.
+async fn a_forgotten_company_keeps_its_first_categorization_in_its_history(app: TestApp) {
+    use pb::{AbcClass as K, Lifecycle as L};
+    let mut ctx = setup(app).await;
+    let off = UpdateSettingsRequest {
+        abc_shift_guard: Some(false),
+        ..Default::default()
+    };
+    update_settings(&mut ctx, off).await.unwrap();
+    seed(&ctx).await;
+    let first = ctx.run().await.run.unwrap().run_id;
+    let mut gone = company("c2", Some("s1"));
+    gone.deleted = true;
+    ctx.push("company", vec![gone]).await;
+    ctx.run().await;
+    // Gone from the CRM, its history is still readable: the first categorization, now a row.
+    let h = company_history(&mut ctx, "c2").await.unwrap();
+    assert!(h.company.is_none(), "{h:?}");
+    assert_eq!(h.changes.len(), 1, "{h:?}");
+    assert_eq!(h.changes[0].run_id, first);
+    assert_eq!(h.changes[0].abc_to(), K::A);
+    ctx.push("company", vec![company("c2", Some("s1"))]).await;
+    let back = ctx.run().await.run.unwrap().run_id;
+    let h = company_history(&mut ctx, "c2").await.unwrap();
+    let steps: Vec<(String, K, K, L, L)> = h
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.run_id.clone(),
+                c.abc_from(),
+                c.abc_to(),
+                c.lifecycle_from(),
+                c.lifecycle_to(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (first, K::Unspecified, K::A, L::Unspecified, L::New),
+            (back, K::Unspecified, K::A, L::Unspecified, L::New),
+        ]
+    );
 }

@@ -1,0 +1,153 @@
+//! `purchase_span`: each company's first and last purchase (a positive total) per revenue
+//! table (invoice, order), kept by staging in the transaction that stages the facts, so an
+//! ABC run reads 1 row per company instead of taking MIN/MAX over every invoice.
+//!
+//! New purchases only ever widen a span (one upsert per company of the batch). A fact that
+//! is replaced or deleted may have been its company's first or last purchase: those
+//! companies' spans are recomputed from their staged facts (one range of the revenue
+//! index each). On PostgreSQL the span writes of one (tenant, table) are serialized by a
+//! transaction-scoped advisory lock, taken after the staged rows are written, so a
+//! recompute always sees every committed fact and no concurrent widening is lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
+
+use super::Params;
+use crate::domain::abc::{day_number, RevenueFact};
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+
+/// Companies per statement (5 values a row stays far under SQLite's bind limit).
+const PER_STATEMENT: usize = 2_000;
+
+/// The span changes a staged batch makes.
+#[derive(Debug, Default)]
+pub struct SpanChanges {
+    /// Companies with new purchases: the earliest and latest day among them.
+    grow: BTreeMap<String, (i32, i32)>,
+    /// Companies that lost a purchase (replaced or deleted): recomputed from the facts.
+    recompute: BTreeSet<String>,
+}
+
+fn day(f: &RevenueFact) -> i32 {
+    day_number(f.issued_on)
+}
+
+impl SpanChanges {
+    /// A new record's fact (the insert landed: nothing was there). Widens its company's span.
+    pub fn inserted(&mut self, fact: Option<&RevenueFact>) {
+        if let Some(n) = fact.filter(|f| f.amount > 0) {
+            let d = day(n);
+            self.grow
+                .entry(n.company_ref.clone())
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(d);
+                    *last = (*last).max(d);
+                })
+                .or_insert((d, d));
+        }
+    }
+
+    /// A fact written over `old` (None: nothing was read), which may not land if a newer
+    /// version won meanwhile: both companies' spans are recomputed from what is staged.
+    pub fn replaced(&mut self, old: Option<&RevenueFact>, new: Option<&RevenueFact>) {
+        if let (Some(o), Some(n)) = (old, new) {
+            // A corrected total on the same purchase day: the span stays.
+            if o.amount > 0
+                && n.amount > 0
+                && o.company_ref == n.company_ref
+                && o.issued_on == n.issued_on
+            {
+                return;
+            }
+        }
+        for f in [old, new].into_iter().flatten() {
+            if f.amount > 0 {
+                self.recompute.insert(f.company_ref.clone());
+            }
+        }
+    }
+
+    /// Whether the batch changes no span.
+    pub fn is_empty(&self) -> bool {
+        self.grow.is_empty() && self.recompute.is_empty()
+    }
+
+    /// Writes the changes in `txn` (after the batch's facts are staged in it).
+    pub async fn apply(
+        mut self,
+        txn: &DatabaseTransaction,
+        tenant: &TenantId,
+        table: &str,
+    ) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let backend = txn.get_database_backend();
+        if backend == DbBackend::Postgres {
+            let mut p = Params::new(backend, 1);
+            let key = p.push(format!("purchase_span/{}/{table}", tenant.as_str()));
+            txn.execute(p.statement(format!(
+                "SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))"
+            )))
+            .await?;
+        }
+        // A recomputed span already includes this batch's purchases.
+        for c in &self.recompute {
+            self.grow.remove(c);
+        }
+        let grow: Vec<(String, (i32, i32))> = self.grow.into_iter().collect();
+        for chunk in grow.chunks(PER_STATEMENT) {
+            let mut p = Params::new(backend, chunk.len() * 5);
+            let tuples: Vec<String> = chunk
+                .iter()
+                .map(|(company, (first, last))| {
+                    format!(
+                        "({}, {}, {}, {}, {})",
+                        p.push(tenant.as_str()),
+                        p.push(table),
+                        p.push(company.as_str()),
+                        p.push(*first),
+                        p.push(*last)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO purchase_span (tenant_id, table_name, company_ref, first_on, last_on) \
+                 VALUES {} ON CONFLICT (tenant_id, table_name, company_ref) DO UPDATE SET \
+                 first_on = CASE WHEN excluded.first_on < purchase_span.first_on \
+                 THEN excluded.first_on ELSE purchase_span.first_on END, \
+                 last_on = CASE WHEN excluded.last_on > purchase_span.last_on \
+                 THEN excluded.last_on ELSE purchase_span.last_on END",
+                tuples.join(", ")
+            );
+            txn.execute(p.statement(sql)).await?;
+        }
+        let recompute: Vec<String> = self.recompute.into_iter().collect();
+        for chunk in recompute.chunks(PER_STATEMENT) {
+            let mut p = Params::new(backend, chunk.len() + 2);
+            let (t, n) = (p.push(tenant.as_str()), p.push(table));
+            let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
+            let ids = ids.join(", ");
+            txn.execute(p.statement(format!(
+                "DELETE FROM purchase_span WHERE tenant_id = {t} AND table_name = {n} \
+                 AND company_ref IN ({ids})"
+            )))
+            .await?;
+            let mut p = Params::new(backend, chunk.len() + 4);
+            let (t, n) = (p.push(tenant.as_str()), p.push(table));
+            let (t2, n2) = (p.push(tenant.as_str()), p.push(table));
+            let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
+            let ids = ids.join(", ");
+            txn.execute(p.statement(format!(
+                "INSERT INTO purchase_span (tenant_id, table_name, company_ref, first_on, last_on) \
+                 SELECT {t}, {n}, company_ref, MIN(issued_on), MAX(issued_on) FROM staged_record \
+                 WHERE tenant_id = {t2} AND table_name = {n2} AND company_ref IN ({ids}) \
+                 AND amount > 0 AND NOT deleted GROUP BY company_ref"
+            )))
+            .await?;
+        }
+        Ok(())
+    }
+}
