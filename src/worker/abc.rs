@@ -7,8 +7,6 @@
 //! only the companies whose categories changed are sent to the sink and stored, each
 //! class or lifecycle change with its run and date.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, Utc};
 
 use crate::app::AppState;
@@ -31,8 +29,8 @@ pub struct Analysis {
     pub categories: Vec<Category>,
     /// Companies named by invoices or orders that are not in the CRM, and their revenue.
     pub orphans: (u64, i128),
-    /// The stored categories of the live companies, by external id.
-    pub previous: HashMap<String, Stored>,
+    /// The stored categories of each company of `categories` (same order), if any.
+    pub previous: Vec<Option<Stored>>,
     /// Companies with stored categories that are no longer live.
     pub removed: Vec<String>,
 }
@@ -77,7 +75,7 @@ pub async fn analyse(
     let purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to);
     let companies = abc::live_companies(&state.db, &tenant.id);
     let (mut purchases, companies) = tokio::try_join!(purchases, companies)?;
-    let mut previous = HashMap::new();
+    let mut previous = Vec::with_capacity(companies.len());
     let removed = abc::categorized_but_gone(
         &state.db,
         &tenant.id,
@@ -107,9 +105,7 @@ pub async fn analyse(
             if abc_class.is_none() {
                 unclassified_revenue += i128::from(p.revenue);
             }
-            if let Some(stored) = c.stored {
-                previous.insert(c.external_id.clone(), stored);
-            }
+            previous.push(c.stored);
             Category {
                 lifecycle: settings.lifecycle(p.first, p.last, as_of),
                 portfolio: c.portfolio.unwrap_or_else(|| UNASSIGNED.to_owned()),
@@ -188,11 +184,13 @@ pub async fn categorize(
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
     let previous = std::mem::take(&mut analysis.previous);
-    let (changed, base) = shift(analysis.categories.iter().filter_map(|c| {
-        previous
-            .get(&c.external_id)
-            .map(|p| (p.abc_class, c.abc_class))
-    }));
+    let (changed, base) = shift(
+        analysis
+            .categories
+            .iter()
+            .zip(&previous)
+            .filter_map(|(c, p)| p.as_ref().map(|p| (p.abc_class, c.abc_class))),
+    );
     analysis.report.changed = changed;
     analysis.report.base = base;
     let guard = &tenant.abc;
@@ -235,8 +233,8 @@ async fn apply(
     state: &AppState,
     tenant: &Tenant,
     run_id: &str,
-    categories: Vec<Category>,
-    previous: &HashMap<String, Stored>,
+    mut categories: Vec<Category>,
+    previous: &[Option<Stored>],
     removed: Vec<String>,
     now: DateTime<Utc>,
 ) -> Result<Applied> {
@@ -245,27 +243,32 @@ async fn apply(
     let (mut class_changes, mut lifecycle_changes) = (0, 0);
     // Stored again: what changed for the CRM, and companies whose staged version moved
     // on without changing what the CRM gets (so the next run need not re-read them).
+    // Kept in place (no second copy of the categories): 0 leaves, 1 is stored, 2 is
+    // stored and sent to the CRM; `is_new` marks companies without stored categories.
     let mut sent = 0;
-    let changed: Vec<(Category, bool)> = categories
-        .into_iter()
-        .filter_map(|c| {
-            let old = previous.get(&c.external_id);
-            if let Some(h) = change_of(old, &c, run_id, now, today) {
-                class_changes += u64::from(h.abc_from != h.abc_to);
-                lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
-                // A first categorization is stored with the category itself.
-                if old.is_some() {
-                    history.push(h);
-                }
+    let mut fate = Vec::with_capacity(categories.len());
+    for (c, old) in categories.iter().zip(previous) {
+        let old = old.as_ref();
+        if let Some(h) = change_of(old, c, run_id, now, today) {
+            class_changes += u64::from(h.abc_from != h.abc_to);
+            lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
+            // A first categorization is stored with the category itself.
+            if old.is_some() {
+                history.push(h);
             }
-            let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint());
-            sent += u64::from(for_crm);
-            (for_crm || old.is_some_and(|o| o.company_hash != c.company_hash))
-                .then_some((c, for_crm))
-        })
-        .collect();
+        }
+        let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint());
+        sent += u64::from(for_crm);
+        let store = for_crm || old.is_some_and(|o| o.company_hash != c.company_hash);
+        fate.push((u8::from(store) + u8::from(for_crm), old.is_none()));
+    }
     if !state.sink.reads_stored_categories() {
-        let for_crm: Vec<&Category> = changed.iter().filter(|x| x.1).map(|x| &x.0).collect();
+        let for_crm: Vec<&Category> = categories
+            .iter()
+            .zip(&fate)
+            .filter(|(_, f)| f.0 == 2)
+            .map(|(c, _)| c)
+            .collect();
         for chunk in for_crm.chunks(SINK_CHUNK) {
             state
                 .sink
@@ -277,10 +280,23 @@ async fn apply(
                 .await?;
         }
     }
-    let (new, changed): (Vec<Category>, Vec<Category>) = changed
-        .into_iter()
-        .map(|x| x.0)
-        .partition(|c| !previous.contains_key(&c.external_id));
+    // The companies stored before whose categories are written again are few; the new
+    // ones stay where they are.
+    let mut i = 0;
+    let changed: Vec<Category> = categories
+        .extract_if(.., |_| {
+            let (store, new) = fate[i];
+            i += 1;
+            store > 0 && !new
+        })
+        .collect();
+    let mut i = 0;
+    categories.retain(|_| {
+        let (store, new) = fate[i];
+        i += 1;
+        store > 0 && new
+    });
+    let new = categories;
     let stamp = abc::Stamp {
         run_id,
         at: now,
@@ -374,14 +390,11 @@ async fn release(
     let changed = match action {
         ShiftAction::Approve => {
             let rows = abc::held_rows(db, &tenant.id, &report.run_id).await?;
-            let previous = abc::stored(db, &tenant.id).await?;
-            let held: HashSet<&str> = rows.iter().map(|c| c.external_id.as_str()).collect();
-            let removed: Vec<String> = previous
-                .keys()
-                .filter(|id| !held.contains(id.as_str()))
-                .cloned()
-                .collect();
-            drop(held);
+            let mut stored = abc::stored(db, &tenant.id).await?;
+            let previous: Vec<Option<Stored>> =
+                rows.iter().map(|c| stored.remove(&c.external_id)).collect();
+            // What is left was categorized but is not in the held classification.
+            let removed: Vec<String> = stored.into_keys().collect();
             let outcome =
                 apply(state, tenant, &report.run_id, rows, &previous, removed, now).await?;
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {
