@@ -56,8 +56,8 @@ macro_rules! fetch_all {
 ///
 /// On SQLite the database packs the page into one JSON array of arrays, decoded here:
 /// sqlx hands SQLite rows over one at a time through its worker thread, which for pages
-/// of 20 000 small rows cost several times the query itself. PostgreSQL's rows come
-/// straight off the wire, cheaper than building JSON there, so they are read as rows.
+/// of 20 000 small rows cost several times the query itself. PostgreSQL streams the page
+/// as `COPY … TO STDOUT` text (see `pgcopy`), its values written in as literals.
 macro_rules! fetch_packed {
     ($db:expr, $build:expr, $columns:expr, [$($bind:expr),*]) => {{
         match $db.pool() {
@@ -74,8 +74,10 @@ macro_rules! fetch_packed {
                 })
             }
             Pool::Postgres(pool) => {
-                let sql: String = $build(&|n: usize| format!("${n}"));
-                sqlx::query_as(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err(sqlx_error)
+                use super::pgcopy::Literal;
+                let literals: Vec<String> = vec![$($bind.literal()),*];
+                let sql: String = $build(&|n: usize| literals[n - 1].clone());
+                super::pgcopy::fetch(pool, &sql).await
             }
         }
     }};
@@ -121,14 +123,9 @@ pub async fn purchases(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<HashMap<String, Purchases>> {
+    let (from, to) = (day_number(from), day_number(to));
     let mut out: HashMap<String, Purchases> = HashMap::new();
-    // The spans in pages of PAGE companies; each page's last company bounds a range.
-    let mut bounds = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = spans(db, tenant, basis, &after).await?;
-        let full = page.len() == PAGE;
-        after = last_key(db, page.iter().map(|r| r.0.as_str()));
+    let add_spans = |out: &mut HashMap<String, Purchases>, page: Vec<(String, i32, i32)>| {
         out.reserve(page.len());
         for (company, first, last) in page {
             out.insert(
@@ -140,38 +137,112 @@ pub async fn purchases(
                 },
             );
         }
+        Ok::<_, AppError>(())
+    };
+    if db.backend() == DbBackend::Postgres {
+        // A few large ranges (bounds found in one pass of the span table's key), summed
+        // two at a time beside the read of the spans: each is a long scan, which
+        // PostgreSQL compiles (JIT) as it does the floor's.
+        let bounds = pg_bounds(db, tenant, basis).await?;
+        let sums = futures_util::stream::iter(
+            ranges(bounds)
+                .into_iter()
+                .map(|(lo, hi)| window_sums(db, tenant, basis, from, to, lo, hi)),
+        )
+        .buffer_unordered(PARALLEL_RANGES)
+        .collect::<Vec<_>>();
+        let (sums, spans) = tokio::join!(sums, all_spans(db, tenant, basis));
+        add_spans(&mut out, spans?)?;
+        for rows in sums {
+            for (company, revenue) in rows? {
+                out.entry(company).or_default().revenue = revenue;
+            }
+        }
+        return Ok(out);
+    }
+    // SQLite: the spans in pages of PAGE companies; each page's last company bounds a
+    // range, summed one at a time (beside the companies' read: each more connection
+    // reading fills a page cache of its own).
+    let mut bounds = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = spans(db, tenant, basis, &after).await?;
+        let full = page.len() == PAGE;
+        after = last_key(db, page.iter().map(|r| r.0.as_str()));
+        add_spans(&mut out, page)?;
         if !full {
             break;
         }
         bounds.push(after.clone());
     }
-    // Ranges (lo, hi]: None is open.
-    let mut ranges: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(bounds.len() + 1);
-    let mut lo = None;
-    for b in bounds {
-        ranges.push((lo, Some(b.clone())));
-        lo = Some(b);
-    }
-    ranges.push((lo, None));
-    let (from, to) = (day_number(from), day_number(to));
-    let parallel = match db.backend() {
-        DbBackend::Postgres => PARALLEL_RANGES,
-        // One SQLite range at a time: the companies are read beside it, and each more
-        // connection reading fills a page cache of its own.
-        _ => 1,
-    };
-    let mut sums = futures_util::stream::iter(
-        ranges
-            .into_iter()
-            .map(|(lo, hi)| window_sums(db, tenant, basis, from, to, lo, hi)),
-    )
-    .buffer_unordered(parallel);
-    while let Some(rows) = sums.next().await {
-        for (company, revenue) in rows? {
+    for (lo, hi) in ranges(bounds) {
+        for (company, revenue) in window_sums(db, tenant, basis, from, to, lo, hi).await? {
             out.entry(company).or_default().revenue = revenue;
         }
     }
     Ok(out)
+}
+
+/// Consecutive ranges (lo, hi] of company ids cut at `bounds` (None: open).
+fn ranges(bounds: Vec<String>) -> Vec<(Option<String>, Option<String>)> {
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut lo = None;
+    for b in bounds {
+        out.push((lo, Some(b.clone())));
+        lo = Some(b);
+    }
+    out.push((lo, None));
+    out
+}
+
+/// Companies a PostgreSQL range sums at most.
+const PG_RANGE: i64 = 250_000;
+
+/// Company ids that cut the companies with spans into [`PARALLEL_RANGES`] ranges (more,
+/// of at most [`PG_RANGE`], for larger tenants), in one pass of the span table's key.
+async fn pg_bounds(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<String>> {
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT COUNT(*) AS c0 FROM purchase_span WHERE tenant_id = {} AND table_name = {}",
+            ph(1),
+            ph(2)
+        )
+    };
+    let count: Vec<(i64,)> = fetch_packed!(db, build, 1, [tenant.as_str(), basis.table()])?;
+    let n = count.first().map_or(0, |c| c.0);
+    let parts = (n + PG_RANGE - 1) / PG_RANGE;
+    let parts = parts.max(PARALLEL_RANGES as i64);
+    let step = (n / parts).max(1);
+    if n < 2 * step {
+        return Ok(Vec::new());
+    }
+    let build = |ph: Ph<'_>| {
+        format!(
+            "SELECT c0 FROM (SELECT company_ref AS c0, row_number() OVER (ORDER BY company_ref) AS r \
+             FROM purchase_span WHERE tenant_id = {} AND table_name = {}) AS k \
+             WHERE r % {step} = 0 AND r <= {} ORDER BY c0",
+            ph(1),
+            ph(2),
+            (parts - 1) * step
+        )
+    };
+    let bounds: Vec<(String,)> = fetch_packed!(db, build, 1, [tenant.as_str(), basis.table()])?;
+    Ok(bounds.into_iter().map(|b| b.0).collect())
+}
+
+/// Every company's first and last purchase days (all pages of [`spans`]).
+async fn all_spans(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<(String, i32, i32)>> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = spans(db, tenant, basis, &after).await?;
+        let full = page.len() == PAGE;
+        after = last_key(db, page.iter().map(|r| r.0.as_str()));
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
 }
 
 /// Ranges of the revenue sum run at a time on PostgreSQL (one connection each): the
@@ -212,8 +283,9 @@ async fn window_sums(
 ) -> Result<Vec<(String, i64)>> {
     let build = |ph: Ph<'_>| {
         let mut sql = format!(
-            "SELECT company_ref AS c0, CAST(SUM(CASE WHEN issued_on BETWEEN {} AND {} THEN amount ELSE 0 END) AS BIGINT) AS c1 \
-             FROM staged_record WHERE tenant_id = {} AND table_name = {} AND amount IS NOT NULL",
+            "SELECT company_ref AS c0, CAST(SUM(amount) AS BIGINT) AS c1 FROM staged_record \
+             WHERE tenant_id = {} AND table_name = {} AND amount IS NOT NULL \
+             AND issued_on BETWEEN {} AND {}",
             ph(1),
             ph(2),
             ph(3),
@@ -230,31 +302,36 @@ async fn window_sums(
         }
         sql + " GROUP BY company_ref"
     };
-    let rows: Vec<(String, i64)> = match (&lo, &hi) {
-        (Some(lo), Some(hi)) => fetch_packed!(
-            db,
-            build,
-            2,
-            [
-                from,
-                to,
-                tenant.as_str(),
-                basis.table(),
-                lo.as_str(),
-                hi.as_str()
-            ]
-        ),
-        (Some(b), None) | (None, Some(b)) => {
-            fetch_packed!(
+    // In a block of its own: the SQLite read returns its error early (`?`), and it too
+    // must get the message below.
+    let rows: Result<Vec<(String, i64)>> = async {
+        match (&lo, &hi) {
+            (Some(lo), Some(hi)) => fetch_packed!(
                 db,
                 build,
                 2,
-                [from, to, tenant.as_str(), basis.table(), b.as_str()]
-            )
+                [
+                    tenant.as_str(),
+                    basis.table(),
+                    from,
+                    to,
+                    lo.as_str(),
+                    hi.as_str()
+                ]
+            ),
+            (Some(b), None) | (None, Some(b)) => {
+                fetch_packed!(
+                    db,
+                    build,
+                    2,
+                    [tenant.as_str(), basis.table(), from, to, b.as_str()]
+                )
+            }
+            (None, None) => fetch_packed!(db, build, 2, [tenant.as_str(), basis.table(), from, to]),
         }
-        (None, None) => fetch_packed!(db, build, 2, [from, to, tenant.as_str(), basis.table()]),
     }
-    .map_err(|e| match e {
+    .await;
+    let rows = rows.map_err(|e| match e {
         AppError::Database(e)
             if e.to_string().contains("overflow") || e.to_string().contains("out of range") =>
         {

@@ -9,6 +9,7 @@ pub mod erp_counts;
 pub mod events;
 pub mod lease;
 pub mod pending_deletes;
+mod pgcopy;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;

@@ -27,6 +27,7 @@ both_backends!(
     names_with_tabs_backslashes_and_line_breaks_are_stored_as_sent,
     first_and_last_purchase_follow_changed_and_deleted_invoices,
     a_forgotten_company_keeps_its_first_categorization_in_its_history,
+    a_revenue_beyond_the_integer_range_fails_the_run_and_the_server_goes_on,
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
@@ -1225,4 +1226,37 @@ async fn a_forgotten_company_keeps_its_first_categorization_in_its_history(app: 
             (back, K::Unspecified, K::A, L::Unspecified, L::New),
         ]
     );
+}
+
+/// A company's revenue past 2^63 ten-thousandths fails the run with a clear message (the
+/// database's sum overflows); the connections it used keep serving the next requests.
+async fn a_revenue_beyond_the_integer_range_fails_the_run_and_the_server_goes_on(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ctx.push("company", vec![company("c1", Some("s1"))]).await;
+    let huge: Vec<Record> = (0..11)
+        .map(|i| invoice(&format!("i{i}"), "c1", &days_ago(3), "90000000000000"))
+        .collect();
+    ctx.push("invoice", huge).await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Failed);
+    assert!(
+        run.errors.iter().any(|e| e.contains("beyond 922 trillion")),
+        "{:?}",
+        run.errors
+    );
+    // Every pooled connection still answers (a COPY that failed midway is not reused).
+    for _ in 0..30 {
+        all_companies(&mut ctx).await;
+        ctx.overview().await;
+    }
+    ctx.push("invoice", vec![invoice("i0", "c1", &days_ago(3), "10")])
+        .await;
+    for i in 1..11 {
+        let mut gone = invoice(&format!("i{i}"), "c1", &days_ago(3), "1");
+        gone.deleted = true;
+        ctx.push("invoice", vec![gone]).await;
+    }
+    let run = ctx.run().await.run.unwrap();
+    assert_ne!(run.status(), pb::RunStatus::Failed, "{:?}", run.errors);
+    assert_eq!(purchases_of(&mut ctx, "c1").await.3, "10.00");
 }
