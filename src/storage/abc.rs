@@ -59,21 +59,21 @@ macro_rules! fetch_all {
 /// of 20 000 small rows cost several times the query itself. PostgreSQL streams the page
 /// as `COPY … TO STDOUT` text (see `pgcopy`), its values written in as literals.
 macro_rules! fetch_packed {
-    ($db:expr, $build:expr, $columns:expr, [$($bind:expr),*]) => {{
-        match $db.pool() {
-            Pool::Sqlite(pool) => {
+    ($reader:expr, $build:expr, $columns:expr, [$($bind:expr),*]) => {{
+        match $reader {
+            Reader::Sqlite(conn) => {
                 let columns = (0..$columns).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
                 let inner: String = $build(&|_: usize| "?".to_owned());
                 let sql = format!("SELECT json_group_array(json_array({columns})) FROM ({inner})");
                 let packed: String = sqlx::query_scalar(&sql)$(.bind($bind))*
-                    .fetch_one(pool)
+                    .fetch_one(&mut **conn)
                     .await
                     .map_err(sqlx_error)?;
                 serde_json::from_str(&packed).map_err(|e| {
                     AppError::Internal(anyhow::anyhow!("a packed page does not decode: {e}"))
                 })
             }
-            Pool::Postgres(pool) => {
+            Reader::Pg(pool) => {
                 use super::pgcopy::Literal;
                 let literals: Vec<String> = vec![$($bind.literal()),*];
                 let sql: String = $build(&|n: usize| literals[n - 1].clone());
@@ -81,6 +81,23 @@ macro_rules! fetch_packed {
             }
         }
     }};
+}
+
+/// Where an operation's bulk reads run: on SQLite one connection held for all its pages
+/// (each pooled connection keeps a page cache of its own, and reading through all of them
+/// fills them all); on PostgreSQL the pool (each COPY on a connection of its own).
+enum Reader {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Pg(sqlx::PgPool),
+}
+
+impl Reader {
+    async fn new(db: &Db) -> Result<Self> {
+        Ok(match db.pool() {
+            Pool::Sqlite(pool) => Reader::Sqlite(pool.acquire().await.map_err(sqlx_error)?),
+            Pool::Postgres(pool) => Reader::Pg(pool.clone()),
+        })
+    }
 }
 
 /// The keyset cursor after a packed page: its last key in the database's order (SQLite
@@ -143,12 +160,11 @@ pub async fn purchases(
         // A few large ranges (bounds found in one pass of the span table's key), summed
         // two at a time beside the read of the spans: each is a long scan, which
         // PostgreSQL compiles (JIT) as it does the floor's.
-        let bounds = pg_bounds(db, tenant, basis).await?;
-        let sums = futures_util::stream::iter(
-            ranges(bounds)
-                .into_iter()
-                .map(|(lo, hi)| window_sums(db, tenant, basis, from, to, lo, hi)),
-        )
+        let bounds = pg_bounds(&mut Reader::new(db).await?, tenant, basis).await?;
+        let sums = futures_util::stream::iter(ranges(bounds).into_iter().map(|(lo, hi)| async {
+            let mut r = Reader::new(db).await?;
+            window_sums(&mut r, tenant, basis, from, to, lo, hi).await
+        }))
         .buffer_unordered(PARALLEL_RANGES)
         .collect::<Vec<_>>();
         let (sums, spans) = tokio::join!(sums, all_spans(db, tenant, basis));
@@ -163,10 +179,11 @@ pub async fn purchases(
     // SQLite: the spans in pages of PAGE companies; each page's last company bounds a
     // range, summed one at a time (beside the companies' read: each more connection
     // reading fills a page cache of its own).
+    let mut reader = Reader::new(db).await?;
     let mut bounds = Vec::new();
     let mut after = String::new();
     loop {
-        let page = spans(db, tenant, basis, &after).await?;
+        let page = spans(&mut reader, tenant, basis, &after).await?;
         let full = page.len() == PAGE;
         after = last_key(db, page.iter().map(|r| r.0.as_str()));
         add_spans(&mut out, page)?;
@@ -176,7 +193,7 @@ pub async fn purchases(
         bounds.push(after.clone());
     }
     for (lo, hi) in ranges(bounds) {
-        for (company, revenue) in window_sums(db, tenant, basis, from, to, lo, hi).await? {
+        for (company, revenue) in window_sums(&mut reader, tenant, basis, from, to, lo, hi).await? {
             out.entry(company).or_default().revenue = revenue;
         }
     }
@@ -200,7 +217,7 @@ const PG_RANGE: i64 = 250_000;
 
 /// Company ids that cut the companies with spans into [`PARALLEL_RANGES`] ranges (more,
 /// of at most [`PG_RANGE`], for larger tenants), in one pass of the span table's key.
-async fn pg_bounds(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<String>> {
+async fn pg_bounds(reader: &mut Reader, tenant: &TenantId, basis: Basis) -> Result<Vec<String>> {
     let build = |ph: Ph<'_>| {
         format!(
             "SELECT COUNT(*) AS c0 FROM purchase_span WHERE tenant_id = {} AND table_name = {}",
@@ -208,7 +225,7 @@ async fn pg_bounds(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<Strin
             ph(2)
         )
     };
-    let count: Vec<(i64,)> = fetch_packed!(db, build, 1, [tenant.as_str(), basis.table()])?;
+    let count: Vec<(i64,)> = fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table()])?;
     let n = count.first().map_or(0, |c| c.0);
     let parts = (n + PG_RANGE - 1) / PG_RANGE;
     let parts = parts.max(PARALLEL_RANGES as i64);
@@ -226,7 +243,7 @@ async fn pg_bounds(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<Strin
             (parts - 1) * step
         )
     };
-    let bounds: Vec<(String,)> = fetch_packed!(db, build, 1, [tenant.as_str(), basis.table()])?;
+    let bounds: Vec<(String,)> = fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table()])?;
     Ok(bounds.into_iter().map(|b| b.0).collect())
 }
 
@@ -234,8 +251,9 @@ async fn pg_bounds(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<Strin
 async fn all_spans(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<(String, i32, i32)>> {
     let mut out = Vec::new();
     let mut after = String::new();
+    let mut reader = Reader::new(db).await?;
     loop {
-        let page = spans(db, tenant, basis, &after).await?;
+        let page = spans(&mut reader, tenant, basis, &after).await?;
         let full = page.len() == PAGE;
         after = last_key(db, page.iter().map(|r| r.0.as_str()));
         out.extend(page);
@@ -252,7 +270,7 @@ const PARALLEL_RANGES: usize = 2;
 /// A page of companies' first and last purchase days in `purchase_span`, by company id,
 /// after `after`.
 async fn spans(
-    db: &Db,
+    reader: &mut Reader,
     tenant: &TenantId,
     basis: Basis,
     after: &str,
@@ -267,13 +285,13 @@ async fn spans(
             ph(3)
         )
     };
-    fetch_packed!(db, build, 3, [tenant.as_str(), basis.table(), after])
+    fetch_packed!(reader, build, 3, [tenant.as_str(), basis.table(), after])
 }
 
 /// The revenue per company of `basis` in days [from, to], companies in (lo, hi].
 #[allow(clippy::too_many_arguments)]
 async fn window_sums(
-    db: &Db,
+    reader: &mut Reader,
     tenant: &TenantId,
     basis: Basis,
     from: i32,
@@ -307,7 +325,7 @@ async fn window_sums(
     let rows: Result<Vec<(String, i64)>> = async {
         match (&lo, &hi) {
             (Some(lo), Some(hi)) => fetch_packed!(
-                db,
+                reader,
                 build,
                 2,
                 [
@@ -321,13 +339,15 @@ async fn window_sums(
             ),
             (Some(b), None) | (None, Some(b)) => {
                 fetch_packed!(
-                    db,
+                    reader,
                     build,
                     2,
                     [tenant.as_str(), basis.table(), from, to, b.as_str()]
                 )
             }
-            (None, None) => fetch_packed!(db, build, 2, [tenant.as_str(), basis.table(), from, to]),
+            (None, None) => {
+                fetch_packed!(reader, build, 2, [tenant.as_str(), basis.table(), from, to])
+            }
         }
     }
     .await;
@@ -417,15 +437,16 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
         String,
         i64,
     );
+    let mut reader = Reader::new(db).await?;
     let mut out: Vec<LiveCompany> = Vec::new();
     let mut after = String::new();
     loop {
         let page: Vec<(String, i64)> =
-            fetch_packed!(db, staged, 2, [tenant.as_str(), after.as_str()])?;
+            fetch_packed!(&mut reader, staged, 2, [tenant.as_str(), after.as_str()])?;
         let full = page.len() == PAGE;
         let last = last_key(db, page.iter().map(|r| r.0.as_str()));
         let categories: Vec<StoredRow> = fetch_packed!(
-            db,
+            &mut reader,
             stored,
             8,
             [tenant.as_str(), after.as_str(), last.as_str()]
@@ -476,7 +497,7 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
                 external_id,
             });
         }
-        fill_fields(db, tenant, &after, &last, &mut out, &changed).await?;
+        fill_fields(db, &mut reader, tenant, &after, &last, &mut out, &changed).await?;
         after = last;
         if !full {
             return Ok(out);
@@ -489,6 +510,7 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
 /// are few, else by one range read.
 async fn fill_fields(
     db: &Db,
+    reader: &mut Reader,
     tenant: &TenantId,
     after: &str,
     last: &str,
@@ -533,7 +555,7 @@ async fn fill_fields(
             ),
         };
         rows.extend(fetch_packed!(
-            db,
+            reader,
             build,
             4,
             [tenant.as_str(), list.as_str()]
@@ -548,7 +570,12 @@ async fn fill_fields(
                 ph(3)
             )
         };
-        rows.extend(fetch_packed!(db, build, 4, [tenant.as_str(), after, last])?);
+        rows.extend(fetch_packed!(
+            reader,
+            build,
+            4,
+            [tenant.as_str(), after, last]
+        )?);
     }
     let mut by_id: HashMap<String, Fields> = rows.into_iter().map(|r| (r.0.clone(), r)).collect();
     for &i in changed {
@@ -746,7 +773,7 @@ pub async fn apply(
         return pg::apply(pool, tenant, stamp, new, changed, &by_company, removed).await;
     }
     if let Pool::Sqlite(pool) = db.pool() {
-        for chunk in new.chunks(COMPANIES_PER_TXN) {
+        for chunk in new.chunks(lite::PER_TXN) {
             let _writer = db.sqlite_writer().await;
             let mut tx = pool.begin().await.map_err(sqlx_error)?;
             lite::insert_new(&mut tx, tenant, stamp, chunk).await?;
@@ -1259,6 +1286,9 @@ mod lite {
 
     /// Rows per statement: 11 values a row (and 6 shared) under SQLite's 32 766.
     const ROWS: usize = 2_900;
+    /// Rows per transaction: whole statements (one prepared statement serves them all),
+    /// short enough not to hold SQLite's writer long.
+    pub(super) const PER_TXN: usize = 5 * ROWS;
 
     /// The statement inserting `rows` categories: each row's values, then the run's,
     /// bound once (all anonymous `?`, numbered in the order they appear).
