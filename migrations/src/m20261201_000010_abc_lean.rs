@@ -44,6 +44,14 @@ enum CrmCompany {
     Revenue,
 }
 
+/// The category columns the embedded CRM no longer keeps.
+const CRM_CATEGORIES: [CrmCompany; 4] = [
+    CrmCompany::AbcClass,
+    CrmCompany::Lifecycle,
+    CrmCompany::Portfolio,
+    CrmCompany::Revenue,
+];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -117,12 +125,7 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        for col in [
-            CrmCompany::AbcClass,
-            CrmCompany::Lifecycle,
-            CrmCompany::Portfolio,
-            CrmCompany::Revenue,
-        ] {
+        for col in CRM_CATEGORIES {
             manager
                 .alter_table(
                     Table::alter()
@@ -153,12 +156,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
-        for col in [
-            CrmCompany::AbcClass,
-            CrmCompany::Lifecycle,
-            CrmCompany::Portfolio,
-            CrmCompany::Revenue,
-        ] {
+        for col in CRM_CATEGORIES {
             manager
                 .alter_table(
                     Table::alter()

@@ -457,19 +457,12 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
         out.reserve(page.len());
         for (external_id, content_hash) in page {
             let category = categories.remove(&external_id);
-            let corrupt = || {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored category of {external_id:?} is corrupt"
-                ))
-            };
             let (stored, current) = match category {
                 Some((_, hash, name, document, portfolio, class, lifecycle, fingerprint)) => {
+                    let (abc_class, lifecycle) = stored_classes(&external_id, class, &lifecycle)?;
                     let stored = Stored {
-                        abc_class: match class {
-                            Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
-                            None => None,
-                        },
-                        lifecycle: Lifecycle::parse(&lifecycle).ok_or_else(corrupt)?,
+                        abc_class,
+                        lifecycle,
                         fingerprint,
                         company_hash: hash,
                     };
@@ -637,25 +630,41 @@ fn category_values(c: &Category) -> [Value; 10] {
 }
 
 fn category_from(r: &QueryResult) -> Result<Category> {
-    let corrupt =
-        |what: &str, v: &str| AppError::Internal(anyhow::anyhow!("stored {what} {v:?} is corrupt"));
-    let class: Option<String> = r.try_get("", "abc_class")?;
+    let external_id: String = r.try_get("", "external_id")?;
     let lifecycle: String = r.try_get("", "lifecycle")?;
+    let (abc_class, lifecycle) =
+        stored_classes(&external_id, r.try_get("", "abc_class")?, &lifecycle)?;
     Ok(Category {
-        external_id: r.try_get("", "external_id")?,
+        external_id,
         name: r.try_get("", "name")?,
         document: r.try_get("", "document")?,
-        abc_class: match class {
-            Some(c) => Some(AbcClass::parse(&c).ok_or_else(|| corrupt("class", &c))?),
-            None => None,
-        },
-        lifecycle: Lifecycle::parse(&lifecycle).ok_or_else(|| corrupt("lifecycle", &lifecycle))?,
+        abc_class,
+        lifecycle,
         portfolio: r.try_get("", "portfolio")?,
         revenue: r.try_get("", "revenue")?,
         first_purchase: date(r.try_get("", "first_purchase")?)?,
         last_purchase: date(r.try_get("", "last_purchase")?)?,
         company_hash: r.try_get("", "company_hash")?,
     })
+}
+
+/// A stored class and lifecycle, read back (Internal error naming the company when the
+/// stored text is none of ours).
+fn stored_classes(
+    external_id: &str,
+    class: Option<String>,
+    lifecycle: &str,
+) -> Result<(Option<AbcClass>, Lifecycle)> {
+    let corrupt = || {
+        AppError::Internal(anyhow::anyhow!(
+            "stored category of {external_id:?} is corrupt"
+        ))
+    };
+    let class = match class {
+        Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
+        None => None,
+    };
+    Ok((class, Lifecycle::parse(lifecycle).ok_or_else(corrupt)?))
 }
 
 /// What runs need of the tenant's current categories, by external id.
@@ -671,14 +680,10 @@ pub async fn stored(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Stored
         let id: String = col(r, 0)?;
         let class: Option<String> = col(r, 1)?;
         let lifecycle: String = col(r, 2)?;
-        let corrupt =
-            || AppError::Internal(anyhow::anyhow!("stored category of {id:?} is corrupt"));
+        let (abc_class, lifecycle) = stored_classes(&id, class, &lifecycle)?;
         let stored = Stored {
-            abc_class: match class {
-                Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
-                None => None,
-            },
-            lifecycle: Lifecycle::parse(&lifecycle).ok_or_else(corrupt)?,
+            abc_class,
+            lifecycle,
             fingerprint: col(r, 3)?,
             company_hash: col(r, 4)?,
         };
@@ -859,18 +864,10 @@ async fn first_entry<C: ConnectionTrait>(
         return Ok(None);
     };
     let at: DateTime<Utc> = row.try_get("", "categorized_at")?;
-    let corrupt = || {
-        AppError::Internal(anyhow::anyhow!(
-            "stored category of {external_id:?} is corrupt"
-        ))
-    };
-    let mut classes: (Option<AbcClass>, Option<Lifecycle>) = (
-        match row.try_get::<Option<String>>("", "abc_class")? {
-            Some(c) => Some(AbcClass::parse(&c).ok_or_else(corrupt)?),
-            None => None,
-        },
-        Some(Lifecycle::parse(&row.try_get::<String>("", "lifecycle")?).ok_or_else(corrupt)?),
-    );
+    let lifecycle: String = row.try_get("", "lifecycle")?;
+    let (class, lifecycle) =
+        stored_classes(external_id, row.try_get("", "abc_class")?, &lifecycle)?;
+    let mut classes = (class, Some(lifecycle));
     // The classes it was first given are those its first later change started from.
     let mut p = Params::new(conn.get_database_backend(), 3);
     let sql = format!(

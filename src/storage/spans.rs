@@ -126,27 +126,28 @@ impl SpanChanges {
         }
         let recompute: Vec<String> = self.recompute.into_iter().collect();
         for chunk in recompute.chunks(PER_STATEMENT) {
+            // The tenant, table and company placeholders of `… WHERE tenant_id = t AND
+            // table_name = n AND company_ref IN (ids)` (and the values behind them).
+            let scope = |p: &mut Params| {
+                let (t, n) = (p.push(tenant.as_str()), p.push(table));
+                let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
+                format!(
+                    "tenant_id = {t} AND table_name = {n} AND company_ref IN ({})",
+                    ids.join(", ")
+                )
+            };
             let mut p = Params::new(backend, chunk.len() + 2);
-            let (t, n) = (p.push(tenant.as_str()), p.push(table));
-            let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
-            let ids = ids.join(", ");
-            txn.execute(p.statement(format!(
-                "DELETE FROM purchase_span WHERE tenant_id = {t} AND table_name = {n} \
-                 AND company_ref IN ({ids})"
-            )))
-            .await?;
+            let sql = format!("DELETE FROM purchase_span WHERE {}", scope(&mut p));
+            txn.execute(p.statement(sql)).await?;
             let mut p = Params::new(backend, chunk.len() + 4);
             let (t, n) = (p.push(tenant.as_str()), p.push(table));
-            let (t2, n2) = (p.push(tenant.as_str()), p.push(table));
-            let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
-            let ids = ids.join(", ");
-            txn.execute(p.statement(format!(
+            let sql = format!(
                 "INSERT INTO purchase_span (tenant_id, table_name, company_ref, first_on, last_on) \
                  SELECT {t}, {n}, company_ref, MIN(issued_on), MAX(issued_on) FROM staged_record \
-                 WHERE tenant_id = {t2} AND table_name = {n2} AND company_ref IN ({ids}) \
-                 AND amount > 0 AND NOT deleted GROUP BY company_ref"
-            )))
-            .await?;
+                 WHERE {} AND amount > 0 AND NOT deleted GROUP BY company_ref",
+                scope(&mut p)
+            );
+            txn.execute(p.statement(sql)).await?;
         }
         Ok(())
     }

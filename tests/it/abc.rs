@@ -437,6 +437,15 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     }
 }
 
+/// Turns the ABC shift guard off, so every run's classification applies at once.
+async fn shift_guard_off(ctx: &mut Ctx) {
+    let off = UpdateSettingsRequest {
+        abc_shift_guard: Some(false),
+        ..Default::default()
+    };
+    update_settings(ctx, off).await.unwrap();
+}
+
 async fn update_settings(
     ctx: &mut Ctx,
     req: UpdateSettingsRequest,
@@ -466,15 +475,7 @@ async fn the_next_run_keeps_the_history_and_sends_only_changes(app: TestApp) {
         cat.outcome
     );
     // c4 sells 2000 more and becomes the top A (the shift guard is off for this test).
-    update_settings(
-        &mut ctx,
-        UpdateSettingsRequest {
-            abc_shift_guard: Some(false),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    shift_guard_off(&mut ctx).await;
     ctx.push("invoice", vec![invoice("i9", "c4", &days_ago(1), "2000")])
         .await;
     let third = ctx.run().await;
@@ -757,15 +758,7 @@ async fn a_discarded_or_superseded_shift_keeps_the_previous_classes(app: TestApp
         .all(|a| a.kind() != pb::AlertKind::AbcShiftHeld));
 
     // With the guard off the same shift applies at once.
-    update_settings(
-        &mut ctx,
-        UpdateSettingsRequest {
-            abc_shift_guard: Some(false),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    shift_guard_off(&mut ctx).await;
     let applied = ctx.run().await.run.unwrap();
     assert_eq!(applied.status(), pb::RunStatus::Success);
     assert_eq!(
@@ -1110,11 +1103,7 @@ async fn first_and_last_purchase_follow_changed_and_deleted_invoices(app: TestAp
     use pb::Lifecycle as L;
     let mut ctx = setup(app).await;
     // Every run here changes most classes.
-    let off = UpdateSettingsRequest {
-        abc_shift_guard: Some(false),
-        ..Default::default()
-    };
-    update_settings(&mut ctx, off).await.unwrap();
+    shift_guard_off(&mut ctx).await;
     ctx.push(
         "company",
         vec![company("c1", Some("s1")), company("c2", Some("s1"))],
@@ -1186,11 +1175,7 @@ async fn first_and_last_purchase_follow_changed_and_deleted_invoices(app: TestAp
 async fn a_forgotten_company_keeps_its_first_categorization_in_its_history(app: TestApp) {
     use pb::{AbcClass as K, Lifecycle as L};
     let mut ctx = setup(app).await;
-    let off = UpdateSettingsRequest {
-        abc_shift_guard: Some(false),
-        ..Default::default()
-    };
-    update_settings(&mut ctx, off).await.unwrap();
+    shift_guard_off(&mut ctx).await;
     seed(&ctx).await;
     let first = ctx.run().await.run.unwrap().run_id;
     let mut gone = company("c2", Some("s1"));
