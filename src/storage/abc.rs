@@ -1388,13 +1388,16 @@ mod pg {
 
     use chrono::{DateTime, Utc};
 
-    use super::{sqlx_error, Stamp, COMPANIES_PER_TXN};
+    use sqlx::Connection;
 
-    /// Rows written in one go past which the table's statistics are refreshed.
-    const ANALYZE_AFTER: usize = 10_000;
+    use super::super::pgcopy::Guarded;
+    use super::{sqlx_error, Stamp, COMPANIES_PER_TXN};
     use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
     use crate::domain::tenant::TenantId;
     use crate::error::Result;
+
+    /// Rows written in one go past which the table's statistics are refreshed.
+    const ANALYZE_AFTER: usize = 10_000;
 
     /// The category columns of `rows` as arrays, in CATEGORY_COLUMNS order.
     struct Columns {
@@ -1575,7 +1578,8 @@ mod pg {
             field(&mut buf, Some(&on), false);
             field(&mut buf, Some(&updated_at), true);
         }
-        let mut tx = pool.begin().await.map_err(sqlx_error)?;
+        let mut conn = Guarded::acquire(pool).await?;
+        let mut tx = conn.begin().await.map_err(sqlx_error)?;
         copy(
             &mut tx,
             "COPY company_category (tenant_id, run_id, external_id, name, document, abc_class, \
@@ -1584,7 +1588,9 @@ mod pg {
             buf,
         )
         .await?;
-        tx.commit().await.map_err(sqlx_error)
+        tx.commit().await.map_err(sqlx_error)?;
+        conn.finish();
+        Ok(())
     }
 
     /// `new` are companies without stored categories (no row to conflict with: the run
@@ -1616,7 +1622,8 @@ mod pg {
         }
         for chunk in changed.chunks(COMPANIES_PER_TXN) {
             let c = columns(chunk);
-            let mut tx = pool.begin().await.map_err(sqlx_error)?;
+            let mut conn = Guarded::acquire(pool).await?;
+            let mut tx = conn.begin().await.map_err(sqlx_error)?;
             sqlx::query(&format!(
                 "INSERT INTO company_category (tenant_id, run_id, external_id, name, document, abc_class, \
                  lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, fingerprint, \
@@ -1639,6 +1646,7 @@ mod pg {
             .map_err(sqlx_error)?;
             copy_history(&mut tx, tenant, chunk, history).await?;
             tx.commit().await.map_err(sqlx_error)?;
+            conn.finish();
         }
         if new.len() + changed.len() + removed.len() >= ANALYZE_AFTER {
             // Fresh statistics: with the table's size unknown to the planner, the next
