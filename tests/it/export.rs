@@ -52,6 +52,12 @@ pub(crate) fn today() -> NaiveDate {
     Utc::now().with_timezone(&TZ).date_naive()
 }
 
+/// `minutes` ago, but not before today's midnight in the tenant's zone: the tests that
+/// export "today" run at any hour, also in the first minutes of a day.
+fn ago_today(minutes: i64) -> DateTime<Utc> {
+    (Utc::now() - Duration::minutes(minutes)).max(day_start(TZ, today()))
+}
+
 fn days_before(d: NaiveDate, n: u64) -> NaiveDate {
     d.checked_sub_days(Days::new(n)).unwrap()
 }
@@ -363,7 +369,7 @@ async fn the_workbook_has_every_request_of_the_range_and_nothing_else(app: TestA
 async fn a_table_filter_exports_only_those_tables(app: TestApp) {
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
-    let at = Utc::now() - Duration::minutes(5);
+    let at = ago_today(5);
     let company = entry(&acme, at, Some("company"), "{}");
     let invoice = entry(&acme, at, Some("invoice"), "{}");
     let order = entry(&acme, at, Some("order"), "{}");
@@ -402,7 +408,7 @@ async fn requests_at_the_same_instant_are_each_exported_once_in_id_order(app: Te
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
     // More than a first page (32 rows) at one instant: pages split the tie.
-    let at = Utc::now() - Duration::minutes(3);
+    let at = ago_today(3);
     let mut ids = Vec::new();
     for _ in 0..100 {
         let e = entry(&acme, at, Some("seller"), "{}");
@@ -442,7 +448,7 @@ async fn full_sheets_continue_on_a_next_sheet_and_long_cells_are_cut(app: TestAp
     let app = small_limits(app).await;
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
-    let base = Utc::now() - Duration::minutes(30);
+    let base = ago_today(30);
     let mut logged = Vec::new();
     for i in 0..7 {
         let body = match i {
@@ -760,7 +766,7 @@ async fn excessive_deletes_and_runs_have_their_rows(app: TestApp) {
 async fn a_caller_that_leaves_mid_stream_does_not_stop_the_next_export(app: TestApp) {
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
-    let base = Utc::now() - Duration::minutes(60);
+    let base = ago_today(60);
     // ~3 MB of bodies that deflate poorly: several chunks.
     for i in 0..1_000 {
         let noise: String = (0..100)
@@ -816,7 +822,7 @@ async fn openpyxl_reads_the_workbook_with_its_row_counts(app: TestApp) {
     let app = small_limits(app).await;
     let acme = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&acme]).await;
-    let base = Utc::now() - Duration::minutes(30);
+    let base = ago_today(30);
     for i in 0..5 {
         log(
             &app,
