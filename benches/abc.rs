@@ -388,6 +388,9 @@ async fn run(
         eprintln!("{backend}: reusing the loaded data, categories cleared");
     } else {
         load(&mut raw, companies, invoices).await;
+        // What the load's SQLite statements freed is the loader's, not the stage's: give
+        // it back as the server does after a run.
+        erpsync::worker::release_free_memory();
     }
     let load_secs = t0.elapsed().as_secs_f64();
     eprintln!(
@@ -453,6 +456,7 @@ async fn stage(
         })
     };
     let run_id = uuid::Uuid::new_v4().to_string();
+    eprintln!("RSS at {label} start: {} MB", common::rss_kb() / 1024);
     let t0 = Instant::now();
     let analysis = abc::analyse(state, &tenant, &run_id, Utc::now())
         .await
@@ -466,6 +470,10 @@ async fn stage(
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     eprintln!("{label}: {secs:.2} s (abc {abc_secs:.2} s): {described}; {outcome:?}");
+    eprintln!(
+        "RSS peak so far after {label}: {} MB",
+        peak.load(Ordering::Relaxed) / 1024
+    );
     (secs, abc_secs)
 }
 

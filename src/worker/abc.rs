@@ -180,6 +180,18 @@ pub enum Categorized {
 pub async fn categorize(
     state: &AppState,
     tenant: &Tenant,
+    analysis: Analysis,
+    now: DateTime<Utc>,
+) -> Result<Categorized> {
+    let outcome = categorize_analysis(state, tenant, analysis, now).await;
+    // The analysis's per-company vectors are gone; so are SQLite's buffers of the run.
+    super::release_free_memory();
+    outcome
+}
+
+async fn categorize_analysis(
+    state: &AppState,
+    tenant: &Tenant,
     mut analysis: Analysis,
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
