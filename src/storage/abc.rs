@@ -1608,6 +1608,9 @@ mod pg {
         Ok(())
     }
 
+    /// First categorizations from which two COPY streams write them (fewer go in one).
+    const TWO_STREAMS_FROM: usize = 4_000;
+
     /// `new` are companies without stored categories (no row to conflict with: the run
     /// holds the tenant's lease), written with COPY; `changed` have rows, upserted.
     pub(super) async fn apply(
@@ -1622,7 +1625,7 @@ mod pg {
         let on = stamp.on.to_string();
         // Two COPY streams, one transaction each, on two connections (server
         // processes): the rows are independent, and the server's work is the cost here.
-        if new.len() < 4_000 {
+        if new.len() < TWO_STREAMS_FROM {
             copy_new(pool, tenant, stamp, new).await?;
         } else {
             let (a, b) = new.split_at(new.len() / 2);
