@@ -488,17 +488,18 @@ mod tests {
                 None,
             )
         }));
+        let write = |out: &mut BinaryRows, r: &R| {
+            out.row(4);
+            out.text(r.0.as_deref());
+            out.int8(r.1);
+            out.timestamptz(r.2);
+            out.shown(r.3.as_deref());
+        };
         copy_in(
             &mut conn,
             "COPY bin (t, n, at, d) FROM STDIN (FORMAT binary)",
             &rows,
-            &|out, r: &R| {
-                out.row(4);
-                out.text(r.0.as_deref());
-                out.int8(r.1);
-                out.timestamptz(r.2);
-                out.shown(r.3.as_deref());
-            },
+            &write,
         )
         .await
         .unwrap();
@@ -514,13 +515,7 @@ mod tests {
             &mut conn,
             "COPY bin (t, n, at, d) FROM STDIN (FORMAT binary)",
             &long,
-            &|out, r: &R| {
-                out.row(4);
-                out.text(r.0.as_deref());
-                out.int8(r.1);
-                out.timestamptz(r.2);
-                out.shown(r.3.as_deref());
-            },
+            &write,
         )
         .await
         .unwrap_err();
