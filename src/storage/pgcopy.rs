@@ -259,10 +259,11 @@ impl BinaryRows {
         match v {
             None => self.null(),
             Some(s) => {
-                // A text longer than 2 GiB is cut to a length PostgreSQL then refuses.
+                // A text over 2 GiB is cut there, the stream staying whole: PostgreSQL
+                // refuses any field over 1 GiB.
                 let len = i32::try_from(s.len()).unwrap_or(i32::MAX);
                 self.buf.extend_from_slice(&len.to_be_bytes());
-                self.buf.extend_from_slice(s.as_bytes());
+                self.buf.extend_from_slice(&s.as_bytes()[..len as usize]);
             }
         }
     }
