@@ -14,6 +14,45 @@ mod m20261128_000008_abc;
 mod m20261130_000009_view;
 mod m20261201_000010_abc_lean;
 
+/// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
+/// For migrations from 000010 on; shipped ones keep their own loops.
+async fn add_columns(
+    manager: &SchemaManager<'_>,
+    table: DynIden,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut col in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .add_column(&mut col)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops `columns` from `table`, one ALTER TABLE each (see [`add_columns`]).
+async fn drop_columns<C: IntoIden>(
+    manager: &SchemaManager<'_>,
+    table: DynIden,
+    columns: impl IntoIterator<Item = C>,
+) -> Result<(), DbErr> {
+    for col in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Every migration, oldest first.
 pub struct Migrator;
 

@@ -14,6 +14,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
+use crate::{add_columns, drop_columns};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -102,39 +104,26 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
-        for col in [
-            ColumnDef::new(CompanyCategory::CategorizedRunId)
-                .string_len(36)
-                .null()
-                .to_owned(),
-            ColumnDef::new(CompanyCategory::CategorizedOn)
-                .string_len(10)
-                .null()
-                .to_owned(),
-            ColumnDef::new(CompanyCategory::CategorizedAt)
-                .timestamp_with_time_zone()
-                .null()
-                .to_owned(),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(CompanyCategory::Table)
-                        .add_column(col)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for col in CRM_CATEGORIES {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(CrmCompany::Table)
-                        .drop_column(col)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        add_columns(
+            manager,
+            CompanyCategory::Table.into_iden(),
+            [
+                ColumnDef::new(CompanyCategory::CategorizedRunId)
+                    .string_len(36)
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(CompanyCategory::CategorizedOn)
+                    .string_len(10)
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(CompanyCategory::CategorizedAt)
+                    .timestamp_with_time_zone()
+                    .null()
+                    .to_owned(),
+            ],
+        )
+        .await?;
+        drop_columns(manager, CrmCompany::Table.into_iden(), CRM_CATEGORIES).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             db.execute_unprepared(
                 "ALTER TABLE company_category DROP CONSTRAINT fk_company_category_tenant; \
@@ -156,30 +145,22 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
-        for col in CRM_CATEGORIES {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(CrmCompany::Table)
-                        .add_column(ColumnDef::new(col).string_len(64).null())
-                        .to_owned(),
-                )
-                .await?;
-        }
-        for col in [
-            CompanyCategory::CategorizedRunId,
-            CompanyCategory::CategorizedOn,
-            CompanyCategory::CategorizedAt,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(CompanyCategory::Table)
-                        .drop_column(col)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        add_columns(
+            manager,
+            CrmCompany::Table.into_iden(),
+            CRM_CATEGORIES.map(|col| ColumnDef::new(col).string_len(64).null().to_owned()),
+        )
+        .await?;
+        drop_columns(
+            manager,
+            CompanyCategory::Table.into_iden(),
+            [
+                CompanyCategory::CategorizedRunId,
+                CompanyCategory::CategorizedOn,
+                CompanyCategory::CategorizedAt,
+            ],
+        )
+        .await?;
         manager
             .drop_table(Table::drop().table(PurchaseSpan::Table).to_owned())
             .await

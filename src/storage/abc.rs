@@ -574,9 +574,7 @@ async fn fill_fields(
     for &i in changed {
         let c = &mut out[i];
         if let Some((_, name, document, seller)) = by_id.remove(&c.external_id) {
-            c.name = name.unwrap_or_default();
-            c.document = document.unwrap_or_default();
-            c.portfolio = seller.filter(|p| !p.is_empty());
+            (c.name, c.document, c.portfolio) = staged_fields(name, document, seller);
         }
     }
     Ok(())
@@ -602,6 +600,20 @@ fn json_fields(db: &Db) -> [String; 3] {
         DbBackend::Postgres => format!("(fields::jsonb)->>'{name}'"),
         _ => format!("CAST(json_extract(fields, '$.{name}') AS TEXT)"),
     })
+}
+
+/// A staged company's name, document and portfolio as its categories take them: a
+/// missing name or document empty, an empty seller no portfolio.
+fn staged_fields(
+    name: Option<String>,
+    document: Option<String>,
+    seller: Option<String>,
+) -> (String, String, Option<String>) {
+    (
+        name.unwrap_or_default(),
+        document.unwrap_or_default(),
+        seller.filter(|p| !p.is_empty()),
+    )
 }
 
 /// [`live_companies`] of a tenant without stored categories: every company's fields are
@@ -630,16 +642,17 @@ async fn first_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompany>>
         out.reserve(page.len());
         out.extend(
             page.into_iter()
-                .map(
-                    |(external_id, content_hash, name, document, seller)| LiveCompany {
+                .map(|(external_id, content_hash, name, document, seller)| {
+                    let (name, document, portfolio) = staged_fields(name, document, seller);
+                    LiveCompany {
                         external_id,
                         content_hash,
-                        name: name.unwrap_or_default(),
-                        document: document.unwrap_or_default(),
-                        portfolio: seller.filter(|p| !p.is_empty()),
+                        name,
+                        document,
+                        portfolio,
                         stored: None,
-                    },
-                ),
+                    }
+                }),
         );
         if !full {
             return Ok(out);
