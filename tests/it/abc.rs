@@ -28,6 +28,7 @@ both_backends!(
     first_and_last_purchase_follow_changed_and_deleted_invoices,
     a_forgotten_company_keeps_its_first_categorization_in_its_history,
     a_revenue_beyond_the_integer_range_fails_the_run_and_the_server_goes_on,
+    first_categorizations_are_stored_as_written_and_a_failed_write_stores_none,
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
@@ -1244,4 +1245,111 @@ async fn a_revenue_beyond_the_integer_range_fails_the_run_and_the_server_goes_on
     let run = ctx.run().await.run.unwrap();
     assert_ne!(run.status(), pb::RunStatus::Failed, "{:?}", run.errors);
     assert_eq!(purchases_of(&mut ctx, "c1").await.3, "10.00");
+}
+
+/// A first categorization of `n` companies `prefix`0…: every field filled or left empty
+/// in turn, names in several scripts.
+fn first_categories(prefix: &str, n: usize) -> Vec<erpsync::domain::abc::Category> {
+    use erpsync::domain::abc::{AbcClass, Category, Lifecycle};
+    (0..n)
+        .map(|i| Category {
+            external_id: format!("{prefix}{i:05}"),
+            name: format!("Açaí & Cia «{i}» 東京\t\\N"),
+            document: if i % 3 == 0 {
+                String::new()
+            } else {
+                format!("{i:014}")
+            },
+            abc_class: [
+                None,
+                Some(AbcClass::A),
+                Some(AbcClass::B),
+                Some(AbcClass::C),
+            ][i % 4],
+            lifecycle: [Lifecycle::Prospect, Lifecycle::New, Lifecycle::Active][i % 3],
+            portfolio: format!("s{}", i % 7),
+            revenue: if i % 5 == 0 {
+                -(i as i64) * 10_000
+            } else {
+                i as i64 * 12_345
+            },
+            first_purchase: (i % 4 != 0).then(|| NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()),
+            last_purchase: (i % 4 != 0).then(|| {
+                NaiveDate::from_ymd_opt(2026, 11, 30).unwrap() - Duration::days(i as i64 % 400)
+            }),
+            company_hash: (i % 6 != 0).then_some(i as i64 * 7_919 - 1_000_000),
+        })
+        .collect()
+}
+
+/// First categorizations read back exactly as written, with their first history entry
+/// (run, date and instant); a write that fails midway (a company already categorized)
+/// stores none of its companies and leaves the stored ones as they were.
+async fn first_categorizations_are_stored_as_written_and_a_failed_write_stores_none(app: TestApp) {
+    use erpsync::storage::abc;
+    let ctx = setup(app).await;
+    let db = &ctx.app.state.db;
+    let tenant = TenantId::parse("acme").unwrap();
+    // PostgreSQL keeps microseconds.
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let on = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let stamp = abc::Stamp {
+        run_id: "run-1",
+        at,
+        on,
+    };
+    // More than one piece of the SQLite writer (1 000 rows).
+    let stored = first_categories("c", 2_500);
+    abc::apply(db, &tenant, &stamp, &stored, &[], &[], &[])
+        .await
+        .unwrap();
+    for c in stored.iter().step_by(97).chain(stored.last()) {
+        let got = abc::category(db, &tenant, &c.external_id).await.unwrap();
+        assert_eq!(got.as_ref(), Some(c));
+        let h = abc::history(db, &tenant, &c.external_id).await.unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(
+            (h[0].run_id.as_str(), h[0].changed_on, h[0].changed_at),
+            ("run-1", on, at)
+        );
+        assert_eq!(
+            (h[0].abc_to, h[0].lifecycle_to),
+            (c.abc_class, Some(c.lifecycle))
+        );
+    }
+
+    // The second write reaches a company categorized already after 1 500 new ones.
+    let mut again = first_categories("d", 1_500);
+    let mut clash = stored[10].clone();
+    clash.name = "changed".into();
+    again.push(clash);
+    again.extend(first_categories("e", 10));
+    let stamp = abc::Stamp {
+        run_id: "run-2",
+        at: at + Duration::minutes(5),
+        on,
+    };
+    let err = abc::apply(db, &tenant, &stamp, &again, &[], &[], &[])
+        .await
+        .unwrap_err();
+    // What the run's log shows names the conflict.
+    let message = err.run_message();
+    assert!(
+        message.contains("UNIQUE constraint failed") || message.contains("duplicate key"),
+        "{message}"
+    );
+    for id in ["d00000", "d01499", "e00009"] {
+        assert_eq!(abc::category(db, &tenant, id).await.unwrap(), None, "{id}");
+    }
+    let kept = abc::category(db, &tenant, &stored[10].external_id)
+        .await
+        .unwrap();
+    assert_eq!(kept.as_ref(), Some(&stored[10]));
+    assert_eq!(
+        abc::history(db, &tenant, &stored[10].external_id)
+            .await
+            .unwrap()[0]
+            .run_id,
+        "run-1"
+    );
 }
