@@ -519,10 +519,10 @@ async fn fill_fields(
     if changed.is_empty() {
         return Ok(());
     }
-    let [name, document, seller] = json_fields(db);
+    let (source, [name, document, seller]) = json_fields(db);
     let columns = format!(
         "SELECT external_id AS c0, {name} AS c1, {document} AS c2, {seller} AS c3 \
-         FROM staged_record WHERE tenant_id = "
+         FROM {source} WHERE tenant_id = "
     );
     type Fields = (String, Option<String>, Option<String>, Option<String>);
     let mut rows: Vec<Fields> = Vec::new();
@@ -593,13 +593,22 @@ async fn has_categories(db: &Db, tenant: &TenantId) -> Result<bool> {
     Ok(!rows.is_empty())
 }
 
-/// A staged company's name, document and seller as the database extracts them from its
-/// JSON fields.
-fn json_fields(db: &Db) -> [String; 3] {
-    ["name", "document", "seller_id"].map(|name| match db.backend() {
-        DbBackend::Postgres => format!("(fields::jsonb)->>'{name}'"),
-        _ => format!("CAST(json_extract(fields, '$.{name}') AS TEXT)"),
-    })
+/// Where a staged company's fields are read from, and its name, document and seller as
+/// the database extracts them there. PostgreSQL parses each row's JSON once (a lateral
+/// subquery that `OFFSET 0` keeps from being inlined into every `->>`; three casts cost
+/// 0.77 s for 200 000 companies, one 0.32 s); SQLite caches the parse itself.
+fn json_fields(db: &Db) -> (&'static str, [String; 3]) {
+    match db.backend() {
+        DbBackend::Postgres => (
+            "staged_record, LATERAL (SELECT fields::jsonb AS j OFFSET 0) AS parsed",
+            ["name", "document", "seller_id"].map(|name| format!("j->>'{name}'")),
+        ),
+        _ => (
+            "staged_record",
+            ["name", "document", "seller_id"]
+                .map(|name| format!("CAST(json_extract(fields, '$.{name}') AS TEXT)")),
+        ),
+    }
 }
 
 /// A staged company's name, document and portfolio as its categories take them: a
@@ -619,11 +628,11 @@ fn staged_fields(
 /// [`live_companies`] of a tenant without stored categories: every company's fields are
 /// needed, so each page reads them with the ids (one range read, no category read).
 async fn first_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompany>> {
-    let [name, document, seller] = json_fields(db);
+    let (source, [name, document, seller]) = json_fields(db);
     let build = |ph: Ph<'_>| {
         format!(
             "SELECT external_id AS c0, content_hash AS c1, {name} AS c2, {document} AS c3, \
-             {seller} AS c4 FROM staged_record \
+             {seller} AS c4 FROM {source} \
              WHERE tenant_id = {} AND table_name = 'company' AND NOT deleted \
              AND external_id > {} ORDER BY external_id LIMIT {PAGE}",
             ph(1),
