@@ -1358,20 +1358,19 @@ async fn report_where(
 }
 
 /// SQLite writes of many rows: a first categorization's rows go through SQLite's own API
-/// (`sqlite3`), one prepared single-row statement stepped per company with its values
-/// bound in place. Through sqlx each of the 2.2 million values of 200 000 rows is copied
-/// into SQLite's memory (a malloc and a free each, under SQLite's allocator mutex), which
-/// cost as much as the insert itself.
+/// ([`sqlite_api`](super::sqlite_api)), one prepared single-row statement stepped per
+/// company with its texts bound in place. Through sqlx each of the 2.2 million values of
+/// 200 000 rows is copied into SQLite's memory (a malloc and a free each, under SQLite's
+/// allocator mutex), which cost as much as the insert itself.
 mod lite {
-    use std::ffi::{c_int, CStr};
+    use std::ffi::c_int;
     use std::fmt::Write;
-    use std::marker::PhantomData;
 
     use chrono::{NaiveDate, SecondsFormat};
-    use libsqlite3_sys as ffi;
     use sqlx::SqliteConnection;
 
-    use super::{sqlx_error, Stamp};
+    use super::super::sqlite_api::{lock, Handle};
+    use super::Stamp;
     use crate::domain::abc::{AbcClass, Category};
     use crate::domain::tenant::TenantId;
     use crate::error::{AppError, Result};
@@ -1412,11 +1411,8 @@ mod lite {
         };
         for piece in rows.chunks(PER_HOLD) {
             {
-                let mut handle = conn.lock_handle().await.map_err(sqlx_error)?;
-                let db = handle.as_raw_handle().as_ptr();
-                // SAFETY: the handle is locked away from sqlx's worker thread until
-                // `handle` drops, after the statement is finalized.
-                unsafe { insert_piece(db, &run, piece) }.map_err(|e| {
+                let handle = lock(conn).await?;
+                insert_piece(&handle, &run, piece).map_err(|e| {
                     AppError::Internal(anyhow::anyhow!("storing first categories: {e}"))
                 })?;
             }
@@ -1425,138 +1421,13 @@ mod lite {
         Ok(())
     }
 
-    /// A prepared statement, finalized when dropped. Text bound to it is not copied:
-    /// it borrows for `'a`, which the statement does not outlive.
-    struct Statement<'a> {
-        db: *mut ffi::sqlite3,
-        stmt: *mut ffi::sqlite3_stmt,
-        bound: PhantomData<&'a str>,
-    }
-
-    impl Drop for Statement<'_> {
-        fn drop(&mut self) {
-            // SAFETY: prepared on `db` (or null, a no-op), finalized once.
-            unsafe { ffi::sqlite3_finalize(self.stmt) };
-        }
-    }
-
-    impl<'a> Statement<'a> {
-        /// Prepares `sql` on `db`.
-        ///
-        /// # Safety
-        /// `db` is an open connection that no other thread uses while the statement lives.
-        unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str) -> std::result::Result<Self, String> {
-            let mut stmt = std::ptr::null_mut();
-            let len = c_int::try_from(sql.len()).map_err(|_| "statement too long".to_owned())?;
-            // SAFETY: the caller's connection; the pointer and length describe `sql`.
-            let code = unsafe {
-                ffi::sqlite3_prepare_v2(
-                    db,
-                    sql.as_ptr().cast(),
-                    len,
-                    &mut stmt,
-                    std::ptr::null_mut(),
-                )
-            };
-            let statement = Statement {
-                db,
-                stmt,
-                bound: PhantomData,
-            };
-            statement.check(code)?;
-            Ok(statement)
-        }
-
-        /// SQLite's message for the last failure on the connection.
-        fn error(&self, code: c_int) -> String {
-            // SAFETY: `db` is live; the message is copied before any other call.
-            let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.db)) };
-            format!("{} (code {code})", message.to_string_lossy())
-        }
-
-        fn check(&self, code: c_int) -> std::result::Result<(), String> {
-            if code == ffi::SQLITE_OK {
-                Ok(())
-            } else {
-                Err(self.error(code))
-            }
-        }
-
-        /// Binds text at `i` without copying it (SQLite reads it until it is bound again
-        /// or the statement is finalized: `'a` outlives both).
-        fn text(&self, i: c_int, value: Option<&'a str>) -> std::result::Result<(), String> {
-            self.bind_text(i, value, ffi::SQLITE_STATIC())
-        }
-
-        /// Binds text at `i` as a copy SQLite keeps (for a buffer reused row after row).
-        fn text_copy(&self, i: c_int, value: Option<&str>) -> std::result::Result<(), String> {
-            self.bind_text(i, value, ffi::SQLITE_TRANSIENT())
-        }
-
-        fn bind_text(
-            &self,
-            i: c_int,
-            value: Option<&str>,
-            keep: ffi::sqlite3_destructor_type,
-        ) -> std::result::Result<(), String> {
-            let code = match value {
-                // SAFETY: a live statement; the pointer and length describe a UTF-8 str
-                // that lives as `keep` requires (see `text` and `text_copy`).
-                Some(v) => unsafe {
-                    ffi::sqlite3_bind_text64(
-                        self.stmt,
-                        i,
-                        v.as_ptr().cast(),
-                        v.len() as u64,
-                        keep,
-                        ffi::SQLITE_UTF8 as u8,
-                    )
-                },
-                // SAFETY: a live statement.
-                None => unsafe { ffi::sqlite3_bind_null(self.stmt, i) },
-            };
-            self.check(code)
-        }
-
-        fn int(&self, i: c_int, value: Option<i64>) -> std::result::Result<(), String> {
-            let code = match value {
-                // SAFETY: a live statement.
-                Some(v) => unsafe { ffi::sqlite3_bind_int64(self.stmt, i, v) },
-                // SAFETY: a live statement.
-                None => unsafe { ffi::sqlite3_bind_null(self.stmt, i) },
-            };
-            self.check(code)
-        }
-
-        /// Runs the statement once and makes it ready for the next row.
-        fn step(&self) -> std::result::Result<(), String> {
-            // SAFETY: a live statement; a parameter not bound is NULL.
-            let code = unsafe { ffi::sqlite3_step(self.stmt) };
-            if code == ffi::SQLITE_DONE {
-                // SAFETY: as above; the bindings stay.
-                unsafe { ffi::sqlite3_reset(self.stmt) };
-                Ok(())
-            } else {
-                // The message before reset (which returns the same error again).
-                let message = self.error(code);
-                // SAFETY: as above.
-                unsafe { ffi::sqlite3_reset(self.stmt) };
-                Err(message)
-            }
-        }
-    }
-
     /// Writes `rows` with one statement stepped per row.
-    ///
-    /// # Safety
-    /// `db` is an open connection that no other thread uses until this returns.
-    unsafe fn insert_piece(
-        db: *mut ffi::sqlite3,
+    fn insert_piece(
+        handle: &Handle<'_>,
         run: &RunValues<'_>,
         rows: &[Category],
     ) -> std::result::Result<(), String> {
-        // SAFETY: the caller's guarantee.
-        let statement = unsafe { Statement::prepare(db, INSERT) }?;
+        let statement = handle.prepare(INSERT)?;
         statement.text(12, Some(run.tenant))?;
         statement.text(13, Some(run.run_id))?;
         statement.text(14, Some(&run.at))?;

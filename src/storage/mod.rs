@@ -13,6 +13,7 @@ mod pgcopy;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;
+mod sqlite_api;
 pub mod staging;
 pub mod tenants;
 pub mod tokens;
