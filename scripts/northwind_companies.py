@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the Northwind customers (../shared/data/northwind.sql) into an erpsync push batch
+"""Turns the Northwind customers (tests/data/northwind.sql, Ms-PL) into an erpsync push batch
 for the `company` table, printed as JSON on stdout: {"records": [...]}.
 
 Northwind has no CNPJ, so the document is made up: a valid CNPJ derived from the row
@@ -43,7 +43,7 @@ def main() -> None:
         del argv[i : i + 2]
     args = [a for a in argv if not a.startswith("--")]
     no_docs = "--keep-real-documents" in argv
-    path = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "northwind.sql")
+    path = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "northwind.sql")
     records = []
     with open(path, encoding="utf-8") as f:
         for line in f:

@@ -2,6 +2,7 @@
 //! Only ever add a migration; never edit one that has shipped.
 
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
 mod m20261128_000001_foundation;
 mod m20261128_000002_ingest;
@@ -73,3 +74,29 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Applies the pending migrations (all of them, or the next `steps`) in one transaction
+/// on one connection, after any other migrator of the same database has finished.
+///
+/// `Migrator::up` on a pool sends each statement to whichever connection is free; on
+/// SQLite a connection that read the schema before an earlier migration prepares an
+/// `ALTER TABLE` against its stale copy (ALTER checks columns while it is prepared, before
+/// SQLite notices the schema changed) and fails with "no such column". One transaction
+/// also means a failed migration leaves nothing half done. Two servers starting on one
+/// database wait for each other: SQLite through its write lock (the first statement
+/// writes), PostgreSQL through an advisory lock held until the transaction ends.
+pub async fn up(db: &DatabaseConnection, steps: Option<u32>) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"),
+        ))
+        .await?;
+    }
+    Migrator::up(&txn, steps).await?;
+    txn.commit().await
+}
+
+/// The PostgreSQL advisory lock key migrations hold: "erpsync\0" as a big-endian integer.
+const MIGRATION_LOCK: i64 = 0x6572_7073_796e_6300;

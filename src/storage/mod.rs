@@ -23,7 +23,6 @@ pub mod views;
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqlxPostgresConnector,
     SqlxSqliteConnector, TransactionTrait,
@@ -115,9 +114,10 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration (see [`migration::up`]: one transaction on one
+    /// connection, serialized with other servers migrating the same database).
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.conn, None).await?;
+        migration::up(&self.conn, None).await?;
         Ok(())
     }
 

@@ -964,7 +964,6 @@ async fn more_companies_than_a_read_page_are_all_classified(app: TestApp) {
 /// Invoices and orders staged before the ABC migration get their revenue columns from
 /// their stored fields when it runs: an upgrade loses no revenue.
 async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend) {
-    use migration::MigratorTrait;
     use sea_orm::{ConnectionTrait, Statement};
     let Some(scratch) = crate::helpers::ScratchDb::create(backend).await else {
         return;
@@ -973,7 +972,7 @@ async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend
         .await
         .unwrap();
     // Every migration before the ABC one.
-    migration::Migrator::up(&conn, Some(7)).await.unwrap();
+    migration::up(&conn, Some(7)).await.unwrap();
     let b = conn.get_database_backend();
     let (t, f) = match backend {
         Backend::Sqlite => ("1", "0"),
@@ -999,7 +998,7 @@ async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend
     ] {
         conn.execute(Statement::from_string(b, sql)).await.unwrap();
     }
-    migration::Migrator::up(&conn, None).await.unwrap();
+    migration::up(&conn, None).await.unwrap();
     let rows = conn
         .query_all(Statement::from_string(
             b,

@@ -10,6 +10,7 @@ mod grpcurl;
 mod ingest;
 mod ingest_props;
 mod logs;
+mod migrate;
 mod northwind;
 mod overview;
 mod schedule;

@@ -1,4 +1,4 @@
-//! End to end on the Northwind database (../shared/data/northwind.sql): customers as
+//! End to end on the Northwind database (tests/data/northwind.sql, Ms-PL): customers as
 //! companies (with made-up CNPJs: Northwind has none) and contacts, employees as sellers,
 //! orders and their lines, suppliers — pushed over HTTP, synced, and the CRM has every
 //! company and contact.
@@ -23,13 +23,9 @@ both_backends!(northwind_pushed_and_synced_lands_every_company_and_contact_in_th
 
 type History = pb::integration_history_client::IntegrationHistoryClient<tonic::transport::Channel>;
 
-/// The dump's path: ERPSYNC_NORTHWIND, or shared/ beside the repository.
-pub(crate) fn northwind() -> String {
-    let path = std::env::var("ERPSYNC_NORTHWIND").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/northwind.sql").to_owned()
-    });
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("Northwind dump {path}: {e} (set ERPSYNC_NORTHWIND)"))
+/// The Northwind dump the repository carries (tests/data/, with its Ms-PL license).
+pub(crate) fn northwind() -> &'static str {
+    include_str!("../data/northwind.sql")
 }
 
 /// The values of each `INSERT INTO table VALUES (...)` line.
@@ -227,8 +223,8 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
     let erp = app.token(Role::Erp, &[&tenant]).await;
     let crm_token = app.token(Role::Crm, &[&tenant]).await;
 
-    let customers = rows(&sql, "customers");
-    let seller_of = first_sellers(&rows(&sql, "orders"));
+    let customers = rows(sql, "customers");
+    let seller_of = first_sellers(&rows(sql, "orders"));
     let companies: Vec<Value> = customers
         .iter()
         .enumerate()
@@ -245,11 +241,11 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
         .iter()
         .map(|c| json!({"external_id": v(c, 0), "fields": {"name": v(c, 2), "company_id": v(c, 0), "phone": v(c, 9)}}))
         .collect();
-    let sellers: Vec<Value> = rows(&sql, "employees")
+    let sellers: Vec<Value> = rows(sql, "employees")
         .iter()
         .map(|e| json!({"external_id": v(e, 0), "fields": {"name": format!("{} {}", e[2].clone().unwrap(), e[1].clone().unwrap())}}))
         .collect();
-    let details = rows(&sql, "order_details");
+    let details = rows(sql, "order_details");
     let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
     let items: Vec<Value> = details
         .iter()
@@ -263,7 +259,7 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
                    "quantity": qty.to_string(), "unit_price": price.to_string(), "discount": discount.to_string()}})
         })
         .collect();
-    let orders: Vec<Value> = rows(&sql, "orders")
+    let orders: Vec<Value> = rows(sql, "orders")
         .iter()
         .map(|o| {
             let id = o[0].clone().unwrap();
@@ -272,7 +268,7 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
                    "issued_at": v(o, 3), "total": total.to_string()}})
         })
         .collect();
-    let suppliers: Vec<Value> = rows(&sql, "suppliers")
+    let suppliers: Vec<Value> = rows(sql, "suppliers")
         .iter()
         .enumerate()
         .map(|(n, s)| json!({"external_id": v(s, 0), "fields": {"name": v(s, 1), "document": cnpj(900 + n as u64)}}))

@@ -870,10 +870,7 @@ async fn a_northwind_view_tenant_matches_an_api_tenant_fed_the_same_data(app: Te
     let mut conn = sqlx::postgres::PgConnection::connect(source.url())
         .await
         .unwrap();
-    sqlx::raw_sql(&northwind())
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(northwind()).execute(&mut conn).await.unwrap();
     sqlx::raw_sql(NORTHWIND_VIEWS)
         .execute(&mut conn)
         .await
@@ -1076,7 +1073,7 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
     .await
     .unwrap();
     let sql = northwind();
-    for (n, c) in rows(&sql, "customers").iter().enumerate() {
+    for (n, c) in rows(sql, "customers").iter().enumerate() {
         // Documents kept as numbers lose their leading zeros; erpsync pads them back.
         let doc: u64 = cnpj(n as u64 + 1).parse().unwrap();
         sqlx::query("INSERT INTO customers VALUES (?, ?, ?, ?)")
@@ -1089,7 +1086,7 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
             .unwrap();
     }
     let mut totals: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
-    for d in rows(&sql, "order_details") {
+    for d in rows(sql, "order_details") {
         let [price, qty, discount] = [2, 3, 4].map(|i| {
             d[i].as_deref()
                 .unwrap()
@@ -1099,7 +1096,7 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
         *totals.entry(d[0].clone().unwrap()).or_default() +=
             price * qty * (rust_decimal::Decimal::ONE - discount);
     }
-    for o in rows(&sql, "orders") {
+    for o in rows(sql, "orders") {
         let id = o[0].clone().unwrap();
         sqlx::query("INSERT INTO orders VALUES (?, ?, ?, ?, ?, '2026-03-04 05:06:07')")
             .bind(id.parse::<i32>().unwrap())
