@@ -196,13 +196,39 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
                 .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
         }
     }
-    let pool = SqlitePoolOptions::new()
-        // Every in-memory connection would be its own database.
-        .max_connections(if in_memory { 1 } else { 4 })
-        .connect_with(opts)
-        .await
-        .with_context(|| format!("cannot open SQLite database {}", file.display()))?;
+    // Turning a new file to WAL takes an exclusive lock that SQLite does not wait for:
+    // a second server opening the same new file at that moment is told "database is
+    // locked" at once. It waits a moment and tries again.
+    let mut attempt = 0;
+    let pool = loop {
+        let opened = SqlitePoolOptions::new()
+            // Every in-memory connection would be its own database.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(opts.clone())
+            .await;
+        match opened {
+            Err(e) if is_busy(&e) && attempt < OPEN_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            other => {
+                break other
+                    .with_context(|| format!("cannot open SQLite database {}", file.display()))?
+            }
+        }
+    };
     Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+/// How often opening a SQLite file is tried while another connection locks it.
+const OPEN_ATTEMPTS: u64 = 20;
+
+/// Whether SQLite answered SQLITE_BUSY ("database is locked"), in any of its variants.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {

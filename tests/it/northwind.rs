@@ -375,7 +375,7 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
         ("ALFKI", "Alfreds Futterkiste")
     );
 
-    check_abc(&sql, &mut history, &crm_token, &seller_of, &run.run_id).await;
+    check_abc(sql, &mut history, &crm_token, &seller_of, &run.run_id).await;
 }
 
 /// The run's ABC analysis matches one worked out here from the dump: every company's
