@@ -372,6 +372,13 @@ async fn run(
         logs: Default::default(),
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
+        views: erpsync::viewdb::ViewAccess::new(
+            Default::default(),
+            None,
+            url,
+            db.instance_id().await.unwrap(),
+        )
+        .unwrap(),
     };
     let mut raw = Raw::connect(url).await;
     let t0 = Instant::now();

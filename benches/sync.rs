@@ -92,6 +92,13 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         logs: Default::default(),
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
+        views: erpsync::viewdb::ViewAccess::new(
+            Default::default(),
+            None,
+            url,
+            db.instance_id().await.unwrap(),
+        )
+        .unwrap(),
     };
 
     // Stage the data (not measured) through the same staging path as a push.

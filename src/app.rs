@@ -35,6 +35,8 @@ pub struct AppState {
     pub export: crate::export::ExportLimits,
     /// Days the request log keeps (the export's oldest day).
     pub retention_days: u32,
+    /// The gate to tenants' View sources, with the key their URLs are sealed with.
+    pub views: crate::viewdb::ViewAccess,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -83,7 +85,14 @@ pub async fn build_with_sink(
             "runs left RUNNING by a stopped process marked INTERRUPTED"
         );
     }
+    let views = crate::viewdb::ViewAccess::new(
+        config.view_sources.clone(),
+        config.secret_key.clone(),
+        &config.database_url,
+        db.instance_id().await?,
+    )?;
     let state = AppState {
+        views,
         sink: sink(db.clone()),
         db,
         limits: config.limits,

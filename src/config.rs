@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::domain::secret::SecretKey;
+use crate::domain::view_source::SourcePolicy;
 use crate::export::ExportLimits;
 use crate::ingest::Limits;
 use crate::storage::DEFAULT_DATABASE_URL;
@@ -37,6 +39,11 @@ pub struct Config {
     pub log_heartbeat: std::time::Duration,
     /// Sheet and cell limits of the Excel export (Excel's own by default).
     pub export: ExportLimits,
+    /// Which databases tenants may name as View sources (none by default).
+    pub view_sources: SourcePolicy,
+    /// The key View source URLs are sealed with at rest; without one, URLs that carry a
+    /// password are refused.
+    pub secret_key: Option<SecretKey>,
 }
 
 /// Default StreamLogs heartbeat interval: under the idle timeouts of common proxies.
@@ -79,6 +86,8 @@ impl Default for Config {
             scheduler_tick: crate::worker::scheduler::TICK,
             log_heartbeat: DEFAULT_LOG_HEARTBEAT,
             export: ExportLimits::default(),
+            view_sources: SourcePolicy::default(),
+            secret_key: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod m20261128_000007_delete_guard_settings;
 mod m20261128_000008_abc;
 mod m20261130_000009_view;
 mod m20261201_000010_abc_lean;
+mod m20261203_000011_instance;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_abc::Migration),
             Box::new(m20261130_000009_view::Migration),
             Box::new(m20261201_000010_abc_lean::Migration),
+            Box::new(m20261203_000011_instance::Migration),
         ]
     }
 }

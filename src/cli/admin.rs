@@ -6,14 +6,17 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use crate::domain::abc::AbcInput;
+use crate::domain::secret::SecretKey;
 use crate::domain::tenant::{
     parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
     TenantId,
 };
 use crate::domain::token::{hash_secret, Grant, NewToken, Role, TenantScope};
 use crate::domain::view::ViewTable;
+use crate::domain::view_source::SourcePolicy;
 use crate::error::AppError;
 use crate::storage::{tenants, tokens, views, Db};
+use crate::viewdb::{Naming, ViewAccess};
 use crate::worker::sync;
 
 #[derive(Debug, Subcommand)]
@@ -210,7 +213,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
 }
 
 /// `erpsync tenant …`.
-pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
+pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Create {
             id,
@@ -314,8 +317,11 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             let file: ViewFile = serde_json::from_str(&text)
                 .with_context(|| format!("{config} is not a valid View configuration"))?;
             let db = open(url).await?;
+            let access = view_access(&db, url, key).await?;
             sync::configure_view(
                 &db,
+                &access,
+                Naming::Operator,
                 &id,
                 view_url.or(file.url),
                 file.page_size,
@@ -325,12 +331,13 @@ pub async fn tenant(cmd: TenantCommand, url: &str) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow!(e))?;
-            print!("{}", describe_view(&db, &id).await?);
+            print!("{}", describe_view(&db, &access, &id).await?);
         }
         TenantCommand::ShowView { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
             let db = open(url).await?;
-            print!("{}", describe_view(&db, &id).await?);
+            let access = view_access(&db, url, key).await?;
+            print!("{}", describe_view(&db, &access, &id).await?);
         }
         TenantCommand::ClearView { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
@@ -376,8 +383,14 @@ struct ViewFile {
     tables: Vec<ViewTable>,
 }
 
-async fn describe_view(db: &Db, id: &TenantId) -> anyhow::Result<String> {
-    let status = sync::view_status(db, id).await?;
+/// The operator's gate to View sources: no list applies to them, erpsync's own
+/// database is refused all the same.
+async fn view_access(db: &Db, url: &str, key: Option<SecretKey>) -> anyhow::Result<ViewAccess> {
+    ViewAccess::new(SourcePolicy::default(), key, url, db.instance_id().await?)
+}
+
+async fn describe_view(db: &Db, access: &ViewAccess, id: &TenantId) -> anyhow::Result<String> {
+    let status = sync::view_status(db, access, id).await?;
     let t = &status;
     let Some(cfg) = &status.config else {
         return Ok(format!(

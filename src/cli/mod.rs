@@ -28,6 +28,19 @@ pub struct Cli {
     /// Database: sqlite://PATH?mode=rwc (the embedded default) or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
+    /// The key View source URLs are sealed with at rest: 64 hex digits
+    /// (`openssl rand -hex 32`). Prefer the environment or --secret-key-file to a flag.
+    #[arg(
+        long,
+        global = true,
+        env = "ERPSYNC_SECRET_KEY",
+        hide_env_values = true,
+        conflicts_with = "secret_key_file"
+    )]
+    secret_key: Option<String>,
+    /// A file holding the secret key (see --secret-key).
+    #[arg(long, global = true, env = "ERPSYNC_SECRET_KEY_FILE")]
+    secret_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +81,22 @@ enum Command {
         /// CrmSink service, grpc://host:port.
         #[arg(long, env = "ERPSYNC_CRM_SINK", default_value = "embedded")]
         crm_sink: String,
+        /// A database server tenants may name as a View source: HOST:PORT, or HOST for
+        /// any port (repeat, or comma-separated in the environment). None by default.
+        #[arg(
+            long = "view-allow-host",
+            env = "ERPSYNC_VIEW_ALLOW_HOSTS",
+            value_delimiter = ','
+        )]
+        view_allow_hosts: Vec<crate::domain::view_source::HostPort>,
+        /// A folder whose SQLite files tenants may name as View sources (repeat, or
+        /// comma-separated in the environment). None by default.
+        #[arg(
+            long = "view-sqlite-dir",
+            env = "ERPSYNC_VIEW_SQLITE_DIRS",
+            value_delimiter = ','
+        )]
+        view_sqlite_dirs: Vec<std::path::PathBuf>,
     },
     /// Applies pending database migrations and exits.
     Migrate,
@@ -153,8 +182,23 @@ enum Command {
 }
 
 impl Cli {
+    /// The secret key from --secret-key / ERPSYNC_SECRET_KEY or --secret-key-file.
+    fn secret_key(&self) -> anyhow::Result<Option<crate::domain::secret::SecretKey>> {
+        use anyhow::Context;
+        let text = match (&self.secret_key, &self.secret_key_file) {
+            (Some(text), _) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("--secret-key-file {}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        crate::domain::secret::SecretKey::parse(&text)
+            .map(Some)
+            .map_err(anyhow::Error::msg)
+    }
+
     /// Runs the parsed command.
     pub async fn run(self) -> anyhow::Result<()> {
+        let secret_key = self.secret_key();
         match self.command {
             Command::Serve {
                 listen,
@@ -164,6 +208,8 @@ impl Cli {
                 request_log_retention_days,
                 log_heartbeat_secs,
                 crm_sink,
+                view_allow_hosts,
+                view_sqlite_dirs,
             } => {
                 let config = Config {
                     listen,
@@ -177,6 +223,11 @@ impl Cli {
                     scheduler_tick: crate::worker::scheduler::TICK,
                     log_heartbeat: std::time::Duration::from_secs(log_heartbeat_secs),
                     export: crate::export::ExportLimits::default(),
+                    view_sources: crate::domain::view_source::SourcePolicy {
+                        hosts: view_allow_hosts,
+                        sqlite_dirs: view_sqlite_dirs,
+                    },
+                    secret_key: secret_key?,
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {
@@ -196,7 +247,9 @@ impl Cli {
                 Ok(())
             }
             Command::Migrate => admin::migrate(&self.database_url).await,
-            Command::Tenant { command } => admin::tenant(command, &self.database_url).await,
+            Command::Tenant { command } => {
+                admin::tenant(command, &self.database_url, secret_key?).await
+            }
             Command::Token { command } => admin::token(command, &self.database_url).await,
             Command::SyncNow { tenant, server } => {
                 client::sync_now(&server.server, &server.token, &tenant).await

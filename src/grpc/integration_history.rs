@@ -21,6 +21,7 @@ use crate::error::{AppError, FieldViolation, Result};
 use crate::export;
 use crate::logs;
 use crate::storage::{abc, events, pending_deletes, runs, views};
+use crate::viewdb::Naming;
 use crate::worker::abc as abc_worker;
 use crate::worker::sync;
 use crate::{overview, storage::tenants};
@@ -210,7 +211,7 @@ impl Service {
         &self,
         tenant: &crate::domain::tenant::TenantId,
     ) -> Result<pb::ViewConfig> {
-        let status = sync::view_status(&self.state.db, tenant).await?;
+        let status = sync::view_status(&self.state.db, &self.state.views, tenant).await?;
         Ok(convert::view_config(tenant, &status))
     }
 
@@ -233,7 +234,15 @@ impl Service {
             .collect();
         let page_size = (req.page_size != 0).then_some(req.page_size);
         sync::configure_view(
-            db, &tenant, req.url, page_size, tables, req.check, violations,
+            db,
+            &self.state.views,
+            Naming::Tenant,
+            &tenant,
+            req.url,
+            page_size,
+            tables,
+            req.check,
+            violations,
         )
         .await?;
         self.view_config(&tenant).await

@@ -121,6 +121,20 @@ impl Db {
         Ok(())
     }
 
+    /// This database's random id (`erpsync_instance`), made when it was created: a View
+    /// source holding the same id is this database under another name.
+    pub async fn instance_id(&self) -> Result<String> {
+        let row = self
+            .conn
+            .query_one(sea_orm::Statement::from_string(
+                self.backend(),
+                "SELECT id FROM erpsync_instance",
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("erpsync_instance is empty"))?;
+        Ok(row.try_get("", "id")?)
+    }
+
     /// The sea-orm connection, for the query modules.
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn

@@ -1,17 +1,23 @@
 //! Queries of `view_config` (a tenant's View configuration, as JSON) and `view_watermark`
-//! (where an incremental view read stopped).
+//! (where an incremental view read stopped). The source URL is stored sealed with the
+//! operator's key when one is configured (see [`crate::domain::secret`]).
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use super::{Db, Params};
+use crate::domain::secret::{is_sealed, SecretKey};
 use crate::domain::tenant::TenantId;
 use crate::domain::view::ViewConfig;
 use crate::error::{AppError, Result};
 use crate::viewdb::{Cursor, Param};
 
-/// The tenant's View configuration, if it has one.
-pub async fn get(db: &Db, tenant: &TenantId) -> Result<Option<ViewConfig>> {
+/// The tenant's View configuration, if it has one, its URL opened with `key`.
+pub async fn get(
+    db: &Db,
+    tenant: &TenantId,
+    key: Option<&SecretKey>,
+) -> Result<Option<ViewConfig>> {
     let mut p = Params::new(db.backend(), 1);
     let sql = format!(
         "SELECT config FROM view_config WHERE tenant_id = {}",
@@ -21,16 +27,40 @@ pub async fn get(db: &Db, tenant: &TenantId) -> Result<Option<ViewConfig>> {
         return Ok(None);
     };
     let text: String = row.try_get("", "config")?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored view config of {tenant}: {e}")))
+    let mut cfg: ViewConfig = serde_json::from_str(&text)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored view config of {tenant}: {e}")))?;
+    if is_sealed(&cfg.url) {
+        let key = key.ok_or_else(|| {
+            AppError::FailedPrecondition(format!(
+                "the View URL of {tenant} is sealed: the server needs the ERPSYNC_SECRET_KEY it was sealed with"
+            ))
+        })?;
+        cfg.url = key
+            .open(&cfg.url, tenant.as_str())
+            .map_err(|e| AppError::FailedPrecondition(format!("the View URL of {tenant}: {e}")))?;
+    }
+    Ok(Some(cfg))
 }
 
 /// Stores the configuration and makes the tenant a VIEW integration, in one transaction.
 /// Watermarks of tables whose view, key or watermark column changed stop applying (their
 /// fingerprint no longer matches), so those tables are read whole again.
-pub async fn set(db: &Db, tenant: &TenantId, cfg: &ViewConfig, now: DateTime<Utc>) -> Result<()> {
-    let json = serde_json::to_string(cfg).map_err(anyhow::Error::from)?;
+/// With `key`, the URL is stored sealed.
+pub async fn set(
+    db: &Db,
+    tenant: &TenantId,
+    cfg: &ViewConfig,
+    key: Option<&SecretKey>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let stored = ViewConfig {
+        url: match key {
+            Some(key) => key.seal(&cfg.url, tenant.as_str()),
+            None => cfg.url.clone(),
+        },
+        ..cfg.clone()
+    };
+    let json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
     let txn = db.begin_write().await?;
     let mut p = Params::new(txn.get_database_backend(), 3);
     let sql = format!(

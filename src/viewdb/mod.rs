@@ -4,6 +4,12 @@
 //! exact decimals stay exact and the same validation as pushed records applies.
 //!
 //! Errors are plain messages meant for the run log; none carries the URL's secrets.
+//! Every connection goes through [`ViewAccess`], which refuses what the operator does not
+//! allow and erpsync's own database.
+
+mod access;
+
+pub use access::{Naming, ViewAccess};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -59,8 +65,9 @@ pub struct ErpDb {
 
 impl ErpDb {
     /// Connects read-only (PostgreSQL: `default_transaction_read_only`; MySQL: a
-    /// read-only session; SQLite: the file opened read-only).
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    /// read-only session; SQLite: the file opened read-only). Only [`ViewAccess`] calls
+    /// it, after its checks.
+    async fn connect(url: &str) -> Result<Self, String> {
         let backend = Backend::of_url(url)?;
         let fail = |e: sqlx::Error| scrub(&e.to_string(), url);
         let connect = async {
@@ -234,6 +241,23 @@ impl ErpDb {
         tokio::time::timeout(QUERY_TIMEOUT, read)
             .await
             .map_err(|_| format!("no answer within {} s", QUERY_TIMEOUT.as_secs()))?
+    }
+
+    /// The id of the erpsync database this is, if it is one (see [`ViewAccess`]).
+    async fn erpsync_instance(&mut self) -> Option<String> {
+        const SQL: &str = "SELECT id FROM erpsync_instance";
+        let read = async {
+            match &mut self.conn {
+                Conn::Pg(c) => sqlx::query_scalar(SQL).fetch_optional(c).await,
+                Conn::My(c) => sqlx::query_scalar(SQL).fetch_optional(c).await,
+                Conn::Lite(c) => sqlx::query_scalar(SQL).fetch_optional(c).await,
+            }
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, read)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
     }
 
     /// Closes the connection.

@@ -10,10 +10,14 @@ use erpsync::grpc::pb::{
 
 use crate::helpers::authed;
 
+/// The key the CLI tests' commands seal View URLs with.
+const CLI_SECRET_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_erpsync"))
         .args(args)
         .env("DATABASE_URL", db_url)
+        .env("ERPSYNC_SECRET_KEY", CLI_SECRET_KEY)
         .env_remove("ERPSYNC_LISTEN")
         .output()
         .expect("runs the erpsync binary")
@@ -48,6 +52,7 @@ pub fn serve_with(db_url: &str, extra: &[&str]) -> (std::process::Child, u16) {
         .args(listen)
         .args(extra)
         .env("DATABASE_URL", db_url)
+        .env("ERPSYNC_SECRET_KEY", CLI_SECRET_KEY)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -337,6 +342,7 @@ fn tenant_set_view_checks_masks_shows_and_clears() {
             "tenant", "set-view", "--id", "acme", "--config", config_arg, "--check",
         ])
         .env("DATABASE_URL", &db)
+        .env("ERPSYNC_SECRET_KEY", CLI_SECRET_KEY)
         .env("ERPSYNC_VIEW_URL", &erp_url)
         .output()
         .unwrap();

@@ -6,8 +6,10 @@ use std::str::FromStr;
 use chrono::Utc;
 use erpsync::app::{self, AppState};
 use erpsync::config::Config;
+use erpsync::domain::secret::SecretKey;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::domain::view_source::SourcePolicy;
 use erpsync::grpc::pb::{
     erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
 };
@@ -107,6 +109,8 @@ pub async fn spawn_app_full(
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
+        view_sources: test_view_sources(),
+        secret_key: Some(SecretKey::generate()),
         ..Config::default()
     };
     tune(&mut config);
@@ -127,6 +131,29 @@ pub async fn spawn_app_full(
     })
 }
 
+/// The View sources tests read, as an operator would allow them: SQLite files in the
+/// temporary folder (where every test's own database lives too: the own-database rule
+/// must hold all the same), the test PostgreSQL and MariaDB servers, and 127.0.0.1:1,
+/// where nothing listens (an unreachable source).
+pub fn test_view_sources() -> SourcePolicy {
+    let unreachable = "127.0.0.1:1".parse().unwrap();
+    let hosts = [PG_ENV, crate::view::MYSQL_ENV]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .filter_map(|url| {
+            let rest = url.split_once("://")?.1;
+            let authority = rest.split('/').next()?;
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            host_port.parse().ok()
+        })
+        .chain([unreachable])
+        .collect();
+    SourcePolicy {
+        hosts,
+        sqlite_dirs: vec![std::env::temp_dir()],
+    }
+}
+
 fn serve(app: app::App) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -140,6 +167,11 @@ fn serve(app: app::App) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
 }
 
 impl TestApp {
+    /// erpsync's own database.
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -16,3 +16,4 @@ mod overview;
 mod schedule;
 mod sync;
 mod view;
+mod view_sources;

@@ -138,7 +138,7 @@ impl Ctx {
 }
 
 /// Valid companies c000, c001, … for the indexes of `range`.
-fn companies(range: std::ops::Range<usize>) -> Vec<Record> {
+pub(crate) fn companies(range: std::ops::Range<usize>) -> Vec<Record> {
     range
         .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
         .collect()

@@ -38,14 +38,14 @@ both_backends!(
 // Sources
 
 /// A SQLite file standing in for an ERP's database, with a writable connection.
-struct SqliteErp {
+pub(crate) struct SqliteErp {
     _dir: tempfile::TempDir,
-    url: String,
+    pub(crate) url: String,
     conn: sqlx::SqliteConnection,
 }
 
 impl SqliteErp {
-    async fn new(setup: &str) -> Self {
+    pub(crate) async fn new(setup: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("erp.db");
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
@@ -68,7 +68,7 @@ impl SqliteErp {
 }
 
 /// `clientes`: `n` companies (ids 1..=n), all changed at the same instant.
-fn clientes(n: usize) -> String {
+pub(crate) fn clientes(n: usize) -> String {
     let mut sql = String::from(
         "CREATE TABLE clientes (id INTEGER PRIMARY KEY, razao TEXT NOT NULL, cnpj TEXT NOT NULL, \
          cidade VARCHAR(40), fundada_em DATE, alterado_em TEXT NOT NULL, excluido INTEGER NOT NULL DEFAULT 0); \
@@ -84,7 +84,7 @@ fn clientes(n: usize) -> String {
     sql
 }
 
-fn company_view(view: &str, mode: ViewMode) -> ViewTable {
+pub(crate) fn company_view(view: &str, mode: ViewMode) -> ViewTable {
     ViewTable {
         table: "company".into(),
         view: view.into(),
@@ -104,7 +104,7 @@ fn company_view(view: &str, mode: ViewMode) -> ViewTable {
     }
 }
 
-async fn set_view(
+pub(crate) async fn set_view(
     ctx: &mut Ctx,
     url: Option<&str>,
     tables: Vec<ViewTable>,
@@ -405,6 +405,8 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
         .columns
         .insert("name".into(), "fundada_em".into());
     let secret_url = "postgres://erp:s3cretpw@127.0.0.1:1/erp";
+    let gone = SqliteErp::new(&clientes(1)).await;
+    let gone_url = gone.url.clone();
     let cases: Vec<(Option<&str>, ViewTable, Vec<&str>)> = vec![
         (
             Some(erp.url.as_str()),
@@ -430,13 +432,17 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
             vec!["cannot connect to the ERP database postgres://erp:***@127.0.0.1:1/erp"],
         ),
         (
-            Some("sqlite:///nonexistent/erp.db"),
+            Some(gone_url.as_str()),
             company_view("v_clientes", ViewMode::Full),
-            vec!["cannot connect to the ERP database sqlite:///nonexistent/erp.db"],
+            vec!["cannot connect to the ERP database sqlite://"],
         ),
     ];
     for (url, table, wants) in cases {
         set_view(&mut ctx, url, vec![table], 0).await.unwrap();
+        if url == Some(gone_url.as_str()) {
+            // The ERP's file goes away after it was configured.
+            std::fs::remove_file(gone_url.strip_prefix("sqlite://").unwrap()).unwrap();
+        }
         let since = Utc::now();
         let run = ctx.run().await;
         let r = run.run.as_ref().unwrap();

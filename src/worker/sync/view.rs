@@ -26,7 +26,9 @@ use crate::error::{AppError, FieldViolation, Result};
 use crate::ingest::error_json;
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::{staging, tenants, views, Db};
-use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
+use crate::viewdb::{
+    Column, Cursor, ErpDb, Naming, PageQuery, PageRow, PageSpec, Param, ViewAccess,
+};
 
 /// Staged ids compared with a snapshot per read, and tombstones staged per request.
 const DELETE_PAGE: u64 = 5_000;
@@ -56,7 +58,7 @@ struct Read {
 
 /// Reads every configured view of a VIEW tenant into staging.
 pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
-    let Some(cfg) = views::get(&ctx.state.db, ctx.tenant).await? else {
+    let Some(cfg) = views::get(&ctx.state.db, ctx.tenant, ctx.state.views.key()).await? else {
         return Err(AppError::FailedPrecondition(format!(
             "tenant {} is a VIEW integration without a View configuration: set one with \
              `erpsync tenant set-view` or SetViewConfig",
@@ -65,7 +67,7 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
     };
     let started = Instant::now();
     let received_at = Utc::now();
-    let mut erp = match ErpDb::connect(&cfg.url).await {
+    let mut erp = match ctx.state.views.connect(&cfg.url).await {
         Ok(erp) => erp,
         Err(e) => {
             let message = format!(
@@ -574,8 +576,8 @@ async fn log_failure(
 
 /// Checks a configuration against the ERP database: reachable, every view and column
 /// there and of a fitting type. The error names every problem.
-async fn check(cfg: &ViewConfig) -> Result<(), String> {
-    let mut erp = ErpDb::connect(&cfg.url).await.map_err(|e| {
+async fn check(access: &ViewAccess, cfg: &ViewConfig) -> Result<(), String> {
+    let mut erp = access.connect(&cfg.url).await.map_err(|e| {
         format!(
             "cannot connect to the ERP database {}: {e}",
             cfg.redacted_url()
@@ -608,11 +610,11 @@ pub struct ViewStatus {
 }
 
 /// The tenant's View integration as stored.
-pub(crate) async fn status(db: &Db, tenant: &TenantId) -> Result<ViewStatus> {
+pub(crate) async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewStatus> {
     let t = tenants::require(db, tenant).await?;
     Ok(ViewStatus {
         integration_type: t.integration_type,
-        config: views::get(db, tenant).await?,
+        config: views::get(db, tenant, access.key()).await?,
         watermarks: views::watermarks(db, tenant).await?,
     })
 }
@@ -620,9 +622,13 @@ pub(crate) async fn status(db: &Db, tenant: &TenantId) -> Result<ViewStatus> {
 /// Stores a tenant's View configuration, making it a VIEW integration. `url` None keeps
 /// the stored one; `page_size` None takes the default; `violations` are problems the
 /// caller already found in its request. Every problem is reported at once (nothing
-/// stored); with `check`, the views are checked against the ERP database first.
+/// stored); a new URL must pass `access` for whoever names it (see [`ViewAccess::admit`]);
+/// with `check`, the views are checked against the ERP database first.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn configure(
     db: &Db,
+    access: &ViewAccess,
+    naming: Naming,
     tenant: &TenantId,
     url: Option<String>,
     page_size: Option<u32>,
@@ -631,12 +637,12 @@ pub(crate) async fn configure(
     mut violations: Vec<FieldViolation>,
 ) -> Result<()> {
     tenants::require(db, tenant).await?;
-    let url = match (
-        url.filter(|u| !u.trim().is_empty()),
-        views::get(db, tenant).await?,
-    ) {
-        (Some(u), _) => Some(u.trim().to_owned()),
-        (None, stored) => stored.map(|s| s.url),
+    let new_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    let url = match new_url.clone() {
+        Some(u) => Some(u),
+        None => views::get(db, tenant, access.key())
+            .await?
+            .map(|stored| stored.url),
     };
     if url.is_none() {
         violations.push(FieldViolation::new(
@@ -659,12 +665,15 @@ pub(crate) async fn configure(
     if !violations.is_empty() {
         return Err(AppError::InvalidFields(violations));
     }
+    if let Some(url) = &new_url {
+        access.admit(url, naming).await?;
+    }
     if check {
-        self::check(&cfg)
+        self::check(access, &cfg)
             .await
             .map_err(AppError::FailedPrecondition)?;
     }
-    views::set(db, tenant, &cfg, Utc::now()).await?;
+    views::set(db, tenant, &cfg, access.key(), Utc::now()).await?;
     tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
     Ok(())
 }

@@ -1,0 +1,157 @@
+//! Secrets sealed at rest: a View source's connection URL (which carries the ERP
+//! database's password) is stored encrypted with the operator's key, never in clear.
+//!
+//! XChaCha20-Poly1305 (random 24-byte nonces, so a key may seal any number of values),
+//! bound to what the value belongs to (the tenant id): a sealed value copied into
+//! another tenant's row does not open.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+/// How a sealed value starts; anything else is a value stored before sealing existed.
+const PREFIX: &str = "sealed:v1:";
+const NONCE: usize = 24;
+const TAG: usize = 16;
+
+/// The operator's 32-byte key (`ERPSYNC_SECRET_KEY` or `--secret-key-file`, 64 hex digits).
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+impl SecretKey {
+    /// Parses 64 hexadecimal digits (surrounding white space ignored), as
+    /// `openssl rand -hex 32` prints them.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bytes = hex_decode(text)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                format!(
+                    "the secret key must be 64 hexadecimal digits (32 bytes, e.g. from `openssl rand -hex 32`), got {} characters",
+                    text.chars().count()
+                )
+            })?;
+        let mut key = [0; 32];
+        key.copy_from_slice(&bytes);
+        Ok(Self(key))
+    }
+
+    /// A new random key.
+    pub fn generate() -> Self {
+        let mut key = [0; 32];
+        getrandom::fill(&mut key).expect("the operating system's random source works");
+        Self(key)
+    }
+
+    /// The key as 64 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        hex_encode(&self.0)
+    }
+
+    /// `plain` encrypted for `owner`, as text fit for a database column.
+    pub fn seal(&self, plain: &str, owner: &str) -> String {
+        let mut nonce = [0; NONCE];
+        getrandom::fill(&mut nonce).expect("the operating system's random source works");
+        let sealed = XChaCha20Poly1305::new((&self.0).into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: owner.as_bytes(),
+                },
+            )
+            .expect("encrypting a short text in memory cannot fail");
+        format!("{PREFIX}{}{}", hex_encode(&nonce), hex_encode(&sealed))
+    }
+
+    /// The text [`SecretKey::seal`] sealed for `owner`; an error when it was sealed with
+    /// another key, for another owner, or was altered.
+    pub fn open(&self, sealed: &str, owner: &str) -> Result<String, String> {
+        let wrong = || {
+            "the sealed value does not open with this key (sealed with another \
+             ERPSYNC_SECRET_KEY, or altered)"
+                .to_owned()
+        };
+        let bytes = sealed
+            .strip_prefix(PREFIX)
+            .and_then(hex_decode)
+            .filter(|b| b.len() >= NONCE + TAG)
+            .ok_or_else(wrong)?;
+        let (nonce, msg) = bytes.split_at(NONCE);
+        let nonce = XNonce::try_from(nonce).map_err(|_| wrong())?;
+        let plain = XChaCha20Poly1305::new((&self.0).into())
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg,
+                    aad: owner.as_bytes(),
+                },
+            )
+            .map_err(|_| wrong())?;
+        String::from_utf8(plain).map_err(|_| wrong())
+    }
+}
+
+/// Whether `stored` is a sealed value (as opposed to one stored in clear before).
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(PREFIX)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_and_owner_only() {
+        let key = SecretKey::generate();
+        let url = "postgres://erp:s3cr3t@erp.example.com/erp";
+        let sealed = key.seal(url, "acme");
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.contains("s3cr3t"));
+        assert_ne!(
+            sealed,
+            key.seal(url, "acme"),
+            "every seal has its own nonce"
+        );
+        assert_eq!(key.open(&sealed, "acme").unwrap(), url);
+        assert!(key.open(&sealed, "other").is_err());
+        assert!(SecretKey::generate().open(&sealed, "acme").is_err());
+        let mut altered = sealed.clone().into_bytes();
+        let last = altered.len() - 1;
+        altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+        assert!(key
+            .open(&String::from_utf8(altered).unwrap(), "acme")
+            .is_err());
+        assert!(key.open("postgres://in-clear", "acme").is_err());
+    }
+
+    #[test]
+    fn keys_parse_from_64_hex_digits_only() {
+        let key = SecretKey::generate();
+        let again = SecretKey::parse(&format!("  {}\n", key.to_hex())).unwrap();
+        assert_eq!(again.to_hex(), key.to_hex());
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(62), &"a".repeat(66)] {
+            assert!(SecretKey::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(format!("{key:?}"), "SecretKey(***)");
+    }
+}
