@@ -68,6 +68,21 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+/// The longest message a caller is answered with, in characters: a message that quotes
+/// input is bounded even where the input was not cut first (gRPC puts the message in a
+/// header, which clients limit to a few KiB).
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`].
+fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let mut cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    cut.push_str("… (message cut)");
+    cut
+}
+
 fn describe(violations: &[FieldViolation]) -> String {
     violations
         .iter()
@@ -127,7 +142,7 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Database(_) | Self::Internal(_) => INTERNAL_MESSAGE.to_owned(),
-            other => other.to_string(),
+            other => bounded(other.to_string()),
         }
     }
 
@@ -164,11 +179,11 @@ impl From<AppError> for Status {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
                 tracing::debug!(code = ?code, error = %err, "client error");
-                Status::with_error_details(code, err.to_string(), details)
+                Status::with_error_details(code, bounded(err.to_string()), details)
             }
             other => {
                 tracing::debug!(code = ?code, error = %other, "client error");
-                Status::new(code, other.to_string())
+                Status::new(code, bounded(other.to_string()))
             }
         }
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
+use crate::domain::text::excerpt;
 use crate::error::AppError;
 use crate::grpc::auth::authenticate_header;
 use crate::ingest::{self, RequestBody, RequestMeta};
@@ -26,7 +27,42 @@ use crate::ingest::{self, RequestBody, RequestMeta};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/erp/v1/{table}", post(push))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The answer to a path no route serves: gRPC callers get UNIMPLEMENTED (as tonic
+/// answers an unknown method); anyone else a 404 in the JSON error shape, so an ERP that
+/// mistypes the path and checks the HTTP status does not take its batch for delivered.
+pub async fn not_found(req: axum::extract::Request) -> Response {
+    let grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let path = excerpt(req.uri().path());
+    if grpc {
+        return tonic::Status::unimplemented(format!("no method {path}")).into_http();
+    }
+    let err = AppError::NotFound(format!(
+        "no route {path}: ERP data goes to POST /erp/v1/{{table}} (see ListTables)"
+    ));
+    json_response(StatusCode::NOT_FOUND, ingest::error_json(&err, None))
+}
+
+/// The answer to `POST`-only routes called with another method.
+async fn method_not_allowed(req: axum::extract::Request) -> Response {
+    let err = AppError::InvalidArgument(format!(
+        "{} is not accepted here: send the batch with POST",
+        req.method()
+    ));
+    let mut res = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ingest::error_json(&err, None),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+    res
 }
 
 async fn push(

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::record::{self, json_type, ParsedDate};
 use super::tables::TableDef;
+use super::text::{has_nul, NUL_REASON};
 
 /// Longest accepted external id, in characters.
 pub const MAX_EXTERNAL_ID: usize = 200;
@@ -142,11 +143,19 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
         }
     };
     if external_id.chars().count() > MAX_EXTERNAL_ID {
+        // The rejection names the record by the start of its id, not all of it.
+        let head: String = external_id.chars().take(MAX_EXTERNAL_ID).collect();
         return Err(reject(
-            &external_id,
+            &format!("{head}…"),
             "external_id",
-            format!("must be at most {MAX_EXTERNAL_ID} characters"),
+            format!(
+                "must be at most {MAX_EXTERNAL_ID} characters, got {}",
+                external_id.chars().count()
+            ),
         ));
+    }
+    if has_nul(&external_id) {
+        return Err(reject("", "external_id", NUL_REASON.into()));
     }
     let deleted = match obj.get("deleted") {
         None | Some(Value::Null) => false,
@@ -191,6 +200,9 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             ))
         }
     };
+    if let Some(field) = fields.iter().find_map(|(k, v)| nul_in(k, v)) {
+        return Err(reject(&external_id, &field, NUL_REASON.into()));
+    }
     // A tombstone only needs its id: the ERP may not have the fields any more.
     let fields = if deleted {
         fields.clone()
@@ -223,6 +235,25 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
     })
 }
 
+/// The path of the first text under field `key` (the key itself, or a text nested in
+/// its value) that holds a NUL character.
+fn nul_in(key: &str, value: &Value) -> Option<String> {
+    if has_nul(key) {
+        return Some(key.replace('\0', "\\u0000"));
+    }
+    match value {
+        Value::String(s) if has_nul(s) => Some(key.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(&format!("{key}[{i}]"), v)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| nul_in(&format!("{key}.{k}"), v)),
+        _ => None,
+    }
+}
+
 /// Parses an `updated_at` in any accepted date form; naive ones are in `tz`.
 pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let naive = match record::parse_date(s)? {
@@ -245,6 +276,50 @@ mod tests {
 
     fn company(id: Value, name: &str) -> Value {
         json!({"external_id": id, "fields": {"name": name, "document": "11.222.333/0001-81"}})
+    }
+
+    #[test]
+    fn a_nul_character_rejects_its_record_alone_naming_the_field() {
+        let table = find("company").unwrap();
+        let records = [
+            company(json!("good"), "Good Ltda"),
+            company(json!("c\u{0}1"), "Bad id"),
+            company(json!("c2"), "Bad\u{0}name"),
+            json!({"external_id": "c3", "fields": {"name": "X", "document": "11.222.333/0001-81",
+                   "extra": {"list": ["ok", "b\u{0}d"]}}}),
+            json!({"external_id": "c4", "fields": {"name": "X", "document": "11.222.333/0001-81",
+                   "k\u{0}ey": "v"}}),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        assert_eq!(judged.valid.len(), 1);
+        let named: Vec<(&str, &str)> = judged
+            .rejected
+            .iter()
+            .map(|r| (r.external_id.as_str(), r.field.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("", "external_id"),
+                ("c2", "name"),
+                ("c3", "extra.list[1]"),
+                ("c4", "k\\u0000ey")
+            ]
+        );
+        assert!(judged.rejected.iter().all(|r| r.reason == NUL_REASON));
+    }
+
+    #[test]
+    fn an_over_long_external_id_is_named_by_its_start_only() {
+        let table = find("company").unwrap();
+        let judged = judge(
+            table,
+            &[company(json!("x".repeat(1_000_000)), "n")],
+            chrono_tz::UTC,
+        );
+        let r = &judged.rejected[0];
+        assert_eq!(r.external_id.chars().count(), MAX_EXTERNAL_ID + 1);
+        assert!(r.reason.contains("got 1000000"), "{}", r.reason);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod secret;
 pub mod tables;
 pub mod tenant;
+pub mod text;
 pub mod token;
 pub mod view;
 pub mod view_source;

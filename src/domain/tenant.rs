@@ -34,7 +34,8 @@ impl TenantId {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if s.len() > 64 || !ok_first || !ok_rest {
             return Err(format!(
-                "tenant_id {s:?} is not valid: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+                "tenant_id {} is not valid: use 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+                super::text::excerpt(s)
             ));
         }
         Ok(Self(s.to_owned()))
@@ -401,6 +402,9 @@ impl SettingsUpdate {
                     format!("must be at most {max} characters"),
                 ));
             }
+            if value.as_deref().is_some_and(super::text::has_nul) {
+                violations.push(FieldViolation::new(field, super::text::NUL_REASON));
+            }
         }
         if let Some(p) = input.delete_guard_percent {
             if !(p > 0.0 && p <= 100.0) {
@@ -515,6 +519,12 @@ fn parse_window(secs: i64, nanos: i32) -> Result<Duration, String> {
     if secs < 0 || nanos < 0 || (secs == 0 && nanos == 0) {
         return Err("must be positive (e.g. 24h = 86400s)".into());
     }
+    if nanos >= 1_000_000_000 {
+        return Err("nanos must be below 1 000 000 000 (whole seconds go in seconds)".into());
+    }
+    if secs > MAX_MAX_WITHOUT_SUCCESS.num_seconds() {
+        return Err("must be at most 365 days".into());
+    }
     let d = Duration::seconds(secs) + Duration::nanoseconds(i64::from(nanos));
     if d < MIN_MAX_WITHOUT_SUCCESS {
         return Err("must be at least 1 minute".into());
@@ -531,6 +541,21 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_window_out_of_any_range_is_refused_not_panicked_on() {
+        for (secs, nanos) in [
+            (i64::MAX, 0),
+            (10_000_000_000_000_000, 0),
+            (86_400, 2_000_000_000),
+            (86_400, i32::MAX),
+            (-1, 0),
+            (0, -1),
+        ] {
+            assert!(parse_window(secs, nanos).is_err(), "{secs} s {nanos} ns");
+        }
+        assert_eq!(parse_window(86_400, 0), Ok(Duration::hours(24)));
     }
 
     #[test]

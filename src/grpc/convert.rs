@@ -27,6 +27,20 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf Timestamp as an instant, when it is one: nanos within 0..1e9 and the
+/// instant within protobuf's range (0001-01-01 to 9999-12-31).
+pub fn instant(at: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    const MIN: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let nanos = u32::try_from(at.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
+    (MIN..=MAX)
+        .contains(&at.seconds)
+        .then(|| DateTime::from_timestamp(at.seconds, nanos))
+        .flatten()
+}
+
 /// A span as a protobuf Duration (same sign on both parts, as protobuf requires).
 pub fn duration(d: Duration) -> prost_types::Duration {
     let seconds = d.num_seconds();
@@ -308,12 +322,16 @@ pub fn table_info(t: &TableDef) -> pb::TableInfo {
 pub fn record_json(r: pb::Record) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
     if let Some(at) = &r.updated_at {
-        let rendered =
-            chrono::DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
-                .map_or(serde_json::Value::Null, |t| {
-                    t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into()
-                });
-        obj.insert("updated_at".into(), rendered);
+        // An invalid Timestamp stays visible as text, so the record is rejected naming
+        // `updated_at` instead of being staged without it.
+        let rendered = match instant(at) {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            None => format!(
+                "Timestamp {{ seconds: {}, nanos: {} }} (outside 0001-01-01..9999-12-31, or nanos outside 0..999999999)",
+                at.seconds, at.nanos
+            ),
+        };
+        obj.insert("updated_at".into(), rendered.into());
     }
     obj.insert("external_id".into(), r.external_id.into());
     obj.insert(
@@ -347,8 +365,10 @@ fn value_json(v: prost_types::Value) -> serde_json::Value {
             if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
                 serde_json::Value::from(n as i64)
             } else {
+                // NaN and ±Infinity have no JSON number: kept as their text, the field's
+                // rule rejects them by name ("is not a number") instead of as missing.
                 serde_json::Number::from_f64(n)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                    .map_or_else(|| n.to_string().into(), serde_json::Value::Number)
             }
         }
         Some(Kind::StringValue(s)) => s.into(),

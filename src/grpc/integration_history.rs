@@ -91,18 +91,13 @@ impl Service {
             }
         }
         let since = match req.since {
-            Some(at) if req.after_cursor.is_none() => {
-                match u32::try_from(at.nanos)
-                    .ok()
-                    .and_then(|n| chrono::DateTime::from_timestamp(at.seconds, n))
-                {
-                    Some(t) => Some(t),
-                    None => {
-                        violations.push(FieldViolation::new("since", "not a valid timestamp"));
-                        None
-                    }
+            Some(at) if req.after_cursor.is_none() => match convert::instant(&at) {
+                Some(t) => Some(t),
+                None => {
+                    violations.push(FieldViolation::new("since", "not a valid timestamp"));
+                    None
                 }
-            }
+            },
             _ => None,
         };
         if !violations.is_empty() {

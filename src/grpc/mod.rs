@@ -71,6 +71,7 @@ pub async fn routes(state: AppState) -> Result<Routes> {
     .add_service(reflection_v1alpha)
     .into_axum_router()
     .merge(ingest_route)
-    .merge(crate::http::router(state));
+    .merge(crate::http::router(state))
+    .fallback(crate::http::not_found);
     Ok(Routes::from(router))
 }

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod export;
 mod grpcurl;
+mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod logs;

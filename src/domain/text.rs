@@ -1,0 +1,40 @@
+//! Text from callers, quoted back safely: a message names what was wrong with an input
+//! without echoing all of it (a 100 000-character id must not come back whole).
+
+/// The most characters of a caller's input a message quotes.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// `input` quoted for a message: whole when short, else its first [`EXCERPT_CHARS`]
+/// characters and how long it was.
+pub fn excerpt(input: &str) -> String {
+    let total = input.chars().count();
+    if total <= EXCERPT_CHARS {
+        format!("{input:?}")
+    } else {
+        let head: String = input.chars().take(EXCERPT_CHARS).collect();
+        format!("{head:?}… ({total} characters)")
+    }
+}
+
+/// The NUL character no database text column takes (PostgreSQL refuses it, SQLite cuts
+/// some reads at it): one rule for every backend, checked where input comes in.
+pub fn has_nul(input: &str) -> bool {
+    input.contains('\0')
+}
+
+/// What a message says of a NUL character.
+pub const NUL_REASON: &str = "must not contain the NUL character (\\u0000)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_inputs_are_quoted_whole_and_long_ones_cut() {
+        assert_eq!(excerpt("acme"), "\"acme\"");
+        let long = "é".repeat(100_000);
+        let quoted = excerpt(&long);
+        assert!(quoted.chars().count() < 100, "{quoted}");
+        assert!(quoted.ends_with("(100000 characters)"));
+    }
+}
