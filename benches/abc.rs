@@ -372,6 +372,7 @@ async fn run(
         logs: Default::default(),
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
+        throttle: erpsync::throttle::Throttle::new(Default::default()),
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,

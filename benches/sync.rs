@@ -92,6 +92,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         logs: Default::default(),
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
+        throttle: erpsync::throttle::Throttle::new(Default::default()),
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,

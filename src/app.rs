@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 
 use crate::config::Config;
@@ -37,6 +36,8 @@ pub struct AppState {
     pub retention_days: u32,
     /// The gate to tenants' View sources, with the key their URLs are sealed with.
     pub views: crate::viewdb::ViewAccess,
+    /// Rate limits on failed authentications and pushes.
+    pub throttle: crate::throttle::Throttle,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -46,6 +47,8 @@ pub struct App {
     state: AppState,
     retention_days: u32,
     scheduler_tick: std::time::Duration,
+    conn_limits: crate::conn::ConnLimits,
+    request_timeout: std::time::Duration,
 }
 
 /// Connects to the database, applies migrations and binds the listener; runs deliver to
@@ -93,6 +96,7 @@ pub async fn build_with_sink(
     )?;
     let state = AppState {
         views,
+        throttle: crate::throttle::Throttle::new(config.rate_limits),
         sink: sink(db.clone()),
         db,
         limits: config.limits,
@@ -114,6 +118,8 @@ pub async fn build_with_sink(
         state,
         retention_days: config.request_log_retention_days,
         scheduler_tick: config.scheduler_tick,
+        conn_limits: config.conn,
+        request_timeout: config.request_timeout,
     })
 }
 
@@ -159,8 +165,20 @@ impl App {
             .accept_http1(true)
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(8 << 20))
+            // A call must have its answer under way by then (bounds a body trickled in).
+            .timeout(self.request_timeout)
+            // Pings keep healthy HTTP/2 connections from counting as idle (see conn).
+            .http2_keepalive_interval(Some(HTTP2_PING))
+            .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
+            // tonic leaves these unbounded unless told.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .http2_max_local_error_reset_streams(Some(1024))
+            .http2_max_header_list_size(16 * 1024)
             .add_routes(self.routes)
-            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                crate::conn::incoming(self.listener, self.conn_limits),
+                shutdown,
+            )
             .await
             .context("the server failed");
         let _ = stop_jobs.send(true);
@@ -186,20 +204,12 @@ impl App {
     }
 }
 
-/// Accepted connections with Nagle's algorithm off: a small answer (a push's reply, a
-/// log event) goes out at once instead of waiting for the peer's delayed ACK.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        if let Err(e) = conn.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        Ok(conn)
-    })
-}
+/// How often the server pings an HTTP/2 connection.
+const HTTP2_PING: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Most calls open at once on one HTTP/2 connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 
+use crate::conn::ConnLimits;
 use crate::domain::secret::SecretKey;
 use crate::domain::view_source::SourcePolicy;
 use crate::export::ExportLimits;
 use crate::ingest::Limits;
 use crate::storage::DEFAULT_DATABASE_URL;
+use crate::throttle::RateLimits;
 
 /// Where the server listens by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -44,7 +46,16 @@ pub struct Config {
     /// The key View source URLs are sealed with at rest; without one, URLs that carry a
     /// password are refused.
     pub secret_key: Option<SecretKey>,
+    /// How many connections may be open, and how long one may stay silent.
+    pub conn: ConnLimits,
+    /// How long a call may take to start answering.
+    pub request_timeout: std::time::Duration,
+    /// Failed authentications per address and pushes per token.
+    pub rate_limits: RateLimits,
 }
+
+/// Default [`Config::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Default StreamLogs heartbeat interval: under the idle timeouts of common proxies.
 pub const DEFAULT_LOG_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -65,6 +76,26 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 || self.limits.max_records == 0 {
             return Err("--max-body-bytes and --max-records must be positive".into());
+        }
+        if self.conn.max_connections == 0 {
+            return Err("--max-connections must be positive".into());
+        }
+        if self.limits.body_timeout.is_zero() || self.limits.body_timeout >= self.request_timeout {
+            // An HTTP body that arrives too slowly is answered 408 by the route itself,
+            // before the server's own deadline cuts the call.
+            return Err(format!(
+                "--body-timeout-secs must be positive and shorter than --request-timeout-secs ({} s)",
+                self.request_timeout.as_secs()
+            ));
+        }
+        // A call that is still working sends nothing for a while: the connection must
+        // not be closed as silent before the call's own deadline.
+        if self.conn.idle_timeout <= self.request_timeout {
+            return Err(format!(
+                "--idle-timeout-secs ({} s) must be longer than --request-timeout-secs ({} s)",
+                self.conn.idle_timeout.as_secs(),
+                self.request_timeout.as_secs()
+            ));
         }
         if self.log_heartbeat.is_zero() {
             return Err("--log-heartbeat-secs must be positive".into());
@@ -88,6 +119,9 @@ impl Default for Config {
             export: ExportLimits::default(),
             view_sources: SourcePolicy::default(),
             secret_key: None,
+            conn: ConnLimits::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -54,6 +54,17 @@ pub enum AppError {
     /// A limit was exceeded.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Too many requests (or failed authentications) in a short time: retry later.
+    #[error("{message}")]
+    RateLimited {
+        /// What was limited, and when to retry.
+        message: String,
+        /// How long to wait before the next try.
+        retry_after: std::time::Duration,
+    },
+    /// The request took too long to arrive (a body sent too slowly).
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The request is valid but the thing is not in a state that allows it.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -100,7 +111,8 @@ impl AppError {
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::ResourceExhausted(_) | Self::RateLimited { .. } => Code::ResourceExhausted,
+            Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Database(_) | Self::Internal(_) => Code::Internal,
@@ -116,6 +128,7 @@ impl AppError {
             Code::Unauthenticated => "UNAUTHENTICATED",
             Code::PermissionDenied => "PERMISSION_DENIED",
             Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Code::Unimplemented => "UNIMPLEMENTED",
             Code::FailedPrecondition => "FAILED_PRECONDITION",
             _ => "INTERNAL",
@@ -124,6 +137,9 @@ impl AppError {
 
     /// The HTTP status equivalent to the gRPC code.
     pub fn http_status(&self) -> u16 {
+        if let Self::RateLimited { .. } = self {
+            return 429;
+        }
         match self.code() {
             Code::InvalidArgument => 400,
             Code::Unauthenticated => 401,
@@ -131,6 +147,7 @@ impl AppError {
             Code::NotFound => 404,
             Code::AlreadyExists => 409,
             Code::ResourceExhausted => 413,
+            Code::DeadlineExceeded => 408,
             Code::Unimplemented => 501,
             Code::FailedPrecondition => 409,
             _ => 500,
@@ -153,6 +170,14 @@ impl AppError {
             Self::Database(e) => format!("database error: {e}"),
             Self::Internal(e) => format!("{e:#}"),
             other => other.to_string(),
+        }
+    }
+
+    /// How long a rate-limited caller should wait (HTTP `Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -180,6 +205,14 @@ impl From<AppError> for Status {
                 }
                 tracing::debug!(code = ?code, error = %err, "client error");
                 Status::with_error_details(code, bounded(err.to_string()), details)
+            }
+            AppError::RateLimited {
+                ref message,
+                retry_after,
+            } => {
+                tracing::debug!(code = ?code, error = %message, "rate limited");
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
+                Status::with_error_details(code, bounded(message.clone()), details)
             }
             other => {
                 tracing::debug!(code = ?code, error = %other, "client error");

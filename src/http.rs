@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
 use serde_json::Value;
+use tonic::transport::server::TcpConnectInfo;
 
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
@@ -68,12 +69,14 @@ async fn method_not_allowed(req: axum::extract::Request) -> Response {
 async fn push(
     State(state): State<AppState>,
     Path(table): Path<String>,
+    connect: Option<axum::Extension<TcpConnectInfo>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let received_at = Utc::now();
     let started = Instant::now();
-    let tenant = match tenant_of(&state, &headers).await {
+    let peer = connect.and_then(|c| c.remote_addr()).map(|a| a.ip());
+    let tenant = match tenant_of(&state, &headers, peer).await {
         Ok(t) => t,
         Err(e) => {
             tracing::debug!(error = %e, "HTTP push refused before reaching a tenant");
@@ -104,7 +107,17 @@ async fn push(
         let m = meta(format!("(not stored: {n} bytes, over the limit)"));
         return failed(ingest::log_failure(&state, &m, &[], err).await);
     }
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+    let deadline = state.limits.body_timeout;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        let err = AppError::DeadlineExceeded(format!(
+            "the request body did not arrive within {} s: send it faster or in smaller batches",
+            deadline.as_secs()
+        ));
+        let m = meta("(not stored: the body arrived too slowly)".into());
+        return failed(ingest::log_failure(&state, &m, &[], err).await);
+    };
+    let bytes: Bytes = match read {
         Ok(b) => b,
         // A chunked body has no Content-Length: the limit shows while reading.
         Err(e) if e.to_string().contains("length limit") => {
@@ -129,16 +142,33 @@ async fn push(
     }
 }
 
-/// The tenant of an erp token (exactly one, by construction of erp tokens).
-async fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, AppError> {
-    let auth =
-        match headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(v) => Some(v.to_str().map_err(|_| {
-                AppError::Unauthenticated("authorization header is not text".into())
-            })?),
-        };
-    let grant = authenticate_header(state, auth).await?;
+/// The client address of a request, as the listener accepted it.
+pub fn peer<B>(req: &axum::http::Request<B>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|a| a.ip())
+}
+
+/// The tenant of an erp token (exactly one, by construction of erp tokens), within the
+/// token's push rate.
+async fn tenant_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Result<TenantId, AppError> {
+    let auth = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(text) => Some(text),
+            Err(_) => {
+                let err = AppError::Unauthenticated("authorization header is not text".into());
+                return Err(state.throttle.failed_auth(peer, err));
+            }
+        },
+    };
+    let grant = authenticate_header(state, auth, peer).await?;
+    state.throttle.push(&grant.token_id)?;
     grant.erp_tenant().cloned().ok_or_else(|| {
         AppError::PermissionDenied(format!(
             "token {} has role {}; POST /erp/v1 needs a token of role erp",
@@ -169,12 +199,27 @@ fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
 
 /// The answer to a request refused before it reached a tenant (not logged).
 fn answer(err: &AppError) -> Response {
-    json_response(status_of(err), ingest::error_json(err, None))
+    with_retry_after(
+        json_response(status_of(err), ingest::error_json(err, None)),
+        err,
+    )
 }
 
 /// The answer to a logged failure: exactly the body the request log holds.
 fn failed(f: ingest::Failure) -> Response {
-    json_response(status_of(&f.error), f.body)
+    with_retry_after(json_response(status_of(&f.error), f.body), &f.error)
+}
+
+/// A rate-limited answer says when to come back (`Retry-After`, whole seconds).
+fn with_retry_after(mut res: Response, err: &AppError) -> Response {
+    if let Some(wait) = err.retry_after() {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs.max(1)),
+        );
+    }
+    res
 }
 
 fn status_of(err: &AppError) -> StatusCode {

@@ -28,7 +28,12 @@ pub struct Limits {
     pub max_records: usize,
     /// Request bodies longer than this are stored cut, with the cut marked.
     pub log_body_cap: usize,
+    /// How long an HTTP body may take to arrive (a body sent a byte a second is cut off).
+    pub body_timeout: std::time::Duration,
 }
+
+/// Default [`Limits::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -36,6 +41,7 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_records: 10_000,
             log_body_cap: 1024 * 1024,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }

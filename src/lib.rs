@@ -5,15 +5,19 @@
 //! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries.
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
-//! * [`viewdb`] — reading an ERP's SQL views (the View integration type).
+//! * [`viewdb`] — reading an ERP's SQL views (the View integration type), behind the
+//!   gate of which sources a tenant may name.
 //! * [`worker`] — background jobs (request-log retention).
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
+//! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
+//!   rate limits on failed authentications and pushes.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod domain;
 pub mod error;
 pub mod export;
@@ -23,5 +27,6 @@ pub mod ingest;
 pub mod logs;
 pub mod overview;
 pub mod storage;
+pub mod throttle;
 pub mod viewdb;
 pub mod worker;

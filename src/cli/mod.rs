@@ -97,6 +97,24 @@ enum Command {
             value_delimiter = ','
         )]
         view_sqlite_dirs: Vec<std::path::PathBuf>,
+        /// Most connections open at once; one more is closed as soon as it is accepted.
+        #[arg(long, env = "ERPSYNC_MAX_CONNECTIONS", default_value_t = crate::conn::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// A connection with no byte either way for this many seconds is closed.
+        #[arg(long, env = "ERPSYNC_IDLE_TIMEOUT_SECS", default_value_t = crate::conn::DEFAULT_IDLE_TIMEOUT.as_secs())]
+        idle_timeout_secs: u64,
+        /// A call must start answering within this many seconds.
+        #[arg(long, env = "ERPSYNC_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+        request_timeout_secs: u64,
+        /// An HTTP push's body must arrive within this many seconds (408 otherwise).
+        #[arg(long, env = "ERPSYNC_BODY_TIMEOUT_SECS", default_value_t = crate::ingest::DEFAULT_BODY_TIMEOUT.as_secs())]
+        body_timeout_secs: u64,
+        /// Failed authentications a client address may make per second (0: no limit).
+        #[arg(long, env = "ERPSYNC_FAILED_AUTH_PER_SEC", default_value_t = crate::throttle::DEFAULT_FAILED_AUTH_PER_SEC)]
+        failed_auth_per_sec: u32,
+        /// Pushes a token may make per second, bursts of twice that (0: no limit).
+        #[arg(long, env = "ERPSYNC_PUSHES_PER_SEC", default_value_t = crate::throttle::DEFAULT_PUSHES_PER_SEC)]
+        pushes_per_sec: u32,
     },
     /// Applies pending database migrations and exits.
     Migrate,
@@ -210,7 +228,14 @@ impl Cli {
                 crm_sink,
                 view_allow_hosts,
                 view_sqlite_dirs,
+                max_connections,
+                idle_timeout_secs,
+                request_timeout_secs,
+                body_timeout_secs,
+                failed_auth_per_sec,
+                pushes_per_sec,
             } => {
+                use std::time::Duration;
                 let config = Config {
                     listen,
                     database_url: self.database_url,
@@ -218,6 +243,7 @@ impl Cli {
                         max_body_bytes,
                         max_records,
                         log_body_cap: request_log_body_cap,
+                        body_timeout: Duration::from_secs(body_timeout_secs),
                     },
                     request_log_retention_days,
                     scheduler_tick: crate::worker::scheduler::TICK,
@@ -228,6 +254,15 @@ impl Cli {
                         sqlite_dirs: view_sqlite_dirs,
                     },
                     secret_key: secret_key?,
+                    conn: crate::conn::ConnLimits {
+                        max_connections,
+                        idle_timeout: Duration::from_secs(idle_timeout_secs),
+                    },
+                    request_timeout: Duration::from_secs(request_timeout_secs),
+                    rate_limits: crate::throttle::RateLimits {
+                        failed_auth_per_sec,
+                        pushes_per_sec,
+                    },
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {

@@ -11,18 +11,34 @@ use crate::storage::tokens;
 /// Checks the call's `authorization: Bearer …` metadata: UNAUTHENTICATED when absent,
 /// malformed, unknown or revoked.
 pub async fn authenticate<T>(state: &AppState, req: &Request<T>) -> Result<Grant> {
-    let header =
-        match req.metadata().get("authorization") {
-            None => None,
-            Some(v) => Some(v.to_str().map_err(|_| {
-                AppError::Unauthenticated("authorization metadata is not text".into())
-            })?),
-        };
-    authenticate_header(state, header).await
+    let peer = req.remote_addr().map(|a| a.ip());
+    let header = match req.metadata().get("authorization") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(text) => Some(text),
+            Err(_) => {
+                let err = AppError::Unauthenticated("authorization metadata is not text".into());
+                return Err(state.throttle.failed_auth(peer, err));
+            }
+        },
+    };
+    authenticate_header(state, header, peer).await
 }
 
-/// Checks an `authorization` header value (gRPC metadata or HTTP header alike).
-pub async fn authenticate_header(state: &AppState, header: Option<&str>) -> Result<Grant> {
+/// Checks an `authorization` header value (gRPC metadata or HTTP header alike) sent from
+/// `peer`: a failure counts against the address's limit (see [`crate::throttle`]).
+pub async fn authenticate_header(
+    state: &AppState,
+    header: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Grant> {
+    match verify(state, header).await {
+        Err(err @ AppError::Unauthenticated(_)) => Err(state.throttle.failed_auth(peer, err)),
+        other => other,
+    }
+}
+
+async fn verify(state: &AppState, header: Option<&str>) -> Result<Grant> {
     let header = header.ok_or_else(|| {
         AppError::Unauthenticated(
             "missing authorization: send \"authorization: Bearer <token>\"".into(),

@@ -6,12 +6,13 @@ use axum::extract::State;
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use super::auth::{authenticate_header, tenant_call};
+use super::auth::{authenticate, authenticate_header, authorize, tenant_call};
 use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
 use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::tables;
+use crate::domain::tenant::TenantId;
 use crate::domain::token::Role;
 use crate::error::AppError;
 use crate::ingest::{self, RequestBody, RequestMeta};
@@ -41,14 +42,11 @@ impl ErpIngest for Service {
     ) -> Result<Response<pb::PushResponse>, Status> {
         let received_at = Utc::now();
         let started = Instant::now();
-        let tenant = tenant_call(
-            &self.state,
-            &req,
-            Role::Erp,
-            SERVICE,
-            &req.get_ref().tenant_id,
-        )
-        .await?;
+        let grant = authenticate(&self.state, &req).await?;
+        let tenant =
+            TenantId::parse(&req.get_ref().tenant_id).map_err(AppError::InvalidArgument)?;
+        authorize(&grant, Role::Erp, SERVICE, Some(&tenant))?;
+        self.state.throttle.push(&grant.token_id)?;
         let msg = req.into_inner();
         let records: Vec<serde_json::Value> =
             msg.records.into_iter().map(convert::record_json).collect();
@@ -112,6 +110,7 @@ pub async fn size_guard(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let peer = crate::http::peer(&req);
     let response = next.run(req).await;
     let Some(found) = decoded_too_large(&response) else {
         return response;
@@ -121,7 +120,7 @@ pub async fn size_guard(
         state.limits.max_body_bytes
     ));
     // Authentication still comes first; only an erp token's tenant gets the log entry.
-    let tenant = match authenticate_header(&state, auth.as_deref()).await {
+    let tenant = match authenticate_header(&state, auth.as_deref(), peer).await {
         Ok(grant) => grant.erp_tenant().cloned(),
         Err(auth_err) => return Status::from(auth_err).into_http::<axum::body::Body>(),
     };
