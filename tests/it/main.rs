@@ -17,5 +17,6 @@ mod northwind;
 mod overview;
 mod schedule;
 mod sync;
+mod tls;
 mod view;
 mod view_sources;
