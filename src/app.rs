@@ -9,10 +9,11 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::config::Config;
+use crate::domain::secret::redact_url;
 use crate::error::Result;
 use crate::grpc;
 use crate::ingest::Limits;
-use crate::storage::{redact, Db};
+use crate::storage::Db;
 use crate::worker::sink::{CrmSink, EmbeddedSink};
 
 /// What every request handler shares; cheap to clone.
@@ -121,7 +122,7 @@ pub async fn build_with_sink(
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
-        database = %redact(&config.database_url),
+        database = %redact_url(&config.database_url),
         "erpsync ready"
     );
     Ok(App {

@@ -1,5 +1,7 @@
-//! Secrets sealed at rest: a View source's connection URL (which carries the ERP
-//! database's password) is stored encrypted with the operator's key, never in clear.
+//! Secrets: sealed at rest (a View source's connection URL, which carries the ERP
+//! database's password, is stored encrypted with the operator's key, never in clear), and
+//! kept out of logs and messages (every database URL erpsync shows, its own included,
+//! goes through [`redact_url`]).
 //!
 //! XChaCha20-Poly1305 (random 24-byte nonces, so a key may seal any number of values),
 //! bound to what the value belongs to (the tenant id): a sealed value copied into
@@ -97,6 +99,77 @@ impl SecretKey {
     }
 }
 
+/// `url` with any password (`user:secret@`, `?password=secret`) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => format!("{userinfo}@{host}"),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => base.to_owned(),
+    };
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// The secret parts of `url` (password in the userinfo or in the query), to scrub from
+/// error messages a driver might build with them.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    if let Some((_, rest)) = base.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                out.push(password.to_owned());
+            }
+        }
+    }
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if k.to_ascii_lowercase().contains("pass") {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// `message` with every secret of `url` replaced by `***`.
+pub fn scrub(message: &str, url: &str) -> String {
+    url_secrets(url)
+        .iter()
+        .fold(message.to_owned(), |m, s| m.replace(s.as_str(), "***"))
+}
+
 /// Whether `stored` is a sealed value (as opposed to one stored in clear before).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
@@ -119,6 +192,38 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact_url("postgres://erp:s3cret@db:5432/erp?sslmode=require"),
+            "postgres://erp:***@db:5432/erp?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1:3306/test"),
+            "mysql://root@127.0.0.1:3306/test"
+        );
+        assert_eq!(
+            redact_url("postgres://db/erp?user=erp&password=s3cret"),
+            "postgres://db/erp?user=erp&password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite:///tmp/erp.db?mode=ro"),
+            "sqlite:///tmp/erp.db?mode=ro"
+        );
+        // A password holding '@' is cut at the last one.
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            scrub(
+                "failed for postgres://u:p@ss@h/db (p@ss)",
+                "postgres://u:p@ss@h/db"
+            ),
+            "failed for postgres://u:***@h/db (***)"
+        );
+    }
 
     #[test]
     fn a_sealed_value_opens_with_its_key_and_owner_only() {

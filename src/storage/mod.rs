@@ -33,6 +33,7 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::domain::secret::redact_url;
 use crate::error::Result;
 
 /// The embedded default: a SQLite file under ./data, created on first start.
@@ -81,7 +82,7 @@ impl Db {
         } else {
             return Err(anyhow::anyhow!(
                 "unsupported database URL {:?}: use sqlite://PATH?mode=rwc or postgres://USER@HOST/DB",
-                redact(url)
+                redact_url(url)
             )
             .into());
         };
@@ -247,7 +248,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
 
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
     let opts = PgConnectOptions::from_str(url)
-        .with_context(|| format!("invalid PostgreSQL URL {:?}", redact(url)))?
+        .with_context(|| format!("invalid PostgreSQL URL {:?}", redact_url(url)))?
         // Prepared statements are cached per connection; a generic plan made while a
         // tenant's tables were small (sequential scans) would be kept as they grow to
         // millions of rows. Planning each execution with its values avoids that trap.
@@ -257,7 +258,7 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(opts)
         .await
-        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?;
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
@@ -290,39 +291,5 @@ impl Params {
     /// The statement `sql` over these values.
     pub(crate) fn statement(self, sql: String) -> sea_orm::Statement {
         sea_orm::Statement::from_sql_and_values(self.backend, sql, self.values)
-    }
-}
-
-/// A database URL with its password replaced, fit for logs and messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

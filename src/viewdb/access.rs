@@ -19,7 +19,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use super::ErpDb;
 use crate::domain::secret::SecretKey;
-use crate::domain::view::{scrub, url_secrets, Backend};
+use crate::domain::secret::{scrub, url_secrets};
+use crate::domain::view::Backend;
 use crate::domain::view_source::{SourceAddr, SourcePolicy, REFUSED};
 use crate::error::AppError;
 

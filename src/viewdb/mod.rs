@@ -19,7 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 
-use crate::domain::view::{scrub, Backend, Category};
+use crate::domain::secret::scrub;
+use crate::domain::view::{Backend, Category};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
