@@ -146,6 +146,7 @@ async fn run(url: &str, rows: usize, rounds: usize) -> Figures {
             role: Role::Crm,
             scope: TenantScope::Listed(vec![tenant.clone()]),
         },
+        None,
         Utc::now(),
     )
     .await

@@ -154,6 +154,7 @@ async fn run(backend: &'static str, url: &str, records: usize) -> Figures {
             role: Role::Erp,
             scope: TenantScope::Listed(vec![tenant.clone()]),
         },
+        None,
         Utc::now(),
     )
     .await

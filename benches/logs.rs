@@ -70,7 +70,7 @@ fn main() {
             role: Role::Crm,
             scope: TenantScope::All,
         };
-        tokens::insert(&state.db, &new, &grant, Utc::now())
+        tokens::insert(&state.db, &new, &grant, None, Utc::now())
             .await
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");

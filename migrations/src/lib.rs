@@ -15,6 +15,7 @@ mod m20261128_000008_abc;
 mod m20261130_000009_view;
 mod m20261201_000010_abc_lean;
 mod m20261203_000011_instance;
+mod m20261203_000012_token_salt;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_view::Migration),
             Box::new(m20261201_000010_abc_lean::Migration),
             Box::new(m20261203_000011_instance::Migration),
+            Box::new(m20261203_000012_token_salt::Migration),
         ]
     }
 }

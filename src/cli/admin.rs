@@ -11,7 +11,7 @@ use crate::domain::tenant::{
     parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
     TenantId,
 };
-use crate::domain::token::{hash_secret, Grant, NewToken, Role, TenantScope};
+use crate::domain::token::{legacy_hash, presented, Grant, NewToken, Presented, Role, TenantScope};
 use crate::domain::view::ViewTable;
 use crate::domain::view_source::SourcePolicy;
 use crate::error::AppError;
@@ -189,6 +189,9 @@ pub enum TokenCommand {
         /// A crm token for every tenant, present and future.
         #[arg(long, conflicts_with = "tenants")]
         all_tenants: bool,
+        /// The token stops working this many days after issue (default: until revoked).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     /// Revokes a token by its id (tok_…) or by the token itself.
     Revoke {
@@ -480,6 +483,7 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             role,
             tenants,
             all_tenants,
+            expires_in_days,
         } => {
             let role = Role::parse(&role).ok_or_else(|| anyhow!("--role must be crm or erp"))?;
             let scope = if all_tenants {
@@ -500,19 +504,25 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
                 role,
                 scope,
             };
-            tokens::insert(&db, &new, &grant, Utc::now()).await?;
+            let now = Utc::now();
+            let expires_at = expires_in_days.map(|d| now + chrono::TimeDelta::days(i64::from(d)));
+            tokens::insert(&db, &new, &grant, expires_at, now).await?;
             println!("token_id: {}", new.id);
             println!("role: {}", role.as_str());
             println!("tenants: {}", scope_text(&grant.scope));
-            println!("# the token below is shown once; only its hash is stored");
+            if let Some(at) = expires_at {
+                println!("expires: {}", at.to_rfc3339());
+            }
+            println!("# the token below is shown once; only its salted hash is stored");
             println!("{}", new.secret);
         }
         TokenCommand::Revoke { token } => {
             let db = open(url).await?;
-            let key = if token.starts_with("esk_") {
-                hash_secret(&token)
-            } else {
-                token.clone()
+            // A token names its own id; one issued before salts is found by its hash.
+            let key = match presented(&token) {
+                Some(Presented::Salted { id, .. }) => id,
+                Some(Presented::Legacy(secret)) => legacy_hash(secret),
+                None => token.clone(),
             };
             if !tokens::revoke(&db, &key, Utc::now()).await? {
                 bail!(
@@ -529,15 +539,22 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
         TokenCommand::List => {
             let db = open(url).await?;
             for t in tokens::list(&db).await? {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(r), _) => format!("revoked {}", r.to_rfc3339()),
+                    (None, Some(e)) if e <= Utc::now() => format!("expired {}", e.to_rfc3339()),
+                    (None, Some(e)) => format!("active, expires {}", e.to_rfc3339()),
+                    (None, None) => "active".into(),
+                };
+                let used = t.last_used_at.map_or_else(
+                    || "never used".into(),
+                    |u| format!("last used {}", u.to_rfc3339()),
+                );
                 println!(
-                    "{}\t{}\t{}\tissued {}\t{}",
+                    "{}\t{}\t{}\tissued {}\t{state}\t{used}",
                     t.grant.token_id,
                     t.grant.role.as_str(),
                     scope_text(&t.grant.scope),
                     t.created_at.to_rfc3339(),
-                    t.revoked_at
-                        .map(|r| format!("revoked {}", r.to_rfc3339()))
-                        .unwrap_or_else(|| "active".into())
                 );
             }
         }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::secret::redact_credentials;
 use super::tenant::TenantId;
 
 /// How a request arrived.
@@ -74,7 +75,11 @@ pub struct RequestLogEntry {
 
 /// Cuts `body` to at most `cap` bytes (on a character boundary) and marks the cut, so a
 /// reader never mistakes a cut body for a whole one. Returns the text and whether it was cut.
+/// Credentials in it are masked first (see [`redact_credentials`]): every stored body goes
+/// through here.
 pub fn cut_body(body: &str, cap: usize) -> (String, bool) {
+    let body = redact_credentials(body);
+    let body = body.as_ref();
     if body.len() <= cap {
         return (body.to_owned(), false);
     }

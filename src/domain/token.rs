@@ -1,7 +1,14 @@
-//! API tokens: what a bearer may do, and how secrets are made and hashed.
-//! Only the SHA-256 of a token is ever stored; the secret is shown once, at issue.
+//! API tokens: what a bearer may do, and how secrets are made and checked.
+//!
+//! A token reads `esk_<id>_<secret>`: the public id (`tok_<id>`) finds its row, and the
+//! row holds a random salt and SHA-256(salt ‖ token), compared in constant time. The secret
+//! is shown once, at issue, and never stored. Tokens carry 256 random bits, so a fast hash
+//! is enough (a slow password hash would only slow every request down); the salt makes a
+//! stolen table useless for precomputed lookups. Tokens issued before salts (`esk_` and
+//! 64 hex digits) are still found by their unsalted hash until revoked.
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::tenant::TenantId;
 
@@ -92,30 +99,81 @@ impl Grant {
 pub struct NewToken {
     /// Public id, `tok_` and 12 hex digits.
     pub id: String,
-    /// The bearer secret, `esk_` and 64 hex digits.
+    /// The bearer secret, `esk_`, the id's 12 hex digits, `_` and 64 hex digits.
     pub secret: String,
-    /// SHA-256 of the secret, hex.
+    /// Random salt, 32 hex digits.
+    pub salt: String,
+    /// SHA-256 of the salt and the secret, hex.
     pub hash: String,
 }
 
 impl NewToken {
     /// Makes a token from the operating system's randomness.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 38];
+        let mut bytes = [0u8; 32 + 6 + 16];
         getrandom::fill(&mut bytes)?;
-        let secret = format!("esk_{}", hex(&bytes[..32]));
+        let id = hex(&bytes[32..38]);
+        let secret = format!("esk_{id}_{}", hex(&bytes[..32]));
+        let salt = hex(&bytes[38..]);
         Ok(Self {
-            id: format!("tok_{}", hex(&bytes[32..])),
-            hash: hash_secret(&secret),
+            id: format!("tok_{id}"),
+            hash: salted_hash(&salt, &secret),
+            salt,
             secret,
         })
     }
 }
 
-/// The stored form of a secret: SHA-256, hex. Tokens carry 256 random bits, so a plain
-/// hash is enough; a slow password hash would only slow every request down.
-pub fn hash_secret(secret: &str) -> String {
+/// What a presented bearer secret is, by its shape alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// `esk_<id>_<secret>`: the row is found by its id.
+    Salted {
+        /// The public id, `tok_…`.
+        id: String,
+        /// The whole secret, as hashed.
+        secret: &'a str,
+    },
+    /// `esk_<64 hex>`, issued before salts: found by its unsalted hash.
+    Legacy(&'a str),
+}
+
+/// The shape of `secret`; None for anything erpsync never issued.
+pub fn presented(secret: &str) -> Option<Presented<'_>> {
+    let rest = secret.strip_prefix("esk_")?;
+    let is_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    match rest.split_once('_') {
+        Some((id, key)) if id.len() == 12 && key.len() == 64 && is_hex(id) && is_hex(key) => {
+            Some(Presented::Salted {
+                id: format!("tok_{id}"),
+                secret,
+            })
+        }
+        None if rest.len() == 64 && is_hex(rest) => Some(Presented::Legacy(secret)),
+        _ => None,
+    }
+}
+
+/// The stored form of a salted token: SHA-256 of the salt (its hex text) then the secret, hex.
+pub fn salted_hash(salt_hex: &str, secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt_hex.as_bytes());
+    h.update(secret.as_bytes());
+    hex(&h.finalize())
+}
+
+/// The stored form of a token issued before salts: SHA-256 of the secret, hex.
+pub fn legacy_hash(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether two stored-form hashes are equal, in time that does not depend on where they
+/// differ.
+pub fn hashes_match(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -133,15 +191,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_tokens_are_unique_and_hash_to_their_stored_form() {
+    fn generated_tokens_are_unique_salted_and_name_their_id() {
         let a = NewToken::generate().unwrap();
         let b = NewToken::generate().unwrap();
         assert_ne!(a.secret, b.secret);
         assert_ne!(a.id, b.id);
-        assert_eq!(a.hash, hash_secret(&a.secret));
-        assert_eq!(a.secret.len(), 4 + 64);
+        assert_ne!(a.salt, b.salt);
+        assert_eq!(a.hash, salted_hash(&a.salt, &a.secret));
+        assert_ne!(a.hash, legacy_hash(&a.secret));
+        assert_eq!(a.secret.len(), 4 + 12 + 1 + 64);
         assert_eq!(a.id.len(), 4 + 12);
-        assert_eq!(a.hash.len(), 64);
+        assert_eq!(
+            presented(&a.secret),
+            Some(Presented::Salted {
+                id: a.id.clone(),
+                secret: &a.secret
+            })
+        );
+    }
+
+    #[test]
+    fn only_issued_shapes_are_looked_up() {
+        let legacy = format!("esk_{}", "ab".repeat(32));
+        assert_eq!(presented(&legacy), Some(Presented::Legacy(&legacy)));
+        for bad in [
+            "",
+            "esk_",
+            "Bearer x",
+            &format!("esk_{}", "AB".repeat(32)),
+            &format!("esk_{}_{}", "a".repeat(11), "b".repeat(64)),
+            &format!("esk_{}_{}", "a".repeat(12), "b".repeat(63)),
+            &format!("esk_{}_{}_", "a".repeat(12), "b".repeat(64)),
+            &format!("tok_{}", "a".repeat(12)),
+        ] {
+            assert_eq!(presented(bad), None, "{bad:?}");
+        }
+        assert!(hashes_match("abc", "abc"));
+        assert!(!hashes_match("abc", "abd"));
+        assert!(!hashes_match("abc", "abcd"));
     }
 
     #[test]

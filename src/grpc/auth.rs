@@ -4,7 +4,7 @@ use tonic::Request;
 
 use crate::app::AppState;
 use crate::domain::tenant::TenantId;
-use crate::domain::token::{hash_secret, Grant, Role};
+use crate::domain::token::{presented, Grant, Role};
 use crate::error::{AppError, Result};
 use crate::storage::tokens;
 
@@ -52,9 +52,11 @@ async fn verify(state: &AppState, header: Option<&str>) -> Result<Grant> {
         .ok_or_else(|| {
             AppError::Unauthenticated("authorization must be \"Bearer <token>\"".into())
         })?;
-    tokens::find_grant(&state.db, &hash_secret(secret))
+    let invalid = || AppError::Unauthenticated("invalid or revoked token".into());
+    let presented = presented(secret).ok_or_else(invalid)?;
+    tokens::find_grant(&state.db, &presented, chrono::Utc::now())
         .await?
-        .ok_or_else(|| AppError::Unauthenticated("invalid or revoked token".into()))
+        .ok_or_else(invalid)
 }
 
 /// Checks that `grant` may call a `service` of `role` on `tenant`.

@@ -8,7 +8,9 @@ use super::{
     Db,
 };
 use crate::domain::tenant::TenantId;
-use crate::domain::token::{Grant, NewToken, Role, TenantScope};
+use crate::domain::token::{
+    hashes_match, legacy_hash, salted_hash, Grant, NewToken, Presented, Role, TenantScope,
+};
 use crate::error::{AppError, Result};
 
 /// A stored token as `erpsync token list` shows it (never the secret).
@@ -20,10 +22,25 @@ pub struct TokenInfo {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a call (to the minute), if it has.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// Stores a token's hash with its role and tenants; `NotFound` for an unknown tenant.
-pub async fn insert(db: &Db, token: &NewToken, grant: &Grant, now: DateTime<Utc>) -> Result<()> {
+/// How stale a token's `last_used_at` may get before a call writes it again: one write
+/// a minute per token at most, not one per call.
+const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// Stores a token's salted hash with its role, tenants and expiry; `NotFound` for an
+/// unknown tenant.
+pub async fn insert(
+    db: &Db,
+    token: &NewToken,
+    grant: &Grant,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let txn = db.begin_write().await?;
     if let TenantScope::Listed(ids) = &grant.scope {
         for id in ids {
@@ -43,6 +60,9 @@ pub async fn insert(db: &Db, token: &NewToken, grant: &Grant, now: DateTime<Utc>
         all_tenants: Set(grant.scope == TenantScope::All),
         created_at: Set(now),
         revoked_at: Set(None),
+        token_salt: Set(Some(token.salt.clone())),
+        expires_at: Set(expires_at),
+        last_used_at: Set(None),
     })
     .exec(&*txn)
     .await?;
@@ -58,17 +78,63 @@ pub async fn insert(db: &Db, token: &NewToken, grant: &Grant, now: DateTime<Utc>
     Ok(())
 }
 
-/// What the unrevoked token with this hash may do; None when there is no such token.
-pub async fn find_grant(db: &Db, hash: &str) -> Result<Option<Grant>> {
-    let Some(token) = api_token::Entity::find()
-        .filter(api_token::Column::TokenHash.eq(hash))
-        .filter(api_token::Column::RevokedAt.is_null())
-        .one(db.conn())
-        .await?
-    else {
+/// What the presented token may do at `now`; None when it is unknown, does not match,
+/// is revoked or has expired. A match marks the token used (at most once a minute, in the
+/// background: the call does not wait for that write).
+pub async fn find_grant(
+    db: &Db,
+    presented: &Presented<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Grant>> {
+    let found = match presented {
+        Presented::Salted { id, secret } => api_token::Entity::find_by_id(id.as_str())
+            .one(db.conn())
+            .await?
+            .filter(|t| {
+                t.token_salt
+                    .as_deref()
+                    .is_some_and(|salt| hashes_match(&salted_hash(salt, secret), &t.token_hash))
+            }),
+        Presented::Legacy(secret) => {
+            api_token::Entity::find()
+                .filter(api_token::Column::TokenHash.eq(legacy_hash(secret)))
+                .filter(api_token::Column::TokenSalt.is_null())
+                .one(db.conn())
+                .await?
+        }
+    };
+    let Some(token) = found.filter(|t| t.revoked_at.is_none()) else {
         return Ok(None);
     };
+    if token.expires_at.is_some_and(|at| at <= now) {
+        tracing::info!(token = %token.id, "expired token refused");
+        return Ok(None);
+    }
+    if token
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USED_EVERY)
+    {
+        let (db, id) = (db.clone(), token.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = mark_used(&db, &id, now).await {
+                tracing::warn!(token = %id, error = %e, "cannot record a token's last use");
+            }
+        });
+    }
     grant_of(db, token).await.map(Some)
+}
+
+async fn mark_used(db: &Db, id: &str, now: DateTime<Utc>) -> Result<()> {
+    let txn = db.begin_write().await?;
+    api_token::Entity::update_many()
+        .col_expr(
+            api_token::Column::LastUsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(api_token::Column::Id.eq(id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
 }
 
 /// Every token, oldest first.
@@ -80,16 +146,19 @@ pub async fn list(db: &Db) -> Result<Vec<TokenInfo>> {
         .await?
     {
         let (created_at, revoked_at) = (token.created_at, token.revoked_at);
+        let (expires_at, last_used_at) = (token.expires_at, token.last_used_at);
         out.push(TokenInfo {
             grant: grant_of(db, token).await?,
             created_at,
             revoked_at,
+            expires_at,
+            last_used_at,
         });
     }
     Ok(out)
 }
 
-/// Revokes the token with this public id or this secret's hash; false when none matched
+/// Revokes the token with this public id or this (legacy) hash; false when none matched
 /// or it was already revoked.
 pub async fn revoke(db: &Db, id_or_hash: &str, now: DateTime<Utc>) -> Result<bool> {
     let res = api_token::Entity::update_many()

@@ -11,7 +11,8 @@ use erpsync::grpc::pb::{
 use crate::helpers::authed;
 
 /// The key the CLI tests' commands seal View URLs with.
-const CLI_SECRET_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub(crate) const CLI_SECRET_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_erpsync"))

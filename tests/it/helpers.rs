@@ -216,7 +216,7 @@ impl TestApp {
             role,
             scope,
         };
-        tokens::insert(&self.state.db, &new, &grant, Utc::now())
+        tokens::insert(&self.state.db, &new, &grant, None, Utc::now())
             .await
             .unwrap();
         new.secret

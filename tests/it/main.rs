@@ -16,6 +16,7 @@ mod migrate;
 mod northwind;
 mod overview;
 mod schedule;
+mod secrets;
 mod sync;
 mod tls;
 mod view;

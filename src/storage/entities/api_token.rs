@@ -1,4 +1,4 @@
-//! `api_token`: issued tokens, stored only as SHA-256 hashes.
+//! `api_token`: issued tokens, stored only as salted SHA-256 hashes (see `domain::token`).
 
 use sea_orm::entity::prelude::*;
 
@@ -14,6 +14,10 @@ pub struct Model {
     pub all_tenants: bool,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// NULL for tokens issued before salts.
+    pub token_salt: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
