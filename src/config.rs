@@ -89,6 +89,9 @@ impl Config {
                 self.listen
             ));
         }
+        if self.rate_limits.streams_per_tenant == 0 || self.rate_limits.exports_per_tenant == 0 {
+            return Err("--streams-per-tenant and --exports-per-tenant must be positive".into());
+        }
         if self.conn.max_connections == 0 {
             return Err("--max-connections must be positive".into());
         }

@@ -107,6 +107,15 @@ async fn push(
         let m = meta(format!("(not stored: {n} bytes, over the limit)"));
         return failed(ingest::log_failure(&state, &m, &[], err).await);
     }
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"));
+    if encoded {
+        let err = AppError::InvalidArgument(NOT_COMPRESSED.into());
+        let m = meta("(not stored: a compressed body)".into());
+        return failed(ingest::log_failure(&state, &m, &[], err).await);
+    }
     let deadline = state.limits.body_timeout;
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
     let Ok(read) = read else {
@@ -168,17 +177,27 @@ async fn tenant_of(
         },
     };
     let grant = authenticate_header(state, auth, peer).await?;
-    state.throttle.push(&grant.token_id)?;
-    grant.erp_tenant().cloned().ok_or_else(|| {
+    let tenant = grant.erp_tenant().cloned().ok_or_else(|| {
         AppError::PermissionDenied(format!(
             "token {} has role {}; POST /erp/v1 needs a token of role erp",
             grant.token_id,
             grant.role.as_str()
         ))
-    })
+    })?;
+    // The role first (as gRPC Push does): a crm token here is a 403, never a 429.
+    state.throttle.push(&grant.token_id)?;
+    Ok(tenant)
 }
 
+/// What a compressed body is told: erpsync takes JSON as sent, uncompressed.
+const NOT_COMPRESSED: &str =
+    "compressed bodies are not accepted: send the JSON uncompressed (no Content-Encoding)";
+
 fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
+    // gzip's magic number: a client that compressed without saying so.
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(AppError::InvalidArgument(NOT_COMPRESSED.into()));
+    }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| AppError::InvalidArgument(format!("malformed JSON: {e}")))?;
     match value {

@@ -1,23 +1,31 @@
 //! Rate limits at the edge: failed authentications per client address (a token guesser
 //! gets a few tries a second, then RESOURCE_EXHAUSTED / 429 with a retry hint) and
-//! pushes per token (one ERP cannot flood the server). Both are keyed GCRA limiters
-//! from `governor`; idle keys are forgotten so memory stays bounded.
+//! pushes per token (one ERP cannot flood the server) — keyed GCRA limiters from
+//! `governor`, whose idle keys are forgotten so memory stays bounded — and the long calls
+//! a tenant may hold open at once (log streams, exports).
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::domain::tenant::TenantId;
 use crate::error::AppError;
 
 /// Default failed authentications a client address may make per second.
 pub const DEFAULT_FAILED_AUTH_PER_SEC: u32 = 20;
 /// Default pushes a token may make per second (bursts of twice that).
 pub const DEFAULT_PUSHES_PER_SEC: u32 = 50;
+/// Default log streams (StreamLogs) a tenant may hold open at once.
+pub const DEFAULT_STREAMS_PER_TENANT: usize = 256;
+/// Default exports (ExportHistory) a tenant may run at once.
+pub const DEFAULT_EXPORTS_PER_TENANT: usize = 4;
 /// Keys a limiter holds before it forgets the idle ones.
 const MAX_KEYS: usize = 50_000;
 
@@ -28,6 +36,10 @@ pub struct RateLimits {
     pub failed_auth_per_sec: u32,
     /// Pushes (gRPC Push and HTTP POST) per token per second.
     pub pushes_per_sec: u32,
+    /// Log streams a tenant may hold open at once.
+    pub streams_per_tenant: usize,
+    /// Exports a tenant may run at once.
+    pub exports_per_tenant: usize,
 }
 
 impl Default for RateLimits {
@@ -35,6 +47,8 @@ impl Default for RateLimits {
         Self {
             failed_auth_per_sec: DEFAULT_FAILED_AUTH_PER_SEC,
             pushes_per_sec: DEFAULT_PUSHES_PER_SEC,
+            streams_per_tenant: DEFAULT_STREAMS_PER_TENANT,
+            exports_per_tenant: DEFAULT_EXPORTS_PER_TENANT,
         }
     }
 }
@@ -44,6 +58,10 @@ impl Default for RateLimits {
 pub struct Throttle {
     failed_auth: Option<Arc<Limiter<IpAddr>>>,
     pushes: Option<Arc<Limiter<String>>>,
+    /// Open log streams per tenant.
+    pub streams: TenantSlots,
+    /// Running exports per tenant.
+    pub exports: TenantSlots,
 }
 
 impl Throttle {
@@ -52,6 +70,8 @@ impl Throttle {
         Self {
             failed_auth: Limiter::new(limits.failed_auth_per_sec).map(Arc::new),
             pushes: Limiter::new(limits.pushes_per_sec).map(Arc::new),
+            streams: TenantSlots::new(limits.streams_per_tenant, "log streams"),
+            exports: TenantSlots::new(limits.exports_per_tenant, "exports"),
         }
     }
 
@@ -86,6 +106,45 @@ impl Throttle {
                     wait.as_millis().max(1)
                 ),
                 retry_after: wait,
+            })
+    }
+}
+
+/// At most a number of one kind of long call open per tenant.
+#[derive(Debug, Clone)]
+pub struct TenantSlots {
+    max: usize,
+    what: &'static str,
+    open: Arc<Mutex<HashMap<TenantId, Arc<Semaphore>>>>,
+}
+
+impl TenantSlots {
+    fn new(max: usize, what: &'static str) -> Self {
+        Self {
+            max,
+            what,
+            open: Default::default(),
+        }
+    }
+
+    /// A slot for one more call of `tenant`, held until the permit is dropped (when the
+    /// call's stream ends or its client leaves).
+    pub fn take(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, AppError> {
+        let slots = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
+            .clone();
+        slots
+            .try_acquire_owned()
+            .map_err(|_| AppError::RateLimited {
+                message: format!(
+                    "tenant {tenant} has {} {} open, the most allowed: close one first",
+                    self.max, self.what
+                ),
+                retry_after: Duration::from_secs(1),
             })
     }
 }
@@ -128,6 +187,7 @@ mod tests {
         let t = Throttle::new(RateLimits {
             failed_auth_per_sec: 5,
             pushes_per_sec: 0,
+            ..RateLimits::default()
         });
         let guesser: IpAddr = "192.0.2.1".parse().unwrap();
         let bad = || AppError::Unauthenticated("invalid token".into());
@@ -140,5 +200,20 @@ mod tests {
         assert_eq!(t.failed_auth(Some(other), bad()).http_status(), 401);
         // Pushes unlimited when set to 0.
         assert!((0..1000).all(|_| t.push("tok_a").is_ok()));
+    }
+
+    #[test]
+    fn a_tenants_slots_come_back_when_their_calls_end() {
+        let t = Throttle::new(RateLimits {
+            exports_per_tenant: 2,
+            ..RateLimits::default()
+        });
+        let acme = TenantId::parse("acme").unwrap();
+        let a = t.exports.take(&acme).unwrap();
+        let _b = t.exports.take(&acme).unwrap();
+        assert_eq!(t.exports.take(&acme).unwrap_err().http_status(), 429);
+        assert!(t.exports.take(&TenantId::parse("globex").unwrap()).is_ok());
+        drop(a);
+        assert!(t.exports.take(&acme).is_ok());
     }
 }

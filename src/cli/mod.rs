@@ -112,6 +112,12 @@ enum Command {
         /// Failed authentications a client address may make per second (0: no limit).
         #[arg(long, env = "ERPSYNC_FAILED_AUTH_PER_SEC", default_value_t = crate::throttle::DEFAULT_FAILED_AUTH_PER_SEC)]
         failed_auth_per_sec: u32,
+        /// Log streams (StreamLogs) a tenant may hold open at once.
+        #[arg(long, env = "ERPSYNC_STREAMS_PER_TENANT", default_value_t = crate::throttle::DEFAULT_STREAMS_PER_TENANT)]
+        streams_per_tenant: usize,
+        /// Exports (ExportHistory) a tenant may run at once.
+        #[arg(long, env = "ERPSYNC_EXPORTS_PER_TENANT", default_value_t = crate::throttle::DEFAULT_EXPORTS_PER_TENANT)]
+        exports_per_tenant: usize,
         /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
         #[arg(long, env = "ERPSYNC_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<std::path::PathBuf>,
@@ -246,6 +252,8 @@ impl Cli {
                 body_timeout_secs,
                 failed_auth_per_sec,
                 pushes_per_sec,
+                streams_per_tenant,
+                exports_per_tenant,
                 tls_cert,
                 tls_key,
                 tls_client_ca,
@@ -278,6 +286,8 @@ impl Cli {
                     rate_limits: crate::throttle::RateLimits {
                         failed_auth_per_sec,
                         pushes_per_sec,
+                        streams_per_tenant,
+                        exports_per_tenant,
                     },
                     tls: tls_cert
                         .zip(tls_key)

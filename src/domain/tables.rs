@@ -17,6 +17,10 @@ pub struct TableDef {
 
 const TWO_YEARS: u32 = 730;
 
+/// The largest row count erpsync takes (a ReportCounts count, a delete-guard threshold):
+/// no ERP table holds a trillion rows, so a larger number is a mistake, not a count.
+pub const MAX_ROW_COUNT: u64 = 1_000_000_000_000;
+
 /// Every ERP table, in the order the Histórico tab lists them.
 pub const TABLES: &[TableDef] = &[
     TableDef {

@@ -414,6 +414,15 @@ impl SettingsUpdate {
                 ));
             }
         }
+        if input
+            .delete_guard_min_rows
+            .is_some_and(|n| n > super::tables::MAX_ROW_COUNT)
+        {
+            violations.push(FieldViolation::new(
+                "delete_guard_min_rows",
+                format!("must be at most {}", super::tables::MAX_ROW_COUNT),
+            ));
+        }
         if input.delete_guard_min_rows == Some(0) {
             violations.push(FieldViolation::new(
                 "delete_guard_min_rows",
@@ -463,6 +472,9 @@ impl SettingsUpdate {
     }
 }
 
+/// Most daily run times a schedule may list (every 15 minutes); cron says more.
+pub const MAX_DAILY_TIMES: usize = 96;
+
 fn parse_schedule(
     daily: &[String],
     cron: &str,
@@ -485,6 +497,16 @@ fn parse_schedule(
             None
         }
         (false, true) => {
+            if daily.len() > MAX_DAILY_TIMES {
+                violations.push(FieldViolation::new(
+                    "schedule.daily_times",
+                    format!(
+                        "at most {MAX_DAILY_TIMES} times a day, got {}: use cron for more",
+                        daily.len()
+                    ),
+                ));
+                return None;
+            }
             let before = violations.len();
             let times: Vec<DailyTime> = daily
                 .iter()
@@ -500,6 +522,17 @@ fn parse_schedule(
                     }
                 })
                 .collect();
+            if violations.len() > before {
+                return None;
+            }
+            for (j, t) in times.iter().enumerate() {
+                if let Some(i) = times[..j].iter().position(|u| u == t) {
+                    violations.push(FieldViolation::new(
+                        format!("schedule.daily_times[{j}]"),
+                        format!("{t} is already daily_times[{i}]"),
+                    ));
+                }
+            }
             if violations.len() > before {
                 return None;
             }

@@ -15,6 +15,7 @@ use crate::domain::tables;
 use crate::domain::tenant::TenantId;
 use crate::domain::token::Role;
 use crate::error::AppError;
+use crate::error::FieldViolation;
 use crate::ingest::{self, RequestBody, RequestMeta};
 use crate::storage::{erp_counts, tenants};
 
@@ -87,6 +88,19 @@ impl ErpIngest for Service {
         }
         if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
             return Err(ingest::unknown_table(unknown).into());
+        }
+        let too_large: Vec<FieldViolation> = counts
+            .iter()
+            .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
+            .map(|(t, _)| {
+                FieldViolation::new(
+                    format!("counts[{t}]"),
+                    format!("must be at most {}", tables::MAX_ROW_COUNT),
+                )
+            })
+            .collect();
+        if !too_large.is_empty() {
+            return Err(AppError::InvalidFields(too_large).into());
         }
         tenants::require(&self.state.db, &tenant).await?;
         erp_counts::report(&self.state.db, &tenant, &counts, Utc::now()).await?;

@@ -13,6 +13,7 @@ use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::app::AppState;
 use crate::domain::abc::AbcInput;
 use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
+use crate::domain::page_token::{self, Listing};
 use crate::domain::run::{Level, RunTrigger};
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
@@ -278,6 +279,8 @@ impl IntegrationHistory for Service {
         req: Request<pb::StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        tenants::require(&self.state.db, &tenant).await?;
+        let slot = self.state.throttle.streams.take(&tenant)?;
         let request = self.log_request(tenant, req.into_inner()).await?;
         // A small buffer: a viewer that does not read holds only this much here; the
         // hub never waits for it (it catches up from the database when it lags).
@@ -285,14 +288,18 @@ impl IntegrationHistory for Service {
         let hub = self.state.logs.clone();
         let db = self.state.db.clone();
         tokio::spawn(async move { hub.serve(db, request, tx).await });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| match item {
-            Ok(logs::Item::Event(e)) => Ok(convert::log_event(e)),
-            Ok(logs::Item::Heartbeat(cursor)) => Ok(pb::LogEvent {
-                cursor,
-                heartbeat: true,
-                ..Default::default()
-            }),
-            Err(e) => Err(Status::from(e)),
+        // The slot goes with the stream: freed when it ends or the viewer leaves.
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
+            let _held = &slot;
+            match item {
+                Ok(logs::Item::Event(e)) => Ok(convert::log_event(e)),
+                Ok(logs::Item::Heartbeat(cursor)) => Ok(pb::LogEvent {
+                    cursor,
+                    heartbeat: true,
+                    ..Default::default()
+                }),
+                Err(e) => Err(Status::from(e)),
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -306,6 +313,7 @@ impl IntegrationHistory for Service {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
         let req = req.into_inner();
         let tenant = tenants::require(&self.state.db, &tenant).await?;
+        let slot = self.state.throttle.exports.take(&tenant.id)?;
         let kind = convert::export_kind_from(req.kind);
         let today = Utc::now().with_timezone(&tenant.timezone).date_naive();
         let parsed = ExportSpec::parse(
@@ -336,8 +344,11 @@ impl IntegrationHistory for Service {
         };
         tracing::info!(tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to, "export started");
         let chunks = export::start(&self.state, tenant, spec);
-        let stream = ReceiverStream::new(chunks)
-            .map(|chunk| chunk.map(convert::export_chunk).map_err(Status::from));
+        // The slot goes with the stream: freed when it ends or the client leaves.
+        let stream = ReceiverStream::new(chunks).map(move |chunk| {
+            let _held = &slot;
+            chunk.map(convert::export_chunk).map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -365,9 +376,10 @@ impl IntegrationHistory for Service {
         tenants::require(&self.state.db, &tenant).await?;
         let page = runs::page(&self.state.db, &tenant, status, before, page_size).await?;
         let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                format!("{}:{}", last.started_at.timestamp_micros(), last.id)
-            }
+            Some(last) if page.len() as u64 == page_size => page_token::encode(
+                Listing::Runs,
+                &format!("{}:{}", last.started_at.timestamp_micros(), last.id),
+            ),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListRunsResponse {
@@ -438,17 +450,20 @@ impl IntegrationHistory for Service {
                 .into())
             }
         };
+        let after = page_position(Listing::PendingDeletes, &req.page_token)?;
         tenants::require(&self.state.db, &tenant).await?;
         let page = pending_deletes::list(
             &self.state.db,
             &tenant,
             &req.table,
-            &req.page_token,
+            after.as_deref().unwrap_or_default(),
             page_size,
         )
         .await?;
         let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => last.external_id.clone(),
+            Some(last) if page.len() as u64 == page_size => {
+                page_token::encode(Listing::PendingDeletes, &last.external_id)
+            }
             _ => String::new(),
         };
         Ok(Response::new(pb::ListPendingDeletesResponse {
@@ -575,10 +590,20 @@ impl IntegrationHistory for Service {
             lifecycle,
             portfolio: req.portfolio,
         };
+        let after = page_position(Listing::Companies, &req.page_token)?;
         tenants::require(&self.state.db, &tenant).await?;
-        let page = abc::list(&self.state.db, &tenant, &filter, &req.page_token, page_size).await?;
+        let page = abc::list(
+            &self.state.db,
+            &tenant,
+            &filter,
+            after.as_deref().unwrap_or_default(),
+            page_size,
+        )
+        .await?;
         let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => last.external_id.clone(),
+            Some(last) if page.len() as u64 == page_size => {
+                page_token::encode(Listing::Companies, &last.external_id)
+            }
             _ => String::new(),
         };
         Ok(Response::new(pb::ListCompaniesResponse {
@@ -665,18 +690,25 @@ impl IntegrationHistory for Service {
     }
 }
 
-/// Parses a ListRuns page token ("<started_at micros>:<run id>"); "" is the first page.
+/// The position a page token names in `listing`; None for the first page.
+fn page_position(listing: Listing, token: &str) -> Result<Option<String>, AppError> {
+    page_token::decode(listing, token)
+        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
+}
+
+/// Parses a ListRuns page token (position "<started_at micros>:<run id>"); "" is the
+/// first page.
 fn parse_page_token(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>, AppError> {
-    if token.is_empty() {
+    let Some(position) = page_position(Listing::Runs, token)? else {
         return Ok(None);
-    }
+    };
     let bad = || {
         AppError::InvalidFields(vec![FieldViolation::new(
             "page_token",
-            "not a token this server issued",
+            page_token::NOT_ISSUED,
         )])
     };
-    let (micros, id) = token.split_once(':').ok_or_else(bad)?;
+    let (micros, id) = position.split_once(':').ok_or_else(bad)?;
     let at = micros
         .parse::<i64>()
         .ok()

@@ -78,8 +78,8 @@ pub async fn insert(
         e.id.clone().into(),
         e.tenant.as_str().into(),
         e.received_at.into(),
-        e.endpoint.clone().into(),
-        e.table.clone().into(),
+        clip(&e.endpoint).into(),
+        e.table.as_deref().map(clip).into(),
         e.transport.as_str().into(),
         e.status.clone().into(),
         i32::from(e.http_status).into(),
@@ -114,6 +114,20 @@ pub async fn insert(
         },
     )
     .await
+}
+
+/// The widest `endpoint` and `table_name` the table holds, in characters.
+const LABEL_CHARS: usize = 64;
+
+/// `label` cut to fit its column (a request naming a 100-character table is logged all the
+/// same, its name cut and marked).
+fn clip(label: &str) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label.to_owned();
+    }
+    let mut cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// Writes one entry in its own transaction.

@@ -20,7 +20,244 @@ both_backends!(
     out_of_range_timestamps_and_durations_are_refused_by_name,
     oversized_input_is_never_echoed_whole,
     a_non_finite_number_is_named_as_not_a_number,
+    page_tokens_are_opaque_and_checked_on_every_listing,
+    schedules_counts_and_thresholds_out_of_bounds_are_refused,
+    a_log_stream_of_a_missing_tenant_is_not_found,
+    a_push_to_an_over_long_table_name_is_logged_and_compressed_bodies_are_named,
 );
+
+async fn page_tokens_are_opaque_and_checked_on_every_listing(app: TestApp) {
+    let ctx = setup(app).await;
+    let mut history = ctx.app.history().await;
+    for token in ["garbage", "c000", "1700000000000000:abc"] {
+        let companies = history
+            .list_companies(authed(
+                pb::ListCompaniesRequest {
+                    tenant_id: "acme".into(),
+                    page_token: token.into(),
+                    ..Default::default()
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap_err();
+        let deletes = history
+            .list_pending_deletes(authed(
+                pb::ListPendingDeletesRequest {
+                    tenant_id: "acme".into(),
+                    page_token: token.into(),
+                    ..Default::default()
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap_err();
+        let runs = history
+            .list_runs(authed(
+                pb::ListRunsRequest {
+                    tenant_id: "acme".into(),
+                    page_token: token.into(),
+                    ..Default::default()
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap_err();
+        for err in [companies, deletes, runs] {
+            assert_eq!(err.code(), Code::InvalidArgument, "{token}: {err:?}");
+            assert!(err.message().contains("page_token"), "{err:?}");
+        }
+    }
+    // A real token pages; the same token given to another listing is refused.
+    let records: Vec<Record> = (0..3)
+        .map(|i| record(&format!("c{i}"), &valid_fields("company")))
+        .collect();
+    ctx.push(records).await.unwrap();
+    let run = history
+        .trigger_sync(authed(
+            pb::TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    for _ in 0..600 {
+        let got = history
+            .get_run(authed(
+                pb::GetRunRequest {
+                    tenant_id: "acme".into(),
+                    run_id: run.run_id.clone(),
+                },
+                &ctx.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if got.run.unwrap().status() != pb::RunStatus::Running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let first = history
+        .list_companies(authed(
+            pb::ListCompaniesRequest {
+                tenant_id: "acme".into(),
+                page_size: 2,
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.companies.len(), 2);
+    let second = history
+        .list_companies(authed(
+            pb::ListCompaniesRequest {
+                tenant_id: "acme".into(),
+                page_size: 2,
+                page_token: first.next_page_token.clone(),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.companies.len(), 1);
+    let err = history
+        .list_pending_deletes(authed(
+            pb::ListPendingDeletesRequest {
+                tenant_id: "acme".into(),
+                page_token: first.next_page_token,
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+async fn schedules_counts_and_thresholds_out_of_bounds_are_refused(app: TestApp) {
+    let ctx = setup(app).await;
+    let mut history = ctx.app.history().await;
+    let schedule = |times: Vec<String>| UpdateScheduleRequest {
+        tenant_id: "acme".into(),
+        schedule: Some(pb::Schedule {
+            daily_times: times,
+            cron: String::new(),
+        }),
+        ..Default::default()
+    };
+    let every_minute: Vec<String> = (0..10_080)
+        .map(|i| format!("{:02}:{:02}", (i / 60) % 24, i % 60))
+        .collect();
+    let err = history
+        .update_schedule(authed(schedule(every_minute), &ctx.crm))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most 96"), "{err:?}");
+    let err = history
+        .update_schedule(authed(
+            schedule(vec!["08:00".into(), "12:00".into(), "08:00".into()]),
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("schedule.daily_times[2]: 08:00 is already daily_times[0]"),
+        "{err:?}"
+    );
+    let err = history
+        .update_settings(authed(
+            UpdateSettingsRequest {
+                tenant_id: "acme".into(),
+                delete_guard_min_rows: Some(u64::MAX),
+                ..Default::default()
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("delete_guard_min_rows"), "{err:?}");
+    let err = ctx
+        .app
+        .ingest()
+        .await
+        .report_counts(authed(
+            pb::ReportCountsRequest {
+                tenant_id: "acme".into(),
+                counts: [("company".to_owned(), u64::MAX)].into_iter().collect(),
+            },
+            &ctx.erp,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("counts[company]"), "{err:?}");
+}
+
+async fn a_log_stream_of_a_missing_tenant_is_not_found(app: TestApp) {
+    let all = app.token(Role::Crm, &[]).await;
+    let err = app
+        .history()
+        .await
+        .stream_logs(authed(
+            pb::StreamLogsRequest {
+                tenant_id: "ghost".into(),
+                ..Default::default()
+            },
+            &all,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+}
+
+async fn a_push_to_an_over_long_table_name_is_logged_and_compressed_bodies_are_named(app: TestApp) {
+    let ctx = setup(app).await;
+    let long = "t".repeat(100);
+    let (status, body) = http_post(
+        ctx.app.port,
+        &format!("/erp/v1/{long}"),
+        Some(&ctx.erp),
+        &batch(&["c1"]),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let acme = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    let now = chrono::Utc::now();
+    let logged = erpsync::storage::request_log::list(
+        &ctx.app.state.db,
+        &acme,
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::hours(1),
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.table.as_deref().is_some_and(|t| t.starts_with("tttt"))),
+        "{logged:#?}"
+    );
+    // A gzip body, with and without saying so.
+    let gzip = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3];
+    let (status, body) = http_post(ctx.app.port, "/erp/v1/company", Some(&ctx.erp), &gzip).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("compressed"), "{body}");
+    assert!(ctx.staged().await.is_empty());
+}
 
 struct Ctx {
     app: TestApp,

@@ -62,7 +62,50 @@ on_both_backends!(
     pushes_are_limited_per_token_with_a_retry_hint => |c: &mut Config| {
         c.rate_limits.pushes_per_sec = 1;
     },
+    a_tenants_log_streams_past_its_cap_are_refused_and_slots_come_back => |c: &mut Config| {
+        c.rate_limits.streams_per_tenant = 2;
+    },
 );
+
+async fn a_tenants_log_streams_past_its_cap_are_refused_and_slots_come_back(app: TestApp) {
+    let tenant = app.create_tenant("acme").await;
+    let crm = app.token(Role::Crm, &[&tenant]).await;
+    let follow = || {
+        authed(
+            pb::StreamLogsRequest {
+                tenant_id: "acme".into(),
+                follow: true,
+                ..Default::default()
+            },
+            &crm,
+        )
+    };
+    let mut history = app.history().await;
+    let first = history.stream_logs(follow()).await.unwrap();
+    let _second = history.stream_logs(follow()).await.unwrap();
+    let err = history.stream_logs(follow()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("log streams"), "{err:?}");
+    // Another tenant is not held back by acme's streams.
+    let globex = app.create_tenant("globex").await;
+    let other = app.token(Role::Crm, &[&globex]).await;
+    let mut req = follow();
+    req.get_mut().tenant_id = "globex".into();
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {other}").parse().unwrap());
+    history.stream_logs(req).await.unwrap();
+    // A viewer that leaves gives its slot back.
+    drop(first);
+    let mut opened = false;
+    for _ in 0..100 {
+        if history.stream_logs(follow()).await.is_ok() {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opened, "the slot of a closed stream never came back");
+}
 
 /// Whether the server closes `stream` (EOF or reset) within `bound`.
 async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {

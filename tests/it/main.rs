@@ -10,6 +10,7 @@ mod grpcurl;
 mod hostile_input;
 mod ingest;
 mod ingest_props;
+mod isolation;
 mod limits;
 mod logs;
 mod migrate;
