@@ -7,6 +7,7 @@ pub mod batch;
 pub mod crm;
 pub mod export;
 pub mod hash;
+pub(crate) mod hostile_props;
 pub mod page_token;
 pub mod record;
 pub mod request_log;

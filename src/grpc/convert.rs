@@ -639,3 +639,63 @@ pub fn view_table_from(
         deleted: optional(t.deleted_column),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use prost_types::value::Kind;
+
+    fn any_value() -> impl Strategy<Value = prost_types::Value> {
+        let leaf = prop_oneof![
+            Just(Kind::NullValue(0)),
+            any::<bool>().prop_map(Kind::BoolValue),
+            any::<f64>().prop_map(Kind::NumberValue),
+            Just(Kind::NumberValue(f64::NAN)),
+            Just(Kind::NumberValue(f64::INFINITY)),
+            ".{0,20}".prop_map(Kind::StringValue),
+        ]
+        .prop_map(|k| prop_types_value(Some(k)));
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop::collection::btree_map(".{0,8}", inner, 0..4).prop_map(|m| {
+                prop_types_value(Some(Kind::StructValue(prost_types::Struct {
+                    fields: m.into_iter().collect(),
+                })))
+            })
+        })
+    }
+
+    fn prop_types_value(kind: Option<Kind>) -> prost_types::Value {
+        prost_types::Value { kind }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::domain::hostile_props::cases()))]
+
+        /// Any pushed gRPC record (any Struct, any Timestamp) becomes JSON the ingest rules
+        /// judge: never a panic, never a record staged with a timestamp it did not send.
+        #[test]
+        fn any_grpc_record_is_judged(
+            id in ".{0,20}",
+            fields in prop::collection::btree_map("(name|document|total|.{0,6})", any_value(), 0..6),
+            seconds in any::<i64>(),
+            nanos in any::<i32>(),
+            with_time in any::<bool>(),
+        ) {
+            let record = pb::Record {
+                external_id: id,
+                fields: Some(prost_types::Struct { fields: fields.into_iter().collect() }),
+                updated_at: with_time.then_some(prost_types::Timestamp { seconds, nanos }),
+                deleted: false,
+            };
+            let valid_time = record.updated_at.as_ref().is_some_and(|t| instant(t).is_some());
+            let json = record_json(record);
+            let table = crate::domain::tables::find("company").unwrap();
+            let judged = crate::domain::batch::judge(table, &[json], chrono_tz::UTC);
+            prop_assert_eq!(judged.valid.len() + judged.rejected.len(), 1);
+            if with_time && !valid_time {
+                prop_assert!(judged.valid.is_empty());
+            }
+        }
+    }
+}
