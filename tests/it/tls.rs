@@ -138,11 +138,17 @@ async fn grpcurl_async(args: Vec<String>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_and_an_http11_client_both_work_over_tls_and_plaintext_does_not() {
-    let pki = Pki::new();
-    let files = pki.files(false);
-    let app = spawn_app_with(Backend::Sqlite, |c| c.tls = Some(files))
-        .await
-        .unwrap();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let pki = Pki::new();
+        let files = pki.files(false);
+        // None: no PostgreSQL configured for this run.
+        if let Some(app) = spawn_app_with(backend, |c| c.tls = Some(files)).await {
+            grpc_and_http11_over_tls(app, &pki).await;
+        }
+    }
+}
+
+async fn grpc_and_http11_over_tls(app: crate::helpers::TestApp, pki: &Pki) {
     let tenant = app.create_tenant("acme").await;
     let erp = app.token(Role::Erp, &[&tenant]).await;
     let addr = format!("127.0.0.1:{}", app.port);
