@@ -209,6 +209,25 @@ impl Conn {
         self.deadline.as_mut().reset(next);
     }
 
+    /// A write's outcome, with the silence deadline kept: bytes out count as activity, and
+    /// a peer that stops reading (the write waits) is as silent as one that stops writing.
+    fn after_write(
+        &mut self,
+        wrote: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match wrote {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.touched();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_silence(cx).map(Err),
+        }
+    }
+
     /// Ready with an error once the connection has been silent too long.
     fn poll_silence(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         self.deadline.as_mut().poll(cx).map(|()| {
@@ -268,17 +287,8 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match on_io!(&mut this.io, s => Pin::new(s).poll_write(cx, buf)) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.touched();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            // A peer that stops reading holds the write: silence counts here too.
-            Poll::Pending => this.poll_silence(cx).map(Err),
-        }
+        let wrote = on_io!(&mut this.io, s => Pin::new(s).poll_write(cx, buf));
+        this.after_write(wrote, cx)
     }
 
     fn poll_write_vectored(
@@ -287,16 +297,8 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match on_io!(&mut this.io, s => Pin::new(s).poll_write_vectored(cx, bufs)) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.touched();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.poll_silence(cx).map(Err),
-        }
+        let wrote = on_io!(&mut this.io, s => Pin::new(s).poll_write_vectored(cx, bufs));
+        this.after_write(wrote, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

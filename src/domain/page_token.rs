@@ -5,6 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::text::{hex, unhex};
+
 /// The listings that page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -54,20 +56,6 @@ fn check(listing: Listing, payload: &str) -> String {
     h.update([0]);
     h.update(payload.as_bytes());
     hex(&h.finalize()[..6])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+use super::text::{hex, unhex};
+
 /// How a sealed value starts; anything else is a value stored before sealing existed.
 const PREFIX: &str = "sealed:v1:";
 const NONCE: usize = 24;
@@ -30,7 +32,7 @@ impl SecretKey {
     /// `openssl rand -hex 32` prints them.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let bytes = hex_decode(text)
+        let bytes = unhex(text)
             .filter(|b| b.len() == 32)
             .ok_or_else(|| {
                 format!(
@@ -52,7 +54,7 @@ impl SecretKey {
 
     /// The key as 64 hexadecimal digits.
     pub fn to_hex(&self) -> String {
-        hex_encode(&self.0)
+        hex(&self.0)
     }
 
     /// `plain` encrypted for `owner`, as text fit for a database column.
@@ -68,7 +70,7 @@ impl SecretKey {
                 },
             )
             .expect("encrypting a short text in memory cannot fail");
-        format!("{PREFIX}{}{}", hex_encode(&nonce), hex_encode(&sealed))
+        format!("{PREFIX}{}{}", hex(&nonce), hex(&sealed))
     }
 
     /// The text [`SecretKey::seal`] sealed for `owner`; an error when it was sealed with
@@ -81,7 +83,7 @@ impl SecretKey {
         };
         let bytes = sealed
             .strip_prefix(PREFIX)
-            .and_then(hex_decode)
+            .and_then(unhex)
             .filter(|b| b.len() >= NONCE + TAG)
             .ok_or_else(wrong)?;
         let (nonce, msg) = bytes.split_at(NONCE);
@@ -228,20 +230,6 @@ const MIN_BEARER: usize = 16;
 /// Whether `stored` is a sealed value (as opposed to one stored in clear before).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
