@@ -303,6 +303,29 @@ pub async fn log_failure(
     }
 }
 
+/// Logs a request other than a push (ReportCounts) that succeeded with `response_body`.
+pub async fn log_answered(state: &AppState, meta: &RequestMeta, response_body: String) {
+    let reply = PushReply {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        accepted: 0,
+        rejected: Vec::new(),
+    };
+    let mut e = entry(
+        meta,
+        &reply.request_id,
+        "OK",
+        200,
+        &reply,
+        response_body,
+        None,
+    );
+    (e.request_body, e.request_truncated) =
+        cut_body(&meta.request_body.render(&[]), state.limits.log_body_cap);
+    if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
+        tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
+    }
+}
+
 /// The log entry of an answered request; its body fields are filled by the caller
 /// (the success path stores a pre-encoded body, the failure path the cut text).
 fn entry(

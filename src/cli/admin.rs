@@ -446,7 +446,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}h\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -457,7 +457,7 @@ fn describe(t: &Tenant) -> String {
         t.scheduled,
         schedule,
         next,
-        t.max_time_without_success.num_minutes() as f64 / 60.0,
+        crate::domain::text::human_duration(t.max_time_without_success),
         t.delete_guard.percent,
         t.delete_guard.min_rows,
         t.abc.basis.table(),

@@ -100,6 +100,8 @@ pub struct PendingDelete {
     pub detected_run_id: String,
     /// When it was held.
     pub detected_at: DateTime<Utc>,
-    /// HELD or APPROVED (waiting for the next run).
+    /// HELD or APPROVED (waiting), APPLIED, DISCARDED or SUPERSEDED (final).
     pub state: String,
+    /// When it entered its state (the detection time while HELD).
+    pub state_changed_at: DateTime<Utc>,
 }

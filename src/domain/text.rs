@@ -26,6 +26,26 @@ pub fn has_nul(input: &str) -> bool {
 /// What a message says of a NUL character.
 pub const NUL_REASON: &str = "must not contain the NUL character (\\u0000)";
 
+/// A span as a person writes it: "45 s", "1 min", "1 h 30 min", "24 h", "3 d 4 h".
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (days, hours, mins) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    let join = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big} {big_unit}")
+        } else {
+            format!("{big} {big_unit} {small} {small_unit}")
+        }
+    };
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3_600 => format!("{mins} min"),
+        // Up to two days, hours read best ("24 h", "36 h").
+        3_600..172_800 => join(secs / 3_600, "h", mins, "min"),
+        _ => join(days, "d", hours, "h"),
+    }
+}
+
 /// `bytes` as lower-case hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -59,6 +79,25 @@ mod tests {
         let quoted = excerpt(&long);
         assert!(quoted.chars().count() < 100, "{quoted}");
         assert!(quoted.ends_with("(100000 characters)"));
+    }
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        let d = chrono::Duration::seconds;
+        for (secs, text) in [
+            (0, "0 s"),
+            (45, "45 s"),
+            (60, "1 min"),
+            (90, "1 min"),
+            (5_400, "1 h 30 min"),
+            (86_400, "24 h"),
+            (129_600, "36 h"),
+            (259_200, "3 d"),
+            (273_600, "3 d 4 h"),
+            (31_536_000, "365 d"),
+        ] {
+            assert_eq!(human_duration(d(secs)), text, "{secs} s");
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@ const DELETE_COLUMNS: &[Column] = &[
     c("detected_run_id", 38.0),
     c("detected_at", 20.0),
     c("state", 12.0),
+    c("state_changed_at", 20.0),
 ];
 
 /// Columns of the run sheet.
@@ -145,6 +146,8 @@ pub(super) fn build(
                     row.text(3, d.detected_run_id).map_err(xlsx)?;
                     row.datetime(4, excel_serial(local)).map_err(xlsx)?;
                     row.text(5, d.state).map_err(xlsx)?;
+                    let changed = d.state_changed_at.with_timezone(&tz).naive_local();
+                    row.datetime(6, excel_serial(changed)).map_err(xlsx)?;
                 }
             }
             Page::Runs(runs) => {

@@ -410,6 +410,7 @@ pub fn pending_delete(p: crate::domain::crm::PendingDelete) -> pb::PendingDelete
         detected_run_id: p.detected_run_id,
         detected_at: Some(timestamp(p.detected_at)),
         state: p.state,
+        state_changed_at: Some(timestamp(p.state_changed_at)),
     }
 }
 

@@ -22,6 +22,8 @@ use crate::storage::{erp_counts, tenants};
 const SERVICE: &str = "ErpIngest";
 
 const PUSH_ENDPOINT: &str = "ErpIngest/Push";
+/// How the request log names a ReportCounts request.
+const REPORT_COUNTS_ENDPOINT: &str = "ErpIngest/ReportCounts";
 
 /// The service, over the shared application state.
 pub struct Service {
@@ -71,6 +73,8 @@ impl ErpIngest for Service {
         &self,
         req: Request<pb::ReportCountsRequest>,
     ) -> Result<Response<pb::ReportCountsResponse>, Status> {
+        let received_at = Utc::now();
+        let started = Instant::now();
         let tenant = tenant_call(
             &self.state,
             &req,
@@ -79,34 +83,65 @@ impl ErpIngest for Service {
             &req.get_ref().tenant_id,
         )
         .await?;
-        let counts: Vec<(String, u64)> = req.into_inner().counts.into_iter().collect();
-        if counts.is_empty() {
-            return Err(AppError::InvalidArgument(
-                "counts is empty: send {\"table id\": rows on the ERP side}".into(),
-            )
-            .into());
+        let msg = req.into_inner();
+        // The request reached the tenant: it is logged, answered well or not.
+        let counts: std::collections::BTreeMap<&str, u64> =
+            msg.counts.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+        let meta = RequestMeta {
+            tenant,
+            transport: Transport::Grpc,
+            endpoint: REPORT_COUNTS_ENDPOINT.into(),
+            table: None,
+            received_at,
+            started,
+            request_body: RequestBody::Text(
+                serde_json::json!({"tenant_id": msg.tenant_id, "counts": counts}).to_string(),
+            ),
+        };
+        match report_counts(&self.state, &meta.tenant, msg.counts).await {
+            Ok(()) => {
+                ingest::log_answered(&self.state, &meta, "{}".into()).await;
+                Ok(Response::new(pb::ReportCountsResponse {}))
+            }
+            Err(err) => Err(Status::from(
+                ingest::log_failure(&self.state, &meta, &[], err).await,
+            )),
         }
-        if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
-            return Err(ingest::unknown_table(unknown).into());
-        }
-        let too_large: Vec<FieldViolation> = counts
-            .iter()
-            .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
-            .map(|(t, _)| {
-                FieldViolation::new(
-                    format!("counts[{t}]"),
-                    format!("must be at most {}", tables::MAX_ROW_COUNT),
-                )
-            })
-            .collect();
-        if !too_large.is_empty() {
-            return Err(AppError::InvalidFields(too_large).into());
-        }
-        tenants::require(&self.state.db, &tenant).await?;
-        erp_counts::report(&self.state.db, &tenant, &counts, Utc::now()).await?;
-        tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
-        Ok(Response::new(pb::ReportCountsResponse {}))
     }
+}
+
+/// Checks and stores the ERP's row counts of its tables.
+async fn report_counts(
+    state: &AppState,
+    tenant: &TenantId,
+    counts: std::collections::HashMap<String, u64>,
+) -> Result<(), AppError> {
+    let counts: Vec<(String, u64)> = counts.into_iter().collect();
+    if counts.is_empty() {
+        return Err(AppError::InvalidArgument(
+            "counts is empty: send {\"table id\": rows on the ERP side}".into(),
+        ));
+    }
+    if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
+        return Err(ingest::unknown_table(unknown));
+    }
+    let too_large: Vec<FieldViolation> = counts
+        .iter()
+        .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
+        .map(|(t, _)| {
+            FieldViolation::new(
+                format!("counts[{t}]"),
+                format!("must be at most {}", tables::MAX_ROW_COUNT),
+            )
+        })
+        .collect();
+    if !too_large.is_empty() {
+        return Err(AppError::InvalidFields(too_large));
+    }
+    tenants::require(&state.db, tenant).await?;
+    erp_counts::report(&state.db, tenant, &counts, Utc::now()).await?;
+    tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
+    Ok(())
 }
 
 /// Turns tonic's "decoded message length too large" (OUT_OF_RANGE) into

@@ -398,7 +398,15 @@ pub struct LiveCompany {
     pub stored: Option<Stored>,
 }
 
-/// Every live staged company of the tenant with its stored categories.
+/// A staged company (`s`) the CRM has: live, or deleted in the ERP with its deletion
+/// held by the delete guard or approved and not yet applied. Until a deletion is applied
+/// the company keeps its categories, and its history gains nothing from the outage.
+const IN_THE_CRM: &str = "(NOT s.deleted OR EXISTS (SELECT 1 FROM pending_delete p \
+     WHERE p.tenant_id = s.tenant_id AND p.table_name = 'company' \
+     AND p.external_id = s.external_id AND p.state IN ('HELD', 'APPROVED')))";
+
+/// Every staged company of the tenant the CRM has ([`IN_THE_CRM`]) with its stored
+/// categories.
 ///
 /// Page by page (by external id): the staged companies' ids and content hashes, and the
 /// stored categories of the same id range, are two ordered range reads merged here (a
@@ -410,9 +418,10 @@ pub struct LiveCompany {
 pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompany>> {
     let staged = |ph: Ph<'_>| {
         format!(
-            "SELECT external_id AS c0, content_hash AS c1 FROM staged_record \
-             WHERE tenant_id = {} AND table_name = 'company' AND NOT deleted \
-             AND external_id > {} ORDER BY external_id LIMIT {PAGE}",
+            "SELECT s.external_id AS c0, s.content_hash AS c1, \
+             CASE WHEN s.deleted THEN 1 ELSE 0 END AS c2 FROM staged_record s \
+             WHERE s.tenant_id = {} AND s.table_name = 'company' AND {IN_THE_CRM} \
+             AND s.external_id > {} ORDER BY s.external_id LIMIT {PAGE}",
             ph(1),
             ph(2),
         )
@@ -445,8 +454,8 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
     let mut out: Vec<LiveCompany> = Vec::new();
     let mut after = String::new();
     loop {
-        let page: Vec<(String, i64)> =
-            fetch_packed!(&mut reader, staged, 2, [tenant.as_str(), after.as_str()])?;
+        let page: Vec<(String, i64, i64)> =
+            fetch_packed!(&mut reader, staged, 3, [tenant.as_str(), after.as_str()])?;
         let full = page.len() == PAGE;
         let last = last_key(db, page.iter().map(|r| r.0.as_str()));
         let categories: Vec<StoredRow> = fetch_packed!(
@@ -459,8 +468,17 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
             categories.into_iter().map(|c| (c.0.clone(), c)).collect();
         let mut changed = Vec::new();
         out.reserve(page.len());
-        for (external_id, content_hash) in page {
+        for (external_id, content_hash, held) in page {
             let category = categories.remove(&external_id);
+            // A company whose deletion is held keeps what it had: its categories, made
+            // from the version the CRM still has (the staged tombstone has no fields).
+            // One never categorized stays so until the deletion is resolved.
+            let held = held != 0;
+            let content_hash = match &category {
+                None if held => continue,
+                Some((_, Some(hash), ..)) if held => *hash,
+                _ => content_hash,
+            };
             let (stored, current) = match category {
                 Some((_, hash, name, document, portfolio, class, lifecycle, fingerprint)) => {
                     let (abc_class, lifecycle) = stored_classes(&external_id, class, &lifecycle)?;
@@ -472,7 +490,7 @@ pub async fn live_companies(db: &Db, tenant: &TenantId) -> Result<Vec<LiveCompan
                     };
                     // The categories were made from this very version: its fields are theirs.
                     let current =
-                        (hash == Some(content_hash)).then_some((name, document, portfolio));
+                        (held || hash == Some(content_hash)).then_some((name, document, portfolio));
                     (Some(stored), current)
                 }
                 None => (None, None),
@@ -691,7 +709,7 @@ pub async fn categorized_but_gone(
         format!(
             "SELECT c.external_id FROM company_category c WHERE c.tenant_id = {} AND NOT EXISTS \
              (SELECT 1 FROM staged_record s WHERE s.tenant_id = c.tenant_id AND s.table_name = 'company' \
-             AND s.external_id = c.external_id AND NOT s.deleted)",
+             AND s.external_id = c.external_id AND {IN_THE_CRM})",
             ph(1)
         )
     };

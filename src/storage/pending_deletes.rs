@@ -1,5 +1,8 @@
 //! Deletions held by the delete guard (`pending_delete`), with the name and document the
-//! CRM has, until approved (applied by the next run) or discarded (record restored).
+//! CRM has, and their life: HELD → APPROVED → APPLIED (by the next run), HELD or APPROVED
+//! → DISCARDED (record restored), HELD or APPROVED → SUPERSEDED (the ERP sent the record
+//! again). APPLIED, DISCARDED and SUPERSEDED are final; `resolved_at` is when the state
+//! last changed.
 
 use std::collections::HashSet;
 
@@ -119,7 +122,7 @@ pub async fn list(
     crm_table(table)?;
     let mut p = Params::new(db.backend(), 3);
     let sql = format!(
-        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state FROM pending_delete \
+        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state, resolved_at FROM pending_delete \
          WHERE tenant_id = {} AND table_name = {} AND state IN ('HELD', 'APPROVED') AND external_id > {} \
          ORDER BY external_id LIMIT {limit}",
         p.push(tenant.as_str()),
@@ -148,7 +151,7 @@ pub async fn export_page(
     crm_table(table)?;
     let mut p = Params::new(db.backend(), 5);
     let sql = format!(
-        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state FROM pending_delete \
+        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state, resolved_at FROM pending_delete \
          WHERE tenant_id = {} AND table_name = {} AND external_id > {} AND (state IN ('HELD', 'APPROVED') \
          OR (detected_at >= {} AND detected_at < {})) ORDER BY external_id LIMIT {limit}",
         p.push(tenant.as_str()),
@@ -165,9 +168,11 @@ pub async fn export_page(
         .collect()
 }
 
-/// Approves or discards held deletions (`ids`, or all when None); returns how many.
-/// A discarded deletion restores the record in staging as the CRM has it, so the ERP's
-/// tombstone no longer waits for delivery.
+/// Approves or discards waiting deletions (`ids`, or all when None); returns how many
+/// changed state. Approving takes HELD ones (an APPROVED one stays so); discarding takes
+/// HELD and APPROVED ones and restores each record in staging as the CRM has it, so the
+/// ERP's tombstone no longer waits for delivery. An id whose deletion already ended is
+/// refused with its final state; an id never held is not found.
 pub async fn resolve(
     db: &Db,
     tenant: &TenantId,
@@ -177,51 +182,120 @@ pub async fn resolve(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let crm = crm_table(table)?;
-    let held: Vec<String> = {
-        let all = ids_in_state(db, tenant, table, "HELD").await?;
-        match ids {
-            None => all.into_iter().collect(),
-            Some(ids) => {
-                if let Some(unknown) = ids.iter().find(|id| !all.contains(*id)) {
-                    return Err(AppError::NotFound(format!(
-                        "no held deletion of {table} {unknown:?}: list them with ListPendingDeletes"
-                    )));
+    let from: &[&str] = match resolution {
+        Resolution::Approve => &["HELD"],
+        Resolution::Discard => &["HELD", "APPROVED"],
+    };
+    let mut waiting = HashSet::new();
+    for state in from {
+        waiting.extend(ids_in_state(db, tenant, table, state).await?);
+    }
+    let chosen: Vec<String> = match ids {
+        None => waiting.into_iter().collect(),
+        Some(ids) => {
+            let approved = match resolution {
+                Resolution::Approve => ids_in_state(db, tenant, table, "APPROVED").await?,
+                Resolution::Discard => HashSet::new(),
+            };
+            let mut chosen = Vec::with_capacity(ids.len());
+            for id in ids {
+                if waiting.contains(id) {
+                    chosen.push(id.clone());
+                } else if !approved.contains(id) {
+                    return Err(not_waiting(db, tenant, table, id).await?);
                 }
-                ids.to_vec()
             }
+            chosen
         }
     };
-    if held.is_empty() {
+    if chosen.is_empty() {
         return Ok(0);
     }
     if resolution == Resolution::Discard {
-        staging::restore_from_crm(db, tenant, table, crm, &held, now).await?;
+        staging::restore_from_crm(db, tenant, table, crm, &chosen, now).await?;
     }
-    let state = match resolution {
+    let to = match resolution {
         Resolution::Approve => "APPROVED",
         Resolution::Discard => "DISCARDED",
     };
     let txn = db.begin_write().await?;
-    for chunk in held.chunks(2_000) {
+    for chunk in chosen.chunks(2_000) {
         let mut p = Params::new(txn.get_database_backend(), chunk.len() + 4);
-        // Placeholders are bound in order: push only what the statement uses.
-        let st = p.push(state);
-        let resolved = if resolution == Resolution::Discard {
-            p.push(now)
-        } else {
-            "NULL".to_owned()
-        };
-        let (t, tb) = (p.push(tenant.as_str()), p.push(table));
+        let (st, at, t, tb) = (
+            p.push(to),
+            p.push(now),
+            p.push(tenant.as_str()),
+            p.push(table),
+        );
         let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
+        let states = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>();
         let sql = format!(
-            "UPDATE pending_delete SET state = {st}, resolved_at = {resolved} WHERE tenant_id = {t} \
-             AND table_name = {tb} AND state = 'HELD' AND external_id IN ({})",
+            "UPDATE pending_delete SET state = {st}, resolved_at = {at} WHERE tenant_id = {t} \
+             AND table_name = {tb} AND state IN ({}) AND external_id IN ({})",
+            states.join(", "),
             list.join(", ")
         );
         txn.execute(p.statement(sql)).await?;
     }
     txn.commit().await?;
-    Ok(held.len() as u64)
+    Ok(chosen.len() as u64)
+}
+
+/// The error for resolving `id`, which waits for nothing: its final state and when it
+/// was reached, or not found when it was never held.
+async fn not_waiting(db: &Db, tenant: &TenantId, table: &str, id: &str) -> Result<AppError> {
+    let mut p = Params::new(db.backend(), 3);
+    let sql = format!(
+        "SELECT state, resolved_at FROM pending_delete WHERE tenant_id = {} AND table_name = {} \
+         AND external_id = {}",
+        p.push(tenant.as_str()),
+        p.push(table),
+        p.push(id)
+    );
+    let quoted = crate::domain::text::excerpt(id);
+    Ok(match db.conn().query_one(p.statement(sql)).await? {
+        Some(row) => {
+            let state: String = row.try_get("", "state")?;
+            let at: Option<DateTime<Utc>> = row.try_get("", "resolved_at")?;
+            let at = at.map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
+            AppError::FailedPrecondition(format!(
+                "the deletion of {table} {quoted} is {state}{at}: nothing is left to resolve"
+            ))
+        }
+        None => AppError::NotFound(format!(
+            "no held deletion of {table} {quoted}: list them with ListPendingDeletes"
+        )),
+    })
+}
+
+/// Ends the table's waiting (HELD or APPROVED) deletions whose record the ERP sent again
+/// (live in staging): SUPERSEDED, final. Returns their external ids.
+pub async fn supersede(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    crm_table(table)?;
+    let mut p = Params::new(db.backend(), 3);
+    let sql = format!(
+        "UPDATE pending_delete SET state = 'SUPERSEDED', resolved_at = {} WHERE tenant_id = {} \
+         AND table_name = {} AND state IN ('HELD', 'APPROVED') AND EXISTS (SELECT 1 FROM staged_record s \
+         WHERE s.tenant_id = pending_delete.tenant_id AND s.table_name = pending_delete.table_name \
+         AND s.external_id = pending_delete.external_id AND NOT s.deleted) RETURNING external_id",
+        p.push(now),
+        p.push(tenant.as_str()),
+        p.push(table)
+    );
+    let txn = db.begin_write().await?;
+    let ids = txn
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("", "external_id").map_err(Into::into))
+        .collect::<Result<Vec<String>>>()?;
+    txn.commit().await?;
+    Ok(ids)
 }
 
 fn pending_from(r: &sea_orm::QueryResult) -> Result<PendingDelete> {
@@ -233,5 +307,8 @@ fn pending_from(r: &sea_orm::QueryResult) -> Result<PendingDelete> {
         detected_run_id: r.try_get("", "detected_run_id")?,
         detected_at: r.try_get("", "detected_at")?,
         state: r.try_get("", "state")?,
+        state_changed_at: r
+            .try_get::<Option<DateTime<Utc>>>("", "resolved_at")?
+            .unwrap_or(r.try_get("", "detected_at")?),
     })
 }

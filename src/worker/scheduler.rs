@@ -80,13 +80,13 @@ async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result
     if now - reference <= t.max_time_without_success {
         return Ok(());
     }
-    let hours = t.max_time_without_success.num_minutes() as f64 / 60.0;
+    let limit = crate::domain::text::human_duration(t.max_time_without_success);
     let message = match since {
         Some(at) => format!(
-            "no successful run since {} (limit {hours} h)",
+            "no successful run since {} (limit {limit})",
             at.to_rfc3339()
         ),
-        None => format!("no successful run since the tenant was created (limit {hours} h)"),
+        None => format!("no successful run since the tenant was created (limit {limit})"),
     };
     if alerts::raise(&state.db, &t.id, AlertKind::Stale, &message, None, now).await? {
         tracing::warn!(tenant = %t.id, "{message}");

@@ -538,6 +538,23 @@ async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
     let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
     let mut summary = Vec::new();
     for (table, in_crm) in [("company", companies), ("contact", contacts)] {
+        // A waiting deletion whose record the ERP sent again ends by itself.
+        let back = pending_deletes::supersede(&ctx.state.db, ctx.tenant, table, Utc::now()).await?;
+        if !back.is_empty() {
+            ctx.event(
+                Level::Info,
+                Stage::DeleteGuard,
+                Some(table),
+                format!(
+                    "{} held deletions superseded: the ERP sent their records again ({})",
+                    back.len(),
+                    examples(&back)
+                ),
+                json!({"superseded": back.len()}),
+            )
+            .await;
+            summary.push(format!("{} {table} deletions superseded", back.len()));
+        }
         let tombstones = staging::pending_tombstones(&ctx.state.db, ctx.tenant, table).await?;
         if tombstones.is_empty() {
             continue;
@@ -601,6 +618,20 @@ async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
     } else {
         summary.join(", ")
     })
+}
+
+/// A few of `ids` for a message, and how many more.
+fn examples(ids: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = ids
+        .iter()
+        .take(SHOWN)
+        .map(|id| crate::domain::text::excerpt(id))
+        .collect();
+    match ids.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{}, and {more} more", shown.join(", ")),
+    }
 }
 
 async fn push(ctx: &mut Ctx<'_>) -> Result<String> {

@@ -32,13 +32,13 @@ both_backends!(
 );
 
 /// Today in the tenant's zone (America/Sao_Paulo, the default).
-fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     Utc::now()
         .with_timezone(&chrono_tz::America::Sao_Paulo)
         .date_naive()
 }
 
-fn days_ago(n: i64) -> String {
+pub(crate) fn days_ago(n: i64) -> String {
     (today() - Duration::days(n)).to_string()
 }
 
@@ -51,7 +51,7 @@ fn company(id: &str, seller: Option<&str>) -> Record {
     record(id, &f)
 }
 
-fn invoice(id: &str, company: &str, issued: &str, total: &str) -> Record {
+pub(crate) fn invoice(id: &str, company: &str, issued: &str, total: &str) -> Record {
     record(
         id,
         &json!({"company_id": company, "issued_at": issued, "total": total}),
@@ -112,11 +112,11 @@ async fn list(ctx: &mut Ctx, req: ListCompaniesRequest) -> pb::ListCompaniesResp
         .into_inner()
 }
 
-async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
+pub(crate) async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
     list(ctx, ListCompaniesRequest::default()).await.companies
 }
 
-async fn report(ctx: &mut Ctx) -> pb::AbcReport {
+pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
     ctx.history
         .get_abc_report(authed(
             GetAbcReportRequest {
@@ -140,7 +140,7 @@ fn stage<'a>(got: &'a pb::GetRunResponse, name: &str) -> &'a pb::RunStage {
         .unwrap_or_else(|| panic!("no {name} stage"))
 }
 
-async fn company_history(
+pub(crate) async fn company_history(
     ctx: &mut Ctx,
     id: &str,
 ) -> Result<pb::GetCompanyHistoryResponse, tonic::Status> {

@@ -30,7 +30,66 @@ both_backends!(
     excessive_deletes_and_runs_have_their_rows,
     a_caller_that_leaves_mid_stream_does_not_stop_the_next_export,
     openpyxl_reads_the_workbook_with_its_row_counts,
+    report_counts_requests_are_logged_and_exported_on_the_other_sheet,
 );
+
+/// ReportCounts reaches a tenant like a push: it is in the request log, answered well or
+/// not, and so on the export's `other` sheet (read back from the workbook).
+async fn report_counts_requests_are_logged_and_exported_on_the_other_sheet(app: TestApp) {
+    let acme = app.create_tenant("acme").await;
+    let erp = app.token(Role::Erp, &[&acme]).await;
+    let crm = app.token(Role::Crm, &[&acme]).await;
+    let mut ingest = app.ingest().await;
+    let report = |counts: Vec<(&str, u64)>| {
+        authed(
+            pb::ReportCountsRequest {
+                tenant_id: "acme".into(),
+                counts: counts.into_iter().map(|(t, n)| (t.to_owned(), n)).collect(),
+            },
+            &erp,
+        )
+    };
+    ingest
+        .report_counts(report(vec![("company", 91), ("contact", 40)]))
+        .await
+        .unwrap();
+    let err = ingest
+        .report_counts(report(vec![("nota_fiscal", 3)]))
+        .await
+        .unwrap_err();
+    let today = Utc::now().with_timezone(&TZ).date_naive();
+    let d = download(&app, &crm, request(today, today, &[], ExportKind::Requests))
+        .await
+        .unwrap();
+    let all = sheets(&d.bytes);
+    let other = sheet(&all, "other");
+    let rows: Vec<(String, String)> = other[1..]
+        .iter()
+        .map(|r| (text(&r[1]), text(&r[3])))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("ErpIngest/ReportCounts".to_owned(), "OK".to_owned()),
+            ("ErpIngest/ReportCounts".to_owned(), "NOT_FOUND".to_owned()),
+        ],
+        "{other:?}"
+    );
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let bodies: Vec<String> = other[1..]
+        .iter()
+        .map(|r| {
+            r.iter()
+                .filter_map(|c| match c {
+                    Data::String(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    assert!(bodies[0].contains("\"company\":91"), "{bodies:?}");
+    assert!(bodies[1].contains("nota_fiscal"), "{bodies:?}");
+}
 
 const TZ: chrono_tz::Tz = chrono_tz::America::Sao_Paulo;
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -164,14 +223,14 @@ pub(crate) fn sheets(bytes: &[u8]) -> Vec<(String, Vec<Vec<Data>>)> {
         .collect()
 }
 
-fn sheet<'a>(all: &'a [(String, Vec<Vec<Data>>)], name: &str) -> &'a [Vec<Data>] {
+pub(crate) fn sheet<'a>(all: &'a [(String, Vec<Vec<Data>>)], name: &str) -> &'a [Vec<Data>] {
     &all.iter()
         .find(|(n, _)| n == name)
         .unwrap_or_else(|| panic!("no sheet {name}"))
         .1
 }
 
-fn text(d: &Data) -> String {
+pub(crate) fn text(d: &Data) -> String {
     match d {
         Data::String(s) => s.clone(),
         Data::Empty => String::new(),
@@ -684,7 +743,8 @@ async fn excessive_deletes_and_runs_have_their_rows(app: TestApp) {
             "document",
             "detected_run_id",
             "detected_at",
-            "state"
+            "state",
+            "state_changed_at"
         ]
     );
     assert_eq!(company.len(), 61);
@@ -695,6 +755,7 @@ async fn excessive_deletes_and_runs_have_their_rows(app: TestApp) {
         assert_eq!(text(&row[3]), second.run_id);
         assert!(matches!(&row[4], Data::DateTime(d) if d.is_datetime()));
         assert_eq!(text(&row[5]), "HELD");
+        assert_eq!(row[6], row[4], "held since it was detected");
     }
     assert_eq!(
         sheet(&all, "contact").len(),

@@ -5,6 +5,7 @@ mod helpers;
 mod abc;
 mod auth;
 mod cli;
+mod erp_outage;
 mod export;
 mod grpcurl;
 mod hostile_input;

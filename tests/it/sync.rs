@@ -189,7 +189,7 @@ async fn held_run(
     run
 }
 
-fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
+pub(crate) fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
     run.tables
         .iter()
         .find(|t| t.table == name)

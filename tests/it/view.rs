@@ -62,7 +62,7 @@ impl SqliteErp {
         }
     }
 
-    async fn exec(&mut self, sql: &str) {
+    pub(crate) async fn exec(&mut self, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut self.conn).await.unwrap();
     }
 }
