@@ -373,6 +373,8 @@ async fn run(
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
         throttle: erpsync::throttle::Throttle::new(Default::default()),
+        delivery: Default::default(),
+        retries: Default::default(),
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,
@@ -471,7 +473,8 @@ async fn stage(
         .expect("abc stage");
     let abc_secs = t0.elapsed().as_secs_f64();
     let described = analysis.describe();
-    let outcome = abc::categorize(state, &tenant, analysis, Utc::now())
+    let delivery = erpsync::worker::delivery::Delivery::new(state, &tenant.id, "bench");
+    let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now())
         .await
         .expect("categorize stage");
     let secs = t0.elapsed().as_secs_f64();

@@ -93,6 +93,8 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         export: Default::default(),
         retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
         throttle: erpsync::throttle::Throttle::new(Default::default()),
+        delivery: Default::default(),
+        retries: Default::default(),
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,

@@ -39,6 +39,10 @@ pub struct AppState {
     pub views: crate::viewdb::ViewAccess,
     /// Rate limits on failed authentications and pushes.
     pub throttle: crate::throttle::Throttle,
+    /// How runs send batches to the sink.
+    pub delivery: crate::worker::delivery::DeliveryPolicy,
+    /// How failed runs are tried again.
+    pub retries: crate::worker::delivery::RunRetries,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -83,24 +87,6 @@ pub async fn build_with_sink(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    // Runs a stopped process was running are interrupted; their records stay staged and
-    // the next run delivers them. On SQLite one server owns the file, so every lease left
-    // behind is a dead process's: they go at once. On PostgreSQL other replicas may be
-    // alive, so only expired leases count.
-    let now = chrono::Utc::now();
-    let as_of = if db.backend() == sea_orm::DbBackend::Sqlite {
-        now + chrono::Duration::days(3650)
-    } else {
-        now
-    };
-    let interrupted = crate::storage::runs::mark_interrupted(&db, now, as_of).await?;
-    crate::storage::lease::clear(&db, as_of).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "runs left RUNNING by a stopped process marked INTERRUPTED"
-        );
-    }
     let views = crate::viewdb::ViewAccess::new(
         config.view_sources.clone(),
         config.secret_key.clone(),
@@ -118,7 +104,21 @@ pub async fn build_with_sink(
         logs: crate::logs::LogHub::new(std::time::Duration::from_secs(1), config.log_heartbeat),
         export: config.export,
         retention_days: config.request_log_retention_days,
+        delivery: config.delivery,
+        retries: config.retries,
     };
+    // Runs a stopped process was running are interrupted (in their tenants' logs too);
+    // their records stay staged and the scheduler runs them again. On SQLite one server
+    // owns the file, so every lease left behind is a dead process's: they go at once. On
+    // PostgreSQL other replicas may be alive, so only expired leases count.
+    let now = chrono::Utc::now();
+    let as_of = if state.db.backend() == sea_orm::DbBackend::Sqlite {
+        now + chrono::Duration::days(3650)
+    } else {
+        now
+    };
+    crate::worker::sync::interrupt_orphans(&state, now, as_of).await?;
+    crate::storage::lease::clear(&state.db, as_of).await?;
     let routes = grpc::routes(state.clone()).await?;
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,

@@ -57,6 +57,10 @@ pub struct Config {
     /// Plaintext beyond loopback is refused unless this is set (a TLS-terminating proxy
     /// in front, say).
     pub insecure: bool,
+    /// How runs send batches to the CRM sink.
+    pub delivery: crate::worker::delivery::DeliveryPolicy,
+    /// How failed runs are tried again.
+    pub retries: crate::worker::delivery::RunRetries,
 }
 
 /// Default [`Config::request_timeout`].
@@ -118,6 +122,7 @@ impl Config {
         if self.limits.log_body_cap < 1024 {
             return Err("--request-log-body-cap must be at least 1024 bytes".into());
         }
+        self.delivery.validate()?;
         self.export.validate()
     }
 }
@@ -139,6 +144,8 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             tls: None,
             insecure: false,
+            delivery: Default::default(),
+            retries: Default::default(),
         }
     }
 }

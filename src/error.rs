@@ -71,6 +71,16 @@ pub enum AppError {
     /// The call exists in the contract but its issue is still open.
     #[error("{0}")]
     Unimplemented(String),
+    /// The CRM sink failed a call (runs only): `status` says how ("UNAVAILABLE:
+    /// maintenance"); a `transient` failure (the CRM down, slow or busy) may pass, and
+    /// the run retries the batch.
+    #[error("CRM sink: {status}")]
+    Sink {
+        /// The sink's own account of the failure.
+        status: String,
+        /// Worth retrying.
+        transient: bool,
+    },
     /// The database failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
@@ -115,7 +125,7 @@ impl AppError {
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Database(_) | Self::Internal(_) => Code::Internal,
+            Self::Database(_) | Self::Internal(_) | Self::Sink { .. } => Code::Internal,
         }
     }
 

@@ -6,11 +6,13 @@ mod admin;
 mod client;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, DEFAULT_LISTEN};
 use crate::storage::DEFAULT_DATABASE_URL;
+use crate::worker::delivery;
 
 /// erpsync — runs and watches a CRM's ERP integrations.
 #[derive(Debug, Parser)]
@@ -81,6 +83,9 @@ enum Command {
         /// CrmSink service, grpc://host:port.
         #[arg(long, env = "ERPSYNC_CRM_SINK", default_value = "embedded")]
         crm_sink: String,
+        /// How runs deliver to the sink and retry.
+        #[command(flatten)]
+        delivery: DeliveryArgs,
         /// A database server tenants may name as a View source: HOST:PORT, or HOST for
         /// any port (repeat, or comma-separated in the environment). None by default.
         #[arg(
@@ -244,6 +249,7 @@ impl Cli {
                 request_log_retention_days,
                 log_heartbeat_secs,
                 crm_sink,
+                delivery,
                 view_allow_hosts,
                 view_sqlite_dirs,
                 max_connections,
@@ -259,7 +265,6 @@ impl Cli {
                 tls_client_ca,
                 insecure,
             } => {
-                use std::time::Duration;
                 let config = Config {
                     listen,
                     database_url: self.database_url,
@@ -297,16 +302,22 @@ impl Cli {
                             client_ca: tls_client_ca,
                         }),
                     insecure,
+                    delivery: delivery.policy(),
+                    retries: delivery.retries(),
                 };
                 config.validate().map_err(anyhow::Error::msg)?;
                 let app = if crm_sink == "embedded" {
                     crate::app::build(&config).await?
                 } else if crm_sink.starts_with("grpc://") || crm_sink.starts_with("http://") {
-                    let sink = crate::grpc::crm_sink_client::GrpcSink::new(
-                        &crm_sink,
-                        crate::grpc::crm_sink_client::Policy::default(),
-                    )?;
-                    crate::app::build_with_sink(&config, move |_| std::sync::Arc::new(sink)).await?
+                    // Checked before anything starts; built over the database once open.
+                    crate::grpc::crm_sink_client::GrpcSink::check_url(&crm_sink)?;
+                    let timeout = config.delivery.call_timeout;
+                    crate::app::build_with_sink(&config, move |db| {
+                        crate::grpc::crm_sink_client::GrpcSink::new(&crm_sink, timeout, db)
+                            .map(|s| std::sync::Arc::new(s) as _)
+                            .expect("the URL was checked")
+                    })
+                    .await?
                 } else {
                     anyhow::bail!(
                         "--crm-sink must be \"embedded\" or grpc://host:port, got {crm_sink:?}"
@@ -372,6 +383,55 @@ impl Cli {
                 };
                 client::logs(&server.server, &server.token, opts).await
             }
+        }
+    }
+}
+
+/// `serve`'s delivery settings (see [`crate::worker::delivery`]).
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// Records per call to the CRM sink.
+    #[arg(long, env = "ERPSYNC_SINK_BATCH", default_value_t = delivery::DEFAULT_SINK_BATCH)]
+    sink_batch: usize,
+    /// Attempts per batch, the first included, while the sink fails transiently.
+    #[arg(long, env = "ERPSYNC_SINK_ATTEMPTS", default_value_t = delivery::DEFAULT_SINK_ATTEMPTS)]
+    sink_attempts: u32,
+    /// Wait before a batch's second attempt, in milliseconds; doubled for each next one.
+    #[arg(long, env = "ERPSYNC_SINK_BACKOFF_MS", default_value_t = delivery::DEFAULT_SINK_BACKOFF.as_millis() as u64)]
+    sink_backoff_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    #[arg(long, env = "ERPSYNC_SINK_MAX_BACKOFF_SECS", default_value_t = delivery::DEFAULT_SINK_MAX_BACKOFF.as_secs())]
+    sink_max_backoff_secs: u64,
+    /// Deadline of one call to the sink, in seconds.
+    #[arg(long, env = "ERPSYNC_SINK_CALL_TIMEOUT_SECS", default_value_t = delivery::DEFAULT_SINK_CALL_TIMEOUT.as_secs())]
+    sink_call_timeout_secs: u64,
+    /// Time a batch may spend on retries before the run fails, in seconds.
+    #[arg(long, env = "ERPSYNC_SINK_BATCH_BUDGET_SECS", default_value_t = delivery::DEFAULT_SINK_BATCH_BUDGET.as_secs())]
+    sink_batch_budget_secs: u64,
+    /// Automatic retries of a failed run (trigger RETRY; 0: none).
+    #[arg(long, env = "ERPSYNC_RUN_RETRIES", default_value_t = delivery::DEFAULT_RUN_RETRIES)]
+    run_retries: u32,
+    /// Wait after a failed run before its first retry, in seconds; doubled for each next.
+    #[arg(long, env = "ERPSYNC_RUN_RETRY_BACKOFF_SECS", default_value_t = delivery::DEFAULT_RUN_RETRY_BACKOFF.as_secs())]
+    run_retry_backoff_secs: u64,
+}
+
+impl DeliveryArgs {
+    fn policy(&self) -> delivery::DeliveryPolicy {
+        delivery::DeliveryPolicy {
+            batch: self.sink_batch,
+            attempts: self.sink_attempts,
+            backoff: Duration::from_millis(self.sink_backoff_ms),
+            max_backoff: Duration::from_secs(self.sink_max_backoff_secs),
+            call_timeout: Duration::from_secs(self.sink_call_timeout_secs),
+            batch_budget: Duration::from_secs(self.sink_batch_budget_secs),
+        }
+    }
+
+    fn retries(&self) -> delivery::RunRetries {
+        delivery::RunRetries {
+            max: self.run_retries,
+            backoff: Duration::from_secs(self.run_retry_backoff_secs),
         }
     }
 }

@@ -56,6 +56,8 @@ pub enum RunTrigger {
     Schedule,
     /// TriggerSync or `erpsync sync-now`.
     Manual,
+    /// The scheduler, after a run failed or was interrupted.
+    Retry,
 }
 
 impl RunTrigger {
@@ -64,12 +66,13 @@ impl RunTrigger {
         match self {
             Self::Schedule => "SCHEDULE",
             Self::Manual => "MANUAL",
+            Self::Retry => "RETRY",
         }
     }
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Schedule, Self::Manual]
+        [Self::Schedule, Self::Manual, Self::Retry]
             .into_iter()
             .find(|v| v.as_str() == s)
     }

@@ -286,6 +286,7 @@ pub fn run(r: RunSummary) -> pb::Run {
         trigger: match r.trigger {
             RunTrigger::Schedule => pb::RunTrigger::Schedule,
             RunTrigger::Manual => pb::RunTrigger::Manual,
+            RunTrigger::Retry => pb::RunTrigger::Retry,
         } as i32,
         started_at: Some(timestamp(r.started_at)),
         finished_at: r.finished_at.map(timestamp),

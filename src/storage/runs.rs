@@ -12,7 +12,7 @@ use sea_orm::{
 use super::{entities::sync_run, Db, Params};
 use crate::domain::run::{RunDetail, RunStatus, RunSummary, RunTrigger, StageTiming, TableCounts};
 use crate::domain::tenant::TenantId;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 
 /// How many finished runs the average duration covers.
 pub const AVERAGE_OVER: u64 = 30;
@@ -307,25 +307,38 @@ pub async fn export_page(
 }
 
 /// Marks RUNNING runs whose lease is gone or expires before `lease_cutoff` as
-/// INTERRUPTED at `now` (their holder crashed or stopped); returns how many.
+/// INTERRUPTED at `now` (their holder crashed or stopped); returns them (tenant, run id).
 pub async fn mark_interrupted(
     db: &Db,
     now: DateTime<Utc>,
     lease_cutoff: DateTime<Utc>,
-) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 3);
+) -> Result<Vec<(TenantId, String)>> {
+    let mut p = Params::new(db.backend(), 4);
     let sql = format!(
-        "UPDATE sync_run SET status = {}, finished_at = {} WHERE status = 'RUNNING' AND NOT EXISTS \
-         (SELECT 1 FROM sync_lease l WHERE l.run_id = sync_run.id AND l.expires_at > {})",
+        "UPDATE sync_run SET status = {}, finished_at = {}, error = {} WHERE status = 'RUNNING' \
+         AND NOT EXISTS (SELECT 1 FROM sync_lease l WHERE l.run_id = sync_run.id AND l.expires_at > {}) \
+         RETURNING tenant_id, id",
         p.push(RunStatus::Interrupted.as_str()),
         p.push(now),
+        p.push(INTERRUPTED_CAUSE),
         p.push(lease_cutoff)
     );
     let txn = db.begin_write().await?;
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    let rows = txn.query_all(p.statement(sql)).await?;
     txn.commit().await?;
-    Ok(n)
+    rows.iter()
+        .map(|r| {
+            let tenant: String = r.try_get("", "tenant_id")?;
+            let tenant = TenantId::parse(&tenant)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("stored tenant id: {e}")))?;
+            Ok((tenant, r.try_get("", "id")?))
+        })
+        .collect()
 }
+
+/// Why a run was marked INTERRUPTED by [`mark_interrupted`].
+pub const INTERRUPTED_CAUSE: &str =
+    "the server running it stopped (crashed, killed or lost the database) before it ended";
 
 /// A `run_table` row.
 fn table_counts_from(r: &sea_orm::QueryResult) -> Result<TableCounts> {

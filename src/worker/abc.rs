@@ -15,10 +15,11 @@ use crate::domain::abc::{
     Stored, UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
-use crate::domain::run::Level;
+use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::{abc, alerts, events, lease, tenants};
+use crate::worker::delivery::Delivery;
 
 /// What the abc stage computed, for the categorize stage.
 #[derive(Debug, Clone)]
@@ -179,11 +180,12 @@ pub enum Categorized {
 /// than the tenant's share of companies — then it is held for ResolveAbcShift.
 pub async fn categorize(
     state: &AppState,
+    delivery: &Delivery<'_>,
     tenant: &Tenant,
     analysis: Analysis,
     now: DateTime<Utc>,
 ) -> Result<Categorized> {
-    let outcome = categorize_analysis(state, tenant, analysis, now).await;
+    let outcome = categorize_analysis(state, delivery, tenant, analysis, now).await;
     // The analysis's per-company vectors are gone; so are SQLite's buffers of the run.
     super::release_free_memory();
     outcome
@@ -191,6 +193,7 @@ pub async fn categorize(
 
 async fn categorize_analysis(
     state: &AppState,
+    delivery: &Delivery<'_>,
     tenant: &Tenant,
     mut analysis: Analysis,
     now: DateTime<Utc>,
@@ -221,6 +224,7 @@ async fn categorize_analysis(
     let removed = std::mem::take(&mut analysis.removed);
     let outcome = apply(
         state,
+        delivery,
         tenant,
         &run_id,
         analysis.categories,
@@ -235,14 +239,13 @@ async fn categorize_analysis(
     Ok(Categorized::Applied(outcome))
 }
 
-/// Categories handed to the sink per call (the gRPC sink batches further).
-const SINK_CHUNK: usize = 5_000;
-
 /// Sends the companies whose categories changed to the CRM, then stores them with their
 /// history. The sink goes first: if it fails nothing is stored, and the next run sends
 /// the same again (categories are idempotent).
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     state: &AppState,
+    delivery: &Delivery<'_>,
     tenant: &Tenant,
     run_id: &str,
     mut categories: Vec<Category>,
@@ -281,15 +284,18 @@ async fn apply(
             .filter(|(_, f)| f.0 == 2)
             .map(|(c, _)| c)
             .collect();
-        for chunk in for_crm.chunks(SINK_CHUNK) {
-            state
-                .sink
-                .apply_categories(
-                    &tenant.id,
-                    run_id,
-                    chunk.iter().map(|c| (*c).clone()).collect(),
-                )
+        for chunk in for_crm.chunks(delivery.batch_size()) {
+            let rows: Vec<Category> = chunk.iter().map(|c| (*c).clone()).collect();
+            let sent = delivery
+                .send(Stage::Categorize, "company", "ApplyCategories", |call| {
+                    state.sink.apply_categories(call, rows.clone())
+                })
                 .await?;
+            if sent.is_none() {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "the server is shutting down: categories not sent; the next run sends them"
+                )));
+            }
         }
     }
     // The companies stored before whose categories are written again are few; the new
@@ -407,8 +413,20 @@ async fn release(
                 rows.iter().map(|c| stored.remove(&c.external_id)).collect();
             // What is left was categorized but is not in the held classification.
             let removed: Vec<String> = stored.into_keys().collect();
-            let outcome =
-                apply(state, tenant, &report.run_id, rows, &previous, removed, now).await?;
+            // Retries of the CRM's batches are logged under the run whose
+            // classification this is.
+            let delivery = Delivery::new(state, &tenant.id, &report.run_id);
+            let outcome = apply(
+                state,
+                &delivery,
+                tenant,
+                &report.run_id,
+                rows,
+                &previous,
+                removed,
+                now,
+            )
+            .await?;
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {
                 return Err(no_longer_held());
             }

@@ -3,6 +3,7 @@
 
 pub mod abc;
 pub mod checkpoint;
+pub mod delivery;
 pub mod retention;
 pub mod scheduler;
 pub mod sink;

@@ -1,6 +1,8 @@
 //! The scheduler: every few seconds, each active, scheduled tenant whose schedule had a
 //! slot since the last look gets a run. A slot is claimed in the database first, so with
-//! several replicas exactly one starts it; the run lease keeps one run per tenant.
+//! several replicas exactly one starts it; the run lease keeps one run per tenant. It also
+//! marks runs whose server died INTERRUPTED, and retries failed and interrupted runs
+//! (trigger RETRY) after their backoff, a bounded number of times.
 
 use std::time::Duration;
 
@@ -9,11 +11,11 @@ use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::domain::alert::AlertKind;
-use crate::domain::run::Level;
-use crate::domain::run::RunTrigger;
+use crate::domain::run::{Level, RunStatus, RunSummary, RunTrigger};
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
 use crate::storage::{alerts, events, lease, runs, tenants};
+use crate::worker::delivery::RunRetries;
 use crate::worker::sync;
 
 /// How often the scheduler looks, by default.
@@ -22,38 +24,86 @@ pub const TICK: Duration = Duration::from_secs(5);
 /// misses nothing, while a server that was down for hours does not replay old slots.
 const CATCH_UP: chrono::Duration = chrono::Duration::seconds(30);
 
-/// Starts the runs due at `now`; returns how many it started.
+/// Starts the runs due at `now` — scheduled slots, and retries of failed or interrupted
+/// runs — and marks the runs whose server died INTERRUPTED; returns how many it started.
+/// One tenant's error is logged and never keeps the others from their runs.
 pub async fn tick(state: &AppState, now: DateTime<Utc>) -> Result<usize> {
+    // A run whose lease expired lost its server: INTERRUPTED now, retried below.
+    sync::interrupt_orphans(state, now, now).await?;
     let mut started = 0;
     for t in tenants::list(&state.db).await? {
-        if !(t.active && t.scheduled) {
+        if !t.active {
             continue;
         }
-        check_stale(state, &t, now).await?;
-        let Some(slot) = t
-            .schedule
-            .runs_between(now - CATCH_UP, now, t.timezone)
-            .pop()
-        else {
-            continue;
-        };
-        if !lease::claim_slot(&state.db, &t.id, slot).await? {
-            continue;
-        }
-        match sync::start(state, &t.id, RunTrigger::Schedule).await {
-            Ok(s) if s.already_running => {
-                tracing::info!(tenant = %t.id, %slot, "scheduled slot skipped: a run is in progress");
-            }
-            Ok(s) => {
-                tracing::info!(tenant = %t.id, %slot, run = %s.run.id, "scheduled run started");
-                started += 1;
-            }
+        match tick_tenant(state, &t, now).await {
+            Ok(true) => started += 1,
+            Ok(false) => {}
             Err(e) => {
-                tracing::error!(tenant = %t.id, error = ?anyhow::Error::from(e), "cannot start a scheduled run");
+                tracing::error!(tenant = %t.id, error = ?anyhow::Error::from(e), "scheduler: cannot look at a tenant");
             }
         }
     }
     Ok(started)
+}
+
+/// The tenant's due slot, else its due retry; true when a run started.
+async fn tick_tenant(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result<bool> {
+    if t.scheduled {
+        check_stale(state, t, now).await?;
+        let slot = t
+            .schedule
+            .runs_between(now - CATCH_UP, now, t.timezone)
+            .pop();
+        if let Some(slot) = slot {
+            // A slot is claimed once across replicas; a retry never takes its place.
+            if lease::claim_slot(&state.db, &t.id, slot).await? {
+                return start(state, t, RunTrigger::Schedule, &format!("slot {slot}")).await;
+            }
+        }
+    }
+    let recent = runs::recent(&state.db, &t.id, u64::from(state.retries.max) + 1).await?;
+    match retry_due(&state.retries, &recent, now) {
+        Some(after) => {
+            start(
+                state,
+                t,
+                RunTrigger::Retry,
+                &format!("retry of run {after}"),
+            )
+            .await
+        }
+        None => Ok(false),
+    }
+}
+
+/// The run to retry at `now`, given the tenant's newest runs (newest first): the newest
+/// one when it FAILED, once its backoff passed, or was INTERRUPTED (its server died: at
+/// once), while retries are left — each retry that failed again counts one.
+fn retry_due(retries: &RunRetries, recent: &[RunSummary], now: DateTime<Utc>) -> Option<String> {
+    let ended_badly =
+        |r: &RunSummary| matches!(r.status, RunStatus::Failed | RunStatus::Interrupted);
+    let last = recent.first().filter(|r| ended_badly(r))?;
+    let done = recent
+        .iter()
+        .take_while(|r| r.trigger == RunTrigger::Retry && ended_badly(r))
+        .count();
+    let wait = retries.next(u32::try_from(done).unwrap_or(u32::MAX))?;
+    let wait = match last.status {
+        RunStatus::Interrupted => chrono::Duration::zero(),
+        _ => chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+    };
+    let ended = last.finished_at.unwrap_or(last.started_at);
+    (now >= ended + wait).then(|| last.id.clone())
+}
+
+async fn start(state: &AppState, t: &Tenant, trigger: RunTrigger, why: &str) -> Result<bool> {
+    let s = sync::start(state, &t.id, trigger).await?;
+    if s.already_running {
+        tracing::info!(tenant = %t.id, "{why} skipped: a run is in progress");
+        return Ok(false);
+    }
+    tracing::info!(tenant = %t.id, run = %s.run.id, trigger = trigger.as_str(), "{why}: run started");
+    Ok(true)
 }
 
 /// Ticks every `every` until shutdown.
@@ -102,4 +152,81 @@ async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result
         state.logs.append(&state.db, e, now).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, status: RunStatus, trigger: RunTrigger, ended: DateTime<Utc>) -> RunSummary {
+        RunSummary {
+            id: id.into(),
+            status,
+            trigger,
+            started_at: ended - chrono::Duration::seconds(5),
+            finished_at: Some(ended),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn failed_runs_are_retried_after_a_growing_backoff_a_bounded_number_of_times() {
+        let r = RunRetries::default();
+        let t0 = Utc::now();
+        let min = chrono::Duration::minutes;
+        let failed = run("m", RunStatus::Failed, RunTrigger::Manual, t0);
+        assert_eq!(
+            retry_due(
+                &r,
+                std::slice::from_ref(&failed),
+                t0 + min(1) - chrono::Duration::seconds(1)
+            ),
+            None
+        );
+        assert_eq!(
+            retry_due(&r, std::slice::from_ref(&failed), t0 + min(1)),
+            Some("m".into())
+        );
+        let r1 = run("r1", RunStatus::Failed, RunTrigger::Retry, t0 + min(2));
+        assert_eq!(
+            retry_due(&r, &[r1.clone(), failed.clone()], t0 + min(3)),
+            None
+        );
+        assert_eq!(
+            retry_due(&r, &[r1.clone(), failed.clone()], t0 + min(4)),
+            Some("r1".into())
+        );
+        let r2 = run("r2", RunStatus::Failed, RunTrigger::Retry, t0 + min(5));
+        let r3 = run("r3", RunStatus::Failed, RunTrigger::Retry, t0 + min(10));
+        assert_eq!(
+            retry_due(&r, &[r2.clone(), r1.clone(), failed.clone()], t0 + min(9)),
+            Some("r2".into())
+        );
+        assert_eq!(
+            retry_due(&r, &[r3, r2, r1, failed], t0 + min(600)),
+            None,
+            "three retries, then none"
+        );
+    }
+
+    #[test]
+    fn interrupted_runs_are_retried_at_once_and_good_runs_never() {
+        let r = RunRetries::default();
+        let t0 = Utc::now();
+        let gone = run("i", RunStatus::Interrupted, RunTrigger::Schedule, t0);
+        assert_eq!(retry_due(&r, &[gone], t0), Some("i".into()));
+        for status in [RunStatus::Success, RunStatus::Partial, RunStatus::Running] {
+            let ok = run("s", status, RunTrigger::Manual, t0);
+            assert_eq!(retry_due(&r, &[ok], t0 + chrono::Duration::days(1)), None);
+        }
+        assert_eq!(
+            retry_due(
+                &RunRetries { max: 0, ..r },
+                &[run("f", RunStatus::Failed, RunTrigger::Manual, t0)],
+                t0 + chrono::Duration::days(1)
+            ),
+            None
+        );
+        assert_eq!(retry_due(&r, &[], t0), None);
+    }
 }

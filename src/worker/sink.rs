@@ -1,7 +1,7 @@
 //! Where a run delivers: the CRM. The embedded sink writes erpsync's own CRM tables (the
 //! default: a standalone install is complete); its companies' categories are the ones
-//! erpsync stores, read in place. Every call is idempotent by
-//! (tenant, external_id), so a run that failed halfway is simply run again.
+//! erpsync stores, read in place. Every call is idempotent by (tenant, external_id), so
+//! a batch or a run that failed halfway is simply sent again (at-least-once delivery).
 
 use chrono::Utc;
 
@@ -11,44 +11,41 @@ use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::{crm, Db};
 
-/// A CRM that receives companies and contacts.
+/// One call to a sink: whose records, for which run, and the batch's idempotency key
+/// (`<run_id>:<batch sequence>`, the same for every attempt of the batch).
+#[derive(Debug, Clone)]
+pub struct SinkCall {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The run delivering.
+    pub run_id: String,
+    /// What a host may de-duplicate on.
+    pub idempotency_key: String,
+}
+
+/// What a sink answered to a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkAck {
+    /// How many records of the call's table the CRM holds for the tenant after it, when
+    /// the CRM says.
+    pub total: Option<u64>,
+}
+
+/// A CRM that receives companies and contacts. A failure that may pass (the CRM is down,
+/// slow or busy) is [`crate::error::AppError::Sink`] with `transient` set: the run retries the batch
+/// under its delivery policy.
 #[tonic::async_trait]
 pub trait CrmSink: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces companies.
-    async fn upsert_companies(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        rows: Vec<CrmCompany>,
-    ) -> Result<()>;
+    async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck>;
     /// Inserts or replaces contacts.
-    async fn upsert_contacts(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        rows: Vec<CrmContact>,
-    ) -> Result<()>;
+    async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck>;
     /// Deletes companies by external id.
-    async fn delete_companies(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        ids: Vec<String>,
-    ) -> Result<()>;
+    async fn delete_companies(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck>;
     /// Deletes contacts by external id.
-    async fn delete_contacts(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        ids: Vec<String>,
-    ) -> Result<()>;
+    async fn delete_contacts(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck>;
     /// Sets companies' ABC class, lifecycle, portfolio and revenue.
-    async fn apply_categories(
-        &self,
-        tenant: &TenantId,
-        run_id: &str,
-        rows: Vec<Category>,
-    ) -> Result<()>;
+    async fn apply_categories(&self, call: SinkCall, rows: Vec<Category>) -> Result<SinkAck>;
     /// Whether this CRM reads the categories erpsync stores (`company_category`) rather
     /// than receiving them: then a run sends it none.
     fn reads_stored_categories(&self) -> bool {
@@ -71,55 +68,30 @@ impl EmbeddedSink {
 
 #[tonic::async_trait]
 impl CrmSink for EmbeddedSink {
-    async fn upsert_companies(
-        &self,
-        tenant: &TenantId,
-        _run_id: &str,
-        rows: Vec<CrmCompany>,
-    ) -> Result<()> {
-        crm::upsert_companies(&self.db, tenant, &rows, Utc::now()).await
+    async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck> {
+        crm::upsert_companies(&self.db, &call.tenant, &rows, Utc::now()).await?;
+        Ok(SinkAck::default())
     }
 
-    async fn upsert_contacts(
-        &self,
-        tenant: &TenantId,
-        _run_id: &str,
-        rows: Vec<CrmContact>,
-    ) -> Result<()> {
-        crm::upsert_contacts(&self.db, tenant, &rows, Utc::now()).await
+    async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck> {
+        crm::upsert_contacts(&self.db, &call.tenant, &rows, Utc::now()).await?;
+        Ok(SinkAck::default())
     }
 
-    async fn delete_companies(
-        &self,
-        tenant: &TenantId,
-        _run_id: &str,
-        ids: Vec<String>,
-    ) -> Result<()> {
-        crm::delete(&self.db, crm::CrmTable::Company, tenant, &ids)
-            .await
-            .map(|_| ())
+    async fn delete_companies(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
+        crm::delete(&self.db, crm::CrmTable::Company, &call.tenant, &ids).await?;
+        Ok(SinkAck::default())
     }
 
-    async fn delete_contacts(
-        &self,
-        tenant: &TenantId,
-        _run_id: &str,
-        ids: Vec<String>,
-    ) -> Result<()> {
-        crm::delete(&self.db, crm::CrmTable::Contact, tenant, &ids)
-            .await
-            .map(|_| ())
+    async fn delete_contacts(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
+        crm::delete(&self.db, crm::CrmTable::Contact, &call.tenant, &ids).await?;
+        Ok(SinkAck::default())
     }
 
     /// Nothing to write: the embedded CRM's companies carry the categories of
     /// `company_category` (same database; see `crm::company_categories`).
-    async fn apply_categories(
-        &self,
-        _tenant: &TenantId,
-        _run_id: &str,
-        _rows: Vec<Category>,
-    ) -> Result<()> {
-        Ok(())
+    async fn apply_categories(&self, _call: SinkCall, _rows: Vec<Category>) -> Result<SinkAck> {
+        Ok(SinkAck::default())
     }
 
     fn reads_stored_categories(&self) -> bool {

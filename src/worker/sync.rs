@@ -25,6 +25,7 @@ use crate::storage::{
     alerts, crm, erp_counts, events, lease, pending_deletes, runs, staging, tenants,
 };
 use crate::worker::abc;
+use crate::worker::delivery::Delivery;
 
 mod view;
 
@@ -102,8 +103,9 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
     tenants::require(&state.db, tenant).await?;
     let now = Utc::now();
     // A run whose holder died keeps its lease until it expires; after that it is
-    // marked INTERRUPTED here, and this run redoes its work.
-    runs::mark_interrupted(&state.db, now, now).await?;
+    // marked INTERRUPTED here (or by the scheduler's next tick), and this run redoes its
+    // work.
+    interrupt_orphans(state, now, now).await?;
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         status: RunStatus::Running,
@@ -139,6 +141,36 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
     })
 }
 
+/// Marks the runs whose holder died — RUNNING with no lease live at `lease_cutoff` — as
+/// INTERRUPTED, each with an event in its tenant's log; returns how many. The
+/// scheduler runs them again (trigger RETRY).
+pub async fn interrupt_orphans(
+    state: &AppState,
+    now: chrono::DateTime<Utc>,
+    lease_cutoff: chrono::DateTime<Utc>,
+) -> Result<usize> {
+    let interrupted = runs::mark_interrupted(&state.db, now, lease_cutoff).await?;
+    for (tenant, run_id) in &interrupted {
+        tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
+        let e = events::NewEvent {
+            tenant,
+            run_id: Some(run_id),
+            level: Level::Error,
+            stage: Stage::Finish.as_str(),
+            table: None,
+            message: format!(
+                "run finished: INTERRUPTED: {}; what it had not delivered stays staged for the next run",
+                runs::INTERRUPTED_CAUSE
+            ),
+            fields: Map::new(),
+        };
+        if let Err(err) = state.logs.append(&state.db, e, now).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %run_id, "cannot write a run event");
+        }
+    }
+    Ok(interrupted.len())
+}
+
 struct Ctx<'a> {
     state: &'a AppState,
     tenant: &'a TenantId,
@@ -152,6 +184,8 @@ struct Ctx<'a> {
     analysis: Option<(Tenant, abc::Analysis)>,
     /// The shift guard held this run's classification.
     abc_held: bool,
+    /// The run's batches to the sink.
+    delivery: Delivery<'a>,
 }
 
 impl Ctx<'_> {
@@ -218,6 +252,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         interrupted: false,
         analysis: None,
         abc_held: false,
+        delivery: Delivery::new(state, tenant, &run.id),
     };
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
     let _enter = span.enter();
@@ -423,9 +458,11 @@ async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
         if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(t.id) {
             continue;
         }
+        // The CRM's own count when it reports one with its answers, else what it was
+        // delivered (erpsync's record of it).
         let crm_count = match t.id {
-            "company" => Some(companies),
-            "contact" => Some(contacts),
+            "company" => Some(ctx.delivery.crm_total(t.id).unwrap_or(companies)),
+            "contact" => Some(ctx.delivery.crm_total(t.id).unwrap_or(contacts)),
             _ => None,
         };
         let c = ctx.counts(t.id);
@@ -449,54 +486,68 @@ async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
     Ok("ok".to_owned())
 }
 
-/// Records sent to the sink per call from a page, with a shutdown check in between.
-const SINK_CHUNK: usize = 500;
-
-/// Sends one page's upserts and deletions to the sink in chunks; false when shutdown
-/// stopped it before the end.
+/// Sends one page's upserts and deletions to the sink in batches (see
+/// [`delivery`](crate::worker::delivery)); false when shutdown stopped it before the end.
 async fn deliver(
     ctx: &Ctx<'_>,
-    table: &str,
+    table: &'static str,
     upserts: Vec<staging::Pending>,
     deletes: &[String],
 ) -> Result<bool> {
     let sink = &ctx.state.sink;
+    let d = &ctx.delivery;
     let mut upserts = upserts.into_iter().peekable();
     while upserts.peek().is_some() {
         if ctx.state.runs.stopping() {
             return Ok(false);
         }
-        let chunk: Vec<staging::Pending> = upserts.by_ref().take(SINK_CHUNK).collect();
-        match table {
+        let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
+        let sent = match table {
             "company" => {
-                let rows = chunk
+                let rows: Vec<CrmCompany> = chunk
                     .into_iter()
                     .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
                     .collect();
-                sink.upsert_companies(ctx.tenant, &ctx.run_id, rows).await?;
+                d.send(Stage::Push, table, "UpsertCompanies", |call| {
+                    sink.upsert_companies(call, rows.clone())
+                })
+                .await?
             }
             _ => {
-                let rows = chunk
+                let rows: Vec<CrmContact> = chunk
                     .into_iter()
                     .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
                     .collect();
-                sink.upsert_contacts(ctx.tenant, &ctx.run_id, rows).await?;
+                d.send(Stage::Push, table, "UpsertContacts", |call| {
+                    sink.upsert_contacts(call, rows.clone())
+                })
+                .await?
             }
+        };
+        if sent.is_none() {
+            return Ok(false);
         }
     }
-    for chunk in deletes.chunks(SINK_CHUNK) {
+    for chunk in deletes.chunks(d.batch_size()) {
         if ctx.state.runs.stopping() {
             return Ok(false);
         }
-        match table {
+        let sent = match table {
             "company" => {
-                sink.delete_companies(ctx.tenant, &ctx.run_id, chunk.to_vec())
-                    .await?
+                d.send(Stage::Push, table, "DeleteCompanies", |call| {
+                    sink.delete_companies(call, chunk.to_vec())
+                })
+                .await?
             }
             _ => {
-                sink.delete_contacts(ctx.tenant, &ctx.run_id, chunk.to_vec())
-                    .await?
+                d.send(Stage::Push, table, "DeleteContacts", |call| {
+                    sink.delete_contacts(call, chunk.to_vec())
+                })
+                .await?
             }
+        };
+        if sent.is_none() {
+            return Ok(false);
         }
         pending_deletes::mark_applied(&ctx.state.db, ctx.tenant, table, chunk, Utc::now()).await?;
     }
@@ -735,7 +786,7 @@ async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
         return Ok("skipped: no analysis".into());
     };
     let now = Utc::now();
-    match abc::categorize(ctx.state, &tenant, analysis, now).await? {
+    match abc::categorize(ctx.state, &ctx.delivery, &tenant, analysis, now).await? {
         abc::Categorized::Applied(abc::Applied {
             sent,
             class_changes,

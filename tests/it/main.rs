@@ -8,6 +8,7 @@ mod cli;
 mod erp_outage;
 mod export;
 mod grpcurl;
+mod host_outage;
 mod hostile_input;
 mod ingest;
 mod ingest_props;

@@ -11,6 +11,7 @@ use erpsync::grpc::pb::{
     ListRunsRequest, Record, TriggerSyncRequest,
 };
 use erpsync::storage::{crm, lease, runs};
+use erpsync::worker::sink::{SinkAck, SinkCall};
 use serde_json::json;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -156,7 +157,7 @@ fn tombstone(i: usize) -> Record {
 
 /// A RUNNING run of acme started at `started_at`, whose lease `holder` took at `leased_at`
 /// for 60 s: another replica's run, or a dead process's.
-async fn held_run(
+pub(crate) async fn held_run(
     ctx: &Ctx,
     trigger: RunTrigger,
     holder: &str,
@@ -676,7 +677,7 @@ async fn a_run_left_running_by_a_dead_process_is_interrupted(app: TestApp) {
     assert_eq!(dead.summary.status, RunStatus::Interrupted);
 }
 
-async fn wait_idle(ctx: &mut Ctx) -> Vec<pb::Run> {
+pub(crate) async fn wait_idle(ctx: &mut Ctx) -> Vec<pb::Run> {
     for _ in 0..400 {
         let runs = ctx
             .history
@@ -778,49 +779,44 @@ struct FlakySink {
 impl erpsync::worker::sink::CrmSink for FlakySink {
     async fn upsert_companies(
         &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-        run_id: &str,
+        call: SinkCall,
         rows: Vec<erpsync::domain::crm::CrmCompany>,
-    ) -> erpsync::error::Result<()> {
+    ) -> erpsync::error::Result<SinkAck> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
         }
-        self.inner.upsert_companies(tenant, run_id, rows).await
+        self.inner.upsert_companies(call, rows).await
     }
     async fn upsert_contacts(
         &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-        run_id: &str,
+        call: SinkCall,
         rows: Vec<erpsync::domain::crm::CrmContact>,
-    ) -> erpsync::error::Result<()> {
-        self.inner.upsert_contacts(tenant, run_id, rows).await
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.upsert_contacts(call, rows).await
     }
     async fn delete_companies(
         &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-        run_id: &str,
+        call: SinkCall,
         ids: Vec<String>,
-    ) -> erpsync::error::Result<()> {
-        self.inner.delete_companies(tenant, run_id, ids).await
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.delete_companies(call, ids).await
     }
     async fn delete_contacts(
         &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-        run_id: &str,
+        call: SinkCall,
         ids: Vec<String>,
-    ) -> erpsync::error::Result<()> {
-        self.inner.delete_contacts(tenant, run_id, ids).await
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.delete_contacts(call, ids).await
     }
     async fn apply_categories(
         &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-        run_id: &str,
+        call: SinkCall,
         rows: Vec<erpsync::domain::abc::Category>,
-    ) -> erpsync::error::Result<()> {
+    ) -> erpsync::error::Result<SinkAck> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
         }
-        self.inner.apply_categories(tenant, run_id, rows).await
+        self.inner.apply_categories(call, rows).await
     }
 }
 
@@ -946,36 +942,71 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
 }
 
 /// A host CRM: records every call; answers UNAVAILABLE while `failing` is set; takes
-/// `delay_ms` per call.
+/// `delay_ms` per call; holds the companies and contacts it was sent (beside
+/// `host_only` of its own) and reports its total with every answer.
 #[derive(Default)]
-struct HostCrm {
-    calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
+pub(crate) struct HostCrm {
+    pub(crate) calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
     /// Every ApplyCategories entry received, in order.
-    categories: std::sync::Mutex<Vec<pb::CompanyCategory>>,
-    failing: std::sync::atomic::AtomicBool,
-    delay_ms: std::sync::atomic::AtomicU64,
+    pub(crate) categories: std::sync::Mutex<Vec<pb::CompanyCategory>>,
+    pub(crate) failing: std::sync::atomic::AtomicBool,
+    pub(crate) delay_ms: std::sync::atomic::AtomicU64,
+    /// Per table ("company", "contact"), the external ids it holds.
+    pub(crate) held: std::sync::Mutex<
+        std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>,
+    >,
+    /// Records the host has that erpsync never sent.
+    pub(crate) host_only: std::sync::atomic::AtomicU64,
+    /// The idempotency key of every call answered, in order.
+    pub(crate) keys: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
-struct HostCrmService(std::sync::Arc<HostCrm>);
+pub(crate) struct HostCrmService(pub(crate) std::sync::Arc<HostCrm>);
 
 impl HostCrmService {
-    fn record(
+    async fn record(
         &self,
         method: &str,
         tenant: &str,
+        key: String,
         ids: Vec<String>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
+        let delay = self.0.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("maintenance"));
         }
         let applied = ids.len() as u64;
+        let table = if method.ends_with("Companies") {
+            "company"
+        } else {
+            "contact"
+        };
+        let total = {
+            let mut held = self.0.held.lock().unwrap();
+            let set = held.entry(table).or_default();
+            for id in &ids {
+                if method.starts_with("Delete") {
+                    set.remove(id);
+                } else {
+                    set.insert(id.clone());
+                }
+            }
+            set.len() as u64 + self.0.host_only.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        self.0.keys.lock().unwrap().push(key);
         self.0
             .calls
             .lock()
             .unwrap()
             .push((method.to_owned(), tenant.to_owned(), ids));
-        Ok(tonic::Response::new(pb::SinkResponse { applied }))
+        Ok(tonic::Response::new(pb::SinkResponse {
+            applied,
+            total: Some(total),
+        }))
     }
 }
 
@@ -992,15 +1023,23 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
         self.record(
             "UpsertCompanies",
             &r.tenant_id,
+            r.idempotency_key,
             r.companies.into_iter().map(|c| c.external_id).collect(),
         )
+        .await
     }
     async fn delete_companies(
         &self,
         r: tonic::Request<pb::DeleteRecordsRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let r = r.into_inner();
-        self.record("DeleteCompanies", &r.tenant_id, r.external_ids)
+        self.record(
+            "DeleteCompanies",
+            &r.tenant_id,
+            r.idempotency_key,
+            r.external_ids,
+        )
+        .await
     }
     async fn upsert_contacts(
         &self,
@@ -1010,15 +1049,23 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
         self.record(
             "UpsertContacts",
             &r.tenant_id,
+            r.idempotency_key,
             r.contacts.into_iter().map(|c| c.external_id).collect(),
         )
+        .await
     }
     async fn delete_contacts(
         &self,
         r: tonic::Request<pb::DeleteRecordsRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let r = r.into_inner();
-        self.record("DeleteContacts", &r.tenant_id, r.external_ids)
+        self.record(
+            "DeleteContacts",
+            &r.tenant_id,
+            r.idempotency_key,
+            r.external_ids,
+        )
+        .await
     }
     async fn apply_categories(
         &self,
@@ -1030,22 +1077,44 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
         let r = r.into_inner();
         let applied = r.categories.len() as u64;
         self.0.categories.lock().unwrap().extend(r.categories);
-        Ok(tonic::Response::new(pb::SinkResponse { applied }))
+        Ok(tonic::Response::new(pb::SinkResponse {
+            applied,
+            total: None,
+        }))
     }
 }
 
+/// A server delivering to the host CrmSink at `url` in batches of 2, trying each batch
+/// twice 10 ms apart.
 async fn app_with_host_sink(backend: crate::helpers::Backend, url: String) -> TestApp {
-    use erpsync::grpc::crm_sink_client::{GrpcSink, Policy};
-    let policy = Policy {
+    app_with_host_sink_and(backend, url, |_| {}).await
+}
+
+pub(crate) async fn app_with_host_sink_and(
+    backend: crate::helpers::Backend,
+    url: String,
+    tune: impl FnOnce(&mut erpsync::config::Config),
+) -> TestApp {
+    use erpsync::grpc::crm_sink_client::GrpcSink;
+    use erpsync::worker::delivery::DeliveryPolicy;
+    let delivery = DeliveryPolicy {
         batch: 2,
-        timeout: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(2),
         attempts: 2,
         backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
+        ..DeliveryPolicy::default()
     };
-    let sink = GrpcSink::new(&url, policy).unwrap();
-    crate::helpers::spawn_app_full(backend, |_| {}, move |_| std::sync::Arc::new(sink))
-        .await
-        .unwrap()
+    crate::helpers::spawn_app_full(
+        backend,
+        |c| {
+            c.delivery = delivery;
+            tune(c);
+        },
+        move |db| std::sync::Arc::new(GrpcSink::new(&url, delivery.call_timeout, db).unwrap()),
+    )
+    .await
+    .unwrap()
 }
 
 async fn the_host_crm_sink_receives_exactly_the_upserts_and_deletes(app: TestApp) {
@@ -1112,10 +1181,18 @@ async fn the_host_crm_sink_receives_exactly_the_upserts_and_deletes(app: TestApp
     let run = got.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Failed);
     assert!(
-        run.errors[0]
-            .contains("refused UpsertCompanies after 2 attempt(s): Unavailable: maintenance"),
+        run.errors[0].contains("UpsertCompanies of batch ")
+            && run.errors[0]
+                .contains("answered Unavailable: \"maintenance\" (gave up after 2 attempt(s) in"),
         "{:?}",
         run.errors
+    );
+    assert!(
+        got.log.iter().any(|e| e.level() == pb::LogLevel::Warn
+            && e.message
+                .contains("answered Unavailable: \"maintenance\"; attempt 2 of 2 in 0 s")),
+        "every retry is in the tenant's log: {:#?}",
+        got.log
     );
     assert!(got
         .log

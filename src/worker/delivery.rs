@@ -1,0 +1,307 @@
+//! How a run delivers to the CRM sink, and how a failed run is tried again.
+//!
+//! Delivery is at least once: each batch carries an idempotency key (`<run_id>:<batch
+//! sequence>`, the same for every attempt), a call that fails transiently (the CRM down,
+//! slow or busy) is sent again after a capped exponential backoff, as long as the batch's
+//! attempts and time budget last, and every retry is a WARN event in the tenant's log
+//! with the sink's status. A run that still fails is FAILED; the scheduler starts it
+//! again (trigger RETRY) after its own backoff, a bounded number of times.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::run::{Level, Stage};
+use crate::domain::tenant::TenantId;
+use crate::domain::text::human_duration;
+use crate::error::{AppError, Result};
+use crate::storage::events;
+use crate::worker::sink::{SinkAck, SinkCall};
+
+/// How batches are sent to the sink (`serve --sink-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Records per call.
+    pub batch: usize,
+    /// Attempts per batch, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each next one…
+    pub backoff: Duration,
+    /// …up to this.
+    pub max_backoff: Duration,
+    /// Deadline of one call.
+    pub call_timeout: Duration,
+    /// A batch is given up when its next attempt would start after this much time.
+    pub batch_budget: Duration,
+}
+
+/// Default [`DeliveryPolicy::batch`].
+pub const DEFAULT_SINK_BATCH: usize = 500;
+/// Default [`DeliveryPolicy::attempts`].
+pub const DEFAULT_SINK_ATTEMPTS: u32 = 10;
+/// Default [`DeliveryPolicy::backoff`].
+pub const DEFAULT_SINK_BACKOFF: Duration = Duration::from_secs(1);
+/// Default [`DeliveryPolicy::max_backoff`].
+pub const DEFAULT_SINK_MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// Default [`DeliveryPolicy::call_timeout`].
+pub const DEFAULT_SINK_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`DeliveryPolicy::batch_budget`]: with the default backoff (1, 2, 4, 8, 15,
+/// 15, … s) a CRM that restarts for a minute and a half is waited for.
+pub const DEFAULT_SINK_BATCH_BUDGET: Duration = Duration::from_secs(180);
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            batch: DEFAULT_SINK_BATCH,
+            attempts: DEFAULT_SINK_ATTEMPTS,
+            backoff: DEFAULT_SINK_BACKOFF,
+            max_backoff: DEFAULT_SINK_MAX_BACKOFF,
+            call_timeout: DEFAULT_SINK_CALL_TIMEOUT,
+            batch_budget: DEFAULT_SINK_BATCH_BUDGET,
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// The wait after `failed` failed attempts (1 for the first).
+    pub fn wait(&self, failed: u32) -> Duration {
+        let doubled = self
+            .backoff
+            .saturating_mul(1u32 << failed.saturating_sub(1).min(20));
+        doubled.min(self.max_backoff)
+    }
+
+    /// Checks the settings that types alone cannot.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.batch == 0 || self.attempts == 0 {
+            return Err("--sink-batch and --sink-attempts must be positive".into());
+        }
+        if self.call_timeout.is_zero() || self.batch_budget.is_zero() {
+            return Err(
+                "--sink-call-timeout-secs and --sink-batch-budget-secs must be positive".into(),
+            );
+        }
+        if self.max_backoff < self.backoff {
+            return Err("--sink-max-backoff-secs must be at least --sink-backoff-ms".into());
+        }
+        Ok(())
+    }
+}
+
+/// How a FAILED run is tried again by the scheduler (`serve --run-retries`,
+/// `--run-retry-backoff-secs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunRetries {
+    /// Automatic retries after a failure (0: none); a run started otherwise resets them.
+    pub max: u32,
+    /// Wait after the failed run before the first retry; doubled for each next one.
+    pub backoff: Duration,
+}
+
+/// Default [`RunRetries::max`].
+pub const DEFAULT_RUN_RETRIES: u32 = 3;
+/// Default [`RunRetries::backoff`] (retries 1, 2 and 4 minutes after their failure).
+pub const DEFAULT_RUN_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Default for RunRetries {
+    fn default() -> Self {
+        Self {
+            max: DEFAULT_RUN_RETRIES,
+            backoff: DEFAULT_RUN_RETRY_BACKOFF,
+        }
+    }
+}
+
+impl RunRetries {
+    /// How long after a failed run the next retry waits, when `done` retries followed the
+    /// last run started otherwise; None when none is left.
+    pub fn next(&self, done: u32) -> Option<Duration> {
+        (done < self.max).then(|| self.backoff.saturating_mul(1u32 << done.min(20)))
+    }
+}
+
+/// One run's deliveries: numbers its batches, retries them under the policy, logs every
+/// retry in the tenant's log and keeps the totals the CRM reported.
+pub struct Delivery<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantId,
+    run_id: String,
+    batches: AtomicU64,
+    totals: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl<'a> Delivery<'a> {
+    /// The deliveries of run `run_id`.
+    pub fn new(state: &'a AppState, tenant: &'a TenantId, run_id: &str) -> Self {
+        Self {
+            state,
+            tenant,
+            run_id: run_id.to_owned(),
+            batches: AtomicU64::new(0),
+            totals: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records per batch.
+    pub fn batch_size(&self) -> usize {
+        self.state.delivery.batch
+    }
+
+    /// The number of `table`'s records the CRM said it holds after its last call, if it did.
+    pub fn crm_total(&self, table: &str) -> Option<u64> {
+        self.totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(table)
+            .copied()
+    }
+
+    /// Sends one batch with `send` (given the call's identity), retrying transient
+    /// failures; `what` names the call in the log ("UpsertCompanies"). None when shutdown
+    /// stopped the retries (the batch is not delivered).
+    pub async fn send<F, Fut>(
+        &self,
+        stage: Stage,
+        table: &'static str,
+        what: &str,
+        send: F,
+    ) -> Result<Option<SinkAck>>
+    where
+        F: Fn(SinkCall) -> Fut,
+        Fut: Future<Output = Result<SinkAck>>,
+    {
+        let sequence = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
+        let key = format!("{}:{sequence}", self.run_id);
+        let call = SinkCall {
+            tenant: self.tenant.clone(),
+            run_id: self.run_id.clone(),
+            idempotency_key: key.clone(),
+        };
+        let policy = self.state.delivery;
+        let started = Instant::now();
+        let mut failed = 0;
+        loop {
+            let outcome = match tokio::time::timeout(policy.call_timeout, send(call.clone())).await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Err(AppError::Sink {
+                    status: format!(
+                        "no answer within {}",
+                        human_duration(chrono_duration(policy.call_timeout))
+                    ),
+                    transient: true,
+                }),
+            };
+            let (status, transient) = match outcome {
+                Ok(ack) => {
+                    if let Some(total) = ack.total {
+                        self.totals
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(table, total);
+                    }
+                    return Ok(Some(ack));
+                }
+                Err(AppError::Sink { status, transient }) => (status, transient),
+                Err(other) => return Err(other),
+            };
+            failed += 1;
+            let wait = policy.wait(failed);
+            let spent = started.elapsed();
+            if !transient || failed >= policy.attempts || spent + wait > policy.batch_budget {
+                let why = if transient {
+                    format!(
+                        "gave up after {failed} attempt(s) in {}",
+                        human_duration(chrono_duration(spent))
+                    )
+                } else {
+                    "not retried: the CRM refused it".to_owned()
+                };
+                return Err(AppError::Sink {
+                    status: format!("{what} of batch {key} failed: {status} ({why})"),
+                    transient,
+                });
+            }
+            self.event(
+                stage,
+                table,
+                format!(
+                    "{what} of batch {key} failed: {status}; attempt {} of {} in {}",
+                    failed + 1,
+                    policy.attempts,
+                    human_duration(chrono_duration(wait))
+                ),
+                json!({"sink_status": status, "attempt": failed, "idempotency_key": key}),
+            )
+            .await;
+            tokio::time::sleep(wait).await;
+            if self.state.runs.stopping() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn event(&self, stage: Stage, table: &str, message: String, fields: serde_json::Value) {
+        let serde_json::Value::Object(fields) = fields else {
+            return;
+        };
+        let e = events::NewEvent {
+            tenant: self.tenant,
+            run_id: Some(&self.run_id),
+            level: Level::Warn,
+            stage: stage.as_str(),
+            table: Some(table),
+            message,
+            fields,
+        };
+        if let Err(err) = self.state.logs.append(&self.state.db, e, Utc::now()).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
+        }
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_waits_out_a_restart_of_a_minute() {
+        let p = DeliveryPolicy::default();
+        let waits: Vec<u64> = (1..p.attempts).map(|n| p.wait(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15, 15]);
+        assert!(waits.iter().sum::<u64>() >= 60);
+        assert!(Duration::from_secs(waits.iter().sum()) < p.batch_budget);
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn run_retries_back_off_and_end() {
+        let r = RunRetries::default();
+        let next: Vec<Option<u64>> = (0..4).map(|n| r.next(n).map(|d| d.as_secs())).collect();
+        assert_eq!(next, [Some(60), Some(120), Some(240), None]);
+        assert_eq!(RunRetries { max: 0, ..r }.next(0), None);
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let p = DeliveryPolicy::default();
+        assert!(DeliveryPolicy { attempts: 0, ..p }.validate().is_err());
+        assert!(DeliveryPolicy { batch: 0, ..p }.validate().is_err());
+        assert!(DeliveryPolicy {
+            max_backoff: Duration::from_millis(1),
+            ..p
+        }
+        .validate()
+        .is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! The host CRM goes away: a real gRPC CrmSink server, in a runtime of its own, stopped
+//! mid-run (every socket closed) and started again on the same port. The run waits for
+//! it under the delivery policy, logs every retry, and the host ends with every record;
+//! a run that fails anyway is retried by the scheduler (trigger RETRY), a bounded number
+//! of times; a run whose server died is INTERRUPTED in its tenant's log and run again.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use erpsync::domain::run::RunTrigger;
+use erpsync::grpc::pb;
+use erpsync::worker::delivery::DeliveryPolicy;
+use erpsync::worker::scheduler::tick;
+
+use crate::both_backends;
+use crate::helpers::{authed, TestApp};
+use crate::sync::{
+    app_with_host_sink_and, companies, held_run, setup, table, wait_idle, Ctx, HostCrm,
+    HostCrmService,
+};
+
+both_backends!(
+    a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record,
+    a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times,
+    a_run_whose_server_died_is_interrupted_in_its_log_and_run_again,
+);
+
+/// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
+/// which closes the listener and every connection at once, as a killed process would.
+struct HostServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostServer {
+    fn start(host: Arc<HostCrm>, port: u16) -> (Self, u16) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                bound_tx
+                    .send(listener.local_addr().unwrap().port())
+                    .unwrap();
+                let serve = tonic::transport::Server::builder()
+                    .add_service(pb::crm_sink_server::CrmSinkServer::new(HostCrmService(
+                        host,
+                    )))
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+                tokio::select! {
+                    _ = serve => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime drops every connection task: the sockets close.
+            rt.shutdown_background();
+        });
+        let port = bound_rx.recv().unwrap();
+        (
+            Self {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+            port,
+        )
+    }
+
+    fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for HostServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A delivery policy that waits out an outage of a few seconds, scaled down from the
+/// default's minute and a half.
+fn patient() -> DeliveryPolicy {
+    DeliveryPolicy {
+        batch: 2,
+        attempts: 100,
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(300),
+        call_timeout: Duration::from_secs(2),
+        batch_budget: Duration::from_secs(30),
+    }
+}
+
+async fn host_app(app: TestApp, policy: DeliveryPolicy) -> (Ctx, Arc<HostCrm>, HostServer, u16) {
+    let backend = app.backend;
+    drop(app);
+    let host = Arc::new(HostCrm::default());
+    let (server, port) = HostServer::start(host.clone(), 0);
+    let app = app_with_host_sink_and(backend, format!("grpc://127.0.0.1:{port}"), |c| {
+        c.delivery = policy;
+    })
+    .await;
+    (setup(app).await, host, server, port)
+}
+
+async fn trigger(ctx: &mut Ctx) -> String {
+    ctx.history
+        .trigger_sync(authed(
+            pb::TriggerSyncRequest {
+                tenant_id: "acme".into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap()
+        .run_id
+}
+
+async fn get_run(ctx: &mut Ctx, run_id: &str) -> pb::GetRunResponse {
+    ctx.history
+        .get_run(authed(
+            pb::GetRunRequest {
+                tenant_id: "acme".into(),
+                run_id: run_id.into(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: TestApp) {
+    let (mut ctx, host, mut server, port) = host_app(app, patient()).await;
+    // The host holds 5 companies of its own: its count is not erpsync's.
+    host.host_only.store(5, Ordering::SeqCst);
+    host.delay_ms.store(100, Ordering::SeqCst);
+    ctx.push("company", companies(0..20)).await;
+    let run_id = trigger(&mut ctx).await;
+    for _ in 0..500 {
+        if !host.calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !host.calls.lock().unwrap().is_empty(),
+        "the run reached the host"
+    );
+    // The host restarts: down for 1.5 s, then up again on the same port.
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_server, again) = HostServer::start(host.clone(), port);
+    assert_eq!(again, port);
+
+    let mut got = get_run(&mut ctx, &run_id).await;
+    for _ in 0..1200 {
+        if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        got = get_run(&mut ctx, &run_id).await;
+    }
+    let run = got.run.as_ref().unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{:#?}", got.log);
+    // The tenant's log of the run, for whoever runs this with --nocapture.
+    for e in &got.log {
+        eprintln!("{:?} {} {}", e.level(), e.stage, e.message);
+    }
+    let held = host.held.lock().unwrap()["company"].clone();
+    assert_eq!(held.len(), 20, "every company reached the host");
+    let retries: Vec<&pb::LogEvent> = got
+        .log
+        .iter()
+        .filter(|e| e.level() == pb::LogLevel::Warn && e.message.contains("; attempt "))
+        .collect();
+    assert!(
+        !retries.is_empty(),
+        "retries are in the tenant's log: {:#?}",
+        got.log
+    );
+    assert!(
+        retries
+            .iter()
+            .all(|e| e.message.starts_with("UpsertCompanies of batch ")
+                && e.message.contains(&format!("{run_id}:"))
+                && e.message.contains(" answered ")
+                && e.table.as_deref() == Some("company")),
+        "{retries:#?}"
+    );
+    // Every batch has a key of its own, the same on every attempt: a key that arrived
+    // twice carried the same records.
+    let calls = host.calls.lock().unwrap().clone();
+    let keys = host.keys.lock().unwrap().clone();
+    let mut by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (key, (_, _, ids)) in keys.iter().zip(&calls) {
+        assert!(key.starts_with(&format!("{run_id}:")), "{key}");
+        let first = by_key.entry(key.clone()).or_insert_with(|| ids.clone());
+        assert_eq!(first, ids, "a repeated key carries its batch again");
+    }
+    assert_eq!(by_key.len(), 10, "20 companies in batches of 2");
+    // The reconciliation shows the host's own count.
+    assert_eq!(table(run, "company").crm_count, 25);
+}
+
+async fn a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times(app: TestApp) {
+    let policy = DeliveryPolicy {
+        attempts: 2,
+        batch_budget: Duration::from_secs(5),
+        ..patient()
+    };
+    let (mut ctx, host, _server, _) = host_app(app, policy).await;
+    host.failing.store(true, Ordering::SeqCst);
+    ctx.push("company", companies(0..4)).await;
+    let failed = ctx.run().await.run.unwrap();
+    assert_eq!(failed.status(), pb::RunStatus::Failed);
+    let state = ctx.app.state.clone();
+    let ended = Utc::now();
+    let at = |secs: i64| ended + chrono::Duration::seconds(secs);
+    assert_eq!(
+        tick(&state, at(30)).await.unwrap(),
+        0,
+        "not before its backoff"
+    );
+    // Three retries, 1, 2 and 4 minutes after each failure (the defaults), then none.
+    assert_eq!(tick(&state, at(61)).await.unwrap(), 1);
+    wait_idle(&mut ctx).await;
+    assert_eq!(tick(&state, at(61 + 121)).await.unwrap(), 1);
+    wait_idle(&mut ctx).await;
+    assert_eq!(tick(&state, at(61 + 121 + 241)).await.unwrap(), 1);
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(
+        tick(&state, at(86_400)).await.unwrap(),
+        0,
+        "retries are bounded"
+    );
+    let triggers: Vec<(pb::RunTrigger, pb::RunStatus)> =
+        runs.iter().map(|r| (r.trigger(), r.status())).collect();
+    assert_eq!(
+        triggers,
+        [
+            (pb::RunTrigger::Retry, pb::RunStatus::Failed),
+            (pb::RunTrigger::Retry, pb::RunStatus::Failed),
+            (pb::RunTrigger::Retry, pb::RunStatus::Failed),
+            (pb::RunTrigger::Manual, pb::RunStatus::Failed),
+        ]
+    );
+
+    // The host is back and someone runs again: that run resets the count; when it fails,
+    // a retry follows, and succeeds.
+    let failed = ctx.run().await.run.unwrap();
+    assert_eq!(failed.status(), pb::RunStatus::Failed);
+    host.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        tick(&state, Utc::now() + chrono::Duration::seconds(61))
+            .await
+            .unwrap(),
+        1
+    );
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(
+        (runs[0].trigger(), runs[0].status()),
+        (pb::RunTrigger::Retry, pb::RunStatus::Success)
+    );
+    assert_eq!(host.held.lock().unwrap()["company"].len(), 4);
+    assert_eq!(
+        tick(&state, Utc::now() + chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        0,
+        "nothing to retry after a success"
+    );
+}
+
+async fn a_run_whose_server_died_is_interrupted_in_its_log_and_run_again(app: TestApp) {
+    let mut ctx = setup(app).await;
+    ctx.push("company", companies(0..3)).await;
+    // A server died mid-run a minute and a half ago: its lease expired.
+    let ago = Utc::now() - chrono::Duration::seconds(90);
+    let dead = held_run(&ctx, RunTrigger::Schedule, "dead", ago, ago).await;
+    assert_eq!(tick(&ctx.app.state, Utc::now()).await.unwrap(), 1);
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(
+        (runs[0].trigger(), runs[0].status()),
+        (pb::RunTrigger::Retry, pb::RunStatus::Success)
+    );
+    let redone = get_run(&mut ctx, &runs[0].run_id).await.run.unwrap();
+    assert_eq!(table(&redone, "company").inserted, 3, "the work is redone");
+    let got = get_run(&mut ctx, &dead.id).await;
+    let run = got.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Interrupted);
+    assert!(
+        run.errors[0].contains("the server running it stopped"),
+        "{:?}",
+        run.errors
+    );
+    assert!(
+        got.log.iter().any(|e| e.level() == pb::LogLevel::Error
+            && e.message
+                .starts_with("run finished: INTERRUPTED: the server running it stopped")),
+        "{:#?}",
+        got.log
+    );
+}
