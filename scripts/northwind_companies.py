@@ -7,8 +7,10 @@ number, except with --keep-real-documents, where no document is sent and erpsync
 every record naming the missing field (what an ERP that forgot the CNPJ would see).
 With --grpc TENANT the batch is printed as an ErpIngest.Push request for grpcurl
 ({"tenant_id": TENANT, "table": "company", "records": [...]}).
+Reads the copy in this repository by default; no file outside the repository is needed.
 Usage: scripts/northwind_companies.py [--keep-real-documents] [--grpc TENANT] [PATH_TO_northwind.sql]
 """
+import argparse
 import json
 import os
 import re
@@ -32,31 +34,43 @@ def values(line: str):
     return out
 
 
+# The Northwind dump the tests use, wherever the repository was cloned.
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "data", "northwind.sql")
+
+
 def main() -> None:
-    argv = sys.argv[1:]
-    tenant = None
-    if "--grpc" in argv:
-        i = argv.index("--grpc")
-        if i + 1 >= len(argv):
-            sys.exit("--grpc needs the tenant id")
-        tenant = argv[i + 1]
-        del argv[i : i + 2]
-    args = [a for a in argv if not a.startswith("--")]
-    no_docs = "--keep-real-documents" in argv
-    path = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "northwind.sql")
+    parser = argparse.ArgumentParser(
+        description="Prints the Northwind customers as an erpsync push batch for the company table.")
+    parser.add_argument("path", nargs="?", default=DEFAULT_PATH,
+                        help="the Northwind SQL dump (default: tests/data/northwind.sql in this repository)")
+    parser.add_argument("--keep-real-documents", action="store_true",
+                        help="send no document (Northwind has none): erpsync rejects every record")
+    parser.add_argument("--grpc", metavar="TENANT",
+                        help="print an ErpIngest.Push request for TENANT (for grpcurl -d @)")
+    args = parser.parse_args()
+    path = os.path.normpath(args.path)
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.startswith("INSERT INTO customers VALUES"):
-                continue
-            cid, name, _contact, _title, _addr, city, region, _postal, country, phone, _fax = values(line)
-            fields = {"name": name, "city": city, "state": region, "country": country, "phone": phone}
-            if not no_docs:
-                fields["document"] = cnpj(len(records) + 1)
-            records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("INSERT INTO customers VALUES"):
+                    continue
+                cid, name, _contact, _title, _addr, city, region, _postal, country, phone, _fax = values(line)
+                fields = {"name": name, "city": city, "state": region, "country": country, "phone": phone}
+                if not args.keep_real_documents:
+                    fields["document"] = cnpj(len(records) + 1)
+                records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
+    except FileNotFoundError:
+        sys.exit(f"{parser.prog}: {path} not found: it ships with the repository as "
+                 "tests/data/northwind.sql (restore it with `git checkout -- tests/data/northwind.sql`) "
+                 "or pass the path of a Northwind SQL dump")
+    except OSError as e:
+        sys.exit(f"{parser.prog}: cannot read {path}: {e.strerror}")
+    if not records:
+        sys.exit(f"{parser.prog}: {path} has no `INSERT INTO customers VALUES` lines: is it the Northwind dump?")
     batch = {"records": records}
-    if tenant is not None:
-        batch = {"tenant_id": tenant, "table": "company", "records": records}
+    if args.grpc is not None:
+        batch = {"tenant_id": args.grpc, "table": "company", "records": records}
     json.dump(batch, sys.stdout, ensure_ascii=False)
 
 

@@ -84,7 +84,7 @@ pub enum TenantCommand {
     /// configuration file is JSON: {"page_size": 1000, "tables": [{"table": "company",
     /// "view": "erp.v_company", "mode": "full", "key": "id", "columns": {"name":
     /// "razao_social", "document": "cnpj"}, "watermark": "updated_at", "deleted":
-    /// "excluido"}]} (see docs/view-integration.md).
+    /// "excluido"}]} (see the README, View integrations).
     SetView {
         /// Tenant id.
         #[arg(long)]
@@ -570,5 +570,46 @@ fn scope_text(scope: &TenantScope) -> String {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::view::{validate, ViewConfig, DEFAULT_PAGE_SIZE};
+
+    /// The View configuration file the README shows: the heredoc after its
+    /// `view-config-example` marker.
+    fn readme_view_file() -> &'static str {
+        let readme = include_str!("../../README.md");
+        let (_, example) = readme
+            .split_once("<!-- view-config-example")
+            .expect("the README marks its View configuration example");
+        let (_, body) = example
+            .split_once("<<'JSON'\n")
+            .expect("the example is a heredoc");
+        let (json, _) = body.split_once("\nJSON\n").expect("the heredoc ends");
+        json
+    }
+
+    #[test]
+    fn the_readme_view_example_is_a_configuration_set_view_accepts() {
+        let file: ViewFile =
+            serde_json::from_str(readme_view_file()).expect("the README's view.json parses");
+        // As `tenant set-view` completes it: the URL comes from ERPSYNC_VIEW_URL there.
+        let cfg = ViewConfig {
+            url: file
+                .url
+                .unwrap_or_else(|| "postgres://leitor:secret@erp-db/erp".into()),
+            page_size: file.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+            tables: file.tables,
+        };
+        assert_eq!(validate(&cfg), Ok(()));
+        assert!(
+            cfg.tables
+                .iter()
+                .any(|t| t.watermark.is_some() && t.deleted.is_some()),
+            "the example shows the watermark and deleted columns"
+        );
     }
 }
