@@ -261,6 +261,7 @@ async fn apply(
     // Kept in place (no second copy of the categories): 0 leaves, 1 is stored, 2 is
     // stored and sent to the CRM; `is_new` marks companies without stored categories.
     let mut sent = 0;
+    let resend_after_upsert = !state.sink.reads_stored_categories();
     let mut fate = Vec::with_capacity(categories.len());
     for (c, old) in categories.iter().zip(previous) {
         let old = old.as_ref();
@@ -272,9 +273,13 @@ async fn apply(
                 history.push(h);
             }
         }
-        let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint());
+        // A company upserted again (its staged version moved on) gets its categories
+        // again too, whatever the host's upsert did to them.
+        let upserted = old.is_some_and(|o| o.company_hash != c.company_hash);
+        let for_crm = old.is_none_or(|o| o.fingerprint != c.fingerprint())
+            || (upserted && resend_after_upsert);
         sent += u64::from(for_crm);
-        let store = for_crm || old.is_some_and(|o| o.company_hash != c.company_hash);
+        let store = for_crm || upserted;
         fate.push((u8::from(store) + u8::from(for_crm), old.is_none()));
     }
     if !state.sink.reads_stored_categories() {

@@ -25,6 +25,7 @@ both_backends!(
     a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record,
     a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times,
     a_run_whose_server_died_is_interrupted_in_its_log_and_run_again,
+    categories_are_sent_again_after_a_company_upsert,
 );
 
 /// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
@@ -315,5 +316,41 @@ async fn a_run_whose_server_died_is_interrupted_in_its_log_and_run_again(app: Te
                 .starts_with("run finished: INTERRUPTED: the server running it stopped")),
         "{:#?}",
         got.log
+    );
+}
+
+/// A host whose upsert overwrites a company's categories gets them back in the same run:
+/// every company upserted again is in that run's ApplyCategories, changed or not.
+async fn categories_are_sent_again_after_a_company_upsert(app: TestApp) {
+    let (mut ctx, host, _server, _) = host_app(app, patient()).await;
+    ctx.push("company", companies(0..3)).await;
+    let sent = |host: &HostCrm| -> Vec<String> {
+        std::mem::take(&mut *host.categories.lock().unwrap())
+            .into_iter()
+            .map(|c| c.external_id)
+            .collect()
+    };
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
+    assert_eq!(sent(&host), ["c000", "c001", "c002"]);
+    // Only c001's city changes: its categories do not, and come again all the same.
+    let mut fields = crate::ingest::valid_fields("company");
+    fields["city"] = "Londrina".into();
+    ctx.push("company", vec![crate::ingest::record("c001", &fields)])
+        .await;
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
+    assert_eq!(sent(&host), ["c001"]);
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
+    assert!(
+        sent(&host).is_empty(),
+        "nothing upserted, nothing changed, nothing sent"
     );
 }
