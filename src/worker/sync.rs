@@ -335,6 +335,12 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             break;
         }
     }
+    // A run that ended early still says what is staged beside what it delivered.
+    if (failure.is_some() || ctx.interrupted) && stages.len() < Stage::ALL.len() {
+        if let Err(e) = reconcile(&mut ctx).await {
+            tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
+        }
+    }
     let held: u64 = ctx.tables.values().map(|t| t.held).sum();
     let status = match (&failure, held) {
         _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,

@@ -26,6 +26,7 @@ both_backends!(
     a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times,
     a_run_whose_server_died_is_interrupted_in_its_log_and_run_again,
     categories_are_sent_again_after_a_company_upsert,
+    the_delete_guard_protects_a_host_crm,
 );
 
 /// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
@@ -230,6 +231,12 @@ async fn a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times(app:
     ctx.push("company", companies(0..4)).await;
     let failed = ctx.run().await.run.unwrap();
     assert_eq!(failed.status(), pb::RunStatus::Failed);
+    let company = table(&failed, "company");
+    assert_eq!(
+        (company.received, company.staged_count, company.inserted),
+        (4, 4, 0),
+        "a failed run says what is staged and what it delivered"
+    );
     let state = ctx.app.state.clone();
     let ended = Utc::now();
     let at = |secs: i64| ended + chrono::Duration::seconds(secs);
@@ -353,4 +360,60 @@ async fn categories_are_sent_again_after_a_company_upsert(app: TestApp) {
         sent(&host).is_empty(),
         "nothing upserted, nothing changed, nothing sent"
     );
+}
+
+/// The delete guard weighs deletions against what the host CRM was delivered: an emptied
+/// snapshot is held, nothing is deleted at the host, and the held deletions show the
+/// names the host has.
+async fn the_delete_guard_protects_a_host_crm(app: TestApp) {
+    let (mut ctx, host, _server, _) = host_app(app, patient()).await;
+    ctx.push("company", companies(0..60)).await;
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
+    ctx.push(
+        "company",
+        (0..60)
+            .map(|i| pb::Record {
+                external_id: format!("c{i:03}"),
+                fields: None,
+                updated_at: None,
+                deleted: true,
+            })
+            .collect(),
+    )
+    .await;
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Partial);
+    assert_eq!(table(&run, "company").held, 60);
+    assert!(
+        !host
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.0 == "DeleteCompanies"),
+        "nothing deleted at the host"
+    );
+    assert_eq!(host.held.lock().unwrap()["company"].len(), 60);
+    let pending = ctx
+        .history
+        .list_pending_deletes(authed(
+            pb::ListPendingDeletesRequest {
+                tenant_id: "acme".into(),
+                table: "company".into(),
+                page_size: 100,
+                page_token: String::new(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .pending_deletes;
+    assert_eq!(pending.len(), 60);
+    assert!(pending
+        .iter()
+        .all(|p| p.name == "ACME Ltda" && p.state == "HELD"));
 }
