@@ -78,7 +78,7 @@ pub async fn build_with_sink(
             "--insecure: serving plaintext beyond this machine; bearer tokens travel in clear"
         );
     }
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect_with_timeout(&config.database_url, config.database_timeout).await?;
     db.migrate().await?;
     let listener = TcpListener::bind(config.listen)
         .await
