@@ -15,6 +15,7 @@ mod limits;
 mod logs;
 mod migrate;
 mod northwind;
+mod outage;
 mod overview;
 mod schedule;
 mod secrets;
