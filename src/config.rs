@@ -115,11 +115,8 @@ impl Config {
                 self.request_timeout.as_secs()
             ));
         }
-        if self.database_timeout.is_zero() || self.database_timeout >= self.request_timeout {
-            return Err(format!(
-                "--database-timeout-secs must be positive and shorter than --request-timeout-secs ({} s)",
-                self.request_timeout.as_secs()
-            ));
+        if self.database_timeout.is_zero() {
+            return Err("--database-timeout-secs must be positive".into());
         }
         if self.log_heartbeat.is_zero() {
             return Err("--log-heartbeat-secs must be positive".into());
