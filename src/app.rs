@@ -49,6 +49,8 @@ pub struct AppState {
 pub struct App {
     listener: TcpListener,
     routes: Routes,
+    health: grpc::health::Health,
+    database_timeout: std::time::Duration,
     state: AppState,
     retention_days: u32,
     scheduler_tick: std::time::Duration,
@@ -82,7 +84,7 @@ pub async fn build_with_sink(
             "--insecure: serving plaintext beyond this machine; bearer tokens travel in clear"
         );
     }
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect_with_timeout(&config.database_url, config.database_timeout).await?;
     db.migrate().await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -119,7 +121,7 @@ pub async fn build_with_sink(
     };
     crate::worker::sync::interrupt_orphans(&state, now, as_of).await?;
     crate::storage::lease::clear(&state.db, as_of).await?;
-    let routes = grpc::routes(state.clone()).await?;
+    let (routes, health) = grpc::routes(state.clone()).await?;
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
@@ -128,6 +130,8 @@ pub async fn build_with_sink(
     Ok(App {
         listener,
         routes,
+        health,
+        database_timeout: config.database_timeout,
         state,
         retention_days: config.request_log_retention_days,
         scheduler_tick: config.scheduler_tick,
@@ -164,6 +168,11 @@ impl App {
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
             self.state.clone(),
             self.scheduler_tick,
+            jobs_stopped.clone(),
+        ));
+        let health = tokio::spawn(self.health.follow_database(
+            self.state.db.clone(),
+            self.database_timeout,
             jobs_stopped,
         ));
         // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
@@ -212,6 +221,7 @@ impl App {
         }
         let _ = retention.await;
         let _ = checkpoint.await;
+        let _ = health.await;
         served?;
         tracing::info!("erpsync stopped");
         Ok(())

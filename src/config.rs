@@ -30,6 +30,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
+    /// How long a call waits for a PostgreSQL connection (a new one included) before it
+    /// answers UNAVAILABLE; also how long the health probe waits for the database.
+    pub database_timeout: std::time::Duration,
     /// Ingestion limits (body size, records per batch, logged body cap).
     pub limits: Limits,
     /// Request-log rows older than this many days are deleted (at least 7).
@@ -116,6 +119,9 @@ impl Config {
                 self.request_timeout.as_secs()
             ));
         }
+        if self.database_timeout.is_zero() {
+            return Err("--database-timeout-secs must be positive".into());
+        }
         if self.log_heartbeat.is_zero() {
             return Err("--log-heartbeat-secs must be positive".into());
         }
@@ -132,6 +138,7 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_timeout: crate::storage::DEFAULT_DATABASE_TIMEOUT,
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
             scheduler_tick: crate::worker::scheduler::TICK,

@@ -1,12 +1,25 @@
 //! One error type for the whole service and the single place it becomes a gRPC status.
 //! Client errors keep their precise code and message; everything else is logged with its
-//! cause chain and answered with a generic message.
+//! cause chain and answered with a generic message. Database errors are sorted here, once:
+//! a database that does not answer is an outage (UNAVAILABLE, retry later), anything else
+//! it says is an internal error.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// What callers see of an internal error.
 const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
+
+/// How long a caller is told to wait when the database does not answer.
+pub const UNAVAILABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What callers see of a database outage.
+fn unavailable_message() -> String {
+    format!(
+        "the database is unreachable; retry in {} s (the server log has the details)",
+        UNAVAILABLE_RETRY_AFTER.as_secs()
+    )
+}
 
 /// Result with [`AppError`].
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -81,9 +94,13 @@ pub enum AppError {
         /// Worth retrying.
         transient: bool,
     },
+    /// The database does not answer (down, unreachable, its connections cut, or none
+    /// free in time): transient, answered UNAVAILABLE / 503 with a retry hint.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(#[source] sea_orm::DbErr),
     /// The database failed.
     #[error("database error")]
-    Database(#[from] sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
     /// Anything else that is not the caller's fault.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -125,6 +142,7 @@ impl AppError {
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Unavailable(_) => Code::Unavailable,
             Self::Database(_) | Self::Internal(_) | Self::Sink { .. } => Code::Internal,
         }
     }
@@ -141,6 +159,7 @@ impl AppError {
             Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Code::Unimplemented => "UNIMPLEMENTED",
             Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Unavailable => "UNAVAILABLE",
             _ => "INTERNAL",
         }
     }
@@ -160,6 +179,7 @@ impl AppError {
             Code::DeadlineExceeded => 408,
             Code::Unimplemented => 501,
             Code::FailedPrecondition => 409,
+            Code::Unavailable => 503,
             _ => 500,
         }
     }
@@ -169,6 +189,7 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Database(_) | Self::Internal(_) => INTERNAL_MESSAGE.to_owned(),
+            Self::Unavailable(_) => unavailable_message(),
             other => bounded(other.to_string()),
         }
     }
@@ -178,15 +199,18 @@ impl AppError {
     pub fn run_message(&self) -> String {
         match self {
             Self::Database(e) => format!("database error: {e}"),
+            Self::Unavailable(e) => format!("the database is unreachable: {e}"),
             Self::Internal(e) => format!("{e:#}"),
             other => other.to_string(),
         }
     }
 
-    /// How long a rate-limited caller should wait (HTTP `Retry-After`).
+    /// How long a rate-limited caller, or one that met a database outage, should wait
+    /// (HTTP `Retry-After`, gRPC `google.rpc.RetryInfo`).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
     }
@@ -195,9 +219,68 @@ impl AppError {
     pub fn on_conflict(err: sea_orm::DbErr, what: impl FnOnce() -> String) -> Self {
         match err.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::AlreadyExists(what()),
-            _ => Self::Database(err),
+            _ => Self::from(err),
         }
     }
+}
+
+/// The one place database errors are sorted: a database that does not answer is
+/// [`AppError::Unavailable`], whatever query met it; everything else stays
+/// [`AppError::Database`].
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if unreachable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// An error of a query run through sqlx directly, sorted like sea-orm's.
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(err)))
+    }
+}
+
+/// Whether `err` says the database did not answer, rather than answered with an error.
+fn unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        // No connection free or openable within the pool's acquire timeout, or the pool
+        // closed (shutdown).
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => connection_lost(e),
+        _ => false,
+    }
+}
+
+/// Whether sqlx lost (or never got) its connection to the server. SQLite's own errors
+/// (SQLITE_BUSY, SQLITE_IOERR, a corrupt file…) come as `Database` errors with SQLite's
+/// codes and stay internal: a file that answers with an error is not an outage. sqlx
+/// reports a connection that died as `Io` (reset, EOF); its `Protocol` errors are a live
+/// server's unexpected messages, and stay internal too.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        // Refused, reset, cut mid-answer (EOF), timed out: the server is gone. SQLite's one
+        // `Io` error is the allocator failing to open a handle, which is no outage.
+        sqlx::Error::Io(io) => io.kind() != std::io::ErrorKind::OutOfMemory,
+        sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg_unavailable(pg.code())),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's SQLSTATEs for a server that is going away or not taking connections:
+/// connection exceptions (class 08), shutdown by an administrator or a crash, still
+/// starting up, and too many connections.
+fn pg_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 impl From<AppError> for Status {
@@ -216,6 +299,11 @@ impl From<AppError> for Status {
                 tracing::debug!(code = ?code, error = %err, "client error");
                 Status::with_error_details(code, bounded(err.to_string()), details)
             }
+            AppError::Unavailable(ref cause) => {
+                tracing::warn!(error = %cause, "database unreachable; answered UNAVAILABLE");
+                let details = ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER));
+                Status::with_error_details(code, unavailable_message(), details)
+            }
             AppError::RateLimited {
                 ref message,
                 retry_after,
@@ -229,5 +317,165 @@ impl From<AppError> for Status {
                 Status::new(code, bounded(other.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind};
+
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+
+    use super::*;
+
+    fn lost_connections() -> Vec<fn() -> sqlx::Error> {
+        vec![
+            || sqlx::Error::Io(IoError::from(ErrorKind::ConnectionRefused)),
+            || sqlx::Error::Io(IoError::from(ErrorKind::ConnectionReset)),
+            || sqlx::Error::Io(IoError::new(ErrorKind::UnexpectedEof, "expected 5 bytes")),
+            || sqlx::Error::Io(IoError::from(ErrorKind::BrokenPipe)),
+            || sqlx::Error::Tls("handshake cut".into()),
+            || sqlx::Error::PoolTimedOut,
+            || sqlx::Error::PoolClosed,
+        ]
+    }
+
+    #[test]
+    fn a_database_that_does_not_answer_is_an_outage_whatever_query_met_it() {
+        let mut errors: Vec<AppError> = vec![
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout).into(),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed).into(),
+        ];
+        for make in lost_connections() {
+            errors.push(DbErr::Conn(RuntimeErr::SqlxError(make())).into());
+            errors.push(DbErr::Exec(RuntimeErr::SqlxError(make())).into());
+            errors.push(DbErr::Query(RuntimeErr::SqlxError(make())).into());
+            errors.push(make().into());
+        }
+        for err in errors {
+            assert!(matches!(err, AppError::Unavailable(_)), "{err:?}");
+            assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+            assert_eq!(err.code_name(), "UNAVAILABLE");
+            assert_eq!(err.http_status(), 503);
+            assert_eq!(err.retry_after(), Some(UNAVAILABLE_RETRY_AFTER));
+            assert!(err.public_message().contains("unreachable; retry in 5 s"));
+        }
+    }
+
+    #[test]
+    fn other_database_errors_stay_internal() {
+        let errors: Vec<AppError> = vec![
+            DbErr::Custom("boom".into()).into(),
+            DbErr::RecordNotFound("x".into()).into(),
+            DbErr::Conn(RuntimeErr::Internal("Disconnected".into())).into(),
+            sqlx::Error::RowNotFound.into(),
+            sqlx::Error::Protocol("unexpected message".into()).into(),
+            sqlx::Error::ColumnNotFound("id".into()).into(),
+            // SQLite's one Io error: no memory for a connection handle.
+            sqlx::Error::Io(IoError::from(ErrorKind::OutOfMemory)).into(),
+        ];
+        for err in errors {
+            assert!(matches!(err, AppError::Database(_)), "{err:?}");
+            assert_eq!(err.code(), Code::Internal);
+            assert_eq!(err.http_status(), 500);
+            assert_eq!(err.retry_after(), None);
+        }
+    }
+
+    #[test]
+    fn postgres_says_it_is_going_away_or_full_with_these_codes_only() {
+        for code in [
+            "08000", "08003", "08006", "08001", "57P01", "57P02", "57P03", "53300",
+        ] {
+            assert!(pg_unavailable(code), "{code}");
+        }
+        // A unique violation, a dropped database, a missing table, a serialization
+        // failure, a disk full: answers, not silence.
+        for code in ["23505", "57P04", "42P01", "40001", "53100", "XX000"] {
+            assert!(!pg_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn an_outage_answers_unavailable_with_retry_info_and_no_cause() {
+        let err = AppError::from(sqlx::Error::Io(IoError::new(
+            ErrorKind::ConnectionRefused,
+            "db.internal:5432 refused",
+        )));
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("database is unreachable"),
+            "{status:?}"
+        );
+        assert!(!status.message().contains("db.internal"), "{status:?}");
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
+    }
+
+    /// Real SQLite errors, made by the driver: a locked file, a read-only one and a file
+    /// that is not a database are answers from a present file, never an outage.
+    #[tokio::test]
+    async fn sqlite_busy_read_only_and_corrupt_files_are_not_outages() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+        use sqlx::{ConnectOptions, Connection};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("busy.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder: SqliteConnection = opts.connect().await.expect("opens");
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(&mut holder)
+            .await
+            .expect("creates");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .expect("locks");
+        let mut other: SqliteConnection = opts.connect().await.expect("opens");
+        let busy = sqlx::query("SELECT x FROM t")
+            .execute(&mut other)
+            .await
+            .expect_err("the file is locked");
+        let code = busy.as_database_error().and_then(|d| d.code());
+        assert_eq!(code.as_deref(), Some("5"), "SQLITE_BUSY: {busy:?}");
+        let busy = AppError::from(busy);
+        assert_eq!(busy.code(), Code::Internal, "{busy:?}");
+        let _ = holder.close().await;
+        let _ = other.close().await;
+
+        let mut read_only: SqliteConnection =
+            opts.clone().read_only(true).connect().await.expect("opens");
+        let refused = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut read_only)
+            .await
+            .expect_err("read-only");
+        let code = refused.as_database_error().and_then(|d| d.code());
+        assert_eq!(code.as_deref(), Some("8"), "SQLITE_READONLY: {refused:?}");
+        assert_eq!(AppError::from(refused).code(), Code::Internal);
+
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a_u8; 8192]).expect("writes");
+        let opened = SqliteConnectOptions::new()
+            .filename(&garbage)
+            .connect()
+            .await;
+        let not_a_database = match opened {
+            Err(e) => e,
+            Ok(mut conn) => sqlx::query("SELECT name FROM sqlite_master")
+                .execute(&mut conn)
+                .await
+                .expect_err("not a database"),
+        };
+        let code = not_a_database.as_database_error().and_then(|d| d.code());
+        assert_eq!(
+            code.as_deref(),
+            Some("26"),
+            "SQLITE_NOTADB: {not_a_database:?}"
+        );
+        assert_eq!(AppError::from(not_a_database).code(), Code::Internal);
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP/JSON ingestion route, `POST /erp/v1/{table}`, on the same port as gRPC: ERPs
 //! and integration middlewares speak HTTP/JSON. It shares the push handler with
 //! `ErpIngest.Push` and answers the same shape: 200 with the push answer, or
-//! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}`.
+//! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}` (429 and 503, a database
+//! outage, with `Retry-After`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -229,7 +230,8 @@ fn failed(f: ingest::Failure) -> Response {
     with_retry_after(json_response(status_of(&f.error), f.body), &f.error)
 }
 
-/// A rate-limited answer says when to come back (`Retry-After`, whole seconds).
+/// A rate-limited answer, or one to a database outage, says when to come back
+/// (`Retry-After`, whole seconds).
 fn with_retry_after(mut res: Response, err: &AppError) -> Response {
     if let Some(wait) = err.retry_after() {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -242,8 +244,14 @@ fn with_retry_after(mut res: Response, err: &AppError) -> Response {
 }
 
 fn status_of(err: &AppError) -> StatusCode {
-    if matches!(err, AppError::Database(_) | AppError::Internal(_)) {
-        tracing::error!(error = ?err, "internal error on HTTP push");
+    match err {
+        AppError::Database(_) | AppError::Internal(_) => {
+            tracing::error!(error = ?err, "internal error on HTTP push");
+        }
+        AppError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "database unreachable; HTTP push answered 503");
+        }
+        _ => {}
     }
     StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -116,13 +116,14 @@ pub struct PushReply {
 }
 
 /// A request that failed as a whole, after it was logged: its error, the id of its
-/// request-log entry, and the JSON body logged as its answer.
+/// request-log entry, and the JSON body logged as its answer. A request that met a
+/// database outage could not be logged: it has no id.
 #[derive(Debug)]
 pub struct Failure {
     /// What went wrong.
     pub error: AppError,
     /// The request-log entry, for support to find it.
-    pub request_id: String,
+    pub request_id: Option<String>,
     /// `{"error":{"code":…,"message":…},"request_id":…}`, as logged.
     pub body: String,
 }
@@ -130,7 +131,7 @@ pub struct Failure {
 impl From<Failure> for tonic::Status {
     fn from(f: Failure) -> Self {
         let mut status = tonic::Status::from(f.error);
-        if let Ok(id) = f.request_id.parse() {
+        if let Some(Ok(id)) = f.request_id.map(|id| id.parse()) {
             status.metadata_mut().insert("x-request-id", id);
         }
         status
@@ -268,13 +269,22 @@ pub fn error_json(err: &AppError, request_id: Option<&str>) -> String {
 }
 
 /// Logs a request that failed as a whole, and hands the failure back for answering.
-/// `records` are the request's records, when it got as far as having them.
+/// `records` are the request's records, when it got as far as having them. A request
+/// that failed because the database does not answer is not logged: the log is in that
+/// database, and trying would only keep the caller waiting another timeout.
 pub async fn log_failure(
     state: &AppState,
     meta: &RequestMeta,
     records: &[Value],
     err: AppError,
 ) -> Failure {
+    if let AppError::Unavailable(_) = err {
+        return Failure {
+            body: error_json(&err, None),
+            error: err,
+            request_id: None,
+        };
+    }
     let reply = PushReply {
         request_id: uuid::Uuid::new_v4().to_string(),
         accepted: 0,
@@ -298,7 +308,7 @@ pub async fn log_failure(
     }
     Failure {
         error: err,
-        request_id: reply.request_id,
+        request_id: Some(reply.request_id),
         body: e.response_body,
     }
 }

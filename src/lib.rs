@@ -9,7 +9,8 @@
 //!   gate of which sources a tenant may name.
 //! * [`worker`] — background jobs (request-log retention).
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
-//! * [`grpc`] — the transport: services, auth, health and reflection; prost types stop here.
+//! * [`grpc`] — the transport: services, auth, health (following the database) and
+//!   reflection; prost types stop here.
 //! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
 //!   rate limits on failed authentications and pushes.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.

@@ -111,6 +111,10 @@ enum Command {
         /// A call must start answering within this many seconds.
         #[arg(long, env = "ERPSYNC_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT.as_secs())]
         request_timeout_secs: u64,
+        /// A call waits this many seconds for a PostgreSQL connection (a new one
+        /// included) before it answers UNAVAILABLE / 503; the health probe as long.
+        #[arg(long, env = "ERPSYNC_DATABASE_TIMEOUT_SECS", default_value_t = crate::storage::DEFAULT_DATABASE_TIMEOUT.as_secs())]
+        database_timeout_secs: u64,
         /// An HTTP push's body must arrive within this many seconds (408 otherwise).
         #[arg(long, env = "ERPSYNC_BODY_TIMEOUT_SECS", default_value_t = crate::ingest::DEFAULT_BODY_TIMEOUT.as_secs())]
         body_timeout_secs: u64,
@@ -255,6 +259,7 @@ impl Cli {
                 max_connections,
                 idle_timeout_secs,
                 request_timeout_secs,
+                database_timeout_secs,
                 body_timeout_secs,
                 failed_auth_per_sec,
                 pushes_per_sec,
@@ -268,6 +273,7 @@ impl Cli {
                 let config = Config {
                     listen,
                     database_url: self.database_url,
+                    database_timeout: Duration::from_secs(database_timeout_secs),
                     limits: crate::ingest::Limits {
                         max_body_bytes,
                         max_records,

@@ -5,6 +5,7 @@ pub(crate) mod auth;
 mod convert;
 pub mod crm_sink_client;
 mod erp_ingest;
+pub mod health;
 mod integration_history;
 
 use tonic::server::NamedService;
@@ -28,8 +29,9 @@ use pb::{
 };
 
 /// Every gRPC service erpsync serves: IntegrationHistory, ErpIngest, health, and
-/// reflection v1 and v1alpha (grpcurl 1.8 only speaks v1alpha).
-pub async fn routes(state: AppState) -> Result<Routes> {
+/// reflection v1 and v1alpha (grpcurl 1.8 only speaks v1alpha); and the health statuses,
+/// for the probe that keeps them in step with the database.
+pub async fn routes(state: AppState) -> Result<(Routes, health::Health)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -39,12 +41,14 @@ pub async fn routes(state: AppState) -> Result<Routes> {
     let reflection_v1alpha = reflection().build_v1alpha().map_err(anyhow::Error::from)?;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<IntegrationHistoryServer<integration_history::Service>>()
-        .await;
-    health_reporter
-        .set_serving::<ErpIngestServer<erp_ingest::Service>>()
-        .await;
+    let statuses = health::Health::new(
+        health_reporter,
+        vec![
+            <IntegrationHistoryServer<integration_history::Service> as NamedService>::NAME,
+            <ErpIngestServer<erp_ingest::Service> as NamedService>::NAME,
+        ],
+    );
+    statuses.set(tonic_health::ServingStatus::Serving).await;
 
     // ErpIngest gets its own route so a message over the body limit can be answered
     // RESOURCE_EXHAUSTED and logged to the tenant (tonic alone would answer OUT_OF_RANGE).
@@ -73,5 +77,5 @@ pub async fn routes(state: AppState) -> Result<Routes> {
     .merge(ingest_route)
     .merge(crate::http::router(state))
     .fallback(crate::http::not_found);
-    Ok(Routes::from(router))
+    Ok((Routes::from(router), statuses))
 }

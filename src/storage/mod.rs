@@ -39,6 +39,12 @@ use crate::error::Result;
 /// The embedded default: a SQLite file under ./data, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/erpsync.db?mode=rwc";
 
+/// Default for how long a PostgreSQL query waits for a pooled connection, opening a new
+/// one included (sqlx opens connections within the same deadline: it is also the connect
+/// timeout). Past it the call answers UNAVAILABLE: while the server is down, callers hear
+/// so in seconds instead of waiting with every other call.
+pub const DEFAULT_DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A handle on erpsync's database (SQLite or PostgreSQL); cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -75,10 +81,16 @@ impl std::ops::Deref for WriteTxn {
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`); creates a SQLite file's folder.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_timeout(url, DEFAULT_DATABASE_TIMEOUT).await
+    }
+
+    /// Like [`Db::connect`], PostgreSQL connections waited for at most `timeout` (see
+    /// [`DEFAULT_DATABASE_TIMEOUT`]). SQLite keeps sqlx's own: its file does not go away.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
         let conn = if url.starts_with("sqlite:") {
             connect_sqlite(url).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            connect_postgres(url).await?
+            connect_postgres(url, timeout).await?
         } else {
             return Err(anyhow::anyhow!(
                 "unsupported database URL {:?}: use sqlite://PATH?mode=rwc or postgres://USER@HOST/DB",
@@ -136,6 +148,13 @@ impl Db {
         Ok(row.try_get("", "id")?)
     }
 
+    /// Whether the database answers: a connection from the pool (tested on the way out, or
+    /// opened), pinged.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn.ping().await?;
+        Ok(())
+    }
+
     /// The sea-orm connection, for the query modules.
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
@@ -174,9 +193,10 @@ impl Db {
     }
 }
 
-/// An error of a query run through sqlx directly (see [`Db::pool`]).
+/// An error of a query run through sqlx directly (see [`Db::pool`]), sorted like
+/// sea-orm's (an outage is UNAVAILABLE).
 pub(crate) fn sqlx_error(e: sqlx::Error) -> crate::error::AppError {
-    crate::error::AppError::Database(sea_orm::DbErr::Custom(e.to_string()))
+    crate::error::AppError::from(e)
 }
 
 /// A backend's sqlx pool.
@@ -246,7 +266,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .is_some_and(|code| code & 0xff == 5)
 }
 
-async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
+async fn connect_postgres(url: &str, timeout: Duration) -> Result<DatabaseConnection> {
     let opts = PgConnectOptions::from_str(url)
         .with_context(|| format!("invalid PostgreSQL URL {:?}", redact_url(url)))?
         // Prepared statements are cached per connection; a generic plan made while a
@@ -255,7 +275,7 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection> {
         .options([("plan_cache_mode", "force_custom_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(10)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(timeout)
         .connect_with(opts)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;

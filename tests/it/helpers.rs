@@ -195,6 +195,11 @@ impl TestApp {
         ErpIngestClient::new(self.channel().await)
     }
 
+    /// A client of grpc.health.v1.Health.
+    pub async fn health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel().await)
+    }
+
     /// Creates a tenant with the product defaults.
     pub async fn create_tenant(&self, id: &str) -> TenantId {
         let id = TenantId::parse(id).unwrap();
@@ -377,6 +382,17 @@ pub(crate) fn with_database(url: &str, name: &str) -> String {
 
 /// A raw HTTP/1.1 POST (what an ERP's middleware sends); returns status and body.
 pub async fn http_post(port: u16, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    let (status, _, body) = http_post_with_head(port, path, token, body).await;
+    (status, body)
+}
+
+/// Like [`http_post`], with the answer's head (status line and headers) in between.
+pub async fn http_post_with_head(
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -405,9 +421,126 @@ pub async fn http_post(port: u16, path: &str, token: Option<&str>, body: &[u8]) 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
-    (status, body)
+    (status, head, body)
+}
+
+/// A TCP forwarder a test owns between a server under test and the test PostgreSQL: it
+/// can cut the database away ([`PgProxy::sever`]) and bring it back
+/// ([`PgProxy::restore`]) without touching the shared PostgreSQL server.
+pub struct PgProxy {
+    addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    forwarding: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+}
+
+impl PgProxy {
+    /// Forwards 127.0.0.1:<a free port> to the server of `admin_url`.
+    pub async fn start(admin_url: &str) -> Self {
+        let rest = admin_url.split_once("://").map_or(admin_url, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        let upstream = tokio::net::lookup_host(&host_port)
+            .await
+            .expect("the test PostgreSQL's host resolves")
+            .next()
+            .expect("an address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy address");
+        let mut proxy = Self {
+            addr,
+            upstream,
+            forwarding: None,
+        };
+        proxy.forward(listener);
+        proxy
+    }
+
+    /// Where the proxy listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `url` (of the test PostgreSQL) going through the proxy instead.
+    pub fn route(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let user = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{user}{}{tail}", self.addr)
+    }
+
+    /// Drops every live connection and refuses new ones (the port is closed), as a
+    /// PostgreSQL that went down does. Returns once both are done.
+    pub async fn sever(&mut self) {
+        if let Some((stop, task)) = self.forwarding.take() {
+            let _ = stop.send(());
+            task.await.expect("the forwarder stops");
+        }
+    }
+
+    /// Listens again on the same port and forwards new connections.
+    pub async fn restore(&mut self) {
+        assert!(self.forwarding.is_none(), "the proxy is already forwarding");
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("proxy port {} not free yet: {e}", self.addr);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the proxy cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.forward(listener);
+    }
+
+    fn forward(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let upstream = self.upstream;
+        let task = tokio::spawn(async move {
+            let mut live = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        live.spawn(async move {
+                            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            }
+                        });
+                    }
+                    Some(_) = live.join_next(), if !live.is_empty() => {}
+                }
+            }
+            // Aborts every forwarding task and waits until their sockets are closed; the
+            // listener closes when this task returns.
+            live.shutdown().await;
+        });
+        self.forwarding = Some((stop, task));
+    }
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = self.forwarding.take() {
+            let _ = stop.send(());
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod limits;
 mod logs;
 mod migrate;
 mod northwind;
+mod outage;
 mod overview;
 mod schedule;
 mod secrets;
