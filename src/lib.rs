@@ -7,13 +7,16 @@
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
 //! * [`viewdb`] — reading an ERP's SQL views (the View integration type), behind the
 //!   gate of which sources a tenant may name.
-//! * [`worker`] — background jobs (request-log retention).
+//! * [`worker`] — background jobs: the sync run and its stages, delivery to the CRM sink
+//!   with its retry policy (`worker::delivery`), the scheduler (slots, retries of failed
+//!   runs, runs whose server died), request-log retention.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`grpc`] — the transport: services, auth, health (following the database) and
 //!   reflection; prost types stop here.
 //! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
 //!   rate limits on failed authentications and pushes.
-//! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
+//! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands
+//!   (with progress on the terminal for `sync-now` and `export`).
 
 pub mod app;
 pub mod cli;

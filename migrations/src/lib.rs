@@ -16,6 +16,7 @@ mod m20261130_000009_view;
 mod m20261201_000010_abc_lean;
 mod m20261203_000011_instance;
 mod m20261203_000012_token_salt;
+mod m20261204_000013_run_progress;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_abc_lean::Migration),
             Box::new(m20261203_000011_instance::Migration),
             Box::new(m20261203_000012_token_salt::Migration),
+            Box::new(m20261204_000013_run_progress::Migration),
         ]
     }
 }

@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use super::progress::Progress;
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 
 use crate::grpc::pb::{
@@ -106,6 +108,7 @@ pub async fn sync_now(server: &str, token: &str, tenant: &str) -> anyhow::Result
         println!("run {run_id} started");
     }
     let mut printed = 0;
+    let mut progress = Progress::new();
     loop {
         let got = client
             .get_run(authorized(
@@ -124,11 +127,15 @@ pub async fn sync_now(server: &str, token: &str, tenant: &str) -> anyhow::Result
                 .as_deref()
                 .map(|t| format!(" [{t}]"))
                 .unwrap_or_default();
-            println!("{:>12}{table} {}", e.stage, e.message);
+            progress.println(&format!("{:>12}{table} {}", e.stage, e.message));
         }
         printed = got.log.len();
         let run = got.run.unwrap_or_default();
+        if let Some(c) = &run.current {
+            progress.stage(&c.stage, &c.table, c.done, c.total);
+        }
         if run.status() != RunStatus::Running {
+            progress.finish();
             for t in &run.tables {
                 println!(
                     "{:<14} received {:>7}  inserted {:>7}  updated {:>7}  deleted {:>7}  held {:>7}",
@@ -221,6 +228,8 @@ pub async fn export(server: &str, token: &str, args: ExportArgs) -> anyhow::Resu
         .with_context(|| format!("cannot create a temporary file in {}", folder.display()))?;
     let mut filename = None;
     let mut size: u64 = 0;
+    let mut progress = Progress::new();
+    progress.bytes(0);
     let received = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(status_error)?;
@@ -234,6 +243,7 @@ pub async fn export(server: &str, token: &str, args: ExportArgs) -> anyhow::Resu
             part.write_all(&chunk.data)
                 .with_context(|| format!("cannot write to {}", part.path().display()))?;
             size += chunk.data.len() as u64;
+            progress.bytes(size);
         }
         anyhow::Ok(())
     };
@@ -241,6 +251,7 @@ pub async fn export(server: &str, token: &str, args: ExportArgs) -> anyhow::Resu
         r = received => r?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; nothing was written"),
     }
+    progress.finish();
     let filename = filename.context("the server sent no file")?;
     let path = if into_folder {
         // Only the name: a server never chooses where the file goes.

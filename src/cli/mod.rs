@@ -4,6 +4,7 @@
 
 mod admin;
 mod client;
+mod progress;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -173,7 +173,7 @@ pub struct TableCounts {
 }
 
 /// How long a stage took and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StageTiming {
     /// Which stage.
     pub stage: String,
@@ -244,6 +244,22 @@ pub struct RunDetail {
     pub summary: RunSummary,
     /// Per-table counts.
     pub tables: Vec<TableCounts>,
-    /// Per-stage timings, in run order.
+    /// Per-stage timings, in run order (while it runs, the stages it finished).
     pub stages: Vec<StageTiming>,
+    /// While it runs, the stage under way and how far it got.
+    pub current: Option<StageProgress>,
+}
+
+/// The stage a RUNNING run is in, and how far it got: `done` of `total` records (a
+/// total of 0 when the stage cannot know it ahead).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StageProgress {
+    /// Which stage.
+    pub stage: String,
+    /// The table it works on now, if one.
+    pub table: Option<String>,
+    /// Records done.
+    pub done: u64,
+    /// Records the stage has in all (0: unknown).
+    pub total: u64,
 }

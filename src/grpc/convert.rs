@@ -191,6 +191,12 @@ pub fn run_detail(d: RunDetail) -> pb::Run {
             outcome: s.outcome,
         })
         .collect();
+    r.current = d.current.map(|c| pb::RunProgress {
+        stage: c.stage,
+        table: c.table.unwrap_or_default(),
+        done: c.done,
+        total: c.total,
+    });
     r
 }
 
@@ -293,6 +299,7 @@ pub fn run(r: RunSummary) -> pb::Run {
         tables: Vec::new(),
         stages: Vec::new(),
         errors: r.error.into_iter().collect(),
+        current: None,
     }
 }
 

@@ -10,7 +10,9 @@ use sea_orm::{
 };
 
 use super::{entities::sync_run, Db, Params};
-use crate::domain::run::{RunDetail, RunStatus, RunSummary, RunTrigger, StageTiming, TableCounts};
+use crate::domain::run::{
+    RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
+};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 
@@ -129,6 +131,13 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
         .exec(&*txn)
         .await?;
     let backend = txn.get_database_backend();
+    // The stages are in run_stage now; a finished run has no progress.
+    let mut p = Params::new(backend, 1);
+    let sql = format!(
+        "UPDATE sync_run SET progress = NULL WHERE id = {}",
+        p.push(s.id.as_str())
+    );
+    txn.execute(p.statement(sql)).await?;
     for t in &run.tables {
         let mut p = Params::new(backend, 11);
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -198,11 +207,66 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
             outcome: r.try_get("", "outcome")?,
         });
     }
+    let (mut current, mut stages) = (None, stages);
+    if summary.status == RunStatus::Running {
+        if let Some(progress) = progress(db, run_id).await? {
+            (stages, current) = (progress.stages, progress.current);
+        }
+    }
     Ok(Some(RunDetail {
         summary,
         tables,
         stages,
+        current,
     }))
+}
+
+/// What a RUNNING run stores of its progress.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    stages: Vec<StageTiming>,
+    current: Option<StageProgress>,
+}
+
+/// Records how far the RUNNING run `run_id` got: the stages it finished and the one
+/// under way.
+pub async fn report_progress(
+    db: &Db,
+    run_id: &str,
+    stages: &[StageTiming],
+    current: &StageProgress,
+) -> Result<()> {
+    let progress = serde_json::to_string(&Progress {
+        stages: stages.to_vec(),
+        current: Some(current.clone()),
+    })
+    .map_err(|e| AppError::Internal(anyhow!("run progress does not encode: {e}")))?;
+    let mut p = Params::new(db.backend(), 2);
+    let sql = format!(
+        "UPDATE sync_run SET progress = {} WHERE id = {} AND status = 'RUNNING'",
+        p.push(progress),
+        p.push(run_id)
+    );
+    let txn = db.begin_write().await?;
+    txn.execute(p.statement(sql)).await?;
+    txn.commit().await
+}
+
+async fn progress(db: &Db, run_id: &str) -> Result<Option<Progress>> {
+    let mut p = Params::new(db.backend(), 1);
+    let sql = format!(
+        "SELECT progress FROM sync_run WHERE id = {}",
+        p.push(run_id)
+    );
+    let Some(row) = db.conn().query_one(p.statement(sql)).await? else {
+        return Ok(None);
+    };
+    let text: Option<String> = row.try_get("", "progress")?;
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| AppError::Internal(anyhow!("stored run progress is corrupt: {e}")))
+    })
+    .transpose()
 }
 
 /// A page of the tenant's runs, newest first, optionally of one status, started before

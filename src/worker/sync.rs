@@ -4,7 +4,7 @@
 //! the next one (deliveries are idempotent).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,8 @@ use crate::app::AppState;
 use crate::domain::alert::AlertKind;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::run::{
-    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
+    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageProgress, StageTiming,
+    TableCounts,
 };
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{IntegrationType, Tenant, TenantId};
@@ -186,6 +187,10 @@ struct Ctx<'a> {
     abc_held: bool,
     /// The run's batches to the sink.
     delivery: Delivery<'a>,
+    /// The stages finished so far, in run order.
+    finished: Vec<StageTiming>,
+    /// Companies and contacts the push stage has been through (delivered or held).
+    pushed: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -222,6 +227,38 @@ impl Ctx<'_> {
         })
     }
 
+    /// The companies and contacts (tombstones included) the push stage delivers, as
+    /// collect counted them.
+    fn to_deliver(&self) -> u64 {
+        ["company", "contact"]
+            .iter()
+            .filter_map(|t| self.tables.get(t).map(|c| c.received))
+            .sum()
+    }
+
+    /// Counts `more` records gone through by the push stage (on `table`) and records it.
+    async fn push_progress(&self, table: &str, more: u64) {
+        let done = self.pushed.fetch_add(more, Ordering::SeqCst) + more;
+        self.progress(Stage::Push, Some(table), done, self.to_deliver())
+            .await;
+    }
+
+    /// Records that the run is in `stage` (on `table`), `done` of `total` records; GetRun
+    /// shows it while the run lasts. A failure to record it only costs the display.
+    async fn progress(&self, stage: Stage, table: Option<&str>, done: u64, total: u64) {
+        let current = StageProgress {
+            stage: stage.as_str().to_owned(),
+            table: table.map(str::to_owned),
+            done,
+            total,
+        };
+        if let Err(e) =
+            runs::report_progress(&self.state.db, &self.run_id, &self.finished, &current).await
+        {
+            tracing::warn!(error = ?anyhow::Error::from(e), run = %self.run_id, "cannot record a run's progress");
+        }
+    }
+
     async fn renew(&self) -> Result<()> {
         if lease::renew(
             &self.state.db,
@@ -253,6 +290,8 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         analysis: None,
         abc_held: false,
         delivery: Delivery::new(state, tenant, &run.id),
+        finished: Vec::new(),
+        pushed: AtomicU64::new(0),
     };
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
     let _enter = span.enter();
@@ -264,7 +303,6 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         json!({}),
     )
     .await;
-    let mut stages = Vec::new();
     let mut failure = None;
     for stage in Stage::ALL {
         if state.runs.stopping() {
@@ -283,6 +321,15 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             break;
         }
         let t0 = Instant::now();
+        let total = match stage {
+            Stage::Push => ctx.to_deliver(),
+            Stage::Categorize => ctx
+                .analysis
+                .as_ref()
+                .map_or(0, |(_, a)| a.categories.len() as u64),
+            _ => 0,
+        };
+        ctx.progress(stage, None, 0, total).await;
         let result = match stage {
             Stage::Collect => collect(&mut ctx).await,
             Stage::Validate => Ok(
@@ -322,7 +369,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             )
             .await;
         }
-        stages.push(StageTiming {
+        ctx.finished.push(StageTiming {
             stage: stage.as_str().to_owned(),
             duration_ms,
             outcome,
@@ -336,7 +383,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         }
     }
     // A run that ended early still says what is staged beside what it delivered.
-    if (failure.is_some() || ctx.interrupted) && stages.len() < Stage::ALL.len() {
+    if (failure.is_some() || ctx.interrupted) && ctx.finished.len() < Stage::ALL.len() {
         if let Err(e) = reconcile(&mut ctx).await {
             tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
         }
@@ -356,7 +403,8 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             ..run
         },
         tables: ctx.tables.values().cloned().collect(),
-        stages,
+        stages: std::mem::take(&mut ctx.finished),
+        current: None,
     };
     let level = if status == RunStatus::Failed {
         Level::Error
@@ -508,6 +556,7 @@ async fn deliver(
             return Ok(false);
         }
         let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
+        let batch_len = chunk.len() as u64;
         let sent = match table {
             "company" => {
                 let rows: Vec<CrmCompany> = chunk
@@ -533,6 +582,7 @@ async fn deliver(
         if sent.is_none() {
             return Ok(false);
         }
+        ctx.push_progress(table, batch_len).await;
     }
     for chunk in deletes.chunks(d.batch_size()) {
         if ctx.state.runs.stopping() {
@@ -556,6 +606,7 @@ async fn deliver(
             return Ok(false);
         }
         pending_deletes::mark_applied(&ctx.state.db, ctx.tenant, table, chunk, Utc::now()).await?;
+        ctx.push_progress(table, chunk.len() as u64).await;
     }
     Ok(true)
 }
@@ -702,11 +753,13 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
         }
         let held = ctx.held.remove(table).unwrap_or_default();
         let mut after = String::new();
+        ctx.push_progress(table, 0).await;
         loop {
             let page =
                 staging::pending_page(&ctx.state.db, ctx.tenant, table, &after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.external_id.clone();
+            let page_end = ctx.pushed.load(Ordering::SeqCst) + page.len() as u64;
             let mut delivered = Vec::with_capacity(page.len());
             let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
             let (mut inserted, mut updated) = (0, 0);
@@ -734,6 +787,9 @@ async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
                 return Ok(format!("stopped by shutdown in {table}"));
             }
             staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;
+            // Held tombstones were gone through too.
+            ctx.pushed.store(page_end, Ordering::SeqCst);
+            ctx.push_progress(table, 0).await;
             if table == "company" || table == "contact" {
                 let c = ctx.counts(table);
                 c.inserted += inserted;

@@ -1002,11 +1002,19 @@ async fn erpsync_export_writes_the_workbook_or_nothing() {
         v.extend(extra.iter().map(|s| (*s).to_owned()));
         v
     };
-    let printed = ok(run(args(&from.to_string(), &file, &["--table", "company"]))
+    let out = run(args(&from.to_string(), &file, &["--table", "company"]))
         .await
-        .unwrap());
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    let printed = ok(out);
     let size = std::fs::metadata(&file).unwrap().len();
     assert_eq!(printed.trim(), format!("{} ({size} bytes)", file.display()));
+    // Not a terminal: the progress is plain lines on stderr.
+    assert!(
+        progress.contains("progress: the server is building the workbook\n")
+            && progress.contains(&format!("progress: received {size} bytes\n")),
+        "{progress}"
+    );
     let all = sheets(&std::fs::read(&file).unwrap());
     let company = sheet(&all, "company");
     assert_eq!(company.len(), 2);

@@ -27,6 +27,7 @@ both_backends!(
     a_run_whose_server_died_is_interrupted_in_its_log_and_run_again,
     categories_are_sent_again_after_a_company_upsert,
     the_delete_guard_protects_a_host_crm,
+    a_running_runs_stages_and_progress_are_shown,
 );
 
 /// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
@@ -416,4 +417,40 @@ async fn the_delete_guard_protects_a_host_crm(app: TestApp) {
     assert!(pending
         .iter()
         .all(|p| p.name == "ACME Ltda" && p.state == "HELD"));
+}
+
+/// While a run delivers to a slow host, GetRun shows the stages it finished and the one
+/// under way with its records done of the total; once it ends, every stage and no
+/// progress.
+async fn a_running_runs_stages_and_progress_are_shown(app: TestApp) {
+    let (mut ctx, host, _server, _) = host_app(app, patient()).await;
+    host.delay_ms.store(150, Ordering::SeqCst);
+    ctx.push("company", companies(0..10)).await;
+    let run_id = trigger(&mut ctx).await;
+    let mut seen = Vec::new();
+    let done = loop {
+        let got = get_run(&mut ctx, &run_id).await;
+        let run = got.run.unwrap();
+        if run.status() != pb::RunStatus::Running {
+            break run;
+        }
+        if let Some(c) = run.current.clone() {
+            let finished: Vec<String> = run.stages.iter().map(|s| s.stage.clone()).collect();
+            seen.push((finished, c));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done.status(), pb::RunStatus::Success);
+    assert!(done.current.is_none());
+    assert_eq!(done.stages.len(), 7);
+    let mid_push: Vec<&(Vec<String>, pb::RunProgress)> = seen
+        .iter()
+        .filter(|(_, c)| c.stage == "push" && c.done > 0 && c.done < c.total)
+        .collect();
+    assert!(!mid_push.is_empty(), "{seen:#?}");
+    for (finished, c) in mid_push {
+        assert_eq!(finished, &["collect", "validate", "delete_guard"]);
+        assert_eq!((c.table.as_str(), c.total), ("company", 10));
+        assert_eq!(c.done % 2, 0, "a batch of 2 at a time: {c:?}");
+    }
 }

@@ -574,6 +574,7 @@ async fn a_tenant_runs_once_at_a_time(app: TestApp) {
         },
         tables: vec![],
         stages: vec![],
+        current: None,
     };
     runs::finish(&ctx.app.state.db, &detail).await.unwrap();
     let run = ctx.run().await.run.unwrap();
@@ -1461,6 +1462,71 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
     );
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+/// `erpsync sync-now` follows a run to its end; not on a terminal, its progress is plain
+/// lines on stderr (stage, table, records done of the total), its log on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_shows_the_runs_progress() {
+    use crate::cli::{erpsync, ok, serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("progress.db").display()
+    );
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
+    let issue = |role: &str| {
+        ok(erpsync(
+            &db,
+            &["token", "issue", "--role", role, "--tenant", "acme"],
+        ))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+    };
+    let (crm, erp) = (issue("crm"), issue("erp"));
+    let (host, host_port) = start_host().await;
+    host.delay_ms
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    let sink = format!("grpc://127.0.0.1:{host_port}");
+    let (mut server, port) = serve_with(&db, &["--crm-sink", &sink, "--sink-batch", "2"]);
+    let records: Vec<serde_json::Value> = (0..6)
+        .map(|i| json!({"external_id": format!("c{i}"), "fields": valid_fields("company")}))
+        .collect();
+    let body = json!({ "records": records }).to_string();
+    let (status, _) =
+        crate::helpers::http_post(port, "/erp/v1/company", Some(&erp), body.as_bytes()).await;
+    assert_eq!(status, 200);
+    let url = format!("http://127.0.0.1:{port}");
+    let out = tokio::task::spawn_blocking(move || {
+        erpsync(
+            &db,
+            &[
+                "sync-now", "--tenant", "acme", "--server", &url, "--token", &crm,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    let log = ok(out);
+    assert!(log.contains("status: SUCCESS"), "{log}");
+    assert!(
+        !log.contains("progress:"),
+        "the log stays on stdout alone: {log}"
+    );
+    let pushing: Vec<&str> = progress
+        .lines()
+        .filter(|l| l.starts_with("progress: push [company] "))
+        .collect();
+    assert!(!pushing.is_empty(), "{progress}");
+    assert!(pushing.iter().all(|l| l.ends_with("/6")), "{pushing:?}");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 async fn a_graceful_shutdown_stops_a_run_at_a_checkpoint(app: TestApp) {
