@@ -375,6 +375,7 @@ async fn run(
         throttle: erpsync::throttle::Throttle::new(Default::default()),
         delivery: Default::default(),
         retries: Default::default(),
+        run_lease: erpsync::worker::sync::LEASE_TTL,
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,

@@ -95,6 +95,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         throttle: erpsync::throttle::Throttle::new(Default::default()),
         delivery: Default::default(),
         retries: Default::default(),
+        run_lease: erpsync::worker::sync::LEASE_TTL,
         views: erpsync::viewdb::ViewAccess::new(
             Default::default(),
             None,

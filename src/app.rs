@@ -43,6 +43,8 @@ pub struct AppState {
     pub delivery: crate::worker::delivery::DeliveryPolicy,
     /// How failed runs are tried again.
     pub retries: crate::worker::delivery::RunRetries,
+    /// How long a run's lease lives unrenewed.
+    pub run_lease: chrono::Duration,
 }
 
 /// A server that is bound and migrated, ready to serve.
@@ -108,6 +110,7 @@ pub async fn build_with_sink(
         retention_days: config.request_log_retention_days,
         delivery: config.delivery,
         retries: config.retries,
+        run_lease: config.run_lease,
     };
     // Runs a stopped process was running are interrupted (in their tenants' logs too);
     // their records stay staged and the scheduler runs them again. On SQLite one server

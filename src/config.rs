@@ -64,6 +64,9 @@ pub struct Config {
     pub delivery: crate::worker::delivery::DeliveryPolicy,
     /// How failed runs are tried again.
     pub retries: crate::worker::delivery::RunRetries,
+    /// How long a run's lease lives unrenewed: a run whose server died is taken for
+    /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
+    pub run_lease: chrono::Duration,
 }
 
 /// Default [`Config::request_timeout`].
@@ -129,6 +132,9 @@ impl Config {
             return Err("--request-log-body-cap must be at least 1024 bytes".into());
         }
         self.delivery.validate()?;
+        if self.run_lease < chrono::Duration::seconds(1) {
+            return Err("the run lease must last at least a second".into());
+        }
         self.export.validate()
     }
 }
@@ -153,6 +159,7 @@ impl Default for Config {
             insecure: false,
             delivery: Default::default(),
             retries: Default::default(),
+            run_lease: crate::worker::sync::LEASE_TTL,
         }
     }
 }

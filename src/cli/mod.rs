@@ -283,6 +283,7 @@ impl Cli {
                     },
                     request_log_retention_days,
                     scheduler_tick: crate::worker::scheduler::TICK,
+                    run_lease: crate::worker::sync::LEASE_TTL,
                     log_heartbeat: std::time::Duration::from_secs(log_heartbeat_secs),
                     export: crate::export::ExportLimits::default(),
                     view_sources: crate::domain::view_source::SourcePolicy {

@@ -32,7 +32,8 @@ mod view;
 
 pub(crate) use view::{configure as configure_view, status as view_status, ViewStatus};
 
-/// How long a lease lives without renewal; a crashed holder frees the tenant after it.
+/// How long a lease lives without renewal by default; a crashed holder frees the tenant
+/// after it.
 pub const LEASE_TTL: Duration = Duration::seconds(60);
 /// Records read and delivered at a time.
 const PAGE: u64 = 1_000;
@@ -115,8 +116,15 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
         finished_at: None,
         error: None,
     };
-    if let Err(existing) =
-        lease::acquire(&state.db, tenant, &state.instance, &run.id, LEASE_TTL, now).await?
+    if let Err(existing) = lease::acquire(
+        &state.db,
+        tenant,
+        &state.instance,
+        &run.id,
+        state.run_lease,
+        now,
+    )
+    .await?
     {
         let running = runs::get(&state.db, tenant, &existing)
             .await?
@@ -264,7 +272,7 @@ impl Ctx<'_> {
             &self.state.db,
             self.tenant,
             &self.run_id,
-            Utc::now() + LEASE_TTL,
+            Utc::now() + self.state.run_lease,
         )
         .await?
         {
@@ -304,6 +312,9 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
     )
     .await;
     let mut failure = None;
+    // The lease is renewed in the background too, so a stage that waits long (a CRM
+    // being retried, a large analysis) is not taken for a dead server's run.
+    let keeper = tokio::spawn(keep_lease(state.clone(), tenant.clone(), run.id.clone()));
     for stage in Stage::ALL {
         if state.runs.stopping() {
             ctx.interrupted = true;
@@ -388,6 +399,7 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
             tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
         }
     }
+    keeper.abort();
     let held: u64 = ctx.tables.values().map(|t| t.held).sum();
     let status = match (&failure, held) {
         _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
@@ -430,6 +442,25 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
     }
     detail
+}
+
+/// Renews the lease of `run_id` every quarter of its lifetime until aborted or the lease
+/// is no longer the run's (the run notices at its next checkpoint).
+async fn keep_lease(state: AppState, tenant: TenantId, run_id: String) {
+    let ttl = state.run_lease;
+    let every = (ttl / 4)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(15));
+    loop {
+        tokio::time::sleep(every).await;
+        match lease::renew(&state.db, &tenant, &run_id, Utc::now() + ttl).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = ?anyhow::Error::from(e), run = %run_id, "cannot renew a run's lease; trying again");
+            }
+        }
+    }
 }
 
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;

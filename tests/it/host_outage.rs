@@ -28,6 +28,7 @@ both_backends!(
     categories_are_sent_again_after_a_company_upsert,
     the_delete_guard_protects_a_host_crm,
     a_running_runs_stages_and_progress_are_shown,
+    a_run_keeps_its_lease_while_it_waits_for_the_host,
 );
 
 /// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
@@ -107,14 +108,18 @@ fn patient() -> DeliveryPolicy {
 }
 
 async fn host_app(app: TestApp, policy: DeliveryPolicy) -> (Ctx, Arc<HostCrm>, HostServer, u16) {
+    host_app_with(app, |c| c.delivery = policy).await
+}
+
+async fn host_app_with(
+    app: TestApp,
+    tune: impl FnOnce(&mut erpsync::config::Config),
+) -> (Ctx, Arc<HostCrm>, HostServer, u16) {
     let backend = app.backend;
     drop(app);
     let host = Arc::new(HostCrm::default());
     let (server, port) = HostServer::start(host.clone(), 0);
-    let app = app_with_host_sink_and(backend, format!("grpc://127.0.0.1:{port}"), |c| {
-        c.delivery = policy;
-    })
-    .await;
+    let app = app_with_host_sink_and(backend, format!("grpc://127.0.0.1:{port}"), tune).await;
     (setup(app).await, host, server, port)
 }
 
@@ -148,8 +153,28 @@ async fn get_run(ctx: &mut Ctx, run_id: &str) -> pb::GetRunResponse {
         .into_inner()
 }
 
+/// How long the host stays down: 1.5 s by default; `ERPSYNC_HOST_OUTAGE_MS=60000` shows
+/// the default delivery policy waiting out a restart of a minute (the run takes that
+/// long), with `--nocapture` printing the tenant's log of the run.
+fn outage() -> (Duration, DeliveryPolicy) {
+    let ms = std::env::var("ERPSYNC_HOST_OUTAGE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    let policy = if ms >= 10_000 {
+        DeliveryPolicy {
+            batch: 2,
+            ..DeliveryPolicy::default()
+        }
+    } else {
+        patient()
+    };
+    (Duration::from_millis(ms), policy)
+}
+
 async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: TestApp) {
-    let (mut ctx, host, mut server, port) = host_app(app, patient()).await;
+    let (down_for, policy) = outage();
+    let (mut ctx, host, mut server, port) = host_app(app, policy).await;
     // The host holds 5 companies of its own: its count is not erpsync's.
     host.host_only.store(5, Ordering::SeqCst);
     host.delay_ms.store(100, Ordering::SeqCst);
@@ -165,14 +190,14 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
         !host.calls.lock().unwrap().is_empty(),
         "the run reached the host"
     );
-    // The host restarts: down for 1.5 s, then up again on the same port.
+    // The host restarts: down for a while, then up again on the same port.
     server.kill();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(down_for).await;
     let (_server, again) = HostServer::start(host.clone(), port);
     assert_eq!(again, port);
 
     let mut got = get_run(&mut ctx, &run_id).await;
-    for _ in 0..1200 {
+    for _ in 0..12_000 {
         if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
             break;
         }
@@ -453,4 +478,34 @@ async fn a_running_runs_stages_and_progress_are_shown(app: TestApp) {
         assert_eq!((c.table.as_str(), c.total), ("company", 10));
         assert_eq!(c.done % 2, 0, "a batch of 2 at a time: {c:?}");
     }
+}
+
+/// A run that waits for the host longer than its lease lasts keeps the lease (renewed in
+/// the background): the scheduler does not take it for a dead server's run.
+async fn a_run_keeps_its_lease_while_it_waits_for_the_host(app: TestApp) {
+    let (mut ctx, host, mut server, port) = host_app_with(app, |c| {
+        c.delivery = patient();
+        c.run_lease = chrono::Duration::seconds(2);
+        // Only this test's own ticks look for dead runs.
+        c.scheduler_tick = Duration::from_secs(3600);
+    })
+    .await;
+    ctx.push("company", companies(0..4)).await;
+    server.kill();
+    let run_id = trigger(&mut ctx).await;
+    // Three lease lifetimes later the run is still waiting for the host.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(tick(&ctx.app.state, Utc::now()).await.unwrap(), 0);
+    let got = get_run(&mut ctx, &run_id).await;
+    assert_eq!(
+        got.run.unwrap().status(),
+        pb::RunStatus::Running,
+        "{:#?}",
+        got.log
+    );
+    let (_server, _) = HostServer::start(host.clone(), port);
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(runs.len(), 1, "one run, never interrupted nor retried");
+    assert_eq!(runs[0].status(), pb::RunStatus::Success);
+    assert_eq!(host.held.lock().unwrap()["company"].len(), 4);
 }
