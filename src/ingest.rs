@@ -285,52 +285,64 @@ pub async fn log_failure(
             request_id: None,
         };
     }
-    let reply = PushReply {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        accepted: 0,
-        rejected: Vec::new(),
-    };
-    let mut e = entry(
-        meta,
-        &reply.request_id,
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = error_json(&err, Some(&request_id));
+    let outcome = (
         err.code_name(),
         err.http_status(),
-        &reply,
-        error_json(&err, Some(&reply.request_id)),
         Some(err.public_message()),
     );
-    (e.request_body, e.request_truncated) = cut_body(
-        &meta.request_body.render(records),
-        state.limits.log_body_cap,
-    );
-    if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
-        tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a failed request");
-    }
+    log_alone(state, meta, records, &request_id, outcome, body.clone()).await;
     Failure {
         error: err,
-        request_id: Some(reply.request_id),
-        body: e.response_body,
+        request_id: Some(request_id),
+        body,
     }
 }
 
 /// Logs a request other than a push (ReportCounts) that succeeded with `response_body`.
 pub async fn log_answered(state: &AppState, meta: &RequestMeta, response_body: String) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    log_alone(
+        state,
+        meta,
+        &[],
+        &request_id,
+        ("OK", 200, None),
+        response_body,
+    )
+    .await;
+}
+
+/// Writes the log entry of a request that staged nothing, in a transaction of its own:
+/// `outcome` is its status, HTTP status and error message. A failure to log is only
+/// reported (the caller has its answer either way).
+async fn log_alone(
+    state: &AppState,
+    meta: &RequestMeta,
+    records: &[Value],
+    request_id: &str,
+    (status, http_status, error): (&str, u16, Option<String>),
+    response_body: String,
+) {
     let reply = PushReply {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: request_id.to_owned(),
         accepted: 0,
         rejected: Vec::new(),
     };
     let mut e = entry(
         meta,
-        &reply.request_id,
-        "OK",
-        200,
+        request_id,
+        status,
+        http_status,
         &reply,
         response_body,
-        None,
+        error,
     );
-    (e.request_body, e.request_truncated) =
-        cut_body(&meta.request_body.render(&[]), state.limits.log_body_cap);
+    (e.request_body, e.request_truncated) = cut_body(
+        &meta.request_body.render(records),
+        state.limits.log_body_cap,
+    );
     if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
     }

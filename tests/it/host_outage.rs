@@ -180,16 +180,7 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
     host.delay_ms.store(100, Ordering::SeqCst);
     ctx.push("company", companies(0..20)).await;
     let run_id = trigger(&mut ctx).await;
-    for _ in 0..500 {
-        if !host.calls.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        !host.calls.lock().unwrap().is_empty(),
-        "the run reached the host"
-    );
+    host.wait_for_a_call().await;
     // The host restarts: down for a while, then up again on the same port.
     server.kill();
     tokio::time::sleep(down_for).await;

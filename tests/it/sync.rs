@@ -962,6 +962,19 @@ pub(crate) struct HostCrm {
     pub(crate) keys: std::sync::Mutex<Vec<String>>,
 }
 
+impl HostCrm {
+    /// Waits (5 s at most) until a run's first call has reached the host.
+    pub(crate) async fn wait_for_a_call(&self) {
+        for _ in 0..500 {
+            if !self.calls.lock().unwrap().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no call reached the host in 5 s");
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct HostCrmService(pub(crate) std::sync::Arc<HostCrm>);
 
@@ -1383,16 +1396,7 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
         .into_inner();
     let killed_run = started.run.unwrap().run_id;
     // Mid-run: the host has had a call, the run is far from done.
-    for _ in 0..200 {
-        if !host.calls.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        !host.calls.lock().unwrap().is_empty(),
-        "the run reached the host"
-    );
+    host.wait_for_a_call().await;
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
