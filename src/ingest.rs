@@ -35,12 +35,19 @@ pub struct Limits {
 /// Default [`Limits::body_timeout`].
 pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Default [`Limits::max_body_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Default [`Limits::max_records`].
+pub const DEFAULT_MAX_RECORDS: usize = 10_000;
+/// Default [`Limits::log_body_cap`]: 1 MiB.
+pub const DEFAULT_LOG_BODY_CAP: usize = 1024 * 1024;
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_body_bytes: 16 * 1024 * 1024,
-            max_records: 10_000,
-            log_body_cap: 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_records: DEFAULT_MAX_RECORDS,
+            log_body_cap: DEFAULT_LOG_BODY_CAP,
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }

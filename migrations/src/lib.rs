@@ -1,5 +1,7 @@
 //! Schema migrations of erpsync's database (SQLite and PostgreSQL alike).
-//! Only ever add a migration; never edit one that has shipped.
+//! Only ever add a migration; never edit one that has shipped: `migrations/shipped.sha256`
+//! holds every migration file's hash, and the suite fails when one changes
+//! (`tests/it/migrate.rs`); a new migration adds its line there.
 
 pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait};

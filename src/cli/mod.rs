@@ -66,19 +66,19 @@ enum Command {
         #[arg(long, env = "ERPSYNC_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
         /// Largest accepted ingestion request (HTTP body or gRPC message), in bytes.
-        #[arg(long, env = "ERPSYNC_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+        #[arg(long, env = "ERPSYNC_MAX_BODY_BYTES", default_value_t = crate::ingest::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
         /// Most records in one pushed batch.
-        #[arg(long, env = "ERPSYNC_MAX_RECORDS", default_value_t = 10_000)]
+        #[arg(long, env = "ERPSYNC_MAX_RECORDS", default_value_t = crate::ingest::DEFAULT_MAX_RECORDS)]
         max_records: usize,
         /// Logged request bodies longer than this are stored cut (marked), in bytes.
-        #[arg(long, env = "ERPSYNC_REQUEST_LOG_BODY_CAP", default_value_t = 1024 * 1024)]
+        #[arg(long, env = "ERPSYNC_REQUEST_LOG_BODY_CAP", default_value_t = crate::ingest::DEFAULT_LOG_BODY_CAP)]
         request_log_body_cap: usize,
         /// Request-log rows older than this many days are deleted (at least 7).
-        #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = 30)]
+        #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_RETENTION_DAYS)]
         request_log_retention_days: u32,
         /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
-        #[arg(long, env = "ERPSYNC_LOG_HEARTBEAT_SECS", default_value_t = 15)]
+        #[arg(long, env = "ERPSYNC_LOG_HEARTBEAT_SECS", default_value_t = crate::config::DEFAULT_LOG_HEARTBEAT.as_secs())]
         log_heartbeat_secs: u64,
         /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
         /// CrmSink service, grpc://host:port.

@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::{Duration, Utc};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::domain::alert::AlertKind;
@@ -288,6 +289,13 @@ impl Ctx<'_> {
 /// Runs every stage of `run` and records how it ended; never panics, never leaves the
 /// run RUNNING while the process lives.
 pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    // Every log line of the run, in whatever task, carries its tenant and run; no other
+    // task's lines do.
+    let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
+    run_stages(state, tenant, run).instrument(span).await
+}
+
+async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
     let mut ctx = Ctx {
         state,
         tenant,
@@ -301,8 +309,6 @@ pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> Ru
         finished: Vec::new(),
         pushed: AtomicU64::new(0),
     };
-    let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
-    let _enter = span.enter();
     ctx.event(
         Level::Info,
         Stage::Collect,

@@ -104,3 +104,51 @@ async fn servers_starting_together_on_one_fresh_sqlite_database_all_migrate_it()
 async fn servers_starting_together_on_one_fresh_postgres_database_all_migrate_it() {
     servers_starting_together_on_one_fresh_database_all_migrate_it(Backend::Postgres).await;
 }
+
+/// A migration that shipped is never edited (a database that ran it would never see the
+/// change): every migration file is listed in `migrations/shipped.sha256` with the hash
+/// it shipped with. A new migration adds its line:
+/// `(cd migrations/src && sha256sum mYYYYMMDD_NNNNNN_name.rs) >> migrations/shipped.sha256`.
+#[test]
+fn shipped_migrations_are_never_edited() {
+    use sha2::{Digest, Sha256};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let manifest = std::fs::read_to_string(root.join("shipped.sha256")).unwrap();
+    let shipped: std::collections::BTreeMap<&str, &str> = manifest
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (hash, file) = l.split_once("  ").expect("`<sha256>  <file>` lines");
+            (file, hash)
+        })
+        .collect();
+    let mut files: Vec<String> = std::fs::read_dir(root.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('m') && n.ends_with(".rs"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let text = std::fs::read(root.join("src").join(file)).unwrap();
+        let hash = erpsync::domain::text::hex(&Sha256::digest(&text));
+        match shipped.get(file.as_str()) {
+            None => panic!(
+                "migration {file} is not in migrations/shipped.sha256: add its line \
+                 ((cd migrations/src && sha256sum {file}) >> migrations/shipped.sha256)"
+            ),
+            Some(h) => assert_eq!(
+                *h, hash,
+                "migration {file} changed after it shipped: put the change in a new migration"
+            ),
+        }
+    }
+    assert_eq!(
+        shipped.len(),
+        files.len(),
+        "migrations/shipped.sha256 names a file that is gone: {:?}",
+        shipped
+            .keys()
+            .filter(|f| !files.iter().any(|x| x == *f))
+            .collect::<Vec<_>>()
+    );
+}
