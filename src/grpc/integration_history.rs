@@ -508,15 +508,9 @@ impl IntegrationHistory for Service {
             }
         };
         tenants::require(&self.state.db, &tenant).await?;
-        let resolved = pending_deletes::resolve(
-            &self.state.db,
-            &tenant,
-            &req.table,
-            ids,
-            resolution,
-            Utc::now(),
-        )
-        .await?;
+        let resolved =
+            sync::resolve_pending_deletes(&self.state, &tenant, &req.table, ids, resolution)
+                .await?;
         tracing::info!(tenant = %tenant, table = %req.table, resolved, ?resolution, "pending deletions resolved");
         Ok(Response::new(pb::ResolvePendingDeletesResponse {
             resolved,

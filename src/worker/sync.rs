@@ -450,6 +450,40 @@ async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> Run
     detail
 }
 
+/// Approves or discards the table's waiting deletions (`ids`, or all); returns how many
+/// changed state. When none is left HELD in any table, DELETES_HELD closes at once (the
+/// approved ones wait only for the next run), so the alert and ListPendingDeletes agree.
+pub async fn resolve_pending_deletes(
+    state: &AppState,
+    tenant: &TenantId,
+    table: &str,
+    ids: Option<&[String]>,
+    resolution: pending_deletes::Resolution,
+) -> Result<u64> {
+    let now = Utc::now();
+    let resolved = pending_deletes::resolve(&state.db, tenant, table, ids, resolution, now).await?;
+    let mut still_held = 0;
+    for t in ["company", "contact"] {
+        still_held += pending_deletes::ids_in_state(&state.db, tenant, t, "HELD")
+            .await?
+            .len();
+    }
+    if still_held == 0 && alerts::resolve(&state.db, tenant, AlertKind::DeletesHeld, now).await? {
+        let e = events::NewEvent {
+            tenant,
+            run_id: None,
+            level: Level::Info,
+            stage: "alert",
+            table: Some(table),
+            message: "alert DELETES_HELD resolved: every held deletion was approved or discarded"
+                .into(),
+            fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),
+        };
+        state.logs.append(&state.db, e, now).await?;
+    }
+    Ok(resolved)
+}
+
 /// Renews the lease of `run_id` every quarter of its lifetime until aborted or the lease
 /// is no longer the run's (the run notices at its next checkpoint).
 async fn keep_lease(state: AppState, tenant: TenantId, run_id: String) {

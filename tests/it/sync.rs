@@ -459,6 +459,14 @@ async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(r.resolved, 110);
+    assert!(
+        !ctx.overview()
+            .await
+            .open_alerts
+            .iter()
+            .any(|a| a.kind() == pb::AlertKind::DeletesHeld),
+        "nothing is held any more: the alert closed with the last decision"
+    );
     let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
     let staged = erpsync::storage::staging::list(&ctx.app.state.db, &tenant, "company")
         .await
