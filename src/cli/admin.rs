@@ -17,7 +17,7 @@ use crate::domain::view_source::SourcePolicy;
 use crate::error::AppError;
 use crate::storage::{tenants, tokens, views, Db};
 use crate::viewdb::{Naming, ViewAccess};
-use crate::worker::sync;
+use crate::worker::view_admin;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -321,7 +321,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 .with_context(|| format!("{config} is not a valid View configuration"))?;
             let db = open(url).await?;
             let access = view_access(&db, url, key).await?;
-            sync::configure_view(
+            view_admin::configure(
                 &db,
                 &access,
                 Naming::Operator,
@@ -393,7 +393,7 @@ async fn view_access(db: &Db, url: &str, key: Option<SecretKey>) -> anyhow::Resu
 }
 
 async fn describe_view(db: &Db, access: &ViewAccess, id: &TenantId) -> anyhow::Result<String> {
-    let status = sync::view_status(db, access, id).await?;
+    let status = view_admin::status(db, access, id).await?;
     let t = &status;
     let Some(cfg) = &status.config else {
         return Ok(format!(

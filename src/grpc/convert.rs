@@ -17,7 +17,7 @@ use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleI
 use crate::domain::view::{Mode as ViewMode, ViewTable};
 use crate::error::FieldViolation;
 use crate::overview::Overview;
-use crate::worker::sync::ViewStatus;
+use crate::worker::view_admin::ViewStatus;
 
 /// An instant as a protobuf Timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {

@@ -24,7 +24,7 @@ use crate::logs;
 use crate::storage::{abc, events, pending_deletes, runs, views};
 use crate::viewdb::Naming;
 use crate::worker::abc as abc_worker;
-use crate::worker::sync;
+use crate::worker::{sync, view_admin};
 use crate::{overview, storage::tenants};
 
 const SERVICE: &str = "IntegrationHistory";
@@ -207,7 +207,7 @@ impl Service {
         &self,
         tenant: &crate::domain::tenant::TenantId,
     ) -> Result<pb::ViewConfig> {
-        let status = sync::view_status(&self.state.db, &self.state.views, tenant).await?;
+        let status = view_admin::status(&self.state.db, &self.state.views, tenant).await?;
         Ok(convert::view_config(tenant, &status))
     }
 
@@ -229,7 +229,7 @@ impl Service {
             .map(|(i, t)| convert::view_table_from(i, t, &mut violations))
             .collect();
         let page_size = (req.page_size != 0).then_some(req.page_size);
-        sync::configure_view(
+        view_admin::configure(
             db,
             &self.state.views,
             Naming::Tenant,

@@ -8,6 +8,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod sink;
 pub mod sync;
+pub mod view_admin;
 
 /// Gives the memory the C library's allocator holds free back to the system. SQLite
 /// allocates with it (Rust code uses mimalloc), and glibc keeps what a large job freed:

@@ -1,11 +1,11 @@
-//! The collect stage of a View integration: every configured view is checked first (the
-//! ERP database reachable, each view and column present and of a fitting type), so a
-//! broken configuration fails the run before anything is staged; then each view is read
-//! in keyset pages, every page judged like a pushed batch, staged, and logged in the
-//! request log as `view:<name>`. A full snapshot then stages the deletion of every record
-//! the view no longer returns (the delete guard holds them when they are too many); an
-//! incremental read records where it stopped.
-
+//! The collect stage of a View integration (their administration is
+//! `worker::view_admin`): every configured view is checked first (the ERP database
+//! reachable, each view and column present and of a fitting type), so a broken
+//! configuration fails the run before anything is staged; then each view is read in
+//! keyset pages, every page judged like a pushed batch, staged, and logged in the request
+//! log as `view:<name>`. A full snapshot then stages the deletion of every record the view
+//! no longer returns (the delete guard holds them when they are too many); an incremental
+//! read records where it stopped.
 use std::time::Instant;
 
 use chrono::Utc;
@@ -18,23 +18,19 @@ use crate::domain::record::Kind;
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::{self, TableDef};
-use crate::domain::tenant::{IntegrationType, Tenant, TenantId};
-use crate::domain::view::{
-    field_role, validate, Backend, Category, Mode, Role, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE,
-};
-use crate::error::{AppError, FieldViolation, Result};
+use crate::domain::tenant::Tenant;
+use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig, ViewTable};
+use crate::error::{AppError, Result};
 use crate::ingest::error_json;
 use crate::storage::request_log::{self, StoredBody};
-use crate::storage::{staging, tenants, views, Db};
-use crate::viewdb::{
-    Column, Cursor, ErpDb, Naming, PageQuery, PageRow, PageSpec, Param, ViewAccess,
-};
+use crate::storage::{staging, views};
+use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
 
 /// Staged ids compared with a snapshot per read, and tombstones staged per request.
 const DELETE_PAGE: u64 = 5_000;
 
 /// One configured view, checked against the ERP's catalog.
-struct Plan<'c> {
+pub(crate) struct Plan<'c> {
     cfg: &'c ViewTable,
     def: &'static TableDef,
     query: PageQuery,
@@ -130,7 +126,11 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
 
 /// Checks one view against the catalog: every problem found, in one message that names
 /// the view and the columns.
-async fn plan<'c>(erp: &mut ErpDb, cfg: &ViewConfig, t: &'c ViewTable) -> Result<Plan<'c>, String> {
+pub(crate) async fn plan<'c>(
+    erp: &mut ErpDb,
+    cfg: &ViewConfig,
+    t: &'c ViewTable,
+) -> Result<Plan<'c>, String> {
     let view = &t.view;
     let def = tables::find(&t.table)
         .ok_or_else(|| format!("view {view}: unknown table {:?}", t.table))?;
@@ -572,108 +572,4 @@ async fn log_failure(
     if let Err(err) = request_log::insert_alone(&ctx.state.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(err), tenant = %ctx.tenant, "cannot log a failed view read");
     }
-}
-
-/// Checks a configuration against the ERP database: reachable, every view and column
-/// there and of a fitting type. The error names every problem.
-async fn check(access: &ViewAccess, cfg: &ViewConfig) -> Result<(), String> {
-    let mut erp = access.connect(&cfg.url).await.map_err(|e| {
-        format!(
-            "cannot connect to the ERP database {}: {e}",
-            cfg.redacted_url()
-        )
-    })?;
-    let mut problems = Vec::new();
-    for t in &cfg.tables {
-        if let Err(p) = plan(&mut erp, cfg, t).await {
-            problems.push(p);
-        }
-    }
-    erp.close().await;
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-/// A tenant's View integration as stored: its integration type, its configuration, and
-/// the watermark of each table read incrementally.
-#[derive(Debug, Clone)]
-pub struct ViewStatus {
-    /// API or VIEW.
-    pub integration_type: IntegrationType,
-    /// None when the tenant has no View configuration.
-    pub config: Option<ViewConfig>,
-    /// (table, last watermark read).
-    pub watermarks: Vec<(String, String)>,
-}
-
-/// The tenant's View integration as stored.
-pub(crate) async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewStatus> {
-    let t = tenants::require(db, tenant).await?;
-    Ok(ViewStatus {
-        integration_type: t.integration_type,
-        config: views::get(db, tenant, access.key()).await?,
-        watermarks: views::watermarks(db, tenant).await?,
-    })
-}
-
-/// Stores a tenant's View configuration, making it a VIEW integration. `url` None keeps
-/// the stored one; `page_size` None takes the default; `violations` are problems the
-/// caller already found in its request. Every problem is reported at once (nothing
-/// stored); a new URL must pass `access` for whoever names it (see [`ViewAccess::admit`]);
-/// with `check`, the views are checked against the ERP database first.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn configure(
-    db: &Db,
-    access: &ViewAccess,
-    naming: Naming,
-    tenant: &TenantId,
-    url: Option<String>,
-    page_size: Option<u32>,
-    tables: Vec<ViewTable>,
-    check: bool,
-    mut violations: Vec<FieldViolation>,
-) -> Result<()> {
-    tenants::require(db, tenant).await?;
-    let new_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
-    let url = match new_url.clone() {
-        Some(u) => Some(u),
-        None => views::get(db, tenant, access.key())
-            .await?
-            .map(|stored| stored.url),
-    };
-    if url.is_none() {
-        violations.push(FieldViolation::new(
-            "url",
-            "required the first time: the ERP database's postgres://, mysql:// or sqlite: URL",
-        ));
-    }
-    let cfg = ViewConfig {
-        url: url.unwrap_or_default(),
-        page_size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
-        tables,
-    };
-    if let Err(more) = validate(&cfg) {
-        // A missing URL is reported once, above.
-        violations.extend(
-            more.into_iter()
-                .filter(|v| !(v.field == "url" && cfg.url.is_empty())),
-        );
-    }
-    if !violations.is_empty() {
-        return Err(AppError::InvalidFields(violations));
-    }
-    if let Some(url) = &new_url {
-        access.admit(url, naming).await?;
-    }
-    if check {
-        self::check(access, &cfg)
-            .await
-            .map_err(AppError::FailedPrecondition)?;
-    }
-    views::set(db, tenant, &cfg, access.key(), Utc::now()).await?;
-    tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
-    Ok(())
 }

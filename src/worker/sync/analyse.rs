@@ -1,0 +1,34 @@
+//! The abc stage: revenue per company over the window, classes A/B/C, lifecycle.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::Ctx;
+use crate::domain::run::{Level, Stage};
+use crate::error::Result;
+use crate::storage::tenants;
+use crate::worker::abc;
+
+/// The ABC analysis: revenue per company over the window, classes A/B/C, lifecycle.
+pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
+    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
+    let analysis = abc::analyse(ctx.state, &tenant, &ctx.run_id, Utc::now()).await?;
+    let (orphans, orphan_revenue) = analysis.orphans;
+    if orphans > 0 {
+        ctx.event(
+            Level::Warn,
+            Stage::Abc,
+            Some(tenant.abc.basis.table()),
+            format!(
+                "{orphans} companies named by {} records are not in the CRM; their revenue ({}) is left out",
+                tenant.abc.basis.table(),
+                crate::domain::abc::amount_text(orphan_revenue)
+            ),
+            json!({"companies": orphans}),
+        )
+        .await;
+    }
+    let outcome = format!("ok: {}", analysis.describe());
+    ctx.analysis = Some((tenant, analysis));
+    Ok(outcome)
+}

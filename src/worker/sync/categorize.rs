@@ -1,0 +1,72 @@
+//! The categorize stage: classes, lifecycle and portfolio to the CRM, unless the shift
+//! guard holds them (ABC_SHIFT_HELD).
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::Ctx;
+use crate::domain::alert::AlertKind;
+use crate::domain::run::{Level, Stage};
+use crate::error::Result;
+use crate::storage::alerts;
+use crate::worker::abc;
+
+/// Categorization: class + lifecycle + portfolio to the CRM, unless the shift guard
+/// holds it.
+pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
+    let Some((tenant, analysis)) = ctx.analysis.take() else {
+        return Ok("skipped: no analysis".into());
+    };
+    let now = Utc::now();
+    match abc::categorize(ctx.state, &ctx.delivery, &tenant, analysis, now).await? {
+        abc::Categorized::Applied(abc::Applied {
+            sent,
+            class_changes,
+            lifecycle_changes,
+        }) => {
+            if alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
+                ctx.event(
+                    Level::Info,
+                    Stage::Categorize,
+                    Some("company"),
+                    "alert ABC_SHIFT_HELD resolved: this run's classification replaces the held one"
+                        .into(),
+                    json!({"alert": "ABC_SHIFT_HELD"}),
+                )
+                .await;
+            }
+            Ok(format!(
+                "ok: {sent} companies sent to the CRM ({class_changes} changed class, {lifecycle_changes} changed lifecycle)"
+            ))
+        }
+        abc::Categorized::Held { changed, base } => {
+            ctx.abc_held = true;
+            // The alert names the run whose classification waits now.
+            alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await?;
+            let message = format!(
+                "ABC classification held: {changed} of {base} companies would change class (more than {} %); approve or discard it with ResolveAbcShift (run {})",
+                tenant.abc.shift_guard_percent, ctx.run_id
+            );
+            alerts::raise(
+                &ctx.state.db,
+                ctx.tenant,
+                AlertKind::AbcShiftHeld,
+                &message,
+                Some(&ctx.run_id),
+                now,
+            )
+            .await?;
+            ctx.event(
+                Level::Warn,
+                Stage::Categorize,
+                Some("company"),
+                format!("alert ABC_SHIFT_HELD: {message}"),
+                json!({"alert": "ABC_SHIFT_HELD", "changed": changed, "base": base}),
+            )
+            .await;
+            Ok(format!(
+                "held: {changed} of {base} companies would change class"
+            ))
+        }
+    }
+}

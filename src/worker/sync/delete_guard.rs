@@ -1,0 +1,157 @@
+//! The delete guard stage, and the decisions on what it held (ResolvePendingDeletes):
+//! excessive deletions wait for a person; a held deletion whose record came back ends
+//! by itself (SUPERSEDED).
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+
+use super::Ctx;
+use crate::app::AppState;
+use crate::domain::alert::AlertKind;
+use crate::domain::run::{Level, Stage};
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+use crate::storage::{alerts, crm, events, pending_deletes, staging, tenants};
+
+/// Holds excessive deletions: when one run would delete more than 5 % of the companies
+/// (or contacts) the CRM has, and at least 50, the new deletions are held for a person to
+/// approve or discard. Deletions held by an earlier run stay held until resolved;
+/// approved ones go through.
+pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
+    let guard = tenants::require(&ctx.state.db, ctx.tenant)
+        .await?
+        .delete_guard;
+    let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
+    let mut summary = Vec::new();
+    for (table, in_crm) in [("company", companies), ("contact", contacts)] {
+        // A waiting deletion whose record the ERP sent again ends by itself.
+        let back = pending_deletes::supersede(&ctx.state.db, ctx.tenant, table, Utc::now()).await?;
+        if !back.is_empty() {
+            ctx.event(
+                Level::Info,
+                Stage::DeleteGuard,
+                Some(table),
+                format!(
+                    "{} held deletions superseded: the ERP sent their records again ({})",
+                    back.len(),
+                    examples(&back)
+                ),
+                json!({"superseded": back.len()}),
+            )
+            .await;
+            summary.push(format!("{} {table} deletions superseded", back.len()));
+        }
+        let tombstones = staging::pending_tombstones(&ctx.state.db, ctx.tenant, table).await?;
+        if tombstones.is_empty() {
+            continue;
+        }
+        let held_before =
+            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+        let approved =
+            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "APPROVED").await?;
+        let new: Vec<String> = tombstones
+            .iter()
+            .filter(|id| !held_before.contains(*id) && !approved.contains(*id))
+            .cloned()
+            .collect();
+        let share = if in_crm == 0 {
+            0.0
+        } else {
+            new.len() as f64 / in_crm as f64
+        };
+        let mut held: HashSet<String> = tombstones
+            .iter()
+            .filter(|id| held_before.contains(*id))
+            .cloned()
+            .collect();
+        if guard.holds(new.len() as u64, in_crm) {
+            pending_deletes::hold(
+                &ctx.state.db,
+                ctx.tenant,
+                table,
+                &ctx.run_id,
+                &new,
+                Utc::now(),
+            )
+            .await?;
+            ctx.event(
+                Level::Warn,
+                Stage::DeleteGuard,
+                Some(table),
+                format!(
+                    "{} deletions held: {:.1} % of the {in_crm} in the CRM (limit {} % and {} rows)",
+                    new.len(),
+                    share * 100.0,
+                    guard.percent,
+                    guard.min_rows
+                ),
+                json!({"deletes": new.len(), "in_crm": in_crm}),
+            )
+            .await;
+            // Only records the CRM has were held; deleting the others changes nothing.
+            let now_held =
+                pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+            held.extend(new.into_iter().filter(|id| now_held.contains(id)));
+        }
+        if !held.is_empty() {
+            ctx.counts(table).held = held.len() as u64;
+            summary.push(format!("{} {table} deletions held", held.len()));
+            ctx.held.insert(table, held);
+        }
+    }
+    Ok(if summary.is_empty() {
+        "ok".into()
+    } else {
+        summary.join(", ")
+    })
+}
+
+/// A few of `ids` for a message, and how many more.
+fn examples(ids: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = ids
+        .iter()
+        .take(SHOWN)
+        .map(|id| crate::domain::text::excerpt(id))
+        .collect();
+    match ids.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{}, and {more} more", shown.join(", ")),
+    }
+}
+
+/// Approves or discards the table's waiting deletions (`ids`, or all); returns how many
+/// changed state. When none is left HELD in any table, DELETES_HELD closes at once (the
+/// approved ones wait only for the next run), so the alert and ListPendingDeletes agree.
+pub async fn resolve_pending_deletes(
+    state: &AppState,
+    tenant: &TenantId,
+    table: &str,
+    ids: Option<&[String]>,
+    resolution: pending_deletes::Resolution,
+) -> Result<u64> {
+    let now = Utc::now();
+    let resolved = pending_deletes::resolve(&state.db, tenant, table, ids, resolution, now).await?;
+    let mut still_held = 0;
+    for t in ["company", "contact"] {
+        still_held += pending_deletes::ids_in_state(&state.db, tenant, t, "HELD")
+            .await?
+            .len();
+    }
+    if still_held == 0 && alerts::resolve(&state.db, tenant, AlertKind::DeletesHeld, now).await? {
+        let e = events::NewEvent {
+            tenant,
+            run_id: None,
+            level: Level::Info,
+            stage: "alert",
+            table: Some(table),
+            message: "alert DELETES_HELD resolved: every held deletion was approved or discarded"
+                .into(),
+            fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),
+        };
+        state.logs.append(&state.db, e, now).await?;
+    }
+    Ok(resolved)
+}

@@ -1,0 +1,421 @@
+//! A sync run: collect → validate → delete guard → push → abc → categorize → finish, one
+//! file per stage (`collect`, `view` for a View tenant's collect, `delete_guard`, `push`,
+//! `analyse`, `categorize`, `finish`); this file starts a run, drives its stages with
+//! their progress and lease, and records how it ended. One run per tenant at a time, held
+//! by a lease in the database; the run streams each table in pages, and a run that fails
+//! halfway leaves undelivered records staged for the next one (deliveries are
+//! idempotent).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Map, Value};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::domain::run::{
+    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageProgress, StageTiming,
+    TableCounts,
+};
+use crate::domain::tenant::{Tenant, TenantId};
+use crate::error::{AppError, Result};
+use crate::storage::{events, lease, runs, tenants};
+use crate::worker::abc;
+use crate::worker::delivery::Delivery;
+
+mod analyse;
+mod categorize;
+mod collect;
+mod delete_guard;
+mod finish;
+mod push;
+mod registry;
+pub(crate) mod view;
+
+pub use delete_guard::resolve_pending_deletes;
+pub use registry::Runs;
+
+/// How long a lease lives without renewal by default; a crashed holder frees the tenant
+/// after it.
+pub const LEASE_TTL: Duration = Duration::seconds(60);
+/// Records read and delivered at a time.
+const PAGE: u64 = 1_000;
+
+/// The answer to a trigger.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The run started, or the one already running.
+    pub run: RunSummary,
+    /// True when a run was already in progress.
+    pub already_running: bool,
+}
+
+/// Starts a run of `tenant` now, in the background, unless one is running.
+pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> Result<Started> {
+    tenants::require(&state.db, tenant).await?;
+    let now = Utc::now();
+    // A run whose holder died keeps its lease until it expires; after that it is
+    // marked INTERRUPTED here (or by the scheduler's next tick), and this run redoes its
+    // work.
+    interrupt_orphans(state, now, now).await?;
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger,
+        started_at: now,
+        finished_at: None,
+        error: None,
+    };
+    if let Err(existing) = lease::acquire(
+        &state.db,
+        tenant,
+        &state.instance,
+        &run.id,
+        state.run_lease,
+        now,
+    )
+    .await?
+    {
+        let running = runs::get(&state.db, tenant, &existing)
+            .await?
+            .map(|d| d.summary)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("lease names unknown run {existing}"))
+            })?;
+        return Ok(Started {
+            run: running,
+            already_running: true,
+        });
+    }
+    runs::create(&state.db, tenant, &run).await?;
+    let (state, tenant2, run2) = (state.clone(), tenant.clone(), run.clone());
+    let active = state.runs.enter();
+    tokio::spawn(async move {
+        execute(&state, &tenant2, run2).await;
+        drop(active);
+    });
+    Ok(Started {
+        run,
+        already_running: false,
+    })
+}
+
+/// Marks the runs whose holder died — RUNNING with no lease live at `lease_cutoff` — as
+/// INTERRUPTED, each with an event in its tenant's log; returns how many. The
+/// scheduler runs them again (trigger RETRY).
+pub async fn interrupt_orphans(
+    state: &AppState,
+    now: chrono::DateTime<Utc>,
+    lease_cutoff: chrono::DateTime<Utc>,
+) -> Result<usize> {
+    let interrupted = runs::mark_interrupted(&state.db, now, lease_cutoff).await?;
+    for (tenant, run_id) in &interrupted {
+        tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
+        let e = events::NewEvent {
+            tenant,
+            run_id: Some(run_id),
+            level: Level::Error,
+            stage: Stage::Finish.as_str(),
+            table: None,
+            message: format!(
+                "run finished: INTERRUPTED: {}; what it had not delivered stays staged for the next run",
+                runs::INTERRUPTED_CAUSE
+            ),
+            fields: Map::new(),
+        };
+        if let Err(err) = state.logs.append(&state.db, e, now).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %run_id, "cannot write a run event");
+        }
+    }
+    Ok(interrupted.len())
+}
+
+struct Ctx<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantId,
+    run_id: String,
+    tables: BTreeMap<&'static str, TableCounts>,
+    /// Per table, the deletions this run must not apply.
+    held: BTreeMap<&'static str, HashSet<String>>,
+    /// Stopped at a checkpoint by shutdown.
+    interrupted: bool,
+    /// What the abc stage computed, with the tenant's settings it used, for categorize.
+    analysis: Option<(Tenant, abc::Analysis)>,
+    /// The shift guard held this run's classification.
+    abc_held: bool,
+    /// The run's batches to the sink.
+    delivery: Delivery<'a>,
+    /// The stages finished so far, in run order.
+    finished: Vec<StageTiming>,
+    /// Companies and contacts the push stage has been through (delivered or held).
+    pushed: AtomicU64,
+}
+
+impl Ctx<'_> {
+    async fn event(
+        &self,
+        level: Level,
+        stage: Stage,
+        table: Option<&str>,
+        message: String,
+        fields: Value,
+    ) {
+        let fields = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let e = events::NewEvent {
+            tenant: self.tenant,
+            run_id: Some(&self.run_id),
+            level,
+            stage: stage.as_str(),
+            table,
+            message,
+            fields,
+        };
+        if let Err(err) = self.state.logs.append(&self.state.db, e, Utc::now()).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
+        }
+    }
+
+    fn counts(&mut self, table: &'static str) -> &mut TableCounts {
+        self.tables.entry(table).or_insert_with(|| TableCounts {
+            table: table.to_owned(),
+            ..TableCounts::default()
+        })
+    }
+
+    /// The companies and contacts (tombstones included) the push stage delivers, as
+    /// collect counted them.
+    fn to_deliver(&self) -> u64 {
+        ["company", "contact"]
+            .iter()
+            .filter_map(|t| self.tables.get(t).map(|c| c.received))
+            .sum()
+    }
+
+    /// Counts `more` records gone through by the push stage (on `table`) and records it.
+    async fn push_progress(&self, table: &str, more: u64) {
+        let done = self.pushed.fetch_add(more, Ordering::SeqCst) + more;
+        self.progress(Stage::Push, Some(table), done, self.to_deliver())
+            .await;
+    }
+
+    /// Records that the run is in `stage` (on `table`), `done` of `total` records; GetRun
+    /// shows it while the run lasts. A failure to record it only costs the display.
+    async fn progress(&self, stage: Stage, table: Option<&str>, done: u64, total: u64) {
+        let current = StageProgress {
+            stage: stage.as_str().to_owned(),
+            table: table.map(str::to_owned),
+            done,
+            total,
+        };
+        if let Err(e) =
+            runs::report_progress(&self.state.db, &self.run_id, &self.finished, &current).await
+        {
+            tracing::warn!(error = ?anyhow::Error::from(e), run = %self.run_id, "cannot record a run's progress");
+        }
+    }
+
+    async fn renew(&self) -> Result<()> {
+        if lease::renew(
+            &self.state.db,
+            self.tenant,
+            &self.run_id,
+            Utc::now() + self.state.run_lease,
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::Internal(anyhow::anyhow!(
+                "the run lost its lease"
+            )))
+        }
+    }
+}
+
+/// Runs every stage of `run` and records how it ended; never panics, never leaves the
+/// run RUNNING while the process lives.
+pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    // Every log line of the run, in whatever task, carries its tenant and run; no other
+    // task's lines do.
+    let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
+    run_stages(state, tenant, run).instrument(span).await
+}
+
+async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    let mut ctx = Ctx {
+        state,
+        tenant,
+        run_id: run.id.clone(),
+        tables: BTreeMap::new(),
+        held: BTreeMap::new(),
+        interrupted: false,
+        analysis: None,
+        abc_held: false,
+        delivery: Delivery::new(state, tenant, &run.id),
+        finished: Vec::new(),
+        pushed: AtomicU64::new(0),
+    };
+    ctx.event(
+        Level::Info,
+        Stage::Collect,
+        None,
+        format!("run started ({})", run.trigger.as_str().to_lowercase()),
+        json!({}),
+    )
+    .await;
+    let mut failure = None;
+    // The lease is renewed in the background too, so a stage that waits long (a CRM
+    // being retried, a large analysis) is not taken for a dead server's run.
+    let keeper = tokio::spawn(keep_lease(state.clone(), tenant.clone(), run.id.clone()));
+    for stage in Stage::ALL {
+        if state.runs.stopping() {
+            ctx.interrupted = true;
+            ctx.event(
+                Level::Warn,
+                stage,
+                None,
+                format!(
+                    "server shutting down: stopped before {}; the next run resumes",
+                    stage.as_str()
+                ),
+                json!({}),
+            )
+            .await;
+            break;
+        }
+        let t0 = Instant::now();
+        let total = match stage {
+            Stage::Push => ctx.to_deliver(),
+            Stage::Categorize => ctx
+                .analysis
+                .as_ref()
+                .map_or(0, |(_, a)| a.categories.len() as u64),
+            _ => 0,
+        };
+        ctx.progress(stage, None, 0, total).await;
+        let result = match stage {
+            Stage::Collect => collect::collect(&mut ctx).await,
+            Stage::Validate => Ok(
+                "ok: records were validated when staged; rejections are in the request log"
+                    .to_owned(),
+            ),
+            Stage::DeleteGuard => delete_guard::delete_guard(&mut ctx).await,
+            Stage::Push => push::push(&mut ctx).await,
+            Stage::Abc => analyse::analyse(&mut ctx).await,
+            Stage::Categorize => categorize::categorize(&mut ctx).await,
+            Stage::Finish => finish::reconcile(&mut ctx).await,
+        };
+        let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let message = e.run_message();
+                ctx.event(
+                    Level::Error,
+                    stage,
+                    None,
+                    format!("{} failed: {message}", stage.as_str()),
+                    json!({}),
+                )
+                .await;
+                failure = Some(format!("{}: {message}", stage.as_str()));
+                message
+            }
+        };
+        if failure.is_none() {
+            ctx.event(
+                Level::Info,
+                stage,
+                None,
+                format!("{} done in {duration_ms} ms: {outcome}", stage.as_str()),
+                json!({"duration_ms": duration_ms}),
+            )
+            .await;
+        }
+        ctx.finished.push(StageTiming {
+            stage: stage.as_str().to_owned(),
+            duration_ms,
+            outcome,
+        });
+        if failure.is_some() {
+            break;
+        }
+        if let Err(e) = ctx.renew().await {
+            failure = Some(e.run_message());
+            break;
+        }
+    }
+    // A run that ended early still says what is staged beside what it delivered.
+    if (failure.is_some() || ctx.interrupted) && ctx.finished.len() < Stage::ALL.len() {
+        if let Err(e) = finish::reconcile(&mut ctx).await {
+            tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
+        }
+    }
+    keeper.abort();
+    let held: u64 = ctx.tables.values().map(|t| t.held).sum();
+    let status = match (&failure, held) {
+        _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
+        (Some(_), _) => RunStatus::Failed,
+        (None, 0) if !ctx.abc_held => RunStatus::Success,
+        (None, _) => RunStatus::Partial,
+    };
+    let detail = RunDetail {
+        summary: RunSummary {
+            status,
+            finished_at: Some(Utc::now()),
+            error: failure,
+            ..run
+        },
+        tables: ctx.tables.values().cloned().collect(),
+        stages: std::mem::take(&mut ctx.finished),
+        current: None,
+    };
+    let level = if status == RunStatus::Failed {
+        Level::Error
+    } else {
+        Level::Info
+    };
+    // Alerts first: whoever sees the run finished also sees the alerts it opened or closed.
+    if let Err(e) = finish::update_alerts(&ctx, &detail, held).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot update the tenant's alerts");
+    }
+    ctx.event(
+        level,
+        Stage::Finish,
+        None,
+        format!("run finished: {}", status.as_str()),
+        json!({"duration_ms": detail.summary.duration().map(|d| d.num_milliseconds())}),
+    )
+    .await;
+    if let Err(e) = runs::finish(&state.db, &detail).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
+    }
+    if let Err(e) = lease::release(&state.db, tenant, &detail.summary.id).await {
+        tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
+    }
+    detail
+}
+
+/// Renews the lease of `run_id` every quarter of its lifetime until aborted or the lease
+/// is no longer the run's (the run notices at its next checkpoint).
+async fn keep_lease(state: AppState, tenant: TenantId, run_id: String) {
+    let ttl = state.run_lease;
+    let every = (ttl / 4)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(15));
+    loop {
+        tokio::time::sleep(every).await;
+        match lease::renew(&state.db, &tenant, &run_id, Utc::now() + ttl).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = ?anyhow::Error::from(e), run = %run_id, "cannot renew a run's lease; trying again");
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The push stage: companies and contacts to the CRM sink, page by page, in batches
+//! under the delivery policy; orders, invoices, … are counted delivered (they feed the
+//! ABC analysis from staging).
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{Ctx, PAGE};
+use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::run::{Level, Stage};
+use crate::domain::tables::TABLES;
+use crate::error::Result;
+use crate::storage::{pending_deletes, staging};
+
+/// Sends one page's upserts and deletions to the sink in batches (see
+/// [`delivery`](crate::worker::delivery)); false when shutdown stopped it before the end.
+async fn deliver(
+    ctx: &Ctx<'_>,
+    table: &'static str,
+    upserts: Vec<staging::Pending>,
+    deletes: &[String],
+) -> Result<bool> {
+    let sink = &ctx.state.sink;
+    let d = &ctx.delivery;
+    let mut upserts = upserts.into_iter().peekable();
+    while upserts.peek().is_some() {
+        if ctx.state.runs.stopping() {
+            return Ok(false);
+        }
+        let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
+        let batch_len = chunk.len() as u64;
+        let sent = match table {
+            "company" => {
+                let rows: Vec<CrmCompany> = chunk
+                    .into_iter()
+                    .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
+                    .collect();
+                d.send(Stage::Push, table, "UpsertCompanies", |call| {
+                    sink.upsert_companies(call, rows.clone())
+                })
+                .await?
+            }
+            _ => {
+                let rows: Vec<CrmContact> = chunk
+                    .into_iter()
+                    .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
+                    .collect();
+                d.send(Stage::Push, table, "UpsertContacts", |call| {
+                    sink.upsert_contacts(call, rows.clone())
+                })
+                .await?
+            }
+        };
+        if sent.is_none() {
+            return Ok(false);
+        }
+        ctx.push_progress(table, batch_len).await;
+    }
+    for chunk in deletes.chunks(d.batch_size()) {
+        if ctx.state.runs.stopping() {
+            return Ok(false);
+        }
+        let sent = match table {
+            "company" => {
+                d.send(Stage::Push, table, "DeleteCompanies", |call| {
+                    sink.delete_companies(call, chunk.to_vec())
+                })
+                .await?
+            }
+            _ => {
+                d.send(Stage::Push, table, "DeleteContacts", |call| {
+                    sink.delete_contacts(call, chunk.to_vec())
+                })
+                .await?
+            }
+        };
+        if sent.is_none() {
+            return Ok(false);
+        }
+        pending_deletes::mark_applied(&ctx.state.db, ctx.tenant, table, chunk, Utc::now()).await?;
+        ctx.push_progress(table, chunk.len() as u64).await;
+    }
+    Ok(true)
+}
+
+pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
+    for t in TABLES {
+        let table = t.id;
+        // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis from
+        // staging; delivering them means counting them once.
+        if table != "company" && table != "contact" {
+            staging::mark_all_delivered(&ctx.state.db, ctx.tenant, table).await?;
+            continue;
+        }
+        let held = ctx.held.remove(table).unwrap_or_default();
+        let mut after = String::new();
+        ctx.push_progress(table, 0).await;
+        loop {
+            let page =
+                staging::pending_page(&ctx.state.db, ctx.tenant, table, &after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.external_id.clone();
+            let page_end = ctx.pushed.load(Ordering::SeqCst) + page.len() as u64;
+            let mut delivered = Vec::with_capacity(page.len());
+            let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+            let (mut inserted, mut updated) = (0, 0);
+            for rec in page {
+                if rec.deleted {
+                    if !held.contains(&rec.external_id) {
+                        deletes.push(rec.external_id.clone());
+                        delivered.push((rec.external_id, rec.hash));
+                    }
+                    continue;
+                }
+                if rec.delivered_before {
+                    updated += 1
+                } else {
+                    inserted += 1
+                }
+                delivered.push((rec.external_id.clone(), rec.hash));
+                upserts.push(rec);
+            }
+            let deleted = deletes.len() as u64;
+            if !deliver(ctx, table, upserts, &deletes).await? {
+                // Stopped by shutdown mid-page: nothing of this page is marked, so the
+                // next run sends it again (idempotent upserts absorb the repeat).
+                ctx.interrupted = true;
+                return Ok(format!("stopped by shutdown in {table}"));
+            }
+            staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;
+            // Held tombstones were gone through too.
+            ctx.pushed.store(page_end, Ordering::SeqCst);
+            ctx.push_progress(table, 0).await;
+            if table == "company" || table == "contact" {
+                let c = ctx.counts(table);
+                c.inserted += inserted;
+                c.updated += updated;
+                c.deleted += deleted;
+            }
+            ctx.renew().await?;
+        }
+        if let Some(c) = ctx.tables.get(table).cloned() {
+            if c.inserted + c.updated + c.deleted > 0 {
+                ctx.event(
+                    Level::Info,
+                    Stage::Push,
+                    Some(table),
+                    format!(
+                        "delivered: {} new, {} updated, {} deleted",
+                        c.inserted, c.updated, c.deleted
+                    ),
+                    json!({"inserted": c.inserted, "updated": c.updated, "deleted": c.deleted}),
+                )
+                .await;
+            }
+        }
+    }
+    Ok("ok".into())
+}

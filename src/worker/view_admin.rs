@@ -1,0 +1,117 @@
+//! View administration: a tenant's View configuration as stored (GetViewConfig, `tenant
+//! show-view`) and setting it (SetViewConfig, `tenant set-view`): validated, the URL
+//! admitted by the operator's source policy, optionally checked against the ERP
+//! database, then stored sealed.
+
+use chrono::Utc;
+
+use crate::domain::tenant::{IntegrationType, TenantId};
+use crate::domain::view::{validate, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE};
+use crate::error::{AppError, FieldViolation, Result};
+use crate::storage::{tenants, views, Db};
+use crate::viewdb::{Naming, ViewAccess};
+use crate::worker::sync::view::plan;
+
+/// Checks a configuration against the ERP database: reachable, every view and column
+/// there and of a fitting type. The error names every problem.
+async fn check(access: &ViewAccess, cfg: &ViewConfig) -> Result<(), String> {
+    let mut erp = access.connect(&cfg.url).await.map_err(|e| {
+        format!(
+            "cannot connect to the ERP database {}: {e}",
+            cfg.redacted_url()
+        )
+    })?;
+    let mut problems = Vec::new();
+    for t in &cfg.tables {
+        if let Err(p) = plan(&mut erp, cfg, t).await {
+            problems.push(p);
+        }
+    }
+    erp.close().await;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// A tenant's View integration as stored: its integration type, its configuration, and
+/// the watermark of each table read incrementally.
+#[derive(Debug, Clone)]
+pub struct ViewStatus {
+    /// API or VIEW.
+    pub integration_type: IntegrationType,
+    /// None when the tenant has no View configuration.
+    pub config: Option<ViewConfig>,
+    /// (table, last watermark read).
+    pub watermarks: Vec<(String, String)>,
+}
+
+/// The tenant's View integration as stored.
+pub async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewStatus> {
+    let t = tenants::require(db, tenant).await?;
+    Ok(ViewStatus {
+        integration_type: t.integration_type,
+        config: views::get(db, tenant, access.key()).await?,
+        watermarks: views::watermarks(db, tenant).await?,
+    })
+}
+
+/// Stores a tenant's View configuration, making it a VIEW integration. `url` None keeps
+/// the stored one; `page_size` None takes the default; `violations` are problems the
+/// caller already found in its request. Every problem is reported at once (nothing
+/// stored); a new URL must pass `access` for whoever names it (see [`ViewAccess::admit`]);
+/// with `check`, the views are checked against the ERP database first.
+#[allow(clippy::too_many_arguments)]
+pub async fn configure(
+    db: &Db,
+    access: &ViewAccess,
+    naming: Naming,
+    tenant: &TenantId,
+    url: Option<String>,
+    page_size: Option<u32>,
+    tables: Vec<ViewTable>,
+    check: bool,
+    mut violations: Vec<FieldViolation>,
+) -> Result<()> {
+    tenants::require(db, tenant).await?;
+    let new_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    let url = match new_url.clone() {
+        Some(u) => Some(u),
+        None => views::get(db, tenant, access.key())
+            .await?
+            .map(|stored| stored.url),
+    };
+    if url.is_none() {
+        violations.push(FieldViolation::new(
+            "url",
+            "required the first time: the ERP database's postgres://, mysql:// or sqlite: URL",
+        ));
+    }
+    let cfg = ViewConfig {
+        url: url.unwrap_or_default(),
+        page_size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+        tables,
+    };
+    if let Err(more) = validate(&cfg) {
+        // A missing URL is reported once, above.
+        violations.extend(
+            more.into_iter()
+                .filter(|v| !(v.field == "url" && cfg.url.is_empty())),
+        );
+    }
+    if !violations.is_empty() {
+        return Err(AppError::InvalidFields(violations));
+    }
+    if let Some(url) = &new_url {
+        access.admit(url, naming).await?;
+    }
+    if check {
+        self::check(access, &cfg)
+            .await
+            .map_err(AppError::FailedPrecondition)?;
+    }
+    views::set(db, tenant, &cfg, access.key(), Utc::now()).await?;
+    tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
+    Ok(())
+}
