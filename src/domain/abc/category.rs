@@ -1,0 +1,176 @@
+//! What the CRM gets for one company after a run (its class, lifecycle and portfolio), what
+//! a run keeps of it, and the history of its changes.
+
+use chrono::NaiveDate;
+
+use super::{day_number, AbcClass};
+use crate::domain::hash::Fnv1a;
+
+/// The portfolio of a company without a seller.
+pub const UNASSIGNED: &str = "unassigned";
+
+/// Where a customer is in its life with the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// Never bought.
+    Prospect,
+    /// First purchase within the "new" window.
+    New,
+    /// Last purchase within the "active" window.
+    Active,
+    /// Last purchase between the active and the inactive windows.
+    AtRisk,
+    /// Last purchase longer ago than the inactive window.
+    Inactive,
+}
+
+impl Lifecycle {
+    /// Every value.
+    pub const ALL: [Self; 5] = [
+        Self::Prospect,
+        Self::New,
+        Self::Active,
+        Self::AtRisk,
+        Self::Inactive,
+    ];
+
+    /// PROSPECT, NEW, ACTIVE, AT_RISK or INACTIVE.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prospect => "PROSPECT",
+            Self::New => "NEW",
+            Self::Active => "ACTIVE",
+            Self::AtRisk => "AT_RISK",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+
+    /// Parses what [`Lifecycle::as_str`] prints.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// What the CRM gets for one company after a run: its ABC class, lifecycle and portfolio
+/// (with what they were computed from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    /// The company's external id.
+    pub external_id: String,
+    /// Its name, as staged.
+    pub name: String,
+    /// Its document (CNPJ), as staged.
+    pub document: String,
+    /// None without revenue in the window.
+    pub abc_class: Option<AbcClass>,
+    /// Where it is in its life with the tenant.
+    pub lifecycle: Lifecycle,
+    /// The seller's external id, or [`UNASSIGNED`].
+    pub portfolio: String,
+    /// Revenue in the window, in ten-thousandths.
+    pub revenue: i64,
+    /// First purchase ever (up to the run's date).
+    pub first_purchase: Option<NaiveDate>,
+    /// Last purchase (up to the run's date).
+    pub last_purchase: Option<NaiveDate>,
+    /// The staged company's content hash its name, document and portfolio were read
+    /// from (not part of what the CRM gets).
+    pub company_hash: Option<i64>,
+}
+
+impl Category {
+    /// FNV-1a over every field: equal fingerprints mean nothing to send to the CRM.
+    pub fn fingerprint(&self) -> i64 {
+        let mut h = Fnv1a::default();
+        // Each field ends with 0xff (never in UTF-8), so fields cannot run into each other.
+        let mut field = |bytes: &[u8]| {
+            h.feed(bytes);
+            h.feed(&[0xff]);
+        };
+        field(self.external_id.as_bytes());
+        field(self.name.as_bytes());
+        field(self.document.as_bytes());
+        field(self.abc_class.map_or("", AbcClass::as_str).as_bytes());
+        field(self.lifecycle.as_str().as_bytes());
+        field(self.portfolio.as_bytes());
+        field(&self.revenue.to_le_bytes());
+        for d in [self.first_purchase, self.last_purchase] {
+            field(&d.map_or(i32::MIN, day_number).to_le_bytes());
+        }
+        h.finish()
+    }
+}
+
+/// What a run needs of a company's stored categories: its class and lifecycle (for the
+/// shift guard and the history) and the fingerprint of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Class.
+    pub abc_class: Option<AbcClass>,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// [`Category::fingerprint`].
+    pub fingerprint: i64,
+    /// [`Category::company_hash`].
+    pub company_hash: Option<i64>,
+}
+
+impl From<&Category> for Stored {
+    fn from(c: &Category) -> Self {
+        Self {
+            abc_class: c.abc_class,
+            lifecycle: c.lifecycle,
+            fingerprint: c.fingerprint(),
+            company_hash: c.company_hash,
+        }
+    }
+}
+
+/// A change of a company's class or lifecycle (its categorization history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryChange {
+    /// The company's external id.
+    pub external_id: String,
+    /// The run whose classification made the change.
+    pub run_id: String,
+    /// The civil date of the change in the tenant's zone.
+    pub changed_on: NaiveDate,
+    /// When it was applied.
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+    /// Class before (None: none or not categorized yet).
+    pub abc_from: Option<AbcClass>,
+    /// Class after.
+    pub abc_to: Option<AbcClass>,
+    /// Lifecycle before (None: not categorized yet).
+    pub lifecycle_from: Option<Lifecycle>,
+    /// Lifecycle after.
+    pub lifecycle_to: Option<Lifecycle>,
+}
+
+/// The change between a company's stored category and its new one, when its class or
+/// lifecycle differ.
+pub fn change_of(
+    old: Option<&Stored>,
+    new: &Category,
+    run_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    on: NaiveDate,
+) -> Option<CategoryChange> {
+    let (abc_from, lifecycle_from) = match old {
+        Some(o) => (o.abc_class, Some(o.lifecycle)),
+        None => (None, None),
+    };
+    if old.is_some() && abc_from == new.abc_class && lifecycle_from == Some(new.lifecycle) {
+        return None;
+    }
+    Some(CategoryChange {
+        external_id: new.external_id.clone(),
+        run_id: run_id.to_owned(),
+        changed_on: on,
+        changed_at: at,
+        abc_from,
+        abc_to: new.abc_class,
+        lifecycle_from,
+        lifecycle_to: Some(new.lifecycle),
+    })
+}
