@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::app::AppState;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::ingest::Limits;
+use erpsync::state::AppState;
 use erpsync::storage::{tenants, Db};
 use erpsync::worker::{abc, sink::EmbeddedSink};
 use serde_json::json;

@@ -156,7 +156,7 @@ fn main() {
 /// Opens `followers` followed streams (spread over `channels`), writes `events` events
 /// and returns the write-to-delivery delays.
 async fn measure(
-    state: &erpsync::app::AppState,
+    state: &erpsync::state::AppState,
     tenant: &TenantId,
     channels: &[Channel],
     token: &str,

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::app::AppState;
 use erpsync::domain::batch::ValidRecord;
 use erpsync::domain::request_log::{RequestLogEntry, Transport};
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::ingest::Limits;
+use erpsync::state::AppState;
 use erpsync::storage::request_log::StoredBody;
 use erpsync::storage::{lease, runs, staging, tenants, Db};
 use erpsync::worker::{sink::EmbeddedSink, sync};

@@ -17,13 +17,13 @@ use chrono::Utc;
 use serde_json::Value;
 use tonic::transport::server::TcpConnectInfo;
 
-use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::excerpt;
 use crate::error::AppError;
 use crate::grpc::auth::authenticate_header;
 use crate::ingest::{self, RequestBody, RequestMeta};
+use crate::state::AppState;
 
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {

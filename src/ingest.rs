@@ -10,12 +10,12 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::domain::batch::{self, Rejection};
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::{staging, tenants};
 

@@ -15,6 +15,7 @@
 //!   reflection; prost types stop here.
 //! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
 //!   rate limits on failed authentications and pushes.
+//! * [`state`] — what handlers and jobs share, built once at startup.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands
 //!   (with progress on the terminal for `sync-now` and `export`).
 
@@ -30,6 +31,7 @@ pub mod http;
 pub mod ingest;
 pub mod logs;
 pub mod overview;
+pub mod state;
 pub mod storage;
 pub mod throttle;
 pub mod viewdb;

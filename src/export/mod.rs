@@ -21,13 +21,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::domain::crm::PendingDelete;
 use crate::domain::export::{ExportKind, ExportSpec};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::run::{RunSummary, TableCounts};
 use crate::domain::tenant::Tenant;
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::{pending_deletes, request_log, runs, Db};
 
 /// Largest `data` of one chunk.

@@ -2,10 +2,10 @@
 
 use tonic::Request;
 
-use crate::app::AppState;
 use crate::domain::tenant::TenantId;
 use crate::domain::token::{presented, Grant, Role};
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::tokens;
 
 /// Checks the call's `authorization: Bearer …` metadata: UNAUTHENTICATED when absent,

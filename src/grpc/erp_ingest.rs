@@ -9,7 +9,6 @@ use tonic::{Request, Response, Status};
 use super::auth::{authenticate, authenticate_header, authorize, tenant_call};
 use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
-use crate::app::AppState;
 use crate::domain::request_log::Transport;
 use crate::domain::tables;
 use crate::domain::tenant::TenantId;
@@ -17,6 +16,7 @@ use crate::domain::token::Role;
 use crate::error::AppError;
 use crate::error::FieldViolation;
 use crate::ingest::{self, RequestBody, RequestMeta};
+use crate::state::AppState;
 use crate::storage::{erp_counts, tenants};
 
 const SERVICE: &str = "ErpIngest";

@@ -11,8 +11,8 @@ mod integration_history;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 
-use crate::app::AppState;
 use crate::error::Result;
+use crate::state::AppState;
 
 /// The generated code of `proto/erpsync/v1` (clients included, for the CLI and tests).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -9,7 +9,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::AppState;
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
     Stored, UNASSIGNED,
@@ -18,6 +17,7 @@ use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::{abc, alerts, events, lease, tenants};
 use crate::worker::delivery::Delivery;
 

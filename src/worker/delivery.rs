@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::events;
 use crate::worker::sink::{SinkAck, SinkCall};
 

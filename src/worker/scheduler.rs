@@ -9,11 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, RunStatus, RunSummary, RunTrigger};
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
+use crate::state::AppState;
 use crate::storage::{alerts, events, lease, runs, tenants};
 use crate::worker::delivery::RunRetries;
 use crate::worker::sync;

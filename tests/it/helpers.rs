@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::Utc;
-use erpsync::app::{self, AppState};
+use erpsync::app;
 use erpsync::config::Config;
 use erpsync::domain::secret::SecretKey;
 use erpsync::domain::tenant::{Tenant, TenantId};
@@ -13,6 +13,7 @@ use erpsync::domain::view_source::SourcePolicy;
 use erpsync::grpc::pb::{
     erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
 };
+use erpsync::state::AppState;
 use erpsync::storage::{tenants, tokens};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 use tokio::sync::oneshot;

@@ -8,11 +8,11 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::Ctx;
-use crate::app::AppState;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
+use crate::state::AppState;
 use crate::storage::{alerts, crm, events, pending_deletes, staging, tenants};
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies

@@ -14,13 +14,13 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::domain::run::{
     Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageProgress, StageTiming,
     TableCounts,
 };
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
+use crate::state::AppState;
 use crate::storage::{events, lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
