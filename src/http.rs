@@ -17,11 +17,11 @@ use chrono::Utc;
 use serde_json::Value;
 use tonic::transport::server::TcpConnectInfo;
 
+use crate::auth::authenticate_header;
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::excerpt;
 use crate::error::AppError;
-use crate::grpc::auth::authenticate_header;
 use crate::ingest::{self, RequestBody, RequestMeta};
 use crate::state::AppState;
 

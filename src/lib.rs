@@ -11,6 +11,7 @@
 //!   with its retry policy (`worker::delivery`), the scheduler (slots, retries of failed
 //!   runs, runs whose server died), request-log retention.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
+//! * [`auth`] — bearer tokens and per-tenant authorization, shared by gRPC and HTTP.
 //! * [`grpc`] — the transport: services, auth, health (following the database) and
 //!   reflection; prost types stop here.
 //! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
@@ -20,6 +21,7 @@
 //!   (with progress on the terminal for `sync-now` and `export`).
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conn;
