@@ -75,7 +75,7 @@ macro_rules! fetch_packed {
             }
             Reader::Pg(pool) => {
                 use super::pgcopy::Literal;
-                let literals: Vec<String> = vec![$($bind.literal()),*];
+                let literals: Vec<String> = vec![$($bind.literal()?),*];
                 let sql: String = $build(&|n: usize| literals[n - 1].clone());
                 super::pgcopy::fetch(pool, &sql).await
             }
@@ -1489,10 +1489,9 @@ mod pg {
         copy_in(
             conn,
             "COPY category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-             abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN (FORMAT binary)",
+             abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN",
             &entries,
             &|out, h| {
-                out.row(9);
                 out.text(Some(tenant.as_str()));
                 out.text(Some(&h.external_id));
                 out.text(Some(&h.run_id));
@@ -1525,10 +1524,9 @@ mod pg {
             "COPY company_category (tenant_id, run_id, external_id, name, document, abc_class, \
              lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, \
              fingerprint, updated_at, categorized_run_id, categorized_on, categorized_at) \
-             FROM STDIN (FORMAT binary)",
+             FROM STDIN",
             rows,
             &|out, c| {
-                out.row(17);
                 out.text(Some(tenant.as_str()));
                 out.text(Some(stamp.run_id));
                 out.text(Some(&c.external_id));
@@ -1537,11 +1535,11 @@ mod pg {
                 out.text(c.abc_class.map(AbcClass::as_str));
                 out.text(Some(c.lifecycle.as_str()));
                 out.text(Some(&c.portfolio));
-                out.int8(Some(c.revenue));
+                out.shown(Some(c.revenue));
                 out.shown(c.first_purchase);
                 out.shown(c.last_purchase);
-                out.int8(c.company_hash);
-                out.int8(Some(c.fingerprint()));
+                out.shown(c.company_hash);
+                out.shown(Some(c.fingerprint()));
                 out.timestamptz(stamp.at);
                 out.text(Some(stamp.run_id));
                 out.shown(Some(stamp.on));
