@@ -15,6 +15,8 @@
 //!   rate limits on failed authentications and pushes.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod cli;
 pub mod config;

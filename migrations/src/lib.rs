@@ -1,6 +1,8 @@
 //! Schema migrations of erpsync's database (SQLite and PostgreSQL alike).
 //! Only ever add a migration; never edit one that has shipped.
 
+#![forbid(unsafe_code)]
+
 pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
