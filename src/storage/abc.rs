@@ -847,6 +847,9 @@ pub async fn list(
 const COMPANIES_PER_TXN: usize = 10_000;
 /// Rows per multi-row statement (17 columns stay under SQLite's 32 766 bind limit).
 const ROWS_PER_STATEMENT: usize = 1_800;
+/// Categories per statement of [`write_categories`]: 11 values a row and 6 of the run
+/// stay under SQLite's 32 766 bind limit.
+const CATEGORIES_PER_STATEMENT: usize = 2_900;
 
 /// Which run applies categories, and when (the history's run, instant and civil date).
 #[derive(Debug, Clone, Copy)]
@@ -1022,32 +1025,39 @@ async fn write_categories(
     rows: &[Category],
     on_conflict: OnConflict,
 ) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 17);
+    // The first categorization (categorized_*) is only ever inserted.
+    let updates: Vec<String> = CATEGORY_COLUMNS
+        .split(", ")
+        .skip(1)
+        .chain(["run_id", "updated_at", "fingerprint"])
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    for chunk in rows.chunks(CATEGORIES_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 11 + 6);
+        // The run's values once per statement, each row's own in its VALUES tuple.
+        let run = [
+            p.push(tenant.as_str()),
+            p.push(stamp.run_id),
+            p.push(stamp.at),
+            p.push(stamp.run_id),
+            p.push(stamp.on.to_string()),
+            p.push(stamp.at),
+        ];
         let tuples: Vec<String> = chunk
             .iter()
             .map(|c| {
-                let mut v = vec![p.push(tenant.as_str())];
-                v.extend(category_values(c).into_iter().map(|x| p.push(x)));
-                v.push(p.push(stamp.run_id));
-                v.push(p.push(stamp.at));
+                let mut v: Vec<String> =
+                    category_values(c).into_iter().map(|x| p.push(x)).collect();
                 v.push(p.push(c.fingerprint()));
-                v.push(p.push(stamp.run_id));
-                v.push(p.push(stamp.on.to_string()));
-                v.push(p.push(stamp.at));
                 format!("({})", v.join(", "))
             })
             .collect();
-        // The first categorization (categorized_*) is only ever inserted.
-        let updates: Vec<String> = CATEGORY_COLUMNS
-            .split(", ")
-            .skip(1)
-            .chain(["run_id", "updated_at", "fingerprint"])
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
+        // WHERE true: SQLite would read the ON CONFLICT as a join's ON without it.
         let mut sql = format!(
-            "INSERT INTO company_category (tenant_id, {CATEGORY_COLUMNS}, run_id, updated_at, fingerprint, \
-             categorized_run_id, categorized_on, categorized_at) VALUES {}",
+            "INSERT INTO company_category (tenant_id, run_id, updated_at, categorized_run_id, \
+             categorized_on, categorized_at, {CATEGORY_COLUMNS}, fingerprint) \
+             SELECT {}, v.* FROM (VALUES {}) AS v WHERE true",
+            run.join(", "),
             tuples.join(", ")
         );
         if on_conflict == OnConflict::Update {
