@@ -847,9 +847,6 @@ pub async fn list(
 const COMPANIES_PER_TXN: usize = 10_000;
 /// Rows per multi-row statement (17 columns stay under SQLite's 32 766 bind limit).
 const ROWS_PER_STATEMENT: usize = 1_800;
-/// Categories per statement of [`write_categories`]: 11 values a row and 6 of the run
-/// stay under SQLite's 32 766 bind limit.
-const CATEGORIES_PER_STATEMENT: usize = 2_900;
 
 /// Which run applies categories, and when (the history's run, instant and civil date).
 #[derive(Debug, Clone, Copy)]
@@ -1017,7 +1014,8 @@ enum OnConflict {
 }
 
 /// Writes categories in multi-row statements inside `txn`, each row with its run's
-/// stamp and, for a row inserted, its first categorization.
+/// stamp and, for a row inserted, its first categorization. Each statement is built
+/// while the database runs the one before.
 async fn write_categories(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
@@ -1032,7 +1030,7 @@ async fn write_categories(
         .chain(["run_id", "updated_at", "fingerprint"])
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
-    for chunk in rows.chunks(CATEGORIES_PER_STATEMENT) {
+    let build = |chunk: &[Category]| {
         let mut p = Params::new(txn.get_database_backend(), chunk.len() * 11 + 6);
         // The run's values once per statement, each row's own in its VALUES tuple.
         let run = [
@@ -1066,7 +1064,15 @@ async fn write_categories(
                 updates.join(", ")
             );
         }
-        txn.execute(p.statement(sql)).await?;
+        p.statement(sql)
+    };
+    let mut chunks = rows.chunks(ROWS_PER_STATEMENT);
+    let mut next = chunks.next().map(build);
+    while let Some(statement) = next.take() {
+        let (done, following) =
+            tokio::join!(txn.execute(statement), async { chunks.next().map(build) });
+        done?;
+        next = following;
     }
     Ok(())
 }
