@@ -399,9 +399,6 @@ async fn run(
         eprintln!("{backend}: reusing the loaded data, categories cleared");
     } else {
         load(&mut raw, companies, invoices).await;
-        // What the load's SQLite statements freed is the loader's, not the stage's: give
-        // it back as the server does after a run.
-        erpsync::worker::release_free_memory();
     }
     let load_secs = t0.elapsed().as_secs_f64();
     eprintln!(

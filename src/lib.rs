@@ -20,6 +20,8 @@
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands
 //!   (with progress on the terminal for `sync-now` and `export`).
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod auth;
 pub mod cli;

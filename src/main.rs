@@ -1,5 +1,7 @@
 //! The `erpsync` binary: parses the command line, sets up logging, runs the command.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use erpsync::cli::Cli;
 use erpsync::config::LogFormat;

@@ -3,6 +3,8 @@
 //! holds every migration file's hash, and the suite fails when one changes
 //! (`tests/it/migrate.rs`); a new migration adds its line there.
 
+#![forbid(unsafe_code)]
+
 pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait};
 

@@ -75,7 +75,7 @@ macro_rules! fetch_packed {
             }
             Reader::Pg(pool) => {
                 use super::pgcopy::Literal;
-                let literals: Vec<String> = vec![$($bind.literal()),*];
+                let literals: Vec<String> = vec![$($bind.literal()?),*];
                 let sql: String = $build(&|n: usize| literals[n - 1].clone());
                 super::pgcopy::fetch(pool, &sql).await
             }
@@ -882,17 +882,17 @@ pub async fn apply(
     if let Pool::Postgres(pool) = db.pool() {
         return pg::apply(pool, tenant, stamp, new, changed, &by_company, removed).await;
     }
-    if let Pool::Sqlite(pool) = db.pool() {
-        for chunk in new.chunks(lite::PER_TXN) {
-            let _writer = db.sqlite_writer().await;
-            let mut tx = pool.begin().await.map_err(sqlx_error)?;
-            lite::insert_new(&mut tx, tenant, stamp, chunk).await?;
-            tx.commit().await.map_err(sqlx_error)?;
-        }
+    // A first categorization's history entry is kept on its row: `new` writes no
+    // history. A new company that has a row after all fails the write (the run holds
+    // the tenant's lease, so nothing else wrote it).
+    for chunk in new.chunks(COMPANIES_PER_TXN) {
+        let txn = db.begin_write().await?;
+        write_categories(&txn, tenant, stamp, chunk, OnConflict::Fail).await?;
+        txn.commit().await?;
     }
     for chunk in changed.chunks(COMPANIES_PER_TXN) {
         let txn = db.begin_write().await?;
-        upsert_categories(&txn, tenant, stamp, chunk).await?;
+        write_categories(&txn, tenant, stamp, chunk, OnConflict::Update).await?;
         let changes: Vec<&CategoryChange> = chunk
             .iter()
             .filter_map(|c| by_company.get(c.external_id.as_str()).copied())
@@ -1004,43 +1004,75 @@ async fn first_entry<C: ConnectionTrait>(
     }))
 }
 
-async fn upsert_categories(
+/// What [`write_categories`] does with a company that has stored categories already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnConflict {
+    /// Fails the statement (and so its transaction): the rows are first categorizations.
+    Fail,
+    /// Updates its categories; its first categorization (`categorized_*`) stays.
+    Update,
+}
+
+/// Writes categories in multi-row statements inside `txn`, each row with its run's
+/// stamp and, for a row inserted, its first categorization. Each statement is built
+/// while the database runs the one before.
+async fn write_categories(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     stamp: &Stamp<'_>,
     rows: &[Category],
+    on_conflict: OnConflict,
 ) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 17);
+    // The first categorization (categorized_*) is only ever inserted.
+    let updates: Vec<String> = CATEGORY_COLUMNS
+        .split(", ")
+        .skip(1)
+        .chain(["run_id", "updated_at", "fingerprint"])
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let build = |chunk: &[Category]| {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 11 + 6);
+        // The run's values once per statement, each row's own in its VALUES tuple.
+        let run = [
+            p.push(tenant.as_str()),
+            p.push(stamp.run_id),
+            p.push(stamp.at),
+            p.push(stamp.run_id),
+            p.push(stamp.on.to_string()),
+            p.push(stamp.at),
+        ];
         let tuples: Vec<String> = chunk
             .iter()
             .map(|c| {
-                let mut v = vec![p.push(tenant.as_str())];
-                v.extend(category_values(c).into_iter().map(|x| p.push(x)));
-                v.push(p.push(stamp.run_id));
-                v.push(p.push(stamp.at));
+                let mut v: Vec<String> =
+                    category_values(c).into_iter().map(|x| p.push(x)).collect();
                 v.push(p.push(c.fingerprint()));
-                v.push(p.push(stamp.run_id));
-                v.push(p.push(stamp.on.to_string()));
-                v.push(p.push(stamp.at));
                 format!("({})", v.join(", "))
             })
             .collect();
-        // The first categorization (categorized_*) is only ever inserted.
-        let updates: Vec<String> = CATEGORY_COLUMNS
-            .split(", ")
-            .skip(1)
-            .chain(["run_id", "updated_at", "fingerprint"])
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO company_category (tenant_id, {CATEGORY_COLUMNS}, run_id, updated_at, fingerprint, \
-             categorized_run_id, categorized_on, categorized_at) VALUES {} \
-             ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
-            tuples.join(", "),
-            updates.join(", ")
+        // WHERE true: SQLite would read the ON CONFLICT as a join's ON without it.
+        let mut sql = format!(
+            "INSERT INTO company_category (tenant_id, run_id, updated_at, categorized_run_id, \
+             categorized_on, categorized_at, {CATEGORY_COLUMNS}, fingerprint) \
+             SELECT {}, v.* FROM (VALUES {}) AS v WHERE true",
+            run.join(", "),
+            tuples.join(", ")
         );
-        txn.execute(p.statement(sql)).await?;
+        if on_conflict == OnConflict::Update {
+            sql += &format!(
+                " ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
+                updates.join(", ")
+            );
+        }
+        p.statement(sql)
+    };
+    let mut chunks = rows.chunks(ROWS_PER_STATEMENT);
+    let mut next = chunks.next().map(build);
+    while let Some(statement) = next.take() {
+        let (done, following) =
+            tokio::join!(txn.execute(statement), async { chunks.next().map(build) });
+        done?;
+        next = following;
     }
     Ok(())
 }
@@ -1375,109 +1407,6 @@ async fn report_where(
     }))
 }
 
-/// SQLite writes of many rows: a first categorization's rows go through SQLite's own API
-/// ([`sqlite_api`](super::sqlite_api)), one prepared single-row statement stepped per
-/// company with its texts bound in place. Through sqlx each of the 2.2 million values of
-/// 200 000 rows is copied into SQLite's memory (a malloc and a free each, under SQLite's
-/// allocator mutex), which cost as much as the insert itself.
-mod lite {
-    use std::ffi::c_int;
-    use std::fmt::Write;
-
-    use chrono::{NaiveDate, SecondsFormat};
-    use sqlx::SqliteConnection;
-
-    use super::super::sqlite_api::{lock, Handle};
-    use super::Stamp;
-    use crate::domain::abc::{AbcClass, Category};
-    use crate::domain::tenant::TenantId;
-    use crate::error::{AppError, Result};
-
-    /// Rows per transaction, short enough not to hold SQLite's writer long.
-    pub(super) const PER_TXN: usize = 15_000;
-    /// Rows per hold of the connection's handle: the rows are written on this task's
-    /// thread, which gives way to others between pieces (a few milliseconds each).
-    const PER_HOLD: usize = 1_000;
-
-    const INSERT: &str = "INSERT INTO company_category (external_id, name, document, \
-        abc_class, lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, \
-        fingerprint, tenant_id, run_id, updated_at, categorized_run_id, categorized_on, \
-        categorized_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-        ?13, ?15, ?14)";
-
-    /// The run's values, as sqlx writes them (so every reader decodes them alike).
-    struct RunValues<'a> {
-        tenant: &'a str,
-        run_id: &'a str,
-        at: String,
-        on: String,
-    }
-
-    /// Inserts the categories of companies categorized for the first time (no row to
-    /// conflict with: the run holds the tenant's lease), inside the caller's transaction.
-    pub(super) async fn insert_new(
-        conn: &mut SqliteConnection,
-        tenant: &TenantId,
-        stamp: &Stamp<'_>,
-        rows: &[Category],
-    ) -> Result<()> {
-        let run = RunValues {
-            tenant: tenant.as_str(),
-            run_id: stamp.run_id,
-            at: stamp.at.to_rfc3339_opts(SecondsFormat::AutoSi, false),
-            on: stamp.on.to_string(),
-        };
-        for piece in rows.chunks(PER_HOLD) {
-            {
-                let handle = lock(conn).await?;
-                insert_piece(&handle, &run, piece).map_err(|e| {
-                    AppError::Internal(anyhow::anyhow!("storing first categories: {e}"))
-                })?;
-            }
-            tokio::task::yield_now().await;
-        }
-        Ok(())
-    }
-
-    /// Writes `rows` with one statement stepped per row.
-    fn insert_piece(
-        handle: &Handle<'_>,
-        run: &RunValues<'_>,
-        rows: &[Category],
-    ) -> std::result::Result<(), String> {
-        let statement = handle.prepare(INSERT)?;
-        statement.text(12, Some(run.tenant))?;
-        statement.text(13, Some(run.run_id))?;
-        statement.text(14, Some(&run.at))?;
-        statement.text(15, Some(&run.on))?;
-        // Dates are written into one buffer, which SQLite copies.
-        let mut day = String::with_capacity(10);
-        let mut date = |i: c_int, d: Option<NaiveDate>| {
-            let text = d.map(|d| {
-                day.clear();
-                let _ = write!(day, "{d}");
-                day.as_str()
-            });
-            statement.text_copy(i, text)
-        };
-        for c in rows {
-            statement.text(1, Some(&c.external_id))?;
-            statement.text(2, Some(&c.name))?;
-            statement.text(3, Some(&c.document))?;
-            statement.text(4, c.abc_class.map(AbcClass::as_str))?;
-            statement.text(5, Some(c.lifecycle.as_str()))?;
-            statement.text(6, Some(&c.portfolio))?;
-            statement.int(7, Some(c.revenue))?;
-            date(8, c.first_purchase)?;
-            date(9, c.last_purchase)?;
-            statement.int(10, c.company_hash)?;
-            statement.int(11, Some(c.fingerprint()))?;
-            statement.step()?;
-        }
-        Ok(())
-    }
-}
-
 /// PostgreSQL writes of many rows: one statement per chunk over arrays (`UNNEST`), which
 /// PostgreSQL plans at once, where a multi-row VALUES of 28 000 parameters is re-planned
 /// on every execution (`plan_cache_mode = force_custom_plan`).
@@ -1576,10 +1505,9 @@ mod pg {
         copy_in(
             conn,
             "COPY category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-             abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN (FORMAT binary)",
+             abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN",
             &entries,
             &|out, h| {
-                out.row(9);
                 out.text(Some(tenant.as_str()));
                 out.text(Some(&h.external_id));
                 out.text(Some(&h.run_id));
@@ -1612,10 +1540,9 @@ mod pg {
             "COPY company_category (tenant_id, run_id, external_id, name, document, abc_class, \
              lifecycle, portfolio, revenue, first_purchase, last_purchase, company_hash, \
              fingerprint, updated_at, categorized_run_id, categorized_on, categorized_at) \
-             FROM STDIN (FORMAT binary)",
+             FROM STDIN",
             rows,
             &|out, c| {
-                out.row(17);
                 out.text(Some(tenant.as_str()));
                 out.text(Some(stamp.run_id));
                 out.text(Some(&c.external_id));
@@ -1624,11 +1551,11 @@ mod pg {
                 out.text(c.abc_class.map(AbcClass::as_str));
                 out.text(Some(c.lifecycle.as_str()));
                 out.text(Some(&c.portfolio));
-                out.int8(Some(c.revenue));
+                out.shown(Some(c.revenue));
                 out.shown(c.first_purchase);
                 out.shown(c.last_purchase);
-                out.int8(c.company_hash);
-                out.int8(Some(c.fingerprint()));
+                out.shown(c.company_hash);
+                out.shown(Some(c.fingerprint()));
                 out.timestamptz(stamp.at);
                 out.text(Some(stamp.run_id));
                 out.shown(Some(stamp.on));

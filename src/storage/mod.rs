@@ -13,7 +13,6 @@ mod pgcopy;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;
-mod sqlite_api;
 pub mod staging;
 pub mod tenants;
 pub mod tokens;
@@ -116,15 +115,6 @@ impl Db {
             txn: self.conn.begin().await?,
             _writer: writer,
         })
-    }
-
-    /// On SQLite, waits for and holds the writer lock (see [`Db::begin_write`]) for a
-    /// transaction opened on the sqlx pool directly; None on PostgreSQL.
-    pub(crate) async fn sqlite_writer(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.sqlite_writer {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        }
     }
 
     /// Applies every pending migration (see [`migration::up`]: one transaction on one

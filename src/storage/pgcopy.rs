@@ -1,15 +1,12 @@
-//! Bulk reads from PostgreSQL as `COPY (query) TO STDOUT` text, cut apart here: sqlx
-//! decodes a result row by row (≈1 µs a row of a few columns, measured on the ABC run's
-//! 800 000 rows), where COPY's text is one stream split on tabs and newlines.
+//! PostgreSQL's COPY through sqlx (`copy_out_raw`, `copy_in_raw`), in the text format.
 //!
-//! COPY takes no bind parameters, so values are written into the statement as literals
-//! ([`Literal`]): integers as digits, text as an escape string (`E'…'`, backslashes and
-//! quotes escaped), which reads the same whatever `standard_conforming_strings` says.
+//! Bulk reads are `COPY (query) TO STDOUT`, cut apart here ([`fetch`]): one stream split
+//! on tabs and newlines instead of a result decoded row by row. COPY takes no bind
+//! parameters, so the query's values are written into it as literals, every one through
+//! [`Literal`]: integers as digits, text as an escape string (`E'…'`).
 //!
-//! Bulk writes go the other way as `COPY … FROM STDIN (FORMAT binary)` ([`copy_in`],
-//! [`BinaryRows`]): the server takes integers and timestamps as they are instead of
-//! parsing their text (a 200 000-row COPY of company categories: 1.42 s binary against
-//! 1.77 s text in psql, three runs each).
+//! Bulk writes are `COPY … FROM STDIN` ([`copy_in`]), every field written by [`TextRows`]
+//! through one escaper of COPY's text format.
 
 use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
@@ -22,14 +19,24 @@ use sqlx::{PgConnection, Postgres};
 use super::sqlx_error;
 use crate::error::{AppError, Result};
 
-/// A value written into a statement as a SQL literal.
+/// A value written into a statement as a SQL literal: the one way a value enters a
+/// statement that takes no bind parameters. Implemented for integers and text only.
 pub(crate) trait Literal {
-    /// The literal.
-    fn literal(&self) -> String;
+    /// The literal, or an error for a value no literal can hold.
+    fn literal(&self) -> Result<String>;
 }
 
+/// Text as an escape string: `E'…'` with each backslash and quote doubled, so nothing in
+/// it escapes anything and it reads the same whatever `standard_conforming_strings`
+/// says. NUL is refused: PostgreSQL's text cannot hold it, and the protocol would end the
+/// statement's text there.
 impl Literal for str {
-    fn literal(&self) -> String {
+    fn literal(&self) -> Result<String> {
+        if self.contains('\0') {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "a text with a NUL character cannot be written as a literal"
+            )));
+        }
         let mut out = String::with_capacity(self.len() + 3);
         out.push_str("E'");
         for ch in self.chars() {
@@ -40,18 +47,18 @@ impl Literal for str {
             }
         }
         out.push('\'');
-        out
+        Ok(out)
     }
 }
 
 impl Literal for String {
-    fn literal(&self) -> String {
+    fn literal(&self) -> Result<String> {
         self.as_str().literal()
     }
 }
 
 impl<T: Literal + ?Sized> Literal for &T {
-    fn literal(&self) -> String {
+    fn literal(&self) -> Result<String> {
         (**self).literal()
     }
 }
@@ -59,8 +66,8 @@ impl<T: Literal + ?Sized> Literal for &T {
 macro_rules! integer_literal {
     ($($t:ty),*) => {$(
         impl Literal for $t {
-            fn literal(&self) -> String {
-                self.to_string()
+            fn literal(&self) -> Result<String> {
+                Ok(self.to_string())
             }
         }
     )*};
@@ -229,74 +236,82 @@ impl Drop for Guarded {
     }
 }
 
-/// Rows in COPY's binary format, written field by field (big-endian lengths and values;
-/// text as its UTF-8 bytes, unescaped).
-pub(crate) struct BinaryRows {
-    buf: Vec<u8>,
+/// Rows in COPY's text format: fields separated by tabs, rows ended by newlines, NULL as
+/// `\N`, and every value written through [`escape_copy_text`].
+pub(crate) struct TextRows {
+    buf: String,
+    /// Fields written in the current row.
+    fields: usize,
+    /// Where [`TextRows::shown`] renders a value before it is escaped.
+    scratch: String,
 }
 
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Writes `value` as a field of COPY's text format: a backslash, newline, carriage
+/// return or tab in it is escaped with a backslash, everything else is itself (so a
+/// value reading `\N` is not NULL, and no value ends the data as `\.` would).
+fn escape_copy_text(out: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(at) = rest.find(['\\', '\n', '\r', '\t']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => "\\t",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
 
-impl BinaryRows {
+impl TextRows {
     fn with_capacity(bytes: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(bytes),
+            buf: String::with_capacity(bytes),
+            fields: 0,
+            scratch: String::new(),
         }
     }
 
-    /// Starts a row of `fields` fields.
-    pub(crate) fn row(&mut self, fields: i16) {
-        self.buf.extend_from_slice(&fields.to_be_bytes());
+    /// Starts a field: after the row's first, a tab.
+    fn field(&mut self) {
+        if self.fields > 0 {
+            self.buf.push('\t');
+        }
+        self.fields += 1;
     }
 
-    fn null(&mut self) {
-        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    /// Ends the row.
+    fn end_row(&mut self) {
+        self.buf.push('\n');
+        self.fields = 0;
     }
 
-    /// A text (varchar) field.
+    /// A text field (None: NULL).
     pub(crate) fn text(&mut self, v: Option<&str>) {
+        self.field();
         match v {
-            None => self.null(),
-            Some(s) => {
-                // A text over 2 GiB is cut there, the stream staying whole: PostgreSQL
-                // refuses any field over 1 GiB.
-                let len = i32::try_from(s.len()).unwrap_or(i32::MAX);
-                self.buf.extend_from_slice(&len.to_be_bytes());
-                self.buf.extend_from_slice(&s.as_bytes()[..len as usize]);
-            }
+            None => self.buf.push_str("\\N"),
+            Some(s) => escape_copy_text(&mut self.buf, s),
         }
     }
 
-    /// A text field holding what `v` displays (dates kept as text, for instance).
+    /// A field holding what `v` displays (integers, dates; None: NULL).
     pub(crate) fn shown(&mut self, v: Option<impl std::fmt::Display>) {
-        use std::io::Write;
+        use std::fmt::Write;
         let Some(v) = v else {
-            return self.null();
+            return self.text(None);
         };
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&0i32.to_be_bytes());
-        let _ = write!(self.buf, "{v}");
-        let len = i32::try_from(self.buf.len() - at - 4).unwrap_or(i32::MAX);
-        self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    }
-
-    /// A bigint field.
-    pub(crate) fn int8(&mut self, v: Option<i64>) {
-        match v {
-            None => self.null(),
-            Some(v) => {
-                self.buf.extend_from_slice(&8i32.to_be_bytes());
-                self.buf.extend_from_slice(&v.to_be_bytes());
-            }
-        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let _ = write!(scratch, "{v}");
+        self.text(Some(&scratch));
+        self.scratch = scratch;
     }
 
     /// A timestamp with time zone field, to the microsecond (truncated, as sqlx binds it).
     pub(crate) fn timestamptz(&mut self, t: DateTime<Utc>) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        let micros = t.timestamp_micros() - PG_EPOCH_MICROS;
-        self.buf.extend_from_slice(&micros.to_be_bytes());
+        self.shown(Some(t.format("%Y-%m-%d %H:%M:%S%.6f+00")));
     }
 }
 
@@ -304,38 +319,28 @@ impl BinaryRows {
 /// the previous one.
 const ROWS_PER_SEND: usize = 2_000;
 
-/// Streams `rows` into a table with `statement` (a `COPY … FROM STDIN (FORMAT binary)`),
-/// each row written by `write_row`, in pieces of [`ROWS_PER_SEND`] rows. Nothing is sent
-/// without rows. A COPY that fails midway is aborted (the connection leaves COPY mode);
-/// one cancelled midway needs a [`Guarded`] connection.
+/// Streams `rows` into a table with `statement` (a `COPY … FROM STDIN`, text format),
+/// each row's fields written by `write_row`, in pieces of [`ROWS_PER_SEND`] rows, through
+/// sqlx's `copy_in_raw`. Nothing is sent without rows. A COPY that fails midway is
+/// aborted (the connection leaves COPY mode); one cancelled midway needs a [`Guarded`]
+/// connection.
 pub(crate) async fn copy_in<T: Sync>(
     conn: &mut PgConnection,
     statement: &str,
     rows: &[T],
-    write_row: &(dyn Fn(&mut BinaryRows, &T) + Sync),
+    write_row: &(dyn Fn(&mut TextRows, &T) + Sync),
 ) -> Result<()> {
-    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
     if rows.is_empty() {
         return Ok(());
     }
     let mut copy = conn.copy_in_raw(statement).await.map_err(sqlx_error)?;
-    let pieces = rows.chunks(ROWS_PER_SEND);
-    let last = pieces.len() - 1;
-    for (i, piece) in pieces.enumerate() {
-        let mut out = BinaryRows::with_capacity(piece.len() * 256 + 32);
-        if i == 0 {
-            // Signature, flags (no OIDs), header extension length.
-            out.buf.extend_from_slice(SIGNATURE);
-            out.buf.extend_from_slice(&0i32.to_be_bytes());
-            out.buf.extend_from_slice(&0i32.to_be_bytes());
-        }
+    for piece in rows.chunks(ROWS_PER_SEND) {
+        let mut out = TextRows::with_capacity(piece.len() * 192);
         for row in piece {
             write_row(&mut out, row);
+            out.end_row();
         }
-        if i == last {
-            out.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        }
-        if let Err(e) = copy.send(out.buf).await {
+        if let Err(e) = copy.send(out.buf.into_bytes()).await {
             // The connection must leave COPY mode before it is used again.
             let _ = copy.abort("erpsync: sending the rows failed").await;
             return Err(sqlx_error(e));
@@ -394,11 +399,133 @@ mod tests {
         assert_eq!(unescape("\\101\\x42").as_deref(), Some("AB"));
     }
 
+    /// Strings a value may hold that try to get out of a literal or a COPY field.
+    fn hostile() -> Vec<String> {
+        let mut out: Vec<String> = [
+            "",
+            "plain",
+            "it's",
+            "''",
+            "'",
+            "\\",
+            "\\\\",
+            "a\\b",
+            "\\'",
+            "\\''",
+            "'\\",
+            "'); DROP TABLE x; --",
+            "x'; DROP TABLE x; --",
+            "E'\\x41'",
+            "\\x41\\101\\u0041\\U00000041",
+            "$$; SELECT 1; $$",
+            "$tag$ $tag$",
+            "U&'\\0041'",
+            "\\N",
+            "\\.",
+            "a\tb\nc\rd\\e",
+            "\n\\.\n",
+            "--",
+            "/* comment",
+            "Açaí & Cia «x» 東京 🦀 \u{200b}\u{feff}\u{7f}\u{1}\u{8}\u{b}\u{c}",
+        ]
+        .map(str::to_owned)
+        .into();
+        out.push("'\\".repeat(40_000));
+        out.push("ç".repeat(100_000));
+        out
+    }
+
     #[test]
     fn literals_escape_quotes_and_backslashes() {
-        assert_eq!("it's".literal(), "E'it''s'");
-        assert_eq!("a\\b".literal(), "E'a\\\\b'");
-        assert_eq!(42i64.literal(), "42");
+        assert_eq!("it's".literal().unwrap(), "E'it''s'");
+        assert_eq!("a\\b".literal().unwrap(), "E'a\\\\b'");
+        assert_eq!(
+            "'); DROP TABLE x; --".literal().unwrap(),
+            "E'''); DROP TABLE x; --'"
+        );
+        assert_eq!("\\'".literal().unwrap(), "E'\\\\'''");
+        assert_eq!(42i64.literal().unwrap(), "42");
+        assert_eq!((-7i32).literal().unwrap(), "-7");
+        assert!("a\0b".literal().is_err());
+        // Inside the quotes every quote and every backslash comes in pairs: the literal
+        // ends at its last character and nowhere before, and escapes nothing.
+        for s in hostile() {
+            let lit = s.literal().unwrap();
+            assert!(lit.starts_with("E'") && lit.ends_with('\''));
+            let inner = &lit[2..lit.len() - 1];
+            assert!(!inner.replace("''", "").contains('\''), "{s:?}");
+            assert!(!inner.replace("\\\\", "").contains('\\'), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn copy_text_fields_escape_what_copy_reads_specially() {
+        let field = |v: Option<&str>| {
+            let mut rows = TextRows::with_capacity(0);
+            rows.text(v);
+            rows.buf
+        };
+        assert_eq!(field(None), "\\N");
+        assert_eq!(field(Some("\\N")), "\\\\N");
+        assert_eq!(field(Some("\\.")), "\\\\.");
+        assert_eq!(field(Some("a\tb\nc\rd\\e")), "a\\tb\\nc\\rd\\\\e");
+        assert_eq!(field(Some("'; DROP")), "'; DROP");
+        // No field holds a separator, and the reader's unescape reads each back unchanged.
+        for s in hostile() {
+            let f = field(Some(&s));
+            assert!(!f.contains(['\t', '\n', '\r']), "{s:?}");
+            assert_eq!(unescape(&f).as_deref(), Some(s.as_str()));
+        }
+        let mut rows = TextRows::with_capacity(0);
+        rows.text(Some("a"));
+        rows.shown(Some(-42i64));
+        rows.shown(None::<i64>);
+        rows.timestamptz(
+            DateTime::parse_from_rfc3339("2026-12-04T01:02:03.123456789Z")
+                .unwrap()
+                .to_utc(),
+        );
+        rows.end_row();
+        rows.text(Some("b"));
+        rows.end_row();
+        assert_eq!(rows.buf, "a\t-42\t\\N\t2026-12-04 01:02:03.123456+00\nb\n");
+    }
+
+    /// Every hostile string, written as a literal, reads back unchanged from PostgreSQL
+    /// (`SELECT <literal>`, as a result and through COPY's text), whatever
+    /// `standard_conforming_strings` says. Needs ERPSYNC_TEST_DATABASE_URL; it creates
+    /// nothing there.
+    #[tokio::test]
+    async fn literals_read_back_unchanged_from_postgres() {
+        let Ok(url) = std::env::var("ERPSYNC_TEST_DATABASE_URL") else {
+            eprintln!("skipped: ERPSYNC_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        for standard_strings in ["on", "off"] {
+            sqlx::query(&format!(
+                "SET standard_conforming_strings = {standard_strings}"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            for s in hostile() {
+                let sql = format!("SELECT {}", s.literal().unwrap());
+                let (back,): (String,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
+                assert_eq!(back, s, "{sql:.80}");
+                let rows: Vec<(String,)> = fetch(&pool, &sql).await.unwrap();
+                assert_eq!(rows, vec![(s.clone(),)], "{sql:.80}");
+            }
+        }
+        for n in [i64::MIN, -1, 0, i64::MAX] {
+            let sql = format!("SELECT CAST({} AS bigint)", n.literal().unwrap());
+            let (back,): (i64,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
+            assert_eq!(back, n);
+        }
     }
 
     #[test]
@@ -447,11 +574,12 @@ mod tests {
         }
     }
 
-    /// Binary rows read back as written: text with tabs, newlines, backslashes and
-    /// non-ASCII, NULLs, bigints at their limits, timestamps before and after 2000, and
-    /// more rows than one piece. Needs ERPSYNC_TEST_DATABASE_URL (a temporary table).
+    /// Text rows read back as written: hostile text (tabs, newlines, carriage returns,
+    /// backslashes, `\N`, `\.`, quotes, non-ASCII, very long), NULLs, bigints at their
+    /// limits, timestamps before and after 2000, and more rows than one piece. Needs
+    /// ERPSYNC_TEST_DATABASE_URL (a temporary table).
     #[tokio::test]
-    async fn binary_rows_are_stored_as_written() {
+    async fn text_rows_are_stored_as_written() {
         use sqlx::Connection;
         let Ok(url) = std::env::var("ERPSYNC_TEST_DATABASE_URL") else {
             eprintln!("skipped: ERPSYNC_TEST_DATABASE_URL is not set");
@@ -459,69 +587,82 @@ mod tests {
         };
         let mut conn = PgConnection::connect(&url).await.unwrap();
         sqlx::query(
-            "CREATE TEMPORARY TABLE bin (t varchar(20), n bigint, at timestamptz, d varchar(10))",
+            "CREATE TEMPORARY TABLE txt (i bigint, t text, n bigint, at timestamptz, d varchar(10))",
         )
         .execute(&mut conn)
         .await
         .unwrap();
-        type R = (Option<String>, Option<i64>, DateTime<Utc>, Option<String>);
+        type R = (
+            i64,
+            Option<String>,
+            Option<i64>,
+            DateTime<Utc>,
+            Option<String>,
+        );
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
         let mut rows: Vec<R> = vec![
             (
-                Some("a\tb\nc\\d 'ç' ✓".into()),
+                0,
+                Some("a\tb\nc\\d 'ç' ✓\r".into()),
                 Some(i64::MIN),
                 at("1999-12-31T23:59:59.999999Z"),
                 Some("2026-12-01".into()),
             ),
-            (None, None, at("2000-01-01T00:00:00Z"), None),
+            (1, None, None, at("2000-01-01T00:00:00Z"), None),
             (
+                2,
                 Some(String::new()),
                 Some(i64::MAX),
                 at("2026-12-01T03:04:05.123456Z"),
                 None,
             ),
         ];
-        rows.extend((0..2 * ROWS_PER_SEND as i64 + 5).map(|i| {
+        let next = rows.len() as i64;
+        rows.extend(hostile().into_iter().zip(next..).map(|(s, i)| {
             (
+                i,
+                Some(s),
+                Some(-i),
+                at("1970-01-01T00:00:00Z"),
+                Some("\\N".into()),
+            )
+        }));
+        let next = rows.len() as i64;
+        rows.extend((next..next + 2 * ROWS_PER_SEND as i64 + 5).map(|i| {
+            (
+                i,
                 Some(format!("r{i:06}")),
                 Some(i),
                 at("2030-01-01T00:00:00Z"),
                 None,
             )
         }));
-        let write = |out: &mut BinaryRows, r: &R| {
-            out.row(4);
-            out.text(r.0.as_deref());
-            out.int8(r.1);
-            out.timestamptz(r.2);
-            out.shown(r.3.as_deref());
+        let write = |out: &mut TextRows, r: &R| {
+            out.shown(Some(r.0));
+            out.text(r.1.as_deref());
+            out.shown(r.2);
+            out.timestamptz(r.3);
+            out.text(r.4.as_deref());
         };
-        copy_in(
-            &mut conn,
-            "COPY bin (t, n, at, d) FROM STDIN (FORMAT binary)",
-            &rows,
-            &write,
-        )
-        .await
-        .unwrap();
-        let back: Vec<R> = sqlx::query_as("SELECT t, n, at, d FROM bin")
+        let copy = "COPY txt (i, t, n, at, d) FROM STDIN";
+        copy_in(&mut conn, copy, &rows, &write).await.unwrap();
+        let back: Vec<R> = sqlx::query_as("SELECT i, t, n, at, d FROM txt ORDER BY i")
             .fetch_all(&mut conn)
             .await
             .unwrap();
         assert_eq!(back, rows);
         // A value the column refuses fails the COPY with the server's message, and the
         // connection answers afterwards.
-        let long = vec![(Some("x".repeat(21)), None, at("2000-01-01T00:00:00Z"), None)];
-        let err = copy_in(
-            &mut conn,
-            "COPY bin (t, n, at, d) FROM STDIN (FORMAT binary)",
-            &long,
-            &write,
-        )
-        .await
-        .unwrap_err();
+        let long = vec![(
+            -1,
+            None,
+            None,
+            at("2000-01-01T00:00:00Z"),
+            Some("x".repeat(11)),
+        )];
+        let err = copy_in(&mut conn, copy, &long, &write).await.unwrap_err();
         assert!(format!("{err:?}").contains("too long"), "{err:?}");
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bin")
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM txt")
             .fetch_one(&mut conn)
             .await
             .unwrap();

@@ -182,19 +182,6 @@ pub async fn categorize(
     state: &AppState,
     delivery: &Delivery<'_>,
     tenant: &Tenant,
-    analysis: Analysis,
-    now: DateTime<Utc>,
-) -> Result<Categorized> {
-    let outcome = categorize_analysis(state, delivery, tenant, analysis, now).await;
-    // The analysis's per-company vectors are gone; so are SQLite's buffers of the run.
-    super::release_free_memory();
-    outcome
-}
-
-async fn categorize_analysis(
-    state: &AppState,
-    delivery: &Delivery<'_>,
-    tenant: &Tenant,
     mut analysis: Analysis,
     now: DateTime<Utc>,
 ) -> Result<Categorized> {

@@ -1299,7 +1299,7 @@ async fn first_categorizations_are_stored_as_written_and_a_failed_write_stores_n
         at,
         on,
     };
-    // More than one piece of the SQLite writer (1 000 rows).
+    // More than one statement of the SQLite writer (1 800 rows).
     let stored = first_categories("c", 2_500);
     abc::apply(db, &tenant, &stamp, &stored, &[], &[], &[])
         .await
