@@ -2,18 +2,22 @@
 //!
 //! Module map:
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table catalog.
-//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries.
+//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries;
+//!   bulk reads and writes through sqlx (PostgreSQL's COPY in its text format).
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
 //! * [`viewdb`] — reading an ERP's SQL views (the View integration type), behind the
 //!   gate of which sources a tenant may name.
-//! * [`worker`] — background jobs (request-log retention).
+//! * [`worker`] — sync runs and their stages (the ABC analysis among them), the scheduler,
+//!   the CRM sink and background jobs (request-log retention, WAL checkpoints).
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`grpc`] — the transport: services, auth, health (following the database) and
 //!   reflection; prost types stop here.
 //! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
 //!   rate limits on failed authentications and pushes.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
+//!
+//! Safe code only (`forbid(unsafe_code)`): no FFI, no hand-written wire encoding.
 
 #![forbid(unsafe_code)]
 
