@@ -17,7 +17,7 @@
 //!   rate limits on failed authentications and pushes.
 //! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands.
 //!
-//! Safe code only (`forbid(unsafe_code)`): no FFI, no hand-written wire encoding.
+//! Safe code only, which the compiler enforces: no FFI, no hand-written wire encoding.
 
 #![forbid(unsafe_code)]
 
