@@ -388,6 +388,22 @@ async fn copy_rows<T: Row>(conn: &mut PgConnection, query: &str) -> Result<Vec<T
 mod tests {
     use super::*;
 
+    /// A pool of one connection to the test PostgreSQL (ERPSYNC_TEST_DATABASE_URL; tests
+    /// using it create nothing there); None, with a note, when none is configured.
+    async fn one_connection_pool() -> Option<sqlx::PgPool> {
+        let Ok(url) = std::env::var("ERPSYNC_TEST_DATABASE_URL") else {
+            eprintln!("skipped: ERPSYNC_TEST_DATABASE_URL is not set");
+            return None;
+        };
+        Some(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap(),
+        )
+    }
+
     #[test]
     fn fields_unescape_as_copy_wrote_them() {
         assert_eq!(unescape("\\N"), None);
@@ -497,15 +513,9 @@ mod tests {
     /// nothing there.
     #[tokio::test]
     async fn literals_read_back_unchanged_from_postgres() {
-        let Ok(url) = std::env::var("ERPSYNC_TEST_DATABASE_URL") else {
-            eprintln!("skipped: ERPSYNC_TEST_DATABASE_URL is not set");
+        let Some(pool) = one_connection_pool().await else {
             return;
         };
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
         for standard_strings in ["on", "off"] {
             sqlx::query(&format!(
                 "SET standard_conforming_strings = {standard_strings}"
@@ -545,15 +555,9 @@ mod tests {
     /// it creates nothing there.
     #[tokio::test]
     async fn a_copy_cancelled_midway_does_not_poison_the_pool() {
-        let Ok(url) = std::env::var("ERPSYNC_TEST_DATABASE_URL") else {
-            eprintln!("skipped: ERPSYNC_TEST_DATABASE_URL is not set");
+        let Some(pool) = one_connection_pool().await else {
             return;
         };
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
         // 20 000 rows (more than the server's send buffer), then a wait at the last.
         let slow = "SELECT x, CASE WHEN x = 20000 THEN pg_sleep(3)::text END \
                     FROM generate_series(1, 20000) x";
