@@ -14,10 +14,10 @@ use crate::domain::batch::{self, Rejection};
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, FieldViolation, Result};
 use crate::state::AppState;
 use crate::storage::request_log::{self, StoredBody};
-use crate::storage::{staging, tenants};
+use crate::storage::{erp_counts, staging, tenants};
 
 /// Ingestion limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -305,6 +305,40 @@ pub async fn log_failure(
         request_id: Some(request_id),
         body,
     }
+}
+
+/// Checks and stores the ERP's row counts of its tables.
+pub async fn report_counts(
+    state: &AppState,
+    tenant: &TenantId,
+    counts: std::collections::HashMap<String, u64>,
+) -> Result<()> {
+    let counts: Vec<(String, u64)> = counts.into_iter().collect();
+    if counts.is_empty() {
+        return Err(AppError::InvalidArgument(
+            "counts is empty: send {\"table id\": rows on the ERP side}".into(),
+        ));
+    }
+    if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
+        return Err(unknown_table(unknown));
+    }
+    let too_large: Vec<FieldViolation> = counts
+        .iter()
+        .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
+        .map(|(t, _)| {
+            FieldViolation::new(
+                format!("counts[{t}]"),
+                format!("must be at most {}", tables::MAX_ROW_COUNT),
+            )
+        })
+        .collect();
+    if !too_large.is_empty() {
+        return Err(AppError::InvalidFields(too_large));
+    }
+    tenants::require(&state.db, tenant).await?;
+    erp_counts::report(&state.db, tenant, &counts, Utc::now()).await?;
+    tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
+    Ok(())
 }
 
 /// Logs a request other than a push (ReportCounts) that succeeded with `response_body`.

@@ -113,6 +113,15 @@ impl LogHub {
         Ok(cursor)
     }
 
+    /// [`append`](Self::append) for a run's own events: a run goes on when its log cannot
+    /// be written, so a failure is only reported on stderr.
+    pub async fn append_or_report(&self, db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) {
+        let run = e.run_id.unwrap_or("-").to_owned();
+        if let Err(err) = self.append(db, e, at).await {
+            tracing::error!(error = ?anyhow::Error::from(err), run = %run, "cannot write a run event");
+        }
+    }
+
     /// Ends every viewer's stream (server shutdown: open streams would hold it up).
     pub fn close(&self) {
         self.closing.send_replace(true);

@@ -10,14 +10,11 @@ use super::auth::{authenticate, authenticate_header, authorize, tenant_call};
 use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
 use crate::domain::request_log::Transport;
-use crate::domain::tables;
 use crate::domain::tenant::TenantId;
 use crate::domain::token::Role;
 use crate::error::AppError;
-use crate::error::FieldViolation;
 use crate::ingest::{self, RequestBody, RequestMeta};
 use crate::state::AppState;
-use crate::storage::{erp_counts, tenants};
 
 const SERVICE: &str = "ErpIngest";
 
@@ -98,7 +95,7 @@ impl ErpIngest for Service {
                 serde_json::json!({"tenant_id": msg.tenant_id, "counts": counts}).to_string(),
             ),
         };
-        match report_counts(&self.state, &meta.tenant, msg.counts).await {
+        match ingest::report_counts(&self.state, &meta.tenant, msg.counts).await {
             Ok(()) => {
                 ingest::log_answered(&self.state, &meta, "{}".into()).await;
                 Ok(Response::new(pb::ReportCountsResponse {}))
@@ -108,40 +105,6 @@ impl ErpIngest for Service {
             )),
         }
     }
-}
-
-/// Checks and stores the ERP's row counts of its tables.
-async fn report_counts(
-    state: &AppState,
-    tenant: &TenantId,
-    counts: std::collections::HashMap<String, u64>,
-) -> Result<(), AppError> {
-    let counts: Vec<(String, u64)> = counts.into_iter().collect();
-    if counts.is_empty() {
-        return Err(AppError::InvalidArgument(
-            "counts is empty: send {\"table id\": rows on the ERP side}".into(),
-        ));
-    }
-    if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
-        return Err(ingest::unknown_table(unknown));
-    }
-    let too_large: Vec<FieldViolation> = counts
-        .iter()
-        .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
-        .map(|(t, _)| {
-            FieldViolation::new(
-                format!("counts[{t}]"),
-                format!("must be at most {}", tables::MAX_ROW_COUNT),
-            )
-        })
-        .collect();
-    if !too_large.is_empty() {
-        return Err(AppError::InvalidFields(too_large));
-    }
-    tenants::require(&state.db, tenant).await?;
-    erp_counts::report(&state.db, tenant, &counts, Utc::now()).await?;
-    tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
-    Ok(())
 }
 
 /// Turns tonic's "decoded message length too large" (OUT_OF_RANGE) into

@@ -260,9 +260,10 @@ impl<'a> Delivery<'a> {
             message,
             fields,
         };
-        if let Err(err) = self.state.logs.append(&self.state.db, e, Utc::now()).await {
-            tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
-        }
+        self.state
+            .logs
+            .append_or_report(&self.state.db, e, Utc::now())
+            .await;
     }
 }
 

@@ -17,7 +17,7 @@ use erpsync::worker::scheduler::tick;
 use crate::both_backends;
 use crate::helpers::{authed, TestApp};
 use crate::sync::{
-    app_with_host_sink_and, companies, held_run, setup, table, wait_idle, Ctx, HostCrm,
+    app_with_host_sink_and, companies, held_run, setup, table, tombstone, wait_idle, Ctx, HostCrm,
     HostCrmService,
 };
 
@@ -123,36 +123,6 @@ async fn host_app_with(
     (setup(app).await, host, server, port)
 }
 
-async fn trigger(ctx: &mut Ctx) -> String {
-    ctx.history
-        .trigger_sync(authed(
-            pb::TriggerSyncRequest {
-                tenant_id: "acme".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap()
-        .run_id
-}
-
-async fn get_run(ctx: &mut Ctx, run_id: &str) -> pb::GetRunResponse {
-    ctx.history
-        .get_run(authed(
-            pb::GetRunRequest {
-                tenant_id: "acme".into(),
-                run_id: run_id.into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 /// How long the host stays down: 1.5 s by default; `ERPSYNC_HOST_OUTAGE_MS=60000` shows
 /// the default delivery policy waiting out a restart of a minute (the run takes that
 /// long), with `--nocapture` printing the tenant's log of the run.
@@ -179,7 +149,7 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
     host.host_only.store(5, Ordering::SeqCst);
     host.delay_ms.store(100, Ordering::SeqCst);
     ctx.push("company", companies(0..20)).await;
-    let run_id = trigger(&mut ctx).await;
+    let run_id = ctx.trigger().await;
     host.wait_for_a_call().await;
     // The host restarts: down for a while, then up again on the same port.
     server.kill();
@@ -187,13 +157,13 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
     let (_server, again) = HostServer::start(host.clone(), port);
     assert_eq!(again, port);
 
-    let mut got = get_run(&mut ctx, &run_id).await;
+    let mut got = ctx.get_run(&run_id).await;
     for _ in 0..12_000 {
         if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-        got = get_run(&mut ctx, &run_id).await;
+        got = ctx.get_run(&run_id).await;
     }
     let run = got.run.as_ref().unwrap();
     assert_eq!(run.status(), pb::RunStatus::Success, "{:#?}", got.log);
@@ -324,9 +294,9 @@ async fn a_run_whose_server_died_is_interrupted_in_its_log_and_run_again(app: Te
         (runs[0].trigger(), runs[0].status()),
         (pb::RunTrigger::Retry, pb::RunStatus::Success)
     );
-    let redone = get_run(&mut ctx, &runs[0].run_id).await.run.unwrap();
+    let redone = ctx.get_run(&runs[0].run_id).await.run.unwrap();
     assert_eq!(table(&redone, "company").inserted, 3, "the work is redone");
-    let got = get_run(&mut ctx, &dead.id).await;
+    let got = ctx.get_run(&dead.id).await;
     let run = got.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Interrupted);
     assert!(
@@ -389,18 +359,7 @@ async fn the_delete_guard_protects_a_host_crm(app: TestApp) {
         ctx.run().await.run.unwrap().status(),
         pb::RunStatus::Success
     );
-    ctx.push(
-        "company",
-        (0..60)
-            .map(|i| pb::Record {
-                external_id: format!("c{i:03}"),
-                fields: None,
-                updated_at: None,
-                deleted: true,
-            })
-            .collect(),
-    )
-    .await;
+    ctx.push("company", (0..60).map(tombstone).collect()).await;
     let run = ctx.run().await.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Partial);
     assert_eq!(table(&run, "company").held, 60);
@@ -442,10 +401,10 @@ async fn a_running_runs_stages_and_progress_are_shown(app: TestApp) {
     let (mut ctx, host, _server, _) = host_app(app, patient()).await;
     host.delay_ms.store(150, Ordering::SeqCst);
     ctx.push("company", companies(0..10)).await;
-    let run_id = trigger(&mut ctx).await;
+    let run_id = ctx.trigger().await;
     let mut seen = Vec::new();
     let done = loop {
-        let got = get_run(&mut ctx, &run_id).await;
+        let got = ctx.get_run(&run_id).await;
         let run = got.run.unwrap();
         if run.status() != pb::RunStatus::Running {
             break run;
@@ -483,11 +442,11 @@ async fn a_run_keeps_its_lease_while_it_waits_for_the_host(app: TestApp) {
     .await;
     ctx.push("company", companies(0..4)).await;
     server.kill();
-    let run_id = trigger(&mut ctx).await;
+    let run_id = ctx.trigger().await;
     // Three lease lifetimes later the run is still waiting for the host.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(tick(&ctx.app.state, Utc::now()).await.unwrap(), 0);
-    let got = get_run(&mut ctx, &run_id).await;
+    let got = ctx.get_run(&run_id).await;
     assert_eq!(
         got.run.unwrap().status(),
         pb::RunStatus::Running,

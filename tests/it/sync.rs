@@ -77,8 +77,8 @@ impl Ctx {
         assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
     }
 
-    /// Triggers a run and waits for its end (bounded), returning GetRun's answer.
-    pub(crate) async fn run(&mut self) -> pb::GetRunResponse {
+    /// Triggers a run (none may be running) and returns its id.
+    pub(crate) async fn trigger(&mut self) -> String {
         let started = self
             .history
             .trigger_sync(authed(
@@ -91,20 +91,29 @@ impl Ctx {
             .unwrap()
             .into_inner();
         assert!(!started.already_running);
-        let run_id = started.run.unwrap().run_id;
+        started.run.unwrap().run_id
+    }
+
+    /// GetRun of acme's run `run_id`.
+    pub(crate) async fn get_run(&mut self, run_id: &str) -> pb::GetRunResponse {
+        self.history
+            .get_run(authed(
+                GetRunRequest {
+                    tenant_id: "acme".into(),
+                    run_id: run_id.into(),
+                },
+                &self.crm,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Triggers a run and waits for its end (bounded), returning GetRun's answer.
+    pub(crate) async fn run(&mut self) -> pb::GetRunResponse {
+        let run_id = self.trigger().await;
         for _ in 0..2400 {
-            let got = self
-                .history
-                .get_run(authed(
-                    GetRunRequest {
-                        tenant_id: "acme".into(),
-                        run_id: run_id.clone(),
-                    },
-                    &self.crm,
-                ))
-                .await
-                .unwrap()
-                .into_inner();
+            let got = self.get_run(&run_id).await;
             if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
                 return got;
             }
@@ -146,7 +155,7 @@ pub(crate) fn companies(range: std::ops::Range<usize>) -> Vec<Record> {
 }
 
 /// The tombstone of company `c{i:03}`.
-fn tombstone(i: usize) -> Record {
+pub(crate) fn tombstone(i: usize) -> Record {
     Record {
         external_id: format!("c{i:03}"),
         fields: None,

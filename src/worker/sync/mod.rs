@@ -125,9 +125,7 @@ pub async fn interrupt_orphans(
             ),
             fields: Map::new(),
         };
-        if let Err(err) = state.logs.append(&state.db, e, now).await {
-            tracing::error!(error = ?anyhow::Error::from(err), run = %run_id, "cannot write a run event");
-        }
+        state.logs.append_or_report(&state.db, e, now).await;
     }
     Ok(interrupted.len())
 }
@@ -175,9 +173,10 @@ impl Ctx<'_> {
             message,
             fields,
         };
-        if let Err(err) = self.state.logs.append(&self.state.db, e, Utc::now()).await {
-            tracing::error!(error = ?anyhow::Error::from(err), run = %self.run_id, "cannot write a run event");
-        }
+        self.state
+            .logs
+            .append_or_report(&self.state.db, e, Utc::now())
+            .await;
     }
 
     fn counts(&mut self, table: &'static str) -> &mut TableCounts {
