@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::ingest::Limits;
-use erpsync::state::AppState;
 use erpsync::storage::{tenants, Db};
+use erpsync::worker::RunWorker;
 use erpsync::worker::{abc, sink::EmbeddedSink};
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
@@ -364,27 +364,19 @@ async fn run(
     if !reuse {
         tenants::insert(&db, &tenant).await.unwrap();
     }
-    let state = AppState {
-        sink: Arc::new(EmbeddedSink::new(db.clone())),
-        db: db.clone(),
-        limits: Limits::default(),
-        instance: "bench".into(),
-        runs: Default::default(),
-        logs: Default::default(),
-        export: Default::default(),
-        retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
-        throttle: erpsync::throttle::Throttle::new(Default::default()),
-        delivery: Default::default(),
-        retries: Default::default(),
-        run_lease: erpsync::worker::sync::LEASE_TTL,
-        views: erpsync::viewdb::ViewAccess::new(
-            Default::default(),
-            None,
-            url,
-            db.instance_id().await.unwrap(),
-        )
-        .unwrap(),
-    };
+    let views = erpsync::viewdb::ViewAccess::new(
+        Default::default(),
+        None,
+        url,
+        db.instance_id().await.unwrap(),
+    )
+    .unwrap();
+    let state = RunWorker::new(
+        db.clone(),
+        Arc::new(EmbeddedSink::new(db.clone())),
+        views,
+        Limits::default(),
+    );
     let mut raw = Raw::connect(url).await;
     let t0 = Instant::now();
     if reuse {
@@ -448,7 +440,7 @@ async fn run(
 
 /// Runs abc + categorize as a run does; returns (total, abc alone) seconds.
 async fn stage(
-    state: &AppState,
+    state: &RunWorker,
     tenant_id: &TenantId,
     peak: &Arc<AtomicU64>,
     label: &str,

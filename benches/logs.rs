@@ -52,7 +52,7 @@ fn main() {
         };
         let app = erpsync::app::build(&config).await.unwrap();
         let port = app.port();
-        let state = app.state().clone();
+        let state = app.services().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -156,7 +156,7 @@ fn main() {
 /// Opens `followers` followed streams (spread over `channels`), writes `events` events
 /// and returns the write-to-delivery delays.
 async fn measure(
-    state: &erpsync::state::AppState,
+    state: &erpsync::services::Services,
     tenant: &TenantId,
     channels: &[Channel],
     token: &str,
@@ -199,7 +199,6 @@ async fn measure(
         let cursor = state
             .logs
             .append(
-                &state.db,
                 NewEvent {
                     tenant,
                     run_id: None,

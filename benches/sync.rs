@@ -19,9 +19,9 @@ use erpsync::domain::request_log::{RequestLogEntry, Transport};
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::ingest::Limits;
-use erpsync::state::AppState;
 use erpsync::storage::request_log::StoredBody;
 use erpsync::storage::{lease, runs, staging, tenants, Db};
+use erpsync::worker::RunWorker;
 use erpsync::worker::{sink::EmbeddedSink, sync};
 use serde_json::{json, Map, Value};
 
@@ -83,27 +83,19 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
     )
     .await
     .unwrap();
-    let state = AppState {
-        sink: Arc::new(EmbeddedSink::new(db.clone())),
-        db: db.clone(),
-        limits: Limits::default(),
-        instance: "bench".into(),
-        runs: Default::default(),
-        logs: Default::default(),
-        export: Default::default(),
-        retention_days: erpsync::config::DEFAULT_RETENTION_DAYS,
-        throttle: erpsync::throttle::Throttle::new(Default::default()),
-        delivery: Default::default(),
-        retries: Default::default(),
-        run_lease: erpsync::worker::sync::LEASE_TTL,
-        views: erpsync::viewdb::ViewAccess::new(
-            Default::default(),
-            None,
-            url,
-            db.instance_id().await.unwrap(),
-        )
-        .unwrap(),
-    };
+    let views = erpsync::viewdb::ViewAccess::new(
+        Default::default(),
+        None,
+        url,
+        db.instance_id().await.unwrap(),
+    )
+    .unwrap();
+    let state = RunWorker::new(
+        db.clone(),
+        Arc::new(EmbeddedSink::new(db.clone())),
+        views,
+        Limits::default(),
+    );
 
     // Stage the data (not measured) through the same staging path as a push.
     stage(&db, &tenant, "company", companies, |i| {

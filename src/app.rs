@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::domain::secret::redact_url;
 use crate::error::Result;
 use crate::grpc;
-use crate::state::AppState;
+use crate::services::Services;
 use crate::storage::Db;
 use crate::worker::sink::{CrmSink, EmbeddedSink};
 
@@ -22,7 +22,7 @@ pub struct App {
     routes: Routes,
     health: grpc::health::Health,
     database_timeout: std::time::Duration,
-    state: AppState,
+    services: Services,
     retention_days: u32,
     scheduler_tick: std::time::Duration,
     conn_limits: crate::conn::ConnLimits,
@@ -66,34 +66,50 @@ pub async fn build_with_sink(
         &config.database_url,
         db.instance_id().await?,
     )?;
-    let state = AppState {
-        views,
-        throttle: crate::throttle::Throttle::new(config.rate_limits),
-        sink: sink(db.clone()),
-        db,
-        limits: config.limits,
-        instance: uuid::Uuid::new_v4().to_string(),
-        runs: Default::default(),
-        logs: crate::logs::LogHub::new(std::time::Duration::from_secs(1), config.log_heartbeat),
-        export: config.export,
-        retention_days: config.request_log_retention_days,
-        delivery: config.delivery,
-        retries: config.retries,
-        run_lease: config.run_lease,
+    let throttle = crate::throttle::Throttle::new(config.rate_limits);
+    let logs =
+        crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
+    let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
+    let services = Services {
+        db: db.clone(),
+        tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
+        history: crate::history::History::new(db.clone()),
+        worker: crate::worker::RunWorker {
+            db: db.clone(),
+            sink: sink(db.clone()),
+            instance: uuid::Uuid::new_v4().to_string(),
+            runs: Default::default(),
+            logs: logs.clone(),
+            views: views.clone(),
+            ingestor: ingestor.clone(),
+            delivery: config.delivery,
+            retries: config.retries,
+            run_lease: config.run_lease,
+        },
+        ingestor,
+        views: crate::worker::view_admin::ViewAdmin::new(db.clone(), views),
+        exporter: crate::export::Exporter::new(
+            db,
+            config.export,
+            config.request_log_retention_days,
+            throttle.exports.clone(),
+        ),
+        logs,
+        log_streams: throttle.streams.clone(),
     };
     // Runs a stopped process was running are interrupted (in their tenants' logs too);
     // their records stay staged and the scheduler runs them again. On SQLite one server
     // owns the file, so every lease left behind is a dead process's: they go at once. On
     // PostgreSQL other replicas may be alive, so only expired leases count.
     let now = chrono::Utc::now();
-    let as_of = if state.db.backend() == sea_orm::DbBackend::Sqlite {
+    let as_of = if services.db.backend() == sea_orm::DbBackend::Sqlite {
         now + chrono::Duration::days(3650)
     } else {
         now
     };
-    crate::worker::sync::interrupt_orphans(&state, now, as_of).await?;
-    crate::storage::lease::clear(&state.db, as_of).await?;
-    let (routes, health) = grpc::routes(state.clone()).await?;
+    crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
+    crate::storage::lease::clear(&services.db, as_of).await?;
+    let (routes, health) = grpc::routes(services.clone()).await?;
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
@@ -104,7 +120,7 @@ pub async fn build_with_sink(
         routes,
         health,
         database_timeout: config.database_timeout,
-        state,
+        services,
         retention_days: config.request_log_retention_days,
         scheduler_tick: config.scheduler_tick,
         conn_limits: config.conn,
@@ -119,9 +135,9 @@ impl App {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// The shared state, for tests that look at the database directly.
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The services, for tests that call them (or the database) directly.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves gRPC and HTTP/1.1 (the JSON ingestion route) on the one port until
@@ -129,21 +145,21 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
         let retention = tokio::spawn(crate::worker::retention::run(
-            self.state.db.clone(),
+            self.services.db.clone(),
             self.retention_days,
             jobs_stopped.clone(),
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
-            self.state.db.clone(),
+            self.services.db.clone(),
             jobs_stopped.clone(),
         ));
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
-            self.state.clone(),
+            self.services.worker.clone(),
             self.scheduler_tick,
             jobs_stopped.clone(),
         ));
         let health = tokio::spawn(self.health.follow_database(
-            self.state.db.clone(),
+            self.services.db.clone(),
             self.database_timeout,
             jobs_stopped,
         ));
@@ -151,7 +167,7 @@ impl App {
         // each one wait on several window updates.
         // Followed log streams never end by themselves: close them when shutdown starts,
         // or the server would wait for every viewer to hang up.
-        let logs = self.state.logs.clone();
+        let logs = self.services.logs.clone();
         let shutdown = async move {
             shutdown.await;
             logs.close();
@@ -181,7 +197,8 @@ impl App {
         // Running syncs stop at their next checkpoint (a stage or page boundary) as
         // INTERRUPTED; the next run resumes from what is still staged.
         let left = self
-            .state
+            .services
+            .worker
             .runs
             .stop(std::time::Duration::from_secs(30))
             .await;

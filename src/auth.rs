@@ -5,23 +5,54 @@
 use crate::domain::tenant::TenantId;
 use crate::domain::token::{presented, Grant, Role};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
-use crate::storage::tokens;
+use crate::storage::{tokens, Db};
+use crate::throttle::Throttle;
 
-/// Checks an `authorization` header value (gRPC metadata or HTTP header alike) sent from
-/// `peer`: a failure counts against the address's limit (see [`crate::throttle`]).
-pub async fn authenticate_header(
-    state: &AppState,
-    header: Option<&str>,
-    peer: Option<std::net::IpAddr>,
-) -> Result<Grant> {
-    match verify(state, header).await {
-        Err(err @ AppError::Unauthenticated(_)) => Err(state.throttle.failed_auth(peer, err)),
-        other => other,
+/// The token service: who a caller is, and whether they may push now; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    db: Db,
+    throttle: Throttle,
+}
+
+impl Tokens {
+    /// Tokens stored in `db`, with failed authentications and pushes limited by `throttle`.
+    pub fn new(db: Db, throttle: Throttle) -> Self {
+        Self { db, throttle }
+    }
+
+    /// Checks an `authorization` header value (gRPC metadata or HTTP header alike) sent
+    /// from `peer`: a failure counts against the address's limit (see [`crate::throttle`]).
+    /// `header` is None when absent, `Err(())` when it is not text.
+    pub async fn authenticate(
+        &self,
+        header: Option<std::result::Result<&str, ()>>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Grant> {
+        let verified = match header {
+            Some(Err(())) => Err(AppError::Unauthenticated(
+                "authorization is not text".into(),
+            )),
+            Some(Ok(text)) => self.verify(Some(text)).await,
+            None => self.verify(None).await,
+        };
+        match verified {
+            Err(err @ AppError::Unauthenticated(_)) => Err(self.throttle.failed_auth(peer, err)),
+            other => other,
+        }
+    }
+
+    /// Counts a push against the token's rate (RESOURCE_EXHAUSTED past it).
+    pub fn push_allowed(&self, grant: &Grant) -> Result<()> {
+        self.throttle.push(&grant.token_id)
+    }
+
+    async fn verify(&self, header: Option<&str>) -> Result<Grant> {
+        verify(&self.db, header).await
     }
 }
 
-async fn verify(state: &AppState, header: Option<&str>) -> Result<Grant> {
+async fn verify(db: &Db, header: Option<&str>) -> Result<Grant> {
     let header = header.ok_or_else(|| {
         AppError::Unauthenticated(
             "missing authorization: send \"authorization: Bearer <token>\"".into(),
@@ -37,7 +68,7 @@ async fn verify(state: &AppState, header: Option<&str>) -> Result<Grant> {
         })?;
     let invalid = || AppError::Unauthenticated("invalid or revoked token".into());
     let presented = presented(secret).ok_or_else(invalid)?;
-    tokens::find_grant(&state.db, &presented, chrono::Utc::now())
+    tokens::find_grant(db, &presented, chrono::Utc::now())
         .await?
         .ok_or_else(invalid)
 }

@@ -17,33 +17,36 @@ use chrono::Utc;
 use serde_json::Value;
 use tonic::transport::server::TcpConnectInfo;
 
-use crate::auth::authenticate_header;
+use crate::auth::Tokens;
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::excerpt;
+use crate::domain::token::Grant;
 use crate::error::AppError;
-use crate::ingest::{self, RequestBody, RequestMeta};
-use crate::state::AppState;
+use crate::ingest::{self, Ingestor, RequestBody, RequestMeta};
 
-/// The HTTP routes.
-pub fn router(state: AppState) -> Router {
+/// What the HTTP route uses.
+#[derive(Clone)]
+struct HttpState {
+    ingestor: Ingestor,
+    tokens: Tokens,
+}
+
+/// The HTTP routes, over `ingestor`, pushes rate-limited by `tokens`. They go behind the
+/// edge ([`crate::edge`]), which authenticates the caller.
+pub fn router(ingestor: Ingestor, tokens: Tokens) -> Router {
     Router::new()
         .route("/erp/v1/{table}", post(push))
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(HttpState { ingestor, tokens })
 }
 
 /// The answer to a path no route serves: gRPC callers get UNIMPLEMENTED (as tonic
 /// answers an unknown method); anyone else a 404 in the JSON error shape, so an ERP that
 /// mistypes the path and checks the HTTP status does not take its batch for delivered.
 pub async fn not_found(req: axum::extract::Request) -> Response {
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
     let path = excerpt(req.uri().path());
-    if grpc {
+    if is_grpc(&req) {
         return tonic::Status::unimplemented(format!("no method {path}")).into_http();
     }
     let err = AppError::NotFound(format!(
@@ -68,16 +71,15 @@ async fn method_not_allowed(req: axum::extract::Request) -> Response {
 }
 
 async fn push(
-    State(state): State<AppState>,
+    State(state): State<HttpState>,
     Path(table): Path<String>,
-    connect: Option<axum::Extension<TcpConnectInfo>>,
+    grant: Option<axum::Extension<Grant>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let received_at = Utc::now();
     let started = Instant::now();
-    let peer = connect.and_then(|c| c.remote_addr()).map(|a| a.ip());
-    let tenant = match tenant_of(&state, &headers, peer).await {
+    let tenant = match tenant_of(&state, grant.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             tracing::debug!(error = %e, "HTTP push refused before reaching a tenant");
@@ -93,7 +95,7 @@ async fn push(
         started,
         request_body: RequestBody::Text(text),
     };
-    let limit = state.limits.max_body_bytes;
+    let limit = state.ingestor.limits().max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -106,7 +108,7 @@ async fn push(
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
         let err = too_large(format!("{n} bytes"));
         let m = meta(format!("(not stored: {n} bytes, over the limit)"));
-        return failed(ingest::log_failure(&state, &m, &[], err).await);
+        return failed(state.ingestor.log_failure(&m, &[], err).await);
     }
     let encoded = headers
         .get(header::CONTENT_ENCODING)
@@ -115,9 +117,9 @@ async fn push(
     if encoded {
         let err = AppError::InvalidArgument(NOT_COMPRESSED.into());
         let m = meta("(not stored: a compressed body)".into());
-        return failed(ingest::log_failure(&state, &m, &[], err).await);
+        return failed(state.ingestor.log_failure(&m, &[], err).await);
     }
-    let deadline = state.limits.body_timeout;
+    let deadline = state.ingestor.limits().body_timeout;
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
     let Ok(read) = read else {
         let err = AppError::DeadlineExceeded(format!(
@@ -125,7 +127,7 @@ async fn push(
             deadline.as_secs()
         ));
         let m = meta("(not stored: the body arrived too slowly)".into());
-        return failed(ingest::log_failure(&state, &m, &[], err).await);
+        return failed(state.ingestor.log_failure(&m, &[], err).await);
     };
     let bytes: Bytes = match read {
         Ok(b) => b,
@@ -133,23 +135,31 @@ async fn push(
         Err(e) if e.to_string().contains("length limit") => {
             let err = too_large("more than that".into());
             let m = meta("(not stored: over the limit)".into());
-            return failed(ingest::log_failure(&state, &m, &[], err).await);
+            return failed(state.ingestor.log_failure(&m, &[], err).await);
         }
         Err(e) => {
             let err = AppError::InvalidArgument(format!("cannot read the request body: {e}"));
             let m = meta("(not stored: the body could not be read)".into());
-            return failed(ingest::log_failure(&state, &m, &[], err).await);
+            return failed(state.ingestor.log_failure(&m, &[], err).await);
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let records = match parse_body(&bytes) {
         Ok(r) => r,
-        Err(err) => return failed(ingest::log_failure(&state, &meta(text), &[], err).await),
+        Err(err) => return failed(state.ingestor.log_failure(&meta(text), &[], err).await),
     };
-    match ingest::push(&state, meta(text), Arc::new(records)).await {
+    match state.ingestor.push(meta(text), Arc::new(records)).await {
         Ok((_, json)) => json_response(StatusCode::OK, json),
         Err(f) => failed(f),
     }
+}
+
+/// Whether `req` is a gRPC call (by its content type).
+pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
 /// The client address of a request, as the listener accepted it.
@@ -160,24 +170,14 @@ pub fn peer<B>(req: &axum::http::Request<B>) -> Option<std::net::IpAddr> {
         .map(|a| a.ip())
 }
 
-/// The tenant of an erp token (exactly one, by construction of erp tokens), within the
-/// token's push rate.
-async fn tenant_of(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<std::net::IpAddr>,
-) -> Result<TenantId, AppError> {
-    let auth = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(text) => Some(text),
-            Err(_) => {
-                let err = AppError::Unauthenticated("authorization header is not text".into());
-                return Err(state.throttle.failed_auth(peer, err));
-            }
-        },
-    };
-    let grant = authenticate_header(state, auth, peer).await?;
+/// The tenant of the caller's erp token (exactly one, by construction of erp tokens),
+/// within the token's push rate.
+fn tenant_of(state: &HttpState, grant: Option<&Grant>) -> Result<TenantId, AppError> {
+    let grant = grant.ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "an HTTP push reached its handler without passing the edge's authentication"
+        ))
+    })?;
     let tenant = grant.erp_tenant().cloned().ok_or_else(|| {
         AppError::PermissionDenied(format!(
             "token {} has role {}; POST /erp/v1 needs a token of role erp",
@@ -186,7 +186,7 @@ async fn tenant_of(
         ))
     })?;
     // The role first (as gRPC Push does): a crm token here is a 403, never a 429.
-    state.throttle.push(&grant.token_id)?;
+    state.tokens.push_allowed(grant)?;
     Ok(tenant)
 }
 
@@ -218,7 +218,7 @@ fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
 }
 
 /// The answer to a request refused before it reached a tenant (not logged).
-fn answer(err: &AppError) -> Response {
+pub fn answer(err: &AppError) -> Response {
     with_retry_after(
         json_response(status_of(err), ingest::error_json(err, None)),
         err,

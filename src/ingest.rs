@@ -15,8 +15,8 @@ use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::state::AppState;
 use crate::storage::request_log::{self, StoredBody};
+use crate::storage::Db;
 use crate::storage::{erp_counts, staging, tenants};
 
 /// Ingestion limits, from the configuration.
@@ -135,91 +135,207 @@ pub struct Failure {
     pub body: String,
 }
 
-impl From<Failure> for tonic::Status {
-    fn from(f: Failure) -> Self {
-        let mut status = tonic::Status::from(f.error);
-        if let Some(Ok(id)) = f.request_id.map(|id| id.parse()) {
-            status.metadata_mut().insert("x-request-id", id);
+/// The ingestion service: judges, stages and logs what ERPs send (pushes over gRPC and
+/// HTTP, and the pages the View collect stage reads); cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Ingestor {
+    db: Db,
+    limits: Limits,
+}
+
+impl Ingestor {
+    /// An ingestor over `db` under `limits`.
+    pub fn new(db: Db, limits: Limits) -> Self {
+        Self { db, limits }
+    }
+
+    /// The limits it applies.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Judges, stages and logs a batch. On success the reply has been logged exactly as
+    /// returned (`.1` is its JSON); on failure the error has been logged too.
+    pub async fn push(
+        &self,
+        meta: RequestMeta,
+        records: Arc<Vec<Value>>,
+    ) -> Result<(PushReply, String), Failure> {
+        match self.push_inner(&meta, &records).await {
+            Ok(done) => Ok(done),
+            Err(err) => Err(self.log_failure(&meta, &records, err).await),
         }
-        status
     }
-}
 
-/// Judges, stages and logs a batch. On success the reply has been logged exactly as
-/// returned (`.1` is its JSON); on failure the error has been logged too.
-pub async fn push(
-    state: &AppState,
-    meta: RequestMeta,
-    records: Arc<Vec<Value>>,
-) -> Result<(PushReply, String), Failure> {
-    match push_inner(state, &meta, &records).await {
-        Ok(done) => Ok(done),
-        Err(err) => Err(log_failure(state, &meta, &records, err).await),
+    async fn push_inner(
+        &self,
+        meta: &RequestMeta,
+        records: &Arc<Vec<Value>>,
+    ) -> Result<(PushReply, String)> {
+        let table_id = meta.table.as_deref().unwrap_or_default();
+        let table = tables::find(table_id).ok_or_else(|| unknown_table(table_id))?;
+        if records.is_empty() {
+            return Err(AppError::InvalidArgument(
+                "empty batch: send at least one record in \"records\"".into(),
+            ));
+        }
+        let max = self.limits.max_records;
+        if records.len() > max {
+            return Err(AppError::InvalidArgument(format!(
+                "too many records: {} in one batch, the limit is {max}; split the batch",
+                records.len()
+            )));
+        }
+        let tenant = tenants::require(&self.db, &meta.tenant).await?;
+        // The body is cut and compressed on another thread while this one judges the batch,
+        // so neither waits on the other, and neither runs inside the write transaction.
+        let cap = self.limits.log_body_cap;
+        let (source, all) = (meta.request_body.clone(), Arc::clone(records));
+        let body = tokio::task::spawn_blocking(move || {
+            let (cut, truncated) = cut_body(&source.render(&all), cap);
+            (StoredBody::encode(&cut), truncated)
+        });
+        let judged = judge(table, records, tenant.timezone).await?;
+        let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        let mut answer: Option<(PushReply, String)> = None;
+        staging::stage_and_log(
+            &self.db,
+            staging::StageBatch {
+                tenant: &meta.tenant,
+                table: table.id,
+                records: judged.valid,
+                request_id: &request_id,
+                received_at: meta.received_at,
+                zone: tenant.timezone,
+            },
+            &body,
+            |outcome| {
+                let mut rejected = judged.rejected;
+                rejected.extend(outcome.stale.iter().cloned());
+                rejected.sort_by_key(|r| r.index);
+                let reply = PushReply {
+                    request_id: request_id.clone(),
+                    accepted: batch_size - u32::try_from(rejected.len()).unwrap_or(u32::MAX),
+                    rejected,
+                };
+                let json = serde_json::to_string(&reply).unwrap_or_default();
+                let mut entry = entry(meta, &request_id, "OK", 200, &reply, json.clone(), None);
+                entry.request_truncated = truncated;
+                answer = Some((reply, json));
+                entry
+            },
+        )
+        .await?;
+        answer.ok_or_else(|| anyhow::anyhow!("staging finished without building the answer").into())
     }
-}
 
-async fn push_inner(
-    state: &AppState,
-    meta: &RequestMeta,
-    records: &Arc<Vec<Value>>,
-) -> Result<(PushReply, String)> {
-    let table_id = meta.table.as_deref().unwrap_or_default();
-    let table = tables::find(table_id).ok_or_else(|| unknown_table(table_id))?;
-    if records.is_empty() {
-        return Err(AppError::InvalidArgument(
-            "empty batch: send at least one record in \"records\"".into(),
-        ));
-    }
-    let max = state.limits.max_records;
-    if records.len() > max {
-        return Err(AppError::InvalidArgument(format!(
-            "too many records: {} in one batch, the limit is {max}; split the batch",
-            records.len()
-        )));
-    }
-    let tenant = tenants::require(&state.db, &meta.tenant).await?;
-    // The body is cut and compressed on another thread while this one judges the batch,
-    // so neither waits on the other, and neither runs inside the write transaction.
-    let cap = state.limits.log_body_cap;
-    let (source, all) = (meta.request_body.clone(), Arc::clone(records));
-    let body = tokio::task::spawn_blocking(move || {
-        let (cut, truncated) = cut_body(&source.render(&all), cap);
-        (StoredBody::encode(&cut), truncated)
-    });
-    let judged = judge(table, records, tenant.timezone).await?;
-    let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
-    let mut answer: Option<(PushReply, String)> = None;
-    staging::stage_and_log(
-        &state.db,
-        staging::StageBatch {
-            tenant: &meta.tenant,
-            table: table.id,
-            records: judged.valid,
-            request_id: &request_id,
-            received_at: meta.received_at,
-            zone: tenant.timezone,
-        },
-        &body,
-        |outcome| {
-            let mut rejected = judged.rejected;
-            rejected.extend(outcome.stale.iter().cloned());
-            rejected.sort_by_key(|r| r.index);
-            let reply = PushReply {
-                request_id: request_id.clone(),
-                accepted: batch_size - u32::try_from(rejected.len()).unwrap_or(u32::MAX),
-                rejected,
+    /// Logs a request that failed as a whole, and hands the failure back for answering.
+    /// `records` are the request's records, when it got as far as having them. A request
+    /// that failed because the database does not answer is not logged: the log is in that
+    /// database, and trying would only keep the caller waiting another timeout.
+    pub async fn log_failure(
+        &self,
+        meta: &RequestMeta,
+        records: &[Value],
+        err: AppError,
+    ) -> Failure {
+        if let AppError::Unavailable(_) = err {
+            return Failure {
+                body: error_json(&err, None),
+                error: err,
+                request_id: None,
             };
-            let json = serde_json::to_string(&reply).unwrap_or_default();
-            let mut entry = entry(meta, &request_id, "OK", 200, &reply, json.clone(), None);
-            entry.request_truncated = truncated;
-            answer = Some((reply, json));
-            entry
-        },
-    )
-    .await?;
-    answer.ok_or_else(|| anyhow::anyhow!("staging finished without building the answer").into())
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let body = error_json(&err, Some(&request_id));
+        let outcome = (
+            err.code_name(),
+            err.http_status(),
+            Some(err.public_message()),
+        );
+        self.log_alone(meta, records, &request_id, outcome, body.clone())
+            .await;
+        Failure {
+            error: err,
+            request_id: Some(request_id),
+            body,
+        }
+    }
+
+    /// Checks and stores the ERP's row counts of its tables.
+    pub async fn report_counts(
+        &self,
+        tenant: &TenantId,
+        counts: std::collections::HashMap<String, u64>,
+    ) -> Result<()> {
+        let counts: Vec<(String, u64)> = counts.into_iter().collect();
+        if counts.is_empty() {
+            return Err(AppError::InvalidArgument(
+                "counts is empty: send {\"table id\": rows on the ERP side}".into(),
+            ));
+        }
+        if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
+            return Err(unknown_table(unknown));
+        }
+        let too_large: Vec<FieldViolation> = counts
+            .iter()
+            .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
+            .map(|(t, _)| {
+                FieldViolation::new(
+                    format!("counts[{t}]"),
+                    format!("must be at most {}", tables::MAX_ROW_COUNT),
+                )
+            })
+            .collect();
+        if !too_large.is_empty() {
+            return Err(AppError::InvalidFields(too_large));
+        }
+        tenants::require(&self.db, tenant).await?;
+        erp_counts::report(&self.db, tenant, &counts, Utc::now()).await?;
+        tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
+        Ok(())
+    }
+
+    /// Logs a request other than a push (ReportCounts) that succeeded with `response_body`.
+    pub async fn log_answered(&self, meta: &RequestMeta, response_body: String) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        self.log_alone(meta, &[], &request_id, ("OK", 200, None), response_body)
+            .await;
+    }
+
+    /// Writes the log entry of a request that staged nothing, in a transaction of its own:
+    /// `outcome` is its status, HTTP status and error message. A failure to log is only
+    /// reported (the caller has its answer either way).
+    async fn log_alone(
+        &self,
+        meta: &RequestMeta,
+        records: &[Value],
+        request_id: &str,
+        (status, http_status, error): (&str, u16, Option<String>),
+        response_body: String,
+    ) {
+        let reply = PushReply {
+            request_id: request_id.to_owned(),
+            accepted: 0,
+            rejected: Vec::new(),
+        };
+        let mut e = entry(
+            meta,
+            request_id,
+            status,
+            http_status,
+            &reply,
+            response_body,
+            error,
+        );
+        (e.request_body, e.request_truncated) =
+            cut_body(&meta.request_body.render(records), self.limits.log_body_cap);
+        if let Err(log_err) = request_log::insert_alone(&self.db, &e).await {
+            tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
+        }
+    }
 }
 
 /// Judges a batch; a large one in two halves at once (the other half on a blocking thread).
@@ -273,120 +389,6 @@ pub fn error_json(err: &AppError, request_id: Option<&str>) -> String {
         request_id,
     })
     .unwrap_or_default()
-}
-
-/// Logs a request that failed as a whole, and hands the failure back for answering.
-/// `records` are the request's records, when it got as far as having them. A request
-/// that failed because the database does not answer is not logged: the log is in that
-/// database, and trying would only keep the caller waiting another timeout.
-pub async fn log_failure(
-    state: &AppState,
-    meta: &RequestMeta,
-    records: &[Value],
-    err: AppError,
-) -> Failure {
-    if let AppError::Unavailable(_) = err {
-        return Failure {
-            body: error_json(&err, None),
-            error: err,
-            request_id: None,
-        };
-    }
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let body = error_json(&err, Some(&request_id));
-    let outcome = (
-        err.code_name(),
-        err.http_status(),
-        Some(err.public_message()),
-    );
-    log_alone(state, meta, records, &request_id, outcome, body.clone()).await;
-    Failure {
-        error: err,
-        request_id: Some(request_id),
-        body,
-    }
-}
-
-/// Checks and stores the ERP's row counts of its tables.
-pub async fn report_counts(
-    state: &AppState,
-    tenant: &TenantId,
-    counts: std::collections::HashMap<String, u64>,
-) -> Result<()> {
-    let counts: Vec<(String, u64)> = counts.into_iter().collect();
-    if counts.is_empty() {
-        return Err(AppError::InvalidArgument(
-            "counts is empty: send {\"table id\": rows on the ERP side}".into(),
-        ));
-    }
-    if let Some((unknown, _)) = counts.iter().find(|(t, _)| tables::find(t).is_none()) {
-        return Err(unknown_table(unknown));
-    }
-    let too_large: Vec<FieldViolation> = counts
-        .iter()
-        .filter(|(_, n)| *n > tables::MAX_ROW_COUNT)
-        .map(|(t, _)| {
-            FieldViolation::new(
-                format!("counts[{t}]"),
-                format!("must be at most {}", tables::MAX_ROW_COUNT),
-            )
-        })
-        .collect();
-    if !too_large.is_empty() {
-        return Err(AppError::InvalidFields(too_large));
-    }
-    tenants::require(&state.db, tenant).await?;
-    erp_counts::report(&state.db, tenant, &counts, Utc::now()).await?;
-    tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
-    Ok(())
-}
-
-/// Logs a request other than a push (ReportCounts) that succeeded with `response_body`.
-pub async fn log_answered(state: &AppState, meta: &RequestMeta, response_body: String) {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    log_alone(
-        state,
-        meta,
-        &[],
-        &request_id,
-        ("OK", 200, None),
-        response_body,
-    )
-    .await;
-}
-
-/// Writes the log entry of a request that staged nothing, in a transaction of its own:
-/// `outcome` is its status, HTTP status and error message. A failure to log is only
-/// reported (the caller has its answer either way).
-async fn log_alone(
-    state: &AppState,
-    meta: &RequestMeta,
-    records: &[Value],
-    request_id: &str,
-    (status, http_status, error): (&str, u16, Option<String>),
-    response_body: String,
-) {
-    let reply = PushReply {
-        request_id: request_id.to_owned(),
-        accepted: 0,
-        rejected: Vec::new(),
-    };
-    let mut e = entry(
-        meta,
-        request_id,
-        status,
-        http_status,
-        &reply,
-        response_body,
-        error,
-    );
-    (e.request_body, e.request_truncated) = cut_body(
-        &meta.request_body.render(records),
-        state.limits.log_body_cap,
-    );
-    if let Err(log_err) = request_log::insert_alone(&state.db, &e).await {
-        tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
-    }
 }
 
 /// The log entry of an answered request; its body fields are filled by the caller

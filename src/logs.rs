@@ -62,9 +62,15 @@ struct Tail {
     wake: Arc<Notify>,
 }
 
+/// How often a tail looks for other processes' events by default.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+/// How long a viewer waits without events for a heartbeat by default.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// The tails of the tenants that have live viewers; cheap to clone.
 #[derive(Clone)]
 pub struct LogHub {
+    db: Db,
     tails: Arc<Mutex<HashMap<TenantId, Tail>>>,
     poll: Duration,
     heartbeat: Duration,
@@ -80,17 +86,13 @@ impl std::fmt::Debug for LogHub {
     }
 }
 
-impl Default for LogHub {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(1), Duration::from_secs(15))
-    }
-}
-
 impl LogHub {
-    /// A hub whose tails also look for other processes' events every `poll`, and whose
-    /// viewers get a heartbeat after `heartbeat` without events.
-    pub fn new(poll: Duration, heartbeat: Duration) -> Self {
+    /// A hub over the logs kept in `db`, whose tails also look for other processes'
+    /// events every `poll`, and whose viewers get a heartbeat after `heartbeat` without
+    /// events.
+    pub fn new(db: Db, poll: Duration, heartbeat: Duration) -> Self {
         Self {
+            db,
             tails: Arc::default(),
             poll,
             heartbeat,
@@ -104,9 +106,9 @@ impl LogHub {
     }
 
     /// Writes an event to the tenant's log and wakes its live viewers; returns its cursor.
-    pub async fn append(&self, db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
+    pub async fn append(&self, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
         let tenant = e.tenant.clone();
-        let cursor = events::append(db, e, at).await?;
+        let cursor = events::append(&self.db, e, at).await?;
         if let Some(t) = self.tails().get(&tenant) {
             t.wake.notify_one();
         }
@@ -115,9 +117,9 @@ impl LogHub {
 
     /// [`append`](Self::append) for a run's own events: a run goes on when its log cannot
     /// be written, so a failure is only reported on stderr.
-    pub async fn append_or_report(&self, db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) {
+    pub async fn append_or_report(&self, e: NewEvent<'_>, at: DateTime<Utc>) {
         let run = e.run_id.unwrap_or("-").to_owned();
-        if let Err(err) = self.append(db, e, at).await {
+        if let Err(err) = self.append(e, at).await {
             tracing::error!(error = ?anyhow::Error::from(err), run = %run, "cannot write a run event");
         }
     }
@@ -220,8 +222,8 @@ impl LogHub {
     /// Serves one viewer: its backlog, then (with `follow`) live events and heartbeats,
     /// into `out`, until the backlog ends (without `follow`), the viewer goes (`out`
     /// closed) or the server closes the hub. Errors end the stream with the error.
-    pub async fn serve(&self, db: Db, req: Request, out: mpsc::Sender<Result<Item>>) {
-        if let Err(e) = self.serve_inner(&db, req, &out).await {
+    pub async fn serve(&self, req: Request, out: mpsc::Sender<Result<Item>>) {
+        if let Err(e) = self.serve_inner(&self.db, req, &out).await {
             let _ = out.send(Err(e)).await;
         }
     }

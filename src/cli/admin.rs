@@ -15,9 +15,9 @@ use crate::domain::token::{legacy_hash, presented, Grant, NewToken, Presented, R
 use crate::domain::view::ViewTable;
 use crate::domain::view_source::SourcePolicy;
 use crate::error::AppError;
-use crate::storage::{tenants, tokens, views, Db};
+use crate::storage::{tenants, tokens, Db};
 use crate::viewdb::{Naming, ViewAccess};
-use crate::worker::view_admin;
+use crate::worker::view_admin::{ViewAdmin, ViewRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -320,33 +320,29 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             let file: ViewFile = serde_json::from_str(&text)
                 .with_context(|| format!("{config} is not a valid View configuration"))?;
             let db = open(url).await?;
-            let access = view_access(&db, url, key).await?;
-            view_admin::configure(
-                &db,
-                &access,
-                Naming::Operator,
-                &id,
-                view_url.or(file.url),
-                file.page_size,
-                file.tables,
+            let views = view_admin(&db, url, key).await?;
+            let request = ViewRequest {
+                url: view_url.or(file.url),
+                page_size: file.page_size,
+                tables: file.tables,
                 check,
-                Vec::new(),
-            )
-            .await
-            .map_err(|e| anyhow!(e))?;
-            print!("{}", describe_view(&db, &access, &id).await?);
+            };
+            views
+                .configure(Naming::Operator, &id, request, Vec::new())
+                .await
+                .map_err(|e| anyhow!(e))?;
+            print!("{}", describe_view(&views, &id).await?);
         }
         TenantCommand::ShowView { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
             let db = open(url).await?;
-            let access = view_access(&db, url, key).await?;
-            print!("{}", describe_view(&db, &access, &id).await?);
+            let views = view_admin(&db, url, key).await?;
+            print!("{}", describe_view(&views, &id).await?);
         }
         TenantCommand::ClearView { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
             let db = open(url).await?;
-            tenants::require(&db, &id).await?;
-            if views::clear(&db, &id, Utc::now()).await? {
+            if view_admin(&db, url, None).await?.clear(&id).await? {
                 println!("View configuration of {id} removed; it is an API integration now");
             } else {
                 println!("{id} had no View configuration; it is an API integration");
@@ -388,12 +384,13 @@ struct ViewFile {
 
 /// The operator's gate to View sources: no list applies to them, erpsync's own
 /// database is refused all the same.
-async fn view_access(db: &Db, url: &str, key: Option<SecretKey>) -> anyhow::Result<ViewAccess> {
-    ViewAccess::new(SourcePolicy::default(), key, url, db.instance_id().await?)
+async fn view_admin(db: &Db, url: &str, key: Option<SecretKey>) -> anyhow::Result<ViewAdmin> {
+    let access = ViewAccess::new(SourcePolicy::default(), key, url, db.instance_id().await?)?;
+    Ok(ViewAdmin::new(db.clone(), access))
 }
 
-async fn describe_view(db: &Db, access: &ViewAccess, id: &TenantId) -> anyhow::Result<String> {
-    let status = view_admin::status(db, access, id).await?;
+async fn describe_view(views: &ViewAdmin, id: &TenantId) -> anyhow::Result<String> {
+    let status = views.status(id).await?;
     let t = &status;
     let Some(cfg) = &status.config else {
         return Ok(format!(

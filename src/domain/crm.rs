@@ -105,3 +105,12 @@ pub struct PendingDelete {
     /// When it entered its state (the detection time while HELD).
     pub state_changed_at: DateTime<Utc>,
 }
+
+/// Approve (the next run deletes) or discard (the record is restored in staging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Apply the deletion at the next run.
+    Approve,
+    /// Keep the record: restore it in staging as the CRM has it.
+    Discard,
+}

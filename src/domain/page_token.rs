@@ -6,6 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use super::text::{hex, unhex};
+use crate::error::FieldViolation;
 
 /// The listings that page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,19 @@ fn check(listing: Listing, payload: &str) -> String {
     hex(&h.finalize()[..6])
 }
 
+/// A listing's page size: `requested`, or `default` for 0; the violation of
+/// `page_size` past `max`.
+pub fn page_size(requested: u32, default: u64, max: u64) -> Result<u64, FieldViolation> {
+    match u64::from(requested) {
+        0 => Ok(default),
+        n if n <= max => Ok(n),
+        _ => Err(FieldViolation::new(
+            "page_size",
+            format!("must be at most {max}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +107,14 @@ mod tests {
             let t = encode(Listing::Runs, &position);
             prop_assert_eq!(decode(Listing::Runs, &t), Ok(Some(position)));
         }
+    }
+
+    #[test]
+    fn page_size_takes_the_default_for_zero_and_refuses_past_the_most() {
+        assert_eq!(page_size(0, 20, 200), Ok(20));
+        assert_eq!(page_size(1, 20, 200), Ok(1));
+        assert_eq!(page_size(200, 20, 200), Ok(200));
+        let err = page_size(201, 20, 200).unwrap_err();
+        assert_eq!(err, FieldViolation::new("page_size", "must be at most 200"));
     }
 }

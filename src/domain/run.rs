@@ -263,3 +263,31 @@ pub struct StageProgress {
     /// Records the stage has in all (0: unknown).
     pub total: u64,
 }
+
+/// Which events of a tenant's log a reader wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this run's events.
+    pub run_id: Option<String>,
+    /// Only events at or above this level.
+    pub min_level: Option<Level>,
+    /// Only this stage's events.
+    pub stage: Option<String>,
+    /// Only events about this ERP table.
+    pub table: Option<String>,
+}
+
+impl EventFilter {
+    /// Whether `e` passes the filter (the live side; storage filters in SQL).
+    pub fn matches(&self, e: &LogEvent) -> bool {
+        self.run_id
+            .as_deref()
+            .is_none_or(|r| e.run_id.as_deref() == Some(r))
+            && self.min_level.is_none_or(|l| e.level >= l)
+            && self.stage.as_deref().is_none_or(|s| e.stage == s)
+            && self
+                .table
+                .as_deref()
+                .is_none_or(|t| e.table.as_deref() == Some(t))
+    }
+}

@@ -440,6 +440,27 @@ pub fn truthy(v: &str) -> bool {
     )
 }
 
+/// A View read's position, as stored between runs.
+/// A key value bound to a View query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// Text (cast to the column's type on PostgreSQL).
+    Text(String),
+    /// A SQLite integer key.
+    Int(i64),
+    /// A SQLite real key.
+    Real(f64),
+}
+
+/// Where the previous page ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    /// The watermark's plain text (incremental reads).
+    pub watermark: Option<String>,
+    /// The key.
+    pub key: Param,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,13 +22,13 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::domain::crm::PendingDelete;
-use crate::domain::export::{ExportKind, ExportSpec};
+use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::run::{RunSummary, TableCounts};
-use crate::domain::tenant::Tenant;
-use crate::error::{AppError, Result};
-use crate::state::AppState;
-use crate::storage::{pending_deletes, request_log, runs, Db};
+use crate::domain::tenant::{Tenant, TenantId};
+use crate::error::{AppError, FieldViolation, Result};
+use crate::storage::{pending_deletes, request_log, runs, tenants, Db};
+use crate::throttle::TenantSlots;
 
 /// Largest `data` of one chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -109,19 +109,103 @@ enum Page {
     Runs(Vec<(RunSummary, Vec<TableCounts>)>),
 }
 
+/// The export service: checks what a caller asks for and builds the workbook while it
+/// reads; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Exporter {
+    db: Db,
+    limits: ExportLimits,
+    retention_days: u32,
+    slots: TenantSlots,
+}
+
+/// An export under way: its chunks, and the tenant's export slot, held as long as this is.
+#[derive(Debug)]
+pub struct Export {
+    /// The file, in chunks of at most [`CHUNK_BYTES`], the first carrying its name; an
+    /// error ends the stream as its last item. Dropping the receiver stops the export.
+    pub chunks: mpsc::Receiver<Result<Chunk>>,
+    /// The tenant's slot: freed when the export ends or its caller leaves.
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Exporter {
+    /// Exports from `db` under `limits`, of the last `retention_days` days, at most as
+    /// many at once per tenant as `slots` allows.
+    pub fn new(db: Db, limits: ExportLimits, retention_days: u32, slots: TenantSlots) -> Self {
+        Self {
+            db,
+            limits,
+            retention_days,
+            slots,
+        }
+    }
+
+    /// Starts the export `kind` (None: a kind the caller named that does not exist) of
+    /// the days `from_date` to `to_date` and `tables` (all when empty) for `tenant`:
+    /// NOT_FOUND for an unknown tenant, a tenant's cap of open exports, then every bad
+    /// field named.
+    pub async fn export(
+        &self,
+        tenant: &TenantId,
+        kind: Option<ExportKind>,
+        (from_date, to_date): (&str, &str),
+        tables: &[String],
+    ) -> Result<Export> {
+        let tenant = tenants::require(&self.db, tenant).await?;
+        let slot = self.slots.take(&tenant.id)?;
+        let today = Utc::now().with_timezone(&tenant.timezone).date_naive();
+        let parsed = ExportSpec::parse(
+            ExportInput {
+                from_date,
+                to_date,
+                tables,
+                kind: kind.unwrap_or(ExportKind::Requests),
+            },
+            today,
+            self.retention_days,
+        );
+        let spec = match (parsed, kind) {
+            (Ok(spec), Some(_)) => spec,
+            (parsed, kind) => {
+                let mut violations = parsed.err().unwrap_or_default();
+                if kind.is_none() {
+                    violations.insert(
+                        0,
+                        FieldViolation::new(
+                            "kind",
+                            "unknown value: REQUESTS, EXCESSIVE_DELETES or RUNS",
+                        ),
+                    );
+                }
+                return Err(AppError::InvalidFields(violations));
+            }
+        };
+        tracing::info!(tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to, "export started");
+        Ok(Export {
+            chunks: start(self.db.clone(), self.limits, tenant, spec),
+            slot,
+        })
+    }
+}
+
 /// Starts exporting `spec` of `tenant`; the file arrives on the receiver in chunks of at
 /// most [`CHUNK_BYTES`], the first carrying the file name. An error ends the stream as
 /// its last item. Dropping the receiver stops the export.
-pub fn start(state: &AppState, tenant: Tenant, spec: ExportSpec) -> mpsc::Receiver<Result<Chunk>> {
+fn start(
+    db: Db,
+    limits: ExportLimits,
+    tenant: Tenant,
+    spec: ExportSpec,
+) -> mpsc::Receiver<Result<Chunk>> {
     let (out_tx, out_rx) = mpsc::channel(CHUNKS_AHEAD);
     let (page_tx, page_rx) = mpsc::channel(PAGES_AHEAD);
     let span = tracing::info_span!("export", tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to);
     let bounds = spec.bounds(tenant.timezone);
     tokio::spawn({
-        let (db, tenant, spec) = (state.db.clone(), tenant.clone(), spec.clone());
+        let (tenant, spec) = (tenant.clone(), spec.clone());
         async move { read(&db, &tenant, &spec, bounds, &page_tx).await }.instrument(span.clone())
     });
-    let limits = state.export;
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let started = Instant::now();

@@ -1,41 +1,31 @@
-//! Authentication of gRPC calls: the `authorization` metadata checked by
-//! [`crate::auth`], the rules HTTP shares.
+//! Authorization of gRPC calls. Authentication happened at the edge ([`crate::edge`]),
+//! which put the caller's [`Grant`] on the request.
 
 use tonic::Request;
 
-pub use crate::auth::{authenticate_header, authorize};
+use crate::auth::authorize;
 use crate::domain::tenant::TenantId;
 use crate::domain::token::{Grant, Role};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
 
-/// Checks the call's `authorization: Bearer …` metadata: UNAUTHENTICATED when absent,
-/// malformed, unknown or revoked.
-pub async fn authenticate<T>(state: &AppState, req: &Request<T>) -> Result<Grant> {
-    let peer = req.remote_addr().map(|a| a.ip());
-    let header = match req.metadata().get("authorization") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(text) => Some(text),
-            Err(_) => {
-                let err = AppError::Unauthenticated("authorization metadata is not text".into());
-                return Err(state.throttle.failed_auth(peer, err));
-            }
-        },
-    };
-    authenticate_header(state, header, peer).await
+/// The grant the edge put on the call.
+pub fn grant<T>(req: &Request<T>) -> Result<&Grant> {
+    req.extensions().get::<Grant>().ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "a call reached its handler without passing the edge's authentication"
+        ))
+    })
 }
 
-/// Authenticates, parses the request's tenant id and authorizes the call on it.
-pub async fn tenant_call<T>(
-    state: &AppState,
+/// Parses the request's tenant id and authorizes the call's grant on it.
+pub fn tenant_call<T>(
     req: &Request<T>,
     role: Role,
     service: &str,
     tenant_id: &str,
 ) -> Result<TenantId> {
-    let grant = authenticate(state, req).await?;
+    let grant = grant(req)?;
     let tenant = TenantId::parse(tenant_id).map_err(AppError::InvalidArgument)?;
-    authorize(&grant, role, service, Some(&tenant))?;
+    authorize(grant, role, service, Some(&tenant))?;
     Ok(tenant)
 }

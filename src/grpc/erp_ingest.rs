@@ -6,15 +6,15 @@ use axum::extract::State;
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use super::auth::{authenticate, authenticate_header, authorize, tenant_call};
+use super::auth::{grant, tenant_call};
 use super::convert;
 use super::pb::{self, erp_ingest_server::ErpIngest};
+use crate::auth::{authorize, Tokens};
 use crate::domain::request_log::Transport;
 use crate::domain::tenant::TenantId;
-use crate::domain::token::Role;
+use crate::domain::token::{Grant, Role};
 use crate::error::AppError;
-use crate::ingest::{self, RequestBody, RequestMeta};
-use crate::state::AppState;
+use crate::ingest::{Failure, Ingestor, RequestBody, RequestMeta};
 
 const SERVICE: &str = "ErpIngest";
 
@@ -22,16 +22,26 @@ const PUSH_ENDPOINT: &str = "ErpIngest/Push";
 /// How the request log names a ReportCounts request.
 const REPORT_COUNTS_ENDPOINT: &str = "ErpIngest/ReportCounts";
 
-/// The service, over the shared application state.
+/// The service: transport over the ingestor.
 pub struct Service {
-    state: AppState,
+    ingestor: Ingestor,
+    tokens: Tokens,
 }
 
 impl Service {
-    /// A service over `state`.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// A service over `ingestor`, its pushes rate-limited by `tokens`.
+    pub fn new(ingestor: Ingestor, tokens: Tokens) -> Self {
+        Self { ingestor, tokens }
     }
+}
+
+/// A failed request's status carries the id of its request-log entry.
+fn failed(f: Failure) -> Status {
+    let mut status = Status::from(f.error);
+    if let Some(Ok(id)) = f.request_id.map(|id| id.parse()) {
+        status.metadata_mut().insert("x-request-id", id);
+    }
+    status
 }
 
 #[tonic::async_trait]
@@ -42,11 +52,11 @@ impl ErpIngest for Service {
     ) -> Result<Response<pb::PushResponse>, Status> {
         let received_at = Utc::now();
         let started = Instant::now();
-        let grant = authenticate(&self.state, &req).await?;
+        let grant = grant(&req)?;
         let tenant =
             TenantId::parse(&req.get_ref().tenant_id).map_err(AppError::InvalidArgument)?;
-        authorize(&grant, Role::Erp, SERVICE, Some(&tenant))?;
-        self.state.throttle.push(&grant.token_id)?;
+        authorize(grant, Role::Erp, SERVICE, Some(&tenant))?;
+        self.tokens.push_allowed(grant)?;
         let msg = req.into_inner();
         let records: Vec<serde_json::Value> =
             msg.records.into_iter().map(convert::record_json).collect();
@@ -62,7 +72,11 @@ impl ErpIngest for Service {
             received_at,
             started,
         };
-        let (reply, _) = ingest::push(&self.state, meta, std::sync::Arc::new(records)).await?;
+        let (reply, _) = self
+            .ingestor
+            .push(meta, std::sync::Arc::new(records))
+            .await
+            .map_err(failed)?;
         Ok(Response::new(convert::push_response(reply)))
     }
 
@@ -72,14 +86,7 @@ impl ErpIngest for Service {
     ) -> Result<Response<pb::ReportCountsResponse>, Status> {
         let received_at = Utc::now();
         let started = Instant::now();
-        let tenant = tenant_call(
-            &self.state,
-            &req,
-            Role::Erp,
-            SERVICE,
-            &req.get_ref().tenant_id,
-        )
-        .await?;
+        let tenant = tenant_call(&req, Role::Erp, SERVICE, &req.get_ref().tenant_id)?;
         let msg = req.into_inner();
         // The request reached the tenant: it is logged, answered well or not.
         let counts: std::collections::BTreeMap<&str, u64> =
@@ -95,47 +102,40 @@ impl ErpIngest for Service {
                 serde_json::json!({"tenant_id": msg.tenant_id, "counts": counts}).to_string(),
             ),
         };
-        match ingest::report_counts(&self.state, &meta.tenant, msg.counts).await {
+        match self.ingestor.report_counts(&meta.tenant, msg.counts).await {
             Ok(()) => {
-                ingest::log_answered(&self.state, &meta, "{}".into()).await;
+                self.ingestor.log_answered(&meta, "{}".into()).await;
                 Ok(Response::new(pb::ReportCountsResponse {}))
             }
-            Err(err) => Err(Status::from(
-                ingest::log_failure(&self.state, &meta, &[], err).await,
-            )),
+            Err(err) => Err(failed(self.ingestor.log_failure(&meta, &[], err).await)),
         }
     }
 }
 
 /// Turns tonic's "decoded message length too large" (OUT_OF_RANGE) into
 /// RESOURCE_EXHAUSTED with a message naming the limit, and logs the request to the
-/// tenant of its erp token: an oversized push is a request the tenant must see.
+/// tenant of its erp token: an oversized push is a request the tenant must see. It runs
+/// behind the edge: the caller is authenticated.
 pub async fn size_guard(
-    State(state): State<AppState>,
+    State(ingestor): State<Ingestor>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let received_at = Utc::now();
     let started = Instant::now();
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let peer = crate::http::peer(&req);
+    // Only an erp token's tenant gets the log entry.
+    let tenant = req
+        .extensions()
+        .get::<Grant>()
+        .and_then(|g| g.erp_tenant().cloned());
     let response = next.run(req).await;
     let Some(found) = decoded_too_large(&response) else {
         return response;
     };
     let err = AppError::ResourceExhausted(format!(
         "request of {found} bytes is over the {} byte limit: split the batch",
-        state.limits.max_body_bytes
+        ingestor.limits().max_body_bytes
     ));
-    // Authentication still comes first; only an erp token's tenant gets the log entry.
-    let tenant = match authenticate_header(&state, auth.as_deref(), peer).await {
-        Ok(grant) => grant.erp_tenant().cloned(),
-        Err(auth_err) => return Status::from(auth_err).into_http::<axum::body::Body>(),
-    };
     let status = match tenant {
         Some(tenant) => {
             let meta = RequestMeta {
@@ -149,7 +149,7 @@ pub async fn size_guard(
                     "(not stored: {found} bytes, over the limit)"
                 )),
             };
-            Status::from(ingest::log_failure(&state, &meta, &[], err).await)
+            failed(ingestor.log_failure(&meta, &[], err).await)
         }
         // Not attributable to a tenant: traced, never logged to a tenant's history.
         None => {

@@ -2,56 +2,66 @@
 
 use std::pin::Pin;
 
-use chrono::Utc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::auth::{authenticate, authorize, tenant_call};
+use super::auth::{grant, tenant_call};
 use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
+use crate::auth::authorize;
 use crate::domain::abc::AbcInput;
-use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
-use crate::domain::page_token::{self, Listing};
-use crate::domain::run::{Level, RunTrigger};
+use crate::domain::crm::Resolution;
+use crate::domain::page_token::page_size;
+use crate::domain::run::{EventFilter, Level, RunTrigger};
 use crate::domain::tables::TABLES;
-use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate};
+use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate, TenantId};
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::export;
-use crate::logs;
-use crate::state::AppState;
-use crate::storage::{abc, events, pending_deletes, runs, views};
+use crate::export::Exporter;
+use crate::history::{CompanyFilter, History};
+use crate::logs::{self, LogHub};
+use crate::services::Services;
+use crate::throttle::TenantSlots;
 use crate::viewdb::Naming;
 use crate::worker::abc as abc_worker;
-use crate::worker::{sync, view_admin};
-use crate::{overview, storage::tenants};
+use crate::worker::view_admin::{ViewAdmin, ViewRequest};
+use crate::worker::{sync, RunWorker};
 
 const SERVICE: &str = "IntegrationHistory";
 
-/// The service, over the shared application state.
+/// The service: transport over the services the page uses.
 pub struct Service {
-    state: AppState,
+    history: History,
+    worker: RunWorker,
+    views: ViewAdmin,
+    exporter: Exporter,
+    logs: LogHub,
+    log_streams: TenantSlots,
 }
 
 impl Service {
-    /// A service over `state`.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// A service over the handles of `services` it uses.
+    pub fn new(services: &Services) -> Self {
+        Self {
+            history: services.history.clone(),
+            worker: services.worker.clone(),
+            views: services.views.clone(),
+            exporter: services.exporter.clone(),
+            logs: services.logs.clone(),
+            log_streams: services.log_streams.clone(),
+        }
     }
 
-    async fn tenant<T>(
-        &self,
-        req: &Request<T>,
-        tenant_id: &str,
-    ) -> Result<crate::domain::tenant::TenantId> {
-        tenant_call(&self.state, req, Role::Crm, SERVICE, tenant_id).await
+    /// Authorizes the call's crm token on the request's tenant.
+    fn tenant<T>(&self, req: &Request<T>, tenant_id: &str) -> Result<TenantId> {
+        tenant_call(req, Role::Crm, SERVICE, tenant_id)
     }
 
     /// Checks a StreamLogs request: every bad field is named.
     async fn log_request(
         &self,
-        tenant: crate::domain::tenant::TenantId,
+        tenant: TenantId,
         req: pb::StreamLogsRequest,
     ) -> Result<logs::Request> {
         let mut violations = Vec::new();
@@ -105,17 +115,13 @@ impl Service {
             return Err(AppError::InvalidFields(violations));
         }
         if let Some(run) = &run_id {
-            if runs::get(&self.state.db, &tenant, run).await?.is_none() {
-                return Err(AppError::NotFound(format!(
-                    "run {run} not found for tenant {tenant}"
-                )));
-            }
+            self.history.require_run(&tenant, run).await?;
         }
         Ok(logs::Request {
             tenant,
             after: req.after_cursor,
             since,
-            filter: events::Filter {
+            filter: EventFilter {
                 run_id,
                 min_level,
                 stage,
@@ -129,18 +135,11 @@ impl Service {
         &self,
         req: Request<pb::UpdateScheduleRequest>,
     ) -> Result<pb::Overview> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let update = ScheduleUpdate::parse(convert::schedule_input(req.into_inner()))
             .map_err(AppError::InvalidFields)?;
-        let now = Utc::now();
-        tenants::update(&self.state.db, &tenant, |t| {
-            update.apply(t, now);
-            Ok(())
-        })
-        .await?;
-        tracing::info!(tenant = %tenant, "schedule updated");
         Ok(convert::overview(
-            overview::load(&self.state.db, &tenant, now).await?,
+            self.history.update_schedule(&tenant, update).await?,
         ))
     }
 
@@ -148,7 +147,7 @@ impl Service {
         &self,
         req: Request<pb::UpdateSettingsRequest>,
     ) -> Result<pb::Overview> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
         let mut violations = Vec::new();
         let deployment_status = convert::deployment_status_from(req.deployment_status)
@@ -190,35 +189,23 @@ impl Service {
                 return Err(AppError::InvalidFields(violations));
             }
         };
-        let now = Utc::now();
-        tenants::update(&self.state.db, &tenant, |t| {
-            update.apply(t, now).map_err(AppError::InvalidFields)
-        })
-        .await?;
-        tracing::info!(tenant = %tenant, "settings updated");
         Ok(convert::overview(
-            overview::load(&self.state.db, &tenant, now).await?,
+            self.history.update_settings(&tenant, update).await?,
         ))
     }
 }
 
 impl Service {
-    async fn view_config(
-        &self,
-        tenant: &crate::domain::tenant::TenantId,
-    ) -> Result<pb::ViewConfig> {
-        let status = view_admin::status(&self.state.db, &self.state.views, tenant).await?;
+    async fn view_config(&self, tenant: &TenantId) -> Result<pb::ViewConfig> {
+        let status = self.views.status(tenant).await?;
         Ok(convert::view_config(tenant, &status))
     }
 
     async fn set_view(&self, req: Request<pb::SetViewConfigRequest>) -> Result<pb::ViewConfig> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
-        let db = &self.state.db;
         if req.clear {
-            tenants::require(db, &tenant).await?;
-            let had = views::clear(db, &tenant, Utc::now()).await?;
-            tracing::info!(tenant = %tenant, had, "view configuration cleared");
+            self.views.clear(&tenant).await?;
             return self.view_config(&tenant).await;
         }
         let mut violations = Vec::new();
@@ -229,18 +216,15 @@ impl Service {
             .map(|(i, t)| convert::view_table_from(i, t, &mut violations))
             .collect();
         let page_size = (req.page_size != 0).then_some(req.page_size);
-        view_admin::configure(
-            db,
-            &self.state.views,
-            Naming::Tenant,
-            &tenant,
-            req.url,
+        let request = ViewRequest {
+            url: req.url,
             page_size,
             tables,
-            req.check,
-            violations,
-        )
-        .await?;
+            check: req.check,
+        };
+        self.views
+            .configure(Naming::Tenant, &tenant, request, violations)
+            .await?;
         self.view_config(&tenant).await
     }
 }
@@ -253,8 +237,8 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetOverviewRequest>,
     ) -> Result<Response<pb::Overview>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
-        let o = overview::load(&self.state.db, &tenant, Utc::now()).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let o = self.history.overview(&tenant).await?;
         Ok(Response::new(convert::overview(o)))
     }
 
@@ -278,16 +262,15 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
-        tenants::require(&self.state.db, &tenant).await?;
-        let slot = self.state.throttle.streams.take(&tenant)?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        self.history.require(&tenant).await?;
+        let slot = self.log_streams.take(&tenant)?;
         let request = self.log_request(tenant, req.into_inner()).await?;
         // A small buffer: a viewer that does not read holds only this much here; the
         // hub never waits for it (it catches up from the database when it lags).
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let hub = self.state.logs.clone();
-        let db = self.state.db.clone();
-        tokio::spawn(async move { hub.serve(db, request, tx).await });
+        let hub = self.logs.clone();
+        tokio::spawn(async move { hub.serve(request, tx).await });
         // The slot goes with the stream: freed when it ends or the viewer leaves.
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
             let _held = &slot;
@@ -310,42 +293,17 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ExportHistoryRequest>,
     ) -> Result<Response<Self::ExportHistoryStream>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
-        let tenant = tenants::require(&self.state.db, &tenant).await?;
-        let slot = self.state.throttle.exports.take(&tenant.id)?;
         let kind = convert::export_kind_from(req.kind);
-        let today = Utc::now().with_timezone(&tenant.timezone).date_naive();
-        let parsed = ExportSpec::parse(
-            ExportInput {
-                from_date: &req.from_date,
-                to_date: &req.to_date,
-                tables: &req.tables,
-                kind: kind.unwrap_or(ExportKind::Requests),
-            },
-            today,
-            self.state.retention_days,
-        );
-        let spec = match (parsed, kind) {
-            (Ok(spec), Some(_)) => spec,
-            (parsed, kind) => {
-                let mut violations = parsed.err().unwrap_or_default();
-                if kind.is_none() {
-                    violations.insert(
-                        0,
-                        FieldViolation::new(
-                            "kind",
-                            "unknown value: REQUESTS, EXCESSIVE_DELETES or RUNS",
-                        ),
-                    );
-                }
-                return Err(AppError::InvalidFields(violations).into());
-            }
-        };
-        tracing::info!(tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to, "export started");
-        let chunks = export::start(&self.state, tenant, spec);
+        let dates = (req.from_date.as_str(), req.to_date.as_str());
+        let export = self
+            .exporter
+            .export(&tenant, kind, dates, &req.tables)
+            .await?;
         // The slot goes with the stream: freed when it ends or the client leaves.
-        let stream = ReceiverStream::new(chunks).map(move |chunk| {
+        let slot = export.slot;
+        let stream = ReceiverStream::new(export.chunks).map(move |chunk| {
             let _held = &slot;
             chunk.map(convert::export_chunk).map_err(Status::from)
         });
@@ -356,35 +314,20 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
         let status = convert::run_status_from(req.status).ok_or_else(|| {
             AppError::InvalidFields(vec![FieldViolation::new("status", "unknown value")])
         })?;
-        let page_size = match req.page_size {
-            0 => 20,
-            n @ 1..=200 => u64::from(n),
-            _ => {
-                return Err(AppError::InvalidFields(vec![FieldViolation::new(
-                    "page_size",
-                    "must be at most 200",
-                )])
-                .into())
-            }
-        };
-        let before = parse_page_token(&req.page_token)?;
-        tenants::require(&self.state.db, &tenant).await?;
-        let page = runs::page(&self.state.db, &tenant, status, before, page_size).await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => page_token::encode(
-                Listing::Runs,
-                &format!("{}:{}", last.started_at.timestamp_micros(), last.id),
-            ),
-            _ => String::new(),
-        };
+        let page_size =
+            page_size(req.page_size, 20, 200).map_err(|v| AppError::InvalidFields(vec![v]))?;
+        let page = self
+            .history
+            .runs(&tenant, status, page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListRunsResponse {
-            runs: page.into_iter().map(convert::run).collect(),
-            next_page_token,
+            runs: page.items.into_iter().map(convert::run).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -392,17 +335,9 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetRunRequest>,
     ) -> Result<Response<pb::GetRunResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let run_id = req.into_inner().run_id;
-        if run_id.is_empty() {
-            return Err(AppError::InvalidArgument("run_id is required".into()).into());
-        }
-        let detail = runs::get(&self.state.db, &tenant, &run_id)
-            .await?
-            .ok_or_else(|| {
-                AppError::NotFound(format!("run {run_id} not found for tenant {tenant}"))
-            })?;
-        let log = events::for_run(&self.state.db, &tenant, &run_id).await?;
+        let (detail, log) = self.history.run(&tenant, &run_id).await?;
         Ok(Response::new(pb::GetRunResponse {
             run: Some(convert::run_detail(detail)),
             log: log.into_iter().map(convert::log_event).collect(),
@@ -413,8 +348,8 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::TriggerSyncRequest>,
     ) -> Result<Response<pb::TriggerSyncResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
-        let started = sync::start(&self.state, &tenant, RunTrigger::Manual).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let started = sync::start(&self.worker, &tenant, RunTrigger::Manual).await?;
         Ok(Response::new(pb::TriggerSyncResponse {
             run: Some(convert::run(started.run)),
             already_running: started.already_running,
@@ -426,8 +361,7 @@ impl IntegrationHistory for Service {
         req: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
         // The catalog is the same for every tenant: any crm token may read it.
-        let grant = authenticate(&self.state, &req).await?;
-        authorize(&grant, Role::Crm, SERVICE, None)?;
+        authorize(grant(&req)?, Role::Crm, SERVICE, None)?;
         Ok(Response::new(pb::ListTablesResponse {
             tables: TABLES.iter().map(convert::table_info).collect(),
         }))
@@ -437,38 +371,21 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ListPendingDeletesRequest>,
     ) -> Result<Response<pb::ListPendingDeletesResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
-        let page_size = match req.page_size {
-            0 => 100,
-            n @ 1..=1000 => u64::from(n),
-            _ => {
-                return Err(AppError::InvalidFields(vec![FieldViolation::new(
-                    "page_size",
-                    "must be at most 1000",
-                )])
-                .into())
-            }
-        };
-        let after = page_position(Listing::PendingDeletes, &req.page_token)?;
-        tenants::require(&self.state.db, &tenant).await?;
-        let page = pending_deletes::list(
-            &self.state.db,
-            &tenant,
-            &req.table,
-            after.as_deref().unwrap_or_default(),
-            page_size,
-        )
-        .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::PendingDeletes, &last.external_id)
-            }
-            _ => String::new(),
-        };
+        let page_size =
+            page_size(req.page_size, 100, 1000).map_err(|v| AppError::InvalidFields(vec![v]))?;
+        let page = self
+            .history
+            .pending_deletes(&tenant, &req.table, page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListPendingDeletesResponse {
-            pending_deletes: page.into_iter().map(convert::pending_delete).collect(),
-            next_page_token,
+            pending_deletes: page
+                .items
+                .into_iter()
+                .map(convert::pending_delete)
+                .collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -476,11 +393,11 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ResolvePendingDeletesRequest>,
     ) -> Result<Response<pb::ResolvePendingDeletesResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
         let resolution = match pb::ResolveAction::try_from(req.action) {
-            Ok(pb::ResolveAction::Approve) => pending_deletes::Resolution::Approve,
-            Ok(pb::ResolveAction::Discard) => pending_deletes::Resolution::Discard,
+            Ok(pb::ResolveAction::Approve) => Resolution::Approve,
+            Ok(pb::ResolveAction::Discard) => Resolution::Discard,
             _ => {
                 return Err(AppError::InvalidFields(vec![FieldViolation::new(
                     "action",
@@ -507,9 +424,9 @@ impl IntegrationHistory for Service {
                 .into())
             }
         };
-        tenants::require(&self.state.db, &tenant).await?;
+        self.history.require(&tenant).await?;
         let resolved =
-            sync::resolve_pending_deletes(&self.state, &tenant, &req.table, ids, resolution)
+            sync::resolve_pending_deletes(&self.worker, &tenant, &req.table, ids, resolution)
                 .await?;
         tracing::info!(tenant = %tenant, table = %req.table, resolved, ?resolution, "pending deletions resolved");
         Ok(Response::new(pb::ResolvePendingDeletesResponse {
@@ -521,25 +438,12 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetAbcReportRequest>,
     ) -> Result<Response<pb::AbcReport>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
-        let db = &self.state.db;
-        tenants::require(db, &tenant).await?;
-        let held = abc::held_report(db, &tenant).await?;
-        let report = match abc::current_report(db, &tenant).await? {
-            Some(r) => r,
-            // Nothing applied yet, but a first classification can be held only after
-            // one was applied; so this tenant never had an analysis.
-            None => {
-                return Err(AppError::NotFound(format!(
-                    "tenant {tenant} has no ABC analysis yet: it comes with the first successful run (TriggerSync)"
-                ))
-                .into())
-            }
-        };
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let (report, held_run_id) = self.history.abc_report(&tenant).await?;
         Ok(Response::new(convert::abc_report(
             tenant.as_str(),
             report,
-            held.map(|h| h.run_id),
+            held_run_id,
         )))
     }
 
@@ -547,17 +451,13 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ListCompaniesRequest>,
     ) -> Result<Response<pb::ListCompaniesResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
         let mut violations = Vec::new();
-        let page_size = match req.page_size {
-            0 => 100,
-            n @ 1..=1000 => u64::from(n),
-            _ => {
-                violations.push(FieldViolation::new("page_size", "must be at most 1000"));
-                0
-            }
-        };
+        let page_size = page_size(req.page_size, 100, 1000).unwrap_or_else(|v| {
+            violations.push(v);
+            0
+        });
         let class = convert::abc_class_from(req.abc_class).unwrap_or_else(|()| {
             violations.push(FieldViolation::new("abc_class", "unknown value"));
             None
@@ -575,7 +475,7 @@ impl IntegrationHistory for Service {
         if !violations.is_empty() {
             return Err(AppError::InvalidFields(violations).into());
         }
-        let filter = abc::Filter {
+        let filter = CompanyFilter {
             class: if req.without_abc_class {
                 Some(None)
             } else {
@@ -584,25 +484,13 @@ impl IntegrationHistory for Service {
             lifecycle,
             portfolio: req.portfolio,
         };
-        let after = page_position(Listing::Companies, &req.page_token)?;
-        tenants::require(&self.state.db, &tenant).await?;
-        let page = abc::list(
-            &self.state.db,
-            &tenant,
-            &filter,
-            after.as_deref().unwrap_or_default(),
-            page_size,
-        )
-        .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::Companies, &last.external_id)
-            }
-            _ => String::new(),
-        };
+        let page = self
+            .history
+            .companies(&tenant, &filter, page_size, &req.page_token)
+            .await?;
         Ok(Response::new(pb::ListCompaniesResponse {
-            companies: page.into_iter().map(convert::company).collect(),
-            next_page_token,
+            companies: page.items.into_iter().map(convert::company).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -610,7 +498,7 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::ResolveAbcShiftRequest>,
     ) -> Result<Response<pb::ResolveAbcShiftResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
         let mut violations = Vec::new();
         let action = match pb::ResolveAction::try_from(req.action) {
@@ -631,7 +519,7 @@ impl IntegrationHistory for Service {
             return Err(AppError::InvalidFields(violations).into());
         };
         let changed =
-            abc_worker::resolve_shift(&self.state, &tenant, req.run_id.trim(), action).await?;
+            abc_worker::resolve_shift(&self.worker, &tenant, req.run_id.trim(), action).await?;
         tracing::info!(tenant = %tenant, run = %req.run_id, ?action, changed, "ABC shift resolved");
         Ok(Response::new(pb::ResolveAbcShiftResponse {
             companies_changed: changed,
@@ -649,7 +537,7 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetViewConfigRequest>,
     ) -> Result<Response<pb::ViewConfig>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         Ok(Response::new(self.view_config(&tenant).await?))
     }
 
@@ -657,56 +545,15 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::GetCompanyHistoryRequest>,
     ) -> Result<Response<pb::GetCompanyHistoryResponse>, Status> {
-        let tenant = self.tenant(&req, &req.get_ref().tenant_id).await?;
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
-        if req.external_id.is_empty() {
-            return Err(AppError::InvalidFields(vec![FieldViolation::new(
-                "external_id",
-                "required: the company's external id",
-            )])
-            .into());
-        }
-        let db = &self.state.db;
-        tenants::require(db, &tenant).await?;
-        let changes = abc::history(db, &tenant, &req.external_id).await?;
-        let current = abc::category(db, &tenant, &req.external_id).await?;
-        if current.is_none() && changes.is_empty() {
-            return Err(AppError::NotFound(format!(
-                "company {:?} has no categorization in tenant {tenant}",
-                req.external_id
-            ))
-            .into());
-        }
+        let (current, changes) = self
+            .history
+            .company_history(&tenant, &req.external_id)
+            .await?;
         Ok(Response::new(pb::GetCompanyHistoryResponse {
             company: current.map(convert::company),
             changes: changes.into_iter().map(convert::category_change).collect(),
         }))
     }
-}
-
-/// The position a page token names in `listing`; None for the first page.
-fn page_position(listing: Listing, token: &str) -> Result<Option<String>, AppError> {
-    page_token::decode(listing, token)
-        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
-}
-
-/// Parses a ListRuns page token (position "<started_at micros>:<run id>"); "" is the
-/// first page.
-fn parse_page_token(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>, AppError> {
-    let Some(position) = page_position(Listing::Runs, token)? else {
-        return Ok(None);
-    };
-    let bad = || {
-        AppError::InvalidFields(vec![FieldViolation::new(
-            "page_token",
-            page_token::NOT_ISSUED,
-        )])
-    };
-    let (micros, id) = position.split_once(':').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok(Some((at, id.to_owned())))
 }

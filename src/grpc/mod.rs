@@ -12,7 +12,7 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 
 use crate::error::Result;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The generated code of `proto/erpsync/v1` (clients included, for the CLI and tests).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -31,7 +31,7 @@ use pb::{
 /// Every gRPC service erpsync serves: IntegrationHistory, ErpIngest, health, and
 /// reflection v1 and v1alpha (grpcurl 1.8 only speaks v1alpha); and the health statuses,
 /// for the probe that keeps them in step with the database.
-pub async fn routes(state: AppState) -> Result<(Routes, health::Health)> {
+pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -50,32 +50,50 @@ pub async fn routes(state: AppState) -> Result<(Routes, health::Health)> {
     );
     statuses.set(tonic_health::ServingStatus::Serving).await;
 
-    // ErpIngest gets its own route so a message over the body limit can be answered
-    // RESOURCE_EXHAUSTED and logged to the tenant (tonic alone would answer OUT_OF_RANGE).
-    let ingest = ErpIngestServer::new(erp_ingest::Service::new(state.clone()))
-        .max_decoding_message_size(state.limits.max_body_bytes);
-    let ingest_route = axum::Router::new()
+    // Behind the edge (authentication, the grant put on the request): IntegrationHistory,
+    // ErpIngest and the HTTP route. ErpIngest has a guard of its own so a message over the
+    // body limit can be answered RESOURCE_EXHAUSTED and logged to the tenant (tonic alone
+    // would answer OUT_OF_RANGE).
+    let ingest = ErpIngestServer::new(erp_ingest::Service::new(
+        services.ingestor.clone(),
+        services.tokens.clone(),
+    ))
+    .max_decoding_message_size(services.ingestor.limits().max_body_bytes);
+    let ingest = axum::Router::new()
         .route_service(
-            &format!(
-                "/{}/{{*rest}}",
-                <ErpIngestServer<erp_ingest::Service> as NamedService>::NAME
-            ),
+            &all_methods::<ErpIngestServer<erp_ingest::Service>>(),
             ingest,
         )
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            services.ingestor.clone(),
             erp_ingest::size_guard,
         ));
+    let history = IntegrationHistoryServer::new(integration_history::Service::new(&services));
+    let authenticated = axum::Router::new()
+        .merge(ingest)
+        .route_service(
+            &all_methods::<IntegrationHistoryServer<integration_history::Service>>(),
+            history,
+        )
+        .merge(crate::http::router(
+            services.ingestor.clone(),
+            services.tokens.clone(),
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            services.tokens.clone(),
+            crate::edge::authenticate,
+        ));
 
-    let router = Routes::new(IntegrationHistoryServer::new(
-        integration_history::Service::new(state.clone()),
-    ))
-    .add_service(health)
-    .add_service(reflection_v1)
-    .add_service(reflection_v1alpha)
-    .into_axum_router()
-    .merge(ingest_route)
-    .merge(crate::http::router(state))
-    .fallback(crate::http::not_found);
+    let router = Routes::new(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router()
+        .merge(authenticated)
+        .fallback(crate::http::not_found);
     Ok((Routes::from(router), statuses))
+}
+
+/// The route of every method of gRPC service `S`.
+fn all_methods<S: NamedService>() -> String {
+    format!("/{}/{{*rest}}", S::NAME)
 }

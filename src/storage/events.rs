@@ -72,33 +72,7 @@ pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> 
     Ok(u64::try_from(cursor).unwrap_or(0))
 }
 
-/// Which events of a tenant's log a reader wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Only this run's events.
-    pub run_id: Option<String>,
-    /// Only events at or above this level.
-    pub min_level: Option<Level>,
-    /// Only this stage's events.
-    pub stage: Option<String>,
-    /// Only events about this ERP table.
-    pub table: Option<String>,
-}
-
-impl Filter {
-    /// Whether `e` passes the filter (the live side; [`page`] filters in SQL).
-    pub fn matches(&self, e: &LogEvent) -> bool {
-        self.run_id
-            .as_deref()
-            .is_none_or(|r| e.run_id.as_deref() == Some(r))
-            && self.min_level.is_none_or(|l| e.level >= l)
-            && self.stage.as_deref().is_none_or(|s| e.stage == s)
-            && self
-                .table
-                .as_deref()
-                .is_none_or(|t| e.table.as_deref() == Some(t))
-    }
-}
+pub use crate::domain::run::EventFilter as Filter;
 
 /// The tenant's events after `after` that pass `filter`, oldest first, at most `limit`.
 pub async fn page(

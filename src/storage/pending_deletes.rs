@@ -14,14 +14,7 @@ use crate::domain::crm::PendingDelete;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 
-/// Approve (the next run deletes) or discard (the record is restored in staging).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    /// Apply the deletion at the next run.
-    Approve,
-    /// Keep the record: restore it in staging as the CRM has it.
-    Discard,
-}
+pub use crate::domain::crm::Resolution;
 
 fn crm_table(table: &str) -> Result<&'static str> {
     match table {

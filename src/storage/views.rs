@@ -9,8 +9,8 @@ use super::{Db, Params};
 use crate::domain::secret::{is_sealed, SecretKey};
 use crate::domain::tenant::TenantId;
 use crate::domain::view::ViewConfig;
+use crate::domain::view::{Cursor, Param};
 use crate::error::{AppError, Result};
-use crate::viewdb::{Cursor, Param};
 
 /// The tenant's View configuration, if it has one, its URL opened with `key`.
 pub async fn get(

@@ -40,16 +40,7 @@ pub struct Column {
     pub category: Category,
 }
 
-/// A value bound to a query.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// Text (cast to the column's type on PostgreSQL).
-    Text(String),
-    /// A SQLite integer key.
-    Int(i64),
-    /// A SQLite real key.
-    Real(f64),
-}
+pub use crate::domain::view::{Cursor, Param};
 
 enum Conn {
     Pg(PgConnection),
@@ -319,15 +310,6 @@ pub struct PageRow {
     pub values: Vec<Option<String>>,
     /// The deleted flag's value.
     pub deleted: Option<String>,
-}
-
-/// Where the previous page ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cursor {
-    /// The watermark's plain text (incremental reads).
-    pub watermark: Option<String>,
-    /// The key.
-    pub key: Param,
 }
 
 /// What a page query reads.

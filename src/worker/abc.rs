@@ -17,9 +17,9 @@ use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
 use crate::storage::{abc, alerts, events, lease, tenants};
 use crate::worker::delivery::Delivery;
+use crate::worker::RunWorker;
 
 /// What the abc stage computed, for the categorize stage.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl Analysis {
 /// The abc stage: revenue per company in the window and its ABC class, lifecycle and
 /// portfolio.
 pub async fn analyse(
-    state: &AppState,
+    worker: &RunWorker,
     tenant: &Tenant,
     run_id: &str,
     now: DateTime<Utc>,
@@ -73,12 +73,12 @@ pub async fn analyse(
     // The revenue sums and the companies with their stored categories are read side by
     // side on their own connections (the database's work on one core, the other's, and
     // this side's decoding overlap).
-    let purchases = abc::purchases(&state.db, &tenant.id, settings.basis, from, to);
-    let companies = abc::live_companies(&state.db, &tenant.id);
+    let purchases = abc::purchases(&worker.db, &tenant.id, settings.basis, from, to);
+    let companies = abc::live_companies(&worker.db, &tenant.id);
     let (mut purchases, companies) = tokio::try_join!(purchases, companies)?;
     let mut previous = Vec::with_capacity(companies.len());
     let removed = abc::categorized_but_gone(
-        &state.db,
+        &worker.db,
         &tenant.id,
         companies.iter().filter(|c| c.stored.is_some()).count(),
     )
@@ -179,7 +179,7 @@ pub enum Categorized {
 /// The categorize stage: applies the analysis, unless it would change the class of more
 /// than the tenant's share of companies — then it is held for ResolveAbcShift.
 pub async fn categorize(
-    state: &AppState,
+    worker: &RunWorker,
     delivery: &Delivery<'_>,
     tenant: &Tenant,
     mut analysis: Analysis,
@@ -199,7 +199,7 @@ pub async fn categorize(
     if guard.shift_guard && shift_exceeds(changed, base, guard.shift_guard_percent) {
         analysis.report.state = ReportState::Held;
         abc::hold(
-            &state.db,
+            &worker.db,
             &tenant.id,
             &analysis.report,
             &analysis.categories,
@@ -210,7 +210,7 @@ pub async fn categorize(
     let run_id = analysis.report.run_id.clone();
     let removed = std::mem::take(&mut analysis.removed);
     let outcome = apply(
-        state,
+        worker,
         delivery,
         tenant,
         &run_id,
@@ -220,9 +220,9 @@ pub async fn categorize(
         now,
     )
     .await?;
-    abc::supersede_held(&state.db, &tenant.id, now).await?;
+    abc::supersede_held(&worker.db, &tenant.id, now).await?;
     analysis.report.state = ReportState::Applied;
-    abc::insert_report(&state.db, &tenant.id, &analysis.report).await?;
+    abc::insert_report(&worker.db, &tenant.id, &analysis.report).await?;
     Ok(Categorized::Applied(outcome))
 }
 
@@ -231,7 +231,7 @@ pub async fn categorize(
 /// the same again (categories are idempotent).
 #[allow(clippy::too_many_arguments)]
 async fn apply(
-    state: &AppState,
+    worker: &RunWorker,
     delivery: &Delivery<'_>,
     tenant: &Tenant,
     run_id: &str,
@@ -248,7 +248,7 @@ async fn apply(
     // Kept in place (no second copy of the categories): 0 leaves, 1 is stored, 2 is
     // stored and sent to the CRM; `is_new` marks companies without stored categories.
     let mut sent = 0;
-    let resend_after_upsert = !state.sink.reads_stored_categories();
+    let resend_after_upsert = !worker.sink.reads_stored_categories();
     let mut fate = Vec::with_capacity(categories.len());
     for (c, old) in categories.iter().zip(previous) {
         let old = old.as_ref();
@@ -269,7 +269,7 @@ async fn apply(
         let store = for_crm || upserted;
         fate.push((u8::from(store) + u8::from(for_crm), old.is_none()));
     }
-    if !state.sink.reads_stored_categories() {
+    if !worker.sink.reads_stored_categories() {
         let for_crm: Vec<&Category> = categories
             .iter()
             .zip(&fate)
@@ -280,7 +280,7 @@ async fn apply(
             let rows: Vec<Category> = chunk.iter().map(|c| (*c).clone()).collect();
             let sent = delivery
                 .send(Stage::Categorize, "company", "ApplyCategories", |call| {
-                    state.sink.apply_categories(call, rows.clone())
+                    worker.sink.apply_categories(call, rows.clone())
                 })
                 .await?;
             if sent.is_none() {
@@ -313,7 +313,7 @@ async fn apply(
         on: today,
     };
     abc::apply(
-        &state.db, &tenant.id, &stamp, &new, &changed, &history, &removed,
+        &worker.db, &tenant.id, &stamp, &new, &changed, &history, &removed,
     )
     .await?;
     Ok(Applied {
@@ -339,13 +339,13 @@ pub enum ShiftAction {
 /// returns how many companies changed class. NOT_FOUND when the run has no analysis,
 /// FAILED_PRECONDITION when it is not held (any more) or a run is in progress.
 pub async fn resolve_shift(
-    state: &AppState,
+    worker: &RunWorker,
     tenant_id: &TenantId,
     run_id: &str,
     action: ShiftAction,
 ) -> Result<u64> {
-    let tenant = tenants::require(&state.db, tenant_id).await?;
-    let report = abc::report(&state.db, tenant_id, run_id)
+    let tenant = tenants::require(&worker.db, tenant_id).await?;
+    let report = abc::report(&worker.db, tenant_id, run_id)
         .await?
         .ok_or_else(|| {
             AppError::NotFound(format!(
@@ -363,9 +363,9 @@ pub async fn resolve_shift(
     // no run has, so the lease counts as live until released.
     let holder = uuid::Uuid::new_v4().to_string();
     if let Err(running) = lease::acquire(
-        &state.db,
+        &worker.db,
         tenant_id,
-        &state.instance,
+        &worker.instance,
         &holder,
         RELEASE_LEASE_TTL,
         now,
@@ -376,21 +376,21 @@ pub async fn resolve_shift(
             "a run of this tenant is in progress ({running}): resolve the ABC shift after it ends"
         )));
     }
-    let result = release(state, &tenant, &report, action, now).await;
-    if let Err(e) = lease::release(&state.db, tenant_id, &holder).await {
+    let result = release(worker, &tenant, &report, action, now).await;
+    if let Err(e) = lease::release(&worker.db, tenant_id, &holder).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the lease of an ABC shift release");
     }
     result
 }
 
 async fn release(
-    state: &AppState,
+    worker: &RunWorker,
     tenant: &Tenant,
     report: &AbcReport,
     action: ShiftAction,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let db = &state.db;
+    let db = &worker.db;
     let no_longer_held = || {
         AppError::FailedPrecondition(format!(
             "the classification of run {} is no longer held",
@@ -407,9 +407,9 @@ async fn release(
             let removed: Vec<String> = stored.into_keys().collect();
             // Retries of the CRM's batches are logged under the run whose
             // classification this is.
-            let delivery = Delivery::new(state, &tenant.id, &report.run_id);
+            let delivery = Delivery::new(worker, &tenant.id, &report.run_id);
             let outcome = apply(
-                state,
+                worker,
                 &delivery,
                 tenant,
                 &report.run_id,
@@ -440,10 +440,9 @@ async fn release(
         "ABC classification of run {} {verb} ({changed} companies changed class)",
         report.run_id
     );
-    state
+    worker
         .logs
         .append(
-            db,
             events::NewEvent {
                 tenant: &tenant.id,
                 run_id: Some(&report.run_id),

@@ -20,9 +20,9 @@ use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
-use crate::state::AppState;
 use crate::storage::events;
 use crate::worker::sink::{SinkAck, SinkCall};
+use crate::worker::RunWorker;
 
 /// How batches are sent to the sink (`serve --sink-*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ impl RunRetries {
 /// One run's deliveries: numbers its batches, retries them under the policy, logs every
 /// retry in the tenant's log and keeps the totals the CRM reported.
 pub struct Delivery<'a> {
-    state: &'a AppState,
+    worker: &'a RunWorker,
     tenant: &'a TenantId,
     run_id: String,
     batches: AtomicU64,
@@ -138,9 +138,9 @@ pub struct Delivery<'a> {
 
 impl<'a> Delivery<'a> {
     /// The deliveries of run `run_id`.
-    pub fn new(state: &'a AppState, tenant: &'a TenantId, run_id: &str) -> Self {
+    pub fn new(worker: &'a RunWorker, tenant: &'a TenantId, run_id: &str) -> Self {
         Self {
-            state,
+            worker,
             tenant,
             run_id: run_id.to_owned(),
             batches: AtomicU64::new(0),
@@ -150,7 +150,7 @@ impl<'a> Delivery<'a> {
 
     /// Records per batch.
     pub fn batch_size(&self) -> usize {
-        self.state.delivery.batch
+        self.worker.delivery.batch
     }
 
     /// The number of `table`'s records the CRM said it holds after its last call, if it did.
@@ -183,7 +183,7 @@ impl<'a> Delivery<'a> {
             run_id: self.run_id.clone(),
             idempotency_key: key.clone(),
         };
-        let policy = self.state.delivery;
+        let policy = self.worker.delivery;
         let started = Instant::now();
         let mut failed = 0;
         loop {
@@ -241,7 +241,7 @@ impl<'a> Delivery<'a> {
             )
             .await;
             tokio::time::sleep(wait).await;
-            if self.state.runs.stopping() {
+            if self.worker.runs.stopping() {
                 return Ok(None);
             }
         }
@@ -260,10 +260,7 @@ impl<'a> Delivery<'a> {
             message,
             fields,
         };
-        self.state
-            .logs
-            .append_or_report(&self.state.db, e, Utc::now())
-            .await;
+        self.worker.logs.append_or_report(e, Utc::now()).await;
     }
 }
 

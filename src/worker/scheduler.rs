@@ -13,10 +13,10 @@ use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, RunStatus, RunSummary, RunTrigger};
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
-use crate::state::AppState;
 use crate::storage::{alerts, events, lease, runs, tenants};
 use crate::worker::delivery::RunRetries;
 use crate::worker::sync;
+use crate::worker::RunWorker;
 
 /// How often the scheduler looks, by default.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -27,15 +27,15 @@ const CATCH_UP: chrono::Duration = chrono::Duration::seconds(30);
 /// Starts the runs due at `now` — scheduled slots, and retries of failed or interrupted
 /// runs — and marks the runs whose server died INTERRUPTED; returns how many it started.
 /// One tenant's error is logged and never keeps the others from their runs.
-pub async fn tick(state: &AppState, now: DateTime<Utc>) -> Result<usize> {
+pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<usize> {
     // A run whose lease expired lost its server: INTERRUPTED now, retried below.
-    sync::interrupt_orphans(state, now, now).await?;
+    sync::interrupt_orphans(worker, now, now).await?;
     let mut started = 0;
-    for t in tenants::list(&state.db).await? {
+    for t in tenants::list(&worker.db).await? {
         if !t.active {
             continue;
         }
-        match tick_tenant(state, &t, now).await {
+        match tick_tenant(worker, &t, now).await {
             Ok(true) => started += 1,
             Ok(false) => {}
             Err(e) => {
@@ -47,25 +47,25 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> Result<usize> {
 }
 
 /// The tenant's due slot, else its due retry; true when a run started.
-async fn tick_tenant(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result<bool> {
+async fn tick_tenant(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Result<bool> {
     if t.scheduled {
-        check_stale(state, t, now).await?;
+        check_stale(worker, t, now).await?;
         let slot = t
             .schedule
             .runs_between(now - CATCH_UP, now, t.timezone)
             .pop();
         if let Some(slot) = slot {
             // A slot is claimed once across replicas; a retry never takes its place.
-            if lease::claim_slot(&state.db, &t.id, slot).await? {
-                return start(state, t, RunTrigger::Schedule, &format!("slot {slot}")).await;
+            if lease::claim_slot(&worker.db, &t.id, slot).await? {
+                return start(worker, t, RunTrigger::Schedule, &format!("slot {slot}")).await;
             }
         }
     }
-    let recent = runs::recent(&state.db, &t.id, u64::from(state.retries.max) + 1).await?;
-    match retry_due(&state.retries, &recent, now) {
+    let recent = runs::recent(&worker.db, &t.id, u64::from(worker.retries.max) + 1).await?;
+    match retry_due(&worker.retries, &recent, now) {
         Some(after) => {
             start(
-                state,
+                worker,
                 t,
                 RunTrigger::Retry,
                 &format!("retry of run {after}"),
@@ -96,8 +96,8 @@ fn retry_due(retries: &RunRetries, recent: &[RunSummary], now: DateTime<Utc>) ->
     (now >= ended + wait).then(|| last.id.clone())
 }
 
-async fn start(state: &AppState, t: &Tenant, trigger: RunTrigger, why: &str) -> Result<bool> {
-    let s = sync::start(state, &t.id, trigger).await?;
+async fn start(worker: &RunWorker, t: &Tenant, trigger: RunTrigger, why: &str) -> Result<bool> {
+    let s = sync::start(worker, &t.id, trigger).await?;
     if s.already_running {
         tracing::info!(tenant = %t.id, "{why} skipped: a run is in progress");
         return Ok(false);
@@ -107,7 +107,7 @@ async fn start(state: &AppState, t: &Tenant, trigger: RunTrigger, why: &str) -> 
 }
 
 /// Ticks every `every` until shutdown.
-pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(worker: RunWorker, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -116,7 +116,7 @@ pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver
         if *shutdown.borrow() {
             return;
         }
-        if let Err(e) = tick(&state, Utc::now()).await {
+        if let Err(e) = tick(&worker, Utc::now()).await {
             tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
         }
     }
@@ -124,8 +124,8 @@ pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver
 
 /// Raises STALE (once) when an active, scheduled tenant has had no successful run within
 /// its window (counted from its creation when it never had one).
-async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result<()> {
-    let since = runs::last_success_at(&state.db, &t.id).await?;
+async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Result<()> {
+    let since = runs::last_success_at(&worker.db, &t.id).await?;
     let reference = since.unwrap_or(t.created_at);
     if now - reference <= t.max_time_without_success {
         return Ok(());
@@ -138,7 +138,7 @@ async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result
         ),
         None => format!("no successful run since the tenant was created (limit {limit})"),
     };
-    if alerts::raise(&state.db, &t.id, AlertKind::Stale, &message, None, now).await? {
+    if alerts::raise(&worker.db, &t.id, AlertKind::Stale, &message, None, now).await? {
         tracing::warn!(tenant = %t.id, "{message}");
         let e = events::NewEvent {
             tenant: &t.id,
@@ -149,7 +149,7 @@ async fn check_stale(state: &AppState, t: &Tenant, now: DateTime<Utc>) -> Result
             message: format!("alert STALE: {message}"),
             fields: serde_json::Map::from_iter([("alert".to_owned(), "STALE".into())]),
         };
-        state.logs.append(&state.db, e, now).await?;
+        worker.logs.append(e, now).await?;
     }
     Ok(())
 }

@@ -12,6 +12,71 @@ use crate::storage::{tenants, views, Db};
 use crate::viewdb::{Naming, ViewAccess};
 use crate::worker::sync::view::plan;
 
+/// The View administration service: a tenant's View configuration read, set and cleared;
+/// cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ViewAdmin {
+    db: Db,
+    access: ViewAccess,
+}
+
+/// What a caller asks to store as a tenant's View configuration (see
+/// [`ViewAdmin::configure`]).
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    /// None keeps the stored URL.
+    pub url: Option<String>,
+    /// None takes the default.
+    pub page_size: Option<u32>,
+    /// The views to read.
+    pub tables: Vec<ViewTable>,
+    /// Whether to check the views against the ERP database before storing.
+    pub check: bool,
+}
+
+impl ViewAdmin {
+    /// View configurations stored in `db`, sources admitted by `access`.
+    pub fn new(db: Db, access: ViewAccess) -> Self {
+        Self { db, access }
+    }
+
+    /// The tenant's View integration as stored.
+    pub async fn status(&self, tenant: &TenantId) -> Result<ViewStatus> {
+        status(&self.db, &self.access, tenant).await
+    }
+
+    /// Stores `request` as the tenant's View configuration, named by `naming`;
+    /// `violations` are problems the caller already found (see [`configure`]).
+    pub async fn configure(
+        &self,
+        naming: Naming,
+        tenant: &TenantId,
+        request: ViewRequest,
+        violations: Vec<FieldViolation>,
+    ) -> Result<()> {
+        configure(
+            &self.db,
+            &self.access,
+            naming,
+            tenant,
+            request.url,
+            request.page_size,
+            request.tables,
+            request.check,
+            violations,
+        )
+        .await
+    }
+
+    /// Clears the tenant's View configuration; whether it had one.
+    pub async fn clear(&self, tenant: &TenantId) -> Result<bool> {
+        tenants::require(&self.db, tenant).await?;
+        let had = views::clear(&self.db, tenant, Utc::now()).await?;
+        tracing::info!(tenant = %tenant, had, "view configuration cleared");
+        Ok(had)
+    }
+}
+
 /// Checks a configuration against the ERP database: reachable, every view and column
 /// there and of a fitting type. The error names every problem.
 async fn check(access: &ViewAccess, cfg: &ViewConfig) -> Result<(), String> {
@@ -48,7 +113,7 @@ pub struct ViewStatus {
 }
 
 /// The tenant's View integration as stored.
-pub async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewStatus> {
+async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewStatus> {
     let t = tenants::require(db, tenant).await?;
     Ok(ViewStatus {
         integration_type: t.integration_type,
@@ -63,7 +128,7 @@ pub async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<V
 /// stored); a new URL must pass `access` for whoever names it (see [`ViewAccess::admit`]);
 /// with `check`, the views are checked against the ERP database first.
 #[allow(clippy::too_many_arguments)]
-pub async fn configure(
+async fn configure(
     db: &Db,
     access: &ViewAccess,
     naming: Naming,

@@ -13,7 +13,7 @@ use erpsync::domain::view_source::SourcePolicy;
 use erpsync::grpc::pb::{
     erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
 };
-use erpsync::state::AppState;
+use erpsync::services::Services;
 use erpsync::storage::{tenants, tokens};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 use tokio::sync::oneshot;
@@ -33,7 +33,7 @@ pub enum Backend {
 pub struct TestApp {
     pub port: u16,
     pub backend: Backend,
-    pub state: AppState,
+    pub state: Services,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
@@ -118,7 +118,7 @@ pub async fn spawn_app_full(
     let app = app::build_with_sink(&config, sink)
         .await
         .expect("server builds");
-    let (port, state) = (app.port(), app.state().clone());
+    let (port, state) = (app.port(), app.services().clone());
     let (stop, stopped) = serve(app);
     Some(TestApp {
         port,
@@ -246,7 +246,7 @@ impl TestApp {
         config.listen = "127.0.0.1:0".parse().unwrap();
         let app = app::build(&config).await.expect("server builds again");
         self.port = app.port();
-        self.state = app.state().clone();
+        self.state = app.services().clone();
         let (stop, stopped) = serve(app);
         self.stop = Some(stop);
         self.stopped = Some(stopped);

@@ -51,7 +51,6 @@ async fn write_full(
     app.state
         .logs
         .append(
-            &app.state.db,
             NewEvent {
                 tenant,
                 run_id,
@@ -193,7 +192,6 @@ async fn reconnecting_by_cursor_misses_nothing_and_repeats_nothing_while_writing
                 state
                     .logs
                     .append(
-                        &state.db,
                         NewEvent {
                             tenant: &acme,
                             run_id: None,

@@ -744,12 +744,12 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
         .unwrap()
         + chrono::Duration::seconds(1);
     assert_eq!(
-        tick(&ctx.app.state, now).await.unwrap(),
+        tick(&ctx.app.state.worker, now).await.unwrap(),
         1,
         "acme is due; idle is not scheduled"
     );
     assert_eq!(
-        tick(&ctx.app.state, now).await.unwrap(),
+        tick(&ctx.app.state.worker, now).await.unwrap(),
         0,
         "a slot starts one run"
     );
@@ -760,7 +760,7 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
     assert_eq!(ctx.crm_companies().await, ["c1"]);
     // The next minute is the next slot.
     assert_eq!(
-        tick(&ctx.app.state, now + chrono::Duration::seconds(60))
+        tick(&ctx.app.state.worker, now + chrono::Duration::seconds(60))
             .await
             .unwrap(),
         1
@@ -779,7 +779,7 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(
-        tick(&ctx.app.state, now + chrono::Duration::seconds(120))
+        tick(&ctx.app.state.worker, now + chrono::Duration::seconds(120))
             .await
             .unwrap(),
         0
@@ -934,8 +934,8 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
         later += chrono::Duration::minutes(2);
     }
     // No slot due at `later` unless it is 03:00 in São Paulo; the staleness check runs anyway.
-    tick(&ctx.app.state, later).await.unwrap();
-    tick(&ctx.app.state, later).await.unwrap();
+    tick(&ctx.app.state.worker, later).await.unwrap();
+    tick(&ctx.app.state.worker, later).await.unwrap();
     let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
     let open = erpsync::storage::alerts::open(&ctx.app.state.db, &tenant)
         .await

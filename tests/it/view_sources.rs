@@ -298,7 +298,7 @@ async fn a_source_password_is_sealed_at_rest_and_needs_a_key() {
     assert!(!stored.contains("s3cr3t-pw"), "{stored}");
     assert!(!stored.contains("erp.example.com"), "{stored}");
     let acme = TenantId::parse("acme").unwrap();
-    let opened = views::get(db, &acme, ctx.app.state.views.key())
+    let opened = views::get(db, &acme, ctx.app.state.worker.views.key())
         .await
         .unwrap()
         .unwrap();

@@ -11,8 +11,8 @@ use crate::worker::abc;
 
 /// The ABC analysis: revenue per company over the window, classes A/B/C, lifecycle.
 pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
-    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
-    let analysis = abc::analyse(ctx.state, &tenant, &ctx.run_id, Utc::now()).await?;
+    let tenant = tenants::require(&ctx.worker.db, ctx.tenant).await?;
+    let analysis = abc::analyse(ctx.worker, &tenant, &ctx.run_id, Utc::now()).await?;
     let (orphans, orphan_revenue) = analysis.orphans;
     if orphans > 0 {
         ctx.event(

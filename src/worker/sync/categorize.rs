@@ -18,13 +18,13 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
         return Ok("skipped: no analysis".into());
     };
     let now = Utc::now();
-    match abc::categorize(ctx.state, &ctx.delivery, &tenant, analysis, now).await? {
+    match abc::categorize(ctx.worker, &ctx.delivery, &tenant, analysis, now).await? {
         abc::Categorized::Applied(abc::Applied {
             sent,
             class_changes,
             lifecycle_changes,
         }) => {
-            if alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
+            if alerts::resolve(&ctx.worker.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
                 ctx.event(
                     Level::Info,
                     Stage::Categorize,
@@ -42,13 +42,13 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
         abc::Categorized::Held { changed, base } => {
             ctx.abc_held = true;
             // The alert names the run whose classification waits now.
-            alerts::resolve(&ctx.state.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await?;
+            alerts::resolve(&ctx.worker.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await?;
             let message = format!(
                 "ABC classification held: {changed} of {base} companies would change class (more than {} %); approve or discard it with ResolveAbcShift (run {})",
                 tenant.abc.shift_guard_percent, ctx.run_id
             );
             alerts::raise(
-                &ctx.state.db,
+                &ctx.worker.db,
                 ctx.tenant,
                 AlertKind::AbcShiftHeld,
                 &message,

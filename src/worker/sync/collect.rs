@@ -11,13 +11,13 @@ use crate::error::Result;
 use crate::storage::{staging, tenants};
 
 pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
-    let tenant = tenants::require(&ctx.state.db, ctx.tenant).await?;
+    let tenant = tenants::require(&ctx.worker.db, ctx.tenant).await?;
     if tenant.integration_type == IntegrationType::View {
         view::collect(ctx, &tenant).await?;
     }
     let mut total = 0;
     for t in TABLES {
-        let n = staging::count_pending(&ctx.state.db, ctx.tenant, t.id, false).await?;
+        let n = staging::count_pending(&ctx.worker.db, ctx.tenant, t.id, false).await?;
         if n > 0 {
             ctx.counts(t.id).received = n;
             total += n;

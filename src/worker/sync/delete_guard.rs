@@ -12,22 +12,23 @@ use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::state::AppState;
 use crate::storage::{alerts, crm, events, pending_deletes, staging, tenants};
+use crate::worker::RunWorker;
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies
 /// (or contacts) the CRM has, and at least 50, the new deletions are held for a person to
 /// approve or discard. Deletions held by an earlier run stay held until resolved;
 /// approved ones go through.
 pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
-    let guard = tenants::require(&ctx.state.db, ctx.tenant)
+    let guard = tenants::require(&ctx.worker.db, ctx.tenant)
         .await?
         .delete_guard;
-    let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
+    let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
     let mut summary = Vec::new();
     for (table, in_crm) in [("company", companies), ("contact", contacts)] {
         // A waiting deletion whose record the ERP sent again ends by itself.
-        let back = pending_deletes::supersede(&ctx.state.db, ctx.tenant, table, Utc::now()).await?;
+        let back =
+            pending_deletes::supersede(&ctx.worker.db, ctx.tenant, table, Utc::now()).await?;
         if !back.is_empty() {
             ctx.event(
                 Level::Info,
@@ -43,14 +44,14 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
             .await;
             summary.push(format!("{} {table} deletions superseded", back.len()));
         }
-        let tombstones = staging::pending_tombstones(&ctx.state.db, ctx.tenant, table).await?;
+        let tombstones = staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table).await?;
         if tombstones.is_empty() {
             continue;
         }
         let held_before =
-            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "HELD").await?;
         let approved =
-            pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "APPROVED").await?;
+            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "APPROVED").await?;
         let new: Vec<String> = tombstones
             .iter()
             .filter(|id| !held_before.contains(*id) && !approved.contains(*id))
@@ -68,7 +69,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
             .collect();
         if guard.holds(new.len() as u64, in_crm) {
             pending_deletes::hold(
-                &ctx.state.db,
+                &ctx.worker.db,
                 ctx.tenant,
                 table,
                 &ctx.run_id,
@@ -92,7 +93,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
             .await;
             // Only records the CRM has were held; deleting the others changes nothing.
             let now_held =
-                pending_deletes::ids_in_state(&ctx.state.db, ctx.tenant, table, "HELD").await?;
+                pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "HELD").await?;
             held.extend(new.into_iter().filter(|id| now_held.contains(id)));
         }
         if !held.is_empty() {
@@ -126,21 +127,22 @@ fn examples(ids: &[String]) -> String {
 /// changed state. When none is left HELD in any table, DELETES_HELD closes at once (the
 /// approved ones wait only for the next run), so the alert and ListPendingDeletes agree.
 pub async fn resolve_pending_deletes(
-    state: &AppState,
+    worker: &RunWorker,
     tenant: &TenantId,
     table: &str,
     ids: Option<&[String]>,
     resolution: pending_deletes::Resolution,
 ) -> Result<u64> {
     let now = Utc::now();
-    let resolved = pending_deletes::resolve(&state.db, tenant, table, ids, resolution, now).await?;
+    let resolved =
+        pending_deletes::resolve(&worker.db, tenant, table, ids, resolution, now).await?;
     let mut still_held = 0;
     for t in ["company", "contact"] {
-        still_held += pending_deletes::ids_in_state(&state.db, tenant, t, "HELD")
+        still_held += pending_deletes::ids_in_state(&worker.db, tenant, t, "HELD")
             .await?
             .len();
     }
-    if still_held == 0 && alerts::resolve(&state.db, tenant, AlertKind::DeletesHeld, now).await? {
+    if still_held == 0 && alerts::resolve(&worker.db, tenant, AlertKind::DeletesHeld, now).await? {
         let e = events::NewEvent {
             tenant,
             run_id: None,
@@ -151,7 +153,7 @@ pub async fn resolve_pending_deletes(
                 .into(),
             fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),
         };
-        state.logs.append(&state.db, e, now).await?;
+        worker.logs.append(e, now).await?;
     }
     Ok(resolved)
 }

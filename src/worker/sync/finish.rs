@@ -14,10 +14,10 @@ use crate::storage::{alerts, crm, erp_counts, staging};
 /// The onboarding reconciliation, per table: what the ERP says it has, what is staged,
 /// what the CRM holds.
 pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
-    let erp = erp_counts::all(&ctx.state.db, ctx.tenant).await?;
-    let (companies, contacts) = crm::counts(&ctx.state.db, ctx.tenant).await?;
+    let erp = erp_counts::all(&ctx.worker.db, ctx.tenant).await?;
+    let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
     for t in TABLES {
-        let staged = staging::count_live(&ctx.state.db, ctx.tenant, t.id).await?;
+        let staged = staging::count_live(&ctx.worker.db, ctx.tenant, t.id).await?;
         let erp_count = erp.get(t.id).copied();
         if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(t.id) {
             continue;
@@ -54,7 +54,7 @@ pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
 /// DELETES_HELD is open while runs hold deletions.
 pub(super) async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail, held: u64) -> Result<()> {
     let now = Utc::now();
-    let db = &ctx.state.db;
+    let db = &ctx.worker.db;
     let run_id = Some(run.summary.id.as_str());
     if run.summary.status == RunStatus::Failed {
         let message = format!(

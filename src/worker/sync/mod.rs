@@ -20,10 +20,10 @@ use crate::domain::run::{
 };
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
 use crate::storage::{events, lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
+use crate::worker::RunWorker;
 
 mod analyse;
 mod categorize;
@@ -53,13 +53,13 @@ pub struct Started {
 }
 
 /// Starts a run of `tenant` now, in the background, unless one is running.
-pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> Result<Started> {
-    tenants::require(&state.db, tenant).await?;
+pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -> Result<Started> {
+    tenants::require(&worker.db, tenant).await?;
     let now = Utc::now();
     // A run whose holder died keeps its lease until it expires; after that it is
     // marked INTERRUPTED here (or by the scheduler's next tick), and this run redoes its
     // work.
-    interrupt_orphans(state, now, now).await?;
+    interrupt_orphans(worker, now, now).await?;
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         status: RunStatus::Running,
@@ -69,16 +69,16 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
         error: None,
     };
     if let Err(existing) = lease::acquire(
-        &state.db,
+        &worker.db,
         tenant,
-        &state.instance,
+        &worker.instance,
         &run.id,
-        state.run_lease,
+        worker.run_lease,
         now,
     )
     .await?
     {
-        let running = runs::get(&state.db, tenant, &existing)
+        let running = runs::get(&worker.db, tenant, &existing)
             .await?
             .map(|d| d.summary)
             .ok_or_else(|| {
@@ -89,11 +89,11 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
             already_running: true,
         });
     }
-    runs::create(&state.db, tenant, &run).await?;
-    let (state, tenant2, run2) = (state.clone(), tenant.clone(), run.clone());
-    let active = state.runs.enter();
+    runs::create(&worker.db, tenant, &run).await?;
+    let (worker, tenant2, run2) = (worker.clone(), tenant.clone(), run.clone());
+    let active = worker.runs.enter();
     tokio::spawn(async move {
-        execute(&state, &tenant2, run2).await;
+        execute(&worker, &tenant2, run2).await;
         drop(active);
     });
     Ok(Started {
@@ -106,11 +106,11 @@ pub async fn start(state: &AppState, tenant: &TenantId, trigger: RunTrigger) -> 
 /// INTERRUPTED, each with an event in its tenant's log; returns how many. The
 /// scheduler runs them again (trigger RETRY).
 pub async fn interrupt_orphans(
-    state: &AppState,
+    worker: &RunWorker,
     now: chrono::DateTime<Utc>,
     lease_cutoff: chrono::DateTime<Utc>,
 ) -> Result<usize> {
-    let interrupted = runs::mark_interrupted(&state.db, now, lease_cutoff).await?;
+    let interrupted = runs::mark_interrupted(&worker.db, now, lease_cutoff).await?;
     for (tenant, run_id) in &interrupted {
         tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
         let e = events::NewEvent {
@@ -125,13 +125,13 @@ pub async fn interrupt_orphans(
             ),
             fields: Map::new(),
         };
-        state.logs.append_or_report(&state.db, e, now).await;
+        worker.logs.append_or_report(e, now).await;
     }
     Ok(interrupted.len())
 }
 
 struct Ctx<'a> {
-    state: &'a AppState,
+    worker: &'a RunWorker,
     tenant: &'a TenantId,
     run_id: String,
     tables: BTreeMap<&'static str, TableCounts>,
@@ -173,10 +173,7 @@ impl Ctx<'_> {
             message,
             fields,
         };
-        self.state
-            .logs
-            .append_or_report(&self.state.db, e, Utc::now())
-            .await;
+        self.worker.logs.append_or_report(e, Utc::now()).await;
     }
 
     fn counts(&mut self, table: &'static str) -> &mut TableCounts {
@@ -212,7 +209,7 @@ impl Ctx<'_> {
             total,
         };
         if let Err(e) =
-            runs::report_progress(&self.state.db, &self.run_id, &self.finished, &current).await
+            runs::report_progress(&self.worker.db, &self.run_id, &self.finished, &current).await
         {
             tracing::warn!(error = ?anyhow::Error::from(e), run = %self.run_id, "cannot record a run's progress");
         }
@@ -220,10 +217,10 @@ impl Ctx<'_> {
 
     async fn renew(&self) -> Result<()> {
         if lease::renew(
-            &self.state.db,
+            &self.worker.db,
             self.tenant,
             &self.run_id,
-            Utc::now() + self.state.run_lease,
+            Utc::now() + self.worker.run_lease,
         )
         .await?
         {
@@ -238,16 +235,16 @@ impl Ctx<'_> {
 
 /// Runs every stage of `run` and records how it ended; never panics, never leaves the
 /// run RUNNING while the process lives.
-pub async fn execute(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+pub async fn execute(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> RunDetail {
     // Every log line of the run, in whatever task, carries its tenant and run; no other
     // task's lines do.
     let span = tracing::info_span!("run", tenant = %tenant, run = %run.id);
-    run_stages(state, tenant, run).instrument(span).await
+    run_stages(worker, tenant, run).instrument(span).await
 }
 
-async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> RunDetail {
+async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> RunDetail {
     let mut ctx = Ctx {
-        state,
+        worker,
         tenant,
         run_id: run.id.clone(),
         tables: BTreeMap::new(),
@@ -255,7 +252,7 @@ async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> Run
         interrupted: false,
         analysis: None,
         abc_held: false,
-        delivery: Delivery::new(state, tenant, &run.id),
+        delivery: Delivery::new(worker, tenant, &run.id),
         finished: Vec::new(),
         pushed: AtomicU64::new(0),
     };
@@ -270,9 +267,9 @@ async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> Run
     let mut failure = None;
     // The lease is renewed in the background too, so a stage that waits long (a CRM
     // being retried, a large analysis) is not taken for a dead server's run.
-    let keeper = tokio::spawn(keep_lease(state.clone(), tenant.clone(), run.id.clone()));
+    let keeper = tokio::spawn(keep_lease(worker.clone(), tenant.clone(), run.id.clone()));
     for stage in Stage::ALL {
-        if state.runs.stopping() {
+        if worker.runs.stopping() {
             ctx.interrupted = true;
             ctx.event(
                 Level::Warn,
@@ -391,10 +388,10 @@ async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> Run
         json!({"duration_ms": detail.summary.duration().map(|d| d.num_milliseconds())}),
     )
     .await;
-    if let Err(e) = runs::finish(&state.db, &detail).await {
+    if let Err(e) = runs::finish(&worker.db, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
-    if let Err(e) = lease::release(&state.db, tenant, &detail.summary.id).await {
+    if let Err(e) = lease::release(&worker.db, tenant, &detail.summary.id).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
     }
     detail
@@ -402,14 +399,14 @@ async fn run_stages(state: &AppState, tenant: &TenantId, run: RunSummary) -> Run
 
 /// Renews the lease of `run_id` every quarter of its lifetime until aborted or the lease
 /// is no longer the run's (the run notices at its next checkpoint).
-async fn keep_lease(state: AppState, tenant: TenantId, run_id: String) {
-    let ttl = state.run_lease;
+async fn keep_lease(worker: RunWorker, tenant: TenantId, run_id: String) {
+    let ttl = worker.run_lease;
     let every = (ttl / 4)
         .to_std()
         .unwrap_or(std::time::Duration::from_secs(15));
     loop {
         tokio::time::sleep(every).await;
-        match lease::renew(&state.db, &tenant, &run_id, Utc::now() + ttl).await {
+        match lease::renew(&worker.db, &tenant, &run_id, Utc::now() + ttl).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

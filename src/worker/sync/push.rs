@@ -22,11 +22,11 @@ async fn deliver(
     upserts: Vec<staging::Pending>,
     deletes: &[String],
 ) -> Result<bool> {
-    let sink = &ctx.state.sink;
+    let sink = &ctx.worker.sink;
     let d = &ctx.delivery;
     let mut upserts = upserts.into_iter().peekable();
     while upserts.peek().is_some() {
-        if ctx.state.runs.stopping() {
+        if ctx.worker.runs.stopping() {
             return Ok(false);
         }
         let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
@@ -59,7 +59,7 @@ async fn deliver(
         ctx.push_progress(table, batch_len).await;
     }
     for chunk in deletes.chunks(d.batch_size()) {
-        if ctx.state.runs.stopping() {
+        if ctx.worker.runs.stopping() {
             return Ok(false);
         }
         let sent = match table {
@@ -79,7 +79,7 @@ async fn deliver(
         if sent.is_none() {
             return Ok(false);
         }
-        pending_deletes::mark_applied(&ctx.state.db, ctx.tenant, table, chunk, Utc::now()).await?;
+        pending_deletes::mark_applied(&ctx.worker.db, ctx.tenant, table, chunk, Utc::now()).await?;
         ctx.push_progress(table, chunk.len() as u64).await;
     }
     Ok(true)
@@ -91,7 +91,7 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
         // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis from
         // staging; delivering them means counting them once.
         if table != "company" && table != "contact" {
-            staging::mark_all_delivered(&ctx.state.db, ctx.tenant, table).await?;
+            staging::mark_all_delivered(&ctx.worker.db, ctx.tenant, table).await?;
             continue;
         }
         let held = ctx.held.remove(table).unwrap_or_default();
@@ -99,7 +99,7 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
         ctx.push_progress(table, 0).await;
         loop {
             let page =
-                staging::pending_page(&ctx.state.db, ctx.tenant, table, &after, PAGE).await?;
+                staging::pending_page(&ctx.worker.db, ctx.tenant, table, &after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.external_id.clone();
             let page_end = ctx.pushed.load(Ordering::SeqCst) + page.len() as u64;
@@ -129,7 +129,7 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
                 ctx.interrupted = true;
                 return Ok(format!("stopped by shutdown in {table}"));
             }
-            staging::mark_delivered(&ctx.state.db, ctx.tenant, table, &delivered).await?;
+            staging::mark_delivered(&ctx.worker.db, ctx.tenant, table, &delivered).await?;
             // Held tombstones were gone through too.
             ctx.pushed.store(page_end, Ordering::SeqCst);
             ctx.push_progress(table, 0).await;

@@ -54,7 +54,7 @@ struct Read {
 
 /// Reads every configured view of a VIEW tenant into staging.
 pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
-    let Some(cfg) = views::get(&ctx.state.db, ctx.tenant, ctx.state.views.key()).await? else {
+    let Some(cfg) = views::get(&ctx.worker.db, ctx.tenant, ctx.worker.views.key()).await? else {
         return Err(AppError::FailedPrecondition(format!(
             "tenant {} is a VIEW integration without a View configuration: set one with \
              `erpsync tenant set-view` or SetViewConfig",
@@ -63,7 +63,7 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
     };
     let started = Instant::now();
     let received_at = Utc::now();
-    let mut erp = match ctx.state.views.connect(&cfg.url).await {
+    let mut erp = match ctx.worker.views.connect(&cfg.url).await {
         Ok(erp) => erp,
         Err(e) => {
             let message = format!(
@@ -227,7 +227,7 @@ pub(crate) async fn plan<'c>(
 
 /// Reads one view whole (full) or from its watermark (incremental).
 async fn read(ctx: &mut Ctx<'_>, erp: &mut ErpDb, tenant: &Tenant, p: &Plan<'_>) -> Result<Read> {
-    let db = &ctx.state.db;
+    let db = &ctx.worker.db;
     let table = p.def.id;
     let view = &p.cfg.view;
     let incremental = p.cfg.mode == Mode::Incremental;
@@ -255,7 +255,7 @@ async fn read(ctx: &mut Ctx<'_>, erp: &mut ErpDb, tenant: &Tenant, p: &Plan<'_>)
         return Err(AppError::FailedPrecondition(message));
     }
     loop {
-        if ctx.state.runs.stopping() {
+        if ctx.worker.runs.stopping() {
             out.interrupted = true;
             break;
         }
@@ -409,14 +409,14 @@ async fn stage_page(
     received_at: chrono::DateTime<Utc>,
     started: Instant,
 ) -> Result<(u64, u64)> {
-    let cap = ctx.state.limits.log_body_cap;
+    let cap = ctx.worker.ingestor.limits().log_body_cap;
     let (request, truncated) = cut_body(request, cap);
     let body = StoredBody::encode(&request);
     let request_id = uuid::Uuid::new_v4().to_string();
     let read = records.len();
     let mut counts = (0, 0);
     staging::stage_and_log(
-        &ctx.state.db,
+        &ctx.worker.db,
         staging::StageBatch {
             tenant: ctx.tenant,
             table,
@@ -478,7 +478,7 @@ async fn snapshot_deletions(
     let mut total = 0;
     loop {
         let ids =
-            staging::live_ids_after(&ctx.state.db, ctx.tenant, table, &after, DELETE_PAGE).await?;
+            staging::live_ids_after(&ctx.worker.db, ctx.tenant, table, &after, DELETE_PAGE).await?;
         let Some(last) = ids.last() else { break };
         after = last.clone();
         missing.extend(
@@ -569,7 +569,7 @@ async fn log_failure(
         request_truncated: false,
         response_body: error_json(&error, Some(&id)),
     };
-    if let Err(err) = request_log::insert_alone(&ctx.state.db, &e).await {
+    if let Err(err) = request_log::insert_alone(&ctx.worker.db, &e).await {
         tracing::error!(error = ?anyhow::Error::from(err), tenant = %ctx.tenant, "cannot log a failed view read");
     }
 }

@@ -1,0 +1,230 @@
+//! Tenants: the overview, settings, schedules and View configurations.
+
+use chrono::SecondsFormat;
+
+use super::super::pb;
+use super::runs::run_table;
+use super::{duration, run, timestamp};
+use crate::domain::abc::AbcSettings;
+use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::schedule::Schedule;
+use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput, TenantId};
+use crate::domain::view::{Mode as ViewMode, ViewTable};
+use crate::error::FieldViolation;
+use crate::overview::Overview;
+use crate::worker::view_admin::ViewStatus;
+
+/// The overview message.
+pub fn overview(o: Overview) -> pb::Overview {
+    let t = o.tenant;
+    pb::Overview {
+        tenant_id: t.id.to_string(),
+        tenant_name: t.name,
+        integration_type: integration_type(t.integration_type) as i32,
+        erp_name: t.erp_name,
+        erp_version: t.erp_version,
+        deployment_status: deployment_status(t.deployment_status) as i32,
+        active: t.active,
+        scheduled: t.scheduled,
+        next_run_at: o.next_run_at.map(timestamp),
+        next_run_local: o
+            .next_run_at
+            .map(|at| {
+                at.with_timezone(&t.timezone)
+                    .to_rfc3339_opts(SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default(),
+        timezone: t.timezone.name().to_owned(),
+        schedule: Some(schedule(&t.schedule)),
+        max_time_without_success: Some(duration(t.max_time_without_success)),
+        db_size_bytes: o.db_size_bytes,
+        average_duration: o.average_duration.map(duration),
+        business_rule: t.business_rule,
+        last_success_at: o.last_success_at.map(timestamp),
+        health: health(o.health) as i32,
+        open_alerts: o.open_alerts.into_iter().map(alert).collect(),
+        recent_runs: o.recent_runs.into_iter().map(run).collect(),
+        tables: o.tables.into_iter().map(run_table).collect(),
+        delete_guard_percent: t.delete_guard.percent,
+        delete_guard_min_rows: t.delete_guard.min_rows,
+        abc: Some(abc_settings(&t.abc)),
+    }
+}
+
+fn abc_settings(a: &AbcSettings) -> pb::AbcSettings {
+    pb::AbcSettings {
+        basis: a.basis.table().to_owned(),
+        window_months: a.window_months,
+        a_threshold: a.a_threshold.to_string(),
+        b_threshold: a.b_threshold.to_string(),
+        lifecycle_new_days: a.new_days,
+        lifecycle_active_days: a.active_days,
+        lifecycle_inactive_days: a.inactive_days,
+        shift_guard_percent: a.shift_guard_percent.to_string(),
+        shift_guard: a.shift_guard,
+    }
+}
+
+fn schedule(s: &Schedule) -> pb::Schedule {
+    match s {
+        Schedule::Daily(times) => pb::Schedule {
+            daily_times: times.iter().map(ToString::to_string).collect(),
+            cron: String::new(),
+        },
+        Schedule::Cron(expr) => pb::Schedule {
+            daily_times: Vec::new(),
+            cron: expr.to_string(),
+        },
+    }
+}
+
+fn integration_type(t: IntegrationType) -> pb::IntegrationType {
+    match t {
+        IntegrationType::Api => pb::IntegrationType::Api,
+        IntegrationType::View => pb::IntegrationType::View,
+    }
+}
+
+/// The domain integration type of a request field; None when unspecified.
+pub fn integration_type_from(v: i32) -> Option<Option<IntegrationType>> {
+    match pb::IntegrationType::try_from(v).ok()? {
+        pb::IntegrationType::Unspecified => Some(None),
+        pb::IntegrationType::Api => Some(Some(IntegrationType::Api)),
+        pb::IntegrationType::View => Some(Some(IntegrationType::View)),
+    }
+}
+
+fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
+    match s {
+        DeploymentStatus::NotStarted => pb::DeploymentStatus::NotStarted,
+        DeploymentStatus::InProgress => pb::DeploymentStatus::InProgress,
+        DeploymentStatus::Completed => pb::DeploymentStatus::Completed,
+    }
+}
+
+/// The domain deployment status of a request field: Some(None) when unspecified, None
+/// when the number is not a value of the enum.
+pub fn deployment_status_from(v: i32) -> Option<Option<DeploymentStatus>> {
+    match pb::DeploymentStatus::try_from(v).ok()? {
+        pb::DeploymentStatus::Unspecified => Some(None),
+        pb::DeploymentStatus::NotStarted => Some(Some(DeploymentStatus::NotStarted)),
+        pb::DeploymentStatus::InProgress => Some(Some(DeploymentStatus::InProgress)),
+        pb::DeploymentStatus::Completed => Some(Some(DeploymentStatus::Completed)),
+    }
+}
+
+fn health(h: Health) -> pb::Health {
+    match h {
+        Health::Healthy => pb::Health::Healthy,
+        Health::Stale => pb::Health::Stale,
+        Health::Failing => pb::Health::Failing,
+        Health::Inactive => pb::Health::Inactive,
+        Health::NeverRun => pb::Health::NeverRun,
+    }
+}
+
+fn alert(a: Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: a.id,
+        kind: match a.kind {
+            AlertKind::Stale => pb::AlertKind::Stale,
+            AlertKind::Failing => pb::AlertKind::Failing,
+            AlertKind::DeletesHeld => pb::AlertKind::DeletesHeld,
+            AlertKind::AbcShiftHeld => pb::AlertKind::AbcShiftHeld,
+        } as i32,
+        message: a.message,
+        opened_at: Some(timestamp(a.opened_at)),
+        resolved_at: a.resolved_at.map(timestamp),
+        run_id: a.run_id.unwrap_or_default(),
+    }
+}
+
+/// The schedule form as sent, for the domain to validate.
+pub fn schedule_input(req: pb::UpdateScheduleRequest) -> ScheduleInput {
+    ScheduleInput {
+        schedule: req.schedule.map(|s| (s.daily_times, s.cron)),
+        timezone: req.timezone,
+        max_time_without_success: req.max_time_without_success.map(|d| (d.seconds, d.nanos)),
+        active: req.active,
+        scheduled: req.scheduled,
+    }
+}
+
+/// A tenant's View configuration as answered: the URL's password masked, each
+/// incremental table with its watermark.
+pub fn view_config(tenant: &TenantId, status: &ViewStatus) -> pb::ViewConfig {
+    let (integration, watermarks) = (status.integration_type, &status.watermarks);
+    let Some(cfg) = &status.config else {
+        return pb::ViewConfig {
+            tenant_id: tenant.to_string(),
+            integration_type: integration_type(integration) as i32,
+            ..Default::default()
+        };
+    };
+    pb::ViewConfig {
+        tenant_id: tenant.to_string(),
+        configured: true,
+        url: cfg.redacted_url(),
+        backend: cfg
+            .backend()
+            .map(|b| b.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        page_size: cfg.page_size,
+        tables: cfg
+            .tables
+            .iter()
+            .map(|t| pb::ViewTable {
+                table: t.table.clone(),
+                view: t.view.clone(),
+                mode: match t.mode {
+                    ViewMode::Full => pb::ViewMode::Full,
+                    ViewMode::Incremental => pb::ViewMode::Incremental,
+                } as i32,
+                key_column: t.key.clone(),
+                columns: t.columns.clone().into_iter().collect(),
+                watermark_column: t.watermark.clone().unwrap_or_default(),
+                deleted_column: t.deleted.clone().unwrap_or_default(),
+                watermark: watermarks
+                    .iter()
+                    .find(|(table, _)| *table == t.table)
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        integration_type: integration_type(integration) as i32,
+    }
+}
+
+/// A requested view table; an unknown mode is a violation of `tables[i].mode`.
+pub fn view_table_from(
+    i: usize,
+    t: pb::ViewTable,
+    violations: &mut Vec<FieldViolation>,
+) -> ViewTable {
+    let mode = match pb::ViewMode::try_from(t.mode) {
+        Ok(pb::ViewMode::Unspecified | pb::ViewMode::Full) => ViewMode::Full,
+        Ok(pb::ViewMode::Incremental) => ViewMode::Incremental,
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                format!("tables[{i}].mode"),
+                "unknown value: use VIEW_MODE_FULL or VIEW_MODE_INCREMENTAL",
+            ));
+            ViewMode::Full
+        }
+    };
+    let optional = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    ViewTable {
+        table: t.table.trim().to_owned(),
+        view: t.view.trim().to_owned(),
+        mode,
+        key: t.key_column.trim().to_owned(),
+        columns: t
+            .columns
+            .into_iter()
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+        watermark: optional(t.watermark_column),
+        deleted: optional(t.deleted_column),
+    }
+}

@@ -1,0 +1,252 @@
+//! The history service: what the host's "Dados ERP" page reads (overview, runs and their
+//! logs, pending deletions, the ABC report, categorized companies) and the settings it
+//! writes. Every call answers NOT_FOUND for a tenant that does not exist; listings are
+//! paged by opaque tokens ([`crate::domain::page_token`]).
+
+use chrono::Utc;
+
+use crate::domain::abc::{AbcReport, Category, CategoryChange};
+use crate::domain::crm::PendingDelete;
+use crate::domain::page_token::{self, Listing};
+use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
+use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
+use crate::error::{AppError, FieldViolation, Result};
+use crate::overview::{self, Overview};
+use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
+
+pub use crate::storage::abc::Filter as CompanyFilter;
+
+/// A page of a listing and the token of the next one ("" after the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The page's items.
+    pub items: Vec<T>,
+    /// The token of the next page; empty when this one is the last.
+    pub next_page_token: String,
+}
+
+/// The history service; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct History {
+    db: Db,
+}
+
+impl History {
+    /// The history kept in `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// NOT_FOUND unless `tenant` exists.
+    pub async fn require(&self, tenant: &TenantId) -> Result<()> {
+        tenants::require(&self.db, tenant).await.map(drop)
+    }
+
+    /// The tenant's "Informações Gerais".
+    pub async fn overview(&self, tenant: &TenantId) -> Result<Overview> {
+        overview::load(&self.db, tenant, Utc::now()).await
+    }
+
+    /// Applies a checked schedule change; answers the new overview.
+    pub async fn update_schedule(
+        &self,
+        tenant: &TenantId,
+        update: ScheduleUpdate,
+    ) -> Result<Overview> {
+        let now = Utc::now();
+        tenants::update(&self.db, tenant, |t| {
+            update.apply(t, now);
+            Ok(())
+        })
+        .await?;
+        tracing::info!(tenant = %tenant, "schedule updated");
+        overview::load(&self.db, tenant, now).await
+    }
+
+    /// Applies a checked settings change (refused whole when it does not fit the stored
+    /// settings); answers the new overview.
+    pub async fn update_settings(
+        &self,
+        tenant: &TenantId,
+        update: SettingsUpdate,
+    ) -> Result<Overview> {
+        let now = Utc::now();
+        tenants::update(&self.db, tenant, |t| {
+            update.apply(t, now).map_err(AppError::InvalidFields)
+        })
+        .await?;
+        tracing::info!(tenant = %tenant, "settings updated");
+        overview::load(&self.db, tenant, now).await
+    }
+
+    /// A page of the tenant's runs, newest first, of `status` when given.
+    pub async fn runs(
+        &self,
+        tenant: &TenantId,
+        status: Option<RunStatus>,
+        page_size: u64,
+        page_token: &str,
+    ) -> Result<Page<RunSummary>> {
+        let before = runs_position(page_token)?;
+        self.require(tenant).await?;
+        let page = runs::page(&self.db, tenant, status, before, page_size).await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => page_token::encode(
+                Listing::Runs,
+                &format!("{}:{}", last.started_at.timestamp_micros(), last.id),
+            ),
+            _ => String::new(),
+        };
+        Ok(Page {
+            items: page,
+            next_page_token,
+        })
+    }
+
+    /// A run and its log.
+    pub async fn run(&self, tenant: &TenantId, run_id: &str) -> Result<(RunDetail, Vec<LogEvent>)> {
+        if run_id.is_empty() {
+            return Err(AppError::InvalidArgument("run_id is required".into()));
+        }
+        let detail = runs::get(&self.db, tenant, run_id)
+            .await?
+            .ok_or_else(|| run_not_found(tenant, run_id))?;
+        let log = events::for_run(&self.db, tenant, run_id).await?;
+        Ok((detail, log))
+    }
+
+    /// NOT_FOUND unless the tenant has run `run_id`.
+    pub async fn require_run(&self, tenant: &TenantId, run_id: &str) -> Result<()> {
+        match runs::get(&self.db, tenant, run_id).await? {
+            Some(_) => Ok(()),
+            None => Err(run_not_found(tenant, run_id)),
+        }
+    }
+
+    /// A page of the deletions the delete guard keeps for `table` (all tables for "").
+    pub async fn pending_deletes(
+        &self,
+        tenant: &TenantId,
+        table: &str,
+        page_size: u64,
+        page_token: &str,
+    ) -> Result<Page<PendingDelete>> {
+        let after = position(Listing::PendingDeletes, page_token)?;
+        self.require(tenant).await?;
+        let page = pending_deletes::list(
+            &self.db,
+            tenant,
+            table,
+            after.as_deref().unwrap_or_default(),
+            page_size,
+        )
+        .await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => {
+                page_token::encode(Listing::PendingDeletes, &last.external_id)
+            }
+            _ => String::new(),
+        };
+        Ok(Page {
+            items: page,
+            next_page_token,
+        })
+    }
+
+    /// The ABC analysis in force, and the run whose classification is held, if one is.
+    pub async fn abc_report(&self, tenant: &TenantId) -> Result<(AbcReport, Option<String>)> {
+        self.require(tenant).await?;
+        let held = abc::held_report(&self.db, tenant).await?;
+        match abc::current_report(&self.db, tenant).await? {
+            Some(report) => Ok((report, held.map(|h| h.run_id))),
+            // Nothing applied yet, but a first classification can be held only after
+            // one was applied; so this tenant never had an analysis.
+            None => Err(AppError::NotFound(format!(
+                "tenant {tenant} has no ABC analysis yet: it comes with the first successful run (TriggerSync)"
+            ))),
+        }
+    }
+
+    /// A page of the tenant's categorized companies that pass `filter`, by external id.
+    pub async fn companies(
+        &self,
+        tenant: &TenantId,
+        filter: &CompanyFilter,
+        page_size: u64,
+        page_token: &str,
+    ) -> Result<Page<Category>> {
+        let after = position(Listing::Companies, page_token)?;
+        self.require(tenant).await?;
+        let page = abc::list(
+            &self.db,
+            tenant,
+            filter,
+            after.as_deref().unwrap_or_default(),
+            page_size,
+        )
+        .await?;
+        let next_page_token = match page.last() {
+            Some(last) if page.len() as u64 == page_size => {
+                page_token::encode(Listing::Companies, &last.external_id)
+            }
+            _ => String::new(),
+        };
+        Ok(Page {
+            items: page,
+            next_page_token,
+        })
+    }
+
+    /// A company's category now and every change to it, oldest first.
+    pub async fn company_history(
+        &self,
+        tenant: &TenantId,
+        external_id: &str,
+    ) -> Result<(Option<Category>, Vec<CategoryChange>)> {
+        if external_id.is_empty() {
+            return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                "external_id",
+                "required: the company's external id",
+            )]));
+        }
+        self.require(tenant).await?;
+        let changes = abc::history(&self.db, tenant, external_id).await?;
+        let current = abc::category(&self.db, tenant, external_id).await?;
+        if current.is_none() && changes.is_empty() {
+            return Err(AppError::NotFound(format!(
+                "company {external_id:?} has no categorization in tenant {tenant}"
+            )));
+        }
+        Ok((current, changes))
+    }
+}
+
+fn run_not_found(tenant: &TenantId, run_id: &str) -> AppError {
+    AppError::NotFound(format!("run {run_id} not found for tenant {tenant}"))
+}
+
+/// The position a page token names in `listing`; None for the first page.
+fn position(listing: Listing, token: &str) -> Result<Option<String>> {
+    page_token::decode(listing, token)
+        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
+}
+
+/// The position of a ListRuns page token ("<started_at micros>:<run id>"); None for "".
+fn runs_position(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>> {
+    let Some(position) = position(Listing::Runs, token)? else {
+        return Ok(None);
+    };
+    let bad = || {
+        AppError::InvalidFields(vec![FieldViolation::new(
+            "page_token",
+            page_token::NOT_ISSUED,
+        )])
+    };
+    let (micros, id) = position.split_once(':').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    Ok(Some((at, id.to_owned())))
+}
