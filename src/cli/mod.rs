@@ -593,4 +593,69 @@ mod tests {
             }
         }
     }
+
+    /// The README's configuration table: (flag cell, environment cell, default cell) per
+    /// row.
+    fn readme_rows() -> Vec<(String, String, String)> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("a Configuration section");
+        let section = section.split("\n## ").next().unwrap();
+        section
+            .lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+            .map(|l| {
+                let cells: Vec<String> = l
+                    .replace("\\|", "\u{0}")
+                    .split('|')
+                    .map(|c| c.trim().replace('\u{0}', "|"))
+                    .collect();
+                assert!(cells.len() >= 5, "a row of four cells: {l}");
+                (cells[2].clone(), cells[3].clone(), cells[4].clone())
+            })
+            .collect()
+    }
+
+    /// Whether `cell` names `--flag` (and not a longer flag that starts with it).
+    fn names_flag(cell: &str, flag: &str) -> bool {
+        let needle = format!("--{flag}");
+        cell.match_indices(&needle).any(|(i, _)| {
+            !cell[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        })
+    }
+
+    #[test]
+    fn the_readme_lists_every_serve_setting_with_the_code_default() {
+        let rows = readme_rows();
+        for arg in serve_args() {
+            let flag = arg.get_long().unwrap();
+            let env = arg.get_env().unwrap().to_string_lossy().into_owned();
+            let row = rows
+                .iter()
+                .find(|(flags, _, _)| names_flag(flags, flag))
+                .unwrap_or_else(|| panic!("README's configuration table has no --{flag}"));
+            let (_, envs, default) = row;
+            assert!(
+                envs.contains(&format!("`{env}`")),
+                "README: --{flag} is read from {env}, the table says {envs}"
+            );
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let expected = match (arg.get_action(), defaults.as_slice()) {
+                (clap::ArgAction::SetTrue, _) => "off".to_owned(),
+                (_, []) => "none".to_owned(),
+                (_, [one]) => format!("`{one}`"),
+                (_, many) => panic!("--{flag} has several defaults: {many:?}"),
+            };
+            assert!(
+                default.starts_with(&expected),
+                "README: --{flag} defaults to {expected}, the table says {default}"
+            );
+        }
+    }
 }
