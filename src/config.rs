@@ -1,6 +1,11 @@
-//! Server configuration: the defaults here, overridden by flags and environment
-//! (`ERPSYNC_LISTEN`, `DATABASE_URL`, `ERPSYNC_LOG_FORMAT`), read in `cli`.
+//! Server configuration, in one place: every `erpsync serve` setting's flag and
+//! environment variable ([`setting`]) and its default (the `DEFAULT_*` consts here,
+//! re-exported from the module that uses the value), the [`Config`] they make, and
+//! [`Config::validate`], which checks the values together before anything starts. The
+//! CLI (`cli`) declares its flags from these; the README's configuration table is
+//! checked against them by a test.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use crate::conn::{ConnLimits, TlsFiles};
@@ -8,11 +13,173 @@ use crate::domain::secret::SecretKey;
 use crate::domain::view_source::SourcePolicy;
 use crate::export::ExportLimits;
 use crate::ingest::Limits;
-use crate::storage::DEFAULT_DATABASE_URL;
 use crate::throttle::RateLimits;
+
+pub use crate::conn::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+pub use crate::ingest::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_LOG_BODY_CAP, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RECORDS,
+};
+pub use crate::storage::{DEFAULT_DATABASE_TIMEOUT, DEFAULT_DATABASE_URL};
+pub use crate::throttle::{
+    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_PER_SEC, DEFAULT_PUSHES_PER_SEC,
+    DEFAULT_STREAMS_PER_TENANT,
+};
+pub use crate::worker::delivery::{
+    DEFAULT_RUN_RETRIES, DEFAULT_RUN_RETRY_BACKOFF, DEFAULT_SINK_ATTEMPTS, DEFAULT_SINK_BACKOFF,
+    DEFAULT_SINK_BATCH, DEFAULT_SINK_BATCH_BUDGET, DEFAULT_SINK_CALL_TIMEOUT,
+    DEFAULT_SINK_MAX_BACKOFF,
+};
 
 /// Where the server listens by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Default log format: readable lines.
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Human;
+
+/// Default [`CrmSink`]: erpsync's own CRM tables.
+pub const DEFAULT_CRM_SINK: CrmSink = CrmSink::Embedded;
+
+/// A setting as the operator names it: the long flag and the environment variable that
+/// stands in for it. The CLI declares its flags from these, so an error that names a
+/// setting names what the operator actually typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The long flag, without its dashes.
+    pub flag: &'static str,
+    /// The environment variable read when the flag is not given.
+    pub env: &'static str,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--{} ({})", self.flag, self.env)
+    }
+}
+
+/// Every setting of `erpsync serve` (and the global ones it reads), by flag and
+/// environment variable.
+pub mod setting {
+    use super::Setting;
+
+    const fn s(flag: &'static str, env: &'static str) -> Setting {
+        Setting { flag, env }
+    }
+
+    /// `--log-format`.
+    pub const LOG_FORMAT: Setting = s("log-format", "ERPSYNC_LOG_FORMAT");
+    /// `--database-url`.
+    pub const DATABASE_URL: Setting = s("database-url", "DATABASE_URL");
+    /// `--secret-key`.
+    pub const SECRET_KEY: Setting = s("secret-key", "ERPSYNC_SECRET_KEY");
+    /// `--secret-key-file`.
+    pub const SECRET_KEY_FILE: Setting = s("secret-key-file", "ERPSYNC_SECRET_KEY_FILE");
+    /// `serve --listen`.
+    pub const LISTEN: Setting = s("listen", "ERPSYNC_LISTEN");
+    /// `serve --max-body-bytes`.
+    pub const MAX_BODY_BYTES: Setting = s("max-body-bytes", "ERPSYNC_MAX_BODY_BYTES");
+    /// `serve --max-records`.
+    pub const MAX_RECORDS: Setting = s("max-records", "ERPSYNC_MAX_RECORDS");
+    /// `serve --request-log-body-cap`.
+    pub const REQUEST_LOG_BODY_CAP: Setting =
+        s("request-log-body-cap", "ERPSYNC_REQUEST_LOG_BODY_CAP");
+    /// `serve --request-log-retention-days`.
+    pub const REQUEST_LOG_RETENTION_DAYS: Setting = s(
+        "request-log-retention-days",
+        "ERPSYNC_REQUEST_LOG_RETENTION_DAYS",
+    );
+    /// `serve --log-heartbeat-secs`.
+    pub const LOG_HEARTBEAT_SECS: Setting = s("log-heartbeat-secs", "ERPSYNC_LOG_HEARTBEAT_SECS");
+    /// `serve --crm-sink`.
+    pub const CRM_SINK: Setting = s("crm-sink", "ERPSYNC_CRM_SINK");
+    /// `serve --sink-batch`.
+    pub const SINK_BATCH: Setting = s("sink-batch", "ERPSYNC_SINK_BATCH");
+    /// `serve --sink-attempts`.
+    pub const SINK_ATTEMPTS: Setting = s("sink-attempts", "ERPSYNC_SINK_ATTEMPTS");
+    /// `serve --sink-backoff-ms`.
+    pub const SINK_BACKOFF_MS: Setting = s("sink-backoff-ms", "ERPSYNC_SINK_BACKOFF_MS");
+    /// `serve --sink-max-backoff-secs`.
+    pub const SINK_MAX_BACKOFF_SECS: Setting =
+        s("sink-max-backoff-secs", "ERPSYNC_SINK_MAX_BACKOFF_SECS");
+    /// `serve --sink-call-timeout-secs`.
+    pub const SINK_CALL_TIMEOUT_SECS: Setting =
+        s("sink-call-timeout-secs", "ERPSYNC_SINK_CALL_TIMEOUT_SECS");
+    /// `serve --sink-batch-budget-secs`.
+    pub const SINK_BATCH_BUDGET_SECS: Setting =
+        s("sink-batch-budget-secs", "ERPSYNC_SINK_BATCH_BUDGET_SECS");
+    /// `serve --run-retries`.
+    pub const RUN_RETRIES: Setting = s("run-retries", "ERPSYNC_RUN_RETRIES");
+    /// `serve --run-retry-backoff-secs`.
+    pub const RUN_RETRY_BACKOFF_SECS: Setting =
+        s("run-retry-backoff-secs", "ERPSYNC_RUN_RETRY_BACKOFF_SECS");
+    /// `serve --view-allow-host` (comma-separated in the environment).
+    pub const VIEW_ALLOW_HOST: Setting = s("view-allow-host", "ERPSYNC_VIEW_ALLOW_HOSTS");
+    /// `serve --view-sqlite-dir` (comma-separated in the environment).
+    pub const VIEW_SQLITE_DIR: Setting = s("view-sqlite-dir", "ERPSYNC_VIEW_SQLITE_DIRS");
+    /// `serve --max-connections`.
+    pub const MAX_CONNECTIONS: Setting = s("max-connections", "ERPSYNC_MAX_CONNECTIONS");
+    /// `serve --idle-timeout-secs`.
+    pub const IDLE_TIMEOUT_SECS: Setting = s("idle-timeout-secs", "ERPSYNC_IDLE_TIMEOUT_SECS");
+    /// `serve --request-timeout-secs`.
+    pub const REQUEST_TIMEOUT_SECS: Setting =
+        s("request-timeout-secs", "ERPSYNC_REQUEST_TIMEOUT_SECS");
+    /// `serve --database-timeout-secs`.
+    pub const DATABASE_TIMEOUT_SECS: Setting =
+        s("database-timeout-secs", "ERPSYNC_DATABASE_TIMEOUT_SECS");
+    /// `serve --body-timeout-secs`.
+    pub const BODY_TIMEOUT_SECS: Setting = s("body-timeout-secs", "ERPSYNC_BODY_TIMEOUT_SECS");
+    /// `serve --failed-auth-per-sec`.
+    pub const FAILED_AUTH_PER_SEC: Setting =
+        s("failed-auth-per-sec", "ERPSYNC_FAILED_AUTH_PER_SEC");
+    /// `serve --pushes-per-sec`.
+    pub const PUSHES_PER_SEC: Setting = s("pushes-per-sec", "ERPSYNC_PUSHES_PER_SEC");
+    /// `serve --streams-per-tenant`.
+    pub const STREAMS_PER_TENANT: Setting = s("streams-per-tenant", "ERPSYNC_STREAMS_PER_TENANT");
+    /// `serve --exports-per-tenant`.
+    pub const EXPORTS_PER_TENANT: Setting = s("exports-per-tenant", "ERPSYNC_EXPORTS_PER_TENANT");
+    /// `serve --tls-cert`.
+    pub const TLS_CERT: Setting = s("tls-cert", "ERPSYNC_TLS_CERT");
+    /// `serve --tls-key`.
+    pub const TLS_KEY: Setting = s("tls-key", "ERPSYNC_TLS_KEY");
+    /// `serve --tls-client-ca`.
+    pub const TLS_CLIENT_CA: Setting = s("tls-client-ca", "ERPSYNC_TLS_CLIENT_CA");
+    /// `serve --insecure`.
+    pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
+}
+
+/// Where runs deliver their records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrmSink {
+    /// erpsync's own CRM tables.
+    Embedded,
+    /// The host's CrmSink service at this URL (`grpc://host:port` or `http://host:port`).
+    Host(String),
+}
+
+impl std::str::FromStr for CrmSink {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "embedded" {
+            Ok(Self::Embedded)
+        } else if s.starts_with("grpc://") || s.starts_with("http://") {
+            Ok(Self::Host(s.to_owned()))
+        } else {
+            Err(format!(
+                "{}: must be \"embedded\" or grpc://host:port, got {s:?}",
+                setting::CRM_SINK
+            ))
+        }
+    }
+}
+
+impl fmt::Display for CrmSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("embedded"),
+            Self::Host(url) => f.write_str(url),
+        }
+    }
+}
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +202,8 @@ pub struct Config {
     pub database_timeout: std::time::Duration,
     /// Ingestion limits (body size, records per batch, logged body cap).
     pub limits: Limits,
-    /// Request-log rows older than this many days are deleted (at least 7).
+    /// Request-log rows older than this many days are deleted (at least
+    /// [`MIN_RETENTION_DAYS`]).
     pub request_log_retention_days: u32,
     /// How often the scheduler looks for due runs.
     pub scheduler_tick: std::time::Duration,
@@ -77,63 +245,134 @@ pub const DEFAULT_LOG_HEARTBEAT: std::time::Duration = std::time::Duration::from
 
 /// Retention can never go below a week: the Histórico export covers the last 7 days.
 pub const MIN_RETENTION_DAYS: u32 = 7;
-/// Default request-log retention.
+/// Default request-log retention, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
+/// The smallest logged-body cap: room for a body's start and the cut marker.
+pub const MIN_LOG_BODY_CAP: usize = 1024;
+
+/// `setting` has a bad value: the message that says so, naming the flag and its
+/// environment variable.
+fn bad(setting: Setting, problem: impl fmt::Display) -> String {
+    format!("{setting}: {problem}")
+}
+
 impl Config {
-    /// Checks the settings that cannot be checked by their types alone.
+    /// Checks the settings together, before anything starts: every rule on a setting's
+    /// value lives here, and the error names the flag and the environment variable.
     pub fn validate(&self) -> Result<(), String> {
-        if self.request_log_retention_days < MIN_RETENTION_DAYS {
-            return Err(format!(
-                "--request-log-retention-days must be at least {MIN_RETENTION_DAYS} (the Histórico export covers 7 days), got {}",
-                self.request_log_retention_days
-            ));
-        }
-        if self.limits.max_body_bytes == 0 || self.limits.max_records == 0 {
-            return Err("--max-body-bytes and --max-records must be positive".into());
-        }
+        use setting as s;
+        let secs = |d: std::time::Duration| format!("{} s", d.as_secs_f64());
+        let positive = |setting: Setting, zero: bool| {
+            if zero {
+                Err(bad(setting, "must be positive, got 0"))
+            } else {
+                Ok(())
+            }
+        };
         if self.tls.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
-            return Err(format!(
-                "refusing to serve plaintext on {}: bearer tokens would travel in clear. Give \
-                 --tls-cert and --tls-key, or --insecure when a TLS proxy stands in front",
-                self.listen
+            return Err(bad(
+                s::LISTEN,
+                format_args!(
+                    "refusing to serve plaintext on {}: bearer tokens would travel in clear. \
+                     Give {} and {}, or {} when a TLS proxy stands in front",
+                    self.listen,
+                    s::TLS_CERT,
+                    s::TLS_KEY,
+                    s::INSECURE
+                ),
             ));
         }
-        if self.rate_limits.streams_per_tenant == 0 || self.rate_limits.exports_per_tenant == 0 {
-            return Err("--streams-per-tenant and --exports-per-tenant must be positive".into());
-        }
-        if self.conn.max_connections == 0 {
-            return Err("--max-connections must be positive".into());
-        }
-        if self.limits.body_timeout.is_zero() || self.limits.body_timeout >= self.request_timeout {
-            // An HTTP body that arrives too slowly is answered 408 by the route itself,
-            // before the server's own deadline cuts the call.
-            return Err(format!(
-                "--body-timeout-secs must be positive and shorter than --request-timeout-secs ({} s)",
-                self.request_timeout.as_secs()
+        positive(s::MAX_BODY_BYTES, self.limits.max_body_bytes == 0)?;
+        positive(s::MAX_RECORDS, self.limits.max_records == 0)?;
+        if self.limits.log_body_cap < MIN_LOG_BODY_CAP {
+            return Err(bad(
+                s::REQUEST_LOG_BODY_CAP,
+                format_args!(
+                    "must be at least {MIN_LOG_BODY_CAP} bytes, got {}",
+                    self.limits.log_body_cap
+                ),
             ));
         }
+        if self.request_log_retention_days < MIN_RETENTION_DAYS {
+            return Err(bad(
+                s::REQUEST_LOG_RETENTION_DAYS,
+                format_args!(
+                    "must be at least {MIN_RETENTION_DAYS} (the Histórico export covers the \
+                     last {MIN_RETENTION_DAYS} days), got {}",
+                    self.request_log_retention_days
+                ),
+            ));
+        }
+        positive(s::LOG_HEARTBEAT_SECS, self.log_heartbeat.is_zero())?;
+        positive(s::MAX_CONNECTIONS, self.conn.max_connections == 0)?;
+        positive(s::REQUEST_TIMEOUT_SECS, self.request_timeout.is_zero())?;
         // A call that is still working sends nothing for a while: the connection must
         // not be closed as silent before the call's own deadline.
         if self.conn.idle_timeout <= self.request_timeout {
-            return Err(format!(
-                "--idle-timeout-secs ({} s) must be longer than --request-timeout-secs ({} s)",
-                self.conn.idle_timeout.as_secs(),
-                self.request_timeout.as_secs()
+            return Err(bad(
+                s::IDLE_TIMEOUT_SECS,
+                format_args!(
+                    "must be longer than {}, which is {}; got {}",
+                    s::REQUEST_TIMEOUT_SECS,
+                    secs(self.request_timeout),
+                    secs(self.conn.idle_timeout)
+                ),
             ));
         }
-        if self.database_timeout.is_zero() {
-            return Err("--database-timeout-secs must be positive".into());
+        positive(s::BODY_TIMEOUT_SECS, self.limits.body_timeout.is_zero())?;
+        // An HTTP body that arrives too slowly is answered 408 by the route itself,
+        // before the server's own deadline cuts the call.
+        if self.limits.body_timeout >= self.request_timeout {
+            return Err(bad(
+                s::BODY_TIMEOUT_SECS,
+                format_args!(
+                    "must be shorter than {}, which is {}; got {}",
+                    s::REQUEST_TIMEOUT_SECS,
+                    secs(self.request_timeout),
+                    secs(self.limits.body_timeout)
+                ),
+            ));
         }
-        if self.log_heartbeat.is_zero() {
-            return Err("--log-heartbeat-secs must be positive".into());
+        positive(s::DATABASE_TIMEOUT_SECS, self.database_timeout.is_zero())?;
+        positive(
+            s::STREAMS_PER_TENANT,
+            self.rate_limits.streams_per_tenant == 0,
+        )?;
+        positive(
+            s::EXPORTS_PER_TENANT,
+            self.rate_limits.exports_per_tenant == 0,
+        )?;
+        let d = &self.delivery;
+        positive(s::SINK_BATCH, d.batch == 0)?;
+        positive(s::SINK_ATTEMPTS, d.attempts == 0)?;
+        // Without a wait, a failing sink is called again at once, every attempt.
+        positive(s::SINK_BACKOFF_MS, d.backoff.is_zero())?;
+        if d.max_backoff < d.backoff {
+            return Err(bad(
+                s::SINK_MAX_BACKOFF_SECS,
+                format_args!(
+                    "must be at least {}, which is {}; got {}",
+                    s::SINK_BACKOFF_MS,
+                    secs(d.backoff),
+                    secs(d.max_backoff)
+                ),
+            ));
         }
-        if self.limits.log_body_cap < 1024 {
-            return Err("--request-log-body-cap must be at least 1024 bytes".into());
+        positive(s::SINK_CALL_TIMEOUT_SECS, d.call_timeout.is_zero())?;
+        positive(s::SINK_BATCH_BUDGET_SECS, d.batch_budget.is_zero())?;
+        if self.retries.max > 0 && self.retries.backoff.is_zero() {
+            return Err(bad(
+                s::RUN_RETRY_BACKOFF_SECS,
+                format_args!("must be positive while {} is not 0, got 0", s::RUN_RETRIES),
+            ));
         }
-        self.delivery.validate()?;
+        // Neither has a flag; tests shorten them.
         if self.run_lease < chrono::Duration::seconds(1) {
             return Err("the run lease must last at least a second".into());
+        }
+        if self.scheduler_tick.is_zero() {
+            return Err("the scheduler tick must be positive".into());
         }
         self.export.validate()
     }
@@ -144,7 +383,7 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
-            database_timeout: crate::storage::DEFAULT_DATABASE_TIMEOUT,
+            database_timeout: DEFAULT_DATABASE_TIMEOUT,
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
             scheduler_tick: crate::worker::scheduler::TICK,
@@ -161,5 +400,165 @@ impl Default for Config {
             retries: Default::default(),
             run_lease: crate::worker::sync::LEASE_TTL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The error `validate` answers for the default configuration changed by `tune`.
+    fn refused(tune: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        tune(&mut config);
+        config.validate().expect_err("a bad value is refused")
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_naming_its_flag_and_variable() {
+        type Tune = Box<dyn FnOnce(&mut Config)>;
+        let cases: Vec<(Setting, Tune)> = vec![
+            (
+                setting::LISTEN,
+                Box::new(|c| c.listen = "0.0.0.0:50051".parse().unwrap()),
+            ),
+            (
+                setting::MAX_BODY_BYTES,
+                Box::new(|c| c.limits.max_body_bytes = 0),
+            ),
+            (setting::MAX_RECORDS, Box::new(|c| c.limits.max_records = 0)),
+            (
+                setting::REQUEST_LOG_BODY_CAP,
+                Box::new(|c| c.limits.log_body_cap = MIN_LOG_BODY_CAP - 1),
+            ),
+            (
+                setting::REQUEST_LOG_RETENTION_DAYS,
+                Box::new(|c| c.request_log_retention_days = MIN_RETENTION_DAYS - 1),
+            ),
+            (
+                setting::LOG_HEARTBEAT_SECS,
+                Box::new(|c| c.log_heartbeat = Duration::ZERO),
+            ),
+            (
+                setting::MAX_CONNECTIONS,
+                Box::new(|c| c.conn.max_connections = 0),
+            ),
+            (
+                setting::REQUEST_TIMEOUT_SECS,
+                Box::new(|c| c.request_timeout = Duration::ZERO),
+            ),
+            (
+                setting::IDLE_TIMEOUT_SECS,
+                Box::new(|c| c.conn.idle_timeout = c.request_timeout),
+            ),
+            (
+                setting::BODY_TIMEOUT_SECS,
+                Box::new(|c| c.limits.body_timeout = Duration::ZERO),
+            ),
+            (
+                setting::BODY_TIMEOUT_SECS,
+                Box::new(|c| c.limits.body_timeout = c.request_timeout),
+            ),
+            (
+                setting::DATABASE_TIMEOUT_SECS,
+                Box::new(|c| c.database_timeout = Duration::ZERO),
+            ),
+            (
+                setting::STREAMS_PER_TENANT,
+                Box::new(|c| c.rate_limits.streams_per_tenant = 0),
+            ),
+            (
+                setting::EXPORTS_PER_TENANT,
+                Box::new(|c| c.rate_limits.exports_per_tenant = 0),
+            ),
+            (setting::SINK_BATCH, Box::new(|c| c.delivery.batch = 0)),
+            (
+                setting::SINK_ATTEMPTS,
+                Box::new(|c| c.delivery.attempts = 0),
+            ),
+            (
+                setting::SINK_BACKOFF_MS,
+                Box::new(|c| c.delivery.backoff = Duration::ZERO),
+            ),
+            (
+                setting::SINK_MAX_BACKOFF_SECS,
+                Box::new(|c| c.delivery.max_backoff = c.delivery.backoff / 2),
+            ),
+            (
+                setting::SINK_CALL_TIMEOUT_SECS,
+                Box::new(|c| c.delivery.call_timeout = Duration::ZERO),
+            ),
+            (
+                setting::SINK_BATCH_BUDGET_SECS,
+                Box::new(|c| c.delivery.batch_budget = Duration::ZERO),
+            ),
+            (
+                setting::RUN_RETRY_BACKOFF_SECS,
+                Box::new(|c| c.retries.backoff = Duration::ZERO),
+            ),
+        ];
+        for (setting, tune) in cases {
+            let err = refused(tune);
+            let named = format!("--{} ({}): ", setting.flag, setting.env);
+            assert!(err.starts_with(&named), "{err:?} does not start {named:?}");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_was_given_and_what_is_allowed() {
+        assert_eq!(
+            refused(|c| c.request_log_retention_days = 3),
+            "--request-log-retention-days (ERPSYNC_REQUEST_LOG_RETENTION_DAYS): must be at \
+             least 7 (the Histórico export covers the last 7 days), got 3"
+        );
+        assert_eq!(
+            refused(|c| {
+                c.delivery.backoff = Duration::from_secs(20);
+                c.delivery.max_backoff = Duration::from_secs(15);
+            }),
+            "--sink-max-backoff-secs (ERPSYNC_SINK_MAX_BACKOFF_SECS): must be at least \
+             --sink-backoff-ms (ERPSYNC_SINK_BACKOFF_MS), which is 20 s; got 15 s"
+        );
+        assert_eq!(
+            refused(|c| c.delivery.attempts = 0),
+            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0"
+        );
+        let plaintext = refused(|c| c.listen = "0.0.0.0:50051".parse().unwrap());
+        assert!(
+            plaintext.contains("--insecure (ERPSYNC_INSECURE)"),
+            "{plaintext}"
+        );
+    }
+
+    #[test]
+    fn settings_that_switch_a_check_off_are_accepted() {
+        let mut config = Config {
+            listen: "0.0.0.0:50051".parse().unwrap(),
+            insecure: true,
+            ..Config::default()
+        };
+        config.retries.max = 0;
+        config.retries.backoff = Duration::ZERO;
+        config.rate_limits.failed_auth_per_sec = 0;
+        config.rate_limits.pushes_per_sec = 0;
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_crm_sink_is_embedded_or_a_grpc_url() {
+        assert_eq!("embedded".parse(), Ok(CrmSink::Embedded));
+        assert_eq!(
+            "grpc://crm:50052".parse(),
+            Ok(CrmSink::Host("grpc://crm:50052".into()))
+        );
+        assert_eq!(DEFAULT_CRM_SINK.to_string().parse(), Ok(DEFAULT_CRM_SINK));
+        let err = "crm:50052".parse::<CrmSink>().unwrap_err();
+        assert!(err.starts_with("--crm-sink (ERPSYNC_CRM_SINK): "), "{err}");
     }
 }

@@ -35,11 +35,11 @@ pub struct Limits {
 /// Default [`Limits::body_timeout`].
 pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Default [`Limits::max_body_bytes`]: 16 MiB.
+/// Default [`Limits::max_body_bytes`].
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Default [`Limits::max_records`].
 pub const DEFAULT_MAX_RECORDS: usize = 10_000;
-/// Default [`Limits::log_body_cap`]: 1 MiB.
+/// Default [`Limits::log_body_cap`].
 pub const DEFAULT_LOG_BODY_CAP: usize = 1024 * 1024;
 
 impl Default for Limits {

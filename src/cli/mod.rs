@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, LogFormat, DEFAULT_LISTEN};
-use crate::storage::DEFAULT_DATABASE_URL;
+use crate::config::{self as cfg, setting, Config, CrmSink, LogFormat};
 use crate::worker::delivery;
 
 /// erpsync — runs and watches a CRM's ERP integrations.
@@ -21,28 +20,39 @@ use crate::worker::delivery;
 pub struct Cli {
     /// How log lines are written to stderr.
     #[arg(
-        long,
+        long = setting::LOG_FORMAT.flag,
+        env = setting::LOG_FORMAT.env,
         global = true,
-        env = "ERPSYNC_LOG_FORMAT",
         value_enum,
-        default_value = "human"
+        default_value_t = cfg::DEFAULT_LOG_FORMAT
     )]
     pub log_format: LogFormat,
-    /// Database: sqlite://PATH?mode=rwc (the embedded default) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// Database: sqlite://PATH?mode=rwc (embedded) or postgres://USER@HOST/DB. Its value
+    /// from the environment is not shown: it may hold a password.
+    #[arg(
+        long = setting::DATABASE_URL.flag,
+        env = setting::DATABASE_URL.env,
+        hide_env_values = true,
+        global = true,
+        default_value = cfg::DEFAULT_DATABASE_URL
+    )]
     database_url: String,
     /// The key View source URLs are sealed with at rest: 64 hex digits
     /// (`openssl rand -hex 32`). Prefer the environment or --secret-key-file to a flag.
     #[arg(
-        long,
-        global = true,
-        env = "ERPSYNC_SECRET_KEY",
+        long = setting::SECRET_KEY.flag,
+        env = setting::SECRET_KEY.env,
         hide_env_values = true,
+        global = true,
         conflicts_with = "secret_key_file"
     )]
     secret_key: Option<String>,
     /// A file holding the secret key (see --secret-key).
-    #[arg(long, global = true, env = "ERPSYNC_SECRET_KEY_FILE")]
+    #[arg(
+        long = setting::SECRET_KEY_FILE.flag,
+        env = setting::SECRET_KEY_FILE.env,
+        global = true
+    )]
     secret_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -61,89 +71,7 @@ struct ServerArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serves gRPC on one port until SIGINT/SIGTERM; migrates the database first.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "ERPSYNC_LISTEN", default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
-        /// Largest accepted ingestion request (HTTP body or gRPC message), in bytes.
-        #[arg(long, env = "ERPSYNC_MAX_BODY_BYTES", default_value_t = crate::ingest::DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-        /// Most records in one pushed batch.
-        #[arg(long, env = "ERPSYNC_MAX_RECORDS", default_value_t = crate::ingest::DEFAULT_MAX_RECORDS)]
-        max_records: usize,
-        /// Logged request bodies longer than this are stored cut (marked), in bytes.
-        #[arg(long, env = "ERPSYNC_REQUEST_LOG_BODY_CAP", default_value_t = crate::ingest::DEFAULT_LOG_BODY_CAP)]
-        request_log_body_cap: usize,
-        /// Request-log rows older than this many days are deleted (at least 7).
-        #[arg(long, env = "ERPSYNC_REQUEST_LOG_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_RETENTION_DAYS)]
-        request_log_retention_days: u32,
-        /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
-        #[arg(long, env = "ERPSYNC_LOG_HEARTBEAT_SECS", default_value_t = crate::config::DEFAULT_LOG_HEARTBEAT.as_secs())]
-        log_heartbeat_secs: u64,
-        /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
-        /// CrmSink service, grpc://host:port.
-        #[arg(long, env = "ERPSYNC_CRM_SINK", default_value = "embedded")]
-        crm_sink: String,
-        /// How runs deliver to the sink and retry.
-        #[command(flatten)]
-        delivery: DeliveryArgs,
-        /// A database server tenants may name as a View source: HOST:PORT, or HOST for
-        /// any port (repeat, or comma-separated in the environment). None by default.
-        #[arg(
-            long = "view-allow-host",
-            env = "ERPSYNC_VIEW_ALLOW_HOSTS",
-            value_delimiter = ','
-        )]
-        view_allow_hosts: Vec<crate::domain::view_source::HostPort>,
-        /// A folder whose SQLite files tenants may name as View sources (repeat, or
-        /// comma-separated in the environment). None by default.
-        #[arg(
-            long = "view-sqlite-dir",
-            env = "ERPSYNC_VIEW_SQLITE_DIRS",
-            value_delimiter = ','
-        )]
-        view_sqlite_dirs: Vec<std::path::PathBuf>,
-        /// Most connections open at once; one more is closed as soon as it is accepted.
-        #[arg(long, env = "ERPSYNC_MAX_CONNECTIONS", default_value_t = crate::conn::DEFAULT_MAX_CONNECTIONS)]
-        max_connections: usize,
-        /// A connection with no byte either way for this many seconds is closed.
-        #[arg(long, env = "ERPSYNC_IDLE_TIMEOUT_SECS", default_value_t = crate::conn::DEFAULT_IDLE_TIMEOUT.as_secs())]
-        idle_timeout_secs: u64,
-        /// A call must start answering within this many seconds.
-        #[arg(long, env = "ERPSYNC_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT.as_secs())]
-        request_timeout_secs: u64,
-        /// A call waits this many seconds for a PostgreSQL connection (a new one
-        /// included) before it answers UNAVAILABLE / 503; the health probe as long.
-        #[arg(long, env = "ERPSYNC_DATABASE_TIMEOUT_SECS", default_value_t = crate::storage::DEFAULT_DATABASE_TIMEOUT.as_secs())]
-        database_timeout_secs: u64,
-        /// An HTTP push's body must arrive within this many seconds (408 otherwise).
-        #[arg(long, env = "ERPSYNC_BODY_TIMEOUT_SECS", default_value_t = crate::ingest::DEFAULT_BODY_TIMEOUT.as_secs())]
-        body_timeout_secs: u64,
-        /// Failed authentications a client address may make per second (0: no limit).
-        #[arg(long, env = "ERPSYNC_FAILED_AUTH_PER_SEC", default_value_t = crate::throttle::DEFAULT_FAILED_AUTH_PER_SEC)]
-        failed_auth_per_sec: u32,
-        /// Log streams (StreamLogs) a tenant may hold open at once.
-        #[arg(long, env = "ERPSYNC_STREAMS_PER_TENANT", default_value_t = crate::throttle::DEFAULT_STREAMS_PER_TENANT)]
-        streams_per_tenant: usize,
-        /// Exports (ExportHistory) a tenant may run at once.
-        #[arg(long, env = "ERPSYNC_EXPORTS_PER_TENANT", default_value_t = crate::throttle::DEFAULT_EXPORTS_PER_TENANT)]
-        exports_per_tenant: usize,
-        /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
-        #[arg(long, env = "ERPSYNC_TLS_CERT", requires = "tls_key")]
-        tls_cert: Option<std::path::PathBuf>,
-        /// The certificate's private key (PEM).
-        #[arg(long, env = "ERPSYNC_TLS_KEY", requires = "tls_cert")]
-        tls_key: Option<std::path::PathBuf>,
-        /// CA (PEM) whose client certificates every connection must present (mutual TLS).
-        #[arg(long, env = "ERPSYNC_TLS_CLIENT_CA", requires = "tls_cert")]
-        tls_client_ca: Option<std::path::PathBuf>,
-        /// Serve plaintext beyond loopback (behind a TLS-terminating proxy); logs a warning.
-        #[arg(long, env = "ERPSYNC_INSECURE")]
-        insecure: bool,
-        /// Pushes a token may make per second, bursts of twice that (0: no limit).
-        #[arg(long, env = "ERPSYNC_PUSHES_PER_SEC", default_value_t = crate::throttle::DEFAULT_PUSHES_PER_SEC)]
-        pushes_per_sec: u32,
-    },
+    Serve(ServeArgs),
     /// Applies pending database migrations and exits.
     Migrate,
     /// Creates and inspects tenants.
@@ -227,109 +155,189 @@ enum Command {
     },
 }
 
+/// `erpsync serve`'s flags; each also read from its environment variable
+/// ([`crate::config::setting`]), defaults from [`crate::config`].
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long = setting::LISTEN.flag, env = setting::LISTEN.env, default_value = cfg::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Largest accepted ingestion request (HTTP body or gRPC message), in bytes.
+    #[arg(long = setting::MAX_BODY_BYTES.flag, env = setting::MAX_BODY_BYTES.env, default_value_t = cfg::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Most records in one pushed batch.
+    #[arg(long = setting::MAX_RECORDS.flag, env = setting::MAX_RECORDS.env, default_value_t = cfg::DEFAULT_MAX_RECORDS)]
+    max_records: usize,
+    /// Logged request bodies longer than this are stored cut (marked), in bytes.
+    #[arg(long = setting::REQUEST_LOG_BODY_CAP.flag, env = setting::REQUEST_LOG_BODY_CAP.env, default_value_t = cfg::DEFAULT_LOG_BODY_CAP)]
+    request_log_body_cap: usize,
+    /// Request-log rows older than this many days are deleted; never fewer days than the
+    /// Histórico export covers.
+    #[arg(long = setting::REQUEST_LOG_RETENTION_DAYS.flag, env = setting::REQUEST_LOG_RETENTION_DAYS.env, default_value_t = cfg::DEFAULT_RETENTION_DAYS)]
+    request_log_retention_days: u32,
+    /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
+    #[arg(long = setting::LOG_HEARTBEAT_SECS.flag, env = setting::LOG_HEARTBEAT_SECS.env, default_value_t = cfg::DEFAULT_LOG_HEARTBEAT.as_secs())]
+    log_heartbeat_secs: u64,
+    /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
+    /// CrmSink service, grpc://host:port.
+    #[arg(long = setting::CRM_SINK.flag, env = setting::CRM_SINK.env, default_value_t = cfg::DEFAULT_CRM_SINK)]
+    crm_sink: CrmSink,
+    /// How runs deliver to the sink and retry.
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+    /// A database server tenants may name as a View source: HOST:PORT, or HOST for
+    /// any port (repeat, or comma-separated in the environment). None by default.
+    #[arg(
+        long = setting::VIEW_ALLOW_HOST.flag,
+        env = setting::VIEW_ALLOW_HOST.env,
+        value_delimiter = ','
+    )]
+    view_allow_hosts: Vec<crate::domain::view_source::HostPort>,
+    /// A folder whose SQLite files tenants may name as View sources (repeat, or
+    /// comma-separated in the environment). None by default.
+    #[arg(
+        long = setting::VIEW_SQLITE_DIR.flag,
+        env = setting::VIEW_SQLITE_DIR.env,
+        value_delimiter = ','
+    )]
+    view_sqlite_dirs: Vec<std::path::PathBuf>,
+    /// Most connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long = setting::MAX_CONNECTIONS.flag, env = setting::MAX_CONNECTIONS.env, default_value_t = cfg::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// A connection with no byte either way for this many seconds is closed; longer
+    /// than --request-timeout-secs.
+    #[arg(long = setting::IDLE_TIMEOUT_SECS.flag, env = setting::IDLE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout_secs: u64,
+    /// A call must start answering within this many seconds.
+    #[arg(long = setting::REQUEST_TIMEOUT_SECS.flag, env = setting::REQUEST_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout_secs: u64,
+    /// A call waits this many seconds for a PostgreSQL connection (a new one
+    /// included) before it answers UNAVAILABLE / 503; the health probe as long.
+    #[arg(long = setting::DATABASE_TIMEOUT_SECS.flag, env = setting::DATABASE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_DATABASE_TIMEOUT.as_secs())]
+    database_timeout_secs: u64,
+    /// An HTTP push's body must arrive within this many seconds (408 otherwise);
+    /// shorter than --request-timeout-secs.
+    #[arg(long = setting::BODY_TIMEOUT_SECS.flag, env = setting::BODY_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_BODY_TIMEOUT.as_secs())]
+    body_timeout_secs: u64,
+    /// Failed authentications a client address may make per second (0: no limit).
+    #[arg(long = setting::FAILED_AUTH_PER_SEC.flag, env = setting::FAILED_AUTH_PER_SEC.env, default_value_t = cfg::DEFAULT_FAILED_AUTH_PER_SEC)]
+    failed_auth_per_sec: u32,
+    /// Pushes a token may make per second, bursts of twice that (0: no limit).
+    #[arg(long = setting::PUSHES_PER_SEC.flag, env = setting::PUSHES_PER_SEC.env, default_value_t = cfg::DEFAULT_PUSHES_PER_SEC)]
+    pushes_per_sec: u32,
+    /// Log streams (StreamLogs) a tenant may hold open at once.
+    #[arg(long = setting::STREAMS_PER_TENANT.flag, env = setting::STREAMS_PER_TENANT.env, default_value_t = cfg::DEFAULT_STREAMS_PER_TENANT)]
+    streams_per_tenant: usize,
+    /// Exports (ExportHistory) a tenant may run at once.
+    #[arg(long = setting::EXPORTS_PER_TENANT.flag, env = setting::EXPORTS_PER_TENANT.env, default_value_t = cfg::DEFAULT_EXPORTS_PER_TENANT)]
+    exports_per_tenant: usize,
+    /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
+    #[arg(long = setting::TLS_CERT.flag, env = setting::TLS_CERT.env, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long = setting::TLS_KEY.flag, env = setting::TLS_KEY.env, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// CA (PEM) whose client certificates every connection must present (mutual TLS).
+    #[arg(long = setting::TLS_CLIENT_CA.flag, env = setting::TLS_CLIENT_CA.env, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// Serve plaintext beyond loopback (behind a TLS-terminating proxy); logs a warning.
+    #[arg(long = setting::INSECURE.flag, env = setting::INSECURE.env)]
+    insecure: bool,
+}
+
+impl ServeArgs {
+    /// The configuration these flags make, with the global settings, and where runs
+    /// deliver; checked by [`Config::validate`].
+    fn config(
+        self,
+        database_url: String,
+        secret_key: Option<crate::domain::secret::SecretKey>,
+    ) -> (Config, CrmSink) {
+        let config = Config {
+            listen: self.listen,
+            database_url,
+            database_timeout: Duration::from_secs(self.database_timeout_secs),
+            limits: crate::ingest::Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_records: self.max_records,
+                log_body_cap: self.request_log_body_cap,
+                body_timeout: Duration::from_secs(self.body_timeout_secs),
+            },
+            request_log_retention_days: self.request_log_retention_days,
+            log_heartbeat: Duration::from_secs(self.log_heartbeat_secs),
+            view_sources: crate::domain::view_source::SourcePolicy {
+                hosts: self.view_allow_hosts,
+                sqlite_dirs: self.view_sqlite_dirs,
+            },
+            secret_key,
+            conn: crate::conn::ConnLimits {
+                max_connections: self.max_connections,
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            },
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            rate_limits: crate::throttle::RateLimits {
+                failed_auth_per_sec: self.failed_auth_per_sec,
+                pushes_per_sec: self.pushes_per_sec,
+                streams_per_tenant: self.streams_per_tenant,
+                exports_per_tenant: self.exports_per_tenant,
+            },
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| crate::conn::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                }),
+            insecure: self.insecure,
+            delivery: self.delivery.policy(),
+            retries: self.delivery.retries(),
+            // No flags: the scheduler's tick, the run lease and the export's limits.
+            ..Config::default()
+        };
+        (config, self.crm_sink)
+    }
+}
+
 impl Cli {
     /// The secret key from --secret-key / ERPSYNC_SECRET_KEY or --secret-key-file.
     fn secret_key(&self) -> anyhow::Result<Option<crate::domain::secret::SecretKey>> {
-        use anyhow::Context;
-        let text = match (&self.secret_key, &self.secret_key_file) {
-            (Some(text), _) => text.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .with_context(|| format!("--secret-key-file {}", path.display()))?,
+        let (text, from) = match (&self.secret_key, &self.secret_key_file) {
+            (Some(text), _) => (text.clone(), setting::SECRET_KEY),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("{}: {}: {e}", setting::SECRET_KEY_FILE, path.display())
+                })?;
+                (text, setting::SECRET_KEY_FILE)
+            }
             (None, None) => return Ok(None),
         };
         crate::domain::secret::SecretKey::parse(&text)
             .map(Some)
-            .map_err(anyhow::Error::msg)
+            .map_err(|e| anyhow::anyhow!("{from}: {e}"))
     }
 
     /// Runs the parsed command.
     pub async fn run(self) -> anyhow::Result<()> {
         let secret_key = self.secret_key();
         match self.command {
-            Command::Serve {
-                listen,
-                max_body_bytes,
-                max_records,
-                request_log_body_cap,
-                request_log_retention_days,
-                log_heartbeat_secs,
-                crm_sink,
-                delivery,
-                view_allow_hosts,
-                view_sqlite_dirs,
-                max_connections,
-                idle_timeout_secs,
-                request_timeout_secs,
-                database_timeout_secs,
-                body_timeout_secs,
-                failed_auth_per_sec,
-                pushes_per_sec,
-                streams_per_tenant,
-                exports_per_tenant,
-                tls_cert,
-                tls_key,
-                tls_client_ca,
-                insecure,
-            } => {
-                let config = Config {
-                    listen,
-                    database_url: self.database_url,
-                    database_timeout: Duration::from_secs(database_timeout_secs),
-                    limits: crate::ingest::Limits {
-                        max_body_bytes,
-                        max_records,
-                        log_body_cap: request_log_body_cap,
-                        body_timeout: Duration::from_secs(body_timeout_secs),
-                    },
-                    request_log_retention_days,
-                    scheduler_tick: crate::worker::scheduler::TICK,
-                    run_lease: crate::worker::sync::LEASE_TTL,
-                    log_heartbeat: std::time::Duration::from_secs(log_heartbeat_secs),
-                    export: crate::export::ExportLimits::default(),
-                    view_sources: crate::domain::view_source::SourcePolicy {
-                        hosts: view_allow_hosts,
-                        sqlite_dirs: view_sqlite_dirs,
-                    },
-                    secret_key: secret_key?,
-                    conn: crate::conn::ConnLimits {
-                        max_connections,
-                        idle_timeout: Duration::from_secs(idle_timeout_secs),
-                    },
-                    request_timeout: Duration::from_secs(request_timeout_secs),
-                    rate_limits: crate::throttle::RateLimits {
-                        failed_auth_per_sec,
-                        pushes_per_sec,
-                        streams_per_tenant,
-                        exports_per_tenant,
-                    },
-                    tls: tls_cert
-                        .zip(tls_key)
-                        .map(|(cert, key)| crate::conn::TlsFiles {
-                            cert,
-                            key,
-                            client_ca: tls_client_ca,
-                        }),
-                    insecure,
-                    delivery: delivery.policy(),
-                    retries: delivery.retries(),
-                };
+            Command::Serve(args) => {
+                let (config, crm_sink) = args.config(self.database_url, secret_key?);
                 config.validate().map_err(anyhow::Error::msg)?;
-                let app = if crm_sink == "embedded" {
-                    crate::app::build(&config).await?
-                } else if crm_sink.starts_with("grpc://") || crm_sink.starts_with("http://") {
-                    // Checked before anything starts; built over the database once open.
-                    crate::grpc::crm_sink_client::GrpcSink::check_url(&crm_sink)?;
-                    let timeout = config.delivery.call_timeout;
-                    crate::app::build_with_sink(&config, move |db| {
-                        crate::grpc::crm_sink_client::GrpcSink::new(&crm_sink, timeout, db)
-                            .map(|s| std::sync::Arc::new(s) as _)
-                            .expect("the URL was checked")
-                    })
-                    .await?
-                } else {
-                    anyhow::bail!(
-                        "--crm-sink must be \"embedded\" or grpc://host:port, got {crm_sink:?}"
-                    );
+                let app = match crm_sink {
+                    CrmSink::Embedded => crate::app::build(&config).await?,
+                    CrmSink::Host(url) => {
+                        // Checked before anything starts; built over the database once open.
+                        crate::grpc::crm_sink_client::GrpcSink::check_url(&url)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", setting::CRM_SINK))?;
+                        let timeout = config.delivery.call_timeout;
+                        crate::app::build_with_sink(&config, move |db| {
+                            crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, db)
+                                .map(|s| std::sync::Arc::new(s) as _)
+                                .expect("the URL was checked")
+                        })
+                        .await?
+                    }
                 };
                 app.run_until_stopped(crate::app::shutdown_signal()).await?;
                 Ok(())
@@ -399,28 +407,28 @@ impl Cli {
 #[derive(Debug, Clone, Args)]
 pub struct DeliveryArgs {
     /// Records per call to the CRM sink.
-    #[arg(long, env = "ERPSYNC_SINK_BATCH", default_value_t = delivery::DEFAULT_SINK_BATCH)]
+    #[arg(long = setting::SINK_BATCH.flag, env = setting::SINK_BATCH.env, default_value_t = cfg::DEFAULT_SINK_BATCH)]
     sink_batch: usize,
     /// Attempts per batch, the first included, while the sink fails transiently.
-    #[arg(long, env = "ERPSYNC_SINK_ATTEMPTS", default_value_t = delivery::DEFAULT_SINK_ATTEMPTS)]
+    #[arg(long = setting::SINK_ATTEMPTS.flag, env = setting::SINK_ATTEMPTS.env, default_value_t = cfg::DEFAULT_SINK_ATTEMPTS)]
     sink_attempts: u32,
     /// Wait before a batch's second attempt, in milliseconds; doubled for each next one.
-    #[arg(long, env = "ERPSYNC_SINK_BACKOFF_MS", default_value_t = delivery::DEFAULT_SINK_BACKOFF.as_millis() as u64)]
+    #[arg(long = setting::SINK_BACKOFF_MS.flag, env = setting::SINK_BACKOFF_MS.env, default_value_t = cfg::DEFAULT_SINK_BACKOFF.as_millis() as u64)]
     sink_backoff_ms: u64,
-    /// Longest wait between two attempts, in seconds.
-    #[arg(long, env = "ERPSYNC_SINK_MAX_BACKOFF_SECS", default_value_t = delivery::DEFAULT_SINK_MAX_BACKOFF.as_secs())]
+    /// Longest wait between two attempts, in seconds; at least --sink-backoff-ms.
+    #[arg(long = setting::SINK_MAX_BACKOFF_SECS.flag, env = setting::SINK_MAX_BACKOFF_SECS.env, default_value_t = cfg::DEFAULT_SINK_MAX_BACKOFF.as_secs())]
     sink_max_backoff_secs: u64,
     /// Deadline of one call to the sink, in seconds.
-    #[arg(long, env = "ERPSYNC_SINK_CALL_TIMEOUT_SECS", default_value_t = delivery::DEFAULT_SINK_CALL_TIMEOUT.as_secs())]
+    #[arg(long = setting::SINK_CALL_TIMEOUT_SECS.flag, env = setting::SINK_CALL_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_SINK_CALL_TIMEOUT.as_secs())]
     sink_call_timeout_secs: u64,
     /// Time a batch may spend on retries before the run fails, in seconds.
-    #[arg(long, env = "ERPSYNC_SINK_BATCH_BUDGET_SECS", default_value_t = delivery::DEFAULT_SINK_BATCH_BUDGET.as_secs())]
+    #[arg(long = setting::SINK_BATCH_BUDGET_SECS.flag, env = setting::SINK_BATCH_BUDGET_SECS.env, default_value_t = cfg::DEFAULT_SINK_BATCH_BUDGET.as_secs())]
     sink_batch_budget_secs: u64,
     /// Automatic retries of a failed run (trigger RETRY; 0: none).
-    #[arg(long, env = "ERPSYNC_RUN_RETRIES", default_value_t = delivery::DEFAULT_RUN_RETRIES)]
+    #[arg(long = setting::RUN_RETRIES.flag, env = setting::RUN_RETRIES.env, default_value_t = cfg::DEFAULT_RUN_RETRIES)]
     run_retries: u32,
     /// Wait after a failed run before its first retry, in seconds; doubled for each next.
-    #[arg(long, env = "ERPSYNC_RUN_RETRY_BACKOFF_SECS", default_value_t = delivery::DEFAULT_RUN_RETRY_BACKOFF.as_secs())]
+    #[arg(long = setting::RUN_RETRY_BACKOFF_SECS.flag, env = setting::RUN_RETRY_BACKOFF_SECS.env, default_value_t = cfg::DEFAULT_RUN_RETRY_BACKOFF.as_secs())]
     run_retry_backoff_secs: u64,
 }
 
@@ -440,6 +448,214 @@ impl DeliveryArgs {
         delivery::RunRetries {
             max: self.run_retries,
             backoff: Duration::from_secs(self.run_retry_backoff_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    /// The command line, blind to the environment (tests run side by side; none sets
+    /// the process environment, and the runner's own must not leak in).
+    fn command() -> clap::Command {
+        Cli::command()
+            .mut_args(|a| a.env(None::<&str>))
+            .mut_subcommand("serve", |s| s.mut_args(|a| a.env(None::<&str>)))
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches = command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// The configuration `erpsync serve ARGS…` makes, and where it delivers.
+    fn serve(args: &[&str]) -> (Config, CrmSink) {
+        let argv: Vec<&str> = ["erpsync", "serve"].iter().chain(args).copied().collect();
+        let cli = parse(&argv).expect("parses");
+        match cli.command {
+            Command::Serve(serve) => serve.config(cli.database_url, None),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    /// `serve`'s arguments and the global ones it reads, as clap declares them.
+    fn serve_args() -> Vec<clap::Arg> {
+        let mut cli = Cli::command();
+        cli.build();
+        let serve = cli.find_subcommand("serve").expect("serve").clone();
+        serve
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn serve_without_flags_makes_the_default_configuration() {
+        let (config, sink) = serve(&[]);
+        assert_eq!(format!("{config:?}"), format!("{:?}", Config::default()));
+        assert_eq!(sink, cfg::DEFAULT_CRM_SINK);
+        assert_eq!(config.validate(), Ok(()));
+        let cli = parse(&["erpsync", "serve"]).unwrap();
+        assert_eq!(cli.log_format, cfg::DEFAULT_LOG_FORMAT);
+    }
+
+    #[test]
+    fn flags_set_every_part_of_the_configuration() {
+        let (config, sink) = serve(&[
+            "--listen=0.0.0.0:7000",
+            "--max-body-bytes=2048",
+            "--sink-attempts=2",
+            "--sink-backoff-ms=250",
+            "--run-retries=0",
+            "--request-log-retention-days=8",
+            "--view-allow-host=erp:5432",
+            "--view-allow-host=db",
+            "--crm-sink=grpc://crm:50052",
+            "--insecure",
+        ]);
+        assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(config.limits.max_body_bytes, 2048);
+        assert_eq!(config.delivery.attempts, 2);
+        assert_eq!(config.delivery.backoff, Duration::from_millis(250));
+        assert_eq!(config.retries.max, 0);
+        assert_eq!(config.request_log_retention_days, 8);
+        assert_eq!(config.view_sources.hosts.len(), 2);
+        assert!(config.insecure);
+        assert_eq!(sink, CrmSink::Host("grpc://crm:50052".into()));
+    }
+
+    #[test]
+    fn a_crm_sink_that_is_no_url_is_refused_at_parse() {
+        let err = parse(&["erpsync", "serve", "--crm-sink", "crm:50052"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--crm-sink (ERPSYNC_CRM_SINK)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_the_flag_and_its_variable() {
+        let (config, _) = serve(&["--sink-attempts=0"]);
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0"
+        );
+        let (config, _) = serve(&["--idle-timeout-secs=60", "--request-timeout-secs=60"]);
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .starts_with("--idle-timeout-secs (ERPSYNC_IDLE_TIMEOUT_SECS): "));
+    }
+
+    #[test]
+    fn every_serve_setting_is_read_from_its_environment_variable() {
+        let declared: Vec<(String, String)> = serve_args()
+            .iter()
+            .map(|a| {
+                let flag = a.get_long().expect("a long flag").to_owned();
+                let env = a
+                    .get_env()
+                    .unwrap_or_else(|| panic!("--{flag} has no environment variable"))
+                    .to_string_lossy()
+                    .into_owned();
+                (flag, env)
+            })
+            .collect();
+        for (flag, env) in &declared {
+            assert!(
+                env.starts_with("ERPSYNC_") || env == "DATABASE_URL",
+                "--{flag} reads {env}"
+            );
+        }
+        for kept in [
+            ("listen", "ERPSYNC_LISTEN"),
+            ("database-url", "DATABASE_URL"),
+            ("log-format", "ERPSYNC_LOG_FORMAT"),
+            ("secret-key", "ERPSYNC_SECRET_KEY"),
+        ] {
+            assert!(
+                declared.contains(&(kept.0.to_owned(), kept.1.to_owned())),
+                "{kept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_not_shown_in_help() {
+        for arg in serve_args() {
+            let flag = arg.get_long().unwrap();
+            if matches!(flag, "secret-key" | "database-url") {
+                assert!(arg.is_hide_env_values_set(), "--{flag} shows its value");
+            }
+        }
+    }
+
+    /// The README's configuration table: (flag cell, environment cell, default cell) per
+    /// row.
+    fn readme_rows() -> Vec<(String, String, String)> {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("a Configuration section");
+        let section = section.split("\n## ").next().unwrap();
+        section
+            .lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+            .map(|l| {
+                let cells: Vec<String> = l
+                    .replace("\\|", "\u{0}")
+                    .split('|')
+                    .map(|c| c.trim().replace('\u{0}', "|"))
+                    .collect();
+                assert!(cells.len() >= 5, "a row of four cells: {l}");
+                (cells[2].clone(), cells[3].clone(), cells[4].clone())
+            })
+            .collect()
+    }
+
+    /// Whether `cell` names `--flag` (and not a longer flag that starts with it).
+    fn names_flag(cell: &str, flag: &str) -> bool {
+        let needle = format!("--{flag}");
+        cell.match_indices(&needle).any(|(i, _)| {
+            !cell[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        })
+    }
+
+    #[test]
+    fn the_readme_lists_every_serve_setting_with_the_code_default() {
+        let rows = readme_rows();
+        for arg in serve_args() {
+            let flag = arg.get_long().unwrap();
+            let env = arg.get_env().unwrap().to_string_lossy().into_owned();
+            let row = rows
+                .iter()
+                .find(|(flags, _, _)| names_flag(flags, flag))
+                .unwrap_or_else(|| panic!("README's configuration table has no --{flag}"));
+            let (_, envs, default) = row;
+            assert!(
+                envs.contains(&format!("`{env}`")),
+                "README: --{flag} is read from {env}, the table says {envs}"
+            );
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let expected = match (arg.get_action(), defaults.as_slice()) {
+                (clap::ArgAction::SetTrue, _) => "off".to_owned(),
+                (_, []) => "none".to_owned(),
+                (_, [one]) => format!("`{one}`"),
+                (_, many) => panic!("--{flag} has several defaults: {many:?}"),
+            };
+            assert!(
+                default.starts_with(&expected),
+                "README: --{flag} defaults to {expected}, the table says {default}"
+            );
         }
     }
 }

@@ -269,6 +269,21 @@ mod tests {
     }
 
     #[test]
+    fn every_database_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            ("postgres://u:p@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://h/db?password=p&x=1",
+                "postgres://h/db?password=***&x=1",
+            ),
+            ("mysql://u:p@h/db", "mysql://u:***@h/db"),
+            ("sqlite://data/x.db", "sqlite://data/x.db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
     fn a_sealed_value_opens_with_its_key_and_owner_only() {
         let key = SecretKey::generate();
         let url = "postgres://erp:s3cr3t@erp.example.com/erp";

@@ -51,8 +51,8 @@ pub const DEFAULT_SINK_BACKOFF: Duration = Duration::from_secs(1);
 pub const DEFAULT_SINK_MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// Default [`DeliveryPolicy::call_timeout`].
 pub const DEFAULT_SINK_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default [`DeliveryPolicy::batch_budget`]: with the default backoff (1, 2, 4, 8, 15,
-/// 15, … s) a CRM that restarts for a minute and a half is waited for.
+/// Default [`DeliveryPolicy::batch_budget`]: with the default backoff, a CRM that
+/// restarts for a minute and a half is waited for.
 pub const DEFAULT_SINK_BATCH_BUDGET: Duration = Duration::from_secs(180);
 
 impl Default for DeliveryPolicy {
@@ -106,7 +106,7 @@ pub struct RunRetries {
 
 /// Default [`RunRetries::max`].
 pub const DEFAULT_RUN_RETRIES: u32 = 3;
-/// Default [`RunRetries::backoff`] (retries 1, 2 and 4 minutes after their failure).
+/// Default [`RunRetries::backoff`].
 pub const DEFAULT_RUN_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Default for RunRetries {

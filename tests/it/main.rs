@@ -5,6 +5,7 @@ mod helpers;
 mod abc;
 mod auth;
 mod cli;
+mod config;
 mod erp_outage;
 mod export;
 mod grpcurl;

@@ -1,0 +1,74 @@
+//! `erpsync serve`'s settings from the environment: a bad value stops the binary before
+//! anything starts, naming the flag and the variable; secrets in the environment stay out
+//! of `--help`. (The rules themselves are unit-tested in `config.rs` and `cli`.)
+
+use std::process::Command;
+
+/// `erpsync ARGS…` with only `env` set of erpsync's variables.
+fn erpsync_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_erpsync"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ERPSYNC_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs the erpsync binary")
+}
+
+#[test]
+fn a_bad_value_in_the_environment_stops_serve_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("never.db");
+    let db = format!("sqlite://{}?mode=rwc", file.display());
+    for (name, value, said) in [
+        (
+            "ERPSYNC_SINK_ATTEMPTS",
+            "0",
+            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0",
+        ),
+        (
+            "ERPSYNC_REQUEST_LOG_RETENTION_DAYS",
+            "3",
+            "--request-log-retention-days (ERPSYNC_REQUEST_LOG_RETENTION_DAYS): must be at least 7",
+        ),
+        (
+            "ERPSYNC_SINK_BACKOFF_MS",
+            "20000",
+            "--sink-max-backoff-secs (ERPSYNC_SINK_MAX_BACKOFF_SECS): must be at least --sink-backoff-ms",
+        ),
+    ] {
+        let out = erpsync_with_env(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[("DATABASE_URL", &db), (name, value)],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        assert!(stderr.contains(said), "{name}={value}: {stderr}");
+        assert!(!file.exists(), "{name}={value}: the database was opened");
+    }
+}
+
+#[test]
+fn secrets_in_the_environment_are_not_echoed_by_help() {
+    let key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let out = erpsync_with_env(
+        &["serve", "--help"],
+        &[
+            ("DATABASE_URL", "postgres://erp:hunter2@db/erpsync"),
+            ("ERPSYNC_SECRET_KEY", key),
+            ("ERPSYNC_SINK_ATTEMPTS", "7"),
+        ],
+    );
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("ERPSYNC_SECRET_KEY"), "{help}");
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+    assert!(!help.contains(key), "{help}");
+    // Other settings show the value they were given.
+    assert!(help.contains("ERPSYNC_SINK_ATTEMPTS=7"), "{help}");
+}
