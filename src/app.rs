@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::config::Config;
+use crate::config::{Config, CrmSink as CrmSinkSetting};
 use crate::domain::secret::redact_url;
 use crate::error::Result;
 use crate::grpc;
@@ -155,6 +155,7 @@ impl App {
         ));
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
             self.services.worker.clone(),
+            std::sync::Arc::new(crate::worker::scheduler::SystemClock),
             self.scheduler_tick,
             jobs_stopped.clone(),
         ));
@@ -223,6 +224,24 @@ const HTTP2_PING: std::time::Duration = std::time::Duration::from_secs(30);
 const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Most calls open at once on one HTTP/2 connection.
 const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// `erpsync serve`: builds the server of `config` delivering to `crm_sink` (its URL
+/// already checked), and serves until SIGINT or SIGTERM.
+pub async fn serve(config: &Config, crm_sink: CrmSinkSetting) -> Result<()> {
+    let app = match crm_sink {
+        CrmSinkSetting::Embedded => build(config).await?,
+        CrmSinkSetting::Host(url) => {
+            let timeout = config.delivery.call_timeout;
+            build_with_sink(config, move |db| {
+                crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, db)
+                    .map(|s| Arc::new(s) as _)
+                    .expect("the URL was checked when the command line was read")
+            })
+            .await?
+        }
+    };
+    app.run_until_stopped(shutdown_signal()).await
+}
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

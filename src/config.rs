@@ -240,8 +240,7 @@ pub struct Config {
 /// Default [`Config::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Default StreamLogs heartbeat interval: under the idle timeouts of common proxies.
-pub const DEFAULT_LOG_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+pub use crate::logs::DEFAULT_HEARTBEAT as DEFAULT_LOG_HEARTBEAT;
 
 /// Retention can never go below a week: the Histórico export covers the last 7 days.
 pub const MIN_RETENTION_DAYS: u32 = 7;

@@ -64,7 +64,8 @@ struct Tail {
 
 /// How often a tail looks for other processes' events by default.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
-/// How long a viewer waits without events for a heartbeat by default.
+/// How long a StreamLogs viewer waits without events for a heartbeat by default: under
+/// the idle timeouts of common proxies.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// The tails of the tenants that have live viewers; cheap to clone.

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use erpsync::cli::Cli;
+use erpsync::cli::{Cli, Task};
 use erpsync::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +24,14 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    match cli.run().await {
+    let done = match cli.task() {
+        Ok(Task::Serve(config, crm_sink)) => erpsync::app::serve(&config, crm_sink)
+            .await
+            .map_err(anyhow::Error::from),
+        Ok(Task::Command(cli)) => cli.run().await,
+        Err(e) => Err(e),
+    };
+    match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -299,6 +299,14 @@ impl ServeArgs {
     }
 }
 
+/// What the command line asks for.
+pub enum Task {
+    /// Serve with this configuration, delivering to this CRM sink.
+    Serve(Box<crate::config::Config>, CrmSink),
+    /// Another command.
+    Command(Box<Cli>),
+}
+
 impl Cli {
     /// The secret key from --secret-key / ERPSYNC_SECRET_KEY or --secret-key-file.
     fn secret_key(&self) -> anyhow::Result<Option<crate::domain::secret::SecretKey>> {
@@ -317,31 +325,30 @@ impl Cli {
             .map_err(|e| anyhow::anyhow!("{from}: {e}"))
     }
 
-    /// Runs the parsed command.
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// What the command line asks for: the server (which the binary starts, see
+    /// [`crate::app::serve`]), or another command, which [`Cli::run`] carries out.
+    pub fn task(self) -> anyhow::Result<Task> {
         let secret_key = self.secret_key();
         match self.command {
             Command::Serve(args) => {
                 let (config, crm_sink) = args.config(self.database_url, secret_key?);
                 config.validate().map_err(anyhow::Error::msg)?;
-                let app = match crm_sink {
-                    CrmSink::Embedded => crate::app::build(&config).await?,
-                    CrmSink::Host(url) => {
-                        // Checked before anything starts; built over the database once open.
-                        crate::grpc::crm_sink_client::GrpcSink::check_url(&url)
-                            .map_err(|e| anyhow::anyhow!("{}: {e}", setting::CRM_SINK))?;
-                        let timeout = config.delivery.call_timeout;
-                        crate::app::build_with_sink(&config, move |db| {
-                            crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, db)
-                                .map(|s| std::sync::Arc::new(s) as _)
-                                .expect("the URL was checked")
-                        })
-                        .await?
-                    }
-                };
-                app.run_until_stopped(crate::app::shutdown_signal()).await?;
-                Ok(())
+                if let CrmSink::Host(url) = &crm_sink {
+                    // Checked before anything starts; built over the database once open.
+                    crate::grpc::crm_sink_client::GrpcSink::check_url(url)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", setting::CRM_SINK))?;
+                }
+                Ok(Task::Serve(Box::new(config), crm_sink))
             }
+            command => Ok(Task::Command(Box::new(Self { command, ..self }))),
+        }
+    }
+
+    /// Runs a command other than `serve`.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let secret_key = self.secret_key();
+        match self.command {
+            Command::Serve(_) => anyhow::bail!("serve is started by the binary (Cli::task)"),
             Command::Migrate => admin::migrate(&self.database_url).await,
             Command::Tenant { command } => {
                 admin::tenant(command, &self.database_url, secret_key?).await

@@ -76,22 +76,6 @@ impl DeliveryPolicy {
             .saturating_mul(1u32 << failed.saturating_sub(1).min(20));
         doubled.min(self.max_backoff)
     }
-
-    /// Checks the settings that types alone cannot.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.batch == 0 || self.attempts == 0 {
-            return Err("--sink-batch and --sink-attempts must be positive".into());
-        }
-        if self.call_timeout.is_zero() || self.batch_budget.is_zero() {
-            return Err(
-                "--sink-call-timeout-secs and --sink-batch-budget-secs must be positive".into(),
-            );
-        }
-        if self.max_backoff < self.backoff {
-            return Err("--sink-max-backoff-secs must be at least --sink-backoff-ms".into());
-        }
-        Ok(())
-    }
 }
 
 /// How a FAILED run is tried again by the scheduler (`serve --run-retries`,
@@ -279,7 +263,6 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15, 15]);
         assert!(waits.iter().sum::<u64>() >= 60);
         assert!(Duration::from_secs(waits.iter().sum()) < p.batch_budget);
-        assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
@@ -288,18 +271,5 @@ mod tests {
         let next: Vec<Option<u64>> = (0..4).map(|n| r.next(n).map(|d| d.as_secs())).collect();
         assert_eq!(next, [Some(60), Some(120), Some(240), None]);
         assert_eq!(RunRetries { max: 0, ..r }.next(0), None);
-    }
-
-    #[test]
-    fn bad_policies_are_refused() {
-        let p = DeliveryPolicy::default();
-        assert!(DeliveryPolicy { attempts: 0, ..p }.validate().is_err());
-        assert!(DeliveryPolicy { batch: 0, ..p }.validate().is_err());
-        assert!(DeliveryPolicy {
-            max_backoff: Duration::from_millis(1),
-            ..p
-        }
-        .validate()
-        .is_err());
     }
 }

@@ -106,8 +106,50 @@ async fn start(worker: &RunWorker, t: &Tenant, trigger: RunTrigger, why: &str) -
     Ok(true)
 }
 
-/// Ticks every `every` until shutdown.
-pub async fn run(worker: RunWorker, every: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Where the scheduler reads the time: the system's in a server, a test's own in tests.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// One tick at the clock's now: [`tick`], its error logged (the next tick tries again).
+pub async fn run_once(worker: &RunWorker, clock: &dyn Clock) -> usize {
+    match tick(worker, clock.now()).await {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
+            0
+        }
+    }
+}
+
+/// Ticks every `every` by `clock` until shutdown.
+pub async fn run(
+    worker: RunWorker,
+    clock: std::sync::Arc<dyn Clock>,
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    every_tick(every, shutdown, || run_once(&worker, clock.as_ref())).await;
+}
+
+/// Calls `tick` every `every` (the first after one `every`) until `shutdown` turns true; a
+/// tick in progress finishes first.
+async fn every_tick<F, Fut>(every: Duration, mut shutdown: watch::Receiver<bool>, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -116,9 +158,7 @@ pub async fn run(worker: RunWorker, every: Duration, mut shutdown: watch::Receiv
         if *shutdown.borrow() {
             return;
         }
-        if let Err(e) = tick(&worker, Utc::now()).await {
-            tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
-        }
+        tick().await;
     }
 }
 
@@ -156,6 +196,44 @@ async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
 
 #[cfg(test)]
 mod tests {
+
+    /// The loop ticks once per period under paused tokio time, never before its first
+    /// period, and stops at shutdown without another tick.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_ticks_every_period_and_stops_at_shutdown() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let every = Duration::from_secs(5);
+        let counted = ticks.clone();
+        let job = tokio::spawn(every_tick(every, stopped, move || {
+            let counted = counted.clone();
+            async move { counted.fetch_add(1, Ordering::SeqCst) }
+        }));
+        // Sleeping in paused time moves the clock; yielding lets the loop take its turn.
+        let after = |d: Duration| async move {
+            tokio::time::sleep(d).await;
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        };
+        after(every - Duration::from_millis(1)).await;
+        assert_eq!(
+            ticks.load(Ordering::SeqCst),
+            0,
+            "no tick before the first period"
+        );
+        after(Duration::from_millis(2)).await;
+        assert_eq!(ticks.load(Ordering::SeqCst), 1);
+        after(every * 3).await;
+        assert_eq!(ticks.load(Ordering::SeqCst), 4);
+        stop.send(true).unwrap();
+        job.await.unwrap();
+        after(every * 3).await;
+        assert_eq!(ticks.load(Ordering::SeqCst), 4, "no tick after shutdown");
+    }
+
     use super::*;
 
     fn run(id: &str, status: RunStatus, trigger: RunTrigger, ended: DateTime<Utc>) -> RunSummary {

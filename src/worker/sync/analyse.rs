@@ -3,6 +3,7 @@
 use chrono::Utc;
 use serde_json::json;
 
+use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::run::{Level, Stage};
 use crate::error::Result;
@@ -10,7 +11,7 @@ use crate::storage::tenants;
 use crate::worker::abc;
 
 /// The ABC analysis: revenue per company over the window, classes A/B/C, lifecycle.
-pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let tenant = tenants::require(&ctx.worker.db, ctx.tenant).await?;
     let analysis = abc::analyse(ctx.worker, &tenant, &ctx.run_id, Utc::now()).await?;
     let (orphans, orphan_revenue) = analysis.orphans;
@@ -28,7 +29,7 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<String> {
         )
         .await;
     }
-    let outcome = format!("ok: {}", analysis.describe());
+    let description = analysis.describe();
     ctx.analysis = Some((tenant, analysis));
-    Ok(outcome)
+    Ok(Outcome::Analysed { description })
 }

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use serde_json::json;
 
+use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
@@ -13,17 +14,14 @@ use crate::worker::abc;
 
 /// Categorization: class + lifecycle + portfolio to the CRM, unless the shift guard
 /// holds it.
-pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let Some((tenant, analysis)) = ctx.analysis.take() else {
-        return Ok("skipped: no analysis".into());
+        return Ok(Outcome::NotCategorized);
     };
     let now = Utc::now();
-    match abc::categorize(ctx.worker, &ctx.delivery, &tenant, analysis, now).await? {
-        abc::Categorized::Applied(abc::Applied {
-            sent,
-            class_changes,
-            lifecycle_changes,
-        }) => {
+    let categorized = abc::categorize(ctx.worker, &ctx.delivery, &tenant, analysis, now).await?;
+    match categorized {
+        abc::Categorized::Applied(_) => {
             if alerts::resolve(&ctx.worker.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {
                 ctx.event(
                     Level::Info,
@@ -35,9 +33,7 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
                 )
                 .await;
             }
-            Ok(format!(
-                "ok: {sent} companies sent to the CRM ({class_changes} changed class, {lifecycle_changes} changed lifecycle)"
-            ))
+            Ok(Outcome::Categorized(categorized))
         }
         abc::Categorized::Held { changed, base } => {
             ctx.abc_held = true;
@@ -64,9 +60,7 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<String> {
                 json!({"alert": "ABC_SHIFT_HELD", "changed": changed, "base": base}),
             )
             .await;
-            Ok(format!(
-                "held: {changed} of {base} companies would change class"
-            ))
+            Ok(Outcome::Categorized(categorized))
         }
     }
 }

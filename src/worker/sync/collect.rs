@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::outcome::Outcome;
 use super::{view, Ctx};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::TABLES;
@@ -10,7 +11,7 @@ use crate::domain::tenant::IntegrationType;
 use crate::error::Result;
 use crate::storage::{staging, tenants};
 
-pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let tenant = tenants::require(&ctx.worker.db, ctx.tenant).await?;
     if tenant.integration_type == IntegrationType::View {
         view::collect(ctx, &tenant).await?;
@@ -31,5 +32,5 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<String> {
             .await;
         }
     }
-    Ok(format!("ok: {total} records"))
+    Ok(Outcome::Collected { records: total })
 }

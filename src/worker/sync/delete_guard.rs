@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
+use super::outcome::{Guarded, Outcome};
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
@@ -19,13 +20,18 @@ use crate::worker::RunWorker;
 /// (or contacts) the CRM has, and at least 50, the new deletions are held for a person to
 /// approve or discard. Deletions held by an earlier run stay held until resolved;
 /// approved ones go through.
-pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let guard = tenants::require(&ctx.worker.db, ctx.tenant)
         .await?
         .delete_guard;
     let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
-    let mut summary = Vec::new();
+    let mut guarded = Vec::new();
     for (table, in_crm) in [("company", companies), ("contact", contacts)] {
+        let mut this = Guarded {
+            table,
+            superseded: 0,
+            held: 0,
+        };
         // A waiting deletion whose record the ERP sent again ends by itself.
         let back =
             pending_deletes::supersede(&ctx.worker.db, ctx.tenant, table, Utc::now()).await?;
@@ -42,10 +48,11 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
                 json!({"superseded": back.len()}),
             )
             .await;
-            summary.push(format!("{} {table} deletions superseded", back.len()));
+            this.superseded = back.len();
         }
         let tombstones = staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table).await?;
         if tombstones.is_empty() {
+            guarded.push(this);
             continue;
         }
         let held_before =
@@ -98,15 +105,12 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<String> {
         }
         if !held.is_empty() {
             ctx.counts(table).held = held.len() as u64;
-            summary.push(format!("{} {table} deletions held", held.len()));
+            this.held = held.len();
             ctx.held.insert(table, held);
         }
+        guarded.push(this);
     }
-    Ok(if summary.is_empty() {
-        "ok".into()
-    } else {
-        summary.join(", ")
-    })
+    Ok(Outcome::Guarded(guarded))
 }
 
 /// A few of `ids` for a message, and how many more.

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use serde_json::json;
 
+use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, RunDetail, RunStatus, Stage};
@@ -13,7 +14,7 @@ use crate::storage::{alerts, crm, erp_counts, staging};
 
 /// The onboarding reconciliation, per table: what the ERP says it has, what is staged,
 /// what the CRM holds.
-pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let erp = erp_counts::all(&ctx.worker.db, ctx.tenant).await?;
     let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
     for t in TABLES {
@@ -47,7 +48,7 @@ pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<String> {
             }
         }
     }
-    Ok("ok".to_owned())
+    Ok(Outcome::Reconciled)
 }
 
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;

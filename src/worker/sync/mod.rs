@@ -24,12 +24,14 @@ use crate::storage::{events, lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;
+use outcome::Outcome;
 
 mod analyse;
 mod categorize;
 mod collect;
 mod delete_guard;
 mod finish;
+mod outcome;
 mod push;
 mod registry;
 pub(crate) mod view;
@@ -296,10 +298,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         ctx.progress(stage, None, 0, total).await;
         let result = match stage {
             Stage::Collect => collect::collect(&mut ctx).await,
-            Stage::Validate => Ok(
-                "ok: records were validated when staged; rejections are in the request log"
-                    .to_owned(),
-            ),
+            Stage::Validate => Ok(Outcome::Validated),
             Stage::DeleteGuard => delete_guard::delete_guard(&mut ctx).await,
             Stage::Push => push::push(&mut ctx).await,
             Stage::Abc => analyse::analyse(&mut ctx).await,
@@ -308,7 +307,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         };
         let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
         let outcome = match result {
-            Ok(o) => o,
+            Ok(o) => o.to_string(),
             Err(e) => {
                 let message = e.run_message();
                 ctx.event(

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use serde_json::json;
 
+use super::outcome::Outcome;
 use super::{Ctx, PAGE};
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::run::{Level, Stage};
@@ -85,7 +86,7 @@ async fn deliver(
     Ok(true)
 }
 
-pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
+pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     for t in TABLES {
         let table = t.id;
         // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis from
@@ -127,7 +128,9 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
                 // Stopped by shutdown mid-page: nothing of this page is marked, so the
                 // next run sends it again (idempotent upserts absorb the repeat).
                 ctx.interrupted = true;
-                return Ok(format!("stopped by shutdown in {table}"));
+                return Ok(Outcome::Pushed {
+                    stopped_in: Some(table),
+                });
             }
             staging::mark_delivered(&ctx.worker.db, ctx.tenant, table, &delivered).await?;
             // Held tombstones were gone through too.
@@ -157,5 +160,5 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<String> {
             }
         }
     }
-    Ok("ok".into())
+    Ok(Outcome::Pushed { stopped_in: None })
 }
