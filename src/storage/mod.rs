@@ -3,13 +3,13 @@
 
 pub mod abc;
 pub mod alerts;
+mod bulk;
 pub mod crm;
 mod entities;
 pub mod erp_counts;
 pub mod events;
 pub mod lease;
 pub mod pending_deletes;
-mod pgcopy;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;
