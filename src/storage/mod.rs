@@ -5,6 +5,7 @@ pub mod abc;
 pub mod alerts;
 mod bulk;
 pub mod crm;
+pub mod days;
 mod entities;
 pub mod erp_counts;
 pub mod events;

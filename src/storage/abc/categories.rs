@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
 
-use super::rows::{category_from, date, stored_classes, CATEGORY_COLUMNS};
-use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle, Stored};
+use super::rows::{category_from, date, stored_classes, Stored, CATEGORY_COLUMNS};
+use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::read::{col, fetch_all, Ph};

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use sea_orm::DbBackend;
 
-use super::rows::stored_classes;
-use crate::domain::abc::Stored;
+use super::rows::{stored_classes, Stored};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::bulk::read::{col, fetch_all, fetch_packed, last_key, Ph, Reader, PAGE};

@@ -21,3 +21,4 @@ pub use self::companies::{categorized_but_gone, live_companies, LiveCompany};
 pub use self::held::{held_rows, hold, resolve, supersede_held};
 pub use self::report::{current_report, held_report, insert_report, report};
 pub use self::revenue::{purchases, Purchases};
+pub use self::rows::Stored;

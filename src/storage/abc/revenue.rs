@@ -8,10 +8,11 @@ use chrono::NaiveDate;
 use futures_util::StreamExt;
 use sea_orm::DbBackend;
 
-use crate::domain::abc::{day_number, from_day_number, Basis};
+use crate::domain::abc::Basis;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::bulk::read::{fetch_packed, last_key, Ph, Reader, PAGE};
+use crate::storage::days::{day_number, from_day_number};
 use crate::storage::Db;
 
 /// One company's purchases as the database sums them.

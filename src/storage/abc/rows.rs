@@ -1,12 +1,47 @@
 //! How a category is kept in a row (`company_category`, `abc_held`): its columns and
-//! values, a row read back as a [`Category`], stored class and lifecycle texts and
+//! values, a row read back as a [`Category`] or as what a run compares with ([`Stored`]), stored class and lifecycle texts and
 //! stored dates (corrupt ones an Internal error).
 
 use chrono::NaiveDate;
 use sea_orm::{QueryResult, Value};
 
-use crate::domain::abc::{AbcClass, Category, Lifecycle};
+use crate::domain::abc::{AbcClass, Category, Classes, Lifecycle};
 use crate::error::{AppError, Result};
+
+/// What a run needs of a company's stored categories (read back from
+/// `company_category`): its class and lifecycle (for the
+/// shift guard and the history) and the fingerprint of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Class.
+    pub abc_class: Option<AbcClass>,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// [`Category::fingerprint`].
+    pub fingerprint: i64,
+    /// [`Category::company_hash`].
+    pub company_hash: Option<i64>,
+}
+
+impl From<&Category> for Stored {
+    fn from(c: &Category) -> Self {
+        Self {
+            abc_class: c.abc_class,
+            lifecycle: c.lifecycle,
+            fingerprint: c.fingerprint(),
+            company_hash: c.company_hash,
+        }
+    }
+}
+
+impl From<&Stored> for Classes {
+    fn from(s: &Stored) -> Self {
+        Self {
+            abc_class: s.abc_class,
+            lifecycle: s.lifecycle,
+        }
+    }
+}
 
 /// A stored civil date (`YYYY-MM-DD` text), read back.
 pub(crate) fn date(s: Option<String>) -> Result<Option<NaiveDate>> {

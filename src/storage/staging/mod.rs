@@ -21,12 +21,13 @@ use chrono_tz::Tz;
 
 use super::spans::SpanChanges;
 use super::{request_log, usage, Db, Params};
-use crate::domain::abc::{day_number, from_day_number, revenue_fact, RevenueFact};
+use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::hash::Fnv1a;
 use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
+use crate::storage::days::{day_number, from_day_number};
 
 /// The columns of a staged row, in the order statements bind them.
 const ROW_COLUMNS: &str = "tenant_id, table_name, external_id, fields, content_hash, updated_at, \
