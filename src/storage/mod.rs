@@ -1,5 +1,7 @@
 //! The database: connection, migrations, and the queries of every table. sea-orm
-//! entities stay in here; callers get and give domain types.
+//! entities stay in here; callers get and give domain types. The few large reads and
+//! writes that go past sea-orm to sqlx (the ABC run's, the export's) live in `bulk`,
+//! and only there.
 
 pub mod abc;
 pub mod alerts;
