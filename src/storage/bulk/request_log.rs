@@ -95,7 +95,7 @@ async fn export_page(
     match conn {
         Conn::Sqlite(conn) => {
             // sqlx hands SQLite rows over one at a time from its worker thread, waking
-            // the reader for each: ~15 µs a row, more than writing the row to the sheet.
+            // the reader for each, which costs more than writing the row to the sheet.
             // SQLite packs the page into one text instead, every field as `<bytes>:<text>`
             // (`-` for NULL; LZ4 bodies in hex), cut apart here without any unescaping:
             // the same rows, several times faster. Their order is restored here (an
