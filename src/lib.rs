@@ -2,8 +2,9 @@
 //!
 //! Module map:
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table catalog.
-//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries;
-//!   bulk reads and writes through sqlx (PostgreSQL's COPY in its text format).
+//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries
+//!   (one file or folder per table group); the few bulk reads and writes through sqlx
+//!   in `storage::bulk` (PostgreSQL's COPY in its text format).
 //! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
 //! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
 //! * [`viewdb`] — reading an ERP's SQL views (the View integration type), behind the

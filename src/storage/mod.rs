@@ -1,15 +1,18 @@
 //! The database: connection, migrations, and the queries of every table. sea-orm
-//! entities stay in here; callers get and give domain types.
+//! entities stay in here; callers get and give domain types. The few large reads and
+//! writes that go past sea-orm to sqlx (the ABC run's, the export's) live in `bulk`,
+//! and only there.
 
 pub mod abc;
 pub mod alerts;
+mod bulk;
 pub mod crm;
+pub mod days;
 mod entities;
 pub mod erp_counts;
 pub mod events;
 pub mod lease;
 pub mod pending_deletes;
-mod pgcopy;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;

@@ -3,12 +3,20 @@
 //! → DISCARDED (record restored), HELD or APPROVED → SUPERSEDED (the ERP sent the record
 //! again). APPLIED, DISCARDED and SUPERSEDED are final; `resolved_at` is when the state
 //! last changed.
+//!
+//! Reads and state changes go through the entity (`entities::pending_delete`); holding (an
+//! insert from the CRM's table) and superseding (an update over staging) stay
+//! statements of their own.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
+use super::entities::pending_delete::{self, Column, Entity, WAITING};
 use super::{staging, Db, Params};
 use crate::domain::crm::PendingDelete;
 use crate::domain::tenant::TenantId;
@@ -66,19 +74,14 @@ pub async fn ids_in_state(
     table: &str,
     state: &str,
 ) -> Result<HashSet<String>> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "SELECT external_id FROM pending_delete WHERE tenant_id = {} AND table_name = {} AND state = {}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(state)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect()
+    let ids: Vec<String> = Entity::of_table(tenant.as_str(), table)
+        .filter(Column::State.eq(state))
+        .select_only()
+        .column(Column::ExternalId)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// Marks approved deletions applied once a run delivered them.
@@ -91,15 +94,15 @@ pub async fn mark_applied(
 ) -> Result<()> {
     let txn = db.begin_write().await?;
     for chunk in ids.chunks(2_000) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 3);
-        let (at, t, tb) = (p.push(now), p.push(tenant.as_str()), p.push(table));
-        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
-        let sql = format!(
-            "UPDATE pending_delete SET state = 'APPLIED', resolved_at = {at} WHERE tenant_id = {t} \
-             AND table_name = {tb} AND state = 'APPROVED' AND external_id IN ({})",
-            list.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
+        Entity::update_many()
+            .col_expr(Column::State, Expr::value("APPLIED"))
+            .col_expr(Column::ResolvedAt, Expr::value(now))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::TableName.eq(table))
+            .filter(Column::State.eq("APPROVED"))
+            .filter(Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
+            .exec(&*txn)
+            .await?;
     }
     txn.commit().await
 }
@@ -113,21 +116,14 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<PendingDelete>> {
     crm_table(table)?;
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state, resolved_at FROM pending_delete \
-         WHERE tenant_id = {} AND table_name = {} AND state IN ('HELD', 'APPROVED') AND external_id > {} \
-         ORDER BY external_id LIMIT {limit}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(after)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| pending_from(&r))
-        .collect()
+    let rows = Entity::of_table(tenant.as_str(), table)
+        .filter(Column::State.is_in(WAITING))
+        .filter(Column::ExternalId.gt(after))
+        .order_by_asc(Column::ExternalId)
+        .limit(limit)
+        .all(db.conn())
+        .await?;
+    Ok(rows.into_iter().map(pending_from).collect())
 }
 
 /// A page of what the Excessivos Deletes export shows of `table`, by external id after
@@ -142,23 +138,20 @@ pub async fn export_page(
     limit: u64,
 ) -> Result<Vec<PendingDelete>> {
     crm_table(table)?;
-    let mut p = Params::new(db.backend(), 5);
-    let sql = format!(
-        "SELECT table_name, external_id, name, document, detected_run_id, detected_at, state, resolved_at FROM pending_delete \
-         WHERE tenant_id = {} AND table_name = {} AND external_id > {} AND (state IN ('HELD', 'APPROVED') \
-         OR (detected_at >= {} AND detected_at < {})) ORDER BY external_id LIMIT {limit}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(after),
-        p.push(from),
-        p.push(to)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| pending_from(&r))
-        .collect()
+    let rows = Entity::of_table(tenant.as_str(), table)
+        .filter(Column::ExternalId.gt(after))
+        .filter(
+            Condition::any().add(Column::State.is_in(WAITING)).add(
+                Condition::all()
+                    .add(Column::DetectedAt.gte(from))
+                    .add(Column::DetectedAt.lt(to)),
+            ),
+        )
+        .order_by_asc(Column::ExternalId)
+        .limit(limit)
+        .all(db.conn())
+        .await?;
+    Ok(rows.into_iter().map(pending_from).collect())
 }
 
 /// Approves or discards waiting deletions (`ids`, or all when None); returns how many
@@ -213,22 +206,15 @@ pub async fn resolve(
     };
     let txn = db.begin_write().await?;
     for chunk in chosen.chunks(2_000) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 4);
-        let (st, at, t, tb) = (
-            p.push(to),
-            p.push(now),
-            p.push(tenant.as_str()),
-            p.push(table),
-        );
-        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
-        let states = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>();
-        let sql = format!(
-            "UPDATE pending_delete SET state = {st}, resolved_at = {at} WHERE tenant_id = {t} \
-             AND table_name = {tb} AND state IN ({}) AND external_id IN ({})",
-            states.join(", "),
-            list.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
+        Entity::update_many()
+            .col_expr(Column::State, Expr::value(to))
+            .col_expr(Column::ResolvedAt, Expr::value(now))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::TableName.eq(table))
+            .filter(Column::State.is_in(from.iter().copied()))
+            .filter(Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
+            .exec(&*txn)
+            .await?;
     }
     txn.commit().await?;
     Ok(chosen.len() as u64)
@@ -237,22 +223,18 @@ pub async fn resolve(
 /// The error for resolving `id`, which waits for nothing: its final state and when it
 /// was reached, or not found when it was never held.
 async fn not_waiting(db: &Db, tenant: &TenantId, table: &str, id: &str) -> Result<AppError> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "SELECT state, resolved_at FROM pending_delete WHERE tenant_id = {} AND table_name = {} \
-         AND external_id = {}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(id)
-    );
+    let row = Entity::find_by_id((tenant.as_str().to_owned(), table.to_owned(), id.to_owned()))
+        .one(db.conn())
+        .await?;
     let quoted = crate::domain::text::excerpt(id);
-    Ok(match db.conn().query_one(p.statement(sql)).await? {
+    Ok(match row {
         Some(row) => {
-            let state: String = row.try_get("", "state")?;
-            let at: Option<DateTime<Utc>> = row.try_get("", "resolved_at")?;
-            let at = at.map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
+            let at = row
+                .resolved_at
+                .map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
             AppError::FailedPrecondition(format!(
-                "the deletion of {table} {quoted} is {state}{at}: nothing is left to resolve"
+                "the deletion of {table} {quoted} is {}{at}: nothing is left to resolve",
+                row.state
             ))
         }
         None => AppError::NotFound(format!(
@@ -291,17 +273,15 @@ pub async fn supersede(
     Ok(ids)
 }
 
-fn pending_from(r: &sea_orm::QueryResult) -> Result<PendingDelete> {
-    Ok(PendingDelete {
-        table: r.try_get("", "table_name")?,
-        external_id: r.try_get("", "external_id")?,
-        name: r.try_get("", "name")?,
-        document: r.try_get("", "document")?,
-        detected_run_id: r.try_get("", "detected_run_id")?,
-        detected_at: r.try_get("", "detected_at")?,
-        state: r.try_get("", "state")?,
-        state_changed_at: r
-            .try_get::<Option<DateTime<Utc>>>("", "resolved_at")?
-            .unwrap_or(r.try_get("", "detected_at")?),
-    })
+fn pending_from(m: pending_delete::Model) -> PendingDelete {
+    PendingDelete {
+        table: m.table_name,
+        external_id: m.external_id,
+        name: m.name,
+        document: m.document,
+        detected_run_id: m.detected_run_id,
+        state: m.state,
+        state_changed_at: m.resolved_at.unwrap_or(m.detected_at),
+        detected_at: m.detected_at,
+    }
 }

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
 
+use super::days::day_number;
 use super::Params;
-use crate::domain::abc::{day_number, RevenueFact};
+use crate::domain::abc::RevenueFact;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
-    Stored, UNASSIGNED,
+    UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
+use crate::storage::abc::Stored;
 use crate::storage::{abc, alerts, events, lease, tenants};
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;

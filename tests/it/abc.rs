@@ -1023,7 +1023,7 @@ async fn the_abc_migration_backfills_staged_invoices_and_orders(backend: Backend
         })
         .collect();
     let day = |s: &str| {
-        erpsync::domain::abc::day_number(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+        erpsync::storage::days::day_number(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
     };
     assert_eq!(
         got,

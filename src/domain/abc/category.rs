@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 
-use super::{day_number, AbcClass};
+use super::AbcClass;
 use crate::domain::hash::Fnv1a;
 
 /// The portfolio of a company without a seller.
@@ -95,35 +95,27 @@ impl Category {
         field(self.portfolio.as_bytes());
         field(&self.revenue.to_le_bytes());
         for d in [self.first_purchase, self.last_purchase] {
-            field(&d.map_or(i32::MIN, day_number).to_le_bytes());
+            field(&d.map_or(i32::MIN, fingerprint_day).to_le_bytes());
         }
         h.finish()
     }
 }
 
-/// What a run needs of a company's stored categories: its class and lifecycle (for the
-/// shift guard and the history) and the fingerprint of the rest.
+/// A date as the fingerprint feeds it: days since 1970-01-01 as an i32 (saturating).
+/// Fingerprints are stored with the categories, so this never changes: another encoding
+/// would make every company look changed and be sent to the CRM again.
+fn fingerprint_day(d: NaiveDate) -> i32 {
+    i32::try_from((d - NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
+}
+
+/// A company's class and lifecycle before a run's new categories: what a change of
+/// them ([`change_of`]) starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
+pub struct Classes {
     /// Class.
     pub abc_class: Option<AbcClass>,
     /// Lifecycle.
     pub lifecycle: Lifecycle,
-    /// [`Category::fingerprint`].
-    pub fingerprint: i64,
-    /// [`Category::company_hash`].
-    pub company_hash: Option<i64>,
-}
-
-impl From<&Category> for Stored {
-    fn from(c: &Category) -> Self {
-        Self {
-            abc_class: c.abc_class,
-            lifecycle: c.lifecycle,
-            fingerprint: c.fingerprint(),
-            company_hash: c.company_hash,
-        }
-    }
 }
 
 /// A change of a company's class or lifecycle (its categorization history).
@@ -147,15 +139,16 @@ pub struct CategoryChange {
     pub lifecycle_to: Option<Lifecycle>,
 }
 
-/// The change between a company's stored category and its new one, when its class or
-/// lifecycle differ.
+/// The change between a company's classes before (None: never categorized) and its new
+/// category, when its class or lifecycle differ.
 pub fn change_of(
-    old: Option<&Stored>,
+    old: Option<impl Into<Classes>>,
     new: &Category,
     run_id: &str,
     at: chrono::DateTime<chrono::Utc>,
     on: NaiveDate,
 ) -> Option<CategoryChange> {
+    let old: Option<Classes> = old.map(Into::into);
     let (abc_from, lifecycle_from) = match old {
         Some(o) => (o.abc_class, Some(o.lifecycle)),
         None => (None, None),
@@ -173,4 +166,17 @@ pub fn change_of(
         lifecycle_from,
         lifecycle_to: Some(new.lifecycle),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_days_count_from_1970_as_they_always_did() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(fingerprint_day(d("1970-01-01")), 0);
+        assert_eq!(fingerprint_day(d("2026-11-28")), 20_785);
+        assert_eq!(fingerprint_day(d("1900-01-01")), -25_567);
+    }
 }

@@ -15,13 +15,12 @@ mod report;
 mod revenue;
 mod settings;
 
-pub use self::category::{change_of, Category, CategoryChange, Lifecycle, Stored, UNASSIGNED};
+pub use self::category::{change_of, Category, CategoryChange, Classes, Lifecycle, UNASSIGNED};
 pub use self::classify::{
     classify, shift, shift_exceeds, AbcClass, Classification, CompanyRevenue,
 };
 pub use self::report::{AbcReport, ClassSummary, ReportState};
 pub use self::revenue::{
-    amount_text, day_number, from_day_number, revenue_fact, scaled_amount, share, RevenueFact,
-    AMOUNT_SCALE,
+    amount_text, revenue_fact, scaled_amount, share, RevenueFact, AMOUNT_SCALE,
 };
 pub use self::settings::{AbcInput, AbcSettings, Basis, MAX_LIFECYCLE_DAYS, MAX_WINDOW_MONTHS};

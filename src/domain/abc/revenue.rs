@@ -1,5 +1,5 @@
 //! Revenue as a run sums it: the revenue columns kept beside a staged invoice or order,
-//! exact amounts in ten-thousandths, civil dates as day numbers, and exact shares.
+//! exact amounts in ten-thousandths and exact shares.
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -41,16 +41,6 @@ pub fn scaled_amount(d: Decimal) -> Option<i64> {
     let mantissa = r.mantissa();
     let factor = 10i128.pow(AMOUNT_SCALE - r.scale());
     i64::try_from(mantissa.checked_mul(factor)?).ok()
-}
-
-/// A civil date as stored in the revenue columns: days since 1970-01-01.
-pub fn day_number(d: NaiveDate) -> i32 {
-    i32::try_from((d - NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
-}
-
-/// The civil date of a stored day number.
-pub fn from_day_number(n: i64) -> Option<NaiveDate> {
-    NaiveDate::default().checked_add_signed(chrono::Duration::try_days(n)?)
 }
 
 /// The revenue columns of a staged invoice or order, kept beside its fields so a run
@@ -155,16 +145,5 @@ mod tests {
         )
         .is_none());
         assert!(revenue_fact("invoice", &Map::new(), sp).is_none());
-    }
-
-    #[test]
-    fn day_numbers_count_from_1970() {
-        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!(day_number(d("1970-01-01")), 0);
-        assert_eq!(day_number(d("2026-11-28")), 20_785);
-        assert_eq!(day_number(d("1900-01-01")), -25_567);
-        for s in ["1900-01-01", "1996-07-04", "2026-11-28", "2100-12-31"] {
-            assert_eq!(from_day_number(i64::from(day_number(d(s)))), Some(d(s)));
-        }
     }
 }

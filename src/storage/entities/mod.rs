@@ -3,5 +3,6 @@
 pub mod alert;
 pub mod api_token;
 pub mod api_token_tenant;
+pub mod pending_delete;
 pub mod sync_run;
 pub mod tenant;
