@@ -1,11 +1,13 @@
-//! Queries of `erp_count`: how many rows the ERP says each table has (ReportCounts).
+//! Queries of `erp_count`: how many rows the ERP says each table has (ReportCounts),
+//! through the entity (`entities::erp_count`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
 
-use super::{Db, Params};
+use super::entities::erp_count::{self, Column, Entity};
+use super::Db;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -17,36 +19,31 @@ pub async fn report(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = db.begin_write().await?;
+    // One statement a table: a report naming a table twice keeps its last count.
     for (table, count) in counts {
-        let mut p = Params::new(txn.get_database_backend(), 4);
-        let sql = format!(
-            "INSERT INTO erp_count (tenant_id, table_name, count, reported_at) VALUES ({}, {}, {}, {}) \
-             ON CONFLICT (tenant_id, table_name) DO UPDATE SET count = excluded.count, \
-             reported_at = excluded.reported_at",
-            p.push(tenant.as_str()),
-            p.push(table.as_str()),
-            p.push(i64::try_from(*count).unwrap_or(i64::MAX)),
-            p.push(now)
-        );
-        txn.execute(p.statement(sql)).await?;
+        Entity::insert(erp_count::ActiveModel {
+            tenant_id: Set(tenant.as_str().to_owned()),
+            table_name: Set(table.clone()),
+            count: Set(i64::try_from(*count).unwrap_or(i64::MAX)),
+            reported_at: Set(now),
+        })
+        .on_conflict(Entity::replace_earlier())
+        .exec_without_returning(&*txn)
+        .await?;
     }
     txn.commit().await
 }
 
 /// The tenant's reported counts by table.
 pub async fn all(db: &Db, tenant: &TenantId) -> Result<HashMap<String, u64>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT table_name, count FROM erp_count WHERE tenant_id = {}",
-        p.push(tenant.as_str())
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
+    let rows: Vec<(String, i64)> = Entity::of_tenant(tenant.as_str())
+        .select_only()
+        .columns([Column::TableName, Column::Count])
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            let n: i64 = r.try_get("", "count")?;
-            Ok((r.try_get("", "table_name")?, u64::try_from(n).unwrap_or(0)))
-        })
-        .collect()
+        .map(|(table, n)| (table, u64::try_from(n).unwrap_or(0)))
+        .collect())
 }

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod api_token;
 pub mod api_token_tenant;
+pub mod erp_count;
 pub mod pending_delete;
 pub mod sync_run;
 pub mod tenant;
