@@ -3,9 +3,11 @@
 //! crashed holder never blocks the tenant for long.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{Db, Params};
+use super::entities::{schedule_claim, sync_lease};
+use super::Db;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -20,95 +22,132 @@ pub async fn acquire(
     now: DateTime<Utc>,
 ) -> Result<Result<(), String>> {
     let txn = db.begin_write().await?;
-    let backend = txn.get_database_backend();
-    let mut p = Params::new(backend, 1);
-    // A lease whose run has already recorded its end is being released: free to take.
-    let sql = format!(
-        "SELECT l.run_id, l.expires_at, r.status FROM sync_lease l \
-         LEFT JOIN sync_run r ON r.id = l.run_id WHERE l.tenant_id = {}{}",
-        p.push(tenant.as_str()),
-        if backend == sea_orm::DbBackend::Postgres {
-            " FOR UPDATE OF l"
-        } else {
-            ""
-        }
-    );
-    if let Some(row) = txn.query_one(p.statement(sql)).await? {
-        let expires: DateTime<Utc> = row.try_get("", "expires_at")?;
-        let status: Option<String> = row.try_get("", "status")?;
+    let current: Option<(String, DateTime<Utc>, Option<String>)> =
+        sync_lease::Entity::of_tenant_locked(tenant.as_str())
+            .into_tuple()
+            .one(&*txn)
+            .await?;
+    if let Some((held_by, expires, status)) = current {
+        // A lease whose run has already recorded its end is being released: free to take.
         let running = status.as_deref().is_none_or(|s| s == "RUNNING");
         if expires > now && running {
-            return Ok(Err(row.try_get("", "run_id")?));
+            return Ok(Err(held_by));
         }
     }
-    let mut p = Params::new(backend, 4);
-    let sql = format!(
-        "INSERT INTO sync_lease (tenant_id, holder, run_id, expires_at) VALUES ({}, {}, {}, {}) \
-         ON CONFLICT (tenant_id) DO UPDATE SET holder = excluded.holder, run_id = excluded.run_id, \
-         expires_at = excluded.expires_at",
-        p.push(tenant.as_str()),
-        p.push(holder),
-        p.push(run_id),
-        p.push(now + ttl)
-    );
-    txn.execute(p.statement(sql)).await?;
+    sync_lease::Entity::insert(sync_lease::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_owned()),
+        holder: Set(holder.to_owned()),
+        run_id: Set(run_id.to_owned()),
+        expires_at: Set(now + ttl),
+    })
+    .on_conflict(sync_lease::Entity::replace_earlier())
+    .exec_without_returning(&*txn)
+    .await?;
     txn.commit().await?;
     Ok(Ok(()))
 }
 
 /// Extends the lease of `run_id`; false when it is no longer this run's.
 pub async fn renew(db: &Db, tenant: &TenantId, run_id: &str, until: DateTime<Utc>) -> Result<bool> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "UPDATE sync_lease SET expires_at = {} WHERE tenant_id = {} AND run_id = {}",
-        p.push(until),
-        p.push(tenant.as_str()),
-        p.push(run_id)
-    );
     let txn = db.begin_write().await?;
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    let n = sync_lease::Entity::update_many()
+        .col_expr(sync_lease::Column::ExpiresAt, Expr::value(until))
+        .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
     txn.commit().await?;
     Ok(n > 0)
 }
 
 /// Gives the lease of `run_id` up.
 pub async fn release(db: &Db, tenant: &TenantId, run_id: &str) -> Result<()> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "DELETE FROM sync_lease WHERE tenant_id = {} AND run_id = {}",
-        p.push(tenant.as_str()),
-        p.push(run_id)
-    );
     let txn = db.begin_write().await?;
-    txn.execute(p.statement(sql)).await?;
+    sync_lease::Entity::delete_many()
+        .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
+        .exec(&*txn)
+        .await?;
     txn.commit().await
 }
 
 /// Claims the scheduled `slot` of a tenant: true for exactly one caller per slot, across
 /// replicas; false when this slot (or a later one) was claimed already.
 pub async fn claim_slot(db: &Db, tenant: &TenantId, slot: DateTime<Utc>) -> Result<bool> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "INSERT INTO schedule_claim (tenant_id, last_slot) VALUES ({}, {}) ON CONFLICT (tenant_id) \
-         DO UPDATE SET last_slot = excluded.last_slot WHERE schedule_claim.last_slot < excluded.last_slot",
-        p.push(tenant.as_str()),
-        p.push(slot)
-    );
     let txn = db.begin_write().await?;
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    let n = schedule_claim::Entity::insert(schedule_claim::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_owned()),
+        last_slot: Set(slot),
+    })
+    .on_conflict(schedule_claim::Entity::only_later())
+    .exec_without_returning(&*txn)
+    .await?;
     txn.commit().await?;
     Ok(n > 0)
 }
 
 /// Drops every lease that expires before `before` (leases of processes known dead).
 pub async fn clear(db: &Db, before: DateTime<Utc>) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "DELETE FROM sync_lease WHERE expires_at < {}",
-        p.push(before)
-    );
     let txn = db.begin_write().await?;
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    let n = sync_lease::Entity::delete_many()
+        .filter(sync_lease::Column::ExpiresAt.lt(before))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
     txn.commit().await?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::tenant::Tenant;
+    use crate::storage::tenants;
+
+    async fn db_with(tenant: &TenantId) -> Db {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let t = Tenant::new(tenant.clone(), "T".into(), Utc::now());
+        tenants::insert(&db, &t).await.unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_claimed_once_and_never_after_a_later_one() {
+        let tenant = TenantId::parse("t1").unwrap();
+        let db = db_with(&tenant).await;
+        let at = |h| Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap();
+        assert!(claim_slot(&db, &tenant, at(8)).await.unwrap());
+        assert!(!claim_slot(&db, &tenant, at(8)).await.unwrap());
+        assert!(claim_slot(&db, &tenant, at(12)).await.unwrap());
+        assert!(!claim_slot(&db, &tenant, at(8)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_is_refused_until_it_expires_or_is_released() {
+        let tenant = TenantId::parse("t1").unwrap();
+        let db = db_with(&tenant).await;
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let ttl = Duration::seconds(60);
+        acquire(&db, &tenant, "a", "run-a", ttl, now)
+            .await
+            .unwrap()
+            .unwrap();
+        let refused = acquire(&db, &tenant, "b", "run-b", ttl, now).await.unwrap();
+        assert_eq!(refused, Err("run-a".to_owned()));
+        assert!(renew(&db, &tenant, "run-a", now + ttl * 2).await.unwrap());
+        assert!(!renew(&db, &tenant, "run-b", now + ttl * 2).await.unwrap());
+        let later = now + ttl * 3;
+        acquire(&db, &tenant, "b", "run-b", ttl, later)
+            .await
+            .unwrap()
+            .unwrap();
+        release(&db, &tenant, "run-b").await.unwrap();
+        acquire(&db, &tenant, "c", "run-c", ttl, later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(clear(&db, later + ttl * 2).await.unwrap(), 1);
+    }
 }
