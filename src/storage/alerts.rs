@@ -1,7 +1,7 @@
-//! Queries of `alert`.
+//! Queries of `alert`, through the entity (`entities::alert`).
 
 use anyhow::anyhow;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder};
 
 use super::{entities::alert, Db};
 use crate::domain::alert::{Alert, AlertKind};
@@ -11,25 +11,25 @@ use crate::error::Result;
 /// The tenant's open alerts, oldest first.
 pub async fn open(db: &Db, tenant: &TenantId) -> Result<Vec<Alert>> {
     alert::Entity::find()
-        .filter(alert::Column::TenantId.eq(tenant.as_str()))
-        .filter(alert::Column::ResolvedAt.is_null())
+        .filter(alert::Entity::open_of(tenant.as_str()))
         .order_by_asc(alert::Column::OpenedAt)
         .all(db.conn())
         .await?
         .into_iter()
-        .map(|m| {
-            Ok(Alert {
-                kind: AlertKind::parse(&m.kind).ok_or_else(|| {
-                    anyhow!("stored alert {} has unknown kind {:?}", m.id, m.kind)
-                })?,
-                id: m.id,
-                message: m.message,
-                run_id: m.run_id,
-                opened_at: m.opened_at,
-                resolved_at: m.resolved_at,
-            })
-        })
+        .map(alert_from)
         .collect()
+}
+
+fn alert_from(m: alert::Model) -> Result<Alert> {
+    Ok(Alert {
+        kind: AlertKind::parse(&m.kind)
+            .ok_or_else(|| anyhow!("stored alert {} has unknown kind {:?}", m.id, m.kind))?,
+        id: m.id,
+        message: m.message,
+        run_id: m.run_id,
+        opened_at: m.opened_at,
+        resolved_at: m.resolved_at,
+    })
 }
 
 /// Opens an alert of `kind` unless one is open already (an alert is raised once);
@@ -44,9 +44,7 @@ pub async fn raise(
 ) -> Result<bool> {
     let txn = db.begin_write().await?;
     let open = alert::Entity::find()
-        .filter(alert::Column::TenantId.eq(tenant.as_str()))
-        .filter(alert::Column::Kind.eq(kind.as_str()))
-        .filter(alert::Column::ResolvedAt.is_null())
+        .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .one(&*txn)
         .await?;
     if open.is_some() {
@@ -80,9 +78,7 @@ pub async fn resolve(
             alert::Column::ResolvedAt,
             sea_orm::sea_query::Expr::value(now),
         )
-        .filter(alert::Column::TenantId.eq(tenant.as_str()))
-        .filter(alert::Column::Kind.eq(kind.as_str()))
-        .filter(alert::Column::ResolvedAt.is_null())
+        .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .exec(&*txn)
         .await?;
     txn.commit().await?;

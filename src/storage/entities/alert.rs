@@ -1,6 +1,8 @@
-//! `alert`: alerts raised on a tenant, open until resolved.
+//! `alert`: alerts raised on a tenant, open until resolved, and the queries on it every
+//! caller shares.
 
 use sea_orm::entity::prelude::*;
+use sea_orm::Condition;
 
 /// An alert row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -21,3 +23,17 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The tenant's open alerts (not resolved yet).
+    pub fn open_of(tenant: &str) -> Condition {
+        Condition::all()
+            .add(Column::TenantId.eq(tenant))
+            .add(Column::ResolvedAt.is_null())
+    }
+
+    /// The tenant's open alert of `kind` (at most one: an alert is raised once).
+    pub fn open_of_kind(tenant: &str, kind: &str) -> Condition {
+        Self::open_of(tenant).add(Column::Kind.eq(kind))
+    }
+}
