@@ -9,3 +9,4 @@ pub mod schedule_claim;
 pub mod sync_lease;
 pub mod sync_run;
 pub mod tenant;
+pub mod tenant_usage;
