@@ -1,11 +1,17 @@
 //! Queries of `view_config` (a tenant's View configuration, as JSON) and `view_watermark`
 //! (where an incremental view read stopped). The source URL is stored sealed with the
-//! operator's key when one is configured (see [`crate::domain::secret`]).
+//! operator's key when one is configured (see [`crate::domain::secret`]). Both go
+//! through their entities (`entities::view_config`, `entities::view_watermark`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
-use super::{Db, Params};
+use super::entities::{tenant, view_config, view_watermark};
+use super::Db;
 use crate::domain::secret::{is_sealed, SecretKey};
 use crate::domain::tenant::TenantId;
 use crate::domain::view::ViewConfig;
@@ -18,16 +24,13 @@ pub async fn get(
     tenant: &TenantId,
     key: Option<&SecretKey>,
 ) -> Result<Option<ViewConfig>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT config FROM view_config WHERE tenant_id = {}",
-        p.push(tenant.as_str())
-    );
-    let Some(row) = db.conn().query_one(p.statement(sql)).await? else {
+    let Some(row) = view_config::Entity::find_by_id(tenant.as_str())
+        .one(db.conn())
+        .await?
+    else {
         return Ok(None);
     };
-    let text: String = row.try_get("", "config")?;
-    let mut cfg: ViewConfig = serde_json::from_str(&text)
+    let mut cfg: ViewConfig = serde_json::from_str(&row.config)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("stored view config of {tenant}: {e}")))?;
     if is_sealed(&cfg.url) {
         let key = key.ok_or_else(|| {
@@ -62,22 +65,15 @@ pub async fn set(
     };
     let json = serde_json::to_string(&stored).map_err(anyhow::Error::from)?;
     let txn = db.begin_write().await?;
-    let mut p = Params::new(txn.get_database_backend(), 3);
-    let sql = format!(
-        "INSERT INTO view_config (tenant_id, config, updated_at) VALUES ({}, {}, {}) \
-         ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
-        p.push(tenant.as_str()),
-        p.push(json),
-        p.push(now)
-    );
-    txn.execute(p.statement(sql)).await?;
-    let mut p = Params::new(txn.get_database_backend(), 2);
-    let sql = format!(
-        "UPDATE tenant SET integration_type = 'VIEW', updated_at = {} WHERE id = {}",
-        p.push(now),
-        p.push(tenant.as_str())
-    );
-    txn.execute(p.statement(sql)).await?;
+    view_config::Entity::insert(view_config::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_owned()),
+        config: Set(json),
+        updated_at: Set(now),
+    })
+    .on_conflict(view_config::Entity::replace_earlier())
+    .exec_without_returning(&*txn)
+    .await?;
+    set_integration_type(&*txn, tenant, "VIEW", now).await?;
     txn.commit().await
 }
 
@@ -85,27 +81,34 @@ pub async fn set(
 /// True when there was one.
 pub async fn clear(db: &Db, tenant: &TenantId, now: DateTime<Utc>) -> Result<bool> {
     let txn = db.begin_write().await?;
-    let mut removed = 0;
-    for table in ["view_config", "view_watermark"] {
-        let mut p = Params::new(txn.get_database_backend(), 1);
-        let sql = format!(
-            "DELETE FROM {table} WHERE tenant_id = {}",
-            p.push(tenant.as_str())
-        );
-        let n = txn.execute(p.statement(sql)).await?.rows_affected();
-        if table == "view_config" {
-            removed = n;
-        }
-    }
-    let mut p = Params::new(txn.get_database_backend(), 2);
-    let sql = format!(
-        "UPDATE tenant SET integration_type = 'API', updated_at = {} WHERE id = {}",
-        p.push(now),
-        p.push(tenant.as_str())
-    );
-    txn.execute(p.statement(sql)).await?;
+    let removed = view_config::Entity::delete_many()
+        .filter(view_config::Column::TenantId.eq(tenant.as_str()))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    view_watermark::Entity::delete_many()
+        .filter(view_watermark::Column::TenantId.eq(tenant.as_str()))
+        .exec(&*txn)
+        .await?;
+    set_integration_type(&*txn, tenant, "API", now).await?;
     txn.commit().await?;
     Ok(removed > 0)
+}
+
+/// Makes the tenant an integration of `kind` (VIEW or API).
+async fn set_integration_type(
+    txn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tenant::Entity::update_many()
+        .col_expr(tenant::Column::IntegrationType, Expr::value(kind))
+        .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(tenant.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Where the last incremental read of `table` stopped, if it read with the same
@@ -116,23 +119,19 @@ pub async fn watermark(
     table: &str,
     fingerprint: &str,
 ) -> Result<Option<Cursor>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT fingerprint, watermark, last_key FROM view_watermark WHERE tenant_id = {} AND table_name = {}",
-        p.push(tenant.as_str()),
-        p.push(table)
-    );
-    let Some(row) = db.conn().query_one(p.statement(sql)).await? else {
+    let Some(row) =
+        view_watermark::Entity::find_by_id((tenant.as_str().to_owned(), table.to_owned()))
+            .one(db.conn())
+            .await?
+    else {
         return Ok(None);
     };
-    let stored: String = row.try_get("", "fingerprint")?;
-    if stored != fingerprint {
+    if row.fingerprint != fingerprint {
         return Ok(None);
     }
-    let key: String = row.try_get("", "last_key")?;
     Ok(Some(Cursor {
-        watermark: Some(row.try_get("", "watermark")?),
-        key: decode_key(&key),
+        watermark: Some(row.watermark),
+        key: decode_key(&row.last_key),
     }))
 }
 
@@ -146,36 +145,32 @@ pub async fn save_watermark(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = db.begin_write().await?;
-    let mut p = Params::new(txn.get_database_backend(), 6);
-    let sql = format!(
-        "INSERT INTO view_watermark (tenant_id, table_name, fingerprint, watermark, last_key, updated_at) \
-         VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (tenant_id, table_name) DO UPDATE SET \
-         fingerprint = excluded.fingerprint, watermark = excluded.watermark, \
-         last_key = excluded.last_key, updated_at = excluded.updated_at",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(fingerprint),
-        p.push(at.watermark.clone().unwrap_or_default()),
-        p.push(encode_key(&at.key)),
-        p.push(now)
-    );
-    txn.execute(p.statement(sql)).await?;
+    view_watermark::Entity::insert(view_watermark::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_owned()),
+        table_name: Set(table.to_owned()),
+        fingerprint: Set(fingerprint.to_owned()),
+        watermark: Set(at.watermark.clone().unwrap_or_default()),
+        last_key: Set(encode_key(&at.key)),
+        updated_at: Set(now),
+    })
+    .on_conflict(view_watermark::Entity::replace_earlier())
+    .exec_without_returning(&*txn)
+    .await?;
     txn.commit().await
 }
 
 /// Every table's stored watermark: (table, watermark).
 pub async fn watermarks(db: &Db, tenant: &TenantId) -> Result<Vec<(String, String)>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT table_name, watermark FROM view_watermark WHERE tenant_id = {} ORDER BY table_name",
-        p.push(tenant.as_str())
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.try_get("", "table_name")?, r.try_get("", "watermark")?)))
-        .collect()
+    Ok(view_watermark::Entity::of_tenant(tenant.as_str())
+        .select_only()
+        .columns([
+            view_watermark::Column::TableName,
+            view_watermark::Column::Watermark,
+        ])
+        .order_by_asc(view_watermark::Column::TableName)
+        .into_tuple()
+        .all(db.conn())
+        .await?)
 }
 
 fn encode_key(k: &Param) -> String {

@@ -10,3 +10,5 @@ pub mod sync_lease;
 pub mod sync_run;
 pub mod tenant;
 pub mod tenant_usage;
+pub mod view_config;
+pub mod view_watermark;
