@@ -1,10 +1,15 @@
 //! Queries of `sync_event`: the tenant's log, ordered by a cursor the database assigns
-//! (strictly increasing), which StreamLogs and GetRun serve.
+//! (strictly increasing), which StreamLogs and GetRun serve. Reads and appends go through
+//! the entity (`entities::sync_event`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::{Map, Value};
 
+use super::entities::sync_event::{self, Column, Entity};
 use super::{Db, Params};
 use crate::domain::run::{Level, LogEvent};
 use crate::domain::tenant::TenantId;
@@ -40,6 +45,7 @@ pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> 
     let backend = db.backend();
     let txn = db.begin_write().await?;
     if backend == DbBackend::Postgres {
+        // Hand-written: a PostgreSQL lock function, not a query of a table; no entity fits.
         let mut p = Params::new(backend, 1);
         let sql = format!(
             "SELECT pg_advisory_xact_lock(hashtext({}))",
@@ -47,27 +53,20 @@ pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> 
         );
         txn.execute(p.statement(sql)).await?;
     }
-    let mut p = Params::new(backend, 8);
-    let values = [
-        p.push(e.tenant.as_str()),
-        p.push(e.run_id.map(str::to_owned)),
-        p.push(at),
-        p.push(e.level.as_str()),
-        p.push(e.stage),
-        p.push(e.table.map(str::to_owned)),
-        p.push(e.message),
-        p.push(Value::Object(e.fields).to_string()),
-    ];
-    let sql = format!(
-        "INSERT INTO sync_event (tenant_id, run_id, at, level, stage, table_name, message, fields) \
-         VALUES ({}) RETURNING cursor",
-        values.join(", ")
-    );
-    let row = txn
-        .query_one(p.statement(sql))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the event insert returned no cursor"))?;
-    let cursor: i64 = row.try_get("", "cursor")?;
+    let cursor = Entity::insert(sync_event::ActiveModel {
+        cursor: NotSet,
+        tenant_id: Set(e.tenant.as_str().to_owned()),
+        run_id: Set(e.run_id.map(str::to_owned)),
+        at: Set(at),
+        level: Set(e.level.as_str().to_owned()),
+        stage: Set(e.stage.to_owned()),
+        table_name: Set(e.table.map(str::to_owned)),
+        message: Set(e.message),
+        fields: Set(Value::Object(e.fields).to_string()),
+    })
+    .exec(&*txn)
+    .await?
+    .last_insert_id;
     txn.commit().await?;
     Ok(u64::try_from(cursor).unwrap_or(0))
 }
@@ -82,102 +81,82 @@ pub async fn page(
     filter: &Filter,
     limit: u64,
 ) -> Result<Vec<LogEvent>> {
-    let mut p = Params::new(db.backend(), 6);
-    let mut sql = format!(
-        "SELECT cursor, run_id, at, level, stage, table_name, message, fields FROM sync_event \
-         WHERE tenant_id = {} AND cursor > {}",
-        p.push(tenant.as_str()),
-        p.push(i64::try_from(after).unwrap_or(i64::MAX))
-    );
+    let mut q = Entity::of_tenant_after(tenant.as_str(), i64::try_from(after).unwrap_or(i64::MAX));
     if let Some(run) = &filter.run_id {
-        sql += &format!(" AND run_id = {}", p.push(run.as_str()));
+        q = q.filter(Column::RunId.eq(run.as_str()));
     }
     if let Some(min) = filter.min_level {
-        let levels: Vec<String> = Level::ALL
-            .into_iter()
-            .filter(|l| *l >= min)
-            .map(|l| format!("'{}'", l.as_str()))
-            .collect();
-        sql += &format!(" AND level IN ({})", levels.join(", "));
+        let levels = Level::ALL.into_iter().filter(|l| *l >= min);
+        q = q.filter(Column::Level.is_in(levels.map(Level::as_str)));
     }
     if let Some(stage) = &filter.stage {
-        sql += &format!(" AND stage = {}", p.push(stage.as_str()));
+        q = q.filter(Column::Stage.eq(stage.as_str()));
     }
     if let Some(table) = &filter.table {
-        sql += &format!(" AND table_name = {}", p.push(table.as_str()));
+        q = q.filter(Column::TableName.eq(table.as_str()));
     }
-    sql += &format!(" ORDER BY cursor LIMIT {limit}");
-    db.conn()
-        .query_all(p.statement(sql))
+    q.limit(limit)
+        .all(db.conn())
         .await?
-        .iter()
+        .into_iter()
         .map(event_from)
         .collect()
 }
 
 /// The tenant's last cursor (0 when its log is empty).
 pub async fn last_cursor(db: &Db, tenant: &TenantId) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT MAX(cursor) AS c FROM sync_event WHERE tenant_id = {}",
-        p.push(tenant.as_str())
-    );
-    let c: Option<i64> = match db.conn().query_one(p.statement(sql)).await? {
-        Some(r) => r.try_get("", "c")?,
-        None => None,
-    };
-    Ok(c.map_or(0, |c| u64::try_from(c).unwrap_or(0)))
+    let c: Option<Option<i64>> = Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .select_only()
+        .column_as(Column::Cursor.max(), "c")
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(c.flatten().map_or(0, |c| u64::try_from(c).unwrap_or(0)))
 }
 
 /// The cursor to read after so that reading starts at the first event written at or
 /// after `since` (the tenant's last cursor when there is none yet).
 pub async fn cursor_before(db: &Db, tenant: &TenantId, since: DateTime<Utc>) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT cursor FROM sync_event WHERE tenant_id = {} AND at >= {} ORDER BY cursor LIMIT 1",
-        p.push(tenant.as_str()),
-        p.push(since)
-    );
-    match db.conn().query_one(p.statement(sql)).await? {
-        Some(r) => {
-            let c: i64 = r.try_get("", "cursor")?;
-            Ok(u64::try_from(c).unwrap_or(0).saturating_sub(1))
-        }
+    let first: Option<i64> = Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::At.gte(since))
+        .order_by_asc(Column::Cursor)
+        .select_only()
+        .column(Column::Cursor)
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    match first {
+        Some(c) => Ok(u64::try_from(c).unwrap_or(0).saturating_sub(1)),
         None => last_cursor(db, tenant).await,
     }
 }
 
 /// The events of a run, oldest first.
 pub async fn for_run(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Vec<LogEvent>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT cursor, run_id, at, level, stage, table_name, message, fields FROM sync_event \
-         WHERE run_id = {} AND tenant_id = {} ORDER BY cursor",
-        p.push(run_id),
-        p.push(tenant.as_str())
-    );
-    db.conn()
-        .query_all(p.statement(sql))
+    Entity::find()
+        .filter(Column::RunId.eq(run_id))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .order_by_asc(Column::Cursor)
+        .all(db.conn())
         .await?
-        .iter()
+        .into_iter()
         .map(event_from)
         .collect()
 }
 
-fn event_from(r: &QueryResult) -> Result<LogEvent> {
-    let level: String = r.try_get("", "level")?;
-    let fields: String = r.try_get("", "fields")?;
-    let cursor: i64 = r.try_get("", "cursor")?;
+fn event_from(m: sync_event::Model) -> Result<LogEvent> {
     Ok(LogEvent {
-        cursor: u64::try_from(cursor).unwrap_or(0),
-        at: r.try_get("", "at")?,
-        level: Level::parse(&level)
-            .ok_or_else(|| anyhow::anyhow!("stored event has level {level:?}"))?,
-        run_id: r.try_get("", "run_id")?,
-        stage: r.try_get("", "stage")?,
-        table: r.try_get("", "table_name")?,
-        message: r.try_get("", "message")?,
-        fields: match serde_json::from_str(&fields) {
+        cursor: u64::try_from(m.cursor).unwrap_or(0),
+        at: m.at,
+        level: Level::parse(&m.level)
+            .ok_or_else(|| anyhow::anyhow!("stored event has level {:?}", m.level))?,
+        run_id: m.run_id,
+        stage: m.stage,
+        table: m.table_name,
+        message: m.message,
+        fields: match serde_json::from_str(&m.fields) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         },

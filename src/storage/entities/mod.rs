@@ -6,6 +6,7 @@ pub mod api_token_tenant;
 pub mod erp_count;
 pub mod pending_delete;
 pub mod schedule_claim;
+pub mod sync_event;
 pub mod sync_lease;
 pub mod sync_run;
 pub mod tenant;
