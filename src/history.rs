@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange};
-use crate::domain::crm::PendingDelete;
+use crate::domain::crm::{guarded_table, PendingDelete};
 use crate::domain::page_token::{self, Listing};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
@@ -133,6 +133,7 @@ impl History {
     ) -> Result<Page<PendingDelete>> {
         let after = position(Listing::PendingDeletes, page_token)?;
         self.require(tenant).await?;
+        let table = guarded_table(table)?;
         let page = pending_deletes::list(
             &self.db,
             tenant,

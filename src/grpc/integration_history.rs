@@ -94,7 +94,7 @@ impl Service {
         let stage = non_empty("stage", req.stage, &mut violations);
         let table = non_empty("table", req.table, &mut violations);
         if let Some(t) = &table {
-            if crate::domain::tables::find(t).is_none() {
+            if crate::domain::tables::Table::parse(t).is_none() {
                 violations.push(FieldViolation::new(
                     "table",
                     format!("unknown table {t:?}: see ListTables"),

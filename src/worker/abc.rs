@@ -15,6 +15,7 @@ use crate::domain::abc::{
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
+use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::abc::Stored;
@@ -52,7 +53,7 @@ impl Analysis {
         format!(
             "{} companies by {} revenue {}..{}: {}",
             r.companies,
-            r.basis.table(),
+            r.basis.table().as_str(),
             r.window_from,
             r.window_to,
             classes.join(", ")
@@ -280,9 +281,12 @@ async fn apply(
         for chunk in for_crm.chunks(delivery.batch_size()) {
             let rows: Vec<Category> = chunk.iter().map(|c| (*c).clone()).collect();
             let sent = delivery
-                .send(Stage::Categorize, "company", "ApplyCategories", |call| {
-                    worker.sink.apply_categories(call, rows.clone())
-                })
+                .send(
+                    Stage::Categorize,
+                    Table::Company,
+                    "ApplyCategories",
+                    |call| worker.sink.apply_categories(call, rows.clone()),
+                )
                 .await?;
             if sent.is_none() {
                 return Err(AppError::Internal(anyhow::anyhow!(
@@ -449,7 +453,7 @@ async fn release(
                 run_id: Some(&report.run_id),
                 level: Level::Info,
                 stage: "abc",
-                table: Some("company"),
+                table: Some(Table::Company.as_str()),
                 message,
                 fields:
                     serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Basis;
 use crate::domain::record::{parse_date, ParsedDate};
+use crate::domain::tables::Table;
 
 /// Decimal places of a stored amount: totals are kept as integers of 0.0001.
 pub const AMOUNT_SCALE: u32 = 4;
@@ -58,9 +59,7 @@ pub struct RevenueFact {
 /// The revenue columns of a validated (normalized) record of `table`; None for other
 /// tables, tombstones and records without a company, a date or a total.
 pub fn revenue_fact(table: &str, fields: &Map<String, Value>, zone: Tz) -> Option<RevenueFact> {
-    if table != Basis::Invoice.table() && table != Basis::Order.table() {
-        return None;
-    }
+    Table::parse(table).and_then(Basis::of_table)?;
     let company_ref = fields.get("company_id")?.as_str()?.to_owned();
     let issued_on = match parse_date(fields.get("issued_at")?.as_str()?).ok()? {
         ParsedDate::Date(d) => d,

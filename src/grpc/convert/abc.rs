@@ -99,7 +99,7 @@ pub fn abc_report(tenant: &str, r: AbcReport, held_run_id: Option<String>) -> pb
         .map_or(0, |s| s.companies);
     pb::AbcReport {
         tenant_id: tenant.to_owned(),
-        basis: r.basis.table().to_owned(),
+        basis: r.basis.table().as_str().to_owned(),
         window_from: r.window_from.to_string(),
         window_to: r.window_to.to_string(),
         a_threshold: r.a_threshold.to_string(),

@@ -37,7 +37,7 @@ pub async fn insert_report(db: &Db, tenant: &TenantId, r: &AbcReport) -> Result<
         p.push(tenant.as_str()),
         p.push(r.computed_at),
         p.push(r.as_of.to_string()),
-        p.push(r.basis.table()),
+        p.push(r.basis.table().as_str()),
         p.push(r.window_from.to_string()),
         p.push(r.window_to.to_string()),
         p.push(r.a_threshold.to_string()),

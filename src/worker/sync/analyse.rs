@@ -19,10 +19,10 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         ctx.event(
             Level::Warn,
             Stage::Abc,
-            Some(tenant.abc.basis.table()),
+            Some(tenant.abc.basis.table().as_str()),
             format!(
                 "{orphans} companies named by {} records are not in the CRM; their revenue ({}) is left out",
-                tenant.abc.basis.table(),
+                tenant.abc.basis.table().as_str(),
                 crate::domain::abc::amount_text(orphan_revenue)
             ),
             json!({"companies": orphans}),
