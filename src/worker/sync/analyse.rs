@@ -23,7 +23,7 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             format!(
                 "{orphans} companies named by {} records are not in the CRM; their revenue ({}) is left out",
                 tenant.abc.basis.table().as_str(),
-                crate::domain::abc::amount_text(orphan_revenue)
+                orphan_revenue.text()
             ),
             json!({"companies": orphans}),
         )
