@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use crate::domain::abc::{AbcReport, Category, CategoryChange};
+use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, PendingDelete};
 use crate::domain::page_token::{self, Listing};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
@@ -13,8 +13,6 @@ use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
 use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
-
-pub use crate::storage::abc::Filter as CompanyFilter;
 
 /// A page of a listing and the token of the next one ("" after the last).
 #[derive(Debug, Clone, PartialEq)]

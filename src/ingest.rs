@@ -197,38 +197,70 @@ impl Ingestor {
         });
         let judged = judge(table, records, tenant.timezone).await?;
         let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
+        let staged = self
+            .stage(Staging {
+                meta,
+                table,
+                zone: tenant.timezone,
+                judged,
+                batch_size: records.len(),
+                body,
+                truncated,
+                answer: Answer::Push,
+            })
+            .await?;
+        Ok((staged.reply, staged.response))
+    }
+
+    /// Stages a judged batch and logs it as one request, in one transaction: stage, then
+    /// the answer (the judge's rejections with the versions staging found stale), then
+    /// the request-log entry with that answer, then commit. Pushes and the pages of a
+    /// View read both come through here.
+    pub async fn stage(&self, s: Staging<'_>) -> Result<Staged> {
+        let meta = s.meta;
         let request_id = uuid::Uuid::new_v4().to_string();
-        let batch_size = u32::try_from(records.len()).unwrap_or(u32::MAX);
-        let mut answer: Option<(PushReply, String)> = None;
-        staging::stage_and_log(
-            &self.db,
+        let txn = self.db.begin_write().await?;
+        let outcome = staging::stage(
+            &txn,
             staging::StageBatch {
                 tenant: &meta.tenant,
-                table: table.id,
-                records: judged.valid,
+                table: s.table.id,
+                records: s.judged.valid,
                 request_id: &request_id,
                 received_at: meta.received_at,
-                zone: tenant.timezone,
-            },
-            &body,
-            |outcome| {
-                let mut rejected = judged.rejected;
-                rejected.extend(outcome.stale.iter().cloned());
-                rejected.sort_by_key(|r| r.index);
-                let reply = PushReply {
-                    request_id: request_id.clone(),
-                    accepted: batch_size - u32::try_from(rejected.len()).unwrap_or(u32::MAX),
-                    rejected,
-                };
-                let json = serde_json::to_string(&reply).unwrap_or_default();
-                let mut entry = entry(meta, &request_id, "OK", 200, &reply, json.clone(), None);
-                entry.request_truncated = truncated;
-                answer = Some((reply, json));
-                entry
+                zone: s.zone,
             },
         )
         .await?;
-        answer.ok_or_else(|| anyhow::anyhow!("staging finished without building the answer").into())
+        let mut rejected = s.judged.rejected;
+        rejected.extend(outcome.stale);
+        rejected.sort_by_key(|r| r.index);
+        let reply = PushReply {
+            request_id: request_id.clone(),
+            accepted: u32::try_from(s.batch_size - rejected.len()).unwrap_or(u32::MAX),
+            rejected,
+        };
+        let response = match s.answer {
+            Answer::Push => serde_json::to_string(&reply).unwrap_or_default(),
+            Answer::ViewPage { records } => {
+                cut_body(
+                    &serde_json::json!({
+                        "rows_read": s.batch_size,
+                        "accepted": reply.accepted,
+                        "rejected": reply.rejected,
+                        "records": records,
+                    })
+                    .to_string(),
+                    self.limits.log_body_cap,
+                )
+                .0
+            }
+        };
+        let mut e = entry(meta, &request_id, "OK", 200, &reply, response.clone(), None);
+        e.request_truncated = s.truncated;
+        request_log::insert(&txn, &e, &s.body).await?;
+        txn.commit().await?;
+        Ok(Staged { reply, response })
     }
 
     /// Logs a request that failed as a whole, and hands the failure back for answering.
@@ -336,6 +368,46 @@ impl Ingestor {
             tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
         }
     }
+}
+
+/// A judged batch on its way to staging, from a push or a page of a View read.
+pub struct Staging<'a> {
+    /// The request it came in.
+    pub meta: &'a RequestMeta,
+    /// Its table.
+    pub table: &'static TableDef,
+    /// The tenant's zone (an invoice's civil date of issue is taken in it).
+    pub zone: Tz,
+    /// The judge's verdict on its records.
+    pub judged: batch::Judged,
+    /// How many records the request carried.
+    pub batch_size: usize,
+    /// The request body as the log keeps it.
+    pub body: StoredBody,
+    /// Whether that body was cut.
+    pub truncated: bool,
+    /// Which answer the request gets (and the log keeps).
+    pub answer: Answer<'a>,
+}
+
+/// The answer a staged request gets.
+pub enum Answer<'a> {
+    /// A push's: the [`PushReply`].
+    Push,
+    /// A View page's: rows read, accepted, rejections and the records as read.
+    ViewPage {
+        /// The page's records.
+        records: &'a [Value],
+    },
+}
+
+/// What a staged request was answered, as the log keeps it.
+#[derive(Debug)]
+pub struct Staged {
+    /// Accepted and rejected records, with the request's log id.
+    pub reply: PushReply,
+    /// The answer's JSON text.
+    pub response: String,
 }
 
 /// Judges a batch; a large one in two halves at once (the other half on a blocking thread).

@@ -1,27 +1,41 @@
 //! erpsync: a gRPC sidecar that runs and watches a CRM's ERP integrations.
 //!
-//! Module map:
-//! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table catalog.
-//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries
-//!   (one file or folder per table group); the few bulk reads and writes through sqlx
-//!   in `storage::bulk` (PostgreSQL's COPY in its text format).
-//! * [`overview`] — the "Informações Gerais" view of a tenant, assembled from storage.
-//! * [`ingest`] — the push handler gRPC and [`http`] share: judge, stage, log.
-//! * [`viewdb`] — reading an ERP's SQL views (the View integration type), behind the
-//!   gate of which sources a tenant may name.
-//! * [`worker`] — background jobs: the sync run and its stages (the ABC analysis among
-//!   them), delivery to the CRM sink with its retry policy (`worker::delivery`), the
-//!   scheduler (slots, retries of failed runs, runs whose server died), request-log
-//!   retention, WAL checkpoints.
+//! Module map. Dependencies flow one way: the transports (`grpc`, `http`, `cli`, behind
+//! `edge`) call the services, the services call `storage` and `domain`, `storage` returns
+//! `domain` types; only the binary reaches `app`.
+//!
+//! Transports:
+//! * [`grpc`] — IntegrationHistory and ErpIngest (authorize, convert, delegate), health
+//!   (following the database), reflection, the gRPC CRM sink client; prost types stop here.
+//! * [`http`] — `POST /erp/v1/{table}` and the JSON error shape.
+//! * [`edge`] — authentication of every call on the port, once, before its handler: the
+//!   caller's grant goes on the request.
+//! * [`cli`] — the subcommands (operator commands on the database, client commands over
+//!   gRPC with progress on the terminal).
+//!
+//! Services (small handles, each holding only what it uses; gathered in [`services`]):
+//! * [`auth`] — tokens: who a caller is, per-tenant authorization, push rates.
+//! * [`ingest`] — judges, stages and logs what ERPs send (pushes and View pages).
+//! * [`history`] — what the "Dados ERP" page reads and the settings it writes; [`overview`]
+//!   assembles its "Informações Gerais".
+//! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
+//!   policy, the scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
-//! * [`auth`] — bearer tokens and per-tenant authorization, shared by gRPC and HTTP.
-//! * [`grpc`] — the transport: services, auth, health (following the database) and
-//!   reflection; prost types stop here.
-//! * [`conn`] — accepted connections: how many at once, how long silent; [`throttle`] —
-//!   rate limits on failed authentications and pushes.
-//! * [`state`] — what handlers and jobs share, built once at startup.
-//! * [`app`] — binds the listener and serves until told to stop; [`cli`] — the subcommands
-//!   (with progress on the terminal for `sync-now` and `export`).
+//! * [`logs`] — tenants' logs, live (StreamLogs).
+//! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
+//!   name.
+//!
+//! Below them:
+//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries
+//!   (one file or folder per table group; sea-orm entities where they fit), the few bulk
+//!   reads and writes through sqlx in `storage::bulk` (PostgreSQL's COPY in its text format).
+//! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table
+//!   catalog, records, the ABC analysis.
+//! * [`error`] — the one error type and its gRPC and HTTP statuses.
+//!
+//! Around them: [`config`] (every setting's default, flag, variable and check),
+//! [`conn`] (accepted connections: how many, how long silent), [`throttle`] (rate limits),
+//! [`app`] (startup: builds the services, binds the listener, serves until stopped).
 //!
 //! Safe code only, which the compiler enforces: no FFI, no hand-written wire encoding.
 

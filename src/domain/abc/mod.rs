@@ -15,7 +15,9 @@ mod report;
 mod revenue;
 mod settings;
 
-pub use self::category::{change_of, Category, CategoryChange, Classes, Lifecycle, UNASSIGNED};
+pub use self::category::{
+    change_of, Category, CategoryChange, Classes, CompanyFilter, Lifecycle, UNASSIGNED,
+};
 pub use self::classify::{
     classify, shift, shift_exceeds, AbcClass, Classification, CompanyRevenue,
 };

@@ -1,6 +1,6 @@
 //! The intermediate database: staged ERP records, upserted by (tenant, table,
-//! external_id). A batch is staged and its request logged in one transaction, so a
-//! client that got an answer can rely on both.
+//! external_id). A batch is staged in its caller's transaction (the ingest service logs
+//! the request in the same one, so a client that got an answer can rely on both).
 //!
 //! Delivery to the CRM (which versions wait, marking them delivered) is in
 //! [`delivery`].
@@ -20,11 +20,10 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
 use chrono_tz::Tz;
 
 use super::spans::SpanChanges;
-use super::{request_log, usage, Db, Params};
+use super::{usage, Db, Params};
 use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::hash::Fnv1a;
-use crate::domain::request_log::RequestLogEntry;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::days::{day_number, from_day_number};
@@ -82,17 +81,8 @@ struct Row {
     fact: Option<RevenueFact>,
 }
 
-/// Stages `batch` and writes the request-log entry that `log` builds from the outcome,
-/// with the request body `body`, in one transaction.
-pub async fn stage_and_log<F>(
-    db: &Db,
-    batch: StageBatch<'_>,
-    body: &request_log::StoredBody,
-    log: F,
-) -> Result<StageOutcome>
-where
-    F: FnOnce(&StageOutcome) -> RequestLogEntry,
-{
+/// Stages `batch` in the write transaction `txn` (which the caller commits).
+pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<StageOutcome> {
     let StageBatch {
         tenant,
         table,
@@ -130,14 +120,13 @@ where
         request_id,
         received_at,
     };
-    let txn = db.begin_write().await?;
     let mut outcome = StageOutcome::default();
     let mut delta = usage::Delta::default();
     // New records (the bulk of an onboarding load) go in with one statement and no read;
     // only the ones already staged are read and compared.
     let mut inserted = HashSet::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        inserted.extend(insert_new(&txn, &target, chunk).await?);
+        inserted.extend(insert_new(txn, &target, chunk).await?);
     }
     let (new_rows, rows): (Vec<Row>, Vec<Row>) = rows
         .into_iter()
@@ -152,7 +141,7 @@ where
     let stored = if rows.is_empty() {
         HashMap::new()
     } else {
-        load_stored(&txn, tenant, table, &rows).await?
+        load_stored(txn, tenant, table, &rows).await?
     };
     let mut to_write = Vec::with_capacity(rows.len());
     for row in rows {
@@ -186,12 +175,10 @@ where
     }
     while !to_write.is_empty() {
         let rest = to_write.split_off(to_write.len().min(ROWS_PER_STATEMENT));
-        upsert(&txn, &target, std::mem::replace(&mut to_write, rest)).await?;
+        upsert(txn, &target, std::mem::replace(&mut to_write, rest)).await?;
     }
-    usage::add(&txn, tenant, delta).await?;
-    spans.apply(&txn, tenant, table).await?;
-    request_log::insert(&txn, &log(&outcome), body).await?;
-    txn.commit().await?;
+    usage::add(txn, tenant, delta).await?;
+    spans.apply(txn, tenant, table).await?;
     Ok(outcome)
 }
 

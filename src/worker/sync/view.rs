@@ -12,17 +12,17 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::Ctx;
-use crate::domain::batch::{self, Rejection, ValidRecord};
+use crate::domain::batch::{self, ValidRecord};
 use crate::domain::hash::Fnv1a;
 use crate::domain::record::Kind;
-use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
+use crate::domain::request_log::{cut_body, Transport};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::{self, TableDef};
 use crate::domain::tenant::Tenant;
 use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig, ViewTable};
 use crate::error::{AppError, Result};
-use crate::ingest::error_json;
-use crate::storage::request_log::{self, StoredBody};
+use crate::ingest::{Answer, RequestBody, RequestMeta, Staging};
+use crate::storage::request_log::StoredBody;
 use crate::storage::{staging, views};
 use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
 
@@ -287,7 +287,7 @@ async fn read(ctx: &mut Ctx<'_>, erp: &mut ErpDb, tenant: &Tenant, p: &Plan<'_>)
         let accepted = stage_page(
             ctx,
             tenant,
-            table,
+            p.def,
             &endpoint,
             &request,
             judged,
@@ -401,7 +401,7 @@ fn pad(v: &str, width: usize) -> String {
 async fn stage_page(
     ctx: &Ctx<'_>,
     tenant: &Tenant,
-    table: &'static str,
+    table: &'static TableDef,
     endpoint: &str,
     request: &str,
     judged: batch::Judged,
@@ -409,57 +409,42 @@ async fn stage_page(
     received_at: chrono::DateTime<Utc>,
     started: Instant,
 ) -> Result<(u64, u64)> {
-    let cap = ctx.worker.ingestor.limits().log_body_cap;
-    let (request, truncated) = cut_body(request, cap);
-    let body = StoredBody::encode(&request);
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let read = records.len();
-    let mut counts = (0, 0);
-    staging::stage_and_log(
-        &ctx.worker.db,
-        staging::StageBatch {
-            tenant: ctx.tenant,
+    let ingestor = &ctx.worker.ingestor;
+    let (request, truncated) = cut_body(request, ingestor.limits().log_body_cap);
+    let meta = view_request(ctx, endpoint, Some(table.id), received_at, started);
+    let staged = ingestor
+        .stage(Staging {
+            meta: &meta,
             table,
-            records: judged.valid,
-            request_id: &request_id,
-            received_at,
             zone: tenant.timezone,
-        },
-        &body,
-        |outcome| {
-            let mut rejected: Vec<Rejection> = judged.rejected;
-            rejected.extend(outcome.stale.iter().cloned());
-            rejected.sort_by_key(|r| r.index);
-            let accepted = read - rejected.len();
-            counts = (accepted as u64, rejected.len() as u64);
-            let response = json!({
-                "rows_read": read,
-                "accepted": accepted,
-                "rejected": rejected,
-                "records": records,
-            })
-            .to_string();
-            RequestLogEntry {
-                id: request_id.clone(),
-                tenant: ctx.tenant.clone(),
-                received_at,
-                endpoint: endpoint.to_owned(),
-                table: Some(table.to_owned()),
-                transport: Transport::View,
-                status: "OK".into(),
-                http_status: 200,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
-                rejected: u32::try_from(rejected.len()).unwrap_or(u32::MAX),
-                error: None,
-                request_body: String::new(),
-                request_truncated: truncated,
-                response_body: cut_body(&response, cap).0,
-            }
-        },
-    )
-    .await?;
-    Ok(counts)
+            judged,
+            batch_size: records.len(),
+            body: StoredBody::encode(&request),
+            truncated,
+            answer: Answer::ViewPage { records },
+        })
+        .await?;
+    let rejected = staged.reply.rejected.len() as u64;
+    Ok((records.len() as u64 - rejected, rejected))
+}
+
+/// A View read as the request log names it.
+fn view_request(
+    ctx: &Ctx<'_>,
+    endpoint: &str,
+    table: Option<&str>,
+    received_at: chrono::DateTime<Utc>,
+    started: Instant,
+) -> RequestMeta {
+    RequestMeta {
+        tenant: ctx.tenant.clone(),
+        transport: Transport::View,
+        endpoint: endpoint.to_owned(),
+        table: table.map(str::to_owned),
+        received_at,
+        started,
+        request_body: RequestBody::Text(String::new()),
+    }
 }
 
 /// Stages the deletion of every live staged record a full snapshot did not return.
@@ -486,12 +471,12 @@ async fn snapshot_deletions(
                 .filter(|id| seen.binary_search(&id_hash(id)).is_err()),
         );
         if missing.len() as u64 >= DELETE_PAGE {
-            total += stage_deletions(ctx, tenant, table, &endpoint, std::mem::take(&mut missing))
+            total += stage_deletions(ctx, tenant, p.def, &endpoint, std::mem::take(&mut missing))
                 .await?;
         }
     }
     if !missing.is_empty() {
-        total += stage_deletions(ctx, tenant, table, &endpoint, missing).await?;
+        total += stage_deletions(ctx, tenant, p.def, &endpoint, missing).await?;
     }
     Ok(total)
 }
@@ -499,7 +484,7 @@ async fn snapshot_deletions(
 async fn stage_deletions(
     ctx: &Ctx<'_>,
     tenant: &Tenant,
-    table: &'static str,
+    table: &'static TableDef,
     endpoint: &str,
     ids: Vec<String>,
 ) -> Result<u64> {
@@ -550,26 +535,7 @@ async fn log_failure(
     received_at: chrono::DateTime<Utc>,
     started: Instant,
 ) {
-    let id = uuid::Uuid::new_v4().to_string();
+    let meta = view_request(ctx, endpoint, table, received_at, started);
     let error = AppError::FailedPrecondition(message.to_owned());
-    let e = RequestLogEntry {
-        id: id.clone(),
-        tenant: ctx.tenant.clone(),
-        received_at,
-        endpoint: endpoint.to_owned(),
-        table: table.map(str::to_owned),
-        transport: Transport::View,
-        status: error.code_name().to_owned(),
-        http_status: error.http_status(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        accepted: 0,
-        rejected: 0,
-        error: Some(message.to_owned()),
-        request_body: String::new(),
-        request_truncated: false,
-        response_body: error_json(&error, Some(&id)),
-    };
-    if let Err(err) = request_log::insert_alone(&ctx.worker.db, &e).await {
-        tracing::error!(error = ?anyhow::Error::from(err), tenant = %ctx.tenant, "cannot log a failed view read");
-    }
+    ctx.worker.ingestor.log_failure(&meta, &[], error).await;
 }
