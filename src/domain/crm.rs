@@ -182,6 +182,21 @@ pub fn guarded_table(id: &str) -> Result<Table> {
     })
 }
 
+/// A staged record the CRM has not received in its current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The record's id in the ERP.
+    pub external_id: String,
+    /// Normalized fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// A tombstone.
+    pub deleted: bool,
+    /// The version's content hash, to mark it delivered.
+    pub hash: i64,
+    /// Whether an earlier version was delivered (an update rather than an insert).
+    pub delivered_before: bool,
+}
+
 #[cfg(test)]
 mod delete_state_tests {
     use super::*;

@@ -19,7 +19,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::abc::Stored;
-use crate::storage::{abc, alerts, events, lease, tenants};
+use crate::storage::{abc, alerts, lease, tenants};
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;
 
@@ -448,7 +448,7 @@ async fn release(
     worker
         .logs
         .append(
-            events::NewEvent {
+            crate::domain::run::NewEvent {
                 tenant: &tenant.id,
                 run_id: Some(&report.run_id),
                 level: Level::Info,

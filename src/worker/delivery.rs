@@ -21,7 +21,6 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
-use crate::storage::events;
 use crate::worker::sink::{SinkAck, SinkCall};
 use crate::worker::RunWorker;
 
@@ -236,7 +235,7 @@ impl<'a> Delivery<'a> {
         let serde_json::Value::Object(fields) = fields else {
             return;
         };
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant: self.tenant,
             run_id: Some(&self.run_id),
             level: Level::Warn,

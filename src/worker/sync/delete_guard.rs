@@ -15,7 +15,7 @@ use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::{alerts, crm, events, pending_deletes, staging, tenants};
+use crate::storage::{alerts, crm, pending_deletes, staging, tenants};
 use crate::worker::RunWorker;
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies
@@ -154,7 +154,7 @@ pub async fn resolve_pending_deletes(
             .len();
     }
     if still_held == 0 && alerts::resolve(&worker.db, tenant, AlertKind::DeletesHeld, now).await? {
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant,
             run_id: None,
             level: Level::Info,

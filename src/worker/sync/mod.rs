@@ -21,7 +21,7 @@ use crate::domain::run::{
 use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
-use crate::storage::{events, lease, runs, tenants};
+use crate::storage::{lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;
@@ -116,7 +116,7 @@ pub async fn interrupt_orphans(
     let interrupted = runs::mark_interrupted(&worker.db, now, lease_cutoff).await?;
     for (tenant, run_id) in &interrupted {
         tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant,
             run_id: Some(run_id),
             level: Level::Error,
@@ -167,7 +167,7 @@ impl Ctx<'_> {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant: self.tenant,
             run_id: Some(&self.run_id),
             level,

@@ -20,7 +20,7 @@ use crate::storage::{pending_deletes, staging};
 async fn deliver(
     ctx: &Ctx<'_>,
     table: Table,
-    upserts: Vec<staging::Pending>,
+    upserts: Vec<crate::domain::crm::Pending>,
     deletes: &[String],
 ) -> Result<bool> {
     let sink = &ctx.worker.sink;
@@ -30,7 +30,8 @@ async fn deliver(
         if ctx.worker.runs.stopping() {
             return Ok(false);
         }
-        let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
+        let chunk: Vec<crate::domain::crm::Pending> =
+            upserts.by_ref().take(d.batch_size()).collect();
         let batch_len = chunk.len() as u64;
         let sent = match table {
             Table::Company => {
