@@ -23,6 +23,28 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
+impl<T> Page<T> {
+    /// A page of `listing` read with `page_size`: a full page names its last item's
+    /// position (`position`) as the next page's token; a shorter one is the last.
+    fn of(
+        items: Vec<T>,
+        page_size: u64,
+        listing: Listing,
+        position: impl Fn(&T) -> String,
+    ) -> Self {
+        let next_page_token = match items.last() {
+            Some(last) if items.len() as u64 == page_size => {
+                page_token::encode(listing, &position(last))
+            }
+            _ => String::new(),
+        };
+        Self {
+            items,
+            next_page_token,
+        }
+    }
+}
+
 /// The history service; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct History {
@@ -88,17 +110,9 @@ impl History {
         let before = runs_position(page_token)?;
         self.require(tenant).await?;
         let page = runs::page(&self.db, tenant, status, before, page_size).await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => page_token::encode(
-                Listing::Runs,
-                &format!("{}:{}", last.started_at.timestamp_micros(), last.id),
-            ),
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::Runs, |last| {
+            format!("{}:{}", last.started_at.timestamp_micros(), last.id)
+        }))
     }
 
     /// A run and its log.
@@ -140,16 +154,9 @@ impl History {
             page_size,
         )
         .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::PendingDeletes, &last.external_id)
-            }
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::PendingDeletes, |last| {
+            last.external_id.clone()
+        }))
     }
 
     /// The ABC analysis in force, and the run whose classification is held, if one is.
@@ -184,16 +191,9 @@ impl History {
             page_size,
         )
         .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::Companies, &last.external_id)
-            }
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::Companies, |last| {
+            last.external_id.clone()
+        }))
     }
 
     /// A company's category now and every change to it, oldest first.
