@@ -30,10 +30,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::ingest::Limits;
 use erpsync::storage::{tenants, Db};
+use erpsync::worker::abc;
 use erpsync::worker::RunWorker;
-use erpsync::worker::{abc, sink::EmbeddedSink};
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 
@@ -364,19 +363,7 @@ async fn run(
     if !reuse {
         tenants::insert(&db, &tenant).await.unwrap();
     }
-    let views = erpsync::viewdb::ViewAccess::new(
-        Default::default(),
-        None,
-        url,
-        db.instance_id().await.unwrap(),
-    )
-    .unwrap();
-    let state = RunWorker::new(
-        db.clone(),
-        Arc::new(EmbeddedSink::new(db.clone())),
-        views,
-        Limits::default(),
-    );
+    let state = common::run_worker(&db, url).await;
     let mut raw = Raw::connect(url).await;
     let t0 = Instant::now();
     if reuse {

@@ -17,10 +17,8 @@ use chrono::Utc;
 use erpsync::domain::batch::ValidRecord;
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::ingest::Limits;
 use erpsync::storage::{lease, runs, staging, tenants, Db};
-use erpsync::worker::RunWorker;
-use erpsync::worker::{sink::EmbeddedSink, sync};
+use erpsync::worker::sync;
 use serde_json::{json, Map, Value};
 
 const BATCH: usize = 5_000;
@@ -81,19 +79,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
     )
     .await
     .unwrap();
-    let views = erpsync::viewdb::ViewAccess::new(
-        Default::default(),
-        None,
-        url,
-        db.instance_id().await.unwrap(),
-    )
-    .unwrap();
-    let state = RunWorker::new(
-        db.clone(),
-        Arc::new(EmbeddedSink::new(db.clone())),
-        views,
-        Limits::default(),
-    );
+    let state = common::run_worker(&db, url).await;
 
     // Stage the data (not measured) through the staging a push goes through (its request-log
     // entries aside).

@@ -5,16 +5,14 @@
 
 use chrono::Utc;
 
-use crate::domain::abc::{AbcReport, Category, CategoryChange};
-use crate::domain::crm::PendingDelete;
+use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
+use crate::domain::crm::{guarded_table, PendingDelete};
 use crate::domain::page_token::{self, Listing};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
 use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
-
-pub use crate::storage::abc::Filter as CompanyFilter;
 
 /// A page of a listing and the token of the next one ("" after the last).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +21,28 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The token of the next page; empty when this one is the last.
     pub next_page_token: String,
+}
+
+impl<T> Page<T> {
+    /// A page of `listing` read with `page_size`: a full page names its last item's
+    /// position (`position`) as the next page's token; a shorter one is the last.
+    fn of(
+        items: Vec<T>,
+        page_size: u64,
+        listing: Listing,
+        position: impl Fn(&T) -> String,
+    ) -> Self {
+        let next_page_token = match items.last() {
+            Some(last) if items.len() as u64 == page_size => {
+                page_token::encode(listing, &position(last))
+            }
+            _ => String::new(),
+        };
+        Self {
+            items,
+            next_page_token,
+        }
+    }
 }
 
 /// The history service; cheap to clone.
@@ -90,17 +110,9 @@ impl History {
         let before = runs_position(page_token)?;
         self.require(tenant).await?;
         let page = runs::page(&self.db, tenant, status, before, page_size).await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => page_token::encode(
-                Listing::Runs,
-                &format!("{}:{}", last.started_at.timestamp_micros(), last.id),
-            ),
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::Runs, |last| {
+            format!("{}:{}", last.started_at.timestamp_micros(), last.id)
+        }))
     }
 
     /// A run and its log.
@@ -133,6 +145,7 @@ impl History {
     ) -> Result<Page<PendingDelete>> {
         let after = position(Listing::PendingDeletes, page_token)?;
         self.require(tenant).await?;
+        let table = guarded_table(table)?;
         let page = pending_deletes::list(
             &self.db,
             tenant,
@@ -141,16 +154,9 @@ impl History {
             page_size,
         )
         .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::PendingDeletes, &last.external_id)
-            }
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::PendingDeletes, |last| {
+            last.external_id.clone()
+        }))
     }
 
     /// The ABC analysis in force, and the run whose classification is held, if one is.
@@ -185,16 +191,9 @@ impl History {
             page_size,
         )
         .await?;
-        let next_page_token = match page.last() {
-            Some(last) if page.len() as u64 == page_size => {
-                page_token::encode(Listing::Companies, &last.external_id)
-            }
-            _ => String::new(),
-        };
-        Ok(Page {
-            items: page,
-            next_page_token,
-        })
+        Ok(Page::of(page, page_size, Listing::Companies, |last| {
+            last.external_id.clone()
+        }))
     }
 
     /// A company's category now and every change to it, oldest first.

@@ -89,3 +89,21 @@ pub fn write_section(heading: &str, section: &str) {
         eprintln!("cannot write {}: {e}", path.display());
     }
 }
+
+/// A run worker over `db` (at `url`) delivering to the embedded CRM, with the defaults.
+#[allow(dead_code)] // only the benches that run stages use it
+pub async fn run_worker(db: &erpsync::storage::Db, url: &str) -> erpsync::worker::RunWorker {
+    let views = erpsync::viewdb::ViewAccess::new(
+        Default::default(),
+        None,
+        url,
+        db.instance_id().await.unwrap(),
+    )
+    .unwrap();
+    erpsync::worker::RunWorker::new(
+        db.clone(),
+        std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db.clone())),
+        views,
+        erpsync::ingest::Limits::default(),
+    )
+}

@@ -457,7 +457,7 @@ fn describe(t: &Tenant) -> String {
         crate::domain::text::human_duration(t.max_time_without_success),
         t.delete_guard.percent,
         t.delete_guard.min_rows,
-        t.abc.basis.table(),
+        t.abc.basis.table().as_str(),
         t.abc.window_months,
         t.abc.a_threshold,
         t.abc.b_threshold,

@@ -270,7 +270,7 @@ pub fn parse_instant(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::tables::find;
+    use crate::domain::tables::Table;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_nul_character_rejects_its_record_alone_naming_the_field() {
-        let table = find("company").unwrap();
+        let table = Table::Company.def();
         let records = [
             company(json!("good"), "Good Ltda"),
             company(json!("c\u{0}1"), "Bad id"),
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn an_over_long_external_id_is_named_by_its_start_only() {
-        let table = find("company").unwrap();
+        let table = Table::Company.def();
         let judged = judge(
             table,
             &[company(json!("x".repeat(1_000_000)), "n")],
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn duplicates_are_found_on_the_normalized_external_id() {
-        let table = find("company").unwrap();
+        let table = Table::Company.def();
         let records = [
             company(json!(" c1 "), "first"),
             company(json!("c1"), "second"),
@@ -348,7 +348,7 @@ mod tests {
             ids in prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "d", ""]), 1..40),
             split in 0usize..40,
         ) {
-            let table = find("company").unwrap();
+            let table = Table::Company.def();
             let records: Vec<Value> = ids.iter().enumerate()
                 .map(|(i, id)| company(json!(id), &format!("n{i}")))
                 .collect();

@@ -1,7 +1,12 @@
 //! What the CRM receives: companies and contacts, built from staged records.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+
+use super::tables::Table;
+use crate::error::{AppError, Result};
 
 /// A company as delivered to the CRM.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +93,8 @@ impl CrmContact {
 /// A held deletion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingDelete {
-    /// company or contact.
-    pub table: String,
+    /// Company or contact.
+    pub table: Table,
     /// The record's id in the ERP.
     pub external_id: String,
     /// Its name in the CRM.
@@ -100,8 +105,8 @@ pub struct PendingDelete {
     pub detected_run_id: String,
     /// When it was held.
     pub detected_at: DateTime<Utc>,
-    /// HELD or APPROVED (waiting), APPLIED, DISCARDED or SUPERSEDED (final).
-    pub state: String,
+    /// Waiting (held or approved) or final.
+    pub state: DeleteState,
     /// When it entered its state (the detection time while HELD).
     pub state_changed_at: DateTime<Utc>,
 }
@@ -113,4 +118,110 @@ pub enum Resolution {
     Approve,
     /// Keep the record: restore it in staging as the CRM has it.
     Discard,
+}
+
+/// Where a held deletion is in its life: HELD → APPROVED → APPLIED (by the next run), HELD
+/// or APPROVED → DISCARDED (record restored), HELD or APPROVED → SUPERSEDED (the ERP sent
+/// the record again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeleteState {
+    /// Held by the delete guard, waiting for a person.
+    Held,
+    /// Approved: the next run applies it.
+    Approved,
+    /// Delivered to the CRM (final).
+    Applied,
+    /// Discarded: the record was restored (final).
+    Discarded,
+    /// The ERP sent the record again (final).
+    Superseded,
+}
+
+impl DeleteState {
+    /// Every state.
+    pub const ALL: [DeleteState; 5] = [
+        DeleteState::Held,
+        DeleteState::Approved,
+        DeleteState::Applied,
+        DeleteState::Discarded,
+        DeleteState::Superseded,
+    ];
+
+    /// The states of a deletion still waiting: held, or approved and not yet applied.
+    pub const WAITING: [DeleteState; 2] = [DeleteState::Held, DeleteState::Approved];
+
+    /// The state's name, as stored and shown ("HELD").
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeleteState::Held => "HELD",
+            DeleteState::Approved => "APPROVED",
+            DeleteState::Applied => "APPLIED",
+            DeleteState::Discarded => "DISCARDED",
+            DeleteState::Superseded => "SUPERSEDED",
+        }
+    }
+
+    /// The state a stored name names; `None` for an unknown one.
+    pub fn parse(s: &str) -> Option<DeleteState> {
+        DeleteState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeleteState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The table a request names for held deletions: only companies and contacts are guarded.
+pub fn guarded_table(id: &str) -> Result<Table> {
+    Table::parse(id).filter(|t| t.is_crm()).ok_or_else(|| {
+        AppError::InvalidArgument(format!(
+            "table {id:?}: deletions are guarded for company and contact only"
+        ))
+    })
+}
+
+/// A staged record the CRM has not received in its current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The record's id in the ERP.
+    pub external_id: String,
+    /// Normalized fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// A tombstone.
+    pub deleted: bool,
+    /// The version's content hash, to mark it delivered.
+    pub hash: i64,
+    /// Whether an earlier version was delivered (an update rather than an insert).
+    pub delivered_before: bool,
+}
+
+#[cfg(test)]
+mod delete_state_tests {
+    use super::*;
+
+    #[test]
+    fn delete_states_read_back_from_their_stored_names() {
+        for s in DeleteState::ALL {
+            assert_eq!(DeleteState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DeleteState::parse("held"), None);
+        assert_eq!(DeleteState::Held.to_string(), "HELD");
+    }
+
+    #[test]
+    fn only_companies_and_contacts_have_guarded_deletions() {
+        assert_eq!(guarded_table("company").unwrap(), Table::Company);
+        assert_eq!(guarded_table("contact").unwrap(), Table::Contact);
+        for bad in ["order", "nope", ""] {
+            assert_eq!(
+                guarded_table(bad).unwrap_err().to_string(),
+                AppError::InvalidArgument(format!(
+                    "table {bad:?}: deletions are guarded for company and contact only"
+                ))
+                .to_string()
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::schedule::resolve_local;
-use super::tables::{self, TableDef, TABLES};
+use super::tables::{Table, TableDef, TABLES};
 use super::tenant::TenantId;
 use crate::error::FieldViolation;
 
@@ -33,9 +33,6 @@ impl ExportKind {
         }
     }
 }
-
-/// Tables whose deletions the delete guard holds (the Excessivos Deletes buttons).
-pub const GUARDED_TABLES: [&str; 2] = ["company", "contact"];
 
 /// An export request as it arrives, before any check.
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +162,8 @@ impl ExportSpec {
     /// it out. A request of no table (or of one outside the catalog) is kept, under
     /// None's own sheet, only when no table was named; see [`Placement`].
     pub fn place(&self, table: Option<&str>) -> Placement {
-        match table.and_then(|t| self.tables.iter().position(|d| d.id == t)) {
+        let table = table.and_then(Table::parse);
+        match table.and_then(|t| self.tables.iter().position(|d| d.table == t)) {
             Some(i) => Placement::Table(i),
             None if self.all_tables => Placement::Other,
             None => Placement::Skip,
@@ -234,18 +232,19 @@ fn select_tables(
     names: &[String],
     violations: &mut Vec<FieldViolation>,
 ) -> Vec<&'static TableDef> {
-    let covered =
-        |t: &TableDef| kind != ExportKind::ExcessiveDeletes || GUARDED_TABLES.contains(&t.id);
+    // The Excessivos Deletes buttons: the tables whose deletions the delete guard holds.
+    let covered = |t: Table| kind != ExportKind::ExcessiveDeletes || t.is_crm();
     if names.is_empty() {
-        return TABLES.iter().filter(|t| covered(t)).collect();
+        return TABLES.iter().filter(|t| covered(t.table)).collect();
     }
     let mut unknown = Vec::new();
     let mut unguarded = Vec::new();
+    let mut chosen = Vec::new();
     for name in names {
-        match tables::find(name) {
+        match Table::parse(name) {
             None => unknown.push(format!("{name:?}")),
-            Some(t) if !covered(t) => unguarded.push(t.id),
-            Some(_) => {}
+            Some(t) if !covered(t) => unguarded.push(t.as_str()),
+            Some(t) => chosen.push(t),
         }
     }
     if !unknown.is_empty() {
@@ -268,7 +267,7 @@ fn select_tables(
     }
     TABLES
         .iter()
-        .filter(|t| names.iter().any(|n| n == t.id) && covered(t))
+        .filter(|t| chosen.contains(&t.table))
         .collect()
 }
 
@@ -391,8 +390,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            spec.tables.iter().map(|t| t.id).collect::<Vec<_>>(),
-            GUARDED_TABLES
+            spec.tables.iter().map(|t| t.table).collect::<Vec<_>>(),
+            Table::CRM
         );
     }
 

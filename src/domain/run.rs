@@ -291,3 +291,22 @@ impl EventFilter {
                 .is_none_or(|t| e.table.as_deref() == Some(t))
     }
 }
+
+/// An event to write.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// Whose log.
+    pub tenant: &'a super::tenant::TenantId,
+    /// The run it belongs to.
+    pub run_id: Option<&'a str>,
+    /// Severity.
+    pub level: Level,
+    /// Stage name.
+    pub stage: &'a str,
+    /// ERP table, if one.
+    pub table: Option<&'a str>,
+    /// The message.
+    pub message: String,
+    /// Structured details.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}

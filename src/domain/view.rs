@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{field_kinds, Kind};
+use super::record::Kind;
 use super::secret::redact_url;
-use super::tables;
+use super::tables::{self, Table};
 use crate::error::FieldViolation;
 
 /// Rows read per page (and staged per request-log entry) unless the configuration says.
@@ -230,12 +230,9 @@ pub fn validate(cfg: &ViewConfig) -> Result<(), Vec<FieldViolation>> {
         if let Some(p) = ident_problem(&t.key, false) {
             v.push(FieldViolation::new(at("key"), p));
         }
-        let kinds = field_kinds(def.id);
         for (field, column) in &t.columns {
-            let known = kinds.iter().any(|(n, _)| n == field)
-                || def.required_fields.contains(&field.as_str());
-            if !known {
-                let names: Vec<&str> = kinds.iter().map(|(n, _)| *n).collect();
+            if def.field(field).is_none() {
+                let names: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
                 v.push(FieldViolation::new(
                     at(&format!("columns.{field}")),
                     format!(
@@ -426,10 +423,9 @@ impl Role {
 
 /// The role of a mapped field of `table`.
 pub fn field_role(table: &str, field: &str) -> Role {
-    field_kinds(table)
-        .iter()
-        .find(|(n, _)| *n == field)
-        .map_or(Role::Field(Kind::Text), |(_, k)| Role::Field(*k))
+    Table::parse(table)
+        .and_then(|t| t.def().field(field))
+        .map_or(Role::Field(Kind::Text), |f| Role::Field(f.kind))
 }
 
 /// Whether a deleted-flag value means deleted.

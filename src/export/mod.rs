@@ -295,13 +295,13 @@ async fn read_pages(
             }
         }
         ExportKind::ExcessiveDeletes => {
-            for (group, table) in ids.iter().enumerate() {
+            for (group, t) in spec.tables.iter().enumerate() {
                 let mut after = String::new();
                 loop {
                     let page = pending_deletes::export_page(
                         db,
                         &tenant.id,
-                        table,
+                        t.table,
                         (from, to),
                         &after,
                         2_000,

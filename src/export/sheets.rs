@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::book::{Book, Column, SummaryInfo, Tally};
 use super::{Chunk, ChunkWriter, ExportLimits, Page, Stop, ZIP_COMPRESSION_LEVEL};
 use crate::domain::export::{excel_serial, ExportKind, ExportSpec, Placement};
+use crate::domain::tables::Table;
 use crate::domain::tenant::Tenant;
 use crate::error::{AppError, Result};
 
@@ -136,7 +137,7 @@ pub(super) fn build(
                     let local = d.detected_at.with_timezone(&tz).naive_local();
                     sheets.tally.add(
                         group,
-                        &d.state,
+                        d.state.as_str(),
                         day_index(spec.from, local.date(), days.len()),
                     );
                     let mut row = book.row(group).map_err(xlsx)?;
@@ -145,7 +146,7 @@ pub(super) fn build(
                     row.text(2, d.document).map_err(xlsx)?;
                     row.text(3, d.detected_run_id).map_err(xlsx)?;
                     row.datetime(4, excel_serial(local)).map_err(xlsx)?;
-                    row.text(5, d.state).map_err(xlsx)?;
+                    row.text(5, d.state.as_str().to_owned()).map_err(xlsx)?;
                     let changed = d.state_changed_at.with_timezone(&tz).naive_local();
                     row.datetime(6, excel_serial(changed)).map_err(xlsx)?;
                 }
@@ -256,7 +257,8 @@ fn write_run(
         row.text(12, run.error.clone().unwrap_or_default())?;
     }
     for t in tables {
-        if let Some(i) = spec.tables.iter().position(|d| d.id == t.table) {
+        let table = Table::parse(&t.table);
+        if let Some(i) = spec.tables.iter().position(|d| Some(d.table) == table) {
             tally.add(1 + i, status, None);
         }
         let mut row = book.row(1)?;

@@ -11,6 +11,7 @@ use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::auth::authorize;
 use crate::domain::abc::AbcInput;
+use crate::domain::abc::CompanyFilter;
 use crate::domain::crm::Resolution;
 use crate::domain::page_token::page_size;
 use crate::domain::run::{EventFilter, Level, RunTrigger};
@@ -19,7 +20,7 @@ use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate, Tenan
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
 use crate::export::Exporter;
-use crate::history::{CompanyFilter, History};
+use crate::history::History;
 use crate::logs::{self, LogHub};
 use crate::services::Services;
 use crate::throttle::TenantSlots;
@@ -94,7 +95,7 @@ impl Service {
         let stage = non_empty("stage", req.stage, &mut violations);
         let table = non_empty("table", req.table, &mut violations);
         if let Some(t) = &table {
-            if crate::domain::tables::find(t).is_none() {
+            if crate::domain::tables::Table::parse(t).is_none() {
                 violations.push(FieldViolation::new(
                     "table",
                     format!("unknown table {t:?}: see ListTables"),

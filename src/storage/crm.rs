@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 
 use super::{Db, Params};
-use crate::domain::abc::amount_text;
+use crate::domain::abc::Money;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -246,7 +246,7 @@ pub async fn company_categories(db: &Db, tenant: &TenantId) -> Result<Vec<Compan
                 abc_class: r.try_get("", "abc_class")?,
                 lifecycle: r.try_get("", "lifecycle")?,
                 portfolio: r.try_get("", "portfolio")?,
-                revenue: revenue.map(|r| amount_text(i128::from(r))),
+                revenue: revenue.map(|r| Money::from(r).text()),
             })
         })
         .collect()

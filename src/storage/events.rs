@@ -15,24 +15,7 @@ use crate::domain::run::{Level, LogEvent};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
-/// An event to write.
-#[derive(Debug, Clone)]
-pub struct NewEvent<'a> {
-    /// Whose log.
-    pub tenant: &'a TenantId,
-    /// The run it belongs to.
-    pub run_id: Option<&'a str>,
-    /// Severity.
-    pub level: Level,
-    /// Stage name.
-    pub stage: &'a str,
-    /// ERP table, if one.
-    pub table: Option<&'a str>,
-    /// The message.
-    pub message: String,
-    /// Structured details.
-    pub fields: Map<String, Value>,
-}
+pub use crate::domain::run::NewEvent;
 
 /// Appends an event and returns its cursor; it is visible to readers once this returns.
 ///

@@ -16,29 +16,28 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entities::pending_delete::{self, Column, Entity, WAITING};
+use super::entities::pending_delete::{self, Column, Entity};
 use super::{staging, Db, Params};
-use crate::domain::crm::PendingDelete;
+use crate::domain::crm::{guarded_table, DeleteState, PendingDelete};
+use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 
 pub use crate::domain::crm::Resolution;
 
-fn crm_table(table: &str) -> Result<&'static str> {
-    match table {
-        "company" => Ok("crm_company"),
-        "contact" => Ok("crm_contact"),
-        other => Err(AppError::InvalidArgument(format!(
-            "table {other:?}: deletions are guarded for company and contact only"
-        ))),
-    }
+/// The CRM's own table of `table`'s records (the SQL name).
+fn crm_table(table: Table) -> Result<&'static str> {
+    Ok(match guarded_table(table.as_str())? {
+        Table::Company => "crm_company",
+        _ => "crm_contact",
+    })
 }
 
 /// Holds the deletions of `ids` (those the CRM has), recording the CRM's name and document.
 pub async fn hold(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     run_id: &str,
     ids: &[String],
     now: DateTime<Utc>,
@@ -48,7 +47,7 @@ pub async fn hold(
     for chunk in ids.chunks(2_000) {
         let mut p = Params::new(txn.get_database_backend(), chunk.len() + 5);
         let (tb, run, at, t) = (
-            p.push(table),
+            p.push(table.as_str()),
             p.push(run_id),
             p.push(now),
             p.push(tenant.as_str()),
@@ -57,10 +56,11 @@ pub async fn hold(
         let sql = format!(
             "INSERT INTO pending_delete (tenant_id, table_name, external_id, name, document, detected_run_id, \
              detected_at, state, resolved_at) SELECT tenant_id, {tb}, external_id, name, document, {run}, {at}, \
-             'HELD', NULL FROM {crm} WHERE tenant_id = {t} AND external_id IN ({}) \
-             ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET state = 'HELD', \
+             '{held}', NULL FROM {crm} WHERE tenant_id = {t} AND external_id IN ({}) \
+             ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET state = '{held}', \
              detected_run_id = excluded.detected_run_id, detected_at = excluded.detected_at, resolved_at = NULL",
-            list.join(", ")
+            list.join(", "),
+            held = DeleteState::Held.as_str(),
         );
         txn.execute(p.statement(sql)).await?;
     }
@@ -71,11 +71,10 @@ pub async fn hold(
 pub async fn ids_in_state(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
-    state: &str,
+    table: Table,
+    state: DeleteState,
 ) -> Result<HashSet<String>> {
-    let ids: Vec<String> = Entity::of_table(tenant.as_str(), table)
-        .filter(Column::State.eq(state))
+    let ids: Vec<String> = Entity::in_states(tenant.as_str(), table, &[state])
         .select_only()
         .column(Column::ExternalId)
         .into_tuple()
@@ -88,18 +87,18 @@ pub async fn ids_in_state(
 pub async fn mark_applied(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = db.begin_write().await?;
     for chunk in ids.chunks(2_000) {
         Entity::update_many()
-            .col_expr(Column::State, Expr::value("APPLIED"))
+            .col_expr(Column::State, Expr::value(DeleteState::Applied.as_str()))
             .col_expr(Column::ResolvedAt, Expr::value(now))
             .filter(Column::TenantId.eq(tenant.as_str()))
-            .filter(Column::TableName.eq(table))
-            .filter(Column::State.eq("APPROVED"))
+            .filter(Column::TableName.eq(table.as_str()))
+            .filter(Column::State.eq(DeleteState::Approved.as_str()))
             .filter(Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
             .exec(&*txn)
             .await?;
@@ -111,19 +110,18 @@ pub async fn mark_applied(
 pub async fn list(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     after: &str,
     limit: u64,
 ) -> Result<Vec<PendingDelete>> {
     crm_table(table)?;
-    let rows = Entity::of_table(tenant.as_str(), table)
-        .filter(Column::State.is_in(WAITING))
+    let rows = Entity::in_states(tenant.as_str(), table, &DeleteState::WAITING)
         .filter(Column::ExternalId.gt(after))
         .order_by_asc(Column::ExternalId)
         .limit(limit)
         .all(db.conn())
         .await?;
-    Ok(rows.into_iter().map(pending_from).collect())
+    rows.into_iter().map(pending_from).collect()
 }
 
 /// A page of what the Excessivos Deletes export shows of `table`, by external id after
@@ -132,7 +130,7 @@ pub async fn list(
 pub async fn export_page(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     after: &str,
     limit: u64,
@@ -141,7 +139,7 @@ pub async fn export_page(
     let rows = Entity::of_table(tenant.as_str(), table)
         .filter(Column::ExternalId.gt(after))
         .filter(
-            Condition::any().add(Column::State.is_in(WAITING)).add(
+            Condition::any().add(Column::State.is_in(waiting())).add(
                 Condition::all()
                     .add(Column::DetectedAt.gte(from))
                     .add(Column::DetectedAt.lt(to)),
@@ -151,7 +149,7 @@ pub async fn export_page(
         .limit(limit)
         .all(db.conn())
         .await?;
-    Ok(rows.into_iter().map(pending_from).collect())
+    rows.into_iter().map(pending_from).collect()
 }
 
 /// Approves or discards waiting deletions (`ids`, or all when None); returns how many
@@ -162,25 +160,27 @@ pub async fn export_page(
 pub async fn resolve(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     ids: Option<&[String]>,
     resolution: Resolution,
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let crm = crm_table(table)?;
-    let from: &[&str] = match resolution {
-        Resolution::Approve => &["HELD"],
-        Resolution::Discard => &["HELD", "APPROVED"],
+    let from: &[DeleteState] = match resolution {
+        Resolution::Approve => &[DeleteState::Held],
+        Resolution::Discard => &DeleteState::WAITING,
     };
     let mut waiting = HashSet::new();
-    for state in from {
+    for &state in from {
         waiting.extend(ids_in_state(db, tenant, table, state).await?);
     }
     let chosen: Vec<String> = match ids {
         None => waiting.into_iter().collect(),
         Some(ids) => {
             let approved = match resolution {
-                Resolution::Approve => ids_in_state(db, tenant, table, "APPROVED").await?,
+                Resolution::Approve => {
+                    ids_in_state(db, tenant, table, DeleteState::Approved).await?
+                }
                 Resolution::Discard => HashSet::new(),
             };
             let mut chosen = Vec::with_capacity(ids.len());
@@ -198,20 +198,20 @@ pub async fn resolve(
         return Ok(0);
     }
     if resolution == Resolution::Discard {
-        staging::restore_from_crm(db, tenant, table, crm, &chosen, now).await?;
+        staging::restore_from_crm(db, tenant, table.as_str(), crm, &chosen, now).await?;
     }
     let to = match resolution {
-        Resolution::Approve => "APPROVED",
-        Resolution::Discard => "DISCARDED",
+        Resolution::Approve => DeleteState::Approved,
+        Resolution::Discard => DeleteState::Discarded,
     };
     let txn = db.begin_write().await?;
     for chunk in chosen.chunks(2_000) {
         Entity::update_many()
-            .col_expr(Column::State, Expr::value(to))
+            .col_expr(Column::State, Expr::value(to.as_str()))
             .col_expr(Column::ResolvedAt, Expr::value(now))
             .filter(Column::TenantId.eq(tenant.as_str()))
-            .filter(Column::TableName.eq(table))
-            .filter(Column::State.is_in(from.iter().copied()))
+            .filter(Column::TableName.eq(table.as_str()))
+            .filter(Column::State.is_in(from.iter().map(|s| s.as_str())))
             .filter(Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
             .exec(&*txn)
             .await?;
@@ -222,10 +222,14 @@ pub async fn resolve(
 
 /// The error for resolving `id`, which waits for nothing: its final state and when it
 /// was reached, or not found when it was never held.
-async fn not_waiting(db: &Db, tenant: &TenantId, table: &str, id: &str) -> Result<AppError> {
-    let row = Entity::find_by_id((tenant.as_str().to_owned(), table.to_owned(), id.to_owned()))
-        .one(db.conn())
-        .await?;
+async fn not_waiting(db: &Db, tenant: &TenantId, table: Table, id: &str) -> Result<AppError> {
+    let row = Entity::find_by_id((
+        tenant.as_str().to_owned(),
+        table.as_str().to_owned(),
+        id.to_owned(),
+    ))
+    .one(db.conn())
+    .await?;
     let quoted = crate::domain::text::excerpt(id);
     Ok(match row {
         Some(row) => {
@@ -248,19 +252,22 @@ async fn not_waiting(db: &Db, tenant: &TenantId, table: &str, id: &str) -> Resul
 pub async fn supersede(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
+    table: Table,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
     crm_table(table)?;
     let mut p = Params::new(db.backend(), 3);
     let sql = format!(
-        "UPDATE pending_delete SET state = 'SUPERSEDED', resolved_at = {} WHERE tenant_id = {} \
-         AND table_name = {} AND state IN ('HELD', 'APPROVED') AND EXISTS (SELECT 1 FROM staged_record s \
+        "UPDATE pending_delete SET state = '{superseded}', resolved_at = {} WHERE tenant_id = {} \
+         AND table_name = {} AND state IN ('{held}', '{approved}') AND EXISTS (SELECT 1 FROM staged_record s \
          WHERE s.tenant_id = pending_delete.tenant_id AND s.table_name = pending_delete.table_name \
          AND s.external_id = pending_delete.external_id AND NOT s.deleted) RETURNING external_id",
         p.push(now),
         p.push(tenant.as_str()),
-        p.push(table)
+        p.push(table.as_str()),
+        superseded = DeleteState::Superseded.as_str(),
+        held = DeleteState::Held.as_str(),
+        approved = DeleteState::Approved.as_str(),
     );
     let txn = db.begin_write().await?;
     let ids = txn
@@ -273,15 +280,26 @@ pub async fn supersede(
     Ok(ids)
 }
 
-fn pending_from(m: pending_delete::Model) -> PendingDelete {
-    PendingDelete {
-        table: m.table_name,
+/// The waiting states as stored.
+fn waiting() -> impl Iterator<Item = &'static str> {
+    DeleteState::WAITING.into_iter().map(DeleteState::as_str)
+}
+
+fn pending_from(m: pending_delete::Model) -> Result<PendingDelete> {
+    let corrupt = |what: &str, value: &str| {
+        AppError::Internal(anyhow::anyhow!(
+            "stored held deletion {:?} has unknown {what} {value:?}",
+            m.external_id
+        ))
+    };
+    Ok(PendingDelete {
+        table: Table::parse(&m.table_name).ok_or_else(|| corrupt("table", &m.table_name))?,
+        state: DeleteState::parse(&m.state).ok_or_else(|| corrupt("state", &m.state))?,
         external_id: m.external_id,
         name: m.name,
         document: m.document,
         detected_run_id: m.detected_run_id,
-        state: m.state,
         state_changed_at: m.resolved_at.unwrap_or(m.detected_at),
         detected_at: m.detected_at,
-    }
+    })
 }

@@ -10,15 +10,16 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::abc::{
-    change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, ReportState,
-    UNASSIGNED,
+    change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, Money,
+    ReportState, UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
+use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::abc::Stored;
-use crate::storage::{abc, alerts, events, lease, tenants};
+use crate::storage::{abc, alerts, lease, tenants};
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;
 
@@ -30,7 +31,7 @@ pub struct Analysis {
     /// Every live company's new categories.
     pub categories: Vec<Category>,
     /// Companies named by invoices or orders that are not in the CRM, and their revenue.
-    pub orphans: (u64, i128),
+    pub orphans: (u64, Money),
     /// The stored categories of each company of `categories` (same order), if any.
     pub previous: Vec<Option<Stored>>,
     /// Companies with stored categories that are no longer live.
@@ -52,7 +53,7 @@ impl Analysis {
         format!(
             "{} companies by {} revenue {}..{}: {}",
             r.companies,
-            r.basis.table(),
+            r.basis.table().as_str(),
             r.window_from,
             r.window_to,
             classes.join(", ")
@@ -90,12 +91,12 @@ pub async fn analyse(
             external_id: &c.external_id,
             revenue: purchases
                 .get(&c.external_id)
-                .map_or(0, |p| i128::from(p.revenue)),
+                .map_or(Money::ZERO, |p| Money::from(p.revenue)),
         })
         .collect();
     let classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
     drop(revenues);
-    let mut unclassified_revenue = 0i128;
+    let mut unclassified_revenue = Money::ZERO;
     // Mapped in place: a category is no larger than a company (see the test below), so
     // std reuses the companies' buffer for the categories (no second copy in memory).
     let mut classes = classification.classes.iter().copied();
@@ -105,7 +106,7 @@ pub async fn analyse(
             let abc_class = classes.next().flatten();
             let p = purchases.remove(&c.external_id).unwrap_or_default();
             if abc_class.is_none() {
-                unclassified_revenue += i128::from(p.revenue);
+                unclassified_revenue += Money::from(p.revenue);
             }
             previous.push(c.stored);
             Category {
@@ -125,7 +126,7 @@ pub async fn analyse(
     // What is left names companies the CRM does not have.
     let orphans = (
         purchases.len() as u64,
-        purchases.values().map(|p| i128::from(p.revenue)).sum(),
+        purchases.values().map(|p| Money::from(p.revenue)).sum(),
     );
     let report = AbcReport {
         run_id: run_id.to_owned(),
@@ -280,9 +281,12 @@ async fn apply(
         for chunk in for_crm.chunks(delivery.batch_size()) {
             let rows: Vec<Category> = chunk.iter().map(|c| (*c).clone()).collect();
             let sent = delivery
-                .send(Stage::Categorize, "company", "ApplyCategories", |call| {
-                    worker.sink.apply_categories(call, rows.clone())
-                })
+                .send(
+                    Stage::Categorize,
+                    Table::Company,
+                    "ApplyCategories",
+                    |call| worker.sink.apply_categories(call, rows.clone()),
+                )
                 .await?;
             if sent.is_none() {
                 return Err(AppError::Internal(anyhow::anyhow!(
@@ -444,12 +448,12 @@ async fn release(
     worker
         .logs
         .append(
-            events::NewEvent {
+            crate::domain::run::NewEvent {
                 tenant: &tenant.id,
                 run_id: Some(&report.run_id),
                 level: Level::Info,
                 stage: "abc",
-                table: Some("company"),
+                table: Some(Table::Company.as_str()),
                 message,
                 fields:
                     serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})

@@ -17,10 +17,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::domain::run::{Level, Stage};
+use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
-use crate::storage::events;
 use crate::worker::sink::{SinkAck, SinkCall};
 use crate::worker::RunWorker;
 
@@ -117,7 +117,7 @@ pub struct Delivery<'a> {
     tenant: &'a TenantId,
     run_id: String,
     batches: AtomicU64,
-    totals: Mutex<BTreeMap<&'static str, u64>>,
+    totals: Mutex<BTreeMap<Table, u64>>,
 }
 
 impl<'a> Delivery<'a> {
@@ -138,11 +138,11 @@ impl<'a> Delivery<'a> {
     }
 
     /// The number of `table`'s records the CRM said it holds after its last call, if it did.
-    pub fn crm_total(&self, table: &str) -> Option<u64> {
+    pub fn crm_total(&self, table: Table) -> Option<u64> {
         self.totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(table)
+            .get(&table)
             .copied()
     }
 
@@ -152,7 +152,7 @@ impl<'a> Delivery<'a> {
     pub async fn send<F, Fut>(
         &self,
         stage: Stage,
-        table: &'static str,
+        table: Table,
         what: &str,
         send: F,
     ) -> Result<Option<SinkAck>>
@@ -231,16 +231,16 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    async fn event(&self, stage: Stage, table: &str, message: String, fields: serde_json::Value) {
+    async fn event(&self, stage: Stage, table: Table, message: String, fields: serde_json::Value) {
         let serde_json::Value::Object(fields) = fields else {
             return;
         };
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant: self.tenant,
             run_id: Some(&self.run_id),
             level: Level::Warn,
             stage: stage.as_str(),
-            table: Some(table),
+            table: Some(table.as_str()),
             message,
             fields,
         };

@@ -13,7 +13,7 @@ use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, RunStatus, RunSummary, RunTrigger};
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
-use crate::storage::{alerts, events, lease, runs, tenants};
+use crate::storage::{alerts, lease, runs, tenants};
 use crate::worker::delivery::RunRetries;
 use crate::worker::sync;
 use crate::worker::RunWorker;
@@ -180,7 +180,7 @@ async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
     };
     if alerts::raise(&worker.db, &t.id, AlertKind::Stale, &message, None, now).await? {
         tracing::warn!(tenant = %t.id, "{message}");
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant: &t.id,
             run_id: None,
             level: Level::Warn,

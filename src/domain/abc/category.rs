@@ -168,6 +168,17 @@ pub fn change_of(
     })
 }
 
+/// Which categorized companies a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct CompanyFilter {
+    /// Only this class; `Some(None)` for the companies without one.
+    pub class: Option<Option<AbcClass>>,
+    /// Only this lifecycle.
+    pub lifecycle: Option<Lifecycle>,
+    /// Only this portfolio.
+    pub portfolio: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

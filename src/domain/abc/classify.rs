@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::settings::THRESHOLD_DECIMALS;
-use super::share;
+use super::{share, Money};
 
 /// An ABC class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,8 +43,8 @@ impl AbcClass {
 pub struct CompanyRevenue<'a> {
     /// The company's external id.
     pub external_id: &'a str,
-    /// Revenue in ten-thousandths; zero or negative means no revenue.
-    pub revenue: i128,
+    /// Revenue; zero or negative means no revenue.
+    pub revenue: Money,
 }
 
 /// The outcome of classifying a set of companies.
@@ -53,11 +53,11 @@ pub struct Classification {
     /// Class of each company, in the order of the input (None without revenue).
     pub classes: Vec<Option<AbcClass>>,
     /// Per class A, B, C: companies and revenue.
-    pub summary: [(AbcClass, u64, i128); 3],
+    pub summary: [(AbcClass, u64, Money); 3],
     /// Companies without revenue in the window.
     pub unclassified: u64,
     /// The sum of the positive revenues (100 % of the curve).
-    pub total: i128,
+    pub total: Money,
     /// The Pareto curve: (percent of companies, cumulative percent of revenue).
     pub curve: Vec<(Decimal, Decimal)>,
 }
@@ -73,7 +73,7 @@ const CURVE_POINTS: usize = 100;
 pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Classification {
     // Positions, not copies: 200 000 companies are ranked without cloning their ids.
     let mut ranked: Vec<usize> = (0..companies.len())
-        .filter(|&i| companies[i].revenue > 0)
+        .filter(|&i| companies[i].revenue.is_positive())
         .collect();
     ranked.sort_unstable_by(|&x, &y| {
         let (x, y) = (&companies[x], &companies[y]);
@@ -81,7 +81,10 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
             .cmp(&x.revenue)
             .then_with(|| x.external_id.cmp(y.external_id))
     });
-    let total: i128 = ranked.iter().map(|&i| companies[i].revenue).sum();
+    let total: i128 = ranked
+        .iter()
+        .map(|&i| companies[i].revenue.ten_thousandths())
+        .sum();
     // cum * 100 < a * total, with a's two decimal places made integer.
     let scale = |t: Decimal| -> i128 {
         let mut t = t;
@@ -100,9 +103,9 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
     };
     let mut classes = vec![None; companies.len()];
     let mut summary = [
-        (AbcClass::A, 0u64, 0i128),
-        (AbcClass::B, 0, 0),
-        (AbcClass::C, 0, 0),
+        (AbcClass::A, 0u64, Money::ZERO),
+        (AbcClass::B, 0, Money::ZERO),
+        (AbcClass::C, 0, Money::ZERO),
     ];
     let n = ranked.len();
     let mut curve = vec![(Decimal::ZERO, Decimal::ZERO)];
@@ -122,7 +125,7 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
             curve.push((share(i as i128, n as i128), share(cum, total)));
         }
         prev_class = Some(class);
-        cum += c.revenue;
+        cum += c.revenue.ten_thousandths();
         let slot = &mut summary[class as usize];
         slot.1 += 1;
         slot.2 += c.revenue;
@@ -140,7 +143,7 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
         classes,
         summary,
         unclassified: (companies.len() - n) as u64,
-        total,
+        total: Money::from_ten_thousandths(total),
         curve,
     }
 }
@@ -175,7 +178,7 @@ mod tests {
         list.iter()
             .map(|(id, r)| CompanyRevenue {
                 external_id: id,
-                revenue: i128::from(*r) * 10_000,
+                revenue: Money::from_ten_thousandths(i128::from(*r) * 10_000),
             })
             .collect()
     }
@@ -251,7 +254,7 @@ mod tests {
         let list = [("a", 85), ("b", 15), ("zero", 0), ("credit", -30)];
         expect(&list, &[Some(A), Some(B), None, None]);
         let c = classify(&rev(&list), Decimal::from(80), Decimal::from(95));
-        assert_eq!(c.total, 100 * 10_000);
+        assert_eq!(c.total, Money::from_ten_thousandths(100 * 10_000));
         assert_eq!(c.unclassified, 2);
     }
 
@@ -285,7 +288,7 @@ mod tests {
         assert!(c.classes.is_empty());
         let c = classify(&rev(&[("z", 0)]), Decimal::from(80), Decimal::from(95));
         assert_eq!(c.classes, vec![None]);
-        assert_eq!(c.total, 0);
+        assert_eq!(c.total, Money::ZERO);
         assert_eq!(c.curve, vec![(Decimal::ZERO, Decimal::ZERO)]);
     }
 
@@ -297,7 +300,7 @@ mod tests {
             .enumerate()
             .map(|(i, id)| CompanyRevenue {
                 external_id: id,
-                revenue: 1000 - i as i128,
+                revenue: Money::from_ten_thousandths(1000 - i as i128),
             })
             .collect();
         let c = classify(&list, Decimal::from(80), Decimal::from(95));
@@ -344,7 +347,7 @@ mod tests {
         v.iter()
             .map(|(id, r)| CompanyRevenue {
                 external_id: id,
-                revenue: *r,
+                revenue: Money::from_ten_thousandths(*r),
             })
             .collect()
     }
@@ -363,9 +366,9 @@ mod tests {
             let b = a + 1 + (98 - a) / 2;
             let c = classify(&list, Decimal::from(a), Decimal::from(b));
             for (i, x) in list.iter().enumerate() {
-                prop_assert_eq!(c.classes[i].is_some(), x.revenue > 0);
+                prop_assert_eq!(c.classes[i].is_some(), x.revenue.is_positive());
                 for (j, y) in list.iter().enumerate() {
-                    if x.revenue > y.revenue && y.revenue > 0 {
+                    if x.revenue > y.revenue && y.revenue.is_positive() {
                         prop_assert!(c.classes[i] <= c.classes[j]);
                     }
                 }
@@ -376,13 +379,13 @@ mod tests {
         fn revenue_shares_sum_to_100_percent(owned in companies()) {
             let list = borrowed(&owned);
             let c = classify(&list, Decimal::from(80), Decimal::from(95));
-            let sum: i128 = c.summary.iter().map(|s| s.2).sum();
+            let sum: Money = c.summary.iter().map(|s| s.2).sum();
             prop_assert_eq!(sum, c.total);
             let count: u64 = c.summary.iter().map(|s| s.1).sum();
             prop_assert_eq!(count + c.unclassified, list.len() as u64);
-            if c.total > 0 {
+            if c.total.is_positive() {
                 prop_assert_eq!(c.curve.last().copied(), Some((Decimal::ONE_HUNDRED, Decimal::ONE_HUNDRED)));
-                let shares: Decimal = c.summary.iter().map(|s| share(s.2, c.total)).sum();
+                let shares: Decimal = c.summary.iter().map(|s| s.2.share_of(c.total)).sum();
                 // Each share is rounded to 0.01: the sum is 100 within rounding.
                 prop_assert!((shares - Decimal::ONE_HUNDRED).abs() <= Decimal::new(2, 2));
             }

@@ -2,7 +2,7 @@
 //! revenue figures; the sync's abc and categorize stages feed them from the database.
 //!
 //! Amounts are exact: every invoice or order total is kept as an integer number of
-//! ten-thousandths of the currency unit ([`AMOUNT_SCALE`]), and sums are integers.
+//! ten-thousandths of the currency unit ([`AMOUNT_SCALE`]), and sums are integers ([`Money`]).
 //!
 //! By concern: `settings.rs` a tenant's settings and their validation, `revenue.rs` the
 //! revenue columns of a staged record and exact amounts, `classify.rs` the classification
@@ -15,12 +15,12 @@ mod report;
 mod revenue;
 mod settings;
 
-pub use self::category::{change_of, Category, CategoryChange, Classes, Lifecycle, UNASSIGNED};
+pub use self::category::{
+    change_of, Category, CategoryChange, Classes, CompanyFilter, Lifecycle, UNASSIGNED,
+};
 pub use self::classify::{
     classify, shift, shift_exceeds, AbcClass, Classification, CompanyRevenue,
 };
 pub use self::report::{AbcReport, ClassSummary, ReportState};
-pub use self::revenue::{
-    amount_text, revenue_fact, scaled_amount, share, RevenueFact, AMOUNT_SCALE,
-};
+pub use self::revenue::{revenue_fact, scaled_amount, share, Money, RevenueFact, AMOUNT_SCALE};
 pub use self::settings::{AbcInput, AbcSettings, Basis, MAX_LIFECYCLE_DAYS, MAX_WINDOW_MONTHS};

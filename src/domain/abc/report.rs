@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::{share, AbcClass, Basis, Classification};
+use super::{AbcClass, Basis, Classification, Money};
 
 /// Where a run's classification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +54,8 @@ pub struct ClassSummary {
     pub class: Option<AbcClass>,
     /// How many companies.
     pub companies: u64,
-    /// Their revenue, in ten-thousandths.
-    pub revenue: i128,
+    /// Their revenue.
+    pub revenue: Money,
     /// Percent of the total revenue, two places.
     pub share: Decimal,
 }
@@ -95,7 +95,7 @@ pub struct AbcReport {
 
 impl Classification {
     /// The per-class lines of a report (A, B, C, then the companies without revenue).
-    pub fn summary_lines(&self, unclassified_revenue: i128) -> Vec<ClassSummary> {
+    pub fn summary_lines(&self, unclassified_revenue: Money) -> Vec<ClassSummary> {
         let mut lines: Vec<ClassSummary> = self
             .summary
             .iter()
@@ -103,7 +103,7 @@ impl Classification {
                 class: Some(*class),
                 companies: *companies,
                 revenue: *revenue,
-                share: share(*revenue, self.total),
+                share: revenue.share_of(self.total),
             })
             .collect();
         lines.push(ClassSummary {

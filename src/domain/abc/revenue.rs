@@ -8,12 +8,75 @@ use serde_json::{Map, Value};
 
 use super::Basis;
 use crate::domain::record::{parse_date, ParsedDate};
+use crate::domain::tables::Table;
 
 /// Decimal places of a stored amount: totals are kept as integers of 0.0001.
 pub const AMOUNT_SCALE: u32 = 4;
 
+/// An exact amount of money in ten-thousandths of the currency unit ([`AMOUNT_SCALE`]):
+/// a company's revenue, a class's, the orphans'. Sums of stored amounts never overflow it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i128);
+
+impl Money {
+    /// Nothing.
+    pub const ZERO: Money = Money(0);
+
+    /// The amount of `v` ten-thousandths.
+    pub const fn from_ten_thousandths(v: i128) -> Self {
+        Money(v)
+    }
+
+    /// The amount in ten-thousandths, as stored and summed.
+    pub const fn ten_thousandths(self) -> i128 {
+        self.0
+    }
+
+    /// Whether the amount is above zero (a company with revenue).
+    pub const fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    /// This amount as a percentage of `whole`, exact to two places (see [`share`]).
+    pub fn share_of(self, whole: Money) -> Decimal {
+        share(self.0, whole.0)
+    }
+
+    /// The amount as a decimal with at least two places, as reports show it: "1234.50".
+    pub fn text(self) -> String {
+        amount_text(self.0)
+    }
+}
+
+impl From<i64> for Money {
+    /// A stored amount (ten-thousandths).
+    fn from(v: i64) -> Self {
+        Money(i128::from(v))
+    }
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+
+    fn add(self, other: Money) -> Money {
+        Money(self.0 + other.0)
+    }
+}
+
+impl std::ops::AddAssign for Money {
+    fn add_assign(&mut self, other: Money) {
+        self.0 += other.0;
+    }
+}
+
+impl std::iter::Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        Money(iter.map(|m| m.0).sum())
+    }
+}
+
 /// A stored amount (ten-thousandths) as a decimal with at least two places: "1234.50".
-pub fn amount_text(v: i128) -> String {
+fn amount_text(v: i128) -> String {
     match Decimal::try_from_i128_with_scale(v, AMOUNT_SCALE) {
         Ok(d) => {
             let mut d = d.normalize();
@@ -58,9 +121,7 @@ pub struct RevenueFact {
 /// The revenue columns of a validated (normalized) record of `table`; None for other
 /// tables, tombstones and records without a company, a date or a total.
 pub fn revenue_fact(table: &str, fields: &Map<String, Value>, zone: Tz) -> Option<RevenueFact> {
-    if table != Basis::Invoice.table() && table != Basis::Order.table() {
-        return None;
-    }
+    Table::parse(table).and_then(Basis::of_table)?;
     let company_ref = fields.get("company_id")?.as_str()?.to_owned();
     let issued_on = match parse_date(fields.get("issued_at")?.as_str()?).ok()? {
         ParsedDate::Date(d) => d,
@@ -111,10 +172,16 @@ mod tests {
             scaled_amount("1e20".parse::<Decimal>().ok().unwrap_or(Decimal::MAX)),
             None
         );
-        assert_eq!(amount_text(12_345_600), "1234.56");
-        assert_eq!(amount_text(10_000), "1.00");
-        assert_eq!(amount_text(-5), "-0.0005");
-        assert_eq!(amount_text(0), "0.00");
+        assert_eq!(Money::from(12_345_600).text(), "1234.56");
+        assert_eq!(Money::from(10_000).text(), "1.00");
+        assert_eq!(Money::from(-5).text(), "-0.0005");
+        assert_eq!(Money::ZERO.text(), "0.00");
+        let huge = Money::from(i64::MAX) + Money::from(i64::MAX);
+        assert_eq!(huge.text(), "1844674407370955.1614");
+        assert_eq!(
+            [Money::from(1), Money::from(2)].into_iter().sum::<Money>(),
+            Money::from_ten_thousandths(3)
+        );
     }
 
     #[test]

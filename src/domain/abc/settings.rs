@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::Lifecycle;
+use crate::domain::tables::Table;
 use crate::error::FieldViolation;
 
 /// Which ERP table revenue is read from.
@@ -20,21 +21,26 @@ pub enum Basis {
 }
 
 impl Basis {
-    /// The ERP table: "invoice" or "order".
-    pub fn table(self) -> &'static str {
+    /// The ERP table: invoices or orders.
+    pub fn table(self) -> Table {
         match self {
-            Self::Invoice => "invoice",
-            Self::Order => "order",
+            Self::Invoice => Table::Invoice,
+            Self::Order => Table::Order,
         }
     }
 
-    /// Parses "invoice" or "order".
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "invoice" => Some(Self::Invoice),
-            "order" => Some(Self::Order),
+    /// The basis read from `table`, if revenue is read from it.
+    pub fn of_table(table: Table) -> Option<Self> {
+        match table {
+            Table::Invoice => Some(Self::Invoice),
+            Table::Order => Some(Self::Order),
             _ => None,
         }
+    }
+
+    /// Parses "invoice" or "order" (any case, trimmed).
+    pub fn parse(s: &str) -> Option<Self> {
+        Table::parse(&s.trim().to_ascii_lowercase()).and_then(Self::of_table)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Validation and normalization of one ERP record (one JSON object pushed for one table).
 //!
-//! Each table has a field schema ([`field_kinds`]); [`validate()`] checks the known fields
-//! against their [`Kind`], rewrites them in a canonical form (trimmed text, exact decimals
+//! Each table has its fields in the catalog ([`field_kinds`]); [`validate()`] checks the
+//! known fields against their [`Kind`], rewrites them in a canonical form (trimmed text, exact decimals
 //! as strings, ISO dates, bare-digit documents) and keeps unknown fields untouched, so the
 //! rest of erpsync never has to deal with the many ways ERPs format the same value.
 //!
@@ -9,8 +9,8 @@
 //! what to send instead.
 //!
 //! This file holds the record as a whole (its problems, known and unknown fields); the rules
-//! for one value live by concern: `validate.rs` the kinds of field, each table's schema and
-//! the rule each kind applies, `decimal.rs` exact decimals, `date.rs` dates and date-times,
+//! for one value live by concern: `validate.rs` the rule each kind of field applies (the
+//! kinds and each table's fields are in `domain::tables`), `decimal.rs` exact decimals, `date.rs` dates and date-times,
 //! `document.rs` CNPJs and CPFs.
 
 mod date;
@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use self::validate::{is_absent, normalize_field, MISSING};
+use self::validate::{normalize_field, MISSING};
 use super::tables::TableDef;
 
 pub use self::date::{parse_date, parse_instant, ParsedDate};
@@ -67,47 +67,32 @@ const MAX_SHOWN_CHARS: usize = 60;
 ///
 /// Known fields come back in canonical form and unknown fields as received. A JSON null or a
 /// blank string counts as absent: an absent optional field is left out of the result and an
-/// absent required one is reported as missing. Problems come in schema order, then required
-/// fields the schema does not describe, then unknown-field problems.
+/// absent required one is reported as missing. Problems come in the table's field order, then
+/// unknown-field problems.
 pub fn validate(
     table: &TableDef,
     fields: &Map<String, Value>,
 ) -> Result<Map<String, Value>, Vec<FieldError>> {
-    let schema = field_kinds(table.id);
     let mut out = Map::new();
     let mut errors = Vec::new();
 
-    for &(name, kind) in schema {
-        let required = table.required_fields.contains(&name);
-        match normalize_field(kind, fields.get(name)) {
+    for field in table.fields {
+        let name = field.name;
+        match normalize_field(field.kind, fields.get(name)) {
             Ok(Some(value)) => {
                 out.insert(name.to_owned(), value);
             }
-            Ok(None) if required => errors.push(FieldError::new(name, MISSING)),
+            Ok(None) if field.required => errors.push(FieldError::new(name, MISSING)),
             Ok(None) => {}
             Err(reason) => errors.push(FieldError::new(name, reason)),
         }
     }
 
-    // The catalog and the schema live in different files; should they drift, a required field
-    // without a kind is still enforced for presence and passed through as received.
-    for &name in table.required_fields {
-        if schema.iter().any(|&(n, _)| n == name) {
-            continue;
-        }
-        match fields.get(name) {
-            Some(value) if !is_absent(value) => {
-                out.insert(name.to_owned(), value.clone());
-            }
-            _ => errors.push(FieldError::new(name, MISSING)),
-        }
-    }
-
     for (key, value) in fields {
-        if is_known(table, schema, key) {
+        if table.field(key).is_some() {
             continue;
         }
-        match unknown_field_problem(table, schema, fields, key) {
+        match unknown_field_problem(table, fields, key) {
             Some(reason) => errors.push(FieldError::new(key, reason)),
             None => {
                 out.insert(key.clone(), value.clone());
@@ -122,16 +107,11 @@ pub fn validate(
     }
 }
 
-fn is_known(table: &TableDef, schema: &[(&str, Kind)], key: &str) -> bool {
-    schema.iter().any(|&(n, _)| n == key) || table.required_fields.contains(&key)
-}
-
 /// Unknown fields are kept as received, except names that cannot be right: an empty name, or
 /// a known name in another case or with spaces ("Total", " name"), which would otherwise
 /// silently land among the extras while the real field stays empty.
 fn unknown_field_problem(
     table: &TableDef,
-    schema: &[(&str, Kind)],
     fields: &Map<String, Value>,
     key: &str,
 ) -> Option<String> {
@@ -139,11 +119,7 @@ fn unknown_field_problem(
     if trimmed.is_empty() {
         return Some("a field name must not be empty".to_owned());
     }
-    let known = schema
-        .iter()
-        .map(|&(n, _)| n)
-        .chain(table.required_fields.iter().copied());
-    for name in known {
+    for name in table.fields.iter().map(|f| f.name) {
         if trimmed.eq_ignore_ascii_case(name) && !fields.contains_key(name) {
             return Some(format!(
                 "unknown field {}: did you mean \"{name}\"? field names are case-sensitive",
@@ -182,6 +158,7 @@ mod tests {
     // files beside this one as well.
 
     use super::super::tables::{find, TABLES};
+    use super::validate::is_absent;
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -248,13 +225,16 @@ mod tests {
     #[test]
     fn every_table_has_a_schema_covering_its_required_fields() {
         for t in TABLES {
-            let kinds = field_kinds(t.id);
+            let kinds = field_kinds(t.table);
             assert!(!kinds.is_empty(), "{}", t.id);
             for r in t.required_fields {
-                assert!(kinds.iter().any(|(n, _)| n == r), "{}.{r}", t.id);
+                assert!(
+                    kinds.iter().any(|f| f.name == *r && f.required),
+                    "{}.{r}",
+                    t.id
+                );
             }
         }
-        assert!(field_kinds("nope").is_empty());
     }
 
     #[test]
@@ -356,7 +336,7 @@ mod tests {
     fn all_field_names() -> Vec<String> {
         let mut names: Vec<String> = TABLES
             .iter()
-            .flat_map(|t| field_kinds(t.id).iter().map(|(n, _)| (*n).to_owned()))
+            .flat_map(|t| field_kinds(t.table).iter().map(|f| f.name.to_owned()))
             .collect();
         names.extend(["Name", " total", "external_id", "", "extra"].map(String::from));
         names.sort();
@@ -418,7 +398,7 @@ mod tests {
     /// so the accepting path (and its idempotence) is exercised, not only rejections.
     fn arb_near_valid_record() -> impl Strategy<Value = (&'static TableDef, Map<String, Value>)> {
         prop::sample::select(TABLES.iter().collect::<Vec<_>>()).prop_flat_map(|t| {
-            let names: Vec<&'static str> = field_kinds(t.id).iter().map(|(n, _)| *n).collect();
+            let names: Vec<&'static str> = field_kinds(t.table).iter().map(|f| f.name).collect();
             let change = (
                 prop::sample::select(names),
                 prop::option::weighted(0.8, arb_json()),

@@ -1,5 +1,5 @@
-//! The kinds of field, each table's schema of them, and the rule each kind applies: how a
-//! known field is checked and rewritten in its canonical form.
+//! The rule each kind of field applies: how a known field is checked and rewritten in its
+//! canonical form. The kinds and each table's fields are in the catalog (`domain::tables`).
 
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -8,33 +8,9 @@ use super::date::{parse_date, DATE_HINT};
 use super::decimal::{decimal_from_number, parse_decimal};
 use super::document;
 use super::{json_type, show};
+use crate::domain::tables::{Field, Table};
 
-/// The kind of value a known field holds, which decides how it is checked and normalized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A JSON string, trimmed, at most 1000 characters.
-    Text,
-    /// Like `Text`, but a JSON integer is also accepted (ERPs send numeric product codes).
-    Code,
-    /// The external id of another record: a string of at most 200 characters or a JSON integer.
-    Ref,
-    /// A date or date-time, see [`parse_date`].
-    Date,
-    /// An exact decimal amount that may be negative (credit notes).
-    Money,
-    /// An exact decimal amount that must not be negative.
-    NonNegativeMoney,
-    /// An exact decimal quantity that must not be negative.
-    Quantity,
-    /// An exact decimal between 0 and 1 inclusive (0.15 means 15%).
-    Fraction,
-    /// A Brazilian company registration number (14 digits).
-    Cnpj,
-    /// A Brazilian individual taxpayer number (11 digits).
-    Cpf,
-    /// A CNPJ (14 digits) or a CPF (11 digits), told apart by the number of digits.
-    CnpjOrCpf,
-}
+pub use crate::domain::tables::Kind;
 
 const MAX_TEXT_CHARS: usize = 1000;
 const MAX_REF_CHARS: usize = 200;
@@ -45,79 +21,9 @@ pub const MAX_MONEY: i64 = 100_000_000_000_000;
 /// What a missing required field reads as.
 pub(super) const MISSING: &str = "required field is missing";
 
-/// The field schema of a table, in the order problems are reported; empty for an unknown table.
-pub fn field_kinds(table_id: &str) -> &'static [(&'static str, Kind)] {
-    use Kind::*;
-    match table_id {
-        "company" => &[
-            ("name", Text),
-            ("document", Cnpj),
-            ("seller_id", Ref),
-            ("city", Text),
-            ("state", Text),
-            ("email", Text),
-            ("phone", Text),
-        ],
-        "contact" => &[
-            ("name", Text),
-            ("document", Cpf),
-            ("company_id", Ref),
-            ("email", Text),
-            ("phone", Text),
-        ],
-        "quote" => &[
-            ("company_id", Ref),
-            ("issued_at", Date),
-            ("total", NonNegativeMoney),
-            ("seller_id", Ref),
-        ],
-        "quote_item" => &[
-            ("quote_id", Ref),
-            ("product_code", Code),
-            ("quantity", Quantity),
-            ("unit_price", NonNegativeMoney),
-            ("discount", Fraction),
-        ],
-        "order" => &[
-            ("company_id", Ref),
-            ("issued_at", Date),
-            ("total", NonNegativeMoney),
-            ("seller_id", Ref),
-            ("status", Text),
-        ],
-        "order_item" => &[
-            ("order_id", Ref),
-            ("product_code", Code),
-            ("quantity", Quantity),
-            ("unit_price", NonNegativeMoney),
-            ("discount", Fraction),
-        ],
-        // Credit notes (devoluções) carry negative totals, so the sign is free here.
-        "invoice" => &[
-            ("company_id", Ref),
-            ("issued_at", Date),
-            ("total", Money),
-            ("seller_id", Ref),
-            ("number", Text),
-        ],
-        "invoice_item" => &[
-            ("invoice_id", Ref),
-            ("product_code", Code),
-            ("quantity", Quantity),
-            ("unit_price", NonNegativeMoney),
-            ("discount", Fraction),
-        ],
-        "receivable" => &[
-            ("company_id", Ref),
-            ("due_date", Date),
-            ("amount", NonNegativeMoney),
-            ("paid_at", Date),
-        ],
-        "supplier" => &[("name", Text), ("document", CnpjOrCpf)],
-        "seller" => &[("name", Text), ("email", Text)],
-        "company_brand" => &[("company_id", Ref), ("brand", Text), ("status", Text)],
-        _ => &[],
-    }
+/// The fields of `table`, in the order problems are reported (its catalog entry's).
+pub fn field_kinds(table: Table) -> &'static [Field] {
+    table.def().fields
 }
 
 /// A JSON null or a blank string: the field counts as not sent.

@@ -2,7 +2,7 @@
 
 use super::super::pb;
 use super::timestamp;
-use crate::domain::abc::{amount_text, AbcClass, AbcReport, Category, CategoryChange, Lifecycle};
+use crate::domain::abc::{AbcClass, AbcReport, Category, CategoryChange, Lifecycle, Money};
 
 /// A company's categories as the CRM sink receives them.
 pub fn company_category(c: Category) -> pb::CompanyCategory {
@@ -14,7 +14,7 @@ pub fn company_category(c: Category) -> pb::CompanyCategory {
             .unwrap_or_default(),
         lifecycle: c.lifecycle.as_str().to_owned(),
         portfolio: c.portfolio,
-        revenue: amount_text(i128::from(c.revenue)),
+        revenue: Money::from(c.revenue).text(),
     }
 }
 
@@ -71,7 +71,7 @@ pub fn company(c: Category) -> pb::Company {
         abc_class: abc_class(c.abc_class) as i32,
         lifecycle: lifecycle(Some(c.lifecycle)) as i32,
         portfolio: c.portfolio,
-        revenue: amount_text(i128::from(c.revenue)),
+        revenue: Money::from(c.revenue).text(),
         first_purchase: c.first_purchase.map(|d| d.to_string()).unwrap_or_default(),
         last_purchase: c.last_purchase.map(|d| d.to_string()).unwrap_or_default(),
     }
@@ -99,7 +99,7 @@ pub fn abc_report(tenant: &str, r: AbcReport, held_run_id: Option<String>) -> pb
         .map_or(0, |s| s.companies);
     pb::AbcReport {
         tenant_id: tenant.to_owned(),
-        basis: r.basis.table().to_owned(),
+        basis: r.basis.table().as_str().to_owned(),
         window_from: r.window_from.to_string(),
         window_to: r.window_to.to_string(),
         a_threshold: r.a_threshold.to_string(),
@@ -111,7 +111,7 @@ pub fn abc_report(tenant: &str, r: AbcReport, held_run_id: Option<String>) -> pb
             .map(|s| pb::AbcClassSummary {
                 abc_class: abc_class(s.class) as i32,
                 companies: s.companies,
-                revenue: amount_text(s.revenue),
+                revenue: s.revenue.text(),
                 revenue_share: format!("{:.2}", s.share),
             })
             .collect(),

@@ -214,7 +214,7 @@ mod tests {
             };
             let valid_time = record.updated_at.as_ref().is_some_and(|t| instant(t).is_some());
             let json = record_json(record);
-            let table = crate::domain::tables::find("company").unwrap();
+            let table = crate::domain::tables::Table::Company.def();
             let judged = crate::domain::batch::judge(table, &[json], chrono_tz::UTC);
             prop_assert_eq!(judged.valid.len() + judged.rejected.len(), 1);
             if with_time && !valid_time {

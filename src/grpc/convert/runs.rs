@@ -115,13 +115,13 @@ pub fn run(r: RunSummary) -> pb::Run {
 /// A held deletion.
 pub fn pending_delete(p: crate::domain::crm::PendingDelete) -> pb::PendingDelete {
     pb::PendingDelete {
-        table: p.table,
+        table: p.table.as_str().to_owned(),
         external_id: p.external_id,
         name: p.name,
         document: p.document,
         detected_run_id: p.detected_run_id,
         detected_at: Some(timestamp(p.detected_at)),
-        state: p.state,
+        state: p.state.as_str().to_owned(),
         state_changed_at: Some(timestamp(p.state_changed_at)),
     }
 }

@@ -53,7 +53,7 @@ pub fn overview(o: Overview) -> pb::Overview {
 
 fn abc_settings(a: &AbcSettings) -> pb::AbcSettings {
     pb::AbcSettings {
-        basis: a.basis.table().to_owned(),
+        basis: a.basis.table().as_str().to_owned(),
         window_months: a.window_months,
         a_threshold: a.a_threshold.to_string(),
         b_threshold: a.b_threshold.to_string(),

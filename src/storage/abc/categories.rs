@@ -41,16 +41,7 @@ pub async fn stored(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Stored
     Ok(rows.into_iter().collect())
 }
 
-/// Filters of [`list`].
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only this class; `Some(None)` for the companies without one.
-    pub class: Option<Option<AbcClass>>,
-    /// Only this lifecycle.
-    pub lifecycle: Option<Lifecycle>,
-    /// Only this portfolio.
-    pub portfolio: Option<String>,
-}
+pub use crate::domain::abc::CompanyFilter as Filter;
 
 /// A page of the tenant's categorized companies by external id, after `after`.
 pub async fn list(

@@ -7,7 +7,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::rows::date;
-use crate::domain::abc::{AbcClass, AbcReport, Basis, ClassSummary, ReportState};
+use crate::domain::abc::{AbcClass, AbcReport, Basis, ClassSummary, Money, ReportState};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::{Db, Params};
@@ -21,7 +21,7 @@ pub async fn insert_report(db: &Db, tenant: &TenantId, r: &AbcReport) -> Result<
             json!({
                 "class": s.class.map(AbcClass::as_str),
                 "companies": s.companies,
-                "revenue": s.revenue.to_string(),
+                "revenue": s.revenue.ten_thousandths().to_string(),
                 "share": s.share.to_string(),
             })
         })
@@ -37,7 +37,7 @@ pub async fn insert_report(db: &Db, tenant: &TenantId, r: &AbcReport) -> Result<
         p.push(tenant.as_str()),
         p.push(r.computed_at),
         p.push(r.as_of.to_string()),
-        p.push(r.basis.table()),
+        p.push(r.basis.table().as_str()),
         p.push(r.window_from.to_string()),
         p.push(r.window_to.to_string()),
         p.push(r.a_threshold.to_string()),
@@ -109,6 +109,7 @@ async fn report_where(
                 revenue: s["revenue"]
                     .as_str()
                     .and_then(|v| v.parse().ok())
+                    .map(Money::from_ten_thousandths)
                     .ok_or_else(|| corrupt("revenue"))?,
                 share: s["share"]
                     .as_str()

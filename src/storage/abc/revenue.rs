@@ -127,7 +127,8 @@ async fn pg_bounds(reader: &mut Reader, tenant: &TenantId, basis: Basis) -> Resu
             ph(2)
         )
     };
-    let count: Vec<(i64,)> = fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table()])?;
+    let count: Vec<(i64,)> =
+        fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table().as_str()])?;
     let n = count.first().map_or(0, |c| c.0);
     let parts = (n + PG_RANGE - 1) / PG_RANGE;
     let parts = parts.max(PARALLEL_RANGES as i64);
@@ -145,7 +146,8 @@ async fn pg_bounds(reader: &mut Reader, tenant: &TenantId, basis: Basis) -> Resu
             (parts - 1) * step
         )
     };
-    let bounds: Vec<(String,)> = fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table()])?;
+    let bounds: Vec<(String,)> =
+        fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table().as_str()])?;
     Ok(bounds.into_iter().map(|b| b.0).collect())
 }
 
@@ -187,7 +189,12 @@ async fn spans(
             ph(3)
         )
     };
-    fetch_packed!(reader, build, 3, [tenant.as_str(), basis.table(), after])
+    fetch_packed!(
+        reader,
+        build,
+        3,
+        [tenant.as_str(), basis.table().as_str(), after]
+    )
 }
 
 /// The revenue per company of `basis` in days [from, to], companies in (lo, hi].
@@ -232,7 +239,7 @@ async fn window_sums(
                 2,
                 [
                     tenant.as_str(),
-                    basis.table(),
+                    basis.table().as_str(),
                     from,
                     to,
                     lo.as_str(),
@@ -244,11 +251,22 @@ async fn window_sums(
                     reader,
                     build,
                     2,
-                    [tenant.as_str(), basis.table(), from, to, b.as_str()]
+                    [
+                        tenant.as_str(),
+                        basis.table().as_str(),
+                        from,
+                        to,
+                        b.as_str()
+                    ]
                 )
             }
             (None, None) => {
-                fetch_packed!(reader, build, 2, [tenant.as_str(), basis.table(), from, to])
+                fetch_packed!(
+                    reader,
+                    build,
+                    2,
+                    [tenant.as_str(), basis.table().as_str(), from, to]
+                )
             }
         }
     }
@@ -259,7 +277,7 @@ async fn window_sums(
         {
             AppError::Internal(anyhow::anyhow!(
                 "a company's revenue is beyond 922 trillion: check the ERP's {} totals ({e})",
-                basis.table()
+                basis.table().as_str()
             ))
         }
         other => other,

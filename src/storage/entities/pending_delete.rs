@@ -4,6 +4,9 @@
 use sea_orm::entity::prelude::*;
 use sea_orm::Select;
 
+use crate::domain::crm::DeleteState;
+use crate::domain::tables::Table;
+
 /// A held deletion row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "pending_delete")]
@@ -27,14 +30,16 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// The states of a deletion still waiting: held, or approved and not yet applied.
-pub const WAITING: [&str; 2] = ["HELD", "APPROVED"];
-
 impl Entity {
     /// The deletions of one tenant's table.
-    pub fn of_table(tenant: &str, table: &str) -> Select<Self> {
+    pub fn of_table(tenant: &str, table: Table) -> Select<Self> {
         Self::find()
             .filter(Column::TenantId.eq(tenant))
-            .filter(Column::TableName.eq(table))
+            .filter(Column::TableName.eq(table.as_str()))
+    }
+
+    /// The deletions of one tenant's table in one of `states`.
+    pub fn in_states(tenant: &str, table: Table, states: &[DeleteState]) -> Select<Self> {
+        Self::of_table(tenant, table).filter(Column::State.is_in(states.iter().map(|s| s.as_str())))
     }
 }

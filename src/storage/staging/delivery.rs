@@ -10,20 +10,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::{Db, Params};
 
-/// A staged record the CRM has not received in its current version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    /// The record's id in the ERP.
-    pub external_id: String,
-    /// Normalized fields.
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// A tombstone.
-    pub deleted: bool,
-    /// The version's content hash, to mark it delivered.
-    pub hash: i64,
-    /// Whether an earlier version was delivered (an update rather than an insert).
-    pub delivered_before: bool,
-}
+pub use crate::domain::crm::Pending;
 
 const PENDING: &str = "(synced_hash IS NULL OR synced_hash <> content_hash)";
 

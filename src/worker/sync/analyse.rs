@@ -19,11 +19,11 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         ctx.event(
             Level::Warn,
             Stage::Abc,
-            Some(tenant.abc.basis.table()),
+            Some(tenant.abc.basis.table().as_str()),
             format!(
                 "{orphans} companies named by {} records are not in the CRM; their revenue ({}) is left out",
-                tenant.abc.basis.table(),
-                crate::domain::abc::amount_text(orphan_revenue)
+                tenant.abc.basis.table().as_str(),
+                orphan_revenue.text()
             ),
             json!({"companies": orphans}),
         )

@@ -8,6 +8,7 @@ use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
+use crate::domain::tables::Table;
 use crate::error::Result;
 use crate::storage::alerts;
 use crate::worker::abc;
@@ -26,7 +27,7 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ctx.event(
                     Level::Info,
                     Stage::Categorize,
-                    Some("company"),
+                    Some(Table::Company.as_str()),
                     "alert ABC_SHIFT_HELD resolved: this run's classification replaces the held one"
                         .into(),
                     json!({"alert": "ABC_SHIFT_HELD"}),
@@ -55,7 +56,7 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ctx.event(
                 Level::Warn,
                 Stage::Categorize,
-                Some("company"),
+                Some(Table::Company.as_str()),
                 format!("alert ABC_SHIFT_HELD: {message}"),
                 json!({"alert": "ABC_SHIFT_HELD", "changed": changed, "base": base}),
             )

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::outcome::Outcome;
 use super::{view, Ctx};
 use crate::domain::run::{Level, Stage};
-use crate::domain::tables::TABLES;
+use crate::domain::tables::Table;
 use crate::domain::tenant::IntegrationType;
 use crate::error::Result;
 use crate::storage::{staging, tenants};
@@ -17,15 +17,15 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         view::collect(ctx, &tenant).await?;
     }
     let mut total = 0;
-    for t in TABLES {
-        let n = staging::count_pending(&ctx.worker.db, ctx.tenant, t.id, false).await?;
+    for t in Table::ALL {
+        let n = staging::count_pending(&ctx.worker.db, ctx.tenant, t.as_str(), false).await?;
         if n > 0 {
-            ctx.counts(t.id).received = n;
+            ctx.counts(t).received = n;
             total += n;
             ctx.event(
                 Level::Info,
                 Stage::Collect,
-                Some(t.id),
+                Some(t.as_str()),
                 format!("{n} records to deliver"),
                 json!({"records": n}),
             )

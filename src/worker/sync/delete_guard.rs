@@ -10,10 +10,12 @@ use serde_json::{json, Map, Value};
 use super::outcome::{Guarded, Outcome};
 use super::Ctx;
 use crate::domain::alert::AlertKind;
+use crate::domain::crm::{guarded_table, DeleteState};
 use crate::domain::run::{Level, Stage};
+use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::{alerts, crm, events, pending_deletes, staging, tenants};
+use crate::storage::{alerts, crm, pending_deletes, staging, tenants};
 use crate::worker::RunWorker;
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies
@@ -26,7 +28,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         .delete_guard;
     let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
     let mut guarded = Vec::new();
-    for (table, in_crm) in [("company", companies), ("contact", contacts)] {
+    for (table, in_crm) in [(Table::Company, companies), (Table::Contact, contacts)] {
         let mut this = Guarded {
             table,
             superseded: 0,
@@ -39,7 +41,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ctx.event(
                 Level::Info,
                 Stage::DeleteGuard,
-                Some(table),
+                Some(table.as_str()),
                 format!(
                     "{} held deletions superseded: the ERP sent their records again ({})",
                     back.len(),
@@ -50,15 +52,18 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             .await;
             this.superseded = back.len();
         }
-        let tombstones = staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table).await?;
+        let tombstones =
+            staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table.as_str()).await?;
         if tombstones.is_empty() {
             guarded.push(this);
             continue;
         }
         let held_before =
-            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "HELD").await?;
+            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, DeleteState::Held)
+                .await?;
         let approved =
-            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "APPROVED").await?;
+            pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, DeleteState::Approved)
+                .await?;
         let new: Vec<String> = tombstones
             .iter()
             .filter(|id| !held_before.contains(*id) && !approved.contains(*id))
@@ -87,7 +92,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ctx.event(
                 Level::Warn,
                 Stage::DeleteGuard,
-                Some(table),
+                Some(table.as_str()),
                 format!(
                     "{} deletions held: {:.1} % of the {in_crm} in the CRM (limit {} % and {} rows)",
                     new.len(),
@@ -100,7 +105,8 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             .await;
             // Only records the CRM has were held; deleting the others changes nothing.
             let now_held =
-                pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, "HELD").await?;
+                pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, DeleteState::Held)
+                    .await?;
             held.extend(new.into_iter().filter(|id| now_held.contains(id)));
         }
         if !held.is_empty() {
@@ -137,22 +143,23 @@ pub async fn resolve_pending_deletes(
     ids: Option<&[String]>,
     resolution: pending_deletes::Resolution,
 ) -> Result<u64> {
+    let table = guarded_table(table)?;
     let now = Utc::now();
     let resolved =
         pending_deletes::resolve(&worker.db, tenant, table, ids, resolution, now).await?;
     let mut still_held = 0;
-    for t in ["company", "contact"] {
-        still_held += pending_deletes::ids_in_state(&worker.db, tenant, t, "HELD")
+    for t in Table::CRM {
+        still_held += pending_deletes::ids_in_state(&worker.db, tenant, t, DeleteState::Held)
             .await?
             .len();
     }
     if still_held == 0 && alerts::resolve(&worker.db, tenant, AlertKind::DeletesHeld, now).await? {
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant,
             run_id: None,
             level: Level::Info,
             stage: "alert",
-            table: Some(table),
+            table: Some(table.as_str()),
             message: "alert DELETES_HELD resolved: every held deletion was approved or discarded"
                 .into(),
             fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),

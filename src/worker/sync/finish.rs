@@ -8,7 +8,7 @@ use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, RunDetail, RunStatus, Stage};
-use crate::domain::tables::TABLES;
+use crate::domain::tables::Table;
 use crate::error::Result;
 use crate::storage::{alerts, crm, erp_counts, staging};
 
@@ -17,20 +17,20 @@ use crate::storage::{alerts, crm, erp_counts, staging};
 pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let erp = erp_counts::all(&ctx.worker.db, ctx.tenant).await?;
     let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
-    for t in TABLES {
-        let staged = staging::count_live(&ctx.worker.db, ctx.tenant, t.id).await?;
-        let erp_count = erp.get(t.id).copied();
-        if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(t.id) {
+    for t in Table::ALL {
+        let staged = staging::count_live(&ctx.worker.db, ctx.tenant, t.as_str()).await?;
+        let erp_count = erp.get(t.as_str()).copied();
+        if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(&t) {
             continue;
         }
         // The CRM's own count when it reports one with its answers, else what it was
         // delivered (erpsync's record of it).
-        let crm_count = match t.id {
-            "company" => Some(ctx.delivery.crm_total(t.id).unwrap_or(companies)),
-            "contact" => Some(ctx.delivery.crm_total(t.id).unwrap_or(contacts)),
+        let crm_count = match t {
+            Table::Company => Some(ctx.delivery.crm_total(t).unwrap_or(companies)),
+            Table::Contact => Some(ctx.delivery.crm_total(t).unwrap_or(contacts)),
             _ => None,
         };
-        let c = ctx.counts(t.id);
+        let c = ctx.counts(t);
         c.staged_count = staged;
         c.erp_count = erp_count;
         c.crm_count = crm_count;
@@ -40,7 +40,7 @@ pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ctx.event(
                     Level::Warn,
                     Stage::Finish,
-                    Some(t.id),
+                    Some(t.as_str()),
                     format!("the ERP reports {n} rows, {staged} are staged: {missing} missing"),
                     json!({"erp_count": n, "staged_count": staged}),
                 )

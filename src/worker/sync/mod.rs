@@ -18,9 +18,10 @@ use crate::domain::run::{
     Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageProgress, StageTiming,
     TableCounts,
 };
+use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
-use crate::storage::{events, lease, runs, tenants};
+use crate::storage::{lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
 use crate::worker::RunWorker;
@@ -115,7 +116,7 @@ pub async fn interrupt_orphans(
     let interrupted = runs::mark_interrupted(&worker.db, now, lease_cutoff).await?;
     for (tenant, run_id) in &interrupted {
         tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant,
             run_id: Some(run_id),
             level: Level::Error,
@@ -136,9 +137,9 @@ struct Ctx<'a> {
     worker: &'a RunWorker,
     tenant: &'a TenantId,
     run_id: String,
-    tables: BTreeMap<&'static str, TableCounts>,
+    tables: BTreeMap<Table, TableCounts>,
     /// Per table, the deletions this run must not apply.
-    held: BTreeMap<&'static str, HashSet<String>>,
+    held: BTreeMap<Table, HashSet<String>>,
     /// Stopped at a checkpoint by shutdown.
     interrupted: bool,
     /// What the abc stage computed, with the tenant's settings it used, for categorize.
@@ -166,7 +167,7 @@ impl Ctx<'_> {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        let e = events::NewEvent {
+        let e = crate::domain::run::NewEvent {
             tenant: self.tenant,
             run_id: Some(&self.run_id),
             level,
@@ -178,9 +179,9 @@ impl Ctx<'_> {
         self.worker.logs.append_or_report(e, Utc::now()).await;
     }
 
-    fn counts(&mut self, table: &'static str) -> &mut TableCounts {
+    fn counts(&mut self, table: Table) -> &mut TableCounts {
         self.tables.entry(table).or_insert_with(|| TableCounts {
-            table: table.to_owned(),
+            table: table.as_str().to_owned(),
             ..TableCounts::default()
         })
     }
@@ -188,14 +189,14 @@ impl Ctx<'_> {
     /// The companies and contacts (tombstones included) the push stage delivers, as
     /// collect counted them.
     fn to_deliver(&self) -> u64 {
-        ["company", "contact"]
+        Table::CRM
             .iter()
             .filter_map(|t| self.tables.get(t).map(|c| c.received))
             .sum()
     }
 
     /// Counts `more` records gone through by the push stage (on `table`) and records it.
-    async fn push_progress(&self, table: &str, more: u64) {
+    async fn push_progress(&self, table: Table, more: u64) {
         let done = self.pushed.fetch_add(more, Ordering::SeqCst) + more;
         self.progress(Stage::Push, Some(table), done, self.to_deliver())
             .await;
@@ -203,10 +204,10 @@ impl Ctx<'_> {
 
     /// Records that the run is in `stage` (on `table`), `done` of `total` records; GetRun
     /// shows it while the run lasts. A failure to record it only costs the display.
-    async fn progress(&self, stage: Stage, table: Option<&str>, done: u64, total: u64) {
+    async fn progress(&self, stage: Stage, table: Option<Table>, done: u64, total: u64) {
         let current = StageProgress {
             stage: stage.as_str().to_owned(),
-            table: table.map(str::to_owned),
+            table: table.map(|t| t.as_str().to_owned()),
             done,
             total,
         };

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::domain::tables::Table;
 use crate::worker::abc::Categorized;
 
 /// A stage's result.
@@ -15,7 +16,7 @@ pub(super) enum Outcome {
     /// delete_guard: per guarded table, deletions superseded and held.
     Guarded(Vec<Guarded>),
     /// push: delivered, or stopped by shutdown in a table.
-    Pushed { stopped_in: Option<&'static str> },
+    Pushed { stopped_in: Option<Table> },
     /// abc: the analysis, described.
     Analysed { description: String },
     /// categorize: nothing to categorize (no analysis this run).
@@ -29,8 +30,8 @@ pub(super) enum Outcome {
 /// What the delete guard did to one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Guarded {
-    /// "company" or "contact".
-    pub table: &'static str,
+    /// A CRM table: companies or contacts.
+    pub table: Table,
     /// Waiting deletions whose records the ERP sent again.
     pub superseded: usize,
     /// Deletions this run must not apply.
@@ -88,12 +89,12 @@ mod tests {
     fn outcomes_read_as_the_run_record_shows_them() {
         let guarded = Outcome::Guarded(vec![
             Guarded {
-                table: "company",
+                table: Table::Company,
                 superseded: 2,
                 held: 60,
             },
             Guarded {
-                table: "contact",
+                table: Table::Contact,
                 superseded: 0,
                 held: 0,
             },
@@ -109,7 +110,7 @@ mod tests {
         );
         assert_eq!(
             Outcome::Pushed {
-                stopped_in: Some("contact")
+                stopped_in: Some(Table::Contact)
             }
             .to_string(),
             "stopped by shutdown in contact"

@@ -11,7 +11,7 @@ use super::outcome::Outcome;
 use super::{Ctx, PAGE};
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::run::{Level, Stage};
-use crate::domain::tables::TABLES;
+use crate::domain::tables::Table;
 use crate::error::Result;
 use crate::storage::{pending_deletes, staging};
 
@@ -19,8 +19,8 @@ use crate::storage::{pending_deletes, staging};
 /// [`delivery`](crate::worker::delivery)); false when shutdown stopped it before the end.
 async fn deliver(
     ctx: &Ctx<'_>,
-    table: &'static str,
-    upserts: Vec<staging::Pending>,
+    table: Table,
+    upserts: Vec<crate::domain::crm::Pending>,
     deletes: &[String],
 ) -> Result<bool> {
     let sink = &ctx.worker.sink;
@@ -30,10 +30,11 @@ async fn deliver(
         if ctx.worker.runs.stopping() {
             return Ok(false);
         }
-        let chunk: Vec<staging::Pending> = upserts.by_ref().take(d.batch_size()).collect();
+        let chunk: Vec<crate::domain::crm::Pending> =
+            upserts.by_ref().take(d.batch_size()).collect();
         let batch_len = chunk.len() as u64;
         let sent = match table {
-            "company" => {
+            Table::Company => {
                 let rows: Vec<CrmCompany> = chunk
                     .into_iter()
                     .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
@@ -64,7 +65,7 @@ async fn deliver(
             return Ok(false);
         }
         let sent = match table {
-            "company" => {
+            Table::Company => {
                 d.send(Stage::Push, table, "DeleteCompanies", |call| {
                     sink.delete_companies(call, chunk.to_vec())
                 })
@@ -87,20 +88,20 @@ async fn deliver(
 }
 
 pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    for t in TABLES {
-        let table = t.id;
+    for table in Table::ALL {
         // Orders, invoices, … are not sent to the CRM: they feed the ABC analysis from
         // staging; delivering them means counting them once.
-        if table != "company" && table != "contact" {
-            staging::mark_all_delivered(&ctx.worker.db, ctx.tenant, table).await?;
+        if !table.is_crm() {
+            staging::mark_all_delivered(&ctx.worker.db, ctx.tenant, table.as_str()).await?;
             continue;
         }
-        let held = ctx.held.remove(table).unwrap_or_default();
+        let held = ctx.held.remove(&table).unwrap_or_default();
         let mut after = String::new();
         ctx.push_progress(table, 0).await;
         loop {
             let page =
-                staging::pending_page(&ctx.worker.db, ctx.tenant, table, &after, PAGE).await?;
+                staging::pending_page(&ctx.worker.db, ctx.tenant, table.as_str(), &after, PAGE)
+                    .await?;
             let Some(last) = page.last() else { break };
             after = last.external_id.clone();
             let page_end = ctx.pushed.load(Ordering::SeqCst) + page.len() as u64;
@@ -132,24 +133,22 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                     stopped_in: Some(table),
                 });
             }
-            staging::mark_delivered(&ctx.worker.db, ctx.tenant, table, &delivered).await?;
+            staging::mark_delivered(&ctx.worker.db, ctx.tenant, table.as_str(), &delivered).await?;
             // Held tombstones were gone through too.
             ctx.pushed.store(page_end, Ordering::SeqCst);
             ctx.push_progress(table, 0).await;
-            if table == "company" || table == "contact" {
-                let c = ctx.counts(table);
-                c.inserted += inserted;
-                c.updated += updated;
-                c.deleted += deleted;
-            }
+            let c = ctx.counts(table);
+            c.inserted += inserted;
+            c.updated += updated;
+            c.deleted += deleted;
             ctx.renew().await?;
         }
-        if let Some(c) = ctx.tables.get(table).cloned() {
+        if let Some(c) = ctx.tables.get(&table).cloned() {
             if c.inserted + c.updated + c.deleted > 0 {
                 ctx.event(
                     Level::Info,
                     Stage::Push,
-                    Some(table),
+                    Some(table.as_str()),
                     format!(
                         "delivered: {} new, {} updated, {} deleted",
                         c.inserted, c.updated, c.deleted
