@@ -45,11 +45,14 @@ fn main() {
         .unwrap();
     let (baseline, loaded, rss) = rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display()),
             ..Config::default()
         };
+        // Every follower is one of the tenant's streams: the per-tenant cap must let them all in.
+        config.rate_limits.streams_per_tenant =
+            config.rate_limits.streams_per_tenant.max(followers);
         let app = erpsync::app::build(&config).await.unwrap();
         let port = app.port();
         let state = app.services().clone();

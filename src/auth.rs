@@ -5,8 +5,11 @@
 use crate::domain::tenant::TenantId;
 use crate::domain::token::{presented, Grant, Role};
 use crate::error::{AppError, Result};
+use chrono::{DateTime, Utc};
+
+use crate::domain::token::{legacy_hash, NewToken, Presented, TenantScope, TokenInfo};
 use crate::storage::{tokens, Db};
-use crate::throttle::Throttle;
+use crate::throttle::{RateLimits, Throttle};
 
 /// The token service: who a caller is, and whether they may push now; cheap to clone.
 #[derive(Clone, Debug)]
@@ -40,6 +43,56 @@ impl Tokens {
             Err(err @ AppError::Unauthenticated(_)) => Err(self.throttle.failed_auth(peer, err)),
             other => other,
         }
+    }
+
+    /// Tokens for the operator's commands, which authenticate nobody: no rate limits.
+    pub fn unthrottled(db: Db) -> Self {
+        let off = RateLimits {
+            failed_auth_per_sec: 0,
+            pushes_per_sec: 0,
+            ..RateLimits::default()
+        };
+        Self::new(db, Throttle::new(off))
+    }
+
+    /// Issues a token of `role` for `scope`, expiring after `expires_in_days` if given:
+    /// the new token (its secret is shown once; only its salted hash is stored), its
+    /// grant and its expiry. INVALID_ARGUMENT for a scope the role cannot have, NOT_FOUND
+    /// for an unknown tenant.
+    pub async fn issue(
+        &self,
+        role: Role,
+        scope: TenantScope,
+        expires_in_days: Option<u32>,
+    ) -> Result<(NewToken, Grant, Option<DateTime<Utc>>)> {
+        Grant::validate(role, &scope).map_err(AppError::InvalidArgument)?;
+        let new = NewToken::generate()
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness for the token: {e}")))?;
+        let grant = Grant {
+            token_id: new.id.clone(),
+            role,
+            scope,
+        };
+        let now = Utc::now();
+        let expires_at = expires_in_days.map(|d| now + chrono::TimeDelta::days(i64::from(d)));
+        tokens::insert(&self.db, &new, &grant, expires_at, now).await?;
+        Ok((new, grant, expires_at))
+    }
+
+    /// Revokes the token `token` names: the token itself, or its id (a token issued
+    /// before salts, by its hash); false when no active token matches.
+    pub async fn revoke(&self, token: &str) -> Result<bool> {
+        let key = match presented(token) {
+            Some(Presented::Salted { id, .. }) => id,
+            Some(Presented::Legacy(secret)) => legacy_hash(secret),
+            None => token.to_owned(),
+        };
+        tokens::revoke(&self.db, &key, Utc::now()).await
+    }
+
+    /// Every token, revoked and expired ones included.
+    pub async fn list(&self) -> Result<Vec<TokenInfo>> {
+        tokens::list(&self.db).await
     }
 
     /// Counts a push against the token's rate (RESOURCE_EXHAUSTED past it).

@@ -9,7 +9,7 @@ use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, PendingDelete};
 use crate::domain::page_token::{self, Listing};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
-use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
+use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, Tenant, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
 use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
@@ -90,13 +90,35 @@ impl History {
         tenant: &TenantId,
         update: SettingsUpdate,
     ) -> Result<Overview> {
+        self.update_tenant(tenant, update).await?;
+        overview::load(&self.db, tenant, Utc::now()).await
+    }
+
+    /// Applies a checked settings change (refused whole when it does not fit the stored
+    /// settings); answers the tenant as stored.
+    pub async fn update_tenant(&self, tenant: &TenantId, update: SettingsUpdate) -> Result<Tenant> {
         let now = Utc::now();
-        tenants::update(&self.db, tenant, |t| {
+        let t = tenants::update(&self.db, tenant, |t| {
             update.apply(t, now).map_err(AppError::InvalidFields)
         })
         .await?;
         tracing::info!(tenant = %tenant, "settings updated");
-        overview::load(&self.db, tenant, now).await
+        Ok(t)
+    }
+
+    /// Stores a new tenant; ALREADY_EXISTS when its id is taken.
+    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        tenants::insert(&self.db, tenant).await
+    }
+
+    /// Every tenant, by id.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        tenants::list(&self.db).await
+    }
+
+    /// A tenant; NOT_FOUND when it does not exist.
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<Tenant> {
+        tenants::require(&self.db, tenant).await
     }
 
     /// A page of the tenant's runs, newest first, of `status` when given.

@@ -5,17 +5,19 @@ use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use clap::Subcommand;
 
+use crate::auth::Tokens;
 use crate::domain::abc::AbcInput;
 use crate::domain::secret::SecretKey;
 use crate::domain::tenant::{
     parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
     TenantId,
 };
-use crate::domain::token::{legacy_hash, presented, Grant, NewToken, Presented, Role, TenantScope};
+use crate::domain::token::{Role, TenantScope};
 use crate::domain::view::ViewTable;
 use crate::domain::view_source::SourcePolicy;
 use crate::error::AppError;
-use crate::storage::{tenants, tokens, Db};
+use crate::history::History;
+use crate::storage::Db;
 use crate::viewdb::{Naming, ViewAccess};
 use crate::worker::view_admin::{ViewAdmin, ViewRequest};
 
@@ -254,8 +256,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             settings
                 .apply(&mut t, now)
                 .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            let db = open(url).await?;
-            tenants::insert(&db, &t).await?;
+            History::new(open(url).await?).create_tenant(&t).await?;
             print!("{}", describe(&t));
         }
         TenantCommand::Update {
@@ -296,12 +297,9 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 abc: (*abc).into(),
             })
             .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            let db = open(url).await?;
-            let now = Utc::now();
-            let t = tenants::update(&db, &id, |t| {
-                settings.apply(t, now).map_err(AppError::InvalidFields)
-            })
-            .await?;
+            let t = History::new(open(url).await?)
+                .update_tenant(&id, settings)
+                .await?;
             print!("{}", describe(&t));
         }
         TenantCommand::SetView {
@@ -349,8 +347,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             }
         }
         TenantCommand::List => {
-            let db = open(url).await?;
-            for t in tenants::list(&db).await? {
+            for t in History::new(open(url).await?).tenants().await? {
                 println!(
                     "{}\t{}\t{}\t{}\tactive={}\tscheduled={}",
                     t.id,
@@ -364,8 +361,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
         }
         TenantCommand::Show { id } => {
             let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let db = open(url).await?;
-            print!("{}", describe(&tenants::require(&db, &id).await?));
+            let t = History::new(open(url).await?).tenant(&id).await?;
+            print!("{}", describe(&t));
         }
     }
     Ok(())
@@ -493,17 +490,8 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<_>>()?,
                 )
             };
-            Grant::validate(role, &scope).map_err(|e| anyhow!(e))?;
-            let db = open(url).await?;
-            let new = NewToken::generate().context("no randomness for the token")?;
-            let grant = Grant {
-                token_id: new.id.clone(),
-                role,
-                scope,
-            };
-            let now = Utc::now();
-            let expires_at = expires_in_days.map(|d| now + chrono::TimeDelta::days(i64::from(d)));
-            tokens::insert(&db, &new, &grant, expires_at, now).await?;
+            let tokens = Tokens::unthrottled(open(url).await?);
+            let (new, grant, expires_at) = tokens.issue(role, scope, expires_in_days).await?;
             println!("token_id: {}", new.id);
             println!("role: {}", role.as_str());
             println!("tenants: {}", scope_text(&grant.scope));
@@ -514,14 +502,8 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             println!("{}", new.secret);
         }
         TokenCommand::Revoke { token } => {
-            let db = open(url).await?;
-            // A token names its own id; one issued before salts is found by its hash.
-            let key = match presented(&token) {
-                Some(Presented::Salted { id, .. }) => id,
-                Some(Presented::Legacy(secret)) => legacy_hash(secret),
-                None => token.clone(),
-            };
-            if !tokens::revoke(&db, &key, Utc::now()).await? {
+            let tokens = Tokens::unthrottled(open(url).await?);
+            if !tokens.revoke(&token).await? {
                 bail!(
                     "no active token matches {}",
                     if token.starts_with("esk_") {
@@ -534,8 +516,7 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             println!("revoked");
         }
         TokenCommand::List => {
-            let db = open(url).await?;
-            for t in tokens::list(&db).await? {
+            for t in Tokens::unthrottled(open(url).await?).list().await? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(r), _) => format!("revoked {}", r.to_rfc3339()),
                     (None, Some(e)) if e <= Utc::now() => format!("expired {}", e.to_rfc3339()),

@@ -177,6 +177,21 @@ pub fn hashes_match(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// A stored token as `erpsync token list` shows it (never the secret).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// What the token may do.
+    pub grant: Grant,
+    /// When it was issued.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it stops working, if it does.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it last authenticated a call (to the minute), if it has.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

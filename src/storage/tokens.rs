@@ -13,20 +13,7 @@ use crate::domain::token::{
 };
 use crate::error::{AppError, Result};
 
-/// A stored token as `erpsync token list` shows it (never the secret).
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    /// What the token may do.
-    pub grant: Grant,
-    /// When it was issued.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// When it stops working, if it does.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it last authenticated a call (to the minute), if it has.
-    pub last_used_at: Option<DateTime<Utc>>,
-}
+pub use crate::domain::token::TokenInfo;
 
 /// How stale a token's `last_used_at` may get before a call writes it again: one write
 /// a minute per token at most, not one per call.
