@@ -1,6 +1,7 @@
-//! Bearer-token authentication and per-tenant authorization, whatever the transport:
-//! gRPC (`grpc::auth` reads the metadata) and HTTP (`http` reads the header) hand the
-//! `authorization` value here; a failure counts against the caller's address.
+//! The token service: bearer-token authentication (the edge, `crate::edge`, hands it the
+//! `authorization` value of every gRPC and HTTP call; a failure counts against the
+//! caller's address), per-tenant authorization, push rates, and the operator's token
+//! commands (issue, revoke, list).
 
 use crate::domain::tenant::TenantId;
 use crate::domain::token::{presented, Grant, Role};

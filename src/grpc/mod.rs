@@ -1,5 +1,6 @@
 //! The gRPC transport: generated types, the services, auth, health and reflection, all
-//! wired in one place. prost types never leave this module (convert.rs maps them).
+//! wired in one place, behind the edge's authentication. prost types never leave this
+//! module (`convert` maps them).
 
 pub(crate) mod auth;
 mod convert;
