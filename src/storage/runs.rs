@@ -9,7 +9,8 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::{entities::sync_run, Db, Params};
+use super::entities::{run_stage, run_table, sync_run};
+use super::{Db, Params};
 use crate::domain::run::{
     RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
 };
@@ -109,6 +110,7 @@ pub async fn create(db: &Db, tenant: &TenantId, run: &RunSummary) -> Result<()> 
         finished_at: Set(None),
         duration_ms: Set(None),
         error: Set(None),
+        progress: Set(None),
     })
     .exec(&*txn)
     .await?;
@@ -127,49 +129,47 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
             Expr::value(s.duration().map(|d| d.num_milliseconds())),
         )
         .col_expr(sync_run::Column::Error, Expr::value(s.error.clone()))
+        // The stages are in run_stage now; a finished run has no progress.
+        .col_expr(
+            sync_run::Column::Progress,
+            Expr::value(Option::<String>::None),
+        )
         .filter(sync_run::Column::Id.eq(s.id.as_str()))
         .exec(&*txn)
         .await?;
-    let backend = txn.get_database_backend();
-    // The stages are in run_stage now; a finished run has no progress.
-    let mut p = Params::new(backend, 1);
-    let sql = format!(
-        "UPDATE sync_run SET progress = NULL WHERE id = {}",
-        p.push(s.id.as_str())
-    );
-    txn.execute(p.statement(sql)).await?;
-    for t in &run.tables {
-        let mut p = Params::new(backend, 11);
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let sql = format!(
-            "INSERT INTO run_table (run_id, table_name, received, inserted, updated, deleted, held, \
-             rejected, erp_count, staged_count, crm_count) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-            p.push(s.id.as_str()),
-            p.push(t.table.as_str()),
-            p.push(n(t.received)),
-            p.push(n(t.inserted)),
-            p.push(n(t.updated)),
-            p.push(n(t.deleted)),
-            p.push(n(t.held)),
-            p.push(n(t.rejected)),
-            p.push(t.erp_count.map(n)),
-            p.push(n(t.staged_count)),
-            p.push(t.crm_count.map(n))
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    for (position, st) in run.stages.iter().enumerate() {
-        let mut p = Params::new(backend, 5);
-        let sql = format!(
-            "INSERT INTO run_stage (run_id, position, stage, duration_ms, outcome) VALUES ({}, {}, {}, {}, {})",
-            p.push(s.id.as_str()),
-            p.push(i32::try_from(position).unwrap_or(i32::MAX)),
-            p.push(st.stage.as_str()),
-            p.push(i64::try_from(st.duration_ms).unwrap_or(i64::MAX)),
-            p.push(st.outcome.as_str())
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let tables = run.tables.iter().map(|t| run_table::ActiveModel {
+        run_id: Set(s.id.clone()),
+        table_name: Set(t.table.clone()),
+        received: Set(n(t.received)),
+        inserted: Set(n(t.inserted)),
+        updated: Set(n(t.updated)),
+        deleted: Set(n(t.deleted)),
+        held: Set(n(t.held)),
+        rejected: Set(n(t.rejected)),
+        erp_count: Set(t.erp_count.map(n)),
+        staged_count: Set(n(t.staged_count)),
+        crm_count: Set(t.crm_count.map(n)),
+    });
+    run_table::Entity::insert_many(tables)
+        .on_empty_do_nothing()
+        .exec_without_returning(&*txn)
+        .await?;
+    let stages = run
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(position, st)| run_stage::ActiveModel {
+            run_id: Set(s.id.clone()),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+            stage: Set(st.stage.clone()),
+            duration_ms: Set(n(st.duration_ms)),
+            outcome: Set(st.outcome.clone()),
+        });
+    run_stage::Entity::insert_many(stages)
+        .on_empty_do_nothing()
+        .exec_without_returning(&*txn)
+        .await?;
     txn.commit().await
 }
 
@@ -182,34 +182,27 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
     else {
         return Ok(None);
     };
+    let progress = model.progress.clone();
     let summary = from_model(model)?;
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT table_name, received, inserted, updated, deleted, held, rejected, erp_count, \
-         staged_count, crm_count FROM run_table WHERE run_id = {} ORDER BY table_name",
-        p.push(run_id)
-    );
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    let mut tables = Vec::new();
-    for r in db.conn().query_all(p.statement(sql)).await? {
-        tables.push(table_counts_from(&r)?);
-    }
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT stage, duration_ms, outcome FROM run_stage WHERE run_id = {} ORDER BY position",
-        p.push(run_id)
-    );
-    let mut stages = Vec::new();
-    for r in db.conn().query_all(p.statement(sql)).await? {
-        stages.push(StageTiming {
-            stage: r.try_get("", "stage")?,
-            duration_ms: u(r.try_get("", "duration_ms")?),
-            outcome: r.try_get("", "outcome")?,
-        });
-    }
+    let tables = run_table::Entity::of_run(run_id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(counts)
+        .collect();
+    let stages = run_stage::Entity::of_run(run_id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(|r| StageTiming {
+            stage: r.stage,
+            duration_ms: u64::try_from(r.duration_ms).unwrap_or(0),
+            outcome: r.outcome,
+        })
+        .collect();
     let (mut current, mut stages) = (None, stages);
     if summary.status == RunStatus::Running {
-        if let Some(progress) = progress(db, run_id).await? {
+        if let Some(progress) = decode_progress(progress)? {
             (stages, current) = (progress.stages, progress.current);
         }
     }
@@ -241,27 +234,18 @@ pub async fn report_progress(
         current: Some(current.clone()),
     })
     .map_err(|e| AppError::Internal(anyhow!("run progress does not encode: {e}")))?;
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "UPDATE sync_run SET progress = {} WHERE id = {} AND status = 'RUNNING'",
-        p.push(progress),
-        p.push(run_id)
-    );
     let txn = db.begin_write().await?;
-    txn.execute(p.statement(sql)).await?;
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Progress, Expr::value(progress))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&*txn)
+        .await?;
     txn.commit().await
 }
 
-async fn progress(db: &Db, run_id: &str) -> Result<Option<Progress>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT progress FROM sync_run WHERE id = {}",
-        p.push(run_id)
-    );
-    let Some(row) = db.conn().query_one(p.statement(sql)).await? else {
-        return Ok(None);
-    };
-    let text: Option<String> = row.try_get("", "progress")?;
+/// A RUNNING run's stored progress, decoded.
+fn decode_progress(text: Option<String>) -> Result<Option<Progress>> {
     text.map(|t| {
         serde_json::from_str(&t)
             .map_err(|e| AppError::Internal(anyhow!("stored run progress is corrupt: {e}")))
@@ -341,25 +325,19 @@ pub async fn export_page(
     if runs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut p = Params::new(db.backend(), runs.len() + tables.map_or(0, <[_]>::len));
-    let ids: Vec<String> = runs.iter().map(|r| p.push(r.id.as_str())).collect();
-    let mut sql = format!(
-        "SELECT run_id, table_name, received, inserted, updated, deleted, held, rejected, erp_count, \
-         staged_count, crm_count FROM run_table WHERE run_id IN ({})",
-        ids.join(", ")
-    );
+    let mut q = run_table::Entity::find()
+        .filter(run_table::Column::RunId.is_in(runs.iter().map(|r| r.id.as_str())));
     if let Some(tables) = tables {
-        let list: Vec<String> = tables.iter().map(|t| p.push(*t)).collect();
-        sql.push_str(&format!(" AND table_name IN ({})", list.join(", ")));
+        q = q.filter(run_table::Column::TableName.is_in(tables.iter().copied()));
     }
-    sql.push_str(" ORDER BY run_id, table_name");
+    let rows = q
+        .order_by_asc(run_table::Column::RunId)
+        .order_by_asc(run_table::Column::TableName)
+        .all(db.conn())
+        .await?;
     let mut per_run: std::collections::HashMap<String, Vec<TableCounts>> = Default::default();
-    for r in db.conn().query_all(p.statement(sql)).await? {
-        let run_id: String = r.try_get("", "run_id")?;
-        per_run
-            .entry(run_id)
-            .or_default()
-            .push(table_counts_from(&r)?);
+    for r in rows {
+        per_run.entry(r.run_id.clone()).or_default().push(counts(r));
     }
     Ok(runs
         .into_iter()
@@ -377,6 +355,8 @@ pub async fn mark_interrupted(
     now: DateTime<Utc>,
     lease_cutoff: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, String)>> {
+    // One statement, so a run is marked once whatever runs beside it: an UPDATE …
+    // RETURNING, which sea-orm builds on SQLite only behind a feature of its own.
     let mut p = Params::new(db.backend(), 4);
     let sql = format!(
         "UPDATE sync_run SET status = {}, finished_at = {}, error = {} WHERE status = 'RUNNING' \
@@ -404,19 +384,19 @@ pub async fn mark_interrupted(
 pub const INTERRUPTED_CAUSE: &str =
     "the server running it stopped (crashed, killed or lost the database) before it ended";
 
-/// A `run_table` row.
-fn table_counts_from(r: &sea_orm::QueryResult) -> Result<TableCounts> {
+/// A `run_table` row as the domain counts it.
+fn counts(r: run_table::Model) -> TableCounts {
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(TableCounts {
-        table: r.try_get("", "table_name")?,
-        received: u(r.try_get("", "received")?),
-        inserted: u(r.try_get("", "inserted")?),
-        updated: u(r.try_get("", "updated")?),
-        deleted: u(r.try_get("", "deleted")?),
-        held: u(r.try_get("", "held")?),
-        rejected: u(r.try_get("", "rejected")?),
-        erp_count: r.try_get::<Option<i64>>("", "erp_count")?.map(u),
-        staged_count: u(r.try_get("", "staged_count")?),
-        crm_count: r.try_get::<Option<i64>>("", "crm_count")?.map(u),
-    })
+    TableCounts {
+        table: r.table_name,
+        received: u(r.received),
+        inserted: u(r.inserted),
+        updated: u(r.updated),
+        deleted: u(r.deleted),
+        held: u(r.held),
+        rejected: u(r.rejected),
+        erp_count: r.erp_count.map(u),
+        staged_count: u(r.staged_count),
+        crm_count: r.crm_count.map(u),
+    }
 }

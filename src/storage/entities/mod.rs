@@ -5,6 +5,8 @@ pub mod api_token;
 pub mod api_token_tenant;
 pub mod erp_count;
 pub mod pending_delete;
+pub mod run_stage;
+pub mod run_table;
 pub mod schedule_claim;
 pub mod sync_event;
 pub mod sync_lease;

@@ -16,6 +16,9 @@ pub struct Model {
     pub duration_ms: Option<i64>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// While RUNNING: the stages finished and the one under way (JSON); NULL once ended.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub progress: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
