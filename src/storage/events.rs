@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value};
 
 use super::entities::sync_event::{self, Column, Entity};
-use super::{Db, Params};
+use super::{bulk, Db};
 use crate::domain::run::{Level, LogEvent};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -25,17 +25,8 @@ pub use crate::domain::run::NewEvent;
 /// held to the commit serializes the tenant's appends (the sequence alone would not:
 /// two writers could commit cursors 11 then 10).
 pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
-    let backend = db.backend();
     let txn = db.begin_write().await?;
-    if backend == DbBackend::Postgres {
-        // Hand-written: a PostgreSQL lock function, not a query of a table; no entity fits.
-        let mut p = Params::new(backend, 1);
-        let sql = format!(
-            "SELECT pg_advisory_xact_lock(hashtext({}))",
-            p.push(format!("sync_event:{}", e.tenant.as_str()))
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
+    bulk::lock::hold_until_commit(&txn, &format!("sync_event:{}", e.tenant.as_str())).await?;
     let cursor = Entity::insert(sync_event::ActiveModel {
         cursor: NotSet,
         tenant_id: Set(e.tenant.as_str().to_owned()),

@@ -26,8 +26,8 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqlxPostgresConnector,
-    SqlxSqliteConnector, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    SqlxPostgresConnector, SqlxSqliteConnector, TransactionTrait,
 };
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -130,15 +130,11 @@ impl Db {
     /// This database's random id (`erpsync_instance`), made when it was created: a View
     /// source holding the same id is this database under another name.
     pub async fn instance_id(&self) -> Result<String> {
-        let row = self
-            .conn
-            .query_one(sea_orm::Statement::from_string(
-                self.backend(),
-                "SELECT id FROM erpsync_instance",
-            ))
+        let row = entities::erpsync_instance::Entity::find()
+            .one(&self.conn)
             .await?
             .ok_or_else(|| anyhow::anyhow!("erpsync_instance is empty"))?;
-        Ok(row.try_get("", "id")?)
+        Ok(row.id)
     }
 
     /// Whether the database answers: a connection from the pool (tested on the way out, or

@@ -5,19 +5,17 @@
 //! last changed.
 //!
 //! Reads and state changes go through the entity (`entities::pending_delete`); holding (an
-//! insert from the CRM's table) and superseding (an update over staging) stay
-//! statements of their own.
+//! insert from the CRM's table) and superseding (an update over staging) are statements
+//! of [`crate::storage::bulk::pending_delete`].
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::pending_delete::{self, Column, Entity};
-use super::{staging, Db, Params};
+use super::{bulk, staging, Db};
 use crate::domain::crm::{guarded_table, DeleteState, PendingDelete};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
@@ -43,28 +41,7 @@ pub async fn hold(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let crm = crm_table(table)?;
-    let txn = db.begin_write().await?;
-    for chunk in ids.chunks(2_000) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 5);
-        let (tb, run, at, t) = (
-            p.push(table.as_str()),
-            p.push(run_id),
-            p.push(now),
-            p.push(tenant.as_str()),
-        );
-        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
-        let sql = format!(
-            "INSERT INTO pending_delete (tenant_id, table_name, external_id, name, document, detected_run_id, \
-             detected_at, state, resolved_at) SELECT tenant_id, {tb}, external_id, name, document, {run}, {at}, \
-             '{held}', NULL FROM {crm} WHERE tenant_id = {t} AND external_id IN ({}) \
-             ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET state = '{held}', \
-             detected_run_id = excluded.detected_run_id, detected_at = excluded.detected_at, resolved_at = NULL",
-            list.join(", "),
-            held = DeleteState::Held.as_str(),
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    txn.commit().await
+    bulk::pending_delete::hold_from_crm(db, crm, tenant, table, run_id, ids, now).await
 }
 
 /// The external ids of the table's deletions in `state` (HELD or APPROVED).
@@ -256,28 +233,7 @@ pub async fn supersede(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
     crm_table(table)?;
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "UPDATE pending_delete SET state = '{superseded}', resolved_at = {} WHERE tenant_id = {} \
-         AND table_name = {} AND state IN ('{held}', '{approved}') AND EXISTS (SELECT 1 FROM staged_record s \
-         WHERE s.tenant_id = pending_delete.tenant_id AND s.table_name = pending_delete.table_name \
-         AND s.external_id = pending_delete.external_id AND NOT s.deleted) RETURNING external_id",
-        p.push(now),
-        p.push(tenant.as_str()),
-        p.push(table.as_str()),
-        superseded = DeleteState::Superseded.as_str(),
-        held = DeleteState::Held.as_str(),
-        approved = DeleteState::Approved.as_str(),
-    );
-    let txn = db.begin_write().await?;
-    let ids = txn
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect::<Result<Vec<String>>>()?;
-    txn.commit().await?;
-    Ok(ids)
+    bulk::pending_delete::supersede_live(db, tenant, table, now).await
 }
 
 /// The waiting states as stored.

@@ -3,17 +3,16 @@
 //! The export's pages of it ([`PageReader`]) are bulk reads, in `storage::bulk`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, Value};
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 pub use super::bulk::request_log::{ExportCursor, PageReader};
-use super::{usage, Db, Params};
+use super::entities::request_log;
+use super::{usage, Db};
 use crate::domain::request_log::{RequestLogEntry, Transport};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-
-const COLUMNS: &str = "id, tenant_id, received_at, endpoint, table_name, transport, status, \
-    http_status, duration_ms, accepted, rejected, error, request_body, request_body_lz4, \
-    request_truncated, response_body, size_bytes";
 
 /// Bodies from this size on are stored LZ4-compressed; smaller ones would not gain.
 const COMPRESS_FROM: usize = 1024;
@@ -76,36 +75,28 @@ pub async fn insert(
     body: &StoredBody,
 ) -> Result<()> {
     let size = row_size(e, body.bytes.len());
-    let values: Vec<Value> = vec![
-        e.id.clone().into(),
-        e.tenant.as_str().into(),
-        e.received_at.into(),
-        clip(&e.endpoint).into(),
-        e.table.as_deref().map(clip).into(),
-        e.transport.as_str().into(),
-        e.status.clone().into(),
-        i32::from(e.http_status).into(),
-        i64::try_from(e.duration_ms).unwrap_or(i64::MAX).into(),
-        i32::try_from(e.accepted).unwrap_or(i32::MAX).into(),
-        i32::try_from(e.rejected).unwrap_or(i32::MAX).into(),
-        e.error.clone().into(),
-        body.bytes.clone().into(),
-        body.compressed.into(),
-        e.request_truncated.into(),
-        e.response_body.clone().into(),
-        size.into(),
-    ];
-    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO request_log ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
-    );
-    txn.execute(Statement::from_sql_and_values(
-        txn.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await?;
+    let row = request_log::ActiveModel {
+        id: Set(e.id.clone()),
+        tenant_id: Set(e.tenant.as_str().to_owned()),
+        received_at: Set(e.received_at),
+        endpoint: Set(clip(&e.endpoint)),
+        table_name: Set(e.table.as_deref().map(clip)),
+        transport: Set(e.transport.as_str().to_owned()),
+        status: Set(e.status.clone()),
+        http_status: Set(i32::from(e.http_status)),
+        duration_ms: Set(i64::try_from(e.duration_ms).unwrap_or(i64::MAX)),
+        accepted: Set(i32::try_from(e.accepted).unwrap_or(i32::MAX)),
+        rejected: Set(i32::try_from(e.rejected).unwrap_or(i32::MAX)),
+        error: Set(e.error.clone()),
+        request_body: Set(body.bytes.clone()),
+        request_body_lz4: Set(body.compressed),
+        request_truncated: Set(e.request_truncated),
+        response_body: Set(e.response_body.clone()),
+        size_bytes: Set(size),
+    };
+    request_log::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await?;
     usage::add(
         txn,
         &e.tenant,
@@ -148,45 +139,30 @@ pub async fn list(
     to: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<RequestLogEntry>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM request_log WHERE tenant_id = $1 AND received_at >= $2 \
-         AND received_at < $3 ORDER BY received_at, id LIMIT {limit}"
-    );
-    let rows = db
-        .conn()
-        .query_all(Statement::from_sql_and_values(
-            db.backend(),
-            sql,
-            [tenant.as_str().into(), from.into(), to.into()],
-        ))
-        .await?;
-    rows.into_iter()
+    request_log::Entity::of_tenant_between(tenant.as_str(), from, to)
+        .limit(limit)
+        .all(db.conn())
+        .await?
+        .into_iter()
         .map(|r| {
-            let transport: String = r.try_get("", "transport")?;
-            let http_status: i32 = r.try_get("", "http_status")?;
-            let duration_ms: i64 = r.try_get("", "duration_ms")?;
-            let accepted: i32 = r.try_get("", "accepted")?;
-            let rejected: i32 = r.try_get("", "rejected")?;
             Ok(RequestLogEntry {
-                id: r.try_get("", "id")?,
+                transport: Transport::parse(&r.transport).ok_or_else(|| {
+                    anyhow::anyhow!("stored request has transport {:?}", r.transport)
+                })?,
+                request_body: decode_body(&r.request_body, r.request_body_lz4)?,
+                id: r.id,
                 tenant: tenant.clone(),
-                received_at: r.try_get("", "received_at")?,
-                endpoint: r.try_get("", "endpoint")?,
-                table: r.try_get("", "table_name")?,
-                transport: Transport::parse(&transport)
-                    .ok_or_else(|| anyhow::anyhow!("stored request has transport {transport:?}"))?,
-                status: r.try_get("", "status")?,
-                http_status: u16::try_from(http_status).unwrap_or(0),
-                duration_ms: u64::try_from(duration_ms).unwrap_or(0),
-                accepted: u32::try_from(accepted).unwrap_or(0),
-                rejected: u32::try_from(rejected).unwrap_or(0),
-                error: r.try_get("", "error")?,
-                request_body: decode_body(
-                    &r.try_get::<Vec<u8>>("", "request_body")?,
-                    r.try_get("", "request_body_lz4")?,
-                )?,
-                request_truncated: r.try_get("", "request_truncated")?,
-                response_body: r.try_get("", "response_body")?,
+                received_at: r.received_at,
+                endpoint: r.endpoint,
+                table: r.table_name,
+                status: r.status,
+                http_status: u16::try_from(r.http_status).unwrap_or(0),
+                duration_ms: u64::try_from(r.duration_ms).unwrap_or(0),
+                accepted: u32::try_from(r.accepted).unwrap_or(0),
+                rejected: u32::try_from(r.rejected).unwrap_or(0),
+                error: r.error,
+                request_truncated: r.request_truncated,
+                response_body: r.response_body,
             })
         })
         .collect()
@@ -196,40 +172,29 @@ pub async fn list(
 /// them off their tenants' usage; returns how many went. Bounded so a long backlog
 /// never holds the database in one huge transaction.
 pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
+    use request_log::Column;
     let txn = db.begin_write().await?;
-    let backend = txn.get_database_backend();
-    let rows = txn
-        .query_all(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT id, tenant_id, size_bytes FROM request_log WHERE received_at < $1 \
-                 ORDER BY received_at LIMIT {batch}"
-            ),
-            [cutoff.into()],
-        ))
+    let rows: Vec<(String, String, i64)> = request_log::Entity::oldest_before(cutoff, batch)
+        .select_only()
+        .columns([Column::Id, Column::TenantId, Column::SizeBytes])
+        .into_tuple()
+        .all(&*txn)
         .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut per_tenant: std::collections::HashMap<String, (i64, i64)> = Default::default();
-    let mut p = Params::new(backend, rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: String = r.try_get("", "id")?;
-        let tenant: String = r.try_get("", "tenant_id")?;
-        let size: i64 = r.try_get("", "size_bytes")?;
+    let mut per_tenant: HashMap<&str, (i64, i64)> = HashMap::new();
+    for (_, tenant, size) in &rows {
         let e = per_tenant.entry(tenant).or_default();
         e.0 += 1;
         e.1 += size;
-        ids.push(p.push(id));
     }
-    txn.execute(p.statement(format!(
-        "DELETE FROM request_log WHERE id IN ({})",
-        ids.join(", ")
-    )))
-    .await?;
+    request_log::Entity::delete_many()
+        .filter(Column::Id.is_in(rows.iter().map(|(id, _, _)| id.as_str())))
+        .exec(&*txn)
+        .await?;
     for (tenant, (count, bytes)) in per_tenant {
-        let tenant = TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!(e))?;
+        let tenant = TenantId::parse(tenant).map_err(|e| anyhow::anyhow!(e))?;
         usage::add(
             &txn,
             &tenant,

@@ -5,12 +5,12 @@ use anyhow::anyhow;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 
-use super::entities::{run_stage, run_table, sync_run};
-use super::{Db, Params};
+use super::entities::{run_stage, run_table, sync_lease, sync_run};
+use super::Db;
 use crate::domain::run::{
     RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
 };
@@ -350,34 +350,54 @@ pub async fn export_page(
 
 /// Marks RUNNING runs whose lease is gone or expires before `lease_cutoff` as
 /// INTERRUPTED at `now` (their holder crashed or stopped); returns them (tenant, run id).
+///
+/// Each run is marked by an update that re-checks the condition, so when two servers
+/// sweep at once a run is marked, and returned, by one of them.
 pub async fn mark_interrupted(
     db: &Db,
     now: DateTime<Utc>,
     lease_cutoff: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, String)>> {
-    // One statement, so a run is marked once whatever runs beside it: an UPDATE …
-    // RETURNING, which sea-orm builds on SQLite only behind a feature of its own.
-    let mut p = Params::new(db.backend(), 4);
-    let sql = format!(
-        "UPDATE sync_run SET status = {}, finished_at = {}, error = {} WHERE status = 'RUNNING' \
-         AND NOT EXISTS (SELECT 1 FROM sync_lease l WHERE l.run_id = sync_run.id AND l.expires_at > {}) \
-         RETURNING tenant_id, id",
-        p.push(RunStatus::Interrupted.as_str()),
-        p.push(now),
-        p.push(INTERRUPTED_CAUSE),
-        p.push(lease_cutoff)
-    );
+    use sync_run::Column;
+    let live_lease = sync_lease::Entity::find()
+        .select_only()
+        .expr(Expr::value(1))
+        .filter(
+            Expr::col((sync_lease::Entity, sync_lease::Column::RunId))
+                .equals((sync_run::Entity, Column::Id)),
+        )
+        .filter(sync_lease::Column::ExpiresAt.gt(lease_cutoff))
+        .into_query();
+    let orphaned = Condition::all()
+        .add(Column::Status.eq(RunStatus::Running.as_str()))
+        .add(Expr::exists(live_lease).not());
     let txn = db.begin_write().await?;
-    let rows = txn.query_all(p.statement(sql)).await?;
-    txn.commit().await?;
-    rows.iter()
-        .map(|r| {
-            let tenant: String = r.try_get("", "tenant_id")?;
+    let candidates: Vec<(String, String)> = sync_run::Entity::find()
+        .select_only()
+        .columns([Column::TenantId, Column::Id])
+        .filter(orphaned.clone())
+        .into_tuple()
+        .all(&*txn)
+        .await?;
+    let mut marked = Vec::with_capacity(candidates.len());
+    for (tenant, id) in candidates {
+        let n = sync_run::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
+            .col_expr(Column::FinishedAt, Expr::value(now))
+            .col_expr(Column::Error, Expr::value(INTERRUPTED_CAUSE))
+            .filter(Column::Id.eq(id.as_str()))
+            .filter(orphaned.clone())
+            .exec(&*txn)
+            .await?
+            .rows_affected;
+        if n == 1 {
             let tenant = TenantId::parse(&tenant)
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("stored tenant id: {e}")))?;
-            Ok((tenant, r.try_get("", "id")?))
-        })
-        .collect()
+            marked.push((tenant, id));
+        }
+    }
+    txn.commit().await?;
+    Ok(marked)
 }
 
 /// Why a run was marked INTERRUPTED by [`mark_interrupted`].

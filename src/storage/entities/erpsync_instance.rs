@@ -1,0 +1,16 @@
+//! `erpsync_instance`: one row, this database's random id, made by its first migration.
+
+use sea_orm::entity::prelude::*;
+
+/// The row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "erpsync_instance")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
