@@ -233,7 +233,7 @@ pub async fn serve(config: &Config, crm_sink: CrmSinkSetting) -> Result<()> {
         CrmSinkSetting::Host(url) => {
             let timeout = config.delivery.call_timeout;
             build_with_sink(config, move |db| {
-                crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, db)
+                crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, EmbeddedSink::new(db))
                     .map(|s| Arc::new(s) as _)
                     .expect("the URL was checked when the command line was read")
             })

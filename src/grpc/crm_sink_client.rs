@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -14,16 +13,15 @@ use super::pb::{self, crm_sink_client::CrmSinkClient};
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::error::{AppError, Result};
-use crate::storage::{crm, Db};
-use crate::worker::sink::{CrmSink, SinkAck, SinkCall};
+use crate::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
 
 /// A client of the host's CrmSink.
 #[derive(Debug, Clone)]
 pub struct GrpcSink {
     client: CrmSinkClient<Channel>,
     url: String,
-    /// erpsync's record of what the host accepted.
-    mirror: Db,
+    /// erpsync's record of what the host accepted: the embedded CRM.
+    mirror: EmbeddedSink,
 }
 
 impl GrpcSink {
@@ -34,7 +32,7 @@ impl GrpcSink {
 
     /// A sink for `url` whose calls end after `call_timeout`; connects on first use, so a
     /// host that is down at start only fails (and retries) the runs that need it.
-    pub fn new(url: &str, call_timeout: Duration, mirror: Db) -> Result<Self> {
+    pub fn new(url: &str, call_timeout: Duration, mirror: EmbeddedSink) -> Result<Self> {
         let endpoint = endpoint(url)?
             .connect_timeout(Duration::from_secs(5))
             .timeout(call_timeout);
@@ -117,7 +115,7 @@ impl CrmSink for GrpcSink {
                 .collect(),
         };
         let ack = self.outcome(self.client.clone().upsert_companies(req).await)?;
-        crm::upsert_companies(&self.mirror, &call.tenant, &rows, Utc::now()).await?;
+        self.mirror.upsert_companies(call, rows).await?;
         Ok(ack)
     }
 
@@ -141,7 +139,7 @@ impl CrmSink for GrpcSink {
                 .collect(),
         };
         let ack = self.outcome(self.client.clone().upsert_contacts(req).await)?;
-        crm::upsert_contacts(&self.mirror, &call.tenant, &rows, Utc::now()).await?;
+        self.mirror.upsert_contacts(call, rows).await?;
         Ok(ack)
     }
 
@@ -152,7 +150,7 @@ impl CrmSink for GrpcSink {
                 .delete_companies(delete_request(&call, &ids))
                 .await,
         )?;
-        crm::delete(&self.mirror, crm::CrmTable::Company, &call.tenant, &ids).await?;
+        self.mirror.delete_companies(call, ids).await?;
         Ok(ack)
     }
 
@@ -163,7 +161,7 @@ impl CrmSink for GrpcSink {
                 .delete_contacts(delete_request(&call, &ids))
                 .await,
         )?;
-        crm::delete(&self.mirror, crm::CrmTable::Contact, &call.tenant, &ids).await?;
+        self.mirror.delete_contacts(call, ids).await?;
         Ok(ack)
     }
 

@@ -11,7 +11,7 @@ use erpsync::grpc::pb::{
     ListRunsRequest, Record, TriggerSyncRequest,
 };
 use erpsync::storage::{crm, lease, runs};
-use erpsync::worker::sink::{SinkAck, SinkCall};
+use erpsync::worker::sink::{EmbeddedSink, SinkAck, SinkCall};
 use serde_json::json;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -1142,7 +1142,11 @@ pub(crate) async fn app_with_host_sink_and(
             c.delivery = delivery;
             tune(c);
         },
-        move |db| std::sync::Arc::new(GrpcSink::new(&url, delivery.call_timeout, db).unwrap()),
+        move |db| {
+            std::sync::Arc::new(
+                GrpcSink::new(&url, delivery.call_timeout, EmbeddedSink::new(db)).unwrap(),
+            )
+        },
     )
     .await
     .unwrap()
