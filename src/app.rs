@@ -159,8 +159,12 @@ impl App {
             self.scheduler_tick,
             jobs_stopped.clone(),
         ));
+        let db = self.services.db.clone();
         let health = tokio::spawn(self.health.follow_database(
-            self.services.db.clone(),
+            move || {
+                let db = db.clone();
+                async move { db.ping().await }
+            },
             self.database_timeout,
             jobs_stopped,
         ));

@@ -2,13 +2,14 @@
 //! not, for the server ("") and each service alike — every call needs the database, so a
 //! load balancer or orchestrator should send none while it is away.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::storage::Db;
+use crate::error::Result;
 
 /// How often the database is pinged.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -33,14 +34,18 @@ impl Health {
         }
     }
 
-    /// Pings `db` every [`PROBE_EVERY`] until shutdown; a ping that fails or takes longer
-    /// than `timeout` turns every status NOT_SERVING, the next one that answers SERVING.
-    pub async fn follow_database(
+    /// Pings the database through `ping` every [`PROBE_EVERY`] until shutdown; a ping
+    /// that fails or takes longer than `timeout` turns every status NOT_SERVING, the next
+    /// one that answers SERVING.
+    pub async fn follow_database<P, F>(
         self,
-        db: Db,
+        ping: P,
         timeout: Duration,
         mut shutdown: watch::Receiver<bool>,
-    ) {
+    ) where
+        P: Fn() -> F,
+        F: Future<Output = Result<()>>,
+    {
         let mut serving = true;
         loop {
             tokio::select! {
@@ -50,7 +55,7 @@ impl Health {
             if *shutdown.borrow() {
                 break;
             }
-            let failure = match tokio::time::timeout(timeout, db.ping()).await {
+            let failure = match tokio::time::timeout(timeout, ping()).await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.run_message()),
                 Err(_) => Some(format!("no answer within {} ms", timeout.as_millis())),
