@@ -26,7 +26,7 @@ pub use crate::domain::run::NewEvent;
 /// two writers could commit cursors 11 then 10).
 pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
     let txn = db.begin_write().await?;
-    bulk::lock::hold_until_commit(&txn, &format!("sync_event:{}", e.tenant.as_str())).await?;
+    bulk::backend::hold_until_commit(&txn, &format!("sync_event:{}", e.tenant.as_str())).await?;
     let cursor = Entity::insert(sync_event::ActiveModel {
         cursor: NotSet,
         tenant_id: Set(e.tenant.as_str().to_owned()),

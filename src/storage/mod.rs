@@ -152,19 +152,7 @@ impl Db {
     /// Copies the SQLite write-ahead log into the database file without blocking
     /// writers or readers (a no-op on PostgreSQL). Returns the WAL frames checkpointed.
     pub async fn checkpoint(&self) -> Result<i64> {
-        if self.backend() != DbBackend::Sqlite {
-            return Ok(0);
-        }
-        let row = self
-            .conn
-            .query_one(sea_orm::Statement::from_string(
-                DbBackend::Sqlite,
-                "PRAGMA wal_checkpoint(PASSIVE)",
-            ))
-            .await?;
-        Ok(row
-            .and_then(|r| r.try_get_by_index::<i64>(2).ok())
-            .unwrap_or(0))
+        bulk::backend::wal_checkpoint(&self.conn).await
     }
 
     /// The sqlx pool under the connection, for bulk reads where sea-orm's per-row cost

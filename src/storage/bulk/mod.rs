@@ -17,7 +17,7 @@
 //!   escaper through which a value is written into a statement (COPY takes no
 //!   parameters), tested with hostile strings.
 
-pub(crate) mod lock;
+pub(crate) mod backend;
 pub(crate) mod pending_delete;
 pub(crate) mod pgcopy;
 pub(crate) mod read;
