@@ -13,35 +13,28 @@ use super::rows::{date, stored_classes, Stored};
 use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::bulk::read::{col, fetch_all, Ph};
+use crate::storage::bulk::abc as bulk;
 use crate::storage::bulk::write;
 use crate::storage::entities::category_change;
 use crate::storage::entities::company_category::{self, Column};
 use crate::storage::Db;
 
-/// What runs need of the tenant's current categories, by external id.
+/// What runs need of the tenant's current categories, by external id (a bulk read).
 pub async fn stored(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Stored>> {
-    let build = |ph: Ph<'_>| {
-        format!(
-            "SELECT external_id, abc_class, lifecycle, fingerprint, company_hash FROM company_category \
-             WHERE tenant_id = {}",
-            ph(1)
-        )
-    };
-    let rows = fetch_all!(db, build, [tenant.as_str()], |r| {
-        let id: String = col(r, 0)?;
-        let class: Option<String> = col(r, 1)?;
-        let lifecycle: String = col(r, 2)?;
-        let (abc_class, lifecycle) = stored_classes(&id, class, &lifecycle)?;
-        let stored = Stored {
-            abc_class,
-            lifecycle,
-            fingerprint: col(r, 3)?,
-            company_hash: col(r, 4)?,
-        };
-        Ok((id, stored))
-    })?;
-    Ok(rows.into_iter().collect())
+    bulk::stored_categories(db, tenant)
+        .await?
+        .into_iter()
+        .map(|(id, class, lifecycle, fingerprint, company_hash)| {
+            let (abc_class, lifecycle) = stored_classes(&id, class, &lifecycle)?;
+            let stored = Stored {
+                abc_class,
+                lifecycle,
+                fingerprint,
+                company_hash,
+            };
+            Ok((id, stored))
+        })
+        .collect()
 }
 
 pub use crate::domain::abc::CompanyFilter as Filter;
