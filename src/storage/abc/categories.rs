@@ -1,44 +1,40 @@
 //! A tenant's current categories (`company_category`) and their history
 //! (`category_change`): what a run compares with, a run's apply (its bulk writes in
 //! [`crate::storage::bulk::write`]), and the reads of GetCompanyCategories and
-//! GetCompanyHistory.
+//! GetCompanyHistory (through the `company_category` and `category_change` entities).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
 
-use super::rows::{category_from, date, stored_classes, Stored, CATEGORY_COLUMNS};
+use super::rows::{date, stored_classes, Stored};
 use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
 use crate::domain::tenant::TenantId;
-use crate::error::Result;
-use crate::storage::bulk::read::{col, fetch_all, Ph};
+use crate::error::{AppError, Result};
+use crate::storage::bulk::abc as bulk;
 use crate::storage::bulk::write;
-use crate::storage::{Db, Params};
+use crate::storage::entities::category_change;
+use crate::storage::entities::company_category::{self, Column};
+use crate::storage::Db;
 
-/// What runs need of the tenant's current categories, by external id.
+/// What runs need of the tenant's current categories, by external id (a bulk read).
 pub async fn stored(db: &Db, tenant: &TenantId) -> Result<HashMap<String, Stored>> {
-    let build = |ph: Ph<'_>| {
-        format!(
-            "SELECT external_id, abc_class, lifecycle, fingerprint, company_hash FROM company_category \
-             WHERE tenant_id = {}",
-            ph(1)
-        )
-    };
-    let rows = fetch_all!(db, build, [tenant.as_str()], |r| {
-        let id: String = col(r, 0)?;
-        let class: Option<String> = col(r, 1)?;
-        let lifecycle: String = col(r, 2)?;
-        let (abc_class, lifecycle) = stored_classes(&id, class, &lifecycle)?;
-        let stored = Stored {
-            abc_class,
-            lifecycle,
-            fingerprint: col(r, 3)?,
-            company_hash: col(r, 4)?,
-        };
-        Ok((id, stored))
-    })?;
-    Ok(rows.into_iter().collect())
+    bulk::stored_categories(db, tenant)
+        .await?
+        .into_iter()
+        .map(|(id, class, lifecycle, fingerprint, company_hash)| {
+            let (abc_class, lifecycle) = stored_classes(&id, class, &lifecycle)?;
+            let stored = Stored {
+                abc_class,
+                lifecycle,
+                fingerprint,
+                company_hash,
+            };
+            Ok((id, stored))
+        })
+        .collect()
 }
 
 pub use crate::domain::abc::CompanyFilter as Filter;
@@ -51,29 +47,24 @@ pub async fn list(
     after: &str,
     limit: u64,
 ) -> Result<Vec<Category>> {
-    let mut p = Params::new(db.backend(), 5);
-    let mut sql = format!(
-        "SELECT {CATEGORY_COLUMNS} FROM company_category WHERE tenant_id = {} AND external_id > {}",
-        p.push(tenant.as_str()),
-        p.push(after)
-    );
+    let mut select = company_category::Entity::of_tenant_after(tenant.as_str(), after);
     match filter.class {
-        Some(Some(c)) => sql += &format!(" AND abc_class = {}", p.push(c.as_str())),
-        Some(None) => sql += " AND abc_class IS NULL",
+        Some(Some(c)) => select = select.filter(Column::AbcClass.eq(c.as_str())),
+        Some(None) => select = select.filter(Column::AbcClass.is_null()),
         None => {}
     }
     if let Some(l) = filter.lifecycle {
-        sql += &format!(" AND lifecycle = {}", p.push(l.as_str()));
+        select = select.filter(Column::Lifecycle.eq(l.as_str()));
     }
     if let Some(pf) = &filter.portfolio {
-        sql += &format!(" AND portfolio = {}", p.push(pf.as_str()));
+        select = select.filter(Column::Portfolio.eq(pf.as_str()));
     }
-    sql += &format!(" ORDER BY external_id LIMIT {limit}");
-    db.conn()
-        .query_all(p.statement(sql))
+    select
+        .limit(limit)
+        .all(db.conn())
         .await?
-        .iter()
-        .map(category_from)
+        .into_iter()
+        .map(Category::try_from)
         .collect()
 }
 
@@ -127,18 +118,12 @@ async fn keep_first_entries(db: &Db, tenant: &TenantId, ids: &[String]) -> Resul
         }
         write::insert_history(&txn, tenant, &first.iter().collect::<Vec<_>>()).await?;
         // Kept once: the row no longer holds it (a retried removal writes it again never).
-        let mut p = Params::new(txn.get_database_backend(), first.len() + 1);
-        let t = p.push(tenant.as_str());
-        let list: Vec<String> = first
-            .iter()
-            .map(|e| p.push(e.external_id.as_str()))
-            .collect();
-        let sql = format!(
-            "UPDATE company_category SET categorized_run_id = NULL WHERE tenant_id = {t} \
-             AND external_id IN ({})",
-            list.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
+        company_category::Entity::update_many()
+            .col_expr(Column::CategorizedRunId, Expr::value(Value::String(None)))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::ExternalId.is_in(first.iter().map(|e| e.external_id.as_str())))
+            .exec(&*txn)
+            .await?;
         txn.commit().await?;
     }
     Ok(())
@@ -151,45 +136,43 @@ async fn first_entry<C: ConnectionTrait>(
     tenant: &TenantId,
     external_id: &str,
 ) -> Result<Option<CategoryChange>> {
-    let mut p = Params::new(conn.get_database_backend(), 2);
-    let sql = format!(
-        "SELECT abc_class, lifecycle, categorized_run_id, categorized_on, categorized_at \
-         FROM company_category WHERE tenant_id = {} AND external_id = {} \
-         AND categorized_run_id IS NOT NULL",
-        p.push(tenant.as_str()),
-        p.push(external_id)
-    );
-    let Some(row) = conn.query_one(p.statement(sql)).await? else {
+    let row = company_category::Entity::of_company(tenant.as_str(), external_id)
+        .filter(Column::CategorizedRunId.is_not_null())
+        .one(conn)
+        .await?;
+    let Some(company_category::Model {
+        abc_class,
+        lifecycle,
+        categorized_run_id: Some(run_id),
+        categorized_on,
+        categorized_at,
+        ..
+    }) = row
+    else {
         return Ok(None);
     };
-    let at: DateTime<Utc> = row.try_get("", "categorized_at")?;
-    let lifecycle: String = row.try_get("", "lifecycle")?;
-    let (class, lifecycle) =
-        stored_classes(external_id, row.try_get("", "abc_class")?, &lifecycle)?;
+    let at = categorized_at.ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "the first categorization of {external_id:?} has no instant"
+        ))
+    })?;
+    let (class, lifecycle) = stored_classes(external_id, abc_class, &lifecycle)?;
     let mut classes = (class, Some(lifecycle));
     // The classes it was first given are those its first later change started from.
-    let mut p = Params::new(conn.get_database_backend(), 3);
-    let sql = format!(
-        "SELECT abc_from, lifecycle_from FROM category_change WHERE tenant_id = {} \
-         AND external_id = {} AND changed_at > {} ORDER BY id LIMIT 1",
-        p.push(tenant.as_str()),
-        p.push(external_id),
-        p.push(at)
-    );
-    if let Some(r) = conn.query_one(p.statement(sql)).await? {
+    let later = category_change::Entity::of_company(tenant.as_str(), external_id)
+        .filter(category_change::Column::ChangedAt.gt(at))
+        .one(conn)
+        .await?;
+    if let Some(r) = later {
         classes = (
-            r.try_get::<Option<String>>("", "abc_from")?
-                .as_deref()
-                .and_then(AbcClass::parse),
-            r.try_get::<Option<String>>("", "lifecycle_from")?
-                .as_deref()
-                .and_then(Lifecycle::parse),
+            r.abc_from.as_deref().and_then(AbcClass::parse),
+            r.lifecycle_from.as_deref().and_then(Lifecycle::parse),
         );
     }
     Ok(Some(CategoryChange {
         external_id: external_id.to_owned(),
-        run_id: row.try_get("", "categorized_run_id")?,
-        changed_on: date(row.try_get("", "categorized_on")?)?.unwrap_or_default(),
+        run_id,
+        changed_on: date(categorized_on)?.unwrap_or_default(),
         changed_at: at,
         abc_from: None,
         abc_to: classes.0,
@@ -201,30 +184,22 @@ async fn first_entry<C: ConnectionTrait>(
 /// A company's categorization history, oldest first: its stored changes, and its first
 /// categorization where its category row keeps it.
 pub async fn history(db: &Db, tenant: &TenantId, external_id: &str) -> Result<Vec<CategoryChange>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT external_id, run_id, changed_on, changed_at, abc_from, abc_to, lifecycle_from, \
-         lifecycle_to FROM category_change WHERE tenant_id = {} AND external_id = {} ORDER BY id",
-        p.push(tenant.as_str()),
-        p.push(external_id)
-    );
     let class = |s: Option<String>| s.as_deref().and_then(AbcClass::parse);
     let life = |s: Option<String>| s.as_deref().and_then(Lifecycle::parse);
-    let mut out = db
-        .conn()
-        .query_all(p.statement(sql))
+    let mut out = category_change::Entity::of_company(tenant.as_str(), external_id)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(|r| {
             Ok(CategoryChange {
-                external_id: r.try_get("", "external_id")?,
-                run_id: r.try_get("", "run_id")?,
-                changed_on: date(r.try_get("", "changed_on")?)?.unwrap_or_default(),
-                changed_at: r.try_get("", "changed_at")?,
-                abc_from: class(r.try_get("", "abc_from")?),
-                abc_to: class(r.try_get("", "abc_to")?),
-                lifecycle_from: life(r.try_get("", "lifecycle_from")?),
-                lifecycle_to: life(r.try_get("", "lifecycle_to")?),
+                changed_on: date(Some(r.changed_on))?.unwrap_or_default(),
+                changed_at: r.changed_at,
+                abc_from: class(r.abc_from),
+                abc_to: class(r.abc_to),
+                lifecycle_from: life(r.lifecycle_from),
+                lifecycle_to: life(r.lifecycle_to),
+                external_id: r.external_id,
+                run_id: r.run_id,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -242,16 +217,9 @@ pub async fn history(db: &Db, tenant: &TenantId, external_id: &str) -> Result<Ve
 
 /// One company's current categories.
 pub async fn category(db: &Db, tenant: &TenantId, external_id: &str) -> Result<Option<Category>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT {CATEGORY_COLUMNS} FROM company_category WHERE tenant_id = {} AND external_id = {}",
-        p.push(tenant.as_str()),
-        p.push(external_id)
-    );
-    db.conn()
-        .query_one(p.statement(sql))
+    company_category::Entity::of_company(tenant.as_str(), external_id)
+        .one(db.conn())
         .await?
-        .as_ref()
-        .map(category_from)
+        .map(Category::try_from)
         .transpose()
 }

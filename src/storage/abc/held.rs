@@ -2,15 +2,16 @@
 //! ResolveAbcShift approves or discards them, or a later one supersedes them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::report::insert_report;
-use super::rows::{category_from, CATEGORY_COLUMNS};
 use crate::domain::abc::{AbcReport, Category, ReportState};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::write;
-use crate::storage::{Db, Params};
+use crate::storage::entities::{abc_held, abc_report};
+use crate::storage::Db;
 
 /// Keeps a classification held by the shift guard: its report and every company's new
 /// category. An earlier held classification of the tenant is superseded.
@@ -22,17 +23,11 @@ pub async fn hold(db: &Db, tenant: &TenantId, report: &AbcReport, rows: &[Catego
 
 /// The companies' categories of a held classification.
 pub async fn held_rows(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Vec<Category>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT {CATEGORY_COLUMNS} FROM abc_held WHERE tenant_id = {} AND run_id = {}",
-        p.push(tenant.as_str()),
-        p.push(run_id)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
+    abc_held::Entity::of_run(tenant.as_str(), run_id)
+        .all(db.conn())
         .await?
-        .iter()
-        .map(category_from)
+        .into_iter()
+        .map(Category::try_from)
         .collect()
 }
 
@@ -47,17 +42,14 @@ pub async fn supersede_held(db: &Db, tenant: &TenantId, now: DateTime<Utc>) -> R
 }
 
 async fn held_report_ids(db: &Db, tenant: &TenantId) -> Result<Vec<String>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT run_id FROM abc_report WHERE tenant_id = {} AND state = 'HELD'",
-        p.push(tenant.as_str())
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "run_id").map_err(Into::into))
-        .collect()
+    Ok(abc_report::Entity::find()
+        .select_only()
+        .column(abc_report::Column::RunId)
+        .filter(abc_report::Column::TenantId.eq(tenant.as_str()))
+        .filter(abc_report::Column::State.eq(ReportState::Held.as_str()))
+        .into_tuple()
+        .all(db.conn())
+        .await?)
 }
 
 /// Ends a held classification (APPROVED, DISCARDED or SUPERSEDED) and drops its rows;
@@ -70,23 +62,20 @@ pub async fn resolve(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let txn = db.begin_write().await?;
-    let mut p = Params::new(txn.get_database_backend(), 4);
-    let sql = format!(
-        "UPDATE abc_report SET state = {}, resolved_at = {} WHERE tenant_id = {} AND run_id = {} \
-         AND state = 'HELD'",
-        p.push(state.as_str()),
-        p.push(now),
-        p.push(tenant.as_str()),
-        p.push(run_id)
-    );
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
-    let mut p = Params::new(txn.get_database_backend(), 2);
-    let sql = format!(
-        "DELETE FROM abc_held WHERE tenant_id = {} AND run_id = {}",
-        p.push(tenant.as_str()),
-        p.push(run_id)
-    );
-    txn.execute(p.statement(sql)).await?;
+    let n = abc_report::Entity::update_many()
+        .col_expr(abc_report::Column::State, Expr::value(state.as_str()))
+        .col_expr(abc_report::Column::ResolvedAt, Expr::value(now))
+        .filter(abc_report::Column::TenantId.eq(tenant.as_str()))
+        .filter(abc_report::Column::RunId.eq(run_id))
+        .filter(abc_report::Column::State.eq(ReportState::Held.as_str()))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    abc_held::Entity::delete_many()
+        .filter(abc_held::Column::TenantId.eq(tenant.as_str()))
+        .filter(abc_held::Column::RunId.eq(run_id))
+        .exec(&*txn)
+        .await?;
     txn.commit().await?;
     Ok(n > 0)
 }

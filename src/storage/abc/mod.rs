@@ -7,7 +7,8 @@
 //! categorizes, `categories.rs` the current categories and their history, `held.rs`
 //! the classifications held by the shift guard, `report.rs` the reports, `rows.rs` how a
 //! category is kept in a row. The large reads and writes run through
-//! [`crate::storage::bulk`].
+//! [`crate::storage::bulk`] (their SQL there, the rules here); the rest through the
+//! tables' sea-orm entities.
 
 mod categories;
 mod companies;

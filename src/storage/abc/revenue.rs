@@ -1,6 +1,8 @@
 //! Revenue per company as the abc stage needs it: sums over the window from the
 //! revenue columns of staged invoices or orders, and first and last purchase days from
-//! `purchase_span`, read in keyset pages through [`crate::storage::bulk::read`].
+//! `purchase_span`. Here: how the companies are cut into ranges, summed one after the
+//! other (SQLite) or in parallel (PostgreSQL); the keyset reads themselves are
+//! [`crate::storage::bulk::abc`]'s.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,8 @@ use sea_orm::DbBackend;
 use crate::domain::abc::Basis;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::bulk::read::{fetch_packed, last_key, Ph, Reader, PAGE};
+use crate::storage::bulk::abc::{self as bulk, Span};
+use crate::storage::bulk::read::{last_key, Reader, PAGE};
 use crate::storage::days::{day_number, from_day_number};
 use crate::storage::Db;
 
@@ -44,7 +47,7 @@ pub async fn purchases(
 ) -> Result<HashMap<String, Purchases>> {
     let (from, to) = (day_number(from), day_number(to));
     let mut out: HashMap<String, Purchases> = HashMap::new();
-    let add_spans = |out: &mut HashMap<String, Purchases>, page: Vec<(String, i32, i32)>| {
+    let add_spans = |out: &mut HashMap<String, Purchases>, page: Vec<Span>| {
         out.reserve(page.len());
         for (company, first, last) in page {
             out.insert(
@@ -85,7 +88,7 @@ pub async fn purchases(
     let mut bounds = Vec::new();
     let mut after = String::new();
     loop {
-        let page = spans(&mut reader, tenant, basis, &after).await?;
+        let page = bulk::spans(&mut reader, tenant, basis, &after).await?;
         let full = page.len() == PAGE;
         after = last_key(db, page.iter().map(|r| r.0.as_str()));
         add_spans(&mut out, page)?;
@@ -120,44 +123,23 @@ const PG_RANGE: i64 = 250_000;
 /// Company ids that cut the companies with spans into [`PARALLEL_RANGES`] ranges (more,
 /// of at most [`PG_RANGE`], for larger tenants), in one pass of the span table's key.
 async fn pg_bounds(reader: &mut Reader, tenant: &TenantId, basis: Basis) -> Result<Vec<String>> {
-    let build = |ph: Ph<'_>| {
-        format!(
-            "SELECT COUNT(*) AS c0 FROM purchase_span WHERE tenant_id = {} AND table_name = {}",
-            ph(1),
-            ph(2)
-        )
-    };
-    let count: Vec<(i64,)> =
-        fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table().as_str()])?;
-    let n = count.first().map_or(0, |c| c.0);
+    let n = bulk::count_spans(reader, tenant, basis).await?;
     let parts = (n + PG_RANGE - 1) / PG_RANGE;
     let parts = parts.max(PARALLEL_RANGES as i64);
     let step = (n / parts).max(1);
     if n < 2 * step {
         return Ok(Vec::new());
     }
-    let build = |ph: Ph<'_>| {
-        format!(
-            "SELECT c0 FROM (SELECT company_ref AS c0, row_number() OVER (ORDER BY company_ref) AS r \
-             FROM purchase_span WHERE tenant_id = {} AND table_name = {}) AS k \
-             WHERE r % {step} = 0 AND r <= {} ORDER BY c0",
-            ph(1),
-            ph(2),
-            (parts - 1) * step
-        )
-    };
-    let bounds: Vec<(String,)> =
-        fetch_packed!(reader, build, 1, [tenant.as_str(), basis.table().as_str()])?;
-    Ok(bounds.into_iter().map(|b| b.0).collect())
+    bulk::every_nth_span(reader, tenant, basis, step, (parts - 1) * step).await
 }
 
-/// Every company's first and last purchase days (all pages of [`spans`]).
-async fn all_spans(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<(String, i32, i32)>> {
+/// Every company's first and last purchase days (all pages of [`bulk::spans`]).
+async fn all_spans(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<Span>> {
     let mut out = Vec::new();
     let mut after = String::new();
     let mut reader = Reader::new(db).await?;
     loop {
-        let page = spans(&mut reader, tenant, basis, &after).await?;
+        let page = bulk::spans(&mut reader, tenant, basis, &after).await?;
         let full = page.len() == PAGE;
         after = last_key(db, page.iter().map(|r| r.0.as_str()));
         out.extend(page);
@@ -171,34 +153,8 @@ async fn all_spans(db: &Db, tenant: &TenantId, basis: Basis) -> Result<Vec<(Stri
 /// machine's two cores.
 const PARALLEL_RANGES: usize = 2;
 
-/// A page of companies' first and last purchase days in `purchase_span`, by company id,
-/// after `after`.
-async fn spans(
-    reader: &mut Reader,
-    tenant: &TenantId,
-    basis: Basis,
-    after: &str,
-) -> Result<Vec<(String, i32, i32)>> {
-    let build = |ph: Ph<'_>| {
-        format!(
-            "SELECT company_ref AS c0, first_on AS c1, last_on AS c2 FROM purchase_span \
-             WHERE tenant_id = {} AND table_name = {} AND company_ref > {} \
-             ORDER BY company_ref LIMIT {PAGE}",
-            ph(1),
-            ph(2),
-            ph(3)
-        )
-    };
-    fetch_packed!(
-        reader,
-        build,
-        3,
-        [tenant.as_str(), basis.table().as_str(), after]
-    )
-}
-
-/// The revenue per company of `basis` in days [from, to], companies in (lo, hi].
-#[allow(clippy::too_many_arguments)]
+/// The revenue per company of `basis` in days [from, to], companies in (lo, hi]; a sum
+/// beyond the 64-bit range an Internal error that says where to look.
 async fn window_sums(
     reader: &mut Reader,
     tenant: &TenantId,
@@ -208,70 +164,17 @@ async fn window_sums(
     lo: Option<String>,
     hi: Option<String>,
 ) -> Result<Vec<(String, i64)>> {
-    let build = |ph: Ph<'_>| {
-        let mut sql = format!(
-            "SELECT company_ref AS c0, CAST(SUM(amount) AS BIGINT) AS c1 FROM staged_record \
-             WHERE tenant_id = {} AND table_name = {} AND amount IS NOT NULL \
-             AND issued_on BETWEEN {} AND {}",
-            ph(1),
-            ph(2),
-            ph(3),
-            ph(4)
-        );
-        let mut n = 4;
-        if lo.is_some() {
-            n += 1;
-            sql += &format!(" AND company_ref > {}", ph(n));
-        }
-        if hi.is_some() {
-            n += 1;
-            sql += &format!(" AND company_ref <= {}", ph(n));
-        }
-        sql + " GROUP BY company_ref"
-    };
-    // In a block of its own: the SQLite read returns its error early (`?`), and it too
-    // must get the message below.
-    let rows: Result<Vec<(String, i64)>> = async {
-        match (&lo, &hi) {
-            (Some(lo), Some(hi)) => fetch_packed!(
-                reader,
-                build,
-                2,
-                [
-                    tenant.as_str(),
-                    basis.table().as_str(),
-                    from,
-                    to,
-                    lo.as_str(),
-                    hi.as_str()
-                ]
-            ),
-            (Some(b), None) | (None, Some(b)) => {
-                fetch_packed!(
-                    reader,
-                    build,
-                    2,
-                    [
-                        tenant.as_str(),
-                        basis.table().as_str(),
-                        from,
-                        to,
-                        b.as_str()
-                    ]
-                )
-            }
-            (None, None) => {
-                fetch_packed!(
-                    reader,
-                    build,
-                    2,
-                    [tenant.as_str(), basis.table().as_str(), from, to]
-                )
-            }
-        }
-    }
-    .await;
-    let rows = rows.map_err(|e| match e {
+    let rows = bulk::window_sums(
+        reader,
+        tenant,
+        basis,
+        from,
+        to,
+        lo.as_deref(),
+        hi.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
         AppError::Database(e)
             if e.to_string().contains("overflow") || e.to_string().contains("out of range") =>
         {

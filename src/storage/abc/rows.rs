@@ -1,12 +1,13 @@
-//! How a category is kept in a row (`company_category`, `abc_held`): its columns and
-//! values, a row read back as a [`Category`] or as what a run compares with ([`Stored`]), stored class and lifecycle texts and
-//! stored dates (corrupt ones an Internal error).
+//! How a category is kept in a row (`company_category`, `abc_held`): a row read back as
+//! a [`Category`] (from the entities' models) or as what a run compares with
+//! ([`Stored`]), stored class and lifecycle texts and stored dates (corrupt ones an
+//! Internal error). How the bulk writes lay a category out is `storage::bulk::write`'s.
 
 use chrono::NaiveDate;
-use sea_orm::{QueryResult, Value};
 
 use crate::domain::abc::{AbcClass, Category, Classes, Lifecycle};
 use crate::error::{AppError, Result};
+use crate::storage::entities::{abc_held, company_category};
 
 /// What a run needs of a company's stored categories (read back from
 /// `company_category`): its class and lifecycle (for the
@@ -52,46 +53,35 @@ pub(crate) fn date(s: Option<String>) -> Result<Option<NaiveDate>> {
     .transpose()
 }
 
-/// The columns of a category, in the order of [`category_values`].
-pub(crate) const CATEGORY_COLUMNS: &str =
-    "external_id, name, document, abc_class, lifecycle, portfolio, \
-    revenue, first_purchase, last_purchase, company_hash";
+/// A category read back from its row: `company_category`'s and `abc_held`'s keep it in
+/// the same columns.
+macro_rules! category_from_row {
+    ($model:ty) => {
+        impl TryFrom<$model> for Category {
+            type Error = AppError;
 
-/// A category's values for [`CATEGORY_COLUMNS`].
-pub(crate) fn category_values(c: &Category) -> [Value; 10] {
-    [
-        c.external_id.as_str().into(),
-        c.name.as_str().into(),
-        c.document.as_str().into(),
-        c.abc_class.map(|x| x.as_str().to_owned()).into(),
-        c.lifecycle.as_str().into(),
-        c.portfolio.as_str().into(),
-        c.revenue.into(),
-        c.first_purchase.map(|d| d.to_string()).into(),
-        c.last_purchase.map(|d| d.to_string()).into(),
-        c.company_hash.into(),
-    ]
+            fn try_from(m: $model) -> Result<Category> {
+                let (abc_class, lifecycle) =
+                    stored_classes(&m.external_id, m.abc_class, &m.lifecycle)?;
+                Ok(Category {
+                    abc_class,
+                    lifecycle,
+                    name: m.name,
+                    document: m.document,
+                    portfolio: m.portfolio,
+                    revenue: m.revenue,
+                    first_purchase: date(m.first_purchase)?,
+                    last_purchase: date(m.last_purchase)?,
+                    company_hash: m.company_hash,
+                    external_id: m.external_id,
+                })
+            }
+        }
+    };
 }
 
-/// A category read back from a row of [`CATEGORY_COLUMNS`].
-pub(crate) fn category_from(r: &QueryResult) -> Result<Category> {
-    let external_id: String = r.try_get("", "external_id")?;
-    let lifecycle: String = r.try_get("", "lifecycle")?;
-    let (abc_class, lifecycle) =
-        stored_classes(&external_id, r.try_get("", "abc_class")?, &lifecycle)?;
-    Ok(Category {
-        external_id,
-        name: r.try_get("", "name")?,
-        document: r.try_get("", "document")?,
-        abc_class,
-        lifecycle,
-        portfolio: r.try_get("", "portfolio")?,
-        revenue: r.try_get("", "revenue")?,
-        first_purchase: date(r.try_get("", "first_purchase")?)?,
-        last_purchase: date(r.try_get("", "last_purchase")?)?,
-        company_hash: r.try_get("", "company_hash")?,
-    })
-}
+category_from_row!(company_category::Model);
+category_from_row!(abc_held::Model);
 
 /// A stored class and lifecycle, read back (Internal error naming the company when the
 /// stored text is none of ours).

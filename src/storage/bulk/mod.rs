@@ -10,13 +10,17 @@
 //! storage goes through sea-orm.
 //!
 //! * [`read`] — the keyset-page machinery: [`read::Reader`], `fetch_all!`,
-//!   `fetch_packed!`; the callers (`storage::abc`) bring the SQL, never inlined values.
+//!   `fetch_packed!`; the statements bring their SQL, never inlined values.
+//! * [`abc`] — the ABC run's reads: stored categories, staged companies with their
+//!   categories and fields, revenue sums and purchase spans, as typed rows (the rules
+//!   that use them stay in `storage::abc`).
 //! * [`write`] — the ABC bulk writers, one way per backend.
 //! * [`request_log`] — the Histórico export's keyset pages of the request log.
 //! * [`pgcopy`] — PostgreSQL's COPY in its text format, and [`pgcopy::Literal`], the one
 //!   escaper through which a value is written into a statement (COPY takes no
 //!   parameters), tested with hostile strings.
 
+pub(crate) mod abc;
 pub(crate) mod backend;
 pub(crate) mod pending_delete;
 pub(crate) mod pgcopy;

@@ -1,8 +1,12 @@
 //! sea-orm entities, one per table. They never leave `storage/`.
 
+pub mod abc_held;
+pub mod abc_report;
 pub mod alert;
 pub mod api_token;
 pub mod api_token_tenant;
+pub mod category_change;
+pub mod company_category;
 pub mod erp_count;
 pub mod erpsync_instance;
 pub mod pending_delete;

@@ -3,15 +3,34 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 
 use super::{insert_history, COMPANIES_PER_TXN, ROWS_PER_STATEMENT};
 use crate::domain::abc::{Category, CategoryChange};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::abc::rows::{category_values, CATEGORY_COLUMNS};
 use crate::storage::abc::Stamp;
 use crate::storage::{Db, Params};
+
+/// The columns of a category, in the order of [`category_values`].
+const CATEGORY_COLUMNS: &str = "external_id, name, document, abc_class, lifecycle, portfolio, \
+    revenue, first_purchase, last_purchase, company_hash";
+
+/// A category's values for [`CATEGORY_COLUMNS`] (dates as `YYYY-MM-DD` text).
+fn category_values(c: &Category) -> [Value; 10] {
+    [
+        c.external_id.as_str().into(),
+        c.name.as_str().into(),
+        c.document.as_str().into(),
+        c.abc_class.map(|x| x.as_str().to_owned()).into(),
+        c.lifecycle.as_str().into(),
+        c.portfolio.as_str().into(),
+        c.revenue.into(),
+        c.first_purchase.map(|d| d.to_string()).into(),
+        c.last_purchase.map(|d| d.to_string()).into(),
+        c.company_hash.into(),
+    ]
+}
 
 /// See [`super::categories`].
 pub(super) async fn apply(
