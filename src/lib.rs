@@ -27,8 +27,10 @@
 //!
 //! Below them:
 //! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries
-//!   (one file or folder per table group; sea-orm entities where they fit), the few bulk
-//!   reads and writes through sqlx in `storage::bulk` (PostgreSQL's COPY in its text format).
+//!   (one file or folder per table group), two ways in: a sea-orm entity per table with
+//!   its reusable queries (`storage::entities`) for the common path, and `storage::bulk`,
+//!   the only hand-written SQL (the large reads and writes, PostgreSQL's COPY in its text
+//!   format, a backend's own functions); a test keeps SQL text out of the rest.
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table
 //!   catalog, records, the ABC analysis.
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
