@@ -13,12 +13,15 @@
 //!   `fetch_packed!`; the callers (`storage::abc`) bring the SQL, never inlined values.
 //! * [`write`] — the ABC bulk writers, one way per backend.
 //! * [`request_log`] — the Histórico export's keyset pages of the request log.
+//! * [`crm`] — the embedded CRM's multi-row upserts and deletes (`crm_company`,
+//!   `crm_contact`).
 //! * [`spans`] — `purchase_span`'s advisory lock (PostgreSQL), widening upsert and
 //!   `INSERT … SELECT MIN/MAX` recompute, on staging's write path.
 //! * [`pgcopy`] — PostgreSQL's COPY in its text format, and [`pgcopy::Literal`], the one
 //!   escaper through which a value is written into a statement (COPY takes no
 //!   parameters), tested with hostile strings.
 
+pub(crate) mod crm;
 pub(crate) mod pgcopy;
 pub(crate) mod read;
 pub(crate) mod request_log;

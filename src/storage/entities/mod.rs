@@ -3,6 +3,8 @@
 pub mod alert;
 pub mod api_token;
 pub mod api_token_tenant;
+pub mod crm_company;
+pub mod crm_contact;
 pub mod erp_count;
 pub mod pending_delete;
 pub mod run_stage;
