@@ -1,6 +1,11 @@
-//! The few large reads and writes, and the only place storage goes past sea-orm to sqlx.
+//! The few large reads and writes, and the only place storage goes past sea-orm's query
+//! builder (SQL text, or sqlx directly).
 //!
-//! A tenant's ABC run reads a few hundred thousand rows (revenue sums, companies with
+//! Ingestion stages a batch (and its purchase spans) and a sync reads delivery pages,
+//! marks them and fills the embedded CRM in statements of 2 000–2 500 rows, hand-tuned
+//! (multi-row `INSERT … ON CONFLICT`, `RETURNING` on SQLite, `INSERT … SELECT`,
+//! PostgreSQL's advisory lock): the builder cannot say them or would cost on these hot
+//! paths. A tenant's ABC run reads a few hundred thousand rows (revenue sums, companies with
 //! their stored categories) and writes as many (categories, their history, a held
 //! classification); an export reads up to a million request-log rows. At that size
 //! sea-orm's per-row cost and SQLite's per-row hand-over dominate, so these run here:
@@ -13,6 +18,10 @@
 //!   `fetch_packed!`; the callers (`storage::abc`) bring the SQL, never inlined values.
 //! * [`write`] — the ABC bulk writers, one way per backend.
 //! * [`request_log`] — the Histórico export's keyset pages of the request log.
+//! * [`staging`] — a staged batch's insert of new records, read of stored versions and
+//!   guarded upsert (`staged_record`), multi-row.
+//! * [`delivery`] — the sync's pages of versions waiting for delivery and marking them
+//!   delivered (`staged_record`).
 //! * [`crm`] — the embedded CRM's multi-row upserts and deletes (`crm_company`,
 //!   `crm_contact`).
 //! * [`spans`] — `purchase_span`'s advisory lock (PostgreSQL), widening upsert and
@@ -22,8 +31,10 @@
 //!   parameters), tested with hostile strings.
 
 pub(crate) mod crm;
+pub(crate) mod delivery;
 pub(crate) mod pgcopy;
 pub(crate) mod read;
 pub(crate) mod request_log;
 pub(crate) mod spans;
+pub(crate) mod staging;
 pub(crate) mod write;

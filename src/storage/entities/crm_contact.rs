@@ -33,4 +33,9 @@ impl Entity {
     pub fn of_tenant(tenant: &str) -> Select<Self> {
         Self::find().filter(Column::TenantId.eq(tenant))
     }
+
+    /// One contact of the tenant.
+    pub fn of_record(tenant: &str, external_id: &str) -> Select<Self> {
+        Self::of_tenant(tenant).filter(Column::ExternalId.eq(external_id))
+    }
 }

@@ -10,6 +10,7 @@ pub mod pending_delete;
 pub mod run_stage;
 pub mod run_table;
 pub mod schedule_claim;
+pub mod staged_record;
 pub mod sync_event;
 pub mod sync_lease;
 pub mod sync_run;
