@@ -1,17 +1,21 @@
 //! The embedded CRM (`crm_company`, `crm_contact`): where the default sink delivers, so a
 //! standalone install is complete. Upserts and deletes are idempotent by
 //! (tenant, external_id).
+//!
+//! The multi-row upserts and deletes of a sync are in `bulk::crm`; pages, counts and
+//! categories go through the `crm_company` and `crm_contact` entities.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::sea_query::{Asterisk, Expr, JoinType};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
-use super::{Db, Params};
+use super::bulk;
+use super::entities::{company_category, crm_company, crm_contact};
+use super::Db;
 use crate::domain::abc::Money;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-
-const ROWS_PER_STATEMENT: usize = 2_000;
 
 /// Inserts or replaces companies.
 pub async fn upsert_companies(
@@ -20,35 +24,7 @@ pub async fn upsert_companies(
     rows: &[CrmCompany],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let values = rows.iter().map(|c| {
-        vec![
-            c.external_id.as_str().into(),
-            c.name.as_str().into(),
-            c.document.as_str().into(),
-            c.seller_id.as_str().into(),
-            c.city.as_str().into(),
-            c.state.as_str().into(),
-            c.email.as_str().into(),
-            c.phone.as_str().into(),
-            serde_json::Value::Object(c.fields.clone())
-                .to_string()
-                .into(),
-            now.into(),
-        ]
-    });
-    let columns = [
-        "external_id",
-        "name",
-        "document",
-        "seller_id",
-        "city",
-        "state",
-        "email",
-        "phone",
-        "fields",
-        "updated_at",
-    ];
-    upsert(db, CrmTable::Company, tenant, &columns, values).await
+    bulk::crm::upsert_companies(db, tenant, rows, now).await
 }
 
 /// Inserts or replaces contacts.
@@ -58,91 +34,12 @@ pub async fn upsert_contacts(
     rows: &[CrmContact],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let values = rows.iter().map(|c| {
-        vec![
-            c.external_id.as_str().into(),
-            c.name.as_str().into(),
-            c.document.as_str().into(),
-            c.company_id.as_str().into(),
-            c.email.as_str().into(),
-            c.phone.as_str().into(),
-            serde_json::Value::Object(c.fields.clone())
-                .to_string()
-                .into(),
-            now.into(),
-        ]
-    });
-    let columns = [
-        "external_id",
-        "name",
-        "document",
-        "company_id",
-        "email",
-        "phone",
-        "fields",
-        "updated_at",
-    ];
-    upsert(db, CrmTable::Contact, tenant, &columns, values).await
+    bulk::crm::upsert_contacts(db, tenant, rows, now).await
 }
 
-/// `INSERT … ON CONFLICT (tenant_id, external_id) DO UPDATE` of rows whose values follow
-/// `columns` (the first being external_id), in statements of [`ROWS_PER_STATEMENT`].
-async fn upsert(
-    db: &Db,
-    table: CrmTable,
-    tenant: &TenantId,
-    columns: &[&str],
-    rows: impl Iterator<Item = Vec<Value>>,
-) -> Result<()> {
-    let rows: Vec<Vec<Value>> = rows.collect();
-    let updates: Vec<String> = columns
-        .iter()
-        .skip(1)
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let txn = db.begin_write().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(
-            txn.get_database_backend(),
-            chunk.len() * (columns.len() + 1),
-        );
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let mut v = vec![p.push(tenant.as_str())];
-                v.extend(row.iter().cloned().map(|x| p.push(x)));
-                format!("({})", v.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} (tenant_id, {}) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
-            table.name(),
-            columns.join(", "),
-            tuples.join(", "),
-            updates.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    txn.commit().await
-}
-
-/// Deletes rows of `table` ("crm_company" or "crm_contact") by external id.
+/// Deletes rows of `table` by external id; returns how many were deleted.
 pub async fn delete(db: &Db, table: CrmTable, tenant: &TenantId, ids: &[String]) -> Result<u64> {
-    let txn = db.begin_write().await?;
-    let mut deleted = 0;
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 1);
-        let t = p.push(tenant.as_str());
-        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
-        let sql = format!(
-            "DELETE FROM {} WHERE tenant_id = {t} AND external_id IN ({})",
-            table.name(),
-            list.join(", ")
-        );
-        deleted += txn.execute(p.statement(sql)).await?.rows_affected();
-    }
-    txn.commit().await?;
-    Ok(deleted)
+    bulk::crm::delete(db, table, tenant, ids).await
 }
 
 /// The embedded CRM's tables.
@@ -154,15 +51,6 @@ pub enum CrmTable {
     Contact,
 }
 
-impl CrmTable {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Company => "crm_company",
-            Self::Contact => "crm_contact",
-        }
-    }
-}
-
 /// A page of the tenant's CRM companies by external id, after `after`.
 pub async fn companies(
     db: &Db,
@@ -170,43 +58,43 @@ pub async fn companies(
     after: &str,
     limit: u64,
 ) -> Result<Vec<CrmCompany>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT external_id, fields FROM crm_company WHERE tenant_id = {} AND external_id > {} \
-         ORDER BY external_id LIMIT {limit}",
-        p.push(tenant.as_str()),
-        p.push(after)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
+    let rows: Vec<(String, String)> = crm_company::Entity::of_tenant(tenant.as_str())
+        .filter(crm_company::Column::ExternalId.gt(after))
+        .select_only()
+        .columns([crm_company::Column::ExternalId, crm_company::Column::Fields])
+        .order_by_asc(crm_company::Column::ExternalId)
+        .limit(limit)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            let id: String = r.try_get("", "external_id")?;
-            let fields: String = r.try_get("", "fields")?;
+        .map(|(id, fields)| {
             let fields = match serde_json::from_str(&fields) {
                 Ok(serde_json::Value::Object(m)) => m,
                 _ => Default::default(),
             };
-            Ok(CrmCompany::from_staged(&id, fields))
+            CrmCompany::from_staged(&id, fields)
         })
-        .collect()
+        .collect())
 }
 
 /// How many companies and contacts the tenant's CRM holds.
 pub async fn counts(db: &Db, tenant: &TenantId) -> Result<(u64, u64)> {
-    let mut out = [0u64; 2];
-    for (i, table) in ["crm_company", "crm_contact"].iter().enumerate() {
-        let mut p = Params::new(db.backend(), 1);
-        let sql = format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = {}",
-            p.push(tenant.as_str())
-        );
-        if let Some(r) = db.conn().query_one(p.statement(sql)).await? {
-            out[i] = u64::try_from(r.try_get::<i64>("", "n")?).unwrap_or(0);
-        }
-    }
-    Ok((out[0], out[1]))
+    let companies: Option<i64> = crm_company::Entity::of_tenant(tenant.as_str())
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    let contacts: Option<i64> = crm_contact::Entity::of_tenant(tenant.as_str())
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    let n = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    Ok((n(companies), n(contacts)))
 }
 
 /// The categories an embedded CRM company carries.
@@ -224,30 +112,50 @@ pub struct CompanyCategories {
     pub revenue: Option<String>,
 }
 
+/// An external id and `company_category`'s abc_class, lifecycle, portfolio and revenue.
+type CategoryRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 /// Every embedded CRM company of the tenant with its categories, by external id. The
 /// embedded CRM keeps no copy of the categories: they are the applied ones of
 /// `company_category`, in the same database.
 pub async fn company_categories(db: &Db, tenant: &TenantId) -> Result<Vec<CompanyCategories>> {
-    let mut p = Params::new(db.backend(), 1);
-    let sql = format!(
-        "SELECT m.external_id, c.abc_class, c.lifecycle, c.portfolio, c.revenue FROM crm_company m \
-         LEFT JOIN company_category c ON c.tenant_id = m.tenant_id AND c.external_id = m.external_id \
-         WHERE m.tenant_id = {} ORDER BY m.external_id",
-        p.push(tenant.as_str())
+    use company_category::Column as Category;
+    let category = |col: Category| Expr::col((company_category::Entity, col));
+    let mut q = crm_company::Entity::of_tenant(tenant.as_str())
+        .select_only()
+        .column(crm_company::Column::ExternalId)
+        .column_as(category(Category::AbcClass), "abc_class")
+        .column_as(category(Category::Lifecycle), "lifecycle")
+        .column_as(category(Category::Portfolio), "portfolio")
+        .column_as(category(Category::Revenue), "revenue")
+        .order_by_asc(crm_company::Column::ExternalId);
+    QueryTrait::query(&mut q).join(
+        JoinType::LeftJoin,
+        company_category::Entity,
+        category(Category::TenantId)
+            .equals((crm_company::Entity, crm_company::Column::TenantId))
+            .and(
+                category(Category::ExternalId)
+                    .equals((crm_company::Entity, crm_company::Column::ExternalId)),
+            ),
     );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
+    let rows: Vec<CategoryRow> = q.into_tuple().all(db.conn()).await?;
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            let revenue: Option<i64> = r.try_get("", "revenue")?;
-            Ok(CompanyCategories {
-                external_id: r.try_get("", "external_id")?,
-                abc_class: r.try_get("", "abc_class")?,
-                lifecycle: r.try_get("", "lifecycle")?,
-                portfolio: r.try_get("", "portfolio")?,
+        .map(
+            |(external_id, abc_class, lifecycle, portfolio, revenue)| CompanyCategories {
+                external_id,
+                abc_class,
+                lifecycle,
+                portfolio,
                 revenue: revenue.map(|r| Money::from(r).text()),
-            })
-        })
-        .collect()
+            },
+        )
+        .collect())
 }

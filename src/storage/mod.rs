@@ -258,35 +258,3 @@ async fn connect_postgres(url: &str, timeout: Duration) -> Result<DatabaseConnec
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
-
-/// Bind values of a raw statement with their placeholders: `?` on SQLite, `$N` on
-/// PostgreSQL. SQLite resolves a named `$N` by walking its parameter list, which makes a
-/// statement with thousands of them quadratic; anonymous `?` are bound by position.
-pub(crate) struct Params {
-    backend: DbBackend,
-    values: Vec<sea_orm::Value>,
-}
-
-impl Params {
-    /// No values yet.
-    pub(crate) fn new(backend: DbBackend, capacity: usize) -> Self {
-        Self {
-            backend,
-            values: Vec::with_capacity(capacity),
-        }
-    }
-
-    /// Adds a value; returns its placeholder.
-    pub(crate) fn push(&mut self, v: impl Into<sea_orm::Value>) -> String {
-        self.values.push(v.into());
-        match self.backend {
-            DbBackend::Sqlite => "?".to_owned(),
-            _ => format!("${}", self.values.len()),
-        }
-    }
-
-    /// The statement `sql` over these values.
-    pub(crate) fn statement(self, sql: String) -> sea_orm::Statement {
-        sea_orm::Statement::from_sql_and_values(self.backend, sql, self.values)
-    }
-}

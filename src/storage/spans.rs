@@ -8,19 +8,19 @@
 //! index each). On PostgreSQL the span writes of one (tenant, table) are serialized by a
 //! transaction-scoped advisory lock, taken after the staged rows are written, so a
 //! recompute always sees every committed fact and no concurrent widening is lost.
+//!
+//! This file keeps those rules; the statements (lock, multi-row widening upsert,
+//! recompute) are in `bulk::spans`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
+use sea_orm::DatabaseTransaction;
 
+use super::bulk;
 use super::days::day_number;
-use super::Params;
 use crate::domain::abc::RevenueFact;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-
-/// Companies per statement (5 values a row stays far under SQLite's bind limit).
-const PER_STATEMENT: usize = 2_000;
 
 /// The span changes a staged batch makes.
 #[derive(Debug, Default)]
@@ -85,71 +85,19 @@ impl SpanChanges {
         if self.is_empty() {
             return Ok(());
         }
-        let backend = txn.get_database_backend();
-        if backend == DbBackend::Postgres {
-            let mut p = Params::new(backend, 1);
-            let key = p.push(format!("purchase_span/{}/{table}", tenant.as_str()));
-            txn.execute(p.statement(format!(
-                "SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))"
-            )))
-            .await?;
-        }
+        bulk::backend::hold_until_commit(
+            txn,
+            &format!("purchase_span/{}/{table}", tenant.as_str()),
+        )
+        .await?;
         // A recomputed span already includes this batch's purchases.
         for c in &self.recompute {
             self.grow.remove(c);
         }
         let grow: Vec<(String, (i32, i32))> = self.grow.into_iter().collect();
-        for chunk in grow.chunks(PER_STATEMENT) {
-            let mut p = Params::new(backend, chunk.len() * 5);
-            let tuples: Vec<String> = chunk
-                .iter()
-                .map(|(company, (first, last))| {
-                    format!(
-                        "({}, {}, {}, {}, {})",
-                        p.push(tenant.as_str()),
-                        p.push(table),
-                        p.push(company.as_str()),
-                        p.push(*first),
-                        p.push(*last)
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO purchase_span (tenant_id, table_name, company_ref, first_on, last_on) \
-                 VALUES {} ON CONFLICT (tenant_id, table_name, company_ref) DO UPDATE SET \
-                 first_on = CASE WHEN excluded.first_on < purchase_span.first_on \
-                 THEN excluded.first_on ELSE purchase_span.first_on END, \
-                 last_on = CASE WHEN excluded.last_on > purchase_span.last_on \
-                 THEN excluded.last_on ELSE purchase_span.last_on END",
-                tuples.join(", ")
-            );
-            txn.execute(p.statement(sql)).await?;
-        }
+        bulk::spans::widen(txn, tenant, table, &grow).await?;
         let recompute: Vec<String> = self.recompute.into_iter().collect();
-        for chunk in recompute.chunks(PER_STATEMENT) {
-            // The tenant, table and company placeholders of `… WHERE tenant_id = t AND
-            // table_name = n AND company_ref IN (ids)` (and the values behind them).
-            let scope = |p: &mut Params| {
-                let (t, n) = (p.push(tenant.as_str()), p.push(table));
-                let ids: Vec<String> = chunk.iter().map(|c| p.push(c.as_str())).collect();
-                format!(
-                    "tenant_id = {t} AND table_name = {n} AND company_ref IN ({})",
-                    ids.join(", ")
-                )
-            };
-            let mut p = Params::new(backend, chunk.len() + 2);
-            let sql = format!("DELETE FROM purchase_span WHERE {}", scope(&mut p));
-            txn.execute(p.statement(sql)).await?;
-            let mut p = Params::new(backend, chunk.len() + 4);
-            let (t, n) = (p.push(tenant.as_str()), p.push(table));
-            let sql = format!(
-                "INSERT INTO purchase_span (tenant_id, table_name, company_ref, first_on, last_on) \
-                 SELECT {t}, {n}, company_ref, MIN(issued_on), MAX(issued_on) FROM staged_record \
-                 WHERE {} AND amount > 0 AND NOT deleted GROUP BY company_ref",
-                scope(&mut p)
-            );
-            txn.execute(p.statement(sql)).await?;
-        }
+        bulk::spans::recompute(txn, tenant, table, &recompute).await?;
         Ok(())
     }
 }

@@ -10,7 +10,8 @@ use crate::domain::crm::DeleteState;
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::{Db, Params};
+use crate::storage::bulk::Params;
+use crate::storage::Db;
 
 /// Ids per statement.
 const IDS_PER_STATEMENT: usize = 2_000;

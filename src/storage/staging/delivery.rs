@@ -1,18 +1,24 @@
 //! Delivery of staged records to the CRM: which versions wait (`synced_hash` behind
 //! `content_hash`), pages of them for a run, marking versions delivered, and records
 //! restored to the version the CRM has when their deletion is discarded.
+//!
+//! The page read and the per-record mark of a sync are in `bulk::delivery`; counts,
+//! tombstones, the mark of a whole table and restores go through the `staged_record`
+//! entity (and `crm_company` / `crm_contact` for the CRM's version).
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Asterisk, Expr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::content_hash;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::{Db, Params};
+use crate::storage::bulk::delivery as bulk;
+use crate::storage::entities::staged_record::{Column, Entity};
+use crate::storage::entities::{crm_company, crm_contact};
+use crate::storage::Db;
 
 pub use crate::domain::crm::Pending;
-
-const PENDING: &str = "(synced_hash IS NULL OR synced_hash <> content_hash)";
 
 /// How many records of the table wait for delivery (only tombstones with `deletes_only`).
 pub async fn count_pending(
@@ -21,18 +27,17 @@ pub async fn count_pending(
     table: &str,
     deletes_only: bool,
 ) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT COUNT(*) AS n FROM staged_record WHERE tenant_id = {} AND table_name = {} AND {PENDING}{}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        if deletes_only { " AND deleted = TRUE" } else { "" }
-    );
-    let row = db.conn().query_one(p.statement(sql)).await?;
-    Ok(row
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    let mut q = Entity::pending_of_table(tenant.as_str(), table);
+    if deletes_only {
+        q = q.filter(Column::Deleted.eq(true));
+    }
+    let n: Option<i64> = q
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// The next page of records waiting for delivery, by external id after `after`: the
@@ -44,38 +49,7 @@ pub async fn pending_page(
     after: &str,
     limit: u64,
 ) -> Result<Vec<Pending>> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "SELECT external_id, fields, deleted, content_hash, synced_hash FROM staged_record \
-         WHERE tenant_id = {} AND table_name = {} AND external_id > {} AND {PENDING} \
-         ORDER BY external_id LIMIT {limit}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(after)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| {
-            let fields: String = r.try_get("", "fields")?;
-            let synced: Option<i64> = r.try_get("", "synced_hash")?;
-            Ok(Pending {
-                external_id: r.try_get("", "external_id")?,
-                fields: match serde_json::from_str(&fields) {
-                    Ok(serde_json::Value::Object(m)) => m,
-                    _ => {
-                        return Err(
-                            anyhow::anyhow!("stored record fields are not a JSON object").into(),
-                        )
-                    }
-                },
-                deleted: r.try_get("", "deleted")?,
-                hash: r.try_get("", "content_hash")?,
-                delivered_before: synced.is_some(),
-            })
-        })
-        .collect()
+    bulk::pending_page(db, tenant, table, after, limit).await
 }
 
 /// Marks versions delivered. A record re-staged since it was read keeps waiting: only
@@ -87,37 +61,20 @@ pub async fn mark_delivered(
     done: &[(String, i64)],
 ) -> Result<()> {
     let txn = db.begin_write().await?;
-    for (id, hash) in done {
-        let mut p = Params::new(txn.get_database_backend(), 5);
-        let sql = format!(
-            "UPDATE staged_record SET synced_hash = {} WHERE tenant_id = {} AND table_name = {} \
-             AND external_id = {} AND content_hash = {}",
-            p.push(*hash),
-            p.push(tenant.as_str()),
-            p.push(table),
-            p.push(id.as_str()),
-            p.push(*hash)
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
+    bulk::mark_delivered(&txn, tenant, table, done).await?;
     txn.commit().await
 }
 
 /// The external ids of the table's tombstones waiting for delivery.
 pub async fn pending_tombstones(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<String>> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT external_id FROM staged_record WHERE tenant_id = {} AND table_name = {} \
-         AND deleted = TRUE AND {PENDING} ORDER BY external_id",
-        p.push(tenant.as_str()),
-        p.push(table)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect()
+    Ok(Entity::pending_of_table(tenant.as_str(), table)
+        .filter(Column::Deleted.eq(true))
+        .select_only()
+        .column(Column::ExternalId)
+        .order_by_asc(Column::ExternalId)
+        .into_tuple()
+        .all(db.conn())
+        .await?)
 }
 
 /// Restores records whose deletion was discarded: each becomes again the version the CRM
@@ -131,45 +88,50 @@ pub async fn restore_from_crm(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = db.begin_write().await?;
-    let backend = txn.get_database_backend();
     for id in ids {
-        let mut p = Params::new(backend, 2);
-        let sql = format!(
-            "SELECT fields FROM {crm_table} WHERE tenant_id = {} AND external_id = {}",
-            p.push(tenant.as_str()),
-            p.push(id.as_str())
-        );
-        let Some(row) = txn.query_one(p.statement(sql)).await? else {
+        let crm_fields = match crm_table {
+            "crm_company" => {
+                crm_company::Entity::of_record(tenant.as_str(), id)
+                    .select_only()
+                    .column(crm_company::Column::Fields)
+                    .into_tuple::<String>()
+                    .one(&*txn)
+                    .await?
+            }
+            "crm_contact" => {
+                crm_contact::Entity::of_record(tenant.as_str(), id)
+                    .select_only()
+                    .column(crm_contact::Column::Fields)
+                    .into_tuple::<String>()
+                    .one(&*txn)
+                    .await?
+            }
+            other => return Err(anyhow::anyhow!("{other:?} is not a CRM table").into()),
+        };
+        let Some(fields) = crm_fields else {
             continue;
         };
-        let fields: String = row.try_get("", "fields")?;
-        let mut p = Params::new(backend, 3);
-        let sql = format!(
-            "SELECT updated_at FROM staged_record WHERE tenant_id = {} AND table_name = {} AND external_id = {}",
-            p.push(tenant.as_str()),
-            p.push(table),
-            p.push(id.as_str())
-        );
-        let updated_at: Option<DateTime<Utc>> = match txn.query_one(p.statement(sql)).await? {
-            Some(r) => r.try_get("", "updated_at")?,
-            None => None,
-        };
+        let updated_at: Option<DateTime<Utc>> = Entity::of_record(tenant.as_str(), table, id)
+            .select_only()
+            .column(Column::UpdatedAt)
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&*txn)
+            .await?
+            .flatten();
         let hash = content_hash(&fields, updated_at, false);
         let size = i64::try_from(fields.len() + id.len() + 90).unwrap_or(i64::MAX);
-        let mut p = Params::new(backend, 8);
-        let sql = format!(
-            "UPDATE staged_record SET fields = {}, deleted = FALSE, content_hash = {}, synced_hash = {}, \
-             changed_at = {}, size_bytes = {} WHERE tenant_id = {} AND table_name = {} AND external_id = {}",
-            p.push(fields.clone()),
-            p.push(hash),
-            p.push(hash),
-            p.push(now),
-            p.push(size),
-            p.push(tenant.as_str()),
-            p.push(table),
-            p.push(id.as_str())
-        );
-        txn.execute(p.statement(sql)).await?;
+        Entity::update_many()
+            .col_expr(Column::Fields, Expr::value(fields))
+            .col_expr(Column::Deleted, Expr::value(false))
+            .col_expr(Column::ContentHash, Expr::value(hash))
+            .col_expr(Column::SyncedHash, Expr::value(hash))
+            .col_expr(Column::ChangedAt, Expr::value(now))
+            .col_expr(Column::SizeBytes, Expr::value(size))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::TableName.eq(table))
+            .filter(Column::ExternalId.eq(id.as_str()))
+            .exec(&*txn)
+            .await?;
     }
     txn.commit().await
 }
@@ -177,15 +139,15 @@ pub async fn restore_from_crm(
 /// Marks every pending record of a table delivered at once: for tables the CRM does not
 /// receive (orders, invoices, …), which a run only counts.
 pub async fn mark_all_delivered(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "UPDATE staged_record SET synced_hash = content_hash WHERE tenant_id = {} AND table_name = {} \
-         AND {PENDING}",
-        p.push(tenant.as_str()),
-        p.push(table)
-    );
     let txn = db.begin_write().await?;
-    let n = txn.execute(p.statement(sql)).await?.rows_affected();
+    let n = Entity::update_many()
+        .col_expr(Column::SyncedHash, Expr::col(Column::ContentHash).into())
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::TableName.eq(table))
+        .filter(Entity::pending())
+        .exec(&*txn)
+        .await?
+        .rows_affected;
     txn.commit().await?;
     Ok(n)
 }

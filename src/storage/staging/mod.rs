@@ -4,6 +4,10 @@
 //!
 //! Delivery to the CRM (which versions wait, marking them delivered) is in
 //! [`delivery`].
+//!
+//! This module keeps the rules (what is new, changed or stale; content hashes; usage
+//! deltas; purchase-span changes). A batch's multi-row statements are in `bulk::staging`;
+//! the other reads go through the `staged_record` entity.
 
 mod delivery;
 
@@ -15,25 +19,20 @@ pub use self::delivery::{
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
+use sea_orm::sea_query::{Asterisk, Expr};
+use sea_orm::{ColumnTrait, DatabaseTransaction, QueryFilter, QueryOrder, QuerySelect};
 
 use chrono_tz::Tz;
 
+use super::bulk::staging::{self as bulk, Target, Version};
+use super::entities::staged_record::{Column, Entity};
 use super::spans::SpanChanges;
-use super::{usage, Db, Params};
+use super::{usage, Db};
 use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
 use crate::domain::hash::Fnv1a;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::days::{day_number, from_day_number};
-
-/// The columns of a staged row, in the order statements bind them.
-const ROW_COLUMNS: &str = "tenant_id, table_name, external_id, fields, content_hash, updated_at, \
-    deleted, changed_at, request_id, size_bytes, company_ref, issued_on, amount";
-
-/// Rows per multi-row statement: 13 columns a row stays under SQLite's 32 766 bind limit.
-const ROWS_PER_STATEMENT: usize = 2_500;
 
 /// What staging a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,21 +63,27 @@ pub struct StageBatch<'a> {
     pub zone: Tz,
 }
 
-struct Stored {
-    hash: i64,
-    updated_at: Option<DateTime<Utc>>,
-    size: i64,
-    /// The revenue columns of the stored version (None: no revenue).
-    fact: Option<RevenueFact>,
-}
-
-#[derive(Clone)]
 struct Row {
     record: ValidRecord,
     fields: String,
     hash: i64,
     size: i64,
     fact: Option<RevenueFact>,
+}
+
+impl Row {
+    /// The version to write.
+    fn version(&self) -> Version<'_> {
+        Version {
+            external_id: &self.record.external_id,
+            fields: &self.fields,
+            content_hash: self.hash,
+            updated_at: self.record.updated_at,
+            deleted: self.record.deleted,
+            size_bytes: self.size,
+            fact: self.fact.as_ref(),
+        }
+    }
 }
 
 /// Stages `batch` in the write transaction `txn` (which the caller commits).
@@ -124,10 +129,12 @@ pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<S
     let mut delta = usage::Delta::default();
     // New records (the bulk of an onboarding load) go in with one statement and no read;
     // only the ones already staged are read and compared.
-    let mut inserted = HashSet::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        inserted.extend(insert_new(txn, &target, chunk).await?);
-    }
+    let versions: Vec<Version<'_>> = rows.iter().map(Row::version).collect();
+    let inserted: HashSet<String> = bulk::insert_new(txn, &target, &versions)
+        .await?
+        .into_iter()
+        .collect();
+    drop(versions);
     let (new_rows, rows): (Vec<Row>, Vec<Row>) = rows
         .into_iter()
         .partition(|r| inserted.contains(r.record.external_id.as_str()));
@@ -164,18 +171,18 @@ pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<S
                     ),
                 });
             }
-            Some(old) if old.hash == row.hash => outcome.unchanged += 1,
+            Some(old) if old.content_hash == row.hash => outcome.unchanged += 1,
             Some(old) => {
                 outcome.updated += 1;
-                delta.staged_bytes += row.size - old.size;
+                delta.staged_bytes += row.size - old.size_bytes;
                 spans.replaced(old.fact.as_ref(), row.fact.as_ref());
                 to_write.push(row);
             }
         }
     }
-    while !to_write.is_empty() {
-        let rest = to_write.split_off(to_write.len().min(ROWS_PER_STATEMENT));
-        upsert(txn, &target, std::mem::replace(&mut to_write, rest)).await?;
+    if !to_write.is_empty() {
+        let versions: Vec<Version<'_>> = to_write.iter().map(Row::version).collect();
+        bulk::upsert(txn, &target, &versions).await?;
     }
     usage::add(txn, tenant, delta).await?;
     spans.apply(txn, tenant, table).await?;
@@ -186,124 +193,18 @@ fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> b
     matches!((incoming, stored), (Some(i), Some(s)) if i < s)
 }
 
+/// The stored versions of `rows`' records (those staged), by external id.
 async fn load_stored(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     table: &str,
     rows: &[Row],
-) -> Result<HashMap<String, Stored>> {
-    let mut out = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT * 5) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 2);
-        let (t, n) = (p.push(tenant.as_str()), p.push(table));
-        let ids: Vec<String> = chunk
-            .iter()
-            .map(|r| p.push(r.record.external_id.clone()))
-            .collect();
-        let sql = format!(
-            "SELECT external_id, content_hash, updated_at, size_bytes, company_ref, issued_on, \
-             amount FROM staged_record \
-             WHERE tenant_id = {t} AND table_name = {n} AND external_id IN ({})",
-            ids.join(", ")
-        );
-        for r in txn.query_all(p.statement(sql)).await? {
-            let company: Option<String> = r.try_get("", "company_ref")?;
-            let day: Option<i32> = r.try_get("", "issued_on")?;
-            let amount: Option<i64> = r.try_get("", "amount")?;
-            let fact = match (company, day, amount) {
-                (Some(company_ref), Some(day), Some(amount)) => from_day_number(i64::from(day))
-                    .map(|issued_on| RevenueFact {
-                        company_ref,
-                        issued_on,
-                        amount,
-                    }),
-                _ => None,
-            };
-            out.insert(
-                r.try_get("", "external_id")?,
-                Stored {
-                    hash: r.try_get("", "content_hash")?,
-                    updated_at: r.try_get("", "updated_at")?,
-                    size: r.try_get("", "size_bytes")?,
-                    fact,
-                },
-            );
-        }
-    }
-    Ok(out)
-}
-
-struct Target<'a> {
-    tenant: &'a TenantId,
-    table: &'a str,
-    request_id: &'a str,
-    received_at: DateTime<Utc>,
-}
-
-/// `INSERT INTO staged_record (…) VALUES (…), …` for `rows`, and its values.
-fn insert_rows(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> (String, Params) {
-    let mut p = Params::new(txn.get_database_backend(), rows.len() * 13);
-    let tuples: Vec<String> = rows
-        .into_iter()
-        .map(|row| {
-            let ps = [
-                p.push(batch.tenant.as_str()),
-                p.push(batch.table),
-                p.push(row.record.external_id),
-                p.push(row.fields),
-                p.push(row.hash),
-                p.push(row.record.updated_at),
-                p.push(row.record.deleted),
-                p.push(batch.received_at),
-                p.push(batch.request_id),
-                p.push(row.size),
-                p.push(row.fact.as_ref().map(|f| f.company_ref.clone())),
-                p.push(row.fact.as_ref().map(|f| day_number(f.issued_on))),
-                p.push(row.fact.as_ref().map(|f| f.amount)),
-            ];
-            format!("({})", ps.join(", "))
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO staged_record ({ROW_COLUMNS}) VALUES {}",
-        tuples.join(", ")
-    );
-    (sql, p)
-}
-
-/// Inserts the rows not staged yet; returns the external ids it inserted.
-async fn insert_new(
-    txn: &DatabaseTransaction,
-    batch: &Target<'_>,
-    rows: &[Row],
-) -> Result<Vec<String>> {
-    let (sql, p) = insert_rows(txn, batch, rows.to_vec());
-    let sql = format!(
-        "{sql} ON CONFLICT (tenant_id, table_name, external_id) DO NOTHING RETURNING external_id"
-    );
-    txn.query_all(p.statement(sql))
+) -> Result<HashMap<String, bulk::Stored>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.record.external_id.as_str()).collect();
+    Ok(bulk::stored(txn, tenant, table, &ids)
         .await?
         .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect()
-}
-
-async fn upsert(txn: &DatabaseTransaction, batch: &Target<'_>, rows: Vec<Row>) -> Result<()> {
-    let (sql, p) = insert_rows(txn, batch, rows);
-    // The WHERE guards against a concurrent batch that staged a newer version between
-    // our read and this write: an older update never overwrites a newer one.
-    let sql = format!(
-        "{sql} ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET \
-         fields = excluded.fields, content_hash = excluded.content_hash, \
-         updated_at = excluded.updated_at, deleted = excluded.deleted, \
-         changed_at = excluded.changed_at, request_id = excluded.request_id, \
-         size_bytes = excluded.size_bytes, company_ref = excluded.company_ref, \
-         issued_on = excluded.issued_on, amount = excluded.amount \
-         WHERE staged_record.updated_at IS NULL OR excluded.updated_at IS NULL \
-         OR excluded.updated_at >= staged_record.updated_at"
-    );
-    txn.execute(p.statement(sql)).await?;
-    Ok(())
+        .collect())
 }
 
 /// FNV-1a over what makes a version distinct: stable across builds and platforms, so a
@@ -335,18 +236,21 @@ pub struct StagedRecord {
 
 /// Every staged record of a tenant's table, by external id.
 pub async fn list(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<StagedRecord>> {
-    let rows = db
-        .conn()
-        .query_all(Statement::from_sql_and_values(
-            db.backend(),
-            "SELECT external_id, fields, updated_at, deleted FROM staged_record \
-             WHERE tenant_id = $1 AND table_name = $2 ORDER BY external_id",
-            [tenant.as_str().into(), table.into()],
-        ))
-        .await?;
+    let rows: Vec<(String, String, Option<DateTime<Utc>>, bool)> =
+        Entity::of_table(tenant.as_str(), table)
+            .select_only()
+            .columns([
+                Column::ExternalId,
+                Column::Fields,
+                Column::UpdatedAt,
+                Column::Deleted,
+            ])
+            .order_by_asc(Column::ExternalId)
+            .into_tuple()
+            .all(db.conn())
+            .await?;
     rows.into_iter()
-        .map(|r| {
-            let fields: String = r.try_get("", "fields")?;
+        .map(|(external_id, fields, updated_at, deleted)| {
             let fields = match serde_json::from_str(&fields) {
                 Ok(serde_json::Value::Object(m)) => m,
                 _ => {
@@ -356,10 +260,10 @@ pub async fn list(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<StagedR
                 }
             };
             Ok(StagedRecord {
-                external_id: r.try_get("", "external_id")?,
+                external_id,
                 fields,
-                updated_at: r.try_get("", "updated_at")?,
-                deleted: r.try_get("", "deleted")?,
+                updated_at,
+                deleted,
             })
         })
         .collect()
@@ -367,17 +271,14 @@ pub async fn list(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<StagedR
 
 /// How many live (not deleted) records of the table are staged.
 pub async fn count_live(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> {
-    let mut p = Params::new(db.backend(), 2);
-    let sql = format!(
-        "SELECT COUNT(*) AS n FROM staged_record WHERE tenant_id = {} AND table_name = {} AND deleted = FALSE",
-        p.push(tenant.as_str()),
-        p.push(table)
-    );
-    let row = db.conn().query_one(p.statement(sql)).await?;
-    Ok(row
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    let n: Option<i64> = Entity::of_table(tenant.as_str(), table)
+        .filter(Column::Deleted.eq(false))
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// The external ids of live (not deleted) staged records of `table` after `after`, in
@@ -389,18 +290,14 @@ pub async fn live_ids_after(
     after: &str,
     limit: u64,
 ) -> Result<Vec<String>> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "SELECT external_id FROM staged_record WHERE tenant_id = {} AND table_name = {} \
-         AND external_id > {} AND deleted = FALSE ORDER BY external_id LIMIT {limit}",
-        p.push(tenant.as_str()),
-        p.push(table),
-        p.push(after)
-    );
-    db.conn()
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect()
+    Ok(Entity::of_table(tenant.as_str(), table)
+        .filter(Column::ExternalId.gt(after))
+        .filter(Column::Deleted.eq(false))
+        .select_only()
+        .column(Column::ExternalId)
+        .order_by_asc(Column::ExternalId)
+        .limit(limit)
+        .into_tuple()
+        .all(db.conn())
+        .await?)
 }

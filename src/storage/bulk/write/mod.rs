@@ -14,7 +14,8 @@ use crate::domain::abc::{Category, CategoryChange};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::abc::Stamp;
-use crate::storage::{Db, Params, Pool};
+use crate::storage::bulk::Params;
+use crate::storage::{Db, Pool};
 
 /// Companies a write transaction covers: each transaction keeps a company's category and
 /// its history entry together, and stays short enough not to hold SQLite's writer long.

@@ -10,7 +10,8 @@ use crate::domain::abc::{Category, CategoryChange};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::abc::Stamp;
-use crate::storage::{Db, Params};
+use crate::storage::bulk::Params;
+use crate::storage::Db;
 
 /// The columns of a category, in the order of [`category_values`].
 const CATEGORY_COLUMNS: &str = "external_id, name, document, abc_class, lifecycle, portfolio, \

@@ -1,0 +1,160 @@
+//! The embedded CRM's multi-row statements: a sync's upserts (`INSERT … ON CONFLICT
+//! (tenant_id, external_id) DO UPDATE`) and deletes (`IN` lists), in statements of up to
+//! [`ROWS_PER_STATEMENT`] rows, in one transaction per call.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, Value};
+
+use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::tenant::TenantId;
+use crate::error::Result;
+use crate::storage::bulk::Params;
+use crate::storage::crm::CrmTable;
+use crate::storage::Db;
+
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+/// Inserts or replaces companies, `now` their `updated_at`.
+pub(crate) async fn upsert_companies(
+    db: &Db,
+    tenant: &TenantId,
+    rows: &[CrmCompany],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let values = rows.iter().map(|c| {
+        vec![
+            c.external_id.as_str().into(),
+            c.name.as_str().into(),
+            c.document.as_str().into(),
+            c.seller_id.as_str().into(),
+            c.city.as_str().into(),
+            c.state.as_str().into(),
+            c.email.as_str().into(),
+            c.phone.as_str().into(),
+            serde_json::Value::Object(c.fields.clone())
+                .to_string()
+                .into(),
+            now.into(),
+        ]
+    });
+    let columns = [
+        "external_id",
+        "name",
+        "document",
+        "seller_id",
+        "city",
+        "state",
+        "email",
+        "phone",
+        "fields",
+        "updated_at",
+    ];
+    upsert(db, CrmTable::Company, tenant, &columns, values).await
+}
+
+/// Inserts or replaces contacts, `now` their `updated_at`.
+pub(crate) async fn upsert_contacts(
+    db: &Db,
+    tenant: &TenantId,
+    rows: &[CrmContact],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let values = rows.iter().map(|c| {
+        vec![
+            c.external_id.as_str().into(),
+            c.name.as_str().into(),
+            c.document.as_str().into(),
+            c.company_id.as_str().into(),
+            c.email.as_str().into(),
+            c.phone.as_str().into(),
+            serde_json::Value::Object(c.fields.clone())
+                .to_string()
+                .into(),
+            now.into(),
+        ]
+    });
+    let columns = [
+        "external_id",
+        "name",
+        "document",
+        "company_id",
+        "email",
+        "phone",
+        "fields",
+        "updated_at",
+    ];
+    upsert(db, CrmTable::Contact, tenant, &columns, values).await
+}
+
+/// `INSERT … ON CONFLICT (tenant_id, external_id) DO UPDATE` of rows whose values follow
+/// `columns` (the first being external_id), in statements of [`ROWS_PER_STATEMENT`].
+async fn upsert(
+    db: &Db,
+    table: CrmTable,
+    tenant: &TenantId,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<()> {
+    let rows: Vec<Vec<Value>> = rows.collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let txn = db.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(
+            txn.get_database_backend(),
+            chunk.len() * (columns.len() + 1),
+        );
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let mut v = vec![p.push(tenant.as_str())];
+                v.extend(row.iter().cloned().map(|x| p.push(x)));
+                format!("({})", v.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} (tenant_id, {}) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
+            name(table),
+            columns.join(", "),
+            tuples.join(", "),
+            updates.join(", ")
+        );
+        txn.execute(p.statement(sql)).await?;
+    }
+    txn.commit().await
+}
+
+/// Deletes rows of `table` by external id; returns how many were deleted.
+pub(crate) async fn delete(
+    db: &Db,
+    table: CrmTable,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<u64> {
+    let txn = db.begin_write().await?;
+    let mut deleted = 0;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 1);
+        let t = p.push(tenant.as_str());
+        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE tenant_id = {t} AND external_id IN ({})",
+            name(table),
+            list.join(", ")
+        );
+        deleted += txn.execute(p.statement(sql)).await?.rows_affected();
+    }
+    txn.commit().await?;
+    Ok(deleted)
+}
+
+/// The table's name in SQL.
+fn name(table: CrmTable) -> &'static str {
+    match table {
+        CrmTable::Company => "crm_company",
+        CrmTable::Contact => "crm_contact",
+    }
+}
