@@ -3,17 +3,18 @@
 //! through the entities (`storage::entities`) and their queries; a test below fails when
 //! SQL text appears anywhere else in storage.
 //!
-//! Ingestion stages a batch (and its purchase spans) and a sync reads delivery pages,
-//! marks them and fills the embedded CRM in statements of 2 000–2 500 rows (multi-row
-//! `INSERT … ON CONFLICT`, `RETURNING` on SQLite, `INSERT … SELECT`). A tenant's ABC run
-//! reads a few hundred thousand rows (revenue sums, companies with their stored
-//! categories) and writes as many (categories, their history, a held classification); an
-//! export reads up to a million request-log rows. At that size sea-orm's per-row cost and
-//! SQLite's per-row hand-over dominate, so these run here: reads in keyset pages (packed
-//! into one value on SQLite; PostgreSQL's text `COPY … TO STDOUT` for the ABC reads),
-//! writes as multi-row statements on SQLite and text `COPY … FROM STDIN` or `UNNEST` over
-//! arrays on PostgreSQL. Values are bound as parameters ([`Params`]); where PostgreSQL's
-//! COPY takes none, they go through one escaper ([`pgcopy::Literal`]).
+//! Ingestion stages a batch (and its purchase spans) and a sync fills the embedded CRM in
+//! statements of 2 000–2 500 rows (multi-row `INSERT … ON CONFLICT`, `RETURNING` on
+//! SQLite, `INSERT … SELECT`), and marks what it delivered one record at a time. A
+//! tenant's ABC run reads a few hundred thousand rows (revenue sums, companies with their
+//! stored categories) and writes as many (categories, their history, a held
+//! classification); an export reads up to a million request-log rows. At that size
+//! sea-orm's per-row cost and SQLite's per-row hand-over dominate, so these run here:
+//! reads in keyset pages (packed into one value on SQLite; PostgreSQL's text
+//! `COPY … TO STDOUT` for the ABC reads), writes as multi-row statements on SQLite and
+//! text `COPY … FROM STDIN` or `UNNEST` over arrays on PostgreSQL. Values are bound as
+//! parameters ([`Params`]); where PostgreSQL's COPY takes none, they go through one
+//! escaper ([`pgcopy::Literal`]).
 //!
 //! * [`read`] — the keyset-page machinery: [`read::Reader`], `fetch_all!`,
 //!   `fetch_packed!`; the statements bring their SQL, never inlined values.
@@ -24,8 +25,8 @@
 //! * [`request_log`] — the Histórico export's keyset pages of the request log.
 //! * [`staging`] — a staged batch's insert of new records, read of stored versions and
 //!   guarded upsert (`staged_record`), multi-row.
-//! * [`delivery`] — the sync's pages of versions waiting for delivery and marking them
-//!   delivered (`staged_record`).
+//! * [`delivery`] — marking the versions a sync delivered, one statement per record
+//!   (`staged_record`).
 //! * [`crm`] — the embedded CRM's multi-row upserts and deletes (`crm_company`,
 //!   `crm_contact`).
 //! * [`spans`] — `purchase_span`'s widening upsert and `INSERT … SELECT MIN/MAX`

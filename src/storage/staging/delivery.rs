@@ -2,9 +2,9 @@
 //! `content_hash`), pages of them for a run, marking versions delivered, and records
 //! restored to the version the CRM has when their deletion is discarded.
 //!
-//! The page read and the per-record mark of a sync are in `bulk::delivery`; counts,
-//! tombstones, the mark of a whole table and restores go through the `staged_record`
-//! entity (and `crm_company` / `crm_contact` for the CRM's version).
+//! The per-record mark of a sync is in `bulk::delivery`; pages, counts, tombstones, the
+//! mark of a whole table and restores go through the `staged_record` entity (and
+//! `crm_company` / `crm_contact` for the CRM's version).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Asterisk, Expr};
@@ -49,7 +49,36 @@ pub async fn pending_page(
     after: &str,
     limit: u64,
 ) -> Result<Vec<Pending>> {
-    bulk::pending_page(db, tenant, table, after, limit).await
+    let rows: Vec<(String, String, bool, i64, Option<i64>)> =
+        Entity::pending_of_table(tenant.as_str(), table)
+            .filter(Column::ExternalId.gt(after))
+            .order_by_asc(Column::ExternalId)
+            .limit(limit)
+            .select_only()
+            .columns([
+                Column::ExternalId,
+                Column::Fields,
+                Column::Deleted,
+                Column::ContentHash,
+                Column::SyncedHash,
+            ])
+            .into_tuple()
+            .all(db.conn())
+            .await?;
+    rows.into_iter()
+        .map(|(external_id, fields, deleted, hash, synced)| {
+            let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&fields) else {
+                return Err(anyhow::anyhow!("stored record fields are not a JSON object").into());
+            };
+            Ok(Pending {
+                external_id,
+                fields,
+                deleted,
+                hash,
+                delivered_before: synced.is_some(),
+            })
+        })
+        .collect()
 }
 
 /// Marks versions delivered. A record re-staged since it was read keeps waiting: only
