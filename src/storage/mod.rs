@@ -1,7 +1,8 @@
-//! The database: connection, migrations, and the queries of every table. sea-orm
-//! entities stay in here; callers get and give domain types. The few large reads and
-//! writes that go past sea-orm to sqlx (the ABC run's, the export's) live in `bulk`,
-//! and only there.
+//! The database: connection, migrations, and the queries of every table, one file or
+//! folder per table group; callers get and give domain types. Two ways in: the common
+//! path through a sea-orm entity per table and its reusable queries (`entities`, which
+//! never leave storage), and `bulk`, the only SQL written by hand (the large reads and
+//! writes, PostgreSQL's COPY, a backend's own functions).
 
 pub mod abc;
 pub mod alerts;
