@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::entities::{schedule_claim, sync_lease};
 use super::Db;
@@ -22,29 +22,63 @@ pub async fn acquire(
     now: DateTime<Utc>,
 ) -> Result<Result<(), String>> {
     let txn = db.begin_write().await?;
-    let current: Option<(String, DateTime<Utc>, Option<String>)> =
-        sync_lease::Entity::of_tenant_locked(tenant.as_str())
-            .into_tuple()
-            .one(&*txn)
-            .await?;
-    if let Some((held_by, expires, status)) = current {
-        // A lease whose run has already recorded its end is being released: free to take.
-        let running = status.as_deref().is_none_or(|s| s == "RUNNING");
-        if expires > now && running {
-            return Ok(Err(held_by));
-        }
+    let taken = acquire_in(&txn, tenant, holder, run_id, ttl, now).await?;
+    if taken.is_ok() {
+        txn.commit().await?;
     }
-    sync_lease::Entity::insert(sync_lease::ActiveModel {
-        tenant_id: Set(tenant.as_str().to_owned()),
-        holder: Set(holder.to_owned()),
-        run_id: Set(run_id.to_owned()),
-        expires_at: Set(now + ttl),
-    })
-    .on_conflict(sync_lease::Entity::replace_earlier())
-    .exec_without_returning(&*txn)
-    .await?;
-    txn.commit().await?;
-    Ok(Ok(()))
+    Ok(taken)
+}
+
+/// [`acquire`] inside the caller's write transaction: the lease is the caller's once it
+/// commits (so what it writes beside the lease, such as the run's row, is seen with it).
+pub(crate) async fn acquire_in(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    holder: &str,
+    run_id: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Result<(), String>> {
+    loop {
+        let current: Option<(String, DateTime<Utc>, Option<String>)> =
+            sync_lease::Entity::of_tenant_locked(tenant.as_str())
+                .into_tuple()
+                .one(txn)
+                .await?;
+        if let Some((held_by, expires, status)) = &current {
+            // A lease whose run has already recorded its end is being released: free to take.
+            let running = status.as_deref().is_none_or(|s| s == "RUNNING");
+            if *expires > now && running {
+                return Ok(Err(held_by.clone()));
+            }
+        }
+        let insert = sync_lease::Entity::insert(sync_lease::ActiveModel {
+            tenant_id: Set(tenant.as_str().to_owned()),
+            holder: Set(holder.to_owned()),
+            run_id: Set(run_id.to_owned()),
+            expires_at: Set(now + ttl),
+        });
+        let taken = if current.is_some() {
+            // The row read is locked until the transaction ends: replacing it cannot race.
+            insert
+                .on_conflict(sync_lease::Entity::replace_earlier())
+                .exec_without_returning(txn)
+                .await?;
+            true
+        } else {
+            // No row to lock: another replica may be inserting the tenant's first lease at
+            // the same moment, and only one of the two inserts may win.
+            insert
+                .on_conflict(sync_lease::Entity::keep_existing())
+                .exec_without_returning(txn)
+                .await?
+                == 1
+        };
+        if taken {
+            return Ok(Ok(()));
+        }
+        // The other replica's lease committed first: read it (now visible) and judge it.
+    }
 }
 
 /// Extends the lease of `run_id`; false when it is no longer this run's.

@@ -5,12 +5,12 @@ use anyhow::anyhow;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::entities::{run_stage, run_table, sync_lease, sync_run};
-use super::Db;
+use super::{lease, Db};
 use crate::domain::run::{
     RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
 };
@@ -101,6 +101,38 @@ fn from_model(m: sync_run::Model) -> Result<RunSummary> {
 /// Records a new RUNNING run.
 pub async fn create(db: &Db, tenant: &TenantId, run: &RunSummary) -> Result<()> {
     let txn = db.begin_write().await?;
+    insert(&txn, tenant, run).await?;
+    txn.commit().await
+}
+
+/// Starts `run` if the tenant's lease is free: takes the lease for `holder` and inserts
+/// the run's row in one transaction, so whoever finds the lease taken finds its run too.
+/// When the lease is held, returns the run holding it (None when what holds it is no run,
+/// such as an ABC shift being resolved).
+pub async fn start(
+    db: &Db,
+    tenant: &TenantId,
+    holder: &str,
+    run: &RunSummary,
+    lease_ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Result<(), Option<RunSummary>>> {
+    let txn = db.begin_write().await?;
+    if let Err(existing) = lease::acquire_in(&txn, tenant, holder, &run.id, lease_ttl, now).await? {
+        let running = sync_run::Entity::find_by_id(existing)
+            .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+            .one(&*txn)
+            .await?
+            .map(from_model)
+            .transpose()?;
+        return Ok(Err(running));
+    }
+    insert(&txn, tenant, run).await?;
+    txn.commit().await?;
+    Ok(Ok(()))
+}
+
+async fn insert(txn: &DatabaseTransaction, tenant: &TenantId, run: &RunSummary) -> Result<()> {
     sync_run::Entity::insert(sync_run::ActiveModel {
         id: Set(run.id.clone()),
         tenant_id: Set(tenant.as_str().to_owned()),
@@ -112,9 +144,9 @@ pub async fn create(db: &Db, tenant: &TenantId, run: &RunSummary) -> Result<()> 
         error: Set(None),
         progress: Set(None),
     })
-    .exec(&*txn)
+    .exec_without_returning(txn)
     .await?;
-    txn.commit().await
+    Ok(())
 }
 
 /// Records how a run ended, with its per-table counts and stage timings, at once.

@@ -14,6 +14,7 @@ mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod isolation;
+mod lease;
 mod limits;
 mod logs;
 mod migrate;

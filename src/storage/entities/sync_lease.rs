@@ -59,6 +59,11 @@ impl Entity {
             .add(Column::RunId.eq(run_id))
     }
 
+    /// A new lease loses to a row inserted meanwhile (by another replica).
+    pub fn keep_existing() -> OnConflict {
+        OnConflict::column(Column::TenantId).do_nothing().to_owned()
+    }
+
     /// A new lease replaces the tenant's earlier one.
     pub fn replace_earlier() -> OnConflict {
         OnConflict::column(Column::TenantId)

@@ -71,28 +71,29 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
         finished_at: None,
         error: None,
     };
-    if let Err(existing) = lease::acquire(
+    let started = runs::start(
         &worker.db,
         tenant,
         &worker.instance,
-        &run.id,
+        &run,
         worker.run_lease,
         now,
     )
-    .await?
-    {
-        let running = runs::get(&worker.db, tenant, &existing)
-            .await?
-            .map(|d| d.summary)
-            .ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("lease names unknown run {existing}"))
-            })?;
-        return Ok(Started {
-            run: running,
-            already_running: true,
-        });
+    .await?;
+    match started {
+        Ok(()) => {}
+        Err(Some(running)) => {
+            return Ok(Started {
+                run: running,
+                already_running: true,
+            })
+        }
+        Err(None) => {
+            return Err(AppError::FailedPrecondition(
+                "the tenant's ABC shift is being resolved: start the run after it ends".into(),
+            ))
+        }
     }
-    runs::create(&worker.db, tenant, &run).await?;
     let (worker, tenant2, run2) = (worker.clone(), tenant.clone(), run.clone());
     let active = worker.runs.enter();
     tokio::spawn(async move {
