@@ -6,6 +6,7 @@ mod abc;
 mod auth;
 mod cli;
 mod config;
+mod delivery;
 mod erp_outage;
 mod export;
 mod grpcurl;

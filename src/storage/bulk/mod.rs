@@ -5,7 +5,7 @@
 //!
 //! Ingestion stages a batch (and its purchase spans) and a sync fills the embedded CRM in
 //! statements of 2 000–2 500 rows (multi-row `INSERT … ON CONFLICT`, `RETURNING` on
-//! SQLite, `INSERT … SELECT`), and marks what it delivered one record at a time. A
+//! SQLite, `INSERT … SELECT`, row values), and marks what it delivered the same way. A
 //! tenant's ABC run reads a few hundred thousand rows (revenue sums, companies with their
 //! stored categories) and writes as many (categories, their history, a held
 //! classification); an export reads up to a million request-log rows. At that size
@@ -25,8 +25,8 @@
 //! * [`request_log`] — the Histórico export's keyset pages of the request log.
 //! * [`staging`] — a staged batch's insert of new records, read of stored versions and
 //!   guarded upsert (`staged_record`), multi-row.
-//! * [`delivery`] — marking the versions a sync delivered, one statement per record
-//!   (`staged_record`).
+//! * [`delivery`] — marking the versions a sync delivered, a multi-row update matching
+//!   each record's hash (`staged_record`).
 //! * [`crm`] — the embedded CRM's multi-row upserts and deletes (`crm_company`,
 //!   `crm_contact`).
 //! * [`spans`] — `purchase_span`'s widening upsert and `INSERT … SELECT MIN/MAX`
