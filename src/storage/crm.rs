@@ -6,14 +6,15 @@
 //! categories go through the `crm_company` and `crm_contact` entities.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Asterisk, Expr, JoinType};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
+use sea_orm::sea_query::{Expr, JoinType};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
 use super::bulk;
-use super::entities::{company_category, crm_company, crm_contact};
+use super::entities::{self, company_category, crm_company, crm_contact};
 use super::Db;
 use crate::domain::abc::Money;
-use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::crm::{guarded_table, CrmCompany, CrmContact};
+use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -51,6 +52,60 @@ pub enum CrmTable {
     Contact,
 }
 
+impl CrmTable {
+    /// The CRM's table of `table`'s records; INVALID_ARGUMENT for a table the CRM does
+    /// not receive (its deletions are not guarded).
+    pub fn of(table: Table) -> Result<Self> {
+        Ok(match guarded_table(table.as_str())? {
+            Table::Company => Self::Company,
+            _ => Self::Contact,
+        })
+    }
+
+    /// The staged table whose records it receives.
+    pub fn staged(self) -> Table {
+        match self {
+            Self::Company => Table::Company,
+            Self::Contact => Table::Contact,
+        }
+    }
+
+    /// The table's name in SQL.
+    pub(crate) fn sql_name(self) -> &'static str {
+        match self {
+            Self::Company => "crm_company",
+            Self::Contact => "crm_contact",
+        }
+    }
+}
+
+/// The fields (JSON text) the CRM holds of one record, if it has it.
+pub(crate) async fn fields_of(
+    conn: &impl ConnectionTrait,
+    table: CrmTable,
+    tenant: &TenantId,
+    external_id: &str,
+) -> Result<Option<String>> {
+    Ok(match table {
+        CrmTable::Company => {
+            crm_company::Entity::of_record(tenant.as_str(), external_id)
+                .select_only()
+                .column(crm_company::Column::Fields)
+                .into_tuple()
+                .one(conn)
+                .await?
+        }
+        CrmTable::Contact => {
+            crm_contact::Entity::of_record(tenant.as_str(), external_id)
+                .select_only()
+                .column(crm_contact::Column::Fields)
+                .into_tuple()
+                .one(conn)
+                .await?
+        }
+    })
+}
+
 /// A page of the tenant's CRM companies by external id, after `after`.
 pub async fn companies(
     db: &Db,
@@ -81,20 +136,9 @@ pub async fn companies(
 
 /// How many companies and contacts the tenant's CRM holds.
 pub async fn counts(db: &Db, tenant: &TenantId) -> Result<(u64, u64)> {
-    let companies: Option<i64> = crm_company::Entity::of_tenant(tenant.as_str())
-        .select_only()
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .into_tuple()
-        .one(db.conn())
-        .await?;
-    let contacts: Option<i64> = crm_contact::Entity::of_tenant(tenant.as_str())
-        .select_only()
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .into_tuple()
-        .one(db.conn())
-        .await?;
-    let n = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
-    Ok((n(companies), n(contacts)))
+    let companies = entities::count(crm_company::Entity::of_tenant(tenant.as_str()), db.conn());
+    let contacts = entities::count(crm_contact::Entity::of_tenant(tenant.as_str()), db.conn());
+    Ok((companies.await?, contacts.await?))
 }
 
 /// The categories an embedded CRM company carries.

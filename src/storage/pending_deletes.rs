@@ -14,22 +14,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::crm::CrmTable;
 use super::entities::pending_delete::{self, Column, Entity};
 use super::{bulk, staging, Db};
-use crate::domain::crm::{guarded_table, DeleteState, PendingDelete};
+use crate::domain::crm::{DeleteState, PendingDelete};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 
 pub use crate::domain::crm::Resolution;
-
-/// The CRM's own table of `table`'s records (the SQL name).
-fn crm_table(table: Table) -> Result<&'static str> {
-    Ok(match guarded_table(table.as_str())? {
-        Table::Company => "crm_company",
-        _ => "crm_contact",
-    })
-}
 
 /// Holds the deletions of `ids` (those the CRM has), recording the CRM's name and document.
 pub async fn hold(
@@ -40,8 +33,8 @@ pub async fn hold(
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let crm = crm_table(table)?;
-    bulk::pending_delete::hold_from_crm(db, crm, tenant, table, run_id, ids, now).await
+    let crm = CrmTable::of(table)?;
+    bulk::pending_delete::hold_from_crm(db, crm, tenant, run_id, ids, now).await
 }
 
 /// The external ids of the table's deletions in `state` (HELD or APPROVED).
@@ -91,7 +84,7 @@ pub async fn list(
     after: &str,
     limit: u64,
 ) -> Result<Vec<PendingDelete>> {
-    crm_table(table)?;
+    CrmTable::of(table)?;
     let rows = Entity::in_states(tenant.as_str(), table, &DeleteState::WAITING)
         .filter(Column::ExternalId.gt(after))
         .order_by_asc(Column::ExternalId)
@@ -112,7 +105,7 @@ pub async fn export_page(
     after: &str,
     limit: u64,
 ) -> Result<Vec<PendingDelete>> {
-    crm_table(table)?;
+    CrmTable::of(table)?;
     let rows = Entity::of_table(tenant.as_str(), table)
         .filter(Column::ExternalId.gt(after))
         .filter(
@@ -142,7 +135,7 @@ pub async fn resolve(
     resolution: Resolution,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let crm = crm_table(table)?;
+    let crm = CrmTable::of(table)?;
     let from: &[DeleteState] = match resolution {
         Resolution::Approve => &[DeleteState::Held],
         Resolution::Discard => &DeleteState::WAITING,
@@ -175,7 +168,7 @@ pub async fn resolve(
         return Ok(0);
     }
     if resolution == Resolution::Discard {
-        staging::restore_from_crm(db, tenant, table.as_str(), crm, &chosen, now).await?;
+        staging::restore_from_crm(db, tenant, crm, &chosen, now).await?;
     }
     let to = match resolution {
         Resolution::Approve => DeleteState::Approved,
@@ -232,7 +225,7 @@ pub async fn supersede(
     table: Table,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    crm_table(table)?;
+    CrmTable::of(table)?;
     bulk::pending_delete::supersede_live(db, tenant, table, now).await
 }
 

@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use erpsync::domain::batch::ValidRecord;
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{staging, tenants, Db};
+use erpsync::domain::tenant::TenantId;
+use erpsync::storage::{staging, Db};
 use serde_json::json;
 
 use crate::helpers::{Backend, ScratchDb, PG_ENV};
@@ -42,16 +42,10 @@ async fn stage(db: &Db, tenant: &TenantId, ids: impl Iterator<Item = usize>, nam
 }
 
 async fn only_the_delivered_versions_are_marked(backend: Backend) {
-    let Some(scratch) = ScratchDb::create(backend).await else {
+    let Some((_scratch, db, tenant)) = ScratchDb::with_tenant(backend).await else {
         eprintln!("{PG_ENV} unset: PostgreSQL variant not run");
         return;
     };
-    let db = Db::connect(&scratch.url).await.unwrap();
-    db.migrate().await.unwrap();
-    let tenant = TenantId::parse("acme").unwrap();
-    tenants::insert(&db, &Tenant::new(tenant.clone(), "Acme".into(), Utc::now()))
-        .await
-        .unwrap();
     // More than one statement's worth.
     const N: usize = 4_500;
     stage(&db, &tenant, 0..N, "Empresa").await;

@@ -14,7 +14,7 @@ use erpsync::grpc::pb::{
     erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
 };
 use erpsync::services::Services;
-use erpsync::storage::{tenants, tokens};
+use erpsync::storage::{tenants, tokens, Db};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 use tokio::sync::oneshot;
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
@@ -295,6 +295,21 @@ impl ScratchDb {
                 })
             }
         }
+    }
+}
+
+impl ScratchDb {
+    /// A migrated database on `backend` holding tenant "acme", for tests that call
+    /// storage directly; None for PostgreSQL when no test server is configured.
+    pub async fn with_tenant(backend: Backend) -> Option<(Self, Db, TenantId)> {
+        let scratch = Self::create(backend).await?;
+        let db = Db::connect(&scratch.url).await.unwrap();
+        db.migrate().await.unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        tenants::insert(&db, &Tenant::new(tenant.clone(), "Acme".into(), Utc::now()))
+            .await
+            .unwrap();
+        Some((scratch, db, tenant))
     }
 }
 

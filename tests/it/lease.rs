@@ -5,8 +5,8 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{lease, tenants, Db};
+use erpsync::domain::tenant::TenantId;
+use erpsync::storage::lease;
 use sqlx::{Connection, PgConnection};
 
 use erpsync::grpc::pb::TriggerSyncRequest;
@@ -64,16 +64,10 @@ async fn a_run_asked_for_while_an_abc_shift_is_resolved_is_refused_by_name(app: 
 /// refused (it used to overwrite it, and both replicas ran the tenant).
 #[tokio::test]
 async fn two_replicas_taking_a_free_lease_at_once_get_one_lease_between_them() {
-    let Some(scratch) = ScratchDb::create(Backend::Postgres).await else {
+    let Some((scratch, db, tenant)) = ScratchDb::with_tenant(Backend::Postgres).await else {
         eprintln!("{PG_ENV} unset: PostgreSQL only (SQLite has one writer)");
         return;
     };
-    let db = Db::connect(&scratch.url).await.unwrap();
-    db.migrate().await.unwrap();
-    let tenant = TenantId::parse("acme").unwrap();
-    tenants::insert(&db, &Tenant::new(tenant.clone(), "Acme".into(), Utc::now()))
-        .await
-        .unwrap();
 
     let mut replica_a = PgConnection::connect(&scratch.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut replica_a).await.unwrap();

@@ -117,7 +117,7 @@ async fn upsert(
             .collect();
         let sql = format!(
             "INSERT INTO {} (tenant_id, {}) VALUES {} ON CONFLICT (tenant_id, external_id) DO UPDATE SET {}",
-            name(table),
+            table.sql_name(),
             columns.join(", "),
             tuples.join(", "),
             updates.join(", ")
@@ -142,19 +142,11 @@ pub(crate) async fn delete(
         let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
         let sql = format!(
             "DELETE FROM {} WHERE tenant_id = {t} AND external_id IN ({})",
-            name(table),
+            table.sql_name(),
             list.join(", ")
         );
         deleted += txn.execute(p.statement(sql)).await?.rows_affected();
     }
     txn.commit().await?;
     Ok(deleted)
-}
-
-/// The table's name in SQL.
-fn name(table: CrmTable) -> &'static str {
-    match table {
-        CrmTable::Company => "crm_company",
-        CrmTable::Contact => "crm_contact",
-    }
 }

@@ -11,18 +11,18 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::Params;
+use crate::storage::crm::CrmTable;
 use crate::storage::Db;
 
 /// Ids per statement.
 const IDS_PER_STATEMENT: usize = 2_000;
 
-/// Holds the deletions of `ids` that `crm_table` (the CRM's table of `table`'s records,
-/// a fixed name) has, with its name and document; a deletion held before is held again.
+/// Holds the deletions of `ids` that `crm` has, with its name and document; a deletion
+/// held before is held again.
 pub(crate) async fn hold_from_crm(
     db: &Db,
-    crm_table: &'static str,
+    crm: CrmTable,
     tenant: &TenantId,
-    table: Table,
     run_id: &str,
     ids: &[String],
     now: DateTime<Utc>,
@@ -31,7 +31,7 @@ pub(crate) async fn hold_from_crm(
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut p = Params::new(txn.get_database_backend(), chunk.len() + 5);
         let (tb, run, at, t) = (
-            p.push(table.as_str()),
+            p.push(crm.staged().as_str()),
             p.push(run_id),
             p.push(now),
             p.push(tenant.as_str()),
@@ -45,6 +45,7 @@ pub(crate) async fn hold_from_crm(
              detected_run_id = excluded.detected_run_id, detected_at = excluded.detected_at, resolved_at = NULL",
             list.join(", "),
             held = DeleteState::Held.as_str(),
+            crm_table = crm.sql_name(),
         );
         txn.execute(p.statement(sql)).await?;
     }

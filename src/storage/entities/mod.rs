@@ -25,3 +25,21 @@ pub mod tenant;
 pub mod tenant_usage;
 pub mod view_config;
 pub mod view_watermark;
+
+use sea_orm::sea_query::{Asterisk, Expr};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QuerySelect, Select};
+
+/// How many rows `query` selects: one `COUNT(*)`, read as 64 bits (sea-orm's own
+/// `count` wraps the query in a subquery and reads 32 bits on SQLite).
+pub async fn count<E: EntityTrait>(
+    query: Select<E>,
+    conn: &impl ConnectionTrait,
+) -> Result<u64, DbErr> {
+    let n: Option<i64> = query
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}

@@ -2,20 +2,21 @@
 //! `content_hash`), pages of them for a run, marking versions delivered, and records
 //! restored to the version the CRM has when their deletion is discarded.
 //!
-//! The per-record mark of a sync is in `bulk::delivery`; pages, counts, tombstones, the
-//! mark of a whole table and restores go through the `staged_record` entity (and
-//! `crm_company` / `crm_contact` for the CRM's version).
+//! A sync's mark of the versions it delivered is in `bulk::delivery`; pages, counts,
+//! tombstones, the mark of a whole table and restores go through the `staged_record`
+//! entity (and `storage::crm` for the CRM's version).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Asterisk, Expr};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::content_hash;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::delivery as bulk;
+use crate::storage::crm::{self, CrmTable};
+use crate::storage::entities;
 use crate::storage::entities::staged_record::{Column, Entity};
-use crate::storage::entities::{crm_company, crm_contact};
 use crate::storage::Db;
 
 pub use crate::domain::crm::Pending;
@@ -31,13 +32,7 @@ pub async fn count_pending(
     if deletes_only {
         q = q.filter(Column::Deleted.eq(true));
     }
-    let n: Option<i64> = q
-        .select_only()
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .into_tuple()
-        .one(db.conn())
-        .await?;
-    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    Ok(entities::count(q, db.conn()).await?)
 }
 
 /// The next page of records waiting for delivery, by external id after `after`: the
@@ -107,36 +102,18 @@ pub async fn pending_tombstones(db: &Db, tenant: &TenantId, table: &str) -> Resu
 }
 
 /// Restores records whose deletion was discarded: each becomes again the version the CRM
-/// has (`crm_table`'s fields), already delivered, so nothing is sent for it.
+/// has (`crm`'s fields), already delivered, so nothing is sent for it.
 pub async fn restore_from_crm(
     db: &Db,
     tenant: &TenantId,
-    table: &str,
-    crm_table: &str,
+    crm: CrmTable,
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let table = crm.staged().as_str();
     let txn = db.begin_write().await?;
     for id in ids {
-        let crm_fields = match crm_table {
-            "crm_company" => {
-                crm_company::Entity::of_record(tenant.as_str(), id)
-                    .select_only()
-                    .column(crm_company::Column::Fields)
-                    .into_tuple::<String>()
-                    .one(&*txn)
-                    .await?
-            }
-            "crm_contact" => {
-                crm_contact::Entity::of_record(tenant.as_str(), id)
-                    .select_only()
-                    .column(crm_contact::Column::Fields)
-                    .into_tuple::<String>()
-                    .one(&*txn)
-                    .await?
-            }
-            other => return Err(anyhow::anyhow!("{other:?} is not a CRM table").into()),
-        };
+        let crm_fields = crm::fields_of(&*txn, crm, tenant, id).await?;
         let Some(fields) = crm_fields else {
             continue;
         };

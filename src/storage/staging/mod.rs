@@ -19,12 +19,12 @@ pub use self::delivery::{
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Asterisk, Expr};
 use sea_orm::{ColumnTrait, DatabaseTransaction, QueryFilter, QueryOrder, QuerySelect};
 
 use chrono_tz::Tz;
 
 use super::bulk::staging::{self as bulk, Target, Version};
+use super::entities;
 use super::entities::staged_record::{Column, Entity};
 use super::spans::SpanChanges;
 use super::{usage, Db};
@@ -271,14 +271,8 @@ pub async fn list(db: &Db, tenant: &TenantId, table: &str) -> Result<Vec<StagedR
 
 /// How many live (not deleted) records of the table are staged.
 pub async fn count_live(db: &Db, tenant: &TenantId, table: &str) -> Result<u64> {
-    let n: Option<i64> = Entity::of_table(tenant.as_str(), table)
-        .filter(Column::Deleted.eq(false))
-        .select_only()
-        .column_as(Expr::col(Asterisk).count(), "n")
-        .into_tuple()
-        .one(db.conn())
-        .await?;
-    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    let live = Entity::of_table(tenant.as_str(), table).filter(Column::Deleted.eq(false));
+    Ok(entities::count(live, db.conn()).await?)
 }
 
 /// The external ids of live (not deleted) staged records of `table` after `after`, in
