@@ -26,6 +26,7 @@ pub struct App {
     retention_days: u32,
     scheduler_tick: std::time::Duration,
     conn_limits: crate::conn::ConnLimits,
+    conn_stats: Arc<crate::conn::ConnStats>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     request_timeout: std::time::Duration,
 }
@@ -124,6 +125,7 @@ pub async fn build_with_sink(
         retention_days: config.request_log_retention_days,
         scheduler_tick: config.scheduler_tick,
         conn_limits: config.conn,
+        conn_stats: Arc::default(),
         tls,
         request_timeout: config.request_timeout,
     })
@@ -133,6 +135,11 @@ impl App {
     /// The bound port (useful when the configuration asked for port 0).
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Connections refused or closed by the limits so far.
+    pub fn conn_stats(&self) -> Arc<crate::conn::ConnStats> {
+        self.conn_stats.clone()
     }
 
     /// The services, for tests that call them (or the database) directly.
@@ -168,8 +175,6 @@ impl App {
             self.database_timeout,
             jobs_stopped,
         ));
-        // Pushed batches are hundreds of KiB: HTTP/2's default 64 KiB window would make
-        // each one wait on several window updates.
         // Followed log streams never end by themselves: close them when shutdown starts,
         // or the server would wait for every viewer to hang up.
         let logs = self.services.logs.clone();
@@ -177,26 +182,17 @@ impl App {
             shutdown.await;
             logs.close();
         };
-        let served = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .initial_stream_window_size(Some(4 << 20))
-            .initial_connection_window_size(Some(8 << 20))
-            // A call must have its answer under way by then (bounds a body trickled in).
-            .timeout(self.request_timeout)
-            // Pings keep healthy HTTP/2 connections from counting as idle (see conn).
-            .http2_keepalive_interval(Some(HTTP2_PING))
-            .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
-            // tonic leaves these unbounded unless told.
-            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-            .http2_max_local_error_reset_streams(Some(1024))
-            .http2_max_header_list_size(16 * 1024)
-            .add_routes(self.routes)
-            .serve_with_incoming_shutdown(
-                crate::conn::incoming(self.listener, self.conn_limits, self.tls),
-                shutdown,
-            )
-            .await
-            .context("the server failed");
+        let http = crate::conn::Http {
+            limits: self.conn_limits,
+            request_timeout: self.request_timeout,
+        };
+        let incoming = crate::conn::incoming(
+            self.listener,
+            self.conn_limits,
+            self.tls,
+            self.conn_stats.clone(),
+        );
+        crate::conn::serve(incoming, self.routes, http, self.conn_stats, shutdown).await;
         let _ = stop_jobs.send(true);
         let _ = scheduler.await;
         // Running syncs stop at their next checkpoint (a stage or page boundary) as
@@ -216,18 +212,10 @@ impl App {
         let _ = retention.await;
         let _ = checkpoint.await;
         let _ = health.await;
-        served?;
         tracing::info!("erpsync stopped");
         Ok(())
     }
 }
-
-/// How often the server pings an HTTP/2 connection.
-const HTTP2_PING: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long a ping may go unanswered before the connection is closed.
-const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-/// Most calls open at once on one HTTP/2 connection.
-const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 
 /// `erpsync serve`: builds the server of `config` delivering to `crm_sink` (its URL
 /// already checked), and serves until SIGINT or SIGTERM.

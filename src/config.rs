@@ -15,7 +15,10 @@ use crate::export::ExportLimits;
 use crate::ingest::Limits;
 use crate::throttle::RateLimits;
 
-pub use crate::conn::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+pub use crate::conn::{
+    DEFAULT_FIRST_CALL_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS,
+};
 pub use crate::ingest::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_LOG_BODY_CAP, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RECORDS,
 };
@@ -117,6 +120,19 @@ pub mod setting {
     pub const VIEW_SQLITE_DIR: Setting = s("view-sqlite-dir", "ERPSYNC_VIEW_SQLITE_DIRS");
     /// `serve --max-connections`.
     pub const MAX_CONNECTIONS: Setting = s("max-connections", "ERPSYNC_MAX_CONNECTIONS");
+    /// `serve --max-connections-per-address`.
+    pub const MAX_PER_ADDRESS: Setting = s(
+        "max-connections-per-address",
+        "ERPSYNC_MAX_CONNECTIONS_PER_ADDRESS",
+    );
+    /// `serve --first-call-timeout-secs`.
+    pub const FIRST_CALL_TIMEOUT_SECS: Setting =
+        s("first-call-timeout-secs", "ERPSYNC_FIRST_CALL_TIMEOUT_SECS");
+    /// `serve --tls-handshake-timeout-secs`.
+    pub const HANDSHAKE_TIMEOUT_SECS: Setting = s(
+        "tls-handshake-timeout-secs",
+        "ERPSYNC_TLS_HANDSHAKE_TIMEOUT_SECS",
+    );
     /// `serve --idle-timeout-secs`.
     pub const IDLE_TIMEOUT_SECS: Setting = s("idle-timeout-secs", "ERPSYNC_IDLE_TIMEOUT_SECS");
     /// `serve --request-timeout-secs`.
@@ -305,6 +321,15 @@ impl Config {
         }
         positive(s::LOG_HEARTBEAT_SECS, self.log_heartbeat.is_zero())?;
         positive(s::MAX_CONNECTIONS, self.conn.max_connections == 0)?;
+        positive(s::MAX_PER_ADDRESS, self.conn.max_per_address == 0)?;
+        positive(
+            s::FIRST_CALL_TIMEOUT_SECS,
+            self.conn.first_call_timeout.is_zero(),
+        )?;
+        positive(
+            s::HANDSHAKE_TIMEOUT_SECS,
+            self.conn.handshake_timeout.is_zero(),
+        )?;
         positive(s::REQUEST_TIMEOUT_SECS, self.request_timeout.is_zero())?;
         // A call that is still working sends nothing for a while: the connection must
         // not be closed as silent before the call's own deadline.
@@ -447,6 +472,18 @@ mod tests {
             (
                 setting::MAX_CONNECTIONS,
                 Box::new(|c| c.conn.max_connections = 0),
+            ),
+            (
+                setting::MAX_PER_ADDRESS,
+                Box::new(|c| c.conn.max_per_address = 0),
+            ),
+            (
+                setting::FIRST_CALL_TIMEOUT_SECS,
+                Box::new(|c| c.conn.first_call_timeout = Duration::ZERO),
+            ),
+            (
+                setting::HANDSHAKE_TIMEOUT_SECS,
+                Box::new(|c| c.conn.handshake_timeout = Duration::ZERO),
             ),
             (
                 setting::REQUEST_TIMEOUT_SECS,

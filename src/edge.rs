@@ -3,7 +3,8 @@
 //! runs. The caller's [`Grant`] goes on the request; handlers only authorize and delegate.
 //! A caller who fails is answered here, in its transport's shape: a gRPC status, or the
 //! HTTP route's JSON error (with `Retry-After` when throttled). Health and reflection are
-//! not behind it.
+//! not behind it; a call to them admits its connection ([`admit`]) as a call that passed
+//! the edge does (see `conn`: a connection that is never admitted is closed).
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -22,6 +23,7 @@ pub async fn authenticate(State(tokens): State<Tokens>, mut req: Request, next: 
         .map(|v| v.to_str().map_err(|_| ()));
     match tokens.authenticate(header, peer).await {
         Ok(grant) => {
+            admit_connection(&req);
             req.extensions_mut().insert::<Grant>(grant);
             next.run(req).await
         }
@@ -30,5 +32,19 @@ pub async fn authenticate(State(tokens): State<Tokens>, mut req: Request, next: 
             tracing::debug!(error = %err, path = req.uri().path(), "HTTP call refused at the edge");
             crate::http::answer(&err)
         }
+    }
+}
+
+/// The layer's function on the routes that need no token (health, reflection): a call to
+/// them admits its connection.
+pub async fn admit(req: Request, next: Next) -> Response {
+    admit_connection(&req);
+    next.run(req).await
+}
+
+/// The connection `req` came on keeps its slot past the first-call deadline.
+fn admit_connection(req: &Request) {
+    if let Some(activity) = req.extensions().get::<crate::conn::Activity>() {
+        activity.admit();
     }
 }

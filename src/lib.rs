@@ -36,7 +36,8 @@
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
 //!
 //! Around them: [`config`] (every setting's default, flag, variable and check),
-//! [`conn`] (accepted connections: how many, how long silent), [`throttle`] (rate limits),
+//! [`conn`] (accepted connections: how many, how many per client address, how long
+//! without a call; each served over HTTP/1.1 or HTTP/2), [`throttle`] (rate limits),
 //! [`app`] (startup: builds the services, binds the listener, serves until stopped).
 //!
 //! Safe code only, which the compiler enforces: no FFI, no hand-written wire encoding.

@@ -204,8 +204,20 @@ struct ServeArgs {
     /// Most connections open at once; one more is closed as soon as it is accepted.
     #[arg(long = setting::MAX_CONNECTIONS.flag, env = setting::MAX_CONNECTIONS.env, default_value_t = cfg::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
-    /// A connection with no byte either way for this many seconds is closed; longer
-    /// than --request-timeout-secs.
+    /// Most connections open at once from one client address; one more is closed as
+    /// soon as it is accepted.
+    #[arg(long = setting::MAX_PER_ADDRESS.flag, env = setting::MAX_PER_ADDRESS.env, default_value_t = cfg::DEFAULT_MAX_PER_ADDRESS)]
+    max_connections_per_address: usize,
+    /// A connection none of whose calls passed authentication (or asked health or
+    /// reflection) within this many seconds is closed.
+    #[arg(long = setting::FIRST_CALL_TIMEOUT_SECS.flag, env = setting::FIRST_CALL_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_FIRST_CALL_TIMEOUT.as_secs())]
+    first_call_timeout_secs: u64,
+    /// A TLS handshake must finish within this many seconds.
+    #[arg(long = setting::HANDSHAKE_TIMEOUT_SECS.flag, env = setting::HANDSHAKE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+    tls_handshake_timeout_secs: u64,
+    /// A connection with no call open, or no byte either way, for this many seconds is
+    /// closed (HTTP/2: GOAWAY, whatever pings it answers); longer than
+    /// --request-timeout-secs.
     #[arg(long = setting::IDLE_TIMEOUT_SECS.flag, env = setting::IDLE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout_secs: u64,
     /// A call must start answering within this many seconds.
@@ -272,7 +284,10 @@ impl ServeArgs {
             secret_key,
             conn: crate::conn::ConnLimits {
                 max_connections: self.max_connections,
+                max_per_address: self.max_connections_per_address,
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+                first_call_timeout: Duration::from_secs(self.first_call_timeout_secs),
+                handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_secs),
             },
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             rate_limits: crate::throttle::RateLimits {

@@ -85,10 +85,12 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
             crate::edge::authenticate,
         ));
 
+    // Open to anyone (no token): health and reflection; a call admits its connection.
     let router = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
+        .layer(axum::middleware::from_fn(crate::edge::admit))
         .merge(authenticated)
         .fallback(crate::http::not_found);
     Ok((Routes::from(router), statuses))

@@ -34,6 +34,8 @@ pub struct TestApp {
     pub port: u16,
     pub backend: Backend,
     pub state: Services,
+    /// Connections the server refused or closed for its limits.
+    pub conn: std::sync::Arc<erpsync::conn::ConnStats>,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
@@ -118,12 +120,13 @@ pub async fn spawn_app_full(
     let app = app::build_with_sink(&config, sink)
         .await
         .expect("server builds");
-    let (port, state) = (app.port(), app.services().clone());
+    let (port, state, conn) = (app.port(), app.services().clone(), app.conn_stats());
     let (stop, stopped) = serve(app);
     Some(TestApp {
         port,
         backend,
         state,
+        conn,
         config,
         stop: Some(stop),
         stopped: Some(stopped),
@@ -247,6 +250,7 @@ impl TestApp {
         let app = app::build(&config).await.expect("server builds again");
         self.port = app.port();
         self.state = app.services().clone();
+        self.conn = app.conn_stats();
         let (stop, stopped) = serve(app);
         self.stop = Some(stop);
         self.stopped = Some(stopped);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test talks to a real server over gRPC.
 
 mod helpers;
+mod pki;
 
 mod abc;
 mod auth;
@@ -9,6 +10,7 @@ mod config;
 mod delivery;
 mod erp_outage;
 mod export;
+mod flood;
 mod grpcurl;
 mod host_outage;
 mod hostile_input;
