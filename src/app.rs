@@ -111,11 +111,23 @@ pub async fn build_with_sink(
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
     let (routes, health) = grpc::routes(services.clone()).await?;
+    let crm_sink = services.worker.sink.clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
+        crm_sink = %crm_sink.destination(),
         "erpsync ready"
     );
+    // A wrong sink address or certificate shows at start, not at the first run.
+    tokio::spawn(async move {
+        match crm_sink.probe().await {
+            Ok(()) => tracing::debug!(crm_sink = %crm_sink.destination(), "the CRM sink answers"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the CRM sink cannot be reached now; runs will retry it"
+            ),
+        }
+    });
     Ok(App {
         listener,
         routes,
@@ -217,17 +229,17 @@ impl App {
     }
 }
 
-/// `erpsync serve`: builds the server of `config` delivering to `crm_sink` (its URL
-/// already checked), and serves until SIGINT or SIGTERM.
+/// `erpsync serve`: builds the server of `config` delivering to `crm_sink` (its URL and
+/// access already checked), and serves until SIGINT or SIGTERM.
 pub async fn serve(config: &Config, crm_sink: CrmSinkSetting) -> Result<()> {
     let app = match crm_sink {
         CrmSinkSetting::Embedded => build(config).await?,
         CrmSinkSetting::Host(url) => {
+            use crate::grpc::crm_sink_client::{GrpcSink, SinkTarget};
+            let target = SinkTarget::new(&url, &config.crm_sink_access)?;
             let timeout = config.delivery.call_timeout;
             build_with_sink(config, move |db| {
-                crate::grpc::crm_sink_client::GrpcSink::new(&url, timeout, EmbeddedSink::new(db))
-                    .map(|s| Arc::new(s) as _)
-                    .expect("the URL was checked when the command line was read")
+                Arc::new(GrpcSink::new(target, timeout, EmbeddedSink::new(db))) as _
             })
             .await?
         }

@@ -160,6 +160,17 @@ pub mod setting {
     pub const TLS_CLIENT_CA: Setting = s("tls-client-ca", "ERPSYNC_TLS_CLIENT_CA");
     /// `serve --insecure`.
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
+    /// `serve --crm-sink-ca`.
+    pub const CRM_SINK_CA: Setting = s("crm-sink-ca", "ERPSYNC_CRM_SINK_CA");
+    /// `serve --crm-sink-cert`.
+    pub const CRM_SINK_CERT: Setting = s("crm-sink-cert", "ERPSYNC_CRM_SINK_CERT");
+    /// `serve --crm-sink-key`.
+    pub const CRM_SINK_KEY: Setting = s("crm-sink-key", "ERPSYNC_CRM_SINK_KEY");
+    /// `serve --crm-sink-token`.
+    pub const CRM_SINK_TOKEN: Setting = s("crm-sink-token", "ERPSYNC_CRM_SINK_TOKEN");
+    /// `serve --crm-sink-token-file`.
+    pub const CRM_SINK_TOKEN_FILE: Setting =
+        s("crm-sink-token-file", "ERPSYNC_CRM_SINK_TOKEN_FILE");
 }
 
 /// Where runs deliver their records.
@@ -167,8 +178,32 @@ pub mod setting {
 pub enum CrmSink {
     /// erpsync's own CRM tables.
     Embedded,
-    /// The host's CrmSink service at this URL (`grpc://host:port` or `http://host:port`).
+    /// The host's CrmSink service at this URL: `grpc://host:port` (or `http://`) in
+    /// clear, `grpcs://host:port` (or `https://`) over TLS.
     Host(String),
+}
+
+/// How erpsync reaches a host's CrmSink and proves who it is: for a `grpcs://` sink, the
+/// CA to trust (the system's roots without one) and erpsync's client certificate; for
+/// any host sink, the secret sent as `authorization: Bearer …` on every call.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SinkAccess {
+    /// CA certificates (PEM) that sign the sink's certificate.
+    pub ca: Option<std::path::PathBuf>,
+    /// erpsync's client certificate chain (PEM) and its key, for a sink that asks.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The secret the host checks on every call.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for SinkAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkAccess")
+            .field("ca", &self.ca)
+            .field("identity", &self.identity)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl std::str::FromStr for CrmSink {
@@ -177,11 +212,14 @@ impl std::str::FromStr for CrmSink {
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "embedded" {
             Ok(Self::Embedded)
-        } else if s.starts_with("grpc://") || s.starts_with("http://") {
+        } else if ["grpc://", "http://", "grpcs://", "https://"]
+            .iter()
+            .any(|scheme| s.starts_with(scheme))
+        {
             Ok(Self::Host(s.to_owned()))
         } else {
             Err(format!(
-                "{}: must be \"embedded\" or grpc://host:port, got {s:?}",
+                "{}: must be \"embedded\", grpc://host:port or grpcs://host:port, got {s:?}",
                 setting::CRM_SINK
             ))
         }
@@ -246,6 +284,8 @@ pub struct Config {
     pub insecure: bool,
     /// How runs send batches to the CRM sink.
     pub delivery: crate::worker::delivery::DeliveryPolicy,
+    /// How erpsync reaches a host sink (TLS, its secret); unused by the embedded one.
+    pub crm_sink_access: SinkAccess,
     /// How failed runs are tried again.
     pub retries: crate::worker::delivery::RunRetries,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
@@ -421,6 +461,7 @@ impl Default for Config {
             tls: None,
             insecure: false,
             delivery: Default::default(),
+            crm_sink_access: SinkAccess::default(),
             retries: Default::default(),
             run_lease: crate::worker::sync::LEASE_TTL,
         }

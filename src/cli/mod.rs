@@ -71,7 +71,7 @@ struct ServerArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serves gRPC on one port until SIGINT/SIGTERM; migrates the database first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Applies pending database migrations and exits.
     Migrate,
     /// Creates and inspects tenants.
@@ -179,9 +179,30 @@ struct ServeArgs {
     #[arg(long = setting::LOG_HEARTBEAT_SECS.flag, env = setting::LOG_HEARTBEAT_SECS.env, default_value_t = cfg::DEFAULT_LOG_HEARTBEAT.as_secs())]
     log_heartbeat_secs: u64,
     /// Where runs deliver: "embedded" (erpsync's own CRM tables) or the host's
-    /// CrmSink service, grpc://host:port.
+    /// CrmSink service, grpc://host:port in clear or grpcs://host:port over TLS.
     #[arg(long = setting::CRM_SINK.flag, env = setting::CRM_SINK.env, default_value_t = cfg::DEFAULT_CRM_SINK)]
     crm_sink: CrmSink,
+    /// CA (PEM) that signs a grpcs:// sink's certificate (default: the system's roots).
+    #[arg(long = setting::CRM_SINK_CA.flag, env = setting::CRM_SINK_CA.env)]
+    crm_sink_ca: Option<std::path::PathBuf>,
+    /// erpsync's client certificate (PEM) for a grpcs:// sink that asks for one.
+    #[arg(long = setting::CRM_SINK_CERT.flag, env = setting::CRM_SINK_CERT.env, requires = "crm_sink_key")]
+    crm_sink_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = setting::CRM_SINK_KEY.flag, env = setting::CRM_SINK_KEY.env, requires = "crm_sink_cert")]
+    crm_sink_key: Option<std::path::PathBuf>,
+    /// Secret sent to the sink as `authorization: Bearer …` on every call, so the host
+    /// knows its erpsync (prefer the variable or the file: arguments show in `ps`).
+    #[arg(
+        long = setting::CRM_SINK_TOKEN.flag,
+        env = setting::CRM_SINK_TOKEN.env,
+        hide_env_values = true,
+        conflicts_with = "crm_sink_token_file"
+    )]
+    crm_sink_token: Option<String>,
+    /// A file holding the sink's secret (surrounding whitespace ignored).
+    #[arg(long = setting::CRM_SINK_TOKEN_FILE.flag, env = setting::CRM_SINK_TOKEN_FILE.env)]
+    crm_sink_token_file: Option<std::path::PathBuf>,
     /// How runs deliver to the sink and retry.
     #[command(flatten)]
     delivery: DeliveryArgs,
@@ -264,7 +285,19 @@ impl ServeArgs {
         self,
         database_url: String,
         secret_key: Option<crate::domain::secret::SecretKey>,
-    ) -> (Config, CrmSink) {
+    ) -> anyhow::Result<(Config, CrmSink)> {
+        let token = match (self.crm_sink_token, &self.crm_sink_token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("{}: {}: {e}", setting::CRM_SINK_TOKEN_FILE, path.display())
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
         let config = Config {
             listen: self.listen,
             database_url,
@@ -306,11 +339,16 @@ impl ServeArgs {
                 }),
             insecure: self.insecure,
             delivery: self.delivery.policy(),
+            crm_sink_access: cfg::SinkAccess {
+                ca: self.crm_sink_ca,
+                identity: self.crm_sink_cert.zip(self.crm_sink_key),
+                token,
+            },
             retries: self.delivery.retries(),
             // No flags: the scheduler's tick, the run lease and the export's limits.
             ..Config::default()
         };
-        (config, self.crm_sink)
+        Ok((config, self.crm_sink))
     }
 }
 
@@ -346,12 +384,12 @@ impl Cli {
         let secret_key = self.secret_key();
         match self.command {
             Command::Serve(args) => {
-                let (config, crm_sink) = args.config(self.database_url, secret_key?);
+                let (config, crm_sink) = args.config(self.database_url, secret_key?)?;
                 config.validate().map_err(anyhow::Error::msg)?;
                 if let CrmSink::Host(url) = &crm_sink {
-                    // Checked before anything starts; built over the database once open.
-                    crate::grpc::crm_sink_client::GrpcSink::check_url(url)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", setting::CRM_SINK))?;
+                    // Checked (its files read) before anything starts; built over the
+                    // database once open.
+                    crate::grpc::crm_sink_client::SinkTarget::new(url, &config.crm_sink_access)?;
                 }
                 Ok(Task::Serve(Box::new(config), crm_sink))
             }
@@ -498,7 +536,7 @@ mod tests {
         let argv: Vec<&str> = ["erpsync", "serve"].iter().chain(args).copied().collect();
         let cli = parse(&argv).expect("parses");
         match cli.command {
-            Command::Serve(serve) => serve.config(cli.database_url, None),
+            Command::Serve(serve) => serve.config(cli.database_url, None).expect("reads"),
             other => panic!("not serve: {other:?}"),
         }
     }

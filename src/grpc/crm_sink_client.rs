@@ -1,46 +1,80 @@
 //! The host CRM's `erpsync.v1.CrmSink` as a run's destination (`serve --crm-sink
-//! grpc://host:port`): one call per batch with its idempotency key and a deadline; the
-//! run retries transient failures (see `worker::delivery`). What the host accepted is
+//! grpc://host:port`, or `grpcs://host:port` over TLS with the system's roots or
+//! `--crm-sink-ca`, and erpsync's certificate when the host asks): one call per batch
+//! with its idempotency key, a deadline and, with `--crm-sink-token`, the secret the host
+//! checks (`authorization: Bearer …`, never logged); the run retries transient failures
+//! (see `worker::delivery`). What the host accepted is
 //! also written to erpsync's own CRM tables, so the delete guard weighs deletions against
 //! what the CRM holds and a held deletion shows the CRM's name and document.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 
 use super::pb::{self, crm_sink_client::CrmSinkClient};
+use crate::config::{setting, SinkAccess};
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::error::{AppError, Result};
 use crate::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
 
 /// A client of the host's CrmSink.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GrpcSink {
-    client: CrmSinkClient<Channel>,
+    client: CrmSinkClient<InterceptedService<Channel, Bearer>>,
+    endpoint: Endpoint,
     url: String,
     /// erpsync's record of what the host accepted: the embedded CRM.
     mirror: EmbeddedSink,
 }
 
-impl GrpcSink {
-    /// Checks that `url` can name a sink (`grpc://host:port` or `http://host:port`).
-    pub fn check_url(url: &str) -> Result<()> {
-        endpoint(url).map(|_| ())
+impl std::fmt::Debug for GrpcSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcSink").field("url", &self.url).finish()
     }
+}
 
-    /// A sink for `url` whose calls end after `call_timeout`; connects on first use, so a
-    /// host that is down at start only fails (and retries) the runs that need it.
-    pub fn new(url: &str, call_timeout: Duration, mirror: EmbeddedSink) -> Result<Self> {
-        let endpoint = endpoint(url)?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(call_timeout);
+/// How long connecting to the sink (TLS handshake included) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the host's sink is and how it is reached, checked: the URL read, the TLS files
+/// read and parsed, the secret fit for a header. Checked before the server starts.
+#[derive(Clone)]
+pub struct SinkTarget {
+    endpoint: Endpoint,
+    bearer: Bearer,
+    /// The URL, any password in it masked.
+    url: String,
+}
+
+impl SinkTarget {
+    /// The sink at `url` (`grpc://`/`http://` in clear, `grpcs://`/`https://` over TLS),
+    /// reached as `access` says.
+    pub fn new(url: &str, access: &SinkAccess) -> Result<Self> {
         Ok(Self {
-            client: CrmSinkClient::new(endpoint.connect_lazy()),
-            url: url.to_owned(),
-            mirror,
+            endpoint: endpoint(url, access)?.connect_timeout(CONNECT_TIMEOUT),
+            bearer: Bearer::new(access)?,
+            url: crate::domain::secret::redact_url(url),
         })
+    }
+}
+
+impl GrpcSink {
+    /// A sink for `target` whose calls end after `call_timeout`; connects on first use,
+    /// so a host that is down at start only fails (and retries) the runs that need it
+    /// ([`CrmSink::probe`] tells at start).
+    pub fn new(target: SinkTarget, call_timeout: Duration, mirror: EmbeddedSink) -> Self {
+        let endpoint = target.endpoint.timeout(call_timeout);
+        Self {
+            client: CrmSinkClient::with_interceptor(endpoint.connect_lazy(), target.bearer),
+            endpoint,
+            url: target.url,
+            mirror,
+        }
     }
 
     /// The host's answer as a delivery outcome: a transient failure (down, slow, busy)
@@ -66,13 +100,95 @@ impl GrpcSink {
     }
 }
 
-fn endpoint(url: &str) -> Result<Endpoint> {
-    let http = match url.strip_prefix("grpc://") {
-        Some(rest) => format!("http://{rest}"),
-        None => url.to_owned(),
+/// The secret sent on every call, if any.
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    fn new(access: &SinkAccess) -> Result<Self> {
+        let Some(token) = &access.token else {
+            return Ok(Self(None));
+        };
+        let refused = || {
+            AppError::InvalidArgument(format!(
+                "{}: the sink's secret must be one or more printable ASCII characters, no \
+                 spaces (the value is not shown)",
+                setting::CRM_SINK_TOKEN
+            ))
+        };
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(refused());
+        }
+        let mut value =
+            MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| refused())?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut req: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The endpoint of `url`: in clear for `grpc://` (`http://`), over TLS for `grpcs://`
+/// (`https://`) with `access`'s CA (the system's roots without one) and certificate.
+fn endpoint(url: &str, access: &SinkAccess) -> Result<Endpoint> {
+    let bad =
+        |problem: String| AppError::InvalidArgument(format!("{}: {problem}", setting::CRM_SINK));
+    let (http, tls) = if let Some(rest) = url.strip_prefix("grpc://") {
+        (format!("http://{rest}"), false)
+    } else if let Some(rest) = url.strip_prefix("grpcs://") {
+        (format!("https://{rest}"), true)
+    } else {
+        (url.to_owned(), url.starts_with("https://"))
     };
-    Endpoint::from_shared(http)
-        .map_err(|e| AppError::InvalidArgument(format!("--crm-sink {url:?} is not a URL: {e}")))
+    let endpoint =
+        Endpoint::from_shared(http).map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;
+    if !tls {
+        if access.ca.is_some() || access.identity.is_some() {
+            return Err(bad(format!(
+                "{} and {} apply to a TLS sink (grpcs://); {url:?} is in clear",
+                setting::CRM_SINK_CA,
+                setting::CRM_SINK_CERT
+            )));
+        }
+        return Ok(endpoint);
+    }
+    let read = |setting: crate::config::Setting, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            AppError::InvalidArgument(format!("{setting}: cannot read {}: {e}", path.display()))
+        })
+    };
+    let mut config = match &access.ca {
+        Some(ca) => ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(setting::CRM_SINK_CA, ca)?)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    if let Some((cert, key)) = &access.identity {
+        config = config.identity(Identity::from_pem(
+            read(setting::CRM_SINK_CERT, cert)?,
+            read(setting::CRM_SINK_KEY, key)?,
+        ));
+    }
+    endpoint
+        .tls_config(config)
+        .map_err(|e| bad(format!("TLS for {url:?}: {}", error_chain(&e))))
+}
+
+/// An error and its causes, for a person ("transport error" alone says nothing).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn transient(code: Code) -> bool {
@@ -93,6 +209,20 @@ fn fields(m: serde_json::Map<String, serde_json::Value>) -> Option<prost_types::
 
 #[tonic::async_trait]
 impl CrmSink for GrpcSink {
+    fn destination(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn probe(&self) -> Result<()> {
+        match self.endpoint.connect().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(AppError::Sink {
+                status: format!("{} cannot be reached: {}", self.url, error_chain(&e)),
+                transient: true,
+            }),
+        }
+    }
+
     async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck> {
         let req = pb::UpsertCompaniesRequest {
             tenant_id: call.tenant.to_string(),
@@ -185,5 +315,53 @@ fn delete_request(call: &SinkCall, ids: &[String]) -> pb::DeleteRecordsRequest {
         run_id: call.run_id.clone(),
         idempotency_key: call.idempotency_key.clone(),
         external_ids: ids.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str, access: &SinkAccess) -> std::result::Result<SinkTarget, String> {
+        SinkTarget::new(url, access).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tls_options_go_with_a_tls_sink_only() {
+        let access = SinkAccess {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..SinkAccess::default()
+        };
+        let err = target("grpc://crm:50052", &access).err().unwrap();
+        assert!(
+            err.contains("--crm-sink-ca") && err.contains("in clear"),
+            "{err}"
+        );
+        let err = target("grpcs://crm:50052", &access).err().unwrap();
+        assert!(
+            err.contains("--crm-sink-ca") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+        assert!(target("grpcs://crm:50052", &SinkAccess::default()).is_ok());
+        assert!(target("https://crm:50052", &SinkAccess::default()).is_ok());
+    }
+
+    #[test]
+    fn a_secret_that_cannot_travel_in_a_header_is_refused_without_being_shown() {
+        for bad in ["", "has space", "ñandu", "line\nbreak"] {
+            let access = SinkAccess {
+                token: Some(bad.to_owned()),
+                ..SinkAccess::default()
+            };
+            let err = target("grpc://crm:50052", &access).err().unwrap();
+            assert!(err.contains("--crm-sink-token"), "{err}");
+            assert!(bad.is_empty() || !err.contains(bad), "{err}");
+        }
+        let access = SinkAccess {
+            token: Some("s3cret".into()),
+            ..SinkAccess::default()
+        };
+        assert!(target("grpc://crm:50052", &access).is_ok());
+        assert!(!format!("{access:?}").contains("s3cret"));
     }
 }

@@ -51,6 +51,12 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
     fn reads_stored_categories(&self) -> bool {
         false
     }
+    /// Where this CRM is, for a person: no secret in it.
+    fn destination(&self) -> String;
+    /// Whether this CRM can be reached now (the start-up check; runs retry on their own).
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The embedded CRM in erpsync's own database.
@@ -68,6 +74,10 @@ impl EmbeddedSink {
 
 #[tonic::async_trait]
 impl CrmSink for EmbeddedSink {
+    fn destination(&self) -> String {
+        "embedded (erpsync's own CRM tables)".to_owned()
+    }
+
     async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck> {
         crm::upsert_companies(&self.db, &call.tenant, &rows, Utc::now()).await?;
         Ok(SinkAck::default())

@@ -26,6 +26,7 @@ mod outage;
 mod overview;
 mod schedule;
 mod secrets;
+mod sink_tls;
 mod sync;
 mod tls;
 mod view;

@@ -795,6 +795,10 @@ struct FlakySink {
 
 #[tonic::async_trait]
 impl erpsync::worker::sink::CrmSink for FlakySink {
+    fn destination(&self) -> String {
+        "a test sink that fails on demand".to_owned()
+    }
+
     async fn upsert_companies(
         &self,
         call: SinkCall,
@@ -1126,6 +1130,18 @@ pub(crate) async fn app_with_host_sink_and(
     url: String,
     tune: impl FnOnce(&mut erpsync::config::Config),
 ) -> TestApp {
+    use erpsync::grpc::crm_sink_client::SinkTarget;
+    let target = SinkTarget::new(&url, &Default::default()).unwrap();
+    app_with_sink_target(backend, target, tune).await
+}
+
+/// A server delivering to the host CrmSink `target` in batches of 2, trying each batch
+/// twice 10 ms apart.
+pub(crate) async fn app_with_sink_target(
+    backend: crate::helpers::Backend,
+    target: erpsync::grpc::crm_sink_client::SinkTarget,
+    tune: impl FnOnce(&mut erpsync::config::Config),
+) -> TestApp {
     use erpsync::grpc::crm_sink_client::GrpcSink;
     use erpsync::worker::delivery::DeliveryPolicy;
     let delivery = DeliveryPolicy {
@@ -1143,9 +1159,11 @@ pub(crate) async fn app_with_host_sink_and(
             tune(c);
         },
         move |db| {
-            std::sync::Arc::new(
-                GrpcSink::new(&url, delivery.call_timeout, EmbeddedSink::new(db)).unwrap(),
-            )
+            std::sync::Arc::new(GrpcSink::new(
+                target,
+                delivery.call_timeout,
+                EmbeddedSink::new(db),
+            ))
         },
     )
     .await
