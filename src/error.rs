@@ -149,17 +149,26 @@ fn bounded_violations(violations: &[FieldViolation]) -> impl Iterator<Item = Fie
         })
 }
 
+/// The violations as one message: as many as fit [`MAX_MESSAGE_BYTES`] (at most
+/// [`MAX_VIOLATIONS`]), then how many more there are.
 fn describe(violations: &[FieldViolation]) -> String {
-    let mut text = bounded_violations(violations)
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if let Some(more) = violations
-        .len()
-        .checked_sub(MAX_VIOLATIONS)
-        .filter(|n| *n > 0)
-    {
-        text.push_str(&format!("; and {more} more"));
+    // Room kept for "; and N more".
+    const BUDGET: usize = MAX_MESSAGE_BYTES - 40;
+    let mut text = String::new();
+    let mut shown = 0;
+    for v in bounded_violations(violations) {
+        let item = format!("{}: {}", v.field, v.description);
+        if shown > 0 && text.len() + 2 + item.len() > BUDGET {
+            break;
+        }
+        if shown > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&item);
+        shown += 1;
+    }
+    if violations.len() > shown {
+        text.push_str(&format!("; and {} more", violations.len() - shown));
     }
     text
 }
@@ -456,7 +465,7 @@ mod tests {
             .collect();
         let status = Status::from(AppError::InvalidFields(violations));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().ends_with('…'), "{}", status.message());
+        assert!(status.message().ends_with(" more"), "{}", status.message());
         let size = status.message().len() + status.details().len();
         assert!(size < 4096, "{size} bytes");
         let bad = status.get_details_bad_request().expect("BadRequest");
