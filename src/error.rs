@@ -109,11 +109,11 @@ pub enum AppError {
 /// The most bytes of a status message (gRPC sends it in a header, which clients limit to a
 /// few KiB, and `google.rpc.Status` in the details repeats it): a message that quotes
 /// input is bounded even where the input was not cut first.
-const MAX_MESSAGE_BYTES: usize = 400;
+const MAX_MESSAGE_BYTES: usize = 640;
 /// The most bytes of a field violation's field path.
-const MAX_FIELD_BYTES: usize = 80;
+const MAX_FIELD_BYTES: usize = 64;
 /// The most bytes of a field violation's description.
-const MAX_DESCRIPTION_BYTES: usize = 200;
+const MAX_DESCRIPTION_BYTES: usize = 160;
 /// The most field violations the details carry (the message counts the others): with the
 /// caps above, a whole status (message and details) stays under 4 kB.
 const MAX_VIOLATIONS: usize = 8;
