@@ -106,27 +106,71 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-/// The longest message a caller is answered with, in characters: a message that quotes
-/// input is bounded even where the input was not cut first (gRPC puts the message in a
-/// header, which clients limit to a few KiB).
-const MAX_MESSAGE_CHARS: usize = 1024;
+/// The most bytes of a status message (gRPC sends it in a header, which clients limit to a
+/// few KiB, and `google.rpc.Status` in the details repeats it): a message that quotes
+/// input is bounded even where the input was not cut first.
+const MAX_MESSAGE_BYTES: usize = 640;
+/// The most bytes of a field violation's field path.
+const MAX_FIELD_BYTES: usize = 64;
+/// The most bytes of a field violation's description.
+const MAX_DESCRIPTION_BYTES: usize = 160;
+/// The most field violations the details carry (the message counts the others): with the
+/// caps above, a whole status (message and details) stays under 4 kB.
+const MAX_VIOLATIONS: usize = 8;
 
-/// `message`, cut to [`MAX_MESSAGE_CHARS`].
-fn bounded(message: String) -> String {
-    if message.chars().count() <= MAX_MESSAGE_CHARS {
-        return message;
+/// `text` cut to at most `max` bytes (at a character boundary), the cut marked.
+fn cut(mut text: String, max: usize) -> String {
+    const MARK: &str = "…";
+    if text.len() <= max {
+        return text;
     }
-    let mut cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    cut.push_str("… (message cut)");
-    cut
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MARK);
+    text
 }
 
-fn describe(violations: &[FieldViolation]) -> String {
+/// `message`, cut to [`MAX_MESSAGE_BYTES`].
+fn bounded(message: String) -> String {
+    cut(message, MAX_MESSAGE_BYTES)
+}
+
+/// The violations a status carries: at most [`MAX_VIOLATIONS`], each cut to its bounds.
+fn bounded_violations(violations: &[FieldViolation]) -> impl Iterator<Item = FieldViolation> + '_ {
     violations
         .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .take(MAX_VIOLATIONS)
+        .map(|v| FieldViolation {
+            field: cut(v.field.clone(), MAX_FIELD_BYTES),
+            description: cut(v.description.clone(), MAX_DESCRIPTION_BYTES),
+        })
+}
+
+/// The violations as one message: as many as fit [`MAX_MESSAGE_BYTES`] (at most
+/// [`MAX_VIOLATIONS`]), then how many more there are.
+fn describe(violations: &[FieldViolation]) -> String {
+    // Room kept for "; and N more".
+    const BUDGET: usize = MAX_MESSAGE_BYTES - 40;
+    let mut text = String::new();
+    let mut shown = 0;
+    for v in bounded_violations(violations) {
+        let item = format!("{}: {}", v.field, v.description);
+        if shown > 0 && text.len() + 2 + item.len() > BUDGET {
+            break;
+        }
+        if shown > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&item);
+        shown += 1;
+    }
+    if violations.len() > shown {
+        text.push_str(&format!("; and {} more", violations.len() - shown));
+    }
+    text
 }
 
 impl AppError {
@@ -293,8 +337,8 @@ impl From<AppError> for Status {
             }
             AppError::InvalidFields(ref violations) => {
                 let mut details = ErrorDetails::new();
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                for v in bounded_violations(violations) {
+                    details.add_bad_request_violation(v.field, v.description);
                 }
                 tracing::debug!(code = ?code, error = %err, "client error");
                 Status::with_error_details(code, bounded(err.to_string()), details)
@@ -411,6 +455,30 @@ mod tests {
         assert!(!status.message().contains("db.internal"), "{status:?}");
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_status_stays_under_4_kb_however_many_and_long_its_violations() {
+        let huge = "é".repeat(100_000);
+        let violations = (0..5_000)
+            .map(|i| FieldViolation::new(format!("tables[{i}].{huge}"), huge.clone()))
+            .collect();
+        let status = Status::from(AppError::InvalidFields(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().ends_with(" more"), "{}", status.message());
+        let size = status.message().len() + status.details().len();
+        assert!(size < 4096, "{size} bytes");
+        let bad = status.get_details_bad_request().expect("BadRequest");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert!(bad.field_violations[0].field.starts_with("tables[0]."));
+        let plain = Status::from(AppError::NotFound(huge));
+        assert!(
+            plain.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            plain.message().len()
+        );
+        let few = AppError::InvalidFields(vec![FieldViolation::new("a", "b"); 10]);
+        assert!(few.to_string().ends_with("; and 2 more"), "{few}");
     }
 
     /// Real SQLite errors, made by the driver: a locked file, a read-only one and a file

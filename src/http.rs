@@ -256,7 +256,8 @@ fn status_of(err: &AppError) -> StatusCode {
     StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+/// A response with a JSON `body`.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -14,6 +14,7 @@ use crate::domain::batch::{self, Rejection};
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
+use crate::domain::text::{check, excerpt, MAX_ID_CHARS};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
@@ -173,6 +174,7 @@ impl Ingestor {
         records: &Arc<Vec<Value>>,
     ) -> Result<(PushReply, String)> {
         let table_id = meta.table.as_deref().unwrap_or_default();
+        check("table", table_id, MAX_ID_CHARS).map_err(|v| AppError::InvalidFields(vec![v]))?;
         let table = tables::find(table_id).ok_or_else(|| unknown_table(table_id))?;
         if records.is_empty() {
             return Err(AppError::InvalidArgument(
@@ -287,12 +289,22 @@ impl Ingestor {
             err.http_status(),
             Some(err.public_message()),
         );
-        self.log_alone(meta, records, &request_id, outcome, body.clone())
-            .await;
-        Failure {
-            error: err,
-            request_id: Some(request_id),
-            body,
+        if self
+            .log_alone(meta, records, &request_id, outcome, body.clone())
+            .await
+        {
+            Failure {
+                error: err,
+                request_id: Some(request_id),
+                body,
+            }
+        } else {
+            // No entry, no id: the caller is never given an id support cannot find.
+            Failure {
+                body: error_json(&err, None),
+                error: err,
+                request_id: None,
+            }
         }
     }
 
@@ -303,6 +315,13 @@ impl Ingestor {
         counts: std::collections::HashMap<String, u64>,
     ) -> Result<()> {
         let counts: Vec<(String, u64)> = counts.into_iter().collect();
+        let bad_keys: Vec<FieldViolation> = counts
+            .iter()
+            .filter_map(|(t, _)| check("counts", t, MAX_ID_CHARS).err())
+            .collect();
+        if !bad_keys.is_empty() {
+            return Err(AppError::InvalidFields(bad_keys));
+        }
         if counts.is_empty() {
             return Err(AppError::InvalidArgument(
                 "counts is empty: send {\"table id\": rows on the ERP side}".into(),
@@ -339,7 +358,7 @@ impl Ingestor {
 
     /// Writes the log entry of a request that staged nothing, in a transaction of its own:
     /// `outcome` is its status, HTTP status and error message. A failure to log is only
-    /// reported (the caller has its answer either way).
+    /// reported (the caller has its answer either way); returns whether the entry exists.
     async fn log_alone(
         &self,
         meta: &RequestMeta,
@@ -347,7 +366,7 @@ impl Ingestor {
         request_id: &str,
         (status, http_status, error): (&str, u16, Option<String>),
         response_body: String,
-    ) {
+    ) -> bool {
         let reply = PushReply {
             request_id: request_id.to_owned(),
             accepted: 0,
@@ -364,8 +383,12 @@ impl Ingestor {
         );
         (e.request_body, e.request_truncated) =
             cut_body(&meta.request_body.render(records), self.limits.log_body_cap);
-        if let Err(log_err) = request_log::insert_alone(&self.db, &e).await {
-            tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
+        match request_log::insert_alone(&self.db, &e).await {
+            Ok(()) => true,
+            Err(log_err) => {
+                tracing::error!(error = ?anyhow::Error::from(log_err), tenant = %meta.tenant, "cannot log a request");
+                false
+            }
         }
     }
 }
@@ -432,7 +455,8 @@ async fn judge(
 pub fn unknown_table(id: &str) -> AppError {
     let valid: Vec<&str> = TABLES.iter().map(|t| t.id).collect();
     AppError::NotFound(format!(
-        "unknown table {id:?}: valid tables are {}",
+        "unknown table {}: valid tables are {}",
+        excerpt(id),
         valid.join(", ")
     ))
 }

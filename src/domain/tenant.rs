@@ -115,8 +115,12 @@ impl DeploymentStatus {
 
 /// Parses an IANA zone name ("America/Sao_Paulo").
 pub fn parse_timezone(s: &str) -> Result<Tz, String> {
-    s.parse::<Tz>()
-        .map_err(|_| format!("{s:?} is not an IANA time zone (e.g. America/Sao_Paulo)"))
+    s.parse::<Tz>().map_err(|_| {
+        format!(
+            "{} is not an IANA time zone (e.g. America/Sao_Paulo)",
+            super::text::excerpt(s)
+        )
+    })
 }
 
 /// A tenant and its integration settings.
@@ -396,14 +400,8 @@ impl SettingsUpdate {
             ("erp_version", &input.erp_version, MAX_NAME),
             ("business_rule", &input.business_rule, MAX_BUSINESS_RULE),
         ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                violations.push(FieldViolation::new(
-                    field,
-                    format!("must be at most {max} characters"),
-                ));
-            }
-            if value.as_deref().is_some_and(super::text::has_nul) {
-                violations.push(FieldViolation::new(field, super::text::NUL_REASON));
+            if let Some(Err(v)) = value.as_deref().map(|v| super::text::check(field, v, max)) {
+                violations.push(v);
             }
         }
         if let Some(p) = input.delete_guard_percent {

@@ -2,6 +2,8 @@
 //! without echoing all of it: a 100 000-character id must not come back whole), and the
 //! one hexadecimal encoding of tokens, salts, sealed values and page tokens.
 
+use crate::error::FieldViolation;
+
 /// The most characters of a caller's input a message quotes.
 pub const EXCERPT_CHARS: usize = 64;
 
@@ -25,6 +27,34 @@ pub fn has_nul(input: &str) -> bool {
 
 /// What a message says of a NUL character.
 pub const NUL_REASON: &str = "must not contain the NUL character (\\u0000)";
+
+/// The longest id a request may name, in characters: a run, a record's external id, a
+/// seller, a stage, a table. Real ones are far shorter (run ids are 36, table ids at most
+/// 20); an ERP's own ids fit with room to spare.
+pub const MAX_ID_CHARS: usize = 200;
+/// The longest short form a request may send, in characters: a time zone, a civil date,
+/// a time of day, a cron expression, a page token, an ABC basis. Real ones are under 100.
+pub const MAX_SHORT_CHARS: usize = 200;
+/// The longest long form a request may send, in characters: a connection URL, a View
+/// watermark.
+pub const MAX_LONG_CHARS: usize = 2048;
+
+/// The one rule for a request's text field before it is parsed or reaches a query: no NUL
+/// character (no database text column takes it, and the backends differ on it) and at
+/// most `max_chars` characters. The violation names `field`.
+pub fn check(field: &str, value: &str, max_chars: usize) -> Result<(), FieldViolation> {
+    if has_nul(value) {
+        return Err(FieldViolation::new(field, NUL_REASON));
+    }
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {max_chars} characters, got {chars}"),
+        ));
+    }
+    Ok(())
+}
 
 /// A span as a person writes it: "45 s", "1 min", "1 h 30 min", "24 h", "3 d 4 h".
 pub fn human_duration(d: chrono::Duration) -> String {
@@ -79,6 +109,20 @@ mod tests {
         let quoted = excerpt(&long);
         assert!(quoted.chars().count() < 100, "{quoted}");
         assert!(quoted.ends_with("(100000 characters)"));
+    }
+
+    #[test]
+    fn request_text_is_refused_for_a_nul_or_its_length_naming_the_field() {
+        assert!(check("run_id", "r-1", MAX_ID_CHARS).is_ok());
+        let nul = check("run_id", "r\0", MAX_ID_CHARS).unwrap_err();
+        assert_eq!(
+            (nul.field.as_str(), nul.description.as_str()),
+            ("run_id", NUL_REASON)
+        );
+        let long = check("stage", &"é".repeat(MAX_ID_CHARS + 1), MAX_ID_CHARS).unwrap_err();
+        assert_eq!(long.field, "stage");
+        assert_eq!(long.description, "must be at most 200 characters, got 201");
+        assert!(check("stage", &"é".repeat(MAX_ID_CHARS), MAX_ID_CHARS).is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::domain::page_token::page_size;
 use crate::domain::run::{EventFilter, Level, RunTrigger};
 use crate::domain::tables::TABLES;
 use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate, TenantId};
+use crate::domain::text::excerpt;
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
 use crate::export::Exporter;
@@ -54,9 +55,16 @@ impl Service {
         }
     }
 
-    /// Authorizes the call's crm token on the request's tenant.
-    fn tenant<T>(&self, req: &Request<T>, tenant_id: &str) -> Result<TenantId> {
-        tenant_call(req, Role::Crm, SERVICE, tenant_id)
+    /// Authorizes the call's crm token on the request's tenant, then checks the request's
+    /// text fields (no NUL, bounded length) before any of them is parsed or queried.
+    fn tenant<T: convert::RequestText>(
+        &self,
+        req: &Request<T>,
+        tenant_id: &str,
+    ) -> Result<TenantId> {
+        let tenant = tenant_call(req, Role::Crm, SERVICE, tenant_id)?;
+        convert::check_text(req.get_ref())?;
+        Ok(tenant)
     }
 
     /// Checks a StreamLogs request: every bad field is named.
@@ -98,7 +106,7 @@ impl Service {
             if crate::domain::tables::Table::parse(t).is_none() {
                 violations.push(FieldViolation::new(
                     "table",
-                    format!("unknown table {t:?}: see ListTables"),
+                    format!("unknown table {}: see ListTables", excerpt(t)),
                 ));
             }
         }

@@ -6,6 +6,7 @@ pub(crate) mod auth;
 mod convert;
 pub mod crm_sink_client;
 mod erp_ingest;
+mod guard;
 pub mod health;
 mod integration_history;
 
@@ -68,14 +69,18 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
         .layer(axum::middleware::from_fn_with_state(
             services.ingestor.clone(),
             erp_ingest::size_guard,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(guard::grpc_only));
     let history = IntegrationHistoryServer::new(integration_history::Service::new(&services));
-    let authenticated = axum::Router::new()
-        .merge(ingest)
+    let history = axum::Router::new()
         .route_service(
             &all_methods::<IntegrationHistoryServer<integration_history::Service>>(),
             history,
         )
+        .layer(axum::middleware::from_fn(guard::grpc_only));
+    let authenticated = axum::Router::new()
+        .merge(ingest)
+        .merge(history)
         .merge(crate::http::router(
             services.ingestor.clone(),
             services.tokens.clone(),
@@ -91,6 +96,7 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
         .add_service(reflection_v1alpha)
         .into_axum_router()
         .layer(axum::middleware::from_fn(crate::edge::admit))
+        .layer(axum::middleware::from_fn(guard::grpc_only))
         .merge(authenticated)
         .fallback(crate::http::not_found);
     Ok((Routes::from(router), statuses))

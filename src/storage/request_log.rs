@@ -113,12 +113,20 @@ pub async fn insert(
 const LABEL_CHARS: usize = 64;
 
 /// `label` cut to fit its column (a request naming a 100-character table is logged all the
-/// same, its name cut and marked).
+/// same, its name cut and marked), a NUL character shown as U+FFFD (a request naming
+/// table "company\0" is logged on PostgreSQL too, whose text columns refuse NUL).
 fn clip(label: &str) -> String {
+    let shown = |c: char| {
+        if c == '\0' {
+            char::REPLACEMENT_CHARACTER
+        } else {
+            c
+        }
+    };
     if label.chars().count() <= LABEL_CHARS {
-        return label.to_owned();
+        return label.chars().map(shown).collect();
     }
-    let mut cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+    let mut cut: String = label.chars().take(LABEL_CHARS - 1).map(shown).collect();
     cut.push('…');
     cut
 }

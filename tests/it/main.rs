@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod config;
 mod delivery;
+mod echoes;
 mod erp_outage;
 mod export;
 mod flood;

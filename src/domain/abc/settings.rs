@@ -165,7 +165,10 @@ impl AbcSettings {
                 Some(b) => s.basis = b,
                 None => v.push(FieldViolation::new(
                     "abc_basis",
-                    format!("{b:?} is not a basis: use invoice or order"),
+                    format!(
+                        "{} is not a basis: use invoice or order",
+                        crate::domain::text::excerpt(b)
+                    ),
                 )),
             }
         }

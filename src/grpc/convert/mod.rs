@@ -4,10 +4,12 @@
 mod abc;
 mod runs;
 mod tenant;
+mod text;
 
 pub use abc::*;
 pub use runs::*;
 pub use tenant::*;
+pub use text::*;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
