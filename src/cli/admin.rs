@@ -6,6 +6,7 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use crate::auth::Tokens;
+use crate::config::setting;
 use crate::domain::abc::AbcInput;
 use crate::domain::secret::SecretKey;
 use crate::domain::tenant::{
@@ -14,7 +15,7 @@ use crate::domain::tenant::{
 };
 use crate::domain::token::{Role, TenantScope};
 use crate::domain::view::ViewTable;
-use crate::domain::view_source::SourcePolicy;
+use crate::domain::view_source::{HostPort, SourcePolicy};
 use crate::error::AppError;
 use crate::history::History;
 use crate::storage::Db;
@@ -109,6 +110,63 @@ pub enum TenantCommand {
     },
     /// Removes the tenant's View configuration: it becomes an API integration again.
     ClearView {
+        /// Tenant id.
+        id: String,
+    },
+    /// Grants the tenant a View source it may name through the API (SetViewConfig): one
+    /// database on a server (postgres:// or mysql://HOST[:PORT]/DATABASE; credentials
+    /// in the URL are not kept) or one SQLite file. It must be inside the server-wide
+    /// list (--view-allow-host, --view-sqlite-dir, as `serve` has them); a source
+    /// granted to one tenant is refused to every other.
+    GrantViewSource {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// The source's URL.
+        #[arg(
+            long,
+            required_unless_present = "sqlite_file",
+            conflicts_with = "sqlite_file"
+        )]
+        url: Option<String>,
+        /// The source's SQLite file (it must exist).
+        #[arg(long)]
+        sqlite_file: Option<std::path::PathBuf>,
+        /// The server-wide list's hosts, as `serve --view-allow-host` has them.
+        #[arg(
+            long = setting::VIEW_ALLOW_HOST.flag,
+            env = setting::VIEW_ALLOW_HOST.env,
+            value_delimiter = ','
+        )]
+        view_allow_hosts: Vec<HostPort>,
+        /// The server-wide list's SQLite folders, as `serve --view-sqlite-dir` has them.
+        #[arg(
+            long = setting::VIEW_SQLITE_DIR.flag,
+            env = setting::VIEW_SQLITE_DIR.env,
+            value_delimiter = ','
+        )]
+        view_sqlite_dirs: Vec<std::path::PathBuf>,
+    },
+    /// Takes a View source back from the tenant (as `grant-view-source` or
+    /// `list-view-sources` names it): a stored View URL naming it is refused from the
+    /// tenant's next run and next SetViewConfig on.
+    RevokeViewSource {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// The source's URL.
+        #[arg(
+            long,
+            required_unless_present = "sqlite_file",
+            conflicts_with = "sqlite_file"
+        )]
+        url: Option<String>,
+        /// The source's SQLite file.
+        #[arg(long)]
+        sqlite_file: Option<std::path::PathBuf>,
+    },
+    /// Lists the View sources granted to the tenant.
+    ListViewSources {
         /// Tenant id.
         id: String,
     },
@@ -346,6 +404,61 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 println!("{id} had no View configuration; it is an API integration");
             }
         }
+        TenantCommand::GrantViewSource {
+            id,
+            url: source,
+            sqlite_file,
+            view_allow_hosts,
+            view_sqlite_dirs,
+        } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let source = source_url(source, sqlite_file);
+            let db = open(url).await?;
+            let policy = SourcePolicy {
+                hosts: view_allow_hosts,
+                sqlite_dirs: view_sqlite_dirs,
+            };
+            let access = ViewAccess::new(policy, None, url, db.instance_id().await?)?;
+            let (grant, new) = ViewAdmin::new(db, access)
+                .grant(&id, &source)
+                .await
+                .map_err(|e| anyhow!(e))?;
+            if new {
+                println!("{id} may name the View source {grant}");
+            } else {
+                println!("{id} already had the View source {grant}");
+            }
+        }
+        TenantCommand::RevokeViewSource {
+            id,
+            url: source,
+            sqlite_file,
+        } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let source = source_url(source, sqlite_file);
+            let db = open(url).await?;
+            let (grant, had) = view_admin(&db, url, None)
+                .await?
+                .revoke(&id, &source)
+                .await
+                .map_err(|e| anyhow!(e))?;
+            if had {
+                println!("{id} may no longer name the View source {grant}");
+            } else {
+                println!("{id} had no grant of the View source {grant}");
+            }
+        }
+        TenantCommand::ListViewSources { id } => {
+            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+            let db = open(url).await?;
+            let grants = view_admin(&db, url, None).await?.grants(&id).await?;
+            if grants.is_empty() {
+                println!("{id}: no View source granted");
+            }
+            for grant in grants {
+                println!("{grant}");
+            }
+        }
         TenantCommand::List => {
             for t in History::new(open(url).await?).tenants().await? {
                 println!(
@@ -366,6 +479,16 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
         }
     }
     Ok(())
+}
+
+/// The source a grant or revoke command names: its URL, or its SQLite file as one.
+fn source_url(url: Option<String>, sqlite_file: Option<std::path::PathBuf>) -> String {
+    match (url, sqlite_file) {
+        (Some(url), _) => url,
+        (None, Some(file)) => format!("sqlite://{}", file.display()),
+        // clap requires one of them.
+        (None, None) => String::new(),
+    }
 }
 
 /// The file `tenant set-view` reads.

@@ -1,20 +1,159 @@
 //! Which databases a tenant's View integration may read. That is the operator's decision,
-//! never the tenant's: a `crm` token names a URL, and erpsync reads it only when its host
-//! and port (PostgreSQL, MySQL/MariaDB) or its folder (SQLite) is on the operator's list.
+//! never the tenant's, and it is made per tenant: a `crm` token names a URL, and erpsync
+//! reads it only when the operator granted that very source to that tenant ([`Grant`]: a
+//! database on a server, by host, port and name, or a SQLite file) and the server-wide
+//! list ([`SourcePolicy`]) still allows it: the list bounds what may be granted, a grant
+//! binds a source to one tenant. A source granted to tenant B is refused to tenant C.
 //! erpsync's own database is never a source, whatever the list says: a View over it would
 //! hand one tenant every tenant's data.
 //!
-//! Every refusal reads the same ([`REFUSED`]): whether a file exists or a port answers on
-//! the server is none of the tenant's business.
+//! Every refusal reads the same ([`REFUSED`]): whether a file exists, a port answers or
+//! another tenant was granted a source is none of the tenant's business.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::view::Backend;
+
 /// The one answer to a View source that is not allowed, whatever the reason.
 pub const REFUSED: &str = "this database is not a View source the server's operator allows: \
     ask them to allow its host and port (--view-allow-host) or its SQLite folder \
     (--view-sqlite-dir)";
+
+/// Who named a View source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// A tenant, through the API (a `crm` token): only sources granted to it, within the
+    /// operator's list.
+    Tenant,
+    /// The operator, through `erpsync tenant set-view` on the database itself: no list
+    /// applies (erpsync's own database is still refused).
+    Operator,
+}
+
+impl Naming {
+    /// As stored: `tenant` or `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Operator => "operator",
+        }
+    }
+
+    /// The stored spelling read back; anything unknown counts as the tenant's (checked).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "operator" => Self::Operator,
+            _ => Self::Tenant,
+        }
+    }
+}
+
+/// A View source the operator granted one tenant: a database on a server, or a SQLite
+/// file. Built only from a parsed URL (see `viewdb::ViewAccess::grant_of`) or read back
+/// from storage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grant {
+    /// One database on one server, host spelled as the URL spells it (lower-case).
+    Server {
+        /// PostgreSQL or MySQL/MariaDB.
+        backend: GrantBackend,
+        /// Host name or address, lower-case, IPv6 without brackets.
+        host: String,
+        /// TCP port, as the driver reads the URL (its default when the URL has none).
+        port: u16,
+        /// The database; never empty.
+        database: String,
+    },
+    /// One SQLite file, its canonical path (links and `..` resolved when granted).
+    File(PathBuf),
+}
+
+/// The server kinds a grant names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GrantBackend {
+    /// `postgres://`.
+    Postgres,
+    /// `mysql://` or `mariadb://`.
+    MySql,
+}
+
+impl Grant {
+    /// `postgres`, `mysql` or `sqlite`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Server {
+                backend: GrantBackend::Postgres,
+                ..
+            } => "postgres",
+            Self::Server {
+                backend: GrantBackend::MySql,
+                ..
+            } => "mysql",
+            Self::File(_) => "sqlite",
+        }
+    }
+
+    /// The grant of `addr`, a source of `backend` (a file's path canonical): None for a
+    /// Unix socket, which is never a source, or a server URL without a database (a host
+    /// alone would let a tenant read every database on it).
+    pub fn of(backend: Backend, addr: &SourceAddr) -> Option<Self> {
+        match (backend, addr) {
+            (
+                Backend::Postgres | Backend::MySql,
+                SourceAddr::Server {
+                    host,
+                    port,
+                    database,
+                },
+            ) if !database.is_empty() => Some(Self::Server {
+                backend: if backend == Backend::Postgres {
+                    GrantBackend::Postgres
+                } else {
+                    GrantBackend::MySql
+                },
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase(),
+                port: *port,
+                database: database.clone(),
+            }),
+            (Backend::Sqlite, SourceAddr::File(path)) => Some(Self::File(path.clone())),
+            _ => None,
+        }
+    }
+
+    /// Whether the server-wide list still allows this grant.
+    pub fn within(&self, policy: &SourcePolicy) -> bool {
+        match self {
+            Self::Server { host, port, .. } => policy.admits_server(host, *port),
+            Self::File(path) => policy.admits_file(path),
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    /// `postgres://host:5432/erp_b`, `mysql://[::1]:3306/erp_b`, `sqlite:///srv/erp/b.db`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Server {
+                host,
+                port,
+                database,
+                ..
+            } => {
+                let host = HostPort {
+                    host: host.clone(),
+                    port: Some(*port),
+                };
+                write!(f, "{}://{host}/{database}", self.kind())
+            }
+            Self::File(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
 
 /// Where a View URL points, as its driver would connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,5 +313,53 @@ mod tests {
         assert!(p.admits_file(Path::new("/srv/erp/sub/a.db")));
         assert!(!p.admits_file(Path::new("/srv/erpx/a.db")));
         assert!(!p.admits_file(Path::new("/etc/shadow")));
+    }
+
+    fn server(host: &str, port: u16, database: &str) -> SourceAddr {
+        SourceAddr::Server {
+            host: host.into(),
+            port,
+            database: database.into(),
+        }
+    }
+
+    #[test]
+    fn a_grant_names_one_database_or_one_file() {
+        let pg = Grant::of(Backend::Postgres, &server("db.example.com", 5432, "erp_b")).unwrap();
+        assert_eq!(pg.to_string(), "postgres://db.example.com:5432/erp_b");
+        let my = Grant::of(Backend::MySql, &server("::1", 3306, "erp_b")).unwrap();
+        assert_eq!(my.to_string(), "mysql://[::1]:3306/erp_b");
+        let file = Grant::of(Backend::Sqlite, &SourceAddr::File("/srv/erp/b.db".into())).unwrap();
+        assert_eq!(file.to_string(), "sqlite:///srv/erp/b.db");
+        // A host alone, or a socket, is no grant.
+        assert_eq!(Grant::of(Backend::MySql, &server("h", 3306, "")), None);
+        assert_eq!(
+            Grant::of(Backend::Postgres, &SourceAddr::Socket("/run/pg".into())),
+            None
+        );
+        // The same place through another driver is another grant.
+        assert_ne!(
+            Grant::of(Backend::MySql, &server("db.example.com", 5432, "erp_b")),
+            Some(pg)
+        );
+    }
+
+    #[test]
+    fn the_server_wide_list_bounds_grants() {
+        let p = policy(&["db.example.com:5432"], &["/srv/erp"]);
+        let grant = |host, port| Grant::of(Backend::Postgres, &server(host, port, "erp")).unwrap();
+        assert!(grant("db.example.com", 5432).within(&p));
+        assert!(!grant("db.example.com", 5433).within(&p));
+        assert!(!grant("other.example.com", 5432).within(&p));
+        assert!(Grant::File("/srv/erp/b.db".into()).within(&p));
+        assert!(!Grant::File("/srv/other/b.db".into()).within(&p));
+    }
+
+    #[test]
+    fn namings_read_back_and_unknown_ones_are_the_tenants() {
+        for n in [Naming::Tenant, Naming::Operator] {
+            assert_eq!(Naming::parse(n.as_str()), n);
+        }
+        assert_eq!(Naming::parse(""), Naming::Tenant);
     }
 }

@@ -21,6 +21,7 @@ pub mod staging;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;
+pub mod view_grants;
 pub mod views;
 
 use std::{str::FromStr, sync::Arc, time::Duration};

@@ -1,7 +1,9 @@
-//! Queries of `view_config` (a tenant's View configuration, as JSON) and `view_watermark`
-//! (where an incremental view read stopped). The source URL is stored sealed with the
-//! operator's key when one is configured (see [`crate::domain::secret`]). Both go
-//! through their entities (`entities::view_config`, `entities::view_watermark`).
+//! Queries of `view_config` (a tenant's View configuration, as JSON, and who named its
+//! URL) and `view_watermark` (where an incremental view read stopped). The source URL is
+//! stored sealed with the operator's key when one is configured, the tenant's id its
+//! associated data, so a sealed URL opens only as the tenant's it was sealed for (see
+//! [`crate::domain::secret`]). Both go through their entities (`entities::view_config`,
+//! `entities::view_watermark`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -16,6 +18,7 @@ use crate::domain::secret::{is_sealed, SecretKey};
 use crate::domain::tenant::TenantId;
 use crate::domain::view::ViewConfig;
 use crate::domain::view::{Cursor, Param};
+use crate::domain::view_source::Naming;
 use crate::error::{AppError, Result};
 
 /// The tenant's View configuration, if it has one, its URL opened with `key`.
@@ -24,6 +27,16 @@ pub async fn get(
     tenant: &TenantId,
     key: Option<&SecretKey>,
 ) -> Result<Option<ViewConfig>> {
+    Ok(stored(db, tenant, key).await?.map(|(cfg, _)| cfg))
+}
+
+/// The tenant's View configuration, if it has one, its URL opened with `key`, and who
+/// named that URL.
+pub async fn stored(
+    db: &Db,
+    tenant: &TenantId,
+    key: Option<&SecretKey>,
+) -> Result<Option<(ViewConfig, Naming)>> {
     let Some(row) = view_config::Entity::find_by_id(tenant.as_str())
         .one(db.conn())
         .await?
@@ -42,17 +55,18 @@ pub async fn get(
             .open(&cfg.url, tenant.as_str())
             .map_err(|e| AppError::FailedPrecondition(format!("the View URL of {tenant}: {e}")))?;
     }
-    Ok(Some(cfg))
+    Ok(Some((cfg, Naming::parse(&row.named_by))))
 }
 
 /// Stores the configuration and makes the tenant a VIEW integration, in one transaction.
 /// Watermarks of tables whose view, key or watermark column changed stop applying (their
 /// fingerprint no longer matches), so those tables are read whole again.
-/// With `key`, the URL is stored sealed.
+/// With `key`, the URL is stored sealed; `named_by` is who named it.
 pub async fn set(
     db: &Db,
     tenant: &TenantId,
     cfg: &ViewConfig,
+    named_by: Naming,
     key: Option<&SecretKey>,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -68,6 +82,7 @@ pub async fn set(
     view_config::Entity::insert(view_config::ActiveModel {
         tenant_id: Set(tenant.as_str().to_owned()),
         config: Set(json),
+        named_by: Set(named_by.as_str().to_owned()),
         updated_at: Set(now),
     })
     .on_conflict(view_config::Entity::replace_earlier())

@@ -1,9 +1,13 @@
-//! The gate in front of every View source: a URL a tenant names must be on the
-//! operator's list ([`SourcePolicy`]); no URL, whoever names it, may reach erpsync's own
-//! database. The own database is recognized by address before connecting (the same file,
-//! or the same database on a server reached by any of its names) and, after connecting,
-//! by the random id of its `erpsync_instance` row, which catches names the first check
-//! cannot know (another address of the same machine, a link).
+//! The gate in front of every View source, passed when a URL is stored and again before
+//! every connection (a run, a check): a URL a tenant names must be a source the operator
+//! granted that tenant ([`Grant`]) and still on the operator's server-wide list
+//! ([`SourcePolicy`]); on MySQL/MariaDB every view must lie in the URL's database (a
+//! qualified name could reach another database on the server, `mysql.user` among them);
+//! no URL, whoever names it, may reach erpsync's own database. The own database is
+//! recognized by address before connecting (the same file, or the same database on a
+//! server reached by any of its names) and, after connecting, by the random id of its
+//! `erpsync_instance` row, which catches names the first check cannot know (another
+//! address of the same machine, a link).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,7 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -20,21 +24,13 @@ use sqlx::sqlite::SqliteConnectOptions;
 use super::ErpDb;
 use crate::domain::secret::SecretKey;
 use crate::domain::secret::{scrub, url_secrets};
-use crate::domain::view::Backend;
-use crate::domain::view_source::{SourceAddr, SourcePolicy, REFUSED};
+use crate::domain::view::{Backend, ViewConfig};
+pub use crate::domain::view_source::Naming;
+use crate::domain::view_source::{Grant, SourceAddr, SourcePolicy, REFUSED};
 use crate::error::AppError;
 
 /// How long resolving a host name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Who names a View source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Naming {
-    /// A tenant, through the API (a `crm` token): only sources on the operator's list.
-    Tenant,
-    /// The operator, through `erpsync tenant set-view` on the database itself.
-    Operator,
-}
 
 /// What erpsync needs to reach tenants' View sources safely; built once at startup,
 /// cheap to clone.
@@ -81,15 +77,24 @@ impl ViewAccess {
         self.inner.key.as_ref()
     }
 
-    /// Checks a URL before it is stored: PERMISSION_DENIED with one message for every
-    /// refusal (off the list, erpsync's own database, a file that does not exist).
-    /// A URL with a password needs a key to be sealed with.
-    pub async fn admit(&self, url: &str, naming: Naming) -> Result<(), AppError> {
-        let addr = source_addr(url).map_err(AppError::InvalidArgument)?;
-        let listed = naming == Naming::Operator || self.listed(&addr);
-        if !listed || self.is_own(&addr).await {
-            return Err(AppError::PermissionDenied(REFUSED.into()));
-        }
+    /// Checks a configuration before it is stored: PERMISSION_DENIED with one message for
+    /// every refusal of a tenant's (not granted to it, off the list, erpsync's own
+    /// database, a file that does not exist, a MySQL view outside the URL's database), so
+    /// that nothing about what exists is told. `grants` are the tenant's.
+    pub async fn admit(
+        &self,
+        cfg: &ViewConfig,
+        naming: Naming,
+        grants: &[Grant],
+    ) -> Result<(), AppError> {
+        source_addr(&cfg.url).map_err(AppError::InvalidArgument)?;
+        self.gate(cfg, naming, grants)
+            .await
+            .map_err(AppError::PermissionDenied)
+    }
+
+    /// Whether `url` can be stored: one with a password needs a key to be sealed with.
+    pub fn sealable(&self, url: &str) -> Result<(), AppError> {
         if self.inner.key.is_none() && !url_secrets(url).is_empty() {
             return Err(AppError::FailedPrecondition(
                 "this server has no ERPSYNC_SECRET_KEY, so it cannot store a View URL's \
@@ -100,14 +105,17 @@ impl ViewAccess {
         Ok(())
     }
 
-    /// Connects read-only to a stored View source; refuses erpsync's own database however
-    /// the URL names it (a configuration stored before this check, or by a link).
-    pub async fn connect(&self, url: &str) -> Result<ErpDb, String> {
-        let addr = source_addr(url)?;
-        if self.is_own(&addr).await {
-            return Err(REFUSED.into());
-        }
-        let mut erp = ErpDb::connect(url).await?;
+    /// Connects read-only to a stored View source after the same gate as [`Self::admit`]
+    /// (a grant revoked or a list narrowed since the URL was stored counts now), then
+    /// refuses erpsync's own database however the URL names it (a link, a copy).
+    pub async fn connect(
+        &self,
+        cfg: &ViewConfig,
+        naming: Naming,
+        grants: &[Grant],
+    ) -> Result<ErpDb, String> {
+        self.gate(cfg, naming, grants).await?;
+        let mut erp = ErpDb::connect(&cfg.url).await?;
         if erp.erpsync_instance().await.as_deref() == Some(self.inner.own_instance.as_str()) {
             erp.close().await;
             return Err(REFUSED.into());
@@ -115,16 +123,83 @@ impl ViewAccess {
         Ok(erp)
     }
 
-    /// Whether the operator's list has `addr`.
-    fn listed(&self, addr: &SourceAddr) -> bool {
-        let policy = &self.inner.policy;
-        match addr {
-            SourceAddr::Server { host, port, .. } => policy.admits_server(host, *port),
-            SourceAddr::Socket(_) => false,
-            SourceAddr::File(path) => path
-                .canonicalize()
-                .is_ok_and(|canonical| policy.admits_file(&canonical)),
+    /// The grant an operator makes of `url` for a tenant (its credentials, if any, are
+    /// not part of it): one database on a server, or one existing SQLite file, inside the
+    /// server-wide list and not erpsync's own database. Every error says why.
+    pub async fn grant_of(&self, url: &str) -> anyhow::Result<Grant> {
+        let addr = self.canonical(url)?;
+        let Some(grant) = Grant::of(Backend::of_url(url).map_err(anyhow::Error::msg)?, &addr)
+        else {
+            bail!(
+                "a grant names one database: postgres://HOST[:PORT]/DATABASE, \
+                 mysql://HOST[:PORT]/DATABASE or a SQLite file (a host alone would let \
+                 the tenant read every database on it; a Unix socket is never a source)"
+            );
+        };
+        if !grant.within(&self.inner.policy) {
+            bail!(
+                "{grant} is outside the server-wide list of View sources: allow its host \
+                 and port (--view-allow-host) or its SQLite folder (--view-sqlite-dir) first"
+            );
         }
+        if self.is_own(&addr).await {
+            bail!("{grant} is erpsync's own database, which is never a View source");
+        }
+        Ok(grant)
+    }
+
+    /// The grant `url` names, for revoking it: a file's path canonical when it still
+    /// exists, as spelled otherwise.
+    pub fn grant_named(&self, url: &str) -> anyhow::Result<Grant> {
+        let backend = Backend::of_url(url).map_err(anyhow::Error::msg)?;
+        let addr = match source_addr(url).map_err(anyhow::Error::msg)? {
+            SourceAddr::File(path) => SourceAddr::File(path.canonicalize().unwrap_or(path)),
+            other => other,
+        };
+        Grant::of(backend, &addr).ok_or_else(|| anyhow::anyhow!("{url:?} names no grant"))
+    }
+
+    /// Where `url` points, a file's path canonical (it must exist).
+    fn canonical(&self, url: &str) -> anyhow::Result<SourceAddr> {
+        Ok(match source_addr(url).map_err(anyhow::Error::msg)? {
+            SourceAddr::File(path) => SourceAddr::File(
+                path.canonicalize()
+                    .with_context(|| format!("the SQLite file {}", path.display()))?,
+            ),
+            other => other,
+        })
+    }
+
+    /// The gate: Err is the refusal's message, [`REFUSED`] for every refusal of a
+    /// tenant's.
+    async fn gate(&self, cfg: &ViewConfig, naming: Naming, grants: &[Grant]) -> Result<(), String> {
+        let backend = Backend::of_url(&cfg.url)?;
+        let addr = source_addr(&cfg.url)?;
+        if naming == Naming::Tenant && !self.granted(backend, &cfg.url, grants) {
+            return Err(REFUSED.into());
+        }
+        if let Some(outside) = outside_database(backend, &addr, cfg) {
+            return Err(match naming {
+                Naming::Tenant => REFUSED.into(),
+                Naming::Operator => format!(
+                    "the view {outside} is not in the URL's database: on MySQL/MariaDB a \
+                     View reads only the database its URL names"
+                ),
+            });
+        }
+        if self.is_own(&addr).await {
+            return Err(REFUSED.into());
+        }
+        Ok(())
+    }
+
+    /// Whether `url` is a source in `grants` that the server-wide list still allows.
+    fn granted(&self, backend: Backend, url: &str, grants: &[Grant]) -> bool {
+        let Ok(addr) = self.canonical(url) else {
+            return false;
+        };
+        Grant::of(backend, &addr)
+            .is_some_and(|g| g.within(&self.inner.policy) && grants.contains(&g))
     }
 
     /// Whether `addr` is erpsync's own database.
@@ -150,6 +225,22 @@ impl ViewAccess {
             _ => false,
         }
     }
+}
+
+/// On MySQL/MariaDB, a view of `cfg` named `schema.view` with another schema than the
+/// URL's database (a schema is a database there); None when every view is inside.
+fn outside_database<'c>(
+    backend: Backend,
+    addr: &SourceAddr,
+    cfg: &'c ViewConfig,
+) -> Option<&'c str> {
+    let (Backend::MySql, SourceAddr::Server { database, .. }) = (backend, addr) else {
+        return None;
+    };
+    cfg.tables.iter().map(|t| t.view.as_str()).find(|view| {
+        view.split_once('.')
+            .is_some_and(|(schema, _)| schema != database)
+    })
 }
 
 /// Where `url` points, as its driver would connect (parsed by the driver itself, so a

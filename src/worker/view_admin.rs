@@ -1,14 +1,16 @@
 //! View administration: a tenant's View configuration as stored (GetViewConfig, `tenant
-//! show-view`) and setting it (SetViewConfig, `tenant set-view`): validated, the URL
-//! admitted by the operator's source policy, optionally checked against the ERP
-//! database, then stored sealed.
+//! show-view`) and setting it (SetViewConfig, `tenant set-view`): validated, the source
+//! admitted by the gate (a tenant's URL must be granted to it, see
+//! [`crate::viewdb::ViewAccess::admit`]), optionally checked against the ERP database,
+//! then stored sealed with who named its URL.
 
 use chrono::Utc;
 
 use crate::domain::tenant::{IntegrationType, TenantId};
 use crate::domain::view::{validate, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE};
+use crate::domain::view_source::Grant;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::storage::{tenants, views, Db};
+use crate::storage::{tenants, view_grants, views, Db};
 use crate::viewdb::{Naming, ViewAccess};
 use crate::worker::sync::view::plan;
 
@@ -68,6 +70,39 @@ impl ViewAdmin {
         .await
     }
 
+    /// Grants the tenant the source `url` names (see [`ViewAccess::grant_of`]); the
+    /// grant, and false when the tenant already had it.
+    pub async fn grant(&self, tenant: &TenantId, url: &str) -> Result<(Grant, bool)> {
+        tenants::require(&self.db, tenant).await?;
+        let grant = self
+            .access
+            .grant_of(url.trim())
+            .await
+            .map_err(|e| AppError::InvalidArgument(format!("{e:#}")))?;
+        let new = view_grants::grant(&self.db, tenant, &grant, Utc::now()).await?;
+        tracing::info!(tenant = %tenant, source = %grant, new, "view source granted");
+        Ok((grant, new))
+    }
+
+    /// Takes back from the tenant the source `url` names: its stored URL, if it named
+    /// that source, is refused from its next run on. The grant, and whether it had it.
+    pub async fn revoke(&self, tenant: &TenantId, url: &str) -> Result<(Grant, bool)> {
+        tenants::require(&self.db, tenant).await?;
+        let grant = self
+            .access
+            .grant_named(url.trim())
+            .map_err(|e| AppError::InvalidArgument(format!("{e:#}")))?;
+        let had = view_grants::revoke(&self.db, tenant, &grant).await?;
+        tracing::info!(tenant = %tenant, source = %grant, had, "view source revoked");
+        Ok((grant, had))
+    }
+
+    /// The sources granted to the tenant.
+    pub async fn grants(&self, tenant: &TenantId) -> Result<Vec<Grant>> {
+        tenants::require(&self.db, tenant).await?;
+        view_grants::of_tenant(&self.db, tenant).await
+    }
+
     /// Clears the tenant's View configuration; whether it had one.
     pub async fn clear(&self, tenant: &TenantId) -> Result<bool> {
         tenants::require(&self.db, tenant).await?;
@@ -79,8 +114,13 @@ impl ViewAdmin {
 
 /// Checks a configuration against the ERP database: reachable, every view and column
 /// there and of a fitting type. The error names every problem.
-async fn check(access: &ViewAccess, cfg: &ViewConfig) -> Result<(), String> {
-    let mut erp = access.connect(&cfg.url).await.map_err(|e| {
+async fn check(
+    access: &ViewAccess,
+    cfg: &ViewConfig,
+    naming: Naming,
+    grants: &[Grant],
+) -> Result<(), String> {
+    let mut erp = access.connect(cfg, naming, grants).await.map_err(|e| {
         format!(
             "cannot connect to the ERP database {}: {e}",
             cfg.redacted_url()
@@ -123,10 +163,12 @@ async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewS
 }
 
 /// Stores a tenant's View configuration, making it a VIEW integration. `url` None keeps
-/// the stored one; `page_size` None takes the default; `violations` are problems the
-/// caller already found in its request. Every problem is reported at once (nothing
-/// stored); a new URL must pass `access` for whoever names it (see [`ViewAccess::admit`]);
-/// with `check`, the views are checked against the ERP database first.
+/// the stored one (and who named it); `page_size` None takes the default; `violations`
+/// are problems the caller already found in its request. Every problem is reported at
+/// once (nothing stored); the configuration must pass `access` for whoever named its URL,
+/// a kept URL too, so a tenant whose grant was revoked is refused (see
+/// [`ViewAccess::admit`]); with `check`, the views are checked against the ERP database
+/// first.
 #[allow(clippy::too_many_arguments)]
 async fn configure(
     db: &Db,
@@ -141,11 +183,12 @@ async fn configure(
 ) -> Result<()> {
     tenants::require(db, tenant).await?;
     let new_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
-    let url = match new_url.clone() {
-        Some(u) => Some(u),
-        None => views::get(db, tenant, access.key())
-            .await?
-            .map(|stored| stored.url),
+    let (url, named_by) = match new_url.clone() {
+        Some(u) => (Some(u), naming),
+        None => match views::stored(db, tenant, access.key()).await? {
+            Some((stored, named_by)) => (Some(stored.url), named_by),
+            None => (None, naming),
+        },
     };
     if url.is_none() {
         violations.push(FieldViolation::new(
@@ -168,15 +211,17 @@ async fn configure(
     if !violations.is_empty() {
         return Err(AppError::InvalidFields(violations));
     }
+    let grants = view_grants::of_tenant(db, tenant).await?;
+    access.admit(&cfg, named_by, &grants).await?;
     if let Some(url) = &new_url {
-        access.admit(url, naming).await?;
+        access.sealable(url)?;
     }
     if check {
-        self::check(access, &cfg)
+        self::check(access, &cfg, named_by, &grants)
             .await
             .map_err(AppError::FailedPrecondition)?;
     }
-    views::set(db, tenant, &cfg, access.key(), Utc::now()).await?;
-    tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), tables = cfg.tables.len(), "view configuration set");
+    views::set(db, tenant, &cfg, named_by, access.key(), Utc::now()).await?;
+    tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), named_by = named_by.as_str(), tables = cfg.tables.len(), "view configuration set");
     Ok(())
 }

@@ -374,3 +374,107 @@ fn tenant_set_view_checks_masks_shows_and_clears() {
     assert!(cleared.contains("API integration"), "{cleared}");
     assert!(ok(erpsync(&db, &["tenant", "show", "acme"])).contains("integration_type: API"));
 }
+
+#[test]
+fn view_sources_are_granted_within_the_list_listed_and_revoked_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("e.db");
+    let db = format!("sqlite://{}?mode=rwc", own.display());
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
+    let erp = dir.path().join("erp.db");
+    std::fs::write(&erp, b"").unwrap();
+    let canonical = format!("sqlite://{}", erp.canonicalize().unwrap().display());
+    let folder = dir.path().to_str().unwrap();
+    let erp_arg = erp.to_str().unwrap();
+    let fails = |args: &[&str], why: &str| {
+        let out = erpsync(&db, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    };
+    let grant = ["tenant", "grant-view-source", "--id", "acme"];
+    // Outside the server-wide list, a host without its database, erpsync's own file.
+    fails(
+        &[&grant[..], &["--sqlite-file", erp_arg]].concat(),
+        "outside the server-wide list",
+    );
+    fails(
+        &[&grant[..], &["--url", "mysql://root@db.example:3306"]].concat(),
+        "names one database",
+    );
+    fails(
+        &[
+            &grant[..],
+            &[
+                "--sqlite-file",
+                own.to_str().unwrap(),
+                "--view-sqlite-dir",
+                folder,
+            ],
+        ]
+        .concat(),
+        "erpsync's own database",
+    );
+    assert_eq!(
+        ok(erpsync(&db, &["tenant", "list-view-sources", "acme"])),
+        "acme: no View source granted\n"
+    );
+    // Granted: once, then already.
+    let file = [
+        &grant[..],
+        &["--sqlite-file", erp_arg, "--view-sqlite-dir", folder],
+    ]
+    .concat();
+    assert_eq!(
+        ok(erpsync(&db, &file)),
+        format!("acme may name the View source {canonical}\n")
+    );
+    assert_eq!(
+        ok(erpsync(&db, &file)),
+        format!("acme already had the View source {canonical}\n")
+    );
+    let server = [
+        &grant[..],
+        &[
+            "--url",
+            "postgres://erp:s3cretpw@DB.example/erp_a",
+            "--view-allow-host",
+            "db.example:5432",
+        ],
+    ]
+    .concat();
+    let granted = ok(erpsync(&db, &server));
+    assert_eq!(
+        granted,
+        "acme may name the View source postgres://db.example:5432/erp_a\n"
+    );
+    assert_eq!(
+        ok(erpsync(&db, &["tenant", "list-view-sources", "acme"])),
+        format!("postgres://db.example:5432/erp_a\n{canonical}\n")
+    );
+    // Revoked by the name the list shows; a second time there is nothing to revoke.
+    let revoke = [
+        "tenant",
+        "revoke-view-source",
+        "--id",
+        "acme",
+        "--url",
+        &canonical,
+    ];
+    assert_eq!(
+        ok(erpsync(&db, &revoke)),
+        format!("acme may no longer name the View source {canonical}\n")
+    );
+    assert_eq!(
+        ok(erpsync(&db, &revoke)),
+        format!("acme had no grant of the View source {canonical}\n")
+    );
+    assert_eq!(
+        ok(erpsync(&db, &["tenant", "list-view-sources", "acme"])),
+        "postgres://db.example:5432/erp_a\n"
+    );
+    fails(&["tenant", "list-view-sources", "nobody"], "nobody");
+}

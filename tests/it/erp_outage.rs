@@ -320,6 +320,7 @@ async fn a_view_that_empties_and_comes_back_leaves_the_crm_as_it_was(app: TestAp
         .collect(),
         ..Default::default()
     };
+    ctx.app.grant_view_source("acme", &erp.url).await;
     set_view(
         &mut ctx,
         Some(&erp.url),

@@ -212,6 +212,17 @@ impl TestApp {
         id
     }
 
+    /// Grants `tenant` the View source `url` names, as `erpsync tenant grant-view-source`
+    /// does, within this server's list (the test sources: [`test_view_sources`]).
+    pub async fn grant_view_source(&self, tenant: &str, url: &str) {
+        let id = TenantId::parse(tenant).unwrap();
+        self.state
+            .views
+            .grant(&id, url)
+            .await
+            .unwrap_or_else(|e| panic!("granting {url} to {tenant}: {e:?}"));
+    }
+
     /// Issues a token of `role` for `tenants` (empty: every tenant) and returns the secret.
     pub async fn token(&self, role: Role, tenants: &[&TenantId]) -> String {
         let new = NewToken::generate().unwrap();

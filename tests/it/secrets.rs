@@ -40,6 +40,24 @@ async fn no_token_password_or_key_appears_in_the_logs_or_the_exports() {
     let erp = issue(&db, "erp");
     let forged = format!("esk_{}_{}", "0".repeat(12), "1".repeat(64));
     let password = "pw-S3cr3t-view-xyz";
+    // The operator grants acme the source, from the URL as the tenant will name it.
+    let granted = ok(erpsync(
+        &db,
+        &[
+            "tenant",
+            "grant-view-source",
+            "--id",
+            "acme",
+            "--url",
+            &format!("postgres://erp:{password}@127.0.0.1:2/erp"),
+            "--view-allow-host",
+            "127.0.0.1:2",
+        ],
+    ));
+    assert_eq!(
+        granted,
+        "acme may name the View source postgres://127.0.0.1:2/erp\n"
+    );
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
         .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])

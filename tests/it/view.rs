@@ -182,6 +182,7 @@ fn received(run: &pb::GetRunResponse, table: &str) -> u64 {
 async fn a_full_snapshot_stages_pages_deletes_what_vanished_and_holds_an_empty_view(app: TestApp) {
     let mut erp = SqliteErp::new(&clientes(60)).await;
     let mut ctx = setup(app).await;
+    ctx.app.grant_view_source("acme", &erp.url).await;
     // Pages of 7 over integer keys: the keyset cursor must compare them as integers.
     set_view(
         &mut ctx,
@@ -305,6 +306,7 @@ async fn an_incremental_view_reads_only_rows_past_its_watermark(app: TestApp) {
     let mut ctx = setup(app).await;
     let mut view = company_view("v_clientes", ViewMode::Incremental);
     view.deleted_column = "excluido".into();
+    ctx.app.grant_view_source("acme", &erp.url).await;
     set_view(&mut ctx, Some(&erp.url), vec![view], 2)
         .await
         .unwrap();
@@ -376,6 +378,7 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
 ) {
     let erp = SqliteErp::new(&clientes(10)).await;
     let mut ctx = setup(app).await;
+    ctx.app.grant_view_source("acme", &erp.url).await;
     set_view(
         &mut ctx,
         Some(&erp.url),
@@ -407,6 +410,8 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
     let secret_url = "postgres://erp:s3cretpw@127.0.0.1:1/erp";
     let gone = SqliteErp::new(&clientes(1)).await;
     let gone_url = gone.url.clone();
+    ctx.app.grant_view_source("acme", secret_url).await;
+    ctx.app.grant_view_source("acme", &gone_url).await;
     let cases: Vec<(Option<&str>, ViewTable, Vec<&str>)> = vec![
         (
             Some(erp.url.as_str()),
@@ -489,6 +494,7 @@ async fn a_broken_source_fails_the_run_naming_view_and_column_and_leaves_staging
 async fn the_view_configuration_is_validated_masked_and_checked(app: TestApp) {
     let erp = SqliteErp::new(&clientes(3)).await;
     let mut ctx = setup(app).await;
+    ctx.app.grant_view_source("acme", &erp.url).await;
     let get = |ctx: &mut Ctx| {
         let mut h = ctx.history.clone();
         let crm = ctx.crm.clone();
@@ -536,6 +542,7 @@ async fn the_view_configuration_is_validated_masked_and_checked(app: TestApp) {
 
     // A URL with a password: stored, never answered.
     let secret_url = "postgres://erp:s3cretpw@127.0.0.1:1/erp?sslmode=disable&password=s3cretpw";
+    ctx.app.grant_view_source("acme", secret_url).await;
     let cfg = set_view(
         &mut ctx,
         Some(secret_url),
@@ -914,6 +921,7 @@ async fn a_northwind_view_tenant_matches_an_api_tenant_fed_the_same_data(app: Te
     let erp = app.token(Role::Erp, &[&api_id]).await;
     let mut history = app.history().await;
     let tables = northwind_tables();
+    app.grant_view_source("northwind_view", source.url()).await;
     let cfg = history
         .set_view_config(authed(
             SetViewConfigRequest {
@@ -1117,6 +1125,7 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
 
     let tenant = app.create_tenant("acme").await;
     let crm_token = app.token(Role::Crm, &[&tenant]).await;
+    app.grant_view_source("acme", &url).await;
     let mut history = app.history().await;
     let company = ViewTable {
         table: "company".into(),
@@ -1207,9 +1216,9 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
     let _ = root.close().await;
 }
 
-struct DropMysql {
-    admin: String,
-    name: String,
+pub(crate) struct DropMysql {
+    pub(crate) admin: String,
+    pub(crate) name: String,
 }
 
 impl Drop for DropMysql {

@@ -24,6 +24,7 @@ pub mod sync_run;
 pub mod tenant;
 pub mod tenant_usage;
 pub mod view_config;
+pub mod view_grant;
 pub mod view_watermark;
 
 use sea_orm::sea_query::{Asterisk, Expr};

@@ -12,6 +12,8 @@ pub struct Model {
     /// The `ViewConfig` as JSON, its URL sealed when a key is configured.
     #[sea_orm(column_type = "Text")]
     pub config: String,
+    /// Who named the URL: `tenant` (checked against its grants) or `operator`.
+    pub named_by: String,
     pub updated_at: DateTimeUtc,
 }
 
@@ -24,7 +26,7 @@ impl Entity {
     /// A new configuration replaces the tenant's earlier one.
     pub fn replace_earlier() -> OnConflict {
         OnConflict::column(Column::TenantId)
-            .update_columns([Column::Config, Column::UpdatedAt])
+            .update_columns([Column::Config, Column::NamedBy, Column::UpdatedAt])
             .to_owned()
     }
 }

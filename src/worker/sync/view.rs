@@ -23,7 +23,7 @@ use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig,
 use crate::error::{AppError, Result};
 use crate::ingest::{Answer, RequestBody, RequestMeta, Staging};
 use crate::storage::request_log::StoredBody;
-use crate::storage::{staging, views};
+use crate::storage::{staging, view_grants, views};
 use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
 
 /// Staged ids compared with a snapshot per read, and tombstones staged per request.
@@ -54,7 +54,9 @@ struct Read {
 
 /// Reads every configured view of a VIEW tenant into staging.
 pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
-    let Some(cfg) = views::get(&ctx.worker.db, ctx.tenant, ctx.worker.views.key()).await? else {
+    let Some((cfg, named_by)) =
+        views::stored(&ctx.worker.db, ctx.tenant, ctx.worker.views.key()).await?
+    else {
         return Err(AppError::FailedPrecondition(format!(
             "tenant {} is a VIEW integration without a View configuration: set one with \
              `erpsync tenant set-view` or SetViewConfig",
@@ -63,7 +65,9 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
     };
     let started = Instant::now();
     let received_at = Utc::now();
-    let mut erp = match ctx.worker.views.connect(&cfg.url).await {
+    // The gate again at every run: a grant revoked since the URL was stored stops it here.
+    let grants = view_grants::of_tenant(&ctx.worker.db, ctx.tenant).await?;
+    let mut erp = match ctx.worker.views.connect(&cfg, named_by, &grants).await {
         Ok(erp) => erp,
         Err(e) => {
             let message = format!(
