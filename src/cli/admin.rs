@@ -119,19 +119,9 @@ pub enum TenantCommand {
     /// list (--view-allow-host, --view-sqlite-dir, as `serve` has them); a source
     /// granted to one tenant is refused to every other.
     GrantViewSource {
-        /// Tenant id.
-        #[arg(long)]
-        id: String,
-        /// The source's URL.
-        #[arg(
-            long,
-            required_unless_present = "sqlite_file",
-            conflicts_with = "sqlite_file"
-        )]
-        url: Option<String>,
-        /// The source's SQLite file (it must exist).
-        #[arg(long)]
-        sqlite_file: Option<std::path::PathBuf>,
+        /// The tenant and the source.
+        #[command(flatten)]
+        source: NamedSource,
         /// The server-wide list's hosts, as `serve --view-allow-host` has them.
         #[arg(
             long = setting::VIEW_ALLOW_HOST.flag,
@@ -150,21 +140,7 @@ pub enum TenantCommand {
     /// Takes a View source back from the tenant (as `grant-view-source` or
     /// `list-view-sources` names it): a stored View URL naming it is refused from the
     /// tenant's next run and next SetViewConfig on.
-    RevokeViewSource {
-        /// Tenant id.
-        #[arg(long)]
-        id: String,
-        /// The source's URL.
-        #[arg(
-            long,
-            required_unless_present = "sqlite_file",
-            conflicts_with = "sqlite_file"
-        )]
-        url: Option<String>,
-        /// The source's SQLite file.
-        #[arg(long)]
-        sqlite_file: Option<std::path::PathBuf>,
-    },
+    RevokeViewSource(NamedSource),
     /// Lists the View sources granted to the tenant.
     ListViewSources {
         /// Tenant id.
@@ -405,14 +381,11 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             }
         }
         TenantCommand::GrantViewSource {
-            id,
-            url: source,
-            sqlite_file,
+            source,
             view_allow_hosts,
             view_sqlite_dirs,
         } => {
-            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let source = source_url(source, sqlite_file);
+            let (id, source) = source.parse()?;
             let db = open(url).await?;
             let policy = SourcePolicy {
                 hosts: view_allow_hosts,
@@ -429,13 +402,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 println!("{id} already had the View source {grant}");
             }
         }
-        TenantCommand::RevokeViewSource {
-            id,
-            url: source,
-            sqlite_file,
-        } => {
-            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let source = source_url(source, sqlite_file);
+        TenantCommand::RevokeViewSource(source) => {
+            let (id, source) = source.parse()?;
             let db = open(url).await?;
             let (grant, had) = view_admin(&db, url, None)
                 .await?
@@ -481,13 +449,34 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
     Ok(())
 }
 
-/// The source a grant or revoke command names: its URL, or its SQLite file as one.
-fn source_url(url: Option<String>, sqlite_file: Option<std::path::PathBuf>) -> String {
-    match (url, sqlite_file) {
-        (Some(url), _) => url,
-        (None, Some(file)) => format!("sqlite://{}", file.display()),
-        // clap requires one of them.
-        (None, None) => String::new(),
+/// A tenant and a View source, as `grant-view-source` and `revoke-view-source` name them.
+#[derive(Debug, clap::Args)]
+pub struct NamedSource {
+    /// Tenant id.
+    #[arg(long)]
+    id: String,
+    /// The source's URL.
+    #[arg(
+        long,
+        required_unless_present = "sqlite_file",
+        conflicts_with = "sqlite_file"
+    )]
+    url: Option<String>,
+    /// The source's SQLite file.
+    #[arg(long)]
+    sqlite_file: Option<std::path::PathBuf>,
+}
+
+impl NamedSource {
+    /// The tenant, and the source as a URL (a SQLite file as a sqlite:// one).
+    fn parse(self) -> anyhow::Result<(TenantId, String)> {
+        let id = TenantId::parse(&self.id).map_err(|e| anyhow!(e))?;
+        let source = match (self.url, self.sqlite_file) {
+            (Some(url), _) => url,
+            (None, Some(file)) => format!("sqlite://{}", file.display()),
+            (None, None) => anyhow::bail!("give --url or --sqlite-file"),
+        };
+        Ok((id, source))
     }
 }
 

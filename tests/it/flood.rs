@@ -11,12 +11,11 @@ use bytes::Bytes;
 use erpsync::config::Config;
 use erpsync::domain::token::Role;
 use erpsync::grpc::pb::{self, GetOverviewRequest};
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
 
-use crate::helpers::{authed, spawn_app_with, TestApp};
+use crate::helpers::{authed, closed_within, spawn_app_with, TestApp};
 use crate::pki::{https_post, Pki};
 
 /// The address the attacker's connections come from.
@@ -142,15 +141,6 @@ async fn h2_call(
 
 /// An empty `grpc.health.v1.HealthCheckRequest` (the server as a whole).
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
-
-/// Whether the server closes `stream` (EOF or reset) within `bound`.
-async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(bound, stream.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    )
-}
 
 /// Whether the HTTP/2 connection driven by `driver` ended within `bound` after a GOAWAY
 /// (h2 ends a connection the server shut down gracefully with Ok).

@@ -575,3 +575,13 @@ impl Drop for PgProxy {
         }
     }
 }
+
+/// Whether the server closes `stream` (EOF or reset) within `bound`.
+pub async fn closed_within(stream: &mut tokio::net::TcpStream, bound: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(bound, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{authed, http_post, spawn_app_with, Backend, TestApp};
+use crate::helpers::{authed, closed_within, http_post, spawn_app_with, Backend, TestApp};
 use crate::ingest::valid_fields;
 
 /// Runs `body` on a server tuned by `tune`, once per backend.
@@ -105,15 +105,6 @@ async fn a_tenants_log_streams_past_its_cap_are_refused_and_slots_come_back(app:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(opened, "the slot of a closed stream never came back");
-}
-
-/// Whether the server closes `stream` (EOF or reset) within `bound`.
-async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(bound, stream.read(&mut buf)).await,
-        Ok(Ok(0) | Err(_))
-    )
 }
 
 async fn overview_ok(app: &TestApp, token: &str) -> bool {
