@@ -146,6 +146,24 @@ pub mod setting {
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
 }
 
+/// A yes/no setting's value as the operator may write it, in any case: `1`, `true`, `yes`
+/// or `0`, `false`, `no` (environment variables are often set to `1`). The CLI parses
+/// every boolean setting with this; anything else is refused naming what is accepted.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    const YES: [&str; 3] = ["1", "true", "yes"];
+    const NO: [&str; 3] = ["0", "false", "no"];
+    let t = text.trim();
+    if YES.iter().any(|y| t.eq_ignore_ascii_case(y)) {
+        Ok(true)
+    } else if NO.iter().any(|n| t.eq_ignore_ascii_case(n)) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "expected 1, true or yes (on) or 0, false or no (off), got {text:?}"
+        ))
+    }
+}
+
 /// Where runs deliver their records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrmSink {
@@ -547,6 +565,25 @@ mod tests {
         config.rate_limits.failed_auth_per_sec = 0;
         config.rate_limits.pushes_per_sec = 0;
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn booleans_are_1_0_true_false_yes_no_in_any_case() {
+        for yes in ["1", "true", "TRUE", "True", "yes", "YES", "Yes", " 1 "] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes:?}");
+        }
+        for no in ["0", "false", "FALSE", "False", "no", "NO", "No"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no:?}");
+        }
+        for other in ["maybe", "", "2", "on", "off", "y", "n", "t", "f", "-1"] {
+            assert_eq!(
+                parse_bool(other),
+                Err(format!(
+                    "expected 1, true or yes (on) or 0, false or no (off), got {other:?}"
+                )),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

@@ -241,7 +241,7 @@ struct ServeArgs {
     #[arg(long = setting::TLS_CLIENT_CA.flag, env = setting::TLS_CLIENT_CA.env, requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
     /// Serve plaintext beyond loopback (behind a TLS-terminating proxy); logs a warning.
-    #[arg(long = setting::INSECURE.flag, env = setting::INSECURE.env)]
+    #[arg(long = setting::INSECURE.flag, env = setting::INSECURE.env, value_parser = cfg::parse_bool)]
     insecure: bool,
 }
 
@@ -498,6 +498,33 @@ mod tests {
             .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
             .cloned()
             .collect()
+    }
+
+    #[test]
+    fn every_yes_no_setting_reads_1_0_true_false_yes_no() {
+        let switches: Vec<clap::Arg> = serve_args()
+            .into_iter()
+            .filter(|a| matches!(a.get_action(), clap::ArgAction::SetTrue))
+            .collect();
+        assert!(!switches.is_empty());
+        for arg in switches {
+            // The switch's own value parser (what reads its environment variable), fed a
+            // value on the command line.
+            let id = arg.get_id().clone();
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let cmd = clap::Command::new("t").arg(arg.action(clap::ArgAction::Set).num_args(1));
+            let read = |text: &str| {
+                cmd.clone()
+                    .try_get_matches_from(["t", flag.as_str(), text])
+                    .map(|m| *m.get_one::<bool>(id.as_str()).unwrap())
+            };
+            for (text, value) in [("1", true), ("YES", true), ("true", true), ("0", false)] {
+                assert_eq!(read(text).ok(), Some(value), "{flag} {text}");
+            }
+            assert!(read("maybe").is_err(), "{flag} maybe");
+        }
+        assert!(serve(&["--insecure"]).0.insecure);
+        assert!(!serve(&[]).0.insecure);
     }
 
     #[test]
