@@ -21,6 +21,7 @@ mod m20261201_000010_abc_lean;
 mod m20261203_000011_instance;
 mod m20261203_000012_token_salt;
 mod m20261204_000013_run_progress;
+mod m20261205_000014_page_key;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_instance::Migration),
             Box::new(m20261203_000012_token_salt::Migration),
             Box::new(m20261204_000013_run_progress::Migration),
+            Box::new(m20261205_000014_page_key::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ mod migrate;
 mod northwind;
 mod outage;
 mod overview;
+mod page_tokens;
 mod schedule;
 mod secrets;
 mod sync;
