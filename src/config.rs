@@ -21,8 +21,8 @@ pub use crate::ingest::{
 };
 pub use crate::storage::{DEFAULT_DATABASE_TIMEOUT, DEFAULT_DATABASE_URL};
 pub use crate::throttle::{
-    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_PER_SEC, DEFAULT_PUSHES_PER_SEC,
-    DEFAULT_STREAMS_PER_TENANT,
+    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC, DEFAULT_FAILED_AUTH_PER_SEC,
+    DEFAULT_PUSHES_PER_SEC, DEFAULT_STREAMS_PER_TENANT,
 };
 pub use crate::worker::delivery::{
     DEFAULT_RUN_RETRIES, DEFAULT_RUN_RETRY_BACKOFF, DEFAULT_SINK_ATTEMPTS, DEFAULT_SINK_BACKOFF,
@@ -130,6 +130,11 @@ pub mod setting {
     /// `serve --failed-auth-per-sec`.
     pub const FAILED_AUTH_PER_SEC: Setting =
         s("failed-auth-per-sec", "ERPSYNC_FAILED_AUTH_PER_SEC");
+    /// `serve --failed-auth-global-per-sec`.
+    pub const FAILED_AUTH_GLOBAL_PER_SEC: Setting = s(
+        "failed-auth-global-per-sec",
+        "ERPSYNC_FAILED_AUTH_GLOBAL_PER_SEC",
+    );
     /// `serve --pushes-per-sec`.
     pub const PUSHES_PER_SEC: Setting = s("pushes-per-sec", "ERPSYNC_PUSHES_PER_SEC");
     /// `serve --streams-per-tenant`.
@@ -239,7 +244,7 @@ pub struct Config {
     pub conn: ConnLimits,
     /// How long a call may take to start answering.
     pub request_timeout: std::time::Duration,
-    /// Failed authentications per address and pushes per token.
+    /// Failed authentications per address and on the server, pushes per token.
     pub rate_limits: RateLimits,
     /// TLS on the listener; None serves plaintext.
     pub tls: Option<TlsFiles>,
@@ -563,6 +568,7 @@ mod tests {
         config.retries.max = 0;
         config.retries.backoff = Duration::ZERO;
         config.rate_limits.failed_auth_per_sec = 0;
+        config.rate_limits.failed_auth_global_per_sec = 0;
         config.rate_limits.pushes_per_sec = 0;
         assert_eq!(config.validate(), Ok(()));
     }

@@ -219,9 +219,15 @@ struct ServeArgs {
     /// shorter than --request-timeout-secs.
     #[arg(long = setting::BODY_TIMEOUT_SECS.flag, env = setting::BODY_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_BODY_TIMEOUT.as_secs())]
     body_timeout_secs: u64,
-    /// Failed authentications a client address may make per second (0: no limit).
+    /// Failed authentications a client address (an IPv6 /64) may make per second, bursts
+    /// of twice that; past them its calls are refused before any token is looked up (0:
+    /// no limit).
     #[arg(long = setting::FAILED_AUTH_PER_SEC.flag, env = setting::FAILED_AUTH_PER_SEC.env, default_value_t = cfg::DEFAULT_FAILED_AUTH_PER_SEC)]
     failed_auth_per_sec: u32,
+    /// Failed authentications the whole server takes per second from all addresses,
+    /// bursts of twice that; past them every call is refused until it refills (0: off).
+    #[arg(long = setting::FAILED_AUTH_GLOBAL_PER_SEC.flag, env = setting::FAILED_AUTH_GLOBAL_PER_SEC.env, default_value_t = cfg::DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC)]
+    failed_auth_global_per_sec: u32,
     /// Pushes a token may make per second, bursts of twice that (0: no limit).
     #[arg(long = setting::PUSHES_PER_SEC.flag, env = setting::PUSHES_PER_SEC.env, default_value_t = cfg::DEFAULT_PUSHES_PER_SEC)]
     pushes_per_sec: u32,
@@ -277,6 +283,7 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             rate_limits: crate::throttle::RateLimits {
                 failed_auth_per_sec: self.failed_auth_per_sec,
+                failed_auth_global_per_sec: self.failed_auth_global_per_sec,
                 pushes_per_sec: self.pushes_per_sec,
                 streams_per_tenant: self.streams_per_tenant,
                 exports_per_tenant: self.exports_per_tenant,
