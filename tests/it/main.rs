@@ -18,6 +18,7 @@ mod isolation;
 mod lease;
 mod limits;
 mod logs;
+mod masking;
 mod migrate;
 mod northwind;
 mod outage;
