@@ -26,13 +26,15 @@ impl Tokens {
     }
 
     /// Checks an `authorization` header value (gRPC metadata or HTTP header alike) sent
-    /// from `peer`: a failure counts against the address's limit (see [`crate::throttle`]).
-    /// `header` is None when absent, `Err(())` when it is not text.
+    /// from `peer`: an address (or server) that has spent its failed authentications is
+    /// refused before the token is even read, and a failure counts against both (see
+    /// [`crate::throttle`]). `header` is None when absent, `Err(())` when it is not text.
     pub async fn authenticate(
         &self,
         header: Option<std::result::Result<&str, ()>>,
         peer: Option<std::net::IpAddr>,
     ) -> Result<Grant> {
+        self.throttle.admit_auth(peer)?;
         let verified = match header {
             Some(Err(())) => Err(AppError::Unauthenticated(
                 "authorization is not text".into(),
@@ -41,7 +43,10 @@ impl Tokens {
             None => self.verify(None).await,
         };
         match verified {
-            Err(err @ AppError::Unauthenticated(_)) => Err(self.throttle.failed_auth(peer, err)),
+            Err(err @ AppError::Unauthenticated(_)) => {
+                self.throttle.failed_auth(peer);
+                Err(err)
+            }
             other => other,
         }
     }
@@ -50,6 +55,7 @@ impl Tokens {
     pub fn unthrottled(db: Db) -> Self {
         let off = RateLimits {
             failed_auth_per_sec: 0,
+            failed_auth_global_per_sec: 0,
             pushes_per_sec: 0,
             ..RateLimits::default()
         };

@@ -24,8 +24,8 @@ pub use crate::ingest::{
 };
 pub use crate::storage::{DEFAULT_DATABASE_TIMEOUT, DEFAULT_DATABASE_URL};
 pub use crate::throttle::{
-    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_PER_SEC, DEFAULT_PUSHES_PER_SEC,
-    DEFAULT_STREAMS_PER_TENANT,
+    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC, DEFAULT_FAILED_AUTH_PER_SEC,
+    DEFAULT_PUSHES_PER_SEC, DEFAULT_STREAMS_PER_TENANT,
 };
 pub use crate::worker::delivery::{
     DEFAULT_RUN_RETRIES, DEFAULT_RUN_RETRY_BACKOFF, DEFAULT_SINK_ATTEMPTS, DEFAULT_SINK_BACKOFF,
@@ -146,6 +146,11 @@ pub mod setting {
     /// `serve --failed-auth-per-sec`.
     pub const FAILED_AUTH_PER_SEC: Setting =
         s("failed-auth-per-sec", "ERPSYNC_FAILED_AUTH_PER_SEC");
+    /// `serve --failed-auth-global-per-sec`.
+    pub const FAILED_AUTH_GLOBAL_PER_SEC: Setting = s(
+        "failed-auth-global-per-sec",
+        "ERPSYNC_FAILED_AUTH_GLOBAL_PER_SEC",
+    );
     /// `serve --pushes-per-sec`.
     pub const PUSHES_PER_SEC: Setting = s("pushes-per-sec", "ERPSYNC_PUSHES_PER_SEC");
     /// `serve --streams-per-tenant`.
@@ -171,6 +176,24 @@ pub mod setting {
     /// `serve --crm-sink-token-file`.
     pub const CRM_SINK_TOKEN_FILE: Setting =
         s("crm-sink-token-file", "ERPSYNC_CRM_SINK_TOKEN_FILE");
+}
+
+/// A yes/no setting's value as the operator may write it, in any case: `1`, `true`, `yes`
+/// or `0`, `false`, `no` (environment variables are often set to `1`). The CLI parses
+/// every boolean setting with this; anything else is refused naming what is accepted.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    const YES: [&str; 3] = ["1", "true", "yes"];
+    const NO: [&str; 3] = ["0", "false", "no"];
+    let t = text.trim();
+    if YES.iter().any(|y| t.eq_ignore_ascii_case(y)) {
+        Ok(true)
+    } else if NO.iter().any(|n| t.eq_ignore_ascii_case(n)) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "expected 1, true or yes (on) or 0, false or no (off), got {text:?}"
+        ))
+    }
 }
 
 /// Where runs deliver their records.
@@ -275,7 +298,7 @@ pub struct Config {
     pub conn: ConnLimits,
     /// How long a call may take to start answering.
     pub request_timeout: std::time::Duration,
-    /// Failed authentications per address and pushes per token.
+    /// Failed authentications per address and on the server, pushes per token.
     pub rate_limits: RateLimits,
     /// TLS on the listener; None serves plaintext.
     pub tls: Option<TlsFiles>,
@@ -623,8 +646,28 @@ mod tests {
         config.retries.max = 0;
         config.retries.backoff = Duration::ZERO;
         config.rate_limits.failed_auth_per_sec = 0;
+        config.rate_limits.failed_auth_global_per_sec = 0;
         config.rate_limits.pushes_per_sec = 0;
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn booleans_are_1_0_true_false_yes_no_in_any_case() {
+        for yes in ["1", "true", "TRUE", "True", "yes", "YES", "Yes", " 1 "] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes:?}");
+        }
+        for no in ["0", "false", "FALSE", "False", "no", "NO", "No"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no:?}");
+        }
+        for other in ["maybe", "", "2", "on", "off", "y", "n", "t", "f", "-1"] {
+            assert_eq!(
+                parse_bool(other),
+                Err(format!(
+                    "expected 1, true or yes (on) or 0, false or no (off), got {other:?}"
+                )),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! The history service: what the host's "Dados ERP" page reads (overview, runs and their
 //! logs, pending deletions, the ABC report, categorized companies) and the settings it
 //! writes. Every call answers NOT_FOUND for a tenant that does not exist; listings are
-//! paged by opaque tokens ([`crate::domain::page_token`]).
+//! paged by opaque tokens ([`crate::domain::page_token`]) signed with the database's page
+//! key, read once per server.
 
 use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, PendingDelete};
-use crate::domain::page_token::{self, Listing};
+use crate::domain::page_token::{self, Listing, PageKey};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, Tenant, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
-use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
+use crate::storage::{abc, events, instance, pending_deletes, runs, tenants, Db};
 
 /// A page of a listing and the token of the next one ("" after the last).
 #[derive(Debug, Clone, PartialEq)]
@@ -24,17 +25,19 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// A page of `listing` read with `page_size`: a full page names its last item's
-    /// position (`position`) as the next page's token; a shorter one is the last.
+    /// A page of `tenant`'s `listing` read with `page_size`: a full page names its last
+    /// item's position (`position`) as the next page's token, signed with `key`; a
+    /// shorter one is the last.
     fn of(
         items: Vec<T>,
         page_size: u64,
-        listing: Listing,
+        key: &PageKey,
+        (listing, tenant): (Listing, &TenantId),
         position: impl Fn(&T) -> String,
     ) -> Self {
         let next_page_token = match items.last() {
             Some(last) if items.len() as u64 == page_size => {
-                page_token::encode(listing, &position(last))
+                key.encode(listing, tenant, &position(last))
             }
             _ => String::new(),
         };
@@ -49,12 +52,40 @@ impl<T> Page<T> {
 #[derive(Clone, Debug)]
 pub struct History {
     db: Db,
+    /// The database's page key, read on first use (see [`instance::page_key`]).
+    page_key: std::sync::Arc<tokio::sync::OnceCell<PageKey>>,
 }
 
 impl History {
     /// The history kept in `db`.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            page_key: Default::default(),
+        }
+    }
+
+    /// The page key, read (and made, on a new database) once.
+    async fn page_key(&self) -> Result<&PageKey> {
+        self.page_key
+            .get_or_try_init(|| instance::page_key(&self.db))
+            .await
+    }
+
+    /// The position `token` names in `tenant`'s `listing`; None for the first page.
+    async fn position(
+        &self,
+        listing: Listing,
+        tenant: &TenantId,
+        token: &str,
+    ) -> Result<Option<String>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        self.page_key()
+            .await?
+            .decode(listing, tenant, token)
+            .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
     }
 
     /// NOT_FOUND unless `tenant` exists.
@@ -129,12 +160,18 @@ impl History {
         page_size: u64,
         page_token: &str,
     ) -> Result<Page<RunSummary>> {
-        let before = runs_position(page_token)?;
+        let position = self.position(Listing::Runs, tenant, page_token).await?;
+        let before = position.as_deref().map(runs_position).transpose()?;
         self.require(tenant).await?;
         let page = runs::page(&self.db, tenant, status, before, page_size).await?;
-        Ok(Page::of(page, page_size, Listing::Runs, |last| {
-            format!("{}:{}", last.started_at.timestamp_micros(), last.id)
-        }))
+        let key = self.page_key().await?;
+        Ok(Page::of(
+            page,
+            page_size,
+            key,
+            (Listing::Runs, tenant),
+            |last| format!("{}:{}", last.started_at.timestamp_micros(), last.id),
+        ))
     }
 
     /// A run and its log.
@@ -165,7 +202,9 @@ impl History {
         page_size: u64,
         page_token: &str,
     ) -> Result<Page<PendingDelete>> {
-        let after = position(Listing::PendingDeletes, page_token)?;
+        let after = self
+            .position(Listing::PendingDeletes, tenant, page_token)
+            .await?;
         self.require(tenant).await?;
         let table = guarded_table(table)?;
         let page = pending_deletes::list(
@@ -176,9 +215,14 @@ impl History {
             page_size,
         )
         .await?;
-        Ok(Page::of(page, page_size, Listing::PendingDeletes, |last| {
-            last.external_id.clone()
-        }))
+        let key = self.page_key().await?;
+        Ok(Page::of(
+            page,
+            page_size,
+            key,
+            (Listing::PendingDeletes, tenant),
+            |last| last.external_id.clone(),
+        ))
     }
 
     /// The ABC analysis in force, and the run whose classification is held, if one is.
@@ -203,7 +247,9 @@ impl History {
         page_size: u64,
         page_token: &str,
     ) -> Result<Page<Category>> {
-        let after = position(Listing::Companies, page_token)?;
+        let after = self
+            .position(Listing::Companies, tenant, page_token)
+            .await?;
         self.require(tenant).await?;
         let page = abc::list(
             &self.db,
@@ -213,9 +259,14 @@ impl History {
             page_size,
         )
         .await?;
-        Ok(Page::of(page, page_size, Listing::Companies, |last| {
-            last.external_id.clone()
-        }))
+        let key = self.page_key().await?;
+        Ok(Page::of(
+            page,
+            page_size,
+            key,
+            (Listing::Companies, tenant),
+            |last| last.external_id.clone(),
+        ))
     }
 
     /// A company's category now and every change to it, oldest first.
@@ -246,17 +297,8 @@ fn run_not_found(tenant: &TenantId, run_id: &str) -> AppError {
     AppError::NotFound(format!("run {run_id} not found for tenant {tenant}"))
 }
 
-/// The position a page token names in `listing`; None for the first page.
-fn position(listing: Listing, token: &str) -> Result<Option<String>> {
-    page_token::decode(listing, token)
-        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
-}
-
-/// The position of a ListRuns page token ("<started_at micros>:<run id>"); None for "".
-fn runs_position(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>> {
-    let Some(position) = position(Listing::Runs, token)? else {
-        return Ok(None);
-    };
+/// The position of a ListRuns page token ("<started_at micros>:<run id>").
+fn runs_position(position: &str) -> Result<(chrono::DateTime<Utc>, String)> {
     let bad = || {
         AppError::InvalidFields(vec![FieldViolation::new(
             "page_token",
@@ -269,5 +311,5 @@ fn runs_position(token: &str) -> Result<Option<(chrono::DateTime<Utc>, String)>>
         .ok()
         .and_then(chrono::DateTime::from_timestamp_micros)
         .ok_or_else(bad)?;
-    Ok(Some((at, id.to_owned())))
+    Ok((at, id.to_owned()))
 }

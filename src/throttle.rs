@@ -1,15 +1,18 @@
-//! Rate limits at the edge: failed authentications per client address (a token guesser
-//! gets a few tries a second, then RESOURCE_EXHAUSTED / 429 with a retry hint) and
-//! pushes per token (one ERP cannot flood the server) — keyed GCRA limiters from
-//! `governor`, whose idle keys are forgotten so memory stays bounded — and the long calls
-//! a tenant may hold open at once (log streams, exports).
+//! Rate limits at the edge: failed authentications per client address and, optionally,
+//! on the whole server (a token guesser gets a few tries a second; past them every call
+//! from its address — a correct token's too — is refused before any token is looked up,
+//! RESOURCE_EXHAUSTED / 429 with a retry hint), pushes per token (one ERP cannot flood
+//! the server; a keyed GCRA limiter from `governor`), and the long calls a tenant may hold
+//! open at once (log streams, exports). Keyed limiters forget idle keys, so memory stays
+//! bounded. An IPv6 client is counted by its /64 network, which one host usually holds
+//! whole.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -18,8 +21,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::domain::tenant::TenantId;
 use crate::error::AppError;
 
-/// Default failed authentications a client address may make per second.
+/// Default failed authentications a client address may make per second (bursts of twice
+/// that).
 pub const DEFAULT_FAILED_AUTH_PER_SEC: u32 = 20;
+/// Default failed authentications the whole server takes per second, from every address
+/// together (bursts of twice that); 0: no such budget. Off by default: once spent, it
+/// refuses everyone's calls, correct tokens' included, until it refills.
+pub const DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC: u32 = 0;
 /// Default pushes a token may make per second (bursts of twice that).
 pub const DEFAULT_PUSHES_PER_SEC: u32 = 50;
 /// Default log streams (StreamLogs) a tenant may hold open at once.
@@ -34,6 +42,8 @@ const MAX_KEYS: usize = 50_000;
 pub struct RateLimits {
     /// Failed authentications per client address per second.
     pub failed_auth_per_sec: u32,
+    /// Failed authentications per second on the whole server.
+    pub failed_auth_global_per_sec: u32,
     /// Pushes (gRPC Push and HTTP POST) per token per second.
     pub pushes_per_sec: u32,
     /// Log streams a tenant may hold open at once.
@@ -46,6 +56,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             failed_auth_per_sec: DEFAULT_FAILED_AUTH_PER_SEC,
+            failed_auth_global_per_sec: DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC,
             pushes_per_sec: DEFAULT_PUSHES_PER_SEC,
             streams_per_tenant: DEFAULT_STREAMS_PER_TENANT,
             exports_per_tenant: DEFAULT_EXPORTS_PER_TENANT,
@@ -56,7 +67,8 @@ impl Default for RateLimits {
 /// The server's limiters; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Throttle {
-    failed_auth: Option<Arc<Limiter<IpAddr>>>,
+    failed_auth: Option<Arc<FailureBudget<IpAddr>>>,
+    failed_auth_global: Option<Arc<FailureBudget<()>>>,
     pushes: Option<Arc<Limiter<String>>>,
     /// Open log streams per tenant.
     pub streams: TenantSlots,
@@ -68,28 +80,47 @@ impl Throttle {
     /// Limiters for `limits`.
     pub fn new(limits: RateLimits) -> Self {
         Self {
-            failed_auth: Limiter::new(limits.failed_auth_per_sec).map(Arc::new),
+            failed_auth: FailureBudget::new(limits.failed_auth_per_sec).map(Arc::new),
+            failed_auth_global: FailureBudget::new(limits.failed_auth_global_per_sec).map(Arc::new),
             pushes: Limiter::new(limits.pushes_per_sec).map(Arc::new),
             streams: TenantSlots::new(limits.streams_per_tenant, "log streams"),
             exports: TenantSlots::new(limits.exports_per_tenant, "exports"),
         }
     }
 
-    /// Counts a failed authentication from `peer`; past the limit, the answer becomes
-    /// RESOURCE_EXHAUSTED instead of UNAUTHENTICATED (`err`).
-    pub fn failed_auth(&self, peer: Option<IpAddr>, err: AppError) -> AppError {
-        match (&self.failed_auth, peer) {
-            (Some(limiter), Some(ip)) => match limiter.check(&ip) {
-                Ok(()) => err,
-                Err(wait) => AppError::RateLimited {
-                    message: format!(
-                        "too many failed authentications from this address: retry in {} ms",
-                        wait.as_millis().max(1)
-                    ),
-                    retry_after: wait,
-                },
-            },
-            _ => err,
+    /// Whether a call from `peer` may be authenticated at all: RESOURCE_EXHAUSTED, before
+    /// any token is looked up, while the address (or the whole server) has spent its
+    /// failed authentications — whatever token the call carries.
+    pub fn admit_auth(&self, peer: Option<IpAddr>) -> Result<(), AppError> {
+        let refused = |wait: Duration, whose: &str| AppError::RateLimited {
+            message: format!(
+                "too many failed authentications {whose}: retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+            retry_after: wait,
+        };
+        let now = Instant::now();
+        if let (Some(budget), Some(ip)) = (&self.failed_auth, peer) {
+            budget
+                .admit(&client(ip), now)
+                .map_err(|wait| refused(wait, "from this address"))?;
+        }
+        if let Some(budget) = &self.failed_auth_global {
+            budget
+                .admit(&(), now)
+                .map_err(|wait| refused(wait, "on this server"))?;
+        }
+        Ok(())
+    }
+
+    /// Counts a failed authentication from `peer` (against its address and the server).
+    pub fn failed_auth(&self, peer: Option<IpAddr>) {
+        let now = Instant::now();
+        if let (Some(budget), Some(ip)) = (&self.failed_auth, peer) {
+            budget.spend(client(ip), now);
+        }
+        if let Some(budget) = &self.failed_auth_global {
+            budget.spend((), now);
         }
     }
 
@@ -149,6 +180,74 @@ impl TenantSlots {
     }
 }
 
+/// Who a failed authentication is counted against: the address, or an IPv6 address's
+/// /64 network (a single host commonly holds a whole /64, so counting its addresses one by
+/// one would give it billions of budgets).
+fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked above")),
+        v4 => v4,
+    }
+}
+
+/// A budget of failures per key, `per_sec` a second with bursts of twice that (GCRA: each
+/// failure pushes the key's "theoretical arrival time" one interval further; a key is
+/// refused while that time is more than a burst ahead of now). Unlike a limiter, asking
+/// whether a key may proceed ([`FailureBudget::admit`]) spends nothing: only failures do.
+#[derive(Debug)]
+struct FailureBudget<K: Hash + Eq + Clone> {
+    /// Time one failure costs.
+    interval: Duration,
+    /// How far ahead of now a key's time may run before it is refused.
+    tolerance: Duration,
+    ahead: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Hash + Eq + Clone> FailureBudget<K> {
+    fn new(per_sec: u32) -> Option<Self> {
+        let per_sec = NonZeroU32::new(per_sec)?;
+        let interval = Duration::from_secs(1) / per_sec.get();
+        let burst = per_sec.get().saturating_mul(2);
+        Some(Self {
+            interval,
+            tolerance: interval * (burst - 1),
+            ahead: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Ok while `key` has failures left at `now`; else how long it must wait.
+    fn admit(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ahead.get(key) {
+            Some(&at) if at > now + self.tolerance => Err(at - self.tolerance - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spends one of `key`'s failures at `now`.
+    fn spend(&self, key: K, now: Instant) {
+        let mut ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ahead.len() > MAX_KEYS {
+            // Keys whose time is past have their whole budget again: forgetting them
+            // changes nothing.
+            ahead.retain(|_, at| *at > now);
+            ahead.shrink_to_fit();
+        }
+        let at = ahead.entry(key).or_insert(now);
+        *at = (*at).max(now) + self.interval;
+    }
+}
+
 /// One keyed limiter: `per_sec` a second, bursts of twice that.
 #[derive(Debug)]
 struct Limiter<K: Hash + Eq + Clone> {
@@ -182,24 +281,101 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 mod tests {
     use super::*;
 
+    /// One call from `peer` whose token is wrong: the status it is answered with.
+    fn guess(t: &Throttle, peer: IpAddr) -> u16 {
+        match t.admit_auth(Some(peer)) {
+            Err(err) => err.http_status(),
+            Ok(()) => {
+                t.failed_auth(Some(peer));
+                401
+            }
+        }
+    }
+
     #[test]
-    fn a_guesser_is_slowed_after_its_burst_and_others_are_not() {
+    fn a_guesser_is_refused_before_lookup_after_its_burst_and_others_are_not() {
         let t = Throttle::new(RateLimits {
             failed_auth_per_sec: 5,
             pushes_per_sec: 0,
             ..RateLimits::default()
         });
         let guesser: IpAddr = "192.0.2.1".parse().unwrap();
-        let bad = || AppError::Unauthenticated("invalid token".into());
-        let answers: Vec<u16> = (0..20)
-            .map(|_| t.failed_auth(Some(guesser), bad()).http_status())
-            .collect();
+        let answers: Vec<u16> = (0..20).map(|_| guess(&t, guesser)).collect();
         assert!(answers[..10].iter().all(|s| *s == 401), "{answers:?}");
         assert!(answers[10..].iter().all(|s| *s == 429), "{answers:?}");
+        // Refused whatever the token: admission comes before any lookup.
+        let err = t.admit_auth(Some(guesser)).unwrap_err();
+        assert_eq!(err.http_status(), 429);
+        assert!(
+            err.to_string()
+                .contains("too many failed authentications from this address"),
+            "{err}"
+        );
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(t.failed_auth(Some(other), bad()).http_status(), 401);
+        assert_eq!(guess(&t, other), 401);
         // Pushes unlimited when set to 0.
         assert!((0..1000).all(|_| t.push("tok_a").is_ok()));
+    }
+
+    #[test]
+    fn an_ipv6_guesser_is_counted_by_its_64_network() {
+        let t = Throttle::new(RateLimits {
+            failed_auth_per_sec: 5,
+            ..RateLimits::default()
+        });
+        let answers: Vec<u16> = (0..11u16)
+            .map(|i| {
+                guess(
+                    &t,
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, i, i, i, i)),
+                )
+            })
+            .collect();
+        assert_eq!(answers[10], 429, "{answers:?}");
+        let elsewhere = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert_eq!(guess(&t, elsewhere), 401);
+        // An IPv4 client seen through an IPv6 socket is its IPv4 address.
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        assert_eq!(client(mapped), "192.0.2.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_global_budget_stops_guessing_from_many_addresses() {
+        let t = Throttle::new(RateLimits {
+            failed_auth_per_sec: 5,
+            failed_auth_global_per_sec: 4,
+            ..RateLimits::default()
+        });
+        let answers: Vec<u16> = (0..9u8)
+            .map(|i| guess(&t, IpAddr::from([192, 0, 2, i])))
+            .collect();
+        assert!(answers[..8].iter().all(|s| *s == 401), "{answers:?}");
+        assert_eq!(answers[8], 429);
+        let err = t
+            .admit_auth(Some("198.51.100.1".parse().unwrap()))
+            .unwrap_err();
+        assert!(err.to_string().contains("on this server"), "{err}");
+        // Off by default.
+        let t = Throttle::new(RateLimits::default());
+        assert!((0..40u8).all(|i| guess(&t, IpAddr::from([192, 0, 2, i])) == 401));
+    }
+
+    #[test]
+    fn a_budget_refills_with_time_and_forgets_idle_keys() {
+        let b = FailureBudget::<u32>::new(10).unwrap();
+        let start = Instant::now();
+        for _ in 0..20 {
+            assert!(b.admit(&1, start).is_ok());
+            b.spend(1, start);
+        }
+        let wait = b.admit(&1, start).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        assert!(b.admit(&1, start + wait).is_ok());
+        for key in 0..=MAX_KEYS as u32 + 1 {
+            b.spend(key, start);
+        }
+        b.spend(0, start + Duration::from_secs(60));
+        assert!(b.ahead.lock().unwrap().len() <= 2);
     }
 
     #[test]

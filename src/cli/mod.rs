@@ -252,9 +252,15 @@ struct ServeArgs {
     /// shorter than --request-timeout-secs.
     #[arg(long = setting::BODY_TIMEOUT_SECS.flag, env = setting::BODY_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_BODY_TIMEOUT.as_secs())]
     body_timeout_secs: u64,
-    /// Failed authentications a client address may make per second (0: no limit).
+    /// Failed authentications a client address (an IPv6 /64) may make per second, bursts
+    /// of twice that; past them its calls are refused before any token is looked up (0:
+    /// no limit).
     #[arg(long = setting::FAILED_AUTH_PER_SEC.flag, env = setting::FAILED_AUTH_PER_SEC.env, default_value_t = cfg::DEFAULT_FAILED_AUTH_PER_SEC)]
     failed_auth_per_sec: u32,
+    /// Failed authentications the whole server takes per second from all addresses,
+    /// bursts of twice that; past them every call is refused until it refills (0: off).
+    #[arg(long = setting::FAILED_AUTH_GLOBAL_PER_SEC.flag, env = setting::FAILED_AUTH_GLOBAL_PER_SEC.env, default_value_t = cfg::DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC)]
+    failed_auth_global_per_sec: u32,
     /// Pushes a token may make per second, bursts of twice that (0: no limit).
     #[arg(long = setting::PUSHES_PER_SEC.flag, env = setting::PUSHES_PER_SEC.env, default_value_t = cfg::DEFAULT_PUSHES_PER_SEC)]
     pushes_per_sec: u32,
@@ -274,7 +280,7 @@ struct ServeArgs {
     #[arg(long = setting::TLS_CLIENT_CA.flag, env = setting::TLS_CLIENT_CA.env, requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
     /// Serve plaintext beyond loopback (behind a TLS-terminating proxy); logs a warning.
-    #[arg(long = setting::INSECURE.flag, env = setting::INSECURE.env)]
+    #[arg(long = setting::INSECURE.flag, env = setting::INSECURE.env, value_parser = cfg::parse_bool)]
     insecure: bool,
 }
 
@@ -325,6 +331,7 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             rate_limits: crate::throttle::RateLimits {
                 failed_auth_per_sec: self.failed_auth_per_sec,
+                failed_auth_global_per_sec: self.failed_auth_global_per_sec,
                 pushes_per_sec: self.pushes_per_sec,
                 streams_per_tenant: self.streams_per_tenant,
                 exports_per_tenant: self.exports_per_tenant,
@@ -551,6 +558,33 @@ mod tests {
             .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
             .cloned()
             .collect()
+    }
+
+    #[test]
+    fn every_yes_no_setting_reads_1_0_true_false_yes_no() {
+        let switches: Vec<clap::Arg> = serve_args()
+            .into_iter()
+            .filter(|a| matches!(a.get_action(), clap::ArgAction::SetTrue))
+            .collect();
+        assert!(!switches.is_empty());
+        for arg in switches {
+            // The switch's own value parser (what reads its environment variable), fed a
+            // value on the command line.
+            let id = arg.get_id().clone();
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let cmd = clap::Command::new("t").arg(arg.action(clap::ArgAction::Set).num_args(1));
+            let read = |text: &str| {
+                cmd.clone()
+                    .try_get_matches_from(["t", flag.as_str(), text])
+                    .map(|m| *m.get_one::<bool>(id.as_str()).unwrap())
+            };
+            for (text, value) in [("1", true), ("YES", true), ("true", true), ("0", false)] {
+                assert_eq!(read(text).ok(), Some(value), "{flag} {text}");
+            }
+            assert!(read("maybe").is_err(), "{flag} maybe");
+        }
+        assert!(serve(&["--insecure"]).0.insecure);
+        assert!(!serve(&[]).0.insecure);
     }
 
     #[test]

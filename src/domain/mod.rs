@@ -4,6 +4,7 @@
 pub mod abc;
 pub mod alert;
 pub mod batch;
+pub mod credential;
 pub mod crm;
 pub mod export;
 pub mod hash;

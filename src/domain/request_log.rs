@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::secret::redact_credentials;
+use super::credential::redact_credentials;
 use super::tenant::TenantId;
 
 /// How a request arrived.

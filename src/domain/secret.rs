@@ -172,61 +172,6 @@ pub fn scrub(message: &str, url: &str) -> String {
         .fold(message.to_owned(), |m, s| m.replace(s.as_str(), "***"))
 }
 
-/// `body` with credential-shaped text replaced by `***`: erpsync tokens (`esk_…`) and
-/// `Bearer <token>` values an ERP put in a pushed body. Such a body is kept in the request
-/// log and exported; a credential in it would reach everyone who reads the Histórico.
-pub fn redact_credentials(body: &str) -> std::borrow::Cow<'_, str> {
-    let lower_has = |needle: &str| {
-        body.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    if !body.contains("esk_") && !lower_has("bearer ") {
-        return std::borrow::Cow::Borrowed(body);
-    }
-    let token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    let mut out = String::with_capacity(body.len());
-    let mut rest = body;
-    while !rest.is_empty() {
-        let next_esk = rest.find("esk_");
-        let next_bearer = rest
-            .char_indices()
-            .find(|(i, _)| {
-                rest.as_bytes()
-                    .get(*i..*i + 7)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
-            })
-            .map(|(i, _)| i);
-        let (at, skip) = match (next_esk, next_bearer) {
-            (None, None) => break,
-            (Some(e), Some(b)) if b < e => (b, 7),
-            (Some(e), _) => (e, 4),
-            (None, Some(b)) => (b, 7),
-        };
-        let after = &rest[at + skip..];
-        let secret_len = after.find(|c: char| !token_char(c)).unwrap_or(after.len());
-        // After "Bearer ", only what is long enough to be a credential ("Bearer Ltda" is a
-        // name); after "esk_", anything.
-        let masked = if skip == 4 {
-            secret_len > 0
-        } else {
-            secret_len >= MIN_BEARER
-        };
-        out.push_str(&rest[..at + skip]);
-        if masked {
-            out.push_str("***");
-            rest = &after[secret_len..];
-        } else {
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    std::borrow::Cow::Owned(out)
-}
-
-/// The shortest text after "Bearer " taken for a credential.
-const MIN_BEARER: usize = 16;
-
 /// Whether `stored` is a sealed value (as opposed to one stored in clear before).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
@@ -305,30 +250,6 @@ mod tests {
             .open(&String::from_utf8(altered).unwrap(), "acme")
             .is_err());
         assert!(key.open("postgres://in-clear", "acme").is_err());
-    }
-
-    #[test]
-    fn credentials_in_bodies_are_masked_and_the_rest_kept() {
-        let token = format!("esk_{}_{}", "a1".repeat(6), "b2".repeat(32));
-        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
-        let body = format!(
-            r#"{{"records":[{{"external_id":"c1","fields":{{"note":"auth: Bearer {token}, raw {token}; BEARER {jwt}"}}}}]}}"#
-        );
-        let masked = redact_credentials(&body);
-        assert!(!masked.contains(&token[4..]), "{masked}");
-        assert!(!masked.contains(jwt), "{masked}");
-        assert!(masked.contains(r#""external_id":"c1""#));
-        assert!(
-            masked.contains("auth: Bearer ***, raw esk_***; BEARER ***"),
-            "{masked}"
-        );
-        let plain = r#"{"records":[{"external_id":"c1","fields":{"name":"Bearer Ltda"}}]}"#;
-        assert_eq!(redact_credentials(plain), plain);
-        let untouched = r#"{"records":[]}"#;
-        assert!(matches!(
-            redact_credentials(untouched),
-            std::borrow::Cow::Borrowed(_)
-        ));
     }
 
     #[test]

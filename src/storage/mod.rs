@@ -12,6 +12,7 @@ pub mod days;
 mod entities;
 pub mod erp_counts;
 pub mod events;
+pub mod instance;
 pub mod lease;
 pub mod pending_deletes;
 pub mod request_log;

@@ -72,3 +72,48 @@ fn secrets_in_the_environment_are_not_echoed_by_help() {
     // Other settings show the value they were given.
     assert!(help.contains("ERPSYNC_SINK_ATTEMPTS=7"), "{help}");
 }
+
+/// `erpsync serve` on every address with `ERPSYNC_INSECURE=value` and a sink that cannot
+/// work: the error says which check stopped it (the plaintext refusal when the value reads
+/// as off, the sink's when it reads as on), so no server is left running.
+fn insecure_reads_as(value: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("never.db").display()
+    );
+    let out = erpsync_with_env(
+        &["serve", "--listen", "0.0.0.0:0"],
+        &[
+            ("DATABASE_URL", &db),
+            ("ERPSYNC_INSECURE", value),
+            ("ERPSYNC_SINK_ATTEMPTS", "0"),
+        ],
+    );
+    assert!(!out.status.success(), "ERPSYNC_INSECURE={value} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn boolean_settings_accept_1_0_true_false_yes_no_in_any_case() {
+    for on in ["1", "true", "TRUE", "yes", "Yes"] {
+        let said = insecure_reads_as(on);
+        assert!(
+            said.contains("--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive"),
+            "ERPSYNC_INSECURE={on}: {said}"
+        );
+    }
+    for off in ["0", "false", "False", "no", "NO"] {
+        let said = insecure_reads_as(off);
+        assert!(
+            said.contains("refusing to serve plaintext"),
+            "ERPSYNC_INSECURE={off}: {said}"
+        );
+    }
+    let said = insecure_reads_as("maybe");
+    assert!(
+        said.contains("--insecure")
+            && said.contains("expected 1, true or yes (on) or 0, false or no (off), got \"maybe\""),
+        "{said}"
+    );
+}

@@ -65,7 +65,9 @@ const MAX_SHOWN_CHARS: usize = 60;
 
 /// Validates `fields` of a record of `table` and returns them normalized, or every problem found.
 ///
-/// Known fields come back in canonical form and unknown fields as received. A JSON null or a
+/// Known fields come back in canonical form and unknown fields as received, except that
+/// credentials in free text (`Text` fields, texts of unknown fields) come back masked
+/// ([`crate::domain::credential`]). A JSON null or a
 /// blank string counts as absent: an absent optional field is left out of the result and an
 /// absent required one is reported as missing. Problems come in the table's field order, then
 /// unknown-field problems.
@@ -95,7 +97,7 @@ pub fn validate(
         match unknown_field_problem(table, fields, key) {
             Some(reason) => errors.push(FieldError::new(key, reason)),
             None => {
-                out.insert(key.clone(), value.clone());
+                out.insert(key.clone(), crate::domain::credential::redact_json(value));
             }
         }
     }

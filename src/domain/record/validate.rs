@@ -8,6 +8,7 @@ use super::date::{parse_date, DATE_HINT};
 use super::decimal::{decimal_from_number, parse_decimal};
 use super::document;
 use super::{json_type, show};
+use crate::domain::credential::redact_credentials;
 use crate::domain::tables::{Field, Table};
 
 pub use crate::domain::tables::Kind;
@@ -42,7 +43,11 @@ pub(super) fn normalize_field(kind: Kind, value: Option<&Value>) -> Result<Optio
         _ => return Ok(None),
     };
     let normalized = match kind {
-        Kind::Text => Value::String(text(value, MAX_TEXT_CHARS, false)?),
+        // Free text may carry a credential pasted by mistake: it is masked before it is
+        // staged and delivered. Codes and references are identifiers, kept exact.
+        Kind::Text => {
+            Value::String(redact_credentials(&text(value, MAX_TEXT_CHARS, false)?).into_owned())
+        }
         Kind::Code => Value::String(text(value, MAX_TEXT_CHARS, true)?),
         Kind::Ref => Value::String(text(value, MAX_REF_CHARS, true)?),
         Kind::Date => match value {

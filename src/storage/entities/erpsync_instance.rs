@@ -1,4 +1,5 @@
-//! `erpsync_instance`: one row, this database's random id, made by its first migration.
+//! `erpsync_instance`: one row, this database's random id, made by its first migration,
+//! and the key page tokens are signed with (filled by the first server that needs it).
 
 use sea_orm::entity::prelude::*;
 
@@ -8,6 +9,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// 64 hex digits; NULL until a server first needs it.
+    pub page_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
