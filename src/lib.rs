@@ -6,10 +6,12 @@
 //!
 //! Transports:
 //! * [`grpc`] — IntegrationHistory and ErpIngest (authorize, convert, delegate), health
-//!   (following the database), reflection, the gRPC CRM sink client; prost types stop here.
+//!   (following the database), reflection, the guard that answers requests that are not
+//!   gRPC or do not decode, the gRPC CRM sink client (TLS, its secret); prost types stop
+//!   here.
 //! * [`http`] — `POST /erp/v1/{table}` and the JSON error shape.
 //! * [`edge`] — authentication of every call on the port, once, before its handler: the
-//!   caller's grant goes on the request.
+//!   caller's grant goes on the request, and its connection is admitted (see [`conn`]).
 //! * [`cli`] — the subcommands (operator commands on the database, client commands over
 //!   gRPC with progress on the terminal).
 //!
