@@ -23,6 +23,7 @@ mod limits;
 mod logs;
 mod migrate;
 mod northwind;
+mod openapi;
 mod outage;
 mod overview;
 mod schedule;
