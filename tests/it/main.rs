@@ -5,6 +5,7 @@ mod pki;
 
 mod abc;
 mod auth;
+mod catalogue;
 mod cli;
 mod config;
 mod delivery;
