@@ -2,9 +2,10 @@
 //! ErpIngest, `POST /erp/v1/{table}`) is authenticated here, once, before its handler
 //! runs. The caller's [`Grant`] goes on the request; handlers only authorize and delegate.
 //! A caller who fails is answered here, in its transport's shape: a gRPC status, or the
-//! HTTP route's JSON error (with `Retry-After` when throttled). Health and reflection are
-//! not behind it; a call to them admits its connection ([`admit`]) as a call that passed
-//! the edge does (see `conn`: a connection that is never admitted is closed).
+//! HTTP route's JSON error (with `Retry-After` when throttled). Health, reflection and the
+//! HTTP route's OpenAPI document are not behind it; a call to them admits its connection
+//! ([`admit`]) as a call that passed the edge does (see `conn`: a connection that is
+//! never admitted is closed).
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -35,8 +36,8 @@ pub async fn authenticate(State(tokens): State<Tokens>, mut req: Request, next: 
     }
 }
 
-/// The layer's function on the routes that need no token (health, reflection): a call to
-/// them admits its connection.
+/// The layer's function on the routes that need no token (health, reflection, the
+/// OpenAPI document): a call to them admits its connection.
 pub async fn admit(req: Request, next: Next) -> Response {
     admit_connection(&req);
     next.run(req).await

@@ -2,7 +2,8 @@
 //! and integration middlewares speak HTTP/JSON. It shares the push handler with
 //! `ErpIngest.Push` and answers the same shape: 200 with the push answer, or
 //! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}` (429 and 503, a database
-//! outage, with `Retry-After`).
+//! outage, with `Retry-After`). The route is described by an OpenAPI document,
+//! `docs/openapi.json`, served at `GET /erp/v1/openapi.json` without a token.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use serde_json::Value;
@@ -41,6 +42,27 @@ pub fn router(ingestor: Ingestor, tokens: Tokens) -> Router {
         .with_state(HttpState { ingestor, tokens })
 }
 
+/// The OpenAPI document of the HTTP route (`docs/openapi.json`, checked against real
+/// answers by the integration tests).
+pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
+
+/// Where [`OPENAPI_JSON`] is served.
+pub const OPENAPI_PATH: &str = "/erp/v1/openapi.json";
+
+/// The route of the OpenAPI document. It needs no token (it describes no tenant's data),
+/// so it goes beside health and reflection, not behind the edge.
+pub fn docs_router() -> Router {
+    Router::new()
+        .route(OPENAPI_PATH, get(openapi))
+        .method_not_allowed_fallback(|req: axum::extract::Request| async move {
+            not_allowed(req.method(), "GET", "fetch the document with GET")
+        })
+}
+
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, OPENAPI_JSON.to_owned())
+}
+
 /// The answer to a path no route serves: gRPC callers get UNIMPLEMENTED (as tonic
 /// answers an unknown method); anyone else a 404 in the JSON error shape, so an ERP that
 /// mistypes the path and checks the HTTP status does not take its batch for delivered.
@@ -57,16 +79,18 @@ pub async fn not_found(req: axum::extract::Request) -> Response {
 
 /// The answer to `POST`-only routes called with another method.
 async fn method_not_allowed(req: axum::extract::Request) -> Response {
-    let err = AppError::InvalidArgument(format!(
-        "{} is not accepted here: send the batch with POST",
-        req.method()
-    ));
+    not_allowed(req.method(), "POST", "send the batch with POST")
+}
+
+/// 405 in the JSON error shape, with `Allow: allow`.
+fn not_allowed(method: &axum::http::Method, allow: &'static str, hint: &str) -> Response {
+    let err = AppError::InvalidArgument(format!("{method} is not accepted here: {hint}"));
     let mut res = json_response(
         StatusCode::METHOD_NOT_ALLOWED,
         ingest::error_json(&err, None),
     );
     res.headers_mut()
-        .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+        .insert(header::ALLOW, axum::http::HeaderValue::from_static(allow));
     res
 }
 

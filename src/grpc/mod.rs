@@ -90,13 +90,16 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
             crate::edge::authenticate,
         ));
 
-    // Open to anyone (no token): health and reflection; a call admits its connection.
+    // Open to anyone (no token): health, reflection and the HTTP route's OpenAPI
+    // document; a call admits its connection.
+    let docs = crate::http::docs_router().layer(axum::middleware::from_fn(crate::edge::admit));
     let router = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
         .layer(axum::middleware::from_fn(crate::edge::admit))
         .layer(axum::middleware::from_fn(guard::grpc_only))
+        .merge(docs)
         .merge(authenticated)
         .fallback(crate::http::not_found);
     Ok((Routes::from(router), statuses))

@@ -5,6 +5,7 @@ mod pki;
 
 mod abc;
 mod auth;
+mod catalogue;
 mod cli;
 mod config;
 mod delivery;
@@ -24,6 +25,7 @@ mod logs;
 mod masking;
 mod migrate;
 mod northwind;
+mod openapi;
 mod outage;
 mod overview;
 mod page_tokens;
