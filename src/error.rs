@@ -94,6 +94,10 @@ pub enum AppError {
         /// Worth retrying.
         transient: bool,
     },
+    /// The server did not have an answer under way within the call's deadline
+    /// (`--request-timeout-secs`): transient, answered UNAVAILABLE / 503 with a retry hint.
+    #[error("{0}")]
+    TooSlow(String),
     /// The database does not answer (down, unreachable, its connections cut, or none
     /// free in time): transient, answered UNAVAILABLE / 503 with a retry hint.
     #[error("the database is unreachable: {0}")]
@@ -186,7 +190,7 @@ impl AppError {
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Unavailable(_) => Code::Unavailable,
+            Self::Unavailable(_) | Self::TooSlow(_) => Code::Unavailable,
             Self::Database(_) | Self::Internal(_) | Self::Sink { .. } => Code::Internal,
         }
     }
@@ -254,7 +258,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            Self::Unavailable(_) | Self::TooSlow(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
     }
@@ -347,6 +351,11 @@ impl From<AppError> for Status {
                 tracing::warn!(error = %cause, "database unreachable; answered UNAVAILABLE");
                 let details = ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER));
                 Status::with_error_details(code, unavailable_message(), details)
+            }
+            AppError::TooSlow(ref message) => {
+                tracing::warn!(error = %message, "a call ran past its deadline; answered UNAVAILABLE");
+                let details = ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER));
+                Status::with_error_details(code, bounded(message.clone()), details)
             }
             AppError::RateLimited {
                 ref message,
@@ -453,6 +462,18 @@ mod tests {
             "{status:?}"
         );
         assert!(!status.message().contains("db.internal"), "{status:?}");
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_answers_unavailable_with_a_retry_hint_on_both_transports() {
+        let err = AppError::TooSlow("no answer within the server's 120 s deadline".into());
+        assert_eq!((err.http_status(), err.code_name()), (503, "UNAVAILABLE"));
+        assert_eq!(err.retry_after(), Some(UNAVAILABLE_RETRY_AFTER));
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("120 s deadline"), "{status:?}");
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
     }

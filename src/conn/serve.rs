@@ -26,13 +26,15 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::activity::{Deadlines, OpenCall};
 use super::{Activity, Conn, ConnLimits, ConnStats};
+use crate::error::AppError;
 
 /// How a connection's calls are served.
 #[derive(Debug, Clone, Copy)]
 pub struct Http {
     /// The connections' limits.
     pub limits: ConnLimits,
-    /// A call must have its answer under way by then (bounds a body trickled in).
+    /// A call must have its answer under way by then (bounds a body trickled in); one
+    /// that has not is answered UNAVAILABLE (HTTP 503) with a retry hint.
     pub request_timeout: Duration,
 }
 
@@ -182,6 +184,7 @@ impl hyper::service::Service<http::Request<Incoming>> for PerConnection {
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
+        let grpc = crate::http::is_grpc(&req);
         req.extensions_mut().insert(self.peer.clone());
         req.extensions_mut().insert(self.activity.clone());
         let open = self.activity.call_opened();
@@ -199,7 +202,18 @@ impl hyper::service::Service<http::Request<Incoming>> for PerConnection {
             let response = match answer {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
-                Err(_) => tonic::Status::cancelled("Timeout expired").into_http(),
+                // In the caller's transport: a gRPC status, or the HTTP route's JSON error.
+                Err(_) => {
+                    let err = AppError::TooSlow(format!(
+                        "no answer within the server's {} s deadline; try again",
+                        request_timeout.as_secs()
+                    ));
+                    if grpc {
+                        tonic::Status::from(err).into_http()
+                    } else {
+                        crate::http::answer(&err).map(Body::new)
+                    }
+                }
             };
             Ok(response.map(|body| TrackedBody { body, _open: open }))
         })
