@@ -432,7 +432,6 @@ impl Config {
         )?;
         let d = &self.delivery;
         positive(s::SINK_BATCH, d.batch == 0)?;
-        positive(s::SINK_ATTEMPTS, d.attempts == 0)?;
         // Without a wait, a failing sink is called again at once, every attempt.
         positive(s::SINK_BACKOFF_MS, d.backoff.is_zero())?;
         if d.max_backoff < d.backoff {
@@ -579,10 +578,6 @@ mod tests {
             ),
             (setting::SINK_BATCH, Box::new(|c| c.delivery.batch = 0)),
             (
-                setting::SINK_ATTEMPTS,
-                Box::new(|c| c.delivery.attempts = 0),
-            ),
-            (
                 setting::SINK_BACKOFF_MS,
                 Box::new(|c| c.delivery.backoff = Duration::ZERO),
             ),
@@ -626,8 +621,8 @@ mod tests {
              --sink-backoff-ms (ERPSYNC_SINK_BACKOFF_MS), which is 20 s; got 15 s"
         );
         assert_eq!(
-            refused(|c| c.delivery.attempts = 0),
-            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0"
+            refused(|c| c.delivery.batch = 0),
+            "--sink-batch (ERPSYNC_SINK_BATCH): must be positive, got 0"
         );
         let plaintext = refused(|c| c.listen = "0.0.0.0:50051".parse().unwrap());
         assert!(

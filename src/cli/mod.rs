@@ -476,7 +476,8 @@ pub struct DeliveryArgs {
     /// Records per call to the CRM sink.
     #[arg(long = setting::SINK_BATCH.flag, env = setting::SINK_BATCH.env, default_value_t = cfg::DEFAULT_SINK_BATCH)]
     sink_batch: usize,
-    /// Attempts per batch, the first included, while the sink fails transiently.
+    /// Most attempts per batch, the first included, while the sink fails transiently (0:
+    /// as many as --sink-batch-budget-secs allows).
     #[arg(long = setting::SINK_ATTEMPTS.flag, env = setting::SINK_ATTEMPTS.env, default_value_t = cfg::DEFAULT_SINK_ATTEMPTS)]
     sink_attempts: u32,
     /// Wait before a batch's second attempt, in milliseconds; doubled for each next one.
@@ -488,7 +489,8 @@ pub struct DeliveryArgs {
     /// Deadline of one call to the sink, in seconds.
     #[arg(long = setting::SINK_CALL_TIMEOUT_SECS.flag, env = setting::SINK_CALL_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_SINK_CALL_TIMEOUT.as_secs())]
     sink_call_timeout_secs: u64,
-    /// Time a batch may spend on retries before the run fails, in seconds.
+    /// Time a batch is retried for while the sink fails transiently, in seconds: its last
+    /// attempt starts within it; then the run fails.
     #[arg(long = setting::SINK_BATCH_BUDGET_SECS.flag, env = setting::SINK_BATCH_BUDGET_SECS.env, default_value_t = cfg::DEFAULT_SINK_BATCH_BUDGET.as_secs())]
     sink_batch_budget_secs: u64,
     /// Automatic retries of a failed run (trigger RETRY; 0: none).
@@ -633,11 +635,13 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_refused_naming_the_flag_and_its_variable() {
-        let (config, _) = serve(&["--sink-attempts=0"]);
+        let (config, _) = serve(&["--sink-batch=0"]);
         assert_eq!(
             config.validate().unwrap_err(),
-            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0"
+            "--sink-batch (ERPSYNC_SINK_BATCH): must be positive, got 0"
         );
+        let (config, _) = serve(&["--sink-attempts=0"]);
+        assert_eq!(config.validate(), Ok(()), "0 attempts: only the budget");
         let (config, _) = serve(&["--idle-timeout-secs=60", "--request-timeout-secs=60"]);
         assert!(config
             .validate()

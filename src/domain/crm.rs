@@ -29,6 +29,8 @@ pub struct CrmCompany {
     pub phone: String,
     /// Every field as staged.
     pub fields: Map<String, Value>,
+    /// The version delivered (default when read back from the CRM's tables).
+    pub version: RecordVersion,
 }
 
 /// A contact as delivered to the CRM.
@@ -48,6 +50,73 @@ pub struct CrmContact {
     pub phone: String,
     /// Every field as staged.
     pub fields: Map<String, Value>,
+    /// The version delivered (default when read back from the CRM's tables).
+    pub version: RecordVersion,
+}
+
+/// One version of a record as the CRM receives it: the same whenever that version is
+/// sent, in any run, so a host recognizes a repeat (and an out-of-order update).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordVersion {
+    /// The staged version's content hash (fields, updated_at, deleted).
+    pub content_hash: i64,
+    /// The ERP's last change, when it sent one.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The ingest request that last changed the record (empty for categories).
+    pub request_id: String,
+}
+
+impl RecordVersion {
+    /// The content hash as the CRM sees it: 16 lower-case hex digits.
+    pub fn hash_hex(&self) -> String {
+        format!(
+            "{:016x}",
+            u64::from_ne_bytes(self.content_hash.to_ne_bytes())
+        )
+    }
+}
+
+/// A deletion as delivered to the CRM: the record's id and its tombstone's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// The ERP's id.
+    pub external_id: String,
+    /// The staged tombstone's version.
+    pub version: RecordVersion,
+}
+
+/// A batch's idempotency key: SHA-256 over the call (`method`, e.g. "UpsertCompanies"),
+/// the tenant and each record's external id and version, in order; 32 hex digits. The
+/// same batch of the same versions has the same key in any run; any other batch has
+/// another.
+pub fn batch_key<'a>(
+    method: &str,
+    tenant: &str,
+    records: impl IntoIterator<Item = (&'a str, &'a RecordVersion)>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    // Every part is length-prefixed: parts cannot run into each other.
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(method.as_bytes());
+    part(tenant.as_bytes());
+    for (id, v) in records {
+        part(id.as_bytes());
+        part(&v.content_hash.to_le_bytes());
+        part(
+            &v.updated_at
+                .map_or(i64::MIN, |t| t.timestamp_micros())
+                .to_le_bytes(),
+        );
+        part(v.request_id.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn text(fields: &Map<String, Value>, key: &str) -> String {
@@ -71,6 +140,7 @@ impl CrmCompany {
             email: text(&fields, "email"),
             phone: text(&fields, "phone"),
             fields,
+            version: RecordVersion::default(),
         }
     }
 }
@@ -86,6 +156,25 @@ impl CrmContact {
             email: text(&fields, "email"),
             phone: text(&fields, "phone"),
             fields,
+            version: RecordVersion::default(),
+        }
+    }
+}
+
+impl Pending {
+    /// The company this staged `company` record is, with its version.
+    pub fn into_company(self) -> CrmCompany {
+        CrmCompany {
+            version: self.version,
+            ..CrmCompany::from_staged(&self.external_id, self.fields)
+        }
+    }
+
+    /// The contact this staged `contact` record is, with its version.
+    pub fn into_contact(self) -> CrmContact {
+        CrmContact {
+            version: self.version,
+            ..CrmContact::from_staged(&self.external_id, self.fields)
         }
     }
 }
@@ -191,8 +280,8 @@ pub struct Pending {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// A tombstone.
     pub deleted: bool,
-    /// The version's content hash, to mark it delivered.
-    pub hash: i64,
+    /// The version (its content hash marks it delivered).
+    pub version: RecordVersion,
     /// Whether an earlier version was delivered (an update rather than an insert).
     pub delivered_before: bool,
 }
@@ -223,5 +312,64 @@ mod delete_state_tests {
                 .to_string()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod batch_key_tests {
+    use super::*;
+
+    fn v(hash: i64, request: &str) -> RecordVersion {
+        RecordVersion {
+            content_hash: hash,
+            updated_at: None,
+            request_id: request.into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_key_follows_the_batch_content_only() {
+        let (a, b) = (v(1, "r1"), v(2, "r1"));
+        let key = |method: &str, tenant: &str, recs: &[(&str, &RecordVersion)]| {
+            batch_key(method, tenant, recs.iter().copied())
+        };
+        let k = key("UpsertCompanies", "acme", &[("c1", &a), ("c2", &b)]);
+        assert_eq!(k.len(), 32);
+        assert!(k
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(k, key("UpsertCompanies", "acme", &[("c1", &a), ("c2", &b)]));
+        let others = [
+            key("UpsertContacts", "acme", &[("c1", &a), ("c2", &b)]),
+            key("UpsertCompanies", "acme2", &[("c1", &a), ("c2", &b)]),
+            key("UpsertCompanies", "acme", &[("c2", &b), ("c1", &a)]),
+            key("UpsertCompanies", "acme", &[("c1", &a)]),
+            key("UpsertCompanies", "acme", &[("c1", &b), ("c2", &b)]),
+            // The same content again from a later request (a revert) is a new version.
+            key(
+                "UpsertCompanies",
+                "acme",
+                &[("c1", &v(1, "r2")), ("c2", &b)],
+            ),
+            key(
+                "UpsertCompanies",
+                "acme",
+                &[
+                    (
+                        "c1",
+                        &RecordVersion {
+                            updated_at: Some(DateTime::UNIX_EPOCH),
+                            ..a.clone()
+                        },
+                    ),
+                    ("c2", &b),
+                ],
+            ),
+        ];
+        for o in &others {
+            assert_ne!(&k, o);
+        }
+        assert_eq!(v(-1, "").hash_hex(), "ffffffffffffffff");
+        assert_eq!(v(255, "").hash_hex(), "00000000000000ff");
     }
 }

@@ -15,10 +15,11 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 
+use super::convert::record_version as version;
 use super::pb::{self, crm_sink_client::CrmSinkClient};
 use crate::config::{setting, SinkAccess};
 use crate::domain::abc::Category;
-use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
 use crate::error::{AppError, Result};
 use crate::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
 
@@ -240,6 +241,7 @@ impl CrmSink for GrpcSink {
                     state: c.state,
                     email: c.email,
                     phone: c.phone,
+                    version: version(&c.version),
                     fields: fields(c.fields),
                 })
                 .collect(),
@@ -264,6 +266,7 @@ impl CrmSink for GrpcSink {
                     company_id: c.company_id,
                     email: c.email,
                     phone: c.phone,
+                    version: version(&c.version),
                     fields: fields(c.fields),
                 })
                 .collect(),
@@ -273,7 +276,7 @@ impl CrmSink for GrpcSink {
         Ok(ack)
     }
 
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
+    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
         let ack = self.outcome(
             self.client
                 .clone()
@@ -284,7 +287,7 @@ impl CrmSink for GrpcSink {
         Ok(ack)
     }
 
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
+    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
         let ack = self.outcome(
             self.client
                 .clone()
@@ -309,12 +312,13 @@ impl CrmSink for GrpcSink {
     }
 }
 
-fn delete_request(call: &SinkCall, ids: &[String]) -> pb::DeleteRecordsRequest {
+fn delete_request(call: &SinkCall, ids: &[Deletion]) -> pb::DeleteRecordsRequest {
     pb::DeleteRecordsRequest {
         tenant_id: call.tenant.to_string(),
         run_id: call.run_id.clone(),
         idempotency_key: call.idempotency_key.clone(),
-        external_ids: ids.to_vec(),
+        external_ids: ids.iter().map(|d| d.external_id.clone()).collect(),
+        versions: ids.iter().filter_map(|d| version(&d.version)).collect(),
     }
 }
 

@@ -280,11 +280,20 @@ async fn apply(
             .collect();
         for chunk in for_crm.chunks(delivery.batch_size()) {
             let rows: Vec<Category> = chunk.iter().map(|c| (*c).clone()).collect();
+            let versions: Vec<_> = rows.iter().map(Category::version).collect();
+            let key = crate::domain::crm::batch_key(
+                "ApplyCategories",
+                tenant.id.as_str(),
+                rows.iter()
+                    .zip(&versions)
+                    .map(|(c, v)| (c.external_id.as_str(), v)),
+            );
             let sent = delivery
                 .send(
                     Stage::Categorize,
                     Table::Company,
                     "ApplyCategories",
+                    key,
                     |call| worker.sink.apply_categories(call, rows.clone()),
                 )
                 .await?;

@@ -1,17 +1,19 @@
 //! How a run delivers to the CRM sink, and how a failed run is tried again.
 //!
-//! Delivery is at least once: each batch carries an idempotency key (`<run_id>:<batch
-//! sequence>`, the same for every attempt), a call that fails transiently (the CRM down,
-//! slow or busy) is sent again after a capped exponential backoff, as long as the batch's
-//! attempts and time budget last, and every retry is a WARN event in the tenant's log
-//! with the sink's status. A run that still fails is FAILED; the scheduler starts it
-//! again (trigger RETRY) after its own backoff, a bounded number of times.
+//! Delivery is at least once: each batch carries an idempotency key derived from its
+//! content (see [`crate::domain::crm::batch_key`]: the same for every attempt, and for
+//! the same versions sent again in a later run), a call that fails transiently (the CRM
+//! down, slow or busy) is sent again after a capped exponential backoff until the
+//! batch's time budget is spent (and, when set, its attempts), and every retry is a WARN
+//! event in the tenant's log with the sink's status. A run that still fails is FAILED;
+//! the scheduler starts it again (trigger RETRY) after its own backoff, a bounded number
+//! of times.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
@@ -29,7 +31,8 @@ use crate::worker::RunWorker;
 pub struct DeliveryPolicy {
     /// Records per call.
     pub batch: usize,
-    /// Attempts per batch, the first included.
+    /// At most this many attempts per batch, the first included (0: as many as the
+    /// budget allows).
     pub attempts: u32,
     /// Wait before the second attempt; doubled for each next one…
     pub backoff: Duration,
@@ -37,23 +40,23 @@ pub struct DeliveryPolicy {
     pub max_backoff: Duration,
     /// Deadline of one call.
     pub call_timeout: Duration,
-    /// A batch is given up when its next attempt would start after this much time.
+    /// A batch is retried until its next attempt would start after this much time.
     pub batch_budget: Duration,
 }
 
 /// Default [`DeliveryPolicy::batch`].
 pub const DEFAULT_SINK_BATCH: usize = 500;
-/// Default [`DeliveryPolicy::attempts`].
-pub const DEFAULT_SINK_ATTEMPTS: u32 = 10;
+/// Default [`DeliveryPolicy::attempts`]: no cap, the budget decides.
+pub const DEFAULT_SINK_ATTEMPTS: u32 = 0;
 /// Default [`DeliveryPolicy::backoff`].
 pub const DEFAULT_SINK_BACKOFF: Duration = Duration::from_secs(1);
 /// Default [`DeliveryPolicy::max_backoff`].
 pub const DEFAULT_SINK_MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// Default [`DeliveryPolicy::call_timeout`].
 pub const DEFAULT_SINK_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default [`DeliveryPolicy::batch_budget`]: with the default backoff, a CRM that
-/// restarts for a minute and a half is waited for.
-pub const DEFAULT_SINK_BATCH_BUDGET: Duration = Duration::from_secs(180);
+/// Default [`DeliveryPolicy::batch_budget`]: a CRM down for a 3-minute deploy is waited
+/// for (the last wait may end up to one `max_backoff` after it is back).
+pub const DEFAULT_SINK_BATCH_BUDGET: Duration = Duration::from_secs(240);
 
 impl Default for DeliveryPolicy {
     fn default() -> Self {
@@ -75,6 +78,14 @@ impl DeliveryPolicy {
             .backoff
             .saturating_mul(1u32 << failed.saturating_sub(1).min(20));
         doubled.min(self.max_backoff)
+    }
+
+    /// Whether a batch that failed transiently `failed` times, `spent` after its first
+    /// attempt started, is tried again: while the attempt after the next wait starts
+    /// within the budget, and the attempts' cap (if any) is not reached.
+    pub fn retries(&self, failed: u32, spent: Duration) -> bool {
+        let capped = self.attempts > 0 && failed >= self.attempts;
+        !capped && spent.saturating_add(self.wait(failed)) <= self.batch_budget
     }
 }
 
@@ -147,13 +158,15 @@ impl<'a> Delivery<'a> {
     }
 
     /// Sends one batch with `send` (given the call's identity), retrying transient
-    /// failures; `what` names the call in the log ("UpsertCompanies"). None when shutdown
-    /// stopped the retries (the batch is not delivered).
+    /// failures; `what` names the call in the log ("UpsertCompanies"), `key` is the
+    /// batch's idempotency key (see [`crate::domain::crm::batch_key`]). None when
+    /// shutdown stopped the retries (the batch is not delivered).
     pub async fn send<F, Fut>(
         &self,
         stage: Stage,
         table: Table,
         what: &str,
+        key: String,
         send: F,
     ) -> Result<Option<SinkAck>>
     where
@@ -161,14 +174,14 @@ impl<'a> Delivery<'a> {
         Fut: Future<Output = Result<SinkAck>>,
     {
         let sequence = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
-        let key = format!("{}:{sequence}", self.run_id);
         let call = SinkCall {
             tenant: self.tenant.clone(),
             run_id: self.run_id.clone(),
             idempotency_key: key.clone(),
         };
+        let batch = format!("batch {sequence} (key {key})");
         let policy = self.worker.delivery;
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut failed = 0;
         loop {
             let outcome = match tokio::time::timeout(policy.call_timeout, send(call.clone())).await
@@ -198,7 +211,7 @@ impl<'a> Delivery<'a> {
             failed += 1;
             let wait = policy.wait(failed);
             let spent = started.elapsed();
-            if !transient || failed >= policy.attempts || spent + wait > policy.batch_budget {
+            if !transient || !policy.retries(failed, spent) {
                 let why = if transient {
                     format!(
                         "gave up after {failed} attempt(s) in {}",
@@ -208,18 +221,23 @@ impl<'a> Delivery<'a> {
                     "not retried: the CRM refused it".to_owned()
                 };
                 return Err(AppError::Sink {
-                    status: format!("{what} of batch {key} failed: {status} ({why})"),
+                    status: format!("{what} of {batch} failed: {status} ({why})"),
                     transient,
                 });
             }
+            let of = if policy.attempts > 0 {
+                format!(" of {}", policy.attempts)
+            } else {
+                String::new()
+            };
             self.event(
                 stage,
                 table,
                 format!(
-                    "{what} of batch {key} failed: {status}; attempt {} of {} in {}",
+                    "{what} of {batch} failed: {status}; attempt {}{of} in {} (retried for up to {} in all)",
                     failed + 1,
-                    policy.attempts,
-                    human_duration(chrono_duration(wait))
+                    human_duration(chrono_duration(wait)),
+                    human_duration(chrono_duration(policy.batch_budget))
                 ),
                 json!({"sink_status": status, "attempt": failed, "idempotency_key": key}),
             )
@@ -256,13 +274,44 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 mod tests {
     use super::*;
 
+    /// How long a sink that fails every call is waited for under `p`, each call failing
+    /// at once: the start of the last attempt.
+    fn window(p: &DeliveryPolicy) -> (u32, Duration) {
+        let (mut failed, mut spent) = (0, Duration::ZERO);
+        loop {
+            failed += 1;
+            if !p.retries(failed, spent) {
+                return (failed, spent);
+            }
+            spent += p.wait(failed);
+        }
+    }
+
     #[test]
-    fn the_default_policy_waits_out_a_restart_of_a_minute() {
+    fn the_default_policy_waits_out_a_three_minute_deploy() {
         let p = DeliveryPolicy::default();
-        let waits: Vec<u64> = (1..p.attempts).map(|n| p.wait(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15, 15]);
-        assert!(waits.iter().sum::<u64>() >= 60);
-        assert!(Duration::from_secs(waits.iter().sum()) < p.batch_budget);
+        let waits: Vec<u64> = (1..8).map(|n| p.wait(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15]);
+        let (attempts, last) = window(&p);
+        // The last attempt starts after a 3-minute outage, within the budget.
+        assert!(last >= Duration::from_secs(180), "{last:?}");
+        assert!(last <= p.batch_budget, "{last:?}");
+        assert!(attempts > 10, "the budget decides, not a count: {attempts}");
+    }
+
+    #[test]
+    fn the_attempts_cap_ends_retries_before_the_budget_when_set() {
+        let p = DeliveryPolicy {
+            attempts: 3,
+            ..DeliveryPolicy::default()
+        };
+        assert_eq!(window(&p), (3, Duration::from_secs(3)));
+        let p = DeliveryPolicy {
+            batch_budget: Duration::from_secs(10),
+            ..DeliveryPolicy::default()
+        };
+        // 1 + 2 + 4 = 7 s spent; the next wait (8 s) would start past the budget.
+        assert_eq!(window(&p), (4, Duration::from_secs(7)));
     }
 
     #[test]

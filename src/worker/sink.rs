@@ -6,13 +6,14 @@
 use chrono::Utc;
 
 use crate::domain::abc::Category;
-use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::{crm, Db};
 
 /// One call to a sink: whose records, for which run, and the batch's idempotency key
-/// (`<run_id>:<batch sequence>`, the same for every attempt of the batch).
+/// (see [`crate::domain::crm::batch_key`]: the same for every attempt of the batch and
+/// whenever the same versions are sent in the same batch again, in any run).
 #[derive(Debug, Clone)]
 pub struct SinkCall {
     /// The tenant.
@@ -41,9 +42,9 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces contacts.
     async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck>;
     /// Deletes companies by external id.
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck>;
+    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck>;
     /// Deletes contacts by external id.
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck>;
+    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck>;
     /// Sets companies' ABC class, lifecycle, portfolio and revenue.
     async fn apply_categories(&self, call: SinkCall, rows: Vec<Category>) -> Result<SinkAck>;
     /// Whether this CRM reads the categories erpsync stores (`company_category`) rather
@@ -88,13 +89,13 @@ impl CrmSink for EmbeddedSink {
         Ok(SinkAck::default())
     }
 
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
-        crm::delete(&self.db, crm::CrmTable::Company, &call.tenant, &ids).await?;
+    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
+        crm::delete(&self.db, crm::CrmTable::Company, &call.tenant, &ids_of(ids)).await?;
         Ok(SinkAck::default())
     }
 
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<String>) -> Result<SinkAck> {
-        crm::delete(&self.db, crm::CrmTable::Contact, &call.tenant, &ids).await?;
+    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
+        crm::delete(&self.db, crm::CrmTable::Contact, &call.tenant, &ids_of(ids)).await?;
         Ok(SinkAck::default())
     }
 
@@ -107,4 +108,8 @@ impl CrmSink for EmbeddedSink {
     fn reads_stored_categories(&self) -> bool {
         true
     }
+}
+
+fn ids_of(deletions: Vec<Deletion>) -> Vec<String> {
+    deletions.into_iter().map(|d| d.external_id).collect()
 }

@@ -26,9 +26,9 @@ fn a_bad_value_in_the_environment_stops_serve_before_anything_starts() {
     let db = format!("sqlite://{}?mode=rwc", file.display());
     for (name, value, said) in [
         (
-            "ERPSYNC_SINK_ATTEMPTS",
+            "ERPSYNC_SINK_BATCH",
             "0",
-            "--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive, got 0",
+            "--sink-batch (ERPSYNC_SINK_BATCH): must be positive, got 0",
         ),
         (
             "ERPSYNC_REQUEST_LOG_RETENTION_DAYS",

@@ -57,7 +57,7 @@ async fn only_the_delivered_versions_are_marked(backend: Backend) {
     stage(&db, &tenant, [7, 4_321].into_iter(), "Renamed").await;
     let delivered: Vec<(String, i64)> = page
         .iter()
-        .map(|p| (p.external_id.clone(), p.hash))
+        .map(|p| (p.external_id.clone(), p.version.content_hash))
         .collect();
     staging::mark_delivered(&db, &tenant, "company", &delivered)
         .await

@@ -16,9 +16,10 @@ use erpsync::worker::scheduler::tick;
 
 use crate::both_backends;
 use crate::helpers::{authed, TestApp};
+use crate::ingest::{record, valid_fields};
 use crate::sync::{
     app_with_host_sink_and, companies, held_run, setup, table, tombstone, wait_idle, Ctx, HostCrm,
-    HostCrmService,
+    HostCrmService, Sent,
 };
 
 both_backends!(
@@ -29,6 +30,7 @@ both_backends!(
     the_delete_guard_protects_a_host_crm,
     a_running_runs_stages_and_progress_are_shown,
     a_run_keeps_its_lease_while_it_waits_for_the_host,
+    a_retry_run_resends_what_the_host_applied_with_the_same_keys_and_versions,
 );
 
 /// A host CRM server in a runtime (and thread) of its own: stopping it drops the runtime,
@@ -99,7 +101,8 @@ impl Drop for HostServer {
 fn patient() -> DeliveryPolicy {
     DeliveryPolicy {
         batch: 2,
-        attempts: 100,
+        // Only the budget ends the retries.
+        attempts: 0,
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(300),
         call_timeout: Duration::from_secs(2),
@@ -187,7 +190,7 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
         retries
             .iter()
             .all(|e| e.message.starts_with("UpsertCompanies of batch ")
-                && e.message.contains(&format!("{run_id}:"))
+                && e.message.contains(" (key ")
                 && e.message.contains(" answered ")
                 && e.table.as_deref() == Some("company")),
         "{retries:#?}"
@@ -198,7 +201,6 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
     let keys = host.keys.lock().unwrap().clone();
     let mut by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (key, (_, _, ids)) in keys.iter().zip(&calls) {
-        assert!(key.starts_with(&format!("{run_id}:")), "{key}");
         let first = by_key.entry(key.clone()).or_insert_with(|| ids.clone());
         assert_eq!(first, ids, "a repeated key carries its batch again");
     }
@@ -458,4 +460,176 @@ async fn a_run_keeps_its_lease_while_it_waits_for_the_host(app: TestApp) {
     assert_eq!(runs.len(), 1, "one run, never interrupted nor retried");
     assert_eq!(runs[0].status(), pb::RunStatus::Success);
     assert_eq!(host.held.lock().unwrap()["company"].len(), 4);
+}
+
+/// The host goes down mid-push for longer than the run's budget: the run fails, and its
+/// RETRY run sends the batches the host had applied with the keys and versions they had
+/// then. Every CrmSink method carries a content-derived key and a version per record
+/// (the host refuses a call without them); a version names the push that last changed
+/// the record and the ERP's updated_at.
+async fn a_retry_run_resends_what_the_host_applied_with_the_same_keys_and_versions(app: TestApp) {
+    let policy = DeliveryPolicy {
+        batch_budget: Duration::from_millis(300),
+        ..patient()
+    };
+    let (mut ctx, host, _server, _) = host_app(app, policy).await;
+    let take = |host: &HostCrm| std::mem::take(&mut *host.sent.lock().unwrap());
+    let first = ctx.push("company", companies(0..6)).await;
+    let contacts = |ids: &[&str]| -> Vec<_> {
+        ids.iter()
+            .map(|id| record(id, &valid_fields("contact")))
+            .collect()
+    };
+    let first_contacts = ctx.push("contact", contacts(&["p1", "p2"])).await;
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
+    let run1 = take(&host);
+    let methods = |sent: &[Sent]| -> std::collections::BTreeSet<String> {
+        sent.iter().map(|s| s.method.clone()).collect()
+    };
+    assert_eq!(
+        methods(&run1),
+        ["ApplyCategories", "UpsertCompanies", "UpsertContacts"]
+            .map(String::from)
+            .into()
+    );
+    let version_of = |sent: &[Sent], method: &str, id: &str| -> pb::RecordVersion {
+        sent.iter()
+            .filter(|s| s.method == method)
+            .flat_map(|s| &s.records)
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{method} {id} not sent: {sent:#?}"))
+    };
+    for id in ["c000", "c005"] {
+        let v = version_of(&run1, "UpsertCompanies", id);
+        assert_eq!(
+            (v.request_id.as_str(), v.updated_at),
+            (first.as_str(), None)
+        );
+    }
+    assert_eq!(
+        version_of(&run1, "UpsertContacts", "p2").request_id,
+        first_contacts
+    );
+
+    // New versions: c000..c004 move to another city (c000 with the ERP's time), c005
+    // and p2 are deleted, p3 is new.
+    let mut moved = valid_fields("company");
+    moved["city"] = "Londrina".into();
+    let stamp = prost_types::Timestamp {
+        seconds: 1_780_000_000,
+        nanos: 0,
+    };
+    let mut updates: Vec<_> = (0..5)
+        .map(|i| record(&format!("c{i:03}"), &moved))
+        .collect();
+    updates[0].updated_at = Some(stamp);
+    let update = ctx.push("company", updates).await;
+    let delete = ctx.push("company", vec![tombstone(5)]).await;
+    let mut p2 = record("p2", &valid_fields("contact"));
+    (p2.fields, p2.deleted) = (None, true);
+    let mut changes = contacts(&["p3"]);
+    changes.push(p2);
+    let contact_push = ctx.push("contact", changes).await;
+
+    // The host applies two batches (c000-c001, c002-c003), then is down for longer than
+    // the run's budget.
+    *host.answers_left.lock().unwrap() = Some(2);
+    let failed = ctx.run().await.run.unwrap();
+    assert_eq!(
+        failed.status(),
+        pb::RunStatus::Failed,
+        "{:?}",
+        failed.errors
+    );
+    let run2 = take(&host);
+    let applied: Vec<Vec<&str>> = run2
+        .iter()
+        .map(|s| s.records.iter().map(|(id, _)| id.as_str()).collect())
+        .collect();
+    assert_eq!(applied, [["c000", "c001"], ["c002", "c003"]]);
+
+    // The host is back; the scheduler's RETRY run delivers the rest.
+    *host.answers_left.lock().unwrap() = None;
+    host.failing.store(false, Ordering::SeqCst);
+    let due = Utc::now() + chrono::Duration::seconds(61);
+    assert_eq!(tick(&ctx.app.state.worker, due).await.unwrap(), 1);
+    let runs = wait_idle(&mut ctx).await;
+    assert_eq!(
+        (runs[0].trigger(), runs[0].status()),
+        (pb::RunTrigger::Retry, pb::RunStatus::Success)
+    );
+    let run3 = take(&host);
+    assert_eq!(
+        methods(&run3),
+        [
+            "ApplyCategories",
+            "DeleteCompanies",
+            "DeleteContacts",
+            "UpsertCompanies",
+            "UpsertContacts"
+        ]
+        .map(String::from)
+        .into()
+    );
+    // What the host applied in the failed run comes again, if at all, as it came then:
+    // same key, same records, same versions.
+    for applied in &run2 {
+        for (id, v) in &applied.records {
+            for again in run3.iter().filter(|s| s.method == applied.method) {
+                if again.records.iter().any(|(i, _)| i == id) {
+                    assert_eq!(again, applied, "{id} came again in another batch");
+                }
+            }
+            assert_eq!(v, &version_of(&run3, &applied.method, id));
+        }
+    }
+    // Each version names the push that last changed the record, and the ERP's time.
+    for i in 0..5 {
+        let v = version_of(&run3, "UpsertCompanies", &format!("c{i:03}"));
+        assert_eq!(v.request_id, update);
+        assert_eq!(v.updated_at, (i == 0).then_some(stamp));
+        assert_ne!(
+            v.content_hash,
+            version_of(&run1, "UpsertCompanies", &format!("c{i:03}")).content_hash
+        );
+    }
+    assert_eq!(
+        version_of(&run3, "DeleteCompanies", "c005").request_id,
+        delete
+    );
+    assert_eq!(
+        version_of(&run3, "DeleteContacts", "p2").request_id,
+        contact_push
+    );
+    assert_eq!(
+        version_of(&run3, "UpsertContacts", "p3").request_id,
+        contact_push
+    );
+    // Categories sent again after a company's upsert are a new version of them.
+    for i in 0..5 {
+        let id = format!("c{i:03}");
+        let (before, now) = (
+            version_of(&run1, "ApplyCategories", &id),
+            version_of(&run3, "ApplyCategories", &id),
+        );
+        assert_ne!(before.content_hash, now.content_hash, "{id}");
+        assert_eq!((now.request_id.as_str(), now.updated_at), ("", None));
+    }
+    // A key is its content: in every run, one key, one batch; another batch, another key.
+    let mut by_key: std::collections::BTreeMap<&str, &Sent> = Default::default();
+    for s in run1.iter().chain(&run2).chain(&run3) {
+        let first = by_key.entry(s.key.as_str()).or_insert(s);
+        assert_eq!(*first, s, "one key, two batches");
+    }
+    let batches: std::collections::BTreeSet<String> = run1
+        .iter()
+        .chain(&run2)
+        .chain(&run3)
+        .map(|s| format!("{}{:?}", s.method, s.records))
+        .collect();
+    assert_eq!(by_key.len(), batches.len(), "two batches, one key");
 }

@@ -58,7 +58,8 @@ pub(crate) async fn setup(app: TestApp) -> Ctx {
 }
 
 impl Ctx {
-    pub(crate) async fn push(&self, table: &str, records: Vec<Record>) {
+    /// Pushes `records` to acme's `table` (all accepted); the push's request id.
+    pub(crate) async fn push(&self, table: &str, records: Vec<Record>) -> String {
         let reply = self
             .app
             .ingest()
@@ -75,6 +76,7 @@ impl Ctx {
             .unwrap()
             .into_inner();
         assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
+        reply.request_id
     }
 
     /// Triggers a run (none may be running) and returns its id.
@@ -819,14 +821,14 @@ impl erpsync::worker::sink::CrmSink for FlakySink {
     async fn delete_companies(
         &self,
         call: SinkCall,
-        ids: Vec<String>,
+        ids: Vec<erpsync::domain::crm::Deletion>,
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_companies(call, ids).await
     }
     async fn delete_contacts(
         &self,
         call: SinkCall,
-        ids: Vec<String>,
+        ids: Vec<erpsync::domain::crm::Deletion>,
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_contacts(call, ids).await
     }
@@ -981,6 +983,52 @@ pub(crate) struct HostCrm {
     pub(crate) host_only: std::sync::atomic::AtomicU64,
     /// The idempotency key of every call answered, in order.
     pub(crate) keys: std::sync::Mutex<Vec<String>>,
+    /// Every call answered, in order, with its key and each record's version.
+    pub(crate) sent: std::sync::Mutex<Vec<Sent>>,
+    /// When set, how many more upserts and deletes are answered before the host goes
+    /// down (`failing`).
+    pub(crate) answers_left: std::sync::Mutex<Option<u64>>,
+}
+
+/// One call a host answered: the method, its idempotency key and each record's external
+/// id and version.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sent {
+    pub(crate) method: String,
+    pub(crate) key: String,
+    pub(crate) records: Vec<(String, pb::RecordVersion)>,
+}
+
+/// What a host checks of every call: a key of 32 hex digits and a version of 16 hex
+/// digits on every record (one per record): INVALID_ARGUMENT otherwise, which fails the
+/// run.
+fn checked(
+    key: &str,
+    ids: Vec<String>,
+    versions: Vec<Option<pb::RecordVersion>>,
+) -> Result<Vec<(String, pb::RecordVersion)>, tonic::Status> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex(key, 32) {
+        return Err(tonic::Status::invalid_argument(format!(
+            "idempotency_key {key:?} is not 32 hex digits"
+        )));
+    }
+    if ids.len() != versions.len() {
+        return Err(tonic::Status::invalid_argument(format!(
+            "{} records, {} versions",
+            ids.len(),
+            versions.len()
+        )));
+    }
+    ids.into_iter()
+        .zip(versions)
+        .map(|(id, v)| match v {
+            Some(v) if hex(&v.content_hash, 16) => Ok((id, v)),
+            other => Err(tonic::Status::invalid_argument(format!(
+                "{id}: no version: {other:?}"
+            ))),
+        })
+        .collect()
 }
 
 impl HostCrm {
@@ -1005,15 +1053,27 @@ impl HostCrmService {
         method: &str,
         tenant: &str,
         key: String,
-        ids: Vec<String>,
+        records: Vec<(String, pb::RecordVersion)>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let delay = self.0.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
+        {
+            let mut left = self.0.answers_left.lock().unwrap();
+            match left.as_mut() {
+                Some(0) => self
+                    .0
+                    .failing
+                    .store(true, std::sync::atomic::Ordering::SeqCst),
+                Some(n) => *n -= 1,
+                None => {}
+            }
+        }
         if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("maintenance"));
         }
+        let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         let applied = ids.len() as u64;
         let table = if method.ends_with("Companies") {
             "company"
@@ -1032,7 +1092,12 @@ impl HostCrmService {
             }
             set.len() as u64 + self.0.host_only.load(std::sync::atomic::Ordering::SeqCst)
         };
-        self.0.keys.lock().unwrap().push(key);
+        self.0.keys.lock().unwrap().push(key.clone());
+        self.0.sent.lock().unwrap().push(Sent {
+            method: method.to_owned(),
+            key,
+            records,
+        });
         self.0
             .calls
             .lock()
@@ -1055,52 +1120,48 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
         assert!(r.companies.iter().all(|c| c.name == "ACME Ltda"
             && c.document == "11222333000181"
             && c.fields.is_some()));
-        self.record(
-            "UpsertCompanies",
-            &r.tenant_id,
-            r.idempotency_key,
-            r.companies.into_iter().map(|c| c.external_id).collect(),
-        )
-        .await
+        let (ids, versions) = r
+            .companies
+            .into_iter()
+            .map(|c| (c.external_id, c.version))
+            .unzip();
+        let records = checked(&r.idempotency_key, ids, versions)?;
+        self.record("UpsertCompanies", &r.tenant_id, r.idempotency_key, records)
+            .await
     }
     async fn delete_companies(
         &self,
         r: tonic::Request<pb::DeleteRecordsRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let r = r.into_inner();
-        self.record(
-            "DeleteCompanies",
-            &r.tenant_id,
-            r.idempotency_key,
-            r.external_ids,
-        )
-        .await
+        let versions = r.versions.into_iter().map(Some).collect();
+        let records = checked(&r.idempotency_key, r.external_ids, versions)?;
+        self.record("DeleteCompanies", &r.tenant_id, r.idempotency_key, records)
+            .await
     }
     async fn upsert_contacts(
         &self,
         r: tonic::Request<pb::UpsertContactsRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let r = r.into_inner();
-        self.record(
-            "UpsertContacts",
-            &r.tenant_id,
-            r.idempotency_key,
-            r.contacts.into_iter().map(|c| c.external_id).collect(),
-        )
-        .await
+        let (ids, versions) = r
+            .contacts
+            .into_iter()
+            .map(|c| (c.external_id, c.version))
+            .unzip();
+        let records = checked(&r.idempotency_key, ids, versions)?;
+        self.record("UpsertContacts", &r.tenant_id, r.idempotency_key, records)
+            .await
     }
     async fn delete_contacts(
         &self,
         r: tonic::Request<pb::DeleteRecordsRequest>,
     ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
         let r = r.into_inner();
-        self.record(
-            "DeleteContacts",
-            &r.tenant_id,
-            r.idempotency_key,
-            r.external_ids,
-        )
-        .await
+        let versions = r.versions.into_iter().map(Some).collect();
+        let records = checked(&r.idempotency_key, r.external_ids, versions)?;
+        self.record("DeleteContacts", &r.tenant_id, r.idempotency_key, records)
+            .await
     }
     async fn apply_categories(
         &self,
@@ -1110,8 +1171,19 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
             return Err(tonic::Status::unavailable("maintenance"));
         }
         let r = r.into_inner();
+        let (ids, versions) = r
+            .categories
+            .iter()
+            .map(|c| (c.external_id.clone(), c.version.clone()))
+            .unzip();
+        let records = checked(&r.idempotency_key, ids, versions)?;
         let applied = r.categories.len() as u64;
         self.0.categories.lock().unwrap().extend(r.categories);
+        self.0.sent.lock().unwrap().push(Sent {
+            method: "ApplyCategories".into(),
+            key: r.idempotency_key,
+            records,
+        });
         Ok(tonic::Response::new(pb::SinkResponse {
             applied,
             total: None,

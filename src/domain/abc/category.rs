@@ -79,6 +79,24 @@ pub struct Category {
 }
 
 impl Category {
+    /// The version the CRM gets these categories as: the fingerprint and the company
+    /// version they follow (categories sent again after a company's upsert are another
+    /// version); no ERP time, no request.
+    pub fn version(&self) -> crate::domain::crm::RecordVersion {
+        let mut h = Fnv1a::default();
+        h.feed(&self.fingerprint().to_le_bytes());
+        h.feed(&self.company_hash.map_or([0xff; 9], |c| {
+            let mut b = [0; 9];
+            b[1..].copy_from_slice(&c.to_le_bytes());
+            b
+        }));
+        crate::domain::crm::RecordVersion {
+            content_hash: h.finish(),
+            updated_at: None,
+            request_id: String::new(),
+        }
+    }
+
     /// FNV-1a over every field: equal fingerprints mean nothing to send to the CRM.
     pub fn fingerprint(&self) -> i64 {
         let mut h = Fnv1a::default();

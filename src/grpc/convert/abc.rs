@@ -7,6 +7,7 @@ use crate::domain::abc::{AbcClass, AbcReport, Category, CategoryChange, Lifecycl
 /// A company's categories as the CRM sink receives them.
 pub fn company_category(c: Category) -> pb::CompanyCategory {
     pb::CompanyCategory {
+        version: super::record_version(&c.version()),
         external_id: c.external_id,
         abc_class: c
             .abc_class

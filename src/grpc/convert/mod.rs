@@ -16,6 +16,15 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use super::pb;
 use crate::domain::tables::TableDef;
 
+/// A record's version as the host CRM gets it.
+pub fn record_version(v: &crate::domain::crm::RecordVersion) -> Option<pb::RecordVersion> {
+    Some(pb::RecordVersion {
+        content_hash: v.hash_hex(),
+        updated_at: v.updated_at.map(timestamp),
+        request_id: v.request_id.clone(),
+    })
+}
+
 /// An instant as a protobuf Timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {

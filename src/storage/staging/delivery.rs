@@ -20,6 +20,7 @@ use crate::storage::entities::staged_record::{Column, Entity};
 use crate::storage::Db;
 
 pub use crate::domain::crm::Pending;
+use crate::domain::crm::RecordVersion;
 
 /// How many records of the table wait for delivery (only tombstones with `deletes_only`).
 pub async fn count_pending(
@@ -44,35 +45,53 @@ pub async fn pending_page(
     after: &str,
     limit: u64,
 ) -> Result<Vec<Pending>> {
-    let rows: Vec<(String, String, bool, i64, Option<i64>)> =
-        Entity::pending_of_table(tenant.as_str(), table)
-            .filter(Column::ExternalId.gt(after))
-            .order_by_asc(Column::ExternalId)
-            .limit(limit)
-            .select_only()
-            .columns([
-                Column::ExternalId,
-                Column::Fields,
-                Column::Deleted,
-                Column::ContentHash,
-                Column::SyncedHash,
-            ])
-            .into_tuple()
-            .all(db.conn())
-            .await?;
+    type Row = (
+        String,
+        String,
+        bool,
+        i64,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+        String,
+    );
+    let rows: Vec<Row> = Entity::pending_of_table(tenant.as_str(), table)
+        .filter(Column::ExternalId.gt(after))
+        .order_by_asc(Column::ExternalId)
+        .limit(limit)
+        .select_only()
+        .columns([
+            Column::ExternalId,
+            Column::Fields,
+            Column::Deleted,
+            Column::ContentHash,
+            Column::SyncedHash,
+            Column::UpdatedAt,
+            Column::RequestId,
+        ])
+        .into_tuple()
+        .all(db.conn())
+        .await?;
     rows.into_iter()
-        .map(|(external_id, fields, deleted, hash, synced)| {
-            let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&fields) else {
-                return Err(anyhow::anyhow!("stored record fields are not a JSON object").into());
-            };
-            Ok(Pending {
-                external_id,
-                fields,
-                deleted,
-                hash,
-                delivered_before: synced.is_some(),
-            })
-        })
+        .map(
+            |(external_id, fields, deleted, hash, synced, updated_at, request_id)| {
+                let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&fields) else {
+                    return Err(
+                        anyhow::anyhow!("stored record fields are not a JSON object").into(),
+                    );
+                };
+                Ok(Pending {
+                    external_id,
+                    fields,
+                    deleted,
+                    version: RecordVersion {
+                        content_hash: hash,
+                        updated_at,
+                        request_id,
+                    },
+                    delivered_before: synced.is_some(),
+                })
+            },
+        )
         .collect()
 }
 

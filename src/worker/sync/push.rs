@@ -9,47 +9,54 @@ use serde_json::json;
 
 use super::outcome::Outcome;
 use super::{Ctx, PAGE};
-use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::crm::{batch_key, CrmCompany, CrmContact, Deletion, Pending};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::error::Result;
 use crate::storage::{pending_deletes, staging};
 
 /// Sends one page's upserts and deletions to the sink in batches (see
-/// [`delivery`](crate::worker::delivery)); false when shutdown stopped it before the end.
+/// [`delivery`](crate::worker::delivery)), each keyed by its content; false when
+/// shutdown stopped it before the end.
 async fn deliver(
     ctx: &Ctx<'_>,
     table: Table,
-    upserts: Vec<crate::domain::crm::Pending>,
-    deletes: &[String],
+    upserts: Vec<Pending>,
+    deletes: Vec<Deletion>,
 ) -> Result<bool> {
     let sink = &ctx.worker.sink;
     let d = &ctx.delivery;
+    let tenant = ctx.tenant.as_str();
     let mut upserts = upserts.into_iter().peekable();
     while upserts.peek().is_some() {
         if ctx.worker.runs.stopping() {
             return Ok(false);
         }
-        let chunk: Vec<crate::domain::crm::Pending> =
-            upserts.by_ref().take(d.batch_size()).collect();
+        let chunk: Vec<Pending> = upserts.by_ref().take(d.batch_size()).collect();
         let batch_len = chunk.len() as u64;
         let sent = match table {
             Table::Company => {
-                let rows: Vec<CrmCompany> = chunk
-                    .into_iter()
-                    .map(|r| CrmCompany::from_staged(&r.external_id, r.fields))
-                    .collect();
-                d.send(Stage::Push, table, "UpsertCompanies", |call| {
+                let rows: Vec<CrmCompany> = chunk.into_iter().map(Pending::into_company).collect();
+                let what = "UpsertCompanies";
+                let key = batch_key(
+                    what,
+                    tenant,
+                    rows.iter().map(|r| (r.external_id.as_str(), &r.version)),
+                );
+                d.send(Stage::Push, table, what, key, |call| {
                     sink.upsert_companies(call, rows.clone())
                 })
                 .await?
             }
             _ => {
-                let rows: Vec<CrmContact> = chunk
-                    .into_iter()
-                    .map(|r| CrmContact::from_staged(&r.external_id, r.fields))
-                    .collect();
-                d.send(Stage::Push, table, "UpsertContacts", |call| {
+                let rows: Vec<CrmContact> = chunk.into_iter().map(Pending::into_contact).collect();
+                let what = "UpsertContacts";
+                let key = batch_key(
+                    what,
+                    tenant,
+                    rows.iter().map(|r| (r.external_id.as_str(), &r.version)),
+                );
+                d.send(Stage::Push, table, what, key, |call| {
                     sink.upsert_contacts(call, rows.clone())
                 })
                 .await?
@@ -64,15 +71,24 @@ async fn deliver(
         if ctx.worker.runs.stopping() {
             return Ok(false);
         }
+        let what = match table {
+            Table::Company => "DeleteCompanies",
+            _ => "DeleteContacts",
+        };
+        let key = batch_key(
+            what,
+            tenant,
+            chunk.iter().map(|r| (r.external_id.as_str(), &r.version)),
+        );
         let sent = match table {
             Table::Company => {
-                d.send(Stage::Push, table, "DeleteCompanies", |call| {
+                d.send(Stage::Push, table, what, key, |call| {
                     sink.delete_companies(call, chunk.to_vec())
                 })
                 .await?
             }
             _ => {
-                d.send(Stage::Push, table, "DeleteContacts", |call| {
+                d.send(Stage::Push, table, what, key, |call| {
                     sink.delete_contacts(call, chunk.to_vec())
                 })
                 .await?
@@ -81,7 +97,8 @@ async fn deliver(
         if sent.is_none() {
             return Ok(false);
         }
-        pending_deletes::mark_applied(&ctx.worker.db, ctx.tenant, table, chunk, Utc::now()).await?;
+        let ids: Vec<String> = chunk.iter().map(|r| r.external_id.clone()).collect();
+        pending_deletes::mark_applied(&ctx.worker.db, ctx.tenant, table, &ids, Utc::now()).await?;
         ctx.push_progress(table, chunk.len() as u64).await;
     }
     Ok(true)
@@ -111,8 +128,11 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             for rec in page {
                 if rec.deleted {
                     if !held.contains(&rec.external_id) {
-                        deletes.push(rec.external_id.clone());
-                        delivered.push((rec.external_id, rec.hash));
+                        delivered.push((rec.external_id.clone(), rec.version.content_hash));
+                        deletes.push(Deletion {
+                            external_id: rec.external_id,
+                            version: rec.version,
+                        });
                     }
                     continue;
                 }
@@ -121,11 +141,11 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 } else {
                     inserted += 1
                 }
-                delivered.push((rec.external_id.clone(), rec.hash));
+                delivered.push((rec.external_id.clone(), rec.version.content_hash));
                 upserts.push(rec);
             }
             let deleted = deletes.len() as u64;
-            if !deliver(ctx, table, upserts, &deletes).await? {
+            if !deliver(ctx, table, upserts, deletes).await? {
                 // Stopped by shutdown mid-page: nothing of this page is marked, so the
                 // next run sends it again (idempotent upserts absorb the repeat).
                 ctx.interrupted = true;
