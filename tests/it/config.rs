@@ -12,11 +12,25 @@ fn erpsync_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output
             command.env_remove(name);
         }
     }
-    command
+    let mut child = command
         .args(args)
         .envs(env.iter().copied())
-        .output()
-        .expect("runs the erpsync binary")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs the erpsync binary");
+    // Every call here should end at once; one that starts a server instead must not hang
+    // the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("waits for erpsync").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("erpsync {args:?} was still running after 30 s instead of stopping");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("reads erpsync's output")
 }
 
 #[test]
@@ -87,7 +101,7 @@ fn insecure_reads_as(value: &str) -> String {
         &[
             ("DATABASE_URL", &db),
             ("ERPSYNC_INSECURE", value),
-            ("ERPSYNC_SINK_ATTEMPTS", "0"),
+            ("ERPSYNC_SINK_BATCH", "0"),
         ],
     );
     assert!(!out.status.success(), "ERPSYNC_INSECURE={value} started");
@@ -99,7 +113,7 @@ fn boolean_settings_accept_1_0_true_false_yes_no_in_any_case() {
     for on in ["1", "true", "TRUE", "yes", "Yes"] {
         let said = insecure_reads_as(on);
         assert!(
-            said.contains("--sink-attempts (ERPSYNC_SINK_ATTEMPTS): must be positive"),
+            said.contains("--sink-batch (ERPSYNC_SINK_BATCH): must be positive"),
             "ERPSYNC_INSECURE={on}: {said}"
         );
     }
