@@ -13,6 +13,7 @@ pub mod page_token;
 pub mod record;
 pub mod request_log;
 pub mod run;
+pub mod run_status;
 pub mod schedule;
 pub mod secret;
 pub mod tables;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use super::abc::{AbcInput, AbcSettings};
-use super::run::RunStatus;
+use super::run_status::RunStatus;
 use super::schedule::{DailyTime, Schedule};
 use crate::error::FieldViolation;
 

@@ -13,8 +13,7 @@ use super::bulk;
 use super::entities::{self, company_category, crm_company, crm_contact};
 use super::Db;
 use crate::domain::abc::Money;
-use crate::domain::crm::{guarded_table, CrmCompany, CrmContact};
-use crate::domain::tables::Table;
+use crate::domain::crm::{CrmCompany, CrmContact};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -43,41 +42,7 @@ pub async fn delete(db: &Db, table: CrmTable, tenant: &TenantId, ids: &[String])
     bulk::crm::delete(db, table, tenant, ids).await
 }
 
-/// The embedded CRM's tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrmTable {
-    /// Companies.
-    Company,
-    /// Contacts.
-    Contact,
-}
-
-impl CrmTable {
-    /// The CRM's table of `table`'s records; INVALID_ARGUMENT for a table the CRM does
-    /// not receive (its deletions are not guarded).
-    pub fn of(table: Table) -> Result<Self> {
-        Ok(match guarded_table(table.as_str())? {
-            Table::Company => Self::Company,
-            _ => Self::Contact,
-        })
-    }
-
-    /// The staged table whose records it receives.
-    pub fn staged(self) -> Table {
-        match self {
-            Self::Company => Table::Company,
-            Self::Contact => Table::Contact,
-        }
-    }
-
-    /// The table's name in SQL.
-    pub(crate) fn sql_name(self) -> &'static str {
-        match self {
-            Self::Company => "crm_company",
-            Self::Contact => "crm_contact",
-        }
-    }
-}
+pub use super::bulk::crm::CrmTable;
 
 /// The fields (JSON text) the CRM holds of one record, if it has it.
 pub(crate) async fn fields_of(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use erpsync::config::Config;
 use erpsync::domain::token::Role;
-use erpsync::grpc::pb::{self, GetOverviewRequest};
+use erpsync::grpc::pb;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
@@ -159,19 +159,6 @@ async fn goaway_within(driver: &mut JoinHandle<Result<(), h2::Error>>, bound: Du
     }
 }
 
-async fn overview_ok(app: &TestApp, token: &str) -> bool {
-    app.history()
-        .await
-        .get_overview(authed(
-            GetOverviewRequest {
-                tenant_id: "acme".into(),
-            },
-            token,
-        ))
-        .await
-        .is_ok()
-}
-
 async fn a_flood_from_one_address_locks_no_one_else_out(app: TestApp) {
     let tenant = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&tenant]).await;
@@ -196,7 +183,7 @@ async fn a_flood_from_one_address_locks_no_one_else_out(app: TestApp) {
     // The real client keeps being served, each call on a connection of its own.
     for i in 0..20 {
         assert!(
-            overview_ok(&app, &crm).await,
+            app.overview_ok("acme", &crm).await,
             "call {i} failed during the flood"
         );
     }

@@ -204,6 +204,20 @@ impl TestApp {
         tonic_health::pb::health_client::HealthClient::new(self.channel().await)
     }
 
+    /// Whether GetOverview of `tenant` with `token` succeeds, on a connection of its own.
+    pub async fn overview_ok(&self, tenant: &str, token: &str) -> bool {
+        self.history()
+            .await
+            .get_overview(authed(
+                erpsync::grpc::pb::GetOverviewRequest {
+                    tenant_id: tenant.into(),
+                },
+                token,
+            ))
+            .await
+            .is_ok()
+    }
+
     /// Creates a tenant with the product defaults.
     pub async fn create_tenant(&self, id: &str) -> TenantId {
         let id = TenantId::parse(id).unwrap();

@@ -107,19 +107,6 @@ async fn a_tenants_log_streams_past_its_cap_are_refused_and_slots_come_back(app:
     assert!(opened, "the slot of a closed stream never came back");
 }
 
-async fn overview_ok(app: &TestApp, token: &str) -> bool {
-    app.history()
-        .await
-        .get_overview(authed(
-            GetOverviewRequest {
-                tenant_id: "acme".into(),
-            },
-            token,
-        ))
-        .await
-        .is_ok()
-}
-
 async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back(app: TestApp) {
     let tenant = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&tenant]).await;
@@ -143,7 +130,7 @@ async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back(app: Te
     // Their slots come back: a real call goes through.
     let mut ok = false;
     for _ in 0..50 {
-        if overview_ok(&app, &crm).await {
+        if app.overview_ok("acme", &crm).await {
             ok = true;
             break;
         }
@@ -279,7 +266,7 @@ async fn failed_authentications_are_limited_per_address_with_a_retry_hint(app: T
     rename_table(&app, "api_token_away", "api_token").await;
     // Once the hinted wait is over, the correct token is let through again.
     tokio::time::sleep(wait).await;
-    assert!(overview_ok(&app, &crm).await);
+    assert!(app.overview_ok("acme", &crm).await);
     let (status, text) = http_post(app.port, "/erp/v1/company", Some(&erp), &ok).await;
     assert_eq!(status, 200, "{text}");
 }

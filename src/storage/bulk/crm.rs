@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 
-use crate::domain::crm::{CrmCompany, CrmContact};
+use crate::domain::crm::{guarded_table, CrmCompany, CrmContact};
+use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::Params;
-use crate::storage::crm::CrmTable;
 use crate::storage::Db;
 
 const ROWS_PER_STATEMENT: usize = 2_000;
@@ -149,4 +149,40 @@ pub(crate) async fn delete(
     }
     txn.commit().await?;
     Ok(deleted)
+}
+
+/// The embedded CRM's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmTable {
+    /// Companies.
+    Company,
+    /// Contacts.
+    Contact,
+}
+
+impl CrmTable {
+    /// The CRM's table of `table`'s records; INVALID_ARGUMENT for a table the CRM does
+    /// not receive (its deletions are not guarded).
+    pub fn of(table: Table) -> Result<Self> {
+        Ok(match guarded_table(table.as_str())? {
+            Table::Company => Self::Company,
+            _ => Self::Contact,
+        })
+    }
+
+    /// The staged table whose records it receives.
+    pub fn staged(self) -> Table {
+        match self {
+            Self::Company => Table::Company,
+            Self::Contact => Table::Contact,
+        }
+    }
+
+    /// The table's name in SQL.
+    pub(crate) fn sql_name(self) -> &'static str {
+        match self {
+            Self::Company => "crm_company",
+            Self::Contact => "crm_contact",
+        }
+    }
 }

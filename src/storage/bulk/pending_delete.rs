@@ -6,12 +6,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
+use super::crm::CrmTable;
 use crate::domain::crm::DeleteState;
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::Params;
-use crate::storage::crm::CrmTable;
 use crate::storage::Db;
 
 /// Ids per statement.
