@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/erpsync/v1/integration_history.proto",
     "proto/erpsync/v1/erp_ingest.proto",
     "proto/erpsync/v1/crm_sink.proto",
+    "proto/erpsync/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

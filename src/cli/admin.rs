@@ -216,7 +216,8 @@ impl From<AbcArgs> for AbcInput {
 pub enum TokenCommand {
     /// Issues a token; prints it once, alone on the last line (only its hash is stored).
     Issue {
-        /// crm (IntegrationHistory) or erp (ErpIngest, one tenant).
+        /// crm (IntegrationHistory), erp (ErpIngest, one tenant) or admin (Admin: the
+        /// host's provisioning, every tenant).
         #[arg(long)]
         role: String,
         /// A tenant the token reaches (repeat for several crm tenants).
@@ -591,8 +592,9 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             all_tenants,
             expires_in_days,
         } => {
-            let role = Role::parse(&role).ok_or_else(|| anyhow!("--role must be crm or erp"))?;
-            let scope = if all_tenants {
+            let role =
+                Role::parse(&role).ok_or_else(|| anyhow!("--role must be crm, erp or admin"))?;
+            let scope = if all_tenants || (role == Role::Admin && tenants.is_empty()) {
                 TenantScope::All
             } else {
                 TenantScope::Listed(

@@ -20,6 +20,8 @@ pub enum Role {
     Crm,
     /// An ERP or its middleware: ErpIngest, for exactly one tenant.
     Erp,
+    /// The host's backend: Admin (provisioning), for every tenant.
+    Admin,
 }
 
 impl Role {
@@ -28,6 +30,7 @@ impl Role {
         match self {
             Self::Crm => "crm",
             Self::Erp => "erp",
+            Self::Admin => "admin",
         }
     }
 
@@ -36,6 +39,7 @@ impl Role {
         match s {
             "crm" => Some(Self::Crm),
             "erp" => Some(Self::Erp),
+            "admin" => Some(Self::Admin),
             _ => None,
         }
     }
@@ -91,6 +95,8 @@ impl Grant {
                 Err("a crm token needs --tenant ID (repeatable) or --all-tenants".into())
             }
             (Role::Crm, _) => Ok(()),
+            (Role::Admin, TenantScope::All) => Ok(()),
+            (Role::Admin, _) => Err("an admin token reaches every tenant: pass no --tenant".into()),
         }
     }
 }

@@ -565,4 +565,16 @@ impl IntegrationHistory for Service {
             changes: changes.into_iter().map(convert::category_change).collect(),
         }))
     }
+
+    type WatchAlertsStream = EventStream<pb::AlertEvent>;
+
+    async fn watch_alerts(
+        &self,
+        req: Request<pb::WatchTenantAlertsRequest>,
+    ) -> Result<Response<Self::WatchAlertsStream>, Status> {
+        let _tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        Err(Status::unimplemented(
+            "IntegrationHistory.WatchAlerts is not implemented yet",
+        ))
+    }
 }

@@ -1,7 +1,9 @@
-//! The gRPC transport: generated types, the services, auth, health and reflection, all
+//! The gRPC transport: generated types, the services (IntegrationHistory, ErpIngest,
+//! Admin), auth, health and reflection, all
 //! wired in one place, behind the edge's authentication. prost types never leave this
 //! module (`convert` maps them).
 
+mod admin;
 pub(crate) mod auth;
 mod convert;
 pub mod crm_sink_client;
@@ -27,7 +29,8 @@ pub mod pb {
 }
 
 use pb::{
-    erp_ingest_server::ErpIngestServer, integration_history_server::IntegrationHistoryServer,
+    admin_server::AdminServer, erp_ingest_server::ErpIngestServer,
+    integration_history_server::IntegrationHistoryServer,
 };
 
 /// Every gRPC service erpsync serves: IntegrationHistory, ErpIngest, health, and
@@ -48,6 +51,7 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
         vec![
             <IntegrationHistoryServer<integration_history::Service> as NamedService>::NAME,
             <ErpIngestServer<erp_ingest::Service> as NamedService>::NAME,
+            <AdminServer<admin::Service> as NamedService>::NAME,
         ],
     );
     statuses.set(tonic_health::ServingStatus::Serving).await;
@@ -78,9 +82,14 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
             history,
         )
         .layer(axum::middleware::from_fn(guard::grpc_only));
+    let admin = AdminServer::new(admin::Service::new(&services));
+    let admin = axum::Router::new()
+        .route_service(&all_methods::<AdminServer<admin::Service>>(), admin)
+        .layer(axum::middleware::from_fn(guard::grpc_only));
     let authenticated = axum::Router::new()
         .merge(ingest)
         .merge(history)
+        .merge(admin)
         .merge(crate::http::router(
             services.ingestor.clone(),
             services.tokens.clone(),

@@ -35,6 +35,7 @@ async fn grpcurl_lists_describes_and_calls_through_reflection() {
     for service in [
         "erpsync.v1.IntegrationHistory",
         "erpsync.v1.ErpIngest",
+        "erpsync.v1.Admin",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     ] {

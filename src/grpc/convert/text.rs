@@ -86,6 +86,12 @@ impl RequestText for pb::UpdateScheduleRequest {
     }
 }
 
+impl RequestText for pb::WatchTenantAlertsRequest {
+    fn fields(&self) -> Vec<(String, &str, usize)> {
+        vec![id("after_cursor", &self.after_cursor)]
+    }
+}
+
 impl RequestText for pb::StreamLogsRequest {
     fn fields(&self) -> Vec<(String, &str, usize)> {
         [
