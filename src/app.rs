@@ -71,13 +71,15 @@ pub async fn build_with_sink(
     let logs =
         crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
     let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
+    let run_sink = sink(db.clone());
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
         history: crate::history::History::new(db.clone()),
+        tenants: crate::tenants::Tenants::new(db.clone(), Some(run_sink.clone())),
         worker: crate::worker::RunWorker {
             db: db.clone(),
-            sink: sink(db.clone()),
+            sink: run_sink,
             instance: uuid::Uuid::new_v4().to_string(),
             runs: Default::default(),
             logs: logs.clone(),

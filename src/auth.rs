@@ -1,14 +1,16 @@
 //! The token service: bearer-token authentication (the edge, `crate::edge`, hands it the
 //! `authorization` value of every gRPC and HTTP call; a failure counts against the
-//! caller's address), per-tenant authorization, push rates, and the operator's token
-//! commands (issue, revoke, list).
+//! caller's address), per-tenant authorization, push rates, and issuing, listing and
+//! revoking tokens (the operator's commands and Admin alike).
 
+use crate::domain::page_token::{Listing, Scope};
 use crate::domain::tenant::TenantId;
-use crate::domain::token::{presented, Grant, Role};
-use crate::error::{AppError, Result};
-use chrono::{DateTime, Utc};
+use crate::domain::token::{parse_token_id, presented, Grant, Role, TokenRequest};
+use crate::error::{AppError, FieldViolation, Result};
+use crate::paging::{timed, timed_position, Page, Pager};
+use chrono::{SubsecRound, Utc};
 
-use crate::domain::token::{legacy_hash, NewToken, Presented, TenantScope, TokenInfo};
+use crate::domain::token::{legacy_hash, NewToken, Presented, TokenInfo};
 use crate::storage::{tokens, Db};
 use crate::throttle::{RateLimits, Throttle};
 
@@ -17,12 +19,18 @@ use crate::throttle::{RateLimits, Throttle};
 pub struct Tokens {
     db: Db,
     throttle: Throttle,
+    /// The token listing's page tokens.
+    pager: Pager,
 }
 
 impl Tokens {
     /// Tokens stored in `db`, with failed authentications and pushes limited by `throttle`.
     pub fn new(db: Db, throttle: Throttle) -> Self {
-        Self { db, throttle }
+        Self {
+            pager: Pager::new(db.clone()),
+            db,
+            throttle,
+        }
     }
 
     /// Checks an `authorization` header value (gRPC metadata or HTTP header alike) sent
@@ -62,28 +70,39 @@ impl Tokens {
         Self::new(db, Throttle::new(off))
     }
 
-    /// Issues a token of `role` for `scope`, expiring after `expires_in_days` if given:
-    /// the new token (its secret is shown once; only its salted hash is stored), its
-    /// grant and its expiry. INVALID_ARGUMENT for a scope the role cannot have, NOT_FOUND
-    /// for an unknown tenant.
-    pub async fn issue(
-        &self,
-        role: Role,
-        scope: TenantScope,
-        expires_in_days: Option<u32>,
-    ) -> Result<(NewToken, Grant, Option<DateTime<Utc>>)> {
-        Grant::validate(role, &scope).map_err(AppError::InvalidArgument)?;
+    /// Issues the token `request` asks for: the new token (its secret is shown once;
+    /// only its salted hash is stored) and the token as listed. INVALID_ARGUMENT naming
+    /// every bad field (a scope the role cannot have, the expiry, the label), NOT_FOUND
+    /// for an unknown tenant; nothing is stored then.
+    pub async fn issue(&self, request: TokenRequest) -> Result<(NewToken, TokenInfo)> {
+        request.check().map_err(AppError::InvalidFields)?;
         let new = NewToken::generate()
             .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness for the token: {e}")))?;
         let grant = Grant {
             token_id: new.id.clone(),
-            role,
-            scope,
+            role: request.role,
+            scope: request.scope,
         };
-        let now = Utc::now();
-        let expires_at = expires_in_days.map(|d| now + chrono::TimeDelta::days(i64::from(d)));
-        tokens::insert(&self.db, &new, &grant, expires_at, now).await?;
-        Ok((new, grant, expires_at))
+        // To the microsecond, as both backends store it: the listing pages by it.
+        let now = Utc::now().trunc_subsecs(6);
+        let expires_at = request
+            .expires_in_days
+            .map(|d| now + chrono::TimeDelta::days(i64::from(d)));
+        let issued = tokens::Issued {
+            expires_at,
+            label: &request.label,
+        };
+        tokens::insert_labeled(&self.db, &new, &grant, issued, now).await?;
+        tracing::info!(token = %new.id, role = grant.role.as_str(), "token issued");
+        let info = TokenInfo {
+            grant,
+            created_at: now,
+            revoked_at: None,
+            expires_at,
+            last_used_at: None,
+            label: request.label,
+        };
+        Ok((new, info))
     }
 
     /// Revokes the token `token` names: the token itself, or its id (a token issued
@@ -97,9 +116,53 @@ impl Tokens {
         tokens::revoke(&self.db, &key, Utc::now()).await
     }
 
+    /// Revokes the token with public id `id` (`tok_…`); false when it is unknown or
+    /// revoked already. INVALID_ARGUMENT naming `token_id` for anything else.
+    pub async fn revoke_id(&self, id: &str) -> Result<bool> {
+        let id = parse_token_id(id)
+            .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("token_id", e)]))?;
+        let revoked = tokens::revoke(&self.db, id, Utc::now()).await?;
+        if revoked {
+            tracing::info!(token = %id, "token revoked");
+        }
+        Ok(revoked)
+    }
+
     /// Every token, revoked and expired ones included.
     pub async fn list(&self) -> Result<Vec<TokenInfo>> {
         tokens::list(&self.db).await
+    }
+
+    /// A page of the tokens reaching `tenant` (every token for None; those of every
+    /// tenant included), newest first; revoked and expired ones with `include_inactive`.
+    /// NOT_FOUND for an unknown tenant.
+    pub async fn page(
+        &self,
+        tenant: Option<&TenantId>,
+        include_inactive: bool,
+        page_size: u64,
+        page_token: &str,
+    ) -> Result<Page<TokenInfo>> {
+        let scope = tenant.map_or(Scope::Every, Scope::Tenant);
+        let position = self
+            .pager
+            .position(Listing::Tokens, scope, page_token)
+            .await?;
+        let before = position.as_deref().map(timed_position).transpose()?;
+        if let Some(tenant) = tenant {
+            crate::storage::tenants::require(&self.db, tenant).await?;
+        }
+        let filter = tokens::TokenFilter {
+            tenant,
+            include_inactive,
+            now: Utc::now(),
+        };
+        let items = tokens::page(&self.db, filter, before, page_size).await?;
+        self.pager
+            .page(items, page_size, (Listing::Tokens, scope), |last| {
+                timed(last.created_at, &last.grant.token_id)
+            })
+            .await
     }
 
     /// Counts a push against the token's rate (RESOURCE_EXHAUSTED past it).

@@ -1,6 +1,6 @@
 //! The history service: what the host's "Dados ERP" page reads (overview, runs and their
 //! logs, pending deletions, the ABC report, categorized companies) and the settings it
-//! writes. Every call answers NOT_FOUND for a tenant that does not exist; listings are
+//! writes (creating and listing tenants is [`crate::tenants`]'s). Every call answers NOT_FOUND for a tenant that does not exist; listings are
 //! paged by opaque tokens ([`crate::domain::page_token`]) signed with the database's page
 //! key, read once per server.
 
@@ -8,68 +8,31 @@ use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, PendingDelete};
-use crate::domain::page_token::{self, Listing, PageKey};
+use crate::domain::page_token::{Listing, Scope};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
-use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, Tenant, TenantId};
+use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
-use crate::storage::{abc, events, instance, pending_deletes, runs, tenants, Db};
+use crate::paging::{timed, timed_position, Pager};
+use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
 
-/// A page of a listing and the token of the next one ("" after the last).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// The page's items.
-    pub items: Vec<T>,
-    /// The token of the next page; empty when this one is the last.
-    pub next_page_token: String,
-}
-
-impl<T> Page<T> {
-    /// A page of `tenant`'s `listing` read with `page_size`: a full page names its last
-    /// item's position (`position`) as the next page's token, signed with `key`; a
-    /// shorter one is the last.
-    fn of(
-        items: Vec<T>,
-        page_size: u64,
-        key: &PageKey,
-        (listing, tenant): (Listing, &TenantId),
-        position: impl Fn(&T) -> String,
-    ) -> Self {
-        let next_page_token = match items.last() {
-            Some(last) if items.len() as u64 == page_size => {
-                key.encode(listing, tenant, &position(last))
-            }
-            _ => String::new(),
-        };
-        Self {
-            items,
-            next_page_token,
-        }
-    }
-}
+pub use crate::paging::Page;
 
 /// The history service; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct History {
     db: Db,
-    /// The database's page key, read on first use (see [`instance::page_key`]).
-    page_key: std::sync::Arc<tokio::sync::OnceCell<PageKey>>,
+    /// The listings' page tokens.
+    pager: Pager,
 }
 
 impl History {
     /// The history kept in `db`.
     pub fn new(db: Db) -> Self {
         Self {
+            pager: Pager::new(db.clone()),
             db,
-            page_key: Default::default(),
         }
-    }
-
-    /// The page key, read (and made, on a new database) once.
-    async fn page_key(&self) -> Result<&PageKey> {
-        self.page_key
-            .get_or_try_init(|| instance::page_key(&self.db))
-            .await
     }
 
     /// The position `token` names in `tenant`'s `listing`; None for the first page.
@@ -79,13 +42,9 @@ impl History {
         tenant: &TenantId,
         token: &str,
     ) -> Result<Option<String>> {
-        if token.is_empty() {
-            return Ok(None);
-        }
-        self.page_key()
-            .await?
-            .decode(listing, tenant, token)
-            .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("page_token", e)]))
+        self.pager
+            .position(listing, Scope::Tenant(tenant), token)
+            .await
     }
 
     /// NOT_FOUND unless `tenant` exists.
@@ -121,35 +80,13 @@ impl History {
         tenant: &TenantId,
         update: SettingsUpdate,
     ) -> Result<Overview> {
-        self.update_tenant(tenant, update).await?;
-        overview::load(&self.db, tenant, Utc::now()).await
-    }
-
-    /// Applies a checked settings change (refused whole when it does not fit the stored
-    /// settings); answers the tenant as stored.
-    pub async fn update_tenant(&self, tenant: &TenantId, update: SettingsUpdate) -> Result<Tenant> {
         let now = Utc::now();
-        let t = tenants::update(&self.db, tenant, |t| {
+        tenants::update(&self.db, tenant, |t| {
             update.apply(t, now).map_err(AppError::InvalidFields)
         })
         .await?;
         tracing::info!(tenant = %tenant, "settings updated");
-        Ok(t)
-    }
-
-    /// Stores a new tenant; ALREADY_EXISTS when its id is taken.
-    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
-        tenants::insert(&self.db, tenant).await
-    }
-
-    /// Every tenant, by id.
-    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        tenants::list(&self.db).await
-    }
-
-    /// A tenant; NOT_FOUND when it does not exist.
-    pub async fn tenant(&self, tenant: &TenantId) -> Result<Tenant> {
-        tenants::require(&self.db, tenant).await
+        overview::load(&self.db, tenant, now).await
     }
 
     /// A page of the tenant's runs, newest first, of `status` when given.
@@ -161,17 +98,14 @@ impl History {
         page_token: &str,
     ) -> Result<Page<RunSummary>> {
         let position = self.position(Listing::Runs, tenant, page_token).await?;
-        let before = position.as_deref().map(runs_position).transpose()?;
+        let before = position.as_deref().map(timed_position).transpose()?;
         self.require(tenant).await?;
         let page = runs::page(&self.db, tenant, status, before, page_size).await?;
-        let key = self.page_key().await?;
-        Ok(Page::of(
-            page,
-            page_size,
-            key,
-            (Listing::Runs, tenant),
-            |last| format!("{}:{}", last.started_at.timestamp_micros(), last.id),
-        ))
+        self.pager
+            .page(page, page_size, (Listing::Runs, tenant.into()), |last| {
+                timed(last.started_at, &last.id)
+            })
+            .await
     }
 
     /// A run and its log.
@@ -215,14 +149,14 @@ impl History {
             page_size,
         )
         .await?;
-        let key = self.page_key().await?;
-        Ok(Page::of(
-            page,
-            page_size,
-            key,
-            (Listing::PendingDeletes, tenant),
-            |last| last.external_id.clone(),
-        ))
+        self.pager
+            .page(
+                page,
+                page_size,
+                (Listing::PendingDeletes, tenant.into()),
+                |last| last.external_id.clone(),
+            )
+            .await
     }
 
     /// The ABC analysis in force, and the run whose classification is held, if one is.
@@ -259,14 +193,14 @@ impl History {
             page_size,
         )
         .await?;
-        let key = self.page_key().await?;
-        Ok(Page::of(
-            page,
-            page_size,
-            key,
-            (Listing::Companies, tenant),
-            |last| last.external_id.clone(),
-        ))
+        self.pager
+            .page(
+                page,
+                page_size,
+                (Listing::Companies, tenant.into()),
+                |last| last.external_id.clone(),
+            )
+            .await
     }
 
     /// A company's category now and every change to it, oldest first.
@@ -295,21 +229,4 @@ impl History {
 
 fn run_not_found(tenant: &TenantId, run_id: &str) -> AppError {
     AppError::NotFound(format!("run {run_id} not found for tenant {tenant}"))
-}
-
-/// The position of a ListRuns page token ("<started_at micros>:<run id>").
-fn runs_position(position: &str) -> Result<(chrono::DateTime<Utc>, String)> {
-    let bad = || {
-        AppError::InvalidFields(vec![FieldViolation::new(
-            "page_token",
-            page_token::NOT_ISSUED,
-        )])
-    };
-    let (micros, id) = position.split_once(':').ok_or_else(bad)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok((at, id.to_owned()))
 }

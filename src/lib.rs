@@ -5,7 +5,7 @@
 //! `domain` types; only the binary reaches `app`.
 //!
 //! Transports:
-//! * [`grpc`] — IntegrationHistory and ErpIngest (authorize, convert, delegate), health
+//! * [`grpc`] — IntegrationHistory, ErpIngest and Admin (authorize, convert, delegate), health
 //!   (following the database), reflection, the guard that answers requests that are not
 //!   gRPC or do not decode, the gRPC CRM sink client (TLS, its secret); prost types stop
 //!   here.
@@ -16,10 +16,14 @@
 //!   gRPC with progress on the terminal).
 //!
 //! Services (small handles, each holding only what it uses; gathered in [`services`]):
-//! * [`auth`] — tokens: who a caller is, per-tenant authorization, push rates.
+//! * [`auth`] — tokens: who a caller is, per-tenant authorization, push rates; issuing,
+//!   listing and revoking them.
 //! * [`ingest`] — judges, stages and logs what ERPs send (pushes and View pages).
 //! * [`history`] — what the "Dados ERP" page reads and the settings it writes; [`overview`]
 //!   assembles its "Informações Gerais".
+//! * [`tenants`] — provisioning: creating, changing, reading and listing tenants (the
+//!   operator's commands and Admin alike).
+//! * [`paging`] — listings' pages and their signed tokens, for the services that page.
 //! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
 //!   policy, the scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
@@ -61,8 +65,10 @@ pub mod http;
 pub mod ingest;
 pub mod logs;
 pub mod overview;
+pub mod paging;
 pub mod services;
 pub mod storage;
+pub mod tenants;
 pub mod throttle;
 pub mod viewdb;
 pub mod worker;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::alert::Alert;
 use crate::domain::run::{RunSummary, TableCounts};
+use crate::domain::run_status::RunStatus;
 use crate::domain::tenant::{Health, HealthInputs, Tenant, TenantId};
 use crate::error::Result;
 use crate::storage::{alerts, runs, tenants, usage, Db};
@@ -35,6 +36,35 @@ pub struct Overview {
     pub tables: Vec<TableCounts>,
 }
 
+/// The health of `tenant` as of `now`, as its overview shows it (the tenant listing
+/// filters by it).
+pub async fn health(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<Health> {
+    let last_finished = runs::last_finished(db, &tenant.id).await?;
+    let last_success_at = runs::last_success_at(db, &tenant.id).await?;
+    Ok(health_of(
+        tenant,
+        last_finished.map(|r| r.status),
+        last_success_at,
+        now,
+    ))
+}
+
+/// The one rule's inputs gathered: the tenant's switch and window, its runs' outcome.
+fn health_of(
+    tenant: &Tenant,
+    last_finished: Option<RunStatus>,
+    last_success_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Health {
+    HealthInputs {
+        active: tenant.active,
+        last_finished,
+        last_success_at,
+        max_time_without_success: tenant.max_time_without_success,
+    }
+    .health(now)
+}
+
 /// Loads the overview of `id` as of `now`; `NotFound` for an unknown tenant.
 pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview> {
     let tenant = tenants::require(db, id).await?;
@@ -47,13 +77,12 @@ pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview
         None => Vec::new(),
     };
     let last_success_at = runs::last_success_at(db, id).await?;
-    let health = HealthInputs {
-        active: tenant.active,
-        last_finished: last_finished.map(|r| r.status),
+    let health = health_of(
+        &tenant,
+        last_finished.map(|r| r.status),
         last_success_at,
-        max_time_without_success: tenant.max_time_without_success,
-    }
-    .health(now);
+        now,
+    );
     Ok(Overview {
         next_run_at: tenant.next_run_at(now),
         db_size_bytes: usage::tenant_db_size(db, id).await?,

@@ -8,6 +8,7 @@ use crate::history::History;
 use crate::ingest::Ingestor;
 use crate::logs::LogHub;
 use crate::storage::Db;
+use crate::tenants::Tenants;
 use crate::throttle::TenantSlots;
 use crate::worker::view_admin::ViewAdmin;
 use crate::worker::RunWorker;
@@ -24,6 +25,8 @@ pub struct Services {
     pub ingestor: Ingestor,
     /// The "Dados ERP" page's reads and settings.
     pub history: History,
+    /// Provisioning: tenants created, changed, read and listed.
+    pub tenants: Tenants,
     /// Starts, runs and resolves sync runs.
     pub worker: RunWorker,
     /// Tenants' View configurations.

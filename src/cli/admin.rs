@@ -1,24 +1,26 @@
 //! Provisioning commands: they open the database directly (the same `DATABASE_URL` as
-//! `serve`), so they work with or without a running server.
+//! `serve`), so they work with or without a running server; `tenant create|update|list|
+//! show` and `token issue|list|revoke` also go through a running server's Admin service
+//! with `--server` (see `remote`), printing the same.
 
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use clap::Subcommand;
 
+use super::remote::Remote;
 use crate::auth::Tokens;
 use crate::config::setting;
 use crate::domain::abc::AbcInput;
 use crate::domain::secret::SecretKey;
 use crate::domain::tenant::{
-    parse_timezone, DeploymentStatus, IntegrationType, SettingsInput, SettingsUpdate, Tenant,
-    TenantId,
+    DeploymentStatus, IntegrationType, NewTenant, SettingsInput, SettingsUpdate, Tenant, TenantId,
 };
-use crate::domain::token::{Role, TenantScope};
+use crate::domain::token::{Role, TenantScope, TokenInfo, TokenRequest, MAX_EXPIRES_IN_DAYS};
 use crate::domain::view::ViewTable;
 use crate::domain::view_source::{HostPort, SourcePolicy};
 use crate::error::AppError;
-use crate::history::History;
 use crate::storage::Db;
+use crate::tenants::Tenants;
 use crate::viewdb::{Naming, ViewAccess};
 use crate::worker::view_admin::{ViewAdmin, ViewRequest};
 
@@ -50,6 +52,8 @@ pub enum TenantCommand {
         /// The business-rule text shown in the overview.
         #[arg(long)]
         business_rule: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Changes a tenant's settings (only the flags given).
     Update {
@@ -82,6 +86,8 @@ pub enum TenantCommand {
         delete_guard_min_rows: Option<u64>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Makes the tenant a View integration: erpsync reads the ERP's SQL views. The
     /// configuration file is JSON: {"page_size": 1000, "tables": [{"table": "company",
@@ -147,11 +153,16 @@ pub enum TenantCommand {
         id: String,
     },
     /// Lists every tenant.
-    List,
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Shows one tenant's settings.
     Show {
         /// Tenant id.
         id: String,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -227,16 +238,27 @@ pub enum TokenCommand {
         #[arg(long, conflicts_with = "tenants")]
         all_tenants: bool,
         /// The token stops working this many days after issue (default: until revoked).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_EXPIRES_IN_DAYS)))]
         expires_in_days: Option<u32>,
+        /// What to call the token, to recognize it in `token list` (at most 200
+        /// characters).
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Revokes a token by its id (tok_…) or by the token itself.
     Revoke {
         /// The token id or the token.
         token: String,
+        #[command(flatten)]
+        remote: Remote,
     },
-    /// Lists tokens (ids, roles and tenants; never the secrets).
-    List,
+    /// Lists tokens (ids, roles, tenants and labels; never the secrets).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 async fn open(url: &str) -> anyhow::Result<Db> {
@@ -264,34 +286,25 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             integration_type,
             deployment_status,
             business_rule,
+            remote,
         } => {
-            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let timezone = parse_timezone(&timezone).map_err(|e| anyhow!("--timezone: {e}"))?;
-            let integration_type = IntegrationType::parse(&integration_type)
-                .ok_or_else(|| anyhow!("--integration-type must be api or view"))?;
-            let deployment_status =
-                DeploymentStatus::parse(&deployment_status).ok_or_else(|| {
-                    anyhow!("--deployment-status must be not_started, in_progress or completed")
-                })?;
-            let settings = SettingsUpdate::parse(SettingsInput {
-                name: Some(name),
-                erp_name,
-                erp_version,
-                deployment_status: Some(deployment_status),
-                business_rule,
-                integration_type: Some(integration_type),
-                delete_guard_percent: None,
-                delete_guard_min_rows: None,
-                abc: AbcInput::default(),
-            })
-            .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            let now = Utc::now();
-            let mut t = Tenant::new(id, String::new(), now);
-            t.timezone = timezone;
-            settings
-                .apply(&mut t, now)
-                .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            History::new(open(url).await?).create_tenant(&t).await?;
+            let new = NewTenant {
+                id,
+                name,
+                timezone: Some(timezone),
+                settings: SettingsInput {
+                    erp_name,
+                    erp_version,
+                    business_rule,
+                    integration_type: Some(parse_integration_type(&integration_type)?),
+                    deployment_status: Some(parse_deployment_status(&deployment_status)?),
+                    ..SettingsInput::default()
+                },
+            };
+            let t = match remote.admin().await? {
+                Some(mut admin) => admin.create_tenant(new).await?,
+                None => tenants(url).await?.create(new).await?,
+            };
             print!("{}", describe(&t));
         }
         TenantCommand::Update {
@@ -305,36 +318,37 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             delete_guard_percent,
             delete_guard_min_rows,
             abc,
+            remote,
         } => {
-            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let integration_type = integration_type
-                .map(|t| {
-                    IntegrationType::parse(&t)
-                        .ok_or_else(|| anyhow!("--integration-type must be api or view"))
-                })
-                .transpose()?;
-            let deployment_status = deployment_status
-                .map(|d| {
-                    DeploymentStatus::parse(&d).ok_or_else(|| {
-                        anyhow!("--deployment-status must be not_started, in_progress or completed")
-                    })
-                })
-                .transpose()?;
-            let settings = SettingsUpdate::parse(SettingsInput {
+            let input = SettingsInput {
                 name,
                 erp_name,
                 erp_version,
-                deployment_status,
+                deployment_status: deployment_status
+                    .as_deref()
+                    .map(parse_deployment_status)
+                    .transpose()?,
                 business_rule,
-                integration_type,
+                integration_type: integration_type
+                    .as_deref()
+                    .map(parse_integration_type)
+                    .transpose()?,
                 delete_guard_percent,
                 delete_guard_min_rows,
                 abc: (*abc).into(),
-            })
-            .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
-            let t = History::new(open(url).await?)
-                .update_tenant(&id, settings)
-                .await?;
+            };
+            let t = match remote.admin().await? {
+                Some(mut admin) => admin.update_tenant(&id, input).await?,
+                None => {
+                    let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+                    let settings = SettingsUpdate::parse(input)
+                        .map_err(|v| anyhow!(AppError::InvalidFields(v)))?;
+                    tenants(url)
+                        .await?
+                        .update(&id, Some(settings), None)
+                        .await?
+                }
+            };
             print!("{}", describe(&t));
         }
         TenantCommand::SetView {
@@ -428,8 +442,12 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 println!("{grant}");
             }
         }
-        TenantCommand::List => {
-            for t in History::new(open(url).await?).tenants().await? {
+        TenantCommand::List { remote } => {
+            let all = match remote.admin().await? {
+                Some(mut admin) => admin.tenants().await?,
+                None => tenants(url).await?.list().await?,
+            };
+            for t in all {
                 println!(
                     "{}\t{}\t{}\t{}\tactive={}\tscheduled={}",
                     t.id,
@@ -441,9 +459,14 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 );
             }
         }
-        TenantCommand::Show { id } => {
-            let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
-            let t = History::new(open(url).await?).tenant(&id).await?;
+        TenantCommand::Show { id, remote } => {
+            let t = match remote.admin().await? {
+                Some(mut admin) => admin.tenant(&id).await?,
+                None => {
+                    let id = TenantId::parse(&id).map_err(|e| anyhow!(e))?;
+                    tenants(url).await?.get(&id).await?
+                }
+            };
             print!("{}", describe(&t));
         }
     }
@@ -591,33 +614,46 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             tenants,
             all_tenants,
             expires_in_days,
+            label,
+            remote,
         } => {
             let role =
                 Role::parse(&role).ok_or_else(|| anyhow!("--role must be crm, erp or admin"))?;
-            let scope = if all_tenants || (role == Role::Admin && tenants.is_empty()) {
-                TenantScope::All
-            } else {
-                TenantScope::Listed(
-                    tenants
-                        .iter()
-                        .map(|t| TenantId::parse(t).map_err(|e| anyhow!(e)))
-                        .collect::<anyhow::Result<_>>()?,
-                )
+            let tenants = tenants
+                .iter()
+                .map(|t| TenantId::parse(t).map_err(|e| anyhow!(e)))
+                .collect::<anyhow::Result<_>>()?;
+            let request = TokenRequest {
+                role,
+                scope: TenantScope::requested(role, tenants, all_tenants),
+                expires_in_days,
+                label,
             };
-            let tokens = Tokens::unthrottled(open(url).await?);
-            let (new, grant, expires_at) = tokens.issue(role, scope, expires_in_days).await?;
-            println!("token_id: {}", new.id);
-            println!("role: {}", role.as_str());
-            println!("tenants: {}", scope_text(&grant.scope));
-            if let Some(at) = expires_at {
+            let (secret, t) = match remote.admin().await? {
+                Some(mut admin) => admin.issue_token(request).await?,
+                None => {
+                    let (new, info) = Tokens::unthrottled(open(url).await?).issue(request).await?;
+                    (new.secret, info)
+                }
+            };
+            println!("token_id: {}", t.grant.token_id);
+            println!("role: {}", t.grant.role.as_str());
+            println!("tenants: {}", scope_text(&t.grant.scope));
+            if !t.label.is_empty() {
+                println!("label: {}", t.label);
+            }
+            if let Some(at) = t.expires_at {
                 println!("expires: {}", at.to_rfc3339());
             }
             println!("# the token below is shown once; only its salted hash is stored");
-            println!("{}", new.secret);
+            println!("{secret}");
         }
-        TokenCommand::Revoke { token } => {
-            let tokens = Tokens::unthrottled(open(url).await?);
-            if !tokens.revoke(&token).await? {
+        TokenCommand::Revoke { token, remote } => {
+            let revoked = match remote.admin().await? {
+                Some(mut admin) => admin.revoke_token(&token).await?,
+                None => Tokens::unthrottled(open(url).await?).revoke(&token).await?,
+            };
+            if !revoked {
                 bail!(
                     "no active token matches {}",
                     if token.starts_with("esk_") {
@@ -629,29 +665,58 @@ pub async fn token(cmd: TokenCommand, url: &str) -> anyhow::Result<()> {
             }
             println!("revoked");
         }
-        TokenCommand::List => {
-            for t in Tokens::unthrottled(open(url).await?).list().await? {
-                let state = match (t.revoked_at, t.expires_at) {
-                    (Some(r), _) => format!("revoked {}", r.to_rfc3339()),
-                    (None, Some(e)) if e <= Utc::now() => format!("expired {}", e.to_rfc3339()),
-                    (None, Some(e)) => format!("active, expires {}", e.to_rfc3339()),
-                    (None, None) => "active".into(),
-                };
-                let used = t.last_used_at.map_or_else(
-                    || "never used".into(),
-                    |u| format!("last used {}", u.to_rfc3339()),
-                );
-                println!(
-                    "{}\t{}\t{}\tissued {}\t{state}\t{used}",
-                    t.grant.token_id,
-                    t.grant.role.as_str(),
-                    scope_text(&t.grant.scope),
-                    t.created_at.to_rfc3339(),
-                );
+        TokenCommand::List { remote } => {
+            let all = match remote.admin().await? {
+                Some(mut admin) => admin.tokens().await?,
+                None => Tokens::unthrottled(open(url).await?).list().await?,
+            };
+            for t in all {
+                println!("{}", token_line(&t));
             }
         }
     }
     Ok(())
+}
+
+/// A token as `token list` prints it: id, role, tenants, issue time, state, last use,
+/// and its label when it has one.
+fn token_line(t: &TokenInfo) -> String {
+    let state = match (t.revoked_at, t.expires_at) {
+        (Some(r), _) => format!("revoked {}", r.to_rfc3339()),
+        (None, Some(e)) if e <= Utc::now() => format!("expired {}", e.to_rfc3339()),
+        (None, Some(e)) => format!("active, expires {}", e.to_rfc3339()),
+        (None, None) => "active".into(),
+    };
+    let used = t.last_used_at.map_or_else(
+        || "never used".into(),
+        |u| format!("last used {}", u.to_rfc3339()),
+    );
+    let label = if t.label.is_empty() {
+        String::new()
+    } else {
+        format!("\tlabel {}", t.label)
+    };
+    format!(
+        "{}\t{}\t{}\tissued {}\t{state}\t{used}{label}",
+        t.grant.token_id,
+        t.grant.role.as_str(),
+        scope_text(&t.grant.scope),
+        t.created_at.to_rfc3339(),
+    )
+}
+
+/// The tenants service over the database at `url` (the server's sink unknown here).
+async fn tenants(url: &str) -> anyhow::Result<Tenants> {
+    Ok(Tenants::new(open(url).await?, None))
+}
+
+fn parse_integration_type(s: &str) -> anyhow::Result<IntegrationType> {
+    IntegrationType::parse(s).ok_or_else(|| anyhow!("--integration-type must be api or view"))
+}
+
+fn parse_deployment_status(s: &str) -> anyhow::Result<DeploymentStatus> {
+    DeploymentStatus::parse(s)
+        .ok_or_else(|| anyhow!("--deployment-status must be not_started, in_progress or completed"))
 }
 
 fn scope_text(scope: &TenantScope) -> String {

@@ -1,4 +1,5 @@
-//! Client commands: they call a running erpsync over gRPC with a crm token.
+//! Client commands: they call a running erpsync over gRPC with a crm token (the
+//! provisioning commands' `--server` form, with an admin token, is in `remote`).
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -14,16 +15,21 @@ use crate::grpc::pb::{
     TriggerSyncRequest,
 };
 
-async fn connect(server: &str) -> anyhow::Result<IntegrationHistoryClient<Channel>> {
-    let channel = Channel::from_shared(server.to_owned())
+/// A connection to the erpsync at `server`.
+pub(super) async fn channel(server: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(server.to_owned())
         .with_context(|| format!("invalid server address {server:?}"))?
         .connect()
         .await
-        .with_context(|| format!("cannot reach erpsync at {server}"))?;
-    Ok(IntegrationHistoryClient::new(channel))
+        .with_context(|| format!("cannot reach erpsync at {server}"))
 }
 
-fn authorized<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
+async fn connect(server: &str) -> anyhow::Result<IntegrationHistoryClient<Channel>> {
+    Ok(IntegrationHistoryClient::new(channel(server).await?))
+}
+
+/// `msg` carrying `authorization: Bearer <token>`.
+pub(super) fn authorized<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
     let mut req = Request::new(msg);
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()

@@ -1,10 +1,12 @@
 //! The `erpsync` command line: `serve`, provisioning commands that work on the database
-//! directly (`migrate`, `tenant`, `token`), and client commands that call a running
-//! server over gRPC (`overview`, `sync-now`, `logs`, `export`).
+//! directly (`migrate`, `tenant`, `token`; the tenant and token ones also through a
+//! running server's Admin service with `--server`), and client commands that call a
+//! running server over gRPC (`overview`, `sync-now`, `logs`, `export`).
 
 mod admin;
 mod client;
 mod progress;
+mod remote;
 
 use std::net::SocketAddr;
 use std::time::Duration;

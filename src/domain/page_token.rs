@@ -23,6 +23,11 @@ pub enum Listing {
     PendingDeletes,
     /// ListCompanies: position is an external id.
     Companies,
+    /// Admin.ListTenants (across tenants): position is a tenant id.
+    Tenants,
+    /// Admin.ListTokens (of one tenant, or across tenants): position is
+    /// "<created_at micros>:<token id>".
+    Tokens,
 }
 
 impl Listing {
@@ -31,7 +36,33 @@ impl Listing {
             Self::Runs => "runs",
             Self::PendingDeletes => "pending_deletes",
             Self::Companies => "companies",
+            Self::Tenants => "tenants",
+            Self::Tokens => "tokens",
         }
+    }
+}
+
+/// Whose listing a token pages: one tenant's, or one across every tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// One tenant's listing.
+    Tenant(&'a TenantId),
+    /// A listing across tenants (no tenant id is empty, so the two never meet).
+    Every,
+}
+
+impl Scope<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Tenant(t) => t.as_str(),
+            Self::Every => "",
+        }
+    }
+}
+
+impl<'a> From<&'a TenantId> for Scope<'a> {
+    fn from(t: &'a TenantId) -> Self {
+        Self::Tenant(t)
     }
 }
 
@@ -70,18 +101,26 @@ impl PageKey {
         hex(&self.0)
     }
 
-    /// The token for the page after `position` in `tenant`'s `listing`.
-    pub fn encode(&self, listing: Listing, tenant: &TenantId, position: &str) -> String {
+    /// The token for the page after `position` in `scope`'s `listing`.
+    pub fn encode<'a>(
+        &self,
+        listing: Listing,
+        scope: impl Into<Scope<'a>>,
+        position: &str,
+    ) -> String {
         let payload = hex(position.as_bytes());
-        let tag = self.mac(listing, tenant, &payload).finalize().into_bytes();
+        let tag = self
+            .mac(listing, scope.into(), &payload)
+            .finalize()
+            .into_bytes();
         format!("{payload}.{}", hex(&tag[..TAG]))
     }
 
-    /// The position a token of `tenant`'s `listing` names; None for "" (the first page).
-    pub fn decode(
+    /// The position a token of `scope`'s `listing` names; None for "" (the first page).
+    pub fn decode<'a>(
         &self,
         listing: Listing,
-        tenant: &TenantId,
+        scope: impl Into<Scope<'a>>,
         token: &str,
     ) -> Result<Option<String>, &'static str> {
         if token.is_empty() {
@@ -90,7 +129,7 @@ impl PageKey {
         let (payload, tag) = token.rsplit_once('.').ok_or(NOT_ISSUED)?;
         let tag = unhex(tag).filter(|t| t.len() == TAG).ok_or(NOT_ISSUED)?;
         // Compared in constant time.
-        self.mac(listing, tenant, payload)
+        self.mac(listing, scope.into(), payload)
             .verify_truncated_left(&tag)
             .map_err(|_| NOT_ISSUED)?;
         let bytes = unhex(payload).ok_or(NOT_ISSUED)?;
@@ -98,13 +137,13 @@ impl PageKey {
     }
 
     /// The HMAC of a token's parts, each ended by a NUL (which none of them holds).
-    fn mac(&self, listing: Listing, tenant: &TenantId, payload: &str) -> Hmac<Sha256> {
+    fn mac(&self, listing: Listing, scope: Scope<'_>, payload: &str) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         for part in [
             "erpsync page token v2",
             listing.tag(),
-            tenant.as_str(),
+            scope.as_str(),
             payload,
         ] {
             mac.update(part.as_bytes());
@@ -191,6 +230,16 @@ mod tests {
             );
         }
         assert_eq!(format!("{key:?}"), "PageKey(***)");
+        let every = key.encode(Listing::Tokens, Scope::Every, "1:tok_a");
+        assert_eq!(
+            key.decode(Listing::Tokens, Scope::Every, &every),
+            Ok(Some("1:tok_a".into()))
+        );
+        assert_eq!(key.decode(Listing::Tokens, &acme, &every), Err(NOT_ISSUED));
+        assert_eq!(
+            key.decode(Listing::Tenants, Scope::Every, &every),
+            Err(NOT_ISSUED)
+        );
         assert!(PageKey::parse("ab").is_none());
         assert!(PageKey::parse(&"g".repeat(64)).is_none());
     }

@@ -470,6 +470,50 @@ impl SettingsUpdate {
     }
 }
 
+/// A tenant to create, as asked (the operator's command or Admin.CreateTenant alike).
+#[derive(Debug, Clone, Default)]
+pub struct NewTenant {
+    /// Its id, as sent.
+    pub id: String,
+    /// Display name (required).
+    pub name: String,
+    /// IANA zone; [`DEFAULT_TIMEZONE`] when None.
+    pub timezone: Option<String>,
+    /// ERP product name, version, onboarding state, business rule, integration type:
+    /// the settings form's fields (defaults for None).
+    pub settings: SettingsInput,
+}
+
+impl NewTenant {
+    /// The tenant with the product's defaults and the fields asked for, or every violation
+    /// at once (`tenant_id`, `timezone`, the settings' fields).
+    pub fn tenant(self, now: DateTime<Utc>) -> Result<Tenant, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        let id = TenantId::parse(&self.id)
+            .map_err(|e| violations.push(FieldViolation::new("tenant_id", e)))
+            .ok();
+        let timezone = match self.timezone.as_deref() {
+            None => Some(DEFAULT_TIMEZONE),
+            Some(tz) => parse_timezone(tz)
+                .map_err(|e| violations.push(FieldViolation::new("timezone", e)))
+                .ok(),
+        };
+        let settings = SettingsUpdate::parse(SettingsInput {
+            name: Some(self.name),
+            ..self.settings
+        })
+        .map_err(|mut v| violations.append(&mut v))
+        .ok();
+        let (Some(id), Some(timezone), Some(settings)) = (id, timezone, settings) else {
+            return Err(violations);
+        };
+        let mut t = Tenant::new(id, String::new(), now);
+        t.timezone = timezone;
+        settings.apply(&mut t, now)?;
+        Ok(t)
+    }
+}
+
 /// Most daily run times a schedule may list (every 15 minutes); cron says more.
 pub const MAX_DAILY_TIMES: usize = 96;
 

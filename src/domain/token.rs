@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::tenant::TenantId;
 use super::text::hex;
+use crate::error::FieldViolation;
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,20 +85,107 @@ impl Grant {
         }
     }
 
-    /// Checks a token's shape before it is stored: erp tokens name exactly one tenant.
-    pub fn validate(role: Role, scope: &TenantScope) -> Result<(), String> {
+    /// Checks a token's shape before it is stored: erp tokens name exactly one tenant,
+    /// crm tokens some or all, admin tokens all. The violation names the request field
+    /// (`tenant_ids`, or `all_tenants` for an erp token asked for every tenant).
+    pub fn validate(role: Role, scope: &TenantScope) -> Result<(), FieldViolation> {
         match (role, scope) {
             (Role::Erp, TenantScope::Listed(ids)) if ids.len() == 1 => Ok(()),
-            (Role::Erp, _) => {
-                Err("an erp token is for exactly one tenant: pass --tenant ID once".into())
-            }
-            (Role::Crm, TenantScope::Listed(ids)) if ids.is_empty() => {
-                Err("a crm token needs --tenant ID (repeatable) or --all-tenants".into())
-            }
+            (Role::Erp, TenantScope::All) => Err(FieldViolation::new(
+                "all_tenants",
+                "an erp token is for exactly one tenant: name it once (--tenant ID)",
+            )),
+            (Role::Erp, _) => Err(FieldViolation::new(
+                "tenant_ids",
+                "an erp token is for exactly one tenant: name it once (--tenant ID)",
+            )),
+            (Role::Crm, TenantScope::Listed(ids)) if ids.is_empty() => Err(FieldViolation::new(
+                "tenant_ids",
+                "a crm token needs one or more tenants (--tenant ID, repeatable) or all tenants (--all-tenants)",
+            )),
             (Role::Crm, _) => Ok(()),
             (Role::Admin, TenantScope::All) => Ok(()),
-            (Role::Admin, _) => Err("an admin token reaches every tenant: pass no --tenant".into()),
+            (Role::Admin, _) => Err(FieldViolation::new(
+                "tenant_ids",
+                "an admin token reaches every tenant: name none",
+            )),
         }
+    }
+}
+
+impl TenantScope {
+    /// The scope a request asks for: every tenant with `all_tenants`, or for an admin
+    /// token naming none; else the tenants named ([`Grant::validate`] judges the result).
+    pub fn requested(role: Role, tenants: Vec<TenantId>, all_tenants: bool) -> Self {
+        if all_tenants || (role == Role::Admin && tenants.is_empty()) {
+            Self::All
+        } else {
+            Self::Listed(tenants)
+        }
+    }
+}
+
+/// The most days a token may live: ten years.
+pub const MAX_EXPIRES_IN_DAYS: u32 = 3650;
+/// The longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// A token to issue, as asked (the operator's command or Admin.IssueToken alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// What it is for.
+    pub role: Role,
+    /// Which tenants it reaches.
+    pub scope: TenantScope,
+    /// It stops working this many days after issue; None: never.
+    pub expires_in_days: Option<u32>,
+    /// What the issuer calls it ("" for nothing).
+    pub label: String,
+}
+
+impl TokenRequest {
+    /// Every violation of the request at once: the scope its role allows, the expiry
+    /// within 1..=[`MAX_EXPIRES_IN_DAYS`], the label's length and characters.
+    pub fn check(&self) -> Result<(), Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        if let Err(v) = Grant::validate(self.role, &self.scope) {
+            violations.push(v);
+        }
+        if self
+            .expires_in_days
+            .is_some_and(|d| !(1..=MAX_EXPIRES_IN_DAYS).contains(&d))
+        {
+            violations.push(FieldViolation::new(
+                "expires_in_days",
+                format!("must be 1 to {MAX_EXPIRES_IN_DAYS} days when set"),
+            ));
+        }
+        if let Err(v) = super::text::check("label", &self.label, MAX_LABEL_CHARS) {
+            violations.push(v);
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(violations)
+        }
+    }
+}
+
+/// A token's public id as asked for (`tok_` and 12 lowercase hex digits); the reason
+/// otherwise.
+pub fn parse_token_id(id: &str) -> Result<&str, String> {
+    let digits = id.strip_prefix("tok_").unwrap_or_default();
+    if digits.len() == 12
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(id)
+    } else {
+        Err(format!(
+            "{} is not a token id: tok_ and 12 lowercase hex digits",
+            super::text::excerpt(id)
+        ))
     }
 }
 
@@ -196,6 +284,15 @@ pub struct TokenInfo {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When it last authenticated a call (to the minute), if it has.
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the issuer called it ("" for nothing).
+    pub label: String,
+}
+
+impl TokenInfo {
+    /// Whether it still authenticates at `now`: not revoked, not expired.
+    pub fn is_active(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 #[cfg(test)]
@@ -251,5 +348,64 @@ mod tests {
         assert!(Grant::validate(Role::Erp, &TenantScope::Listed(vec![t("a"), t("b")])).is_err());
         assert!(Grant::validate(Role::Crm, &TenantScope::Listed(vec![])).is_err());
         assert!(Grant::validate(Role::Crm, &TenantScope::All).is_ok());
+        assert!(Grant::validate(Role::Admin, &TenantScope::All).is_ok());
+        let named = Grant::validate(Role::Admin, &TenantScope::Listed(vec![t("a")]));
+        assert_eq!(named.unwrap_err().field, "tenant_ids");
+        assert_eq!(
+            Grant::validate(Role::Erp, &TenantScope::All)
+                .unwrap_err()
+                .field,
+            "all_tenants"
+        );
+    }
+
+    #[test]
+    fn a_token_request_names_every_bad_field() {
+        let t = |s: &str| TenantId::parse(s).unwrap();
+        let ok = TokenRequest {
+            role: Role::Erp,
+            scope: TenantScope::requested(Role::Erp, vec![t("a")], false),
+            expires_in_days: Some(MAX_EXPIRES_IN_DAYS),
+            label: "é".repeat(MAX_LABEL_CHARS),
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let bad = TokenRequest {
+            role: Role::Erp,
+            scope: TenantScope::requested(Role::Erp, vec![], false),
+            expires_in_days: Some(0),
+            label: "a\0b".into(),
+        };
+        let fields: Vec<String> = bad
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["tenant_ids", "expires_in_days", "label"]);
+        let long = TokenRequest {
+            label: "x".repeat(MAX_LABEL_CHARS + 1),
+            expires_in_days: Some(MAX_EXPIRES_IN_DAYS + 1),
+            ..ok
+        };
+        assert_eq!(long.check().unwrap_err().len(), 2);
+        assert_eq!(
+            TenantScope::requested(Role::Admin, vec![], false),
+            TenantScope::All
+        );
+    }
+
+    #[test]
+    fn token_ids_are_tok_and_twelve_lowercase_hex_digits() {
+        assert_eq!(parse_token_id("tok_0123456789ab"), Ok("tok_0123456789ab"));
+        for bad in [
+            "",
+            "tok_",
+            "tok_0123456789AB",
+            "tok_0123456789abc",
+            "esk_0123456789ab",
+            "tok_0123456789ag",
+        ] {
+            assert!(parse_token_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

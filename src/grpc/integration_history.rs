@@ -10,13 +10,12 @@ use super::auth::{grant, tenant_call};
 use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::auth::authorize;
-use crate::domain::abc::AbcInput;
 use crate::domain::abc::CompanyFilter;
 use crate::domain::crm::Resolution;
 use crate::domain::page_token::page_size;
 use crate::domain::run::{EventFilter, Level, RunTrigger};
 use crate::domain::tables::TABLES;
-use crate::domain::tenant::{ScheduleUpdate, SettingsInput, SettingsUpdate, TenantId};
+use crate::domain::tenant::{ScheduleUpdate, TenantId};
 use crate::domain::text::excerpt;
 use crate::domain::token::Role;
 use crate::error::{AppError, FieldViolation, Result};
@@ -157,47 +156,7 @@ impl Service {
         req: Request<pb::UpdateSettingsRequest>,
     ) -> Result<pb::Overview> {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
-        let req = req.into_inner();
-        let mut violations = Vec::new();
-        let deployment_status = convert::deployment_status_from(req.deployment_status)
-            .unwrap_or_else(|| {
-                violations.push(FieldViolation::new("deployment_status", "unknown value"));
-                None
-            });
-        let integration_type =
-            convert::integration_type_from(req.integration_type).unwrap_or_else(|| {
-                violations.push(FieldViolation::new("integration_type", "unknown value"));
-                None
-            });
-        let parsed = SettingsUpdate::parse(SettingsInput {
-            name: req.name,
-            erp_name: req.erp_name,
-            erp_version: req.erp_version,
-            deployment_status,
-            business_rule: req.business_rule,
-            integration_type,
-            delete_guard_percent: req.delete_guard_percent,
-            delete_guard_min_rows: req.delete_guard_min_rows,
-            abc: AbcInput {
-                basis: req.abc_basis,
-                window_months: req.abc_window_months,
-                a_threshold: req.abc_a_threshold,
-                b_threshold: req.abc_b_threshold,
-                new_days: req.lifecycle_new_days,
-                active_days: req.lifecycle_active_days,
-                inactive_days: req.lifecycle_inactive_days,
-                shift_guard_percent: req.abc_shift_guard_percent,
-                shift_guard: req.abc_shift_guard,
-            },
-        });
-        let update = match parsed {
-            Ok(u) if violations.is_empty() => u,
-            Ok(_) => return Err(AppError::InvalidFields(violations)),
-            Err(mut more) => {
-                violations.append(&mut more);
-                return Err(AppError::InvalidFields(violations));
-            }
-        };
+        let update = convert::settings_update(req.into_inner()).map_err(AppError::InvalidFields)?;
         Ok(convert::overview(
             self.history.update_settings(&tenant, update).await?,
         ))

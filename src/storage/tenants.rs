@@ -3,8 +3,8 @@
 use anyhow::{anyhow, Context};
 use chrono::Duration;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DbBackend, EntityTrait, IntoActiveModel, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{entities::tenant, Db};
@@ -41,6 +41,30 @@ pub async fn require(db: &Db, id: &TenantId) -> Result<Tenant> {
 pub async fn list(db: &Db) -> Result<Vec<Tenant>> {
     tenant::Entity::find()
         .order_by_asc(tenant::Column::Id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(from_model)
+        .collect()
+}
+
+/// Up to `limit` tenants by id after `after` (from the first for None), only those of
+/// `integration_type` when given.
+pub async fn page(
+    db: &Db,
+    integration_type: Option<IntegrationType>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Tenant>> {
+    let mut q = tenant::Entity::find();
+    if let Some(t) = integration_type {
+        q = q.filter(tenant::Column::IntegrationType.eq(t.as_str()));
+    }
+    if let Some(after) = after {
+        q = q.filter(tenant::Column::Id.gt(after));
+    }
+    q.order_by_asc(tenant::Column::Id)
+        .limit(limit)
         .all(db.conn())
         .await?
         .into_iter()

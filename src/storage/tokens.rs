@@ -1,7 +1,10 @@
 //! Queries of `api_token` and `api_token_tenant`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+};
 
 use super::{
     entities::{api_token, api_token_tenant, tenant},
@@ -19,13 +22,38 @@ pub use crate::domain::token::TokenInfo;
 /// a minute per token at most, not one per call.
 const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
-/// Stores a token's salted hash with its role, tenants and expiry; `NotFound` for an
-/// unknown tenant.
+/// What is stored of a token besides its hash and grant.
+#[derive(Debug, Clone, Default)]
+pub struct Issued<'a> {
+    /// When it stops working, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What the issuer called it ("" for nothing: stored as NULL).
+    pub label: &'a str,
+}
+
+/// Stores a token's salted hash with its role, tenants and expiry, without a label;
+/// `NotFound` for an unknown tenant.
 pub async fn insert(
     db: &Db,
     token: &NewToken,
     grant: &Grant,
     expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let issued = Issued {
+        expires_at,
+        label: "",
+    };
+    insert_labeled(db, token, grant, issued, now).await
+}
+
+/// Stores a token's salted hash with its role, tenants, expiry and label; `NotFound` for
+/// an unknown tenant.
+pub async fn insert_labeled(
+    db: &Db,
+    token: &NewToken,
+    grant: &Grant,
+    issued: Issued<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = db.begin_write().await?;
@@ -48,8 +76,9 @@ pub async fn insert(
         created_at: Set(now),
         revoked_at: Set(None),
         token_salt: Set(Some(token.salt.clone())),
-        expires_at: Set(expires_at),
+        expires_at: Set(issued.expires_at),
         last_used_at: Set(None),
+        label: Set((!issued.label.is_empty()).then(|| issued.label.to_owned())),
     })
     .exec(&*txn)
     .await?;
@@ -126,20 +155,87 @@ async fn mark_used(db: &Db, id: &str, now: DateTime<Utc>) -> Result<()> {
 
 /// Every token, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<TokenInfo>> {
-    let mut out = Vec::new();
-    for token in api_token::Entity::find()
+    let rows = api_token::Entity::find()
         .order_by_asc(api_token::Column::CreatedAt)
+        .order_by_asc(api_token::Column::Id)
         .all(db.conn())
-        .await?
-    {
+        .await?;
+    infos(db, rows).await
+}
+
+/// Which tokens a listing shows.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFilter<'a> {
+    /// Only tokens reaching this tenant (those of every tenant included).
+    pub tenant: Option<&'a TenantId>,
+    /// Revoked and expired tokens too.
+    pub include_inactive: bool,
+    /// The instant "expired" is judged at.
+    pub now: DateTime<Utc>,
+}
+
+/// A page of tokens that pass `filter`, newest first (by issue time, then id), issued
+/// before the (created_at, id) of the previous page's last token.
+pub async fn page(
+    db: &Db,
+    filter: TokenFilter<'_>,
+    before: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<TokenInfo>> {
+    let mut q = api_token::Entity::find();
+    if let Some(tenant) = filter.tenant {
+        let listed = api_token_tenant::Entity::find()
+            .select_only()
+            .column(api_token_tenant::Column::TokenId)
+            .filter(api_token_tenant::Column::TenantId.eq(tenant.as_str()))
+            .into_query();
+        q = q.filter(
+            Condition::any()
+                .add(api_token::Column::AllTenants.eq(true))
+                .add(api_token::Column::Id.in_subquery(listed)),
+        );
+    }
+    if !filter.include_inactive {
+        q = q.filter(api_token::Column::RevokedAt.is_null()).filter(
+            Condition::any()
+                .add(api_token::Column::ExpiresAt.is_null())
+                .add(api_token::Column::ExpiresAt.gt(filter.now)),
+        );
+    }
+    if let Some((at, id)) = before {
+        q = q.filter(
+            Condition::any()
+                .add(api_token::Column::CreatedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(api_token::Column::CreatedAt.eq(at))
+                        .add(api_token::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let rows = q
+        .order_by_desc(api_token::Column::CreatedAt)
+        .order_by_desc(api_token::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?;
+    infos(db, rows).await
+}
+
+/// The listing form of stored tokens (their tenants read per token).
+async fn infos(db: &Db, rows: Vec<api_token::Model>) -> Result<Vec<TokenInfo>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for token in rows {
         let (created_at, revoked_at) = (token.created_at, token.revoked_at);
         let (expires_at, last_used_at) = (token.expires_at, token.last_used_at);
+        let label = token.label.clone().unwrap_or_default();
         out.push(TokenInfo {
             grant: grant_of(db, token).await?,
             created_at,
             revoked_at,
             expires_at,
             last_used_at,
+            label,
         });
     }
     Ok(out)

@@ -5,10 +5,13 @@ use chrono::SecondsFormat;
 use super::super::pb;
 use super::runs::run_table;
 use super::{duration, run, timestamp};
-use crate::domain::abc::AbcSettings;
+use crate::domain::abc::{AbcInput, AbcSettings};
 use crate::domain::alert::{Alert, AlertKind};
 use crate::domain::schedule::Schedule;
-use crate::domain::tenant::{DeploymentStatus, Health, IntegrationType, ScheduleInput, TenantId};
+use crate::domain::tenant::{
+    DeploymentStatus, Health, IntegrationType, ScheduleInput, SettingsInput, SettingsUpdate,
+    TenantId,
+};
 use crate::domain::view::{Mode as ViewMode, ViewTable};
 use crate::error::FieldViolation;
 use crate::overview::Overview;
@@ -51,7 +54,7 @@ pub fn overview(o: Overview) -> pb::Overview {
     }
 }
 
-fn abc_settings(a: &AbcSettings) -> pb::AbcSettings {
+pub(super) fn abc_settings(a: &AbcSettings) -> pb::AbcSettings {
     pb::AbcSettings {
         basis: a.basis.table().as_str().to_owned(),
         window_months: a.window_months,
@@ -65,7 +68,7 @@ fn abc_settings(a: &AbcSettings) -> pb::AbcSettings {
     }
 }
 
-fn schedule(s: &Schedule) -> pb::Schedule {
+pub(super) fn schedule(s: &Schedule) -> pb::Schedule {
     match s {
         Schedule::Daily(times) => pb::Schedule {
             daily_times: times.iter().map(ToString::to_string).collect(),
@@ -78,7 +81,7 @@ fn schedule(s: &Schedule) -> pb::Schedule {
     }
 }
 
-fn integration_type(t: IntegrationType) -> pb::IntegrationType {
+pub(super) fn integration_type(t: IntegrationType) -> pb::IntegrationType {
     match t {
         IntegrationType::Api => pb::IntegrationType::Api,
         IntegrationType::View => pb::IntegrationType::View,
@@ -94,7 +97,7 @@ pub fn integration_type_from(v: i32) -> Option<Option<IntegrationType>> {
     }
 }
 
-fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
+pub(super) fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
     match s {
         DeploymentStatus::NotStarted => pb::DeploymentStatus::NotStarted,
         DeploymentStatus::InProgress => pb::DeploymentStatus::InProgress,
@@ -113,7 +116,7 @@ pub fn deployment_status_from(v: i32) -> Option<Option<DeploymentStatus>> {
     }
 }
 
-fn health(h: Health) -> pb::Health {
+pub(super) fn health(h: Health) -> pb::Health {
     match h {
         Health::Healthy => pb::Health::Healthy,
         Health::Stale => pb::Health::Stale,
@@ -136,6 +139,51 @@ fn alert(a: Alert) -> pb::Alert {
         opened_at: Some(timestamp(a.opened_at)),
         resolved_at: a.resolved_at.map(timestamp),
         run_id: a.run_id.unwrap_or_default(),
+    }
+}
+
+/// The settings form as sent, validated by the domain's rule: every bad field named (an
+/// enum number that is no value of its enum, and the settings' own rules).
+pub fn settings_update(
+    req: pb::UpdateSettingsRequest,
+) -> Result<SettingsUpdate, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let deployment_status = deployment_status_from(req.deployment_status).unwrap_or_else(|| {
+        violations.push(FieldViolation::new("deployment_status", "unknown value"));
+        None
+    });
+    let integration_type = integration_type_from(req.integration_type).unwrap_or_else(|| {
+        violations.push(FieldViolation::new("integration_type", "unknown value"));
+        None
+    });
+    let parsed = SettingsUpdate::parse(SettingsInput {
+        name: req.name,
+        erp_name: req.erp_name,
+        erp_version: req.erp_version,
+        deployment_status,
+        business_rule: req.business_rule,
+        integration_type,
+        delete_guard_percent: req.delete_guard_percent,
+        delete_guard_min_rows: req.delete_guard_min_rows,
+        abc: AbcInput {
+            basis: req.abc_basis,
+            window_months: req.abc_window_months,
+            a_threshold: req.abc_a_threshold,
+            b_threshold: req.abc_b_threshold,
+            new_days: req.lifecycle_new_days,
+            active_days: req.lifecycle_active_days,
+            inactive_days: req.lifecycle_inactive_days,
+            shift_guard_percent: req.abc_shift_guard_percent,
+            shift_guard: req.abc_shift_guard,
+        },
+    });
+    match parsed {
+        Ok(u) if violations.is_empty() => Ok(u),
+        Ok(_) => Err(violations),
+        Err(mut more) => {
+            violations.append(&mut more);
+            Err(violations)
+        }
     }
 }
 

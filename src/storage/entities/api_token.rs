@@ -18,6 +18,8 @@ pub struct Model {
     pub token_salt: Option<String>,
     pub expires_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
+    /// What the issuer called it; NULL when it was not named.
+    pub label: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
