@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::page_token::{Listing, Scope};
 use crate::domain::tenant::{
@@ -61,7 +61,7 @@ impl Tenants {
     /// Creates the tenant `new` asks for (the product's defaults for what it leaves out):
     /// INVALID_ARGUMENT naming every bad field, ALREADY_EXISTS when its id is taken.
     pub async fn create(&self, new: NewTenant) -> Result<Tenant> {
-        let t = new.tenant(Utc::now()).map_err(AppError::InvalidFields)?;
+        let t = new.tenant(stored_now()).map_err(AppError::InvalidFields)?;
         tenants::insert(&self.db, &t).await?;
         tracing::info!(tenant = %t.id, "tenant created");
         Ok(t)
@@ -79,7 +79,7 @@ impl Tenants {
         if settings.is_none() && schedule.is_none() {
             return self.get(id).await;
         }
-        let now = Utc::now();
+        let now = stored_now();
         let t = tenants::update(&self.db, id, |t| {
             if let Some(settings) = settings {
                 settings.apply(t, now).map_err(AppError::InvalidFields)?;
@@ -170,4 +170,9 @@ impl Tenants {
             .page(items, page_size, listing, |last| last.tenant.id.to_string())
             .await
     }
+}
+
+/// Now, to the microsecond both backends store: what is answered is what is stored.
+fn stored_now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
