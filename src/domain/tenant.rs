@@ -619,6 +619,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_tenant_takes_the_defaults_or_names_every_bad_field() {
+        let now = at("2026-12-07T10:00:00Z");
+        let t = NewTenant {
+            id: "acme".into(),
+            name: " ACME ".into(),
+            ..NewTenant::default()
+        }
+        .tenant(now)
+        .unwrap();
+        let defaults = Tenant::new(TenantId::parse("acme").unwrap(), "ACME".into(), now);
+        assert_eq!(t, defaults);
+        let bad = NewTenant {
+            id: "Not an id".into(),
+            name: String::new(),
+            timezone: Some("Mars/Base".into()),
+            settings: SettingsInput {
+                delete_guard_percent: Some(0.0),
+                ..SettingsInput::default()
+            },
+        };
+        let fields: Vec<String> = bad
+            .tenant(now)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["tenant_id", "timezone", "name", "delete_guard_percent"]
+        );
+    }
+
+    #[test]
     fn a_window_out_of_any_range_is_refused_not_panicked_on() {
         for (secs, nanos) in [
             (i64::MAX, 0),

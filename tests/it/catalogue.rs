@@ -1,6 +1,6 @@
 //! The host guide's error catalogue (`docs/host-guide.md`) kept honest against the
 //! contract: every RPC of IntegrationHistory and ErpIngest has its section and no section
-//! names an RPC that does not exist; the HTTP route's section lists exactly the statuses
+//! names an RPC that does not exist (Admin's sections name Admin RPCs); the HTTP route's section lists exactly the statuses
 //! the OpenAPI document declares; and neither document links outside the repository.
 
 use std::collections::BTreeSet;
@@ -63,6 +63,43 @@ fn the_error_catalogue_has_a_section_for_every_rpc_and_only_those() {
         "catalogue headings vs the protos' rpc lines"
     );
     for rpc in &expected {
+        let rows = section(&guide, &format!("### {rpc}"));
+        assert!(
+            rows.iter().any(|r| r.starts_with("| `")),
+            "{rpc} has no row of codes"
+        );
+    }
+}
+
+/// Admin's sections: each names an RPC of the service and has its row of codes, and the
+/// provisioning calls have theirs (the other calls' sections land with their code).
+#[test]
+fn the_admin_sections_name_admin_rpcs() {
+    let guide = read("docs/host-guide.md");
+    let admin = rpcs("proto/erpsync/v1/admin.proto", "Admin");
+    let catalogue = guide.split_once("## Error catalogue").unwrap().1;
+    let headed: BTreeSet<String> = catalogue
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .filter(|h| h.starts_with("Admin."))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        headed.is_subset(&admin),
+        "sections of no Admin rpc: {:?}",
+        headed.difference(&admin).collect::<Vec<_>>()
+    );
+    for rpc in [
+        "CreateTenant",
+        "UpdateTenant",
+        "GetTenant",
+        "ListTenants",
+        "IssueToken",
+        "ListTokens",
+        "RevokeToken",
+    ] {
+        let rpc = format!("Admin.{rpc}");
+        assert!(headed.contains(&rpc), "no section for {rpc}");
         let rows = section(&guide, &format!("### {rpc}"));
         assert!(
             rows.iter().any(|r| r.starts_with("| `")),
