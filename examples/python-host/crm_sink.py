@@ -112,13 +112,11 @@ class CrmSinkService(stubs.crm_sink_pb2_grpc.CrmSinkServicer):
         # While set, every call is refused with FAILED_PRECONDITION (a permanent error:
         # erpsync fails the run at once, without retrying), as a CRM in maintenance might.
         self.refusing = threading.Event()
-        self.calls = 0
 
     def _admit(self, context) -> None:
         metadata = dict(context.invocation_metadata())
         if metadata.get("authorization") != self._expected:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong sink secret")
-        self.calls += 1
         if self.refusing.is_set():
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the CRM is in maintenance")
 

@@ -327,10 +327,12 @@ class Host:
             tenant_id=self.tenant,
             settings=ih_pb2.UpdateSettingsRequest(
                 deployment_status=ih_pb2.DEPLOYMENT_STATUS_IN_PROGRESS),
+            # The schedule is saved with scheduling off: here runs start only on TriggerSync
+            # (a host turns it on with scheduled=True, or by leaving `scheduled` unset).
             schedule=ih_pb2.UpdateScheduleRequest(
-                schedule=ih_pb2.Schedule(daily_times=["03:00", "13:30"]))))
-        expect(list(updated.schedule.daily_times) == ["03:00", "13:30"],
-               f"UpdateTenant left the schedule {updated.schedule}")
+                schedule=ih_pb2.Schedule(daily_times=["03:00", "13:30"]), scheduled=False)))
+        expect(list(updated.schedule.daily_times) == ["03:00", "13:30"] and not updated.scheduled,
+               f"UpdateTenant left the schedule {updated.schedule}, scheduled={updated.scheduled}")
         say(f"UpdateTenant: schedule {list(updated.schedule.daily_times)}, scheduled "
             f"{updated.scheduled}, {enum_name(ih_pb2.DeploymentStatus, updated.deployment_status)}")
 
@@ -563,16 +565,19 @@ class Host:
         bad = ih_pb2.Schedule(cron="61 25 * * *")
         if self.args.cli_provisioned:
             what = "IntegrationHistory.UpdateSchedule"
-            call = lambda: self.erp.history.UpdateSchedule(  # noqa: E731
-                ih_pb2.UpdateScheduleRequest(tenant_id=self.tenant, schedule=bad),
-                metadata=self.crm_md)
+
+            def call():
+                self.erp.history.UpdateSchedule(ih_pb2.UpdateScheduleRequest(
+                    tenant_id=self.tenant, schedule=bad), metadata=self.crm_md)
         else:
             what = "Admin.UpdateTenant"
-            call = lambda: self.erp.admin.UpdateTenant(  # noqa: E731
-                admin_pb2.UpdateTenantRequest(
+
+            def call():
+                self.erp.admin.UpdateTenant(admin_pb2.UpdateTenantRequest(
                     tenant_id=self.tenant, schedule=ih_pb2.UpdateScheduleRequest(schedule=bad)),
-                metadata=self.admin_md)
-        error = expect_code(call, grpc.StatusCode.INVALID_ARGUMENT, f"{what} with cron {bad.cron!r}")
+                    metadata=self.admin_md)
+        error = expect_code(call, grpc.StatusCode.INVALID_ARGUMENT,
+                            f"{what} with cron {bad.cron!r}")
         say(f"{what} with cron {bad.cron!r}: INVALID_ARGUMENT: {error.details()}")
         details = bad_request(error)
         expect(details is not None and details.field_violations,
