@@ -30,6 +30,7 @@ mod openapi;
 mod outage;
 mod overview;
 mod page_tokens;
+mod python_host;
 mod schedule;
 mod secrets;
 mod sink_tls;

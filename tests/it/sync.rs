@@ -1189,6 +1189,14 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
             total: None,
         }))
     }
+    async fn count_records(
+        &self,
+        _r: tonic::Request<pb::CountRecordsRequest>,
+    ) -> Result<tonic::Response<pb::CountRecordsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "this test sink does not count",
+        ))
+    }
 }
 
 /// A server delivering to the host CrmSink at `url` in batches of 2, trying each batch
