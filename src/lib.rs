@@ -24,6 +24,7 @@
 //!   policy, the scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
+//! * [`purge`] — removing a tenant with every row of it, and exporting its data.
 //! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
 //!   name.
 //!
@@ -61,6 +62,7 @@ pub mod http;
 pub mod ingest;
 pub mod logs;
 pub mod overview;
+pub mod purge;
 pub mod services;
 pub mod storage;
 pub mod throttle;

@@ -1,6 +1,8 @@
 //! Admin: the host backend's provisioning (tenants, tokens, sinks, removal, export) and
 //! the alert feed across tenants, for a token of role `admin` only.
 
+mod purge;
+
 use std::pin::Pin;
 
 use tokio_stream::Stream;
@@ -18,12 +20,17 @@ const SERVICE: &str = "Admin";
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The service: transport over the services provisioning uses.
-pub struct Service {}
+pub struct Service {
+    /// DeleteTenant and ExportTenant.
+    purge: crate::purge::Purge,
+}
 
 impl Service {
     /// A service over the handles of `services` it uses.
-    pub fn new(_services: &Services) -> Self {
-        Self {}
+    pub fn new(services: &Services) -> Self {
+        Self {
+            purge: crate::purge::Purge::new(services.db.clone()),
+        }
     }
 
     /// Authorizes the call's admin token.
@@ -107,7 +114,7 @@ impl admin_server::Admin for Service {
         req: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
         self.admin(&req)?;
-        Err(todo("DeleteTenant"))
+        purge::delete_tenant(&self.purge, req.into_inner()).await
     }
 
     type ExportTenantStream = EventStream<pb::ExportTenantChunk>;
@@ -117,7 +124,7 @@ impl admin_server::Admin for Service {
         req: Request<pb::ExportTenantRequest>,
     ) -> Result<Response<Self::ExportTenantStream>, Status> {
         self.admin(&req)?;
-        Err(todo("ExportTenant"))
+        purge::export_tenant(&self.purge, req.into_inner()).await
     }
 
     type WatchAlertsStream = EventStream<pb::AlertEvent>;

@@ -29,6 +29,7 @@ mod openapi;
 mod outage;
 mod overview;
 mod page_tokens;
+mod purge;
 mod schedule;
 mod secrets;
 mod sink_tls;
