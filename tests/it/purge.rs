@@ -36,6 +36,7 @@ both_backends!(
     only_an_admin_token_deletes_or_exports,
     pushes_racing_the_delete_leave_nothing_behind,
     the_export_holds_the_tenants_rows_and_no_secret,
+    the_cli_exports_and_deletes_a_tenant_on_the_database,
 );
 
 /// A client of Admin.
@@ -663,7 +664,10 @@ async fn a_running_run_refuses_the_delete_unless_forced(app: TestApp) {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&run_id), "{}", err.message());
     assert!(err.message().contains("force"), "{}", err.message());
-    assert!(catalog.counts("other", &[run_id.clone()]).await["sync_run"] == 1);
+    assert_eq!(
+        catalog.counts("other", std::slice::from_ref(&run_id)).await["sync_run"],
+        1
+    );
     assert!(delete(&app, &root, "other", true).await.unwrap().deleted);
     let left = catalog.counts("other", &[run_id]).await;
     assert!(left.values().all(|n| *n == 0), "{left:?}");
@@ -896,4 +900,36 @@ async fn the_export_holds_the_tenants_rows_and_no_secret(app: TestApp) {
         "the sealed View URL is exported"
     );
     assert_eq!(of("view_config").len(), 1);
+}
+
+async fn the_cli_exports_and_deletes_a_tenant_on_the_database(app: TestApp) {
+    use crate::cli::{erpsync, ok};
+    let t = tenant(&app, "leaving").await;
+    push(&app, &t, "company", vec![company("c1")])
+        .await
+        .unwrap();
+    let url = app.database_url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leaving.ndjson");
+    let path = file.to_str().unwrap();
+    ok(erpsync(
+        &url,
+        &["tenant", "export", "--id", "leaving", "--output", path],
+    ));
+    let rows = lines(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(rows[0]["row"]["id"], "leaving");
+    assert!(rows
+        .iter()
+        .any(|r| r["table"] == "staged_record" && r["row"]["external_id"] == "c1"));
+    // Standard output without --output.
+    let printed = ok(erpsync(&url, &["tenant", "export", "--id", "leaving"]));
+    assert_eq!(lines(&printed).len(), rows.len());
+
+    let out = ok(erpsync(&url, &["tenant", "delete", "--id", "leaving"]));
+    assert!(out.starts_with("tenant leaving deleted: "), "{out}");
+    let out = ok(erpsync(&url, &["tenant", "delete", "--id", "leaving"]));
+    assert!(out.contains("nothing to delete"), "{out}");
+    let failed = erpsync(&url, &["tenant", "export", "--id", "leaving"]);
+    assert!(!failed.status.success());
+    assert_eq!(overview_code(&app, &t, &t.crm).await, Code::Unauthenticated);
 }
