@@ -273,17 +273,27 @@ impl AppError {
 }
 
 /// The one place database errors are sorted: a database that does not answer is
-/// [`AppError::Unavailable`], whatever query met it; everything else stays
-/// [`AppError::Database`].
+/// [`AppError::Unavailable`], whatever query met it; a row referring to a tenant (or
+/// run) that is gone — removed while the write was under way (DeleteTenant) — is
+/// [`AppError::NotFound`]; everything else stays [`AppError::Database`].
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
         if unreachable(&err) {
             Self::Unavailable(err)
+        } else if matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+        ) {
+            Self::NotFound(GONE_MESSAGE.into())
         } else {
             Self::Database(err)
         }
     }
 }
+
+/// What a write of a tenant removed meanwhile is answered.
+pub const GONE_MESSAGE: &str =
+    "the tenant (or its run) this writes to no longer exists: it was removed meanwhile";
 
 /// An error of a query run through sqlx directly, sorted like sea-orm's.
 impl From<sqlx::Error> for AppError {

@@ -28,6 +28,7 @@
 //!   policy, the scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
+//! * [`purge`] — removing a tenant with every row of it, and exporting its data.
 //! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
 //!   name.
 //!
@@ -66,6 +67,7 @@ pub mod ingest;
 pub mod logs;
 pub mod overview;
 pub mod paging;
+pub mod purge;
 pub mod services;
 pub mod storage;
 pub mod tenants;

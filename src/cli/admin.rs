@@ -19,6 +19,7 @@ use crate::domain::token::{Role, TenantScope, TokenInfo, TokenRequest, MAX_EXPIR
 use crate::domain::view::ViewTable;
 use crate::domain::view_source::{HostPort, SourcePolicy};
 use crate::error::AppError;
+use crate::purge::Purge;
 use crate::storage::Db;
 use crate::tenants::Tenants;
 use crate::viewdb::{Naming, ViewAccess};
@@ -163,6 +164,29 @@ pub enum TenantCommand {
         id: String,
         #[command(flatten)]
         remote: Remote,
+    },
+    /// Removes the tenant and every row of it in every table (its staged records, runs,
+    /// logs, ABC data, View configuration, sealed secrets), and its tokens: a token of
+    /// this tenant alone is deleted, a crm token of several loses this one. Refused
+    /// while a run of the tenant is RUNNING, unless --force. Nothing to do for an
+    /// unknown tenant.
+    Delete {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// Delete even while a run is RUNNING: the run is cut short.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Writes the tenant's data as newline-delimited JSON, one {"table", "row"} line per
+    /// row, the tenant's settings first; secrets left out.
+    Export {
+        /// Tenant id.
+        #[arg(long)]
+        id: String,
+        /// The file to write (standard output when absent).
+        #[arg(short = 'o', long = "output")]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -469,6 +493,54 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             };
             print!("{}", describe(&t));
         }
+        TenantCommand::Delete { id, force } => delete_tenant(url, &id, force).await?,
+        TenantCommand::Export { id, output } => export_tenant(url, &id, output).await?,
+    }
+    Ok(())
+}
+
+/// `erpsync tenant delete`.
+async fn delete_tenant(url: &str, id: &str, force: bool) -> anyhow::Result<()> {
+    let id = TenantId::parse(id).map_err(|e| anyhow!(e))?;
+    let done = Purge::new(open(url).await?)
+        .delete(&id, force)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    if done.deleted {
+        println!("tenant {id} deleted: {} rows removed", done.rows);
+    } else {
+        println!("no tenant {id}: nothing to delete");
+    }
+    Ok(())
+}
+
+/// `erpsync tenant export`: to `output`, or standard output.
+async fn export_tenant(
+    url: &str,
+    id: &str,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = TenantId::parse(id).map_err(|e| anyhow!(e))?;
+    let mut chunks = Purge::new(open(url).await?)
+        .export(&id)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let mut out: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut bytes = 0usize;
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.map_err(|e| anyhow!(e))?;
+        bytes += chunk.len();
+        out.write_all(&chunk).context("writing the export")?;
+    }
+    out.flush().context("writing the export")?;
+    if let Some(path) = output {
+        eprintln!("tenant {id} exported to {} ({bytes} bytes)", path.display());
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Admin: the host backend's provisioning (tenants, tokens, sinks, removal, export) and
 //! the alert feed across tenants, for a token of role `admin` only.
 
+mod purge;
 mod tenants;
 mod tokens;
 
@@ -28,6 +29,8 @@ pub struct Service {
     tenants: Tenants,
     /// Issuing, listing and revoking tokens.
     tokens: Tokens,
+    /// DeleteTenant and ExportTenant.
+    purge: crate::purge::Purge,
 }
 
 impl Service {
@@ -36,6 +39,7 @@ impl Service {
         Self {
             tenants: services.tenants.clone(),
             tokens: services.tokens.clone(),
+            purge: crate::purge::Purge::new(services.db.clone()),
         }
     }
 
@@ -120,7 +124,7 @@ impl admin_server::Admin for Service {
         req: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
         self.admin(&req)?;
-        Err(todo("DeleteTenant"))
+        purge::delete_tenant(&self.purge, req.into_inner()).await
     }
 
     type ExportTenantStream = EventStream<pb::ExportTenantChunk>;
@@ -130,7 +134,7 @@ impl admin_server::Admin for Service {
         req: Request<pb::ExportTenantRequest>,
     ) -> Result<Response<Self::ExportTenantStream>, Status> {
         self.admin(&req)?;
-        Err(todo("ExportTenant"))
+        purge::export_tenant(&self.purge, req.into_inner()).await
     }
 
     type WatchAlertsStream = EventStream<pb::AlertEvent>;

@@ -15,6 +15,7 @@ pub mod events;
 pub mod instance;
 pub mod lease;
 pub mod pending_deletes;
+pub mod purge;
 pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;

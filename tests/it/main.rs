@@ -30,6 +30,7 @@ mod openapi;
 mod outage;
 mod overview;
 mod page_tokens;
+mod purge;
 mod python_host;
 mod schedule;
 mod secrets;

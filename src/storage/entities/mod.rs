@@ -1,5 +1,6 @@
-//! sea-orm entities, one per table (a table written only in bulk, `purchase_span`, has
-//! none), each with the reusable queries its callers share. They never leave `storage/`.
+//! sea-orm entities, one per table, each with the reusable queries its callers share (a
+//! table written only in bulk, `purchase_span`, has its entity for `storage::purge`
+//! alone). They never leave `storage/`.
 
 pub mod abc_held;
 pub mod abc_report;
@@ -13,6 +14,7 @@ pub mod crm_contact;
 pub mod erp_count;
 pub mod erpsync_instance;
 pub mod pending_delete;
+pub mod purchase_span;
 pub mod request_log;
 pub mod run_stage;
 pub mod run_table;
