@@ -24,6 +24,8 @@
 //!   policy, the scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
+//! * [`alert_feed`] — alerts opened and resolved, live (WatchAlerts of Admin and
+//!   IntegrationHistory).
 //! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
 //!   name.
 //!
@@ -46,6 +48,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert_feed;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -7,7 +7,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::grant;
+use super::convert;
 use super::pb::{self, admin_server};
+use crate::alert_feed::AlertFeed;
 use crate::auth::authorize;
 use crate::domain::token::Role;
 use crate::error::Result;
@@ -18,12 +20,16 @@ const SERVICE: &str = "Admin";
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The service: transport over the services provisioning uses.
-pub struct Service {}
+pub struct Service {
+    alerts: AlertFeed,
+}
 
 impl Service {
     /// A service over the handles of `services` it uses.
-    pub fn new(_services: &Services) -> Self {
-        Self {}
+    pub fn new(services: &Services) -> Self {
+        Self {
+            alerts: services.alerts.clone(),
+        }
     }
 
     /// Authorizes the call's admin token.
@@ -127,6 +133,13 @@ impl admin_server::Admin for Service {
         req: Request<pb::WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
         self.admin(&req)?;
-        Err(todo("WatchAlerts"))
+        let token = grant(&req)?.token_id.clone();
+        let req = req.into_inner();
+        let tenants = convert::watched_tenants(&req.tenant_ids)?;
+        let feed = self
+            .alerts
+            .watch(&token, tenants, &req.after_cursor)
+            .await?;
+        Ok(Response::new(Box::pin(convert::alert_events(feed))))
     }
 }

@@ -2,11 +2,13 @@
 //! records here, the rest by subject in the submodules.
 
 mod abc;
+mod alerts;
 mod runs;
 mod tenant;
 mod text;
 
 pub use abc::*;
+pub use alerts::*;
 pub use runs::*;
 pub use tenant::*;
 pub use text::*;
