@@ -4,6 +4,7 @@ mod helpers;
 mod pki;
 
 mod abc;
+mod alerts_feed;
 mod auth;
 mod catalogue;
 mod cli;
