@@ -246,19 +246,30 @@ async fn the_feed_serves_the_backlog_then_alerts_as_runs_open_and_resolve_them(
     let mut all = watch_all(&ctx.app, &admin_token, &[], "").await.unwrap();
     let mut acme = watch_tenant(&ctx.app, &ctx.crm, "acme", "").await.unwrap();
     let opened = next(&mut all).await;
-    assert_eq!(next(&mut acme).await, opened, "both services tell the same event");
+    assert_eq!(
+        next(&mut acme).await,
+        opened,
+        "both services tell the same event"
+    );
     assert_eq!(opened.tenant_id, "acme");
     assert_eq!(opened.kind(), pb::AlertEventKind::Opened);
     let alert = opened.alert.clone().unwrap();
     assert_eq!(alert.kind(), pb::AlertKind::Failing);
     assert_eq!(alert.run_id, failed.run_id);
-    assert!(alert.message.contains("CRM unavailable"), "{}", alert.message);
+    assert!(
+        alert.message.contains("CRM unavailable"),
+        "{}",
+        alert.message
+    );
     assert!(alert.resolved_at.is_none());
     assert_eq!(opened.at, alert.opened_at);
 
     // Live: the sink is back, the next run succeeds and resolves FAILING.
     down.store(false, Ordering::SeqCst);
-    assert_eq!(ctx.run().await.run.unwrap().status(), pb::RunStatus::Success);
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
     let resolved = next(&mut all).await;
     assert_eq!(next(&mut acme).await, resolved);
     assert_eq!(resolved.kind(), pb::AlertEventKind::Resolved);
@@ -273,13 +284,19 @@ async fn the_feed_serves_the_backlog_then_alerts_as_runs_open_and_resolve_them(
     // Live: STALE from the staleness check, resolved by the next success.
     stale_after_an_hour(&ctx.app, &ctx.crm, "acme").await;
     tick_two_hours_later(&ctx.app).await;
-    assert_eq!(ctx.run().await.run.unwrap().status(), pb::RunStatus::Success);
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Success
+    );
     // Live: DELETES_HELD from the delete guard, resolved when the held deletions are
     // discarded.
     ctx.push("company", companies(3..200)).await;
     ctx.run().await;
     ctx.push("company", (3..123).map(tombstone).collect()).await;
-    assert_eq!(ctx.run().await.run.unwrap().status(), pb::RunStatus::Partial);
+    assert_eq!(
+        ctx.run().await.run.unwrap().status(),
+        pb::RunStatus::Partial
+    );
     ctx.history
         .resolve_pending_deletes(authed(
             pb::ResolvePendingDeletesRequest {
@@ -300,13 +317,35 @@ async fn the_feed_serves_the_backlog_then_alerts_as_runs_open_and_resolve_them(
         shape(&later),
         [
             (acme_id(), pb::AlertEventKind::Opened, pb::AlertKind::Stale),
-            (acme_id(), pb::AlertEventKind::Resolved, pb::AlertKind::Stale),
-            (acme_id(), pb::AlertEventKind::Opened, pb::AlertKind::DeletesHeld),
-            (acme_id(), pb::AlertEventKind::Resolved, pb::AlertKind::DeletesHeld),
+            (
+                acme_id(),
+                pb::AlertEventKind::Resolved,
+                pb::AlertKind::Stale
+            ),
+            (
+                acme_id(),
+                pb::AlertEventKind::Opened,
+                pb::AlertKind::DeletesHeld
+            ),
+            (
+                acme_id(),
+                pb::AlertEventKind::Resolved,
+                pb::AlertKind::DeletesHeld
+            ),
         ]
     );
-    assert!(later[0].alert.as_ref().unwrap().message.contains("limit 1 h"));
-    assert!(later[2].alert.as_ref().unwrap().message.contains("120 deletions held"));
+    assert!(later[0]
+        .alert
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("limit 1 h"));
+    assert!(later[2]
+        .alert
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("120 deletions held"));
     let mut every = vec![opened, resolved];
     every.extend(later);
     assert_increasing(&every);
@@ -316,10 +355,15 @@ async fn the_feed_serves_the_backlog_then_alerts_as_runs_open_and_resolve_them(
     assert_eq!(take(&mut again, 6).await, every);
     // After the last cursor: nothing until the next event.
     let last = every.last().unwrap().cursor.clone();
-    let mut after = watch_tenant(&ctx.app, &ctx.crm, "acme", &last).await.unwrap();
+    let mut after = watch_tenant(&ctx.app, &ctx.crm, "acme", &last)
+        .await
+        .unwrap();
     tick_two_hours_later(&ctx.app).await;
     let next_one = next(&mut after).await;
-    assert_eq!(next_one.alert.as_ref().unwrap().kind(), pb::AlertKind::Stale);
+    assert_eq!(
+        next_one.alert.as_ref().unwrap().kind(),
+        pb::AlertKind::Stale
+    );
     assert!(cursor_number(&next_one) > cursor_number(every.last().unwrap()));
 }
 
@@ -338,7 +382,10 @@ async fn a_watcher_that_drops_its_connection_resumes_after_its_cursor_missing_no
     let writer = tokio::spawn(async move {
         for round in 0..ROUNDS {
             tick_two_hours_later(&ctx.app).await;
-            assert_eq!(ctx.run().await.run.unwrap().status(), pb::RunStatus::Success);
+            assert_eq!(
+                ctx.run().await.run.unwrap().status(),
+                pb::RunStatus::Success
+            );
             done_tx.send(round).unwrap();
         }
         ctx
@@ -370,8 +417,16 @@ async fn a_watcher_that_drops_its_connection_resumes_after_its_cursor_missing_no
     assert_increasing(&received);
     let mut expected = Vec::new();
     for _ in 0..ROUNDS {
-        expected.push(("acme".to_owned(), pb::AlertEventKind::Opened, pb::AlertKind::Stale));
-        expected.push(("acme".to_owned(), pb::AlertEventKind::Resolved, pb::AlertKind::Stale));
+        expected.push((
+            "acme".to_owned(),
+            pb::AlertEventKind::Opened,
+            pb::AlertKind::Stale,
+        ));
+        expected.push((
+            "acme".to_owned(),
+            pb::AlertEventKind::Resolved,
+            pb::AlertKind::Stale,
+        ));
     }
     assert_eq!(shape(&received), expected);
     // Exactly the feed as a new watcher reads it from the start.
@@ -426,15 +481,25 @@ async fn watchers_see_only_their_tenants_and_need_the_right_token(
         .unwrap();
     let only: Vec<_> = take(&mut listed, 2).await;
     assert!(only.iter().all(|e| e.tenant_id == "globex"), "{only:?}");
-    let expected: Vec<_> = all.iter().filter(|e| e.tenant_id == "globex").cloned().collect();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|e| e.tenant_id == "globex")
+        .cloned()
+        .collect();
     assert_eq!(only, expected);
     // A crm token sees exactly its tenant's.
     let mut mine = watch_tenant(&app, &acme_crm, "acme", "").await.unwrap();
-    let expected: Vec<_> = all.iter().filter(|e| e.tenant_id == "acme").cloned().collect();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|e| e.tenant_id == "acme")
+        .cloned()
+        .collect();
     assert_eq!(take(&mut mine, 2).await, expected);
 
     // Another tenant's feed: PERMISSION_DENIED for the crm token.
-    let err = watch_tenant(&app, &acme_crm, "globex", "").await.unwrap_err();
+    let err = watch_tenant(&app, &acme_crm, "globex", "")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // Admin.WatchAlerts needs an admin token; IntegrationHistory a crm one.
     for token in [&acme_crm, &erp] {
@@ -492,18 +557,24 @@ async fn a_malformed_cursor_is_invalid_argument_naming_after_cursor(
 ) {
     let (ctx, admin_token) = with_admin(app).await;
     for bad in ["abc", "-1", "1.5", " 7", "99999999999999999999"] {
-        let err = watch_all(&ctx.app, &admin_token, &[], bad).await.unwrap_err();
+        let err = watch_all(&ctx.app, &admin_token, &[], bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {err:?}");
         let details = err.get_details_bad_request().expect("BadRequest details");
         assert_eq!(details.field_violations[0].field, "after_cursor", "{bad}");
-        let err = watch_tenant(&ctx.app, &ctx.crm, "acme", bad).await.unwrap_err();
+        let err = watch_tenant(&ctx.app, &ctx.crm, "acme", bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {err:?}");
         let details = err.get_details_bad_request().expect("BadRequest details");
         assert_eq!(details.field_violations[0].field, "after_cursor", "{bad}");
     }
     // Over the id length bound, IntegrationHistory's text check names it too.
     let long = "1".repeat(500);
-    let err = watch_tenant(&ctx.app, &ctx.crm, "acme", &long).await.unwrap_err();
+    let err = watch_tenant(&ctx.app, &ctx.crm, "acme", &long)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let details = err.get_details_bad_request().expect("BadRequest details");
     assert_eq!(details.field_violations[0].field, "after_cursor");
@@ -516,13 +587,19 @@ async fn a_tokens_feeds_past_its_cap_are_refused_and_slots_come_back(
     let (ctx, admin_token) = with_admin(app).await;
     let first = watch_all(&ctx.app, &admin_token, &[], "").await.unwrap();
     // Both services count against the token.
-    let _second = watch_all(&ctx.app, &admin_token, &["acme"], "").await.unwrap();
-    let err = watch_all(&ctx.app, &admin_token, &[], "").await.unwrap_err();
+    let _second = watch_all(&ctx.app, &admin_token, &["acme"], "")
+        .await
+        .unwrap();
+    let err = watch_all(&ctx.app, &admin_token, &[], "")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("alert streams"), "{err:?}");
     let _crm_first = watch_tenant(&ctx.app, &ctx.crm, "acme", "").await.unwrap();
     let _crm_second = watch_tenant(&ctx.app, &ctx.crm, "acme", "").await.unwrap();
-    let err = watch_tenant(&ctx.app, &ctx.crm, "acme", "").await.unwrap_err();
+    let err = watch_tenant(&ctx.app, &ctx.crm, "acme", "")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     // Another token is not held back.
     let other = ctx.app.token(Role::Admin, &[]).await;
@@ -587,11 +664,16 @@ async fn events_another_process_writes_arrive_by_the_periodic_read(
     // wake nobody here.
     let replica = Db::connect(ctx.app.database_url()).await.unwrap();
     let acme = TenantId::parse("acme").unwrap();
-    assert!(
-        alerts::raise(&replica, &acme, AlertKind::Stale, "from a replica", None, Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(alerts::raise(
+        &replica,
+        &acme,
+        AlertKind::Stale,
+        "from a replica",
+        None,
+        Utc::now()
+    )
+    .await
+    .unwrap());
     let e = next(&mut feed).await;
     assert_eq!(e.kind(), pb::AlertEventKind::Opened);
     assert_eq!(e.alert.unwrap().message, "from a replica");
@@ -623,22 +705,41 @@ async fn concurrent_writers_commit_in_cursor_order_and_a_live_follower_skips_non
         writers.push(tokio::spawn(async move {
             for round in 0..ROUNDS {
                 let kind = [AlertKind::Stale, AlertKind::Failing][round % 2];
-                assert!(alerts::raise(&db, &tenant, kind, "raised", None, Utc::now())
+                assert!(
+                    alerts::raise(&db, &tenant, kind, "raised", None, Utc::now())
+                        .await
+                        .unwrap()
+                );
+                assert!(alerts::resolve(&db, &tenant, kind, Utc::now())
                     .await
                     .unwrap());
-                assert!(alerts::resolve(&db, &tenant, kind, Utc::now()).await.unwrap());
             }
         }));
     }
     let total = WRITERS * ROUNDS * 2;
-    let followed = take(&mut live, total).await;
     for w in writers {
         w.await.unwrap();
     }
-    assert_increasing(&followed);
-    // The live follower saw exactly the feed as it stands: nothing skipped, nothing twice.
     let mut whole = watch_all(&app, &admin_token, &[], "").await.unwrap();
-    assert_eq!(take(&mut whole, total).await, followed);
+    let feed = take(&mut whole, total).await;
+    assert_increasing(&feed);
+    // The live follower saw exactly the feed as it stands: nothing skipped (a cursor
+    // that committed after a higher one was read), nothing twice.
+    let mut followed = Vec::new();
+    while followed.len() < total {
+        match tokio::time::timeout(WAIT, live.message()).await {
+            Ok(Ok(Some(e))) => followed.push(e),
+            other => panic!(
+                "the live follower stopped at {} of {total} events ({other:?}); skipped: {:?}",
+                followed.len(),
+                feed.iter()
+                    .filter(|e| !followed.contains(*e))
+                    .map(|e| &e.cursor)
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+    assert_eq!(followed, feed);
     // Per tenant, opened and resolved alternate.
     for i in 0..WRITERS {
         let t = format!("t{i}");
@@ -648,7 +749,8 @@ async fn concurrent_writers_commit_in_cursor_order_and_a_live_follower_skips_non
             .map(pb::AlertEvent::kind)
             .collect();
         assert_eq!(kinds.len(), ROUNDS * 2);
-        assert!(kinds.chunks(2).all(|c| c
-            == [pb::AlertEventKind::Opened, pb::AlertEventKind::Resolved]));
+        assert!(kinds
+            .chunks(2)
+            .all(|c| c == [pb::AlertEventKind::Opened, pb::AlertEventKind::Resolved]));
     }
 }
