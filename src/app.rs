@@ -72,6 +72,11 @@ pub async fn build_with_sink(
         crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
     let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
     let run_sink = sink(db.clone());
+    let alerts = crate::alert_feed::AlertFeed::new(
+        db.clone(),
+        crate::alert_feed::DEFAULT_POLL,
+        throttle.alert_streams.clone(),
+    );
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
@@ -97,6 +102,7 @@ pub async fn build_with_sink(
             config.request_log_retention_days,
             throttle.exports.clone(),
         ),
+        alerts,
         logs,
         log_streams: throttle.streams.clone(),
     };
@@ -189,12 +195,14 @@ impl App {
             self.database_timeout,
             jobs_stopped,
         ));
-        // Followed log streams never end by themselves: close them when shutdown starts,
-        // or the server would wait for every viewer to hang up.
+        // Followed log streams and alert feeds never end by themselves: close them when
+        // shutdown starts, or the server would wait for every viewer to hang up.
         let logs = self.services.logs.clone();
+        let alerts = self.services.alerts.clone();
         let shutdown = async move {
             shutdown.await;
             logs.close();
+            alerts.close();
         };
         let http = crate::conn::Http {
             limits: self.conn_limits,

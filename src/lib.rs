@@ -29,6 +29,8 @@
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
 //! * [`purge`] — removing a tenant with every row of it, and exporting its data.
+//! * [`alert_feed`] — alerts opened and resolved, live (WatchAlerts of Admin and
+//!   IntegrationHistory).
 //! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
 //!   name.
 //!
@@ -51,6 +53,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert_feed;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! each holding only what it uses, built once at startup (`app`) and handed to the
 //! transports. None of the services imports this module: it only gathers them.
 
+use crate::alert_feed::AlertFeed;
 use crate::auth::Tokens;
 use crate::export::Exporter;
 use crate::history::History;
@@ -37,4 +38,6 @@ pub struct Services {
     pub logs: LogHub,
     /// Open log streams per tenant.
     pub log_streams: TenantSlots,
+    /// Alerts opened and resolved, live.
+    pub alerts: AlertFeed,
 }

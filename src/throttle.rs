@@ -34,6 +34,8 @@ pub const DEFAULT_PUSHES_PER_SEC: u32 = 50;
 pub const DEFAULT_STREAMS_PER_TENANT: usize = 256;
 /// Default exports (ExportHistory) a tenant may run at once.
 pub const DEFAULT_EXPORTS_PER_TENANT: usize = 4;
+/// Default alert feeds (WatchAlerts, both services) a token may hold open at once.
+pub const DEFAULT_ALERT_STREAMS_PER_CALLER: usize = 16;
 /// Keys a limiter holds before it forgets the idle ones.
 const MAX_KEYS: usize = 50_000;
 
@@ -50,6 +52,8 @@ pub struct RateLimits {
     pub streams_per_tenant: usize,
     /// Exports a tenant may run at once.
     pub exports_per_tenant: usize,
+    /// Alert feeds a token may hold open at once.
+    pub alert_streams_per_caller: usize,
 }
 
 impl Default for RateLimits {
@@ -60,6 +64,7 @@ impl Default for RateLimits {
             pushes_per_sec: DEFAULT_PUSHES_PER_SEC,
             streams_per_tenant: DEFAULT_STREAMS_PER_TENANT,
             exports_per_tenant: DEFAULT_EXPORTS_PER_TENANT,
+            alert_streams_per_caller: DEFAULT_ALERT_STREAMS_PER_CALLER,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct Throttle {
     pub streams: TenantSlots,
     /// Running exports per tenant.
     pub exports: TenantSlots,
+    /// Open alert feeds per token.
+    pub alert_streams: TenantSlots,
 }
 
 impl Throttle {
@@ -85,6 +92,7 @@ impl Throttle {
             pushes: Limiter::new(limits.pushes_per_sec).map(Arc::new),
             streams: TenantSlots::new(limits.streams_per_tenant, "log streams"),
             exports: TenantSlots::new(limits.exports_per_tenant, "exports"),
+            alert_streams: TenantSlots::new(limits.alert_streams_per_caller, "alert streams"),
         }
     }
 
@@ -141,16 +149,18 @@ impl Throttle {
     }
 }
 
-/// At most a number of one kind of long call open per tenant.
+/// At most a number of one kind of long call open per tenant (or per caller: see
+/// [`TenantSlots::take_as`]).
 #[derive(Debug, Clone)]
 pub struct TenantSlots {
     max: usize,
     what: &'static str,
-    open: Arc<Mutex<HashMap<TenantId, Arc<Semaphore>>>>,
+    open: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl TenantSlots {
-    fn new(max: usize, what: &'static str) -> Self {
+    /// At most `max` calls open per key; `what` names them in a refusal ("log streams").
+    pub fn new(max: usize, what: &'static str) -> Self {
         Self {
             max,
             what,
@@ -161,18 +171,24 @@ impl TenantSlots {
     /// A slot for one more call of `tenant`, held until the permit is dropped (when the
     /// call's stream ends or its client leaves).
     pub fn take(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, AppError> {
+        self.take_as(tenant.as_str(), &format!("tenant {tenant}"))
+    }
+
+    /// A slot for one more call counted against `key` (a token id, …), which `whose`
+    /// names in the refusal ("token tok_…"); held until the permit is dropped.
+    pub fn take_as(&self, key: &str, whose: &str) -> Result<OwnedSemaphorePermit, AppError> {
         let slots = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(tenant.clone())
+            .entry(key.to_owned())
             .or_insert_with(|| Arc::new(Semaphore::new(self.max)))
             .clone();
         slots
             .try_acquire_owned()
             .map_err(|_| AppError::RateLimited {
                 message: format!(
-                    "tenant {tenant} has {} {} open, the most allowed: close one first",
+                    "{whose} has {} {} open, the most allowed: close one first",
                     self.max, self.what
                 ),
                 retry_after: Duration::from_secs(1),

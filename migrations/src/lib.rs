@@ -24,6 +24,7 @@ mod m20261204_000013_run_progress;
 mod m20261205_000014_page_key;
 mod m20261207_000015_view_grant;
 mod m20261207_000016_token_label;
+mod m20261207_000017_alert_event;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -87,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_page_key::Migration),
             Box::new(m20261207_000015_view_grant::Migration),
             Box::new(m20261207_000016_token_label::Migration),
+            Box::new(m20261207_000017_alert_event::Migration),
         ]
     }
 }

@@ -337,6 +337,8 @@ impl ServeArgs {
                 pushes_per_sec: self.pushes_per_sec,
                 streams_per_tenant: self.streams_per_tenant,
                 exports_per_tenant: self.exports_per_tenant,
+                // No flag yet (the README's configuration table gets its row first).
+                alert_streams_per_caller: crate::throttle::DEFAULT_ALERT_STREAMS_PER_CALLER,
             },
             tls: self
                 .tls_cert

@@ -11,8 +11,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::grant;
-use super::convert::{check_text, RequestText};
+use super::convert::{self, check_text, RequestText};
 use super::pb::{self, admin_server};
+use crate::alert_feed::AlertFeed;
 use crate::auth::{authorize, Tokens};
 use crate::domain::token::Role;
 use crate::error::Result;
@@ -31,6 +32,8 @@ pub struct Service {
     tokens: Tokens,
     /// DeleteTenant and ExportTenant.
     purge: crate::purge::Purge,
+    /// WatchAlerts.
+    alerts: AlertFeed,
 }
 
 impl Service {
@@ -40,6 +43,7 @@ impl Service {
             tenants: services.tenants.clone(),
             tokens: services.tokens.clone(),
             purge: crate::purge::Purge::new(services.db.clone()),
+            alerts: services.alerts.clone(),
         }
     }
 
@@ -144,6 +148,13 @@ impl admin_server::Admin for Service {
         req: Request<pb::WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
         self.admin(&req)?;
-        Err(todo("WatchAlerts"))
+        let token = grant(&req)?.token_id.clone();
+        let req = req.into_inner();
+        let tenants = convert::watched_tenants(&req.tenant_ids)?;
+        let feed = self
+            .alerts
+            .watch(&token, tenants, &req.after_cursor)
+            .await?;
+        Ok(Response::new(Box::pin(convert::alert_events(feed))))
     }
 }

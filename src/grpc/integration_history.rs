@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::auth::{grant, tenant_call};
 use super::convert;
 use super::pb::{self, integration_history_server::IntegrationHistory};
+use crate::alert_feed::{AlertFeed, Tenants};
 use crate::auth::authorize;
 use crate::domain::abc::CompanyFilter;
 use crate::domain::crm::Resolution;
@@ -39,6 +40,7 @@ pub struct Service {
     exporter: Exporter,
     logs: LogHub,
     log_streams: TenantSlots,
+    alerts: AlertFeed,
 }
 
 impl Service {
@@ -51,6 +53,7 @@ impl Service {
             exporter: services.exporter.clone(),
             logs: services.logs.clone(),
             log_streams: services.log_streams.clone(),
+            alerts: services.alerts.clone(),
         }
     }
 
@@ -531,9 +534,13 @@ impl IntegrationHistory for Service {
         &self,
         req: Request<pb::WatchTenantAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
-        let _tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
-        Err(Status::unimplemented(
-            "IntegrationHistory.WatchAlerts is not implemented yet",
-        ))
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let token = grant(&req)?.token_id.clone();
+        let only = Tenants::Only(vec![tenant]);
+        let feed = self
+            .alerts
+            .watch(&token, only, &req.get_ref().after_cursor)
+            .await?;
+        Ok(Response::new(Box::pin(convert::alert_events(feed))))
     }
 }

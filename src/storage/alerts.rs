@@ -1,10 +1,12 @@
-//! Queries of `alert`, through the entity (`entities::alert`).
+//! Queries of `alert`, through the entity (`entities::alert`). Every alert opened or
+//! resolved is also appended to the alert feed ([`alert_events`]) in the same
+//! transaction, and wakes the feed's followers in this process once committed.
 
 use anyhow::anyhow;
 use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{entities::alert, Db};
-use crate::domain::alert::{Alert, AlertKind};
+use super::{alert_events, entities::alert, Db};
+use crate::domain::alert::{Alert, AlertEventKind, AlertKind};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -43,6 +45,7 @@ pub async fn raise(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool> {
     let txn = db.begin_write().await?;
+    alert_events::serialize(&txn).await?;
     let open = alert::Entity::find()
         .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .one(&*txn)
@@ -50,18 +53,28 @@ pub async fn raise(
     if open.is_some() {
         return Ok(false);
     }
+    let raised = Alert {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind,
+        message: message.to_owned(),
+        run_id: run_id.map(str::to_owned),
+        opened_at: now,
+        resolved_at: None,
+    };
     alert::Entity::insert(alert::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
+        id: Set(raised.id.clone()),
         tenant_id: Set(tenant.as_str().to_owned()),
         kind: Set(kind.as_str().to_owned()),
-        message: Set(message.to_owned()),
-        run_id: Set(run_id.map(str::to_owned)),
+        message: Set(raised.message.clone()),
+        run_id: Set(raised.run_id.clone()),
         opened_at: Set(now),
         resolved_at: Set(None),
     })
     .exec(&*txn)
     .await?;
+    alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
+    db.alert_events_appended();
     Ok(true)
 }
 
@@ -73,7 +86,15 @@ pub async fn resolve(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool> {
     let txn = db.begin_write().await?;
-    let res = alert::Entity::update_many()
+    alert_events::serialize(&txn).await?;
+    let open = alert::Entity::find()
+        .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
+        .all(&*txn)
+        .await?;
+    if open.is_empty() {
+        return Ok(false);
+    }
+    alert::Entity::update_many()
         .col_expr(
             alert::Column::ResolvedAt,
             sea_orm::sea_query::Expr::value(now),
@@ -81,6 +102,14 @@ pub async fn resolve(
         .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .exec(&*txn)
         .await?;
+    for m in open {
+        let resolved = Alert {
+            resolved_at: Some(now),
+            ..alert_from(m)?
+        };
+        alert_events::append(&txn, tenant, AlertEventKind::Resolved, &resolved, now).await?;
+    }
     txn.commit().await?;
-    Ok(res.rows_affected > 0)
+    db.alert_events_appended();
+    Ok(true)
 }

@@ -5,6 +5,7 @@
 //! writes, PostgreSQL's COPY, a backend's own functions).
 
 pub mod abc;
+pub mod alert_events;
 pub mod alerts;
 mod bulk;
 pub mod crm;
@@ -37,7 +38,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 use crate::domain::secret::redact_url;
 use crate::error::Result;
@@ -60,6 +61,10 @@ pub struct Db {
     /// between. Taking this lock before a write transaction queues writers in-process
     /// instead; PostgreSQL needs no such lock.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Counts the commits that appended to the alert feed through this handle (or a
+    /// clone): wakes the feed's followers in this process at once (see
+    /// [`Db::alert_events_watch`]).
+    alert_events: Arc<watch::Sender<u64>>,
 }
 
 /// A write transaction; on SQLite it holds the writer lock until it ends.
@@ -109,6 +114,7 @@ impl Db {
         Ok(Self {
             conn,
             sqlite_writer,
+            alert_events: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -166,6 +172,18 @@ impl Db {
             DbBackend::Sqlite => Pool::Sqlite(self.conn.get_sqlite_connection_pool()),
             _ => Pool::Postgres(self.conn.get_postgres_connection_pool()),
         }
+    }
+
+    /// Changes after every commit that appended to the alert feed through this handle or a
+    /// clone of it (appends by other processes do not show: read the feed now and then).
+    pub fn alert_events_watch(&self) -> watch::Receiver<u64> {
+        self.alert_events.subscribe()
+    }
+
+    /// Tells [`alert_events_watch`](Self::alert_events_watch)'s receivers that the feed
+    /// grew; called after the commit.
+    fn alert_events_appended(&self) {
+        self.alert_events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// SQLite or PostgreSQL.

@@ -24,10 +24,10 @@ use sea_orm::{
 use serde_json::{Map, Value};
 
 use super::entities::{
-    abc_held, abc_report, alert, api_token, api_token_tenant, category_change, company_category,
-    crm_company, crm_contact, erp_count, pending_delete, purchase_span, request_log, run_stage,
-    run_table, schedule_claim, staged_record, sync_event, sync_lease, sync_run, tenant,
-    tenant_usage, view_config, view_grant, view_watermark,
+    abc_held, abc_report, alert, alert_event, api_token, api_token_tenant, category_change,
+    company_category, crm_company, crm_contact, erp_count, pending_delete, purchase_span,
+    request_log, run_stage, run_table, schedule_claim, staged_record, sync_event, sync_lease,
+    sync_run, tenant, tenant_usage, view_config, view_grant, view_watermark,
 };
 use super::request_log::decode_body;
 use super::Db;
@@ -133,6 +133,7 @@ tenant_tables! {
     CompanyCategory: company_category.TenantId by Tenant,
     AbcReport: abc_report.TenantId by Tenant,
     PendingDelete: pending_delete.TenantId by Tenant,
+    AlertEvent: alert_event.TenantId by Tenant,
     Alert: alert.TenantId by Tenant,
     SyncEvent: sync_event.TenantId by Tenant,
     RequestLog: request_log.TenantId by Tenant,

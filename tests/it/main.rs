@@ -5,6 +5,7 @@ mod pki;
 
 mod abc;
 mod admin;
+mod alerts_feed;
 mod auth;
 mod catalogue;
 mod cli;

@@ -790,9 +790,9 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
 
 /// The embedded CRM, failing while `down` is set (a CRM that is down).
 #[derive(Debug)]
-struct FlakySink {
-    inner: erpsync::worker::sink::EmbeddedSink,
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+pub(crate) struct FlakySink {
+    pub(crate) inner: erpsync::worker::sink::EmbeddedSink,
+    pub(crate) down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[tonic::async_trait]

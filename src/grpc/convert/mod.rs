@@ -3,12 +3,14 @@
 
 mod abc;
 mod admin;
+mod alerts;
 mod runs;
 mod tenant;
 mod text;
 
 pub use abc::*;
 pub use admin::*;
+pub use alerts::*;
 pub use runs::*;
 pub use tenant::*;
 pub use text::*;

@@ -126,7 +126,7 @@ pub(super) fn health(h: Health) -> pb::Health {
     }
 }
 
-fn alert(a: Alert) -> pb::Alert {
+pub(super) fn alert(a: Alert) -> pb::Alert {
     pb::Alert {
         alert_id: a.id,
         kind: match a.kind {

@@ -5,6 +5,7 @@
 pub mod abc_held;
 pub mod abc_report;
 pub mod alert;
+pub mod alert_event;
 pub mod api_token;
 pub mod api_token_tenant;
 pub mod category_change;
