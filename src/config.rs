@@ -24,8 +24,9 @@ pub use crate::ingest::{
 };
 pub use crate::storage::{DEFAULT_DATABASE_TIMEOUT, DEFAULT_DATABASE_URL};
 pub use crate::throttle::{
-    DEFAULT_EXPORTS_PER_TENANT, DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC, DEFAULT_FAILED_AUTH_PER_SEC,
-    DEFAULT_PUSHES_PER_SEC, DEFAULT_STREAMS_PER_TENANT,
+    DEFAULT_ALERT_STREAMS_PER_CALLER, DEFAULT_EXPORTS_PER_TENANT,
+    DEFAULT_FAILED_AUTH_GLOBAL_PER_SEC, DEFAULT_FAILED_AUTH_PER_SEC, DEFAULT_PUSHES_PER_SEC,
+    DEFAULT_STREAMS_PER_TENANT,
 };
 pub use crate::worker::delivery::{
     DEFAULT_RUN_RETRIES, DEFAULT_RUN_RETRY_BACKOFF, DEFAULT_SINK_ATTEMPTS, DEFAULT_SINK_BACKOFF,
@@ -157,6 +158,11 @@ pub mod setting {
     pub const STREAMS_PER_TENANT: Setting = s("streams-per-tenant", "ERPSYNC_STREAMS_PER_TENANT");
     /// `serve --exports-per-tenant`.
     pub const EXPORTS_PER_TENANT: Setting = s("exports-per-tenant", "ERPSYNC_EXPORTS_PER_TENANT");
+    /// `serve --alert-streams-per-caller`.
+    pub const ALERT_STREAMS_PER_CALLER: Setting = s(
+        "alert-streams-per-caller",
+        "ERPSYNC_ALERT_STREAMS_PER_CALLER",
+    );
     /// `serve --tls-cert`.
     pub const TLS_CERT: Setting = s("tls-cert", "ERPSYNC_TLS_CERT");
     /// `serve --tls-key`.
@@ -430,6 +436,10 @@ impl Config {
             s::EXPORTS_PER_TENANT,
             self.rate_limits.exports_per_tenant == 0,
         )?;
+        positive(
+            s::ALERT_STREAMS_PER_CALLER,
+            self.rate_limits.alert_streams_per_caller == 0,
+        )?;
         let d = &self.delivery;
         positive(s::SINK_BATCH, d.batch == 0)?;
         // Without a wait, a failing sink is called again at once, every attempt.
@@ -575,6 +585,10 @@ mod tests {
             (
                 setting::EXPORTS_PER_TENANT,
                 Box::new(|c| c.rate_limits.exports_per_tenant = 0),
+            ),
+            (
+                setting::ALERT_STREAMS_PER_CALLER,
+                Box::new(|c| c.rate_limits.alert_streams_per_caller = 0),
             ),
             (setting::SINK_BATCH, Box::new(|c| c.delivery.batch = 0)),
             (

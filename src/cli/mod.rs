@@ -272,6 +272,9 @@ struct ServeArgs {
     /// Exports (ExportHistory) a tenant may run at once.
     #[arg(long = setting::EXPORTS_PER_TENANT.flag, env = setting::EXPORTS_PER_TENANT.env, default_value_t = cfg::DEFAULT_EXPORTS_PER_TENANT)]
     exports_per_tenant: usize,
+    /// Alert feeds (WatchAlerts) a token may hold open at once.
+    #[arg(long = setting::ALERT_STREAMS_PER_CALLER.flag, env = setting::ALERT_STREAMS_PER_CALLER.env, default_value_t = cfg::DEFAULT_ALERT_STREAMS_PER_CALLER)]
+    alert_streams_per_caller: usize,
     /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
     #[arg(long = setting::TLS_CERT.flag, env = setting::TLS_CERT.env, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -337,8 +340,7 @@ impl ServeArgs {
                 pushes_per_sec: self.pushes_per_sec,
                 streams_per_tenant: self.streams_per_tenant,
                 exports_per_tenant: self.exports_per_tenant,
-                // No flag yet (the README's configuration table gets its row first).
-                alert_streams_per_caller: crate::throttle::DEFAULT_ALERT_STREAMS_PER_CALLER,
+                alert_streams_per_caller: self.alert_streams_per_caller,
             },
             tls: self
                 .tls_cert
