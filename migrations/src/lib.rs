@@ -23,6 +23,7 @@ mod m20261203_000012_token_salt;
 mod m20261204_000013_run_progress;
 mod m20261205_000014_page_key;
 mod m20261207_000015_view_grant;
+mod m20261207_000018_crm_count;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_run_progress::Migration),
             Box::new(m20261205_000014_page_key::Migration),
             Box::new(m20261207_000015_view_grant::Migration),
+            Box::new(m20261207_000018_crm_count::Migration),
         ]
     }
 }

@@ -20,8 +20,10 @@ use super::pb::{self, crm_sink_client::CrmSinkClient};
 use crate::config::{setting, SinkAccess};
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
+use crate::domain::run::CrmCountSource;
+use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
+use crate::worker::sink::{CrmCounts, CrmSink, EmbeddedSink, SinkAck, SinkCall};
 
 /// A client of the host's CrmSink.
 #[derive(Clone)]
@@ -78,6 +80,19 @@ impl GrpcSink {
         }
     }
 
+    /// A refusal of the host's as an error naming the sink (never its secret).
+    fn refused(&self, status: &tonic::Status) -> AppError {
+        AppError::Sink {
+            status: format!(
+                "{} answered {:?}: {}",
+                self.url,
+                status.code(),
+                crate::domain::text::excerpt(status.message())
+            ),
+            transient: transient(status.code()),
+        }
+    }
+
     /// The host's answer as a delivery outcome: a transient failure (down, slow, busy)
     /// is retried by the run, any other is not.
     fn outcome(
@@ -88,15 +103,7 @@ impl GrpcSink {
             Ok(r) => Ok(SinkAck {
                 total: r.into_inner().total,
             }),
-            Err(status) => Err(AppError::Sink {
-                status: format!(
-                    "{} answered {:?}: {}",
-                    self.url,
-                    status.code(),
-                    crate::domain::text::excerpt(status.message())
-                ),
-                transient: transient(status.code()),
-            }),
+            Err(status) => Err(self.refused(&status)),
         }
     }
 }
@@ -221,6 +228,24 @@ impl CrmSink for GrpcSink {
                 status: format!("{} cannot be reached: {}", self.url, error_chain(&e)),
                 transient: true,
             }),
+        }
+    }
+
+    async fn count_records(&self, tenant: &TenantId) -> Result<Option<CrmCounts>> {
+        let req = pb::CountRecordsRequest {
+            tenant_id: tenant.to_string(),
+        };
+        match self.client.clone().count_records(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(Some(CrmCounts {
+                    companies: r.companies,
+                    contacts: r.contacts,
+                    source: CrmCountSource::HostCount,
+                }))
+            }
+            Err(status) if status.code() == Code::Unimplemented => Ok(None),
+            Err(status) => Err(self.refused(&status)),
         }
     }
 

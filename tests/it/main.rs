@@ -7,6 +7,7 @@ mod abc;
 mod auth;
 mod catalogue;
 mod cli;
+mod crm_count;
 mod config;
 mod delivery;
 mod echoes;
