@@ -71,13 +71,23 @@ pub async fn build_with_sink(
     let logs =
         crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
     let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
+    let sinks = crate::worker::tenant_sink::Sinks::new(
+        db.clone(),
+        sink(db.clone()),
+        Some(Arc::new(grpc::crm_sink_client::TenantSinks::new(
+            &config.crm_sink_access,
+            config.delivery.call_timeout,
+            EmbeddedSink::new(db.clone()),
+        ))),
+        config.secret_key.clone(),
+    );
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
-        history: crate::history::History::new(db.clone()),
+        history: crate::history::History::new(db.clone()).with_sinks(sinks.clone()),
         worker: crate::worker::RunWorker {
             db: db.clone(),
-            sink: sink(db.clone()),
+            sinks,
             instance: uuid::Uuid::new_v4().to_string(),
             runs: Default::default(),
             logs: logs.clone(),
@@ -111,7 +121,7 @@ pub async fn build_with_sink(
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
     let (routes, health) = grpc::routes(services.clone()).await?;
-    let crm_sink = services.worker.sink.clone();
+    let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),

@@ -54,6 +54,8 @@ pub struct History {
     db: Db,
     /// The database's page key, read on first use (see [`instance::page_key`]).
     page_key: std::sync::Arc<tokio::sync::OnceCell<PageKey>>,
+    /// Names the sink each tenant delivers to; None: the embedded CRM for every tenant.
+    sinks: Option<crate::worker::tenant_sink::Sinks>,
 }
 
 impl History {
@@ -62,7 +64,25 @@ impl History {
         Self {
             db,
             page_key: Default::default(),
+            sinks: None,
         }
+    }
+
+    /// The same, naming each tenant's sink in its overview through `sinks`.
+    pub fn with_sinks(self, sinks: crate::worker::tenant_sink::Sinks) -> Self {
+        Self {
+            sinks: Some(sinks),
+            ..self
+        }
+    }
+
+    /// The overview of `tenant` as of `now`, with the sink it delivers to.
+    async fn load(&self, tenant: &TenantId, now: chrono::DateTime<Utc>) -> Result<Overview> {
+        let crm_sink = match &self.sinks {
+            Some(sinks) => sinks.name(tenant).await?,
+            None => crate::worker::tenant_sink::EMBEDDED.to_owned(),
+        };
+        overview::load(&self.db, tenant, now, crm_sink).await
     }
 
     /// The page key, read (and made, on a new database) once.
@@ -95,7 +115,7 @@ impl History {
 
     /// The tenant's "Informações Gerais".
     pub async fn overview(&self, tenant: &TenantId) -> Result<Overview> {
-        overview::load(&self.db, tenant, Utc::now()).await
+        self.load(tenant, Utc::now()).await
     }
 
     /// Applies a checked schedule change; answers the new overview.
@@ -111,7 +131,7 @@ impl History {
         })
         .await?;
         tracing::info!(tenant = %tenant, "schedule updated");
-        overview::load(&self.db, tenant, now).await
+        self.load(tenant, now).await
     }
 
     /// Applies a checked settings change (refused whole when it does not fit the stored
@@ -122,7 +142,7 @@ impl History {
         update: SettingsUpdate,
     ) -> Result<Overview> {
         self.update_tenant(tenant, update).await?;
-        overview::load(&self.db, tenant, Utc::now()).await
+        self.load(tenant, Utc::now()).await
     }
 
     /// Applies a checked settings change (refused whole when it does not fit the stored

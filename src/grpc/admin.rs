@@ -18,12 +18,17 @@ const SERVICE: &str = "Admin";
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The service: transport over the services provisioning uses.
-pub struct Service {}
+pub struct Service {
+    /// The tenants' own sinks.
+    sinks: crate::worker::tenant_sink::Sinks,
+}
 
 impl Service {
     /// A service over the handles of `services` it uses.
-    pub fn new(_services: &Services) -> Self {
-        Self {}
+    pub fn new(services: &Services) -> Self {
+        Self {
+            sinks: services.worker.sinks.clone(),
+        }
     }
 
     /// Authorizes the call's admin token.
@@ -99,7 +104,8 @@ impl admin_server::Admin for Service {
         req: Request<pb::SetTenantSinkRequest>,
     ) -> Result<Response<pb::TenantSink>, Status> {
         self.admin(&req)?;
-        Err(todo("SetTenantSink"))
+        let sink = super::admin_sink::set_tenant_sink(&self.sinks, req.into_inner()).await?;
+        Ok(Response::new(sink))
     }
 
     async fn delete_tenant(

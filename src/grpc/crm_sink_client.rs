@@ -59,7 +59,7 @@ impl SinkTarget {
     /// reached as `access` says.
     pub fn new(url: &str, access: &SinkAccess) -> Result<Self> {
         Ok(Self {
-            endpoint: endpoint(url, access)?.connect_timeout(CONNECT_TIMEOUT),
+            endpoint: endpoint(url, access, &setting::CRM_SINK)?.connect_timeout(CONNECT_TIMEOUT),
             bearer: Bearer::new(access)?,
             url: crate::domain::secret::redact_url(url),
         })
@@ -108,20 +108,110 @@ impl GrpcSink {
     }
 }
 
+/// Opens the sinks the admin sets for tenants (`Admin.SetTenantSink`) with the server's
+/// TLS settings (`--crm-sink-ca`, `--crm-sink-cert`/`--crm-sink-key`; a `grpc://` sink
+/// in clear uses none) and each tenant's secret; one connection per address, shared by
+/// the tenants that name it.
+pub struct TenantSinks {
+    access: SinkAccess,
+    call_timeout: Duration,
+    mirror: EmbeddedSink,
+    /// Per address, its endpoint and channel.
+    channels: std::sync::Mutex<std::collections::HashMap<String, (Endpoint, Channel)>>,
+}
+
+impl std::fmt::Debug for TenantSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSinks")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantSinks {
+    /// Sinks reached as `access` says (its token is the server-wide sink's and is not
+    /// sent to these), whose calls end after `call_timeout`, mirrored into `mirror`.
+    pub fn new(access: &SinkAccess, call_timeout: Duration, mirror: EmbeddedSink) -> Self {
+        Self {
+            access: SinkAccess {
+                token: None,
+                ..access.clone()
+            },
+            call_timeout,
+            mirror,
+            channels: Default::default(),
+        }
+    }
+
+    /// The endpoint of `address`: TLS settings only for a TLS address.
+    fn endpoint(&self, address: &str) -> Result<Endpoint> {
+        let tls = address.starts_with("grpcs://") || address.starts_with("https://");
+        let access = if tls {
+            self.access.clone()
+        } else {
+            SinkAccess::default()
+        };
+        Ok(endpoint(address, &access, &"address")?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(self.call_timeout))
+    }
+}
+
+impl crate::worker::tenant_sink::SinkConnector for TenantSinks {
+    fn check(&self, address: &str) -> std::result::Result<(), String> {
+        self.endpoint(address).map(drop).map_err(|e| {
+            let message = e.to_string();
+            message
+                .strip_prefix("address: ")
+                .map_or(message.clone(), str::to_owned)
+        })
+    }
+
+    fn connect(&self, address: &str, secret: Option<&str>) -> Result<std::sync::Arc<dyn CrmSink>> {
+        let bearer = Bearer::of(secret, &"the tenant's sink secret")?;
+        let (endpoint, channel) = {
+            let mut channels = self
+                .channels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match channels.get(address) {
+                Some(known) => known.clone(),
+                None => {
+                    let endpoint = self.endpoint(address)?;
+                    let channel = endpoint.connect_lazy();
+                    channels.insert(address.to_owned(), (endpoint.clone(), channel.clone()));
+                    (endpoint, channel)
+                }
+            }
+        };
+        Ok(std::sync::Arc::new(GrpcSink {
+            client: CrmSinkClient::with_interceptor(channel, bearer),
+            endpoint,
+            url: crate::domain::secret::redact_url(address),
+            mirror: self.mirror.clone(),
+        }))
+    }
+}
+
 /// The secret sent on every call, if any.
 #[derive(Clone)]
 struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Bearer {
     fn new(access: &SinkAccess) -> Result<Self> {
-        let Some(token) = &access.token else {
+        Self::of(access.token.as_deref(), &setting::CRM_SINK_TOKEN)
+    }
+
+    /// The header carrying `token`, if any; a token unfit for it is refused naming
+    /// `named`, never showing the token.
+    fn of(token: Option<&str>, named: &dyn std::fmt::Display) -> Result<Self> {
+        let Some(token) = token else {
             return Ok(Self(None));
         };
         let refused = || {
             AppError::InvalidArgument(format!(
-                "{}: the sink's secret must be one or more printable ASCII characters, no \
-                 spaces (the value is not shown)",
-                setting::CRM_SINK_TOKEN
+                "{named}: the sink's secret must be one or more printable ASCII characters, no \
+                 spaces (the value is not shown)"
             ))
         };
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -147,10 +237,10 @@ impl Interceptor for Bearer {
 }
 
 /// The endpoint of `url`: in clear for `grpc://` (`http://`), over TLS for `grpcs://`
-/// (`https://`) with `access`'s CA (the system's roots without one) and certificate.
-fn endpoint(url: &str, access: &SinkAccess) -> Result<Endpoint> {
-    let bad =
-        |problem: String| AppError::InvalidArgument(format!("{}: {problem}", setting::CRM_SINK));
+/// (`https://`) with `access`'s CA (the system's roots without one) and certificate;
+/// a problem with `url` names it as `named`.
+fn endpoint(url: &str, access: &SinkAccess, named: &dyn std::fmt::Display) -> Result<Endpoint> {
+    let bad = |problem: String| AppError::InvalidArgument(format!("{named}: {problem}"));
     let (http, tls) = if let Some(rest) = url.strip_prefix("grpc://") {
         (format!("http://{rest}"), false)
     } else if let Some(rest) = url.strip_prefix("grpcs://") {

@@ -12,7 +12,8 @@ use sea_orm::{
 use super::entities::{run_stage, run_table, sync_lease, sync_run};
 use super::{lease, Db};
 use crate::domain::run::{
-    CrmCountSource, RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
+    CrmCountSource, RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming,
+    TableCounts,
 };
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};

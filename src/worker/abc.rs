@@ -421,7 +421,8 @@ async fn release(
             let removed: Vec<String> = stored.into_keys().collect();
             // Retries of the CRM's batches are logged under the run whose
             // classification this is.
-            let delivery = Delivery::new(worker, worker.sink.clone(), &tenant.id, &report.run_id);
+            let sink = worker.sinks.of(&tenant.id).await;
+            let delivery = Delivery::new(worker, sink, &tenant.id, &report.run_id);
             let outcome = apply(
                 worker,
                 &delivery,

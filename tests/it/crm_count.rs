@@ -68,7 +68,11 @@ async fn the_hosts_count_is_the_runs_crm_count_with_when_it_was_read(app: TestAp
     let got = ctx.run().await;
     let run = got.run.unwrap();
     assert_eq!(run.status(), pb::RunStatus::Success, "{:?}", run.errors);
-    assert_eq!(host.counted.load(Ordering::SeqCst), 1, "asked once, after the push");
+    assert_eq!(
+        host.counted.load(Ordering::SeqCst),
+        1,
+        "asked once, after the push"
+    );
     let (started, finished) = span(&run);
     let (n, source, at) = crm(&run, "company");
     assert_eq!((n, source), (3 + 5, Source::HostCount));

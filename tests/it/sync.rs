@@ -1209,7 +1209,9 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
     ) -> Result<tonic::Response<pb::CountRecordsResponse>, tonic::Status> {
         use std::sync::atomic::Ordering::SeqCst;
         if self.0.no_count.load(SeqCst) {
-            return Err(tonic::Status::unimplemented("CountRecords is not implemented"));
+            return Err(tonic::Status::unimplemented(
+                "CountRecords is not implemented",
+            ));
         }
         if self.0.failing.load(SeqCst) {
             return Err(tonic::Status::unavailable("maintenance"));

@@ -249,6 +249,7 @@ pub async fn execute(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> 
 }
 
 async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    let sink = worker.sinks.of(tenant).await;
     let mut ctx = Ctx {
         worker,
         tenant,
@@ -258,7 +259,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         interrupted: false,
         analysis: None,
         abc_held: false,
-        delivery: Delivery::new(worker, worker.sink.clone(), tenant, &run.id),
+        delivery: Delivery::new(worker, sink, tenant, &run.id),
         finished: Vec::new(),
         pushed: AtomicU64::new(0),
         pushed_all: false,
