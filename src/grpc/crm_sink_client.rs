@@ -465,6 +465,36 @@ mod tests {
         assert!(target("https://crm:50052", &SinkAccess::default()).is_ok());
     }
 
+    #[tokio::test]
+    async fn a_tenant_sinks_secret_is_not_in_its_debug_output_nor_its_errors() {
+        use crate::worker::tenant_sink::SinkConnector;
+        let db = crate::storage::Db::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let sinks = TenantSinks::new(
+            &SinkAccess {
+                token: Some("the-servers-s3cret".into()),
+                ..SinkAccess::default()
+            },
+            Duration::from_secs(1),
+            EmbeddedSink::new(db),
+        );
+        let sink = sinks
+            .connect("grpc://127.0.0.1:1", Some("tenant-s3cret"))
+            .unwrap();
+        let shown = format!("{sink:?} {sinks:?} {}", sink.destination());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // One channel per address, whoever names it.
+        sinks.connect("grpc://127.0.0.1:1", None).unwrap();
+        assert_eq!(sinks.channels.lock().unwrap().len(), 1);
+        let err = sinks
+            .connect("grpc://127.0.0.1:1", Some("bad s3cret"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
     #[test]
     fn a_secret_that_cannot_travel_in_a_header_is_refused_without_being_shown() {
         for bad in ["", "has space", "ñandu", "line\nbreak"] {
