@@ -21,7 +21,8 @@
 //! * [`history`] — what the "Dados ERP" page reads and the settings it writes; [`overview`]
 //!   assembles its "Informações Gerais".
 //! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
-//!   policy, the scheduler, View administration, retention and WAL checkpoints.
+//!   policy (each tenant's own sink, else the server's: `worker::tenant_sink`), the
+//!   scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
 //! * [`viewdb`] — reading an ERP's SQL views, behind the gate of which sources a tenant may
