@@ -451,7 +451,12 @@ async fn stage(
         .expect("abc stage");
     let abc_secs = t0.elapsed().as_secs_f64();
     let described = analysis.describe();
-    let delivery = erpsync::worker::delivery::Delivery::new(state, &tenant.id, "bench");
+    let delivery = erpsync::worker::delivery::Delivery::new(
+        state,
+        state.sinks.server_wide().clone(),
+        &tenant.id,
+        "bench",
+    );
     let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now())
         .await
         .expect("categorize stage");

@@ -71,7 +71,16 @@ pub async fn build_with_sink(
     let logs =
         crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
     let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
-    let run_sink = sink(db.clone());
+    let sinks = crate::worker::tenant_sink::Sinks::new(
+        db.clone(),
+        sink(db.clone()),
+        Some(Arc::new(grpc::crm_sink_client::TenantSinks::new(
+            &config.crm_sink_access,
+            config.delivery.call_timeout,
+            EmbeddedSink::new(db.clone()),
+        ))),
+        config.secret_key.clone(),
+    );
     let alerts = crate::alert_feed::AlertFeed::new(
         db.clone(),
         crate::alert_feed::DEFAULT_POLL,
@@ -80,11 +89,11 @@ pub async fn build_with_sink(
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
-        history: crate::history::History::new(db.clone()),
-        tenants: crate::tenants::Tenants::new(db.clone(), Some(run_sink.clone())),
+        history: crate::history::History::new(db.clone()).with_sinks(sinks.clone()),
+        tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone())),
         worker: crate::worker::RunWorker {
             db: db.clone(),
-            sink: run_sink,
+            sinks,
             instance: uuid::Uuid::new_v4().to_string(),
             runs: Default::default(),
             logs: logs.clone(),
@@ -119,7 +128,7 @@ pub async fn build_with_sink(
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
     let (routes, health) = grpc::routes(services.clone()).await?;
-    let crm_sink = services.worker.sink.clone();
+    let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),

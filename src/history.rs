@@ -24,6 +24,8 @@ pub struct History {
     db: Db,
     /// The listings' page tokens.
     pager: Pager,
+    /// Names the sink each tenant delivers to; None: the embedded CRM for every tenant.
+    sinks: Option<crate::worker::tenant_sink::Sinks>,
 }
 
 impl History {
@@ -32,7 +34,25 @@ impl History {
         Self {
             pager: Pager::new(db.clone()),
             db,
+            sinks: None,
         }
+    }
+
+    /// The same, naming each tenant's sink in its overview through `sinks`.
+    pub fn with_sinks(self, sinks: crate::worker::tenant_sink::Sinks) -> Self {
+        Self {
+            sinks: Some(sinks),
+            ..self
+        }
+    }
+
+    /// The overview of `tenant` as of `now`, with the sink it delivers to.
+    async fn load(&self, tenant: &TenantId, now: chrono::DateTime<Utc>) -> Result<Overview> {
+        let crm_sink = match &self.sinks {
+            Some(sinks) => sinks.name(tenant).await?,
+            None => crate::worker::tenant_sink::EMBEDDED.to_owned(),
+        };
+        overview::load(&self.db, tenant, now, crm_sink).await
     }
 
     /// The position `token` names in `tenant`'s `listing`; None for the first page.
@@ -54,7 +74,7 @@ impl History {
 
     /// The tenant's "Informações Gerais".
     pub async fn overview(&self, tenant: &TenantId) -> Result<Overview> {
-        overview::load(&self.db, tenant, Utc::now()).await
+        self.load(tenant, Utc::now()).await
     }
 
     /// Applies a checked schedule change; answers the new overview.
@@ -70,7 +90,7 @@ impl History {
         })
         .await?;
         tracing::info!(tenant = %tenant, "schedule updated");
-        overview::load(&self.db, tenant, now).await
+        self.load(tenant, now).await
     }
 
     /// Applies a checked settings change (refused whole when it does not fit the stored
@@ -86,7 +106,7 @@ impl History {
         })
         .await?;
         tracing::info!(tenant = %tenant, "settings updated");
-        overview::load(&self.db, tenant, now).await
+        self.load(tenant, now).await
     }
 
     /// A page of the tenant's runs, newest first, of `status` when given.

@@ -25,7 +25,8 @@
 //!   operator's commands and Admin alike).
 //! * [`paging`] — listings' pages and their signed tokens, for the services that page.
 //! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
-//!   policy, the scheduler, View administration, retention and WAL checkpoints.
+//!   policy (each tenant's own sink, else the server's: `worker::tenant_sink`), the
+//!   scheduler, View administration, retention and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs).
 //! * [`purge`] — removing a tenant with every row of it, and exporting its data.

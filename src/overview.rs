@@ -34,6 +34,8 @@ pub struct Overview {
     pub recent_runs: Vec<RunSummary>,
     /// Per-table counts and reconciliation of the last finished run.
     pub tables: Vec<TableCounts>,
+    /// The address of the sink the tenant delivers to ("embedded" for none); no secret.
+    pub crm_sink: String,
 }
 
 /// The health of `tenant` as of `now`, as its overview shows it (the tenant listing
@@ -65,8 +67,14 @@ fn health_of(
     .health(now)
 }
 
-/// Loads the overview of `id` as of `now`; `NotFound` for an unknown tenant.
-pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview> {
+/// Loads the overview of `id` as of `now`, delivering to `crm_sink`; `NotFound` for an
+/// unknown tenant.
+pub async fn load(
+    db: &Db,
+    id: &TenantId,
+    now: DateTime<Utc>,
+    crm_sink: String,
+) -> Result<Overview> {
     let tenant = tenants::require(db, id).await?;
     let last_finished = runs::last_finished(db, id).await?;
     let tables = match &last_finished {
@@ -93,5 +101,6 @@ pub async fn load(db: &Db, id: &TenantId, now: DateTime<Utc>) -> Result<Overview
         recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
         tables,
         tenant,
+        crm_sink,
     })
 }

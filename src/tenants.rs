@@ -2,8 +2,6 @@
 //! for the operator's commands (on the database) and Admin (the host's backend) alike.
 //! The "Dados ERP" page's own reads and settings stay in [`crate::history`].
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::page_token::{Listing, Scope};
@@ -14,7 +12,7 @@ use crate::error::{AppError, Result};
 use crate::overview;
 use crate::paging::{Page, Pager};
 use crate::storage::{tenants, Db};
-use crate::worker::sink::CrmSink;
+use crate::worker::tenant_sink::Sinks;
 
 /// A tenant as provisioning shows it: its settings, its health (the overview's rule) and
 /// where its runs deliver.
@@ -42,19 +40,21 @@ pub struct TenantFilter {
 #[derive(Clone, Debug)]
 pub struct Tenants {
     db: Db,
-    /// The server's CrmSink; None for the operator's commands, which do not know it.
-    sink: Option<Arc<dyn CrmSink>>,
+    /// Names the sink each tenant delivers to; None for the operator's commands, which
+    /// do not know the server's.
+    sinks: Option<Sinks>,
     /// The tenant listing's page tokens.
     pager: Pager,
 }
 
 impl Tenants {
-    /// Tenants stored in `db`, whose runs deliver to `sink` when the server's is known.
-    pub fn new(db: Db, sink: Option<Arc<dyn CrmSink>>) -> Self {
+    /// Tenants stored in `db`, whose runs deliver to the sinks `sinks` names when the
+    /// server's are known.
+    pub fn new(db: Db, sinks: Option<Sinks>) -> Self {
         Self {
             pager: Pager::new(db.clone()),
             db,
-            sink,
+            sinks,
         }
     }
 
@@ -112,19 +112,17 @@ impl Tenants {
     async fn info_at(&self, tenant: Tenant, now: DateTime<Utc>) -> Result<TenantInfo> {
         Ok(TenantInfo {
             health: overview::health(&self.db, &tenant, now).await?,
-            crm_sink: self.crm_sink(&tenant.id),
+            crm_sink: self.crm_sink(&tenant.id).await?,
             tenant,
         })
     }
 
-    /// Where `tenant`'s runs deliver, for a person: today the server's sink for every
-    /// tenant ("embedded" for erpsync's own tables).
-    pub fn crm_sink(&self, _tenant: &TenantId) -> String {
-        match &self.sink {
-            // The embedded sink is the one that reads the categories it stores.
-            Some(sink) if sink.reads_stored_categories() => "embedded".to_owned(),
-            Some(sink) => sink.destination(),
-            None => String::new(),
+    /// Where `tenant`'s runs deliver, for a person: its own sink, the server's, or
+    /// "embedded" (erpsync's own tables); "" when this handle does not know the server's.
+    pub async fn crm_sink(&self, tenant: &TenantId) -> Result<String> {
+        match &self.sinks {
+            Some(sinks) => sinks.name(tenant).await,
+            None => Ok(String::new()),
         }
     }
 

@@ -25,6 +25,7 @@ mod m20261205_000014_page_key;
 mod m20261207_000015_view_grant;
 mod m20261207_000016_token_label;
 mod m20261207_000017_alert_event;
+mod m20261207_000018_crm_count;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -89,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_view_grant::Migration),
             Box::new(m20261207_000016_token_label::Migration),
             Box::new(m20261207_000017_alert_event::Migration),
+            Box::new(m20261207_000018_crm_count::Migration),
         ]
     }
 }

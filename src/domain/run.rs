@@ -125,6 +125,47 @@ pub struct TableCounts {
     pub staged_count: u64,
     /// Records in the CRM at the end of the run (companies and contacts only).
     pub crm_count: Option<u64>,
+    /// When `crm_count` was read.
+    pub crm_counted_at: Option<DateTime<Utc>>,
+    /// Where `crm_count` comes from.
+    pub crm_count_source: Option<CrmCountSource>,
+}
+
+/// Where a run's CRM count comes from, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmCountSource {
+    /// The host's answer to CountRecords, asked after the push.
+    HostCount,
+    /// The host does not count on demand: the last total it reported with an answer.
+    HostTotal,
+    /// Neither: erpsync's count of what it delivered to the host.
+    Delivered,
+    /// The embedded sink's table.
+    Embedded,
+}
+
+impl CrmCountSource {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HostCount => "HOST_COUNT",
+            Self::HostTotal => "HOST_TOTAL",
+            Self::Delivered => "DELIVERED",
+            Self::Embedded => "EMBEDDED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::HostCount,
+            Self::HostTotal,
+            Self::Delivered,
+            Self::Embedded,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// How long a stage took and how it ended.

@@ -34,6 +34,8 @@ pub struct Service {
     purge: crate::purge::Purge,
     /// WatchAlerts.
     alerts: AlertFeed,
+    /// The tenants' own sinks.
+    sinks: crate::worker::tenant_sink::Sinks,
 }
 
 impl Service {
@@ -44,6 +46,7 @@ impl Service {
             tokens: services.tokens.clone(),
             purge: crate::purge::Purge::new(services.db.clone()),
             alerts: services.alerts.clone(),
+            sinks: services.worker.sinks.clone(),
         }
     }
 
@@ -58,10 +61,6 @@ impl Service {
         self.admin(req)?;
         check_text(req.get_ref())
     }
-}
-
-fn todo(method: &str) -> Status {
-    Status::unimplemented(format!("Admin.{method} is not implemented yet"))
 }
 
 #[tonic::async_trait]
@@ -120,7 +119,8 @@ impl admin_server::Admin for Service {
         req: Request<pb::SetTenantSinkRequest>,
     ) -> Result<Response<pb::TenantSink>, Status> {
         self.admin(&req)?;
-        Err(todo("SetTenantSink"))
+        let sink = super::admin_sink::set_tenant_sink(&self.sinks, req.into_inner()).await?;
+        Ok(Response::new(sink))
     }
 
     async fn delete_tenant(

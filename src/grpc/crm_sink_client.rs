@@ -20,8 +20,10 @@ use super::pb::{self, crm_sink_client::CrmSinkClient};
 use crate::config::{setting, SinkAccess};
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
+use crate::domain::run::CrmCountSource;
+use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
+use crate::worker::sink::{CrmCounts, CrmSink, EmbeddedSink, SinkAck, SinkCall};
 
 /// A client of the host's CrmSink.
 #[derive(Clone)]
@@ -57,7 +59,7 @@ impl SinkTarget {
     /// reached as `access` says.
     pub fn new(url: &str, access: &SinkAccess) -> Result<Self> {
         Ok(Self {
-            endpoint: endpoint(url, access)?.connect_timeout(CONNECT_TIMEOUT),
+            endpoint: endpoint(url, access, &setting::CRM_SINK)?.connect_timeout(CONNECT_TIMEOUT),
             bearer: Bearer::new(access)?,
             url: crate::domain::secret::redact_url(url),
         })
@@ -78,6 +80,19 @@ impl GrpcSink {
         }
     }
 
+    /// A refusal of the host's as an error naming the sink (never its secret).
+    fn refused(&self, status: &tonic::Status) -> AppError {
+        AppError::Sink {
+            status: format!(
+                "{} answered {:?}: {}",
+                self.url,
+                status.code(),
+                crate::domain::text::excerpt(status.message())
+            ),
+            transient: transient(status.code()),
+        }
+    }
+
     /// The host's answer as a delivery outcome: a transient failure (down, slow, busy)
     /// is retried by the run, any other is not.
     fn outcome(
@@ -88,16 +103,93 @@ impl GrpcSink {
             Ok(r) => Ok(SinkAck {
                 total: r.into_inner().total,
             }),
-            Err(status) => Err(AppError::Sink {
-                status: format!(
-                    "{} answered {:?}: {}",
-                    self.url,
-                    status.code(),
-                    crate::domain::text::excerpt(status.message())
-                ),
-                transient: transient(status.code()),
-            }),
+            Err(status) => Err(self.refused(&status)),
         }
+    }
+}
+
+/// Opens the sinks the admin sets for tenants (`Admin.SetTenantSink`) with the server's
+/// TLS settings (`--crm-sink-ca`, `--crm-sink-cert`/`--crm-sink-key`; a `grpc://` sink
+/// in clear uses none) and each tenant's secret; one connection per address, shared by
+/// the tenants that name it.
+pub struct TenantSinks {
+    access: SinkAccess,
+    call_timeout: Duration,
+    mirror: EmbeddedSink,
+    /// Per address, its endpoint and channel.
+    channels: std::sync::Mutex<std::collections::HashMap<String, (Endpoint, Channel)>>,
+}
+
+impl std::fmt::Debug for TenantSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSinks")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantSinks {
+    /// Sinks reached as `access` says (its token is the server-wide sink's and is not
+    /// sent to these), whose calls end after `call_timeout`, mirrored into `mirror`.
+    pub fn new(access: &SinkAccess, call_timeout: Duration, mirror: EmbeddedSink) -> Self {
+        Self {
+            access: SinkAccess {
+                token: None,
+                ..access.clone()
+            },
+            call_timeout,
+            mirror,
+            channels: Default::default(),
+        }
+    }
+
+    /// The endpoint of `address`: TLS settings only for a TLS address.
+    fn endpoint(&self, address: &str) -> Result<Endpoint> {
+        let tls = address.starts_with("grpcs://") || address.starts_with("https://");
+        let access = if tls {
+            self.access.clone()
+        } else {
+            SinkAccess::default()
+        };
+        Ok(endpoint(address, &access, &"address")?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(self.call_timeout))
+    }
+}
+
+impl crate::worker::tenant_sink::SinkConnector for TenantSinks {
+    fn check(&self, address: &str) -> std::result::Result<(), String> {
+        self.endpoint(address).map(drop).map_err(|e| {
+            let message = e.to_string();
+            message
+                .strip_prefix("address: ")
+                .map_or(message.clone(), str::to_owned)
+        })
+    }
+
+    fn connect(&self, address: &str, secret: Option<&str>) -> Result<std::sync::Arc<dyn CrmSink>> {
+        let bearer = Bearer::of(secret, &"the tenant's sink secret")?;
+        let (endpoint, channel) = {
+            let mut channels = self
+                .channels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match channels.get(address) {
+                Some(known) => known.clone(),
+                None => {
+                    let endpoint = self.endpoint(address)?;
+                    let channel = endpoint.connect_lazy();
+                    channels.insert(address.to_owned(), (endpoint.clone(), channel.clone()));
+                    (endpoint, channel)
+                }
+            }
+        };
+        Ok(std::sync::Arc::new(GrpcSink {
+            client: CrmSinkClient::with_interceptor(channel, bearer),
+            endpoint,
+            url: crate::domain::secret::redact_url(address),
+            mirror: self.mirror.clone(),
+        }))
     }
 }
 
@@ -107,14 +199,19 @@ struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Bearer {
     fn new(access: &SinkAccess) -> Result<Self> {
-        let Some(token) = &access.token else {
+        Self::of(access.token.as_deref(), &setting::CRM_SINK_TOKEN)
+    }
+
+    /// The header carrying `token`, if any; a token unfit for it is refused naming
+    /// `named`, never showing the token.
+    fn of(token: Option<&str>, named: &dyn std::fmt::Display) -> Result<Self> {
+        let Some(token) = token else {
             return Ok(Self(None));
         };
         let refused = || {
             AppError::InvalidArgument(format!(
-                "{}: the sink's secret must be one or more printable ASCII characters, no \
-                 spaces (the value is not shown)",
-                setting::CRM_SINK_TOKEN
+                "{named}: the sink's secret must be one or more printable ASCII characters, no \
+                 spaces (the value is not shown)"
             ))
         };
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -140,10 +237,10 @@ impl Interceptor for Bearer {
 }
 
 /// The endpoint of `url`: in clear for `grpc://` (`http://`), over TLS for `grpcs://`
-/// (`https://`) with `access`'s CA (the system's roots without one) and certificate.
-fn endpoint(url: &str, access: &SinkAccess) -> Result<Endpoint> {
-    let bad =
-        |problem: String| AppError::InvalidArgument(format!("{}: {problem}", setting::CRM_SINK));
+/// (`https://`) with `access`'s CA (the system's roots without one) and certificate;
+/// a problem with `url` names it as `named`.
+fn endpoint(url: &str, access: &SinkAccess, named: &dyn std::fmt::Display) -> Result<Endpoint> {
+    let bad = |problem: String| AppError::InvalidArgument(format!("{named}: {problem}"));
     let (http, tls) = if let Some(rest) = url.strip_prefix("grpc://") {
         (format!("http://{rest}"), false)
     } else if let Some(rest) = url.strip_prefix("grpcs://") {
@@ -221,6 +318,24 @@ impl CrmSink for GrpcSink {
                 status: format!("{} cannot be reached: {}", self.url, error_chain(&e)),
                 transient: true,
             }),
+        }
+    }
+
+    async fn count_records(&self, tenant: &TenantId) -> Result<Option<CrmCounts>> {
+        let req = pb::CountRecordsRequest {
+            tenant_id: tenant.to_string(),
+        };
+        match self.client.clone().count_records(req).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(Some(CrmCounts {
+                    companies: r.companies,
+                    contacts: r.contacts,
+                    source: CrmCountSource::HostCount,
+                }))
+            }
+            Err(status) if status.code() == Code::Unimplemented => Ok(None),
+            Err(status) => Err(self.refused(&status)),
         }
     }
 
@@ -348,6 +463,36 @@ mod tests {
         );
         assert!(target("grpcs://crm:50052", &SinkAccess::default()).is_ok());
         assert!(target("https://crm:50052", &SinkAccess::default()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_sinks_secret_is_not_in_its_debug_output_nor_its_errors() {
+        use crate::worker::tenant_sink::SinkConnector;
+        let db = crate::storage::Db::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let sinks = TenantSinks::new(
+            &SinkAccess {
+                token: Some("the-servers-s3cret".into()),
+                ..SinkAccess::default()
+            },
+            Duration::from_secs(1),
+            EmbeddedSink::new(db),
+        );
+        let sink = sinks
+            .connect("grpc://127.0.0.1:1", Some("tenant-s3cret"))
+            .unwrap();
+        let shown = format!("{sink:?} {sinks:?} {}", sink.destination());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // One channel per address, whoever names it.
+        sinks.connect("grpc://127.0.0.1:1", None).unwrap();
+        assert_eq!(sinks.channels.lock().unwrap().len(), 1);
+        let err = sinks
+            .connect("grpc://127.0.0.1:1", Some("bad s3cret"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

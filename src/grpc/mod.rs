@@ -4,6 +4,7 @@
 //! module (`convert` maps them).
 
 mod admin;
+mod admin_sink;
 pub(crate) mod auth;
 mod convert;
 pub mod crm_sink_client;

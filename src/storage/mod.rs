@@ -21,6 +21,7 @@ pub mod request_log;
 pub mod runs;
 pub(crate) mod spans;
 pub mod staging;
+pub mod tenant_sinks;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;

@@ -12,7 +12,8 @@ use sea_orm::{
 use super::entities::{run_stage, run_table, sync_lease, sync_run};
 use super::{lease, Db};
 use crate::domain::run::{
-    RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming, TableCounts,
+    CrmCountSource, RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming,
+    TableCounts,
 };
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
@@ -182,6 +183,8 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
         erp_count: Set(t.erp_count.map(n)),
         staged_count: Set(n(t.staged_count)),
         crm_count: Set(t.crm_count.map(n)),
+        crm_counted_at: Set(t.crm_counted_at),
+        crm_count_source: Set(t.crm_count_source.map(|s| s.as_str().to_owned())),
     });
     run_table::Entity::insert_many(tables)
         .on_empty_do_nothing()
@@ -450,5 +453,10 @@ fn counts(r: run_table::Model) -> TableCounts {
         erp_count: r.erp_count.map(u),
         staged_count: u(r.staged_count),
         crm_count: r.crm_count.map(u),
+        crm_counted_at: r.crm_counted_at,
+        crm_count_source: r
+            .crm_count_source
+            .as_deref()
+            .and_then(CrmCountSource::parse),
     }
 }

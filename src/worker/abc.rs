@@ -250,7 +250,7 @@ async fn apply(
     // Kept in place (no second copy of the categories): 0 leaves, 1 is stored, 2 is
     // stored and sent to the CRM; `is_new` marks companies without stored categories.
     let mut sent = 0;
-    let resend_after_upsert = !worker.sink.reads_stored_categories();
+    let resend_after_upsert = !delivery.sink().reads_stored_categories();
     let mut fate = Vec::with_capacity(categories.len());
     for (c, old) in categories.iter().zip(previous) {
         let old = old.as_ref();
@@ -271,7 +271,7 @@ async fn apply(
         let store = for_crm || upserted;
         fate.push((u8::from(store) + u8::from(for_crm), old.is_none()));
     }
-    if !worker.sink.reads_stored_categories() {
+    if !delivery.sink().reads_stored_categories() {
         let for_crm: Vec<&Category> = categories
             .iter()
             .zip(&fate)
@@ -294,7 +294,7 @@ async fn apply(
                     Table::Company,
                     "ApplyCategories",
                     key,
-                    |call| worker.sink.apply_categories(call, rows.clone()),
+                    |call| delivery.sink().apply_categories(call, rows.clone()),
                 )
                 .await?;
             if sent.is_none() {
@@ -421,7 +421,8 @@ async fn release(
             let removed: Vec<String> = stored.into_keys().collect();
             // Retries of the CRM's batches are logged under the run whose
             // classification this is.
-            let delivery = Delivery::new(worker, &tenant.id, &report.run_id);
+            let sink = worker.sinks.of(&tenant.id).await;
+            let delivery = Delivery::new(worker, sink, &tenant.id, &report.run_id);
             let outcome = apply(
                 worker,
                 &delivery,

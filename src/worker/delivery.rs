@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,7 +23,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
-use crate::worker::sink::{SinkAck, SinkCall};
+use crate::worker::sink::{CrmSink, SinkAck, SinkCall};
 use crate::worker::RunWorker;
 
 /// How batches are sent to the sink (`serve --sink-*`).
@@ -125,17 +125,24 @@ impl RunRetries {
 /// retry in the tenant's log and keeps the totals the CRM reported.
 pub struct Delivery<'a> {
     worker: &'a RunWorker,
+    sink: Arc<dyn CrmSink>,
     tenant: &'a TenantId,
     run_id: String,
     batches: AtomicU64,
-    totals: Mutex<BTreeMap<Table, u64>>,
+    totals: Mutex<BTreeMap<Table, (u64, chrono::DateTime<Utc>)>>,
 }
 
 impl<'a> Delivery<'a> {
-    /// The deliveries of run `run_id`.
-    pub fn new(worker: &'a RunWorker, tenant: &'a TenantId, run_id: &str) -> Self {
+    /// The deliveries of run `run_id` to `sink`.
+    pub fn new(
+        worker: &'a RunWorker,
+        sink: Arc<dyn CrmSink>,
+        tenant: &'a TenantId,
+        run_id: &str,
+    ) -> Self {
         Self {
             worker,
+            sink,
             tenant,
             run_id: run_id.to_owned(),
             batches: AtomicU64::new(0),
@@ -143,13 +150,19 @@ impl<'a> Delivery<'a> {
         }
     }
 
+    /// Where the run delivers.
+    pub fn sink(&self) -> &dyn CrmSink {
+        self.sink.as_ref()
+    }
+
     /// Records per batch.
     pub fn batch_size(&self) -> usize {
         self.worker.delivery.batch
     }
 
-    /// The number of `table`'s records the CRM said it holds after its last call, if it did.
-    pub fn crm_total(&self, table: Table) -> Option<u64> {
+    /// The number of `table`'s records the CRM said it holds after its last call, if it
+    /// did, and when it said it.
+    pub fn crm_total(&self, table: Table) -> Option<(u64, chrono::DateTime<Utc>)> {
         self.totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -201,7 +214,7 @@ impl<'a> Delivery<'a> {
                         self.totals
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(table, total);
+                            .insert(table, (total, Utc::now()));
                     }
                     return Ok(Some(ack));
                 }

@@ -8,6 +8,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod sink;
 pub mod sync;
+pub mod tenant_sink;
 pub mod view_admin;
 
 use std::sync::Arc;
@@ -25,8 +26,8 @@ use sink::CrmSink;
 pub struct RunWorker {
     /// The database.
     pub db: Db,
-    /// Where runs deliver.
-    pub sink: Arc<dyn CrmSink>,
+    /// Where runs deliver: each tenant's sink, or the server's.
+    pub sinks: tenant_sink::Sinks,
     /// This process's id, as run leases name their holder.
     pub instance: String,
     /// This process's runs, for shutdown.
@@ -46,7 +47,7 @@ pub struct RunWorker {
 }
 
 impl RunWorker {
-    /// A worker over `db` delivering to `sink`, reading View sources through `views` and
+    /// A worker over `db` delivering to `sink` (no tenant's own), reading View sources through `views` and
     /// staging under `limits`, with the default delivery policy, retries and lease and a
     /// new instance id (`app` builds the server's from the configuration instead).
     pub fn new(db: Db, sink: Arc<dyn CrmSink>, views: ViewAccess, limits: Limits) -> Self {
@@ -57,8 +58,8 @@ impl RunWorker {
                 crate::logs::DEFAULT_HEARTBEAT,
             ),
             ingestor: Ingestor::new(db.clone(), limits),
+            sinks: tenant_sink::Sinks::new(db.clone(), sink, None, None),
             db,
-            sink,
             instance: uuid::Uuid::new_v4().to_string(),
             runs: sync::Runs::default(),
             views,

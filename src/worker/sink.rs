@@ -7,6 +7,7 @@ use chrono::Utc;
 
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
+use crate::domain::run::CrmCountSource;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::{crm, Db};
@@ -32,6 +33,18 @@ pub struct SinkAck {
     pub total: Option<u64>,
 }
 
+/// How many companies and contacts a CRM holds for a tenant, as it counted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrmCounts {
+    /// Companies held.
+    pub companies: u64,
+    /// Contacts held.
+    pub contacts: u64,
+    /// Who counted: the host ([`CrmCountSource::HostCount`]) or the embedded sink
+    /// ([`CrmCountSource::Embedded`]).
+    pub source: CrmCountSource,
+}
+
 /// A CRM that receives companies and contacts. A failure that may pass (the CRM is down,
 /// slow or busy) is [`crate::error::AppError::Sink`] with `transient` set: the run retries the batch
 /// under its delivery policy.
@@ -47,6 +60,14 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
     async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck>;
     /// Sets companies' ABC class, lifecycle, portfolio and revenue.
     async fn apply_categories(&self, call: SinkCall, rows: Vec<Category>) -> Result<SinkAck>;
+    /// How many companies and contacts the CRM holds for `tenant` now (asked once after a
+    /// run's push); None when it does not count on demand (a host answering
+    /// UNIMPLEMENTED).
+    async fn count_records(&self, tenant: &TenantId) -> Result<Option<CrmCounts>>;
+    /// Whether this is the embedded CRM (erpsync's own tables).
+    fn is_embedded(&self) -> bool {
+        false
+    }
     /// Whether this CRM reads the categories erpsync stores (`company_category`) rather
     /// than receiving them: then a run sends it none.
     fn reads_stored_categories(&self) -> bool {
@@ -106,6 +127,19 @@ impl CrmSink for EmbeddedSink {
     }
 
     fn reads_stored_categories(&self) -> bool {
+        true
+    }
+
+    async fn count_records(&self, tenant: &TenantId) -> Result<Option<CrmCounts>> {
+        let (companies, contacts) = crm::counts(&self.db, tenant).await?;
+        Ok(Some(CrmCounts {
+            companies,
+            contacts,
+            source: CrmCountSource::Embedded,
+        }))
+    }
+
+    fn is_embedded(&self) -> bool {
         true
     }
 }

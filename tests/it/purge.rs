@@ -239,6 +239,20 @@ async fn populate(app: &TestApp, t: &Tenant, view_file: &std::path::Path) {
     views::save_watermark(db, &t.id, "company", "fp", &at, Utc::now())
         .await
         .unwrap();
+    let root = app.token(Role::Admin, &[]).await;
+    admin(app)
+        .await
+        .set_tenant_sink(authed(
+            pb::SetTenantSinkRequest {
+                tenant_id: t.id.to_string(),
+                address: "grpcs://crm.example:443".into(),
+                secret: format!("sink-secret-{}", t.id),
+                clear: false,
+            },
+            &root,
+        ))
+        .await
+        .unwrap();
     assert!(lease::claim_slot(db, &t.id, Utc::now()).await.unwrap());
     let ttl = chrono::Duration::hours(1);
     lease::acquire(db, &t.id, "elsewhere", "no-such-run", ttl, Utc::now())
@@ -628,6 +642,12 @@ impl CrmSink for GatedSink {
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.apply_categories(call, rows).await
     }
+    async fn count_records(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
+        self.inner.count_records(tenant).await
+    }
     fn reads_stored_categories(&self) -> bool {
         self.inner.reads_stored_categories()
     }
@@ -900,6 +920,23 @@ async fn the_export_holds_the_tenants_rows_and_no_secret(app: TestApp) {
         "the sealed View URL is exported"
     );
     assert_eq!(of("view_config").len(), 1);
+    assert!(
+        !text.contains("sink-secret"),
+        "the tenant sink's secret is exported"
+    );
+    let sealed = catalog
+        .ids(
+            "SELECT sealed_secret FROM tenant_sink WHERE tenant_id = $1",
+            "exported",
+        )
+        .await;
+    assert!(
+        !text.contains(&sealed[0]),
+        "the sealed sink secret is exported"
+    );
+    let sinks = of("tenant_sink");
+    assert_eq!(sinks.len(), 1);
+    assert_eq!(sinks[0]["address"], "grpcs://crm.example:443");
 }
 
 async fn the_cli_exports_and_deletes_a_tenant_on_the_database(app: TestApp) {

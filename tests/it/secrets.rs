@@ -1,6 +1,7 @@
 //! No secret erpsync was given ever comes back out: a whole session against the real
 //! binary (debug logging on) — tokens issued, good and forged tokens used, a body carrying
-//! a token, a View URL with a password that fails to connect, a failed run, exports — and
+//! a token, a View URL with a password that fails to connect, a tenant's own CRM sink with
+//! its secret, a failed run, exports — and
 //! then every line the server logged and every cell of every exported workbook is searched
 //! for each token, the password and the secret key.
 
@@ -9,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use erpsync::grpc::pb::{
-    integration_history_client::IntegrationHistoryClient, SetViewConfigRequest, ViewMode,
+    admin_client::AdminClient, integration_history_client::IntegrationHistoryClient,
+    GetOverviewRequest, SetTenantSinkRequest, SetViewConfigRequest, ViewMode,
 };
 use serde_json::json;
 
@@ -40,6 +42,7 @@ async fn no_token_password_or_key_appears_in_the_logs_or_the_exports() {
     let erp = issue(&db, "erp");
     let forged = format!("esk_{}_{}", "0".repeat(12), "1".repeat(64));
     let password = "pw-S3cr3t-view-xyz";
+    let sink_secret = "sink-S3cr3t-of-acmes-own-crm";
     // The operator grants acme the source, from the URL as the tenant will name it.
     let granted = ok(erpsync(
         &db,
@@ -143,6 +146,45 @@ async fn no_token_password_or_key_appears_in_the_logs_or_the_exports() {
         .unwrap()
         .into_inner();
     assert!(!shown.url.contains(password));
+    // acme delivers to a sink of its own, with a secret (refused once, with a bad address).
+    let admin = ok(erpsync(&db, &["token", "issue", "--role", "admin"]))
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut admin_api = AdminClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let sink = |address: &str| SetTenantSinkRequest {
+        tenant_id: "acme".into(),
+        address: address.into(),
+        secret: sink_secret.into(),
+        clear: false,
+    };
+    let err = admin_api
+        .set_tenant_sink(authed(sink("crm:2"), &admin))
+        .await
+        .unwrap_err();
+    assert!(!format!("{err:?}").contains(sink_secret), "{err:?}");
+    let set = admin_api
+        .set_tenant_sink(authed(sink("grpc://127.0.0.1:2"), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(set.has_secret && !format!("{set:?}").contains(sink_secret));
+    let overview = history
+        .get_overview(authed(
+            GetOverviewRequest {
+                tenant_id: "acme".into(),
+            },
+            &crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overview.crm_sink, "grpc://127.0.0.1:2");
+    assert!(!format!("{overview:?}").contains(sink_secret));
     let server = format!("http://127.0.0.1:{port}");
     let client = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_erpsync"))
@@ -206,6 +248,7 @@ async fn no_token_password_or_key_appears_in_the_logs_or_the_exports() {
         ("erp token", erp.as_str()),
         ("forged token", forged.as_str()),
         ("View password", password),
+        ("tenant sink secret", sink_secret),
         ("secret key", CLI_SECRET_KEY),
     ] {
         // The part after the prefix: `esk_***` and `tok_…` ids may show.

@@ -842,6 +842,15 @@ impl erpsync::worker::sink::CrmSink for FlakySink {
         }
         self.inner.apply_categories(call, rows).await
     }
+    async fn count_records(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
+        }
+        self.inner.count_records(tenant).await
+    }
 }
 
 async fn a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all(app: TestApp) {
@@ -988,6 +997,10 @@ pub(crate) struct HostCrm {
     /// When set, how many more upserts and deletes are answered before the host goes
     /// down (`failing`).
     pub(crate) answers_left: std::sync::Mutex<Option<u64>>,
+    /// CountRecords answers UNIMPLEMENTED (a host that does not count on demand).
+    pub(crate) no_count: std::sync::atomic::AtomicBool,
+    /// How many CountRecords calls it answered with its counts.
+    pub(crate) counted: std::sync::atomic::AtomicU64,
 }
 
 /// One call a host answered: the method, its idempotency key and each record's external
@@ -1189,13 +1202,28 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
             total: None,
         }))
     }
+    /// What it holds (beside `host_only` of its own in each table), unless `no_count`.
     async fn count_records(
         &self,
         _r: tonic::Request<pb::CountRecordsRequest>,
     ) -> Result<tonic::Response<pb::CountRecordsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "this test sink does not count",
-        ))
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.0.no_count.load(SeqCst) {
+            return Err(tonic::Status::unimplemented(
+                "CountRecords is not implemented",
+            ));
+        }
+        if self.0.failing.load(SeqCst) {
+            return Err(tonic::Status::unavailable("maintenance"));
+        }
+        let extra = self.0.host_only.load(SeqCst);
+        let held = self.0.held.lock().unwrap();
+        let n = |t: &str| held.get(t).map_or(0, |s| s.len() as u64) + extra;
+        self.0.counted.fetch_add(1, SeqCst);
+        Ok(tonic::Response::new(pb::CountRecordsResponse {
+            companies: n("company"),
+            contacts: n("contact"),
+        }))
     }
 }
 
@@ -1442,7 +1470,7 @@ async fn runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm(app: Tes
     );
 }
 
-async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
+pub(crate) async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
     let host = std::sync::Arc::new(HostCrm::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

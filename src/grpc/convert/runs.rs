@@ -6,7 +6,7 @@ use super::super::pb;
 use super::{duration, json_value, timestamp};
 use crate::domain::export::ExportKind;
 use crate::domain::run::{
-    Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,
+    CrmCountSource, Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,
 };
 
 /// A run with its counts and timings.
@@ -45,6 +45,18 @@ pub(super) fn run_table(t: TableCounts) -> pb::RunTable {
         erp_count: t.erp_count,
         staged_count: t.staged_count,
         crm_count: t.crm_count.unwrap_or_default(),
+        crm_counted_at: t.crm_counted_at.map(super::timestamp),
+        crm_count_source: crm_count_source(t.crm_count_source) as i32,
+    }
+}
+
+fn crm_count_source(s: Option<CrmCountSource>) -> pb::CrmCountSource {
+    match s {
+        None => pb::CrmCountSource::Unspecified,
+        Some(CrmCountSource::HostCount) => pb::CrmCountSource::HostCount,
+        Some(CrmCountSource::HostTotal) => pb::CrmCountSource::HostTotal,
+        Some(CrmCountSource::Delivered) => pb::CrmCountSource::Delivered,
+        Some(CrmCountSource::Embedded) => pb::CrmCountSource::Embedded,
     }
 }
 

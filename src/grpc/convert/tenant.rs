@@ -51,6 +51,7 @@ pub fn overview(o: Overview) -> pb::Overview {
         delete_guard_percent: t.delete_guard.percent,
         delete_guard_min_rows: t.delete_guard.min_rows,
         abc: Some(abc_settings(&t.abc)),
+        crm_sink: o.crm_sink,
     }
 }
 

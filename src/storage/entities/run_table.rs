@@ -20,6 +20,10 @@ pub struct Model {
     pub erp_count: Option<i64>,
     pub staged_count: i64,
     pub crm_count: Option<i64>,
+    pub crm_counted_at: Option<DateTimeUtc>,
+    /// `HOST_COUNT`, `HOST_TOTAL`, `DELIVERED` or `EMBEDDED` (see
+    /// `domain::run::CrmCountSource`).
+    pub crm_count_source: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,39 +1,44 @@
 //! The finish stage: the onboarding reconciliation (ERP vs staged vs CRM) and the alerts
 //! a run opens or closes.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::outcome::Outcome;
 use super::Ctx;
 use crate::domain::alert::AlertKind;
-use crate::domain::run::{Level, RunDetail, RunStatus, Stage};
+use crate::domain::run::{CrmCountSource, Level, RunDetail, RunStatus, Stage};
 use crate::domain::tables::Table;
 use crate::error::Result;
 use crate::storage::{alerts, crm, erp_counts, staging};
+use crate::worker::sink::CrmCounts;
 
 /// The onboarding reconciliation, per table: what the ERP says it has, what is staged,
-/// what the CRM holds.
+/// what the CRM holds (see [`crm_count`]).
 pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let erp = erp_counts::all(&ctx.worker.db, ctx.tenant).await?;
-    let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
+    let mut counted: Option<Option<(CrmCounts, DateTime<Utc>)>> = None;
     for t in Table::ALL {
         let staged = staging::count_live(&ctx.worker.db, ctx.tenant, t.as_str()).await?;
         let erp_count = erp.get(t.as_str()).copied();
         if staged == 0 && erp_count.is_none() && !ctx.tables.contains_key(&t) {
             continue;
         }
-        // The CRM's own count when it reports one with its answers, else what it was
-        // delivered (erpsync's record of it).
-        let crm_count = match t {
-            Table::Company => Some(ctx.delivery.crm_total(t).unwrap_or(companies)),
-            Table::Contact => Some(ctx.delivery.crm_total(t).unwrap_or(contacts)),
-            _ => None,
+        let crm = if t.is_crm() {
+            if counted.is_none() {
+                counted = Some(ask_crm(ctx).await);
+            }
+            Some(crm_count(ctx, t, counted.flatten()).await?)
+        } else {
+            None
         };
         let c = ctx.counts(t);
         c.staged_count = staged;
         c.erp_count = erp_count;
-        c.crm_count = crm_count;
+        (c.crm_count, c.crm_counted_at, c.crm_count_source) = match crm {
+            Some((n, at, source)) => (Some(n), Some(at), Some(source)),
+            None => (None, None, None),
+        };
         if let Some(n) = erp_count {
             if n > staged {
                 let missing = n - staged;
@@ -49,6 +54,64 @@ pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Reconciled)
+}
+
+/// The CRM's own count, asked once after a push that went through (a run that failed
+/// or stopped before does not ask); None when it was not asked, does not count on
+/// demand, or failed to (a WARN event: the run falls back, see [`crm_count`]).
+async fn ask_crm(ctx: &Ctx<'_>) -> Option<(CrmCounts, DateTime<Utc>)> {
+    if !ctx.pushed_all {
+        return None;
+    }
+    match ctx.delivery.sink().count_records(ctx.tenant).await {
+        Ok(counts) => counts.map(|c| (c, Utc::now())),
+        Err(e) => {
+            let message = e.run_message();
+            ctx.event(
+                Level::Warn,
+                Stage::Finish,
+                None,
+                format!("the CRM could not count its records: {message}; the run shows the count it has"),
+                json!({"sink_status": message}),
+            )
+            .await;
+            None
+        }
+    }
+}
+
+/// What the CRM holds of `table` (companies or contacts), when it was read and where it
+/// comes from, best first: the CRM's count after the push (`counted`), else the last
+/// total the host reported with an answer in this run, else erpsync's own count (the
+/// embedded sink's table, or the record of what was delivered to a host).
+async fn crm_count(
+    ctx: &Ctx<'_>,
+    table: Table,
+    counted: Option<(CrmCounts, DateTime<Utc>)>,
+) -> Result<(u64, DateTime<Utc>, CrmCountSource)> {
+    if let Some((c, at)) = counted {
+        let n = if table == Table::Company {
+            c.companies
+        } else {
+            c.contacts
+        };
+        return Ok((n, at, c.source));
+    }
+    if let Some((n, at)) = ctx.delivery.crm_total(table) {
+        return Ok((n, at, CrmCountSource::HostTotal));
+    }
+    let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
+    let n = if table == Table::Company {
+        companies
+    } else {
+        contacts
+    };
+    let source = if ctx.delivery.sink().is_embedded() {
+        CrmCountSource::Embedded
+    } else {
+        CrmCountSource::Delivered
+    };
+    Ok((n, Utc::now(), source))
 }
 
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;

@@ -153,6 +153,8 @@ struct Ctx<'a> {
     finished: Vec<StageTiming>,
     /// Companies and contacts the push stage has been through (delivered or held).
     pushed: AtomicU64,
+    /// The push stage went through every table (the CRM is asked for its counts).
+    pushed_all: bool,
 }
 
 impl Ctx<'_> {
@@ -247,6 +249,7 @@ pub async fn execute(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> 
 }
 
 async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> RunDetail {
+    let sink = worker.sinks.of(tenant).await;
     let mut ctx = Ctx {
         worker,
         tenant,
@@ -256,9 +259,10 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         interrupted: false,
         analysis: None,
         abc_held: false,
-        delivery: Delivery::new(worker, tenant, &run.id),
+        delivery: Delivery::new(worker, sink, tenant, &run.id),
         finished: Vec::new(),
         pushed: AtomicU64::new(0),
+        pushed_all: false,
     };
     ctx.event(
         Level::Info,

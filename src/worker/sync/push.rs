@@ -24,7 +24,7 @@ async fn deliver(
     upserts: Vec<Pending>,
     deletes: Vec<Deletion>,
 ) -> Result<bool> {
-    let sink = &ctx.worker.sink;
+    let sink = ctx.delivery.sink();
     let d = &ctx.delivery;
     let tenant = ctx.tenant.as_str();
     let mut upserts = upserts.into_iter().peekable();
@@ -179,5 +179,6 @@ pub(super) async fn push(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             }
         }
     }
+    ctx.pushed_all = true;
     Ok(Outcome::Pushed { stopped_in: None })
 }

@@ -1,0 +1,36 @@
+//! Admin.SetTenantSink: the request read and checked, the answer built; the rules are
+//! [`crate::worker::tenant_sink`]'s.
+
+use super::pb;
+use crate::domain::tenant::TenantId;
+use crate::error::{AppError, FieldViolation, Result};
+use crate::worker::tenant_sink::{Sinks, TenantSinkView};
+
+/// Sets (or with `clear`, removes) the tenant's own sink.
+pub async fn set_tenant_sink(
+    sinks: &Sinks,
+    req: pb::SetTenantSinkRequest,
+) -> Result<pb::TenantSink> {
+    let tenant = TenantId::parse(&req.tenant_id)
+        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("tenant_id", e)]))?;
+    let view = if req.clear {
+        if !req.address.is_empty() || !req.secret.is_empty() {
+            return Err(AppError::InvalidFields(vec![FieldViolation::new(
+                "clear",
+                "clear removes the tenant's sink: send it without address or secret",
+            )]));
+        }
+        sinks.clear(&tenant).await?
+    } else {
+        sinks.set(&tenant, &req.address, &req.secret).await?
+    };
+    Ok(tenant_sink(view))
+}
+
+fn tenant_sink(v: TenantSinkView) -> pb::TenantSink {
+    pb::TenantSink {
+        tenant_id: v.tenant.to_string(),
+        address: v.address.unwrap_or_default(),
+        has_secret: v.has_secret,
+    }
+}
