@@ -12,8 +12,8 @@
 //! * [`http`] — `POST /erp/v1/{table}` and the JSON error shape.
 //! * [`edge`] — authentication of every call on the port, once, before its handler: the
 //!   caller's grant goes on the request, and its connection is admitted (see [`conn`]).
-//! * [`cli`] — the subcommands (operator commands on the database, client commands over
-//!   gRPC with progress on the terminal).
+//! * [`cli`] — the subcommands (operator commands on the database, or through Admin with
+//!   `--server`; client commands over gRPC with progress on the terminal).
 //!
 //! Services (small handles, each holding only what it uses; gathered in [`services`]):
 //! * [`auth`] — tokens: who a caller is, per-tenant authorization, push rates; issuing,
