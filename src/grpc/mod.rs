@@ -4,7 +4,6 @@
 //! module (`convert` maps them).
 
 mod admin;
-mod admin_sink;
 pub(crate) mod auth;
 mod convert;
 pub mod crm_sink_client;

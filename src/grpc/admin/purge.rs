@@ -6,23 +6,16 @@ use tokio_stream::StreamExt;
 use tonic::{Response, Status};
 
 use super::super::pb;
-use super::EventStream;
-use crate::domain::tenant::TenantId;
-use crate::error::{AppError, FieldViolation, Result};
+use super::{tenant, EventStream};
+use crate::error::Result;
 use crate::purge::Purge;
-
-/// The request's tenant id; INVALID_ARGUMENT (a field violation) when malformed.
-fn tenant_id(id: &str) -> Result<TenantId> {
-    TenantId::parse(id)
-        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("tenant_id", e)]))
-}
 
 /// DeleteTenant.
 pub(super) async fn delete_tenant(
     purge: &Purge,
     req: pb::DeleteTenantRequest,
 ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-    let id = tenant_id(&req.tenant_id)?;
+    let id = tenant(&req.tenant_id)?;
     let done = purge.delete(&id, req.force).await?;
     Ok(Response::new(pb::DeleteTenantResponse {
         deleted: done.deleted,
@@ -35,7 +28,7 @@ pub(super) async fn export_tenant(
     purge: &Purge,
     req: pb::ExportTenantRequest,
 ) -> Result<Response<EventStream<pb::ExportTenantChunk>>, Status> {
-    let id = tenant_id(&req.tenant_id)?;
+    let id = tenant(&req.tenant_id)?;
     let chunks = purge.export(&id).await?;
     let stream = ReceiverStream::new(chunks).map(|chunk| {
         chunk

@@ -5,16 +5,11 @@ use tonic::Request;
 
 use super::super::convert;
 use super::super::pb;
-use super::Service;
+use super::{tenant_id, Service};
 use crate::domain::page_token::page_size;
-use crate::domain::tenant::{ScheduleUpdate, Tenant, TenantId};
+use crate::domain::tenant::{ScheduleUpdate, Tenant};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::tenants::TenantFilter;
-
-/// The tenant a request names; a violation of `tenant_id` when it is not an id.
-pub(super) fn tenant_id(id: &str) -> std::result::Result<TenantId, FieldViolation> {
-    TenantId::parse(id).map_err(|e| FieldViolation::new("tenant_id", e))
-}
 
 impl Service {
     /// The tenant as answered: with its health and sink.

@@ -5,8 +5,7 @@ use tonic::Request;
 
 use super::super::convert;
 use super::super::pb;
-use super::tenants::tenant_id;
-use super::Service;
+use super::{tenant_id, Service};
 use crate::domain::page_token::page_size;
 use crate::error::{AppError, Result};
 

@@ -1,8 +1,7 @@
 //! Admin.SetTenantSink: the request read and checked, the answer built; the rules are
 //! [`crate::worker::tenant_sink`]'s.
 
-use super::pb;
-use crate::domain::tenant::TenantId;
+use super::super::pb;
 use crate::error::{AppError, FieldViolation, Result};
 use crate::worker::tenant_sink::{Sinks, TenantSinkView};
 
@@ -11,8 +10,7 @@ pub async fn set_tenant_sink(
     sinks: &Sinks,
     req: pb::SetTenantSinkRequest,
 ) -> Result<pb::TenantSink> {
-    let tenant = TenantId::parse(&req.tenant_id)
-        .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("tenant_id", e)]))?;
+    let tenant = super::tenant(&req.tenant_id)?;
     let view = if req.clear {
         if !req.address.is_empty() || !req.secret.is_empty() {
             return Err(AppError::InvalidFields(vec![FieldViolation::new(
