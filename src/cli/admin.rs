@@ -1,13 +1,15 @@
 //! Provisioning commands: they open the database directly (the same `DATABASE_URL` as
 //! `serve`), so they work with or without a running server; `tenant create|update|list|
-//! show` and `token issue|list|revoke` also go through a running server's Admin service
-//! with `--server` (see `remote`), printing the same.
+//! show|delete|export` and `token issue|list|revoke` also go through a running server's
+//! Admin service with `--server` (see `remote`), printing the same.
 
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use clap::Subcommand;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
-use super::remote::Remote;
+use super::remote::{ExportChunks, Remote};
 use crate::auth::Tokens;
 use crate::config::setting;
 use crate::domain::abc::AbcInput;
@@ -177,6 +179,8 @@ pub enum TenantCommand {
         /// Delete even while a run is RUNNING: the run is cut short.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Writes the tenant's data as newline-delimited JSON, one {"table", "row"} line per
     /// row, the tenant's settings first; secrets left out.
@@ -187,6 +191,8 @@ pub enum TenantCommand {
         /// The file to write (standard output when absent).
         #[arg(short = 'o', long = "output")]
         output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -493,19 +499,26 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             };
             print!("{}", describe(&t));
         }
-        TenantCommand::Delete { id, force } => delete_tenant(url, &id, force).await?,
-        TenantCommand::Export { id, output } => export_tenant(url, &id, output).await?,
+        TenantCommand::Delete { id, force, remote } => {
+            delete_tenant(url, &id, force, &remote).await?
+        }
+        TenantCommand::Export { id, output, remote } => {
+            export_tenant(url, &id, output, &remote).await?
+        }
     }
     Ok(())
 }
 
 /// `erpsync tenant delete`.
-async fn delete_tenant(url: &str, id: &str, force: bool) -> anyhow::Result<()> {
+async fn delete_tenant(url: &str, id: &str, force: bool, remote: &Remote) -> anyhow::Result<()> {
     let id = TenantId::parse(id).map_err(|e| anyhow!(e))?;
-    let done = Purge::new(open(url).await?)
-        .delete(&id, force)
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let done = match remote.admin().await? {
+        Some(mut admin) => admin.delete_tenant(&id, force).await?,
+        None => Purge::new(open(url).await?)
+            .delete(&id, force)
+            .await
+            .map_err(|e| anyhow!(e))?,
+    };
     if done.deleted {
         println!("tenant {id} deleted: {} rows removed", done.rows);
     } else {
@@ -519,13 +532,20 @@ async fn export_tenant(
     url: &str,
     id: &str,
     output: Option<std::path::PathBuf>,
+    remote: &Remote,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let id = TenantId::parse(id).map_err(|e| anyhow!(e))?;
-    let mut chunks = Purge::new(open(url).await?)
-        .export(&id)
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let mut chunks: ExportChunks = match remote.admin().await? {
+        Some(mut admin) => admin.export_tenant(&id).await?,
+        None => {
+            let chunks = Purge::new(open(url).await?)
+                .export(&id)
+                .await
+                .map_err(|e| anyhow!(e))?;
+            Box::pin(ReceiverStream::new(chunks).map(|chunk| chunk.map_err(|e| anyhow!(e))))
+        }
+    };
     let mut out: Box<dyn Write> = match &output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -533,8 +553,8 @@ async fn export_tenant(
         None => Box::new(std::io::stdout().lock()),
     };
     let mut bytes = 0usize;
-    while let Some(chunk) = chunks.recv().await {
-        let chunk = chunk.map_err(|e| anyhow!(e))?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
         bytes += chunk.len();
         out.write_all(&chunk).context("writing the export")?;
     }

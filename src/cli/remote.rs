@@ -1,11 +1,14 @@
-//! The provisioning commands' `--server` form: `tenant create|update|list|show` and
-//! `token issue|list|revoke` through a running erpsync's Admin service with an admin
+//! The provisioning commands' `--server` form: `tenant create|update|list|show|delete|
+//! export` and `token issue|list|revoke` through a running erpsync's Admin service with an admin
 //! token, instead of on the database. Answers are turned back into the domain values the
 //! database form prints, so both print the same.
 
 use std::str::FromStr;
 
+use std::pin::Pin;
+
 use anyhow::{anyhow, bail, Context};
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 
 use super::client::{authorized, channel};
@@ -18,6 +21,11 @@ use crate::domain::token::{
     presented, Grant, Presented, Role, TenantScope, TokenInfo, TokenRequest,
 };
 use crate::grpc::pb::{self, admin_client::AdminClient};
+use crate::purge::Deleted;
+
+/// A tenant's export as it arrives, chunks of whole NDJSON lines (from the database or
+/// from Admin.ExportTenant); a failure midway ends it.
+pub type ExportChunks = Pin<Box<dyn Stream<Item = anyhow::Result<Vec<u8>>> + Send>>;
 
 /// Where a provisioning command goes: the database (without `--server`), or a running
 /// erpsync's Admin service.
@@ -241,6 +249,40 @@ impl Admin {
             .map_err(failed)?
             .into_inner()
             .revoked)
+    }
+
+    /// DeleteTenant: what it removed.
+    pub async fn delete_tenant(&mut self, id: &TenantId, force: bool) -> anyhow::Result<Deleted> {
+        let req = pb::DeleteTenantRequest {
+            tenant_id: id.to_string(),
+            force,
+        };
+        let done = self
+            .client
+            .delete_tenant(authorized(req, &self.token)?)
+            .await
+            .map_err(failed)?
+            .into_inner();
+        Ok(Deleted {
+            deleted: done.deleted,
+            rows: done.rows_deleted,
+        })
+    }
+
+    /// ExportTenant: its chunks as they arrive.
+    pub async fn export_tenant(&mut self, id: &TenantId) -> anyhow::Result<ExportChunks> {
+        let req = pb::ExportTenantRequest {
+            tenant_id: id.to_string(),
+        };
+        let stream = self
+            .client
+            .export_tenant(authorized(req, &self.token)?)
+            .await
+            .map_err(failed)?
+            .into_inner();
+        Ok(Box::pin(
+            stream.map(|chunk| chunk.map(|c| c.ndjson).map_err(failed)),
+        ))
     }
 }
 

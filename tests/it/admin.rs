@@ -1009,7 +1009,7 @@ async fn invalid_requests_name_the_field_and_change_nothing(app: TestApp) {
 
 /// `erpsync ARGS…` against `app` through Admin: the database URL names a folder that does
 /// not exist, so nothing but the server can have answered.
-async fn remote(args: Vec<String>) -> std::process::Output {
+pub(crate) async fn remote(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         crate::cli::erpsync("sqlite:///nonexistent/folder/erpsync.db", &args)

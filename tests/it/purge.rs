@@ -37,6 +37,7 @@ both_backends!(
     pushes_racing_the_delete_leave_nothing_behind,
     the_export_holds_the_tenants_rows_and_no_secret,
     the_cli_exports_and_deletes_a_tenant_on_the_database,
+    the_cli_exports_and_deletes_a_tenant_through_admin_with_server,
 );
 
 /// A client of Admin.
@@ -969,4 +970,85 @@ async fn the_cli_exports_and_deletes_a_tenant_on_the_database(app: TestApp) {
     let failed = erpsync(&url, &["tenant", "export", "--id", "leaving"]);
     assert!(!failed.status.success());
     assert_eq!(overview_code(&app, &t, &t.crm).await, Code::Unauthenticated);
+}
+
+/// The export's lines without the tokens' last use, which a call writes in the background.
+fn settled(text: &str) -> Vec<Value> {
+    let mut rows = lines(text);
+    for row in &mut rows {
+        if let Some(columns) = row["row"].as_object_mut() {
+            columns.remove("last_used_at");
+        }
+    }
+    rows
+}
+
+async fn the_cli_exports_and_deletes_a_tenant_through_admin_with_server(app: TestApp) {
+    use crate::admin::remote;
+    use crate::cli::ok;
+    let t = tenant(&app, "leaving").await;
+    push(&app, &t, "company", vec![company("c1")])
+        .await
+        .unwrap();
+    let root = app.token(Role::Admin, &[]).await;
+    let url = app.url();
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| (*a).to_owned())
+            .chain([
+                "--server".into(),
+                url.clone(),
+                "--token".into(),
+                root.clone(),
+            ])
+            .collect()
+    };
+
+    // The lines Admin.ExportTenant streams, to a file and to standard output.
+    let streamed = settled(&export(&app, &root, "leaving").await.unwrap());
+    assert!(streamed
+        .iter()
+        .any(|r| r["table"] == "staged_record" && r["row"]["external_id"] == "c1"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leaving.ndjson");
+    let path = file.to_str().unwrap();
+    let written = remote(with(&[
+        "tenant", "export", "--id", "leaving", "--output", path,
+    ]))
+    .await;
+    assert!(String::from_utf8_lossy(&written.stderr).contains("tenant leaving exported to"));
+    assert!(ok(written).is_empty());
+    assert_eq!(settled(&std::fs::read_to_string(&file).unwrap()), streamed);
+    let printed = ok(remote(with(&["tenant", "export", "--id", "leaving"])).await);
+    assert_eq!(settled(&printed), streamed);
+
+    // A run RUNNING refuses the delete, --force passes through.
+    let catalog = Catalog::open(&app).await;
+    let run_id = running_elsewhere(&app, &t).await;
+    let before = catalog
+        .counts("leaving", std::slice::from_ref(&run_id))
+        .await;
+    let refused = remote(with(&["tenant", "delete", "--id", "leaving"])).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("FailedPrecondition") && stderr.contains(&run_id),
+        "{stderr}"
+    );
+    let out = ok(remote(with(&["tenant", "delete", "--id", "leaving", "--force"])).await);
+    let api_token_rows = 2; // its own crm and erp tokens
+    let rows = before.values().sum::<i64>() + api_token_rows;
+    assert_eq!(
+        out,
+        format!("tenant leaving deleted: {rows} rows removed\n")
+    );
+    let after = catalog.counts("leaving", &[run_id]).await;
+    assert!(after.values().all(|n| *n == 0), "left: {after:?}");
+    assert_eq!(overview_code(&app, &t, &t.crm).await, Code::Unauthenticated);
+
+    let out = ok(remote(with(&["tenant", "delete", "--id", "leaving"])).await);
+    assert_eq!(out, "no tenant leaving: nothing to delete\n");
+    let missing = remote(with(&["tenant", "export", "--id", "leaving"])).await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
 }
