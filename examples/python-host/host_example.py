@@ -4,15 +4,13 @@
 It starts its own CrmSink, provisions a tenant through Admin (tenant, tokens, the tenant's
 sink, its schedule), pushes ERP data over HTTP and gRPC, runs a sync and reads what the
 "Dados ERP" page shows, watches an alert open and resolve, decodes an INVALID_ARGUMENT's
-field violations, and deletes the tenant. Each step prints what it did; any expectation
-that does not hold stops it with exit status 1 and says which.
+field violations, and deletes the tenant, through erpsync's public API alone. Each step
+prints what it did; any expectation that does not hold stops it with exit status 1 and
+says which.
 
     python3 host_example.py --address 127.0.0.1:50051 --admin-token esk_…
 
-Settings come from flags or the environment (see --help). With --cli-provisioned it runs
-against a tenant and tokens made with the `erpsync` command and the server's own
-`--crm-sink` instead of Admin (for an erpsync without the Admin service, or an operator
-who provisions by hand); the steps that need Admin are then skipped and say so.
+Settings come from flags or the environment (see --help).
 """
 
 import argparse
@@ -255,8 +253,7 @@ class Host:
         self.tenant = args.tenant
         self.erp = Erpsync(args.address)
         self.admin_md = Erpsync.auth(args.admin_token) if args.admin_token else None
-        self.crm_token = args.crm_token
-        self.erp_token = args.erp_token
+        self.crm_token = self.erp_token = None  # issued through Admin in step 2
         self.crm = crm_sink.InMemoryCrm()
         self.sink = crm_sink.CrmSinkService(self.crm, args.sink_secret, say)
         self.sink_server = None
@@ -268,14 +265,8 @@ class Host:
         return Erpsync.auth(self.crm_token)
 
     def admin_call(self, method: str, request):
-        """An Admin call; a server without the Admin service is named as such."""
-        try:
-            return getattr(self.erp.admin, method)(request, metadata=self.admin_md)
-        except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
-                raise Failed(f"Admin.{method} answered UNIMPLEMENTED: this erpsync has no "
-                             f"Admin service yet (run with --cli-provisioned)") from None
-            raise
+        """An Admin call with our admin token."""
+        return getattr(self.erp.admin, method)(request, metadata=self.admin_md)
 
     # 1
     def start_sink(self):
@@ -287,13 +278,6 @@ class Host:
 
     # 2
     def provision(self):
-        if self.args.cli_provisioned:
-            step("2. provisioning: done with the erpsync CLI (--cli-provisioned)")
-            say(f"tenant {self.tenant}; erp and crm tokens from the environment; runs deliver "
-                f"to the server's --crm-sink (our sink on port {self.sink_port})")
-            say("skipped (needs Admin): CreateTenant, IssueToken, SetTenantSink, UpdateTenant, "
-                "GetTenant, ListTokens")
-            return
         step("2. provision the tenant through Admin")
         t = self.admin_call("CreateTenant", admin_pb2.CreateTenantRequest(
             tenant_id=self.tenant, name="Exemplo Python Ltda", erp_name="Protheus",
@@ -492,10 +476,9 @@ class Host:
     # 6
     def alert(self):
         step("6. an alert opens and resolves")
-        if not self.args.cli_provisioned:
-            self.watch = AlertWatch(self.erp.admin.WatchAlerts(
-                admin_pb2.WatchAlertsRequest(tenant_ids=[self.tenant]), metadata=self.admin_md))
-            say("Admin.WatchAlerts opened for our tenant")
+        self.watch = AlertWatch(self.erp.admin.WatchAlerts(
+            admin_pb2.WatchAlertsRequest(tenant_ids=[self.tenant]), metadata=self.admin_md))
+        say("Admin.WatchAlerts opened for our tenant")
         # A change to deliver, so that the next run calls the sink.
         changed = dict(COMPANIES_HTTP[0], updated_at=(NOW + dt.timedelta(minutes=1)).isoformat())
         changed["fields"] = dict(changed["fields"], phone="+55 11 3000-0999")
@@ -536,21 +519,7 @@ class Host:
                 f"(the RESOLVED event, nothing lost or repeated)")
 
     def next_alert(self, kind):
-        """The next FAILING alert event of `kind`: from WatchAlerts, or (without Admin)
-        from the overview's open alerts."""
-        if self.watch is None:
-            ov = self.erp.history.GetOverview(
-                ih_pb2.GetOverviewRequest(tenant_id=self.tenant), metadata=self.crm_md)
-            failing = [a for a in ov.open_alerts if a.kind == ih_pb2.ALERT_KIND_FAILING]
-            if kind == ih_pb2.ALERT_EVENT_KIND_OPENED:
-                expect(failing, "no FAILING alert is open after the failed run")
-                say(f"GetOverview: open alert FAILING {failing[0].alert_id}: "
-                    f"{failing[0].message!r} (without Admin: read here, not from WatchAlerts)")
-            else:
-                expect(not failing, "the FAILING alert is still open after a successful run")
-                say("GetOverview: no FAILING alert open any more (without Admin: read here, "
-                    "not from WatchAlerts)")
-            return None
+        """The next FAILING alert event of `kind` from WatchAlerts."""
         while True:
             event = self.watch.next()
             show_event("WatchAlerts", event)
@@ -563,19 +532,12 @@ class Host:
     def invalid_argument(self):
         step("7. an invalid request and its field violations")
         bad = ih_pb2.Schedule(cron="61 25 * * *")
-        if self.args.cli_provisioned:
-            what = "IntegrationHistory.UpdateSchedule"
+        what = "Admin.UpdateTenant"
 
-            def call():
-                self.erp.history.UpdateSchedule(ih_pb2.UpdateScheduleRequest(
-                    tenant_id=self.tenant, schedule=bad), metadata=self.crm_md)
-        else:
-            what = "Admin.UpdateTenant"
-
-            def call():
-                self.erp.admin.UpdateTenant(admin_pb2.UpdateTenantRequest(
-                    tenant_id=self.tenant, schedule=ih_pb2.UpdateScheduleRequest(schedule=bad)),
-                    metadata=self.admin_md)
+        def call():
+            self.erp.admin.UpdateTenant(admin_pb2.UpdateTenantRequest(
+                tenant_id=self.tenant, schedule=ih_pb2.UpdateScheduleRequest(schedule=bad)),
+                metadata=self.admin_md)
         error = expect_code(call, grpc.StatusCode.INVALID_ARGUMENT,
                             f"{what} with cron {bad.cron!r}")
         say(f"{what} with cron {bad.cron!r}: INVALID_ARGUMENT: {error.details()}")
@@ -589,9 +551,6 @@ class Host:
 
     # 8
     def delete(self):
-        if self.args.cli_provisioned:
-            step("8. delete the tenant: skipped (needs Admin.DeleteTenant)")
-            return
         step("8. delete the tenant")
         answer = self.admin_call("DeleteTenant",
                                  admin_pb2.DeleteTenantRequest(tenant_id=self.tenant))
@@ -649,20 +608,8 @@ def parse_args(argv):
                    help="our CrmSink's port (ERPSYNC_SINK_PORT; default: a free one)")
     p.add_argument("--sink-secret", default=env("ERPSYNC_SINK_SECRET"),
                    help="the secret our sink wants (ERPSYNC_SINK_SECRET; default: a new one)")
-    p.add_argument("--cli-provisioned", action="store_true",
-                   help="no Admin: use --tenant, ERPSYNC_ERP_TOKEN and ERPSYNC_CRM_TOKEN made "
-                        "with the erpsync CLI, the server started with --crm-sink "
-                        "grpc://127.0.0.1:<--sink-port> --crm-sink-token <--sink-secret>")
     args = p.parse_args(argv)
-    args.erp_token, args.crm_token = env("ERPSYNC_ERP_TOKEN"), env("ERPSYNC_CRM_TOKEN")
-    if args.cli_provisioned:
-        missing = [name for name, value in (
-            ("--tenant", args.tenant), ("ERPSYNC_ERP_TOKEN", args.erp_token),
-            ("ERPSYNC_CRM_TOKEN", args.crm_token), ("--sink-port", args.sink_port),
-            ("--sink-secret", args.sink_secret)) if not value]
-        if missing:
-            p.error(f"--cli-provisioned needs {', '.join(missing)}")
-    elif not args.admin_token:
+    if not args.admin_token:
         p.error("an admin token is needed: --admin-token or ERPSYNC_ADMIN_TOKEN")
     args.tenant = args.tenant or f"pyhost-{secrets.token_hex(3)}"
     args.sink_secret = args.sink_secret or secrets.token_urlsafe(24)

@@ -2,8 +2,8 @@
 //! on SQLite and (with ERPSYNC_TEST_DATABASE_URL) PostgreSQL: stubs generated from
 //! `proto/` into a temporary folder, then the example's every step, which must exit 0.
 //!
-//! Two ways a host provisions, each its own test: through Admin (tenant, tokens and the
-//! tenant's own sink over gRPC), and with the `erpsync` CLI and the server's `--crm-sink`.
+//! The example provisions through Admin (tenant, tokens and the tenant's own sink over
+//! gRPC); only its bootstrap admin token is made with the `erpsync` CLI.
 //! The only skip: python3 without grpcio, grpcio-tools and googleapis-common-protos
 //! (`scripts/test` installs them; `.ci/run` requires them).
 
@@ -95,12 +95,6 @@ fn issue(db: &str, args: &[&str]) -> String {
     printed.lines().last().unwrap_or_default().to_owned()
 }
 
-/// A port nothing listens on now (for the sink the server is told about before it runs).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds a free port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// Generates the stubs into a temporary folder, then runs the example with `args` and
 /// `envs`; answers whether it exited 0, and its output (stdout, then stderr).
 fn run_example(args: &[String], envs: &[(&str, &str)]) -> (bool, String) {
@@ -187,64 +181,12 @@ async fn through_admin(backend: Backend) {
     passed(run);
 }
 
-/// Provisioning with the CLI: the tenant and its tokens made on the database, runs
-/// delivered to the server's `--crm-sink` (the example's sink, on a port chosen here).
-async fn cli_provisioned(backend: Backend) {
-    if skipped() {
-        return;
-    }
-    let Some(db) = Database::create(backend).await else {
-        eprintln!("{PG_ENV} unset: PostgreSQL variant not run");
-        return;
-    };
-    ok(erpsync(
-        &db.url,
-        &[
-            "tenant",
-            "create",
-            "--id",
-            "pyhost",
-            "--name",
-            "Python host",
-        ],
-    ));
-    let erp = issue(&db.url, &["--role", "erp", "--tenant", "pyhost"]);
-    let crm = issue(&db.url, &["--role", "crm", "--tenant", "pyhost"]);
-    let secret = "sink-secret-of-the-test";
-    let sink_port = free_port();
-    let sink = format!("grpc://127.0.0.1:{sink_port}");
-    let (child, port) = serve_with(&db.url, &["--crm-sink", &sink, "--crm-sink-token", secret]);
-    let _server = Server(child);
-    let args = [
-        format!("--address=127.0.0.1:{port}"),
-        "--cli-provisioned".to_owned(),
-        "--tenant=pyhost".to_owned(),
-        format!("--sink-port={sink_port}"),
-        format!("--sink-secret={secret}"),
-    ];
-    passed(
-        tokio::task::spawn_blocking(move || {
-            run_example(
-                &args,
-                &[("ERPSYNC_ERP_TOKEN", &erp), ("ERPSYNC_CRM_TOKEN", &crm)],
-            )
-        })
-        .await
-        .expect("the example's run"),
-    );
-}
-
 mod sqlite {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn python_host_example_provisions_through_admin() {
         through_admin(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn python_host_example_with_cli_provisioning_and_the_server_sink() {
-        cli_provisioned(Backend::Sqlite).await;
     }
 }
 
@@ -254,10 +196,5 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn python_host_example_provisions_through_admin() {
         through_admin(Backend::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn python_host_example_with_cli_provisioning_and_the_server_sink() {
-        cli_provisioned(Backend::Postgres).await;
     }
 }
