@@ -89,10 +89,16 @@ fn main() {
     let host = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        // TCP_NODELAY on every connection, as tonic's `serve`, gRPC C++/Python and Go
+        // servers set it (`serve_with_incoming` leaves the sockets as they come).
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| conn.and_then(|c| c.set_nodelay(true).map(|()| c)),
+        );
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(pb::crm_sink_server::CrmSinkServer::new(Ack))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+                .serve_with_incoming(incoming),
         );
         format!("grpc://127.0.0.1:{port}")
     });

@@ -3,9 +3,10 @@
 //! `--crm-sink-ca`, and erpsync's certificate when the host asks): one call per batch
 //! with its idempotency key, a deadline and, with `--crm-sink-token`, the secret the host
 //! checks (`authorization: Bearer …`, never logged); the run retries transient failures
-//! (see `worker::delivery`). What the host accepted is
-//! also written to erpsync's own CRM tables, so the delete guard weighs deletions against
-//! what the CRM holds and a held deletion shows the CRM's name and document.
+//! (see `worker::delivery`). What the host acknowledged is
+//! also written to erpsync's own CRM tables (by the push stage, through
+//! [`CrmSink::record`]), so the delete guard weighs deletions against what the CRM holds
+//! and a held deletion shows the CRM's name and document.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 
-use super::convert::record_version as version;
+use super::convert::{json_struct, record_version as version};
 use super::pb::{self, crm_sink_client::CrmSinkClient};
 use crate::config::{setting, SinkAccess};
 use crate::domain::abc::Category;
@@ -301,10 +302,6 @@ fn transient(code: Code) -> bool {
     )
 }
 
-fn fields(m: serde_json::Map<String, serde_json::Value>) -> Option<prost_types::Struct> {
-    Some(super::convert::json_struct(m))
-}
-
 #[tonic::async_trait]
 impl CrmSink for GrpcSink {
     fn destination(&self) -> String {
@@ -339,78 +336,64 @@ impl CrmSink for GrpcSink {
         }
     }
 
-    async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck> {
+    async fn upsert_companies(&self, call: SinkCall, rows: &[CrmCompany]) -> Result<SinkAck> {
         let req = pb::UpsertCompaniesRequest {
             tenant_id: call.tenant.to_string(),
-            run_id: call.run_id.clone(),
-            idempotency_key: call.idempotency_key.clone(),
+            run_id: call.run_id,
+            idempotency_key: call.idempotency_key,
             companies: rows
                 .iter()
-                .cloned()
                 .map(|c| pb::CrmCompany {
-                    external_id: c.external_id,
-                    name: c.name,
-                    document: c.document,
-                    seller_id: c.seller_id,
-                    city: c.city,
-                    state: c.state,
-                    email: c.email,
-                    phone: c.phone,
+                    external_id: c.external_id.clone(),
+                    name: c.name.clone(),
+                    document: c.document.clone(),
+                    seller_id: c.seller_id.clone(),
+                    city: c.city.clone(),
+                    state: c.state.clone(),
+                    email: c.email.clone(),
+                    phone: c.phone.clone(),
                     version: version(&c.version),
-                    fields: fields(c.fields),
+                    fields: Some(json_struct(&c.fields)),
                 })
                 .collect(),
         };
-        let ack = self.outcome(self.client.clone().upsert_companies(req).await)?;
-        self.mirror.upsert_companies(call, rows).await?;
-        Ok(ack)
+        self.outcome(self.client.clone().upsert_companies(req).await)
     }
 
-    async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck> {
+    async fn upsert_contacts(&self, call: SinkCall, rows: &[CrmContact]) -> Result<SinkAck> {
         let req = pb::UpsertContactsRequest {
             tenant_id: call.tenant.to_string(),
-            run_id: call.run_id.clone(),
-            idempotency_key: call.idempotency_key.clone(),
+            run_id: call.run_id,
+            idempotency_key: call.idempotency_key,
             contacts: rows
                 .iter()
-                .cloned()
                 .map(|c| pb::CrmContact {
-                    external_id: c.external_id,
-                    name: c.name,
-                    document: c.document,
-                    company_id: c.company_id,
-                    email: c.email,
-                    phone: c.phone,
+                    external_id: c.external_id.clone(),
+                    name: c.name.clone(),
+                    document: c.document.clone(),
+                    company_id: c.company_id.clone(),
+                    email: c.email.clone(),
+                    phone: c.phone.clone(),
                     version: version(&c.version),
-                    fields: fields(c.fields),
+                    fields: Some(json_struct(&c.fields)),
                 })
                 .collect(),
         };
-        let ack = self.outcome(self.client.clone().upsert_contacts(req).await)?;
-        self.mirror.upsert_contacts(call, rows).await?;
-        Ok(ack)
+        self.outcome(self.client.clone().upsert_contacts(req).await)
     }
 
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
-        let ack = self.outcome(
-            self.client
-                .clone()
-                .delete_companies(delete_request(&call, &ids))
-                .await,
-        )?;
-        self.mirror.delete_companies(call, ids).await?;
-        Ok(ack)
+    async fn delete_companies(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck> {
+        let req = delete_request(call, ids);
+        self.outcome(self.client.clone().delete_companies(req).await)
     }
 
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
-        let ack = self.outcome(
-            self.client
-                .clone()
-                .delete_contacts(delete_request(&call, &ids))
-                .await,
-        )?;
-        self.mirror.delete_contacts(call, ids).await?;
-        Ok(ack)
+    async fn delete_contacts(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck> {
+        let req = delete_request(call, ids);
+        self.outcome(self.client.clone().delete_contacts(req).await)
+    }
+
+    fn record(&self) -> Option<&EmbeddedSink> {
+        Some(&self.mirror)
     }
 
     async fn apply_categories(&self, call: SinkCall, rows: Vec<Category>) -> Result<SinkAck> {
@@ -427,11 +410,11 @@ impl CrmSink for GrpcSink {
     }
 }
 
-fn delete_request(call: &SinkCall, ids: &[Deletion]) -> pb::DeleteRecordsRequest {
+fn delete_request(call: SinkCall, ids: &[Deletion]) -> pb::DeleteRecordsRequest {
     pb::DeleteRecordsRequest {
         tenant_id: call.tenant.to_string(),
-        run_id: call.run_id.clone(),
-        idempotency_key: call.idempotency_key.clone(),
+        run_id: call.run_id,
+        idempotency_key: call.idempotency_key,
         external_ids: ids.iter().map(|d| d.external_id.clone()).collect(),
         versions: ids.iter().filter_map(|d| version(&d.version)).collect(),
     }

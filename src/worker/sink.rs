@@ -51,13 +51,13 @@ pub struct CrmCounts {
 #[tonic::async_trait]
 pub trait CrmSink: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces companies.
-    async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck>;
+    async fn upsert_companies(&self, call: SinkCall, rows: &[CrmCompany]) -> Result<SinkAck>;
     /// Inserts or replaces contacts.
-    async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck>;
+    async fn upsert_contacts(&self, call: SinkCall, rows: &[CrmContact]) -> Result<SinkAck>;
     /// Deletes companies by external id.
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck>;
+    async fn delete_companies(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck>;
     /// Deletes contacts by external id.
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck>;
+    async fn delete_contacts(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck>;
     /// Sets companies' ABC class, lifecycle, portfolio and revenue.
     async fn apply_categories(&self, call: SinkCall, rows: Vec<Category>) -> Result<SinkAck>;
     /// How many companies and contacts the CRM holds for `tenant` now (asked once after a
@@ -67,6 +67,13 @@ pub trait CrmSink: Send + Sync + std::fmt::Debug {
     /// Whether this is the embedded CRM (erpsync's own tables).
     fn is_embedded(&self) -> bool {
         false
+    }
+    /// Where erpsync records what this CRM acknowledged (upserts and deletions), when it
+    /// is not erpsync's own tables itself: the push stage writes each acknowledged batch
+    /// there after its answer, while the next batch's call is in flight. None for the
+    /// embedded CRM.
+    fn record(&self) -> Option<&EmbeddedSink> {
+        None
     }
     /// Whether this CRM reads the categories erpsync stores (`company_category`) rather
     /// than receiving them: then a run sends it none.
@@ -100,22 +107,22 @@ impl CrmSink for EmbeddedSink {
         "embedded (erpsync's own CRM tables)".to_owned()
     }
 
-    async fn upsert_companies(&self, call: SinkCall, rows: Vec<CrmCompany>) -> Result<SinkAck> {
-        crm::upsert_companies(&self.db, &call.tenant, &rows, Utc::now()).await?;
+    async fn upsert_companies(&self, call: SinkCall, rows: &[CrmCompany]) -> Result<SinkAck> {
+        crm::upsert_companies(&self.db, &call.tenant, rows, Utc::now()).await?;
         Ok(SinkAck::default())
     }
 
-    async fn upsert_contacts(&self, call: SinkCall, rows: Vec<CrmContact>) -> Result<SinkAck> {
-        crm::upsert_contacts(&self.db, &call.tenant, &rows, Utc::now()).await?;
+    async fn upsert_contacts(&self, call: SinkCall, rows: &[CrmContact]) -> Result<SinkAck> {
+        crm::upsert_contacts(&self.db, &call.tenant, rows, Utc::now()).await?;
         Ok(SinkAck::default())
     }
 
-    async fn delete_companies(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
+    async fn delete_companies(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck> {
         crm::delete(&self.db, crm::CrmTable::Company, &call.tenant, &ids_of(ids)).await?;
         Ok(SinkAck::default())
     }
 
-    async fn delete_contacts(&self, call: SinkCall, ids: Vec<Deletion>) -> Result<SinkAck> {
+    async fn delete_contacts(&self, call: SinkCall, ids: &[Deletion]) -> Result<SinkAck> {
         crm::delete(&self.db, crm::CrmTable::Contact, &call.tenant, &ids_of(ids)).await?;
         Ok(SinkAck::default())
     }
@@ -144,6 +151,6 @@ impl CrmSink for EmbeddedSink {
     }
 }
 
-fn ids_of(deletions: Vec<Deletion>) -> Vec<String> {
-    deletions.into_iter().map(|d| d.external_id).collect()
+fn ids_of(deletions: &[Deletion]) -> Vec<String> {
+    deletions.iter().map(|d| d.external_id.clone()).collect()
 }

@@ -284,16 +284,16 @@ impl Unusable {
 
 #[tonic::async_trait]
 impl CrmSink for Unusable {
-    async fn upsert_companies(&self, _: SinkCall, _: Vec<CrmCompany>) -> Result<SinkAck> {
+    async fn upsert_companies(&self, _: SinkCall, _: &[CrmCompany]) -> Result<SinkAck> {
         self.refuse()
     }
-    async fn upsert_contacts(&self, _: SinkCall, _: Vec<CrmContact>) -> Result<SinkAck> {
+    async fn upsert_contacts(&self, _: SinkCall, _: &[CrmContact]) -> Result<SinkAck> {
         self.refuse()
     }
-    async fn delete_companies(&self, _: SinkCall, _: Vec<Deletion>) -> Result<SinkAck> {
+    async fn delete_companies(&self, _: SinkCall, _: &[Deletion]) -> Result<SinkAck> {
         self.refuse()
     }
-    async fn delete_contacts(&self, _: SinkCall, _: Vec<Deletion>) -> Result<SinkAck> {
+    async fn delete_contacts(&self, _: SinkCall, _: &[Deletion]) -> Result<SinkAck> {
         self.refuse()
     }
     async fn apply_categories(&self, _: SinkCall, _: Vec<Category>) -> Result<SinkAck> {

@@ -610,7 +610,7 @@ impl CrmSink for GatedSink {
     async fn upsert_companies(
         &self,
         call: SinkCall,
-        rows: Vec<erpsync::domain::crm::CrmCompany>,
+        rows: &[erpsync::domain::crm::CrmCompany],
     ) -> erpsync::error::Result<SinkAck> {
         self.gate().await;
         self.inner.upsert_companies(call, rows).await
@@ -618,21 +618,21 @@ impl CrmSink for GatedSink {
     async fn upsert_contacts(
         &self,
         call: SinkCall,
-        rows: Vec<erpsync::domain::crm::CrmContact>,
+        rows: &[erpsync::domain::crm::CrmContact],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.upsert_contacts(call, rows).await
     }
     async fn delete_companies(
         &self,
         call: SinkCall,
-        ids: Vec<Deletion>,
+        ids: &[Deletion],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_companies(call, ids).await
     }
     async fn delete_contacts(
         &self,
         call: SinkCall,
-        ids: Vec<Deletion>,
+        ids: &[Deletion],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_contacts(call, ids).await
     }

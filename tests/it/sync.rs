@@ -804,7 +804,7 @@ impl erpsync::worker::sink::CrmSink for FlakySink {
     async fn upsert_companies(
         &self,
         call: SinkCall,
-        rows: Vec<erpsync::domain::crm::CrmCompany>,
+        rows: &[erpsync::domain::crm::CrmCompany],
     ) -> erpsync::error::Result<SinkAck> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
@@ -814,21 +814,21 @@ impl erpsync::worker::sink::CrmSink for FlakySink {
     async fn upsert_contacts(
         &self,
         call: SinkCall,
-        rows: Vec<erpsync::domain::crm::CrmContact>,
+        rows: &[erpsync::domain::crm::CrmContact],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.upsert_contacts(call, rows).await
     }
     async fn delete_companies(
         &self,
         call: SinkCall,
-        ids: Vec<erpsync::domain::crm::Deletion>,
+        ids: &[erpsync::domain::crm::Deletion],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_companies(call, ids).await
     }
     async fn delete_contacts(
         &self,
         call: SinkCall,
-        ids: Vec<erpsync::domain::crm::Deletion>,
+        ids: &[erpsync::domain::crm::Deletion],
     ) -> erpsync::error::Result<SinkAck> {
         self.inner.delete_contacts(call, ids).await
     }

@@ -62,25 +62,24 @@ pub fn duration(d: Duration) -> prost_types::Duration {
 }
 
 /// A JSON object as a protobuf Struct.
-pub fn json_struct(m: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+pub fn json_struct(m: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
     prost_types::Struct {
-        fields: m.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+        fields: m.iter().map(|(k, v)| (k.clone(), json_value(v))).collect(),
     }
 }
 
-fn json_value(v: serde_json::Value) -> prost_types::Value {
+/// A JSON value as a protobuf Value.
+fn json_value(v: &serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;
     let kind = match v {
         serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
         serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.into_iter().map(json_value).collect(),
+            values: a.iter().map(json_value).collect(),
         }),
-        serde_json::Value::Object(m) => Kind::StructValue(prost_types::Struct {
-            fields: m.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
-        }),
+        serde_json::Value::Object(m) => Kind::StructValue(json_struct(m)),
     };
     prost_types::Value { kind: Some(kind) }
 }

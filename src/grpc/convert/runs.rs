@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use super::super::pb;
-use super::{duration, json_value, timestamp};
+use super::{duration, json_struct, timestamp};
 use crate::domain::export::ExportKind;
 use crate::domain::run::{
     CrmCountSource, Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,
@@ -75,13 +75,7 @@ pub fn log_event(e: LogEvent) -> pb::LogEvent {
         stage: e.stage,
         table: e.table,
         message: e.message,
-        fields: Some(prost_types::Struct {
-            fields: e
-                .fields
-                .into_iter()
-                .map(|(k, v)| (k, json_value(v)))
-                .collect(),
-        }),
+        fields: Some(json_struct(&e.fields)),
         heartbeat: false,
     }
 }

@@ -31,9 +31,7 @@ pub(crate) async fn upsert_companies(
             c.state.as_str().into(),
             c.email.as_str().into(),
             c.phone.as_str().into(),
-            serde_json::Value::Object(c.fields.clone())
-                .to_string()
-                .into(),
+            json_text(&c.fields).into(),
             now.into(),
         ]
     });
@@ -67,9 +65,7 @@ pub(crate) async fn upsert_contacts(
             c.company_id.as_str().into(),
             c.email.as_str().into(),
             c.phone.as_str().into(),
-            serde_json::Value::Object(c.fields.clone())
-                .to_string()
-                .into(),
+            json_text(&c.fields).into(),
             now.into(),
         ]
     });
@@ -84,6 +80,11 @@ pub(crate) async fn upsert_contacts(
         "updated_at",
     ];
     upsert(db, CrmTable::Contact, tenant, &columns, values).await
+}
+
+/// A record's fields as the JSON text stored with it.
+fn json_text(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(fields).unwrap_or_default()
 }
 
 /// `INSERT … ON CONFLICT (tenant_id, external_id) DO UPDATE` of rows whose values follow
@@ -102,16 +103,18 @@ async fn upsert(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     let txn = db.begin_write().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
         let mut p = Params::new(
             txn.get_database_backend(),
             chunk.len() * (columns.len() + 1),
         );
         let tuples: Vec<String> = chunk
-            .iter()
+            .into_iter()
             .map(|row| {
                 let mut v = vec![p.push(tenant.as_str())];
-                v.extend(row.iter().cloned().map(|x| p.push(x)));
+                v.extend(row.into_iter().map(|x| p.push(x)));
                 format!("({})", v.join(", "))
             })
             .collect();
