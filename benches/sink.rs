@@ -15,17 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::domain::batch::ValidRecord;
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::grpc::crm_sink_client::{GrpcSink, SinkTarget};
 use erpsync::grpc::pb;
-use erpsync::storage::{lease, runs, staging, tenants, Db};
+use erpsync::storage::{lease, runs, tenants, Db};
 use erpsync::worker::sink::{CrmSink, EmbeddedSink};
 use erpsync::worker::sync;
-use serde_json::{json, Map, Value};
-
-const BATCH: usize = 5_000;
+use serde_json::json;
 
 /// A host that acknowledges every call at once.
 struct Ack;
@@ -157,12 +154,12 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
         ));
         state.sinks = erpsync::worker::tenant_sink::Sinks::new(db.clone(), sink, None, None);
     }
-    stage(&db, &tenant, "company", companies, |i| {
+    common::stage(&db, &tenant, "company", companies, |i| {
         json!({"name": format!("Empresa {i}"), "document": "11222333000181",
                "seller_id": format!("S{:03}", i % 150), "city": "Curitiba", "state": "PR"})
     })
     .await;
-    stage(&db, &tenant, "contact", contacts, |i| {
+    common::stage(&db, &tenant, "contact", contacts, |i| {
         json!({"name": format!("Contato {i}"), "company_id": format!("company-{:08}", i),
                "email": format!("c{i}@example.com")})
     })
@@ -204,49 +201,6 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
         push.duration_ms
     );
     push.duration_ms as f64 / 1000.0
-}
-
-async fn stage(
-    db: &Db,
-    tenant: &TenantId,
-    table: &'static str,
-    n: usize,
-    fields: impl Fn(usize) -> Value,
-) {
-    let mut i = 0;
-    while i < n {
-        let end = (i + BATCH).min(n);
-        let records: Vec<ValidRecord> = (i..end)
-            .map(|k| ValidRecord {
-                index: u32::try_from(k - i).unwrap(),
-                external_id: format!("{table}-{k:08}"),
-                fields: match fields(k) {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                },
-                updated_at: None,
-                deleted: false,
-            })
-            .collect();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let now = Utc::now();
-        let txn = db.begin_write().await.expect("transaction");
-        staging::stage(
-            &txn,
-            staging::StageBatch {
-                tenant,
-                table,
-                records,
-                request_id: &request_id,
-                received_at: now,
-                zone: chrono_tz::America::Sao_Paulo,
-            },
-        )
-        .await
-        .expect("staging");
-        txn.commit().await.expect("commit");
-        i = end;
-    }
 }
 
 fn write_markdown(companies: usize, contacts: usize, rounds: usize, e: f64, g: f64, ratio: f64) {

@@ -14,14 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::domain::batch::ValidRecord;
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{lease, runs, staging, tenants, Db};
+use erpsync::storage::{lease, runs, tenants, Db};
 use erpsync::worker::sync;
-use serde_json::{json, Map, Value};
-
-const BATCH: usize = 5_000;
+use serde_json::json;
 
 struct Figures {
     backend: &'static str,
@@ -83,12 +80,12 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
 
     // Stage the data (not measured) through the staging a push goes through (its request-log
     // entries aside).
-    stage(&db, &tenant, "company", companies, |i| {
+    common::stage(&db, &tenant, "company", companies, |i| {
         json!({"name": format!("Empresa {i}"), "document": "11222333000181",
                "seller_id": format!("S{:03}", i % 150), "city": "Curitiba", "state": "PR"})
     })
     .await;
-    stage(&db, &tenant, "order_item", lines, |i| {
+    common::stage(&db, &tenant, "order_item", lines, |i| {
         json!({"order_id": format!("O{:07}", i / 4), "product_code": format!("P{:04}", i % 5000),
                "quantity": "2", "unit_price": "19.90"})
     })
@@ -140,49 +137,6 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         run_secs,
         peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1024.0,
         status: detail.summary.status.as_str(),
-    }
-}
-
-async fn stage(
-    db: &Db,
-    tenant: &TenantId,
-    table: &'static str,
-    n: usize,
-    fields: impl Fn(usize) -> Value,
-) {
-    let mut i = 0;
-    while i < n {
-        let end = (i + BATCH).min(n);
-        let records: Vec<ValidRecord> = (i..end)
-            .map(|k| ValidRecord {
-                index: u32::try_from(k - i).unwrap(),
-                external_id: format!("{table}-{k:08}"),
-                fields: match fields(k) {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                },
-                updated_at: None,
-                deleted: false,
-            })
-            .collect();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let now = Utc::now();
-        let txn = db.begin_write().await.expect("transaction");
-        staging::stage(
-            &txn,
-            staging::StageBatch {
-                tenant,
-                table,
-                records,
-                request_id: &request_id,
-                received_at: now,
-                zone: chrono_tz::America::Sao_Paulo,
-            },
-        )
-        .await
-        .expect("staging");
-        txn.commit().await.expect("commit");
-        i = end;
     }
 }
 

@@ -107,3 +107,52 @@ pub async fn run_worker(db: &erpsync::storage::Db, url: &str) -> erpsync::worker
         erpsync::ingest::Limits::default(),
     )
 }
+
+/// How many records [`stage`] writes per transaction.
+const STAGE_BATCH: usize = 5_000;
+
+/// Stages `n` records of `table` for `tenant` (external ids `<table>-00000000`…, fields
+/// from `fields`), straight into staging, as pushes would have left them.
+#[allow(dead_code)] // only the benches that run stages use it
+pub async fn stage(
+    db: &erpsync::storage::Db,
+    tenant: &erpsync::domain::tenant::TenantId,
+    table: &'static str,
+    n: usize,
+    fields: impl Fn(usize) -> serde_json::Value,
+) {
+    let mut i = 0;
+    while i < n {
+        let end = (i + STAGE_BATCH).min(n);
+        let records: Vec<erpsync::domain::batch::ValidRecord> = (i..end)
+            .map(|k| erpsync::domain::batch::ValidRecord {
+                index: u32::try_from(k - i).unwrap(),
+                external_id: format!("{table}-{k:08}"),
+                fields: match fields(k) {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                },
+                updated_at: None,
+                deleted: false,
+            })
+            .collect();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let now = chrono::Utc::now();
+        let txn = db.begin_write().await.expect("transaction");
+        erpsync::storage::staging::stage(
+            &txn,
+            erpsync::storage::staging::StageBatch {
+                tenant,
+                table,
+                records,
+                request_id: &request_id,
+                received_at: now,
+                zone: chrono_tz::America::Sao_Paulo,
+            },
+        )
+        .await
+        .expect("staging");
+        txn.commit().await.expect("commit");
+        i = end;
+    }
+}
