@@ -21,6 +21,10 @@ use crate::domain::token::{
     presented, Grant, Presented, Role, TenantScope, TokenInfo, TokenRequest,
 };
 use crate::grpc::pb::{self, admin_client::AdminClient};
+use crate::grpc::wire::{
+    deployment_status, deployment_status_from, instant, integration_type, integration_type_from,
+    role, role_from,
+};
 use crate::purge::Deleted;
 
 /// A tenant's export as it arrives, chunks of whole NDJSON lines (from the database or
@@ -286,33 +290,6 @@ impl Admin {
     }
 }
 
-fn integration_type(t: IntegrationType) -> pb::IntegrationType {
-    match t {
-        IntegrationType::Api => pb::IntegrationType::Api,
-        IntegrationType::View => pb::IntegrationType::View,
-    }
-}
-
-fn deployment_status(d: DeploymentStatus) -> pb::DeploymentStatus {
-    match d {
-        DeploymentStatus::NotStarted => pb::DeploymentStatus::NotStarted,
-        DeploymentStatus::InProgress => pb::DeploymentStatus::InProgress,
-        DeploymentStatus::Completed => pb::DeploymentStatus::Completed,
-    }
-}
-
-fn role(r: Role) -> pb::TokenRole {
-    match r {
-        Role::Crm => pb::TokenRole::Crm,
-        Role::Erp => pb::TokenRole::Erp,
-        Role::Admin => pb::TokenRole::Admin,
-    }
-}
-
-fn instant(at: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
-    at.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-}
-
 /// A tenant as the server answered it, as the database form reads it.
 fn tenant_from(t: pb::Tenant) -> anyhow::Result<Tenant> {
     let ctx = || {
@@ -335,19 +312,20 @@ fn tenant_from(t: pb::Tenant) -> anyhow::Result<Tenant> {
     let abc = t.abc.clone().unwrap_or_default();
     let decimal = |s: &str| rust_decimal::Decimal::from_str(s).with_context(ctx);
     let window = t.max_time_without_success.unwrap_or_default();
-    let timestamp = |at| instant(at).ok_or_else(|| anyhow!("{}: a timestamp", ctx()));
+    let timestamp = |at: Option<prost_types::Timestamp>| {
+        at.as_ref()
+            .and_then(instant)
+            .ok_or_else(|| anyhow!("{}: a timestamp", ctx()))
+    };
     Ok(Tenant {
         id: TenantId::parse(&t.tenant_id).map_err(|e| anyhow!(e))?,
         timezone: parse_timezone(&t.timezone).map_err(|e| anyhow!(e))?,
-        integration_type: match t.integration_type() {
-            pb::IntegrationType::View => IntegrationType::View,
-            _ => IntegrationType::Api,
-        },
-        deployment_status: match t.deployment_status() {
-            pb::DeploymentStatus::InProgress => DeploymentStatus::InProgress,
-            pb::DeploymentStatus::Completed => DeploymentStatus::Completed,
-            _ => DeploymentStatus::NotStarted,
-        },
+        integration_type: integration_type_from(t.integration_type)
+            .flatten()
+            .unwrap_or(IntegrationType::Api),
+        deployment_status: deployment_status_from(t.deployment_status)
+            .flatten()
+            .unwrap_or(DeploymentStatus::NotStarted),
         schedule,
         max_time_without_success: chrono::Duration::seconds(window.seconds)
             + chrono::Duration::nanoseconds(i64::from(window.nanos)),
@@ -379,13 +357,8 @@ fn tenant_from(t: pb::Tenant) -> anyhow::Result<Tenant> {
 
 /// A token as the server listed it, as the database form reads it.
 fn token_from(t: pb::Token) -> anyhow::Result<TokenInfo> {
-    let role = match t.role() {
-        pb::TokenRole::Crm => Role::Crm,
-        pb::TokenRole::Erp => Role::Erp,
-        pb::TokenRole::Admin => Role::Admin,
-        pb::TokenRole::Unspecified => {
-            bail!("the server listed token {} without a role", t.token_id)
-        }
+    let Some(role) = role_from(t.role) else {
+        bail!("the server listed token {} without a role", t.token_id)
     };
     let scope = if t.all_tenants {
         TenantScope::All
@@ -398,11 +371,14 @@ fn token_from(t: pb::Token) -> anyhow::Result<TokenInfo> {
         )
     };
     Ok(TokenInfo {
-        created_at: instant(t.created_at)
+        created_at: t
+            .created_at
+            .as_ref()
+            .and_then(instant)
             .ok_or_else(|| anyhow!("token {} has no issue time", t.token_id))?,
-        revoked_at: instant(t.revoked_at),
-        expires_at: instant(t.expires_at),
-        last_used_at: instant(t.last_used_at),
+        revoked_at: t.revoked_at.as_ref().and_then(instant),
+        expires_at: t.expires_at.as_ref().and_then(instant),
+        last_used_at: t.last_used_at.as_ref().and_then(instant),
         label: t.label,
         grant: Grant {
             token_id: t.token_id,

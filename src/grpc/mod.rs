@@ -18,6 +18,15 @@ use tonic::service::Routes;
 use crate::error::Result;
 use crate::services::Services;
 
+/// The conversions a gRPC client of erpsync (the CLI's `--server` commands) shares with
+/// the server, so both read and write the wire alike.
+pub mod wire {
+    pub use super::convert::{
+        deployment_status, deployment_status_from, instant, integration_type,
+        integration_type_from, role, role_from,
+    };
+}
+
 /// The generated code of `proto/erpsync/v1` (clients included, for the CLI and tests).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {

@@ -90,11 +90,22 @@ pub fn nested(prefix: &str, violations: Vec<FieldViolation>) -> Vec<FieldViolati
         .collect()
 }
 
-fn role(r: Role) -> pb::TokenRole {
+/// The wire form of a token role.
+pub fn role(r: Role) -> pb::TokenRole {
     match r {
         Role::Crm => pb::TokenRole::Crm,
         Role::Erp => pb::TokenRole::Erp,
         Role::Admin => pb::TokenRole::Admin,
+    }
+}
+
+/// The token role of a wire value; None when unspecified or unknown.
+pub fn role_from(v: i32) -> Option<Role> {
+    match pb::TokenRole::try_from(v).ok()? {
+        pb::TokenRole::Crm => Some(Role::Crm),
+        pb::TokenRole::Erp => Some(Role::Erp),
+        pb::TokenRole::Admin => Some(Role::Admin),
+        pb::TokenRole::Unspecified => None,
     }
 }
 
@@ -103,11 +114,9 @@ fn role(r: Role) -> pb::TokenRole {
 /// not parse, is a violation of its field.
 pub fn token_request(req: pb::IssueTokenRequest) -> Result<TokenRequest, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let role = match pb::TokenRole::try_from(req.role) {
-        Ok(pb::TokenRole::Crm) => Some(Role::Crm),
-        Ok(pb::TokenRole::Erp) => Some(Role::Erp),
-        Ok(pb::TokenRole::Admin) => Some(Role::Admin),
-        _ => {
+    let role = match role_from(req.role) {
+        Some(role) => Some(role),
+        None => {
             violations.push(FieldViolation::new(
                 "role",
                 "set TOKEN_ROLE_CRM, TOKEN_ROLE_ERP or TOKEN_ROLE_ADMIN",

@@ -82,7 +82,8 @@ pub(super) fn schedule(s: &Schedule) -> pb::Schedule {
     }
 }
 
-pub(super) fn integration_type(t: IntegrationType) -> pb::IntegrationType {
+/// The wire form of an integration type.
+pub fn integration_type(t: IntegrationType) -> pb::IntegrationType {
     match t {
         IntegrationType::Api => pb::IntegrationType::Api,
         IntegrationType::View => pb::IntegrationType::View,
@@ -98,7 +99,8 @@ pub fn integration_type_from(v: i32) -> Option<Option<IntegrationType>> {
     }
 }
 
-pub(super) fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
+/// The wire form of a deployment status.
+pub fn deployment_status(s: DeploymentStatus) -> pb::DeploymentStatus {
     match s {
         DeploymentStatus::NotStarted => pb::DeploymentStatus::NotStarted,
         DeploymentStatus::InProgress => pb::DeploymentStatus::InProgress,
