@@ -137,7 +137,13 @@ pub async fn find_grant(
             }
         });
     }
-    grant_of(db, token).await.map(Some)
+    let grant = grant_of(db, token).await?;
+    // A token read just before its last tenant was removed (Admin.DeleteTenant takes
+    // such tokens with it): its tenant links are gone by now, and so is the token.
+    if matches!(&grant.scope, TenantScope::Listed(ids) if ids.is_empty()) {
+        return Ok(None);
+    }
+    Ok(Some(grant))
 }
 
 async fn mark_used(db: &Db, id: &str, now: DateTime<Utc>) -> Result<()> {
