@@ -217,12 +217,10 @@ async fn list_all_companies(history: &mut History, token: &str) -> Vec<pb::Compa
     }
 }
 
-async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(app: TestApp) {
-    let sql = northwind();
-    let tenant = app.create_tenant("northwind").await;
-    let erp = app.token(Role::Erp, &[&tenant]).await;
-    let crm_token = app.token(Role::Crm, &[&tenant]).await;
-
+/// The dump as the ERP's records, table by table (in push order): customers as companies
+/// (made-up CNPJs) and contacts, employees as sellers, orders with their totals, order
+/// lines and suppliers.
+pub(crate) fn erp_records(sql: &str) -> Vec<(&'static str, Vec<Value>)> {
     let customers = rows(sql, "customers");
     let seller_of = first_sellers(&rows(sql, "orders"));
     let companies: Vec<Value> = customers
@@ -273,31 +271,29 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
         .enumerate()
         .map(|(n, s)| json!({"external_id": v(s, 0), "fields": {"name": v(s, 1), "document": cnpj(900 + n as u64)}}))
         .collect();
-    assert_eq!(
-        (
-            companies.len(),
-            sellers.len(),
-            orders.len(),
-            items.len(),
-            suppliers.len()
-        ),
-        (91, 9, 830, 2155, 29)
-    );
+    vec![
+        ("company", companies),
+        ("contact", contacts),
+        ("seller", sellers),
+        ("order", orders),
+        ("order_item", items),
+        ("supplier", suppliers),
+    ]
+}
 
-    for (table, records) in [
-        ("company", &companies),
-        ("contact", &contacts),
-        ("seller", &sellers),
-        ("order", &orders),
-        ("order_item", &items),
-        ("supplier", &suppliers),
-    ] {
-        for batch in records.chunks(1000) {
+/// How many records of a table one push carries.
+pub(crate) const PUSH_BATCH: usize = 1000;
+
+/// Pushes `records` over HTTP (POST /erp/v1/{table}) with the ERP token `erp`, in batches
+/// of [`PUSH_BATCH`]; every record must be accepted.
+pub(crate) async fn push_over_http(app: &TestApp, erp: &str, records: &[(&str, Vec<Value>)]) {
+    for (table, records) in records {
+        for batch in records.chunks(PUSH_BATCH) {
             let body = json!({ "records": batch }).to_string();
             let (status, text) = http_post(
                 app.port,
                 &format!("/erp/v1/{table}"),
-                Some(&erp),
+                Some(erp),
                 body.as_bytes(),
             )
             .await;
@@ -306,6 +302,29 @@ async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(
             assert_eq!(reply["rejected"], json!([]), "{table}: {text}");
         }
     }
+}
+
+async fn northwind_pushed_and_synced_lands_every_company_and_contact_in_the_crm(app: TestApp) {
+    let sql = northwind();
+    let tenant = app.create_tenant("northwind").await;
+    let erp = app.token(Role::Erp, &[&tenant]).await;
+    let crm_token = app.token(Role::Crm, &[&tenant]).await;
+
+    let seller_of = first_sellers(&rows(sql, "orders"));
+    let records = erp_records(sql);
+    let counts: Vec<(&str, usize)> = records.iter().map(|(t, r)| (*t, r.len())).collect();
+    assert_eq!(
+        counts,
+        [
+            ("company", 91),
+            ("contact", 91),
+            ("seller", 9),
+            ("order", 830),
+            ("order_item", 2155),
+            ("supplier", 29)
+        ]
+    );
+    push_over_http(&app, &erp, &records).await;
 
     let mut history = app.history().await;
     // The ABC analysis on order totals, over a window reaching back to 1996.
