@@ -38,6 +38,7 @@ const PT = {
   "err.unavailable": "O servidor erpsync não respondeu (indisponível). Tente de novo em instantes.",
   "err.deadline": "O servidor demorou demais para responder. Tente de novo.",
   "err.other": "Erro {code}: {message}",
+  "err.banner": "{message} ({code})",
   "err.descriptors": "Não foi possível carregar a descrição da API (erpsync.binpb): {error}",
 
   "alerts.title": "Alertas abertos",
@@ -165,6 +166,8 @@ const PT = {
   "run.ended": "Execução terminada: {status}.",
   "run.progress_of": "{done} de {total}",
   "run.progress_done": "{done} feitos",
+  "run.no_tables": "As contagens por tabela aparecem quando a execução termina.",
+  "run.no_tables_done": "Nenhuma tabela teve registros nesta execução.",
   "stage.collect": "coleta",
   "stage.validate": "validação",
   "stage.delete_guard": "proteção contra exclusões",
@@ -189,7 +192,7 @@ const PT = {
   "hist.pick_table": "Selecione ao menos uma tabela.",
   "period.placeholder": "dd/mm/aaaa",
   "period.hint":
-    "O período máximo é de {max} dias, dos últimos dias até hoje (datas no fuso {tz}). Ex.: de {from} até {to}.",
+    "Período de no máximo {max} dias, até hoje (datas no fuso {tz}). Os últimos {max} dias: de {from} até {to}.",
   "period.err_format": "{which}: use uma data válida no formato dd/mm/aaaa.",
   "period.err_order": "A data final é anterior à data inicial.",
   "period.err_future": "A data final está no futuro: hoje é {today}.",
@@ -323,6 +326,7 @@ const EN = {
   "err.unavailable": "The erpsync server did not answer (unavailable). Try again in a moment.",
   "err.deadline": "The server took too long to answer. Try again.",
   "err.other": "Error {code}: {message}",
+  "err.banner": "{message} ({code})",
   "err.descriptors": "Could not load the API description (erpsync.binpb): {error}",
 
   "alerts.title": "Open alerts",
@@ -450,6 +454,8 @@ const EN = {
   "run.ended": "Run finished: {status}.",
   "run.progress_of": "{done} of {total}",
   "run.progress_done": "{done} done",
+  "run.no_tables": "Per-table counts appear when the run finishes.",
+  "run.no_tables_done": "No table had records in this run.",
   "stage.collect": "collect",
   "stage.validate": "validate",
   "stage.delete_guard": "delete guard",
@@ -473,7 +479,7 @@ const EN = {
   "hist.download": "Download Excel",
   "hist.pick_table": "Select at least one table.",
   "period.placeholder": "dd/mm/yyyy",
-  "period.hint": "The period is at most {max} days, up to today (dates in the {tz} zone). E.g. from {from} to {to}.",
+  "period.hint": "A period of at most {max} days, up to today (dates in the {tz} zone). The last {max} days: from {from} to {to}.",
   "period.err_format": "{which}: enter a valid date as dd/mm/yyyy.",
   "period.err_order": "The end date is before the start date.",
   "period.err_future": "The end date is in the future: today is {today}.",
@@ -600,11 +606,24 @@ export function has(key) {
   return key in DICTIONARIES[current] || key in PT;
 }
 
-/** The text of `key` in the page's language, {name} replaced from `vars`; the key itself when unknown. */
+/**
+ * The text of `key` in the page's language, {name} replaced from `vars` (a var may itself be
+ * a message, see msg()); the key itself when unknown.
+ */
 export function t(key, vars) {
   const text = DICTIONARIES[current][key] ?? PT[key];
   if (text === undefined) return key;
-  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
+  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? say(vars[k]) : m)) : text;
+}
+
+/** A message kept as key and vars, so a status line can be redrawn in another language. */
+export function msg(key, vars) {
+  return [key, vars];
+}
+
+/** The text of a message (msg()) or of a plain string. */
+export function say(m) {
+  return Array.isArray(m) ? t(m[0], m[1]) : String(m ?? "");
 }
 
 /** t(key) when the dictionary has it, else `fallback` (enum values newer than the page). */

@@ -2,7 +2,7 @@
 // errors and the run's log, followed live with StreamLogs while the run is RUNNING.
 
 import { $, h, replace, show, status } from "./dom.js";
-import { lang, onLang, t, tOr } from "./i18n.js";
+import { has, lang, msg, onLang, t, tOr } from "./i18n.js";
 import * as f from "./format.js";
 import { isCanceled } from "./api.js";
 
@@ -55,7 +55,7 @@ export async function followRun(session, runId, { onFinished } = {}) {
   replace($("run-errors"));
   replace($("run-log"));
   show($("run-progress"), false);
-  status($("run-live"), t("loading"), "busy");
+  status($("run-live"), msg("loading"), "busy");
   show($("run-detail"), true);
   refreshRunLabels();
   $("run-title").focus();
@@ -88,7 +88,7 @@ function isRunning(me) {
 async function follow(me) {
   me.following = true;
   while (current === me && isRunning(me)) {
-    status($("run-live"), t("run.following"), "busy");
+    status($("run-live"), msg("run.following"), "busy");
     const req = { tenantId: me.session.tenant, runId: me.runId, follow: true };
     if (me.cursor !== undefined) req.afterCursor = me.cursor;
     try {
@@ -104,7 +104,7 @@ async function follow(me) {
       if (current === me && isRunning(me)) await new Promise((r) => setTimeout(r, RETRY_MS));
     } catch (err) {
       if (current !== me || isCanceled(err)) return;
-      status($("run-live"), t("run.reconnecting", { error: me.session.describe(err) }), "error");
+      status($("run-live"), msg("run.reconnecting", { error: me.session.describe(err) }), "error");
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   }
@@ -145,7 +145,7 @@ function finish(me, log) {
   }
   me.abort.abort();
   me.abort = new AbortController();
-  status($("run-live"), t("run.ended", { status: runStatusLabel(me.session.api.enumName("RunStatus", me.run.status)) }), "ok");
+  status($("run-live"), msg("run.ended", { status: runStatusMsg(me.session.api.enumName("RunStatus", me.run.status)) }), "ok");
   me.onFinished?.();
 }
 
@@ -199,6 +199,7 @@ function drawRun() {
   const n = (v) => f.formatInt(v, lang());
   replace(
     $("run-tables").tBodies[0],
+    run.tables.length === 0 ? [h("tr", {}, h("td", { colspan: 10, class: "muted", text: t(running ? "run.no_tables" : "run.no_tables_done") }))] : [],
     run.tables.map((rt) =>
       h(
         "tr",
@@ -230,6 +231,7 @@ function stageLabel(stage) {
 }
 
 const runStatusLabel = (st) => tOr(`rs.${st}`, st);
+const runStatusMsg = (st) => (has(`rs.${st}`) ? msg(`rs.${st}`) : st);
 
 /** A protobuf Value as plain text. */
 function valueText(v) {
