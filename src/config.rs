@@ -34,6 +34,8 @@ pub use crate::worker::delivery::{
     DEFAULT_SINK_MAX_BACKOFF,
 };
 
+pub use crate::ui::DEFAULT_UI_FRAME_ANCESTORS;
+
 /// Where the server listens by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
@@ -171,6 +173,8 @@ pub mod setting {
     pub const TLS_CLIENT_CA: Setting = s("tls-client-ca", "ERPSYNC_TLS_CLIENT_CA");
     /// `serve --insecure`.
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
+    /// `serve --ui-frame-ancestors`.
+    pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
     /// `serve --crm-sink-ca`.
     pub const CRM_SINK_CA: Setting = s("crm-sink-ca", "ERPSYNC_CRM_SINK_CA");
     /// `serve --crm-sink-cert`.
@@ -317,6 +321,9 @@ pub struct Config {
     pub crm_sink_access: SinkAccess,
     /// How failed runs are tried again.
     pub retries: crate::worker::delivery::RunRetries,
+    /// Which pages may frame the `/ui/` page (its Content-Security-Policy's
+    /// `frame-ancestors` sources).
+    pub ui_frame_ancestors: String,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
     /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
     pub run_lease: chrono::Duration,
@@ -463,6 +470,9 @@ impl Config {
                 format_args!("must be positive while {} is not 0, got 0", s::RUN_RETRIES),
             ));
         }
+        if let Some(problem) = crate::ui::frame_ancestors_problem(&self.ui_frame_ancestors) {
+            return Err(bad(s::UI_FRAME_ANCESTORS, problem));
+        }
         // Neither has a flag; tests shorten them.
         if self.run_lease < chrono::Duration::seconds(1) {
             return Err("the run lease must last at least a second".into());
@@ -495,6 +505,7 @@ impl Default for Config {
             delivery: Default::default(),
             crm_sink_access: SinkAccess::default(),
             retries: Default::default(),
+            ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
             run_lease: crate::worker::sync::LEASE_TTL,
         }
     }
@@ -610,6 +621,10 @@ mod tests {
             (
                 setting::RUN_RETRY_BACKOFF_SECS,
                 Box::new(|c| c.retries.backoff = Duration::ZERO),
+            ),
+            (
+                setting::UI_FRAME_ANCESTORS,
+                Box::new(|c| c.ui_frame_ancestors = "'self'; script-src *".into()),
             ),
         ];
         for (setting, tune) in cases {

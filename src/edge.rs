@@ -28,7 +28,10 @@ pub async fn authenticate(State(tokens): State<Tokens>, mut req: Request, next: 
             req.extensions_mut().insert::<Grant>(grant);
             next.run(req).await
         }
-        Err(err) if crate::http::is_grpc(&req) => tonic::Status::from(err).into_http(),
+        Err(err) if crate::http::is_grpc(&req) => crate::http::grpc_answer(
+            tonic::Status::from(err),
+            req.headers().get(header::CONTENT_TYPE),
+        ),
         Err(err) => {
             tracing::debug!(error = %err, path = req.uri().path(), "HTTP call refused at the edge");
             crate::http::answer(&err)

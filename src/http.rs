@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -69,7 +69,10 @@ async fn openapi() -> Response {
 pub async fn not_found(req: axum::extract::Request) -> Response {
     let path = excerpt(req.uri().path());
     if is_grpc(&req) {
-        return tonic::Status::unimplemented(format!("no method {path}")).into_http();
+        return grpc_answer(
+            tonic::Status::unimplemented(format!("no method {path}")),
+            req.headers().get(header::CONTENT_TYPE),
+        );
     }
     let err = AppError::NotFound(format!(
         "no route {path}: ERP data goes to POST /erp/v1/{{table}} (see ListTables)"
@@ -184,6 +187,29 @@ pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Whether `req` is a gRPC-Web call (`application/grpc-web`, `…+proto`, `…-text`), as
+/// the `/ui/` page makes.
+pub fn is_grpc_web<B>(req: &axum::http::Request<B>) -> bool {
+    is_grpc_web_type(req.headers().get(header::CONTENT_TYPE))
+}
+
+fn is_grpc_web_type(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
+}
+
+/// `status` as a trailers-only gRPC answer, typed as the call was when it was gRPC-Web
+/// (`content_type`, the request's or the answer's): a gRPC-Web client refuses an answer
+/// typed `application/grpc`.
+pub fn grpc_answer(status: tonic::Status, content_type: Option<&HeaderValue>) -> Response {
+    let mut res: Response = status.into_http();
+    if let Some(ct) = content_type.filter(|ct| is_grpc_web_type(Some(ct))) {
+        res.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    res
 }
 
 /// The client address of a request, as the listener accepted it.

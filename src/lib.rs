@@ -12,6 +12,8 @@
 //! * [`http`] — `POST /erp/v1/{table}` and the JSON error shape.
 //! * [`edge`] — authentication of every call on the port, once, before its handler: the
 //!   caller's grant goes on the request, and its connection is admitted (see [`conn`]).
+//! * [`ui`] — the "Dados ERP" reference page at `/ui/` (files built into the binary, its
+//!   Content-Security-Policy); it calls IntegrationHistory over gRPC-Web like any client.
 //! * [`cli`] — the subcommands (operator commands on the database, or through Admin with
 //!   `--server`; client commands over gRPC with progress on the terminal).
 //!
@@ -76,5 +78,6 @@ pub mod services;
 pub mod storage;
 pub mod tenants;
 pub mod throttle;
+pub mod ui;
 pub mod viewdb;
 pub mod worker;

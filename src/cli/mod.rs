@@ -275,6 +275,10 @@ struct ServeArgs {
     /// Alert feeds (WatchAlerts) a token may hold open at once.
     #[arg(long = setting::ALERT_STREAMS_PER_CALLER.flag, env = setting::ALERT_STREAMS_PER_CALLER.env, default_value_t = cfg::DEFAULT_ALERT_STREAMS_PER_CALLER)]
     alert_streams_per_caller: usize,
+    /// Which pages may frame the `/ui/` page: Content-Security-Policy `frame-ancestors`
+    /// sources separated by spaces ('self', https://crm.example.com, or 'none').
+    #[arg(long = setting::UI_FRAME_ANCESTORS.flag, env = setting::UI_FRAME_ANCESTORS.env, default_value = cfg::DEFAULT_UI_FRAME_ANCESTORS)]
+    ui_frame_ancestors: String,
     /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
     #[arg(long = setting::TLS_CERT.flag, env = setting::TLS_CERT.env, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -358,6 +362,7 @@ impl ServeArgs {
                 token,
             },
             retries: self.delivery.retries(),
+            ui_frame_ancestors: self.ui_frame_ancestors,
             // No flags: the scheduler's tick, the run lease and the export's limits.
             ..Config::default()
         };

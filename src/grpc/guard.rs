@@ -1,6 +1,8 @@
 //! The gRPC routes' guard. A request that is not gRPC (HTTP/1.x, or a content type other
 //! than `application/grpc`) is answered 415 in the HTTP route's JSON error shape instead of
-//! an empty `200 application/grpc`. A request whose message does not decode — tonic's
+//! an empty `200 application/grpc`; on IntegrationHistory, which the `/ui/` page calls
+//! over gRPC-Web, a gRPC-Web request over any HTTP version passes too (tonic-web, inside
+//! this guard, translates it). A request whose message does not decode — tonic's
 //! framing or prost's decoding refused it, before any handler ran — is the caller's fault:
 //! it is answered INVALID_ARGUMENT with a short message instead of tonic's INTERNAL with
 //! prost's whole field path.
@@ -19,11 +21,24 @@ pub async fn grpc_only(req: Request, next: Next) -> Response {
     if req.version() < Version::HTTP_2 || !grpc_content_type(&req) {
         return not_grpc(&req);
     }
-    let response = next.run(req).await;
+    short_malformed(next.run(req).await)
+}
+
+/// The layer's function on a service that speaks gRPC-Web as well (IntegrationHistory).
+pub async fn grpc_or_grpc_web(req: Request, next: Next) -> Response {
+    if crate::http::is_grpc_web(&req) {
+        return short_malformed(next.run(req).await);
+    }
+    grpc_only(req, next).await
+}
+
+/// `response`, or the short INVALID_ARGUMENT for tonic's answer to a request that does
+/// not decode, in the response's own content type (gRPC or gRPC-Web).
+fn short_malformed(response: Response) -> Response {
     match Status::from_header_map(response.headers()).and_then(|s| malformed(&s)) {
         Some(status) => {
             tracing::debug!(message = status.message(), "malformed gRPC request");
-            status.into_http()
+            crate::http::grpc_answer(status, response.headers().get(header::CONTENT_TYPE))
         }
         None => response,
     }

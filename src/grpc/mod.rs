@@ -42,10 +42,15 @@ use pb::{
     integration_history_server::IntegrationHistoryServer,
 };
 
-/// Every gRPC service erpsync serves: IntegrationHistory, ErpIngest, health, and
-/// reflection v1 and v1alpha (grpcurl 1.8 only speaks v1alpha); and the health statuses,
-/// for the probe that keeps them in step with the database.
-pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
+/// Every route of the port: the gRPC services (IntegrationHistory, also over gRPC-Web,
+/// ErpIngest, Admin, health, and reflection v1 and v1alpha — grpcurl 1.8 only speaks
+/// v1alpha), the HTTP route and its OpenAPI document, and the `/ui/` page (framed only by
+/// `ui_frame_ancestors`); and the health statuses, for the probe that keeps them in step
+/// with the database.
+pub async fn routes(
+    services: Services,
+    ui_frame_ancestors: &str,
+) -> Result<(Routes, health::Health)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -84,13 +89,15 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
             erp_ingest::size_guard,
         ))
         .layer(axum::middleware::from_fn(guard::grpc_only));
+    // IntegrationHistory speaks gRPC-Web too, for the `/ui/` page (tonic-web translates).
     let history = IntegrationHistoryServer::new(integration_history::Service::new(&services));
     let history = axum::Router::new()
         .route_service(
             &all_methods::<IntegrationHistoryServer<integration_history::Service>>(),
             history,
         )
-        .layer(axum::middleware::from_fn(guard::grpc_only));
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(axum::middleware::from_fn(guard::grpc_or_grpc_web));
     let admin = AdminServer::new(admin::Service::new(&services));
     let admin = axum::Router::new()
         .route_service(&all_methods::<AdminServer<admin::Service>>(), admin)
@@ -108,9 +115,14 @@ pub async fn routes(services: Services) -> Result<(Routes, health::Health)> {
             crate::edge::authenticate,
         ));
 
-    // Open to anyone (no token): health, reflection and the HTTP route's OpenAPI
-    // document; a call admits its connection.
-    let docs = crate::http::docs_router().layer(axum::middleware::from_fn(crate::edge::admit));
+    // Open to anyone (no token): health, reflection, the HTTP route's OpenAPI document
+    // and the `/ui/` page's files; a call admits its connection.
+    let docs = crate::http::docs_router()
+        .merge(crate::ui::router(
+            pb::FILE_DESCRIPTOR_SET,
+            ui_frame_ancestors,
+        ))
+        .layer(axum::middleware::from_fn(crate::edge::admit));
     let router = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -42,3 +42,4 @@ mod tenant_sink;
 mod tls;
 mod view;
 mod view_sources;
+mod web;
