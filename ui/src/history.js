@@ -140,9 +140,11 @@ function syncAll() {
 function drawTables() {
   const chosen = new Set(tableBoxes().filter((b) => b.checked).map((b) => b.value));
   const first = chosen.size === 0 && tableBoxes().length === 0;
+  // In label order, as on the seed's screen (Contato, Cotação, Empresa, …).
+  const sorted = [...tables].sort((a, b) => s.tableLabel(a.id).localeCompare(s.tableLabel(b.id), lang()));
   replace(
     $("tables").tBodies[0],
-    tables.map((tb) => {
+    sorted.map((tb) => {
       const id = `table-${tb.id}`;
       return h(
         "tr",

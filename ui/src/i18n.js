@@ -287,6 +287,19 @@ const PT = {
   "table.supplier": "Fornecedor",
   "table.seller": "Vendedor",
   "table.company_brand": "Empresa marca",
+  // The seed's descriptions (ListTables describes the tables in English).
+  "table_desc.company": "Clientes pessoa jurídica interessantes ao CRM.",
+  "table_desc.contact": "Clientes pessoa física interessantes ao CRM.",
+  "table_desc.quote": "Cotações feitas para os clientes.",
+  "table_desc.quote_item": "Itens incluídos nas cotações geradas.",
+  "table_desc.order": "Pedidos dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.order_item": "Itens de pedidos dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.invoice": "Notas fiscais dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.invoice_item": "Itens das notas fiscais dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.receivable": "Duplicatas abertas dos clientes.",
+  "table_desc.supplier": "Fornecedores para uso em tarefas de procedimentos.",
+  "table_desc.seller": "Vendedores.",
+  "table_desc.company_brand": "View para relacionar a empresa à situação comercial com as marcas.",
 };
 
 const EN = {
@@ -574,18 +587,6 @@ const EN = {
   "table.supplier": "Supplier",
   "table.seller": "Seller",
   "table.company_brand": "Company brand",
-  "table_desc.company": "Customers that are legal persons (companies).",
-  "table_desc.contact": "Customers that are natural persons (contacts).",
-  "table_desc.quote": "Quotes made for customers.",
-  "table_desc.quote_item": "Lines of the quotes.",
-  "table_desc.order": "Customer orders of the last 2 years.",
-  "table_desc.order_item": "Order lines of the last 2 years.",
-  "table_desc.invoice": "Fiscal invoices (NF-e) of the last 2 years.",
-  "table_desc.invoice_item": "Invoice lines of the last 2 years.",
-  "table_desc.receivable": "Customers' open receivables.",
-  "table_desc.supplier": "Suppliers, for procedure tasks.",
-  "table_desc.seller": "Sales people.",
-  "table_desc.company_brand": "Company × brand commercial status.",
 };
 
 /** Both dictionaries, for the consistency test. */
@@ -626,9 +627,9 @@ export function say(m) {
   return Array.isArray(m) ? t(m[0], m[1]) : String(m ?? "");
 }
 
-/** t(key) when the dictionary has it, else `fallback` (enum values newer than the page). */
+/** t(key) when this language's dictionary has it, else `fallback` (enum values newer than the page, the server's English table descriptions). */
 export function tOr(key, fallback, vars) {
-  return has(key) ? t(key, vars) : fallback;
+  return key in DICTIONARIES[current] ? t(key, vars) : fallback;
 }
 
 /** Runs `fn` after each change of language (views redraw what they show). */

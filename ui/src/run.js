@@ -233,28 +233,18 @@ function stageLabel(stage) {
 const runStatusLabel = (st) => tOr(`rs.${st}`, st);
 const runStatusMsg = (st) => (has(`rs.${st}`) ? msg(`rs.${st}`) : st);
 
-/** A protobuf Value as plain text. */
-function valueText(v) {
-  const k = v?.kind;
-  switch (k?.case) {
-    case "stringValue":
-      return k.value;
-    case "numberValue":
-    case "boolValue":
-      return String(k.value);
-    case "listValue":
-      return `[${k.value.values.map(valueText).join(", ")}]`;
-    case "structValue":
-      return `{${Object.entries(k.value.fields).map(([key, x]) => `${key}: ${valueText(x)}`).join(", ")}}`;
-    default:
-      return "null";
-  }
+/** A log event's fields (a google.protobuf.Struct, which protobuf-es hands over as a JSON object). */
+function fieldsText(fields) {
+  if (!fields || typeof fields !== "object") return "";
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${v !== null && typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+    .join(" ");
 }
 
 function logItem(ev) {
   const me = current;
   const level = me.session.api.enumName("LogLevel", ev.level);
-  const fields = ev.fields ? Object.entries(ev.fields.fields) : [];
+  const fields = fieldsText(ev.fields);
   return h(
     "li",
     { class: `lvl-${level.toLowerCase()}`, dataset: { cursor: String(ev.cursor), level } },
@@ -265,7 +255,7 @@ function logItem(ev) {
     h("span", { class: "stage", text: ev.table ? `${ev.stage} · ${ev.table}` : ev.stage }),
     " ",
     h("span", { class: "msg", text: ev.message }),
-    fields.length ? h("span", { class: "kv", text: ` ${fields.map(([k, v]) => `${k}=${valueText(v)}`).join(" ")}` }) : "",
+    fields ? h("span", { class: "kv", text: ` ${fields}` }) : "",
   );
 }
 
