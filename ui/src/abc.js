@@ -4,7 +4,7 @@
 // server has GetRecordTrace.
 
 import { $, h, replace, show, status, svg } from "./dom.js";
-import { lang, onLang, t, tOr } from "./i18n.js";
+import { lang, msg, onLang, say, t, tOr } from "./i18n.js";
 import * as f from "./format.js";
 import { Code, asConnectError, isCanceled } from "./api.js";
 
@@ -66,7 +66,7 @@ export function shown() {
 
 async function loadReport() {
   const sess = s;
-  status($("abc-status"), t("loading"), "busy");
+  status($("abc-status"), msg("loading"), "busy");
   try {
     report = await sess.api.client.getAbcReport({ tenantId: sess.tenant }, { signal: sess.signal });
   } catch (err) {
@@ -75,7 +75,7 @@ async function loadReport() {
     clearChart();
     replace($("abc-counts").tBodies[0]);
     show($("abc-shift"), false);
-    if (asConnectError(err).code === Code.NotFound) status($("abc-status"), t("abc.none"), "");
+    if (asConnectError(err).code === Code.NotFound) status($("abc-status"), msg("abc.none"), "");
     else status($("abc-status"), sess.fail(err), "error");
     return;
   }
@@ -113,6 +113,22 @@ function drawReport() {
   const b = num(r.bThreshold);
   clearChart();
   const chart = $("abc-chart");
+  const e = (n) => s.api.enumName("AbcClass", n);
+  const byClass = new Map(r.classes.map((c) => [e(c.abcClass), c]));
+  // Bands: each class's share of the classified companies, in rank order (A first).
+  const counts = ["A", "B", "C"].map((cls) => Number(byClass.get(cls)?.companies ?? 0n));
+  const total = counts.reduce((x, y) => x + y, 0);
+  const bands = svg("g", { class: "bands" });
+  let from = 0;
+  ["A", "B", "C"].forEach((cls, i) => {
+    if (total === 0 || counts[i] === 0) return;
+    const to = i === 2 ? 100 : from + (100 * counts[i]) / total;
+    bands.append(
+      svg("rect", { x: px(from), y: Y1, width: Math.max(0, px(to) - px(from)), height: Y0 - Y1, class: `band-${cls.toLowerCase()}` }),
+      px(to) - px(from) >= 12 ? svg("text", { x: (px(from) + px(to)) / 2, y: Y0 - 8, class: "band-label", text: cls }) : null,
+    );
+    from = to;
+  });
   const grid = svg("g", { class: "grid" });
   for (let v = 0; v <= 100; v += 20) {
     grid.append(
@@ -126,9 +142,9 @@ function drawReport() {
     "g",
     { class: "thresholds" },
     svg("line", { x1: X0, x2: X1, y1: py(a), y2: py(a), class: "th-a" }),
-    svg("text", { x: X1 - 4, y: py(a) - 4, class: "tick end", text: t("abc.limit", { cls: "A", v: f.formatDecimalString(r.aThreshold, lang()) }) }),
+    svg("text", { x: X1 - 4, y: py(a) + 12, class: "tick end", text: t("abc.limit", { cls: "A", v: f.formatDecimalString(r.aThreshold, lang()) }) }),
     svg("line", { x1: X0, x2: X1, y1: py(b), y2: py(b), class: "th-b" }),
-    svg("text", { x: X1 - 4, y: py(b) - 4, class: "tick end", text: t("abc.limit", { cls: "B", v: f.formatDecimalString(r.bThreshold, lang()) }) }),
+    svg("text", { x: X1 - 4, y: py(b) + 12, class: "tick end", text: t("abc.limit", { cls: "B", v: f.formatDecimalString(r.bThreshold, lang()) }) }),
   );
   const pts = [{ x: 0, y: 0 }, ...thin(r.curve).map((p) => ({ x: num(p.companyShare), y: num(p.revenueShare) }))];
   const curve = svg("polyline", {
@@ -144,11 +160,9 @@ function drawReport() {
     svg("text", { x: (X0 + X1) / 2, y: Y0 + 34, class: "label mid", text: t("abc.x_axis") }),
     svg("text", { x: 14, y: (Y0 + Y1) / 2, class: "label mid", transform: `rotate(-90 14 ${(Y0 + Y1) / 2})`, text: t("abc.y_axis") }),
   );
-  chart.append(grid, thresholds, axes, curve);
+  chart.append(bands, grid, thresholds, axes, curve);
   $("abc-chart-title").textContent = t("abc.chart_title");
 
-  const e = (n) => s.api.enumName("AbcClass", n);
-  const byClass = new Map(r.classes.map((c) => [e(c.abcClass), c]));
   const rows = ["A", "B", "C"].map((cls) => {
     const c = byClass.get(cls);
     return h(
@@ -202,17 +216,16 @@ async function resolveShift(action) {
   const sess = s;
   if (!report?.heldRunId) return;
   for (const id of ["abc-shift-approve", "abc-shift-reject"]) $(id).disabled = true;
-  status($("abc-shift-status"), t("working"), "busy");
+  status($("abc-shift-status"), msg("working"), "busy");
   try {
     const res = await sess.api.client.resolveAbcShift(
       { tenantId: sess.tenant, runId: report.heldRunId, action: sess.api.enumValue("ResolveAction", action) },
       { signal: sess.signal },
     );
-    const msg = action === "APPROVE" ? t("abc.shift_approved", { n: f.formatInt(res.companiesChanged, lang()) }) : t("abc.shift_rejected");
-    status($("abc-status"), msg, "ok");
+    const done = action === "APPROVE" ? msg("abc.shift_approved", { n: f.formatInt(res.companiesChanged, lang()) }) : msg("abc.shift_rejected");
     status($("abc-shift-status"), "");
     await loadReport();
-    status($("abc-status"), msg, "ok");
+    status($("abc-status"), done, "ok");
     sess.refreshOverview();
   } catch (err) {
     if (!isCanceled(err)) status($("abc-shift-status"), sess.fail(err), "error");
@@ -268,7 +281,7 @@ async function continueSearch() {
   const more = $("company-more");
   go.disabled = true;
   more.disabled = true;
-  status($("company-status"), t("co.searching"), "busy");
+  status($("company-status"), msg("co.searching"), "busy");
   // Without text every company matches: a page of MAX_RESULTS at a time.
   const req = { tenantId: sess.tenant, pageSize: me.needle ? COMPANY_PAGE : MAX_RESULTS };
   if (me.cls === "none") req.withoutAbcClass = true;
@@ -322,8 +335,9 @@ function drawResults() {
     ),
   );
   show($("company-more"), !search.done);
-  const msg = list.length === 0 ? (search.done ? t("co.none_found") : t("co.none_yet", { n: f.formatInt(search.scanned, lang()) })) : t("co.found", { n: f.formatInt(list.length, lang()), scanned: f.formatInt(search.scanned, lang()) });
-  status($("company-status"), msg, "");
+  const n = (v) => f.formatInt(v, lang());
+  const line = list.length > 0 ? msg("co.found", { n: n(list.length), scanned: n(search.scanned) }) : search.done ? msg("co.none_found") : msg("co.none_yet", { n: n(search.scanned) });
+  status($("company-status"), line, "");
 }
 
 async function openCompany(externalId) {
@@ -341,7 +355,7 @@ async function openCompany(externalId) {
     $("company-detail-title").focus();
     loadTrace(company);
   } catch (err) {
-    if (!isCanceled(err)) replace($("company-current"), sess.fail(err));
+    if (!isCanceled(err)) replace($("company-current"), say(sess.fail(err)));
   }
 }
 
@@ -430,6 +444,6 @@ function drawTrace() {
   el.dataset.state = tr?.state ?? "";
   if (!tr || tr.state === "loading") replace(el, h("p", { class: "muted", text: t("loading") }));
   else if (tr.state === "unavailable") replace(el, h("p", { class: "muted", text: t("trace.unavailable") }));
-  else if (tr.state === "error") replace(el, h("p", { class: "error-text", text: tr.text }));
+  else if (tr.state === "error") replace(el, h("p", { class: "error-text", text: say(tr.text) }));
   else replace(el, h("pre", { class: "trace", text: tr.text }));
 }

@@ -1,6 +1,8 @@
 // DOM building from elements and text nodes only: every piece of text from the server (ERP data, log
 // lines, messages) goes in through textContent, so it can never become markup.
 
+import { onLang, say } from "./i18n.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** Finds one element by id; a missing id is a bug in index.html, so it throws. */
@@ -46,9 +48,20 @@ export function show(el, visible) {
   el.hidden = !visible;
 }
 
-/** Sets a status line's text and its tone (ok | error | busy | ""), through classes only. */
-export function status(el, text, tone = "") {
-  el.textContent = text ?? "";
+// Status lines showing a message (msg()) are redrawn when the language changes.
+const spoken = new Map();
+onLang(() => {
+  for (const [el, m] of spoken) el.textContent = say(m);
+});
+
+/**
+ * Sets a status line to a message (msg(key, vars), redrawn in the language chosen later)
+ * or a plain string, with its tone (ok | error | busy | "") set through classes only.
+ */
+export function status(el, m, tone = "") {
+  if (Array.isArray(m)) spoken.set(el, m);
+  else spoken.delete(el);
+  el.textContent = say(m);
   el.classList.remove("ok", "error", "busy");
   if (tone) el.classList.add(tone);
 }

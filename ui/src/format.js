@@ -84,7 +84,7 @@ export function formatDuration(ms) {
 /** A stage's duration with a decimal, since stages are often under a second: "0.42 s". */
 export function formatSeconds(ms, lang) {
   if (ms === null || ms === undefined) return "";
-  if (ms >= 60_000) return formatDuration(ms);
+  if (ms < 1000 || ms >= 60_000) return formatDuration(ms);
   const digits = ms < 10_000 ? 2 : 1;
   return `${formatDecimal(ms / 1000, lang, digits)} s`;
 }

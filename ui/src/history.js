@@ -3,7 +3,7 @@
 // and Excessivos Deletes (ListPendingDeletes, ResolvePendingDeletes, their export).
 
 import { $, h, replace, show, status } from "./dom.js";
-import { lang, onLang, t, tOr } from "./i18n.js";
+import { lang, msg, onLang, t, tOr } from "./i18n.js";
 import * as f from "./format.js";
 import { Code, asConnectError, fieldViolations, isCanceled } from "./api.js";
 
@@ -118,7 +118,7 @@ function checkPeriod() {
   if (r.error) {
     const input = $(r.field === "from" ? "period-from" : "period-to");
     input.setAttribute("aria-invalid", "true");
-    status($("period-error"), t(r.error, { ...r.vars, which: t(r.field === "from" ? "period.the_from" : "period.the_to") }), "error");
+    status($("period-error"), msg(r.error, { ...r.vars, which: msg(r.field === "from" ? "period.the_from" : "period.the_to") }), "error");
     return null;
   }
   return r;
@@ -140,9 +140,11 @@ function syncAll() {
 function drawTables() {
   const chosen = new Set(tableBoxes().filter((b) => b.checked).map((b) => b.value));
   const first = chosen.size === 0 && tableBoxes().length === 0;
+  // In label order, as on the seed's screen (Contato, Cotação, Empresa, …).
+  const sorted = [...tables].sort((a, b) => s.tableLabel(a.id).localeCompare(s.tableLabel(b.id), lang()));
   replace(
     $("tables").tBodies[0],
-    tables.map((tb) => {
+    sorted.map((tb) => {
       const id = `table-${tb.id}`;
       return h(
         "tr",
@@ -173,7 +175,7 @@ async function download({ kind, tables: chosen, name, progressId, button }) {
   const text = $(`${progressId}-text`);
   show(box, true);
   bar.removeAttribute("value");
-  status(text, t("export.starting"), "busy");
+  status(text, msg("export.starting"), "busy");
   button.disabled = true;
   show($("export-cancel"), progressId === "export-progress");
   const parts = [];
@@ -189,25 +191,25 @@ async function download({ kind, tables: chosen, name, progressId, button }) {
       parts.push(chunk.data);
       bytes += chunk.data.byteLength;
       chunks += 1;
-      status(text, t("export.received", { size: f.formatBytes(bytes, lang()), chunks }), "busy");
+      status(text, msg("export.received", { size: f.formatBytes(bytes, lang()), chunks }), "busy");
     }
     const file = name(period) || fileName || `erpsync-${kind.toLowerCase()}-${period.from}-${period.to}.xlsx`;
     saveFile(new Blob(parts, { type: type || XLSX }), file);
     bar.max = 1;
     bar.value = 1;
-    status(text, t("export.done", { name: file, size: f.formatBytes(bytes, lang()) }), "ok");
+    status(text, msg("export.done", { name: file, size: f.formatBytes(bytes, lang()) }), "ok");
   } catch (err) {
     bar.max = 1;
     bar.value = 0;
     if (isCanceled(err)) {
-      status(text, t("export.canceled"), "");
+      status(text, msg("export.canceled"), "");
     } else {
       const ce = asConnectError(err);
       const period = fieldViolations(err).filter((v) => v.field === "from_date" || v.field === "to_date");
       if (ce.code === Code.InvalidArgument && period.length > 0) {
         status($("period-error"), period.map((v) => `${t(v.field === "from_date" ? "period.the_from" : "period.the_to")}: ${v.description}`).join(" "), "error");
         for (const v of period) $(v.field === "from_date" ? "period-from" : "period-to").setAttribute("aria-invalid", "true");
-        status(text, t("export.failed"), "error");
+        status(text, msg("export.failed"), "error");
       } else {
         status(text, sess.fail(err), "error");
       }
@@ -233,7 +235,7 @@ function exportRequests() {
   const boxes = tableBoxes();
   const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
   if (boxes.length > 0 && chosen.length === 0) {
-    status($("tables-error"), t("hist.pick_table"), "error");
+    status($("tables-error"), msg("hist.pick_table"), "error");
     return;
   }
   download({
@@ -275,7 +277,7 @@ async function loadDeletes(reset) {
     if (sess !== s || table !== $("deletes-table").value) return;
     deletes = reset ? res.pendingDeletes : deletes.concat(res.pendingDeletes);
     nextDeletes = res.nextPageToken;
-    drawDeletes();
+    drawDeletes({ keepSelection: !reset });
   } catch (err) {
     if (sess === s && !isCanceled(err)) status($("deletes-status"), sess.fail(err), "error");
   } finally {
@@ -283,8 +285,8 @@ async function loadDeletes(reset) {
   }
 }
 
-function drawDeletes() {
-  const checked = new Set(deleteBoxes().filter((b) => b.checked).map((b) => b.value));
+function drawDeletes({ keepSelection = true } = {}) {
+  const checked = new Set(keepSelection ? deleteBoxes().filter((b) => b.checked).map((b) => b.value) : []);
   const tz = s.tz();
   replace(
     $("deletes").tBodies[0],
@@ -320,18 +322,18 @@ async function resolve(action) {
   const sess = s;
   const ids = deleteBoxes().filter((b) => b.checked).map((b) => b.value);
   if (ids.length === 0) {
-    status($("deletes-status"), t("del.pick"), "error");
+    status($("deletes-status"), msg("del.pick"), "error");
     return;
   }
   const table = $("deletes-table").value;
   for (const id of ["deletes-approve", "deletes-discard"]) $(id).disabled = true;
-  status($("deletes-status"), t("working"), "busy");
+  status($("deletes-status"), msg("working"), "busy");
   try {
     const res = await sess.api.client.resolvePendingDeletes(
       { tenantId: sess.tenant, table, ids, action: sess.api.enumValue("ResolveAction", action) },
       { signal: sess.signal },
     );
-    status($("deletes-status"), t(action === "APPROVE" ? "del.approved" : "del.discarded", { n: f.formatInt(res.resolved, lang()) }), "ok");
+    status($("deletes-status"), msg(action === "APPROVE" ? "del.approved" : "del.discarded", { n: f.formatInt(res.resolved, lang()) }), "ok");
     await loadDeletes(true);
     sess.refreshOverview();
   } catch (err) {

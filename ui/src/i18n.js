@@ -38,6 +38,7 @@ const PT = {
   "err.unavailable": "O servidor erpsync não respondeu (indisponível). Tente de novo em instantes.",
   "err.deadline": "O servidor demorou demais para responder. Tente de novo.",
   "err.other": "Erro {code}: {message}",
+  "err.banner": "{message} ({code})",
   "err.descriptors": "Não foi possível carregar a descrição da API (erpsync.binpb): {error}",
 
   "alerts.title": "Alertas abertos",
@@ -165,6 +166,8 @@ const PT = {
   "run.ended": "Execução terminada: {status}.",
   "run.progress_of": "{done} de {total}",
   "run.progress_done": "{done} feitos",
+  "run.no_tables": "As contagens por tabela aparecem quando a execução termina.",
+  "run.no_tables_done": "Nenhuma tabela teve registros nesta execução.",
   "stage.collect": "coleta",
   "stage.validate": "validação",
   "stage.delete_guard": "proteção contra exclusões",
@@ -189,7 +192,7 @@ const PT = {
   "hist.pick_table": "Selecione ao menos uma tabela.",
   "period.placeholder": "dd/mm/aaaa",
   "period.hint":
-    "O período máximo é de {max} dias, dos últimos dias até hoje (datas no fuso {tz}). Ex.: de {from} até {to}.",
+    "Período de no máximo {max} dias, até hoje (datas no fuso {tz}). Os últimos {max} dias: de {from} até {to}.",
   "period.err_format": "{which}: use uma data válida no formato dd/mm/aaaa.",
   "period.err_order": "A data final é anterior à data inicial.",
   "period.err_future": "A data final está no futuro: hoje é {today}.",
@@ -284,6 +287,19 @@ const PT = {
   "table.supplier": "Fornecedor",
   "table.seller": "Vendedor",
   "table.company_brand": "Empresa marca",
+  // The seed's descriptions (ListTables describes the tables in English).
+  "table_desc.company": "Clientes pessoa jurídica interessantes ao CRM.",
+  "table_desc.contact": "Clientes pessoa física interessantes ao CRM.",
+  "table_desc.quote": "Cotações feitas para os clientes.",
+  "table_desc.quote_item": "Itens incluídos nas cotações geradas.",
+  "table_desc.order": "Pedidos dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.order_item": "Itens de pedidos dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.invoice": "Notas fiscais dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.invoice_item": "Itens das notas fiscais dos clientes interessantes ao CRM nos últimos 2 anos.",
+  "table_desc.receivable": "Duplicatas abertas dos clientes.",
+  "table_desc.supplier": "Fornecedores para uso em tarefas de procedimentos.",
+  "table_desc.seller": "Vendedores.",
+  "table_desc.company_brand": "View para relacionar a empresa à situação comercial com as marcas.",
 };
 
 const EN = {
@@ -323,6 +339,7 @@ const EN = {
   "err.unavailable": "The erpsync server did not answer (unavailable). Try again in a moment.",
   "err.deadline": "The server took too long to answer. Try again.",
   "err.other": "Error {code}: {message}",
+  "err.banner": "{message} ({code})",
   "err.descriptors": "Could not load the API description (erpsync.binpb): {error}",
 
   "alerts.title": "Open alerts",
@@ -450,6 +467,8 @@ const EN = {
   "run.ended": "Run finished: {status}.",
   "run.progress_of": "{done} of {total}",
   "run.progress_done": "{done} done",
+  "run.no_tables": "Per-table counts appear when the run finishes.",
+  "run.no_tables_done": "No table had records in this run.",
   "stage.collect": "collect",
   "stage.validate": "validate",
   "stage.delete_guard": "delete guard",
@@ -473,7 +492,7 @@ const EN = {
   "hist.download": "Download Excel",
   "hist.pick_table": "Select at least one table.",
   "period.placeholder": "dd/mm/yyyy",
-  "period.hint": "The period is at most {max} days, up to today (dates in the {tz} zone). E.g. from {from} to {to}.",
+  "period.hint": "A period of at most {max} days, up to today (dates in the {tz} zone). The last {max} days: from {from} to {to}.",
   "period.err_format": "{which}: enter a valid date as dd/mm/yyyy.",
   "period.err_order": "The end date is before the start date.",
   "period.err_future": "The end date is in the future: today is {today}.",
@@ -568,18 +587,6 @@ const EN = {
   "table.supplier": "Supplier",
   "table.seller": "Seller",
   "table.company_brand": "Company brand",
-  "table_desc.company": "Customers that are legal persons (companies).",
-  "table_desc.contact": "Customers that are natural persons (contacts).",
-  "table_desc.quote": "Quotes made for customers.",
-  "table_desc.quote_item": "Lines of the quotes.",
-  "table_desc.order": "Customer orders of the last 2 years.",
-  "table_desc.order_item": "Order lines of the last 2 years.",
-  "table_desc.invoice": "Fiscal invoices (NF-e) of the last 2 years.",
-  "table_desc.invoice_item": "Invoice lines of the last 2 years.",
-  "table_desc.receivable": "Customers' open receivables.",
-  "table_desc.supplier": "Suppliers, for procedure tasks.",
-  "table_desc.seller": "Sales people.",
-  "table_desc.company_brand": "Company × brand commercial status.",
 };
 
 /** Both dictionaries, for the consistency test. */
@@ -600,16 +607,29 @@ export function has(key) {
   return key in DICTIONARIES[current] || key in PT;
 }
 
-/** The text of `key` in the page's language, {name} replaced from `vars`; the key itself when unknown. */
+/**
+ * The text of `key` in the page's language, {name} replaced from `vars` (a var may itself be
+ * a message, see msg()); the key itself when unknown.
+ */
 export function t(key, vars) {
   const text = DICTIONARIES[current][key] ?? PT[key];
   if (text === undefined) return key;
-  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
+  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? say(vars[k]) : m)) : text;
 }
 
-/** t(key) when the dictionary has it, else `fallback` (enum values newer than the page). */
+/** A message kept as key and vars, so a status line can be redrawn in another language. */
+export function msg(key, vars) {
+  return [key, vars];
+}
+
+/** The text of a message (msg()) or of a plain string. */
+export function say(m) {
+  return Array.isArray(m) ? t(m[0], m[1]) : String(m ?? "");
+}
+
+/** t(key) when this language's dictionary has it, else `fallback` (enum values newer than the page, the server's English table descriptions). */
 export function tOr(key, fallback, vars) {
-  return has(key) ? t(key, vars) : fallback;
+  return key in DICTIONARIES[current] ? t(key, vars) : fallback;
 }
 
 /** Runs `fn` after each change of language (views redraw what they show). */

@@ -2,7 +2,7 @@
 // the session every view shares, errors that concern the whole page, the tabs.
 
 import { $, show, status } from "./dom.js";
-import { initLang, onLang, setLang, t, tOr } from "./i18n.js";
+import { initLang, msg, setLang, t, tOr } from "./i18n.js";
 import * as auth from "./auth.js";
 import { Code, asConnectError, connect, isCanceled, loadDescriptors } from "./api.js";
 import { setupTabs } from "./tabs.js";
@@ -23,45 +23,45 @@ function codeName(code) {
   return (Code[code] ?? String(code)).replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
-/** A message for people about a failed call (no side effects). */
+/** A message (msg()) for people about a failed call (no side effects). */
 function describe(err) {
   const ce = asConnectError(err);
   switch (ce.code) {
     case Code.Unauthenticated:
-      return t("err.unauthenticated");
+      return msg("err.unauthenticated");
     case Code.PermissionDenied:
-      return t("err.permission_denied", { tenant: session?.tenant ?? "" });
+      return msg("err.permission_denied", { tenant: session?.tenant ?? "" });
     case Code.Unavailable:
-      return t("err.unavailable");
+      return msg("err.unavailable");
     case Code.DeadlineExceeded:
-      return t("err.deadline");
+      return msg("err.deadline");
     default:
-      return t("err.other", { code: codeName(ce.code), message: ce.rawMessage });
+      return msg("err.other", { code: codeName(ce.code), message: ce.rawMessage });
   }
 }
 
 /**
  * Reports a failed call: UNAUTHENTICATED / PERMISSION_DENIED end the session (the page
  * asks for another token in #auth-error); UNAVAILABLE shows in the page's status line.
- * Returns the message for the place that made the call.
+ * Returns the message (msg()) for the place that made the call.
  */
 function fail(err) {
   if (isCanceled(err)) return "";
   const ce = asConnectError(err);
-  const msg = describe(ce);
+  const message = describe(ce);
   if (ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied) {
     const tenant = session?.tenant ?? "";
     stop();
     auth.clear();
     const box = $("auth-error");
-    box.textContent = `${msg} (${codeName(ce.code)})`;
+    status(box, msg("err.banner", { message, code: codeName(ce.code) }), "");
     show(box, true);
     showLogin(tenant);
   } else if (ce.code === Code.Unavailable) {
-    status($("app-status"), msg, "error");
+    status($("app-status"), message, "error");
     show($("app-status"), true);
   }
-  return msg;
+  return message;
 }
 
 function showLogin(tenant = "") {
@@ -91,7 +91,7 @@ async function start(creds) {
   show($("app"), true);
   show($("logout"), true);
   const who = $("session-tenant");
-  who.textContent = t("session.tenant", { tenant: creds.tenant });
+  status(who, msg("session.tenant", { tenant: creds.tenant }));
   show(who, true);
 
   const abort = new AbortController();
@@ -128,7 +128,7 @@ async function start(creds) {
     me.api = await connect(creds);
   } catch (err) {
     if (session !== me) return;
-    status($("app-status"), t("err.descriptors", { error: String(err?.message ?? err) }), "error");
+    status($("app-status"), msg("err.descriptors", { error: String(err?.message ?? err) }), "error");
     show($("app-status"), true);
     return;
   }
@@ -152,9 +152,6 @@ function shownPanel(panel) {
 }
 
 initLang($("lang"));
-onLang(() => {
-  if (session) $("session-tenant").textContent = t("session.tenant", { tenant: session.tenant });
-});
 const tabs = setupTabs(document.querySelector('[role="tablist"]'), shownPanel);
 overview.init();
 run.init();
@@ -166,7 +163,7 @@ $("login").addEventListener("submit", (e) => {
   const tenant = $("login-tenant").value.trim();
   const token = $("login-token").value.trim();
   if (!tenant || !token) {
-    status($("login-error"), t("login.missing"), "error");
+    status($("login-error"), msg("login.missing"), "error");
     (tenant ? $("login-token") : $("login-tenant")).focus();
     return;
   }

@@ -2,7 +2,7 @@
 // per-table reconciliation and the run log with its run detail (followed live).
 
 import { $, h, replace, show, status } from "./dom.js";
-import { lang, onLang, t, tOr } from "./i18n.js";
+import { lang, msg, onLang, t, tOr } from "./i18n.js";
 import * as f from "./format.js";
 import { Code, fieldViolations, asConnectError, isCanceled } from "./api.js";
 import { followRun, closeRun, refreshRunLabels } from "./run.js";
@@ -57,7 +57,7 @@ export async function start(session) {
   closeRun();
   status($("schedule-status"), "");
   status($("sync-status"), "");
-  status($("overview-status"), t("loading"), "busy");
+  status($("overview-status"), msg("loading"), "busy");
   const overview = s.api.client.getOverview({ tenantId: s.tenant }, { signal: s.signal });
   loadRuns(true);
   try {
@@ -269,7 +269,7 @@ async function save() {
   const hours = f.parseHours($("max-without-success").value);
   if (hours === null) {
     showViolation("max_time_without_success", t("sch.err_hours"));
-    status($("schedule-status"), t("sch.not_saved"), "error");
+    status($("schedule-status"), msg("sch.not_saved"), "error");
     $("max-without-success").focus();
     return;
   }
@@ -281,13 +281,13 @@ async function save() {
   };
   const button = $("schedule-save");
   button.disabled = true;
-  status($("schedule-status"), t("saving"), "busy");
+  status($("schedule-status"), msg("saving"), "busy");
   try {
     ov = await s.api.client.updateSchedule(req, { signal: s.signal });
     s.setOverview(ov);
     drawOverview();
     fillForm();
-    status($("schedule-status"), t("saved"), "ok");
+    status($("schedule-status"), msg("saved"), "ok");
   } catch (err) {
     const violations = fieldViolations(err);
     if (asConnectError(err).code === Code.InvalidArgument && violations.length > 0) {
@@ -298,7 +298,7 @@ async function save() {
         if (!input) loose.push(`${v.field}: ${v.description}`);
         first ??= input;
       }
-      status($("schedule-status"), [t("sch.not_saved"), ...loose].join(" "), "error");
+      status($("schedule-status"), loose.length ? [t("sch.not_saved"), ...loose].join(" ") : msg("sch.not_saved"), "error");
       first?.focus();
     } else {
       status($("schedule-status"), s.fail(err), "error");
@@ -380,10 +380,10 @@ async function syncNow() {
   if (!s) return;
   const button = $("sync-now");
   button.disabled = true;
-  status($("sync-status"), t("sync.starting"), "busy");
+  status($("sync-status"), msg("sync.starting"), "busy");
   try {
     const res = await s.api.client.triggerSync({ tenantId: s.tenant }, { signal: s.signal });
-    status($("sync-status"), res.alreadyRunning ? t("sync.already") : t("sync.started"), "ok");
+    status($("sync-status"), msg(res.alreadyRunning ? "sync.already" : "sync.started"), "ok");
     await loadRuns(true);
     if (res.run) openRun(res.run.runId);
   } catch (err) {

@@ -2,7 +2,7 @@
 // errors and the run's log, followed live with StreamLogs while the run is RUNNING.
 
 import { $, h, replace, show, status } from "./dom.js";
-import { lang, onLang, t, tOr } from "./i18n.js";
+import { has, lang, msg, onLang, t, tOr } from "./i18n.js";
 import * as f from "./format.js";
 import { isCanceled } from "./api.js";
 
@@ -55,7 +55,7 @@ export async function followRun(session, runId, { onFinished } = {}) {
   replace($("run-errors"));
   replace($("run-log"));
   show($("run-progress"), false);
-  status($("run-live"), t("loading"), "busy");
+  status($("run-live"), msg("loading"), "busy");
   show($("run-detail"), true);
   refreshRunLabels();
   $("run-title").focus();
@@ -88,7 +88,7 @@ function isRunning(me) {
 async function follow(me) {
   me.following = true;
   while (current === me && isRunning(me)) {
-    status($("run-live"), t("run.following"), "busy");
+    status($("run-live"), msg("run.following"), "busy");
     const req = { tenantId: me.session.tenant, runId: me.runId, follow: true };
     if (me.cursor !== undefined) req.afterCursor = me.cursor;
     try {
@@ -104,7 +104,7 @@ async function follow(me) {
       if (current === me && isRunning(me)) await new Promise((r) => setTimeout(r, RETRY_MS));
     } catch (err) {
       if (current !== me || isCanceled(err)) return;
-      status($("run-live"), t("run.reconnecting", { error: me.session.describe(err) }), "error");
+      status($("run-live"), msg("run.reconnecting", { error: me.session.describe(err) }), "error");
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }
   }
@@ -145,7 +145,7 @@ function finish(me, log) {
   }
   me.abort.abort();
   me.abort = new AbortController();
-  status($("run-live"), t("run.ended", { status: runStatusLabel(me.session.api.enumName("RunStatus", me.run.status)) }), "ok");
+  status($("run-live"), msg("run.ended", { status: runStatusMsg(me.session.api.enumName("RunStatus", me.run.status)) }), "ok");
   me.onFinished?.();
 }
 
@@ -199,6 +199,7 @@ function drawRun() {
   const n = (v) => f.formatInt(v, lang());
   replace(
     $("run-tables").tBodies[0],
+    run.tables.length === 0 ? [h("tr", {}, h("td", { colspan: 10, class: "muted", text: t(running ? "run.no_tables" : "run.no_tables_done") }))] : [],
     run.tables.map((rt) =>
       h(
         "tr",
@@ -230,29 +231,20 @@ function stageLabel(stage) {
 }
 
 const runStatusLabel = (st) => tOr(`rs.${st}`, st);
+const runStatusMsg = (st) => (has(`rs.${st}`) ? msg(`rs.${st}`) : st);
 
-/** A protobuf Value as plain text. */
-function valueText(v) {
-  const k = v?.kind;
-  switch (k?.case) {
-    case "stringValue":
-      return k.value;
-    case "numberValue":
-    case "boolValue":
-      return String(k.value);
-    case "listValue":
-      return `[${k.value.values.map(valueText).join(", ")}]`;
-    case "structValue":
-      return `{${Object.entries(k.value.fields).map(([key, x]) => `${key}: ${valueText(x)}`).join(", ")}}`;
-    default:
-      return "null";
-  }
+/** A log event's fields (a google.protobuf.Struct, which protobuf-es hands over as a JSON object). */
+function fieldsText(fields) {
+  if (!fields || typeof fields !== "object") return "";
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${v !== null && typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+    .join(" ");
 }
 
 function logItem(ev) {
   const me = current;
   const level = me.session.api.enumName("LogLevel", ev.level);
-  const fields = ev.fields ? Object.entries(ev.fields.fields) : [];
+  const fields = fieldsText(ev.fields);
   return h(
     "li",
     { class: `lvl-${level.toLowerCase()}`, dataset: { cursor: String(ev.cursor), level } },
@@ -263,7 +255,7 @@ function logItem(ev) {
     h("span", { class: "stage", text: ev.table ? `${ev.stage} · ${ev.table}` : ev.stage }),
     " ",
     h("span", { class: "msg", text: ev.message }),
-    fields.length ? h("span", { class: "kv", text: ` ${fields.map(([k, v]) => `${k}=${valueText(v)}`).join(" ")}` }) : "",
+    fields ? h("span", { class: "kv", text: ` ${fields}` }) : "",
   );
 }
 
