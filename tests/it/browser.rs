@@ -158,6 +158,18 @@ impl Browser {
             eprintln!("SKIPPED {name}: {why} (set {BROWSER_ENV}=required to fail instead)");
             return None;
         }
+        // This test's screenshots of an earlier run (a failure's among them) are stale.
+        if let Ok(dir) = std::fs::read_dir(screenshot_dir()) {
+            let prefix = format!("{name}-");
+            for entry in dir.filter_map(Result::ok) {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let rest = file.strip_prefix(&prefix).unwrap_or_default();
+                // `<name>-<label>.png` only, not another test's `<name>-<more>-<label>.png`.
+                if rest.ends_with(".png") && !rest.contains('-') {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let driver = Driver::start().unwrap_or_else(|e| panic!("{e}"));
         let profile = tempfile::tempdir().expect("temp dir");
         let downloads = tempfile::tempdir().expect("temp dir");
@@ -372,7 +384,8 @@ impl Browser {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot folder");
         let path = dir.join(format!("{}-{label}.png", self.name));
-        // The whole page: the window as tall as the document for the shot.
+        // The whole page from its top: the window as tall as the document for the shot.
+        let _ = self.client.execute("window.scrollTo(0, 0);", vec![]).await;
         let height = self
             .client
             .execute(
@@ -474,18 +487,23 @@ impl Browser {
         }
     }
 
-    /// Fails the test if the console reported a Content-Security-Policy violation (a
-    /// refused script, style, connection or frame) since the last look.
-    pub async fn assert_no_csp_violation(&self) {
-        let refused: Vec<String> = self
+    /// Fails the test if the console reported an error since the last look: a
+    /// Content-Security-Policy violation (a refused script, style, connection or frame),
+    /// an uncaught exception, a resource that failed to load. The browser's own request
+    /// for /favicon.ico, which the page does not name, is not the page's.
+    pub async fn assert_console_clean(&self) {
+        let errors: Vec<String> = self
             .console()
             .await
             .into_iter()
-            .filter(|m| m.contains("Content Security Policy"))
+            .filter(|m| {
+                (m.starts_with("SEVERE") || m.contains("Content Security Policy"))
+                    && !m.contains("/favicon.ico ")
+            })
             .collect();
         assert!(
-            refused.is_empty(),
-            "{}: the page broke its Content-Security-Policy: {refused:#?}",
+            errors.is_empty(),
+            "{}: the page's console has errors: {errors:#?}",
             self.name
         );
     }
