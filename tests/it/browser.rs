@@ -396,9 +396,11 @@ impl Browser {
             .ok()
             .and_then(|v| v.as_u64())
             .map_or(HEIGHT, |h| {
-                u32::try_from(h).unwrap_or(HEIGHT).clamp(HEIGHT, 6000)
+                u32::try_from(h).unwrap_or(HEIGHT).clamp(HEIGHT, 8000)
             });
-        let _ = self.client.set_window_size(WIDTH, height).await;
+        // The window's frame takes some of its height: a margin, then the top again.
+        let _ = self.client.set_window_size(WIDTH, height + 200).await;
+        let _ = self.client.execute("window.scrollTo(0, 0);", vec![]).await;
         let png = self.client.screenshot().await;
         let _ = self.client.set_window_size(WIDTH, HEIGHT).await;
         match png {
