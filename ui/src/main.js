@@ -121,6 +121,8 @@ async function start(creds) {
     tableLabel: (id) => tOr(`table.${id}`, me.tableInfo.get(id)?.label || id),
     tableDescription: (id) => tOr(`table_desc.${id}`, me.tableInfo.get(id)?.description ?? ""),
     refreshOverview: () => overview.refresh(),
+    /** A call went through: an "unavailable" banner is out of date. */
+    reachable: () => show($("app-status"), false),
     goTo: (panel) => tabs.select(panel),
   };
   session = me;
