@@ -27,7 +27,9 @@ export function loadDescriptors() {
       .then(async (res) => {
         if (!res.ok) throw new Error(`erpsync.binpb: HTTP ${res.status}`);
         const set = fromBinary(FileDescriptorSetSchema, new Uint8Array(await res.arrayBuffer()));
-        return createFileRegistry(set);
+        const registry = createFileRegistry(set);
+        performance.mark("erpsync:descriptors-ready");
+        return registry;
       })
       .catch((err) => {
         descriptorSet = null; // a later attempt may succeed

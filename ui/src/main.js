@@ -14,6 +14,7 @@ import * as abc from "./abc.js";
 const DEFAULT_TZ = "America/Sao_Paulo";
 
 // The descriptor set is needed before the first call: start fetching it now.
+performance.mark("erpsync:script-start");
 loadDescriptors().catch(() => {});
 
 let session = null;
