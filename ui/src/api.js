@@ -27,7 +27,9 @@ export function loadDescriptors() {
       .then(async (res) => {
         if (!res.ok) throw new Error(`erpsync.binpb: HTTP ${res.status}`);
         const set = fromBinary(FileDescriptorSetSchema, new Uint8Array(await res.arrayBuffer()));
-        return createFileRegistry(set);
+        const registry = createFileRegistry(set);
+        performance.mark("erpsync:descriptors-ready");
+        return registry;
       })
       .catch((err) => {
         descriptorSet = null; // a later attempt may succeed
@@ -81,8 +83,11 @@ export function fieldViolations(err) {
 
 /** A ConnectError for anything thrown by a call (network failures become UNAVAILABLE). */
 export function asConnectError(err) {
+  // fetch() rejects with a TypeError when the server cannot be reached; connect-web
+  // passes it on as UNKNOWN with the TypeError as its cause.
+  const network = err instanceof TypeError || (err instanceof ConnectError && err.code === Code.Unknown && err.cause instanceof TypeError);
+  if (network) return new ConnectError(err.rawMessage ?? err.message, Code.Unavailable, undefined, undefined, err);
   if (err instanceof ConnectError) return err;
-  if (err instanceof TypeError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
   return ConnectError.from(err);
 }
 

@@ -14,6 +14,7 @@ import * as abc from "./abc.js";
 const DEFAULT_TZ = "America/Sao_Paulo";
 
 // The descriptor set is needed before the first call: start fetching it now.
+performance.mark("erpsync:script-start");
 loadDescriptors().catch(() => {});
 
 let session = null;
@@ -121,6 +122,8 @@ async function start(creds) {
     tableLabel: (id) => tOr(`table.${id}`, me.tableInfo.get(id)?.label || id),
     tableDescription: (id) => tOr(`table_desc.${id}`, me.tableInfo.get(id)?.description ?? ""),
     refreshOverview: () => overview.refresh(),
+    /** A call went through: an "unavailable" banner is out of date. */
+    reachable: () => show($("app-status"), false),
     goTo: (panel) => tabs.select(panel),
   };
   session = me;

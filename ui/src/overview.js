@@ -83,6 +83,7 @@ export async function refresh() {
   try {
     ov = await s.api.client.getOverview({ tenantId: s.tenant }, { signal: s.signal });
     s.setOverview(ov);
+    s.reachable();
     drawOverview();
   } catch (err) {
     if (!isCanceled(err)) s.fail(err);
@@ -330,17 +331,25 @@ async function loadRuns(reset) {
   }
 }
 
+/** The Log cell: the first error, else how the run was started and how long it took. */
 function runSummary(run) {
   if (run.errors.length > 0) return run.errors[0];
   const st = s.api.enumName("RunStatus", run.status);
   if (st === "RUNNING") return t("runs.running");
-  let received = 0n;
-  let rejected = 0n;
-  for (const tb of run.tables) {
-    received += tb.received;
-    rejected += tb.rejected;
+  const trigger = s.api.enumName("RunTrigger", run.trigger);
+  const parts = [tOr(`trigger.${trigger}`, trigger), f.formatDuration(f.durationMs(run.duration))];
+  // ListRuns answers runs without their tables; GetRun has them.
+  if (run.tables.length > 0) {
+    let received = 0n;
+    let rejected = 0n;
+    for (const tb of run.tables) {
+      received += tb.received;
+      rejected += tb.rejected;
+    }
+    parts.push(t("runs.summary", { received: f.formatInt(received, lang()), rejected: f.formatInt(rejected, lang()) }));
   }
-  return t("runs.summary", { received: f.formatInt(received, lang()), rejected: f.formatInt(rejected, lang()) });
+  if (st === "PARTIAL") parts.push(t("runs.partial"));
+  return parts.filter(Boolean).join(" · ");
 }
 
 /** A status badge for a run status suffix. */
