@@ -562,11 +562,19 @@ async fn the_overview_shows_the_seeds_fields_as_get_overview_answers(app: TestAp
         listed
     );
 
-    // Opening the run shows its stages and per-table counts (ERP / staged / CRM).
+    // Enter on the focused row (rows take the keyboard's focus) opens the run: its stages
+    // and per-table counts (ERP / staged / CRM).
     let run_id = &runs[0].run_id;
     browser
-        .click(&format!("#runs tbody tr[data-run-id='{run_id}']"))
-        .await;
+        .client()
+        .find(fantoccini::Locator::Css(&format!(
+            "#runs tbody tr[data-run-id='{run_id}']"
+        )))
+        .await
+        .unwrap()
+        .send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
     browser
         .until(
             "the run's detail",
@@ -599,7 +607,8 @@ async fn the_overview_shows_the_seeds_fields_as_get_overview_answers(app: TestAp
             &format!("return document.querySelectorAll('#run-log li').length === {lines};"),
         )
         .await;
-    // The run log's summary does not contradict the run: what it received is GetRun's.
+    // The run log's line says how the run started and how long it took, as GetRun has
+    // it, and no count that contradicts it.
     let received: u64 = run.tables.iter().map(|t| t.received).sum();
     assert!(received > 3000, "{run:?}");
     let summary = browser
@@ -607,6 +616,11 @@ async fn the_overview_shows_the_seeds_fields_as_get_overview_answers(app: TestAp
             "#runs tbody tr[data-run-id='{run_id}'] td[data-col=log]"
         ))
         .await;
+    let took = duration_text(run.duration.as_ref().expect("a finished run's duration"));
+    assert!(
+        summary.contains(&format!("manual (Sincronizar agora) · {took}")),
+        "{summary:?}"
+    );
     assert!(
         !summary.contains("recebidos")
             || summary.contains(&format!("{} recebidos", pt_int(received))),
