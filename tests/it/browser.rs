@@ -144,6 +144,8 @@ pub struct Browser {
     driver: Driver,
     downloads: tempfile::TempDir,
     _profile: tempfile::TempDir,
+    /// Every console message so far, each with whether a test looked for it (expected).
+    log: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 impl Browser {
@@ -225,6 +227,7 @@ impl Browser {
             downloads,
             driver,
             _profile: profile,
+            log: std::sync::Mutex::default(),
         })
     }
 
@@ -439,10 +442,21 @@ impl Browser {
         }
     }
 
-    /// The browser console's messages so far (each read once), as `LEVEL message`.
+    /// Every message of the browser console so far, as `LEVEL message`.
     pub async fn console(&self) -> Vec<String> {
+        self.read_console().await;
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// Adds the console's new messages (chromedriver hands each out once) to the log.
+    async fn read_console(&self) {
         let Ok(Some(session)) = self.client.session_id().await else {
-            return Vec::new();
+            return;
         };
         let log = driver_post(
             self.driver.port,
@@ -450,58 +464,61 @@ impl Browser {
             &json!({"type": "browser"}),
         )
         .await;
-        log["value"]
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{} {}",
-                            e["level"].as_str().unwrap_or_default(),
-                            e["message"].as_str().unwrap_or_default()
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let new = log["value"].as_array().cloned().unwrap_or_default();
+        self.log.lock().unwrap().extend(new.iter().map(|e| {
+            let m = format!(
+                "{} {}",
+                e["level"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default()
+            );
+            (m, false)
+        }));
     }
 
-    /// Waits until the console has a message containing `needle` and answers it.
+    /// Waits until the console has a message containing `needle` and answers it; that
+    /// message is expected ([`Browser::assert_console_clean`] passes over it).
     pub async fn console_line(&self, what: &str, needle: &str) -> String {
         let start = Instant::now();
         loop {
-            if let Some(m) = self
-                .console()
-                .await
-                .into_iter()
-                .find(|m| m.contains(needle))
+            self.read_console().await;
+            if let Some((m, expected)) = self
+                .log
+                .lock()
+                .unwrap()
+                .iter_mut()
+                .find(|(m, _)| m.contains(needle))
             {
-                return m;
+                *expected = true;
+                return m.clone();
             }
             if start.elapsed() > PATIENCE {
                 panic!(
-                    "{}: waited {PATIENCE:?} for {what} in the console",
-                    self.name
+                    "{}: waited {PATIENCE:?} for {what} in the console: {:#?}",
+                    self.name,
+                    self.log.lock().unwrap()
                 );
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    /// Fails the test if the console reported an error since the last look: a
+    /// Fails the test if the console reported an error a test did not expect: a
     /// Content-Security-Policy violation (a refused script, style, connection or frame),
     /// an uncaught exception, a resource that failed to load. The browser's own request
     /// for /favicon.ico, which the page does not name, is not the page's.
     pub async fn assert_console_clean(&self) {
+        self.read_console().await;
         let errors: Vec<String> = self
-            .console()
-            .await
-            .into_iter()
-            .filter(|m| {
-                (m.starts_with("SEVERE") || m.contains("Content Security Policy"))
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, expected)| {
+                !expected
+                    && (m.starts_with("SEVERE") || m.contains("Content Security Policy"))
                     && !m.contains("/favicon.ico ")
             })
+            .map(|(m, _)| m.clone())
             .collect();
         assert!(
             errors.is_empty(),

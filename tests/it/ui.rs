@@ -1633,3 +1633,60 @@ async fn the_page_is_framed_only_by_the_configured_origins_and_takes_its_token_f
     browser.close().await;
     drop(default);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_holds_the_page_to_its_content_security_policy() {
+    if crate::browser::missing().is_some() {
+        Browser::start("csp").await;
+        return;
+    }
+    let app = app(Backend::Sqlite).await.unwrap();
+    let browser = Browser::start("csp").await.unwrap();
+    browser.goto(&format!("{}/ui/", app.url())).await;
+    browser
+        .until(
+            "the sign-in form",
+            "return !document.getElementById('login').hidden;",
+        )
+        .await;
+    browser.assert_console_clean().await;
+
+    // What an injected script would try: run inline code, style inline, call elsewhere.
+    // The served policy refuses each, and the browser says so.
+    let elsewhere = format!("http://localhost:{}/ui/erpsync.binpb", app.port);
+    let tried = browser
+        .client()
+        .execute_async(
+            "const [url, done] = arguments; \
+             const s = document.createElement('script'); \
+             s.textContent = 'window.__inline = true;'; \
+             document.body.append(s); \
+             const p = document.createElement('p'); \
+             p.setAttribute('style', 'color: rgb(255, 0, 0)'); \
+             document.body.append(p); \
+             const red = getComputedStyle(p).color === 'rgb(255, 0, 0)'; \
+             fetch(url).then(() => done([window.__inline === true, red, 'fetched']), \
+                             (e) => done([window.__inline === true, red, String(e)]));",
+            vec![json!(elsewhere)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tried[0], json!(false), "an inline script ran: {tried}");
+    assert_eq!(tried[1], json!(false), "an inline style applied: {tried}");
+    assert_ne!(
+        tried[2],
+        json!("fetched"),
+        "another origin was reached: {tried}"
+    );
+    for directive in [
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+    ] {
+        let said = browser
+            .console_line(&format!("the refusal under {directive}"), directive)
+            .await;
+        assert!(said.contains("Content Security Policy"), "{said}");
+    }
+    browser.close().await;
+}
