@@ -102,8 +102,13 @@ fn printed_token(output: &str, port: u16) -> String {
 /// The page's data for the tenant: the overview (scheduled at local midnight, a
 /// DELETES_HELD alert, its last two runs SUCCESS then PARTIAL), every company in the CRM
 /// with a class or none, an ABC report with the three classes, and the European
-/// customers' companies and contacts held.
-async fn check_the_page_data(history: &mut IntegrationHistoryClient<Channel>, token: &str) {
+/// customers' companies and contacts held. When the script `reported` the ERP's counts
+/// (it does when grpcurl is installed, as in CI), the last run shows them.
+async fn check_the_page_data(
+    history: &mut IntegrationHistoryClient<Channel>,
+    token: &str,
+    output: &str,
+) {
     let tenant = || "northwind".to_owned();
     let overview = history
         .get_overview(authed(
@@ -148,6 +153,27 @@ async fn check_the_page_data(history: &mut IntegrationHistoryClient<Channel>, to
         "{:?}",
         overview.recent_runs
     );
+
+    let erp_counts: BTreeMap<&str, Option<u64>> = overview
+        .tables
+        .iter()
+        .map(|t| (t.table.as_str(), t.erp_count))
+        .collect();
+    if output.contains("ERP counts reported") {
+        let left = (CUSTOMERS - EUROPEAN) as u64;
+        assert_eq!(
+            [
+                erp_counts["company"],
+                erp_counts["contact"],
+                erp_counts["order"]
+            ],
+            [Some(left), Some(left), Some(830)],
+            "{:?}",
+            overview.tables
+        );
+    } else {
+        assert!(output.contains("ERP counts not reported"), "{output}");
+    }
 
     let companies = history
         .list_companies(authed(
@@ -235,13 +261,13 @@ async fn demo_script_fills_a_fresh_server_with_what_the_page_shows() {
         "{first}"
     );
     let token = printed_token(&first, port);
-    check_the_page_data(&mut history, &token).await;
+    check_the_page_data(&mut history, &token, &first).await;
 
     // Again: the tenant is reused, its deletions end SUPERSEDED by the new push and the
     // second run holds them again.
     let again = demo(&[]).await.unwrap();
     assert!(again.contains("already exists: reusing it"), "{again}");
-    check_the_page_data(&mut history, &printed_token(&again, port)).await;
+    check_the_page_data(&mut history, &printed_token(&again, port), &again).await;
 
     // --fresh: the tenant and its tokens are gone, then made again.
     let fresh = demo(&["--fresh"]).await.unwrap();
@@ -259,7 +285,7 @@ async fn demo_script_fills_a_fresh_server_with_what_the_page_shows() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), tonic::Code::Unauthenticated, "{gone:?}");
-    check_the_page_data(&mut history, &printed_token(&fresh, port)).await;
+    check_the_page_data(&mut history, &printed_token(&fresh, port), &fresh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
