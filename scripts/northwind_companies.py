@@ -9,6 +9,9 @@ With --grpc TENANT the batch is printed as an ErpIngest.Push request for grpcurl
 ({"tenant_id": TENANT, "table": "company", "records": [...]}).
 Reads the copy in this repository by default; no file outside the repository is needed.
 Usage: scripts/northwind_companies.py [--keep-real-documents] [--grpc TENANT] [PATH_TO_northwind.sql]
+
+Also the one reader of the dump for scripts/demo, which imports it: read_dump() and
+company_records().
 """
 import argparse
 import json
@@ -37,6 +40,46 @@ def values(line: str):
 # The Northwind dump the tests use, wherever the repository was cloned.
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "data", "northwind.sql")
 
+_INSERT = re.compile(r"INSERT INTO (\w+) VALUES")
+
+
+def read_dump(path: str, prog: str) -> dict:
+    """The values of every `INSERT INTO table VALUES (...)` line of the dump, by table, in
+    the dump's order. Exits with a message naming the file when it is missing, unreadable
+    or has no customers (not the Northwind dump)."""
+    path = os.path.normpath(path)
+    rows = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                m = _INSERT.match(line)
+                if m:
+                    rows.setdefault(m.group(1), []).append(values(line))
+    except FileNotFoundError:
+        sys.exit(f"{prog}: {path} not found: it ships with the repository as "
+                 "tests/data/northwind.sql (restore it with `git checkout -- tests/data/northwind.sql`) "
+                 "or pass the path of a Northwind SQL dump")
+    except OSError as e:
+        sys.exit(f"{prog}: cannot read {path}: {e.strerror}")
+    if not rows.get("customers"):
+        sys.exit(f"{prog}: {path} has no `INSERT INTO customers VALUES` lines: is it the Northwind dump?")
+    return rows
+
+
+def company_records(customers, keep_real_documents: bool = False, sellers=None) -> list:
+    """The customers as `company` records; the n-th (from 1) gets the made-up CNPJ cnpj(n)
+    unless keep_real_documents. `sellers` maps a customer id to its seller's external id."""
+    records = []
+    for n, row in enumerate(customers, start=1):
+        cid, name, _contact, _title, _addr, city, region, _postal, country, phone, _fax = row
+        fields = {"name": name, "city": city, "state": region, "country": country, "phone": phone}
+        if not keep_real_documents:
+            fields["document"] = cnpj(n)
+        if sellers and cid in sellers:
+            fields["seller_id"] = sellers[cid]
+        records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
+    return records
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -48,26 +91,8 @@ def main() -> None:
     parser.add_argument("--grpc", metavar="TENANT",
                         help="print an ErpIngest.Push request for TENANT (for grpcurl -d @)")
     args = parser.parse_args()
-    path = os.path.normpath(args.path)
-    records = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.startswith("INSERT INTO customers VALUES"):
-                    continue
-                cid, name, _contact, _title, _addr, city, region, _postal, country, phone, _fax = values(line)
-                fields = {"name": name, "city": city, "state": region, "country": country, "phone": phone}
-                if not args.keep_real_documents:
-                    fields["document"] = cnpj(len(records) + 1)
-                records.append({"external_id": cid, "fields": {k: v for k, v in fields.items() if v is not None}})
-    except FileNotFoundError:
-        sys.exit(f"{parser.prog}: {path} not found: it ships with the repository as "
-                 "tests/data/northwind.sql (restore it with `git checkout -- tests/data/northwind.sql`) "
-                 "or pass the path of a Northwind SQL dump")
-    except OSError as e:
-        sys.exit(f"{parser.prog}: cannot read {path}: {e.strerror}")
-    if not records:
-        sys.exit(f"{parser.prog}: {path} has no `INSERT INTO customers VALUES` lines: is it the Northwind dump?")
+    customers = read_dump(args.path, parser.prog)["customers"]
+    records = company_records(customers, args.keep_real_documents)
     batch = {"records": records}
     if args.grpc is not None:
         batch = {"tenant_id": args.grpc, "table": "company", "records": records}

@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod crm_count;
 mod delivery;
+mod demo;
 mod echoes;
 mod erp_outage;
 mod export;
