@@ -72,6 +72,20 @@ fn required() -> bool {
     std::env::var(BROWSER_ENV).is_ok_and(|v| v == "required")
 }
 
+/// True, after saying why, when the test `name` cannot have a browser here and skips;
+/// fails it instead when the browser is required (ERPSYNC_TEST_BROWSER=required).
+pub fn unavailable(name: &str) -> bool {
+    let Some(why) = missing() else {
+        return false;
+    };
+    assert!(
+        !required(),
+        "{BROWSER_ENV}=required but the browser is missing: {why}"
+    );
+    eprintln!("SKIPPED {name}: {why} (set {BROWSER_ENV}=required to fail instead)");
+    true
+}
+
 /// A chromedriver process (and the chromium it starts, in its process group).
 struct Driver {
     child: Child,
@@ -152,12 +166,7 @@ impl Browser {
     /// A new browser for the test `name` (screenshots are named after it); None (after
     /// saying why) when chromium or chromedriver is missing and the browser is not required.
     pub async fn start(name: &str) -> Option<Self> {
-        if let Some(why) = missing() {
-            assert!(
-                !required(),
-                "{BROWSER_ENV}=required but the browser is missing: {why}"
-            );
-            eprintln!("SKIPPED {name}: {why} (set {BROWSER_ENV}=required to fail instead)");
+        if unavailable(name) {
             return None;
         }
         // This test's screenshots of an earlier run (a failure's among them) are stale.

@@ -102,12 +102,10 @@ async fn browser_and<F: std::future::Future<Output = Seed>>(
     backend: Backend,
     seed: F,
 ) -> Option<(Browser, Seed)> {
-    if crate::browser::missing().is_some() {
-        // Says why (or fails when the browser is required).
-        Browser::start(&shot_name(short, backend)).await;
+    let name = shot_name(short, backend);
+    if crate::browser::unavailable(&name) {
         return None;
     }
-    let name = shot_name(short, backend);
     let (browser, seed) = tokio::join!(Browser::start(&name), seed);
     Some((browser.expect("the browser is here"), seed))
 }
@@ -1541,8 +1539,7 @@ fn serve_host(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_framed_only_by_the_configured_origins_and_takes_its_token_from_the_host() {
-    if crate::browser::missing().is_some() {
-        Browser::start("embedding").await;
+    if crate::browser::unavailable("embedding") {
         return;
     }
     // The host's origin first: one erpsync is configured with it, one keeps the default.
@@ -1636,8 +1633,7 @@ async fn the_page_is_framed_only_by_the_configured_origins_and_takes_its_token_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_holds_the_page_to_its_content_security_policy() {
-    if crate::browser::missing().is_some() {
-        Browser::start("csp").await;
+    if crate::browser::unavailable("csp") {
         return;
     }
     let app = app(Backend::Sqlite).await.unwrap();
