@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use erpsync::grpc::pb::{
@@ -53,33 +53,14 @@ fn try_demo(port: u16, db: &str, cwd: &Path, extra: &[&str]) -> (bool, String) {
             command.env_remove(name);
         }
     }
-    let child = command
+    command
         .arg(&script)
         .args(["--server", &format!("http://127.0.0.1:{port}")])
         .args(["--erpsync", env!("CARGO_BIN_EXE_erpsync")])
         .args(["--database-url", db])
         .args(extra)
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs python3");
-    let pid = child.id().to_string();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait_with_output());
-    });
-    let Ok(out) = done_rx.recv_timeout(SCRIPT_TIMEOUT) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("scripts/demo was still running after {SCRIPT_TIMEOUT:?}");
-    };
-    let out = out.expect("waits for python3");
-    let output = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), output)
+        .current_dir(cwd);
+    crate::helpers::run_script(command, "scripts/demo", SCRIPT_TIMEOUT)
 }
 
 /// The crm token the script printed for pasting, after checking it printed the page's

@@ -2,6 +2,8 @@
 //! or a throw-away PostgreSQL database when ERPSYNC_TEST_DATABASE_URL is set).
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::Utc;
 use erpsync::app;
@@ -15,8 +17,9 @@ use erpsync::grpc::pb::{
 };
 use erpsync::services::Services;
 use erpsync::storage::{tenants, tokens, Db};
+use erpsync::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 /// The env var naming an admin URL of a PostgreSQL server tests may create databases on.
@@ -598,4 +601,120 @@ pub async fn closed_within(stream: &mut tokio::net::TcpStream, bound: std::time:
         tokio::time::timeout(bound, stream.read(&mut buf)).await,
         Ok(Ok(0) | Err(_))
     )
+}
+
+/// The embedded CRM, holding a run at its first companies' and its first contacts'
+/// delivery until the test opens each gate: the run is RUNNING while the test looks.
+#[derive(Debug)]
+pub struct GatedCrm {
+    pub inner: EmbeddedSink,
+    pub companies: Gate,
+    pub contacts: Gate,
+}
+
+/// One hold of [`GatedCrm`]: `reached` is notified when the run arrives, `open` lets it
+/// pass (once: later calls pass at once).
+#[derive(Debug, Default, Clone)]
+pub struct Gate {
+    pub reached: Arc<Notify>,
+    pub open: Arc<Notify>,
+    passed: Arc<AtomicBool>,
+}
+
+impl Gate {
+    pub async fn hold(&self) {
+        if !self.passed.swap(true, Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.open.notified().await;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CrmSink for GatedCrm {
+    async fn upsert_companies(
+        &self,
+        call: SinkCall,
+        rows: &[erpsync::domain::crm::CrmCompany],
+    ) -> erpsync::error::Result<SinkAck> {
+        self.companies.hold().await;
+        self.inner.upsert_companies(call, rows).await
+    }
+    async fn upsert_contacts(
+        &self,
+        call: SinkCall,
+        rows: &[erpsync::domain::crm::CrmContact],
+    ) -> erpsync::error::Result<SinkAck> {
+        self.contacts.hold().await;
+        self.inner.upsert_contacts(call, rows).await
+    }
+    async fn delete_companies(
+        &self,
+        call: SinkCall,
+        ids: &[erpsync::domain::crm::Deletion],
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.delete_companies(call, ids).await
+    }
+    async fn delete_contacts(
+        &self,
+        call: SinkCall,
+        ids: &[erpsync::domain::crm::Deletion],
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.delete_contacts(call, ids).await
+    }
+    async fn apply_categories(
+        &self,
+        call: SinkCall,
+        rows: Vec<erpsync::domain::abc::Category>,
+    ) -> erpsync::error::Result<SinkAck> {
+        self.inner.apply_categories(call, rows).await
+    }
+    async fn count_records(
+        &self,
+        tenant: &erpsync::domain::tenant::TenantId,
+    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
+        self.inner.count_records(tenant).await
+    }
+    fn is_embedded(&self) -> bool {
+        self.inner.is_embedded()
+    }
+    fn reads_stored_categories(&self) -> bool {
+        self.inner.reads_stored_categories()
+    }
+    fn destination(&self) -> String {
+        "gated embedded CRM".into()
+    }
+}
+
+/// Runs `command` (an external script the tests drive) with its output captured; whether
+/// it exited 0, and its stdout then stderr. Killed, failing the test, after `timeout`.
+pub fn run_script(
+    mut command: std::process::Command,
+    what: &str,
+    timeout: std::time::Duration,
+) -> (bool, String) {
+    use std::process::Stdio;
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let pid = child.id().to_string();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    let Ok(out) = done_rx.recv_timeout(timeout) else {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        panic!("{what} was still running after {timeout:?}");
+    };
+    let out = out.unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), output)
 }

@@ -20,13 +20,12 @@ use erpsync::grpc::pb::{
 };
 use erpsync::storage::{lease, purge, runs, views};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::abc::{days_ago, invoice};
 use crate::both_backends;
-use crate::helpers::{authed, spawn_app_full, Backend, TestApp};
+use crate::helpers::{authed, spawn_app_full, Backend, Gate, GatedCrm, TestApp};
 use crate::ingest::{record, valid_fields};
 
 both_backends!(
@@ -587,89 +586,19 @@ async fn running_elsewhere(app: &TestApp, t: &Tenant) -> String {
     run.id
 }
 
-/// A CRM that holds every call until let go, then delivers to the embedded CRM.
-#[derive(Debug)]
-struct GatedSink {
-    inner: erpsync::worker::sink::EmbeddedSink,
-    entered: Arc<Notify>,
-    open: Arc<Notify>,
-}
-
-impl GatedSink {
-    async fn gate(&self) {
-        self.entered.notify_one();
-        self.open.notified().await;
-    }
-}
-
-use erpsync::domain::crm::Deletion;
-use erpsync::worker::sink::{CrmSink, SinkAck, SinkCall};
-
-#[tonic::async_trait]
-impl CrmSink for GatedSink {
-    async fn upsert_companies(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmCompany],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.gate().await;
-        self.inner.upsert_companies(call, rows).await
-    }
-    async fn upsert_contacts(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmContact],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.upsert_contacts(call, rows).await
-    }
-    async fn delete_companies(
-        &self,
-        call: SinkCall,
-        ids: &[Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_companies(call, ids).await
-    }
-    async fn delete_contacts(
-        &self,
-        call: SinkCall,
-        ids: &[Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_contacts(call, ids).await
-    }
-    async fn apply_categories(
-        &self,
-        call: SinkCall,
-        rows: Vec<erpsync::domain::abc::Category>,
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.apply_categories(call, rows).await
-    }
-    async fn count_records(
-        &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
-        self.inner.count_records(tenant).await
-    }
-    fn reads_stored_categories(&self) -> bool {
-        self.inner.reads_stored_categories()
-    }
-    fn destination(&self) -> String {
-        "gated".into()
-    }
-}
-
 async fn a_running_run_refuses_the_delete_unless_forced(app: TestApp) {
     let backend = app.backend;
     drop(app);
-    let (entered, open) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let (e, o) = (entered.clone(), open.clone());
+    let companies = Gate::default();
+    let gate = companies.clone();
     let app = spawn_app_full(
         backend,
         |_| {},
         move |db| {
-            Arc::new(GatedSink {
+            Arc::new(GatedCrm {
                 inner: erpsync::worker::sink::EmbeddedSink::new(db),
-                entered: e,
-                open: o,
+                companies: gate,
+                contacts: Gate::default(),
             })
         },
     )
@@ -725,13 +654,13 @@ async fn a_running_run_refuses_the_delete_unless_forced(app: TestApp) {
         .unwrap()
         .into_inner();
     let run_id = started.run.unwrap().run_id;
-    entered.notified().await;
+    companies.reached.notified().await;
     let err = delete(&app, &root, "acme", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&run_id), "{}", err.message());
     let done = delete(&app, &root, "acme", true).await.unwrap();
     assert!(done.deleted && done.rows_deleted > 0);
-    open.notify_one();
+    companies.open.notify_one();
     assert_eq!(
         app.state.worker.runs.stop(Duration::from_secs(30)).await,
         0,

@@ -8,7 +8,7 @@
 //! (`scripts/test` installs them; `.ci/run` requires them).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::cli::{erpsync, ok, serve_with};
@@ -121,7 +121,7 @@ fn run_example(args: &[String], envs: &[(&str, &str)]) -> (bool, String) {
             command.env_remove(name);
         }
     }
-    let child = command
+    command
         .arg("-u")
         .arg(example_dir().join("host_example.py"))
         .args(args)
@@ -129,27 +129,8 @@ fn run_example(args: &[String], envs: &[(&str, &str)]) -> (bool, String) {
         .env("ERPSYNC_STUBS_DIR", stubs.path())
         // Nothing written into the repository's tree.
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .current_dir(example_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs python3");
-    let pid = child.id().to_string();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait_with_output());
-    });
-    let Ok(out) = done_rx.recv_timeout(EXAMPLE_TIMEOUT) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("the Python host example was still running after {EXAMPLE_TIMEOUT:?}");
-    };
-    let out = out.expect("waits for python3");
-    let output = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), output)
+        .current_dir(example_dir());
+    crate::helpers::run_script(command, "the Python host example", EXAMPLE_TIMEOUT)
 }
 
 /// Fails the test, with the example's output, unless it passed every step.

@@ -21,14 +21,13 @@ use erpsync::grpc::pb::{
     ListPendingDeletesRequest, ListRunsRequest, ListTablesRequest, Schedule, TriggerSyncRequest,
     UpdateScheduleRequest, UpdateSettingsRequest,
 };
-use erpsync::worker::sink::{CrmSink, EmbeddedSink, SinkAck, SinkCall};
+use erpsync::worker::sink::EmbeddedSink;
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 use crate::browser::Browser;
 use crate::export::sheets;
-use crate::helpers::{authed, spawn_app_full, spawn_app_with, Backend, TestApp};
+use crate::helpers::{authed, spawn_app_full, spawn_app_with, Backend, Gate, GatedCrm, TestApp};
 use crate::northwind::{erp_records, northwind, push_over_http, PUSH_BATCH};
 
 type History = IntegrationHistoryClient<Channel>;
@@ -767,88 +766,6 @@ async fn the_schedule_form_shows_a_refused_time_next_to_its_field_and_saves_the_
     browser.screenshot("midnight").await;
     browser.assert_console_clean().await;
     browser.close().await;
-}
-
-/// A CRM that holds the run at its first companies' and first contacts' delivery until
-/// the test opens each gate: the run is RUNNING while the test looks.
-#[derive(Debug)]
-struct GatedCrm {
-    inner: EmbeddedSink,
-    companies: Gate,
-    contacts: Gate,
-}
-
-/// One hold: `reached` when the run arrives, `open` to let it pass (once).
-#[derive(Debug, Default, Clone)]
-struct Gate {
-    reached: Arc<Notify>,
-    open: Arc<Notify>,
-    passed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Gate {
-    async fn hold(&self) {
-        if !self.passed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.reached.notify_one();
-            self.open.notified().await;
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl CrmSink for GatedCrm {
-    async fn upsert_companies(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmCompany],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.companies.hold().await;
-        self.inner.upsert_companies(call, rows).await
-    }
-    async fn upsert_contacts(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmContact],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.contacts.hold().await;
-        self.inner.upsert_contacts(call, rows).await
-    }
-    async fn delete_companies(
-        &self,
-        call: SinkCall,
-        ids: &[erpsync::domain::crm::Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_companies(call, ids).await
-    }
-    async fn delete_contacts(
-        &self,
-        call: SinkCall,
-        ids: &[erpsync::domain::crm::Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_contacts(call, ids).await
-    }
-    async fn apply_categories(
-        &self,
-        call: SinkCall,
-        rows: Vec<erpsync::domain::abc::Category>,
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.apply_categories(call, rows).await
-    }
-    async fn count_records(
-        &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
-        self.inner.count_records(tenant).await
-    }
-    fn is_embedded(&self) -> bool {
-        self.inner.is_embedded()
-    }
-    fn reads_stored_categories(&self) -> bool {
-        self.inner.reads_stored_categories()
-    }
-    fn destination(&self) -> String {
-        "gated embedded CRM".into()
-    }
 }
 
 /// The cursors of the log lines the page shows, in order.
