@@ -127,6 +127,7 @@ pub async fn build_with_sink(
     };
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
+    crate::metrics::install();
     let (routes, health) = grpc::routes(services.clone(), &config.ui_frame_ancestors).await?;
     let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(

@@ -262,6 +262,11 @@ impl Ingestor {
         e.request_truncated = s.truncated;
         request_log::insert(&txn, &e, &s.body).await?;
         txn.commit().await?;
+        crate::metrics::records_judged(
+            s.table.id,
+            u64::from(reply.accepted),
+            reply.rejected.len() as u64,
+        );
         Ok(Staged { reply, response })
     }
 

@@ -47,7 +47,8 @@
 //!   catalog, records, the ABC analysis.
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
 //!
-//! Around them: [`config`] (every setting's default, flag, variable and check),
+//! Around them: [`metrics`] (every series the operator scrapes at `GET /metrics`, named
+//! once), [`config`] (every setting's default, flag, variable and check),
 //! [`conn`] (accepted connections: how many, how many per client address, how long
 //! without a call; each served over HTTP/1.1 or HTTP/2), [`throttle`] (rate limits),
 //! [`app`] (startup: builds the services, binds the listener, serves until stopped).
@@ -71,6 +72,7 @@ pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod logs;
+pub mod metrics;
 pub mod overview;
 pub mod paging;
 pub mod purge;

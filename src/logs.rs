@@ -224,6 +224,7 @@ impl LogHub {
     /// into `out`, until the backlog ends (without `follow`), the viewer goes (`out`
     /// closed) or the server closes the hub. Errors end the stream with the error.
     pub async fn serve(&self, req: Request, out: mpsc::Sender<Result<Item>>) {
+        let _counted = crate::metrics::LogFollower::counted();
         if let Err(e) = self.serve_inner(&self.db, req, &out).await {
             let _ = out.send(Err(e)).await;
         }

@@ -115,13 +115,14 @@ pub async fn routes(
             crate::edge::authenticate,
         ));
 
-    // Open to anyone (no token): health, reflection, the HTTP route's OpenAPI document
-    // and the `/ui/` page's files; a call admits its connection.
+    // Open to anyone (no token): health, reflection, the HTTP route's OpenAPI document,
+    // the `/ui/` page's files and the metrics; a call admits its connection.
     let docs = crate::http::docs_router()
         .merge(crate::ui::router(
             pb::FILE_DESCRIPTOR_SET,
             ui_frame_ancestors,
         ))
+        .merge(crate::http::metrics_router(services.db.clone()))
         .layer(axum::middleware::from_fn(crate::edge::admit));
     let router = Routes::new(health)
         .add_service(reflection_v1)

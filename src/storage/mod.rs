@@ -187,6 +187,18 @@ impl Db {
         self.alert_events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// The pool's connections now: open, and of them idle (for the metrics).
+    pub fn pool_use(&self) -> crate::metrics::PoolUse {
+        let (size, idle) = match self.pool() {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
+        };
+        crate::metrics::PoolUse {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        }
+    }
+
     /// SQLite or PostgreSQL.
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()

@@ -75,6 +75,7 @@ pub async fn insert(
     body: &StoredBody,
 ) -> Result<()> {
     let size = row_size(e, body.bytes.len());
+    crate::metrics::request_logged(usize::try_from(size).unwrap_or_default());
     let row = request_log::ActiveModel {
         id: Set(e.id.clone()),
         tenant_id: Set(e.tenant.as_str().to_owned()),

@@ -23,6 +23,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
 use crate::error::{AppError, Result};
+use crate::metrics::SinkOutcome;
 use crate::worker::sink::{CrmSink, SinkAck, SinkCall};
 use crate::worker::RunWorker;
 
@@ -197,6 +198,7 @@ impl<'a> Delivery<'a> {
         let started = tokio::time::Instant::now();
         let mut failed = 0;
         loop {
+            let call_started = tokio::time::Instant::now();
             let outcome = match tokio::time::timeout(policy.call_timeout, send(call.clone())).await
             {
                 Ok(outcome) => outcome,
@@ -208,8 +210,10 @@ impl<'a> Delivery<'a> {
                     transient: true,
                 }),
             };
+            let took = call_started.elapsed();
             let (status, transient) = match outcome {
                 Ok(ack) => {
+                    crate::metrics::sink_call(what, SinkOutcome::Ok, took);
                     if let Some(total) = ack.total {
                         self.totals
                             .lock()
@@ -219,12 +223,16 @@ impl<'a> Delivery<'a> {
                     return Ok(Some(ack));
                 }
                 Err(AppError::Sink { status, transient }) => (status, transient),
-                Err(other) => return Err(other),
+                Err(other) => {
+                    crate::metrics::sink_call(what, SinkOutcome::Failed, took);
+                    return Err(other);
+                }
             };
             failed += 1;
             let wait = policy.wait(failed);
             let spent = started.elapsed();
             if !transient || !policy.retries(failed, spent) {
+                crate::metrics::sink_call(what, SinkOutcome::Failed, took);
                 let why = if transient {
                     format!(
                         "gave up after {failed} attempt(s) in {}",
@@ -238,6 +246,7 @@ impl<'a> Delivery<'a> {
                     transient,
                 });
             }
+            crate::metrics::sink_call(what, SinkOutcome::Retried, took);
             let of = if policy.attempts > 0 {
                 format!(" of {}", policy.attempts)
             } else {

@@ -28,6 +28,7 @@ mod lease;
 mod limits;
 mod logs;
 mod masking;
+mod metrics;
 mod migrate;
 mod northwind;
 mod openapi;

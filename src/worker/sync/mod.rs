@@ -115,6 +115,7 @@ pub async fn interrupt_orphans(
     lease_cutoff: chrono::DateTime<Utc>,
 ) -> Result<usize> {
     let interrupted = runs::mark_interrupted(&worker.db, now, lease_cutoff).await?;
+    crate::metrics::runs_interrupted(interrupted.len());
     for (tenant, run_id) in &interrupted {
         tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
         let e = crate::domain::run::NewEvent {
@@ -311,7 +312,9 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
             Stage::Categorize => categorize::categorize(&mut ctx).await,
             Stage::Finish => finish::reconcile(&mut ctx).await,
         };
-        let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let took = t0.elapsed();
+        crate::metrics::stage_ended(stage.as_str(), took);
+        let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let outcome = match result {
             Ok(o) => o.to_string(),
             Err(e) => {
@@ -396,6 +399,11 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
     if let Err(e) = runs::finish(&worker.db, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
+    crate::metrics::run_ended(
+        status,
+        detail.summary.trigger,
+        detail.summary.duration().and_then(|d| d.to_std().ok()),
+    );
     if let Err(e) = lease::release(&worker.db, tenant, &detail.summary.id).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
     }

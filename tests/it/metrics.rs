@@ -1,0 +1,114 @@
+//! `GET /metrics`: after pushes and a run, the series an operator watches move by what
+//! happened. The recorder is process-wide (tests running beside this one add to the same
+//! counters), so every check is on what a scrape after the work adds to one before it.
+
+use std::collections::BTreeMap;
+
+use erpsync::grpc::pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both_backends;
+use crate::helpers::{authed, TestApp};
+use crate::ingest::{record, valid_fields};
+use crate::sync::{companies, setup};
+
+both_backends!(a_run_and_its_pushes_move_the_operators_series);
+
+/// One scrape: each sample line's series (name and labels, as written) and value.
+async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let samples = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    (body.to_owned(), samples)
+}
+
+/// What `series` grew by from `before` to `after` (absent counts as 0).
+fn grew(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
+    after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+}
+
+async fn a_run_and_its_pushes_move_the_operators_series(app: TestApp) {
+    let mut ctx = setup(app).await;
+    let (_, before) = scrape(ctx.app.port).await;
+
+    ctx.push("company", companies(0..5)).await;
+    let mut bad = valid_fields("company");
+    bad.as_object_mut().unwrap().remove("document");
+    let reply = ctx
+        .app
+        .ingest()
+        .await
+        .push(authed(
+            pb::PushRequest {
+                tenant_id: "acme".into(),
+                table: "company".into(),
+                records: vec![record("ok", &valid_fields("company")), record("bad", &bad)],
+            },
+            &ctx.erp,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.rejected.len(), 1);
+    let run = ctx.run().await.run.unwrap();
+    assert_eq!(run.status(), pb::RunStatus::Success, "{run:?}");
+
+    let (text, after) = scrape(ctx.app.port).await;
+    for (series, at_least) in [
+        (r#"erpsync_records_accepted_total{table="company"}"#, 6.0),
+        (r#"erpsync_records_rejected_total{table="company"}"#, 1.0),
+        (
+            r#"erpsync_runs_total{status="SUCCESS",trigger="MANUAL"}"#,
+            1.0,
+        ),
+        (
+            r#"erpsync_run_duration_seconds_count{status="SUCCESS"}"#,
+            1.0,
+        ),
+        (r#"erpsync_stage_duration_seconds_count{stage="push"}"#, 1.0),
+        (
+            r#"erpsync_sink_calls_total{call="UpsertCompanies",outcome="ok"}"#,
+            1.0,
+        ),
+        ("erpsync_request_log_bytes_total", 100.0),
+    ] {
+        let by = grew(&before, &after, series);
+        assert!(
+            by >= at_least,
+            "{series} grew by {by}, expected ≥ {at_least}:\n{text}"
+        );
+    }
+    // The pool is read at the scrape; no series names a tenant.
+    assert!(
+        after.contains_key(r#"erpsync_db_pool_connections{state="idle"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("acme"),
+        "a tenant id in the metrics:\n{text}"
+    );
+    assert!(
+        text.contains("# TYPE erpsync_run_duration_seconds histogram"),
+        "{text}"
+    );
+}
