@@ -15,41 +15,14 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
 
-use crate::helpers::{authed, closed_within, spawn_app_with, TestApp};
+use crate::helpers::{authed, closed_within, TestApp};
 use crate::pki::{https_post, Pki};
 
 /// The address the attacker's connections come from.
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
 
-/// Runs `body` on a server tuned by `tune`, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident => $tune:expr),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = spawn_app_with(crate::helpers::Backend::Sqlite, $tune).await.unwrap();
-                    super::$name(app).await;
-                }
-            )*
-            use super::*;
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = spawn_app_with(crate::helpers::Backend::Postgres, $tune).await else {
-                        return;
-                    };
-                    super::$name(app).await;
-                }
-            )*
-            use super::*;
-        }
-    };
-}
-
-on_both_backends!(
+crate::both_backends!(
+    tuned:
     a_flood_from_one_address_locks_no_one_else_out => |c: &mut Config| {
         // The default caps (512 connections, 64 per address); a short first-call
         // deadline so the test sees the attacker's admitted slots come back.

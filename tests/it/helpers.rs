@@ -47,9 +47,65 @@ pub struct TestApp {
 }
 
 /// Runs a test body on both backends: `both_backends!(fn_a, fn_b);` makes
-/// `sqlite::fn_a`, `postgres::fn_a`, … Each body is `async fn(TestApp)`.
+/// `sqlite::fn_a`, `postgres::fn_a`, … Each body is `async fn(TestApp)`. Two other forms:
+/// `both_backends!(tuned: fn_a => |c| …, …)` serves each body a server whose
+/// configuration the closure adjusts (the closure sees the test file's items), and
+/// `both_backends!(backend: fn_a, …)` hands each body the [`Backend`] to start its own
+/// servers on (`async fn(Backend)`). The PostgreSQL variants return at once when
+/// ERPSYNC_TEST_DATABASE_URL is unset.
 #[macro_export]
 macro_rules! both_backends {
+    (tuned: $($name:ident => $tune:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $tune)
+                        .await
+                        .expect("sqlite is always available");
+                    super::$name(app).await;
+                }
+            )*
+            #[allow(unused_imports)]
+            use super::*;
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $tune).await else {
+                        eprintln!("{} unset: PostgreSQL variant not run", $crate::helpers::PG_ENV);
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+            #[allow(unused_imports)]
+            use super::*;
+        }
+    };
+    (backend: $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if std::env::var($crate::helpers::PG_ENV).is_err() {
+                        eprintln!("{} unset: PostgreSQL variant not run", $crate::helpers::PG_ENV);
+                        return;
+                    }
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

@@ -13,38 +13,11 @@ use tokio::net::TcpStream;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{authed, closed_within, http_post, spawn_app_with, Backend, TestApp};
+use crate::helpers::{authed, closed_within, http_post, Backend, TestApp};
 use crate::ingest::valid_fields;
 
-/// Runs `body` on a server tuned by `tune`, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident => $tune:expr),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = spawn_app_with(super::Backend::Sqlite, $tune).await.unwrap();
-                    super::$name(app).await;
-                }
-            )*
-            use super::*;
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = spawn_app_with(super::Backend::Postgres, $tune).await else {
-                        return;
-                    };
-                    super::$name(app).await;
-                }
-            )*
-            use super::*;
-        }
-    };
-}
-
-on_both_backends!(
+crate::both_backends!(
+    tuned:
     connections_past_the_cap_are_closed_at_once_and_slots_come_back => |c: &mut Config| {
         c.conn.max_connections = 3;
     },

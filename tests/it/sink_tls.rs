@@ -17,31 +17,8 @@ use crate::sync::{app_with_sink_target, setup, HostCrm, HostCrmService};
 
 const SECRET: &str = "s3cret-of-the-host";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if std::env::var(crate::helpers::PG_ENV).is_err() {
-                        return;
-                    }
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::both_backends!(
+    backend:
     a_tls_sink_receives_every_call_with_erpsyncs_certificate_and_secret,
     a_sink_whose_certificate_another_ca_signed_receives_nothing,
     a_secret_the_host_refuses_fails_the_run_and_is_never_shown,

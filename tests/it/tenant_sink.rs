@@ -23,31 +23,8 @@ use crate::sync::{app_with_sink_target, start_host, HostCrm, HostCrmService};
 
 const SECRET: &str = "acme-s3cret-for-its-own-sink";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if std::env::var(crate::helpers::PG_ENV).is_err() {
-                        return;
-                    }
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::both_backends!(
+    backend:
     each_tenant_delivers_to_its_own_sink_or_the_servers,
     a_tenant_sink_whose_certificate_another_ca_signed_fails_the_run,
     only_an_admin_sets_a_tenant_sink_and_a_bad_one_changes_nothing,
