@@ -45,6 +45,8 @@ pub async fn build_with_sink(
     config
         .validate()
         .map_err(crate::error::AppError::InvalidArgument)?;
+    // Before anything is counted (the runs a dead server left are, just below).
+    crate::metrics::install();
     let tls = config
         .tls
         .as_ref()
@@ -89,7 +91,7 @@ pub async fn build_with_sink(
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
-        history: crate::history::History::new(db.clone()).with_sinks(sinks.clone()),
+        history: crate::history::History::new(db.clone(), sinks.clone()),
         tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone())),
         worker: crate::worker::RunWorker {
             db: db.clone(),
@@ -127,7 +129,6 @@ pub async fn build_with_sink(
     };
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
-    crate::metrics::install();
     let (routes, health) = grpc::routes(services.clone(), &config.ui_frame_ancestors).await?;
     let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(

@@ -8,7 +8,7 @@ use crate::domain::tenant::TenantId;
 use crate::domain::token::{parse_token_id, presented, Grant, Role, TokenRequest};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::paging::{timed, timed_position, Page, Pager};
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 
 use crate::domain::token::{legacy_hash, NewToken, Presented, TokenInfo};
 use crate::storage::{tokens, Db};
@@ -83,8 +83,7 @@ impl Tokens {
             role: request.role,
             scope: request.scope,
         };
-        // To the microsecond, as both backends store it: the listing pages by it.
-        let now = Utc::now().trunc_subsecs(6);
+        let now = crate::storage::stored_now();
         let expires_at = request
             .expires_in_days
             .map(|d| now + chrono::TimeDelta::days(i64::from(d)));

@@ -291,8 +291,24 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+impl AppError {
+    /// Whether this is PostgreSQL's deadlock (40P01): the transaction was rolled back and
+    /// may be tried again.
+    pub fn is_deadlock(&self) -> bool {
+        use sea_orm::{DbErr, RuntimeErr};
+        let Self::Database(
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+            | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(d))),
+        ) = self
+        else {
+            return false;
+        };
+        d.code().as_deref() == Some("40P01")
+    }
+}
+
 /// What a write of a tenant removed meanwhile is answered.
-pub const GONE_MESSAGE: &str =
+const GONE_MESSAGE: &str =
     "the tenant (or its run) this writes to no longer exists: it was removed meanwhile";
 
 /// An error of a query run through sqlx directly, sorted like sea-orm's.

@@ -24,34 +24,24 @@ pub struct History {
     db: Db,
     /// The listings' page tokens.
     pager: Pager,
-    /// Names the sink each tenant delivers to; None: the embedded CRM for every tenant.
-    sinks: Option<crate::worker::tenant_sink::Sinks>,
+    /// Names the sink each tenant delivers to.
+    sinks: crate::worker::tenant_sink::Sinks,
 }
 
 impl History {
-    /// The history kept in `db`.
-    pub fn new(db: Db) -> Self {
+    /// The history kept in `db`, naming each tenant's sink in its overview through
+    /// `sinks`.
+    pub fn new(db: Db, sinks: crate::worker::tenant_sink::Sinks) -> Self {
         Self {
             pager: Pager::new(db.clone()),
             db,
-            sinks: None,
-        }
-    }
-
-    /// The same, naming each tenant's sink in its overview through `sinks`.
-    pub fn with_sinks(self, sinks: crate::worker::tenant_sink::Sinks) -> Self {
-        Self {
-            sinks: Some(sinks),
-            ..self
+            sinks,
         }
     }
 
     /// The overview of `tenant` as of `now`, with the sink it delivers to.
     async fn load(&self, tenant: &TenantId, now: chrono::DateTime<Utc>) -> Result<Overview> {
-        let crm_sink = match &self.sinks {
-            Some(sinks) => sinks.name(tenant).await?,
-            None => crate::worker::tenant_sink::EMBEDDED.to_owned(),
-        };
+        let crm_sink = self.sinks.name(tenant).await?;
         overview::load(&self.db, tenant, now, crm_sink).await
     }
 

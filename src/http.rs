@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
@@ -25,7 +25,6 @@ use crate::domain::text::excerpt;
 use crate::domain::token::Grant;
 use crate::error::AppError;
 use crate::ingest::{self, Ingestor, RequestBody, RequestMeta};
-use crate::storage::Db;
 
 /// What the HTTP route uses.
 #[derive(Clone)]
@@ -62,28 +61,6 @@ pub fn docs_router() -> Router {
 
 async fn openapi() -> Response {
     json_response(StatusCode::OK, OPENAPI_JSON.to_owned())
-}
-
-/// `GET /metrics`: the operator's metrics in Prometheus' text format (see
-/// [`crate::metrics`]), with `db`'s pool read at the scrape. Like health, it needs no
-/// token: no series names a tenant.
-pub fn metrics_router(db: Db) -> Router {
-    Router::new()
-        .route(
-            crate::metrics::METRICS_PATH,
-            get(|State(db): State<Db>| async move {
-                let text = crate::metrics::render(db.pool_use());
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                    )],
-                    text,
-                )
-                    .into_response()
-            }),
-        )
-        .with_state(db)
 }
 
 /// The answer to a path no route serves: gRPC callers get UNIMPLEMENTED (as tonic

@@ -260,8 +260,9 @@ impl Ingestor {
         };
         let mut e = entry(meta, &request_id, "OK", 200, &reply, response.clone(), None);
         e.request_truncated = s.truncated;
-        request_log::insert(&txn, &e, &s.body).await?;
+        let logged = request_log::insert(&txn, &e, &s.body).await?;
         txn.commit().await?;
+        crate::metrics::request_logged(logged);
         crate::metrics::records_judged(
             s.table.id,
             u64::from(reply.accepted),

@@ -11,13 +11,16 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::Router;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::run::{RunStatus, RunTrigger};
 
 /// Where the metrics are served.
-pub const METRICS_PATH: &str = "/metrics";
+const METRICS_PATH: &str = "/metrics";
 
 /// Histogram buckets, in seconds: from a 5 ms call to a 10-minute run.
 const BUCKETS: &[f64] = &[
@@ -54,9 +57,29 @@ pub fn install() {
     handle();
 }
 
+/// `GET /metrics`: the exposition text, with the database pool read by `pool` at each
+/// scrape. Like health, it needs no token: no series names a tenant.
+pub fn router<F>(pool: F) -> Router
+where
+    F: Fn() -> PoolUse + Clone + Send + Sync + 'static,
+{
+    Router::new().route(
+        METRICS_PATH,
+        get(move || async move {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                )],
+                render(pool()),
+            )
+        }),
+    )
+}
+
 /// The exposition text of every series, with the database pool's `idle` and `size` read
 /// now.
-pub fn render(pool: PoolUse) -> String {
+fn render(pool: PoolUse) -> String {
     let handle = handle();
     gauge!("erpsync_db_pool_connections", "state" => "idle").set(pool.idle as f64);
     gauge!("erpsync_db_pool_connections", "state" => "in_use")
@@ -105,7 +128,7 @@ fn describe() {
     describe_counter!(
         "erpsync_request_log_bytes_total",
         Unit::Bytes,
-        "Request bodies written to the request log (after the cap)."
+        "Request-log rows committed, in bytes as tenants' usage counts them (body as stored)."
     );
     describe_counter!(
         "erpsync_sink_calls_total",
@@ -154,9 +177,9 @@ pub fn records_judged(table: &'static str, accepted: u64, rejected: u64) {
     counter!("erpsync_records_rejected_total", "table" => table).increment(rejected);
 }
 
-/// `bytes` of a request body were logged.
-pub fn request_logged(bytes: usize) {
-    counter!("erpsync_request_log_bytes_total").increment(bytes as u64);
+/// A request-log row of `bytes` (as the tenant's usage counts it) was committed.
+pub fn request_logged(bytes: u64) {
+    counter!("erpsync_request_log_bytes_total").increment(bytes);
 }
 
 /// How a call to the CRM sink ended.
@@ -171,16 +194,14 @@ pub enum SinkOutcome {
 }
 
 /// A call `call` ("UpsertCompanies", …) to the CRM sink took `took` and ended `outcome`.
-pub fn sink_call(call: &str, outcome: SinkOutcome, took: Duration) {
+pub fn sink_call(call: &'static str, outcome: SinkOutcome, took: Duration) {
     let outcome = match outcome {
         SinkOutcome::Ok => "ok",
         SinkOutcome::Retried => "retried",
         SinkOutcome::Failed => "failed",
     };
-    counter!("erpsync_sink_calls_total", "call" => call.to_owned(), "outcome" => outcome)
-        .increment(1);
-    histogram!("erpsync_sink_call_duration_seconds", "call" => call.to_owned())
-        .record(took.as_secs_f64());
+    counter!("erpsync_sink_calls_total", "call" => call, "outcome" => outcome).increment(1);
+    histogram!("erpsync_sink_call_duration_seconds", "call" => call).record(took.as_secs_f64());
 }
 
 /// An alert of `kind` was opened (`true`) or resolved.

@@ -2,7 +2,7 @@
 //! for the operator's commands (on the database) and Admin (the host's backend) alike.
 //! The "Dados ERP" page's own reads and settings stay in [`crate::history`].
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::Utc;
 
 use crate::domain::page_token::{Listing, Scope};
 use crate::domain::tenant::{
@@ -61,7 +61,9 @@ impl Tenants {
     /// Creates the tenant `new` asks for (the product's defaults for what it leaves out):
     /// INVALID_ARGUMENT naming every bad field, ALREADY_EXISTS when its id is taken.
     pub async fn create(&self, new: NewTenant) -> Result<Tenant> {
-        let t = new.tenant(stored_now()).map_err(AppError::InvalidFields)?;
+        let t = new
+            .tenant(crate::storage::stored_now())
+            .map_err(AppError::InvalidFields)?;
         tenants::insert(&self.db, &t).await?;
         tracing::info!(tenant = %t.id, "tenant created");
         Ok(t)
@@ -79,7 +81,7 @@ impl Tenants {
         if settings.is_none() && schedule.is_none() {
             return self.get(id).await;
         }
-        let now = stored_now();
+        let now = crate::storage::stored_now();
         let t = tenants::update(&self.db, id, |t| {
             if let Some(settings) = settings {
                 settings.apply(t, now).map_err(AppError::InvalidFields)?;
@@ -106,12 +108,8 @@ impl Tenants {
 
     /// A tenant with its health and sink, as of now.
     pub async fn info(&self, tenant: Tenant) -> Result<TenantInfo> {
-        self.info_at(tenant, Utc::now()).await
-    }
-
-    async fn info_at(&self, tenant: Tenant, now: DateTime<Utc>) -> Result<TenantInfo> {
         Ok(TenantInfo {
-            health: overview::health(&self.db, &tenant, now).await?,
+            health: overview::health(&self.db, &tenant, Utc::now()).await?,
             crm_sink: self.crm_sink(&tenant.id).await?,
             tenant,
         })
@@ -119,7 +117,7 @@ impl Tenants {
 
     /// Where `tenant`'s runs deliver, for a person: its own sink, the server's, or
     /// "embedded" (erpsync's own tables); "" when this handle does not know the server's.
-    pub async fn crm_sink(&self, tenant: &TenantId) -> Result<String> {
+    async fn crm_sink(&self, tenant: &TenantId) -> Result<String> {
         match &self.sinks {
             Some(sinks) => sinks.name(tenant).await,
             None => Ok(String::new()),
@@ -152,12 +150,18 @@ impl Tenants {
             let last = (batch.len() as u64) < page_size;
             for t in batch {
                 after = Some(t.id.to_string());
-                let info = self.info_at(t, now).await?;
-                if filter.health.is_none_or(|h| h == info.health) {
-                    items.push(info);
-                    if items.len() as u64 == page_size {
-                        break 'read;
-                    }
+                // The sink is named (a read) only for the tenants the filter keeps.
+                let health = overview::health(&self.db, &t, now).await?;
+                if filter.health.is_some_and(|h| h != health) {
+                    continue;
+                }
+                items.push(TenantInfo {
+                    crm_sink: self.crm_sink(&t.id).await?,
+                    health,
+                    tenant: t,
+                });
+                if items.len() as u64 == page_size {
+                    break 'read;
                 }
             }
             if last {
@@ -168,9 +172,4 @@ impl Tenants {
             .page(items, page_size, listing, |last| last.tenant.id.to_string())
             .await
     }
-}
-
-/// Now, to the microsecond both backends store: what is answered is what is stored.
-fn stored_now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }

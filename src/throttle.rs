@@ -160,7 +160,7 @@ pub struct TenantSlots {
 
 impl TenantSlots {
     /// At most `max` calls open per key; `what` names them in a refusal ("log streams").
-    pub fn new(max: usize, what: &'static str) -> Self {
+    fn new(max: usize, what: &'static str) -> Self {
         Self {
             max,
             what,

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 
 /// Where the page is served.
-pub const UI_PATH: &str = "/ui/";
+const UI_PATH: &str = "/ui/";
 
 /// Who may frame the page by default: only pages of erpsync's own origin.
 pub const DEFAULT_UI_FRAME_ANCESTORS: &str = "'self'";

@@ -101,6 +101,12 @@ impl SecretKey {
     }
 }
 
+/// Whether `secret` fits an `authorization: Bearer` header as it is: printable ASCII,
+/// no spaces or control characters (an empty one does not).
+pub fn header_safe(secret: &str) -> bool {
+    !secret.is_empty() && secret.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// `url` with any password (`user:secret@`, `?password=secret`) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     let (base, query) = match url.split_once('?') {

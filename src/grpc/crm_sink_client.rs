@@ -60,7 +60,8 @@ impl SinkTarget {
     /// reached as `access` says.
     pub fn new(url: &str, access: &SinkAccess) -> Result<Self> {
         Ok(Self {
-            endpoint: endpoint(url, access, &setting::CRM_SINK)?.connect_timeout(CONNECT_TIMEOUT),
+            endpoint: endpoint(url, access, Some(&setting::CRM_SINK))?
+                .connect_timeout(CONNECT_TIMEOUT),
             bearer: Bearer::new(access)?,
             url: crate::domain::secret::redact_url(url),
         })
@@ -144,15 +145,15 @@ impl TenantSinks {
         }
     }
 
-    /// The endpoint of `address`: TLS settings only for a TLS address.
-    fn endpoint(&self, address: &str) -> Result<Endpoint> {
-        let tls = address.starts_with("grpcs://") || address.starts_with("https://");
-        let access = if tls {
+    /// The endpoint of `address`: TLS settings only for a TLS address; a problem with it
+    /// names it as `named`, when given.
+    fn endpoint(&self, address: &str, named: Option<&dyn std::fmt::Display>) -> Result<Endpoint> {
+        let access = if is_tls(address) {
             self.access.clone()
         } else {
             SinkAccess::default()
         };
-        Ok(endpoint(address, &access, &"address")?
+        Ok(endpoint(address, &access, named)?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(self.call_timeout))
     }
@@ -160,12 +161,9 @@ impl TenantSinks {
 
 impl crate::worker::tenant_sink::SinkConnector for TenantSinks {
     fn check(&self, address: &str) -> std::result::Result<(), String> {
-        self.endpoint(address).map(drop).map_err(|e| {
-            let message = e.to_string();
-            message
-                .strip_prefix("address: ")
-                .map_or(message.clone(), str::to_owned)
-        })
+        self.endpoint(address, None)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn connect(&self, address: &str, secret: Option<&str>) -> Result<std::sync::Arc<dyn CrmSink>> {
@@ -178,7 +176,7 @@ impl crate::worker::tenant_sink::SinkConnector for TenantSinks {
             match channels.get(address) {
                 Some(known) => known.clone(),
                 None => {
-                    let endpoint = self.endpoint(address)?;
+                    let endpoint = self.endpoint(address, Some(&"address"))?;
                     let channel = endpoint.connect_lazy();
                     channels.insert(address.to_owned(), (endpoint.clone(), channel.clone()));
                     (endpoint, channel)
@@ -215,7 +213,7 @@ impl Bearer {
                  spaces (the value is not shown)"
             ))
         };
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        if !crate::domain::secret::header_safe(token) {
             return Err(refused());
         }
         let mut value =
@@ -237,17 +235,30 @@ impl Interceptor for Bearer {
     }
 }
 
+/// Whether `url` is a TLS sink's: `grpcs://` or `https://`.
+fn is_tls(url: &str) -> bool {
+    url.starts_with("grpcs://") || url.starts_with("https://")
+}
+
 /// The endpoint of `url`: in clear for `grpc://` (`http://`), over TLS for `grpcs://`
 /// (`https://`) with `access`'s CA (the system's roots without one) and certificate;
-/// a problem with `url` names it as `named`.
-fn endpoint(url: &str, access: &SinkAccess, named: &dyn std::fmt::Display) -> Result<Endpoint> {
-    let bad = |problem: String| AppError::InvalidArgument(format!("{named}: {problem}"));
-    let (http, tls) = if let Some(rest) = url.strip_prefix("grpc://") {
-        (format!("http://{rest}"), false)
-    } else if let Some(rest) = url.strip_prefix("grpcs://") {
-        (format!("https://{rest}"), true)
-    } else {
-        (url.to_owned(), url.starts_with("https://"))
+/// a problem with `url` names it as `named`, when given.
+fn endpoint(
+    url: &str,
+    access: &SinkAccess,
+    named: Option<&dyn std::fmt::Display>,
+) -> Result<Endpoint> {
+    let bad = |problem: String| {
+        AppError::InvalidArgument(match named {
+            Some(named) => format!("{named}: {problem}"),
+            None => problem,
+        })
+    };
+    let tls = is_tls(url);
+    let http = match (url.strip_prefix("grpc://"), url.strip_prefix("grpcs://")) {
+        (Some(rest), _) => format!("http://{rest}"),
+        (_, Some(rest)) => format!("https://{rest}"),
+        _ => url.to_owned(),
     };
     let endpoint =
         Endpoint::from_shared(http).map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;

@@ -122,7 +122,10 @@ pub async fn routes(
             pb::FILE_DESCRIPTOR_SET,
             ui_frame_ancestors,
         ))
-        .merge(crate::http::metrics_router(services.db.clone()))
+        .merge({
+            let db = services.db.clone();
+            crate::metrics::router(move || db.pool_use())
+        })
         .layer(axum::middleware::from_fn(crate::edge::admit));
     let router = Routes::new(health)
         .add_service(reflection_v1)

@@ -277,7 +277,7 @@ pub async fn delete(db: &Db, id: &TenantId, force: bool) -> Result<Option<Remove
     let mut attempt = 0;
     loop {
         match delete_once(db, id, force).await {
-            Err(e) if attempt < 3 && is_deadlock(&e) => attempt += 1,
+            Err(e) if attempt < 3 && e.is_deadlock() => attempt += 1,
             other => return other,
         }
     }
@@ -337,19 +337,6 @@ async fn tokens_alone(txn: &DatabaseTransaction, id: &TenantId) -> Result<Vec<St
         .all(txn)
         .await?;
     Ok(linked.into_iter().filter(|t| !shared.contains(t)).collect())
-}
-
-/// Whether `e` is PostgreSQL's deadlock (40P01).
-fn is_deadlock(e: &AppError) -> bool {
-    let AppError::Database(err) = e else {
-        return false;
-    };
-    let (sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx::Error::Database(d)))
-    | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx::Error::Database(d)))) = err
-    else {
-        return false;
-    };
-    d.code().as_deref() == Some("40P01")
 }
 
 /// A page of one table's rows of a tenant, as export lines, and where the next starts.

@@ -67,15 +67,14 @@ fn row_size(e: &RequestLogEntry, stored_body: usize) -> i64 {
     i64::try_from(text).unwrap_or(i64::MAX).saturating_add(80)
 }
 
-/// Writes one entry inside `txn` and counts it in the tenant's usage.
-/// `body` is the request body to store (`e.request_body` is not read).
+/// Writes one entry inside `txn` and counts it in the tenant's usage; returns the bytes
+/// it counted. `body` is the request body to store (`e.request_body` is not read).
 pub async fn insert(
     txn: &DatabaseTransaction,
     e: &RequestLogEntry,
     body: &StoredBody,
-) -> Result<()> {
+) -> Result<u64> {
     let size = row_size(e, body.bytes.len());
-    crate::metrics::request_logged(usize::try_from(size).unwrap_or_default());
     let row = request_log::ActiveModel {
         id: Set(e.id.clone()),
         tenant_id: Set(e.tenant.as_str().to_owned()),
@@ -107,7 +106,8 @@ pub async fn insert(
             ..Default::default()
         },
     )
-    .await
+    .await?;
+    Ok(u64::try_from(size).unwrap_or_default())
 }
 
 /// The widest `endpoint` and `table_name` the table holds, in characters.
@@ -135,8 +135,9 @@ fn clip(label: &str) -> String {
 /// Writes one entry in its own transaction.
 pub async fn insert_alone(db: &Db, e: &RequestLogEntry) -> Result<()> {
     let txn = db.begin_write().await?;
-    insert(&txn, e, &StoredBody::encode(&e.request_body)).await?;
+    let bytes = insert(&txn, e, &StoredBody::encode(&e.request_body)).await?;
     txn.commit().await?;
+    crate::metrics::request_logged(bytes);
     Ok(())
 }
 

@@ -126,22 +126,20 @@ pub async fn find_grant(
         tracing::info!(token = %token.id, "expired token refused");
         return Ok(None);
     }
-    if token
-        .last_used_at
-        .is_none_or(|at| now - at >= LAST_USED_EVERY)
-    {
-        let (db, id) = (db.clone(), token.id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = mark_used(&db, &id, now).await {
-                tracing::warn!(token = %id, error = %e, "cannot record a token's last use");
-            }
-        });
-    }
+    let last_used = token.last_used_at;
     let grant = grant_of(db, token).await?;
     // A token read just before its last tenant was removed (Admin.DeleteTenant takes
     // such tokens with it): its tenant links are gone by now, and so is the token.
     if matches!(&grant.scope, TenantScope::Listed(ids) if ids.is_empty()) {
         return Ok(None);
+    }
+    if last_used.is_none_or(|at| now - at >= LAST_USED_EVERY) {
+        let (db, id) = (db.clone(), grant.token_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = mark_used(&db, &id, now).await {
+                tracing::warn!(token = %id, error = %e, "cannot record a token's last use");
+            }
+        });
     }
     Ok(Some(grant))
 }

@@ -179,7 +179,7 @@ impl<'a> Delivery<'a> {
         &self,
         stage: Stage,
         table: Table,
-        what: &str,
+        what: &'static str,
         key: String,
         send: F,
     ) -> Result<Option<SinkAck>>

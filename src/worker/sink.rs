@@ -45,6 +45,17 @@ pub struct CrmCounts {
     pub source: CrmCountSource,
 }
 
+impl CrmCounts {
+    /// The count of `table`: companies, else contacts.
+    pub fn of(&self, table: crate::domain::tables::Table) -> u64 {
+        if table == crate::domain::tables::Table::Company {
+            self.companies
+        } else {
+            self.contacts
+        }
+    }
+}
+
 /// A CRM that receives companies and contacts. A failure that may pass (the CRM is down,
 /// slow or busy) is [`crate::error::AppError::Sink`] with `transient` set: the run retries the batch
 /// under its delivery policy.

@@ -20,7 +20,7 @@ use crate::worker::sink::{CrmCounts, CrmSink, SinkAck, SinkCall};
 /// How the embedded CRM is named where a sink's address is shown.
 pub const EMBEDDED: &str = "embedded";
 /// The longest secret a tenant's sink may have.
-pub const MAX_SECRET_BYTES: usize = 4096;
+const MAX_SECRET_BYTES: usize = 4096;
 /// The longest address a tenant's sink may have.
 const MAX_ADDRESS_BYTES: usize = 2048;
 
@@ -193,7 +193,7 @@ impl Sinks {
 }
 
 /// A sink's address for a person: "embedded" for the embedded CRM.
-pub fn address_of(sink: &dyn CrmSink) -> String {
+fn address_of(sink: &dyn CrmSink) -> String {
     if sink.is_embedded() {
         EMBEDDED.to_owned()
     } else {
@@ -253,7 +253,7 @@ fn check_secret(secret: &str) -> std::result::Result<(), String> {
             secret.len()
         ));
     }
-    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+    if !secret.is_empty() && !crate::domain::secret::header_safe(secret) {
         return Err(
             "printable ASCII characters only: no spaces, NUL or other control characters \
              (the value is not shown)"

@@ -3,10 +3,10 @@
 
 use super::super::pb;
 use crate::error::{AppError, FieldViolation, Result};
-use crate::worker::tenant_sink::{Sinks, TenantSinkView};
+use crate::worker::tenant_sink::Sinks;
 
 /// Sets (or with `clear`, removes) the tenant's own sink.
-pub async fn set_tenant_sink(
+pub(super) async fn set_tenant_sink(
     sinks: &Sinks,
     req: pb::SetTenantSinkRequest,
 ) -> Result<pb::TenantSink> {
@@ -22,13 +22,5 @@ pub async fn set_tenant_sink(
     } else {
         sinks.set(&tenant, &req.address, &req.secret).await?
     };
-    Ok(tenant_sink(view))
-}
-
-fn tenant_sink(v: TenantSinkView) -> pb::TenantSink {
-    pb::TenantSink {
-        tenant_id: v.tenant.to_string(),
-        address: v.address.unwrap_or_default(),
-        has_secret: v.has_secret,
-    }
+    Ok(super::super::convert::tenant_sink(view))
 }

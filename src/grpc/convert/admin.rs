@@ -4,7 +4,7 @@
 use super::super::pb;
 use super::tenant::{abc_settings, deployment_status, health, integration_type, schedule};
 use super::{duration, timestamp, RequestText};
-use crate::domain::tenant::{Health, NewTenant, SettingsInput, TenantId};
+use crate::domain::tenant::{Health, NewTenant, SettingsInput};
 use crate::domain::text::{MAX_ID_CHARS, MAX_SHORT_CHARS};
 use crate::domain::token::{Role, TenantScope, TokenInfo, TokenRequest};
 use crate::error::FieldViolation;
@@ -114,26 +114,14 @@ pub fn role_from(v: i32) -> Option<Role> {
 /// not parse, is a violation of its field.
 pub fn token_request(req: pb::IssueTokenRequest) -> Result<TokenRequest, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let role = match role_from(req.role) {
-        Some(role) => Some(role),
-        None => {
-            violations.push(FieldViolation::new(
-                "role",
-                "set TOKEN_ROLE_CRM, TOKEN_ROLE_ERP or TOKEN_ROLE_ADMIN",
-            ));
-            None
-        }
-    };
-    let tenants: Vec<TenantId> = req
-        .tenant_ids
-        .iter()
-        .enumerate()
-        .filter_map(|(i, id)| {
-            TenantId::parse(id)
-                .map_err(|e| violations.push(FieldViolation::new(format!("tenant_ids[{i}]"), e)))
-                .ok()
-        })
-        .collect();
+    let role = role_from(req.role);
+    if role.is_none() {
+        violations.push(FieldViolation::new(
+            "role",
+            "set TOKEN_ROLE_CRM, TOKEN_ROLE_ERP or TOKEN_ROLE_ADMIN",
+        ));
+    }
+    let tenants = super::tenant_ids(&req.tenant_ids, &mut violations);
     let Some(role) = role.filter(|_| violations.is_empty()) else {
         return Err(violations);
     };
@@ -161,6 +149,15 @@ pub fn token(t: TokenInfo) -> pb::Token {
         expires_at: t.expires_at.map(timestamp),
         revoked_at: t.revoked_at.map(timestamp),
         last_used_at: t.last_used_at.map(timestamp),
+    }
+}
+
+/// A tenant's own sink as SetTenantSink answers it (never its secret).
+pub fn tenant_sink(v: crate::worker::tenant_sink::TenantSinkView) -> pb::TenantSink {
+    pb::TenantSink {
+        tenant_id: v.tenant.to_string(),
+        address: v.address.unwrap_or_default(),
+        has_secret: v.has_secret,
     }
 }
 

@@ -8,8 +8,7 @@ use super::super::pb;
 use super::{alert, timestamp};
 use crate::alert_feed::{Feed, Tenants};
 use crate::domain::alert::{AlertEvent, AlertEventKind};
-use crate::domain::tenant::TenantId;
-use crate::error::{AppError, FieldViolation, Result};
+use crate::error::{AppError, Result};
 
 /// The tenants of Admin.WatchAlerts' `tenant_ids`: every tenant when empty;
 /// INVALID_ARGUMENT naming each id that is not one.
@@ -17,14 +16,8 @@ pub fn watched_tenants(ids: &[String]) -> Result<Tenants> {
     if ids.is_empty() {
         return Ok(Tenants::All);
     }
-    let mut tenants = Vec::with_capacity(ids.len());
     let mut violations = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        match TenantId::parse(id) {
-            Ok(t) => tenants.push(t),
-            Err(why) => violations.push(FieldViolation::new(format!("tenant_ids[{i}]"), why)),
-        }
-    }
+    let tenants = super::tenant_ids(ids, &mut violations);
     if violations.is_empty() {
         Ok(Tenants::Only(tenants))
     } else {

@@ -19,6 +19,23 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::pb;
 use crate::domain::tables::TableDef;
+use crate::domain::tenant::TenantId;
+use crate::error::FieldViolation;
+
+/// The tenant ids of a request's `tenant_ids`, each that does not parse a violation of
+/// `tenant_ids[i]` pushed onto `violations`.
+fn tenant_ids(ids: &[String], violations: &mut Vec<FieldViolation>) -> Vec<TenantId> {
+    ids.iter()
+        .enumerate()
+        .filter_map(|(i, id)| {
+            TenantId::parse(id)
+                .map_err(|why| {
+                    violations.push(FieldViolation::new(format!("tenant_ids[{i}]"), why))
+                })
+                .ok()
+        })
+        .collect()
+}
 
 /// A record's version as the host CRM gets it.
 pub fn record_version(v: &crate::domain::crm::RecordVersion) -> Option<pb::RecordVersion> {

@@ -45,7 +45,7 @@ pub(super) fn run_table(t: TableCounts) -> pb::RunTable {
         erp_count: t.erp_count,
         staged_count: t.staged_count,
         crm_count: t.crm_count.unwrap_or_default(),
-        crm_counted_at: t.crm_counted_at.map(super::timestamp),
+        crm_counted_at: t.crm_counted_at.map(timestamp),
         crm_count_source: crm_count_source(t.crm_count_source) as i32,
     }
 }

@@ -18,6 +18,7 @@ use crate::worker::sink::CrmCounts;
 pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let erp = erp_counts::all(&ctx.worker.db, ctx.tenant).await?;
     let mut counted: Option<Option<(CrmCounts, DateTime<Utc>)>> = None;
+    let mut own: Option<(CrmCounts, DateTime<Utc>)> = None;
     for t in Table::ALL {
         let staged = staging::count_live(&ctx.worker.db, ctx.tenant, t.as_str()).await?;
         let erp_count = erp.get(t.as_str()).copied();
@@ -28,7 +29,7 @@ pub(super) async fn reconcile(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             if counted.is_none() {
                 counted = Some(ask_crm(ctx).await);
             }
-            Some(crm_count(ctx, t, counted.flatten()).await?)
+            Some(crm_count(ctx, t, counted.flatten(), &mut own).await?)
         } else {
             None
         };
@@ -83,35 +84,42 @@ async fn ask_crm(ctx: &Ctx<'_>) -> Option<(CrmCounts, DateTime<Utc>)> {
 /// What the CRM holds of `table` (companies or contacts), when it was read and where it
 /// comes from, best first: the CRM's count after the push (`counted`), else the last
 /// total the host reported with an answer in this run, else erpsync's own count (the
-/// embedded sink's table, or the record of what was delivered to a host).
+/// embedded sink's table, or the record of what was delivered to a host: read once a
+/// run, into `own`).
 async fn crm_count(
     ctx: &Ctx<'_>,
     table: Table,
     counted: Option<(CrmCounts, DateTime<Utc>)>,
+    own: &mut Option<(CrmCounts, DateTime<Utc>)>,
 ) -> Result<(u64, DateTime<Utc>, CrmCountSource)> {
     if let Some((c, at)) = counted {
-        let n = if table == Table::Company {
-            c.companies
-        } else {
-            c.contacts
-        };
-        return Ok((n, at, c.source));
+        return Ok((c.of(table), at, c.source));
     }
     if let Some((n, at)) = ctx.delivery.crm_total(table) {
         return Ok((n, at, CrmCountSource::HostTotal));
     }
-    let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
-    let n = if table == Table::Company {
-        companies
-    } else {
-        contacts
+    let (c, at) = match *own {
+        Some(read) => read,
+        None => {
+            let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
+            let source = if ctx.delivery.sink().is_embedded() {
+                CrmCountSource::Embedded
+            } else {
+                CrmCountSource::Delivered
+            };
+            let read = (
+                CrmCounts {
+                    companies,
+                    contacts,
+                    source,
+                },
+                Utc::now(),
+            );
+            *own = Some(read);
+            read
+        }
     };
-    let source = if ctx.delivery.sink().is_embedded() {
-        CrmCountSource::Embedded
-    } else {
-        CrmCountSource::Delivered
-    };
-    Ok((n, Utc::now(), source))
+    Ok((c.of(table), at, c.source))
 }
 
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::outcome::Outcome;
 use super::{Ctx, PAGE};
-use crate::domain::crm::{batch_key, CrmCompany, CrmContact, Deletion, Pending};
+use crate::domain::crm::{batch_key, CrmCompany, CrmContact, Deletion, Pending, RecordVersion};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::error::Result;
@@ -93,24 +93,14 @@ impl Batch {
 
     /// The batch's idempotency key (see [`batch_key`]).
     fn key(&self, tenant: &str) -> String {
-        let method = self.method();
-        match self {
-            Self::Companies(r) => batch_key(
-                method,
-                tenant,
-                r.iter().map(|c| (c.external_id.as_str(), &c.version)),
-            ),
-            Self::Contacts(r) => batch_key(
-                method,
-                tenant,
-                r.iter().map(|c| (c.external_id.as_str(), &c.version)),
-            ),
-            Self::DeleteCompanies(d) | Self::DeleteContacts(d) => batch_key(
-                method,
-                tenant,
-                d.iter().map(|d| (d.external_id.as_str(), &d.version)),
-            ),
-        }
+        let ids: Box<dyn Iterator<Item = (&str, &RecordVersion)>> = match self {
+            Self::Companies(r) => Box::new(r.iter().map(|c| (c.external_id.as_str(), &c.version))),
+            Self::Contacts(r) => Box::new(r.iter().map(|c| (c.external_id.as_str(), &c.version))),
+            Self::DeleteCompanies(d) | Self::DeleteContacts(d) => {
+                Box::new(d.iter().map(|d| (d.external_id.as_str(), &d.version)))
+            }
+        };
+        batch_key(self.method(), tenant, ids)
     }
 
     /// Sends the batch to `sink`.
@@ -132,12 +122,7 @@ impl Batch {
                 run_id: ctx.run_id.clone(),
                 idempotency_key: key,
             };
-            match &self {
-                Self::Companies(r) => record.upsert_companies(call, r).await?,
-                Self::Contacts(r) => record.upsert_contacts(call, r).await?,
-                Self::DeleteCompanies(d) => record.delete_companies(call, d).await?,
-                Self::DeleteContacts(d) => record.delete_contacts(call, d).await?,
-            };
+            self.send(record, call).await?;
         }
         if let Self::DeleteCompanies(d) | Self::DeleteContacts(d) = self {
             let ids: Vec<String> = d.into_iter().map(|r| r.external_id).collect();
