@@ -145,6 +145,16 @@ fn describe() {
         "erpsync_log_followers",
         "StreamLogs streams open on this server."
     );
+    describe_counter!(
+        "erpsync_log_listener_reconnects_total",
+        "Times the PostgreSQL LISTEN connection that hears other replicas' appends was \
+         lost and listening again (followers poll while it is down)."
+    );
+    describe_gauge!(
+        "erpsync_log_listener_up",
+        "1 while the PostgreSQL LISTEN connection hears other replicas' appends, else 0 \
+         (always 0 on SQLite)."
+    );
     describe_gauge!(
         "erpsync_db_pool_connections",
         "Database pool connections at the scrape, idle or in use."
@@ -230,4 +240,14 @@ impl Drop for LogFollower {
     fn drop(&mut self) {
         gauge!("erpsync_log_followers").decrement(1.0);
     }
+}
+
+/// The LISTEN connection was lost and is listening again.
+pub fn log_listener_reconnected() {
+    counter!("erpsync_log_listener_reconnects_total").increment(1);
+}
+
+/// The LISTEN connection is up (listening) or down.
+pub fn log_listener_up(up: bool) {
+    gauge!("erpsync_log_listener_up").set(if up { 1.0 } else { 0.0 });
 }

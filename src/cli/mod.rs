@@ -363,7 +363,8 @@ impl ServeArgs {
             },
             retries: self.delivery.retries(),
             ui_frame_ancestors: self.ui_frame_ancestors,
-            // No flags: the scheduler's tick, the run lease and the export's limits.
+            // No flags: the scheduler's tick, the run lease, the feeds' poll fallback and the
+            // export's limits.
             ..Config::default()
         };
         Ok((config, self.crm_sink))

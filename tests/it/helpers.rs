@@ -339,6 +339,28 @@ impl TestApp {
         self.stop = Some(stop);
         self.stopped = Some(stopped);
     }
+
+    /// Another server (a replica) over this one's database, with this one's configuration
+    /// adjusted by `tune`, on a port of its own; the database stays this server's to drop.
+    pub async fn replica(&self, tune: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        tune(&mut config);
+        let app = app::build(&config).await.expect("the replica builds");
+        let (port, state, conn) = (app.port(), app.services().clone(), app.conn_stats());
+        let (stop, stopped) = serve(app);
+        TestApp {
+            port,
+            backend: self.backend,
+            state,
+            conn,
+            config,
+            stop: Some(stop),
+            stopped: Some(stopped),
+            _dir: tempfile::tempdir().expect("temp dir"),
+            pg_cleanup: None,
+        }
+    }
 }
 
 impl Drop for TestApp {
