@@ -80,7 +80,9 @@ impl Listener {
                     Ok(tenant) => return Ok(Some(Heard::Log(tenant))),
                     // Only erpsync notifies this channel, with tenant ids; anything else
                     // wakes nobody.
-                    Err(_) => tracing::debug!(payload = %n.payload(), "ignoring a log notification"),
+                    Err(_) => {
+                        tracing::debug!(payload = %n.payload(), "ignoring a log notification")
+                    }
                 },
                 ALERT_CHANNEL => return Ok(Some(Heard::Alert)),
                 other => tracing::debug!(channel = %other, "ignoring a notification"),

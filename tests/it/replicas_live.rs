@@ -74,17 +74,20 @@ async fn follow(app: &TestApp, token: &str, tenant: &str) -> Streaming<LogEvent>
         .into_inner()
 }
 
-/// The next `n` events that are not heartbeats, each within [`WAIT`].
+/// The next `n` events that are not heartbeats, each within [`WAIT`] (heartbeats do not
+/// extend the wait).
 async fn take(stream: &mut Streaming<LogEvent>, n: usize) -> Vec<LogEvent> {
     let mut out = Vec::with_capacity(n);
+    let mut deadline = tokio::time::Instant::now() + WAIT;
     while out.len() < n {
-        let got = tokio::time::timeout(WAIT, stream.message())
+        let got = tokio::time::timeout_at(deadline, stream.message())
             .await
             .unwrap_or_else(|_| panic!("event {} of {n} did not arrive", out.len() + 1))
             .expect("stream healthy")
             .expect("stream open");
         if !got.heartbeat {
             out.push(got);
+            deadline = tokio::time::Instant::now() + WAIT;
         }
     }
     out
@@ -208,8 +211,7 @@ async fn a_follower_on_replica_b_receives_a_run_on_replica_a_live_also_when_its_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_on_two_replicas_reach_followers_on_both_complete_and_in_cursor_order(
-) {
+async fn concurrent_appends_on_two_replicas_reach_followers_on_both_complete_and_in_cursor_order() {
     const WRITERS: usize = 8;
     const EACH: usize = 25;
     let Some((a, b)) = replicas().await else {
