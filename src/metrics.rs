@@ -146,6 +146,10 @@ fn describe() {
         "StreamLogs streams open on this server."
     );
     describe_gauge!(
+        "erpsync_draining",
+        "1 while this server drains (SIGTERM received: health NOT_SERVING, no new runs), else 0."
+    );
+    describe_gauge!(
         "erpsync_db_pool_connections",
         "Database pool connections at the scrape, idle or in use."
     );
@@ -169,6 +173,11 @@ pub fn stage_ended(stage: &'static str, took: Duration) {
 /// `n` runs of dead servers were marked INTERRUPTED.
 pub fn runs_interrupted(n: usize) {
     counter!("erpsync_runs_interrupted_total").increment(n as u64);
+}
+
+/// The server drains (`true`) or serves.
+pub fn draining(on: bool) {
+    gauge!("erpsync_draining").set(if on { 1.0 } else { 0.0 });
 }
 
 /// A batch of `table` was judged: `accepted` staged, `rejected` refused.
