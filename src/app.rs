@@ -354,7 +354,10 @@ impl Drain {
             None => tracing::info!("drain finished: no run left"),
             Some(why) => {
                 let runs = self.worker.runs.active();
-                tracing::warn!(runs, "drain ended by {why}: handing the runs still going over");
+                tracing::warn!(
+                    runs,
+                    "drain ended by {why}: handing the runs still going over"
+                );
                 let aborted = self.worker.runs.abort(ABORT_GRACE).await;
                 let handed = crate::worker::sync::hand_over(&self.worker, &aborted).await;
                 tracing::info!(

@@ -316,14 +316,13 @@ async fn a_drain_past_its_deadline_hands_the_run_over_to_another_replica(backend
     let db = &app.state.db;
     let run = runs::get(db, &t.id, &run_id).await.unwrap().unwrap();
     assert_eq!(run.summary.status, RunStatus::Interrupted);
-    assert_eq!(
-        run.summary.error.as_deref(),
-        Some(runs::HANDED_OVER_CAUSE)
-    );
+    assert_eq!(run.summary.error.as_deref(), Some(runs::HANDED_OVER_CAUSE));
     let log = events::for_run(db, &t.id, &run_id).await.unwrap();
     let last = &log.last().unwrap().message;
     assert!(
-        last.starts_with("run finished: INTERRUPTED: the replica shut down; another replica retries it"),
+        last.starts_with(
+            "run finished: INTERRUPTED: the replica shut down; another replica retries it"
+        ),
         "{last}"
     );
     assert_no_lease(db, &t.id).await;
@@ -544,7 +543,11 @@ async fn sigterm_drains_a_real_server_and_a_second_sigterm_hands_its_run_over(ba
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["fields"]["message"].as_str().map(str::to_owned))
         .collect();
-    for phase in ["drain started", "drain ended by a second signal", "drain finished"] {
+    for phase in [
+        "drain started",
+        "drain ended by a second signal",
+        "drain finished",
+    ] {
         assert!(
             messages.iter().any(|m| m.starts_with(phase)),
             "no {phase:?} in {messages:#?}"

@@ -99,9 +99,11 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
         }
     }
     let (worker2, tenant2, run2) = (worker.clone(), tenant.clone(), run.clone());
-    worker.runs.spawn(tenant.clone(), run.id.clone(), async move {
-        execute(&worker2, &tenant2, run2).await;
-    });
+    worker
+        .runs
+        .spawn(tenant.clone(), run.id.clone(), async move {
+            execute(&worker2, &tenant2, run2).await;
+        });
     Ok(Started {
         run,
         already_running: false,
