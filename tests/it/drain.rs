@@ -476,6 +476,25 @@ fn serve(url: &str, sink_port: u16) -> (std::process::Child, u16, Arc<Mutex<Vec<
     (child, port, log)
 }
 
+/// The value of the sample `series` in a scrape of `GET /metrics`.
+async fn metric(port: u16, series: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
 fn sigterm(child: &std::process::Child) {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -501,8 +520,11 @@ async fn sigterm_drains_a_real_server_and_a_second_sigterm_hands_its_run_over(ba
         .await
         .expect("the run reaches the host");
 
+    // The process's own gauge (tests in one process share the metrics recorder).
+    assert_eq!(metric(port, "erpsync_draining").await, Some(0.0));
     sigterm(&child);
     until_not_serving(port).await;
+    assert_eq!(metric(port, "erpsync_draining").await, Some(1.0));
     assert_not_serving_everywhere(port).await;
     assert_draining(&trigger(port, &t).await.unwrap_err());
     let (end, _) = end_of(&mut follow).await;
