@@ -111,3 +111,40 @@ impl Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::health_server::Health as _;
+    use tonic_health::pb::HealthCheckRequest;
+
+    async fn status(service: &tonic_health::server::HealthService, name: &str) -> i32 {
+        service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .map(|r| r.into_inner().status)
+            .unwrap_or(-1)
+    }
+
+    /// Once draining, every status is NOT_SERVING and a database that answers again does
+    /// not turn it back; closing ends the statuses (Check: NOT_FOUND).
+    #[tokio::test]
+    async fn a_draining_replica_stays_not_serving_whatever_the_database_says() {
+        let (reporter, _server) = tonic_health::server::health_reporter();
+        let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+        let health = Health::new(reporter, vec!["erpsync.v1.Admin"]);
+        health.set(ServingStatus::Serving).await;
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+        assert_eq!(status(&service, "erpsync.v1.Admin").await, serving);
+        health.drain().await;
+        health.set(ServingStatus::Serving).await;
+        for name in ["", "erpsync.v1.Admin"] {
+            assert_eq!(status(&service, name).await, not_serving, "{name:?}");
+        }
+        health.close().await;
+        assert_eq!(status(&service, "").await, -1);
+    }
+}

@@ -145,3 +145,27 @@ impl Runs {
         aborted
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run stuck where no checkpoint comes (a sink call that never answers) is aborted,
+    /// named for the hand-over, and counted out; a run that ended is not named.
+    #[tokio::test]
+    async fn abort_ends_stuck_runs_and_names_them_for_the_hand_over() {
+        let runs = Runs::default();
+        let tenant = TenantId::parse("acme").unwrap();
+        runs.spawn(tenant.clone(), "done".into(), async {});
+        runs.idle().await;
+        runs.spawn(tenant.clone(), "stuck".into(), std::future::pending());
+        assert_eq!(runs.active(), 1);
+        assert!(!runs.draining());
+        runs.drain();
+        assert!(runs.draining());
+        let aborted = runs.abort(std::time::Duration::from_secs(60)).await;
+        assert_eq!(aborted, vec![(tenant, "stuck".to_owned())]);
+        assert_eq!(runs.active(), 0);
+        assert!(runs.stopping());
+    }
+}
