@@ -115,7 +115,7 @@ fn describe() {
     );
     describe_counter!(
         "erpsync_runs_interrupted_total",
-        "Runs left RUNNING by a stopped server and marked INTERRUPTED (lease takeovers)."
+        "Runs marked INTERRUPTED: left RUNNING by a dead server (lease takeovers), or handed over by a draining one."
     );
     describe_counter!(
         "erpsync_records_accepted_total",
@@ -170,7 +170,7 @@ pub fn stage_ended(stage: &'static str, took: Duration) {
     histogram!("erpsync_stage_duration_seconds", "stage" => stage).record(took.as_secs_f64());
 }
 
-/// `n` runs of dead servers were marked INTERRUPTED.
+/// `n` runs of dead servers were marked INTERRUPTED, or handed over by a drain.
 pub fn runs_interrupted(n: usize) {
     counter!("erpsync_runs_interrupted_total").increment(n as u64);
 }
