@@ -175,6 +175,8 @@ pub mod setting {
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
     /// `serve --ui-frame-ancestors`.
     pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
+    /// `serve --metrics-token`.
+    pub const METRICS_TOKEN: Setting = s("metrics-token", "ERPSYNC_METRICS_TOKEN");
     /// `serve --crm-sink-ca`.
     pub const CRM_SINK_CA: Setting = s("crm-sink-ca", "ERPSYNC_CRM_SINK_CA");
     /// `serve --crm-sink-cert`.
@@ -324,6 +326,8 @@ pub struct Config {
     /// Which pages may frame the `/ui/` page (its Content-Security-Policy's
     /// `frame-ancestors` sources).
     pub ui_frame_ancestors: String,
+    /// The bearer token `GET /metrics` requires; None: open, as health is.
+    pub metrics_token: Option<String>,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
     /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
     pub run_lease: chrono::Duration,
@@ -473,6 +477,14 @@ impl Config {
         if let Some(problem) = crate::ui::frame_ancestors_problem(&self.ui_frame_ancestors) {
             return Err(bad(s::UI_FRAME_ANCESTORS, problem));
         }
+        if let Some(token) = &self.metrics_token {
+            if token.len() < 16 || !crate::domain::secret::header_safe(token) {
+                return Err(bad(
+                    s::METRICS_TOKEN,
+                    "must be at least 16 visible ASCII characters (no spaces)",
+                ));
+            }
+        }
         // Neither has a flag; tests shorten them.
         if self.run_lease < chrono::Duration::seconds(1) {
             return Err("the run lease must last at least a second".into());
@@ -506,6 +518,7 @@ impl Default for Config {
             crm_sink_access: SinkAccess::default(),
             retries: Default::default(),
             ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
+            metrics_token: None,
             run_lease: crate::worker::sync::LEASE_TTL,
         }
     }
@@ -625,6 +638,14 @@ mod tests {
             (
                 setting::UI_FRAME_ANCESTORS,
                 Box::new(|c| c.ui_frame_ancestors = "'self'; script-src *".into()),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("short".into())),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("a token with spaces in it".into())),
             ),
         ];
         for (setting, tune) in cases {

@@ -11,12 +11,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::domain::alert::AlertKind;
 use crate::domain::run::{RunStatus, RunTrigger};
 
 /// Where the metrics are served.
@@ -57,35 +59,82 @@ pub fn install() {
     handle();
 }
 
-/// `GET /metrics`: the exposition text, with the database pool read by `pool` at each
-/// scrape. Like health, it needs no token: no series names a tenant.
-pub fn router<F>(pool: F) -> Router
+/// `GET /metrics`: the exposition text, with what `sample` reads at each scrape (the
+/// database pool, the open alerts). Without `token` it is open like health (no series
+/// names a tenant); with one, a scrape must send `authorization: Bearer <token>` and
+/// anything else is 401.
+pub fn router<F, Fut>(sample: F, token: Option<String>) -> Router
 where
-    F: Fn() -> PoolUse + Clone + Send + Sync + 'static,
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Sample> + Send,
 {
     Router::new().route(
         METRICS_PATH,
-        get(move || async move {
+        get(move |headers: HeaderMap| async move {
+            if let Some(token) = &token {
+                if !bearer_matches(&headers, token) {
+                    return unauthorized();
+                }
+            }
             (
                 [(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                 )],
-                render(pool()),
+                render(sample().await),
             )
+                .into_response()
         }),
     )
 }
 
-/// The exposition text of every series, with the database pool's `idle` and `size` read
-/// now.
-fn render(pool: PoolUse) -> String {
+/// Whether the request carries `authorization: Bearer <token>`, compared in time that
+/// does not depend on where it differs.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|sent| crate::domain::token::hashes_match(sent.trim(), token))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+        "GET /metrics needs the metrics token (authorization: Bearer ...)\n",
+    )
+        .into_response()
+}
+
+/// The exposition text of every series, with the gauges read at this scrape.
+fn render(sample: Sample) -> String {
     let handle = handle();
+    let pool = sample.pool;
     gauge!("erpsync_db_pool_connections", "state" => "idle").set(pool.idle as f64);
     gauge!("erpsync_db_pool_connections", "state" => "in_use")
         .set(pool.size.saturating_sub(pool.idle) as f64);
+    if let Some(open) = sample.open_alerts {
+        for kind in AlertKind::ALL {
+            let n = open
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(0, |(_, n)| *n);
+            gauge!("erpsync_alerts_open", "kind" => kind.as_str()).set(n as f64);
+        }
+    }
     handle.run_upkeep();
     handle.render()
+}
+
+/// What a scrape reads beside the recorded series.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The database pool's connections.
+    pub pool: PoolUse,
+    /// Open alerts of every tenant, by kind; None when the database could not be read
+    /// (the gauges then keep their last values).
+    pub open_alerts: Option<Vec<(AlertKind, u64)>>,
 }
 
 /// The database pool's connections at a scrape.
@@ -141,6 +190,10 @@ fn describe() {
     );
     describe_counter!("erpsync_alerts_opened_total", "Alerts opened, by kind.");
     describe_counter!("erpsync_alerts_resolved_total", "Alerts resolved, by kind.");
+    describe_gauge!(
+        "erpsync_alerts_open",
+        "Alerts open at the scrape, of every tenant, by kind."
+    );
     describe_gauge!(
         "erpsync_log_followers",
         "StreamLogs streams open on this server."
