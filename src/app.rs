@@ -47,6 +47,10 @@ pub async fn build_with_sink(
         .map_err(crate::error::AppError::InvalidArgument)?;
     // Before anything is counted (the runs a dead server left are, just below).
     crate::metrics::install();
+    if config.metrics_tenant_label {
+        // Process-wide, as the recorder is; a server never turns it off for another.
+        crate::metrics::label_tenants(true);
+    }
     let tls = config
         .tls
         .as_ref()

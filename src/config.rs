@@ -175,6 +175,8 @@ pub mod setting {
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
     /// `serve --ui-frame-ancestors`.
     pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
+    /// `serve --metrics-tenant-label`.
+    pub const METRICS_TENANT_LABEL: Setting = s("metrics-tenant-label", "ERPSYNC_METRICS_TENANT_LABEL");
     /// `serve --metrics-token`.
     pub const METRICS_TOKEN: Setting = s("metrics-token", "ERPSYNC_METRICS_TOKEN");
     /// `serve --crm-sink-ca`.
@@ -328,6 +330,8 @@ pub struct Config {
     pub ui_frame_ancestors: String,
     /// The bearer token `GET /metrics` requires; None: open, as health is.
     pub metrics_token: Option<String>,
+    /// Per-tenant series carry a `tenant` label (one series per tenant: few tenants only).
+    pub metrics_tenant_label: bool,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
     /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
     pub run_lease: chrono::Duration,
@@ -519,6 +523,7 @@ impl Default for Config {
             retries: Default::default(),
             ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
             metrics_token: None,
+            metrics_tenant_label: false,
             run_lease: crate::worker::sync::LEASE_TTL,
         }
     }

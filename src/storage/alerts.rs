@@ -109,7 +109,7 @@ pub async fn raise(
     alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), true);
+    crate::metrics::alert(tenant, kind.as_str(), true);
     Ok(true)
 }
 
@@ -149,6 +149,6 @@ pub async fn resolve(
     }
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), false);
+    crate::metrics::alert(tenant, kind.as_str(), false);
     Ok(true)
 }

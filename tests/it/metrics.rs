@@ -158,3 +158,37 @@ mod with_token {
         );
     }
 }
+
+/// `erpsync serve --metrics-tenant-label` (its own process: the label is process-wide):
+/// the per-tenant series name the tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_label_is_there_when_the_operator_asks() {
+    use crate::cli::{erpsync, ok, serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    ok(erpsync(&db, &["tenant", "create", "--id", "acme", "--name", "ACME"]));
+    let erp = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "erp", "--tenant", "acme"],
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let (mut server, port) = serve_with(&db, &["--metrics-tenant-label"]);
+    let body = serde_json::json!({"records": [
+        {"external_id": "c1", "fields": valid_fields("company")},
+    ]})
+    .to_string();
+    let (status, answer) =
+        crate::helpers::http_post(port, "/erp/v1/company", Some(&erp), body.as_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (text, samples) = scrape(port).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(
+        samples.get(r#"erpsync_records_accepted_total{table="company",tenant="acme"}"#),
+        Some(&1.0),
+        "{text}"
+    );
+}
