@@ -85,6 +85,10 @@ pub async fn build_with_sink(
     // Before anything is counted (the runs a dead server left are, just below).
     crate::metrics::install();
     crate::metrics::draining(false);
+    if config.metrics_tenant_label {
+        // Process-wide, as the recorder is; a server never turns it off for another.
+        crate::metrics::label_tenants(true);
+    }
     let tls = config
         .tls
         .as_ref()
@@ -167,12 +171,19 @@ pub async fn build_with_sink(
     };
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
-    let (routes, health) = grpc::routes(services.clone(), &config.ui_frame_ancestors).await?;
+    let (routes, health) = grpc::routes(
+        services.clone(),
+        &config.ui_frame_ancestors,
+        config.metrics_token.clone(),
+    )
+    .await?;
     let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
         crm_sink = %crm_sink.destination(),
+        // The name this replica's run leases carry (sync_lease.holder).
+        instance = %services.worker.instance,
         "erpsync ready"
     );
     // A wrong sink address or certificate shows at start, not at the first run.

@@ -177,6 +177,11 @@ pub mod setting {
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
     /// `serve --ui-frame-ancestors`.
     pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
+    /// `serve --metrics-tenant-label`.
+    pub const METRICS_TENANT_LABEL: Setting =
+        s("metrics-tenant-label", "ERPSYNC_METRICS_TENANT_LABEL");
+    /// `serve --metrics-token`.
+    pub const METRICS_TOKEN: Setting = s("metrics-token", "ERPSYNC_METRICS_TOKEN");
     /// `serve --crm-sink-ca`.
     pub const CRM_SINK_CA: Setting = s("crm-sink-ca", "ERPSYNC_CRM_SINK_CA");
     /// `serve --crm-sink-cert`.
@@ -329,6 +334,10 @@ pub struct Config {
     /// Which pages may frame the `/ui/` page (its Content-Security-Policy's
     /// `frame-ancestors` sources).
     pub ui_frame_ancestors: String,
+    /// The bearer token `GET /metrics` requires; None: open, as health is.
+    pub metrics_token: Option<String>,
+    /// Per-tenant series carry a `tenant` label (one series per tenant: few tenants only).
+    pub metrics_tenant_label: bool,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
     /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
     pub run_lease: chrono::Duration,
@@ -495,6 +504,14 @@ impl Config {
         if let Some(problem) = crate::ui::frame_ancestors_problem(&self.ui_frame_ancestors) {
             return Err(bad(s::UI_FRAME_ANCESTORS, problem));
         }
+        if let Some(token) = &self.metrics_token {
+            if token.len() < 16 || !crate::domain::secret::header_safe(token) {
+                return Err(bad(
+                    s::METRICS_TOKEN,
+                    "must be at least 16 visible ASCII characters (no spaces)",
+                ));
+            }
+        }
         // Neither has a flag; tests shorten them.
         if self.run_lease < chrono::Duration::seconds(1) {
             return Err("the run lease must last at least a second".into());
@@ -529,6 +546,8 @@ impl Default for Config {
             crm_sink_access: SinkAccess::default(),
             retries: Default::default(),
             ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
+            metrics_token: None,
+            metrics_tenant_label: false,
             run_lease: crate::worker::sync::LEASE_TTL,
         }
     }
@@ -652,6 +671,14 @@ mod tests {
             (
                 setting::UI_FRAME_ANCESTORS,
                 Box::new(|c| c.ui_frame_ancestors = "'self'; script-src *".into()),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("short".into())),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("a token with spaces in it".into())),
             ),
         ];
         for (setting, tune) in cases {

@@ -284,6 +284,13 @@ struct ServeArgs {
     /// sources separated by spaces ('self', https://crm.example.com, or 'none').
     #[arg(long = setting::UI_FRAME_ANCESTORS.flag, env = setting::UI_FRAME_ANCESTORS.env, default_value = cfg::DEFAULT_UI_FRAME_ANCESTORS)]
     ui_frame_ancestors: String,
+    /// A bearer token `GET /metrics` requires (at least 16 characters); open without.
+    #[arg(long = setting::METRICS_TOKEN.flag, env = setting::METRICS_TOKEN.env, hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Add a `tenant` label to the per-tenant metrics (runs, records, request-log bytes,
+    /// alerts): one series per tenant, for servers with few tenants.
+    #[arg(long = setting::METRICS_TENANT_LABEL.flag, env = setting::METRICS_TENANT_LABEL.env, value_parser = cfg::parse_bool)]
+    metrics_tenant_label: bool,
     /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
     #[arg(long = setting::TLS_CERT.flag, env = setting::TLS_CERT.env, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -369,6 +376,8 @@ impl ServeArgs {
             },
             retries: self.delivery.retries(),
             ui_frame_ancestors: self.ui_frame_ancestors,
+            metrics_token: self.metrics_token,
+            metrics_tenant_label: self.metrics_tenant_label,
             // No flags: the scheduler's tick, the run lease and the export's limits.
             ..Config::default()
         };

@@ -22,6 +22,27 @@ pub async fn open(db: &Db, tenant: &TenantId) -> Result<Vec<Alert>> {
         .collect()
 }
 
+/// How many alerts are open, of every tenant, by kind (kinds with none left out).
+pub async fn open_by_kind(db: &Db) -> Result<Vec<(AlertKind, u64)>> {
+    use sea_orm::{ColumnTrait, QuerySelect};
+    let rows: Vec<(String, i64)> = alert::Entity::find()
+        .select_only()
+        .column(alert::Column::Kind)
+        .column_as(alert::Column::Id.count(), "open")
+        .filter(alert::Column::ResolvedAt.is_null())
+        .group_by(alert::Column::Kind)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    rows.into_iter()
+        .map(|(kind, n)| {
+            let kind = AlertKind::parse(&kind)
+                .ok_or_else(|| anyhow!("a stored alert has unknown kind {kind:?}"))?;
+            Ok((kind, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
 fn alert_from(m: alert::Model) -> Result<Alert> {
     Ok(Alert {
         kind: AlertKind::parse(&m.kind)
@@ -88,7 +109,7 @@ pub async fn raise(
     alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), true);
+    crate::metrics::alert(tenant, kind.as_str(), true);
     Ok(true)
 }
 
@@ -128,6 +149,6 @@ pub async fn resolve(
     }
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), false);
+    crate::metrics::alert(tenant, kind.as_str(), false);
     Ok(true)
 }

@@ -410,6 +410,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
     crate::metrics::run_ended(
+        tenant,
         status,
         detail.summary.trigger,
         detail.summary.duration().and_then(|d| d.to_std().ok()),
