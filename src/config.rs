@@ -141,6 +141,8 @@ pub mod setting {
     /// `serve --request-timeout-secs`.
     pub const REQUEST_TIMEOUT_SECS: Setting =
         s("request-timeout-secs", "ERPSYNC_REQUEST_TIMEOUT_SECS");
+    /// `serve --drain-secs`.
+    pub const DRAIN_SECS: Setting = s("drain-secs", "ERPSYNC_DRAIN_SECS");
     /// `serve --database-timeout-secs`.
     pub const DATABASE_TIMEOUT_SECS: Setting =
         s("database-timeout-secs", "ERPSYNC_DATABASE_TIMEOUT_SECS");
@@ -176,7 +178,8 @@ pub mod setting {
     /// `serve --ui-frame-ancestors`.
     pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
     /// `serve --metrics-tenant-label`.
-    pub const METRICS_TENANT_LABEL: Setting = s("metrics-tenant-label", "ERPSYNC_METRICS_TENANT_LABEL");
+    pub const METRICS_TENANT_LABEL: Setting =
+        s("metrics-tenant-label", "ERPSYNC_METRICS_TENANT_LABEL");
     /// `serve --metrics-token`.
     pub const METRICS_TOKEN: Setting = s("metrics-token", "ERPSYNC_METRICS_TOKEN");
     /// `serve --crm-sink-ca`.
@@ -312,6 +315,9 @@ pub struct Config {
     pub conn: ConnLimits,
     /// How long a call may take to start answering.
     pub request_timeout: std::time::Duration,
+    /// How long a drain (the first SIGTERM) lets this replica's runs finish before it
+    /// hands them over to another replica; zero stops at once.
+    pub drain: std::time::Duration,
     /// Failed authentications per address and on the server, pushes per token.
     pub rate_limits: RateLimits,
     /// TLS on the listener; None serves plaintext.
@@ -339,6 +345,13 @@ pub struct Config {
 
 /// Default [`Config::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Default [`Config::drain`]: Kubernetes' default grace period (30 s) with room for the
+/// hand-over and the exit is 25 s; a run that needs longer is handed over, not lost.
+pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(25);
+/// The longest [`Config::drain`]: a replica that drains for longer holds up a rollout
+/// for nothing, since its runs are handed over anyway.
+pub const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub use crate::logs::DEFAULT_HEARTBEAT as DEFAULT_LOG_HEARTBEAT;
 
@@ -443,6 +456,16 @@ impl Config {
             ));
         }
         positive(s::DATABASE_TIMEOUT_SECS, self.database_timeout.is_zero())?;
+        if self.drain > MAX_DRAIN {
+            return Err(bad(
+                s::DRAIN_SECS,
+                format_args!(
+                    "must be at most {} (runs still going then are handed over anyway), got {}",
+                    secs(MAX_DRAIN),
+                    secs(self.drain)
+                ),
+            ));
+        }
         positive(
             s::STREAMS_PER_TENANT,
             self.rate_limits.streams_per_tenant == 0,
@@ -515,6 +538,7 @@ impl Default for Config {
             secret_key: None,
             conn: ConnLimits::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            drain: DEFAULT_DRAIN,
             rate_limits: RateLimits::default(),
             tls: None,
             insecure: false,
@@ -606,6 +630,10 @@ mod tests {
             (
                 setting::DATABASE_TIMEOUT_SECS,
                 Box::new(|c| c.database_timeout = Duration::ZERO),
+            ),
+            (
+                setting::DRAIN_SECS,
+                Box::new(|c| c.drain = MAX_DRAIN + Duration::from_secs(1)),
             ),
             (
                 setting::STREAMS_PER_TENANT,

@@ -137,10 +137,7 @@ fn render(sample: Sample) -> String {
         .set(pool.size.saturating_sub(pool.idle) as f64);
     if let Some(open) = sample.open_alerts {
         for kind in AlertKind::ALL {
-            let n = open
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .map_or(0, |(_, n)| *n);
+            let n = open.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
             gauge!("erpsync_alerts_open", "kind" => kind.as_str()).set(n as f64);
         }
     }
@@ -185,7 +182,7 @@ fn describe() {
     );
     describe_counter!(
         "erpsync_runs_interrupted_total",
-        "Runs left RUNNING by a stopped server and marked INTERRUPTED (lease takeovers)."
+        "Runs marked INTERRUPTED: left RUNNING by a dead server (lease takeovers), or handed over by a draining one."
     );
     describe_counter!(
         "erpsync_records_accepted_total",
@@ -218,6 +215,10 @@ fn describe() {
     describe_gauge!(
         "erpsync_log_followers",
         "StreamLogs streams open on this server."
+    );
+    describe_gauge!(
+        "erpsync_draining",
+        "1 while this server drains (SIGTERM received: health NOT_SERVING, no new runs), else 0."
     );
     describe_gauge!(
         "erpsync_db_pool_connections",
@@ -253,9 +254,14 @@ pub fn stage_ended(stage: &'static str, took: Duration) {
     histogram!("erpsync_stage_duration_seconds", "stage" => stage).record(took.as_secs_f64());
 }
 
-/// `n` runs of dead servers were marked INTERRUPTED.
+/// `n` runs of dead servers were marked INTERRUPTED, or handed over by a drain.
 pub fn runs_interrupted(n: usize) {
     counter!("erpsync_runs_interrupted_total").increment(n as u64);
+}
+
+/// The server drains (`true`) or serves.
+pub fn draining(on: bool) {
+    gauge!("erpsync_draining").set(if on { 1.0 } else { 0.0 });
 }
 
 /// A batch of `tenant`'s `table` was judged: `accepted` staged, `rejected` refused.
@@ -268,7 +274,11 @@ pub fn records_judged(tenant: &TenantId, table: &'static str, accepted: u64, rej
 /// A request-log row of `tenant` of `bytes` (as the tenant's usage counts it) was
 /// committed.
 pub fn request_logged(tenant: &TenantId, bytes: u64) {
-    counter!("erpsync_request_log_bytes_total", per_tenant(tenant, vec![])).increment(bytes);
+    counter!(
+        "erpsync_request_log_bytes_total",
+        per_tenant(tenant, vec![])
+    )
+    .increment(bytes);
 }
 
 /// How a call to the CRM sink ended.

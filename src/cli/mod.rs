@@ -246,6 +246,11 @@ struct ServeArgs {
     /// A call must start answering within this many seconds.
     #[arg(long = setting::REQUEST_TIMEOUT_SECS.flag, env = setting::REQUEST_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout_secs: u64,
+    /// On SIGTERM (or Ctrl-C) the replica drains: health NOT_SERVING, no new runs, streams
+    /// closed with a retry hint; its runs get this many seconds to finish, then are
+    /// handed over to another replica (0: at once). A second SIGTERM ends the drain.
+    #[arg(long = setting::DRAIN_SECS.flag, env = setting::DRAIN_SECS.env, default_value_t = cfg::DEFAULT_DRAIN.as_secs())]
+    drain_secs: u64,
     /// A call waits this many seconds for a PostgreSQL connection (a new one
     /// included) before it answers UNAVAILABLE / 503; the health probe as long.
     #[arg(long = setting::DATABASE_TIMEOUT_SECS.flag, env = setting::DATABASE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_DATABASE_TIMEOUT.as_secs())]
@@ -345,6 +350,7 @@ impl ServeArgs {
                 handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_secs),
             },
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            drain: Duration::from_secs(self.drain_secs),
             rate_limits: crate::throttle::RateLimits {
                 failed_auth_per_sec: self.failed_auth_per_sec,
                 failed_auth_global_per_sec: self.failed_auth_global_per_sec,

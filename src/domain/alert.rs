@@ -40,9 +40,7 @@ impl AlertKind {
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

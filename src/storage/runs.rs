@@ -435,6 +435,41 @@ pub async fn mark_interrupted(
     Ok(marked)
 }
 
+/// Hands a run this process stops over to the other replicas: marks it INTERRUPTED with
+/// `cause` (if it is still RUNNING) and drops its lease in the same transaction, so the
+/// next scheduler tick of any replica retries it at once instead of waiting for the
+/// lease to expire. True when the run was still RUNNING.
+pub async fn hand_over(
+    db: &Db,
+    tenant: &TenantId,
+    run_id: &str,
+    now: DateTime<Utc>,
+    cause: &str,
+) -> Result<bool> {
+    use sync_run::Column;
+    let txn = db.begin_write().await?;
+    let n = sync_run::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
+        .col_expr(Column::FinishedAt, Expr::value(now))
+        .col_expr(Column::Error, Expr::value(cause))
+        .col_expr(Column::Progress, Expr::value(Option::<String>::None))
+        .filter(Column::Id.eq(run_id))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    sync_lease::Entity::delete_many()
+        .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(n == 1)
+}
+
+/// Why a run a draining replica could not finish was handed over ([`hand_over`]).
+pub const HANDED_OVER_CAUSE: &str = "the replica shut down; another replica retries it";
+
 /// Why a run was marked INTERRUPTED by [`mark_interrupted`].
 pub const INTERRUPTED_CAUSE: &str =
     "the server running it stopped (crashed, killed or lost the database) before it ended";

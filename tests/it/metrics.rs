@@ -141,11 +141,16 @@ mod with_token {
     );
 
     async fn the_metrics_token_is_required_when_set(app: TestApp) {
-        for wrong in [None, Some("Bearer scrape-me-012345678"), Some("Basic c2NyYXBl")] {
+        for wrong in [
+            None,
+            Some("Bearer scrape-me-012345678"),
+            Some("Basic c2NyYXBl"),
+        ] {
             let (head, body) = get_metrics(app.port, wrong).await;
             assert!(head.starts_with("HTTP/1.1 401"), "{wrong:?}: {head}");
             assert!(
-                head.to_ascii_lowercase().contains("www-authenticate: bearer"),
+                head.to_ascii_lowercase()
+                    .contains("www-authenticate: bearer"),
                 "{head}"
             );
             assert!(body.contains("metrics token"), "{body}");
@@ -166,7 +171,10 @@ async fn the_tenant_label_is_there_when_the_operator_asks() {
     use crate::cli::{erpsync, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
-    ok(erpsync(&db, &["tenant", "create", "--id", "acme", "--name", "ACME"]));
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
     let erp = ok(erpsync(
         &db,
         &["token", "issue", "--role", "erp", "--tenant", "acme"],
