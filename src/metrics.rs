@@ -139,6 +139,10 @@ fn describe() {
         Unit::Seconds,
         "Calls to the CRM sink, by call."
     );
+    describe_counter!(
+        "erpsync_retention_deleted_rows_total",
+        "Rows the retention job deleted as older than their window, by table."
+    );
     describe_counter!("erpsync_alerts_opened_total", "Alerts opened, by kind.");
     describe_counter!("erpsync_alerts_resolved_total", "Alerts resolved, by kind.");
     describe_gauge!(
@@ -180,6 +184,12 @@ pub fn records_judged(table: &'static str, accepted: u64, rejected: u64) {
 /// A request-log row of `bytes` (as the tenant's usage counts it) was committed.
 pub fn request_logged(bytes: u64) {
     counter!("erpsync_request_log_bytes_total").increment(bytes);
+}
+
+/// The retention job deleted `n` rows of `table`.
+pub fn retention_deleted(table: &'static str, n: u64) {
+    // Incremented by 0 too: every table's series exists after the job's first pass.
+    counter!("erpsync_retention_deleted_rows_total", "table" => table).increment(n);
 }
 
 /// How a call to the CRM sink ended.
