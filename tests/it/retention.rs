@@ -27,6 +27,7 @@ both_backends!(backend:
     old_history_goes_and_what_the_page_needs_stays,
     a_tenants_override_wins_over_the_default_both_ways,
     two_replicas_purging_at_once_delete_each_row_once,
+    a_job_told_to_stop_deletes_nothing_more,
     invalid_overrides_are_refused_and_change_nothing,
 );
 
@@ -526,6 +527,24 @@ async fn two_replicas_purging_at_once_delete_each_row_once(backend: Backend) {
             "no run taken off twice"
         );
     }
+}
+
+async fn a_job_told_to_stop_deletes_nothing_more(backend: Backend) {
+    let Some(scratch) = ScratchDb::create(backend).await else {
+        return;
+    };
+    let db = Db::connect(&scratch.url).await.unwrap();
+    db.migrate().await.unwrap();
+    let sql = Sql::open(&scratch.url).await;
+    add_tenant(&db, "acme", None, None).await;
+    seed(&db, &sql, "acme").await;
+    let (stop, stopped) = watch::channel(false);
+    stop.send_replace(true);
+    let d = purge_history(&db, Defaults::default(), now(), &stopped)
+        .await
+        .unwrap();
+    assert_eq!(d.total(), 0, "stopped before its first batch: {d:?}");
+    assert_eq!(sql.count("sync_run", vec![]).await, 41);
 }
 
 async fn invalid_overrides_are_refused_and_change_nothing(backend: Backend) {
