@@ -29,6 +29,7 @@ both_backends!(backend:
     two_replicas_purging_at_once_delete_each_row_once,
     a_job_told_to_stop_deletes_nothing_more,
     the_deleted_rows_are_counted_by_table_in_the_metrics,
+    the_migration_counts_the_runs_and_alerts_already_stored,
     invalid_overrides_are_refused_and_change_nothing,
 );
 
@@ -43,7 +44,8 @@ fn days_ago(days: i64) -> DateTime<Utc> {
     now() - Duration::days(days)
 }
 
-/// Raw statements on the test's own connection (`$n` placeholders, made `?` on SQLite).
+/// Raw statements on the test's own connection (`$n` placeholders, each used once and in
+/// order: they become `?` on SQLite).
 struct Sql {
     conn: DatabaseConnection,
 }
@@ -546,6 +548,53 @@ async fn a_job_told_to_stop_deletes_nothing_more(backend: Backend) {
         .unwrap();
     assert_eq!(d.total(), 0, "stopped before its first batch: {d:?}");
     assert_eq!(sql.count("sync_run", vec![]).await, 41);
+}
+
+async fn the_migration_counts_the_runs_and_alerts_already_stored(backend: Backend) {
+    use migration::{MigrationName, MigratorTrait};
+    let Some(scratch) = ScratchDb::create(backend).await else {
+        return;
+    };
+    let sql = Sql::open(&scratch.url).await;
+    let before_mine = migration::Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261207_000020_retention")
+        .unwrap();
+    migration::up(&sql.conn, Some(u32::try_from(before_mine).unwrap()))
+        .await
+        .unwrap();
+    sql.exec(
+        "INSERT INTO tenant (id, name, timezone, erp_name, erp_version, integration_type, deployment_status, \
+         business_rule, active, scheduled, schedule_daily, max_without_success_secs, delete_guard_percent, \
+         delete_guard_min_rows, abc_settings, created_at, updated_at) \
+         VALUES ('acme', 'Acme', 'America/Sao_Paulo', '', '', 'API', 'NOT_STARTED', '', true, false, '00:00', \
+         86400, 5, 50, '{}', $1, $2)",
+        vec![now().into(), now().into()],
+    )
+    .await;
+    for i in 0..3 {
+        sql.exec(
+            "INSERT INTO sync_run (id, tenant_id, status, \"trigger\", started_at, finished_at, duration_ms, error) \
+             VALUES ($1, 'acme', 'FAILED', 'MANUAL', $2, $3, 5, 'the ERP did not answer')",
+            vec![format!("run-{i}").into(), days_ago(i).into(), days_ago(i).into()],
+        )
+        .await;
+    }
+    sql.exec(
+        "INSERT INTO alert (id, tenant_id, kind, message, run_id, opened_at) \
+         VALUES ('a1', 'acme', 'FAILING', 'the run failed', 'run-0', $1)",
+        vec![now().into()],
+    )
+    .await;
+    let db = Db::connect(&scratch.url).await.unwrap();
+    db.migrate().await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let counted = usage::tenant_db_size(&db, &acme).await.unwrap();
+    assert_eq!(
+        counted,
+        usage::tenant_db_size_measured(&db, &acme).await.unwrap()
+    );
+    assert!(counted > 300, "the runs and the alert are in it: {counted}");
 }
 
 /// The value of `series` in the server's `GET /metrics` (0 when absent).
