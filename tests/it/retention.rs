@@ -551,7 +551,7 @@ async fn a_job_told_to_stop_deletes_nothing_more(backend: Backend) {
 }
 
 async fn the_migration_counts_the_runs_and_alerts_already_stored(backend: Backend) {
-    use migration::{MigrationName, MigratorTrait};
+    use migration::MigratorTrait;
     let Some(scratch) = ScratchDb::create(backend).await else {
         return;
     };
