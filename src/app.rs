@@ -32,6 +32,7 @@ pub struct App {
     database_timeout: std::time::Duration,
     services: Services,
     retention_days: u32,
+    history_retention: crate::domain::retention::Defaults,
     scheduler_tick: std::time::Duration,
     conn_limits: crate::conn::ConnLimits,
     conn_stats: Arc<crate::conn::ConnStats>,
@@ -203,6 +204,7 @@ pub async fn build_with_sink(
         database_timeout: config.database_timeout,
         services,
         retention_days: config.request_log_retention_days,
+        history_retention: config.history_retention,
         scheduler_tick: config.scheduler_tick,
         conn_limits: config.conn,
         conn_stats: Arc::default(),
@@ -245,6 +247,7 @@ impl App {
         let retention = tokio::spawn(crate::worker::retention::run(
             self.services.db.clone(),
             self.retention_days,
+            self.history_retention,
             jobs_stopped.clone(),
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(

@@ -34,6 +34,7 @@ pub use crate::worker::delivery::{
     DEFAULT_SINK_MAX_BACKOFF,
 };
 
+pub use crate::domain::retention::{DEFAULT_ABC_HISTORY_DAYS, DEFAULT_RUN_HISTORY_DAYS};
 pub use crate::ui::DEFAULT_UI_FRAME_ANCESTORS;
 
 /// Where the server listens by default.
@@ -93,6 +94,10 @@ pub mod setting {
         "request-log-retention-days",
         "ERPSYNC_REQUEST_LOG_RETENTION_DAYS",
     );
+    /// `serve --run-history-days`.
+    pub const RUN_HISTORY_DAYS: Setting = s("run-history-days", "ERPSYNC_RUN_HISTORY_DAYS");
+    /// `serve --abc-history-days`.
+    pub const ABC_HISTORY_DAYS: Setting = s("abc-history-days", "ERPSYNC_ABC_HISTORY_DAYS");
     /// `serve --log-heartbeat-secs`.
     pub const LOG_HEARTBEAT_SECS: Setting = s("log-heartbeat-secs", "ERPSYNC_LOG_HEARTBEAT_SECS");
     /// `serve --crm-sink`.
@@ -299,6 +304,8 @@ pub struct Config {
     /// Request-log rows older than this many days are deleted (at least
     /// [`MIN_RETENTION_DAYS`]).
     pub request_log_retention_days: u32,
+    /// How long runs and ABC history are kept unless a tenant says otherwise.
+    pub history_retention: crate::domain::retention::Defaults,
     /// How often the scheduler looks for due runs.
     pub scheduler_tick: std::time::Duration,
     /// How long a StreamLogs follower waits without events before it sends a heartbeat
@@ -416,6 +423,21 @@ impl Config {
                 ),
             ));
         }
+        for (setting, days) in [
+            (s::RUN_HISTORY_DAYS, self.history_retention.run_history_days),
+            (s::ABC_HISTORY_DAYS, self.history_retention.abc_history_days),
+        ] {
+            if !crate::domain::retention::valid_default(days) {
+                return Err(bad(
+                    setting,
+                    format_args!(
+                        "must be from {} to {} days, got {days}",
+                        crate::domain::retention::MIN_DAYS,
+                        crate::domain::retention::MAX_DAYS
+                    ),
+                ));
+            }
+        }
         positive(s::LOG_HEARTBEAT_SECS, self.log_heartbeat.is_zero())?;
         positive(s::MAX_CONNECTIONS, self.conn.max_connections == 0)?;
         positive(s::MAX_PER_ADDRESS, self.conn.max_per_address == 0)?;
@@ -531,6 +553,7 @@ impl Default for Config {
             database_timeout: DEFAULT_DATABASE_TIMEOUT,
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
+            history_retention: crate::domain::retention::Defaults::default(),
             scheduler_tick: crate::worker::scheduler::TICK,
             log_heartbeat: DEFAULT_LOG_HEARTBEAT,
             export: ExportLimits::default(),
@@ -590,6 +613,14 @@ mod tests {
             (
                 setting::REQUEST_LOG_RETENTION_DAYS,
                 Box::new(|c| c.request_log_retention_days = MIN_RETENTION_DAYS - 1),
+            ),
+            (
+                setting::RUN_HISTORY_DAYS,
+                Box::new(|c| c.history_retention.run_history_days = 6),
+            ),
+            (
+                setting::ABC_HISTORY_DAYS,
+                Box::new(|c| c.history_retention.abc_history_days = 3651),
             ),
             (
                 setting::LOG_HEARTBEAT_SECS,

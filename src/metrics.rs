@@ -206,6 +206,10 @@ fn describe() {
         Unit::Seconds,
         "Calls to the CRM sink, by call."
     );
+    describe_counter!(
+        "erpsync_retention_deleted_rows_total",
+        "Rows the retention job deleted as older than their window, by table."
+    );
     describe_counter!("erpsync_alerts_opened_total", "Alerts opened, by kind.");
     describe_counter!("erpsync_alerts_resolved_total", "Alerts resolved, by kind.");
     describe_gauge!(
@@ -279,6 +283,12 @@ pub fn request_logged(tenant: &TenantId, bytes: u64) {
         per_tenant(tenant, vec![])
     )
     .increment(bytes);
+}
+
+/// The retention job deleted `n` rows of `table`.
+pub fn retention_deleted(table: &'static str, n: u64) {
+    // Incremented by 0 too: every table's series exists after the job's first pass.
+    counter!("erpsync_retention_deleted_rows_total", "table" => table).increment(n);
 }
 
 /// How a call to the CRM sink ended.

@@ -177,6 +177,15 @@ struct ServeArgs {
     /// Histórico export covers.
     #[arg(long = setting::REQUEST_LOG_RETENTION_DAYS.flag, env = setting::REQUEST_LOG_RETENTION_DAYS.env, default_value_t = cfg::DEFAULT_RETENTION_DAYS)]
     request_log_retention_days: u32,
+    /// Days a tenant's runs are kept with their stages, tables and events (unless the
+    /// tenant's run_history_days says otherwise); its newest 30 runs are always kept.
+    #[arg(long = setting::RUN_HISTORY_DAYS.flag, env = setting::RUN_HISTORY_DAYS.env, default_value_t = cfg::DEFAULT_RUN_HISTORY_DAYS)]
+    run_history_days: u32,
+    /// Days a tenant's ABC reports and category changes are kept (unless the tenant's
+    /// abc_history_days says otherwise); the report in force and each company's latest
+    /// change are always kept.
+    #[arg(long = setting::ABC_HISTORY_DAYS.flag, env = setting::ABC_HISTORY_DAYS.env, default_value_t = cfg::DEFAULT_ABC_HISTORY_DAYS)]
+    abc_history_days: u32,
     /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
     #[arg(long = setting::LOG_HEARTBEAT_SECS.flag, env = setting::LOG_HEARTBEAT_SECS.env, default_value_t = cfg::DEFAULT_LOG_HEARTBEAT.as_secs())]
     log_heartbeat_secs: u64,
@@ -336,6 +345,10 @@ impl ServeArgs {
                 body_timeout: Duration::from_secs(self.body_timeout_secs),
             },
             request_log_retention_days: self.request_log_retention_days,
+            history_retention: crate::domain::retention::Defaults {
+                run_history_days: self.run_history_days,
+                abc_history_days: self.abc_history_days,
+            },
             log_heartbeat: Duration::from_secs(self.log_heartbeat_secs),
             view_sources: crate::domain::view_source::SourcePolicy {
                 hosts: self.view_allow_hosts,

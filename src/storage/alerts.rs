@@ -5,6 +5,7 @@
 use anyhow::anyhow;
 use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder};
 
+use super::usage::{self, Counted};
 use super::{alert_events, entities::alert, Db};
 use crate::domain::alert::{Alert, AlertEventKind, AlertKind};
 use crate::domain::tenant::TenantId;
@@ -106,6 +107,8 @@ pub async fn raise(
     })
     .exec(&*txn)
     .await?;
+    let after = usage::measure(&*txn, Counted::Alerts, &[raised.id.as_str()]).await?;
+    usage::add_changes(&txn, Counted::Alerts, &Default::default(), &after).await?;
     alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
     db.alert_events_appended();
@@ -132,6 +135,8 @@ pub async fn resolve(
     if open.is_empty() {
         return Ok(false);
     }
+    let ids: Vec<&str> = open.iter().map(|m| m.id.as_str()).collect();
+    let before = usage::measure(&*txn, Counted::Alerts, &ids).await?;
     alert::Entity::update_many()
         .col_expr(
             alert::Column::ResolvedAt,
@@ -140,6 +145,8 @@ pub async fn resolve(
         .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .exec(&*txn)
         .await?;
+    let after = usage::measure(&*txn, Counted::Alerts, &ids).await?;
+    usage::add_changes(&txn, Counted::Alerts, &before, &after).await?;
     for m in open {
         let resolved = Alert {
             resolved_at: Some(now),

@@ -38,6 +38,7 @@ mod overview;
 mod page_tokens;
 mod purge;
 mod python_host;
+mod retention;
 mod schedule;
 mod secrets;
 mod sink_tls;
