@@ -59,6 +59,7 @@ impl Figures {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let companies = common::arg("--companies", 200_000);
     let invoices = common::arg("--invoices", 5_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -65,6 +65,7 @@ struct Figures {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let rows = common::arg("--rows", 1_000_000);
     let rounds = common::arg("--rounds", 1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()

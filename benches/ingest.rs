@@ -40,6 +40,7 @@ struct Figures {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let records = std::env::args()
         .skip_while(|a| a != "--records")
         .nth(1)

@@ -36,6 +36,7 @@ struct Delays {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let followers = common::arg("--followers", 500);
     let events = common::arg("--events", 200);
     let connections = common::arg("--connections", 50);

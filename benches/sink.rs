@@ -75,6 +75,7 @@ impl pb::crm_sink_server::CrmSink for Ack {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let companies = common::arg("--companies", 100_000);
     let contacts = common::arg("--contacts", 100_000);
     let rounds = common::arg("--rounds", 3);

@@ -30,6 +30,7 @@ struct Figures {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let companies = common::arg("--companies", 100_000);
     let lines = common::arg("--lines", 1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -85,6 +85,7 @@ struct Figures {
 }
 
 fn main() {
+    common::unless_benchmarking();
     let runs = common::arg("--runs", 10_000);
     let requests = common::arg("--requests", 1_000_000);
     let navigations = common::arg("--navigations", 11).max(2);

@@ -73,16 +73,25 @@ impl AlertFeed {
         }
     }
 
-    /// Ends every watcher's stream (server shutdown: open streams would hold it up).
+    /// Ends every watcher's stream with UNAVAILABLE and a retry hint
+    /// ([`AppError::Draining`]): the replica drains, and open streams would hold its
+    /// shutdown up. A watcher resumes on another replica after the last cursor it
+    /// received.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// How many WatchAlerts streams are being served.
+    pub fn open_streams(&self) -> usize {
+        self.closing.receiver_count()
     }
 
     /// Opens a watch for the token `token_id` on `tenants`' events after `after_cursor`
     /// (empty: from the first event kept): INVALID_ARGUMENT naming `after_cursor` when it
     /// is not a cursor, NOT_FOUND for an unknown tenant, RESOURCE_EXHAUSTED when the token
     /// holds its most feeds already. The stream goes on until the client leaves or the
-    /// feed closes; a database failure ends it with the error.
+    /// feed closes (the replica drains: UNAVAILABLE with a retry hint); a database failure
+    /// ends it with the error.
     pub async fn watch(
         &self,
         token_id: &str,
@@ -149,7 +158,13 @@ impl Watcher {
     /// Follows the feed until the client leaves or the feed closes (`closing`); an error
     /// ends the stream with it.
     async fn run(mut self, mut closing: watch::Receiver<bool>) {
-        if let Err(e) = self.follow(&mut closing).await {
+        let end = match self.follow(&mut closing).await {
+            Err(e) => Some(e),
+            // Closed by the drain, not left by the client: told to go elsewhere.
+            Ok(()) if *closing.borrow() => Some(AppError::Draining),
+            Ok(()) => None,
+        };
+        if let Some(e) = end {
             let _ = self.out.send(Err(e)).await;
         }
     }

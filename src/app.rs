@@ -1,5 +1,13 @@
 //! Startup: connect and migrate the database, bind the listener (so callers, tests
-//! included, learn the port before serving), then serve until the shutdown future ends.
+//! included, learn the port before serving), then serve until stopped.
+//!
+//! Stopping is a drain: the first SIGTERM (or Ctrl-C, or [`Stopper::stop`]) turns health
+//! NOT_SERVING, stops the scheduler, refuses new runs and ends open log and alert streams
+//! (UNAVAILABLE with a retry hint), while other calls are still served; the replica's runs
+//! may finish. When none is left, at the drain deadline (`--drain-secs`) or at a second
+//! SIGTERM, the drain ends: runs still going are handed over (INTERRUPTED, their leases
+//! released, so another replica retries them at its next tick), the listener closes,
+//! in-flight calls finish, and the process exits.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,11 +32,14 @@ pub struct App {
     database_timeout: std::time::Duration,
     services: Services,
     retention_days: u32,
+    history_retention: crate::domain::retention::Defaults,
     scheduler_tick: std::time::Duration,
     conn_limits: crate::conn::ConnLimits,
     conn_stats: Arc<crate::conn::ConnStats>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     request_timeout: std::time::Duration,
+    drain: std::time::Duration,
+    stopper: Stopper,
     listen: Option<Listen>,
 }
 
@@ -37,6 +48,33 @@ struct Listen {
     url: String,
     hearing: crate::wakeup::Hearing,
 }
+
+/// Asks a running server to drain, then to end its drain: what SIGTERM does, for callers
+/// that hold the server (tests, embedders). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper(Arc<tokio::sync::watch::Sender<u32>>);
+
+impl Stopper {
+    fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(0).0))
+    }
+
+    /// The first call starts the drain; the next one ends it at once.
+    pub fn stop(&self) {
+        self.0.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// Completes once `stop` has been called `n` times.
+    async fn stopped(&self, n: u32) {
+        let mut calls = self.0.subscribe();
+        // The sender lives in `self`: the wait ends only by the count.
+        let _ = calls.wait_for(|c| *c >= n).await;
+    }
+}
+
+/// How long the runs a drain aborts have to let go before they are handed over all the
+/// same (an aborted task ends at its next await, at once in practice).
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connects to the database, applies migrations and binds the listener; runs deliver to
 /// the embedded CRM.
@@ -54,6 +92,11 @@ pub async fn build_with_sink(
         .map_err(crate::error::AppError::InvalidArgument)?;
     // Before anything is counted (the runs a dead server left are, just below).
     crate::metrics::install();
+    crate::metrics::draining(false);
+    if config.metrics_tenant_label {
+        // Process-wide, as the recorder is; a server never turns it off for another.
+        crate::metrics::label_tenants(true);
+    }
     let tls = config
         .tls
         .as_ref()
@@ -150,12 +193,19 @@ pub async fn build_with_sink(
     };
     crate::worker::sync::interrupt_orphans(&services.worker, now, as_of).await?;
     crate::storage::lease::clear(&services.db, as_of).await?;
-    let (routes, health) = grpc::routes(services.clone(), &config.ui_frame_ancestors).await?;
+    let (routes, health) = grpc::routes(
+        services.clone(),
+        &config.ui_frame_ancestors,
+        config.metrics_token.clone(),
+    )
+    .await?;
     let crm_sink = services.worker.sinks.server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
         crm_sink = %crm_sink.destination(),
+        // The name this replica's run leases carry (sync_lease.holder).
+        instance = %services.worker.instance,
         "erpsync ready"
     );
     // A wrong sink address or certificate shows at start, not at the first run.
@@ -175,12 +225,15 @@ pub async fn build_with_sink(
         database_timeout: config.database_timeout,
         services,
         retention_days: config.request_log_retention_days,
+        history_retention: config.history_retention,
         scheduler_tick: config.scheduler_tick,
         conn_limits: config.conn,
         conn_stats: Arc::default(),
         tls,
         request_timeout: config.request_timeout,
         listen,
+        drain: config.drain,
+        stopper: Stopper::new(),
     })
 }
 
@@ -200,24 +253,37 @@ impl App {
         &self.services
     }
 
+    /// What stops this server: the first [`Stopper::stop`] starts the drain, the next
+    /// ends it.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
     /// Serves gRPC and HTTP/1.1 (the JSON ingestion route) on the one port until
-    /// `shutdown` completes, lets in-flight calls finish, then stops the background jobs.
+    /// stopped, then drains (see the module's documentation): the drain starts when
+    /// `shutdown` completes or at the first [`Stopper::stop`], and ends when this
+    /// replica's runs are done, at the drain deadline, or at the next `stop`. Then the
+    /// listener closes, in-flight calls finish and the background jobs stop.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
         let retention = tokio::spawn(crate::worker::retention::run(
             self.services.db.clone(),
             self.retention_days,
+            self.history_retention,
             jobs_stopped.clone(),
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
             self.services.db.clone(),
             jobs_stopped.clone(),
         ));
+        // The scheduler and the health probe stop when the drain starts, the others when
+        // the server stops.
+        let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
             self.services.worker.clone(),
             std::sync::Arc::new(crate::worker::scheduler::SystemClock),
             self.scheduler_tick,
-            jobs_stopped.clone(),
+            scheduler_stopped,
         ));
         let listener = self.listen.map(|l| {
             tokio::spawn(crate::wakeup::listen(
@@ -233,22 +299,39 @@ impl App {
             ))
         });
         let db = self.services.db.clone();
-        let health = tokio::spawn(self.health.follow_database(
+        let (stop_probe, probe_stopped) = tokio::sync::watch::channel(false);
+        let probe = tokio::spawn(self.health.clone().follow_database(
             move || {
                 let db = db.clone();
                 async move { db.ping().await }
             },
             self.database_timeout,
-            jobs_stopped,
+            probe_stopped,
         ));
-        // Followed log streams and alert feeds never end by themselves: close them when
-        // shutdown starts, or the server would wait for every viewer to hang up.
-        let logs = self.services.logs.clone();
-        let alerts = self.services.alerts.clone();
-        let shutdown = async move {
-            shutdown.await;
-            logs.close();
-            alerts.close();
+        let drain = Drain {
+            health: self.health,
+            worker: self.services.worker.clone(),
+            logs: self.services.logs.clone(),
+            alerts: self.services.alerts.clone(),
+            deadline: self.drain,
+            stopper: self.stopper,
+        };
+        let drained = async move {
+            tokio::select! {
+                () = drain.stopper.stopped(1) => {}
+                // Counted as the first stop: the next one ends the drain.
+                () = shutdown => drain.stopper.stop(),
+            }
+            let deadline = tokio::time::Instant::now() + drain.deadline;
+            drain.start().await;
+            let _ = stop_probe.send(true);
+            let _ = stop_scheduler.send(true);
+            drain.end(deadline).await;
+            // A tick in progress finished meanwhile, or does now: the runs it tried to
+            // start were refused.
+            let _ = scheduler.await;
+            let _ = probe.await;
+            drain.health.close().await;
         };
         let http = crate::conn::Http {
             limits: self.conn_limits,
@@ -260,26 +343,17 @@ impl App {
             self.tls,
             self.conn_stats.clone(),
         );
-        crate::conn::serve(incoming, self.routes, http, self.conn_stats, shutdown).await;
-        let _ = stop_jobs.send(true);
-        let _ = scheduler.await;
-        // Running syncs stop at their next checkpoint (a stage or page boundary) as
-        // INTERRUPTED; the next run resumes from what is still staged.
-        let left = self
-            .services
-            .worker
-            .runs
-            .stop(std::time::Duration::from_secs(30))
-            .await;
-        if left > 0 {
-            tracing::warn!(
-                runs = left,
-                "runs still going at shutdown; they will be INTERRUPTED at the next start"
-            );
+        crate::conn::serve(incoming, self.routes, http, self.conn_stats, drained).await;
+        // A trigger that got past the drain's check just before it started may have
+        // started a run after the hand-over: it goes the same way.
+        let worker = &self.services.worker;
+        if worker.runs.active() > 0 {
+            let aborted = worker.runs.abort(ABORT_GRACE).await;
+            crate::worker::sync::hand_over(worker, &aborted).await;
         }
+        let _ = stop_jobs.send(true);
         let _ = retention.await;
         let _ = checkpoint.await;
-        let _ = health.await;
         if let Some(listener) = listener {
             let _ = listener.await;
         }
@@ -295,9 +369,72 @@ pub fn listener_name(instance: &str) -> String {
     format!("erpsync-listen {instance}")
 }
 
+/// What a drain touches.
+struct Drain {
+    health: grpc::health::Health,
+    worker: crate::worker::RunWorker,
+    logs: crate::logs::LogHub,
+    alerts: crate::alert_feed::AlertFeed,
+    deadline: std::time::Duration,
+    stopper: Stopper,
+}
+
+impl Drain {
+    /// Takes this replica out of service: no new calls from a load balancer, no new
+    /// runs, no open streams (their clients resume on another replica).
+    async fn start(&self) {
+        crate::metrics::draining(true);
+        self.worker.runs.drain();
+        self.health.drain().await;
+        let streams = self.logs.open_streams() + self.alerts.open_streams();
+        // Followed log streams and alert feeds never end by themselves: they would hold
+        // the shutdown up.
+        self.logs.close();
+        self.alerts.close();
+        tracing::info!(
+            runs = self.worker.runs.active(),
+            streams,
+            drain_secs = self.deadline.as_secs(),
+            "drain started: health NOT_SERVING, no new runs, streams closed with a retry hint; \
+             other calls are served until the runs end"
+        );
+    }
+
+    /// Waits for this replica's runs, at most until `deadline` or the next stop, then
+    /// hands over the ones still going.
+    async fn end(&self, deadline: tokio::time::Instant) {
+        let why = tokio::select! {
+            biased;
+            () = self.worker.runs.idle() => None,
+            () = self.stopper.stopped(2) => Some("a second signal"),
+            () = tokio::time::sleep_until(deadline) => Some("the drain deadline"),
+        };
+        match why {
+            None => tracing::info!("drain finished: no run left"),
+            Some(why) => {
+                let runs = self.worker.runs.active();
+                tracing::warn!(
+                    runs,
+                    "drain ended by {why}: handing the runs still going over"
+                );
+                let aborted = self.worker.runs.abort(ABORT_GRACE).await;
+                let handed = crate::worker::sync::hand_over(&self.worker, &aborted).await;
+                tracing::info!(
+                    handed_over = handed,
+                    "drain finished: runs handed over; another replica retries them"
+                );
+            }
+        }
+    }
+}
+
 /// `erpsync serve`: builds the server of `config` delivering to `crm_sink` (its URL and
-/// access already checked), and serves until SIGINT or SIGTERM.
+/// access already checked), and serves until SIGINT or SIGTERM (the first drains, the
+/// second ends the drain).
 pub async fn serve(config: &Config, crm_sink: CrmSinkSetting) -> Result<()> {
+    // Listened to before the server says it is ready: a SIGTERM that follows at once is a
+    // drain, not the default action's kill.
+    let signals = Signals::listen();
     let app = match crm_sink {
         CrmSinkSetting::Embedded => build(config).await?,
         CrmSinkSetting::Host(url) => {
@@ -310,34 +447,69 @@ pub async fn serve(config: &Config, crm_sink: CrmSinkSetting) -> Result<()> {
             .await?
         }
     };
-    app.run_until_stopped(shutdown_signal()).await
+    tokio::spawn(signals.forward(app.stopper()));
+    app.run_until_stopped(std::future::pending()).await
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and SIGINT (Ctrl-C): each one a [`Stopper::stop`].
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Starts listening (the default action, ending the process, no longer applies).
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
+                    None
+                }
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Calls `stopper` at every signal: the first starts the drain, the second ends it.
+    async fn forward(self, stopper: Stopper) {
+        #[cfg(unix)]
+        {
+            let Some((mut term, mut int)) = self.streams else {
+                return;
+            };
+            let mut received = 0u32;
+            loop {
+                let name = tokio::select! {
+                    Some(()) = term.recv() => "SIGTERM",
+                    Some(()) = int.recv() => "SIGINT",
+                    else => return,
+                };
+                received = received.saturating_add(1);
+                if received == 1 {
+                    tracing::info!(signal = name, "shutdown requested: draining");
+                } else {
+                    tracing::info!(signal = name, "shutdown requested again: ending the drain");
+                }
+                stopper.stop();
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        loop {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
+                return;
+            }
+            tracing::info!("shutdown requested");
+            stopper.stop();
+        }
     }
-    tracing::info!("shutdown requested; finishing in-flight calls");
 }

@@ -34,6 +34,7 @@ pub use crate::worker::delivery::{
     DEFAULT_SINK_MAX_BACKOFF,
 };
 
+pub use crate::domain::retention::{DEFAULT_ABC_HISTORY_DAYS, DEFAULT_RUN_HISTORY_DAYS};
 pub use crate::ui::DEFAULT_UI_FRAME_ANCESTORS;
 
 /// Where the server listens by default.
@@ -93,6 +94,10 @@ pub mod setting {
         "request-log-retention-days",
         "ERPSYNC_REQUEST_LOG_RETENTION_DAYS",
     );
+    /// `serve --run-history-days`.
+    pub const RUN_HISTORY_DAYS: Setting = s("run-history-days", "ERPSYNC_RUN_HISTORY_DAYS");
+    /// `serve --abc-history-days`.
+    pub const ABC_HISTORY_DAYS: Setting = s("abc-history-days", "ERPSYNC_ABC_HISTORY_DAYS");
     /// `serve --log-heartbeat-secs`.
     pub const LOG_HEARTBEAT_SECS: Setting = s("log-heartbeat-secs", "ERPSYNC_LOG_HEARTBEAT_SECS");
     /// `serve --crm-sink`.
@@ -141,6 +146,8 @@ pub mod setting {
     /// `serve --request-timeout-secs`.
     pub const REQUEST_TIMEOUT_SECS: Setting =
         s("request-timeout-secs", "ERPSYNC_REQUEST_TIMEOUT_SECS");
+    /// `serve --drain-secs`.
+    pub const DRAIN_SECS: Setting = s("drain-secs", "ERPSYNC_DRAIN_SECS");
     /// `serve --database-timeout-secs`.
     pub const DATABASE_TIMEOUT_SECS: Setting =
         s("database-timeout-secs", "ERPSYNC_DATABASE_TIMEOUT_SECS");
@@ -175,6 +182,11 @@ pub mod setting {
     pub const INSECURE: Setting = s("insecure", "ERPSYNC_INSECURE");
     /// `serve --ui-frame-ancestors`.
     pub const UI_FRAME_ANCESTORS: Setting = s("ui-frame-ancestors", "ERPSYNC_UI_FRAME_ANCESTORS");
+    /// `serve --metrics-tenant-label`.
+    pub const METRICS_TENANT_LABEL: Setting =
+        s("metrics-tenant-label", "ERPSYNC_METRICS_TENANT_LABEL");
+    /// `serve --metrics-token`.
+    pub const METRICS_TOKEN: Setting = s("metrics-token", "ERPSYNC_METRICS_TOKEN");
     /// `serve --crm-sink-ca`.
     pub const CRM_SINK_CA: Setting = s("crm-sink-ca", "ERPSYNC_CRM_SINK_CA");
     /// `serve --crm-sink-cert`.
@@ -292,6 +304,8 @@ pub struct Config {
     /// Request-log rows older than this many days are deleted (at least
     /// [`MIN_RETENTION_DAYS`]).
     pub request_log_retention_days: u32,
+    /// How long runs and ABC history are kept unless a tenant says otherwise.
+    pub history_retention: crate::domain::retention::Defaults,
     /// How often the scheduler looks for due runs.
     pub scheduler_tick: std::time::Duration,
     /// How long a StreamLogs follower waits without events before it sends a heartbeat
@@ -312,6 +326,9 @@ pub struct Config {
     pub conn: ConnLimits,
     /// How long a call may take to start answering.
     pub request_timeout: std::time::Duration,
+    /// How long a drain (the first SIGTERM) lets this replica's runs finish before it
+    /// hands them over to another replica; zero stops at once.
+    pub drain: std::time::Duration,
     /// Failed authentications per address and on the server, pushes per token.
     pub rate_limits: RateLimits,
     /// TLS on the listener; None serves plaintext.
@@ -328,6 +345,10 @@ pub struct Config {
     /// Which pages may frame the `/ui/` page (its Content-Security-Policy's
     /// `frame-ancestors` sources).
     pub ui_frame_ancestors: String,
+    /// The bearer token `GET /metrics` requires; None: open, as health is.
+    pub metrics_token: Option<String>,
+    /// Per-tenant series carry a `tenant` label (one series per tenant: few tenants only).
+    pub metrics_tenant_label: bool,
     /// How long a run's lease lives unrenewed: a run whose server died is taken for
     /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
     pub run_lease: chrono::Duration,
@@ -335,6 +356,13 @@ pub struct Config {
 
 /// Default [`Config::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Default [`Config::drain`]: Kubernetes' default grace period (30 s) with room for the
+/// hand-over and the exit is 25 s; a run that needs longer is handed over, not lost.
+pub const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(25);
+/// The longest [`Config::drain`]: a replica that drains for longer holds up a rollout
+/// for nothing, since its runs are handed over anyway.
+pub const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub use crate::logs::DEFAULT_HEARTBEAT as DEFAULT_LOG_HEARTBEAT;
 
@@ -399,6 +427,21 @@ impl Config {
                 ),
             ));
         }
+        for (setting, days) in [
+            (s::RUN_HISTORY_DAYS, self.history_retention.run_history_days),
+            (s::ABC_HISTORY_DAYS, self.history_retention.abc_history_days),
+        ] {
+            if !crate::domain::retention::valid_default(days) {
+                return Err(bad(
+                    setting,
+                    format_args!(
+                        "must be from {} to {} days, got {days}",
+                        crate::domain::retention::MIN_DAYS,
+                        crate::domain::retention::MAX_DAYS
+                    ),
+                ));
+            }
+        }
         positive(s::LOG_HEARTBEAT_SECS, self.log_heartbeat.is_zero())?;
         positive(s::MAX_CONNECTIONS, self.conn.max_connections == 0)?;
         positive(s::MAX_PER_ADDRESS, self.conn.max_per_address == 0)?;
@@ -439,6 +482,16 @@ impl Config {
             ));
         }
         positive(s::DATABASE_TIMEOUT_SECS, self.database_timeout.is_zero())?;
+        if self.drain > MAX_DRAIN {
+            return Err(bad(
+                s::DRAIN_SECS,
+                format_args!(
+                    "must be at most {} (runs still going then are handed over anyway), got {}",
+                    secs(MAX_DRAIN),
+                    secs(self.drain)
+                ),
+            ));
+        }
         positive(
             s::STREAMS_PER_TENANT,
             self.rate_limits.streams_per_tenant == 0,
@@ -477,6 +530,14 @@ impl Config {
         if let Some(problem) = crate::ui::frame_ancestors_problem(&self.ui_frame_ancestors) {
             return Err(bad(s::UI_FRAME_ANCESTORS, problem));
         }
+        if let Some(token) = &self.metrics_token {
+            if token.len() < 16 || !crate::domain::secret::header_safe(token) {
+                return Err(bad(
+                    s::METRICS_TOKEN,
+                    "must be at least 16 visible ASCII characters (no spaces)",
+                ));
+            }
+        }
         // Neither has a flag; tests shorten them.
         if self.run_lease < chrono::Duration::seconds(1) {
             return Err("the run lease must last at least a second".into());
@@ -499,6 +560,7 @@ impl Default for Config {
             database_timeout: DEFAULT_DATABASE_TIMEOUT,
             limits: Limits::default(),
             request_log_retention_days: DEFAULT_RETENTION_DAYS,
+            history_retention: crate::domain::retention::Defaults::default(),
             scheduler_tick: crate::worker::scheduler::TICK,
             log_heartbeat: DEFAULT_LOG_HEARTBEAT,
             feed_poll: crate::logs::DEFAULT_POLL,
@@ -507,6 +569,7 @@ impl Default for Config {
             secret_key: None,
             conn: ConnLimits::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            drain: DEFAULT_DRAIN,
             rate_limits: RateLimits::default(),
             tls: None,
             insecure: false,
@@ -514,6 +577,8 @@ impl Default for Config {
             crm_sink_access: SinkAccess::default(),
             retries: Default::default(),
             ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
+            metrics_token: None,
+            metrics_tenant_label: false,
             run_lease: crate::worker::sync::LEASE_TTL,
         }
     }
@@ -558,6 +623,14 @@ mod tests {
                 Box::new(|c| c.request_log_retention_days = MIN_RETENTION_DAYS - 1),
             ),
             (
+                setting::RUN_HISTORY_DAYS,
+                Box::new(|c| c.history_retention.run_history_days = 6),
+            ),
+            (
+                setting::ABC_HISTORY_DAYS,
+                Box::new(|c| c.history_retention.abc_history_days = 3651),
+            ),
+            (
                 setting::LOG_HEARTBEAT_SECS,
                 Box::new(|c| c.log_heartbeat = Duration::ZERO),
             ),
@@ -598,6 +671,10 @@ mod tests {
                 Box::new(|c| c.database_timeout = Duration::ZERO),
             ),
             (
+                setting::DRAIN_SECS,
+                Box::new(|c| c.drain = MAX_DRAIN + Duration::from_secs(1)),
+            ),
+            (
                 setting::STREAMS_PER_TENANT,
                 Box::new(|c| c.rate_limits.streams_per_tenant = 0),
             ),
@@ -633,6 +710,14 @@ mod tests {
             (
                 setting::UI_FRAME_ANCESTORS,
                 Box::new(|c| c.ui_frame_ancestors = "'self'; script-src *".into()),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("short".into())),
+            ),
+            (
+                setting::METRICS_TOKEN,
+                Box::new(|c| c.metrics_token = Some("a token with spaces in it".into())),
             ),
         ];
         for (setting, tune) in cases {

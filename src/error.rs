@@ -13,6 +13,13 @@ const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
 /// How long a caller is told to wait when the database does not answer.
 pub const UNAVAILABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a caller is told to wait before it tries another replica when this one drains:
+/// short, since the others are up (a client that reconnects reaches one of them).
+pub const DRAINING_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What callers see of a draining replica.
+pub const DRAINING_MESSAGE: &str = "this replica is draining; retry on another";
+
 /// What callers see of a database outage.
 fn unavailable_message() -> String {
     format!(
@@ -98,6 +105,10 @@ pub enum AppError {
     /// (`--request-timeout-secs`): transient, answered UNAVAILABLE / 503 with a retry hint.
     #[error("{0}")]
     TooSlow(String),
+    /// This replica is shutting down (SIGTERM): it starts no run and closes its streams;
+    /// answered UNAVAILABLE / 503 with a retry hint, for the client to go to another.
+    #[error("{}", DRAINING_MESSAGE)]
+    Draining,
     /// The database does not answer (down, unreachable, its connections cut, or none
     /// free in time): transient, answered UNAVAILABLE / 503 with a retry hint.
     #[error("the database is unreachable: {0}")]
@@ -190,7 +201,7 @@ impl AppError {
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Unavailable(_) | Self::TooSlow(_) => Code::Unavailable,
+            Self::Unavailable(_) | Self::TooSlow(_) | Self::Draining => Code::Unavailable,
             Self::Database(_) | Self::Internal(_) | Self::Sink { .. } => Code::Internal,
         }
     }
@@ -259,6 +270,7 @@ impl AppError {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
             Self::Unavailable(_) | Self::TooSlow(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            Self::Draining => Some(DRAINING_RETRY_AFTER),
             _ => None,
         }
     }
@@ -383,6 +395,11 @@ impl From<AppError> for Status {
                 let details = ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER));
                 Status::with_error_details(code, bounded(message.clone()), details)
             }
+            AppError::Draining => {
+                tracing::debug!("answered UNAVAILABLE: draining");
+                let details = ErrorDetails::with_retry_info(Some(DRAINING_RETRY_AFTER));
+                Status::with_error_details(code, DRAINING_MESSAGE, details)
+            }
             AppError::RateLimited {
                 ref message,
                 retry_after,
@@ -490,6 +507,18 @@ mod tests {
         assert!(!status.message().contains("db.internal"), "{status:?}");
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_draining_replica_answers_unavailable_with_a_retry_hint_on_both_transports() {
+        let err = AppError::Draining;
+        assert_eq!((err.http_status(), err.code_name()), (503, "UNAVAILABLE"));
+        assert_eq!(err.retry_after(), Some(DRAINING_RETRY_AFTER));
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), DRAINING_MESSAGE);
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(DRAINING_RETRY_AFTER));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 use crate::domain::run::LogEvent;
 use crate::domain::tenant::TenantId;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::storage::events::{self, Filter, NewEvent};
 use crate::storage::Db;
 use crate::wakeup::Hearing;
@@ -146,9 +146,16 @@ impl LogHub {
         }
     }
 
-    /// Ends every viewer's stream (server shutdown: open streams would hold it up).
+    /// Ends every viewer's stream with UNAVAILABLE and a retry hint ([`AppError::Draining`]):
+    /// the replica drains, and open streams would hold its shutdown up. A viewer resumes
+    /// on another replica after the last cursor it received (an event's or a heartbeat's).
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// How many StreamLogs streams are being served.
+    pub fn open_streams(&self) -> usize {
+        self.closing.receiver_count()
     }
 
     /// How many live viewers the tenant has (subscriptions not yet released).
@@ -245,7 +252,8 @@ impl LogHub {
 
     /// Serves one viewer: its backlog, then (with `follow`) live events and heartbeats,
     /// into `out`, until the backlog ends (without `follow`), the viewer goes (`out`
-    /// closed) or the server closes the hub. Errors end the stream with the error.
+    /// closed) or the server closes the hub (a follower's stream then ends UNAVAILABLE
+    /// with a retry hint). Errors end the stream with the error.
     pub async fn serve(&self, req: Request, out: mpsc::Sender<Result<Item>>) {
         let _counted = crate::metrics::LogFollower::counted();
         if let Err(e) = self.serve_inner(&self.db, req, &out).await {
@@ -282,7 +290,7 @@ impl LogHub {
         loop {
             tokio::select! {
                 () = out.closed() => return Ok(()),
-                () = &mut closing => return Ok(()),
+                () = &mut closing => return Err(AppError::Draining),
                 () = tokio::time::sleep_until(beat) => {
                     if out.send(Ok(Item::Heartbeat(after))).await.is_err() {
                         return Ok(());

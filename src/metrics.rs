@@ -1,23 +1,28 @@
 //! The operator's metrics, in Prometheus' text format at `GET /metrics` on the port gRPC
 //! uses: every series erpsync records is named here, once, and recorded through the
 //! `metrics` crate's macros; metrics-exporter-prometheus keeps them and writes the
-//! exposition format. No label carries a tenant id, so the number of series stays bounded
-//! however many tenants a server has; labels are tables, stages, statuses, triggers,
-//! alert kinds and sink calls.
+//! exposition format. By default no label carries a tenant id, so the number of series
+//! stays bounded however many tenants a server has; labels are tables, stages, statuses,
+//! triggers, alert kinds and sink calls. An operator with few tenants may add a `tenant`
+//! label to the per-tenant series ([`label_tenants`], `--metrics-tenant-label`).
 //!
 //! The recorder is process-wide (the `metrics` crate has one global recorder): several
-//! servers in one process, as in the tests, share their series.
+//! servers in one process, as in the tests, share their series and the tenant label.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Label};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::domain::alert::AlertKind;
 use crate::domain::run::{RunStatus, RunTrigger};
+use crate::domain::tenant::TenantId;
 
 /// Where the metrics are served.
 const METRICS_PATH: &str = "/metrics";
@@ -28,6 +33,24 @@ const BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Whether per-tenant series carry a `tenant` label.
+static TENANT_LABEL: AtomicBool = AtomicBool::new(false);
+
+/// Adds (or not) a `tenant` label to the series recorded per tenant from now on: runs,
+/// run durations, records accepted and rejected, request-log bytes, alerts opened and
+/// resolved. Each tenant then multiplies those series: for a server with few tenants.
+pub fn label_tenants(on: bool) {
+    TENANT_LABEL.store(on, Ordering::Relaxed);
+}
+
+/// `labels`, with the tenant's when the operator asked for it.
+fn per_tenant(tenant: &TenantId, mut labels: Vec<Label>) -> Vec<Label> {
+    if TENANT_LABEL.load(Ordering::Relaxed) {
+        labels.push(Label::new("tenant", tenant.as_str().to_owned()));
+    }
+    labels
+}
 
 /// The process's recorder, installed on first use.
 fn handle() -> &'static PrometheusHandle {
@@ -57,35 +80,79 @@ pub fn install() {
     handle();
 }
 
-/// `GET /metrics`: the exposition text, with the database pool read by `pool` at each
-/// scrape. Like health, it needs no token: no series names a tenant.
-pub fn router<F>(pool: F) -> Router
+/// `GET /metrics`: the exposition text, with what `sample` reads at each scrape (the
+/// database pool, the open alerts). Without `token` it is open like health (no series
+/// names a tenant); with one, a scrape must send `authorization: Bearer <token>` and
+/// anything else is 401.
+pub fn router<F, Fut>(sample: F, token: Option<String>) -> Router
 where
-    F: Fn() -> PoolUse + Clone + Send + Sync + 'static,
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Sample> + Send,
 {
     Router::new().route(
         METRICS_PATH,
-        get(move || async move {
+        get(move |headers: HeaderMap| async move {
+            if let Some(token) = &token {
+                if !bearer_matches(&headers, token) {
+                    return unauthorized();
+                }
+            }
             (
                 [(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
                 )],
-                render(pool()),
+                render(sample().await),
             )
+                .into_response()
         }),
     )
 }
 
-/// The exposition text of every series, with the database pool's `idle` and `size` read
-/// now.
-fn render(pool: PoolUse) -> String {
+/// Whether the request carries `authorization: Bearer <token>`, compared in time that
+/// does not depend on where it differs.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|sent| crate::domain::token::hashes_match(sent.trim(), token))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+        "GET /metrics needs the metrics token (authorization: Bearer ...)\n",
+    )
+        .into_response()
+}
+
+/// The exposition text of every series, with the gauges read at this scrape.
+fn render(sample: Sample) -> String {
     let handle = handle();
+    let pool = sample.pool;
     gauge!("erpsync_db_pool_connections", "state" => "idle").set(pool.idle as f64);
     gauge!("erpsync_db_pool_connections", "state" => "in_use")
         .set(pool.size.saturating_sub(pool.idle) as f64);
+    if let Some(open) = sample.open_alerts {
+        for kind in AlertKind::ALL {
+            let n = open.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
+            gauge!("erpsync_alerts_open", "kind" => kind.as_str()).set(n as f64);
+        }
+    }
     handle.run_upkeep();
     handle.render()
+}
+
+/// What a scrape reads beside the recorded series.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The database pool's connections.
+    pub pool: PoolUse,
+    /// Open alerts of every tenant, by kind; None when the database could not be read
+    /// (the gauges then keep their last values).
+    pub open_alerts: Option<Vec<(AlertKind, u64)>>,
 }
 
 /// The database pool's connections at a scrape.
@@ -115,7 +182,7 @@ fn describe() {
     );
     describe_counter!(
         "erpsync_runs_interrupted_total",
-        "Runs left RUNNING by a stopped server and marked INTERRUPTED (lease takeovers)."
+        "Runs marked INTERRUPTED: left RUNNING by a dead server (lease takeovers), or handed over by a draining one."
     );
     describe_counter!(
         "erpsync_records_accepted_total",
@@ -139,8 +206,16 @@ fn describe() {
         Unit::Seconds,
         "Calls to the CRM sink, by call."
     );
+    describe_counter!(
+        "erpsync_retention_deleted_rows_total",
+        "Rows the retention job deleted as older than their window, by table."
+    );
     describe_counter!("erpsync_alerts_opened_total", "Alerts opened, by kind.");
     describe_counter!("erpsync_alerts_resolved_total", "Alerts resolved, by kind.");
+    describe_gauge!(
+        "erpsync_alerts_open",
+        "Alerts open at the scrape, of every tenant, by kind."
+    );
     describe_gauge!(
         "erpsync_log_followers",
         "StreamLogs streams open on this server."
@@ -156,18 +231,35 @@ fn describe() {
          (always 0 on SQLite)."
     );
     describe_gauge!(
+        "erpsync_draining",
+        "1 while this server drains (SIGTERM received: health NOT_SERVING, no new runs), else 0."
+    );
+    describe_gauge!(
         "erpsync_db_pool_connections",
         "Database pool connections at the scrape, idle or in use."
     );
 }
 
-/// A run ended with `status`.
-pub fn run_ended(status: RunStatus, trigger: RunTrigger, took: Option<Duration>) {
-    counter!("erpsync_runs_total", "status" => status.as_str(), "trigger" => trigger.as_str())
-        .increment(1);
+/// A run of `tenant` ended with `status`.
+pub fn run_ended(
+    tenant: &TenantId,
+    status: RunStatus,
+    trigger: RunTrigger,
+    took: Option<Duration>,
+) {
+    let status = Label::new("status", status.as_str());
+    let trigger = Label::new("trigger", trigger.as_str());
+    counter!(
+        "erpsync_runs_total",
+        per_tenant(tenant, vec![status.clone(), trigger])
+    )
+    .increment(1);
     if let Some(took) = took {
-        histogram!("erpsync_run_duration_seconds", "status" => status.as_str())
-            .record(took.as_secs_f64());
+        histogram!(
+            "erpsync_run_duration_seconds",
+            per_tenant(tenant, vec![status])
+        )
+        .record(took.as_secs_f64());
     }
 }
 
@@ -176,20 +268,37 @@ pub fn stage_ended(stage: &'static str, took: Duration) {
     histogram!("erpsync_stage_duration_seconds", "stage" => stage).record(took.as_secs_f64());
 }
 
-/// `n` runs of dead servers were marked INTERRUPTED.
+/// `n` runs of dead servers were marked INTERRUPTED, or handed over by a drain.
 pub fn runs_interrupted(n: usize) {
     counter!("erpsync_runs_interrupted_total").increment(n as u64);
 }
 
-/// A batch of `table` was judged: `accepted` staged, `rejected` refused.
-pub fn records_judged(table: &'static str, accepted: u64, rejected: u64) {
-    counter!("erpsync_records_accepted_total", "table" => table).increment(accepted);
-    counter!("erpsync_records_rejected_total", "table" => table).increment(rejected);
+/// The server drains (`true`) or serves.
+pub fn draining(on: bool) {
+    gauge!("erpsync_draining").set(if on { 1.0 } else { 0.0 });
 }
 
-/// A request-log row of `bytes` (as the tenant's usage counts it) was committed.
-pub fn request_logged(bytes: u64) {
-    counter!("erpsync_request_log_bytes_total").increment(bytes);
+/// A batch of `tenant`'s `table` was judged: `accepted` staged, `rejected` refused.
+pub fn records_judged(tenant: &TenantId, table: &'static str, accepted: u64, rejected: u64) {
+    let labels = per_tenant(tenant, vec![Label::new("table", table)]);
+    counter!("erpsync_records_accepted_total", labels.clone()).increment(accepted);
+    counter!("erpsync_records_rejected_total", labels).increment(rejected);
+}
+
+/// A request-log row of `tenant` of `bytes` (as the tenant's usage counts it) was
+/// committed.
+pub fn request_logged(tenant: &TenantId, bytes: u64) {
+    counter!(
+        "erpsync_request_log_bytes_total",
+        per_tenant(tenant, vec![])
+    )
+    .increment(bytes);
+}
+
+/// The retention job deleted `n` rows of `table`.
+pub fn retention_deleted(table: &'static str, n: u64) {
+    // Incremented by 0 too: every table's series exists after the job's first pass.
+    counter!("erpsync_retention_deleted_rows_total", "table" => table).increment(n);
 }
 
 /// How a call to the CRM sink ended.
@@ -214,12 +323,13 @@ pub fn sink_call(call: &'static str, outcome: SinkOutcome, took: Duration) {
     histogram!("erpsync_sink_call_duration_seconds", "call" => call).record(took.as_secs_f64());
 }
 
-/// An alert of `kind` was opened (`true`) or resolved.
-pub fn alert(kind: &'static str, opened: bool) {
+/// An alert of `tenant` of `kind` was opened (`true`) or resolved.
+pub fn alert(tenant: &TenantId, kind: &'static str, opened: bool) {
+    let labels = per_tenant(tenant, vec![Label::new("kind", kind)]);
     if opened {
-        counter!("erpsync_alerts_opened_total", "kind" => kind).increment(1);
+        counter!("erpsync_alerts_opened_total", labels).increment(1);
     } else {
-        counter!("erpsync_alerts_resolved_total", "kind" => kind).increment(1);
+        counter!("erpsync_alerts_resolved_total", labels).increment(1);
     }
 }
 

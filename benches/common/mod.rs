@@ -45,6 +45,20 @@ pub async fn drop_pg(admin: &str, name: &str) {
     }
 }
 
+/// Ends the process at once when a test runner lists the bench's tests
+/// (`cargo nextest run --all-targets` runs every target with `--list`): a bench has no
+/// tests, and running it then would take minutes and rewrite BENCHMARKS.md with a debug
+/// build's figures. Only `cargo bench` (which passes `--bench`) runs it.
+pub fn unless_benchmarking() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        if !args.iter().any(|a| a == "--list") {
+            eprintln!("a benchmark: run it with `cargo bench --bench NAME`");
+        }
+        std::process::exit(0);
+    }
+}
+
 /// The number after `name` on the command line (`-- --companies 1000`), or `default`.
 #[allow(dead_code)] // not every bench takes arguments
 pub fn arg(name: &str, default: usize) -> usize {

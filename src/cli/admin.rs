@@ -87,6 +87,14 @@ pub enum TenantCommand {
         /// …and at least this many rows.
         #[arg(long)]
         delete_guard_min_rows: Option<u64>,
+        /// Days this tenant's runs are kept with their stages, tables and events
+        /// (7–3650; 0: the server's --run-history-days).
+        #[arg(long)]
+        run_history_days: Option<u32>,
+        /// Days this tenant's ABC reports and category changes are kept (7–3650; 0: the
+        /// server's --abc-history-days).
+        #[arg(long)]
+        abc_history_days: Option<u32>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
         #[command(flatten)]
@@ -347,6 +355,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             business_rule,
             delete_guard_percent,
             delete_guard_min_rows,
+            run_history_days,
+            abc_history_days,
             abc,
             remote,
         } => {
@@ -366,6 +376,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 delete_guard_percent,
                 delete_guard_min_rows,
                 abc: (*abc).into(),
+                run_history_days,
+                abc_history_days,
             };
             let t = match remote.admin().await? {
                 Some(mut admin) => admin.update_tenant(&id, input).await?,
@@ -668,7 +680,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nretention: runs {}, abc history {}\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -694,7 +706,17 @@ fn describe(t: &Tenant) -> String {
         } else {
             "off".to_owned()
         },
+        kept_days(t.retention.run_history_days),
+        kept_days(t.retention.abc_history_days),
         t.business_rule
+    )
+}
+
+/// A retention override as `tenant show` prints it.
+fn kept_days(days: Option<u32>) -> String {
+    days.map_or_else(
+        || "the server's default".to_owned(),
+        |d| format!("{d} days"),
     )
 }
 

@@ -177,6 +177,15 @@ struct ServeArgs {
     /// Histórico export covers.
     #[arg(long = setting::REQUEST_LOG_RETENTION_DAYS.flag, env = setting::REQUEST_LOG_RETENTION_DAYS.env, default_value_t = cfg::DEFAULT_RETENTION_DAYS)]
     request_log_retention_days: u32,
+    /// Days a tenant's runs are kept with their stages, tables and events (unless the
+    /// tenant's run_history_days says otherwise); its newest 30 runs are always kept.
+    #[arg(long = setting::RUN_HISTORY_DAYS.flag, env = setting::RUN_HISTORY_DAYS.env, default_value_t = cfg::DEFAULT_RUN_HISTORY_DAYS)]
+    run_history_days: u32,
+    /// Days a tenant's ABC reports and category changes are kept (unless the tenant's
+    /// abc_history_days says otherwise); the report in force and each company's latest
+    /// change are always kept.
+    #[arg(long = setting::ABC_HISTORY_DAYS.flag, env = setting::ABC_HISTORY_DAYS.env, default_value_t = cfg::DEFAULT_ABC_HISTORY_DAYS)]
+    abc_history_days: u32,
     /// Seconds a StreamLogs follower waits without events before it sends a heartbeat.
     #[arg(long = setting::LOG_HEARTBEAT_SECS.flag, env = setting::LOG_HEARTBEAT_SECS.env, default_value_t = cfg::DEFAULT_LOG_HEARTBEAT.as_secs())]
     log_heartbeat_secs: u64,
@@ -246,6 +255,11 @@ struct ServeArgs {
     /// A call must start answering within this many seconds.
     #[arg(long = setting::REQUEST_TIMEOUT_SECS.flag, env = setting::REQUEST_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout_secs: u64,
+    /// On SIGTERM (or Ctrl-C) the replica drains: health NOT_SERVING, no new runs, streams
+    /// closed with a retry hint; its runs get this many seconds to finish, then are
+    /// handed over to another replica (0: at once). A second SIGTERM ends the drain.
+    #[arg(long = setting::DRAIN_SECS.flag, env = setting::DRAIN_SECS.env, default_value_t = cfg::DEFAULT_DRAIN.as_secs())]
+    drain_secs: u64,
     /// A call waits this many seconds for a PostgreSQL connection (a new one
     /// included) before it answers UNAVAILABLE / 503; the health probe as long.
     #[arg(long = setting::DATABASE_TIMEOUT_SECS.flag, env = setting::DATABASE_TIMEOUT_SECS.env, default_value_t = cfg::DEFAULT_DATABASE_TIMEOUT.as_secs())]
@@ -279,6 +293,13 @@ struct ServeArgs {
     /// sources separated by spaces ('self', https://crm.example.com, or 'none').
     #[arg(long = setting::UI_FRAME_ANCESTORS.flag, env = setting::UI_FRAME_ANCESTORS.env, default_value = cfg::DEFAULT_UI_FRAME_ANCESTORS)]
     ui_frame_ancestors: String,
+    /// A bearer token `GET /metrics` requires (at least 16 characters); open without.
+    #[arg(long = setting::METRICS_TOKEN.flag, env = setting::METRICS_TOKEN.env, hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Add a `tenant` label to the per-tenant metrics (runs, records, request-log bytes,
+    /// alerts): one series per tenant, for servers with few tenants.
+    #[arg(long = setting::METRICS_TENANT_LABEL.flag, env = setting::METRICS_TENANT_LABEL.env, value_parser = cfg::parse_bool)]
+    metrics_tenant_label: bool,
     /// TLS certificate chain (PEM) for gRPC and HTTP on the one port.
     #[arg(long = setting::TLS_CERT.flag, env = setting::TLS_CERT.env, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -324,6 +345,10 @@ impl ServeArgs {
                 body_timeout: Duration::from_secs(self.body_timeout_secs),
             },
             request_log_retention_days: self.request_log_retention_days,
+            history_retention: crate::domain::retention::Defaults {
+                run_history_days: self.run_history_days,
+                abc_history_days: self.abc_history_days,
+            },
             log_heartbeat: Duration::from_secs(self.log_heartbeat_secs),
             view_sources: crate::domain::view_source::SourcePolicy {
                 hosts: self.view_allow_hosts,
@@ -338,6 +363,7 @@ impl ServeArgs {
                 handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_secs),
             },
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            drain: Duration::from_secs(self.drain_secs),
             rate_limits: crate::throttle::RateLimits {
                 failed_auth_per_sec: self.failed_auth_per_sec,
                 failed_auth_global_per_sec: self.failed_auth_global_per_sec,
@@ -363,6 +389,8 @@ impl ServeArgs {
             },
             retries: self.delivery.retries(),
             ui_frame_ancestors: self.ui_frame_ancestors,
+            metrics_token: self.metrics_token,
+            metrics_tenant_label: self.metrics_tenant_label,
             // No flags: the scheduler's tick, the run lease, the feeds' poll fallback and the
             // export's limits.
             ..Config::default()

@@ -125,6 +125,8 @@ impl Admin {
             lifecycle_inactive_days: s.abc.inactive_days,
             abc_shift_guard_percent: s.abc.shift_guard_percent,
             abc_shift_guard: s.abc.shift_guard,
+            run_history_days: s.run_history_days,
+            abc_history_days: s.abc_history_days,
         };
         let req = pb::UpdateTenantRequest {
             tenant_id: id.to_owned(),
@@ -343,6 +345,10 @@ fn tenant_from(t: pb::Tenant) -> anyhow::Result<Tenant> {
             inactive_days: abc.lifecycle_inactive_days,
             shift_guard_percent: decimal(&abc.shift_guard_percent)?,
             shift_guard: abc.shift_guard,
+        },
+        retention: crate::domain::retention::Overrides {
+            run_history_days: t.run_history_days,
+            abc_history_days: t.abc_history_days,
         },
         created_at: timestamp(t.created_at)?,
         updated_at: timestamp(t.updated_at)?,

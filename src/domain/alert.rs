@@ -20,6 +20,14 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Every kind.
+    pub const ALL: [Self; 4] = [
+        Self::Stale,
+        Self::Failing,
+        Self::DeletesHeld,
+        Self::AbcShiftHeld,
+    ];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,14 +40,7 @@ impl AlertKind {
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Stale,
-            Self::Failing,
-            Self::DeletesHeld,
-            Self::AbcShiftHeld,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

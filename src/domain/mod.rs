@@ -12,6 +12,7 @@ pub(crate) mod hostile_props;
 pub mod page_token;
 pub mod record;
 pub mod request_log;
+pub mod retention;
 pub mod run;
 pub mod run_status;
 pub mod schedule;

@@ -154,6 +154,8 @@ pub struct Tenant {
     pub delete_guard: DeleteGuard,
     /// The ABC analysis, lifecycle windows and shift guard.
     pub abc: AbcSettings,
+    /// How long its history is kept, where it differs from the server's defaults.
+    pub retention: super::retention::Overrides,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its settings last changed.
@@ -180,6 +182,7 @@ impl Tenant {
             max_time_without_success: DEFAULT_MAX_WITHOUT_SUCCESS,
             delete_guard: DeleteGuard::default(),
             abc: AbcSettings::default(),
+            retention: super::retention::Overrides::default(),
             created_at: now,
             updated_at: now,
         }
@@ -373,6 +376,10 @@ pub struct SettingsInput {
     pub delete_guard_min_rows: Option<u64>,
     /// ABC analysis, lifecycle and shift-guard settings.
     pub abc: AbcInput,
+    /// Days of runs kept (0: back to the server's default).
+    pub run_history_days: Option<u32>,
+    /// Days of ABC reports and category changes kept (0: back to the server's default).
+    pub abc_history_days: Option<u32>,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -427,6 +434,14 @@ impl SettingsUpdate {
                 "must be at least 1",
             ));
         }
+        for (field, days) in [
+            ("run_history_days", input.run_history_days),
+            ("abc_history_days", input.abc_history_days),
+        ] {
+            if let Err(v) = super::retention::parse_change(field, days) {
+                violations.push(v);
+            }
+        }
         if violations.is_empty() {
             Ok(Self(input))
         } else {
@@ -464,6 +479,15 @@ impl SettingsUpdate {
         }
         if let Some(v) = i.delete_guard_min_rows {
             t.delete_guard.min_rows = v;
+        }
+        // Validated by `parse`: a value that got here is 0 (the default) or in bounds.
+        if let Ok(Some(v)) = super::retention::parse_change("run_history_days", i.run_history_days)
+        {
+            t.retention.run_history_days = v;
+        }
+        if let Ok(Some(v)) = super::retention::parse_change("abc_history_days", i.abc_history_days)
+        {
+            t.retention.abc_history_days = v;
         }
         t.updated_at = now;
         Ok(())

@@ -45,11 +45,12 @@ use pb::{
 /// Every route of the port: the gRPC services (IntegrationHistory, also over gRPC-Web,
 /// ErpIngest, Admin, health, and reflection v1 and v1alpha — grpcurl 1.8 only speaks
 /// v1alpha), the HTTP route and its OpenAPI document, and the `/ui/` page (framed only by
-/// `ui_frame_ancestors`); and the health statuses, for the probe that keeps them in step
+/// `ui_frame_ancestors`), and the metrics (behind `metrics_token` when set); and the health statuses, for the probe that keeps them in step
 /// with the database.
 pub async fn routes(
     services: Services,
     ui_frame_ancestors: &str,
+    metrics_token: Option<String>,
 ) -> Result<(Routes, health::Health)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -124,7 +125,23 @@ pub async fn routes(
         ))
         .merge({
             let db = services.db.clone();
-            crate::metrics::router(move || db.pool_use())
+            let sample = move || {
+                let db = db.clone();
+                async move {
+                    let open_alerts = match crate::storage::alerts::open_by_kind(&db).await {
+                        Ok(open) => Some(open),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metrics: cannot count the open alerts");
+                            None
+                        }
+                    };
+                    crate::metrics::Sample {
+                        pool: db.pool_use(),
+                        open_alerts,
+                    }
+                }
+            };
+            crate::metrics::router(sample, metrics_token)
         })
         .layer(axum::middleware::from_fn(crate::edge::admit));
     let router = Routes::new(health)

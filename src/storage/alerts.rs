@@ -5,6 +5,7 @@
 use anyhow::anyhow;
 use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder};
 
+use super::usage::{self, Counted};
 use super::{alert_events, entities::alert, Db};
 use crate::domain::alert::{Alert, AlertEventKind, AlertKind};
 use crate::domain::tenant::TenantId;
@@ -19,6 +20,27 @@ pub async fn open(db: &Db, tenant: &TenantId) -> Result<Vec<Alert>> {
         .await?
         .into_iter()
         .map(alert_from)
+        .collect()
+}
+
+/// How many alerts are open, of every tenant, by kind (kinds with none left out).
+pub async fn open_by_kind(db: &Db) -> Result<Vec<(AlertKind, u64)>> {
+    use sea_orm::{ColumnTrait, QuerySelect};
+    let rows: Vec<(String, i64)> = alert::Entity::find()
+        .select_only()
+        .column(alert::Column::Kind)
+        .column_as(alert::Column::Id.count(), "open")
+        .filter(alert::Column::ResolvedAt.is_null())
+        .group_by(alert::Column::Kind)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    rows.into_iter()
+        .map(|(kind, n)| {
+            let kind = AlertKind::parse(&kind)
+                .ok_or_else(|| anyhow!("a stored alert has unknown kind {kind:?}"))?;
+            Ok((kind, u64::try_from(n).unwrap_or(0)))
+        })
         .collect()
 }
 
@@ -85,10 +107,12 @@ pub async fn raise(
     })
     .exec(&*txn)
     .await?;
+    let after = usage::measure(&*txn, Counted::Alerts, &[raised.id.as_str()]).await?;
+    usage::add_changes(&txn, Counted::Alerts, &Default::default(), &after).await?;
     alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), true);
+    crate::metrics::alert(tenant, kind.as_str(), true);
     Ok(true)
 }
 
@@ -111,6 +135,8 @@ pub async fn resolve(
     if open.is_empty() {
         return Ok(false);
     }
+    let ids: Vec<&str> = open.iter().map(|m| m.id.as_str()).collect();
+    let before = usage::measure(&*txn, Counted::Alerts, &ids).await?;
     alert::Entity::update_many()
         .col_expr(
             alert::Column::ResolvedAt,
@@ -119,6 +145,8 @@ pub async fn resolve(
         .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
         .exec(&*txn)
         .await?;
+    let after = usage::measure(&*txn, Counted::Alerts, &ids).await?;
+    usage::add_changes(&txn, Counted::Alerts, &before, &after).await?;
     for m in open {
         let resolved = Alert {
             resolved_at: Some(now),
@@ -128,6 +156,6 @@ pub async fn resolve(
     }
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(kind.as_str(), false);
+    crate::metrics::alert(tenant, kind.as_str(), false);
     Ok(true)
 }

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod pending_deletes;
 pub mod purge;
 pub mod request_log;
+pub mod retention;
 pub mod runs;
 pub(crate) mod spans;
 pub mod staging;

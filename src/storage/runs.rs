@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::{run_stage, run_table, sync_lease, sync_run};
+use super::usage::{self, Counted};
 use super::{lease, Db};
 use crate::domain::run::{
     CrmCountSource, RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming,
@@ -147,13 +148,15 @@ async fn insert(txn: &DatabaseTransaction, tenant: &TenantId, run: &RunSummary) 
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(())
+    let after = usage::measure(txn, Counted::Runs, &[run.id.as_str()]).await?;
+    usage::add_changes(txn, Counted::Runs, &Default::default(), &after).await
 }
 
 /// Records how a run ended, with its per-table counts and stage timings, at once.
 pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
     let s = &run.summary;
     let txn = db.begin_write().await?;
+    let before = usage::measure(&*txn, Counted::Runs, &[s.id.as_str()]).await?;
     sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, Expr::value(s.status.as_str()))
         .col_expr(sync_run::Column::FinishedAt, Expr::value(s.finished_at))
@@ -170,6 +173,8 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
         .filter(sync_run::Column::Id.eq(s.id.as_str()))
         .exec(&*txn)
         .await?;
+    let after = usage::measure(&*txn, Counted::Runs, &[s.id.as_str()]).await?;
+    usage::add_changes(&txn, Counted::Runs, &before, &after).await?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let tables = run.tables.iter().map(|t| run_table::ActiveModel {
         run_id: Set(s.id.clone()),
@@ -416,6 +421,7 @@ pub async fn mark_interrupted(
         .await?;
     let mut marked = Vec::with_capacity(candidates.len());
     for (tenant, id) in candidates {
+        let before = usage::measure(&*txn, Counted::Runs, &[id.as_str()]).await?;
         let n = sync_run::Entity::update_many()
             .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
             .col_expr(Column::FinishedAt, Expr::value(now))
@@ -426,6 +432,8 @@ pub async fn mark_interrupted(
             .await?
             .rows_affected;
         if n == 1 {
+            let after = usage::measure(&*txn, Counted::Runs, &[id.as_str()]).await?;
+            usage::add_changes(&txn, Counted::Runs, &before, &after).await?;
             let tenant = TenantId::parse(&tenant)
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("stored tenant id: {e}")))?;
             marked.push((tenant, id));
@@ -434,6 +442,41 @@ pub async fn mark_interrupted(
     txn.commit().await?;
     Ok(marked)
 }
+
+/// Hands a run this process stops over to the other replicas: marks it INTERRUPTED with
+/// `cause` (if it is still RUNNING) and drops its lease in the same transaction, so the
+/// next scheduler tick of any replica retries it at once instead of waiting for the
+/// lease to expire. True when the run was still RUNNING.
+pub async fn hand_over(
+    db: &Db,
+    tenant: &TenantId,
+    run_id: &str,
+    now: DateTime<Utc>,
+    cause: &str,
+) -> Result<bool> {
+    use sync_run::Column;
+    let txn = db.begin_write().await?;
+    let n = sync_run::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
+        .col_expr(Column::FinishedAt, Expr::value(now))
+        .col_expr(Column::Error, Expr::value(cause))
+        .col_expr(Column::Progress, Expr::value(Option::<String>::None))
+        .filter(Column::Id.eq(run_id))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&*txn)
+        .await?
+        .rows_affected;
+    sync_lease::Entity::delete_many()
+        .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(n == 1)
+}
+
+/// Why a run a draining replica could not finish was handed over ([`hand_over`]).
+pub const HANDED_OVER_CAUSE: &str = "the replica shut down; another replica retries it";
 
 /// Why a run was marked INTERRUPTED by [`mark_interrupted`].
 pub const INTERRUPTED_CAUSE: &str =

@@ -8,6 +8,7 @@ use sea_orm::{
 };
 
 use super::{entities::tenant, Db};
+use crate::domain::retention::Overrides;
 use crate::domain::schedule::{DailyTime, Schedule};
 use crate::domain::tenant::{
     parse_timezone, DeleteGuard, DeploymentStatus, IntegrationType, Tenant, TenantId,
@@ -104,6 +105,8 @@ where
     active.delete_guard_percent = new.delete_guard_percent;
     active.delete_guard_min_rows = new.delete_guard_min_rows;
     active.abc_settings = new.abc_settings;
+    active.run_history_days = new.run_history_days;
+    active.abc_history_days = new.abc_history_days;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
     txn.commit().await?;
@@ -145,6 +148,8 @@ fn to_active(t: &Tenant) -> tenant::ActiveModel {
         delete_guard_percent: Set(t.delete_guard.percent),
         delete_guard_min_rows: Set(i64::try_from(t.delete_guard.min_rows).unwrap_or(i64::MAX)),
         abc_settings: Set(serde_json::to_string(&t.abc).unwrap_or_else(|_| "{}".to_owned())),
+        run_history_days: Set(days_column(t.retention.run_history_days)),
+        abc_history_days: Set(days_column(t.retention.abc_history_days)),
         created_at: Set(t.created_at),
         updated_at: Set(t.updated_at),
     }
@@ -190,7 +195,21 @@ fn from_model(m: tenant::Model) -> Result<Tenant> {
             min_rows: u64::try_from(m.delete_guard_min_rows).unwrap_or(0),
         },
         abc: serde_json::from_str(&m.abc_settings).with_context(ctx)?,
+        retention: Overrides {
+            run_history_days: days_of(m.run_history_days),
+            abc_history_days: days_of(m.abc_history_days),
+        },
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
+}
+
+/// A window in days as stored (validated ones fit an INTEGER).
+fn days_column(days: Option<u32>) -> Option<i32> {
+    days.map(|d| i32::try_from(d).unwrap_or(i32::MAX))
+}
+
+/// A stored window back; a negative one (never written) reads as the default.
+fn days_of(days: Option<i32>) -> Option<u32> {
+    days.and_then(|d| u32::try_from(d).ok())
 }

@@ -1,13 +1,19 @@
-//! Request-log retention: deletes rows older than the retention window in bounded
-//! batches, hourly, so the big table stays the size the operator chose.
+//! Retention of everything that grows, hourly and at start, in bounded batches so
+//! ingestion never waits long: the request log (older than its window), and each
+//! tenant's run and ABC history (older than the tenant's windows, never what the page
+//! still shows: see [`crate::domain::retention`] and [`crate::storage::retention`]).
+//! Every replica may run it: the deletes are idempotent.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::domain::retention::Defaults;
+use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::{request_log, Db};
+use crate::storage::retention::Deleted;
+use crate::storage::{request_log, retention, Db};
 
 /// Rows deleted per transaction: small enough never to stall ingestion for long.
 pub const BATCH: u64 = 5_000;
@@ -29,14 +35,109 @@ pub async fn purge(db: &Db, days: u32, shutdown: &watch::Receiver<bool>) -> Resu
     }
 }
 
-/// Runs [`purge`] at start and then every [`INTERVAL`] until shutdown.
-pub async fn run(db: Db, days: u32, mut shutdown: watch::Receiver<bool>) {
+/// Tenants read per page while the history purge walks them.
+const TENANT_PAGE: u64 = 500;
+
+/// Deletes every tenant's run and ABC history older than its windows (its overrides,
+/// else `defaults`) as of `now`, batch by batch; returns how many rows went, by table.
+/// Stops early (between batches) when `shutdown` turns true. A tenant whose purge fails
+/// is logged and skipped; the others go on.
+pub async fn purge_history(
+    db: &Db,
+    defaults: Defaults,
+    now: DateTime<Utc>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Deleted> {
+    let mut total = Deleted::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = retention::tenants_page(db, after.as_deref(), TENANT_PAGE).await?;
+        for (tenant, overrides) in &page {
+            if *shutdown.borrow() {
+                return Ok(total);
+            }
+            let cutoffs = overrides.cutoffs(defaults, now);
+            match purge_tenant(db, tenant, cutoffs, shutdown).await {
+                Ok(d) => total.add(d),
+                Err(e) => tracing::error!(
+                    tenant = %tenant,
+                    error = ?anyhow::Error::from(e),
+                    "history retention failed for a tenant"
+                ),
+            }
+        }
+        match page.last() {
+            Some((last, _)) if page.len() as u64 == TENANT_PAGE => {
+                after = Some(last.as_str().to_owned());
+            }
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// One tenant's history, batch by batch until a batch is not full or shutdown.
+async fn purge_tenant(
+    db: &Db,
+    tenant: &TenantId,
+    cutoffs: crate::domain::retention::Cutoffs,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Deleted> {
+    let mut total = Deleted::default();
+    let mut runs_left = true;
+    let mut abc_left = true;
+    while runs_left || abc_left {
+        if runs_left {
+            let (d, full) = retention::purge_runs(db, tenant, cutoffs.runs, BATCH).await?;
+            counted(d);
+            total.add(d);
+            runs_left = full;
+        }
+        if abc_left {
+            let (d, full) = retention::purge_abc(db, tenant, cutoffs.abc, BATCH).await?;
+            counted(d);
+            total.add(d);
+            abc_left = full;
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
+fn counted(d: Deleted) {
+    for (table, n) in d.by_table() {
+        crate::metrics::retention_deleted(table, n);
+    }
+}
+
+/// Runs [`purge`] and [`purge_history`] at start and then every [`INTERVAL`] until
+/// shutdown.
+pub async fn run(db: Db, days: u32, history: Defaults, mut shutdown: watch::Receiver<bool>) {
     loop {
         match purge(&db, days, &shutdown).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, days, "request-log retention"),
             Err(e) => {
                 tracing::error!(error = ?anyhow::Error::from(e), "request-log retention failed")
+            }
+        }
+        match purge_history(&db, history, Utc::now(), &shutdown).await {
+            Ok(d) if d.total() == 0 => {}
+            Ok(d) => tracing::info!(
+                runs = d.runs,
+                stages = d.stages,
+                tables = d.tables,
+                events = d.events,
+                abc_reports = d.reports,
+                category_changes = d.category_changes,
+                run_history_days = history.run_history_days,
+                abc_history_days = history.abc_history_days,
+                "history retention"
+            ),
+            Err(e) => {
+                tracing::error!(error = ?anyhow::Error::from(e), "history retention failed")
             }
         }
         tokio::select! {

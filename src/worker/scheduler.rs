@@ -32,6 +32,10 @@ pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<usize> {
     sync::interrupt_orphans(worker, now, now).await?;
     let mut started = 0;
     for t in tenants::list(&worker.db).await? {
+        // A draining replica starts nothing: the other replicas' ticks take the runs.
+        if worker.runs.draining() {
+            break;
+        }
         if !t.active {
             continue;
         }

@@ -65,7 +65,7 @@ feed_tests!(
         c.request_timeout = Duration::from_secs(1);
         c.limits.body_timeout = Duration::from_millis(500);
     },
-    the_feed_ends_cleanly_when_the_server_stops => |_: &mut Config| {},
+    the_feed_ends_unavailable_with_a_retry_hint_when_the_server_drains => |_: &mut Config| {},
     events_another_process_writes_arrive_by_the_periodic_read => |_: &mut Config| {},
     concurrent_writers_commit_in_cursor_order_and_a_live_follower_skips_none => |_: &mut Config| {},
 );
@@ -644,14 +644,26 @@ async fn a_quiet_feed_holds_its_connection_past_the_idle_timeout(
     assert_eq!(e.alert.unwrap().kind(), pb::AlertKind::Stale);
 }
 
-async fn the_feed_ends_cleanly_when_the_server_stops(mut app: TestApp, _down: Arc<AtomicBool>) {
+/// The server drains: the feed ends UNAVAILABLE with a retry hint, for the client to
+/// resume after its cursor on another replica.
+async fn the_feed_ends_unavailable_with_a_retry_hint_when_the_server_drains(
+    mut app: TestApp,
+    _down: Arc<AtomicBool>,
+) {
     let admin_token = app.token(Role::Admin, &[]).await;
     let mut feed = watch_all(&app, &admin_token, &[], "").await.unwrap();
     app.stop();
     let end = tokio::time::timeout(WAIT, feed.message())
         .await
-        .expect("the stream ends when the server stops");
-    assert!(matches!(end, Ok(None)), "a clean end: {end:?}");
+        .expect("the stream ends when the server drains");
+    let status = end.expect_err("ended by the drain");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), erpsync::error::DRAINING_MESSAGE);
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert_eq!(
+        retry.retry_delay,
+        Some(erpsync::error::DRAINING_RETRY_AFTER)
+    );
 }
 
 async fn events_another_process_writes_arrive_by_the_periodic_read(

@@ -39,6 +39,8 @@ pub struct TestApp {
     pub state: Services,
     /// Connections the server refused or closed for its limits.
     pub conn: std::sync::Arc<erpsync::conn::ConnStats>,
+    /// What SIGTERM does: the first `stop` drains the server, the next ends the drain.
+    pub stopper: app::Stopper,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
@@ -176,22 +178,51 @@ pub async fn spawn_app_full(
         ..Config::default()
     };
     tune(&mut config);
+    Some(serve_config(backend, config, sink, dir, pg_cleanup).await)
+}
+
+/// Another replica on `of`'s database (the embedded CRM sink), its configuration
+/// adjusted by `tune`; the database stays `of`'s to drop.
+pub async fn spawn_replica(of: &TestApp, tune: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = of.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    tune(&mut config);
+    let dir = tempfile::tempdir().expect("temp dir");
+    serve_config(
+        of.backend,
+        config,
+        |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
+        dir,
+        None,
+    )
+    .await
+}
+
+async fn serve_config(
+    backend: Backend,
+    config: Config,
+    sink: impl FnOnce(erpsync::storage::Db) -> std::sync::Arc<dyn erpsync::worker::sink::CrmSink>,
+    dir: tempfile::TempDir,
+    pg_cleanup: Option<PgDatabase>,
+) -> TestApp {
     let app = app::build_with_sink(&config, sink)
         .await
         .expect("server builds");
     let (port, state, conn) = (app.port(), app.services().clone(), app.conn_stats());
+    let stopper = app.stopper();
     let (stop, stopped) = serve(app);
-    Some(TestApp {
+    TestApp {
         port,
         backend,
         state,
         conn,
+        stopper,
         config,
         stop: Some(stop),
         stopped: Some(stopped),
         _dir: dir,
         pg_cleanup,
-    })
+    }
 }
 
 /// The View sources tests read, as an operator would allow them: SQLite files in the
@@ -322,6 +353,13 @@ impl TestApp {
         }
     }
 
+    /// Waits until the server has stopped (after its drain).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.stopped.take() {
+            task.await.expect("the server task ends");
+        }
+    }
+
     /// Stops the server, waits until it has stopped, and starts a new one over the same
     /// database (embedded CRM sink) on a new port.
     pub async fn restart(&mut self) {
@@ -335,31 +373,10 @@ impl TestApp {
         self.port = app.port();
         self.state = app.services().clone();
         self.conn = app.conn_stats();
+        self.stopper = app.stopper();
         let (stop, stopped) = serve(app);
         self.stop = Some(stop);
         self.stopped = Some(stopped);
-    }
-
-    /// Another server (a replica) over this one's database, with this one's configuration
-    /// adjusted by `tune`, on a port of its own; the database stays this server's to drop.
-    pub async fn replica(&self, tune: impl FnOnce(&mut Config)) -> TestApp {
-        let mut config = self.config.clone();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        tune(&mut config);
-        let app = app::build(&config).await.expect("the replica builds");
-        let (port, state, conn) = (app.port(), app.services().clone(), app.conn_stats());
-        let (stop, stopped) = serve(app);
-        TestApp {
-            port,
-            backend: self.backend,
-            state,
-            conn,
-            config,
-            stop: Some(stop),
-            stopped: Some(stopped),
-            _dir: tempfile::tempdir().expect("temp dir"),
-            pg_cleanup: None,
-        }
     }
 }
 

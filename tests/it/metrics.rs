@@ -14,17 +14,28 @@ use crate::sync::{companies, setup};
 
 both_backends!(a_run_and_its_pushes_move_the_operators_series);
 
-/// One scrape: each sample line's series (name and labels, as written) and value.
-async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
+/// `GET /metrics` with `authorization` when given: the answer's head and body.
+async fn get_metrics(port: u16, authorization: Option<&str>) -> (String, String) {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).await.unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+/// One scrape: each sample line's series (name and labels, as written) and value.
+async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
+    scrape_with(port, None).await
+}
+
+async fn scrape_with(port: u16, authorization: Option<&str>) -> (String, BTreeMap<String, f64>) {
+    let (head, body) = get_metrics(port, authorization).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.to_ascii_lowercase()
@@ -39,7 +50,7 @@ async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
             Some((series.to_owned(), value.parse().ok()?))
         })
         .collect();
-    (body.to_owned(), samples)
+    (body, samples)
 }
 
 /// What `series` grew by from `before` to `after` (absent counts as 0).
@@ -109,6 +120,83 @@ async fn a_run_and_its_pushes_move_the_operators_series(app: TestApp) {
     );
     assert!(
         text.contains("# TYPE erpsync_run_duration_seconds histogram"),
+        "{text}"
+    );
+    // Open alerts are counted at the scrape, every kind named (0 when none is open).
+    for kind in ["STALE", "FAILING", "DELETES_HELD", "ABC_SHIFT_HELD"] {
+        let series = format!(r#"erpsync_alerts_open{{kind="{kind}"}}"#);
+        assert!(after.contains_key(&series), "{series} missing:\n{text}");
+    }
+}
+
+/// With `--metrics-token`, a scrape without the token or with another is 401 (and says
+/// what it needs); with it, the metrics.
+mod with_token {
+    use super::*;
+
+    const TOKEN: &str = "scrape-me-0123456789";
+
+    crate::both_backends!(tuned:
+        the_metrics_token_is_required_when_set => |c| c.metrics_token = Some(TOKEN.into()),
+    );
+
+    async fn the_metrics_token_is_required_when_set(app: TestApp) {
+        for wrong in [
+            None,
+            Some("Bearer scrape-me-012345678"),
+            Some("Basic c2NyYXBl"),
+        ] {
+            let (head, body) = get_metrics(app.port, wrong).await;
+            assert!(head.starts_with("HTTP/1.1 401"), "{wrong:?}: {head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("www-authenticate: bearer"),
+                "{head}"
+            );
+            assert!(body.contains("metrics token"), "{body}");
+            assert!(!body.contains("erpsync_"), "{body}");
+        }
+        let (text, samples) = scrape_with(app.port, Some(&format!("Bearer {TOKEN}"))).await;
+        assert!(
+            samples.contains_key(r#"erpsync_db_pool_connections{state="idle"}"#),
+            "{text}"
+        );
+    }
+}
+
+/// `erpsync serve --metrics-tenant-label` (its own process: the label is process-wide):
+/// the per-tenant series name the tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_label_is_there_when_the_operator_asks() {
+    use crate::cli::{erpsync, ok, serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    ok(erpsync(
+        &db,
+        &["tenant", "create", "--id", "acme", "--name", "ACME"],
+    ));
+    let erp = ok(erpsync(
+        &db,
+        &["token", "issue", "--role", "erp", "--tenant", "acme"],
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let (mut server, port) = serve_with(&db, &["--metrics-tenant-label"]);
+    let body = serde_json::json!({"records": [
+        {"external_id": "c1", "fields": valid_fields("company")},
+    ]})
+    .to_string();
+    let (status, answer) =
+        crate::helpers::http_post(port, "/erp/v1/company", Some(&erp), body.as_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (text, samples) = scrape(port).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(
+        samples.get(r#"erpsync_records_accepted_total{table="company",tenant="acme"}"#),
+        Some(&1.0),
         "{text}"
     );
 }

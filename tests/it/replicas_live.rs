@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection};
 use tonic::transport::Channel;
 use tonic::Streaming;
 
-use crate::helpers::{authed, spawn_app_with, Backend, TestApp, PG_ENV};
+use crate::helpers::{authed, spawn_app_with, spawn_replica, Backend, TestApp, PG_ENV};
 
 /// Longer than any test: what arrives came by a notification (or the catch-up after a
 /// listener reconnected), never by the periodic read.
@@ -36,7 +36,7 @@ async fn replicas() -> Option<(TestApp, TestApp)> {
         eprintln!("{PG_ENV} unset: PostgreSQL-only test not run");
         return None;
     };
-    let b = a.replica(|_| {}).await;
+    let b = spawn_replica(&a, |_| {}).await;
     Some((a, b))
 }
 

@@ -32,7 +32,7 @@ both_backends!(
     a_tenant_without_success_in_its_window_is_stale_once,
     the_host_crm_sink_receives_exactly_the_upserts_and_deletes,
     runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm,
-    a_graceful_shutdown_stops_a_run_at_a_checkpoint,
+    a_drain_that_ends_hands_the_run_over_with_the_page_in_flight_unmarked,
     delete_guard_thresholds_are_per_tenant_settings,
 );
 
@@ -1686,14 +1686,21 @@ async fn sync_now_shows_the_runs_progress() {
     server.wait().unwrap();
 }
 
-async fn a_graceful_shutdown_stops_a_run_at_a_checkpoint(app: TestApp) {
+/// A shutdown whose drain ends at once (`--drain-secs 0`) with a run mid-page: the run
+/// is handed over INTERRUPTED, and the page in flight stays unmarked for the next run.
+async fn a_drain_that_ends_hands_the_run_over_with_the_page_in_flight_unmarked(app: TestApp) {
     let backend = app.backend;
     drop(app);
     let (host, host_port) = start_host().await;
     host.delay_ms
         .store(150, std::sync::atomic::Ordering::SeqCst);
-    let mut ctx =
-        setup(app_with_host_sink(backend, format!("grpc://127.0.0.1:{host_port}")).await).await;
+    let mut ctx = setup(
+        app_with_host_sink_and(backend, format!("grpc://127.0.0.1:{host_port}"), |c| {
+            c.drain = Duration::ZERO;
+        })
+        .await,
+    )
+    .await;
     // 3 000 companies: 3 pages of 1 000, each 500 calls of 2 records (the test policy).
     ctx.push(
         "company",
@@ -1747,7 +1754,15 @@ async fn a_graceful_shutdown_stops_a_run_at_a_checkpoint(app: TestApp) {
     let log = erpsync::storage::events::for_run(&ctx.app.state.db, &tenant, &run_id)
         .await
         .unwrap();
-    assert_eq!(log.last().unwrap().message, "run finished: INTERRUPTED");
+    assert_eq!(
+        run.summary.error.as_deref(),
+        Some(erpsync::storage::runs::HANDED_OVER_CAUSE)
+    );
+    let last = &log.last().unwrap().message;
+    assert!(
+        last.starts_with("run finished: INTERRUPTED: the replica shut down"),
+        "{last}"
+    );
 }
 
 async fn delete_guard_thresholds_are_per_tenant_settings(app: TestApp) {

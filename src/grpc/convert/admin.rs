@@ -33,6 +33,8 @@ pub fn tenant(info: TenantInfo) -> pb::Tenant {
         crm_sink: info.crm_sink,
         created_at: Some(timestamp(t.created_at)),
         updated_at: Some(timestamp(t.updated_at)),
+        run_history_days: t.retention.run_history_days,
+        abc_history_days: t.retention.abc_history_days,
     }
 }
 

@@ -52,6 +52,8 @@ pub fn overview(o: Overview) -> pb::Overview {
         delete_guard_min_rows: t.delete_guard.min_rows,
         abc: Some(abc_settings(&t.abc)),
         crm_sink: o.crm_sink,
+        run_history_days: t.retention.run_history_days,
+        abc_history_days: t.retention.abc_history_days,
     }
 }
 
@@ -179,6 +181,8 @@ pub fn settings_update(
             shift_guard_percent: req.abc_shift_guard_percent,
             shift_guard: req.abc_shift_guard,
         },
+        run_history_days: req.run_history_days,
+        abc_history_days: req.abc_history_days,
     });
     match parsed {
         Ok(u) if violations.is_empty() => Ok(u),

@@ -1,8 +1,14 @@
 //! The bytes of every row a tenant owns, measured by the database: one sum of the text
-//! lengths of every column over the small tenant-owned tables, plus the counters the big
-//! ones keep (`tenant_usage`). See [`crate::storage::usage`].
+//! lengths of every column over the tenant's own row and its token grants, plus the
+//! counters the tables that grow keep (`tenant_usage`). See [`crate::storage::usage`].
+//!
+//! Runs and alerts grow with history, so their share is a counter too, kept current by
+//! measuring the rows a write changes (before and after, in its transaction, with the
+//! same expression) instead of every row at each overview.
 
-use sea_orm::{ConnectionTrait, Statement};
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -32,9 +38,14 @@ const OWNED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("api_token_tenant", "tenant_id", &["token_id", "tenant_id"]),
+];
+
+/// Tenant-owned tables that grow with history, their share counted in `tenant_usage`:
+/// (which, table, the columns measured). Their rows are keyed by `id`.
+const COUNTED: &[(Counted, &str, &[&str])] = &[
     (
+        Counted::Runs,
         "sync_run",
-        "tenant_id",
         &[
             "id",
             "tenant_id",
@@ -47,8 +58,8 @@ const OWNED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        Counted::Alerts,
         "alert",
-        "tenant_id",
         &[
             "id",
             "tenant_id",
@@ -61,27 +72,99 @@ const OWNED: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// A table whose share of a tenant's size `tenant_usage` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// `sync_run` (`tenant_usage.run_bytes`).
+    Runs,
+    /// `alert` (`tenant_usage.alert_bytes`).
+    Alerts,
+}
+
+/// The sum of the text lengths of `columns`, as one SQL expression.
+fn row_bytes(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("COALESCE(LENGTH(CAST(\"{c}\" AS TEXT)), 0)"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The bytes of the `which` rows with these ids, by tenant, measured as
+/// [`tenant_db_size`] counts them. Call it before and after a write in the write's
+/// transaction; the difference is what the tenant's counter moves by.
+pub(crate) async fn measure(
+    conn: &impl ConnectionTrait,
+    which: Counted,
+    ids: &[&str],
+) -> Result<HashMap<String, i64>> {
+    let Some((_, table, columns)) = COUNTED.iter().find(|(w, _, _)| *w == which) else {
+        return Ok(HashMap::new());
+    };
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT tenant_id, CAST(COALESCE(SUM({}), 0) AS BIGINT) AS bytes FROM \"{table}\" \
+         WHERE id IN ({}) GROUP BY tenant_id",
+        row_bytes(columns),
+        marks.join(", ")
+    );
+    let values: Vec<Value> = ids.iter().map(|id| (*id).into()).collect();
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let mut out = HashMap::new();
+    for row in conn.query_all(stmt).await? {
+        let tenant: String = row.try_get("", "tenant_id")?;
+        let bytes: i64 = row.try_get("", "bytes")?;
+        out.insert(tenant, bytes);
+    }
+    Ok(out)
+}
+
+/// The bytes of every row the tenant owns, each measured now (runs and alerts too): what
+/// the counters must add up to. A check for tests and audits; it scans the tenant's runs
+/// and alerts, so the overview uses [`tenant_db_size`].
+pub async fn tenant_db_size_measured(db: &Db, tenant: &TenantId) -> Result<u64> {
+    let counted: Vec<String> = COUNTED
+        .iter()
+        .map(|(_, table, columns)| {
+            format!(
+                "(SELECT COALESCE(SUM({}), 0) FROM \"{table}\" WHERE tenant_id = $1)",
+                row_bytes(columns)
+            )
+        })
+        .collect();
+    let big = "(SELECT COALESCE(SUM(staged_bytes + request_log_bytes), 0) FROM tenant_usage \
+               WHERE tenant_id = $1)";
+    size(db, tenant, &format!("{} + {big}", counted.join(" + "))).await
+}
+
 /// The bytes of every row the tenant owns.
 ///
 /// Hand-written: one sum of the text lengths of every column over several tables, built
 /// from `OWNED`; as sea-query expressions it would read far worse than the SQL it makes.
 /// Only the table and column names above go into its text; the tenant is a parameter.
 pub async fn tenant_db_size(db: &Db, tenant: &TenantId) -> Result<u64> {
+    let counted =
+        "(SELECT COALESCE(SUM(staged_bytes + request_log_bytes + run_bytes + alert_bytes), 0) \
+                   FROM tenant_usage WHERE tenant_id = $1)";
+    size(db, tenant, counted).await
+}
+
+/// The tenant's own rows (`OWNED`), measured, plus `more` (SQL with the tenant as `$1`).
+async fn size(db: &Db, tenant: &TenantId, more: &str) -> Result<u64> {
     let parts: Vec<String> = OWNED
         .iter()
         .map(|(table, key, columns)| {
-            let row = columns
-                .iter()
-                .map(|c| format!("COALESCE(LENGTH(CAST(\"{c}\" AS TEXT)), 0)"))
-                .collect::<Vec<_>>()
-                .join(" + ");
-            format!("(SELECT COALESCE(SUM({row}), 0) FROM \"{table}\" WHERE \"{key}\" = $1)")
+            format!(
+                "(SELECT COALESCE(SUM({}), 0) FROM \"{table}\" WHERE \"{key}\" = $1)",
+                row_bytes(columns)
+            )
         })
         .collect();
-    let counted = "(SELECT COALESCE(SUM(staged_bytes + request_log_bytes), 0) FROM tenant_usage \
-                   WHERE tenant_id = $1)";
     let sql = format!(
-        "SELECT CAST({} + {counted} AS BIGINT) AS bytes",
+        "SELECT CAST({} + {more} AS BIGINT) AS bytes",
         parts.join(" + ")
     );
     let stmt = Statement::from_sql_and_values(db.backend(), sql, [tenant.as_str().into()]);

@@ -28,6 +28,10 @@ pub struct Model {
     /// The ABC settings as JSON; missing keys take their defaults.
     #[sea_orm(column_type = "Text")]
     pub abc_settings: String,
+    /// Days of runs kept; null: the server's `--run-history-days`.
+    pub run_history_days: Option<i32>,
+    /// Days of ABC reports and category changes kept; null: `--abc-history-days`.
+    pub abc_history_days: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,5 +1,5 @@
-//! `tenant_usage`: running counters of what a tenant's big tables (staging, the request
-//! log) hold, and the upsert that adds to them.
+//! `tenant_usage`: running counters of what a tenant's big or growing tables (staging,
+//! the request log, runs, alerts) hold, and the upsert that adds to them.
 
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Alias, OnConflict};
@@ -14,6 +14,10 @@ pub struct Model {
     pub staged_bytes: i64,
     pub request_log_rows: i64,
     pub request_log_bytes: i64,
+    /// Bytes of its runs (`sync_run`), measured as written.
+    pub run_bytes: i64,
+    /// Bytes of its alerts, measured as written.
+    pub alert_bytes: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -22,11 +26,13 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 /// The counters, in column order.
-const COUNTERS: [Column; 4] = [
+const COUNTERS: [Column; 6] = [
     Column::StagedRows,
     Column::StagedBytes,
     Column::RequestLogRows,
     Column::RequestLogBytes,
+    Column::RunBytes,
+    Column::AlertBytes,
 ];
 
 impl Entity {
@@ -58,12 +64,14 @@ mod tests {
                 staged_bytes: Set(2),
                 request_log_rows: Set(3),
                 request_log_bytes: Set(4),
+                run_bytes: Set(5),
+                alert_bytes: Set(6),
             })
             .on_conflict(Entity::add_to_existing())
             .build(backend)
             .to_string();
             assert!(sql.ends_with(
-                r#"ON CONFLICT ("tenant_id") DO UPDATE SET "staged_rows" = "tenant_usage"."staged_rows" + "excluded"."staged_rows", "staged_bytes" = "tenant_usage"."staged_bytes" + "excluded"."staged_bytes", "request_log_rows" = "tenant_usage"."request_log_rows" + "excluded"."request_log_rows", "request_log_bytes" = "tenant_usage"."request_log_bytes" + "excluded"."request_log_bytes""#
+                r#"ON CONFLICT ("tenant_id") DO UPDATE SET "staged_rows" = "tenant_usage"."staged_rows" + "excluded"."staged_rows", "staged_bytes" = "tenant_usage"."staged_bytes" + "excluded"."staged_bytes", "request_log_rows" = "tenant_usage"."request_log_rows" + "excluded"."request_log_rows", "request_log_bytes" = "tenant_usage"."request_log_bytes" + "excluded"."request_log_bytes", "run_bytes" = "tenant_usage"."run_bytes" + "excluded"."run_bytes", "alert_bytes" = "tenant_usage"."alert_bytes" + "excluded"."alert_bytes""#
             ), "{sql}");
         }
     }

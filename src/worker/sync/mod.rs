@@ -57,6 +57,10 @@ pub struct Started {
 
 /// Starts a run of `tenant` now, in the background, unless one is running.
 pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -> Result<Started> {
+    // A draining replica is about to go: the run is started by another one.
+    if worker.runs.draining() {
+        return Err(AppError::Draining);
+    }
     tenants::require(&worker.db, tenant).await?;
     let now = Utc::now();
     // A run whose holder died keeps its lease until it expires; after that it is
@@ -94,12 +98,12 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
             ))
         }
     }
-    let (worker, tenant2, run2) = (worker.clone(), tenant.clone(), run.clone());
-    let active = worker.runs.enter();
-    tokio::spawn(async move {
-        execute(&worker, &tenant2, run2).await;
-        drop(active);
-    });
+    let (worker2, tenant2, run2) = (worker.clone(), tenant.clone(), run.clone());
+    worker
+        .runs
+        .spawn(tenant.clone(), run.id.clone(), async move {
+            execute(&worker2, &tenant2, run2).await;
+        });
     Ok(Started {
         run,
         already_running: false,
@@ -276,7 +280,13 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
     let mut failure = None;
     // The lease is renewed in the background too, so a stage that waits long (a CRM
     // being retried, a large analysis) is not taken for a dead server's run.
-    let keeper = tokio::spawn(keep_lease(worker.clone(), tenant.clone(), run.id.clone()));
+    // Aborted when dropped: also when the run's own task is aborted (a drain that ended
+    // hands the run over, and its lease must not be renewed after that).
+    let keeper = AbortOnDrop(tokio::spawn(keep_lease(
+        worker.clone(),
+        tenant.clone(),
+        run.id.clone(),
+    )));
     for stage in Stage::ALL {
         if worker.runs.stopping() {
             ctx.interrupted = true;
@@ -360,7 +370,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
             tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
         }
     }
-    keeper.abort();
+    drop(keeper);
     let held: u64 = ctx.tables.values().map(|t| t.held).sum();
     let status = match (&failure, held) {
         _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
@@ -400,6 +410,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
     crate::metrics::run_ended(
+        tenant,
         status,
         detail.summary.trigger,
         detail.summary.duration().and_then(|d| d.to_std().ok()),
@@ -408,6 +419,53 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         tracing::error!(error = ?anyhow::Error::from(e), "cannot release the run lease");
     }
     detail
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Hands the runs a drain aborted over to the other replicas: each is marked INTERRUPTED
+/// with [`runs::HANDED_OVER_CAUSE`] and its lease dropped at once (the scheduler of any
+/// replica retries an interrupted run at its next tick), with the end in its tenant's
+/// log. Returns how many were handed over; one that cannot be is logged, and its lease
+/// expires as a dead server's would.
+pub async fn hand_over(worker: &RunWorker, aborted: &[(TenantId, String)]) -> usize {
+    let now = Utc::now();
+    let mut handed = 0;
+    for (tenant, run_id) in aborted {
+        match runs::hand_over(&worker.db, tenant, run_id, now, runs::HANDED_OVER_CAUSE).await {
+            Ok(true) => {
+                handed += 1;
+                tracing::warn!(tenant = %tenant, run = %run_id, "run handed over: INTERRUPTED, its lease released");
+                let e = crate::domain::run::NewEvent {
+                    tenant,
+                    run_id: Some(run_id),
+                    level: Level::Warn,
+                    stage: Stage::Finish.as_str(),
+                    table: None,
+                    message: format!(
+                        "run finished: INTERRUPTED: {}; what it had not delivered stays staged",
+                        runs::HANDED_OVER_CAUSE
+                    ),
+                    fields: Map::new(),
+                };
+                worker.logs.append_or_report(e, now).await;
+            }
+            // It ended on its own meanwhile: its lease went with it.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(tenant = %tenant, run = %run_id, error = ?anyhow::Error::from(e), "cannot hand a run over; another replica takes it when its lease expires");
+            }
+        }
+    }
+    crate::metrics::runs_interrupted(handed);
+    handed
 }
 
 /// Renews the lease of `run_id` every quarter of its lifetime until aborted or the lease
