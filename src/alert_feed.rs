@@ -9,10 +9,12 @@
 //! Each watcher follows the table on its own: it sends the events after its cursor, page
 //! by page, then waits until an alert is raised or resolved in this process (the
 //! database handle's signal, [`Db::alert_events_watch`], which it subscribed to before
-//! reading) or until [`DEFAULT_POLL`] has passed — the fallback that finds the events
-//! other replicas wrote — and reads again after the last cursor it sent. Every read
-//! starts after the last event sent, so nothing is missed or sent twice. Alerts are rare
-//! and watchers few (bounded per token), so a read per watcher per second costs little.
+//! reading; on PostgreSQL the process's listener also raises it when another replica
+//! appended, see [`crate::wakeup`]) or, while no listener hears other replicas, until
+//! [`DEFAULT_POLL`] has passed — the fallback that finds the events other processes
+//! wrote — and reads again after the last cursor it sent. Every read starts after the
+//! last event sent, so nothing is missed or sent twice. Alerts are rare and watchers few
+//! (bounded per token), so a read per watcher per wake-up costs little.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -26,9 +28,10 @@ use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::{alert_events, tenants, Db};
 use crate::throttle::TenantSlots;
+use crate::wakeup::Hearing;
 
-/// How often a watcher reads the feed without being woken: the latency of events another
-/// replica writes.
+/// How often a watcher reads the feed without being woken while no listener hears other
+/// replicas: the latency of events another process writes then.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 
 /// Events read from the database at a time.
@@ -51,17 +54,20 @@ pub enum Tenants {
 pub struct AlertFeed {
     db: Db,
     poll: Duration,
+    hearing: Hearing,
     slots: TenantSlots,
     closing: watch::Sender<bool>,
 }
 
 impl AlertFeed {
     /// A feed over `db` whose watchers also read it every `poll` (for other processes'
-    /// events), each counted in `slots` against its token.
-    pub fn new(db: Db, poll: Duration, slots: TenantSlots) -> Self {
+    /// events) while `hearing` says no listener hears them, each counted in `slots`
+    /// against its token.
+    pub fn new(db: Db, poll: Duration, hearing: Hearing, slots: TenantSlots) -> Self {
         Self {
             db,
             poll,
+            hearing,
             slots,
             closing: watch::channel(false).0,
         }
@@ -103,6 +109,7 @@ impl AlertFeed {
         let watcher = Watcher {
             db: self.db.clone(),
             poll: self.poll,
+            hearing: self.hearing.clone(),
             tenants: only,
             after,
             out: tx,
@@ -141,6 +148,7 @@ impl Stream for Feed {
 struct Watcher {
     db: Db,
     poll: Duration,
+    hearing: Hearing,
     tenants: Option<Vec<TenantId>>,
     after: AlertCursor,
     out: mpsc::Sender<Result<AlertEvent>>,
@@ -175,7 +183,7 @@ impl Watcher {
                 () = closed(closing) => return Ok(()),
                 // The sender lives as long as the database handle: never an error here.
                 _ = appended.changed() => {}
-                () = tokio::time::sleep(self.poll) => {}
+                () = self.hearing.poll(self.poll) => {}
             }
         }
     }

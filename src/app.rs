@@ -40,6 +40,13 @@ pub struct App {
     request_timeout: std::time::Duration,
     drain: std::time::Duration,
     stopper: Stopper,
+    listen: Option<Listen>,
+}
+
+/// What the process's LISTEN connection needs (PostgreSQL only).
+struct Listen {
+    url: String,
+    hearing: crate::wakeup::Hearing,
 }
 
 /// Asks a running server to drain, then to end its drain: what SIGTERM does, for callers
@@ -113,8 +120,15 @@ pub async fn build_with_sink(
         db.instance_id().await?,
     )?;
     let throttle = crate::throttle::Throttle::new(config.rate_limits);
-    let logs =
-        crate::logs::LogHub::new(db.clone(), crate::logs::DEFAULT_POLL, config.log_heartbeat);
+    // One flag for the log tails and the alert watchers: whether the process's listener
+    // hears other replicas' appends (set by `wakeup::listen`, PostgreSQL only).
+    let hearing = crate::wakeup::Hearing::default();
+    let logs = crate::logs::LogHub::new(
+        db.clone(),
+        config.feed_poll,
+        hearing.clone(),
+        config.log_heartbeat,
+    );
     let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
     let sinks = crate::worker::tenant_sink::Sinks::new(
         db.clone(),
@@ -128,9 +142,16 @@ pub async fn build_with_sink(
     );
     let alerts = crate::alert_feed::AlertFeed::new(
         db.clone(),
-        crate::alert_feed::DEFAULT_POLL,
+        config.feed_poll,
+        hearing.clone(),
         throttle.alert_streams.clone(),
     );
+    // On PostgreSQL other replicas append too: one connection of the process's own
+    // listens for their notifications (started with the server, see `run_until_stopped`).
+    let listen = (db.backend() == sea_orm::DbBackend::Postgres).then(|| Listen {
+        url: config.database_url.clone(),
+        hearing,
+    });
     let services = Services {
         db: db.clone(),
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
@@ -210,6 +231,7 @@ pub async fn build_with_sink(
         conn_stats: Arc::default(),
         tls,
         request_timeout: config.request_timeout,
+        listen,
         drain: config.drain,
         stopper: Stopper::new(),
     })
@@ -263,6 +285,19 @@ impl App {
             self.scheduler_tick,
             scheduler_stopped,
         ));
+        let listener = self.listen.map(|l| {
+            tokio::spawn(crate::wakeup::listen(
+                l.url,
+                listener_name(&self.services.worker.instance),
+                self.database_timeout,
+                crate::wakeup::Wakes {
+                    logs: self.services.logs.clone(),
+                    db: self.services.db.clone(),
+                    hearing: l.hearing,
+                },
+                jobs_stopped.clone(),
+            ))
+        });
         let db = self.services.db.clone();
         let (stop_probe, probe_stopped) = tokio::sync::watch::channel(false);
         let probe = tokio::spawn(self.health.clone().follow_database(
@@ -319,9 +354,19 @@ impl App {
         let _ = stop_jobs.send(true);
         let _ = retention.await;
         let _ = checkpoint.await;
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
         tracing::info!("erpsync stopped");
         Ok(())
     }
+}
+
+/// The `application_name` of the process's LISTEN connection: erpsync's, and the
+/// instance's, so an operator (or a test) tells one replica's listener from another's
+/// in `pg_stat_activity`.
+pub fn listener_name(instance: &str) -> String {
+    format!("erpsync-listen {instance}")
 }
 
 /// What a drain touches.

@@ -311,6 +311,10 @@ pub struct Config {
     /// How long a StreamLogs follower waits without events before it sends a heartbeat
     /// (keeps idle streams alive through proxies).
     pub log_heartbeat: std::time::Duration,
+    /// How often StreamLogs tails and alert watchers read for other processes' events
+    /// while no LISTEN connection hears them (always on SQLite; on PostgreSQL only while
+    /// the listener is down). No flag: tests lengthen it to prove the notifications.
+    pub feed_poll: std::time::Duration,
     /// Sheet and cell limits of the Excel export (Excel's own by default).
     pub export: ExportLimits,
     /// Which databases tenants may name as View sources (none by default).
@@ -541,6 +545,9 @@ impl Config {
         if self.scheduler_tick.is_zero() {
             return Err("the scheduler tick must be positive".into());
         }
+        if self.feed_poll.is_zero() {
+            return Err("the feed poll interval must be positive".into());
+        }
         self.export.validate()
     }
 }
@@ -556,6 +563,7 @@ impl Default for Config {
             history_retention: crate::domain::retention::Defaults::default(),
             scheduler_tick: crate::worker::scheduler::TICK,
             log_heartbeat: DEFAULT_LOG_HEARTBEAT,
+            feed_poll: crate::logs::DEFAULT_POLL,
             export: ExportLimits::default(),
             view_sources: SourcePolicy::default(),
             secret_key: None,

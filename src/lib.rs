@@ -82,4 +82,5 @@ pub mod tenants;
 pub mod throttle;
 pub mod ui;
 pub mod viewdb;
+pub mod wakeup;
 pub mod worker;

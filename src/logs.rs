@@ -5,8 +5,10 @@
 //! [`events::append`]), so "the events after cursor N" is exact, also across restarts.
 //!
 //! Live delivery: one *tail* task per tenant that has viewers reads the new events from
-//! the database when an append in this process wakes it (or every `poll` interval, for
-//! events other processes write) and broadcasts them. A viewer first subscribes, then
+//! the database when an append in this process wakes it, or another replica's append
+//! (heard through PostgreSQL's LISTEN/NOTIFY, see [`crate::wakeup`]), and broadcasts
+//! them; while no listener hears other processes (SQLite, or PostgreSQL while the listen
+//! connection is down) it also reads every `poll` interval. A viewer first subscribes, then
 //! reads its backlog from the database, then takes the broadcast, skipping what it has
 //! already sent; so nothing is missed or sent twice. The broadcast never waits for a
 //! viewer: one that falls more than [`BUFFER`] events behind is told it lagged and reads
@@ -25,6 +27,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::events::{self, Filter, NewEvent};
 use crate::storage::Db;
+use crate::wakeup::Hearing;
 
 /// Events a viewer may fall behind the live tail before it reads from the database.
 pub const BUFFER: usize = 1024;
@@ -62,7 +65,8 @@ struct Tail {
     wake: Arc<Notify>,
 }
 
-/// How often a tail looks for other processes' events by default.
+/// How often a tail looks for other processes' events by default, while no listener hears
+/// them.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 /// How long a StreamLogs viewer waits without events for a heartbeat by default: under
 /// the idle timeouts of common proxies.
@@ -74,6 +78,7 @@ pub struct LogHub {
     db: Db,
     tails: Arc<Mutex<HashMap<TenantId, Tail>>>,
     poll: Duration,
+    hearing: Hearing,
     heartbeat: Duration,
     closing: watch::Sender<bool>,
 }
@@ -89,13 +94,14 @@ impl std::fmt::Debug for LogHub {
 
 impl LogHub {
     /// A hub over the logs kept in `db`, whose tails also look for other processes'
-    /// events every `poll`, and whose viewers get a heartbeat after `heartbeat` without
-    /// events.
-    pub fn new(db: Db, poll: Duration, heartbeat: Duration) -> Self {
+    /// events every `poll` while `hearing` says no listener hears them, and whose viewers
+    /// get a heartbeat after `heartbeat` without events.
+    pub fn new(db: Db, poll: Duration, hearing: Hearing, heartbeat: Duration) -> Self {
         Self {
             db,
             tails: Arc::default(),
             poll,
+            hearing,
             heartbeat,
             closing: watch::channel(false).0,
         }
@@ -108,11 +114,10 @@ impl LogHub {
 
     /// Writes an event to the tenant's log and wakes its live viewers; returns its cursor.
     pub async fn append(&self, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
-        let tenant = e.tenant.clone();
+        let tenant = e.tenant;
         let cursor = events::append(&self.db, e, at).await?;
-        if let Some(t) = self.tails().get(&tenant) {
-            t.wake.notify_one();
-        }
+        // At once, without waiting for the notification to come back from PostgreSQL.
+        self.wake(tenant);
         Ok(cursor)
     }
 
@@ -122,6 +127,22 @@ impl LogHub {
         let run = e.run_id.unwrap_or("-").to_owned();
         if let Err(err) = self.append(e, at).await {
             tracing::error!(error = ?anyhow::Error::from(err), run = %run, "cannot write a run event");
+        }
+    }
+
+    /// Wakes the tenant's tail, if it has one, to read what was appended after its cursor
+    /// (another replica appended).
+    pub fn wake(&self, tenant: &TenantId) {
+        if let Some(t) = self.tails().get(tenant) {
+            t.wake.notify_one();
+        }
+    }
+
+    /// Wakes every tail to read from its cursor (appends may have gone unheard, or the
+    /// poll interval changed).
+    pub fn wake_all(&self) {
+        for t in self.tails().values() {
+            t.wake.notify_one();
         }
     }
 
@@ -220,9 +241,11 @@ impl LogHub {
                     return;
                 }
             }
+            // A wake-up arriving while the tail read is kept (`notify_one` stores it), so
+            // what was appended meanwhile is read next.
             tokio::select! {
                 () = wake.notified() => {}
-                () = tokio::time::sleep(self.poll) => {}
+                () = self.hearing.poll(self.poll) => {}
             }
         }
     }

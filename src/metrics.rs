@@ -220,6 +220,16 @@ fn describe() {
         "erpsync_log_followers",
         "StreamLogs streams open on this server."
     );
+    describe_counter!(
+        "erpsync_log_listener_reconnects_total",
+        "Times the PostgreSQL LISTEN connection that hears other replicas' appends was \
+         lost and listening again (followers poll while it is down)."
+    );
+    describe_gauge!(
+        "erpsync_log_listener_up",
+        "1 while the PostgreSQL LISTEN connection hears other replicas' appends, else 0 \
+         (always 0 on SQLite)."
+    );
     describe_gauge!(
         "erpsync_draining",
         "1 while this server drains (SIGTERM received: health NOT_SERVING, no new runs), else 0."
@@ -340,4 +350,14 @@ impl Drop for LogFollower {
     fn drop(&mut self) {
         gauge!("erpsync_log_followers").decrement(1.0);
     }
+}
+
+/// The LISTEN connection was lost and is listening again.
+pub fn log_listener_reconnected() {
+    counter!("erpsync_log_listener_reconnects_total").increment(1);
+}
+
+/// The LISTEN connection is up (listening) or down.
+pub fn log_listener_up(up: bool) {
+    gauge!("erpsync_log_listener_up").set(if up { 1.0 } else { 0.0 });
 }

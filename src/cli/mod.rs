@@ -391,7 +391,8 @@ impl ServeArgs {
             ui_frame_ancestors: self.ui_frame_ancestors,
             metrics_token: self.metrics_token,
             metrics_tenant_label: self.metrics_tenant_label,
-            // No flags: the scheduler's tick, the run lease and the export's limits.
+            // No flags: the scheduler's tick, the run lease, the feeds' poll fallback and the
+            // export's limits.
             ..Config::default()
         };
         Ok((config, self.crm_sink))

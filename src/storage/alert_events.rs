@@ -20,7 +20,7 @@ use sea_orm::{
 };
 
 use super::entities::alert_event::{self, Entity};
-use super::{bulk, Db};
+use super::{bulk, notify, Db};
 use crate::domain::alert::{Alert, AlertCursor, AlertEvent, AlertEventKind, AlertKind};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -53,7 +53,8 @@ pub(super) async fn append(
     })
     .exec(txn)
     .await?;
-    Ok(())
+    // Other replicas' watchers hear of it once the transaction commits.
+    bulk::backend::notify_at_commit(txn, notify::ALERT_CHANNEL, tenant.as_str()).await
 }
 
 /// The events after `after` (of `tenants` only, when given), oldest first, at most

@@ -10,7 +10,7 @@ use sea_orm::{
 use serde_json::{Map, Value};
 
 use super::entities::sync_event::{self, Column, Entity};
-use super::{bulk, Db};
+use super::{bulk, notify, Db};
 use crate::domain::run::{Level, LogEvent};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -23,8 +23,10 @@ pub use crate::domain::run::NewEvent;
 /// tenant's log: a reader that resumes after the last cursor it saw never skips an event
 /// that committed late. SQLite has one writer; on PostgreSQL a per-tenant advisory lock
 /// held to the commit serializes the tenant's appends (the sequence alone would not:
-/// two writers could commit cursors 11 then 10).
+/// two writers could commit cursors 11 then 10). On PostgreSQL the commit also notifies
+/// [`notify::LOG_CHANNEL`] with the tenant id, so other replicas' followers read it.
 pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> {
+    let tenant = e.tenant;
     let txn = db.begin_write().await?;
     bulk::backend::hold_until_commit(&txn, &format!("sync_event:{}", e.tenant.as_str())).await?;
     let cursor = Entity::insert(sync_event::ActiveModel {
@@ -41,6 +43,7 @@ pub async fn append(db: &Db, e: NewEvent<'_>, at: DateTime<Utc>) -> Result<u64> 
     .exec(&*txn)
     .await?
     .last_insert_id;
+    bulk::backend::notify_at_commit(&txn, notify::LOG_CHANNEL, tenant.as_str()).await?;
     txn.commit().await?;
     Ok(u64::try_from(cursor).unwrap_or(0))
 }

@@ -15,6 +15,7 @@ pub mod erp_counts;
 pub mod events;
 pub mod instance;
 pub mod lease;
+pub mod notify;
 pub mod pending_deletes;
 pub mod purge;
 pub mod request_log;
@@ -184,14 +185,16 @@ impl Db {
     }
 
     /// Changes after every commit that appended to the alert feed through this handle or a
-    /// clone of it (appends by other processes do not show: read the feed now and then).
+    /// clone of it, and when the process's listener hears of another replica's append
+    /// (without one, appends by other processes do not show: read the feed now and then).
     pub fn alert_events_watch(&self) -> watch::Receiver<u64> {
         self.alert_events.subscribe()
     }
 
     /// Tells [`alert_events_watch`](Self::alert_events_watch)'s receivers that the feed
-    /// grew; called after the commit.
-    fn alert_events_appended(&self) {
+    /// grew; called after the commit, and when another replica's append was heard (or
+    /// may have been missed: see `crate::wakeup`).
+    pub(crate) fn alert_events_appended(&self) {
         self.alert_events.send_modify(|n| *n = n.wrapping_add(1));
     }
 

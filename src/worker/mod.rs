@@ -55,6 +55,7 @@ impl RunWorker {
             logs: LogHub::new(
                 db.clone(),
                 crate::logs::DEFAULT_POLL,
+                crate::wakeup::Hearing::default(),
                 crate::logs::DEFAULT_HEARTBEAT,
             ),
             ingestor: Ingestor::new(db.clone(), limits),

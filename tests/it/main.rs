@@ -38,6 +38,7 @@ mod overview;
 mod page_tokens;
 mod purge;
 mod python_host;
+mod replicas_live;
 mod retention;
 mod schedule;
 mod secrets;

@@ -1,5 +1,6 @@
 //! Statements of one backend's own functions, not queries of a table, so no entity fits:
-//! PostgreSQL's transaction-scoped advisory locks, SQLite's WAL checkpoint.
+//! PostgreSQL's transaction-scoped advisory locks and notifications, SQLite's WAL
+//! checkpoint.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
@@ -15,6 +16,26 @@ pub(crate) async fn hold_until_commit(txn: &DatabaseTransaction, key: &str) -> R
         DbBackend::Postgres,
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
         [key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Sends `payload` on the PostgreSQL channel `channel` when `txn` commits (nothing if it
+/// rolls back): a listener that hears it reads a database where the transaction's rows
+/// are visible. A no-op on SQLite, which has no other process to tell.
+pub(crate) async fn notify_at_commit(
+    txn: &DatabaseTransaction,
+    channel: &str,
+    payload: &str,
+) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
     ))
     .await?;
     Ok(())

@@ -34,8 +34,8 @@
 //! * [`pending_delete`] — the delete guard's set-wise statements: holding deletions with
 //!   the CRM's name and document (`INSERT … SELECT`), superseding the ones live again.
 //! * [`usage`] — the bytes a tenant's rows take, one sum over every table it owns.
-//! * [`backend`] — a backend's own functions: PostgreSQL's advisory locks, SQLite's WAL
-//!   checkpoint.
+//! * [`backend`] — a backend's own functions: PostgreSQL's advisory locks and
+//!   notifications, SQLite's WAL checkpoint.
 //! * [`pgcopy`] — PostgreSQL's COPY in its text format, and [`pgcopy::Literal`], the one
 //!   escaper through which a value is written into a statement (COPY takes no
 //!   parameters), tested with hostile strings.
