@@ -198,10 +198,11 @@ impl App {
             jobs_stopped.clone(),
         ));
         let db = self.services.db.clone();
+        let ping_within = self.database_timeout;
         let health = tokio::spawn(self.health.follow_database(
             move || {
                 let db = db.clone();
-                async move { db.ping().await }
+                async move { db.ping(ping_within).await }
             },
             self.database_timeout,
             jobs_stopped,
