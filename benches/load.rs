@@ -145,7 +145,11 @@ async fn phase(backend: &'static str, url: &str, clients: usize, secs: Duration)
                 ..Default::default()
             });
             req.metadata_mut().insert("authorization", crm);
-            let mut stream = history.stream_logs(req).await.expect("follows").into_inner();
+            let mut stream = history
+                .stream_logs(req)
+                .await
+                .expect("follows")
+                .into_inner();
             while let Ok(Some(event)) = stream.message().await {
                 let (Some(at), false) = (event.at, event.heartbeat) else {
                     continue;
@@ -189,7 +193,8 @@ async fn phase(backend: &'static str, url: &str, clients: usize, secs: Duration)
                         service: String::new(),
                     })
                     .await;
-                let now = matches!(answer, Ok(ref r) if r.get_ref().status() == ServingStatus::Serving);
+                let now =
+                    matches!(answer, Ok(ref r) if r.get_ref().status() == ServingStatus::Serving);
                 if serving && !now {
                     flips.fetch_add(1, Ordering::Relaxed);
                 }

@@ -527,7 +527,10 @@ mod tests {
         };
         for err in judged_by(std::sync::Arc::new(Verdict(true)), async { timeouts() }).await {
             assert!(matches!(err, AppError::Busy(_)), "{err:?}");
-            assert_eq!((err.code_name(), err.http_status()), ("RESOURCE_EXHAUSTED", 429));
+            assert_eq!(
+                (err.code_name(), err.http_status()),
+                ("RESOURCE_EXHAUSTED", 429)
+            );
             assert_eq!(err.retry_after(), Some(BUSY_RETRY_AFTER));
             let status = Status::from(err);
             assert!(

@@ -18,8 +18,8 @@ use crate::domain::text::{check, excerpt, MAX_ID_CHARS};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
-use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 use crate::storage::{erp_counts, staging, tenants};
+use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 
 /// Ingestion limits, from the configuration.
 #[derive(Debug, Clone, Copy)]

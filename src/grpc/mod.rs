@@ -145,7 +145,8 @@ pub async fn routes(
         .fallback(crate::http::not_found)
         // Every call's pool timeouts are judged by this server's database: busy or down.
         .layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::new(services.db.clone()) as std::sync::Arc<dyn crate::error::PoolVerdict>,
+            std::sync::Arc::new(services.db.clone())
+                as std::sync::Arc<dyn crate::error::PoolVerdict>,
             judged,
         ));
     Ok((Routes::from(router), statuses))
@@ -158,7 +159,9 @@ fn all_methods<S: NamedService>() -> String {
 
 /// The layer's function: runs the call with its pool timeouts judged by `verdict`.
 async fn judged(
-    axum::extract::State(verdict): axum::extract::State<std::sync::Arc<dyn crate::error::PoolVerdict>>,
+    axum::extract::State(verdict): axum::extract::State<
+        std::sync::Arc<dyn crate::error::PoolVerdict>,
+    >,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

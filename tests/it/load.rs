@@ -20,7 +20,9 @@ use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest}
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::helpers::{authed, http_post_with_head, spawn_app_with, Backend, PgProxy, TestApp, PG_ENV};
+use crate::helpers::{
+    authed, http_post_with_head, spawn_app_with, Backend, PgProxy, TestApp, PG_ENV,
+};
 use crate::ingest::{record, valid_fields};
 
 both_backends!(tuned:
@@ -147,7 +149,10 @@ impl SlowPush {
         let mut raw = Vec::new();
         self.stream.read_to_end(&mut raw).await.unwrap();
         let text = String::from_utf8_lossy(&raw);
-        text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        text.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -193,8 +198,14 @@ async fn a_push_past_the_in_flight_limit_is_busy_leaves_no_trace_and_the_next_is
     let second = SlowPush::start(&ctx, "held-2").await;
     ctx.in_flight(2).await;
 
-    assert_busy("a third push over gRPC", ctx.grpc_push("refused-grpc").await);
-    assert_http_busy("a third push over HTTP", ctx.http_push("refused-http").await);
+    assert_busy(
+        "a third push over gRPC",
+        ctx.grpc_push("refused-grpc").await,
+    );
+    assert_http_busy(
+        "a third push over HTTP",
+        ctx.http_push("refused-http").await,
+    );
     // Refused before anything was read: no request-log entry, nothing staged.
     let now = chrono::Utc::now();
     let logged = erpsync::storage::request_log::list(
@@ -232,8 +243,14 @@ async fn a_full_pool_answers_busy_and_health_stays_serving(app: TestApp) {
     ctx.grpc_push("before").await.expect("pushed");
     let held = fill_the_pool(&ctx.app).await;
 
-    assert_busy("a push while the pool is full", ctx.grpc_push("refused-grpc").await);
-    assert_http_busy("an HTTP push while the pool is full", ctx.http_push("refused-http").await);
+    assert_busy(
+        "a push while the pool is full",
+        ctx.grpc_push("refused-grpc").await,
+    );
+    assert_http_busy(
+        "an HTTP push while the pool is full",
+        ctx.http_push("refused-http").await,
+    );
     // The probe has its own connection: the database answers it, and health says so.
     ctx.app
         .state
@@ -244,7 +261,9 @@ async fn a_full_pool_answers_busy_and_health_stays_serving(app: TestApp) {
     assert_eq!(ctx.health().await, ServingStatus::Serving);
 
     drop(held);
-    ctx.grpc_push("after").await.expect("pushed once the pool frees");
+    ctx.grpc_push("after")
+        .await
+        .expect("pushed once the pool frees");
     assert_eq!(ctx.health().await, ServingStatus::Serving);
     let want: BTreeSet<String> = ["before", "after"].map(String::from).into();
     assert_eq!(ctx.staged().await, want);
@@ -261,7 +280,11 @@ async fn a_run_and_a_log_follower_go_on_while_ingestion_holds_its_share(app: Tes
         records,
     };
     let mut ingest = ctx.app.ingest().await;
-    let reply = ingest.push(authed(req, &ctx.erp)).await.unwrap().into_inner();
+    let reply = ingest
+        .push(authed(req, &ctx.erp))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reply.accepted, 20, "{reply:?}");
 
     // Ingestion at its limits: every slot taken by a push, and as many connections held
@@ -371,12 +394,21 @@ async fn a_full_pool_of_a_database_that_went_away_is_an_outage() {
     proxy.sever().await;
     let started = Instant::now();
     while ctx.health().await != ServingStatus::NotServing {
-        assert!(started.elapsed() < PATIENCE, "health never turned NOT_SERVING");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "health never turned NOT_SERVING"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = ctx.grpc_push("during").await.expect_err("the database is away");
+    let status = ctx
+        .grpc_push("during")
+        .await
+        .expect_err("the database is away");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("database is unreachable"), "{status:?}");
+    assert!(
+        status.message().contains("database is unreachable"),
+        "{status:?}"
+    );
     let (code, head, body) = ctx.http_push("during-http").await;
     assert_eq!(code, 503, "{head}\n{body}");
 
@@ -387,5 +419,7 @@ async fn a_full_pool_of_a_database_that_went_away_is_an_outage() {
         assert!(started.elapsed() < PATIENCE, "health never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ctx.grpc_push("after").await.expect("pushed after the outage");
+    ctx.grpc_push("after")
+        .await
+        .expect("pushed after the outage");
 }
