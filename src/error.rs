@@ -357,11 +357,12 @@ fn pool_timeout(err: &sea_orm::DbErr) -> bool {
 }
 
 /// What tells a busy database from a down one when a pool times out; the database
-/// handle implements it (`storage::Db`) with THE rule: a pool timeout is busy when every
-/// connection of the pool is open (so none had to be opened: the wait was for one in
-/// use) and the health probe, on a connection of its own outside the pool, last got an
-/// answer; otherwise (the pool had room, so it tried to open a connection and could not,
-/// or the probe failed) it is an outage. A call is judged by the database of the server
+/// handle implements it (`storage::Db`) with THE rule: a pool timeout is busy when the
+/// pool is at its maximum (every connection taken, open or being opened: the wait was for
+/// one in use) and the health probe, on a connection of its own outside the pool, last got
+/// an answer; otherwise it is an outage — the pool had room, so it tried to open a
+/// connection and could not, or the probe failed (a database that went away while every
+/// connection was taken shows there, within a probe interval). A call is judged by the database of the server
 /// that serves it ([`judged_by`]); work outside a call (runs, the scheduler) keeps the
 /// cautious reading: an outage.
 pub trait PoolVerdict: Send + Sync {

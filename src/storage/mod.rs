@@ -283,9 +283,9 @@ impl Db {
     }
 }
 
-/// THE rule of `error::PoolVerdict`: a pool timeout is busy when every connection is open
-/// (none was being opened: the wait was for one in use) and the probe's last ping, on a
-/// connection of its own, was answered.
+/// THE rule of `error::PoolVerdict`: a pool timeout is busy when the pool is at its
+/// maximum (sqlx's size counts connections open and being opened) and the probe's last
+/// ping, on a connection of its own, was answered.
 impl crate::error::PoolVerdict for Db {
     fn busy(&self) -> bool {
         let full = match self.pool() {
