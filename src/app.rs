@@ -300,10 +300,11 @@ impl App {
         });
         let db = self.services.db.clone();
         let (stop_probe, probe_stopped) = tokio::sync::watch::channel(false);
+        let ping_within = self.database_timeout;
         let probe = tokio::spawn(self.health.clone().follow_database(
             move || {
                 let db = db.clone();
-                async move { db.ping().await }
+                async move { db.ping(ping_within).await }
             },
             self.database_timeout,
             probe_stopped,

@@ -20,7 +20,8 @@ pub use crate::conn::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS,
 };
 pub use crate::ingest::{
-    DEFAULT_BODY_TIMEOUT, DEFAULT_LOG_BODY_CAP, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RECORDS,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_LOG_BODY_CAP, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_INGEST_IN_FLIGHT, DEFAULT_MAX_RECORDS,
 };
 pub use crate::storage::{DEFAULT_DATABASE_TIMEOUT, DEFAULT_DATABASE_URL};
 pub use crate::throttle::{
@@ -86,6 +87,9 @@ pub mod setting {
     pub const MAX_BODY_BYTES: Setting = s("max-body-bytes", "ERPSYNC_MAX_BODY_BYTES");
     /// `serve --max-records`.
     pub const MAX_RECORDS: Setting = s("max-records", "ERPSYNC_MAX_RECORDS");
+    /// `--max-ingest-in-flight`.
+    pub const MAX_INGEST_IN_FLIGHT: Setting =
+        s("max-ingest-in-flight", "ERPSYNC_MAX_INGEST_IN_FLIGHT");
     /// `serve --request-log-body-cap`.
     pub const REQUEST_LOG_BODY_CAP: Setting =
         s("request-log-body-cap", "ERPSYNC_REQUEST_LOG_BODY_CAP");

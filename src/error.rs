@@ -1,8 +1,10 @@
 //! One error type for the whole service and the single place it becomes a gRPC status.
 //! Client errors keep their precise code and message; everything else is logged with its
 //! cause chain and answered with a generic message. Database errors are sorted here, once:
-//! a database that does not answer is an outage (UNAVAILABLE, retry later), anything else
-//! it says is an internal error.
+//! a database that does not answer is an outage (UNAVAILABLE, retry later), a database
+//! that answers but whose every pooled connection is in use is busy (RESOURCE_EXHAUSTED,
+//! retry soon: see [`PoolVerdict`] for the one rule), anything else it says is an
+//! internal error.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -27,6 +29,10 @@ fn unavailable_message() -> String {
         UNAVAILABLE_RETRY_AFTER.as_secs()
     )
 }
+
+/// How long a caller is told to wait when the server is busy (ingestion's work in flight
+/// at its limit, or every database connection in use).
+pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Result with [`AppError`].
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -82,6 +88,11 @@ pub enum AppError {
         /// How long to wait before the next try.
         retry_after: std::time::Duration,
     },
+    /// The server is at capacity while the database answers: ingestion's work in flight is
+    /// at its limit, or every pooled connection is in use. Transient, answered
+    /// RESOURCE_EXHAUSTED / 429 with a retry hint; health stays SERVING.
+    #[error("the server is busy: {0}; retry after {ms} ms", ms = BUSY_RETRY_AFTER.as_millis())]
+    Busy(String),
     /// The request took too long to arrive (a body sent too slowly).
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -197,7 +208,9 @@ impl AppError {
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::ResourceExhausted(_) | Self::RateLimited { .. } => Code::ResourceExhausted,
+            Self::ResourceExhausted(_) | Self::RateLimited { .. } | Self::Busy(_) => {
+                Code::ResourceExhausted
+            }
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -225,7 +238,7 @@ impl AppError {
 
     /// The HTTP status equivalent to the gRPC code.
     pub fn http_status(&self) -> u16 {
-        if let Self::RateLimited { .. } = self {
+        if let Self::RateLimited { .. } | Self::Busy(_) = self {
             return 429;
         }
         match self.code() {
@@ -269,6 +282,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Busy(_) => Some(BUSY_RETRY_AFTER),
             Self::Unavailable(_) | Self::TooSlow(_) => Some(UNAVAILABLE_RETRY_AFTER),
             Self::Draining => Some(DRAINING_RETRY_AFTER),
             _ => None,
@@ -284,12 +298,21 @@ impl AppError {
     }
 }
 
-/// The one place database errors are sorted: a database that does not answer is
-/// [`AppError::Unavailable`], whatever query met it; a row referring to a tenant (or
+/// The one place database errors are sorted: a pool timeout while the database answers
+/// and every connection is in use is [`AppError::Busy`] (see [`PoolVerdict`]); a database
+/// that does not answer is [`AppError::Unavailable`], whatever query met it; a row referring to a tenant (or
 /// run) that is gone — removed while the write was under way (DeleteTenant) — is
 /// [`AppError::NotFound`]; everything else stays [`AppError::Database`].
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if pool_timeout(&err) {
+            let busy = POOL_VERDICT.try_with(|v| v.busy()).unwrap_or(false);
+            crate::metrics::db_pool_timeout(busy);
+            if busy {
+                tracing::debug!(error = %err, "every database connection in use; answered busy");
+                return Self::Busy("every database connection is in use".into());
+            }
+        }
         if unreachable(&err) {
             Self::Unavailable(err)
         } else if matches!(
@@ -328,6 +351,47 @@ impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         Self::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(err)))
     }
+}
+
+/// Whether `err` is the pool's acquire timeout: no connection came free, and none could be
+/// opened, in time. sqlx says so both when every connection is busy and when the server
+/// refuses or ignores new connections (it retries a refused connect until the deadline),
+/// so the error alone cannot tell a busy database from a down one: [`PoolVerdict`] does.
+fn pool_timeout(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(e, sqlx::Error::PoolTimedOut),
+        _ => false,
+    }
+}
+
+/// What tells a busy database from a down one when a pool times out; the database
+/// handle implements it (`storage::Db`) with THE rule: a pool timeout is busy when the
+/// pool is at its maximum (every connection taken, open or being opened: the wait was for
+/// one in use) and the health probe, on a connection of its own outside the pool, last got
+/// an answer; otherwise it is an outage — the pool had room, so it tried to open a
+/// connection and could not, or the probe failed (a database that went away while every
+/// connection was taken shows there, within a probe interval). A call is judged by the database of the server
+/// that serves it ([`judged_by`]); work outside a call (runs, the scheduler) keeps the
+/// cautious reading: an outage.
+pub trait PoolVerdict: Send + Sync {
+    /// Whether a pool timeout met now means busy rather than down.
+    fn busy(&self) -> bool;
+}
+
+tokio::task_local! {
+    static POOL_VERDICT: std::sync::Arc<dyn PoolVerdict>;
+}
+
+/// Runs `call` with its pool timeouts judged by `verdict` (the server's database).
+pub async fn judged_by<F: std::future::Future>(
+    verdict: std::sync::Arc<dyn PoolVerdict>,
+    call: F,
+) -> F::Output {
+    POOL_VERDICT.scope(verdict, call).await
 }
 
 /// Whether `err` says the database did not answer, rather than answered with an error.
@@ -400,6 +464,11 @@ impl From<AppError> for Status {
                 let details = ErrorDetails::with_retry_info(Some(DRAINING_RETRY_AFTER));
                 Status::with_error_details(code, DRAINING_MESSAGE, details)
             }
+            AppError::Busy(_) => {
+                tracing::debug!(code = ?code, error = %err, "busy");
+                let details = ErrorDetails::with_retry_info(Some(BUSY_RETRY_AFTER));
+                Status::with_error_details(code, bounded(err.to_string()), details)
+            }
             AppError::RateLimited {
                 ref message,
                 retry_after,
@@ -456,6 +525,49 @@ mod tests {
             assert_eq!(err.retry_after(), Some(UNAVAILABLE_RETRY_AFTER));
             assert!(err.public_message().contains("unreachable; retry in 5 s"));
         }
+    }
+
+    struct Verdict(bool);
+
+    impl PoolVerdict for Verdict {
+        fn busy(&self) -> bool {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pool_timeout_is_busy_only_when_the_servers_database_says_so() {
+        let timeouts = || -> Vec<AppError> {
+            vec![
+                DbErr::ConnectionAcquire(ConnAcquireErr::Timeout).into(),
+                sqlx::Error::PoolTimedOut.into(),
+            ]
+        };
+        for err in judged_by(std::sync::Arc::new(Verdict(true)), async { timeouts() }).await {
+            assert!(matches!(err, AppError::Busy(_)), "{err:?}");
+            assert_eq!(
+                (err.code_name(), err.http_status()),
+                ("RESOURCE_EXHAUSTED", 429)
+            );
+            assert_eq!(err.retry_after(), Some(BUSY_RETRY_AFTER));
+            let status = Status::from(err);
+            assert!(
+                status.message().contains("busy") && status.message().contains("1000 ms"),
+                "{status:?}"
+            );
+            let retry = status.get_details_retry_info().expect("RetryInfo");
+            assert_eq!(retry.retry_delay, Some(BUSY_RETRY_AFTER));
+        }
+        let down = judged_by(std::sync::Arc::new(Verdict(false)), async { timeouts() }).await;
+        for err in down.into_iter().chain(timeouts()) {
+            assert!(matches!(err, AppError::Unavailable(_)), "{err:?}");
+        }
+        // A lost connection is an outage whatever the verdict.
+        let lost = judged_by(std::sync::Arc::new(Verdict(true)), async {
+            AppError::from(sqlx::Error::Io(IoError::from(ErrorKind::ConnectionReset)))
+        })
+        .await;
+        assert!(matches!(lost, AppError::Unavailable(_)), "{lost:?}");
     }
 
     #[test]

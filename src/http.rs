@@ -1,8 +1,8 @@
 //! The HTTP/JSON ingestion route, `POST /erp/v1/{table}`, on the same port as gRPC: ERPs
 //! and integration middlewares speak HTTP/JSON. It shares the push handler with
 //! `ErpIngest.Push` and answers the same shape: 200 with the push answer, or
-//! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}` (429 and 503, a database
-//! outage, with `Retry-After`). The route is described by an OpenAPI document,
+//! 400/401/403/404/413 with `{"error":{"code":…,"message":…}}` (429 — rate limited or
+//! busy — and 503, a database outage, with `Retry-After`). The route is described by an OpenAPI document,
 //! `docs/openapi.json`, served at `GET /erp/v1/openapi.json` without a token.
 
 use std::sync::Arc;
@@ -146,6 +146,12 @@ async fn push(
         let m = meta("(not stored: a compressed body)".into());
         return failed(state.ingestor.log_failure(&m, &[], err).await);
     }
+    // A slot before the body is read: bodies in memory stay bounded by the slots. A push
+    // refused for busy is not logged (logging needs the database it is spared).
+    let _slot = match state.ingestor.admit().await {
+        Ok(slot) => slot,
+        Err(err) => return answer(&err),
+    };
     let deadline = state.ingestor.limits().body_timeout;
     let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
     let Ok(read) = read else {

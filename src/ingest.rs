@@ -19,6 +19,7 @@ use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
 use crate::storage::{erp_counts, staging, tenants};
+use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 
 /// Ingestion limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,13 @@ pub struct Limits {
     pub log_body_cap: usize,
     /// How long an HTTP body may take to arrive (a body sent a byte a second is cut off).
     pub body_timeout: std::time::Duration,
+    /// Most pushes in flight at once (their batches read and held in memory); 0: the
+    /// database pool's share for ingestion ([`Db::ingest_share`]).
+    pub max_in_flight: usize,
 }
+
+/// Default [`Limits::max_in_flight`]: the pool's share.
+pub const DEFAULT_MAX_INGEST_IN_FLIGHT: usize = 0;
 
 /// Default [`Limits::body_timeout`].
 pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -50,6 +57,7 @@ impl Default for Limits {
             max_records: DEFAULT_MAX_RECORDS,
             log_body_cap: DEFAULT_LOG_BODY_CAP,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_INGEST_IN_FLIGHT,
         }
     }
 }
@@ -142,12 +150,32 @@ pub struct Failure {
 pub struct Ingestor {
     db: Db,
     limits: Limits,
+    slots: IngestSlots,
 }
 
 impl Ingestor {
     /// An ingestor over `db` under `limits`.
     pub fn new(db: Db, limits: Limits) -> Self {
-        Self { db, limits }
+        let max = match limits.max_in_flight {
+            0 => db.ingest_share(),
+            n => n,
+        };
+        Self {
+            slots: IngestSlots::new(max, INGEST_ADMISSION_WAIT),
+            db,
+            limits,
+        }
+    }
+
+    /// One of ingestion's slots, taken before a push's body is read (see [`IngestSlots`]);
+    /// busy (RESOURCE_EXHAUSTED / 429) when none came free within the wait.
+    pub async fn admit(&self) -> Result<IngestSlot> {
+        self.slots.admit().await
+    }
+
+    /// Ingestion's slots (how many, how many taken).
+    pub fn slots(&self) -> &IngestSlots {
+        &self.slots
     }
 
     /// The limits it applies.
@@ -282,7 +310,8 @@ impl Ingestor {
         records: &[Value],
         err: AppError,
     ) -> Failure {
-        if let AppError::Unavailable(_) = err {
+        // Busy likewise: logging would take the connection there is none of.
+        if let AppError::Unavailable(_) | AppError::Busy(_) = err {
             return Failure {
                 body: error_json(&err, None),
                 error: err,

@@ -235,6 +235,18 @@ fn describe() {
         "1 while this server drains (SIGTERM received: health NOT_SERVING, no new runs), else 0."
     );
     describe_gauge!(
+        "erpsync_ingest_in_flight",
+        "Pushes (gRPC and HTTP) admitted and not yet answered: batches held in memory."
+    );
+    describe_counter!(
+        "erpsync_ingest_busy_total",
+        "Pushes refused RESOURCE_EXHAUSTED / 429 because ingestion's work in flight was at its limit."
+    );
+    describe_counter!(
+        "erpsync_db_pool_timeouts_total",
+        "Calls that waited out the database pool's acquire timeout, by verdict: busy (every connection in use, the database answering) or outage."
+    );
+    describe_gauge!(
         "erpsync_db_pool_connections",
         "Database pool connections at the scrape, idle or in use."
     );
@@ -331,6 +343,36 @@ pub fn alert(tenant: &TenantId, kind: &'static str, opened: bool) {
     } else {
         counter!("erpsync_alerts_resolved_total", labels).increment(1);
     }
+}
+
+/// A push that holds one of ingestion's slots, counted in `erpsync_ingest_in_flight` from
+/// [`counted`](Self::counted) until dropped.
+#[derive(Debug)]
+pub struct IngestInFlight(());
+
+impl IngestInFlight {
+    /// Counts one more push in flight.
+    pub fn counted() -> Self {
+        gauge!("erpsync_ingest_in_flight").increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for IngestInFlight {
+    fn drop(&mut self) {
+        gauge!("erpsync_ingest_in_flight").decrement(1.0);
+    }
+}
+
+/// A push was refused for busy: ingestion's slots were all taken.
+pub fn ingest_busy() {
+    counter!("erpsync_ingest_busy_total").increment(1);
+}
+
+/// A call waited out the pool's acquire timeout; `busy` is the verdict (else an outage).
+pub fn db_pool_timeout(busy: bool) {
+    let verdict = if busy { "busy" } else { "outage" };
+    counter!("erpsync_db_pool_timeouts_total", "verdict" => verdict).increment(1);
 }
 
 /// A StreamLogs stream being served, counted in `erpsync_log_followers` from

@@ -196,6 +196,71 @@ impl TenantSlots {
     }
 }
 
+/// How long a push waits for one of ingestion's slots before it is answered busy: long
+/// enough to ride out a burst, short enough that a client hears back well within its
+/// deadline and retries instead of holding a connection.
+pub const INGEST_ADMISSION_WAIT: Duration = Duration::from_secs(1);
+
+/// Ingestion's work in flight, bounded: a push (gRPC or HTTP) holds a slot from before
+/// its body is read until its answer, so decoded batches in memory stay at most the
+/// slots times the body limit, and pushes hold at most that many database connections.
+/// A push that gets no slot within [`INGEST_ADMISSION_WAIT`] is answered
+/// [`AppError::Busy`] (RESOURCE_EXHAUSTED / 429 with a retry hint). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct IngestSlots {
+    slots: Arc<Semaphore>,
+    max: usize,
+    wait: Duration,
+}
+
+/// One of ingestion's slots, held until dropped (counted in `erpsync_ingest_in_flight`).
+#[derive(Debug)]
+pub struct IngestSlot {
+    _permit: OwnedSemaphorePermit,
+    _counted: crate::metrics::IngestInFlight,
+}
+
+impl IngestSlots {
+    /// `max` slots (at least one), each waited for at most `wait`.
+    pub fn new(max: usize, wait: Duration) -> Self {
+        let max = max.max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            wait,
+        }
+    }
+
+    /// How many slots there are.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// How many are taken now.
+    pub fn in_flight(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// A slot, waited for in arrival order (the semaphore is fair) at most the wait.
+    pub async fn admit(&self) -> Result<IngestSlot, AppError> {
+        let taken = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await;
+        match taken {
+            Ok(Ok(permit)) => Ok(IngestSlot {
+                _permit: permit,
+                _counted: crate::metrics::IngestInFlight::counted(),
+            }),
+            // Timed out (the semaphore is never closed).
+            _ => {
+                crate::metrics::ingest_busy();
+                Err(AppError::Busy(format!(
+                    "{} batches are being ingested, the most at once",
+                    self.max
+                )))
+            }
+        }
+    }
+}
+
 /// Who a failed authentication is counted against: the address, or an IPv6 address's
 /// /64 network (a single host commonly holds a whole /64, so counting its addresses one by
 /// one would give it billions of budgets).

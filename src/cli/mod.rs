@@ -170,6 +170,10 @@ struct ServeArgs {
     /// Most records in one pushed batch.
     #[arg(long = setting::MAX_RECORDS.flag, env = setting::MAX_RECORDS.env, default_value_t = cfg::DEFAULT_MAX_RECORDS)]
     max_records: usize,
+    /// Most pushes in flight at once (batches read and held in memory; more wait a moment,
+    /// then are answered busy); 0: the database pool less the connections kept for runs.
+    #[arg(long = setting::MAX_INGEST_IN_FLIGHT.flag, env = setting::MAX_INGEST_IN_FLIGHT.env, default_value_t = cfg::DEFAULT_MAX_INGEST_IN_FLIGHT)]
+    max_ingest_in_flight: usize,
     /// Logged request bodies longer than this are stored cut (marked), in bytes.
     #[arg(long = setting::REQUEST_LOG_BODY_CAP.flag, env = setting::REQUEST_LOG_BODY_CAP.env, default_value_t = cfg::DEFAULT_LOG_BODY_CAP)]
     request_log_body_cap: usize,
@@ -343,6 +347,7 @@ impl ServeArgs {
                 max_records: self.max_records,
                 log_body_cap: self.request_log_body_cap,
                 body_timeout: Duration::from_secs(self.body_timeout_secs),
+                max_in_flight: self.max_ingest_in_flight,
             },
             request_log_retention_days: self.request_log_retention_days,
             history_retention: crate::domain::retention::Defaults {

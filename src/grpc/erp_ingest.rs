@@ -112,6 +112,27 @@ impl ErpIngest for Service {
     }
 }
 
+/// Admits a Push only with one of ingestion's slots ([`Ingestor::admit`]), taken before
+/// tonic reads and decodes the message and held until the answer: without one within a
+/// short wait the call is answered RESOURCE_EXHAUSTED with a retry hint, and nothing is
+/// read, stored or logged. ReportCounts (a few numbers) needs none.
+pub async fn admission(
+    State(ingestor): State<Ingestor>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !req.uri().path().ends_with("/Push") {
+        return next.run(req).await;
+    }
+    match ingestor.admit().await {
+        Ok(_slot) => next.run(req).await,
+        Err(err) => crate::http::grpc_answer(
+            Status::from(err),
+            req.headers().get(axum::http::header::CONTENT_TYPE),
+        ),
+    }
+}
+
 /// Turns tonic's "decoded message length too large" (OUT_OF_RANGE) into
 /// RESOURCE_EXHAUSTED with a message naming the limit, and logs the request to the
 /// tenant of its erp token: an oversized push is a request the tenant must see. It runs

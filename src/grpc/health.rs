@@ -1,7 +1,9 @@
 //! `grpc.health.v1.Health`: SERVING while the database answers, NOT_SERVING while it does
 //! not, for the server ("") and each service alike — every call needs the database, so a
-//! load balancer or orchestrator should send none while it is away. A draining replica
-//! (SIGTERM) is NOT_SERVING for good, whatever the database says.
+//! load balancer or orchestrator should send none while it is away. The probe pings on a
+//! connection of its own (`Db::ping`), never one of the pool's: a replica whose pool is
+//! full is busy, not down, and stays SERVING (busy calls answer RESOURCE_EXHAUSTED). A
+//! draining replica (SIGTERM) is NOT_SERVING for good, whatever the database says.
 
 use std::future::Future;
 use std::sync::Arc;

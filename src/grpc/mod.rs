@@ -85,6 +85,13 @@ pub async fn routes(
             &all_methods::<ErpIngestServer<erp_ingest::Service>>(),
             ingest,
         )
+        // A push takes one of ingestion's slots before tonic reads and decodes its
+        // message: memory stays bounded by the slots times the body limit, however many
+        // ERPs push at once.
+        .layer(axum::middleware::from_fn_with_state(
+            services.ingestor.clone(),
+            erp_ingest::admission,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             services.ingestor.clone(),
             erp_ingest::size_guard,
@@ -152,11 +159,28 @@ pub async fn routes(
         .layer(axum::middleware::from_fn(guard::grpc_only))
         .merge(docs)
         .merge(authenticated)
-        .fallback(crate::http::not_found);
+        .fallback(crate::http::not_found)
+        // Every call's pool timeouts are judged by this server's database: busy or down.
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(services.db.clone())
+                as std::sync::Arc<dyn crate::error::PoolVerdict>,
+            judged,
+        ));
     Ok((Routes::from(router), statuses))
 }
 
 /// The route of every method of gRPC service `S`.
 fn all_methods<S: NamedService>() -> String {
     format!("/{}/{{*rest}}", S::NAME)
+}
+
+/// The layer's function: runs the call with its pool timeouts judged by `verdict`.
+async fn judged(
+    axum::extract::State(verdict): axum::extract::State<
+        std::sync::Arc<dyn crate::error::PoolVerdict>,
+    >,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::error::judged_by(verdict, next.run(req)).await
 }

@@ -30,6 +30,7 @@ pub mod usage;
 pub mod view_grants;
 pub mod views;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -75,6 +76,29 @@ pub struct Db {
     /// clone): wakes the feed's followers in this process at once (see
     /// [`Db::alert_events_watch`]).
     alert_events: Arc<watch::Sender<u64>>,
+    /// The health probe's own connection, outside the pool: a pool full of busy
+    /// connections does not make the database look down (None for an in-memory SQLite
+    /// database, whose every connection would be another database).
+    probe: Option<ProbePool>,
+    /// Whether the last probe got an answer (true until one fails).
+    answers: Arc<AtomicBool>,
+}
+
+/// A one-connection pool for the health probe.
+#[derive(Clone, Debug)]
+enum ProbePool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Connections of the pool kept from ingestion by default: runs, their log events, the
+/// scheduler, log followers and the API find a connection while pushes saturate theirs
+/// (see [`Db::ingest_share`]).
+pub const RESERVED_CONNECTIONS: u32 = 2;
+
+/// Holds one pooled connection until dropped (see [`Db::hold_connection`]).
+pub struct HeldConnection {
+    _conn: sea_orm::DatabaseTransaction,
 }
 
 /// A write transaction; on SQLite it holds the writer lock until it ends.
@@ -108,8 +132,8 @@ impl Db {
     /// Like [`Db::connect`], PostgreSQL connections waited for at most `timeout` (see
     /// [`DEFAULT_DATABASE_TIMEOUT`]). SQLite keeps sqlx's own: its file does not go away.
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self> {
-        let conn = if url.starts_with("sqlite:") {
-            connect_sqlite(url).await?
+        let (conn, probe) = if url.starts_with("sqlite:") {
+            connect_sqlite(url, timeout).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             connect_postgres(url, timeout).await?
         } else {
@@ -125,6 +149,8 @@ impl Db {
             conn,
             sqlite_writer,
             alert_events: Arc::new(watch::channel(0).0),
+            probe,
+            answers: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -157,11 +183,56 @@ impl Db {
         Ok(row.id)
     }
 
-    /// Whether the database answers: a connection from the pool (tested on the way out, or
-    /// opened), pinged.
-    pub async fn ping(&self) -> Result<()> {
-        self.conn.ping().await?;
-        Ok(())
+    /// Whether the database answers: the probe's own connection (outside the pool, so a
+    /// pool whose every connection is busy does not fail it), pinged within `timeout`.
+    /// The outcome is kept for [`PoolVerdict`](crate::error::PoolVerdict): a pool timeout
+    /// while the probe answers is busy, not down.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        use sqlx::Connection;
+        let ping = async {
+            let answered = match &self.probe {
+                Some(ProbePool::Postgres(p)) => p.acquire().await?.ping().await,
+                Some(ProbePool::Sqlite(p)) => p.acquire().await?.ping().await,
+                None => return self.conn.ping().await.map_err(crate::error::AppError::from),
+            };
+            answered.map_err(crate::error::AppError::from)
+        };
+        let outcome = match tokio::time::timeout(timeout, ping).await {
+            Ok(answer) => answer,
+            Err(_) => Err(anyhow::anyhow!(
+                "the database did not answer a ping within {} ms",
+                timeout.as_millis()
+            )
+            .into()),
+        };
+        self.answers.store(outcome.is_ok(), Ordering::Relaxed);
+        outcome
+    }
+
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        match self.pool() {
+            Pool::Sqlite(p) => p.options().get_max_connections(),
+            Pool::Postgres(p) => p.options().get_max_connections(),
+        }
+    }
+
+    /// The pushes ingestion may have in flight by default: the pool less
+    /// [`RESERVED_CONNECTIONS`] (at least one). A push holds at most one connection at a
+    /// time, so ingestion never takes the connections runs and log events need; on SQLite
+    /// it also bounds how many pushes queue for the one writer ahead of a run's write.
+    pub fn ingest_share(&self) -> usize {
+        self.max_connections()
+            .saturating_sub(RESERVED_CONNECTIONS)
+            .max(1) as usize
+    }
+
+    /// Takes one connection out of the pool and holds it until the guard is dropped (an
+    /// open read transaction): how the tests fill the pool, as saturating work would.
+    pub async fn hold_connection(&self) -> Result<HeldConnection> {
+        Ok(HeldConnection {
+            _conn: self.conn.begin().await?,
+        })
     }
 
     /// The sea-orm connection, for the query modules.
@@ -216,6 +287,19 @@ impl Db {
     }
 }
 
+/// THE rule of `error::PoolVerdict`: a pool timeout is busy when the pool is at its
+/// maximum (sqlx's size counts connections open and being opened) and the probe's last
+/// ping, on a connection of its own, was answered.
+impl crate::error::PoolVerdict for Db {
+    fn busy(&self) -> bool {
+        let full = match self.pool() {
+            Pool::Sqlite(p) => p.size() >= p.options().get_max_connections(),
+            Pool::Postgres(p) => p.size() >= p.options().get_max_connections(),
+        };
+        full && self.answers.load(Ordering::Relaxed)
+    }
+}
+
 /// An error of a query run through sqlx directly (see [`Db::pool`]), sorted like
 /// sea-orm's (an outage is UNAVAILABLE).
 pub(crate) fn sqlx_error(e: sqlx::Error) -> crate::error::AppError {
@@ -230,7 +314,10 @@ pub(crate) enum Pool<'a> {
     Postgres(&'a sqlx::PgPool),
 }
 
-async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
+async fn connect_sqlite(
+    url: &str,
+    timeout: Duration,
+) -> Result<(DatabaseConnection, Option<ProbePool>)> {
     let opts = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid SQLite URL {url:?}"))?
         // WAL lets readers go on while the writer writes; NORMAL is durable across
@@ -262,6 +349,7 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
         let opened = SqlitePoolOptions::new()
             // Every in-memory connection would be its own database.
             .max_connections(if in_memory { 1 } else { 4 })
+            .acquire_timeout(timeout)
             .connect_with(opts.clone())
             .await;
         match opened {
@@ -275,7 +363,15 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection> {
             }
         }
     };
-    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+    let probe = (!in_memory).then(|| {
+        ProbePool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(opts),
+        )
+    });
+    Ok((SqlxSqliteConnector::from_sqlx_sqlite_pool(pool), probe))
 }
 
 /// How often opening a SQLite file is tried while another connection locks it.
@@ -289,7 +385,10 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .is_some_and(|code| code & 0xff == 5)
 }
 
-async fn connect_postgres(url: &str, timeout: Duration) -> Result<DatabaseConnection> {
+async fn connect_postgres(
+    url: &str,
+    timeout: Duration,
+) -> Result<(DatabaseConnection, Option<ProbePool>)> {
     let opts = PgConnectOptions::from_str(url)
         .with_context(|| format!("invalid PostgreSQL URL {:?}", redact_url(url)))?
         // Prepared statements are cached per connection; a generic plan made while a
@@ -299,8 +398,15 @@ async fn connect_postgres(url: &str, timeout: Duration) -> Result<DatabaseConnec
     let pool = PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(timeout)
-        .connect_with(opts)
+        .connect_with(opts.clone())
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
-    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+    let probe = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect_lazy_with(opts);
+    Ok((
+        SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+        Some(ProbePool::Postgres(probe)),
+    ))
 }

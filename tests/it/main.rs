@@ -27,6 +27,7 @@ mod ingest_props;
 mod isolation;
 mod lease;
 mod limits;
+mod load;
 mod logs;
 mod masking;
 mod metrics;
