@@ -1,6 +1,7 @@
 //! The delete guard's two set-wise statements on `pending_delete`: holding deletions with
 //! what the CRM's own table has of them (an `INSERT … SELECT`), and superseding the ones
-//! the ERP sent again (an `UPDATE … RETURNING` over staging). The rest of the guard is in
+//! the ERP sent again (keyed look-ups of the waiting ids in staging, then an
+//! `UPDATE … RETURNING`). The rest of the guard is in
 //! [`crate::storage::pending_deletes`].
 
 use chrono::{DateTime, Utc};
@@ -54,32 +55,70 @@ pub(crate) async fn hold_from_crm(
 
 /// Marks SUPERSEDED the table's waiting (HELD or APPROVED) deletions whose record is live
 /// in staging again; returns their external ids.
+///
+/// Keyed, in three statements of one transaction: the waiting ids (a few, by
+/// `pending_delete`'s key), which of them are live in staging (looked up by
+/// `staged_record`'s full key), and the update of those. One `UPDATE … WHERE EXISTS`
+/// over staging left the join order to the planner, and right after an onboarding load,
+/// before PostgreSQL had statistics of the new rows, it scanned the tenant's whole table
+/// with `external_id` as a join filter (1 158 ms for 100 held rows over 180 000 staged;
+/// 5 ms once analysed): a plan that grows with the table times the held rows. A list of
+/// full keys has one plan whatever the statistics say.
 pub(crate) async fn supersede_live(
     db: &Db,
     tenant: &TenantId,
     table: Table,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    let mut p = Params::new(db.backend(), 3);
-    let sql = format!(
-        "UPDATE pending_delete SET state = '{superseded}', resolved_at = {} WHERE tenant_id = {} \
-         AND table_name = {} AND state IN ('{held}', '{approved}') AND EXISTS (SELECT 1 FROM staged_record s \
-         WHERE s.tenant_id = pending_delete.tenant_id AND s.table_name = pending_delete.table_name \
-         AND s.external_id = pending_delete.external_id AND NOT s.deleted) RETURNING external_id",
-        p.push(now),
-        p.push(tenant.as_str()),
-        p.push(table.as_str()),
-        superseded = DeleteState::Superseded.as_str(),
-        held = DeleteState::Held.as_str(),
-        approved = DeleteState::Approved.as_str(),
+    let backend = db.backend();
+    let waiting_states = format!(
+        "('{}', '{}')",
+        DeleteState::Held.as_str(),
+        DeleteState::Approved.as_str()
     );
     let txn = db.begin_write().await?;
-    let ids = txn
-        .query_all(p.statement(sql))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("", "external_id").map_err(Into::into))
-        .collect::<Result<Vec<String>>>()?;
+    let mut p = Params::new(backend, 2);
+    let sql = format!(
+        "SELECT external_id FROM pending_delete WHERE tenant_id = {} AND table_name = {} \
+         AND state IN {waiting_states} ORDER BY external_id",
+        p.push(tenant.as_str()),
+        p.push(table.as_str()),
+    );
+    let waiting = external_ids(txn.query_all(p.statement(sql)).await?)?;
+    let mut superseded = Vec::new();
+    for chunk in waiting.chunks(IDS_PER_STATEMENT) {
+        let mut p = Params::new(backend, chunk.len() + 2);
+        let (t, tb) = (p.push(tenant.as_str()), p.push(table.as_str()));
+        let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
+        let sql = format!(
+            "SELECT external_id FROM staged_record WHERE tenant_id = {t} AND table_name = {tb} \
+             AND external_id IN ({}) AND NOT deleted",
+            list.join(", ")
+        );
+        let live = external_ids(txn.query_all(p.statement(sql)).await?)?;
+        if live.is_empty() {
+            continue;
+        }
+        let mut p = Params::new(backend, live.len() + 3);
+        let (at, t, tb) = (p.push(now), p.push(tenant.as_str()), p.push(table.as_str()));
+        let list: Vec<String> = live.iter().map(|id| p.push(id.as_str())).collect();
+        let sql = format!(
+            "UPDATE pending_delete SET state = '{}', resolved_at = {at} WHERE tenant_id = {t} \
+             AND table_name = {tb} AND external_id IN ({}) AND state IN {waiting_states} \
+             RETURNING external_id",
+            DeleteState::Superseded.as_str(),
+            list.join(", ")
+        );
+        superseded.extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+    }
     txn.commit().await?;
-    Ok(ids)
+    superseded.sort();
+    Ok(superseded)
+}
+
+/// The `external_id` column of `rows`.
+fn external_ids(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<String>> {
+    rows.into_iter()
+        .map(|r| r.try_get("", "external_id").map_err(Into::into))
+        .collect()
 }

@@ -22,6 +22,14 @@ use crate::storage::Db;
 pub use crate::domain::crm::Pending;
 use crate::domain::crm::RecordVersion;
 
+/// Brings PostgreSQL's statistics of `staged_record` up to date when a bulk load left
+/// them stale (see [`analyze_if_stale`](crate::storage::bulk::backend::analyze_if_stale)):
+/// a run's counts and its mark of a whole table delivered then scan the table instead of
+/// walking a fresh load through an index. Returns whether it analyzed.
+pub async fn refresh_statistics(db: &Db) -> Result<bool> {
+    crate::storage::bulk::backend::analyze_if_stale(db.conn(), "staged_record").await
+}
+
 /// How many records of the table wait for delivery (only tombstones with `deletes_only`).
 pub async fn count_pending(
     db: &Db,

@@ -13,7 +13,7 @@ mod delivery;
 
 pub use self::delivery::{
     count_pending, mark_all_delivered, mark_delivered, pending_page, pending_tombstones,
-    restore_from_crm, Pending,
+    refresh_statistics, restore_from_crm, Pending,
 };
 
 use std::collections::{HashMap, HashSet};

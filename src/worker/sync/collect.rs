@@ -16,6 +16,11 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     if tenant.integration_type == IntegrationType::View {
         view::collect(ctx, &tenant).await?;
     }
+    // After an onboarding load PostgreSQL has no statistics of the new rows yet; the
+    // counts below and the push's statements plan better with them.
+    if staging::refresh_statistics(&ctx.worker.db).await? {
+        tracing::debug!("staged_record analyzed: its statistics were stale");
+    }
     let mut total = 0;
     for t in Table::ALL {
         let n = staging::count_pending(&ctx.worker.db, ctx.tenant, t.as_str(), false).await?;
