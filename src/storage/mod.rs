@@ -15,6 +15,7 @@ pub mod erp_counts;
 pub mod events;
 pub mod instance;
 pub mod lease;
+pub use bulk::log_partitions;
 pub mod pending_deletes;
 pub mod purge;
 pub mod request_log;

@@ -199,8 +199,10 @@ pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Re
         e.0 += 1;
         e.1 += size;
     }
+    // The cutoff again lets PostgreSQL look for the ids only in the partitions before it.
     request_log::Entity::delete_many()
         .filter(Column::Id.is_in(rows.iter().map(|(id, _, _)| id.as_str())))
+        .filter(Column::ReceivedAt.lt(cutoff))
         .exec(&*txn)
         .await?;
     for (tenant, (count, bytes)) in per_tenant {

@@ -26,6 +26,7 @@ mod ingest_props;
 mod isolation;
 mod lease;
 mod limits;
+mod log_partitions;
 mod logs;
 mod masking;
 mod metrics;
