@@ -73,8 +73,7 @@ async fn int(conn: &DatabaseConnection, text: &str) -> i64 {
 async fn fill(conn: &DatabaseConnection, day: NaiveDate, rows: usize) {
     let start = day.format("%Y-%m-%d");
     let body = "format('{\"records\":[{\"external_id\":\"E%s\",\"fields\":{\"name\":\"Empresa %s Comércio de Alimentos Ltda\",\"document\":\"11222333000181\",\"city\":\"São Paulo\",\"state\":\"SP\",\"email\":\"contato%s@empresa.com.br\",\"phone\":\"+55 11 9%s\",\"seller_id\":\"S%s\",\"address\":\"Rua das Laranjeiras %s, Sala %s, Centro\",\"updated_at\":\"2026-11-28T10:00:00-03:00\"}},{\"external_id\":\"F%s\",\"fields\":{\"name\":\"Filial %s\",\"document\":\"11222333000262\",\"city\":\"Campinas\",\"state\":\"SP\"}}]}', i, i, i, i, i % 150, i % 999, i % 40, i, i)";
-    let response =
-        "format('{\"request_id\":\"%s\",\"accepted\":2,\"rejected\":[]}', md5(i::text))";
+    let response = "format('{\"request_id\":\"%s\",\"accepted\":2,\"rejected\":[]}', md5(i::text))";
     sql(
         conn,
         &format!(
@@ -150,7 +149,11 @@ async fn measure(admin: &str, partitioned: bool, rows: usize, n_writers: usize) 
             .is_some_and(|m| m.name().contains("request_log_partitions")),
         "the partitioning migration is the last one"
     );
-    let steps = if partitioned { all.len() } else { all.len() - 1 };
+    let steps = if partitioned {
+        all.len()
+    } else {
+        all.len() - 1
+    };
     migration::up(&conn, Some(u32::try_from(steps).unwrap()))
         .await
         .unwrap();

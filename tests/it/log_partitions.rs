@@ -193,7 +193,10 @@ async fn retention_drops_whole_old_days_keeps_the_window_and_the_usage_exact(bac
             let day = (now - Duration::days(old)).date_naive();
             assert!(!days.contains(&day), "day {day} dropped: {days:?}");
         }
-        assert!(days.contains(&cutoff.date_naive()), "the cutoff's day stays");
+        assert!(
+            days.contains(&cutoff.date_naive()),
+            "the cutoff's day stays"
+        );
         assert!(days.contains(&now.date_naive()));
         let leftovers = int(
             &conn,
@@ -238,7 +241,11 @@ async fn partitions_made_ahead_by_two_servers_at_once_are_made_once(backend: Bac
     let wanted: Vec<NaiveDate> = (0..=log_partitions::AHEAD_DAYS)
         .map(|n| start.checked_add_days(Days::new(n)).unwrap())
         .collect();
-    assert_eq!(made, wanted.len() as u32, "each day made by exactly one call");
+    assert_eq!(
+        made,
+        wanted.len() as u32,
+        "each day made by exactly one call"
+    );
     for day in &wanted {
         assert!(days.contains(day), "{day} made: {days:?}");
     }
@@ -257,7 +264,10 @@ async fn a_row_of_a_day_without_partition_is_kept_and_moves_into_its_day_when_ma
     let (late, early) = (entry(&acme, future, 300), entry(&acme, past, 200));
     request_log::insert_alone(&db, &late).await.unwrap();
     request_log::insert_alone(&db, &early).await.unwrap();
-    assert_eq!(ids(&logged(&db, &acme).await), ids(&[late.clone(), early.clone()]));
+    assert_eq!(
+        ids(&logged(&db, &acme).await),
+        ids(&[late.clone(), early.clone()])
+    );
     let before = usage(&conn, "acme").await;
     assert_eq!(before.0, before.1);
     if matches!(backend, Backend::Postgres) {
@@ -281,7 +291,11 @@ async fn a_row_of_a_day_without_partition_is_kept_and_moves_into_its_day_when_ma
     let moved = after.iter().find(|e| e.id == late.id).unwrap();
     assert_eq!(moved.request_body, late.request_body);
     assert_eq!(moved.received_at, late.received_at);
-    assert_eq!(usage(&conn, "acme").await, before, "moved, not counted twice");
+    assert_eq!(
+        usage(&conn, "acme").await,
+        before,
+        "moved, not counted twice"
+    );
 }
 
 async fn every_partition_is_indexed_by_id_and_by_tenant_and_time(backend: Backend) {
@@ -290,7 +304,10 @@ async fn every_partition_is_indexed_by_id_and_by_tenant_and_time(backend: Backen
     }
     let (scratch, db, _) = ScratchDb::with_tenant(backend).await.unwrap();
     let conn = raw(&scratch.url).await;
-    let later = Utc::now().date_naive().checked_add_days(Days::new(9)).unwrap();
+    let later = Utc::now()
+        .date_naive()
+        .checked_add_days(Days::new(9))
+        .unwrap();
     log_partitions::ensure_day(&db, later).await.unwrap();
     // Per partition: an index whose first column is id, one on (tenant_id, received_at).
     let unindexed = |lead: &str| {
@@ -305,7 +322,10 @@ async fn every_partition_is_indexed_by_id_and_by_tenant_and_time(backend: Backen
         "SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('request_log' AS regclass)",
     )
     .await;
-    assert!(partitions >= 6, "today, 3 ahead, day 9 and the default: {partitions}");
+    assert!(
+        partitions >= 6,
+        "today, 3 ahead, day 9 and the default: {partitions}"
+    );
     assert_eq!(int(&conn, &unindexed("id,")).await, 0);
     assert_eq!(int(&conn, &unindexed("tenant_id, received_at)")).await, 0);
 }
