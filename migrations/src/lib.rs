@@ -27,6 +27,7 @@ mod m20261207_000016_token_label;
 mod m20261207_000017_alert_event;
 mod m20261207_000018_crm_count;
 mod m20261207_000020_retention;
+mod m20261207_000021_request_log_partitions;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -93,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_alert_event::Migration),
             Box::new(m20261207_000018_crm_count::Migration),
             Box::new(m20261207_000020_retention::Migration),
+            Box::new(m20261207_000021_request_log_partitions::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod instance;
 pub mod lease;
 pub mod notify;
+pub use bulk::log_partitions;
 pub mod pending_deletes;
 pub mod purge;
 pub mod request_log;

@@ -184,12 +184,18 @@ pub async fn list(
 pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Result<u64> {
     use request_log::Column;
     let txn = db.begin_write().await?;
-    let rows: Vec<(String, String, i64)> = request_log::Entity::oldest_before(cutoff, batch)
+    let mut oldest = request_log::Entity::oldest_before(cutoff, batch)
         .select_only()
-        .columns([Column::Id, Column::TenantId, Column::SizeBytes])
-        .into_tuple()
-        .all(&*txn)
-        .await?;
+        .columns([Column::Id, Column::TenantId, Column::SizeBytes]);
+    if db.backend() == sea_orm::DbBackend::Postgres {
+        // Replicas purge at once: each takes rows no other holds, so a row's size is taken
+        // off its tenant's usage once. (SQLite's writer lock already makes them take turns.)
+        oldest = oldest.lock_with_behavior(
+            sea_orm::sea_query::LockType::Update,
+            sea_orm::sea_query::LockBehavior::SkipLocked,
+        );
+    }
+    let rows: Vec<(String, String, i64)> = oldest.into_tuple().all(&*txn).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -199,8 +205,10 @@ pub async fn delete_older_than(db: &Db, cutoff: DateTime<Utc>, batch: u64) -> Re
         e.0 += 1;
         e.1 += size;
     }
+    // The cutoff again lets PostgreSQL look for the ids only in the partitions before it.
     request_log::Entity::delete_many()
         .filter(Column::Id.is_in(rows.iter().map(|(id, _, _)| id.as_str())))
+        .filter(Column::ReceivedAt.lt(cutoff))
         .exec(&*txn)
         .await?;
     for (tenant, (count, bytes)) in per_tenant {

@@ -28,6 +28,7 @@ mod isolation;
 mod lease;
 mod limits;
 mod load;
+mod log_partitions;
 mod logs;
 mod masking;
 mod metrics;

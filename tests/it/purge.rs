@@ -310,9 +310,13 @@ impl Catalog {
             .fetch_all(pool)
             .await
             .unwrap(),
+            // A partition's rows are its parent's (request_log's days): the parent only.
             Self::Postgres(pool) => sqlx::query_as(
-                "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) \
-                 FROM information_schema.columns WHERE table_schema = current_schema()",
+                "SELECT CAST(c.table_name AS TEXT), CAST(c.column_name AS TEXT) \
+                 FROM information_schema.columns c \
+                 JOIN pg_class t ON t.relname = c.table_name \
+                 AND t.relnamespace = CAST(current_schema() AS regnamespace) \
+                 WHERE c.table_schema = current_schema() AND NOT t.relispartition",
             )
             .fetch_all(pool)
             .await

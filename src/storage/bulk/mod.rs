@@ -34,6 +34,8 @@
 //! * [`pending_delete`] — the delete guard's set-wise statements: holding deletions with
 //!   the CRM's name and document (`INSERT … SELECT`), superseding the ones live again.
 //! * [`usage`] — the bytes a tenant's rows take, one sum over every table it owns.
+//! * [`log_partitions`] — the request log's daily partitions on PostgreSQL: made ahead,
+//!   dropped when old with their rows taken off `tenant_usage`.
 //! * [`backend`] — a backend's own functions: PostgreSQL's advisory locks and
 //!   notifications, SQLite's WAL checkpoint.
 //! * [`pgcopy`] — PostgreSQL's COPY in its text format, and [`pgcopy::Literal`], the one
@@ -44,6 +46,7 @@ pub(crate) mod abc;
 pub(crate) mod backend;
 pub(crate) mod crm;
 pub(crate) mod delivery;
+pub mod log_partitions;
 pub(crate) mod pending_delete;
 pub(crate) mod pgcopy;
 pub(crate) mod read;

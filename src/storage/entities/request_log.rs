@@ -8,6 +8,9 @@ use sea_orm::{QueryOrder, QuerySelect, Select};
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "request_log")]
 pub struct Model {
+    /// A random UUID, unique by itself. PostgreSQL's table is partitioned by day of
+    /// `received_at` (migration 000021) and keyed by (id, received_at), the partition key
+    /// being part of every unique key there; its index still leads with `id`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub tenant_id: String,
