@@ -26,6 +26,7 @@ mod m20261207_000015_view_grant;
 mod m20261207_000016_token_label;
 mod m20261207_000017_alert_event;
 mod m20261207_000018_crm_count;
+mod m20261207_000019_tenant_due;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -91,6 +92,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_token_label::Migration),
             Box::new(m20261207_000017_alert_event::Migration),
             Box::new(m20261207_000018_crm_count::Migration),
+            Box::new(m20261207_000019_tenant_due::Migration),
         ]
     }
 }

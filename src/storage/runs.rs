@@ -48,16 +48,7 @@ pub async fn last_finished(db: &Db, tenant: &TenantId) -> Result<Option<RunSumma
 
 /// When the newest successful (or partial) run finished.
 pub async fn last_success_at(db: &Db, tenant: &TenantId) -> Result<Option<DateTime<Utc>>> {
-    let run = sync_run::Entity::find()
-        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
-        .filter(
-            sync_run::Column::Status
-                .is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
-        )
-        .order_by_desc(sync_run::Column::StartedAt)
-        .one(db.conn())
-        .await?;
-    Ok(run.and_then(|r| r.finished_at))
+    super::due::last_success_at(db.conn(), tenant.as_str()).await
 }
 
 /// Mean duration of the last [`AVERAGE_OVER`] runs that ran to their end (interrupted
@@ -129,6 +120,7 @@ pub async fn start(
         return Ok(Err(running));
     }
     insert(&txn, tenant, run).await?;
+    super::due::clear_retry_in(&txn, tenant).await?;
     txn.commit().await?;
     Ok(Ok(()))
 }

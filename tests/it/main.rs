@@ -14,6 +14,7 @@ mod config;
 mod crm_count;
 mod delivery;
 mod demo;
+mod due;
 mod echoes;
 mod erp_outage;
 mod export;

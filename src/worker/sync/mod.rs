@@ -24,6 +24,7 @@ use crate::error::{AppError, Result};
 use crate::storage::{lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
+use crate::worker::due;
 use crate::worker::RunWorker;
 use outcome::Outcome;
 
@@ -81,6 +82,10 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
     )
     .await?;
     match started {
+        // The scheduler settles the due instant of the runs it starts after its look.
+        Ok(()) if trigger == RunTrigger::Manual => {
+            due::after_run_or_report(worker, tenant, now).await;
+        }
         Ok(()) => {}
         Err(Some(running)) => {
             return Ok(Started {
@@ -131,6 +136,8 @@ pub async fn interrupt_orphans(
             fields: Map::new(),
         };
         worker.logs.append_or_report(e, now).await;
+        // Retried at once: the tenant is due now, for whichever replica ticks first.
+        due::after_run_or_report(worker, tenant, now).await;
     }
     Ok(interrupted.len())
 }
@@ -399,6 +406,9 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
     if let Err(e) = runs::finish(&worker.db, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
+    // How it ended sets its retry, and a success moves the STALE instant.
+    let ended = detail.summary.finished_at.unwrap_or_else(Utc::now);
+    due::after_run_or_report(worker, tenant, ended).await;
     crate::metrics::run_ended(
         status,
         detail.summary.trigger,
