@@ -3,8 +3,8 @@
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::due::{self, Retry};
@@ -57,6 +57,15 @@ pub async fn refresh_due(
 pub async fn get(db: &Db, id: &TenantId) -> Result<Option<Tenant>> {
     tenant::Entity::find_by_id(id.as_str())
         .one(db.conn())
+        .await?
+        .map(from_model)
+        .transpose()
+}
+
+/// [`get`] on `conn` (a transaction's own view).
+pub(crate) async fn get_in(conn: &impl ConnectionTrait, id: &TenantId) -> Result<Option<Tenant>> {
+    tenant::Entity::find_by_id(id.as_str())
+        .one(conn)
         .await?
         .map(from_model)
         .transpose()

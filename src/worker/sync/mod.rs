@@ -403,12 +403,11 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         json!({"duration_ms": detail.summary.duration().map(|d| d.num_milliseconds())}),
     )
     .await;
-    if let Err(e) = runs::finish(&worker.db, &detail).await {
+    // How it ended sets its retry, and a success moves the STALE instant: recorded with it.
+    if let Err(e) = runs::finish_and_reschedule(&worker.db, tenant, &detail, &worker.retries).await
+    {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
-    // How it ended sets its retry, and a success moves the STALE instant.
-    let ended = detail.summary.finished_at.unwrap_or_else(Utc::now);
-    due::after_run_or_report(worker, tenant, ended).await;
     crate::metrics::run_ended(
         status,
         detail.summary.trigger,
