@@ -126,6 +126,8 @@ pub mod setting {
     /// `serve --run-retry-backoff-secs`.
     pub const RUN_RETRY_BACKOFF_SECS: Setting =
         s("run-retry-backoff-secs", "ERPSYNC_RUN_RETRY_BACKOFF_SECS");
+    /// `serve --run-lease-secs`.
+    pub const RUN_LEASE_SECS: Setting = s("run-lease-secs", "ERPSYNC_RUN_LEASE_SECS");
     /// `serve --view-allow-host` (comma-separated in the environment).
     pub const VIEW_ALLOW_HOST: Setting = s("view-allow-host", "ERPSYNC_VIEW_ALLOW_HOSTS");
     /// `serve --view-sqlite-dir` (comma-separated in the environment).
@@ -353,10 +355,14 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Per-tenant series carry a `tenant` label (one series per tenant: few tenants only).
     pub metrics_tenant_label: bool,
-    /// How long a run's lease lives unrenewed: a run whose server died is taken for
-    /// dead after it ([`crate::worker::sync::LEASE_TTL`]; no flag, tests shorten it).
+    /// How long a run's lease lives unrenewed (`serve --run-lease-secs`): a run whose
+    /// server died is marked INTERRUPTED and started again by another replica after it
+    /// ([`crate::worker::sync::LEASE_TTL`] by default).
     pub run_lease: chrono::Duration,
 }
+
+/// Longest [`Config::run_lease`]: a day.
+pub const MAX_RUN_LEASE: chrono::Duration = chrono::Duration::days(1);
 
 /// Default [`Config::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -542,10 +548,19 @@ impl Config {
                 ));
             }
         }
-        // Neither has a flag; tests shorten them.
-        if self.run_lease < chrono::Duration::seconds(1) {
-            return Err("the run lease must last at least a second".into());
+        // A lease beyond a day would leave a dead replica's tenant stuck for longer than
+        // any schedule waits.
+        if self.run_lease < chrono::Duration::seconds(1) || self.run_lease > MAX_RUN_LEASE {
+            return Err(bad(
+                s::RUN_LEASE_SECS,
+                format_args!(
+                    "must be from 1 to {} seconds, got {} ms",
+                    MAX_RUN_LEASE.num_seconds(),
+                    self.run_lease.num_milliseconds()
+                ),
+            ));
         }
+        // No flag; tests shorten it.
         if self.scheduler_tick.is_zero() {
             return Err("the scheduler tick must be positive".into());
         }
@@ -722,6 +737,10 @@ mod tests {
             (
                 setting::METRICS_TOKEN,
                 Box::new(|c| c.metrics_token = Some("a token with spaces in it".into())),
+            ),
+            (
+                setting::RUN_LEASE_SECS,
+                Box::new(|c| c.run_lease = chrono::Duration::zero()),
             ),
         ];
         for (setting, tune) in cases {

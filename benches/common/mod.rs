@@ -85,7 +85,7 @@ pub fn rss_kb() -> u64 {
 
 /// Replaces the section of BENCHMARKS.md that starts with `heading` (up to the next
 /// "## ") by `section`, or appends it.
-#[allow(dead_code)] // the load and retention benches do not write BENCHMARKS.md
+#[allow(dead_code)] // the load, retention and scheduler benches do not write BENCHMARKS.md
 pub fn write_section(heading: &str, section: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| {

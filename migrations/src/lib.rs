@@ -26,6 +26,7 @@ mod m20261207_000015_view_grant;
 mod m20261207_000016_token_label;
 mod m20261207_000017_alert_event;
 mod m20261207_000018_crm_count;
+mod m20261207_000019_tenant_due;
 mod m20261207_000020_retention;
 mod m20261207_000021_request_log_partitions;
 
@@ -93,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_token_label::Migration),
             Box::new(m20261207_000017_alert_event::Migration),
             Box::new(m20261207_000018_crm_count::Migration),
+            Box::new(m20261207_000019_tenant_due::Migration),
             Box::new(m20261207_000020_retention::Migration),
             Box::new(m20261207_000021_request_log_partitions::Migration),
         ]

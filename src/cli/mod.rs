@@ -393,11 +393,16 @@ impl ServeArgs {
                 token,
             },
             retries: self.delivery.retries(),
+            // Out of range (then refused by validation) when too long for a duration.
+            run_lease: i64::try_from(self.delivery.run_lease_secs)
+                .ok()
+                .and_then(chrono::Duration::try_seconds)
+                .unwrap_or(chrono::Duration::MAX),
             ui_frame_ancestors: self.ui_frame_ancestors,
             metrics_token: self.metrics_token,
             metrics_tenant_label: self.metrics_tenant_label,
-            // No flags: the scheduler's tick, the run lease, the feeds' poll fallback and the
-            // export's limits.
+            // No flags: the scheduler's tick, the feeds' poll fallback and the export's
+            // limits.
             ..Config::default()
         };
         Ok((config, self.crm_sink))
@@ -544,6 +549,11 @@ pub struct DeliveryArgs {
     /// Wait after a failed run before its first retry, in seconds; doubled for each next.
     #[arg(long = setting::RUN_RETRY_BACKOFF_SECS.flag, env = setting::RUN_RETRY_BACKOFF_SECS.env, default_value_t = cfg::DEFAULT_RUN_RETRY_BACKOFF.as_secs())]
     run_retry_backoff_secs: u64,
+    /// How long a run's lease lives unrenewed, in seconds: a run whose server died
+    /// (crashed, killed, cut off from the database) is marked INTERRUPTED and started
+    /// again by another replica's scheduler within it; from 1 to 86400.
+    #[arg(long = setting::RUN_LEASE_SECS.flag, env = setting::RUN_LEASE_SECS.env, default_value_t = crate::worker::sync::LEASE_TTL.num_seconds().unsigned_abs())]
+    run_lease_secs: u64,
 }
 
 impl DeliveryArgs {

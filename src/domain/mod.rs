@@ -6,6 +6,7 @@ pub mod alert;
 pub mod batch;
 pub mod credential;
 pub mod crm;
+pub mod due;
 pub mod export;
 pub mod hash;
 pub(crate) mod hostile_props;

@@ -10,6 +10,7 @@ pub mod alerts;
 mod bulk;
 pub mod crm;
 pub mod days;
+pub mod due;
 mod entities;
 pub mod erp_counts;
 pub mod events;

@@ -27,7 +27,8 @@ use super::entities::{
     abc_held, abc_report, alert, alert_event, api_token, api_token_tenant, category_change,
     company_category, crm_company, crm_contact, erp_count, pending_delete, purchase_span,
     request_log, run_stage, run_table, schedule_claim, staged_record, sync_event, sync_lease,
-    sync_run, tenant, tenant_sink, tenant_usage, view_config, view_grant, view_watermark,
+    sync_run, tenant, tenant_due, tenant_sink, tenant_usage, view_config, view_grant,
+    view_watermark,
 };
 use super::request_log::decode_body;
 use super::Db;
@@ -145,6 +146,7 @@ tenant_tables! {
     ErpCount: erp_count.TenantId by Tenant,
     SyncLease: sync_lease.TenantId by Tenant,
     ScheduleClaim: schedule_claim.TenantId by Tenant,
+    TenantDue: tenant_due.TenantId by Tenant,
     ViewWatermark: view_watermark.TenantId by Tenant,
     TenantSink: tenant_sink.TenantId by Tenant,
     ViewConfig: view_config.TenantId by Tenant,

@@ -5,13 +5,15 @@ use anyhow::anyhow;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
+use super::due::Retry;
 use super::entities::{run_stage, run_table, sync_lease, sync_run};
 use super::usage::{self, Counted};
 use super::{lease, Db};
+use crate::domain::due::{Moment, RunRetries};
 use crate::domain::run::{
     CrmCountSource, RunDetail, RunStatus, RunSummary, RunTrigger, StageProgress, StageTiming,
     TableCounts,
@@ -24,11 +26,20 @@ pub const AVERAGE_OVER: u64 = 30;
 
 /// The newest `limit` runs, newest first.
 pub async fn recent(db: &Db, tenant: &TenantId, limit: u64) -> Result<Vec<RunSummary>> {
+    recent_in(db.conn(), tenant, limit).await
+}
+
+/// [`recent`] on `conn` (a transaction's own view).
+async fn recent_in(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    limit: u64,
+) -> Result<Vec<RunSummary>> {
     sync_run::Entity::find()
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
         .order_by_desc(sync_run::Column::StartedAt)
         .limit(limit)
-        .all(db.conn())
+        .all(conn)
         .await?
         .into_iter()
         .map(from_model)
@@ -49,16 +60,7 @@ pub async fn last_finished(db: &Db, tenant: &TenantId) -> Result<Option<RunSumma
 
 /// When the newest successful (or partial) run finished.
 pub async fn last_success_at(db: &Db, tenant: &TenantId) -> Result<Option<DateTime<Utc>>> {
-    let run = sync_run::Entity::find()
-        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
-        .filter(
-            sync_run::Column::Status
-                .is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
-        )
-        .order_by_desc(sync_run::Column::StartedAt)
-        .one(db.conn())
-        .await?;
-    Ok(run.and_then(|r| r.finished_at))
+    super::due::last_success_at(db.conn(), tenant.as_str()).await
 }
 
 /// Mean duration of the last [`AVERAGE_OVER`] runs that ran to their end (interrupted
@@ -130,6 +132,7 @@ pub async fn start(
         return Ok(Err(running));
     }
     insert(&txn, tenant, run).await?;
+    super::due::clear_retry_in(&txn, tenant).await?;
     txn.commit().await?;
     Ok(Ok(()))
 }
@@ -154,9 +157,58 @@ async fn insert(txn: &DatabaseTransaction, tenant: &TenantId, run: &RunSummary) 
 
 /// Records how a run ended, with its per-table counts and stage timings, at once.
 pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
-    let s = &run.summary;
     let txn = db.begin_write().await?;
-    let before = usage::measure(&*txn, Counted::Runs, &[s.id.as_str()]).await?;
+    finish_in(&txn, run).await?;
+    txn.commit().await
+}
+
+/// [`finish`], and in the same transaction [`reschedule`] as the run's end leaves the
+/// tenant: whoever sees the run ended sees its retry too, and a tick meanwhile never finds
+/// the tenant's due row held by this write.
+pub async fn finish_and_reschedule(
+    db: &Db,
+    tenant: &TenantId,
+    run: &RunDetail,
+    retries: &RunRetries,
+) -> Result<()> {
+    let txn = db.begin_write().await?;
+    finish_in(&txn, run).await?;
+    let ended = run.summary.finished_at.unwrap_or_else(Utc::now);
+    reschedule_in(&txn, tenant, retries, ended).await?;
+    txn.commit().await
+}
+
+/// Stores when the tenant's last run is retried (under `retries`) and when the scheduler
+/// next looks at the tenant, as its runs stand at `now` (one ended, or was marked
+/// INTERRUPTED, or started).
+pub async fn reschedule(
+    db: &Db,
+    tenant: &TenantId,
+    retries: &RunRetries,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let txn = db.begin_write().await?;
+    reschedule_in(&txn, tenant, retries, now).await?;
+    txn.commit().await
+}
+
+async fn reschedule_in(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    retries: &RunRetries,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let recent = recent_in(txn, tenant, u64::from(retries.max) + 1).await?;
+    let retry = retries.retry_at(&recent).map(|(at, _)| at);
+    if let Some(t) = super::tenants::get_in(txn, tenant).await? {
+        super::due::write_in(txn, &t, Retry::Set(retry), Moment::Changed(now), None).await?;
+    }
+    Ok(())
+}
+
+async fn finish_in(txn: &DatabaseTransaction, run: &RunDetail) -> Result<()> {
+    let s = &run.summary;
+    let before = usage::measure(txn, Counted::Runs, &[s.id.as_str()]).await?;
     sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, Expr::value(s.status.as_str()))
         .col_expr(sync_run::Column::FinishedAt, Expr::value(s.finished_at))
@@ -171,10 +223,10 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
             Expr::value(Option::<String>::None),
         )
         .filter(sync_run::Column::Id.eq(s.id.as_str()))
-        .exec(&*txn)
+        .exec(txn)
         .await?;
-    let after = usage::measure(&*txn, Counted::Runs, &[s.id.as_str()]).await?;
-    usage::add_changes(&txn, Counted::Runs, &before, &after).await?;
+    let after = usage::measure(txn, Counted::Runs, &[s.id.as_str()]).await?;
+    usage::add_changes(txn, Counted::Runs, &before, &after).await?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let tables = run.tables.iter().map(|t| run_table::ActiveModel {
         run_id: Set(s.id.clone()),
@@ -193,7 +245,7 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
     });
     run_table::Entity::insert_many(tables)
         .on_empty_do_nothing()
-        .exec_without_returning(&*txn)
+        .exec_without_returning(txn)
         .await?;
     let stages = run
         .stages
@@ -208,9 +260,9 @@ pub async fn finish(db: &Db, run: &RunDetail) -> Result<()> {
         });
     run_stage::Entity::insert_many(stages)
         .on_empty_do_nothing()
-        .exec_without_returning(&*txn)
+        .exec_without_returning(txn)
         .await?;
-    txn.commit().await
+    Ok(())
 }
 
 /// One run of the tenant with its counts and timings; None when there is no such run.

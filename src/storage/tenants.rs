@@ -1,13 +1,15 @@
 //! Queries of the `tenant` table.
 
 use anyhow::{anyhow, Context};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::due::{self, Retry};
 use super::{entities::tenant, Db};
+use crate::domain::due::Moment;
 use crate::domain::retention::Overrides;
 use crate::domain::schedule::{DailyTime, Schedule};
 use crate::domain::tenant::{
@@ -15,19 +17,56 @@ use crate::domain::tenant::{
 };
 use crate::error::{AppError, Result};
 
-/// Stores a new tenant; `AlreadyExists` when the id is taken.
+/// Stores a new tenant with its first due instant; `AlreadyExists` when the id is taken.
 pub async fn insert(db: &Db, t: &Tenant) -> Result<()> {
+    let txn = db.begin_write().await?;
     tenant::Entity::insert(to_active(t))
-        .exec(db.conn())
+        .exec(&*txn)
         .await
         .map_err(|e| AppError::on_conflict(e, || format!("tenant {} already exists", t.id)))?;
-    Ok(())
+    due::write_in(
+        &txn,
+        t,
+        Retry::Set(None),
+        Moment::Changed(t.created_at),
+        None,
+    )
+    .await?;
+    txn.commit().await
+}
+
+/// Computes and stores the tenant's next due instant at `moment` from its stored
+/// settings (see [`due::write_in`] for `retry` and `claimed`); None when nothing is due
+/// or the tenant is gone.
+pub async fn refresh_due(
+    db: &Db,
+    id: &TenantId,
+    retry: Retry,
+    moment: Moment,
+    claimed: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>> {
+    let txn = db.begin_write().await?;
+    let Some(model) = tenant::Entity::find_by_id(id.as_str()).one(&*txn).await? else {
+        return Ok(None);
+    };
+    let due = due::write_in(&txn, &from_model(model)?, retry, moment, claimed).await?;
+    txn.commit().await?;
+    Ok(due)
 }
 
 /// The tenant with this id, if any.
 pub async fn get(db: &Db, id: &TenantId) -> Result<Option<Tenant>> {
     tenant::Entity::find_by_id(id.as_str())
         .one(db.conn())
+        .await?
+        .map(from_model)
+        .transpose()
+}
+
+/// [`get`] on `conn` (a transaction's own view).
+pub(crate) async fn get_in(conn: &impl ConnectionTrait, id: &TenantId) -> Result<Option<Tenant>> {
+    tenant::Entity::find_by_id(id.as_str())
+        .one(conn)
         .await?
         .map(from_model)
         .transpose()
@@ -109,6 +148,8 @@ where
     active.abc_history_days = new.abc_history_days;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
+    // Schedule, timezone, flags and the STALE window all move the due instant.
+    due::write_in(&txn, &t, Retry::Keep, Moment::Changed(t.updated_at), None).await?;
     txn.commit().await?;
     Ok(t)
 }

@@ -91,36 +91,9 @@ impl DeliveryPolicy {
 }
 
 /// How a FAILED run is tried again by the scheduler (`serve --run-retries`,
-/// `--run-retry-backoff-secs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunRetries {
-    /// Automatic retries after a failure (0: none); a run started otherwise resets them.
-    pub max: u32,
-    /// Wait after the failed run before the first retry; doubled for each next one.
-    pub backoff: Duration,
-}
-
-/// Default [`RunRetries::max`].
-pub const DEFAULT_RUN_RETRIES: u32 = 3;
-/// Default [`RunRetries::backoff`].
-pub const DEFAULT_RUN_RETRY_BACKOFF: Duration = Duration::from_secs(60);
-
-impl Default for RunRetries {
-    fn default() -> Self {
-        Self {
-            max: DEFAULT_RUN_RETRIES,
-            backoff: DEFAULT_RUN_RETRY_BACKOFF,
-        }
-    }
-}
-
-impl RunRetries {
-    /// How long after a failed run the next retry waits, when `done` retries followed the
-    /// last run started otherwise; None when none is left.
-    pub fn next(&self, done: u32) -> Option<Duration> {
-        (done < self.max).then(|| self.backoff.saturating_mul(1u32 << done.min(20)))
-    }
-}
+/// `--run-retry-backoff-secs`); the rule lives in the domain, beside the due instant it
+/// feeds.
+pub use crate::domain::due::{RunRetries, DEFAULT_RUN_RETRIES, DEFAULT_RUN_RETRY_BACKOFF};
 
 /// One run's deliveries: numbers its batches, retries them under the policy, logs every
 /// retry in the tenant's log and keeps the totals the CRM reported.

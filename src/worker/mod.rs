@@ -4,6 +4,7 @@
 pub mod abc;
 pub mod checkpoint;
 pub mod delivery;
+pub mod due;
 pub mod retention;
 pub mod scheduler;
 pub mod sink;

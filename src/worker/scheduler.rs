@@ -1,8 +1,12 @@
-//! The scheduler: every few seconds, each active, scheduled tenant whose schedule had a
-//! slot since the last look gets a run. A slot is claimed in the database first, so with
-//! several replicas exactly one starts it; the run lease keeps one run per tenant. It also
-//! marks runs whose server died INTERRUPTED, and retries failed and interrupted runs
-//! (trigger RETRY) after their backoff, a bounded number of times.
+//! The scheduler: every few seconds, the tenants due now — a schedule slot, the retry of
+//! a failed or interrupted run (trigger RETRY, after its backoff, a bounded number of
+//! times), or the instant a STALE alert opens — are claimed from the indexed
+//! `tenant_due` and looked at; the others are not read at all, so a tick costs what is
+//! due, not how many tenants there are. Replicas claim different tenants (a claim moves
+//! the due instant on, PostgreSQL skips rows another claim holds); a slot is still
+//! claimed in the database first, so exactly one replica starts it, and the run lease
+//! keeps one run per tenant. A tick also marks runs whose server died INTERRUPTED, which
+//! makes their tenants due at once.
 
 use std::time::Duration;
 
@@ -10,43 +14,94 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::domain::alert::AlertKind;
-use crate::domain::run::{Level, RunStatus, RunSummary, RunTrigger};
-use crate::domain::tenant::Tenant;
+use crate::domain::due::{Moment, CATCH_UP};
+use crate::domain::run::{Level, RunTrigger};
+use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::Result;
+use crate::storage::due::{self, Retry};
 use crate::storage::{alerts, lease, runs, tenants};
-use crate::worker::delivery::RunRetries;
 use crate::worker::sync;
 use crate::worker::RunWorker;
 
 /// How often the scheduler looks, by default.
 pub const TICK: Duration = Duration::from_secs(5);
-/// How far back a tick looks for a slot: a few ticks, so a slow tick or a short pause
-/// misses nothing, while a server that was down for hours does not replay old slots.
-const CATCH_UP: chrono::Duration = chrono::Duration::seconds(30);
+/// Tenants claimed at a time; a tick claims again while a whole batch was due.
+const BATCH: u64 = 100;
+/// How long a claim keeps a tenant from other replicas' ticks: the look takes far less;
+/// a replica that dies mid-look, or a look that fails, leaves the tenant due again after
+/// it.
+const HOLD: chrono::Duration = chrono::Duration::seconds(30);
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickStats {
+    /// Tenants read and looked at: the due ones this replica claimed.
+    pub looked: usize,
+    /// Runs started.
+    pub started: usize,
+    /// Runs marked INTERRUPTED (their server died).
+    pub interrupted: usize,
+}
 
 /// Starts the runs due at `now` — scheduled slots, and retries of failed or interrupted
-/// runs — and marks the runs whose server died INTERRUPTED; returns how many it started.
-/// One tenant's error is logged and never keeps the others from their runs.
-pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<usize> {
-    // A run whose lease expired lost its server: INTERRUPTED now, retried below.
-    sync::interrupt_orphans(worker, now, now).await?;
-    let mut started = 0;
-    for t in tenants::list(&worker.db).await? {
+/// runs — raises STALE alerts that came due, and marks the runs whose server died
+/// INTERRUPTED. Reads only the tenants due at `now`. One tenant's error is logged and
+/// never keeps the others from their runs (the tenant is looked at again after [`HOLD`]).
+pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<TickStats> {
+    let mut stats = TickStats {
+        // A run whose lease expired lost its server: INTERRUPTED now, its tenant due now.
+        interrupted: sync::interrupt_orphans(worker, now, now).await?,
+        ..TickStats::default()
+    };
+    let hold = due::stored(now + HOLD);
+    loop {
         // A draining replica starts nothing: the other replicas' ticks take the runs.
         if worker.runs.draining() {
-            break;
+            return Ok(stats);
         }
-        if !t.active {
-            continue;
-        }
-        match tick_tenant(worker, &t, now).await {
-            Ok(true) => started += 1,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(tenant = %t.id, error = ?anyhow::Error::from(e), "scheduler: cannot look at a tenant");
+        let claimed = due::claim(&worker.db, now, hold, BATCH).await?;
+        for id in &claimed {
+            stats.looked += 1;
+            match look(worker, id, now, hold).await {
+                Ok(true) => stats.started += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(tenant = %id, error = ?anyhow::Error::from(e), "scheduler: cannot look at a tenant; it is due again in {}s", HOLD.num_seconds());
+                }
             }
         }
+        if (claimed.len() as u64) < BATCH {
+            return Ok(stats);
+        }
     }
+}
+
+/// Looks at a claimed tenant: its STALE window, its due slot, else its due retry; then
+/// stores when it is next due (unless something rewrote that since the claim). True
+/// when a run started.
+async fn look(
+    worker: &RunWorker,
+    id: &TenantId,
+    now: DateTime<Utc>,
+    claimed: DateTime<Utc>,
+) -> Result<bool> {
+    // A tenant deleted since its claim took its due row with it.
+    let Some(t) = tenants::get(&worker.db, id).await? else {
+        return Ok(false);
+    };
+    let started = if t.active {
+        tick_tenant(worker, &t, now).await?
+    } else {
+        false
+    };
+    tenants::refresh_due(
+        &worker.db,
+        id,
+        Retry::Keep,
+        Moment::Looked(now),
+        Some(claimed),
+    )
+    .await?;
     Ok(started)
 }
 
@@ -66,7 +121,7 @@ async fn tick_tenant(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
         }
     }
     let recent = runs::recent(&worker.db, &t.id, u64::from(worker.retries.max) + 1).await?;
-    match retry_due(&worker.retries, &recent, now) {
+    match worker.retries.due(&recent, now) {
         Some(after) => {
             start(
                 worker,
@@ -78,26 +133,6 @@ async fn tick_tenant(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
         }
         None => Ok(false),
     }
-}
-
-/// The run to retry at `now`, given the tenant's newest runs (newest first): the newest
-/// one when it FAILED, once its backoff passed, or was INTERRUPTED (its server died: at
-/// once), while retries are left — each retry that failed again counts one.
-fn retry_due(retries: &RunRetries, recent: &[RunSummary], now: DateTime<Utc>) -> Option<String> {
-    let ended_badly =
-        |r: &RunSummary| matches!(r.status, RunStatus::Failed | RunStatus::Interrupted);
-    let last = recent.first().filter(|r| ended_badly(r))?;
-    let done = recent
-        .iter()
-        .take_while(|r| r.trigger == RunTrigger::Retry && ended_badly(r))
-        .count();
-    let wait = retries.next(u32::try_from(done).unwrap_or(u32::MAX))?;
-    let wait = match last.status {
-        RunStatus::Interrupted => chrono::Duration::zero(),
-        _ => chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
-    };
-    let ended = last.finished_at.unwrap_or(last.started_at);
-    (now >= ended + wait).then(|| last.id.clone())
 }
 
 async fn start(worker: &RunWorker, t: &Tenant, trigger: RunTrigger, why: &str) -> Result<bool> {
@@ -126,10 +161,11 @@ impl Clock for SystemClock {
     }
 }
 
-/// One tick at the clock's now: [`tick`], its error logged (the next tick tries again).
+/// One tick at the clock's now: [`tick`], its error logged (the next tick tries again);
+/// returns how many runs it started.
 pub async fn run_once(worker: &RunWorker, clock: &dyn Clock) -> usize {
     match tick(worker, clock.now()).await {
-        Ok(started) => started,
+        Ok(stats) => stats.started,
         Err(e) => {
             tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
             0
@@ -200,6 +236,7 @@ async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// The loop ticks once per period under paused tokio time, never before its first
     /// period, and stops at shutdown without another tick.
@@ -236,79 +273,5 @@ mod tests {
         job.await.unwrap();
         after(every * 3).await;
         assert_eq!(ticks.load(Ordering::SeqCst), 4, "no tick after shutdown");
-    }
-
-    use super::*;
-
-    fn run(id: &str, status: RunStatus, trigger: RunTrigger, ended: DateTime<Utc>) -> RunSummary {
-        RunSummary {
-            id: id.into(),
-            status,
-            trigger,
-            started_at: ended - chrono::Duration::seconds(5),
-            finished_at: Some(ended),
-            error: None,
-        }
-    }
-
-    #[test]
-    fn failed_runs_are_retried_after_a_growing_backoff_a_bounded_number_of_times() {
-        let r = RunRetries::default();
-        let t0 = Utc::now();
-        let min = chrono::Duration::minutes;
-        let failed = run("m", RunStatus::Failed, RunTrigger::Manual, t0);
-        assert_eq!(
-            retry_due(
-                &r,
-                std::slice::from_ref(&failed),
-                t0 + min(1) - chrono::Duration::seconds(1)
-            ),
-            None
-        );
-        assert_eq!(
-            retry_due(&r, std::slice::from_ref(&failed), t0 + min(1)),
-            Some("m".into())
-        );
-        let r1 = run("r1", RunStatus::Failed, RunTrigger::Retry, t0 + min(2));
-        assert_eq!(
-            retry_due(&r, &[r1.clone(), failed.clone()], t0 + min(3)),
-            None
-        );
-        assert_eq!(
-            retry_due(&r, &[r1.clone(), failed.clone()], t0 + min(4)),
-            Some("r1".into())
-        );
-        let r2 = run("r2", RunStatus::Failed, RunTrigger::Retry, t0 + min(5));
-        let r3 = run("r3", RunStatus::Failed, RunTrigger::Retry, t0 + min(10));
-        assert_eq!(
-            retry_due(&r, &[r2.clone(), r1.clone(), failed.clone()], t0 + min(9)),
-            Some("r2".into())
-        );
-        assert_eq!(
-            retry_due(&r, &[r3, r2, r1, failed], t0 + min(600)),
-            None,
-            "three retries, then none"
-        );
-    }
-
-    #[test]
-    fn interrupted_runs_are_retried_at_once_and_good_runs_never() {
-        let r = RunRetries::default();
-        let t0 = Utc::now();
-        let gone = run("i", RunStatus::Interrupted, RunTrigger::Schedule, t0);
-        assert_eq!(retry_due(&r, &[gone], t0), Some("i".into()));
-        for status in [RunStatus::Success, RunStatus::Partial, RunStatus::Running] {
-            let ok = run("s", status, RunTrigger::Manual, t0);
-            assert_eq!(retry_due(&r, &[ok], t0 + chrono::Duration::days(1)), None);
-        }
-        assert_eq!(
-            retry_due(
-                &RunRetries { max: 0, ..r },
-                &[run("f", RunStatus::Failed, RunTrigger::Manual, t0)],
-                t0 + chrono::Duration::days(1)
-            ),
-            None
-        );
-        assert_eq!(retry_due(&r, &[], t0), None);
     }
 }

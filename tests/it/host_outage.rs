@@ -230,19 +230,25 @@ async fn a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times(app:
     let ended = Utc::now();
     let at = |secs: i64| ended + chrono::Duration::seconds(secs);
     assert_eq!(
-        tick(&state.worker, at(30)).await.unwrap(),
+        tick(&state.worker, at(30)).await.unwrap().started,
         0,
         "not before its backoff"
     );
     // Three retries, 1, 2 and 4 minutes after each failure (the defaults), then none.
-    assert_eq!(tick(&state.worker, at(61)).await.unwrap(), 1);
+    assert_eq!(tick(&state.worker, at(61)).await.unwrap().started, 1);
     wait_idle(&mut ctx).await;
-    assert_eq!(tick(&state.worker, at(61 + 121)).await.unwrap(), 1);
+    assert_eq!(tick(&state.worker, at(61 + 121)).await.unwrap().started, 1);
     wait_idle(&mut ctx).await;
-    assert_eq!(tick(&state.worker, at(61 + 121 + 241)).await.unwrap(), 1);
+    assert_eq!(
+        tick(&state.worker, at(61 + 121 + 241))
+            .await
+            .unwrap()
+            .started,
+        1
+    );
     let runs = wait_idle(&mut ctx).await;
     assert_eq!(
-        tick(&state.worker, at(86_400)).await.unwrap(),
+        tick(&state.worker, at(86_400)).await.unwrap().started,
         0,
         "retries are bounded"
     );
@@ -266,7 +272,8 @@ async fn a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times(app:
     assert_eq!(
         tick(&state.worker, Utc::now() + chrono::Duration::seconds(61))
             .await
-            .unwrap(),
+            .unwrap()
+            .started,
         1
     );
     let runs = wait_idle(&mut ctx).await;
@@ -278,7 +285,8 @@ async fn a_failed_run_is_retried_by_the_scheduler_a_bounded_number_of_times(app:
     assert_eq!(
         tick(&state.worker, Utc::now() + chrono::Duration::days(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .started,
         0,
         "nothing to retry after a success"
     );
@@ -290,7 +298,13 @@ async fn a_run_whose_server_died_is_interrupted_in_its_log_and_run_again(app: Te
     // A server died mid-run a minute and a half ago: its lease expired.
     let ago = Utc::now() - chrono::Duration::seconds(90);
     let dead = held_run(&ctx, RunTrigger::Schedule, "dead", ago, ago).await;
-    assert_eq!(tick(&ctx.app.state.worker, Utc::now()).await.unwrap(), 1);
+    assert_eq!(
+        tick(&ctx.app.state.worker, Utc::now())
+            .await
+            .unwrap()
+            .started,
+        1
+    );
     let runs = wait_idle(&mut ctx).await;
     assert_eq!(
         (runs[0].trigger(), runs[0].status()),
@@ -447,7 +461,13 @@ async fn a_run_keeps_its_lease_while_it_waits_for_the_host(app: TestApp) {
     let run_id = ctx.trigger().await;
     // Three lease lifetimes later the run is still waiting for the host.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(tick(&ctx.app.state.worker, Utc::now()).await.unwrap(), 0);
+    assert_eq!(
+        tick(&ctx.app.state.worker, Utc::now())
+            .await
+            .unwrap()
+            .started,
+        0
+    );
     let got = ctx.get_run(&run_id).await;
     assert_eq!(
         got.run.unwrap().status(),
@@ -556,7 +576,7 @@ async fn a_retry_run_resends_what_the_host_applied_with_the_same_keys_and_versio
     *host.answers_left.lock().unwrap() = None;
     host.failing.store(false, Ordering::SeqCst);
     let due = Utc::now() + chrono::Duration::seconds(61);
-    assert_eq!(tick(&ctx.app.state.worker, due).await.unwrap(), 1);
+    assert_eq!(tick(&ctx.app.state.worker, due).await.unwrap().started, 1);
     let runs = wait_idle(&mut ctx).await;
     assert_eq!(
         (runs[0].trigger(), runs[0].status()),

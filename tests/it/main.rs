@@ -15,6 +15,7 @@ mod crm_count;
 mod delivery;
 mod demo;
 mod drain;
+mod due;
 mod echoes;
 mod erp_outage;
 mod export;

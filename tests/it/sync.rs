@@ -741,17 +741,21 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
         ))
         .await
         .unwrap();
-    // One second past the start of this minute: the cron's slot is due.
+    // One second past the start of the next minute: the cron's slot is due (the tenant's
+    // due instant, stored when the schedule changed, is at most that minute).
     let now = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::minutes(1))
         .unwrap()
-        + chrono::Duration::seconds(1);
+        + chrono::Duration::seconds(61);
     assert_eq!(
-        tick(&ctx.app.state.worker, now).await.unwrap(),
+        tick(&ctx.app.state.worker, now).await.unwrap().started,
         1,
         "acme is due; idle is not scheduled"
     );
+    // Ended before the next tick: a tick up to a minute ahead of the clock would take
+    // the run's lease for expired.
+    wait_idle(&mut ctx).await;
     assert_eq!(
-        tick(&ctx.app.state.worker, now).await.unwrap(),
+        tick(&ctx.app.state.worker, now).await.unwrap().started,
         0,
         "a slot starts one run"
     );
@@ -764,7 +768,8 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
     assert_eq!(
         tick(&ctx.app.state.worker, now + chrono::Duration::seconds(60))
             .await
-            .unwrap(),
+            .unwrap()
+            .started,
         1
     );
     assert_eq!(wait_idle(&mut ctx).await.len(), 2);
@@ -783,7 +788,8 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
     assert_eq!(
         tick(&ctx.app.state.worker, now + chrono::Duration::seconds(120))
             .await
-            .unwrap(),
+            .unwrap()
+            .started,
         0
     );
 }

@@ -25,6 +25,7 @@ pub mod sync_event;
 pub mod sync_lease;
 pub mod sync_run;
 pub mod tenant;
+pub mod tenant_due;
 pub mod tenant_sink;
 pub mod tenant_usage;
 pub mod view_config;

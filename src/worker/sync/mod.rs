@@ -24,6 +24,7 @@ use crate::error::{AppError, Result};
 use crate::storage::{lease, runs, tenants};
 use crate::worker::abc;
 use crate::worker::delivery::Delivery;
+use crate::worker::due;
 use crate::worker::RunWorker;
 use outcome::Outcome;
 
@@ -85,6 +86,10 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
     )
     .await?;
     match started {
+        // The scheduler settles the due instant of the runs it starts after its look.
+        Ok(()) if trigger == RunTrigger::Manual => {
+            due::after_run_or_report(worker, tenant, now).await;
+        }
         Ok(()) => {}
         Err(Some(running)) => {
             return Ok(Started {
@@ -135,6 +140,8 @@ pub async fn interrupt_orphans(
             fields: Map::new(),
         };
         worker.logs.append_or_report(e, now).await;
+        // Retried at once: the tenant is due now, for whichever replica ticks first.
+        due::after_run_or_report(worker, tenant, now).await;
     }
     Ok(interrupted.len())
 }
@@ -406,7 +413,9 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         json!({"duration_ms": detail.summary.duration().map(|d| d.num_milliseconds())}),
     )
     .await;
-    if let Err(e) = runs::finish(&worker.db, &detail).await {
+    // How it ended sets its retry, and a success moves the STALE instant: recorded with it.
+    if let Err(e) = runs::finish_and_reschedule(&worker.db, tenant, &detail, &worker.retries).await
+    {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
     crate::metrics::run_ended(
@@ -431,9 +440,9 @@ impl Drop for AbortOnDrop {
 }
 
 /// Hands the runs a drain aborted over to the other replicas: each is marked INTERRUPTED
-/// with [`runs::HANDED_OVER_CAUSE`] and its lease dropped at once (the scheduler of any
-/// replica retries an interrupted run at its next tick), with the end in its tenant's
-/// log. Returns how many were handed over; one that cannot be is logged, and its lease
+/// with [`runs::HANDED_OVER_CAUSE`] and its lease dropped at once, its tenant due at once
+/// (the scheduler of any replica retries an interrupted run at its next tick), with the
+/// end in its tenant's log. Returns how many were handed over; one that cannot be is logged, and its lease
 /// expires as a dead server's would.
 pub async fn hand_over(worker: &RunWorker, aborted: &[(TenantId, String)]) -> usize {
     let now = Utc::now();
@@ -456,6 +465,8 @@ pub async fn hand_over(worker: &RunWorker, aborted: &[(TenantId, String)]) -> us
                     fields: Map::new(),
                 };
                 worker.logs.append_or_report(e, now).await;
+                // Retried at once: the tenant is due now, for whichever replica ticks first.
+                due::after_run_or_report(worker, tenant, now).await;
             }
             // It ended on its own meanwhile: its lease went with it.
             Ok(false) => {}
