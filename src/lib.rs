@@ -28,9 +28,13 @@
 //! * [`paging`] — listings' pages and their signed tokens, for the services that page.
 //! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
 //!   policy (each tenant's own sink, else the server's: `worker::tenant_sink`), the
-//!   scheduler, View administration, retention and WAL checkpoints.
+//!   scheduler (it reads only the tenants due: `worker::due` keeps their due instant, the
+//!   rule is `domain::due`), View administration, retention (the request log's days, runs'
+//!   and ABC history: `domain::retention` says what is always kept) and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
-//! * [`logs`] — tenants' logs, live (StreamLogs).
+//! * [`logs`] — tenants' logs, live (StreamLogs); [`wakeup`] wakes their followers and the
+//!   alert feed's when another replica writes (PostgreSQL's LISTEN, on a connection of its
+//!   own).
 //! * [`purge`] — removing a tenant with every row of it, and exporting its data.
 //! * [`alert_feed`] — alerts opened and resolved, live (WatchAlerts of Admin and
 //!   IntegrationHistory).
@@ -51,7 +55,9 @@
 //! once), [`config`] (every setting's default, flag, variable and check),
 //! [`conn`] (accepted connections: how many, how many per client address, how long
 //! without a call; each served over HTTP/1.1 or HTTP/2), [`throttle`] (rate limits),
-//! [`app`] (startup: builds the services, binds the listener, serves until stopped).
+//! [`app`] (startup: builds the services, binds the listener, serves until stopped, then
+//! drains: health NOT_SERVING, no new runs, runs finished or handed over to another
+//! replica).
 //!
 //! Safe code only, which the compiler enforces: no FFI, no hand-written wire encoding.
 

@@ -403,3 +403,31 @@ pub fn log_listener_reconnected() {
 pub fn log_listener_up(up: bool) {
     gauge!("erpsync_log_listener_up").set(if up { 1.0 } else { 0.0 });
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every series this file records is in the README's Metrics table, which operators
+    /// read to write their dashboards.
+    #[test]
+    fn the_readme_lists_every_series() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Metrics")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has a Metrics section");
+        let source = include_str!("metrics.rs");
+        let names: std::collections::BTreeSet<&str> = source
+            .split('"')
+            .filter(|s| s.len() > "erpsync_".len() && s.starts_with("erpsync_"))
+            .filter(|s| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        assert!(names.len() > 15, "{names:?}");
+        for name in names {
+            assert!(
+                table.contains(&format!("`{name}`")),
+                "README's Metrics section does not list {name}"
+            );
+        }
+    }
+}
