@@ -334,7 +334,10 @@ async fn a_drain_past_its_deadline_hands_the_run_over_to_another_replica(backend
     let started = erpsync::worker::scheduler::tick(&replica.state.worker, Utc::now())
         .await
         .unwrap();
-    assert_eq!(started.started, 1, "the replica's next tick retries the run");
+    assert_eq!(
+        started.started, 1,
+        "the replica's next tick retries the run"
+    );
     let retry = &runs::recent(&replica.state.db, &t.id, 1).await.unwrap()[0];
     assert_eq!(retry.trigger, RunTrigger::Retry);
     assert_ne!(retry.id, run_id);
