@@ -219,7 +219,7 @@ async fn run(backend: &'static str, url: &str, records: usize) -> Figures {
                 req.metadata_mut().insert("authorization", auth.clone());
                 client.ready().await.expect("ready");
                 let reply: PushResponse = client
-                    .unary(req, path.clone(), PreEncoded)
+                    .unary(req, path.clone(), common::PreEncoded)
                     .await
                     .expect("push")
                     .into_inner();
@@ -495,39 +495,4 @@ fn write_markdown(results: &[Figures]) {
     section
         .push_str("\nTargets: ≥ 40 000 records/s on SQLite, ratio ≥ 0.5, peak RSS ≤ 300 MB.\n\n");
     common::write_section("## Ingestion (issue #3)", &section);
-}
-
-/// A codec whose requests are already-encoded PushRequest bytes.
-#[derive(Clone, Copy)]
-struct PreEncoded;
-
-struct BytesEncoder;
-
-impl tonic::codec::Encoder for BytesEncoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for PreEncoded {
-    type Encode = bytes::Bytes;
-    type Decode = PushResponse;
-    type Encoder = BytesEncoder;
-    type Decoder = tonic_prost::ProstDecoder<PushResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
 }

@@ -26,8 +26,7 @@ use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
 use erpsync::grpc::pb::{
     erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
-    GetRunRequest, PushRequest, PushResponse, Record, RunStatus, StreamLogsRequest,
-    TriggerSyncRequest,
+    GetRunRequest, PushRequest, Record, RunStatus, StreamLogsRequest, TriggerSyncRequest,
 };
 use erpsync::storage::{tenants, tokens, Db};
 use tonic::metadata::MetadataValue;
@@ -239,7 +238,7 @@ async fn phase(backend: &'static str, url: &str, clients: usize, secs: Duration)
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                match client.unary(req, path.clone(), PreEncoded).await {
+                match client.unary(req, path.clone(), common::PreEncoded).await {
                     Ok(_) => {
                         tally.accepted.fetch_add(1, Ordering::Relaxed);
                         k += 1;
@@ -472,39 +471,4 @@ fn rss_kb(pid: u32, key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// A codec whose requests are already-encoded PushRequest bytes.
-#[derive(Clone, Copy)]
-struct PreEncoded;
-
-struct BytesEncoder;
-
-impl tonic::codec::Encoder for BytesEncoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Codec for PreEncoded {
-    type Encode = bytes::Bytes;
-    type Decode = PushResponse;
-    type Encoder = BytesEncoder;
-    type Decoder = tonic_prost::ProstDecoder<PushResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
 }

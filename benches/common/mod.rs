@@ -171,3 +171,41 @@ pub async fn stage(
         i = end;
     }
 }
+
+/// A codec whose requests are already-encoded PushRequest bytes (the ingestion benches
+/// encode their batches once, before the clock starts).
+#[allow(dead_code)] // the ingestion and load benches push
+#[derive(Clone, Copy)]
+pub struct PreEncoded;
+
+#[allow(dead_code)]
+pub struct BytesEncoder;
+
+impl tonic::codec::Encoder for BytesEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for PreEncoded {
+    type Encode = bytes::Bytes;
+    type Decode = erpsync::grpc::pb::PushResponse;
+    type Encoder = BytesEncoder;
+    type Decoder = tonic_prost::ProstDecoder<erpsync::grpc::pb::PushResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::run::{RunStatus, RunSummary, RunTrigger};
+use super::run::{RunStatus, RunSummary, RunTrigger, HANDED_OVER_CAUSE};
 use super::tenant::Tenant;
 
 /// How far back a tick looks for a slot: a few ticks, so a slow tick or a short pause
@@ -47,15 +47,18 @@ impl RunRetries {
 
     /// When the tenant's newest run (of `recent`, newest first) is to be retried, and
     /// its id: when it FAILED, after its backoff; when it was INTERRUPTED (its server
-    /// died), at once; while retries are left (each retry that ended badly again counts
-    /// one). None when the newest run is running or went well, or retries are used up.
+    /// died or handed it over), at once; while retries are left (each retry that ended
+    /// badly again counts one, unless a draining replica handed it over). None when the newest run is running or went well, or retries are used up.
     pub fn retry_at(&self, recent: &[RunSummary]) -> Option<(DateTime<Utc>, String)> {
         let ended_badly =
             |r: &RunSummary| matches!(r.status, RunStatus::Failed | RunStatus::Interrupted);
         let last = recent.first().filter(|r| ended_badly(r))?;
+        // A retry handed over by a draining replica did not fail: a rollout that stops
+        // replicas one after the other must not use the tenant's retries up.
         let done = recent
             .iter()
             .take_while(|r| r.trigger == RunTrigger::Retry && ended_badly(r))
+            .filter(|r| r.error.as_deref() != Some(HANDED_OVER_CAUSE))
             .count();
         let wait = self.next(u32::try_from(done).unwrap_or(u32::MAX))?;
         let wait = match last.status {
@@ -202,6 +205,37 @@ mod tests {
             None
         );
         assert_eq!(r.due(&[], t0), None);
+    }
+
+    #[test]
+    fn retries_handed_over_by_draining_replicas_use_no_retry_up() {
+        let r = RunRetries::default();
+        let t0 = Utc::now();
+        let handed = |id: &str, trigger| RunSummary {
+            error: Some(HANDED_OVER_CAUSE.into()),
+            ..run(id, RunStatus::Interrupted, trigger, t0)
+        };
+        let recent: Vec<RunSummary> = (0..5)
+            .map(|i| handed(&format!("r{i}"), RunTrigger::Retry))
+            .chain([handed("s", RunTrigger::Schedule)])
+            .collect();
+        assert_eq!(
+            r.due(&recent, t0),
+            Some("r0".into()),
+            "a rollout of five replicas"
+        );
+        let crashed = |id: &str| run(id, RunStatus::Interrupted, RunTrigger::Retry, t0);
+        let crashes = [
+            crashed("c2"),
+            crashed("c1"),
+            crashed("c0"),
+            handed("s", RunTrigger::Schedule),
+        ];
+        assert_eq!(
+            r.due(&crashes, t0),
+            None,
+            "a run that kills its server is not retried forever"
+        );
     }
 
     #[test]

@@ -306,3 +306,7 @@ pub struct NewEvent<'a> {
     /// Structured details.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Why a run a draining replica could not finish was handed over to another replica (its
+/// error, as stored): the retry rule does not count it as a failed attempt.
+pub const HANDED_OVER_CAUSE: &str = "the replica shut down; another replica retries it";

@@ -527,8 +527,7 @@ pub async fn hand_over(
     Ok(n == 1)
 }
 
-/// Why a run a draining replica could not finish was handed over ([`hand_over`]).
-pub const HANDED_OVER_CAUSE: &str = "the replica shut down; another replica retries it";
+pub use crate::domain::run::HANDED_OVER_CAUSE;
 
 /// Why a run was marked INTERRUPTED by [`mark_interrupted`].
 pub const INTERRUPTED_CAUSE: &str =
