@@ -41,6 +41,7 @@ mod overview;
 mod page_tokens;
 mod purge;
 mod python_host;
+mod replicas;
 mod replicas_live;
 mod retention;
 mod schedule;
