@@ -93,7 +93,6 @@ impl Listener {
     /// Checks that the connection still answers (a connection cut without a word —
     /// a network partition, a NAT that forgot it — would otherwise be waited on forever).
     pub async fn ping(&mut self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&mut self.inner).await?;
-        Ok(())
+        super::bulk::backend::ping_listener(&mut self.inner).await
     }
 }

@@ -41,6 +41,12 @@ pub(crate) async fn notify_at_commit(
     Ok(())
 }
 
+/// Checks that a LISTEN connection still answers, with a statement of its own.
+pub(crate) async fn ping_listener(listener: &mut sqlx::postgres::PgListener) -> Result<()> {
+    sqlx::query("SELECT 1").execute(listener).await?;
+    Ok(())
+}
+
 /// Copies SQLite's write-ahead log into the database file without blocking writers or
 /// readers; returns the WAL frames checkpointed (0 on PostgreSQL, which has no such log).
 pub(crate) async fn wal_checkpoint(conn: &DatabaseConnection) -> Result<i64> {
