@@ -26,9 +26,9 @@ use tokio_stream::Stream;
 use crate::domain::alert::{AlertCursor, AlertEvent};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
+use crate::storage::notify::Hearing;
 use crate::storage::{alert_events, tenants, Db};
 use crate::throttle::TenantSlots;
-use crate::wakeup::Hearing;
 
 /// How often a watcher reads the feed without being woken while no listener hears other
 /// replicas: the latency of events another process writes then.

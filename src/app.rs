@@ -46,7 +46,7 @@ pub struct App {
 /// What the process's LISTEN connection needs (PostgreSQL only).
 struct Listen {
     url: String,
-    hearing: crate::wakeup::Hearing,
+    hearing: crate::storage::notify::Hearing,
 }
 
 /// Asks a running server to drain, then to end its drain: what SIGTERM does, for callers
@@ -122,7 +122,7 @@ pub async fn build_with_sink(
     let throttle = crate::throttle::Throttle::new(config.rate_limits);
     // One flag for the log tails and the alert watchers: whether the process's listener
     // hears other replicas' appends (set by `wakeup::listen`, PostgreSQL only).
-    let hearing = crate::wakeup::Hearing::default();
+    let hearing = crate::storage::notify::Hearing::default();
     let logs = crate::logs::LogHub::new(
         db.clone(),
         config.feed_poll,

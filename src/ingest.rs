@@ -290,9 +290,9 @@ impl Ingestor {
         e.request_truncated = s.truncated;
         let logged = request_log::insert(&txn, &e, &s.body).await?;
         txn.commit().await?;
-        crate::metrics::request_logged(&meta.tenant, logged);
+        crate::metrics::request_logged(meta.tenant.as_str(), logged);
         crate::metrics::records_judged(
-            &meta.tenant,
+            meta.tenant.as_str(),
             s.table.id,
             u64::from(reply.accepted),
             reply.rejected.len() as u64,

@@ -26,8 +26,8 @@ use crate::domain::run::LogEvent;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::events::{self, Filter, NewEvent};
+use crate::storage::notify::Hearing;
 use crate::storage::Db;
-use crate::wakeup::Hearing;
 
 /// Events a viewer may fall behind the live tail before it reads from the database.
 pub const BUFFER: usize = 1024;

@@ -19,14 +19,12 @@
 //! file, its own appends wake its tails directly, and the poll stays as it was (for
 //! writes by another process on the same file, such as the CLI's).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::logs::LogHub;
-use crate::storage::notify::{Heard, Listener};
+use crate::storage::notify::{Heard, Hearing, Listener};
 use crate::storage::Db;
 
 /// Silence after which the listener checks that its connection still answers.
@@ -38,34 +36,6 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A connection that lasted this long was healthy: the next loss starts the backoff over.
 const STABLE: Duration = Duration::from_secs(60);
-
-/// Whether this process hears other replicas' appends (its listener is connected and
-/// listening); cheap to clone. Never true on SQLite.
-#[derive(Debug, Clone, Default)]
-pub struct Hearing(Arc<AtomicBool>);
-
-impl Hearing {
-    /// Whether the listener is up now.
-    pub fn is_up(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Completes after `poll` while nobody hears other replicas' appends, never while the
-    /// listener does (it wakes everyone when it goes down): what a tail or watcher waits
-    /// on beside its wake-up.
-    pub async fn poll(&self, poll: Duration) {
-        if self.is_up() {
-            std::future::pending::<()>().await;
-        } else {
-            tokio::time::sleep(poll).await;
-        }
-    }
-
-    fn set(&self, up: bool) {
-        self.0.store(up, Ordering::SeqCst);
-        crate::metrics::log_listener_up(up);
-    }
-}
 
 /// What the listener wakes: the log tails, the alert watchers (through the database
 /// handle's signal), and the flag they read their poll interval from.

@@ -135,8 +135,18 @@ pub async fn routes(
             let sample = move || {
                 let db = db.clone();
                 async move {
+                    use crate::domain::alert::AlertKind;
                     let open_alerts = match crate::storage::alerts::open_by_kind(&db).await {
-                        Ok(open) => Some(open),
+                        Ok(open) => Some(
+                            AlertKind::ALL
+                                .iter()
+                                .map(|kind| {
+                                    let n =
+                                        open.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+                                    (kind.as_str(), n)
+                                })
+                                .collect(),
+                        ),
                         Err(e) => {
                             tracing::warn!(error = %e, "metrics: cannot count the open alerts");
                             None

@@ -112,7 +112,7 @@ pub async fn raise(
     alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(tenant, kind.as_str(), true);
+    crate::metrics::alert(tenant.as_str(), kind.as_str(), true);
     Ok(true)
 }
 
@@ -156,6 +156,6 @@ pub async fn resolve(
     }
     txn.commit().await?;
     db.alert_events_appended();
-    crate::metrics::alert(tenant, kind.as_str(), false);
+    crate::metrics::alert(tenant.as_str(), kind.as_str(), false);
     Ok(true)
 }

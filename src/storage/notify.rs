@@ -9,6 +9,8 @@
 //! everything from the cursors (see `crate::wakeup`).
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -94,5 +96,34 @@ impl Listener {
     /// a network partition, a NAT that forgot it — would otherwise be waited on forever).
     pub async fn ping(&mut self) -> Result<()> {
         super::bulk::backend::ping_listener(&mut self.inner).await
+    }
+}
+
+/// Whether this process hears other replicas' appends (its listener is connected and
+/// listening); cheap to clone. Never true on SQLite.
+#[derive(Debug, Clone, Default)]
+pub struct Hearing(Arc<AtomicBool>);
+
+impl Hearing {
+    /// Whether the listener is up now.
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Completes after `poll` while nobody hears other replicas' appends, never while the
+    /// listener does (it wakes everyone when it goes down): what a tail or watcher waits
+    /// on beside its wake-up.
+    pub async fn poll(&self, poll: Duration) {
+        if self.is_up() {
+            std::future::pending::<()>().await;
+        } else {
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Says whether the listener is up (the listener's own call).
+    pub(crate) fn set(&self, up: bool) {
+        self.0.store(up, Ordering::SeqCst);
+        crate::metrics::log_listener_up(up);
     }
 }

@@ -137,7 +137,7 @@ pub async fn insert_alone(db: &Db, e: &RequestLogEntry) -> Result<()> {
     let txn = db.begin_write().await?;
     let bytes = insert(&txn, e, &StoredBody::encode(&e.request_body)).await?;
     txn.commit().await?;
-    crate::metrics::request_logged(&e.tenant, bytes);
+    crate::metrics::request_logged(e.tenant.as_str(), bytes);
     Ok(())
 }
 

@@ -56,7 +56,7 @@ impl RunWorker {
             logs: LogHub::new(
                 db.clone(),
                 crate::logs::DEFAULT_POLL,
-                crate::wakeup::Hearing::default(),
+                crate::storage::notify::Hearing::default(),
                 crate::logs::DEFAULT_HEARTBEAT,
             ),
             ingestor: Ingestor::new(db.clone(), limits),

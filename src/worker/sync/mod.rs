@@ -419,9 +419,9 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         tracing::error!(error = ?anyhow::Error::from(e), "cannot record the end of a run");
     }
     crate::metrics::run_ended(
-        tenant,
-        status,
-        detail.summary.trigger,
+        tenant.as_str(),
+        status.as_str(),
+        detail.summary.trigger.as_str(),
         detail.summary.duration().and_then(|d| d.to_std().ok()),
     );
     if let Err(e) = lease::release(&worker.db, tenant, &detail.summary.id).await {
