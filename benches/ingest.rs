@@ -434,14 +434,7 @@ fn serve(url: &str) -> (Child, u16) {
         .spawn()
         .expect("starts erpsync serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("server log").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "erpsync ready" {
-            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
-            break listen.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
+    let port = common::ready_port(&mut lines);
     // Keep draining; surface the server's errors.
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {

@@ -439,14 +439,7 @@ fn serve(url: &str) -> (Child, u16) {
         .spawn()
         .expect("starts erpsync serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("server log").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "erpsync ready" {
-            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
-            break listen.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
+    let port = common::ready_port(&mut lines);
     // Keep draining; count the server's warnings and errors without flooding the terminal.
     std::thread::spawn(move || {
         let mut shown = 0;

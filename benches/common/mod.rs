@@ -209,3 +209,16 @@ impl tonic::codec::Codec for PreEncoded {
         tonic_prost::ProstDecoder::default()
     }
 }
+
+/// Reads a `serve --log-format json` server's log lines until "erpsync ready": its port.
+#[allow(dead_code)] // the benches that run the server binary
+pub fn ready_port(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> u16 {
+    loop {
+        let line = lines.next().expect("server log").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "erpsync ready" {
+            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
+            return listen.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    }
+}

@@ -6,13 +6,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QuerySelect,
 };
 
 use super::entities::{schedule_claim, sync_run, tenant_due};
 use super::Db;
 use crate::domain::due::{next_due, DueState, Moment};
-use crate::domain::run::RunStatus;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 
@@ -155,15 +154,9 @@ pub(crate) async fn last_success_at(
     conn: &impl ConnectionTrait,
     tenant: &str,
 ) -> Result<Option<DateTime<Utc>>> {
-    let finished: Option<Option<DateTime<Utc>>> = sync_run::Entity::find()
+    let finished: Option<Option<DateTime<Utc>>> = sync_run::Entity::successes_of(tenant)
         .select_only()
         .column(sync_run::Column::FinishedAt)
-        .filter(sync_run::Column::TenantId.eq(tenant))
-        .filter(
-            sync_run::Column::Status
-                .is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
-        )
-        .order_by_desc(sync_run::Column::StartedAt)
         .into_tuple()
         .one(conn)
         .await?;

@@ -188,15 +188,9 @@ async fn kept_runs(txn: &DatabaseTransaction, tenant: &TenantId) -> Result<Vec<S
         .into_tuple()
         .all(txn)
         .await?;
-    let success: Option<String> = sync_run::Entity::find()
+    let success: Option<String> = sync_run::Entity::successes_of(tenant.as_str())
         .select_only()
         .column(sync_run::Column::Id)
-        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
-        .filter(
-            sync_run::Column::Status
-                .is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
-        )
-        .order_by_desc(sync_run::Column::StartedAt)
         .into_tuple()
         .one(txn)
         .await?;

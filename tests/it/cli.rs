@@ -24,6 +24,19 @@ pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
         .expect("runs the erpsync binary")
 }
 
+/// `erpsync token issue ARGS` on `db_url`: the token's secret (the output's last line).
+pub fn issue_token(db_url: &str, args: &[&str]) -> String {
+    let args: Vec<&str> = ["token", "issue"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    ok(erpsync(db_url, &args))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
 pub fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -58,19 +71,28 @@ pub fn serve_with(db_url: &str, extra: &[&str]) -> (std::process::Child, u16) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let (port, _) = wait_ready(&mut child);
+    (child, port)
+}
+
+/// Reads a `serve --log-format json` child's log until its "erpsync ready" line: its port
+/// and the instance its run leases name; the log is drained from then on, so the server
+/// never blocks on a full pipe.
+pub fn wait_ready(child: &mut std::process::Child) -> (u16, String) {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
+    let ready = loop {
         let line = lines.next().expect("server log line").unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
         if v["fields"]["message"] == "erpsync ready" {
-            let listen = v["fields"]["listen"].as_str().unwrap().to_owned();
-            break listen.rsplit(':').next().unwrap().parse().unwrap();
+            break v;
         }
     };
-    // Keep draining so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    let listen = ready["fields"]["listen"].as_str().unwrap();
+    let port = listen.rsplit(':').next().unwrap().parse().unwrap();
+    let instance = ready["fields"]["instance"].as_str().unwrap().to_owned();
+    (port, instance)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -481,21 +481,7 @@ fn serve(url: &str, sink_port: u16) -> (std::process::Child, u16, Arc<Mutex<Vec<
 
 /// The value of the sample `series` in a scrape of `GET /metrics`.
 async fn metric(port: u16, series: &str) -> Option<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .find(|(name, _)| *name == series)
-        .and_then(|(_, value)| value.parse().ok())
+    crate::helpers::scrape(port).await.1.get(series).copied()
 }
 
 fn sigterm(child: &std::process::Child) {

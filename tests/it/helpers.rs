@@ -817,3 +817,46 @@ pub fn run_script(
     );
     (out.status.success(), output)
 }
+
+/// `GET /metrics` with `authorization` when given: the answer's head and body.
+pub async fn get_metrics(port: u16, authorization: Option<&str>) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+/// One scrape: each sample line's series (name and labels, as written) and value.
+pub async fn scrape(port: u16) -> (String, std::collections::BTreeMap<String, f64>) {
+    scrape_with(port, None).await
+}
+
+pub async fn scrape_with(
+    port: u16,
+    authorization: Option<&str>,
+) -> (String, std::collections::BTreeMap<String, f64>) {
+    let (head, body) = get_metrics(port, authorization).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let samples = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    (body, samples)
+}

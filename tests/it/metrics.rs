@@ -5,53 +5,13 @@
 use std::collections::BTreeMap;
 
 use erpsync::grpc::pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
-use crate::helpers::{authed, TestApp};
+use crate::helpers::{authed, get_metrics, scrape, scrape_with, TestApp};
 use crate::ingest::{record, valid_fields};
 use crate::sync::{companies, setup};
 
 both_backends!(a_run_and_its_pushes_move_the_operators_series);
-
-/// `GET /metrics` with `authorization` when given: the answer's head and body.
-async fn get_metrics(port: u16, authorization: Option<&str>) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.to_owned(), body.to_owned())
-}
-
-/// One scrape: each sample line's series (name and labels, as written) and value.
-async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
-    scrape_with(port, None).await
-}
-
-async fn scrape_with(port: u16, authorization: Option<&str>) -> (String, BTreeMap<String, f64>) {
-    let (head, body) = get_metrics(port, authorization).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
-    );
-    let samples = body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect();
-    (body, samples)
-}
 
 /// What `series` grew by from `before` to `after` (absent counts as 0).
 fn grew(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
@@ -168,21 +128,14 @@ mod with_token {
 /// the per-tenant series name the tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tenant_label_is_there_when_the_operator_asks() {
-    use crate::cli::{erpsync, ok, serve_with};
+    use crate::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     ok(erpsync(
         &db,
         &["tenant", "create", "--id", "acme", "--name", "ACME"],
     ));
-    let erp = ok(erpsync(
-        &db,
-        &["token", "issue", "--role", "erp", "--tenant", "acme"],
-    ))
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let erp = issue_token(&db, &["--role", "erp", "--tenant", "acme"]);
     let (mut server, port) = serve_with(&db, &["--metrics-tenant-label"]);
     let body = serde_json::json!({"records": [
         {"external_id": "c1", "fields": valid_fields("company")},

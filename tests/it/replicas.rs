@@ -13,7 +13,6 @@
 //! (cron has minutes), so it lasts about four minutes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +25,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use tokio_stream::StreamExt;
 
-use crate::cli::{erpsync, ok, CLI_SECRET_KEY};
+use crate::cli::{issue_token, ok, wait_ready, CLI_SECRET_KEY};
 use crate::helpers::{authed, http_post, Backend, ScratchDb};
 use crate::ingest::valid_fields;
 use crate::sync::start_host;
@@ -58,22 +57,7 @@ impl Replica {
             .stdout(Stdio::null())
             .spawn()
             .expect("runs erpsync serve");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let (port, instance) = loop {
-            let line = lines
-                .next()
-                .expect("the replica logs until it is ready")
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            if v["fields"]["message"] == "erpsync ready" {
-                let listen = v["fields"]["listen"].as_str().unwrap();
-                let port = listen.rsplit(':').next().unwrap().parse().unwrap();
-                break (port, v["fields"]["instance"].as_str().unwrap().to_owned());
-            }
-        };
-        // Keep draining so the replica never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (port, instance) = wait_ready(&mut child);
         Self {
             child,
             port,
@@ -218,11 +202,7 @@ async fn three_replicas_run_every_slot_once_through_a_kill_and_a_drain() {
         return;
     };
     let db_url = scratch.url.clone();
-    let admin_token = ok(erpsync(&db_url, &["token", "issue", "--role", "admin"]))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let admin_token = issue_token(&db_url, &["--role", "admin"]);
     let (host, host_port) = start_host().await;
     // Slow enough that a run is in flight for a few seconds: 12 records in batches of 4.
     host.delay_ms

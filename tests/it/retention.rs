@@ -599,17 +599,11 @@ async fn the_migration_counts_the_runs_and_alerts_already_stored(backend: Backen
 
 /// The value of `series` in the server's `GET /metrics` (0 when absent).
 async fn metric(port: u16, series: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    crate::helpers::scrape(port)
         .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    raw.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .1
+        .get(series)
+        .copied()
         .unwrap_or(0.0)
 }
 

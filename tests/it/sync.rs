@@ -1495,7 +1495,7 @@ pub(crate) async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
 /// sent twice, which its idempotent upserts absorb).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everything() {
-    use crate::cli::{erpsync, ok, serve_with};
+    use crate::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!(
         "sqlite://{}?mode=rwc",
@@ -1505,22 +1505,8 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
         &db,
         &["tenant", "create", "--id", "acme", "--name", "ACME"],
     ));
-    let crm = ok(erpsync(
-        &db,
-        &["token", "issue", "--role", "crm", "--tenant", "acme"],
-    ))
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
-    let erp = ok(erpsync(
-        &db,
-        &["token", "issue", "--role", "erp", "--tenant", "acme"],
-    ))
-    .lines()
-    .last()
-    .unwrap()
-    .to_owned();
+    let crm = issue_token(&db, &["--role", "crm", "--tenant", "acme"]);
+    let erp = issue_token(&db, &["--role", "erp", "--tenant", "acme"]);
     let (host, host_port) = start_host().await;
     host.delay_ms
         .store(300, std::sync::atomic::Ordering::SeqCst);
@@ -1631,7 +1617,7 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
 /// lines on stderr (stage, table, records done of the total), its log on stdout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_now_shows_the_runs_progress() {
-    use crate::cli::{erpsync, ok, serve_with};
+    use crate::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!(
         "sqlite://{}?mode=rwc",
@@ -1641,16 +1627,7 @@ async fn sync_now_shows_the_runs_progress() {
         &db,
         &["tenant", "create", "--id", "acme", "--name", "ACME"],
     ));
-    let issue = |role: &str| {
-        ok(erpsync(
-            &db,
-            &["token", "issue", "--role", role, "--tenant", "acme"],
-        ))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned()
-    };
+    let issue = |role: &str| issue_token(&db, &["--role", role, "--tenant", "acme"]);
     let (crm, erp) = (issue("crm"), issue("erp"));
     let (host, host_port) = start_host().await;
     host.delay_ms

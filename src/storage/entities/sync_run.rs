@@ -1,6 +1,9 @@
 //! `sync_run`: one row per sync run.
 
 use sea_orm::entity::prelude::*;
+use sea_orm::{QueryOrder, Select};
+
+use crate::domain::run::RunStatus;
 
 /// A run row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -25,3 +28,16 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Entity {
+    /// The tenant's successful (or partial) runs, newest first: the (tenant_id,
+    /// started_at) index walked from its newest end.
+    pub fn successes_of(tenant: &str) -> Select<Self> {
+        Self::find()
+            .filter(Column::TenantId.eq(tenant))
+            .filter(
+                Column::Status.is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
+            )
+            .order_by_desc(Column::StartedAt)
+    }
+}
