@@ -90,6 +90,7 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
     );
     println!("open alerts:       {}", o.open_alerts.len());
     println!("recent runs:       {}", o.recent_runs.len());
+    print!("{}", super::reconciliation::table(&o.tables));
     Ok(())
 }
 
