@@ -10,6 +10,7 @@ mod auth;
 mod browser;
 mod catalogue;
 mod cli;
+mod cli_output;
 mod config;
 mod crm_count;
 mod delivery;
