@@ -42,6 +42,7 @@ mod overview;
 mod page_tokens;
 mod purge;
 mod python_host;
+mod readme;
 mod replicas;
 mod replicas_live;
 mod retention;
