@@ -67,6 +67,7 @@ pub mod alert_feed;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod colour;
 pub mod config;
 pub mod conn;
 pub mod domain;

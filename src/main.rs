@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use erpsync::cli::{Cli, Task};
+use erpsync::colour::{self, Stream};
 use erpsync::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +20,7 @@ async fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour::enabled(Stream::Stderr))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Human => builder.init(),

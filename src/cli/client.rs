@@ -1,7 +1,7 @@
 //! Client commands: they call a running erpsync over gRPC with a crm token (the
 //! provisioning commands' `--server` form, with an admin token, is in `remote`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -90,6 +90,7 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
     );
     println!("open alerts:       {}", o.open_alerts.len());
     println!("recent runs:       {}", o.recent_runs.len());
+    print!("{}", super::reconciliation::table(&o.tables));
     Ok(())
 }
 
@@ -340,11 +341,11 @@ fn is_final(code: Code) -> bool {
 }
 
 /// `erpsync logs --tenant ID [--follow] …`: the tenant's log over StreamLogs, one line an
-/// event in the tenant's local time, coloured by level when stdout is a terminal. A
-/// dropped connection (or a server restart) is resumed after the last cursor printed, so
-/// nothing is missed or printed twice.
+/// event in the tenant's local time, coloured by level when stdout is a terminal and
+/// `NO_COLOR` is unset ([`crate::colour`]). A dropped connection (or a server restart) is
+/// resumed after the last cursor printed, so nothing is missed or printed twice.
 pub async fn logs(server: &str, token: &str, opts: LogsOptions) -> anyhow::Result<()> {
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = crate::colour::enabled(crate::colour::Stream::Stdout);
     let mut after = opts.after;
     let mut zone: Option<chrono_tz::Tz> = None;
     let mut backoff = Duration::from_millis(250);

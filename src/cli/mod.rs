@@ -6,6 +6,7 @@
 mod admin;
 mod client;
 mod progress;
+mod reconciliation;
 mod remote;
 
 use std::net::SocketAddr;

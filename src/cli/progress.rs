@@ -1,8 +1,8 @@
 //! Progress of a run or a download on stderr: a bar (indicatif) when stderr is a
-//! terminal, else a plain line each time it moves, so logs of scripts stay readable.
+//! terminal that takes ANSI escapes ([`crate::colour`]: not under `NO_COLOR`), else a plain
+//! line each time it moves, so logs of scripts stay readable.
 //! What the command prints on stdout is untouched (a bar is hidden while it prints).
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,9 +19,9 @@ pub enum Progress {
 }
 
 impl Progress {
-    /// A bar when stderr is a terminal, plain lines otherwise.
+    /// A bar when stderr takes ANSI escapes, plain lines otherwise.
     pub fn new() -> Self {
-        if std::io::stderr().is_terminal() {
+        if crate::colour::enabled(crate::colour::Stream::Stderr) {
             let bar = ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(120));
             Self::Bar(bar)

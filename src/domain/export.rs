@@ -1,4 +1,4 @@
-//! The Histórico export's rules (DESIGN §3, ExportHistory): what may be exported, over
+//! The Histórico export's rules (ExportHistory): what may be exported, over
 //! which days, and how the file is named. The 7-day range rule lives here and only here.
 
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};

@@ -1,4 +1,4 @@
-//! The View integration type (DESIGN §5, collect): erpsync reads SQL views the ERP exposes
+//! The View integration type (docs/design.md: collect): erpsync reads SQL views the ERP exposes
 //! in its own database. This module holds the per-tenant configuration and its rules:
 //! which database (a read-only connection URL), and per ERP table the view, the column
 //! that holds each erpsync field, and the mode (full snapshot or incremental by a
