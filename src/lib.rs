@@ -51,7 +51,8 @@
 //!   catalog, records, the ABC analysis.
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
 //!
-//! Around them: [`metrics`] (every series the operator scrapes at `GET /metrics`, named
+//! Around them: [`colour`] (whether a stream gets ANSI escapes: a terminal, and no
+//! `NO_COLOR`; the server's log, `erpsync logs` and the progress bars ask it), [`metrics`] (every series the operator scrapes at `GET /metrics`, named
 //! once), [`config`] (every setting's default, flag, variable and check),
 //! [`conn`] (accepted connections: how many, how many per client address, how long
 //! without a call; each served over HTTP/1.1 or HTTP/2), [`throttle`] (rate limits),
