@@ -340,5 +340,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(v[0].field, "table_freshness[1].table");
+        // A flood is refused whole, in one violation.
+        let flood: Vec<FreshnessInput> = (0..100_000).map(|_| set("invoice", Some(60))).collect();
+        let v = FreshnessChange::parse(flood, vec![]).unwrap_err();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, "table_freshness");
     }
 }
