@@ -91,7 +91,8 @@ impl History {
         update: SettingsUpdate,
     ) -> Result<Overview> {
         let now = Utc::now();
-        tenants::update(&self.db, tenant, |t| {
+        let freshness = update.table_freshness().clone();
+        tenants::update_with(&self.db, tenant, &freshness, |t| {
             update.apply(t, now).map_err(AppError::InvalidFields)
         })
         .await?;

@@ -10,15 +10,19 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::alert::AlertKind;
 use crate::domain::batch::{self, Rejection};
+use crate::domain::due::Moment;
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
-use crate::domain::tables::{self, TableDef, TABLES};
+use crate::domain::run::{Level, NewEvent};
+use crate::domain::tables::{self, Table, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
 use crate::domain::text::{check, excerpt, MAX_ID_CHARS};
 use crate::error::{AppError, FieldViolation, Result};
+use crate::storage::due::Retry;
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
-use crate::storage::{erp_counts, staging, tenants};
+use crate::storage::{erp_counts, events, freshness, staging, tenants};
 use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 
 /// Ingestion limits, from the configuration.
@@ -289,7 +293,14 @@ impl Ingestor {
         let mut e = entry(meta, &request_id, "OK", 200, &reply, response.clone(), None);
         e.request_truncated = s.truncated;
         let logged = request_log::insert(&txn, &e, &s.body).await?;
+        if reply.accepted > 0 {
+            freshness::arrived_in(&txn, &meta.tenant, s.table.table, meta.received_at).await?;
+        }
         txn.commit().await?;
+        if reply.accepted > 0 {
+            self.fresh_again(&meta.tenant, s.table.table, meta.received_at)
+                .await;
+        }
         crate::metrics::request_logged(meta.tenant.as_str(), logged);
         crate::metrics::records_judged(
             meta.tenant.as_str(),
@@ -298,6 +309,41 @@ impl Ingestor {
             reply.rejected.len() as u64,
         );
         Ok(Staged { reply, response })
+    }
+
+    /// After records of `table` were accepted at `at`: resolves the table's STALE_TABLE
+    /// alert if it has one open, logs that, and has the scheduler watch the table's next
+    /// limit (its due instant). A failure is only reported: the records are staged, and
+    /// the table's next accepted batch tries again.
+    async fn fresh_again(&self, tenant: &TenantId, table: Table, at: DateTime<Utc>) {
+        let resolved = async {
+            if !freshness::resolve_on_arrival(&self.db, tenant, table, at).await? {
+                return Ok(false);
+            }
+            tenants::refresh_due(&self.db, tenant, Retry::Keep, Moment::Changed(at), None).await?;
+            let e = NewEvent {
+                tenant,
+                run_id: None,
+                level: Level::Info,
+                stage: "alert",
+                table: Some(table.as_str()),
+                message: format!("alert STALE_TABLE resolved: {table} records arrived"),
+                fields: serde_json::Map::from_iter([
+                    ("alert".to_owned(), AlertKind::StaleTable.as_str().into()),
+                    ("table".to_owned(), table.as_str().into()),
+                ]),
+            };
+            events::append(&self.db, e, at).await.map(|_| true)
+        };
+        match resolved.await {
+            Ok(true) => {
+                tracing::info!(tenant = %tenant, table = %table, "alert STALE_TABLE resolved")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(tenant = %tenant, table = %table, error = ?anyhow::Error::from(e), "cannot resolve the table's STALE_TABLE alert");
+            }
+        }
     }
 
     /// Logs a request that failed as a whole, and hands the failure back for answering.

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::alert::Alert;
+use crate::domain::freshness::TableFreshness;
 use crate::domain::run::{RunSummary, TableCounts};
 use crate::domain::run_status::RunStatus;
 use crate::domain::tenant::{Health, HealthInputs, Tenant, TenantId};
 use crate::error::Result;
-use crate::storage::{alerts, runs, tenants, usage, Db};
+use crate::storage::{alerts, freshness, runs, tenants, usage, Db};
 
 /// How many runs the overview's run log shows.
 pub const RECENT_RUNS: u64 = 10;
@@ -36,6 +37,11 @@ pub struct Overview {
     pub tables: Vec<TableCounts>,
     /// The address of the sink the tenant delivers to ("embedded" for none); no secret.
     pub crm_sink: String,
+    /// Per-table freshness: the tables with a limit or with accepted records, in the
+    /// catalog's order.
+    pub table_freshness: Vec<TableFreshness>,
+    /// The instant it describes (a table is stale as of it).
+    pub as_of: DateTime<Utc>,
 }
 
 /// The health of `tenant` as of `now`, as its overview shows it (the tenant listing
@@ -100,6 +106,12 @@ pub async fn load(
         open_alerts: alerts::open(db, id).await?,
         recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
         tables,
+        table_freshness: freshness::list(db, id)
+            .await?
+            .into_iter()
+            .filter(TableFreshness::is_shown)
+            .collect(),
+        as_of: now,
         tenant,
         crm_sink,
     })

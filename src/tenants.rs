@@ -82,7 +82,11 @@ impl Tenants {
             return self.get(id).await;
         }
         let now = crate::storage::stored_now();
-        let t = tenants::update(&self.db, id, |t| {
+        let freshness = settings
+            .as_ref()
+            .map(|s| s.table_freshness().clone())
+            .unwrap_or_default();
+        let t = tenants::update_with(&self.db, id, &freshness, |t| {
             if let Some(settings) = settings {
                 settings.apply(t, now).map_err(AppError::InvalidFields)?;
             }

@@ -13,6 +13,7 @@ use super::remote::{ExportChunks, Remote};
 use crate::auth::Tokens;
 use crate::config::setting;
 use crate::domain::abc::AbcInput;
+use crate::domain::freshness::FreshnessInput;
 use crate::domain::secret::SecretKey;
 use crate::domain::tenant::{
     DeploymentStatus, IntegrationType, NewTenant, SettingsInput, SettingsUpdate, Tenant, TenantId,
@@ -95,6 +96,14 @@ pub enum TenantCommand {
         /// server's --abc-history-days).
         #[arg(long)]
         abc_history_days: Option<u32>,
+        /// A table's freshness limit, TABLE=AGE (invoice=24h, company=7d; s, min, h or
+        /// d; 1 min to 365 d): past it without a newly accepted record, a STALE_TABLE
+        /// alert opens. Repeat for several tables.
+        #[arg(long = "table-freshness", value_name = "TABLE=AGE", value_parser = parse_table_age)]
+        table_freshness: Vec<FreshnessInput>,
+        /// A table whose freshness limit is removed (repeat for several).
+        #[arg(long = "clear-table-freshness", value_name = "TABLE")]
+        clear_table_freshness: Vec<String>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
         #[command(flatten)]
@@ -357,6 +366,8 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             delete_guard_min_rows,
             run_history_days,
             abc_history_days,
+            table_freshness,
+            clear_table_freshness,
             abc,
             remote,
         } => {
@@ -378,7 +389,10 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 abc: (*abc).into(),
                 run_history_days,
                 abc_history_days,
+                table_freshness,
+                clear_table_freshness,
             };
+            let freshness = freshness_text(&input);
             let t = match remote.admin().await? {
                 Some(mut admin) => admin.update_tenant(&id, input).await?,
                 None => {
@@ -392,6 +406,9 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 }
             };
             print!("{}", describe(&t));
+            if let Some(freshness) = freshness {
+                println!("{freshness}");
+            }
         }
         TenantCommand::SetView {
             id,
@@ -826,6 +843,55 @@ async fn tenants(url: &str) -> anyhow::Result<Tenants> {
 
 fn parse_integration_type(s: &str) -> anyhow::Result<IntegrationType> {
     IntegrationType::parse(s).ok_or_else(|| anyhow!("--integration-type must be api or view"))
+}
+
+/// `--table-freshness TABLE=AGE`: the table as written (the settings' rule checks it)
+/// and AGE in whole seconds, minutes, hours or days ("24h", "7d", "90min", "3600s").
+fn parse_table_age(s: &str) -> Result<FreshnessInput, String> {
+    let (table, age) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write TABLE=AGE, e.g. invoice=24h"))?;
+    let age = age.trim();
+    let split = age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len());
+    let (n, unit) = age.split_at(split);
+    let n: i64 = n.parse().map_err(|_| {
+        format!("{age:?}: AGE is a whole number and a unit (24h, 7d, 90min, 3600s)")
+    })?;
+    let unit_secs: i64 = match unit {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{age:?}: the unit is s, min, h or d")),
+    };
+    Ok(FreshnessInput {
+        table: table.trim().to_owned(),
+        max_age: Some((n.saturating_mul(unit_secs), 0)),
+    })
+}
+
+/// What `tenant update` changed of the table freshness limits, for a person; None when
+/// it changed none.
+fn freshness_text(input: &SettingsInput) -> Option<String> {
+    let mut parts: Vec<String> = input
+        .table_freshness
+        .iter()
+        .map(|f| {
+            let secs = f.max_age.map_or(0, |(s, _)| s);
+            format!(
+                "{} {}",
+                f.table,
+                crate::domain::text::human_duration(chrono::Duration::seconds(secs))
+            )
+        })
+        .collect();
+    parts.extend(
+        input
+            .clear_table_freshness
+            .iter()
+            .map(|t| format!("{t} none")),
+    );
+    (!parts.is_empty()).then(|| format!("table_freshness: {}", parts.join(", ")))
 }
 
 fn parse_deployment_status(s: &str) -> anyhow::Result<DeploymentStatus> {

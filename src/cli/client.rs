@@ -10,7 +10,7 @@ use super::progress::Progress;
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 
 use crate::grpc::pb::{
-    integration_history_client::IntegrationHistoryClient, ExportHistoryRequest, ExportKind,
+    self, integration_history_client::IntegrationHistoryClient, ExportHistoryRequest, ExportKind,
     GetOverviewRequest, GetRunRequest, Health, LogEvent, LogLevel, RunStatus, StreamLogsRequest,
     TriggerSyncRequest,
 };
@@ -89,9 +89,42 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
             .unwrap_or_else(|| "none".into())
     );
     println!("open alerts:       {}", o.open_alerts.len());
+    for a in &o.open_alerts {
+        let kind = pb::AlertKind::try_from(a.kind)
+            .map(|k| k.as_str_name().trim_start_matches("ALERT_KIND_").to_owned())
+            .unwrap_or_default();
+        println!("  {kind}: {}", a.message);
+    }
     println!("recent runs:       {}", o.recent_runs.len());
+    print!("{}", freshness_lines(&o.table_freshness));
     print!("{}", super::reconciliation::table(&o.tables));
     Ok(())
+}
+
+/// The overview's per-table freshness, a line a table: its limit, when its data last
+/// arrived, and STALE when past the limit; nothing when no table has a limit or data.
+fn freshness_lines(tables: &[pb::TableFreshnessStatus]) -> String {
+    if tables.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("table freshness:\n");
+    for f in tables {
+        let limit = f.max_age.as_ref().map_or_else(
+            || "none".to_owned(),
+            |d| crate::domain::text::human_duration(chrono::Duration::seconds(d.seconds)),
+        );
+        let last = f
+            .last_accepted_at
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+        let stale = if f.stale { "  STALE" } else { "" };
+        out.push_str(&format!(
+            "  {:<14} limit {limit:<10} last accepted {last}{stale}\n",
+            f.table
+        ));
+    }
+    out
 }
 
 /// `erpsync sync-now --tenant ID`: starts a run (or joins the one running) and prints

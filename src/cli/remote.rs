@@ -127,6 +127,17 @@ impl Admin {
             abc_shift_guard: s.abc.shift_guard,
             run_history_days: s.run_history_days,
             abc_history_days: s.abc_history_days,
+            table_freshness: s
+                .table_freshness
+                .into_iter()
+                .map(|f| pb::TableFreshness {
+                    table: f.table,
+                    max_age: f
+                        .max_age
+                        .map(|(seconds, nanos)| prost_types::Duration { seconds, nanos }),
+                })
+                .collect(),
+            clear_table_freshness: s.clear_table_freshness,
         };
         let req = pb::UpdateTenantRequest {
             tenant_id: id.to_owned(),

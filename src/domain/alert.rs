@@ -17,15 +17,19 @@ pub enum AlertKind {
     DeletesHeld,
     /// A classification held by the ABC shift guard.
     AbcShiftHeld,
+    /// A table past its freshness limit without a new accepted record (one per table;
+    /// see [`crate::domain::freshness`]).
+    StaleTable,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Stale,
         Self::Failing,
         Self::DeletesHeld,
         Self::AbcShiftHeld,
+        Self::StaleTable,
     ];
 
     /// The stored spelling.
@@ -35,6 +39,7 @@ impl AlertKind {
             Self::Failing => "FAILING",
             Self::DeletesHeld => "DELETES_HELD",
             Self::AbcShiftHeld => "ABC_SHIFT_HELD",
+            Self::StaleTable => "STALE_TABLE",
         }
     }
 

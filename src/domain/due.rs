@@ -1,8 +1,9 @@
 //! When a tenant is next due for the scheduler: the one rule behind the stored, indexed
 //! `tenant_due.due_at`, so a tick reads only the tenants that have something to do. A
 //! tenant is due at the earliest of its next schedule slot (in its timezone), the retry of
-//! its last run when that failed or was interrupted, and the instant its STALE alert
-//! would open (last success + `max_time_without_success`).
+//! its last run when that failed or was interrupted, the instant its STALE alert
+//! would open (last success + `max_time_without_success`), and the earliest instant one
+//! of its tables goes past its freshness limit ([`super::freshness::next_stale`]).
 
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub struct DueState {
     pub retry_at: Option<DateTime<Utc>>,
     /// When the newest successful (or partial) run finished.
     pub last_success: Option<DateTime<Utc>>,
+    /// The earliest instant a table without an open STALE_TABLE alert goes past its
+    /// freshness limit ([`super::freshness::next_stale`]).
+    pub table_stale_at: Option<DateTime<Utc>>,
 }
 
 /// Why the due instant is computed again.
@@ -102,7 +106,9 @@ pub enum Moment {
 }
 
 /// When the scheduler must next look at `tenant`; None when nothing will ever be due
-/// until something changes (an inactive tenant, or one neither scheduled nor retrying).
+/// until something changes (an inactive tenant, or one neither scheduled, retrying nor
+/// watching a table's freshness). Table freshness counts whether or not the tenant is
+/// scheduled: an ERP pushes on its own.
 pub fn next_due(tenant: &Tenant, state: &DueState, moment: Moment) -> Option<DateTime<Utc>> {
     if !tenant.active {
         return None;
@@ -113,7 +119,11 @@ pub fn next_due(tenant: &Tenant, state: &DueState, moment: Moment) -> Option<Dat
         Moment::Changed(now) => (None, now - CATCH_UP),
     };
     let pending = |at: DateTime<Utc>| done.is_none_or(|d| at > d);
-    let mut due: Option<DateTime<Utc>> = state.retry_at.filter(|at| pending(*at));
+    let mut due: Option<DateTime<Utc>> = [state.retry_at, state.table_stale_at]
+        .into_iter()
+        .flatten()
+        .filter(|at| pending(*at))
+        .min();
     if tenant.scheduled {
         let from = state.last_slot.map_or(slot_from, |s| s.max(slot_from));
         let slot = tenant.schedule.next_after(from, tenant.timezone);
@@ -324,6 +334,33 @@ mod tests {
             next_due(&slow, &quiet, Moment::Changed(at(8, 0, 0))),
             Some(at(7, 12, 0))
         );
+    }
+
+    #[test]
+    fn a_table_going_stale_makes_a_tenant_due_scheduled_or_not() {
+        let mut t = tenant();
+        let s = DueState {
+            last_success: Some(at(7, 7, 0)),
+            table_stale_at: Some(at(7, 7, 30)),
+            ..DueState::default()
+        };
+        assert_eq!(
+            next_due(&t, &s, Moment::Changed(at(7, 7, 0))),
+            Some(at(7, 7, 30))
+        );
+        // The look at that instant opened its alert (or found data): the slot is next.
+        assert_eq!(
+            next_due(&t, &s, Moment::Looked(at(7, 7, 30))),
+            Some(at(7, 8, 0))
+        );
+        t.scheduled = false;
+        assert_eq!(
+            next_due(&t, &s, Moment::Changed(at(7, 7, 0))),
+            Some(at(7, 7, 30))
+        );
+        assert_eq!(next_due(&t, &s, Moment::Looked(at(7, 7, 30))), None);
+        t.active = false;
+        assert_eq!(next_due(&t, &s, Moment::Changed(at(7, 7, 0))), None);
     }
 
     #[test]

@@ -5,18 +5,17 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use super::abc::{AbcInput, AbcSettings};
+use super::freshness::{FreshnessChange, FreshnessInput};
 use super::run_status::RunStatus;
 use super::schedule::{DailyTime, Schedule};
+use super::window::parse_window;
 use crate::error::FieldViolation;
 
 /// The zone a tenant gets when none is given.
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::America::Sao_Paulo;
 /// The product's default for "tempo máximo sem sucesso na integração".
 pub const DEFAULT_MAX_WITHOUT_SUCCESS: Duration = Duration::hours(24);
-/// Shortest accepted staleness window: below it every run would look late.
-pub const MIN_MAX_WITHOUT_SUCCESS: Duration = Duration::minutes(1);
-/// Longest accepted staleness window.
-pub const MAX_MAX_WITHOUT_SUCCESS: Duration = Duration::days(365);
+pub use super::window::{MAX_MAX_WITHOUT_SUCCESS, MIN_MAX_WITHOUT_SUCCESS};
 
 /// A tenant id: 1–64 of `a-z 0-9 _ -`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -380,6 +379,10 @@ pub struct SettingsInput {
     pub run_history_days: Option<u32>,
     /// Days of ABC reports and category changes kept (0: back to the server's default).
     pub abc_history_days: Option<u32>,
+    /// Per-table freshness limits to set.
+    pub table_freshness: Vec<FreshnessInput>,
+    /// Tables whose freshness limit is removed.
+    pub clear_table_freshness: Vec<String>,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -387,9 +390,10 @@ const MAX_NAME: usize = 200;
 /// Longest accepted business rule, in characters.
 const MAX_BUSINESS_RULE: usize = 10_000;
 
-/// Validated changes of the tenant's other settings.
+/// Validated changes of the tenant's other settings, with its per-table freshness limits
+/// (stored apart from the tenant row: see [`SettingsUpdate::table_freshness`]).
 #[derive(Debug, Clone, Default)]
-pub struct SettingsUpdate(SettingsInput);
+pub struct SettingsUpdate(SettingsInput, FreshnessChange);
 
 impl SettingsUpdate {
     /// Validates every field at once.
@@ -442,11 +446,26 @@ impl SettingsUpdate {
                 violations.push(v);
             }
         }
+        let freshness = FreshnessChange::parse(
+            std::mem::take(&mut input.table_freshness),
+            std::mem::take(&mut input.clear_table_freshness),
+        )
+        .unwrap_or_else(|mut v| {
+            violations.append(&mut v);
+            FreshnessChange::default()
+        });
         if violations.is_empty() {
-            Ok(Self(input))
+            Ok(Self(input, freshness))
         } else {
             Err(violations)
         }
+    }
+
+    /// The per-table freshness limits it sets and clears: not part of the tenant row, so
+    /// [`apply`](Self::apply) leaves them to the caller, who stores them in the same
+    /// transaction.
+    pub fn table_freshness(&self) -> &FreshnessChange {
+        &self.1
     }
 
     /// Applies the changes; the ABC settings are checked against the stored ones (A < B
@@ -612,26 +631,6 @@ fn parse_schedule(
             .map_err(|e| violations.push(FieldViolation::new("schedule.cron", e.to_string())))
             .ok(),
     }
-}
-
-fn parse_window(secs: i64, nanos: i32) -> Result<Duration, String> {
-    if secs < 0 || nanos < 0 || (secs == 0 && nanos == 0) {
-        return Err("must be positive (e.g. 24h = 86400s)".into());
-    }
-    if nanos >= 1_000_000_000 {
-        return Err("nanos must be below 1 000 000 000 (whole seconds go in seconds)".into());
-    }
-    if secs > MAX_MAX_WITHOUT_SUCCESS.num_seconds() {
-        return Err("must be at most 365 days".into());
-    }
-    let d = Duration::seconds(secs) + Duration::nanoseconds(i64::from(nanos));
-    if d < MIN_MAX_WITHOUT_SUCCESS {
-        return Err("must be at least 1 minute".into());
-    }
-    if d > MAX_MAX_WITHOUT_SUCCESS {
-        return Err("must be at most 365 days".into());
-    }
-    Ok(d)
 }
 
 #[cfg(test)]

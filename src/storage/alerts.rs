@@ -3,7 +3,9 @@
 //! transaction, and wakes the feed's followers in this process once committed.
 
 use anyhow::anyhow;
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use super::usage::{self, Counted};
 use super::{alert_events, entities::alert, Db};
@@ -88,6 +90,23 @@ pub async fn raise(
     if open.is_some() {
         return Ok(false);
     }
+    open_in(&txn, tenant, kind, message, run_id, now).await?;
+    txn.commit().await?;
+    announce(db, tenant, kind, true);
+    Ok(true)
+}
+
+/// Opens an alert within `txn`, which has called [`alert_events::serialize`]: its row,
+/// its bytes in the tenant's usage, its event in the feed. The caller decided it is not
+/// open already, and calls [`announce`] once committed.
+pub(super) async fn open_in(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    kind: AlertKind,
+    message: &str,
+    run_id: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Alert> {
     let raised = Alert {
         id: uuid::Uuid::new_v4().to_string(),
         kind,
@@ -105,15 +124,12 @@ pub async fn raise(
         opened_at: Set(now),
         resolved_at: Set(None),
     })
-    .exec(&*txn)
+    .exec(txn)
     .await?;
-    let after = usage::measure(&*txn, Counted::Alerts, &[raised.id.as_str()]).await?;
-    usage::add_changes(&txn, Counted::Alerts, &Default::default(), &after).await?;
-    alert_events::append(&txn, tenant, AlertEventKind::Opened, &raised, now).await?;
-    txn.commit().await?;
-    db.alert_events_appended();
-    crate::metrics::alert(tenant.as_str(), kind.as_str(), true);
-    Ok(true)
+    let after = usage::measure(txn, Counted::Alerts, &[raised.id.as_str()]).await?;
+    usage::add_changes(txn, Counted::Alerts, &Default::default(), &after).await?;
+    alert_events::append(txn, tenant, AlertEventKind::Opened, &raised, now).await?;
+    Ok(raised)
 }
 
 /// Resolves the open alert of `kind`, if any; returns whether there was one.
@@ -128,34 +144,55 @@ pub async fn resolve(
     }
     let txn = db.begin_write().await?;
     alert_events::serialize(&txn).await?;
-    let open = alert::Entity::find()
-        .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
-        .all(&*txn)
-        .await?;
-    if open.is_empty() {
+    let which = alert::Entity::open_of_kind(tenant.as_str(), kind.as_str());
+    if resolve_in(&txn, tenant, which, now).await? == 0 {
         return Ok(false);
     }
+    txn.commit().await?;
+    announce(db, tenant, kind, false);
+    Ok(true)
+}
+
+/// Resolves the tenant's open alerts `which` selects within `txn`, which has called
+/// [`alert_events::serialize`]: their rows, their bytes in the tenant's usage, their
+/// events in the feed. Returns how many; the caller calls [`announce`] once committed.
+pub(super) async fn resolve_in(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    which: Condition,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize> {
+    let which = which.add(alert::Entity::open_of(tenant.as_str()));
+    let open = alert::Entity::find().filter(which.clone()).all(txn).await?;
+    if open.is_empty() {
+        return Ok(0);
+    }
     let ids: Vec<&str> = open.iter().map(|m| m.id.as_str()).collect();
-    let before = usage::measure(&*txn, Counted::Alerts, &ids).await?;
+    let before = usage::measure(txn, Counted::Alerts, &ids).await?;
     alert::Entity::update_many()
         .col_expr(
             alert::Column::ResolvedAt,
             sea_orm::sea_query::Expr::value(now),
         )
-        .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
-        .exec(&*txn)
+        .filter(which)
+        .exec(txn)
         .await?;
-    let after = usage::measure(&*txn, Counted::Alerts, &ids).await?;
-    usage::add_changes(&txn, Counted::Alerts, &before, &after).await?;
+    let after = usage::measure(txn, Counted::Alerts, &ids).await?;
+    usage::add_changes(txn, Counted::Alerts, &before, &after).await?;
+    let n = open.len();
     for m in open {
         let resolved = Alert {
             resolved_at: Some(now),
             ..alert_from(m)?
         };
-        alert_events::append(&txn, tenant, AlertEventKind::Resolved, &resolved, now).await?;
+        alert_events::append(txn, tenant, AlertEventKind::Resolved, &resolved, now).await?;
     }
-    txn.commit().await?;
+    Ok(n)
+}
+
+/// After the commit that opened or resolved an alert of `kind`: wakes the feed's
+/// followers in this process and counts it in the metrics.
+pub(super) fn announce(db: &Db, tenant: &TenantId, kind: AlertKind, opened: bool) {
     db.alert_events_appended();
-    crate::metrics::alert(tenant.as_str(), kind.as_str(), false);
-    Ok(true)
+    crate::metrics::alert(tenant.as_str(), kind.as_str(), opened);
 }

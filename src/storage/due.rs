@@ -10,8 +10,9 @@ use sea_orm::{
 };
 
 use super::entities::{schedule_claim, sync_run, tenant_due};
-use super::Db;
+use super::{freshness, Db};
 use crate::domain::due::{next_due, DueState, Moment};
+use crate::domain::freshness::next_stale;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 
@@ -106,6 +107,7 @@ pub(crate) async fn write_in(
         last_slot,
         retry_at,
         last_success: last_success_at(txn, id).await?,
+        table_stale_at: next_stale(&freshness::list_in(txn, &tenant.id).await?),
     };
     let due = next_due(tenant, &state, moment);
     tenant_due::Entity::insert(tenant_due::ActiveModel {

@@ -14,6 +14,7 @@ pub mod due;
 mod entities;
 pub mod erp_counts;
 pub mod events;
+pub mod freshness;
 pub mod instance;
 pub mod lease;
 pub mod notify;

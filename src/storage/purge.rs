@@ -27,8 +27,8 @@ use super::entities::{
     abc_held, abc_report, alert, alert_event, api_token, api_token_tenant, category_change,
     company_category, crm_company, crm_contact, erp_count, pending_delete, purchase_span,
     request_log, run_stage, run_table, schedule_claim, staged_record, sync_event, sync_lease,
-    sync_run, tenant, tenant_due, tenant_sink, tenant_usage, view_config, view_grant,
-    view_watermark,
+    sync_run, table_freshness, tenant, tenant_due, tenant_sink, tenant_usage, view_config,
+    view_grant, view_watermark,
 };
 use super::request_log::decode_body;
 use super::Db;
@@ -134,6 +134,7 @@ tenant_tables! {
     CompanyCategory: company_category.TenantId by Tenant,
     AbcReport: abc_report.TenantId by Tenant,
     PendingDelete: pending_delete.TenantId by Tenant,
+    TableFreshness: table_freshness.TenantId by Tenant,
     AlertEvent: alert_event.TenantId by Tenant,
     Alert: alert.TenantId by Tenant,
     SyncEvent: sync_event.TenantId by Tenant,

@@ -8,8 +8,9 @@ use sea_orm::{
 };
 
 use super::due::{self, Retry};
-use super::{entities::tenant, Db};
+use super::{alert_events, entities::tenant, freshness, Db};
 use crate::domain::due::Moment;
+use crate::domain::freshness::FreshnessChange;
 use crate::domain::retention::Overrides;
 use crate::domain::schedule::{DailyTime, Schedule};
 use crate::domain::tenant::{
@@ -119,7 +120,26 @@ pub async fn update<F>(db: &Db, id: &TenantId, change: F) -> Result<Tenant>
 where
     F: FnOnce(&mut Tenant) -> Result<()>,
 {
+    update_with(db, id, &FreshnessChange::default(), change).await
+}
+
+/// [`update`], with a checked change of the tenant's per-table freshness limits written
+/// in the same transaction (nothing of either when `change` fails); an open STALE_TABLE
+/// alert of a table no longer past its limit is resolved with it.
+pub async fn update_with<F>(
+    db: &Db,
+    id: &TenantId,
+    freshness: &FreshnessChange,
+    change: F,
+) -> Result<Tenant>
+where
+    F: FnOnce(&mut Tenant) -> Result<()>,
+{
     let txn = db.begin_write().await?;
+    if !freshness.is_empty() {
+        // It may resolve alerts: the feed's lock comes first, as for every alert writer.
+        alert_events::serialize(&txn).await?;
+    }
     let mut query = tenant::Entity::find_by_id(id.as_str());
     if db.backend() == DbBackend::Postgres {
         query = query.lock_exclusive();
@@ -148,9 +168,12 @@ where
     active.abc_history_days = new.abc_history_days;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
-    // Schedule, timezone, flags and the STALE window all move the due instant.
+    let resolved = freshness::apply_in(&txn, id, freshness, t.updated_at).await?;
+    // Schedule, timezone, flags, the STALE window and table limits all move the due
+    // instant.
     due::write_in(&txn, &t, Retry::Keep, Moment::Changed(t.updated_at), None).await?;
     txn.commit().await?;
+    freshness::announce_resolved(db, id, resolved);
     Ok(t)
 }
 

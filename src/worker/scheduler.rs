@@ -1,6 +1,7 @@
 //! The scheduler: every few seconds, the tenants due now — a schedule slot, the retry of
 //! a failed or interrupted run (trigger RETRY, after its backoff, a bounded number of
-//! times), or the instant a STALE alert opens — are claimed from the indexed
+//! times), the instant a STALE alert opens, or the instant a table goes past its
+//! freshness limit (STALE_TABLE) — are claimed from the indexed
 //! `tenant_due` and looked at; the others are not read at all, so a tick costs what is
 //! due, not how many tenants there are. Replicas claim different tenants (a claim moves
 //! the due instant on, PostgreSQL skips rows another claim holds); a slot is still
@@ -19,7 +20,7 @@ use crate::domain::run::{Level, RunTrigger};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::Result;
 use crate::storage::due::{self, Retry};
-use crate::storage::{alerts, lease, runs, tenants};
+use crate::storage::{alerts, freshness, lease, runs, tenants};
 use crate::worker::sync;
 use crate::worker::RunWorker;
 
@@ -44,7 +45,7 @@ pub struct TickStats {
 }
 
 /// Starts the runs due at `now` — scheduled slots, and retries of failed or interrupted
-/// runs — raises STALE alerts that came due, and marks the runs whose server died
+/// runs — raises STALE and STALE_TABLE alerts that came due, and marks the runs whose server died
 /// INTERRUPTED. Reads only the tenants due at `now`. One tenant's error is logged and
 /// never keeps the others from their runs (the tenant is looked at again after [`HOLD`]).
 pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<TickStats> {
@@ -76,7 +77,8 @@ pub async fn tick(worker: &RunWorker, now: DateTime<Utc>) -> Result<TickStats> {
     }
 }
 
-/// Looks at a claimed tenant: its STALE window, its due slot, else its due retry; then
+/// Looks at a claimed tenant: its tables' freshness, its STALE window, its due slot,
+/// else its due retry; then
 /// stores when it is next due (unless something rewrote that since the claim). True
 /// when a run started.
 async fn look(
@@ -105,8 +107,10 @@ async fn look(
     Ok(started)
 }
 
-/// The tenant's due slot, else its due retry; true when a run started.
+/// The tenant's tables past their freshness limit, then its due slot, else its due
+/// retry; true when a run started.
 async fn tick_tenant(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Result<bool> {
+    check_stale_tables(worker, t, now).await?;
     if t.scheduled {
         check_stale(worker, t, now).await?;
         let slot = t
@@ -228,6 +232,36 @@ async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
             table: None,
             message: format!("alert STALE: {message}"),
             fields: serde_json::Map::from_iter([("alert".to_owned(), "STALE".into())]),
+        };
+        worker.logs.append(e, now).await?;
+    }
+    Ok(())
+}
+
+/// Raises STALE_TABLE (once per table) for each of an active tenant's tables past its
+/// freshness limit at `now` without an open alert (the rule:
+/// [`crate::domain::freshness::TableFreshness::is_stale`]).
+async fn check_stale_tables(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Result<()> {
+    let rows = freshness::list(&worker.db, &t.id).await?;
+    for row in rows
+        .iter()
+        .filter(|r| r.stale_alert.is_none() && r.is_stale(now))
+    {
+        let Some(message) = freshness::raise(&worker.db, &t.id, row.table, now).await? else {
+            continue;
+        };
+        tracing::warn!(tenant = %t.id, table = %row.table, "{message}");
+        let e = crate::domain::run::NewEvent {
+            tenant: &t.id,
+            run_id: None,
+            level: Level::Warn,
+            stage: "alert",
+            table: Some(row.table.as_str()),
+            message: format!("alert STALE_TABLE: {message}"),
+            fields: serde_json::Map::from_iter([
+                ("alert".to_owned(), AlertKind::StaleTable.as_str().into()),
+                ("table".to_owned(), row.table.as_str().into()),
+            ]),
         };
         worker.logs.append(e, now).await?;
     }

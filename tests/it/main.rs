@@ -21,6 +21,7 @@ mod echoes;
 mod erp_outage;
 mod export;
 mod flood;
+mod freshness;
 mod grpcurl;
 mod host_outage;
 mod hostile_input;

@@ -83,7 +83,13 @@ async fn a_run_and_its_pushes_move_the_operators_series(app: TestApp) {
         "{text}"
     );
     // Open alerts are counted at the scrape, every kind named (0 when none is open).
-    for kind in ["STALE", "FAILING", "DELETES_HELD", "ABC_SHIFT_HELD"] {
+    for kind in [
+        "STALE",
+        "FAILING",
+        "DELETES_HELD",
+        "ABC_SHIFT_HELD",
+        "STALE_TABLE",
+    ] {
         let series = format!(r#"erpsync_alerts_open{{kind="{kind}"}}"#);
         assert!(after.contains_key(&series), "{series} missing:\n{text}");
     }

@@ -1,12 +1,13 @@
 //! Tenants: the overview, settings, schedules and View configurations.
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::super::pb;
 use super::runs::run_table;
 use super::{duration, run, timestamp};
 use crate::domain::abc::{AbcInput, AbcSettings};
 use crate::domain::alert::{Alert, AlertKind};
+use crate::domain::freshness::{FreshnessInput, TableFreshness};
 use crate::domain::schedule::Schedule;
 use crate::domain::tenant::{
     DeploymentStatus, Health, IntegrationType, ScheduleInput, SettingsInput, SettingsUpdate,
@@ -54,6 +55,23 @@ pub fn overview(o: Overview) -> pb::Overview {
         crm_sink: o.crm_sink,
         run_history_days: t.retention.run_history_days,
         abc_history_days: t.retention.abc_history_days,
+        table_freshness: o
+            .table_freshness
+            .iter()
+            .map(|f| table_freshness(f, o.as_of))
+            .collect(),
+    }
+}
+
+/// A table's freshness as of `now`, for the overview.
+fn table_freshness(f: &TableFreshness, now: DateTime<Utc>) -> pb::TableFreshnessStatus {
+    pb::TableFreshnessStatus {
+        table: f.table.as_str().to_owned(),
+        max_age: f.max_age.map(duration),
+        last_accepted_at: f.last_accepted_at.map(timestamp),
+        stale_at: f.stale_at().map(timestamp),
+        // Its alert is open (the scheduler's clock said so), or it opens at the next look.
+        stale: f.stale_alert.is_some() || f.is_stale(now),
     }
 }
 
@@ -139,6 +157,7 @@ pub(super) fn alert(a: Alert) -> pb::Alert {
             AlertKind::Failing => pb::AlertKind::Failing,
             AlertKind::DeletesHeld => pb::AlertKind::DeletesHeld,
             AlertKind::AbcShiftHeld => pb::AlertKind::AbcShiftHeld,
+            AlertKind::StaleTable => pb::AlertKind::StaleTable,
         } as i32,
         message: a.message,
         opened_at: Some(timestamp(a.opened_at)),
@@ -183,6 +202,15 @@ pub fn settings_update(
         },
         run_history_days: req.run_history_days,
         abc_history_days: req.abc_history_days,
+        table_freshness: req
+            .table_freshness
+            .into_iter()
+            .map(|f| FreshnessInput {
+                table: f.table,
+                max_age: f.max_age.map(|d| (d.seconds, d.nanos)),
+            })
+            .collect(),
+        clear_table_freshness: req.clear_table_freshness,
     });
     match parsed {
         Ok(u) if violations.is_empty() => Ok(u),

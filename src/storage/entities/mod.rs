@@ -24,6 +24,7 @@ pub mod staged_record;
 pub mod sync_event;
 pub mod sync_lease;
 pub mod sync_run;
+pub mod table_freshness;
 pub mod tenant;
 pub mod tenant_due;
 pub mod tenant_sink;
