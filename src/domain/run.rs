@@ -179,6 +179,27 @@ pub struct StageTiming {
     pub outcome: String,
 }
 
+impl RunDetail {
+    /// What a PARTIAL run left for a person, from what it recorded: the deletions its
+    /// delete guard held, per table, and every stage that ended held (the shift guard's
+    /// classification); empty when it recorded none.
+    pub fn partial_cause(&self) -> String {
+        let mut causes: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| t.held > 0)
+            .map(|t| format!("{} {} deletions held by the delete guard", t.held, t.table))
+            .collect();
+        causes.extend(
+            self.stages
+                .iter()
+                .filter(|s| s.outcome.starts_with("held"))
+                .map(|s| format!("{} {}", s.stage, s.outcome)),
+        );
+        causes.join("; ")
+    }
+}
+
 /// Severity of a log event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
