@@ -16,6 +16,7 @@ use erpsync::worker::sink::{CrmCounts, CrmSink, EmbeddedSink, SinkAck, SinkCall}
 use tokio::sync::Notify;
 
 use crate::both_backends;
+use crate::cli::{erpsync, ok};
 use crate::helpers::{spawn_app, spawn_app_full, Backend, TestApp};
 use crate::ingest::{record, valid_fields};
 use crate::sync::{companies, setup, tombstone, Ctx};
@@ -316,6 +317,29 @@ async fn a_partial_run_degrades_health_with_its_reason_until_a_run_succeeds(back
     assert_eq!(
         o.health_reason,
         "the last run was PARTIAL: 60 company deletions held by the delete guard"
+    );
+    // `erpsync overview` says it too.
+    let printed = tokio::task::spawn_blocking({
+        let (url, token) = (
+            format!("http://127.0.0.1:{}", ctx.app.port),
+            ctx.crm.clone(),
+        );
+        move || {
+            ok(erpsync(
+                "sqlite::memory:",
+                &[
+                    "overview", "--tenant", "acme", "--server", &url, "--token", &token,
+                ],
+            ))
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        printed.contains(
+            "health:            DEGRADED: the last run was PARTIAL: 60 company deletions held by the delete guard\n"
+        ),
+        "{printed}"
     );
 
     // The ERP is back: the next run succeeds, and health with it.
