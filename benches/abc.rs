@@ -447,7 +447,7 @@ async fn stage(
     let run_id = uuid::Uuid::new_v4().to_string();
     eprintln!("RSS at {label} start: {} MB", common::rss_kb() / 1024);
     let t0 = Instant::now();
-    let analysis = abc::analyse(state, &tenant, &run_id, Utc::now())
+    let analysis = abc::analyse(state, &tenant, &run_id, Utc::now(), &|_, _| {})
         .await
         .expect("abc stage");
     let abc_secs = t0.elapsed().as_secs_f64();
@@ -458,7 +458,7 @@ async fn stage(
         &tenant.id,
         "bench",
     );
-    let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now())
+    let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now(), &|_, _| {})
         .await
         .expect("categorize stage");
     let secs = t0.elapsed().as_secs_f64();

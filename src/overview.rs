@@ -5,9 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::alert::Alert;
 use crate::domain::freshness::TableFreshness;
-use crate::domain::run::{RunSummary, TableCounts};
+use crate::domain::run::{RunDetail, RunSummary, TableCounts};
 use crate::domain::run_status::RunStatus;
-use crate::domain::tenant::{Health, HealthInputs, Tenant, TenantId};
+use crate::domain::tenant::{Health, HealthAssessment, HealthInputs, Tenant, TenantId};
 use crate::error::Result;
 use crate::storage::{alerts, freshness, runs, tenants, usage, Db};
 
@@ -29,6 +29,8 @@ pub struct Overview {
     pub last_success_at: Option<DateTime<Utc>>,
     /// Derived state at a glance.
     pub health: Health,
+    /// Why it is not HEALTHY, for a person; empty when it is.
+    pub health_reason: String,
     /// Alerts still open.
     pub open_alerts: Vec<Alert>,
     /// Newest first.
@@ -48,29 +50,40 @@ pub struct Overview {
 /// filters by it).
 pub async fn health(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<Health> {
     let last_finished = runs::last_finished(db, &tenant.id).await?;
+    // Only its status counts here: the reason is not shown.
+    let last = last_finished.map(|r| (r.status, None));
     let last_success_at = runs::last_success_at(db, &tenant.id).await?;
-    Ok(health_of(
-        tenant,
-        last_finished.map(|r| r.status),
-        last_success_at,
-        now,
-    ))
+    Ok(assess(tenant, last, last_success_at, now).health)
 }
 
-/// The one rule's inputs gathered: the tenant's switch and window, its runs' outcome.
-fn health_of(
+/// Why the newest finished run did not end SUCCESS, in its own words: a PARTIAL run's
+/// held deletions and classification (from its recorded tables and stages), another's
+/// error.
+fn cause_of(run: &RunSummary, detail: Option<&RunDetail>) -> Option<String> {
+    match run.status {
+        RunStatus::Partial => detail
+            .map(RunDetail::partial_cause)
+            .filter(|c| !c.is_empty()),
+        _ => run.error.clone(),
+    }
+}
+
+/// The one rule's inputs gathered: the tenant's switch and window, its last run's
+/// outcome (status and cause) and its last success.
+fn assess(
     tenant: &Tenant,
-    last_finished: Option<RunStatus>,
+    last_finished: Option<(RunStatus, Option<String>)>,
     last_success_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Health {
+) -> HealthAssessment {
     HealthInputs {
         active: tenant.active,
-        last_finished,
+        last_finished: last_finished.as_ref().map(|(s, _)| *s),
+        last_cause: last_finished.as_ref().and_then(|(_, c)| c.as_deref()),
         last_success_at,
         max_time_without_success: tenant.max_time_without_success,
     }
-    .health(now)
+    .assess(now)
 }
 
 /// Loads the overview of `id` as of `now`, delivering to `crm_sink`; `NotFound` for an
@@ -83,26 +96,29 @@ pub async fn load(
 ) -> Result<Overview> {
     let tenant = tenants::require(db, id).await?;
     let last_finished = runs::last_finished(db, id).await?;
-    let tables = match &last_finished {
-        Some(run) => runs::get(db, id, &run.id)
-            .await?
-            .map(|d| d.tables)
-            .unwrap_or_default(),
-        None => Vec::new(),
+    let (tables, last) = match &last_finished {
+        Some(run) => {
+            let detail = runs::get(db, id, &run.id).await?;
+            let cause = cause_of(run, detail.as_ref());
+            (
+                detail.map(|d| d.tables).unwrap_or_default(),
+                Some((run.status, cause)),
+            )
+        }
+        None => (Vec::new(), None),
     };
     let last_success_at = runs::last_success_at(db, id).await?;
-    let health = health_of(
-        &tenant,
-        last_finished.map(|r| r.status),
-        last_success_at,
-        now,
-    );
+    let HealthAssessment {
+        health,
+        reason: health_reason,
+    } = assess(&tenant, last, last_success_at, now);
     Ok(Overview {
         next_run_at: tenant.next_run_at(now),
         db_size_bytes: usage::tenant_db_size(db, id).await?,
         average_duration: runs::average_duration(db, id).await?,
         last_success_at,
         health,
+        health_reason,
         open_alerts: alerts::open(db, id).await?,
         recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
         tables,

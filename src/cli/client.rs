@@ -51,9 +51,12 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
         .await
         .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
         .into_inner();
-    let health = Health::try_from(o.health)
+    let mut health = Health::try_from(o.health)
         .map(|h| h.as_str_name().trim_start_matches("HEALTH_").to_owned())
-        .unwrap_or_default();
+        .unwrap_or_else(|_| format!("unknown ({})", o.health));
+    if !o.health_reason.is_empty() {
+        health = format!("{health}: {}", o.health_reason);
+    }
     let schedule = o
         .schedule
         .as_ref()

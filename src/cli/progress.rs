@@ -40,7 +40,8 @@ impl Progress {
         }
     }
 
-    /// A run in `stage` (on `table`), `done` of `total` records (total 0: unknown).
+    /// A run in `stage` (on `table`), `done` of `total` records (total 0: unknown, and
+    /// `done` is shown alone when it moved).
     pub fn stage(&mut self, stage: &str, table: &str, done: u64, total: u64) {
         let what = if table.is_empty() {
             stage.to_owned()
@@ -55,6 +56,9 @@ impl Progress {
                     ));
                     bar.set_length(total);
                     bar.set_position(done.min(total));
+                } else if done > 0 {
+                    bar.set_style(bar_style("{spinner} {msg:<24} {pos} records ({elapsed})"));
+                    bar.set_position(done);
                 } else {
                     bar.set_style(bar_style("{spinner} {msg:<24} ({elapsed})"));
                 }
@@ -63,6 +67,8 @@ impl Progress {
             Self::Lines { last } => {
                 let line = if total > 0 {
                     format!("progress: {what} {done}/{total}")
+                } else if done > 0 {
+                    format!("progress: {what} {done} records")
                 } else {
                     format!("progress: {what}")
                 };

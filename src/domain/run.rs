@@ -179,6 +179,27 @@ pub struct StageTiming {
     pub outcome: String,
 }
 
+impl RunDetail {
+    /// What a PARTIAL run left for a person, from what it recorded: the deletions its
+    /// delete guard held, per table, and every stage that ended held (the shift guard's
+    /// classification); empty when it recorded none.
+    pub fn partial_cause(&self) -> String {
+        let mut causes: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| t.held > 0)
+            .map(|t| format!("{} {} deletions held by the delete guard", t.held, t.table))
+            .collect();
+        causes.extend(
+            self.stages
+                .iter()
+                .filter(|s| s.outcome.starts_with("held"))
+                .map(|s| format!("{} {}", s.stage, s.outcome)),
+        );
+        causes.join("; ")
+    }
+}
+
 /// Severity of a log event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -310,3 +331,56 @@ pub struct NewEvent<'a> {
 /// Why a run a draining replica could not finish was handed over to another replica (its
 /// error, as stored): the retry rule does not count it as a failed attempt.
 pub const HANDED_OVER_CAUSE: &str = "the replica shut down; another replica retries it";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_runs_cause_names_its_held_deletions_and_held_stages() {
+        let run = RunDetail {
+            summary: RunSummary {
+                id: "r".into(),
+                status: RunStatus::Partial,
+                trigger: RunTrigger::Manual,
+                started_at: Utc::now(),
+                finished_at: Some(Utc::now()),
+                error: None,
+            },
+            tables: vec![
+                TableCounts {
+                    table: "company".into(),
+                    held: 60,
+                    ..TableCounts::default()
+                },
+                TableCounts {
+                    table: "invoice".into(),
+                    ..TableCounts::default()
+                },
+            ],
+            stages: vec![
+                StageTiming {
+                    stage: "delete_guard".into(),
+                    duration_ms: 1,
+                    outcome: "60 company deletions held".into(),
+                },
+                StageTiming {
+                    stage: "categorize".into(),
+                    duration_ms: 1,
+                    outcome: "held: 7 of 10 companies would change class".into(),
+                },
+            ],
+            current: None,
+        };
+        assert_eq!(
+            run.partial_cause(),
+            "60 company deletions held by the delete guard; categorize held: 7 of 10 companies would change class"
+        );
+        let none = RunDetail {
+            tables: vec![],
+            stages: vec![],
+            ..run
+        };
+        assert_eq!(none.partial_cause(), "");
+    }
+}

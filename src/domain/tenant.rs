@@ -241,37 +241,80 @@ pub enum Health {
     Inactive,
     /// Nothing finished yet.
     NeverRun,
+    /// The last finished run ended PARTIAL (deletions or a classification held for a
+    /// person): recent, but not all of it went through.
+    Degraded,
 }
 
 /// What health is derived from.
 #[derive(Debug, Clone, Copy)]
-pub struct HealthInputs {
+pub struct HealthInputs<'a> {
     /// Whether the integration is on.
     pub active: bool,
     /// Status of the newest finished run, if any.
     pub last_finished: Option<RunStatus>,
+    /// What the newest finished run left undone or failed with, in its own words (its
+    /// error, or what it held): the reason's detail.
+    pub last_cause: Option<&'a str>,
     /// When a run last succeeded.
     pub last_success_at: Option<DateTime<Utc>>,
     /// The staleness window.
     pub max_time_without_success: Duration,
 }
 
-impl HealthInputs {
-    /// Derives health: inactive beats everything, then never-run, failing, stale.
+/// A tenant's health and why, for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthAssessment {
+    /// The state.
+    pub health: Health,
+    /// Why it is not HEALTHY ("the last run was PARTIAL: …"); empty when it is.
+    pub reason: String,
+}
+
+impl HealthInputs<'_> {
+    /// Derives health, the first that applies winning: INACTIVE, NEVER_RUN, FAILING,
+    /// STALE, DEGRADED, HEALTHY.
     pub fn health(&self, now: DateTime<Utc>) -> Health {
-        if !self.active {
-            return Health::Inactive;
-        }
-        let Some(last) = self.last_finished else {
-            return Health::NeverRun;
+        self.assess(now).health
+    }
+
+    /// [`health`](Self::health), with the reason a person reads.
+    pub fn assess(&self, now: DateTime<Utc>) -> HealthAssessment {
+        let cause = |what: &str| match self.last_cause.filter(|c| !c.is_empty()) {
+            Some(c) => format!("{what}: {c}"),
+            None => what.to_owned(),
         };
-        if last == RunStatus::Failed {
-            return Health::Failing;
-        }
-        match self.last_success_at {
-            Some(at) if now - at <= self.max_time_without_success => Health::Healthy,
-            _ => Health::Stale,
-        }
+        let (health, reason) = if !self.active {
+            (
+                Health::Inactive,
+                "the integration is switched off".to_owned(),
+            )
+        } else if let Some(last) = self.last_finished {
+            let recent = self
+                .last_success_at
+                .filter(|at| now - *at <= self.max_time_without_success);
+            match (last, recent) {
+                (RunStatus::Failed, _) => (Health::Failing, cause("the last run failed")),
+                (_, None) => (
+                    Health::Stale,
+                    match self.last_success_at {
+                        Some(at) => format!(
+                            "no successful run since {} (more than {} minutes ago)",
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            self.max_time_without_success.num_minutes()
+                        ),
+                        None => "no run has succeeded yet".to_owned(),
+                    },
+                ),
+                (RunStatus::Partial, Some(_)) => {
+                    (Health::Degraded, cause("the last run was PARTIAL"))
+                }
+                (_, Some(_)) => (Health::Healthy, String::new()),
+            }
+        } else {
+            (Health::NeverRun, "no run has finished yet".to_owned())
+        };
+        HealthAssessment { health, reason }
     }
 }
 
@@ -723,6 +766,7 @@ mod tests {
         let base = HealthInputs {
             active: true,
             last_finished: None,
+            last_cause: None,
             last_success_at: None,
             max_time_without_success: Duration::hours(24),
         };
@@ -756,6 +800,63 @@ mod tests {
             }
             .health(now),
             Health::Stale
+        );
+    }
+
+    #[test]
+    fn a_recent_partial_run_degrades_health_with_its_cause_below_failing_and_stale() {
+        let now = at("2026-11-28T12:00:00Z");
+        let partial = HealthInputs {
+            active: true,
+            last_finished: Some(RunStatus::Partial),
+            last_cause: Some("60 company deletions held by the delete guard"),
+            last_success_at: Some(now - Duration::hours(1)),
+            max_time_without_success: Duration::hours(24),
+        };
+        assert_eq!(
+            partial.assess(now),
+            HealthAssessment {
+                health: Health::Degraded,
+                reason: "the last run was PARTIAL: 60 company deletions held by the delete guard"
+                    .into()
+            }
+        );
+        // Staleness and the switch come first.
+        let old = HealthInputs {
+            last_success_at: Some(now - Duration::hours(25)),
+            ..partial
+        };
+        assert_eq!(old.health(now), Health::Stale);
+        assert!(old
+            .assess(now)
+            .reason
+            .starts_with("no successful run since 2026-11-27T11:00:00Z"));
+        let off = HealthInputs {
+            active: false,
+            ..partial
+        };
+        assert_eq!(off.health(now), Health::Inactive);
+        // A success after it: healthy, no reason.
+        let ok = HealthInputs {
+            last_finished: Some(RunStatus::Success),
+            last_cause: None,
+            ..partial
+        };
+        assert_eq!(
+            ok.assess(now),
+            HealthAssessment {
+                health: Health::Healthy,
+                reason: String::new()
+            }
+        );
+        let failed = HealthInputs {
+            last_finished: Some(RunStatus::Failed),
+            last_cause: Some("push: the CRM is down"),
+            ..partial
+        };
+        assert_eq!(
+            failed.assess(now).reason,
+            "the last run failed: push: the CRM is down"
         );
     }
 

@@ -209,7 +209,7 @@ async fn reschedule_in(
 async fn finish_in(txn: &DatabaseTransaction, run: &RunDetail) -> Result<()> {
     let s = &run.summary;
     let before = usage::measure(txn, Counted::Runs, &[s.id.as_str()]).await?;
-    sync_run::Entity::update_many()
+    let ended = sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, Expr::value(s.status.as_str()))
         .col_expr(sync_run::Column::FinishedAt, Expr::value(s.finished_at))
         .col_expr(
@@ -223,8 +223,16 @@ async fn finish_in(txn: &DatabaseTransaction, run: &RunDetail) -> Result<()> {
             Expr::value(Option::<String>::None),
         )
         .filter(sync_run::Column::Id.eq(s.id.as_str()))
+        // A run another replica marked INTERRUPTED meanwhile (its lease had expired)
+        // keeps that end, and the stages recorded with it.
+        .filter(sync_run::Column::Status.eq(RunStatus::Running.as_str()))
         .exec(txn)
-        .await?;
+        .await?
+        .rows_affected;
+    if ended == 0 {
+        tracing::warn!(run = %s.id, status = s.status.as_str(), "the run had already been ended elsewhere (INTERRUPTED); its own end is not recorded");
+        return Ok(());
+    }
     let after = usage::measure(txn, Counted::Runs, &[s.id.as_str()]).await?;
     usage::add_changes(txn, Counted::Runs, &before, &after).await?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -247,22 +255,50 @@ async fn finish_in(txn: &DatabaseTransaction, run: &RunDetail) -> Result<()> {
         .on_empty_do_nothing()
         .exec_without_returning(txn)
         .await?;
-    let stages = run
-        .stages
+    insert_stages(txn, &s.id, &run.stages).await
+}
+
+/// Records the stages `run_id` went through, in run order.
+async fn insert_stages(
+    txn: &DatabaseTransaction,
+    run_id: &str,
+    stages: &[StageTiming],
+) -> Result<()> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = stages
         .iter()
         .enumerate()
         .map(|(position, st)| run_stage::ActiveModel {
-            run_id: Set(s.id.clone()),
+            run_id: Set(run_id.to_owned()),
             position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
             stage: Set(st.stage.clone()),
             duration_ms: Set(n(st.duration_ms)),
             outcome: Set(st.outcome.clone()),
         });
-    run_stage::Entity::insert_many(stages)
+    run_stage::Entity::insert_many(rows)
         .on_empty_do_nothing()
         .exec_without_returning(txn)
         .await?;
     Ok(())
+}
+
+/// A run ended by someone else than itself (marked INTERRUPTED): the stages its stored
+/// progress says it finished become its recorded stages, with their times and outcomes,
+/// as its own end would have recorded them. A progress that does not decode is left out
+/// (logged): the run's end is recorded all the same.
+async fn keep_finished_stages(
+    txn: &DatabaseTransaction,
+    run_id: &str,
+    progress: Option<String>,
+) -> Result<()> {
+    let stages = match decode_progress(progress) {
+        Ok(p) => p.map(|p| p.stages).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(run = %run_id, error = ?anyhow::Error::from(e), "an interrupted run's progress does not decode; its stages are not kept");
+            Vec::new()
+        }
+    };
+    insert_stages(txn, run_id, &stages).await
 }
 
 /// One run of the tenant with its counts and timings; None when there is no such run.
@@ -296,6 +332,12 @@ pub async fn get(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<RunD
     if summary.status == RunStatus::Running {
         if let Some(progress) = decode_progress(progress)? {
             (stages, current) = (progress.stages, progress.current);
+        }
+    } else if stages.is_empty() {
+        // A run marked INTERRUPTED before its stages were kept at that moment still
+        // shows the ones its progress recorded.
+        if let Ok(Some(progress)) = decode_progress(progress) {
+            stages = progress.stages;
         }
     }
     Ok(Some(RunDetail {
@@ -464,26 +506,28 @@ pub async fn mark_interrupted(
         .add(Column::Status.eq(RunStatus::Running.as_str()))
         .add(Expr::exists(live_lease).not());
     let txn = db.begin_write().await?;
-    let candidates: Vec<(String, String)> = sync_run::Entity::find()
+    let candidates: Vec<(String, String, Option<String>)> = sync_run::Entity::find()
         .select_only()
-        .columns([Column::TenantId, Column::Id])
+        .columns([Column::TenantId, Column::Id, Column::Progress])
         .filter(orphaned.clone())
         .into_tuple()
         .all(&*txn)
         .await?;
     let mut marked = Vec::with_capacity(candidates.len());
-    for (tenant, id) in candidates {
+    for (tenant, id, progress) in candidates {
         let before = usage::measure(&*txn, Counted::Runs, &[id.as_str()]).await?;
         let n = sync_run::Entity::update_many()
             .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
             .col_expr(Column::FinishedAt, Expr::value(now))
             .col_expr(Column::Error, Expr::value(INTERRUPTED_CAUSE))
+            .col_expr(Column::Progress, Expr::value(Option::<String>::None))
             .filter(Column::Id.eq(id.as_str()))
             .filter(orphaned.clone())
             .exec(&*txn)
             .await?
             .rows_affected;
         if n == 1 {
+            keep_finished_stages(&txn, &id, progress).await?;
             let after = usage::measure(&*txn, Counted::Runs, &[id.as_str()]).await?;
             usage::add_changes(&txn, Counted::Runs, &before, &after).await?;
             let tenant = TenantId::parse(&tenant)
@@ -508,6 +552,14 @@ pub async fn hand_over(
 ) -> Result<bool> {
     use sync_run::Column;
     let txn = db.begin_write().await?;
+    let progress: Option<Option<String>> = sync_run::Entity::find_by_id(run_id)
+        .select_only()
+        .column(Column::Progress)
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::Status.eq(RunStatus::Running.as_str()))
+        .into_tuple()
+        .one(&*txn)
+        .await?;
     let n = sync_run::Entity::update_many()
         .col_expr(Column::Status, Expr::value(RunStatus::Interrupted.as_str()))
         .col_expr(Column::FinishedAt, Expr::value(now))
@@ -519,6 +571,9 @@ pub async fn hand_over(
         .exec(&*txn)
         .await?
         .rows_affected;
+    if n == 1 {
+        keep_finished_stages(&txn, run_id, progress.flatten()).await?;
+    }
     sync_lease::Entity::delete_many()
         .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
         .exec(&*txn)

@@ -61,13 +61,17 @@ impl Analysis {
     }
 }
 
+/// How far a stage got: `done` of `total` companies (see [`analyse`], [`categorize`]).
+pub type Progress<'p> = &'p (dyn Fn(u64, u64) + Sync);
+
 /// The abc stage: revenue per company in the window and its ABC class, lifecycle and
-/// portfolio.
+/// portfolio; `progress` hears of the companies classified of those read.
 pub async fn analyse(
     worker: &RunWorker,
     tenant: &Tenant,
     run_id: &str,
     now: DateTime<Utc>,
+    progress: Progress<'_>,
 ) -> Result<Analysis> {
     let settings = &tenant.abc;
     let as_of = now.with_timezone(&tenant.timezone).date_naive();
@@ -78,6 +82,8 @@ pub async fn analyse(
     let purchases = abc::purchases(&worker.db, &tenant.id, settings.basis, from, to);
     let companies = abc::live_companies(&worker.db, &tenant.id);
     let (mut purchases, companies) = tokio::try_join!(purchases, companies)?;
+    let read = companies.len() as u64;
+    progress(0, read);
     let mut previous = Vec::with_capacity(companies.len());
     let removed = abc::categorized_but_gone(
         &worker.db,
@@ -123,6 +129,7 @@ pub async fn analyse(
             }
         })
         .collect();
+    progress(read, read);
     // What is left names companies the CRM does not have.
     let orphans = (
         purchases.len() as u64,
@@ -180,12 +187,14 @@ pub enum Categorized {
 
 /// The categorize stage: applies the analysis, unless it would change the class of more
 /// than the tenant's share of companies — then it is held for ResolveAbcShift.
+/// `progress` hears of the companies done (unchanged, sent, stored) of the analysis's.
 pub async fn categorize(
     worker: &RunWorker,
     delivery: &Delivery<'_>,
     tenant: &Tenant,
     mut analysis: Analysis,
     now: DateTime<Utc>,
+    progress: Progress<'_>,
 ) -> Result<Categorized> {
     let previous = std::mem::take(&mut analysis.previous);
     let (changed, base) = shift(
@@ -220,6 +229,7 @@ pub async fn categorize(
         &previous,
         removed,
         now,
+        progress,
     )
     .await?;
     abc::supersede_held(&worker.db, &tenant.id, now).await?;
@@ -230,7 +240,9 @@ pub async fn categorize(
 
 /// Sends the companies whose categories changed to the CRM, then stores them with their
 /// history. The sink goes first: if it fails nothing is stored, and the next run sends
-/// the same again (categories are idempotent).
+/// the same again (categories are idempotent). `progress` hears of the companies done:
+/// the unchanged ones at once, each batch once the CRM acknowledged it, the rest once
+/// stored.
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     worker: &RunWorker,
@@ -241,7 +253,9 @@ async fn apply(
     previous: &[Option<Stored>],
     removed: Vec<String>,
     now: DateTime<Utc>,
+    progress: Progress<'_>,
 ) -> Result<Applied> {
+    let total = categories.len() as u64;
     let today = now.with_timezone(&tenant.timezone).date_naive();
     let mut history = Vec::new();
     let (mut class_changes, mut lifecycle_changes) = (0, 0);
@@ -271,6 +285,8 @@ async fn apply(
         let store = for_crm || upserted;
         fate.push((u8::from(store) + u8::from(for_crm), old.is_none()));
     }
+    let mut done = fate.iter().filter(|f| f.0 == 0).count() as u64;
+    progress(done, total);
     if !delivery.sink().reads_stored_categories() {
         let for_crm: Vec<&Category> = categories
             .iter()
@@ -302,6 +318,8 @@ async fn apply(
                     "the server is shutting down: categories not sent; the next run sends them"
                 )));
             }
+            done += chunk.len() as u64;
+            progress(done, total);
         }
     }
     // The companies stored before whose categories are written again are few; the new
@@ -330,6 +348,7 @@ async fn apply(
         &worker.db, &tenant.id, &stamp, &new, &changed, &history, &removed,
     )
     .await?;
+    progress(total, total);
     Ok(Applied {
         sent,
         class_changes,
@@ -432,6 +451,7 @@ async fn release(
                 &previous,
                 removed,
                 now,
+                &|_, _| {},
             )
             .await?;
             if !abc::resolve(db, &tenant.id, &report.run_id, ReportState::Approved, now).await? {

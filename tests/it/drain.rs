@@ -317,6 +317,9 @@ async fn a_drain_past_its_deadline_hands_the_run_over_to_another_replica(backend
     let run = runs::get(db, &t.id, &run_id).await.unwrap().unwrap();
     assert_eq!(run.summary.status, RunStatus::Interrupted);
     assert_eq!(run.summary.error.as_deref(), Some(runs::HANDED_OVER_CAUSE));
+    // Handed over mid-push: the stages it had finished stay.
+    let finished: Vec<&str> = run.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(finished, ["collect", "validate", "delete_guard"], "{run:?}");
     let log = events::for_run(db, &t.id, &run_id).await.unwrap();
     let last = &log.last().unwrap().message;
     assert!(

@@ -41,6 +41,7 @@ mod openapi;
 mod outage;
 mod overview;
 mod page_tokens;
+mod progress;
 mod purge;
 mod python_host;
 mod readme;

@@ -1561,6 +1561,24 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
         .run
         .unwrap();
     assert_eq!(killed.status(), pb::RunStatus::Interrupted);
+    // Killed mid-push: the stages it had finished stay, with their outcomes.
+    let finished: Vec<(&str, &str)> = killed
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        finished[..],
+        [
+            ("collect", "ok: 1500 records"),
+            (
+                "validate",
+                "ok: records were validated when staged; rejections are in the request log"
+            ),
+            ("delete_guard", "ok"),
+        ],
+        "{killed:?}"
+    );
 
     let next = history
         .trigger_sync(authed(

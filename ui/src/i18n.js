@@ -81,6 +81,7 @@ const PT = {
   "health.FAILING": "com falha",
   "health.INACTIVE": "inativa",
   "health.NEVER_RUN": "nunca executada",
+  "health.DEGRADED": "degradada",
   "health.UNSPECIFIED": "desconhecida",
 
   "sch.title": "Agendamento",
@@ -383,6 +384,7 @@ const EN = {
   "health.FAILING": "failing",
   "health.INACTIVE": "inactive",
   "health.NEVER_RUN": "never run",
+  "health.DEGRADED": "degraded",
   "health.UNSPECIFIED": "unknown",
 
   "sch.title": "Schedule",

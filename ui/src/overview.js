@@ -127,7 +127,13 @@ function drawOverview() {
   const avg = f.durationMs(ov.averageDuration);
   field("average_duration", avg === null ? t("no_runs_yet") : f.formatDuration(avg)).classList.toggle("muted", avg === null);
   const health = e("Health", ov.health);
-  field("health", h("span", { class: `badge health-${health.toLowerCase()}`, text: tOr(`health.${health}`, health) }));
+  // A value this page does not know yet shows its name (or number) in a neutral badge.
+  const reason = (ov.healthReason || "").trim();
+  field(
+    "health",
+    h("span", { class: `badge health-${health.toLowerCase()}`, text: tOr(`health.${health}`, health), title: reason || undefined }),
+    ...(reason ? [h("span", { class: "muted health-reason", text: ` ${reason}` })] : []),
+  );
   const last = f.tsDate(ov.lastSuccessAt);
   field("last_success", last ? f.formatDateTime(last, tz, lang()) : t("never")).classList.toggle("muted", !last);
   field("business_rule", ov.businessRule.trim() || t("not_informed")).classList.toggle("muted", !ov.businessRule.trim());

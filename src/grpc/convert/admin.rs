@@ -48,6 +48,7 @@ pub fn health_from(v: i32) -> Option<Option<Health>> {
         pb::Health::Failing => Some(Health::Failing),
         pb::Health::Inactive => Some(Health::Inactive),
         pb::Health::NeverRun => Some(Health::NeverRun),
+        pb::Health::Degraded => Some(Health::Degraded),
     })
 }
 

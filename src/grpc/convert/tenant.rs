@@ -46,6 +46,7 @@ pub fn overview(o: Overview) -> pb::Overview {
         business_rule: t.business_rule,
         last_success_at: o.last_success_at.map(timestamp),
         health: health(o.health) as i32,
+        health_reason: o.health_reason,
         open_alerts: o.open_alerts.into_iter().map(alert).collect(),
         recent_runs: o.recent_runs.into_iter().map(run).collect(),
         tables: o.tables.into_iter().map(run_table).collect(),
@@ -146,6 +147,7 @@ pub(super) fn health(h: Health) -> pb::Health {
         Health::Failing => pb::Health::Failing,
         Health::Inactive => pb::Health::Inactive,
         Health::NeverRun => pb::Health::NeverRun,
+        Health::Degraded => pb::Health::Degraded,
     }
 }
 

@@ -20,7 +20,15 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         return Ok(Outcome::NotCategorized);
     };
     let now = Utc::now();
-    let categorized = abc::categorize(ctx.worker, &ctx.delivery, &tenant, analysis, now).await?;
+    let total = analysis.categories.len() as u64;
+    let meter = ctx.meter.clone();
+    let progress = move |done: u64, total: u64| {
+        meter.set(Stage::Categorize, Some(Table::Company), done, total)
+    };
+    let categorized =
+        abc::categorize(ctx.worker, &ctx.delivery, &tenant, analysis, now, &progress).await?;
+    // Held or applied, every company was gone through.
+    ctx.tick(Stage::Categorize, Some(Table::Company), total, total);
     match categorized {
         abc::Categorized::Applied(_) => {
             if alerts::resolve(&ctx.worker.db, ctx.tenant, AlertKind::AbcShiftHeld, now).await? {

@@ -1,5 +1,6 @@
-//! The collect stage: a View tenant's views are read into staging first; then what
-//! waits for delivery is counted per table.
+//! The collect stage: a View tenant's views are read into staging first (its count: the
+//! rows read); then what waits for delivery is counted per table (its count: the records
+//! counted so far, of all of them at the end).
 
 use serde_json::json;
 
@@ -21,8 +22,10 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     if staging::refresh_statistics(&ctx.worker.db).await? {
         tracing::debug!("staged_record analyzed: its statistics were stale");
     }
+    // What waits for delivery, counted table by table: the stage's records.
     let mut total = 0;
     for t in Table::ALL {
+        ctx.tick(Stage::Collect, Some(t), total, 0);
         let n = staging::count_pending(&ctx.worker.db, ctx.tenant, t.as_str(), false).await?;
         if n > 0 {
             ctx.counts(t).received = n;
@@ -37,5 +40,6 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             .await;
         }
     }
+    ctx.tick(Stage::Collect, None, total, total);
     Ok(Outcome::Collected { records: total })
 }

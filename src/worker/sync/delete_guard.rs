@@ -28,7 +28,13 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         .delete_guard;
     let (companies, contacts) = crm::counts(&ctx.worker.db, ctx.tenant).await?;
     let mut guarded = Vec::new();
+    // The stage's count: the deletions judged, of those waiting in both tables.
+    let (mut done, mut total) = (0, 0);
+    for table in Table::CRM {
+        total += staging::count_pending(&ctx.worker.db, ctx.tenant, table.as_str(), true).await?;
+    }
     for (table, in_crm) in [(Table::Company, companies), (Table::Contact, contacts)] {
+        ctx.tick(Stage::DeleteGuard, Some(table), done, total);
         let mut this = Guarded {
             table,
             superseded: 0,
@@ -54,6 +60,9 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         }
         let tombstones =
             staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table.as_str()).await?;
+        done += tombstones.len() as u64;
+        // Deletions staged since they were counted are judged too.
+        total = total.max(done);
         if tombstones.is_empty() {
             guarded.push(this);
             continue;
@@ -116,6 +125,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         }
         guarded.push(this);
     }
+    ctx.tick(Stage::DeleteGuard, None, done, total);
     Ok(Outcome::Guarded(guarded))
 }
 

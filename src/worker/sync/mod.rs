@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -15,8 +16,7 @@ use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
 use crate::domain::run::{
-    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageProgress, StageTiming,
-    TableCounts,
+    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
 };
 use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
@@ -27,6 +27,7 @@ use crate::worker::delivery::Delivery;
 use crate::worker::due;
 use crate::worker::RunWorker;
 use outcome::Outcome;
+use progress::Meter;
 
 mod analyse;
 mod categorize;
@@ -34,6 +35,7 @@ mod collect;
 mod delete_guard;
 mod finish;
 mod outcome;
+mod progress;
 mod push;
 mod registry;
 pub(crate) mod view;
@@ -161,8 +163,8 @@ struct Ctx<'a> {
     abc_held: bool,
     /// The run's batches to the sink.
     delivery: Delivery<'a>,
-    /// The stages finished so far, in run order.
-    finished: Vec<StageTiming>,
+    /// The stages finished so far and the one under way, as GetRun shows them.
+    meter: Arc<Meter>,
     /// Companies and contacts the push stage has been through (delivered or held).
     pushed: AtomicU64,
     /// The push stage went through every table (the CRM is asked for its counts).
@@ -210,27 +212,25 @@ impl Ctx<'_> {
             .sum()
     }
 
-    /// Counts `more` records gone through by the push stage (on `table`) and records it.
+    /// Counts `more` records gone through by the push stage (on `table`) and records it
+    /// at once (once per acknowledged batch).
     async fn push_progress(&self, table: Table, more: u64) {
         let done = self.pushed.fetch_add(more, Ordering::SeqCst) + more;
         self.progress(Stage::Push, Some(table), done, self.to_deliver())
             .await;
     }
 
-    /// Records that the run is in `stage` (on `table`), `done` of `total` records; GetRun
-    /// shows it while the run lasts. A failure to record it only costs the display.
+    /// Records at once that the run is in `stage` (on `table`), `done` of `total` records;
+    /// GetRun shows it while the run lasts. A failure to record it only costs the display.
     async fn progress(&self, stage: Stage, table: Option<Table>, done: u64, total: u64) {
-        let current = StageProgress {
-            stage: stage.as_str().to_owned(),
-            table: table.map(|t| t.as_str().to_owned()),
-            done,
-            total,
-        };
-        if let Err(e) =
-            runs::report_progress(&self.worker.db, &self.run_id, &self.finished, &current).await
-        {
-            tracing::warn!(error = ?anyhow::Error::from(e), run = %self.run_id, "cannot record a run's progress");
-        }
+        self.meter.set(stage, table, done, total);
+        self.meter.flush().await;
+    }
+
+    /// Moves the count of `stage` (on `table`) to `done` of `total` (0: unknown) as often
+    /// as the stage likes: memory only, written by the run's flusher (see [`progress`]).
+    fn tick(&self, stage: Stage, table: Option<Table>, done: u64, total: u64) {
+        self.meter.set(stage, table, done, total);
     }
 
     async fn renew(&self) -> Result<()> {
@@ -262,6 +262,7 @@ pub async fn execute(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> 
 
 async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> RunDetail {
     let sink = worker.sinks.of(tenant).await;
+    let meter = Arc::new(Meter::new(worker.db.clone(), run.id.clone()));
     let mut ctx = Ctx {
         worker,
         tenant,
@@ -272,7 +273,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         analysis: None,
         abc_held: false,
         delivery: Delivery::new(worker, sink, tenant, &run.id),
-        finished: Vec::new(),
+        meter: meter.clone(),
         pushed: AtomicU64::new(0),
         pushed_all: false,
     };
@@ -294,6 +295,10 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         tenant.clone(),
         run.id.clone(),
     )));
+    // The counts stages move are written by this, at most every FLUSH_EVERY.
+    let flusher = AbortOnDrop(tokio::spawn(async move {
+        meter.flush_every(progress::FLUSH_EVERY).await;
+    }));
     for stage in Stage::ALL {
         if worker.runs.stopping() {
             ctx.interrupted = true;
@@ -332,6 +337,12 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         let took = t0.elapsed();
         crate::metrics::stage_ended(stage.as_str(), took);
         let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        // How far the stage got, as its last count said: in its "done" event.
+        let (done, total) = ctx
+            .meter
+            .current()
+            .filter(|c| c.stage == stage.as_str())
+            .map_or((0, 0), |c| (c.done, c.total));
         let outcome = match result {
             Ok(o) => o.to_string(),
             Err(e) => {
@@ -354,11 +365,11 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
                 stage,
                 None,
                 format!("{} done in {duration_ms} ms: {outcome}", stage.as_str()),
-                json!({"duration_ms": duration_ms}),
+                json!({"duration_ms": duration_ms, "done": done, "total": total}),
             )
             .await;
         }
-        ctx.finished.push(StageTiming {
+        ctx.meter.finished(StageTiming {
             stage: stage.as_str().to_owned(),
             duration_ms,
             outcome,
@@ -372,12 +383,13 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         }
     }
     // A run that ended early still says what is staged beside what it delivered.
-    if (failure.is_some() || ctx.interrupted) && ctx.finished.len() < Stage::ALL.len() {
+    if (failure.is_some() || ctx.interrupted) && ctx.meter.finished_count() < Stage::ALL.len() {
         if let Err(e) = finish::reconcile(&mut ctx).await {
             tracing::warn!(error = ?anyhow::Error::from(e), "cannot count what is staged");
         }
     }
     drop(keeper);
+    drop(flusher);
     let held: u64 = ctx.tables.values().map(|t| t.held).sum();
     let status = match (&failure, held) {
         _ if ctx.interrupted && failure.is_none() => RunStatus::Interrupted,
@@ -393,7 +405,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
             ..run
         },
         tables: ctx.tables.values().cloned().collect(),
-        stages: std::mem::take(&mut ctx.finished),
+        stages: ctx.meter.stages(),
         current: None,
     };
     let level = if status == RunStatus::Failed {

@@ -17,7 +17,7 @@ use crate::domain::hash::Fnv1a;
 use crate::domain::record::Kind;
 use crate::domain::request_log::{cut_body, Transport};
 use crate::domain::run::{Level, Stage};
-use crate::domain::tables::{self, TableDef};
+use crate::domain::tables::{self, Table, TableDef};
 use crate::domain::tenant::Tenant;
 use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig, ViewTable};
 use crate::error::{AppError, Result};
@@ -98,9 +98,12 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
         )));
     }
     let mut result = Ok(());
+    // Rows read from the ERP so far, every view together: the stage's count.
+    let mut read_before = 0;
     for p in &plans {
-        match read(ctx, &mut erp, tenant, p).await {
+        match read(ctx, &mut erp, tenant, p, read_before).await {
             Ok(r) => {
+                read_before += r.rows;
                 let mode = p.cfg.mode.as_str();
                 ctx.event(
                     Level::Info,
@@ -229,8 +232,15 @@ pub(crate) async fn plan<'c>(
     })
 }
 
-/// Reads one view whole (full) or from its watermark (incremental).
-async fn read(ctx: &mut Ctx<'_>, erp: &mut ErpDb, tenant: &Tenant, p: &Plan<'_>) -> Result<Read> {
+/// Reads one view whole (full) or from its watermark (incremental), counting its rows
+/// after the `read_before` of the views read before it in the run's progress.
+async fn read(
+    ctx: &mut Ctx<'_>,
+    erp: &mut ErpDb,
+    tenant: &Tenant,
+    p: &Plan<'_>,
+    read_before: u64,
+) -> Result<Read> {
     let db = &ctx.worker.db;
     let table = p.def.id;
     let view = &p.cfg.view;
@@ -302,6 +312,12 @@ async fn read(ctx: &mut Ctx<'_>, erp: &mut ErpDb, tenant: &Tenant, p: &Plan<'_>)
         .await?;
         out.rows += records.len() as u64;
         out.pages += 1;
+        ctx.tick(
+            Stage::Collect,
+            Table::parse(table),
+            read_before + out.rows,
+            0,
+        );
         out.accepted += accepted.0;
         out.rejected += accepted.1;
         let last = rows.last().and_then(|r| {
