@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::domain::alert::Alert;
+use crate::domain::alert::{Alert, AlertKind};
 use crate::domain::freshness::TableFreshness;
 use crate::domain::run::{RunDetail, RunSummary, TableCounts};
 use crate::domain::run_status::RunStatus;
@@ -53,7 +53,8 @@ pub async fn health(db: &Db, tenant: &Tenant, now: DateTime<Utc>) -> Result<Heal
     // Only its status counts here: the reason is not shown.
     let last = last_finished.map(|r| (r.status, None));
     let last_success_at = runs::last_success_at(db, &tenant.id).await?;
-    Ok(assess(tenant, last, last_success_at, now).health)
+    let open_alerts = alerts::open(db, &tenant.id).await?;
+    Ok(assess(tenant, last, last_success_at, &open_alerts, now).health)
 }
 
 /// Why the newest finished run did not end SUCCESS, in its own words: a PARTIAL run's
@@ -69,11 +70,12 @@ fn cause_of(run: &RunSummary, detail: Option<&RunDetail>) -> Option<String> {
 }
 
 /// The one rule's inputs gathered: the tenant's switch and window, its last run's
-/// outcome (status and cause) and its last success.
+/// outcome (status and cause), its last success and its open STALE_TABLE alerts.
 fn assess(
     tenant: &Tenant,
     last_finished: Option<(RunStatus, Option<String>)>,
     last_success_at: Option<DateTime<Utc>>,
+    open_alerts: &[Alert],
     now: DateTime<Utc>,
 ) -> HealthAssessment {
     HealthInputs {
@@ -82,6 +84,10 @@ fn assess(
         last_cause: last_finished.as_ref().and_then(|(_, c)| c.as_deref()),
         last_success_at,
         max_time_without_success: tenant.max_time_without_success,
+        stale_table: open_alerts
+            .iter()
+            .find(|a| a.kind == AlertKind::StaleTable)
+            .map(|a| a.message.as_str()),
     }
     .assess(now)
 }
@@ -108,10 +114,11 @@ pub async fn load(
         None => (Vec::new(), None),
     };
     let last_success_at = runs::last_success_at(db, id).await?;
+    let open_alerts = alerts::open(db, id).await?;
     let HealthAssessment {
         health,
         reason: health_reason,
-    } = assess(&tenant, last, last_success_at, now);
+    } = assess(&tenant, last, last_success_at, &open_alerts, now);
     Ok(Overview {
         next_run_at: tenant.next_run_at(now),
         db_size_bytes: usage::tenant_db_size(db, id).await?,
@@ -119,7 +126,7 @@ pub async fn load(
         last_success_at,
         health,
         health_reason,
-        open_alerts: alerts::open(db, id).await?,
+        open_alerts,
         recent_runs: runs::recent(db, id, RECENT_RUNS).await?,
         tables,
         table_freshness: freshness::list(db, id)

@@ -260,6 +260,9 @@ pub struct HealthInputs<'a> {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The staleness window.
     pub max_time_without_success: Duration,
+    /// The message of an open STALE_TABLE alert, if any: a table whose data stopped
+    /// arriving degrades an integration whose runs succeed.
+    pub stale_table: Option<&'a str>,
 }
 
 /// A tenant's health and why, for a person.
@@ -273,7 +276,7 @@ pub struct HealthAssessment {
 
 impl HealthInputs<'_> {
     /// Derives health, the first that applies winning: INACTIVE, NEVER_RUN, FAILING,
-    /// STALE, DEGRADED, HEALTHY.
+    /// STALE, DEGRADED (the last run PARTIAL, or a table past its freshness limit), HEALTHY.
     pub fn health(&self, now: DateTime<Utc>) -> Health {
         self.assess(now).health
     }
@@ -309,7 +312,10 @@ impl HealthInputs<'_> {
                 (RunStatus::Partial, Some(_)) => {
                     (Health::Degraded, cause("the last run was PARTIAL"))
                 }
-                (_, Some(_)) => (Health::Healthy, String::new()),
+                (_, Some(_)) => match self.stale_table {
+                    Some(stale) => (Health::Degraded, stale.to_owned()),
+                    None => (Health::Healthy, String::new()),
+                },
             }
         } else {
             (Health::NeverRun, "no run has finished yet".to_owned())
@@ -769,6 +775,7 @@ mod tests {
             last_cause: None,
             last_success_at: None,
             max_time_without_success: Duration::hours(24),
+            stale_table: None,
         };
         assert_eq!(base.health(now), Health::NeverRun);
         assert_eq!(
@@ -812,6 +819,7 @@ mod tests {
             last_cause: Some("60 company deletions held by the delete guard"),
             last_success_at: Some(now - Duration::hours(1)),
             max_time_without_success: Duration::hours(24),
+            stale_table: None,
         };
         assert_eq!(
             partial.assess(now),
@@ -857,6 +865,41 @@ mod tests {
         assert_eq!(
             failed.assess(now).reason,
             "the last run failed: push: the CRM is down"
+        );
+    }
+
+    #[test]
+    fn a_stale_table_degrades_an_integration_whose_runs_succeed() {
+        let now = at("2026-11-28T12:00:00Z");
+        let stale_invoices = "no new invoice records accepted since 2026-11-21T12:00:00+00:00";
+        let ok = HealthInputs {
+            active: true,
+            last_finished: Some(RunStatus::Success),
+            last_cause: None,
+            last_success_at: Some(now - Duration::hours(1)),
+            max_time_without_success: Duration::hours(24),
+            stale_table: Some(stale_invoices),
+        };
+        assert_eq!(
+            ok.assess(now),
+            HealthAssessment {
+                health: Health::Degraded,
+                reason: stale_invoices.into()
+            }
+        );
+        // A failing or stale integration says so first.
+        let failed = HealthInputs {
+            last_finished: Some(RunStatus::Failed),
+            ..ok
+        };
+        assert_eq!(failed.health(now), Health::Failing);
+        assert_eq!(
+            HealthInputs {
+                stale_table: None,
+                ..ok
+            }
+            .health(now),
+            Health::Healthy
         );
     }
 

@@ -270,9 +270,20 @@ async fn clearing_or_loosening_a_limit_resolves_the_alert_of_its_table(app: Test
     .unwrap();
     push(&ctx, "invoice", invoices(0..1)).await;
     push(&ctx, "order", vec![record("o1", &valid_fields("order"))]).await;
+    // A successful run: the integration is healthy until a table goes stale.
+    ctx.run().await;
+    assert_eq!(ctx.overview().await.health(), pb::Health::Healthy);
     let later = Utc::now() + Duration::hours(2);
     tick(&worker, later).await.unwrap();
-    assert_eq!(stale_alerts(&ctx.overview().await).len(), 2);
+    let o = ctx.overview().await;
+    assert_eq!(stale_alerts(&o).len(), 2);
+    // Runs succeed, yet data stopped arriving: degraded, saying which table.
+    assert_eq!(o.health(), pb::Health::Degraded);
+    assert!(
+        o.health_reason.contains("records accepted since"),
+        "{}",
+        o.health_reason
+    );
 
     // Cleared: its alert resolves, the table stays listed with its last arrival.
     let o = settings(
@@ -301,6 +312,7 @@ async fn clearing_or_loosening_a_limit_resolves_the_alert_of_its_table(app: Test
     .await
     .unwrap();
     assert!(stale_alerts(&o).is_empty(), "{:?}", o.open_alerts);
+    assert_eq!(o.health(), pb::Health::Healthy, "{}", o.health_reason);
     settings(
         &mut ctx,
         UpdateSettingsRequest {
