@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::batch::{self, Rejection};
+use crate::domain::batch::{self, Rejection, Rules, Warning};
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::tables::{self, TableDef, TABLES};
 use crate::domain::tenant::TenantId;
@@ -129,6 +129,8 @@ pub struct PushReply {
     pub accepted: u32,
     /// Records not kept, by index.
     pub rejected: Vec<Rejection>,
+    /// Fields of kept records that their table does not know, by index.
+    pub warnings: Vec<Warning>,
 }
 
 /// A request that failed as a whole, after it was logged: its error, the id of its
@@ -225,7 +227,11 @@ impl Ingestor {
             let (cut, truncated) = cut_body(&source.render(&all), cap);
             (StoredBody::encode(&cut), truncated)
         });
-        let judged = judge(table, records, tenant.timezone).await?;
+        let rules = Rules {
+            tz: tenant.timezone,
+            strict_fields: tenant.strict_fields,
+        };
+        let judged = judge(table, records, rules).await?;
         let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
         let staged = self
             .stage(Staging {
@@ -265,10 +271,18 @@ impl Ingestor {
         let mut rejected = s.judged.rejected;
         rejected.extend(outcome.stale);
         rejected.sort_by_key(|r| r.index);
+        // A record staging found stale was not kept: no warning about its fields.
+        let mut warnings = s.judged.warnings;
+        warnings.retain(|w| {
+            rejected
+                .binary_search_by_key(&w.index, |r| r.index)
+                .is_err()
+        });
         let reply = PushReply {
             request_id: request_id.clone(),
             accepted: u32::try_from(s.batch_size - rejected.len()).unwrap_or(u32::MAX),
             rejected,
+            warnings,
         };
         let response = match s.answer {
             Answer::Push => serde_json::to_string(&reply).unwrap_or_default(),
@@ -407,6 +421,7 @@ impl Ingestor {
             request_id: request_id.to_owned(),
             accepted: 0,
             rejected: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut e = entry(
             meta,
@@ -473,16 +488,16 @@ pub struct Staged {
 async fn judge(
     table: &'static TableDef,
     records: &Arc<Vec<Value>>,
-    tz: Tz,
+    rules: Rules,
 ) -> Result<batch::Judged> {
     if records.len() < PARALLEL_FROM {
-        return Ok(batch::judge(table, records, tz));
+        return Ok(batch::judge_under(table, records, rules));
     }
     let half = records.len() / 2;
     let all = Arc::clone(records);
     let second =
-        tokio::task::spawn_blocking(move || batch::judge_each(table, &all[half..], half, tz));
-    let mut judged = batch::judge_each(table, &records[..half], 0, tz);
+        tokio::task::spawn_blocking(move || batch::judge_each(table, &all[half..], half, rules));
+    let mut judged = batch::judge_each(table, &records[..half], 0, rules);
     judged.extend(second.await.map_err(anyhow::Error::from)?);
     Ok(batch::settle(judged))
 }
@@ -546,6 +561,7 @@ fn entry(
         duration_ms: u64::try_from(meta.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         accepted: reply.accepted,
         rejected: u32::try_from(reply.rejected.len()).unwrap_or(u32::MAX),
+        warnings: u32::try_from(reply.warnings.len()).unwrap_or(u32::MAX),
         error,
         request_body: String::new(),
         request_truncated: false,

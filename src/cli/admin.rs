@@ -95,6 +95,10 @@ pub enum TenantCommand {
         /// server's --abc-history-days).
         #[arg(long)]
         abc_history_days: Option<u32>,
+        /// Strict mode: true rejects a pushed record with a field its table does not
+        /// know; false (the default) keeps it and warns about the field in the answer.
+        #[arg(long, value_name = "true|false")]
+        strict_fields: Option<bool>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
         #[command(flatten)]
@@ -357,6 +361,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             delete_guard_min_rows,
             run_history_days,
             abc_history_days,
+            strict_fields,
             abc,
             remote,
         } => {
@@ -378,6 +383,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 abc: (*abc).into(),
                 run_history_days,
                 abc_history_days,
+                strict_fields,
             };
             let t = match remote.admin().await? {
                 Some(mut admin) => admin.update_tenant(&id, input).await?,
@@ -680,7 +686,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nretention: runs {}, abc history {}\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nretention: runs {}, abc history {}\nstrict_fields: {}\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -708,6 +714,7 @@ fn describe(t: &Tenant) -> String {
         },
         kept_days(t.retention.run_history_days),
         kept_days(t.retention.abc_history_days),
+        super::client::strict_fields_text(t.strict_fields),
         t.business_rule
     )
 }

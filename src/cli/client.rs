@@ -82,6 +82,7 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
         }
     );
     println!("database size:     {} bytes", o.db_size_bytes);
+    println!("strict fields:     {}", strict_fields_text(o.strict_fields));
     println!(
         "average duration:  {}",
         o.average_duration
@@ -91,6 +92,15 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
     println!("open alerts:       {}", o.open_alerts.len());
     println!("recent runs:       {}", o.recent_runs.len());
     Ok(())
+}
+
+/// Strict mode as `tenant show` and `overview` print it.
+pub(super) fn strict_fields_text(strict: bool) -> &'static str {
+    if strict {
+        "on (a record with an unknown field is rejected)"
+    } else {
+        "off (unknown fields are kept and reported as warnings)"
+    }
 }
 
 /// `erpsync sync-now --tenant ID`: starts a run (or joins the one running) and prints

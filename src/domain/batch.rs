@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::field_names::{suggest, unknown_field_message};
 use super::record::{self, json_type, ParsedDate};
 use super::tables::TableDef;
 use super::text::{has_nul, NUL_REASON};
@@ -26,6 +27,45 @@ pub struct Rejection {
     /// What is wrong and what to send instead.
     pub reason: String,
 }
+
+/// A field of a kept record that its table does not know: the record is staged without
+/// it reaching the CRM, and the reply names it so the ERP can fix its mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Position of the record in the batch, from 0.
+    pub index: u32,
+    /// The record's external id.
+    pub external_id: String,
+    /// The unknown field, as sent.
+    pub field: String,
+    /// "unknown field; did you mean …? this table accepts: …".
+    pub message: String,
+    /// The table's field it most likely meant, or "" when none is near.
+    pub suggestion: String,
+}
+
+/// How strictly a batch is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// The tenant's zone: naive `updated_at` values are read in it.
+    pub tz: Tz,
+    /// The tenant's strict mode: a record with a field its table does not know is
+    /// rejected, instead of kept with a [`Warning`].
+    pub strict_fields: bool,
+}
+
+impl Rules {
+    /// The default rules in zone `tz`: unknown fields are warned about, not rejected.
+    pub fn lenient(tz: Tz) -> Self {
+        Self {
+            tz,
+            strict_fields: false,
+        }
+    }
+}
+
+/// One record judged on its own: kept with the warnings about it, or rejected.
+pub type Verdict = Result<(ValidRecord, Vec<Warning>), Rejection>;
 
 /// A record that passed validation, ready to stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,13 +89,21 @@ pub struct Judged {
     pub valid: Vec<ValidRecord>,
     /// Records rejected, in batch order.
     pub rejected: Vec<Rejection>,
+    /// Unknown fields of the kept records, in batch order.
+    pub warnings: Vec<Warning>,
 }
 
 /// Judges every record of a batch of `table`. Naive `updated_at` values are read in the
 /// tenant's zone `tz`. When an external id appears more than once the last one wins and
 /// each earlier one is reported, so accepted + rejected always equals the batch size.
+/// Unknown fields are warned about ([`Rules::lenient`]).
 pub fn judge(table: &TableDef, records: &[Value], tz: Tz) -> Judged {
-    settle(judge_each(table, records, 0, tz))
+    judge_under(table, records, Rules::lenient(tz))
+}
+
+/// [`judge`] under the tenant's `rules`.
+pub fn judge_under(table: &TableDef, records: &[Value], rules: Rules) -> Judged {
+    settle(judge_each(table, records, 0, rules))
 }
 
 /// Judges each record on its own (no batch-wide rule); `first_index` is the batch index
@@ -64,8 +112,8 @@ pub fn judge_each(
     table: &TableDef,
     records: &[Value],
     first_index: usize,
-    tz: Tz,
-) -> Vec<Result<ValidRecord, Rejection>> {
+    rules: Rules,
+) -> Vec<Verdict> {
     records
         .iter()
         .enumerate()
@@ -74,7 +122,7 @@ pub fn judge_each(
                 table,
                 u32::try_from(first_index + i).unwrap_or(u32::MAX),
                 rec,
-                tz,
+                rules,
             )
         })
         .collect()
@@ -82,15 +130,16 @@ pub fn judge_each(
 
 /// Applies the batch-wide rule to records judged one by one, in batch order: of several
 /// valid records with the same external id, the last wins and the others are reported.
-pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
+/// The warnings of a record reported this way go with it.
+pub fn settle(judged: Vec<Verdict>) -> Judged {
     let mut last_of: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    for valid in judged.iter().flatten() {
+    for (valid, _) in judged.iter().flatten() {
         last_of.insert(valid.external_id.clone(), valid.index);
     }
     let mut out = Judged::default();
     for result in judged {
         match result {
-            Ok(valid) => match last_of.get(&valid.external_id) {
+            Ok((valid, warnings)) => match last_of.get(&valid.external_id) {
                 Some(&last) if last != valid.index => out.rejected.push(Rejection {
                     index: valid.index,
                     external_id: valid.external_id,
@@ -99,7 +148,10 @@ pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
                         "duplicated in this batch: record {last} has the same external_id and wins"
                     ),
                 }),
-                _ => out.valid.push(valid),
+                _ => {
+                    out.valid.push(valid);
+                    out.warnings.extend(warnings);
+                }
             },
             Err(rejection) => out.rejected.push(rejection),
         }
@@ -107,7 +159,8 @@ pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
     out
 }
 
-fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidRecord, Rejection> {
+fn judge_one(table: &TableDef, index: u32, rec: &Value, rules: Rules) -> Verdict {
+    let tz = rules.tz;
     let reject = |external_id: &str, field: &str, reason: String| Rejection {
         index,
         external_id: external_id.to_owned(),
@@ -226,13 +279,63 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             reject(&external_id, &first.field, reason)
         })?
     };
-    Ok(ValidRecord {
-        index,
-        external_id,
-        fields,
-        updated_at,
-        deleted,
-    })
+    let warnings = if deleted {
+        Vec::new()
+    } else {
+        unknown_fields(table, index, &external_id, &fields)
+    };
+    if rules.strict_fields && !warnings.is_empty() {
+        let mut each = warnings.into_iter();
+        let first = each.next().unwrap_or_else(|| Warning {
+            index,
+            external_id: external_id.clone(),
+            field: String::new(),
+            message: "unknown field".into(),
+            suggestion: String::new(),
+        });
+        let others: Vec<String> = each
+            .map(|w| format!("{}: {}", w.field, w.message))
+            .collect();
+        let reason = if others.is_empty() {
+            first.message
+        } else {
+            format!("{}; also {}", first.message, others.join("; "))
+        };
+        return Err(reject(&external_id, &first.field, reason));
+    }
+    Ok((
+        ValidRecord {
+            index,
+            external_id,
+            fields,
+            updated_at,
+            deleted,
+        },
+        warnings,
+    ))
+}
+
+/// A warning for each field of a valid record that `table` does not know.
+fn unknown_fields(
+    table: &TableDef,
+    index: u32,
+    external_id: &str,
+    fields: &Map<String, Value>,
+) -> Vec<Warning> {
+    fields
+        .keys()
+        .filter(|name| table.field(name).is_none())
+        .map(|name| {
+            let suggestion = suggest(table, name);
+            Warning {
+                index,
+                external_id: external_id.to_owned(),
+                field: name.clone(),
+                message: unknown_field_message(table, suggestion),
+                suggestion: suggestion.unwrap_or_default().to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// The path of the first text under field `key` (the key itself, or a text nested in
@@ -342,6 +445,66 @@ mod tests {
         assert_eq!(reported, [0, 2]);
     }
 
+    #[test]
+    fn unknown_fields_are_warned_about_or_reject_their_record_when_strict() {
+        let table = Table::Company.def();
+        let records = [
+            json!({"external_id": "c1", "fields": {"name": "A", "document": "11.222.333/0001-81",
+                   "cnpj": "x", "erp_flag": 1}}),
+            company(json!("c2"), "clean"),
+            json!({"external_id": "c3", "deleted": true, "fields": {"cnpj": "x"}}),
+        ];
+        let lenient = judge(table, &records, chrono_tz::UTC);
+        assert_eq!(lenient.valid.len(), 3);
+        let named: Vec<(u32, &str, &str)> = lenient
+            .warnings
+            .iter()
+            .map(|w| (w.index, w.field.as_str(), w.suggestion.as_str()))
+            .collect();
+        assert_eq!(named, [(0, "cnpj", "document"), (0, "erp_flag", "")]);
+        assert!(lenient.warnings[0].message.starts_with(
+            "unknown field; did you mean \"document\"? this table accepts: name, document"
+        ));
+        // The unknown field is staged as sent (never delivered to the CRM).
+        assert!(lenient.valid[0].fields.contains_key("cnpj"));
+
+        let strict = judge_under(
+            table,
+            &records,
+            Rules {
+                tz: chrono_tz::UTC,
+                strict_fields: true,
+            },
+        );
+        assert_eq!(strict.valid.len(), 2);
+        assert!(strict.warnings.is_empty());
+        let r = &strict.rejected[0];
+        assert_eq!((r.index, r.field.as_str()), (0, "cnpj"));
+        assert!(
+            r.reason.starts_with("unknown field; did you mean"),
+            "{}",
+            r.reason
+        );
+        assert!(
+            r.reason
+                .contains("; also erp_flag: unknown field; this table accepts"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn a_duplicate_takes_its_warnings_with_it() {
+        let table = Table::Seller.def();
+        let records = [
+            json!({"external_id": "s", "fields": {"name": "A", "nome": "A"}}),
+            json!({"external_id": "s", "fields": {"name": "B"}}),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        assert_eq!(judged.valid.len(), 1);
+        assert!(judged.warnings.is_empty(), "{:?}", judged.warnings);
+    }
+
     proptest! {
         #[test]
         fn judging_in_parts_then_settling_equals_judging_whole(
@@ -353,8 +516,9 @@ mod tests {
                 .map(|(i, id)| company(json!(id), &format!("n{i}")))
                 .collect();
             let split = split.min(records.len());
-            let mut parts = judge_each(table, &records[..split], 0, chrono_tz::UTC);
-            parts.extend(judge_each(table, &records[split..], split, chrono_tz::UTC));
+            let rules = Rules::lenient(chrono_tz::UTC);
+            let mut parts = judge_each(table, &records[..split], 0, rules);
+            parts.extend(judge_each(table, &records[split..], split, rules));
             let whole = judge(table, &records, chrono_tz::UTC);
             prop_assert_eq!(settle(parts), whole.clone());
             prop_assert_eq!(whole.valid.len() + whole.rejected.len(), records.len());

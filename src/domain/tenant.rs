@@ -156,6 +156,9 @@ pub struct Tenant {
     pub abc: AbcSettings,
     /// How long its history is kept, where it differs from the server's defaults.
     pub retention: super::retention::Overrides,
+    /// Strict mode: a pushed record with a field its table does not know is rejected
+    /// (by default it is kept, and the answer warns about the field).
+    pub strict_fields: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its settings last changed.
@@ -183,6 +186,7 @@ impl Tenant {
             delete_guard: DeleteGuard::default(),
             abc: AbcSettings::default(),
             retention: super::retention::Overrides::default(),
+            strict_fields: false,
             created_at: now,
             updated_at: now,
         }
@@ -380,6 +384,8 @@ pub struct SettingsInput {
     pub run_history_days: Option<u32>,
     /// Days of ABC reports and category changes kept (0: back to the server's default).
     pub abc_history_days: Option<u32>,
+    /// Strict mode (see [`Tenant::strict_fields`]).
+    pub strict_fields: Option<bool>,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -488,6 +494,9 @@ impl SettingsUpdate {
         if let Ok(Some(v)) = super::retention::parse_change("abc_history_days", i.abc_history_days)
         {
             t.retention.abc_history_days = v;
+        }
+        if let Some(v) = i.strict_fields {
+            t.strict_fields = v;
         }
         t.updated_at = now;
         Ok(())

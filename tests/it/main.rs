@@ -19,6 +19,7 @@ mod due;
 mod echoes;
 mod erp_outage;
 mod export;
+mod fields;
 mod flood;
 mod grpcurl;
 mod host_outage;

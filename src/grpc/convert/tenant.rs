@@ -54,6 +54,7 @@ pub fn overview(o: Overview) -> pb::Overview {
         crm_sink: o.crm_sink,
         run_history_days: t.retention.run_history_days,
         abc_history_days: t.retention.abc_history_days,
+        strict_fields: t.strict_fields,
     }
 }
 
@@ -183,6 +184,7 @@ pub fn settings_update(
         },
         run_history_days: req.run_history_days,
         abc_history_days: req.abc_history_days,
+        strict_fields: req.strict_fields,
     });
     match parsed {
         Ok(u) if violations.is_empty() => Ok(u),
