@@ -64,8 +64,29 @@ impl Rules {
     }
 }
 
-/// One record judged on its own: kept with the warnings about it, or rejected.
-pub type Verdict = Result<(ValidRecord, Vec<Warning>), Rejection>;
+/// The fields of one kept record that its table does not know, in the record's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnknownFields {
+    /// Position of the record in the batch, from 0.
+    pub index: u32,
+    /// The record's external id.
+    pub external_id: String,
+    /// The unknown fields' names, as sent.
+    pub names: Vec<String>,
+}
+
+/// One record judged on its own: kept (with its unknown fields, when it has any), or
+/// rejected.
+pub type Verdict = Result<(ValidRecord, Option<UnknownFields>), Rejection>;
+
+/// Most warnings one answer lists (with their suggestions, computed for those only): a
+/// batch may carry millions of unknown fields, and its answer and logged body must stay
+/// bounded. Past it, one last warning (field "") says how many more there were; the
+/// request log counts them all.
+pub const MAX_LISTED_WARNINGS: usize = 1000;
+
+/// Most other unknown fields a strict rejection names besides the first.
+const MAX_NAMED_OTHERS: usize = 5;
 
 /// A record that passed validation, ready to stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,8 +110,8 @@ pub struct Judged {
     pub valid: Vec<ValidRecord>,
     /// Records rejected, in batch order.
     pub rejected: Vec<Rejection>,
-    /// Unknown fields of the kept records, in batch order.
-    pub warnings: Vec<Warning>,
+    /// Unknown fields of the kept records, in batch order (see [`warnings`]).
+    pub unknown: Vec<UnknownFields>,
 }
 
 /// Judges every record of a batch of `table`. Naive `updated_at` values are read in the
@@ -139,7 +160,7 @@ pub fn settle(judged: Vec<Verdict>) -> Judged {
     let mut out = Judged::default();
     for result in judged {
         match result {
-            Ok((valid, warnings)) => match last_of.get(&valid.external_id) {
+            Ok((valid, unknown)) => match last_of.get(&valid.external_id) {
                 Some(&last) if last != valid.index => out.rejected.push(Rejection {
                     index: valid.index,
                     external_id: valid.external_id,
@@ -150,7 +171,7 @@ pub fn settle(judged: Vec<Verdict>) -> Judged {
                 }),
                 _ => {
                     out.valid.push(valid);
-                    out.warnings.extend(warnings);
+                    out.unknown.extend(unknown);
                 }
             },
             Err(rejection) => out.rejected.push(rejection),
@@ -279,30 +300,37 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, rules: Rules) -> Verdict
             reject(&external_id, &first.field, reason)
         })?
     };
-    let warnings = if deleted {
+    // A tombstone's fields are not read: they are not checked for unknown ones either.
+    let names: Vec<String> = if deleted {
         Vec::new()
     } else {
-        unknown_fields(table, index, &external_id, &fields)
+        fields
+            .keys()
+            .filter(|name| table.field(name).is_none())
+            .cloned()
+            .collect()
     };
-    if rules.strict_fields && !warnings.is_empty() {
-        let mut each = warnings.into_iter();
-        let first = each.next().unwrap_or_else(|| Warning {
-            index,
-            external_id: external_id.clone(),
-            field: String::new(),
-            message: "unknown field".into(),
-            suggestion: String::new(),
-        });
-        let others: Vec<String> = each
-            .map(|w| format!("{}: {}", w.field, w.message))
-            .collect();
-        let reason = if others.is_empty() {
-            first.message
-        } else {
-            format!("{}; also {}", first.message, others.join("; "))
-        };
-        return Err(reject(&external_id, &first.field, reason));
+    if let (true, Some(first)) = (rules.strict_fields, names.first()) {
+        let mut reason = unknown_field_message(table, suggest(table, first));
+        let others = &names[1..];
+        if !others.is_empty() {
+            let shown: Vec<&str> = others
+                .iter()
+                .take(MAX_NAMED_OTHERS)
+                .map(String::as_str)
+                .collect();
+            reason.push_str(&format!("; also unknown: {}", shown.join(", ")));
+            if others.len() > MAX_NAMED_OTHERS {
+                reason.push_str(&format!(" and {} more", others.len() - MAX_NAMED_OTHERS));
+            }
+        }
+        return Err(reject(&external_id, first, reason));
     }
+    let unknown = (!names.is_empty()).then(|| UnknownFields {
+        index,
+        external_id: external_id.clone(),
+        names,
+    });
     Ok((
         ValidRecord {
             index,
@@ -311,31 +339,44 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, rules: Rules) -> Verdict
             updated_at,
             deleted,
         },
-        warnings,
+        unknown,
     ))
 }
 
-/// A warning for each field of a valid record that `table` does not know.
-fn unknown_fields(
-    table: &TableDef,
-    index: u32,
-    external_id: &str,
-    fields: &Map<String, Value>,
-) -> Vec<Warning> {
-    fields
-        .keys()
-        .filter(|name| table.field(name).is_none())
-        .map(|name| {
+/// The warnings an answer lists for the unknown fields of its kept records, in batch
+/// order, at most [`MAX_LISTED_WARNINGS`] of them then one saying how many more there
+/// were; and how many unknown fields there were in all (the request log's count).
+pub fn warnings(table: &TableDef, unknown: &[UnknownFields]) -> (Vec<Warning>, u32) {
+    let total: usize = unknown.iter().map(|u| u.names.len()).sum();
+    let mut listed = Vec::new();
+    for u in unknown {
+        for name in &u.names {
+            if listed.len() == MAX_LISTED_WARNINGS {
+                listed.push(Warning {
+                    index: u.index,
+                    external_id: u.external_id.clone(),
+                    field: String::new(),
+                    message: format!(
+                        "{} more unknown fields from this record on are not listed (an answer \
+                         lists at most {MAX_LISTED_WARNINGS}): fix the field names above, then \
+                         send again",
+                        total - MAX_LISTED_WARNINGS
+                    ),
+                    suggestion: String::new(),
+                });
+                return (listed, u32::try_from(total).unwrap_or(u32::MAX));
+            }
             let suggestion = suggest(table, name);
-            Warning {
-                index,
-                external_id: external_id.to_owned(),
+            listed.push(Warning {
+                index: u.index,
+                external_id: u.external_id.clone(),
                 field: name.clone(),
                 message: unknown_field_message(table, suggestion),
                 suggestion: suggestion.unwrap_or_default().to_owned(),
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    (listed, u32::try_from(total).unwrap_or(u32::MAX))
 }
 
 /// The path of the first text under field `key` (the key itself, or a text nested in
@@ -456,13 +497,14 @@ mod tests {
         ];
         let lenient = judge(table, &records, chrono_tz::UTC);
         assert_eq!(lenient.valid.len(), 3);
-        let named: Vec<(u32, &str, &str)> = lenient
-            .warnings
+        let (listed, total) = warnings(table, &lenient.unknown);
+        assert_eq!(total, 2);
+        let named: Vec<(u32, &str, &str)> = listed
             .iter()
             .map(|w| (w.index, w.field.as_str(), w.suggestion.as_str()))
             .collect();
         assert_eq!(named, [(0, "cnpj", "document"), (0, "erp_flag", "")]);
-        assert!(lenient.warnings[0].message.starts_with(
+        assert!(listed[0].message.starts_with(
             "unknown field; did you mean \"document\"? this table accepts: name, document"
         ));
         // The unknown field is staged as sent (never delivered to the CRM).
@@ -477,7 +519,7 @@ mod tests {
             },
         );
         assert_eq!(strict.valid.len(), 2);
-        assert!(strict.warnings.is_empty());
+        assert!(strict.unknown.is_empty());
         let r = &strict.rejected[0];
         assert_eq!((r.index, r.field.as_str()), (0, "cnpj"));
         assert!(
@@ -486,11 +528,46 @@ mod tests {
             r.reason
         );
         assert!(
-            r.reason
-                .contains("; also erp_flag: unknown field; this table accepts"),
+            r.reason.ends_with("phone; also unknown: erp_flag"),
             "{}",
             r.reason
         );
+    }
+
+    #[test]
+    fn a_flood_of_unknown_fields_lists_a_bounded_number_of_warnings() {
+        let table = Table::Seller.def();
+        let many: Map<String, Value> = (0..3000)
+            .map(|i| (format!("f{i}"), json!(1)))
+            .chain([("name".to_owned(), json!("A"))])
+            .collect();
+        let records = [
+            json!({"external_id": "a", "fields": many}),
+            json!({"external_id": "b", "fields": many}),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        let (listed, total) = warnings(table, &judged.unknown);
+        assert_eq!(total, 6000);
+        assert_eq!(listed.len(), MAX_LISTED_WARNINGS + 1);
+        let last = &listed[MAX_LISTED_WARNINGS];
+        assert_eq!((last.field.as_str(), last.index), ("", 0));
+        assert!(
+            last.message.starts_with("5000 more unknown fields"),
+            "{}",
+            last.message
+        );
+
+        let strict = judge_under(
+            table,
+            &records[..1],
+            Rules {
+                tz: chrono_tz::UTC,
+                strict_fields: true,
+            },
+        );
+        let reason = &strict.rejected[0].reason;
+        assert!(reason.ends_with("and 2994 more"), "{reason}");
+        assert!(reason.len() < 300, "{reason}");
     }
 
     #[test]
@@ -502,7 +579,7 @@ mod tests {
         ];
         let judged = judge(table, &records, chrono_tz::UTC);
         assert_eq!(judged.valid.len(), 1);
-        assert!(judged.warnings.is_empty(), "{:?}", judged.warnings);
+        assert!(judged.unknown.is_empty(), "{:?}", judged.unknown);
     }
 
     proptest! {
