@@ -488,6 +488,20 @@ async fn a_strict_tenant_rejects_a_record_with_an_unknown_field_and_stores_none_
     assert_eq!(answer["accepted"], 2, "{answer}");
     assert_eq!(answer["warnings"][0]["field"], "cnpj");
 
+    // A record sent bare (not in {"records": [...]}) is a 400 naming the table's fields.
+    let (status, answer) = http_post(
+        app.port,
+        "/erp/v1/company",
+        Some(&erp),
+        valid_fields("company").to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("company accepts: name, document, seller_id, city, state, email, phone"),
+        "{answer}"
+    );
+
     // Strict mode of a tenant that does not exist: NOT_FOUND, nothing created.
     for err in [
         history
