@@ -105,6 +105,7 @@ fn entry(tenant: &TenantId, i: u64) -> RequestLogEntry {
         duration_ms: 3,
         accepted: 1,
         rejected: 0,
+        warnings: 0,
         error: None,
         request_body: format!(
             "{{\"records\":[{{\"external_id\":\"W{i}\",\"fields\":{{\"name\":\"Empresa {i}\",\"city\":\"São Paulo\"}}}}]}}"

@@ -177,7 +177,7 @@ async fn push(
         }
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let records = match parse_body(&bytes) {
+    let records = match parse_body(&bytes, &table) {
         Ok(r) => r,
         Err(err) => return failed(state.ingestor.log_failure(&meta(text), &[], err).await),
     };
@@ -250,26 +250,39 @@ fn tenant_of(state: &HttpState, grant: Option<&Grant>) -> Result<TenantId, AppEr
 const NOT_COMPRESSED: &str =
     "compressed bodies are not accepted: send the JSON uncompressed (no Content-Encoding)";
 
-fn parse_body(bytes: &[u8]) -> Result<Vec<Value>, AppError> {
+fn parse_body(bytes: &[u8], table: &str) -> Result<Vec<Value>, AppError> {
     // gzip's magic number: a client that compressed without saying so.
     if bytes.starts_with(&[0x1f, 0x8b]) {
         return Err(AppError::InvalidArgument(NOT_COMPRESSED.into()));
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| AppError::InvalidArgument(format!("malformed JSON: {e}")))?;
+    // A body of the wrong shape is often one record, or its fields, sent bare: the answer
+    // shows the shape with the table's fields.
+    let shape = || match crate::domain::tables::find(table) {
+        Some(def) => format!(
+            " ({{\"records\": [{{\"external_id\": \"…\", \"fields\": {{…}}}}]}}; {} accepts: {})",
+            def.id,
+            def.accepted_fields()
+        ),
+        None => String::new(),
+    };
     match value {
         Value::Object(mut obj) => match obj.remove("records") {
             Some(Value::Array(records)) => Ok(records),
-            Some(_) => Err(AppError::InvalidArgument(
-                "\"records\" must be a list of records".into(),
-            )),
-            None => Err(AppError::InvalidArgument(
-                "expected {\"records\": [...]}: the body has no \"records\"".into(),
-            )),
+            Some(_) => Err(AppError::InvalidArgument(format!(
+                "\"records\" must be a list of records{}",
+                shape()
+            ))),
+            None => Err(AppError::InvalidArgument(format!(
+                "expected {{\"records\": [...]}}: the body has no \"records\"{}",
+                shape()
+            ))),
         },
-        _ => Err(AppError::InvalidArgument(
-            "expected a JSON object {\"records\": [...]}".into(),
-        )),
+        _ => Err(AppError::InvalidArgument(format!(
+            "expected a JSON object {{\"records\": [...]}}{}",
+            shape()
+        ))),
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::alert::AlertKind;
-use crate::domain::batch::{self, Rejection};
+use crate::domain::batch::{self, Rejection, Rules, Warning};
 use crate::domain::due::Moment;
 use crate::domain::request_log::{cut_body, RequestLogEntry, Transport};
 use crate::domain::run::{Level, NewEvent};
@@ -133,6 +133,8 @@ pub struct PushReply {
     pub accepted: u32,
     /// Records not kept, by index.
     pub rejected: Vec<Rejection>,
+    /// Fields of kept records that their table does not know, by index.
+    pub warnings: Vec<Warning>,
 }
 
 /// A request that failed as a whole, after it was logged: its error, the id of its
@@ -229,7 +231,11 @@ impl Ingestor {
             let (cut, truncated) = cut_body(&source.render(&all), cap);
             (StoredBody::encode(&cut), truncated)
         });
-        let judged = judge(table, records, tenant.timezone).await?;
+        let rules = Rules {
+            tz: tenant.timezone,
+            strict_fields: tenant.strict_fields,
+        };
+        let judged = judge(table, records, rules).await?;
         let (body, truncated) = body.await.map_err(anyhow::Error::from)?;
         let staged = self
             .stage(Staging {
@@ -269,10 +275,19 @@ impl Ingestor {
         let mut rejected = s.judged.rejected;
         rejected.extend(outcome.stale);
         rejected.sort_by_key(|r| r.index);
+        // A record staging found stale was not kept: no warning about its fields.
+        let mut unknown = s.judged.unknown;
+        unknown.retain(|u| {
+            rejected
+                .binary_search_by_key(&u.index, |r| r.index)
+                .is_err()
+        });
+        let (warnings, unknown_count) = batch::warnings(s.table, &unknown);
         let reply = PushReply {
             request_id: request_id.clone(),
             accepted: u32::try_from(s.batch_size - rejected.len()).unwrap_or(u32::MAX),
             rejected,
+            warnings,
         };
         let response = match s.answer {
             Answer::Push => serde_json::to_string(&reply).unwrap_or_default(),
@@ -292,6 +307,7 @@ impl Ingestor {
         };
         let mut e = entry(meta, &request_id, "OK", 200, &reply, response.clone(), None);
         e.request_truncated = s.truncated;
+        e.warnings = unknown_count;
         let logged = request_log::insert(&txn, &e, &s.body).await?;
         if reply.accepted > 0 {
             freshness::arrived_in(&txn, &meta.tenant, s.table.table, meta.received_at).await?;
@@ -453,6 +469,7 @@ impl Ingestor {
             request_id: request_id.to_owned(),
             accepted: 0,
             rejected: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut e = entry(
             meta,
@@ -519,16 +536,16 @@ pub struct Staged {
 async fn judge(
     table: &'static TableDef,
     records: &Arc<Vec<Value>>,
-    tz: Tz,
+    rules: Rules,
 ) -> Result<batch::Judged> {
     if records.len() < PARALLEL_FROM {
-        return Ok(batch::judge(table, records, tz));
+        return Ok(batch::judge_under(table, records, rules));
     }
     let half = records.len() / 2;
     let all = Arc::clone(records);
     let second =
-        tokio::task::spawn_blocking(move || batch::judge_each(table, &all[half..], half, tz));
-    let mut judged = batch::judge_each(table, &records[..half], 0, tz);
+        tokio::task::spawn_blocking(move || batch::judge_each(table, &all[half..], half, rules));
+    let mut judged = batch::judge_each(table, &records[..half], 0, rules);
     judged.extend(second.await.map_err(anyhow::Error::from)?);
     Ok(batch::settle(judged))
 }
@@ -592,6 +609,8 @@ fn entry(
         duration_ms: u64::try_from(meta.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         accepted: reply.accepted,
         rejected: u32::try_from(reply.rejected.len()).unwrap_or(u32::MAX),
+        // The staging path sets the count of every unknown field (the reply lists a part).
+        warnings: 0,
         error,
         request_body: String::new(),
         request_truncated: false,

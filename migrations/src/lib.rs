@@ -29,6 +29,7 @@ mod m20261207_000018_crm_count;
 mod m20261207_000019_tenant_due;
 mod m20261207_000020_retention;
 mod m20261207_000021_request_log_partitions;
+mod m20261207_000022_field_warnings;
 mod m20261207_000024_table_freshness;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
@@ -98,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_tenant_due::Migration),
             Box::new(m20261207_000020_retention::Migration),
             Box::new(m20261207_000021_request_log_partitions::Migration),
+            Box::new(m20261207_000022_field_warnings::Migration),
             Box::new(m20261207_000024_table_freshness::Migration),
         ]
     }

@@ -104,6 +104,10 @@ pub enum TenantCommand {
         /// A table whose freshness limit is removed (repeat for several).
         #[arg(long = "clear-table-freshness", value_name = "TABLE")]
         clear_table_freshness: Vec<String>,
+        /// Strict mode: true rejects a pushed record with a field its table does not
+        /// know; false (the default) keeps it and warns about the field in the answer.
+        #[arg(long, value_name = "true|false")]
+        strict_fields: Option<bool>,
         #[command(flatten)]
         abc: Box<AbcArgs>,
         #[command(flatten)]
@@ -368,6 +372,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
             abc_history_days,
             table_freshness,
             clear_table_freshness,
+            strict_fields,
             abc,
             remote,
         } => {
@@ -391,6 +396,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 abc_history_days,
                 table_freshness,
                 clear_table_freshness,
+                strict_fields,
             };
             let freshness = freshness_text(&input);
             let t = match remote.admin().await? {
@@ -697,7 +703,7 @@ fn describe(t: &Tenant) -> String {
         .map(|at| at.with_timezone(&t.timezone).to_rfc3339())
         .unwrap_or_else(|| "none".into());
     format!(
-        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nretention: runs {}, abc history {}\nbusiness_rule: {}\n",
+        "id: {}\nname: {}\ntimezone: {}\nerp: {}\nintegration_type: {}\ndeployment_status: {}\nactive: {}\nscheduled: {}\nschedule: {}\nnext_run: {}\nmax_time_without_success: {}\ndelete_guard: more than {} % and at least {} rows\nabc: {} totals of the last {} months, A below {} %, B below {} %\nlifecycle: new ≤ {} days, active ≤ {} days, inactive after {} days\nabc_shift_guard: {}\nretention: runs {}, abc history {}\nstrict_fields: {}\nbusiness_rule: {}\n",
         t.id,
         t.name,
         t.timezone.name(),
@@ -725,6 +731,7 @@ fn describe(t: &Tenant) -> String {
         },
         kept_days(t.retention.run_history_days),
         kept_days(t.retention.abc_history_days),
+        super::client::strict_fields_text(t.strict_fields),
         t.business_rule
     )
 }

@@ -85,6 +85,7 @@ pub async fn overview(server: &str, token: &str, tenant: &str) -> anyhow::Result
         }
     );
     println!("database size:     {} bytes", o.db_size_bytes);
+    println!("strict fields:     {}", strict_fields_text(o.strict_fields));
     println!(
         "average duration:  {}",
         o.average_duration
@@ -128,6 +129,15 @@ fn freshness_lines(tables: &[pb::TableFreshnessStatus]) -> String {
         ));
     }
     out
+}
+
+/// Strict mode as `tenant show` and `overview` print it.
+pub(super) fn strict_fields_text(strict: bool) -> &'static str {
+    if strict {
+        "on (a record with an unknown field is rejected)"
+    } else {
+        "off (unknown fields are kept and reported as warnings)"
+    }
 }
 
 /// `erpsync sync-now --tenant ID`: starts a run (or joins the one running) and prints

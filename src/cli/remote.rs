@@ -138,6 +138,7 @@ impl Admin {
                 })
                 .collect(),
             clear_table_freshness: s.clear_table_freshness,
+            strict_fields: s.strict_fields,
         };
         let req = pb::UpdateTenantRequest {
             tenant_id: id.to_owned(),
@@ -361,6 +362,7 @@ fn tenant_from(t: pb::Tenant) -> anyhow::Result<Tenant> {
             run_history_days: t.run_history_days,
             abc_history_days: t.abc_history_days,
         },
+        strict_fields: t.strict_fields,
         created_at: timestamp(t.created_at)?,
         updated_at: timestamp(t.updated_at)?,
         name: t.name,

@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::field_names::{suggest, unknown_field_message};
 use super::record::{self, json_type, ParsedDate};
 use super::tables::TableDef;
 use super::text::{has_nul, NUL_REASON};
@@ -26,6 +27,66 @@ pub struct Rejection {
     /// What is wrong and what to send instead.
     pub reason: String,
 }
+
+/// A field of a kept record that its table does not know: the record is staged without
+/// it reaching the CRM, and the reply names it so the ERP can fix its mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Position of the record in the batch, from 0.
+    pub index: u32,
+    /// The record's external id.
+    pub external_id: String,
+    /// The unknown field, as sent.
+    pub field: String,
+    /// "unknown field; did you mean …? this table accepts: …".
+    pub message: String,
+    /// The table's field it most likely meant, or "" when none is near.
+    pub suggestion: String,
+}
+
+/// How strictly a batch is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// The tenant's zone: naive `updated_at` values are read in it.
+    pub tz: Tz,
+    /// The tenant's strict mode: a record with a field its table does not know is
+    /// rejected, instead of kept with a [`Warning`].
+    pub strict_fields: bool,
+}
+
+impl Rules {
+    /// The default rules in zone `tz`: unknown fields are warned about, not rejected.
+    pub fn lenient(tz: Tz) -> Self {
+        Self {
+            tz,
+            strict_fields: false,
+        }
+    }
+}
+
+/// The fields of one kept record that its table does not know, in the record's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnknownFields {
+    /// Position of the record in the batch, from 0.
+    pub index: u32,
+    /// The record's external id.
+    pub external_id: String,
+    /// The unknown fields' names, as sent.
+    pub names: Vec<String>,
+}
+
+/// One record judged on its own: kept (with its unknown fields, when it has any), or
+/// rejected.
+pub type Verdict = Result<(ValidRecord, Option<UnknownFields>), Rejection>;
+
+/// Most warnings one answer lists (with their suggestions, computed for those only): a
+/// batch may carry millions of unknown fields, and its answer and logged body must stay
+/// bounded. Past it, one last warning (field "") says how many more there were; the
+/// request log counts them all.
+pub const MAX_LISTED_WARNINGS: usize = 1000;
+
+/// Most other unknown fields a strict rejection names besides the first.
+const MAX_NAMED_OTHERS: usize = 5;
 
 /// A record that passed validation, ready to stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,13 +110,21 @@ pub struct Judged {
     pub valid: Vec<ValidRecord>,
     /// Records rejected, in batch order.
     pub rejected: Vec<Rejection>,
+    /// Unknown fields of the kept records, in batch order (see [`warnings`]).
+    pub unknown: Vec<UnknownFields>,
 }
 
 /// Judges every record of a batch of `table`. Naive `updated_at` values are read in the
 /// tenant's zone `tz`. When an external id appears more than once the last one wins and
 /// each earlier one is reported, so accepted + rejected always equals the batch size.
+/// Unknown fields are warned about ([`Rules::lenient`]).
 pub fn judge(table: &TableDef, records: &[Value], tz: Tz) -> Judged {
-    settle(judge_each(table, records, 0, tz))
+    judge_under(table, records, Rules::lenient(tz))
+}
+
+/// [`judge`] under the tenant's `rules`.
+pub fn judge_under(table: &TableDef, records: &[Value], rules: Rules) -> Judged {
+    settle(judge_each(table, records, 0, rules))
 }
 
 /// Judges each record on its own (no batch-wide rule); `first_index` is the batch index
@@ -64,8 +133,8 @@ pub fn judge_each(
     table: &TableDef,
     records: &[Value],
     first_index: usize,
-    tz: Tz,
-) -> Vec<Result<ValidRecord, Rejection>> {
+    rules: Rules,
+) -> Vec<Verdict> {
     records
         .iter()
         .enumerate()
@@ -74,7 +143,7 @@ pub fn judge_each(
                 table,
                 u32::try_from(first_index + i).unwrap_or(u32::MAX),
                 rec,
-                tz,
+                rules,
             )
         })
         .collect()
@@ -82,15 +151,16 @@ pub fn judge_each(
 
 /// Applies the batch-wide rule to records judged one by one, in batch order: of several
 /// valid records with the same external id, the last wins and the others are reported.
-pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
+/// The warnings of a record reported this way go with it.
+pub fn settle(judged: Vec<Verdict>) -> Judged {
     let mut last_of: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    for valid in judged.iter().flatten() {
+    for (valid, _) in judged.iter().flatten() {
         last_of.insert(valid.external_id.clone(), valid.index);
     }
     let mut out = Judged::default();
     for result in judged {
         match result {
-            Ok(valid) => match last_of.get(&valid.external_id) {
+            Ok((valid, unknown)) => match last_of.get(&valid.external_id) {
                 Some(&last) if last != valid.index => out.rejected.push(Rejection {
                     index: valid.index,
                     external_id: valid.external_id,
@@ -99,7 +169,10 @@ pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
                         "duplicated in this batch: record {last} has the same external_id and wins"
                     ),
                 }),
-                _ => out.valid.push(valid),
+                _ => {
+                    out.valid.push(valid);
+                    out.unknown.extend(unknown);
+                }
             },
             Err(rejection) => out.rejected.push(rejection),
         }
@@ -107,7 +180,8 @@ pub fn settle(judged: Vec<Result<ValidRecord, Rejection>>) -> Judged {
     out
 }
 
-fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidRecord, Rejection> {
+fn judge_one(table: &TableDef, index: u32, rec: &Value, rules: Rules) -> Verdict {
+    let tz = rules.tz;
     let reject = |external_id: &str, field: &str, reason: String| Rejection {
         index,
         external_id: external_id.to_owned(),
@@ -226,13 +300,83 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, tz: Tz) -> Result<ValidR
             reject(&external_id, &first.field, reason)
         })?
     };
-    Ok(ValidRecord {
+    // A tombstone's fields are not read: they are not checked for unknown ones either.
+    let names: Vec<String> = if deleted {
+        Vec::new()
+    } else {
+        fields
+            .keys()
+            .filter(|name| table.field(name).is_none())
+            .cloned()
+            .collect()
+    };
+    if let (true, Some(first)) = (rules.strict_fields, names.first()) {
+        let mut reason = unknown_field_message(table, suggest(table, first));
+        let others = &names[1..];
+        if !others.is_empty() {
+            let shown: Vec<&str> = others
+                .iter()
+                .take(MAX_NAMED_OTHERS)
+                .map(String::as_str)
+                .collect();
+            reason.push_str(&format!("; also unknown: {}", shown.join(", ")));
+            if others.len() > MAX_NAMED_OTHERS {
+                reason.push_str(&format!(" and {} more", others.len() - MAX_NAMED_OTHERS));
+            }
+        }
+        return Err(reject(&external_id, first, reason));
+    }
+    let unknown = (!names.is_empty()).then(|| UnknownFields {
         index,
-        external_id,
-        fields,
-        updated_at,
-        deleted,
-    })
+        external_id: external_id.clone(),
+        names,
+    });
+    Ok((
+        ValidRecord {
+            index,
+            external_id,
+            fields,
+            updated_at,
+            deleted,
+        },
+        unknown,
+    ))
+}
+
+/// The warnings an answer lists for the unknown fields of its kept records, in batch
+/// order, at most [`MAX_LISTED_WARNINGS`] of them then one saying how many more there
+/// were; and how many unknown fields there were in all (the request log's count).
+pub fn warnings(table: &TableDef, unknown: &[UnknownFields]) -> (Vec<Warning>, u32) {
+    let total: usize = unknown.iter().map(|u| u.names.len()).sum();
+    let mut listed = Vec::new();
+    for u in unknown {
+        for name in &u.names {
+            if listed.len() == MAX_LISTED_WARNINGS {
+                listed.push(Warning {
+                    index: u.index,
+                    external_id: u.external_id.clone(),
+                    field: String::new(),
+                    message: format!(
+                        "{} more unknown fields from this record on are not listed (an answer \
+                         lists at most {MAX_LISTED_WARNINGS}): fix the field names above, then \
+                         send again",
+                        total - MAX_LISTED_WARNINGS
+                    ),
+                    suggestion: String::new(),
+                });
+                return (listed, u32::try_from(total).unwrap_or(u32::MAX));
+            }
+            let suggestion = suggest(table, name);
+            listed.push(Warning {
+                index: u.index,
+                external_id: u.external_id.clone(),
+                field: name.clone(),
+                message: unknown_field_message(table, suggestion),
+                suggestion: suggestion.unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    (listed, u32::try_from(total).unwrap_or(u32::MAX))
 }
 
 /// The path of the first text under field `key` (the key itself, or a text nested in
@@ -342,6 +486,102 @@ mod tests {
         assert_eq!(reported, [0, 2]);
     }
 
+    #[test]
+    fn unknown_fields_are_warned_about_or_reject_their_record_when_strict() {
+        let table = Table::Company.def();
+        let records = [
+            json!({"external_id": "c1", "fields": {"name": "A", "document": "11.222.333/0001-81",
+                   "cnpj": "x", "erp_flag": 1}}),
+            company(json!("c2"), "clean"),
+            json!({"external_id": "c3", "deleted": true, "fields": {"cnpj": "x"}}),
+        ];
+        let lenient = judge(table, &records, chrono_tz::UTC);
+        assert_eq!(lenient.valid.len(), 3);
+        let (listed, total) = warnings(table, &lenient.unknown);
+        assert_eq!(total, 2);
+        let named: Vec<(u32, &str, &str)> = listed
+            .iter()
+            .map(|w| (w.index, w.field.as_str(), w.suggestion.as_str()))
+            .collect();
+        assert_eq!(named, [(0, "cnpj", "document"), (0, "erp_flag", "")]);
+        assert!(listed[0].message.starts_with(
+            "unknown field; did you mean \"document\"? this table accepts: name, document"
+        ));
+        // The unknown field is staged as sent (never delivered to the CRM).
+        assert!(lenient.valid[0].fields.contains_key("cnpj"));
+
+        let strict = judge_under(
+            table,
+            &records,
+            Rules {
+                tz: chrono_tz::UTC,
+                strict_fields: true,
+            },
+        );
+        assert_eq!(strict.valid.len(), 2);
+        assert!(strict.unknown.is_empty());
+        let r = &strict.rejected[0];
+        assert_eq!((r.index, r.field.as_str()), (0, "cnpj"));
+        assert!(
+            r.reason.starts_with("unknown field; did you mean"),
+            "{}",
+            r.reason
+        );
+        assert!(
+            r.reason.ends_with("phone; also unknown: erp_flag"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn a_flood_of_unknown_fields_lists_a_bounded_number_of_warnings() {
+        let table = Table::Seller.def();
+        let many: Map<String, Value> = (0..3000)
+            .map(|i| (format!("f{i}"), json!(1)))
+            .chain([("name".to_owned(), json!("A"))])
+            .collect();
+        let records = [
+            json!({"external_id": "a", "fields": many}),
+            json!({"external_id": "b", "fields": many}),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        let (listed, total) = warnings(table, &judged.unknown);
+        assert_eq!(total, 6000);
+        assert_eq!(listed.len(), MAX_LISTED_WARNINGS + 1);
+        let last = &listed[MAX_LISTED_WARNINGS];
+        assert_eq!((last.field.as_str(), last.index), ("", 0));
+        assert!(
+            last.message.starts_with("5000 more unknown fields"),
+            "{}",
+            last.message
+        );
+
+        let strict = judge_under(
+            table,
+            &records[..1],
+            Rules {
+                tz: chrono_tz::UTC,
+                strict_fields: true,
+            },
+        );
+        let reason = &strict.rejected[0].reason;
+        assert!(reason.ends_with("and 2994 more"), "{reason}");
+        assert!(reason.len() < 300, "{reason}");
+    }
+
+    #[test]
+    fn a_duplicate_takes_its_warnings_with_it() {
+        let table = Table::Seller.def();
+        let records = [
+            json!({"external_id": "s", "fields": {"name": "A", "nome": "A"}}),
+            json!({"external_id": "s", "fields": {"name": "B"}}),
+        ];
+        let judged = judge(table, &records, chrono_tz::UTC);
+        assert_eq!(judged.valid.len(), 1);
+        assert!(judged.unknown.is_empty(), "{:?}", judged.unknown);
+    }
+
     proptest! {
         #[test]
         fn judging_in_parts_then_settling_equals_judging_whole(
@@ -353,8 +593,9 @@ mod tests {
                 .map(|(i, id)| company(json!(id), &format!("n{i}")))
                 .collect();
             let split = split.min(records.len());
-            let mut parts = judge_each(table, &records[..split], 0, chrono_tz::UTC);
-            parts.extend(judge_each(table, &records[split..], split, chrono_tz::UTC));
+            let rules = Rules::lenient(chrono_tz::UTC);
+            let mut parts = judge_each(table, &records[..split], 0, rules);
+            parts.extend(judge_each(table, &records[split..], split, rules));
             let whole = judge(table, &records, chrono_tz::UTC);
             prop_assert_eq!(settle(parts), whole.clone());
             prop_assert_eq!(whole.valid.len() + whole.rejected.len(), records.len());

@@ -63,6 +63,9 @@ pub struct RequestLogEntry {
     pub accepted: u32,
     /// Records rejected.
     pub rejected: u32,
+    /// Unknown fields reported in the answer's `warnings` (kept records' fields their
+    /// table does not know).
+    pub warnings: u32,
     /// The error message of a failed request.
     pub error: Option<String>,
     /// The request body, cut at the configured cap.

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub use super::language::Language;
+
 /// One ERP table erpsync accepts. Its id ([`Table::as_str`]) is what requests, the
 /// database's `table_name` columns, logs and the proto name it by; inside erpsync a table
 /// is this enum.
@@ -102,8 +104,9 @@ pub enum Kind {
     Text,
     /// Like `Text`, but a JSON integer is also accepted (ERPs send numeric product codes).
     Code,
-    /// The external id of another record: a string of at most 200 characters or a JSON integer.
-    Ref,
+    /// The external id of a record of the given table: a string of at most 200 characters
+    /// or a JSON integer.
+    Ref(Table),
     /// A date or date-time, see [`parse_date`](crate::domain::record::parse_date).
     Date,
     /// An exact decimal amount that may be negative (credit notes).
@@ -122,6 +125,106 @@ pub enum Kind {
     CnpjOrCpf,
 }
 
+impl Kind {
+    /// The kind's name in the catalogue (ListTables, the OpenAPI document, the host guide).
+    pub const fn type_name(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Code => "code",
+            Kind::Ref(_) => "reference",
+            Kind::Date => "date",
+            Kind::Money => "money",
+            Kind::NonNegativeMoney => "non_negative_money",
+            Kind::Quantity => "quantity",
+            Kind::Fraction => "fraction",
+            Kind::Cnpj => "cnpj",
+            Kind::Cpf => "cpf",
+            Kind::CnpjOrCpf => "cnpj_or_cpf",
+        }
+    }
+
+    /// The table a reference points to; `None` for the other kinds.
+    pub const fn references(self) -> Option<Table> {
+        match self {
+            Kind::Ref(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// What a value of this kind looks like, for a person configuring an ERP.
+    pub const fn format(self) -> Words {
+        match self {
+            Kind::Text => words(
+                "texto, até 1000 caracteres",
+                "text, at most 1000 characters",
+            ),
+            Kind::Code => words(
+                "código: texto (até 1000 caracteres) ou número inteiro",
+                "code: text (at most 1000 characters) or a whole number",
+            ),
+            Kind::Ref(_) => words(
+                "o external_id de um registro da tabela referenciada: texto (até 200 caracteres) ou número inteiro",
+                "the external_id of a record of the referenced table: text (at most 200 characters) or a whole number",
+            ),
+            Kind::Date => words(
+                "data: AAAA-MM-DD, DD/MM/AAAA ou data-hora ISO 8601; sem fuso, vale o fuso do tenant",
+                "date: YYYY-MM-DD, DD/MM/YYYY or an ISO 8601 date-time; without an offset, the tenant's zone",
+            ),
+            Kind::Money => words(
+                "valor decimal exato, pode ser negativo (devoluções); separador . ou , (envie como texto)",
+                "exact decimal amount, may be negative (credit notes); . or , as separator (send it as a string)",
+            ),
+            Kind::NonNegativeMoney => words(
+                "valor decimal exato, não negativo; separador . ou , (envie como texto)",
+                "exact decimal amount, not negative; . or , as separator (send it as a string)",
+            ),
+            Kind::Quantity => words(
+                "quantidade decimal exata, não negativa",
+                "exact decimal quantity, not negative",
+            ),
+            Kind::Fraction => words(
+                "fração decimal entre 0 e 1 (0,15 = 15%)",
+                "decimal fraction between 0 and 1 (0.15 = 15%)",
+            ),
+            Kind::Cnpj => words(
+                "CNPJ (14 caracteres, com ou sem pontuação; dígitos verificadores conferidos), como texto",
+                "CNPJ (14 characters, punctuation optional; check digits verified), as a string",
+            ),
+            Kind::Cpf => words(
+                "CPF (11 dígitos, com ou sem pontuação; dígitos verificadores conferidos), como texto",
+                "CPF (11 digits, punctuation optional; check digits verified), as a string",
+            ),
+            Kind::CnpjOrCpf => words(
+                "CNPJ (14) ou CPF (11), distinguidos pelo tamanho, como texto",
+                "CNPJ (14) or CPF (11), told apart by length, as a string",
+            ),
+        }
+    }
+}
+
+/// A text in each language erpsync answers in (see [`Language`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Words {
+    /// Brazilian Portuguese, the page's language and the default.
+    pub pt_br: &'static str,
+    /// English.
+    pub en: &'static str,
+}
+
+impl Words {
+    /// The text in `language`.
+    pub const fn get(self, language: Language) -> &'static str {
+        match language {
+            Language::PtBr => self.pt_br,
+            Language::En => self.en,
+        }
+    }
+}
+
+const fn words(pt_br: &'static str, en: &'static str) -> Words {
+    Words { pt_br, en }
+}
+
 /// One known field of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
@@ -131,6 +234,8 @@ pub struct Field {
     pub kind: Kind,
     /// Every record must carry it (besides `external_id`).
     pub required: bool,
+    /// What it holds.
+    pub description: Words,
 }
 
 /// One ERP table's definition in the catalog.
@@ -140,10 +245,10 @@ pub struct TableDef {
     pub table: Table,
     /// The id used in requests and in `POST /erp/v1/{table}`: `table.as_str()`.
     pub id: &'static str,
-    /// The pt-BR label of the Histórico checkbox.
-    pub label: &'static str,
+    /// The label of the Histórico checkbox (pt-BR: "Empresa").
+    pub label: Words,
     /// What the table holds.
-    pub description: &'static str,
+    pub description: Words,
     /// The known fields, in the order problems with them are reported.
     pub fields: &'static [Field],
     /// The names of the required fields among `fields`, in their order; derived from
@@ -158,21 +263,29 @@ impl TableDef {
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+
+    /// The names of its fields, as messages list them: "name, document, seller_id, …".
+    pub fn accepted_fields(&self) -> String {
+        let names: Vec<&str> = self.fields.iter().map(|f| f.name).collect();
+        names.join(", ")
+    }
 }
 
-const fn required(name: &'static str, kind: Kind) -> Field {
+const fn required(name: &'static str, kind: Kind, pt_br: &'static str, en: &'static str) -> Field {
     Field {
         name,
         kind,
         required: true,
+        description: words(pt_br, en),
     }
 }
 
-const fn optional(name: &'static str, kind: Kind) -> Field {
+const fn optional(name: &'static str, kind: Kind, pt_br: &'static str, en: &'static str) -> Field {
     Field {
         name,
         kind,
         required: false,
+        description: words(pt_br, en),
     }
 }
 
@@ -224,151 +337,286 @@ const TWO_YEARS: u32 = 730;
 /// no ERP table holds a trillion rows, so a larger number is a mistake, not a count.
 pub const MAX_ROW_COUNT: u64 = 1_000_000_000_000;
 
+// Fields several tables share, described once.
+const SELLER: Field = optional(
+    "seller_id",
+    Kind::Ref(Table::Seller),
+    "Vendedor responsável (a carteira).",
+    "The seller in charge (the portfolio).",
+);
+const COMPANY: Field = required(
+    "company_id",
+    Kind::Ref(Table::Company),
+    "A empresa (cliente) do documento.",
+    "The company (customer) of the document.",
+);
+const PRODUCT_CODE: Field = required(
+    "product_code",
+    Kind::Code,
+    "Código do produto no ERP.",
+    "The product's code in the ERP.",
+);
+const QUANTITY: Field = required("quantity", Kind::Quantity, "Quantidade.", "Quantity.");
+const UNIT_PRICE: Field = required(
+    "unit_price",
+    Kind::NonNegativeMoney,
+    "Preço unitário.",
+    "Unit price.",
+);
+const DISCOUNT: Field = optional(
+    "discount",
+    Kind::Fraction,
+    "Desconto, como fração do preço (0,15 = 15%).",
+    "Discount, as a fraction of the price (0.15 = 15%).",
+);
+const ISSUED_AT: Field = required(
+    "issued_at",
+    Kind::Date,
+    "Data de emissão.",
+    "Date of issue.",
+);
+const EMAIL: Field = optional("email", Kind::Text, "E-mail.", "E-mail address.");
+const PHONE: Field = optional("phone", Kind::Text, "Telefone.", "Phone number.");
+const NAME: Field = required("name", Kind::Text, "Nome ou razão social.", "Name.");
+
 /// Every ERP table, in the order the Histórico tab lists them ([`Table::ALL`]'s order).
 pub const TABLES: &[TableDef] = {
     use Kind::*;
     &[
         table_def!(
             Table::Company,
-            "Empresa",
-            "Customers that are legal persons (CNPJ).",
+            words("Empresa", "Company"),
+            words(
+                "Clientes pessoa jurídica (CNPJ).",
+                "Customers that are legal persons (CNPJ).",
+            ),
             0,
             &[
-                required("name", Text),
-                required("document", Cnpj),
-                optional("seller_id", Ref),
-                optional("city", Text),
-                optional("state", Text),
-                optional("email", Text),
-                optional("phone", Text),
+                required(
+                    "name",
+                    Text,
+                    "Razão social ou nome fantasia.",
+                    "Legal or trade name.",
+                ),
+                required("document", Cnpj, "CNPJ da empresa.", "The company's CNPJ."),
+                SELLER,
+                optional("city", Text, "Cidade.", "City."),
+                optional("state", Text, "Estado (UF).", "State."),
+                EMAIL,
+                PHONE,
             ],
         ),
         table_def!(
             Table::Contact,
-            "Contato",
-            "Customers that are natural persons; the CPF is validated when present.",
+            words("Contato", "Contact"),
+            words(
+                "Clientes pessoa física; o CPF é validado quando enviado.",
+                "Customers that are natural persons; the CPF is validated when present.",
+            ),
             0,
             &[
-                required("name", Text),
-                optional("document", Cpf),
-                optional("company_id", Ref),
-                optional("email", Text),
-                optional("phone", Text),
+                required("name", Text, "Nome da pessoa.", "The person's name."),
+                optional("document", Cpf, "CPF da pessoa.", "The person's CPF."),
+                optional(
+                    "company_id",
+                    Ref(Table::Company),
+                    "Empresa à qual a pessoa está ligada.",
+                    "The company the person belongs to.",
+                ),
+                EMAIL,
+                PHONE,
             ],
         ),
         table_def!(
             Table::Quote,
-            "Cotação",
-            "Quotes sent to customers.",
+            words("Cotação", "Quote"),
+            words("Cotações enviadas a clientes.", "Quotes sent to customers.",),
             0,
             &[
-                required("company_id", Ref),
-                required("issued_at", Date),
-                required("total", NonNegativeMoney),
-                optional("seller_id", Ref),
+                COMPANY,
+                ISSUED_AT,
+                required(
+                    "total",
+                    NonNegativeMoney,
+                    "Valor total da cotação.",
+                    "The quote's total.",
+                ),
+                SELLER,
             ],
         ),
         table_def!(
             Table::QuoteItem,
-            "Itens cotação",
-            "Lines of a quote.",
+            words("Itens cotação", "Quote items"),
+            words("Itens de uma cotação.", "Lines of a quote."),
             0,
             &[
-                required("quote_id", Ref),
-                required("product_code", Code),
-                required("quantity", Quantity),
-                required("unit_price", NonNegativeMoney),
-                optional("discount", Fraction),
+                required(
+                    "quote_id",
+                    Ref(Table::Quote),
+                    "A cotação do item.",
+                    "The item's quote.",
+                ),
+                PRODUCT_CODE,
+                QUANTITY,
+                UNIT_PRICE,
+                DISCOUNT,
             ],
         ),
         table_def!(
             Table::Order,
-            "Pedido",
-            "Sales orders of the last 2 years.",
+            words("Pedido", "Order"),
+            words(
+                "Pedidos de venda dos últimos 2 anos.",
+                "Sales orders of the last 2 years.",
+            ),
             TWO_YEARS,
             &[
-                required("company_id", Ref),
-                required("issued_at", Date),
-                required("total", NonNegativeMoney),
-                optional("seller_id", Ref),
-                optional("status", Text),
+                COMPANY,
+                ISSUED_AT,
+                required(
+                    "total",
+                    NonNegativeMoney,
+                    "Valor total do pedido.",
+                    "The order's total.",
+                ),
+                SELLER,
+                optional(
+                    "status",
+                    Text,
+                    "Situação do pedido no ERP.",
+                    "The order's status in the ERP.",
+                ),
             ],
         ),
         table_def!(
             Table::OrderItem,
-            "Itens pedido",
-            "Lines of a sales order, last 2 years.",
+            words("Itens pedido", "Order items"),
+            words(
+                "Itens de um pedido de venda, últimos 2 anos.",
+                "Lines of a sales order, last 2 years.",
+            ),
             TWO_YEARS,
             &[
-                required("order_id", Ref),
-                required("product_code", Code),
-                required("quantity", Quantity),
-                required("unit_price", NonNegativeMoney),
-                optional("discount", Fraction),
+                required(
+                    "order_id",
+                    Ref(Table::Order),
+                    "O pedido do item.",
+                    "The item's order.",
+                ),
+                PRODUCT_CODE,
+                QUANTITY,
+                UNIT_PRICE,
+                DISCOUNT,
             ],
         ),
         // Credit notes (devoluções) carry negative totals, so the sign is free here.
         table_def!(
             Table::Invoice,
-            "Nota",
-            "Fiscal invoices (NF-e) of the last 2 years.",
+            words("Nota", "Invoice"),
+            words(
+                "Notas fiscais (NF-e) dos últimos 2 anos; devoluções com total negativo.",
+                "Fiscal invoices (NF-e) of the last 2 years; credit notes with a negative total.",
+            ),
             TWO_YEARS,
             &[
-                required("company_id", Ref),
-                required("issued_at", Date),
-                required("total", Money),
-                optional("seller_id", Ref),
-                optional("number", Text),
+                COMPANY,
+                ISSUED_AT,
+                required(
+                    "total",
+                    Money,
+                    "Valor total da nota; negativo numa devolução.",
+                    "The invoice's total; negative for a credit note.",
+                ),
+                SELLER,
+                optional("number", Text, "Número da nota.", "The invoice's number.",),
             ],
         ),
         table_def!(
             Table::InvoiceItem,
-            "Itens nota",
-            "Lines of a fiscal invoice, last 2 years.",
+            words("Itens nota", "Invoice items"),
+            words(
+                "Itens de uma nota fiscal, últimos 2 anos.",
+                "Lines of a fiscal invoice, last 2 years.",
+            ),
             TWO_YEARS,
             &[
-                required("invoice_id", Ref),
-                required("product_code", Code),
-                required("quantity", Quantity),
-                required("unit_price", NonNegativeMoney),
-                optional("discount", Fraction),
+                required(
+                    "invoice_id",
+                    Ref(Table::Invoice),
+                    "A nota do item.",
+                    "The item's invoice.",
+                ),
+                PRODUCT_CODE,
+                QUANTITY,
+                UNIT_PRICE,
+                DISCOUNT,
             ],
         ),
         table_def!(
             Table::Receivable,
-            "Fatura",
-            "Open receivables (duplicatas).",
+            words("Fatura", "Receivable"),
+            words(
+                "Contas a receber em aberto (duplicatas).",
+                "Open receivables (duplicatas).",
+            ),
             0,
             &[
-                required("company_id", Ref),
-                required("due_date", Date),
-                required("amount", NonNegativeMoney),
-                optional("paid_at", Date),
+                COMPANY,
+                required("due_date", Date, "Data de vencimento.", "Due date."),
+                required(
+                    "amount",
+                    NonNegativeMoney,
+                    "Valor a receber.",
+                    "The amount due.",
+                ),
+                optional("paid_at", Date, "Data do pagamento.", "Date of payment."),
             ],
         ),
         table_def!(
             Table::Supplier,
-            "Fornecedor",
-            "Suppliers.",
+            words("Fornecedor", "Supplier"),
+            words("Fornecedores.", "Suppliers."),
             0,
-            &[required("name", Text), required("document", CnpjOrCpf)],
+            &[
+                NAME,
+                required(
+                    "document",
+                    CnpjOrCpf,
+                    "CNPJ ou CPF do fornecedor.",
+                    "The supplier's CNPJ or CPF.",
+                ),
+            ],
         ),
         table_def!(
             Table::Seller,
-            "Vendedor",
-            "Sales people; a company's seller is its portfolio (carteira).",
+            words("Vendedor", "Seller"),
+            words(
+                "Vendedores; o vendedor de uma empresa é a sua carteira.",
+                "Sales people; a company's seller is its portfolio (carteira).",
+            ),
             0,
-            &[required("name", Text), optional("email", Text)],
+            &[
+                required("name", Text, "Nome do vendedor.", "The seller's name."),
+                EMAIL,
+            ],
         ),
         table_def!(
             Table::CompanyBrand,
-            "Empresa marca",
-            "Commercial status of a company for each brand.",
+            words("Empresa marca", "Company brand"),
+            words(
+                "Situação comercial de uma empresa em cada marca.",
+                "Commercial status of a company for each brand.",
+            ),
             0,
             &[
-                required("company_id", Ref),
-                required("brand", Text),
-                required("status", Text),
+                COMPANY,
+                required("brand", Text, "A marca.", "The brand."),
+                required(
+                    "status",
+                    Text,
+                    "Situação comercial da empresa na marca.",
+                    "The company's commercial status for the brand.",
+                ),
             ],
         ),
     ]
@@ -389,7 +637,10 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 12);
-        assert_eq!(find("order_item").map(|t| t.label), Some("Itens pedido"));
+        assert_eq!(
+            find("order_item").map(|t| t.label.pt_br),
+            Some("Itens pedido")
+        );
         assert!(find("orders").is_none());
     }
 

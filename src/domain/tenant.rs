@@ -155,6 +155,9 @@ pub struct Tenant {
     pub abc: AbcSettings,
     /// How long its history is kept, where it differs from the server's defaults.
     pub retention: super::retention::Overrides,
+    /// Strict mode: a pushed record with a field its table does not know is rejected
+    /// (by default it is kept, and the answer warns about the field).
+    pub strict_fields: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its settings last changed.
@@ -182,6 +185,7 @@ impl Tenant {
             delete_guard: DeleteGuard::default(),
             abc: AbcSettings::default(),
             retention: super::retention::Overrides::default(),
+            strict_fields: false,
             created_at: now,
             updated_at: now,
         }
@@ -432,6 +436,8 @@ pub struct SettingsInput {
     pub table_freshness: Vec<FreshnessInput>,
     /// Tables whose freshness limit is removed.
     pub clear_table_freshness: Vec<String>,
+    /// Strict mode (see [`Tenant::strict_fields`]).
+    pub strict_fields: Option<bool>,
 }
 
 /// Longest accepted name, ERP name and ERP version, in characters.
@@ -556,6 +562,9 @@ impl SettingsUpdate {
         if let Ok(Some(v)) = super::retention::parse_change("abc_history_days", i.abc_history_days)
         {
             t.retention.abc_history_days = v;
+        }
+        if let Some(v) = i.strict_fields {
+            t.strict_fields = v;
         }
         t.updated_at = now;
         Ok(())

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::Kind;
 use super::secret::redact_url;
-use super::tables::{self, Table};
+use super::tables::{self, Table, TableDef};
 use crate::error::FieldViolation;
 
 /// Rows read per page (and staged per request-log entry) unless the configuration says.
@@ -232,14 +232,9 @@ pub fn validate(cfg: &ViewConfig) -> Result<(), Vec<FieldViolation>> {
         }
         for (field, column) in &t.columns {
             if def.field(field).is_none() {
-                let names: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
                 v.push(FieldViolation::new(
                     at(&format!("columns.{field}")),
-                    format!(
-                        "{field:?} is not a field of {}: its fields are {}",
-                        def.id,
-                        names.join(", ")
-                    ),
+                    not_a_field(def, field),
                 ));
             }
             if let Some(p) = ident_problem(column, false) {
@@ -369,6 +364,29 @@ impl Category {
     }
 }
 
+/// Why a mapping of `field` is refused for `def`'s table: the fields it accepts, and
+/// the tables that have such a field when it is another table's (a common slip when one
+/// view serves several tables).
+fn not_a_field(def: &TableDef, field: &str) -> String {
+    let elsewhere: Vec<&str> = tables::TABLES
+        .iter()
+        .filter(|t| t.field(field).is_some())
+        .map(|t| t.id)
+        .collect();
+    let mut reason = format!(
+        "{field:?} is not a field of {}: it accepts {}",
+        def.id,
+        def.accepted_fields()
+    );
+    if !elsewhere.is_empty() {
+        reason.push_str(&format!(
+            " ({field:?} is a field of {})",
+            elsewhere.join(", ")
+        ));
+    }
+    reason
+}
+
 /// What a column is used for, which decides the SQL types it may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -393,7 +411,7 @@ impl Role {
         match self {
             Role::Key => matches!(c, Text | Integer | Number | Uuid),
             Role::Field(kind) => match kind {
-                Kind::Text | Kind::Code | Kind::Ref => matches!(c, Text | Integer | Uuid),
+                Kind::Text | Kind::Code | Kind::Ref(_) => matches!(c, Text | Integer | Uuid),
                 Kind::Cnpj | Kind::Cpf | Kind::CnpjOrCpf => matches!(c, Text | Integer | Number),
                 Kind::Date => matches!(c, Date | Timestamp | TimestampTz | Text),
                 Kind::Money | Kind::NonNegativeMoney | Kind::Quantity | Kind::Fraction => {
@@ -410,7 +428,7 @@ impl Role {
         match self {
             Role::Key => "text, integer or uuid",
             Role::Field(kind) => match kind {
-                Kind::Text | Kind::Code | Kind::Ref => "text, integer or uuid",
+                Kind::Text | Kind::Code | Kind::Ref(_) => "text, integer or uuid",
                 Kind::Cnpj | Kind::Cpf | Kind::CnpjOrCpf => "text or a number",
                 Kind::Date => "date, timestamp or text",
                 _ => "a number or text",
@@ -496,6 +514,23 @@ mod tests {
             ("total".to_owned(), "total".to_owned()),
         ]);
         assert_eq!(validate(&config(vec![company(), order])), Ok(()));
+    }
+
+    #[test]
+    fn a_field_of_another_table_is_refused_with_this_tables_fields() {
+        let mut c = company();
+        c.columns.insert("total".into(), "valor".into());
+        let problems = validate(&config(vec![c])).unwrap_err();
+        let reason = problems
+            .iter()
+            .find(|v| v.field.ends_with("columns.total"))
+            .map(|v| v.description.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            reason,
+            "\"total\" is not a field of company: it accepts name, document, seller_id, city, \
+             state, email, phone (\"total\" is a field of quote, order, invoice)"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) const REQUEST_COLUMNS: &[Column] = &[
     c("request_body", 80.0),
     c("response_body", 60.0),
     c("request_id", 38.0),
+    c("warnings", 10.0),
 ];
 
 /// Columns of a held-deletions sheet.
@@ -130,6 +131,7 @@ pub(super) fn build(
                     row.text(8, e.request_body).map_err(xlsx)?;
                     row.text(9, e.response_body).map_err(xlsx)?;
                     row.text(10, e.id).map_err(xlsx)?;
+                    row.number(11, f64::from(e.warnings)).map_err(xlsx)?;
                 }
             }
             Page::Deletes(group, deletes) => {

@@ -13,6 +13,7 @@ use crate::alert_feed::{AlertFeed, Tenants};
 use crate::auth::authorize;
 use crate::domain::abc::CompanyFilter;
 use crate::domain::crm::Resolution;
+use crate::domain::language::Language;
 use crate::domain::page_token::page_size;
 use crate::domain::run::{EventFilter, Level, RunTrigger};
 use crate::domain::tables::TABLES;
@@ -333,8 +334,18 @@ impl IntegrationHistory for Service {
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
         // The catalog is the same for every tenant: any crm token may read it.
         authorize(grant(&req)?, Role::Crm, SERVICE, None)?;
+        convert::check_text(req.get_ref())?;
+        let accept_language = req
+            .metadata()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok());
+        let language = Language::choose(&req.get_ref().language, accept_language)
+            .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("language", e)]))?;
         Ok(Response::new(pb::ListTablesResponse {
-            tables: TABLES.iter().map(convert::table_info).collect(),
+            tables: TABLES
+                .iter()
+                .map(|t| convert::table_info(t, language))
+                .collect(),
         }))
     }
 

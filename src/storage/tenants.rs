@@ -166,6 +166,7 @@ where
     active.abc_settings = new.abc_settings;
     active.run_history_days = new.run_history_days;
     active.abc_history_days = new.abc_history_days;
+    active.strict_fields = new.strict_fields;
     active.updated_at = new.updated_at;
     active.update(&*txn).await?;
     let resolved = freshness::apply_in(&txn, id, freshness, t.updated_at).await?;
@@ -214,6 +215,7 @@ fn to_active(t: &Tenant) -> tenant::ActiveModel {
         abc_settings: Set(serde_json::to_string(&t.abc).unwrap_or_else(|_| "{}".to_owned())),
         run_history_days: Set(days_column(t.retention.run_history_days)),
         abc_history_days: Set(days_column(t.retention.abc_history_days)),
+        strict_fields: Set(t.strict_fields),
         created_at: Set(t.created_at),
         updated_at: Set(t.updated_at),
     }
@@ -263,6 +265,7 @@ fn from_model(m: tenant::Model) -> Result<Tenant> {
             run_history_days: days_of(m.run_history_days),
             abc_history_days: days_of(m.abc_history_days),
         },
+        strict_fields: m.strict_fields,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })

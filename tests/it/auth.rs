@@ -166,7 +166,7 @@ async fn calls_without_a_valid_token_are_unauthenticated(app: TestApp) {
     assert_eq!(err.message(), "invalid or revoked token");
 
     let err = client
-        .list_tables(Request::new(ListTablesRequest {}))
+        .list_tables(Request::new(ListTablesRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(

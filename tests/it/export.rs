@@ -93,7 +93,7 @@ async fn report_counts_requests_are_logged_and_exported_on_the_other_sheet(app: 
 
 const TZ: chrono_tz::Tz = chrono_tz::America::Sao_Paulo;
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-const REQUEST_HEADER: [&str; 11] = [
+const REQUEST_HEADER: [&str; 12] = [
     "received_at",
     "endpoint",
     "transport",
@@ -105,6 +105,7 @@ const REQUEST_HEADER: [&str; 11] = [
     "request_body",
     "response_body",
     "request_id",
+    "warnings",
 ];
 
 pub(crate) fn today() -> NaiveDate {
@@ -142,6 +143,7 @@ fn entry(tenant: &TenantId, at: DateTime<Utc>, table: Option<&str>, body: &str) 
         duration_ms: 12,
         accepted: 1,
         rejected: 0,
+        warnings: 0,
         error: None,
         request_body: body.to_owned(),
         request_truncated: false,

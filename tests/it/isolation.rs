@@ -388,7 +388,7 @@ impl Ctx {
                 .await
                 .map(|_| ()),
             Call::ListTables => h
-                .list_tables(req(pb::ListTablesRequest {}, token))
+                .list_tables(req(pb::ListTablesRequest::default(), token))
                 .await
                 .map(|_| ()),
             Call::ListPendingDeletes => h

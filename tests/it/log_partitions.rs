@@ -32,6 +32,7 @@ fn entry(tenant: &TenantId, at: DateTime<Utc>, size: usize) -> RequestLogEntry {
         duration_ms: 7,
         accepted: 1,
         rejected: 0,
+        warnings: 0,
         error: None,
         request_body: "x".repeat(size),
         request_truncated: false,

@@ -20,6 +20,7 @@ mod due;
 mod echoes;
 mod erp_outage;
 mod export;
+mod fields;
 mod flood;
 mod freshness;
 mod grpcurl;

@@ -54,7 +54,7 @@ async fn the_openapi_document_describes_every_answer_the_http_route_gives(app: T
     let served: Vec<String> = app
         .history()
         .await
-        .list_tables(authed(ListTablesRequest {}, &crm))
+        .list_tables(authed(ListTablesRequest::default(), &crm))
         .await
         .unwrap()
         .into_inner()

@@ -205,7 +205,7 @@ async fn list_tables_lists_the_twelve_erp_tables(app: TestApp) {
     let tables = app
         .history()
         .await
-        .list_tables(authed(ListTablesRequest {}, &token))
+        .list_tables(authed(ListTablesRequest::default(), &token))
         .await
         .unwrap()
         .into_inner()

@@ -914,7 +914,7 @@ async fn the_historico_download_is_the_workbook_export_history_gives(app: TestAp
     // the limit explained before anything is sent.
     let catalog = seed
         .history
-        .list_tables(authed(ListTablesRequest {}, &seed.crm))
+        .list_tables(authed(ListTablesRequest::default(), &seed.crm))
         .await
         .unwrap()
         .into_inner()

@@ -65,7 +65,8 @@ const MAX_SHOWN_CHARS: usize = 60;
 
 /// Validates `fields` of a record of `table` and returns them normalized, or every problem found.
 ///
-/// Known fields come back in canonical form and unknown fields as received, except that
+/// Known fields come back in canonical form and unknown fields as received (the batch
+/// reports them as warnings, see `domain::batch`), except that
 /// credentials in free text (`Text` fields, texts of unknown fields) come back masked
 /// ([`crate::domain::credential`]). A JSON null or a
 /// blank string counts as absent: an absent optional field is left out of the result and an
@@ -124,8 +125,10 @@ fn unknown_field_problem(
     for name in table.fields.iter().map(|f| f.name) {
         if trimmed.eq_ignore_ascii_case(name) && !fields.contains_key(name) {
             return Some(format!(
-                "unknown field {}: did you mean \"{name}\"? field names are case-sensitive",
-                show(key)
+                "unknown field {}: did you mean \"{name}\"? field names are case-sensitive; \
+                 this table accepts: {}",
+                show(key),
+                table.accepted_fields()
             ));
         }
     }

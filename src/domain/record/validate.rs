@@ -49,7 +49,7 @@ pub(super) fn normalize_field(kind: Kind, value: Option<&Value>) -> Result<Optio
             Value::String(redact_credentials(&text(value, MAX_TEXT_CHARS, false)?).into_owned())
         }
         Kind::Code => Value::String(text(value, MAX_TEXT_CHARS, true)?),
-        Kind::Ref => Value::String(text(value, MAX_REF_CHARS, true)?),
+        Kind::Ref(_) => Value::String(text(value, MAX_REF_CHARS, true)?),
         Kind::Date => match value {
             Value::String(s) => Value::String(parse_date(s)?.to_json_string()),
             other => {

@@ -35,6 +35,7 @@ pub fn tenant(info: TenantInfo) -> pb::Tenant {
         updated_at: Some(timestamp(t.updated_at)),
         run_history_days: t.retention.run_history_days,
         abc_history_days: t.retention.abc_history_days,
+        strict_fields: t.strict_fields,
     }
 }
 

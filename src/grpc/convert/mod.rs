@@ -4,6 +4,7 @@
 mod abc;
 mod admin;
 mod alerts;
+mod catalog;
 mod runs;
 mod tenant;
 mod text;
@@ -11,6 +12,7 @@ mod text;
 pub use abc::*;
 pub use admin::*;
 pub use alerts::*;
+pub use catalog::*;
 pub use runs::*;
 pub use tenant::*;
 pub use text::*;
@@ -18,7 +20,6 @@ pub use text::*;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::pb;
-use crate::domain::tables::TableDef;
 use crate::domain::tenant::TenantId;
 use crate::error::FieldViolation;
 
@@ -101,17 +102,6 @@ fn json_value(v: &serde_json::Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
-/// One catalog entry.
-pub fn table_info(t: &TableDef) -> pb::TableInfo {
-    pb::TableInfo {
-        id: t.id.to_owned(),
-        label: t.label.to_owned(),
-        description: t.description.to_owned(),
-        required_fields: t.required_fields.iter().map(|f| (*f).to_owned()).collect(),
-        window_days: t.window_days,
-    }
-}
-
 /// A pushed record as the JSON the ingest rules read (the same shape HTTP clients send);
 /// consumes the record so its strings move instead of being copied.
 pub fn record_json(r: pb::Record) -> serde_json::Value {
@@ -190,6 +180,17 @@ pub fn push_response(r: crate::ingest::PushReply) -> pb::PushResponse {
                 external_id: x.external_id,
                 field: x.field,
                 reason: x.reason,
+            })
+            .collect(),
+        warnings: r
+            .warnings
+            .into_iter()
+            .map(|w| pb::Warning {
+                index: w.index,
+                external_id: w.external_id,
+                field: w.field,
+                message: w.message,
+                suggestion: w.suggestion,
             })
             .collect(),
     }

@@ -61,6 +61,7 @@ pub fn overview(o: Overview) -> pb::Overview {
             .iter()
             .map(|f| table_freshness(f, o.as_of))
             .collect(),
+        strict_fields: t.strict_fields,
     }
 }
 
@@ -213,6 +214,7 @@ pub fn settings_update(
             })
             .collect(),
         clear_table_freshness: req.clear_table_freshness,
+        strict_fields: req.strict_fields,
     });
     match parsed {
         Ok(u) if violations.is_empty() => Ok(u),

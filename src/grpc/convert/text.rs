@@ -67,9 +67,14 @@ no_text!(
     pb::TriggerSyncRequest,
     pb::GetAbcReportRequest,
     pb::GetViewConfigRequest,
-    pb::UpdateSettingsRequest,
-    pb::ListTablesRequest
+    pb::UpdateSettingsRequest
 );
+
+impl RequestText for pb::ListTablesRequest {
+    fn fields(&self) -> Vec<(String, &str, usize)> {
+        vec![short("language", &self.language)]
+    }
+}
 
 impl RequestText for pb::UpdateScheduleRequest {
     fn fields(&self) -> Vec<(String, &str, usize)> {

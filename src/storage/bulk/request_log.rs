@@ -72,7 +72,7 @@ async fn export_page(
         let mut sql = format!(
             "SELECT id, received_at, endpoint, table_name, transport, status, http_status, \
              duration_ms, accepted, rejected, error, request_body, request_body_lz4, \
-             request_truncated, response_body FROM request_log WHERE tenant_id = {} \
+             request_truncated, response_body, warnings FROM request_log WHERE tenant_id = {} \
              AND received_at >= {} AND received_at < {}",
             next(),
             next(),
@@ -118,6 +118,7 @@ async fn export_page(
                 "request_body_lz4",
                 "request_truncated",
                 "response_body",
+                "warnings",
             ]
             .map(field)
             .join(" || ");
@@ -140,7 +141,7 @@ async fn export_page(
             let mut rows = Vec::with_capacity(limit.min(4_096));
             let mut fields = Packed(&packed);
             while !fields.0.is_empty() {
-                let mut row: [Option<&str>; 15] = [None; 15];
+                let mut row: [Option<&str>; 16] = [None; 16];
                 for f in &mut row {
                     *f = fields.next()?;
                 }
@@ -170,6 +171,7 @@ async fn export_page(
                     let duration_ms: i64 = r.try_get(7).map_err(get)?;
                     let accepted: i32 = r.try_get(8).map_err(get)?;
                     let rejected: i32 = r.try_get(9).map_err(get)?;
+                    let warnings: i32 = r.try_get(15).map_err(get)?;
                     Ok(RequestLogEntry {
                         id: r.try_get(0).map_err(get)?,
                         tenant: tenant.clone(),
@@ -182,6 +184,7 @@ async fn export_page(
                         duration_ms: u64::try_from(duration_ms).unwrap_or(0),
                         accepted: u32::try_from(accepted).unwrap_or(0),
                         rejected: u32::try_from(rejected).unwrap_or(0),
+                        warnings: u32::try_from(warnings).unwrap_or(0),
                         error: r.try_get(10).map_err(get)?,
                         request_body: decode_body(
                             r.try_get::<&[u8], _>(11).map_err(get)?,
@@ -220,7 +223,7 @@ impl<'a> Packed<'a> {
 }
 
 /// The entry of a packed row (the columns of [`export_page`] in order).
-fn packed_entry(r: &[Option<&str>; 15], tenant: &TenantId) -> Result<RequestLogEntry> {
+fn packed_entry(r: &[Option<&str>; 16], tenant: &TenantId) -> Result<RequestLogEntry> {
     let id = r[0].unwrap_or_default();
     let bad = |what: &str| anyhow::anyhow!("stored request {id} has a malformed {what}");
     let text = |i: usize| r[i].unwrap_or_default().to_owned();
@@ -246,6 +249,7 @@ fn packed_entry(r: &[Option<&str>; 15], tenant: &TenantId) -> Result<RequestLogE
         duration_ms: u64::try_from(int(7)).unwrap_or(0),
         accepted: u32::try_from(int(8)).unwrap_or(0),
         rejected: u32::try_from(int(9)).unwrap_or(0),
+        warnings: u32::try_from(int(15)).unwrap_or(0),
         error: r[10].map(str::to_owned),
         request_body,
         request_truncated: int(13) != 0,

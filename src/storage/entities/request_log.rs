@@ -23,6 +23,8 @@ pub struct Model {
     pub duration_ms: i64,
     pub accepted: i32,
     pub rejected: i32,
+    /// Unknown fields the answer warned about.
+    pub warnings: i32,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     /// LZ4-compressed (size-prepended) when `request_body_lz4`, else UTF-8.

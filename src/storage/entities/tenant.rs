@@ -32,6 +32,8 @@ pub struct Model {
     pub run_history_days: Option<i32>,
     /// Days of ABC reports and category changes kept; null: `--abc-history-days`.
     pub abc_history_days: Option<i32>,
+    /// Strict mode: a record with a field its table does not know is rejected.
+    pub strict_fields: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -536,7 +536,7 @@ async fn stage_deletions(
         &request,
         batch::Judged {
             valid,
-            rejected: Vec::new(),
+            ..batch::Judged::default()
         },
         &records,
         Utc::now(),
