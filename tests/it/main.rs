@@ -12,6 +12,7 @@ mod catalogue;
 mod cli;
 mod config;
 mod crm_count;
+mod delete_guard;
 mod delivery;
 mod demo;
 mod drain;
