@@ -205,8 +205,18 @@ pub struct PendingDelete {
     /// person's decision.
     pub decided_run_id: String,
     /// DISCARDED and kept in the CRM: later runs do not hold its deletion again, until
-    /// the ERP sends the record again or someone reopens it.
+    /// the ERP sends the record again (then it is no longer kept, still DISCARDED) or
+    /// someone reopens it.
     pub kept: bool,
+}
+
+/// What the ERP sending records again ended in a table, by external id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SentAgain {
+    /// Waiting (HELD or APPROVED) deletions, now SUPERSEDED.
+    pub superseded: Vec<String>,
+    /// Records a discard kept in the CRM, no longer kept (still DISCARDED).
+    pub unkept: Vec<String>,
 }
 
 /// `decided_by` of a change a run made (held, applied).

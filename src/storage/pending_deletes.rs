@@ -1,9 +1,9 @@
 //! Deletions held by the delete guard (`pending_delete`), with the name and document the
 //! CRM has, and their life: HELD → APPROVED → APPLIED (by the next run), HELD or APPROVED
 //! → DISCARDED (record restored and kept in the CRM), HELD or APPROVED → SUPERSEDED (the
-//! ERP sent the record again). APPLIED and SUPERSEDED are final; a DISCARDED deletion
-//! keeps its record in the CRM (`kept_hash`) until the ERP sends the record again
-//! (SUPERSEDED) or someone reopens it (HELD again). `resolved_at` is when the state last
+//! ERP sent the record again). APPLIED, DISCARDED and SUPERSEDED are final, but for one
+//! way back: a DISCARDED deletion keeps its record in the CRM (`kept_hash`) until the ERP
+//! sends the record again (no longer kept) or someone reopens it (HELD again). `resolved_at` is when the state last
 //! changed, `decided_by` and `decided_run_id` who changed it.
 //!
 //! Reads and state changes go through the entity (`entities::pending_delete`); holding (an
@@ -27,7 +27,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 
-pub use crate::domain::crm::Resolution;
+pub use crate::domain::crm::{Resolution, SentAgain};
 
 /// Holds the deletions of `ids` (those the CRM has), recording the CRM's name and document;
 /// decided by the run `run_id`.
@@ -348,16 +348,17 @@ async fn not_waiting(
     })
 }
 
-/// Ends the table's waiting (HELD or APPROVED) deletions, and its keeps, whose record the
-/// ERP sent again (live in staging; a kept one in another version than the one restored):
-/// SUPERSEDED, final, decided by the ERP in run `run_id`. Returns their external ids.
+/// Ends what the ERP sending a record again ends: the table's waiting (HELD or APPROVED)
+/// deletions whose record is live in staging become SUPERSEDED (final, decided by the ERP
+/// in run `run_id`); its kept records live in another version than the one restored are
+/// no longer kept (still DISCARDED: a later deletion of them is judged by the guard again).
 pub async fn supersede(
     db: &Db,
     tenant: &TenantId,
     table: Table,
     run_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<SentAgain> {
     CrmTable::of(table)?;
     bulk::pending_delete::supersede_live(db, tenant, table, run_id, now).await
 }

@@ -129,6 +129,15 @@ async fn held_alert(ctx: &mut Ctx) -> Option<String> {
         .map(|a| a.message)
 }
 
+/// acme's company deletion of `id`, whatever its state.
+async fn kept_state(ctx: &mut Ctx, id: &str) -> pb::PendingDelete {
+    listed(ctx, &["ALL"], "")
+        .await
+        .into_iter()
+        .find(|p| p.external_id == id)
+        .unwrap_or_else(|| panic!("no deletion of {id}"))
+}
+
 fn held_text(n: usize) -> String {
     format!("{n} deletions held by the delete guard wait for approval")
 }
@@ -213,15 +222,21 @@ async fn a_push_tenant_keeps_discarded_records_and_the_alert_follows_the_held_co
         assert_eq!(listed(&mut ctx, &["DISCARDED"], "").await.len(), 100);
     }
 
-    // The ERP sends a kept record again: its keep ends (SUPERSEDED by the ERP), and a
-    // later deletion of it is a new one (one deletion: under the guard, applied).
+    // The ERP sends a kept record again, unchanged: its keep ends (the discard stays its
+    // last decision; the run log says so), and a later deletion of it is a new one (one
+    // deletion: under the guard, applied).
     ctx.push("company", companies(150..151)).await;
     let back = ctx.run().await;
-    let c150 = listed(&mut ctx, &["SUPERSEDED"], "").await;
-    assert_eq!(c150.len(), 1);
-    assert_eq!(c150[0].external_id, "c150");
-    assert_eq!((c150[0].decided_by.as_str(), c150[0].kept), ("erp", false));
-    assert_eq!(c150[0].decided_run_id, run_id(&back));
+    assert_eq!(status(&back), pb::RunStatus::Success, "{back:?}");
+    assert!(back.log.iter().any(|e| e
+        .message
+        .starts_with("1 records kept in the CRM by a discard are no longer kept")));
+    let c150 = kept_state(&mut ctx, "c150").await;
+    assert_eq!(
+        (c150.state.as_str(), c150.kept, c150.decided_by.as_str()),
+        ("DISCARDED", false, SUPPORT)
+    );
+    assert!(listed(&mut ctx, &["SUPERSEDED"], "").await.is_empty());
     ctx.push("company", vec![tombstone(150)]).await;
     assert_eq!(status(&ctx.run().await), pb::RunStatus::Success);
     assert!(!in_crm(&ctx.app).await.contains("c150"));
@@ -268,7 +283,22 @@ async fn a_push_tenant_keeps_discarded_records_and_the_alert_follows_the_held_co
     .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("is APPLIED"), "{err:?}");
-    assert_eq!(listed(&mut ctx, &["DISCARDED"], "").await.len(), 98);
+    let err = resolve(
+        &mut ctx,
+        &support,
+        &["c150".to_owned()],
+        pb::ResolveAction::Reopen,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "no longer kept: {err:?}"
+    );
+    let discarded = listed(&mut ctx, &["DISCARDED"], "").await;
+    assert_eq!(discarded.len(), 99);
+    assert_eq!(discarded.iter().filter(|p| p.kept).count(), 98);
 }
 
 async fn a_view_tenant_keeps_discarded_records_until_the_view_returns_them(app: TestApp) {
@@ -317,8 +347,8 @@ async fn a_view_tenant_keeps_discarded_records_until_the_view_returns_them(app: 
         assert!(kept.iter().all(|p| p.kept));
     }
 
-    // The view returns a kept record: its keep ends; when it goes again, its deletion
-    // is a new one (under the guard: applied).
+    // The view returns a kept record (unchanged): its keep ends; when it goes again, its
+    // deletion is a new one (under the guard: applied).
     erp.exec(&format!(
         "INSERT INTO clientes (id, razao, cnpj, cidade, fundada_em, alterado_em) VALUES \
          (150, 'Cliente 150 Ltda', '{}', 'Curitiba', '2001-02-03', '2026-01-01 10:00:00')",
@@ -327,15 +357,15 @@ async fn a_view_tenant_keeps_discarded_records_until_the_view_returns_them(app: 
     .await;
     let back = ctx.run().await;
     assert_eq!(status(&back), pb::RunStatus::Success, "{back:?}");
-    let superseded = listed(&mut ctx, &["SUPERSEDED"], "").await;
-    assert_eq!(superseded.len(), 1);
+    let r150 = kept_state(&mut ctx, "150").await;
+    assert_eq!((r150.state.as_str(), r150.kept), ("DISCARDED", false));
     assert_eq!(
-        (
-            superseded[0].external_id.as_str(),
-            superseded[0].decided_by.as_str(),
-            superseded[0].decided_run_id.clone()
-        ),
-        ("150", "erp", run_id(&back))
+        listed(&mut ctx, &["DISCARDED"], "")
+            .await
+            .iter()
+            .filter(|p| p.kept)
+            .count(),
+        99
     );
     erp.exec("DELETE FROM clientes WHERE id = 150").await;
     assert_eq!(status(&ctx.run().await), pb::RunStatus::Success);
@@ -449,4 +479,66 @@ async fn pending_deletes_are_filtered_by_state_and_run_newest_first_by_page(app:
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("action"), "{err:?}");
     assert_eq!(listed(&mut ctx, &["ALL"], "").await.len(), 120);
+
+    // The same from the CLI, for a person: a line each, who decided, a final newline.
+    let (url, db, token) = (
+        ctx.app.url(),
+        ctx.app.database_url().to_owned(),
+        ctx.crm.clone(),
+    );
+    let cli = |args: Vec<String>| {
+        let (url, db, token) = (url.clone(), db.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut all = args;
+            all.extend(["--server".into(), url, "--token".into(), token]);
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            crate::cli::erpsync(&db, &all)
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = cli(args(&[
+        "deletes",
+        "list",
+        "--tenant",
+        "acme",
+        "--state",
+        "discarded",
+    ]))
+    .await
+    .unwrap();
+    let printed = crate::cli::ok(out);
+    assert!(printed.ends_with('\n'), "{printed:?}");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 40, "{printed}");
+    assert!(lines.iter().all(|l| l.starts_with("DISCARDED ")
+        && l.contains(&format!("by {SUPPORT}"))
+        && l.ends_with("kept in the CRM")));
+    let out = cli(args(&[
+        "deletes", "list", "--tenant", "acme", "--run", &second, "--state", "all",
+    ]))
+    .await
+    .unwrap();
+    let printed = crate::cli::ok(out);
+    assert_eq!(printed.lines().count(), 40, "{printed}");
+    assert!(
+        printed.contains(&format!("by run (run {second})")),
+        "{printed}"
+    );
+    let out = cli(args(&[
+        "deletes", "resolve", "--tenant", "acme", "--action", "reopen", "--id", "c040",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(crate::cli::ok(out), "1 deletions resolved\n");
+    assert_eq!(held_alert(&mut ctx).await, Some(held_text(41)));
+    let out = cli(args(&[
+        "deletes", "list", "--tenant", "acme", "--state", "gone",
+    ]))
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("states"),
+        "{out:?}"
+    );
 }

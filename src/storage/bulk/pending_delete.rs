@@ -4,11 +4,13 @@
 //! `UPDATE … RETURNING`). The rest of the guard is in
 //! [`crate::storage::pending_deletes`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use super::crm::CrmTable;
-use crate::domain::crm::{DeleteState, DECIDED_BY_ERP, DECIDED_BY_RUN};
+use crate::domain::crm::{DeleteState, SentAgain, DECIDED_BY_ERP, DECIDED_BY_RUN};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -58,14 +60,14 @@ pub(crate) async fn hold_from_crm(
     txn.commit().await
 }
 
-/// Marks SUPERSEDED, decided by the ERP in run `run_id`, the table's waiting (HELD or
-/// APPROVED) deletions whose record is live in staging again, and its kept ones (DISCARDED
-/// with a kept hash) whose record is live in another version than the one restored: the
-/// ERP sent it again. Returns their external ids.
+/// Ends what the ERP sending a record again ends: the table's waiting (HELD or APPROVED)
+/// deletions whose record is live in staging again become SUPERSEDED, decided by the ERP
+/// in run `run_id`; its kept records (DISCARDED with a kept hash) live in another version
+/// than the one restored are no longer kept (the discard stays their last decision).
 ///
-/// Keyed, in three statements of one transaction: the waiting ids (a few, by
+/// Keyed, in a few statements of one transaction: the waiting and kept ids (a few, by
 /// `pending_delete`'s key), which of them are live in staging (looked up by
-/// `staged_record`'s full key), and the update of those. One `UPDATE … WHERE EXISTS`
+/// `staged_record`'s full key), and the updates of those. One `UPDATE … WHERE EXISTS`
 /// over staging left the join order to the planner, and right after an onboarding load,
 /// before PostgreSQL had statistics of the new rows, it scanned the tenant's whole table
 /// with `external_id` as a join filter (1 158 ms for 100 held rows over 180 000 staged;
@@ -77,13 +79,14 @@ pub(crate) async fn supersede_live(
     table: Table,
     run_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<SentAgain> {
     let backend = db.backend();
     let waiting_states = format!(
         "('{}', '{}')",
         DeleteState::Held.as_str(),
         DeleteState::Approved.as_str()
     );
+    let discarded = DeleteState::Discarded.as_str();
     let txn = db.begin_write().await?;
     let mut p = Params::new(backend, 2);
     let sql = format!(
@@ -96,12 +99,11 @@ pub(crate) async fn supersede_live(
     let mut p = Params::new(backend, 2);
     let sql = format!(
         "SELECT external_id, kept_hash FROM pending_delete WHERE tenant_id = {} AND table_name = {} \
-         AND state = '{}' AND kept_hash IS NOT NULL ORDER BY external_id",
+         AND state = '{discarded}' AND kept_hash IS NOT NULL ORDER BY external_id",
         p.push(tenant.as_str()),
         p.push(table.as_str()),
-        DeleteState::Discarded.as_str(),
     );
-    let kept: std::collections::HashMap<String, i64> = txn
+    let kept: HashMap<String, i64> = txn
         .query_all(p.statement(sql))
         .await?
         .into_iter()
@@ -109,7 +111,7 @@ pub(crate) async fn supersede_live(
         .collect::<Result<_>>()?;
     let mut candidates: Vec<&String> = waiting.iter().chain(kept.keys()).collect();
     candidates.sort();
-    let mut superseded = Vec::new();
+    let mut returned = SentAgain::default();
     for chunk in candidates.chunks(IDS_PER_STATEMENT) {
         let mut p = Params::new(backend, chunk.len() + 2);
         let (t, tb) = (p.push(tenant.as_str()), p.push(table.as_str()));
@@ -119,42 +121,58 @@ pub(crate) async fn supersede_live(
              AND external_id IN ({}) AND NOT deleted",
             list.join(", ")
         );
-        let mut live = Vec::new();
+        let (mut live, mut kept_live) = (Vec::new(), Vec::new());
         for r in txn.query_all(p.statement(sql)).await? {
             let id: String = r.try_get("", "external_id")?;
             let hash: i64 = r.try_get("", "content_hash")?;
-            // A kept record stays live in the version restored from the CRM: only
-            // another version is the ERP's.
-            if kept.get(&id).is_none_or(|restored| *restored != hash) {
-                live.push(id);
+            match kept.get(&id) {
+                None => live.push(id),
+                // A kept record stays live in the version restored from the CRM: only
+                // another version is the ERP's.
+                Some(restored) if *restored != hash => kept_live.push(id),
+                Some(_) => {}
             }
         }
-        if live.is_empty() {
-            continue;
+        if !live.is_empty() {
+            let mut p = Params::new(backend, live.len() + 5);
+            let (at, by, run, t, tb) = (
+                p.push(now),
+                p.push(DECIDED_BY_ERP),
+                p.push(run_id),
+                p.push(tenant.as_str()),
+                p.push(table.as_str()),
+            );
+            let list: Vec<String> = live.iter().map(|id| p.push(id.as_str())).collect();
+            let sql = format!(
+                "UPDATE pending_delete SET state = '{}', resolved_at = {at}, decided_by = {by}, \
+                 decided_run_id = {run} WHERE tenant_id = {t} AND table_name = {tb} \
+                 AND external_id IN ({}) AND state IN {waiting_states} RETURNING external_id",
+                DeleteState::Superseded.as_str(),
+                list.join(", "),
+            );
+            returned
+                .superseded
+                .extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
         }
-        let mut p = Params::new(backend, live.len() + 5);
-        let (at, by, run, t, tb) = (
-            p.push(now),
-            p.push(DECIDED_BY_ERP),
-            p.push(run_id),
-            p.push(tenant.as_str()),
-            p.push(table.as_str()),
-        );
-        let list: Vec<String> = live.iter().map(|id| p.push(id.as_str())).collect();
-        let sql = format!(
-            "UPDATE pending_delete SET state = '{}', resolved_at = {at}, decided_by = {by}, \
-             decided_run_id = {run}, kept_hash = NULL WHERE tenant_id = {t} \
-             AND table_name = {tb} AND external_id IN ({}) AND (state IN {waiting_states} \
-             OR (state = '{}' AND kept_hash IS NOT NULL)) RETURNING external_id",
-            DeleteState::Superseded.as_str(),
-            list.join(", "),
-            DeleteState::Discarded.as_str(),
-        );
-        superseded.extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+        if !kept_live.is_empty() {
+            let mut p = Params::new(backend, kept_live.len() + 2);
+            let (t, tb) = (p.push(tenant.as_str()), p.push(table.as_str()));
+            let list: Vec<String> = kept_live.iter().map(|id| p.push(id.as_str())).collect();
+            let sql = format!(
+                "UPDATE pending_delete SET kept_hash = NULL WHERE tenant_id = {t} AND table_name = {tb} \
+                 AND external_id IN ({}) AND state = '{discarded}' AND kept_hash IS NOT NULL \
+                 RETURNING external_id",
+                list.join(", "),
+            );
+            returned
+                .unkept
+                .extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+        }
     }
     txn.commit().await?;
-    superseded.sort();
-    Ok(superseded)
+    returned.superseded.sort();
+    returned.unkept.sort();
+    Ok(returned)
 }
 
 /// The `external_id` column of `rows`.

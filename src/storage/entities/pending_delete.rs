@@ -29,7 +29,8 @@ pub struct Model {
     /// The run that made the last state change; None for a person's decision.
     pub decided_run_id: Option<String>,
     /// Set by a discard: the content hash of the version restored from the CRM. While the
-    /// row is DISCARDED with it set, the record is kept in the CRM.
+    /// row is DISCARDED with it set, the record is kept in the CRM; cleared when the ERP
+    /// sends the record again or the deletion is reopened.
     pub kept_hash: Option<i64>,
 }
 

@@ -1,8 +1,8 @@
 //! The delete guard stage, and the decisions on what it held (ResolvePendingDeletes):
 //! excessive deletions wait for a person; a held deletion whose record came back ends
 //! by itself (SUPERSEDED); a discarded one keeps its record in the CRM, and later runs
-//! ignore the ERP's deletion of it, until the ERP sends the record again (SUPERSEDED) or
-//! someone reopens it. DELETES_HELD states how many deletions are HELD now
+//! ignore the ERP's deletion of it, until the ERP sends the record again (the keep ends)
+//! or someone reopens it. DELETES_HELD states how many deletions are HELD now
 //! ([`update_held_alert`]), whoever changed that count.
 
 use std::collections::HashSet;
@@ -38,8 +38,9 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             held: 0,
             kept: 0,
         };
-        // A waiting deletion (or a keep) whose record the ERP sent again ends by itself.
-        // (Instants of state changes are stored to the microsecond: listings page by them.)
+        // A waiting deletion whose record the ERP sent again ends by itself, and so does
+        // a keep. (Instants of state changes are stored to the microsecond: listings page
+        // by them.)
         let back = pending_deletes::supersede(
             &ctx.worker.db,
             ctx.tenant,
@@ -48,20 +49,35 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             stored_now(),
         )
         .await?;
-        if !back.is_empty() {
+        if !back.superseded.is_empty() {
             ctx.event(
                 Level::Info,
                 Stage::DeleteGuard,
                 Some(table.as_str()),
                 format!(
-                    "{} held or kept deletions superseded: the ERP sent their records again ({})",
-                    back.len(),
-                    examples(&back)
+                    "{} held deletions superseded: the ERP sent their records again ({})",
+                    back.superseded.len(),
+                    examples(&back.superseded)
                 ),
-                json!({"superseded": back.len()}),
+                json!({"superseded": back.superseded.len()}),
             )
             .await;
-            this.superseded = back.len();
+            this.superseded = back.superseded.len();
+        }
+        if !back.unkept.is_empty() {
+            ctx.event(
+                Level::Info,
+                Stage::DeleteGuard,
+                Some(table.as_str()),
+                format!(
+                    "{} records kept in the CRM by a discard are no longer kept: the ERP sent them \
+                     again ({}); a later deletion of them is judged by the guard again",
+                    back.unkept.len(),
+                    examples(&back.unkept)
+                ),
+                json!({"unkept": back.unkept.len()}),
+            )
+            .await;
         }
         let tombstones =
             staging::pending_tombstones(&ctx.worker.db, ctx.tenant, table.as_str()).await?;

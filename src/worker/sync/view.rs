@@ -453,7 +453,7 @@ fn view_request(
 
 /// Stages the deletion of every live staged record a full snapshot did not return, but
 /// for the records a discard keeps in the CRM: their deletion is not staged again. (A
-/// kept record the view returns again was staged as a change, which ends its keep: see
+/// kept record the view returns again is staged as a change, which ends its keep: see
 /// `pending_deletes::supersede`.)
 async fn snapshot_deletions(
     ctx: &Ctx<'_>,
