@@ -7,7 +7,7 @@
 use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
-use crate::domain::crm::{guarded_table, PendingDelete};
+use crate::domain::crm::{guarded_table, DeleteFilter, PendingDelete};
 use crate::domain::page_token::{Listing, Scope};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
@@ -139,33 +139,38 @@ impl History {
         }
     }
 
-    /// A page of the deletions the delete guard keeps for `table` (all tables for "").
+    /// A page of `table`'s deletions held by the delete guard that pass `filter`, newest
+    /// first (by when each entered its state). NOT_FOUND naming `run_id` when the filter's
+    /// run is not one of the tenant's.
     pub async fn pending_deletes(
         &self,
         tenant: &TenantId,
         table: &str,
+        filter: &DeleteFilter,
         page_size: u64,
         page_token: &str,
     ) -> Result<Page<PendingDelete>> {
-        let after = self
+        let position = self
             .position(Listing::PendingDeletes, tenant, page_token)
             .await?;
+        let after = position.as_deref().map(timed_position).transpose()?;
         self.require(tenant).await?;
         let table = guarded_table(table)?;
-        let page = pending_deletes::list(
-            &self.db,
-            tenant,
-            table,
-            after.as_deref().unwrap_or_default(),
-            page_size,
-        )
-        .await?;
+        if let Some(run) = &filter.run_id {
+            if runs::get(&self.db, tenant, run).await?.is_none() {
+                return Err(AppError::NotFound(format!(
+                    "run_id: run {} not found for tenant {tenant}: list its runs with ListRuns",
+                    crate::domain::text::excerpt(run)
+                )));
+            }
+        }
+        let page = pending_deletes::list(&self.db, tenant, table, filter, after, page_size).await?;
         self.pager
             .page(
                 page,
                 page_size,
                 (Listing::PendingDeletes, tenant.into()),
-                |last| last.external_id.clone(),
+                |last| timed(last.state_changed_at, &last.external_id),
             )
             .await
     }

@@ -31,6 +31,7 @@ mod m20261207_000020_retention;
 mod m20261207_000021_request_log_partitions;
 mod m20261207_000022_field_warnings;
 mod m20261207_000024_table_freshness;
+mod m20261207_000025_pending_delete_decisions;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000021_request_log_partitions::Migration),
             Box::new(m20261207_000022_field_warnings::Migration),
             Box::new(m20261207_000024_table_freshness::Migration),
+            Box::new(m20261207_000025_pending_delete_decisions::Migration),
         ]
     }
 }

@@ -1,10 +1,11 @@
 //! The `erpsync` command line: `serve`, provisioning commands that work on the database
 //! directly (`migrate`, `tenant`, `token`; the tenant and token ones also through a
 //! running server's Admin service with `--server`), and client commands that call a
-//! running server over gRPC (`overview`, `sync-now`, `logs`, `export`).
+//! running server over gRPC (`overview`, `sync-now`, `logs`, `export`, `deletes`).
 
 mod admin;
 mod client;
+mod deletes;
 mod progress;
 mod reconciliation;
 mod remote;
@@ -117,6 +118,11 @@ enum Command {
         output: std::path::PathBuf,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Lists and resolves the deletions the delete guard held, on a running server.
+    Deletes {
+        #[command(subcommand)]
+        command: deletes::DeletesCommand,
     },
     /// Prints a tenant's overview from a running server.
     Overview {
@@ -494,6 +500,7 @@ impl Cli {
             Command::Overview { tenant, server } => {
                 client::overview(&server.server, &server.token, &tenant).await
             }
+            Command::Deletes { command } => deletes::run(command).await,
             Command::Logs {
                 tenant,
                 follow,

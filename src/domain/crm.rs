@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::tables::Table;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, FieldViolation, Result};
 
 /// A company as delivered to the CRM.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,15 +198,114 @@ pub struct PendingDelete {
     pub state: DeleteState,
     /// When it entered its state (the detection time while HELD).
     pub state_changed_at: DateTime<Utc>,
+    /// Who made the last state change: a token's label (else its id), [`DECIDED_BY_RUN`]
+    /// or [`DECIDED_BY_ERP`]; empty for a change recorded before this was.
+    pub decided_by: String,
+    /// The run that made the last state change (held, applied, superseded); empty for a
+    /// person's decision.
+    pub decided_run_id: String,
+    /// DISCARDED and kept in the CRM: later runs do not hold its deletion again, until
+    /// the ERP sends the record again (then it is no longer kept, still DISCARDED) or
+    /// someone reopens it.
+    pub kept: bool,
 }
 
-/// Approve (the next run deletes) or discard (the record is restored in staging).
+/// What the ERP sending records again ended in a table, by external id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SentAgain {
+    /// Waiting (HELD or APPROVED) deletions, now SUPERSEDED.
+    pub superseded: Vec<String>,
+    /// Records a discard kept in the CRM, no longer kept (still DISCARDED).
+    pub unkept: Vec<String>,
+}
+
+/// `decided_by` of a change a run made (held, applied).
+pub const DECIDED_BY_RUN: &str = "run";
+
+/// `decided_by` of a change the ERP caused (it sent the record again: SUPERSEDED).
+pub const DECIDED_BY_ERP: &str = "erp";
+
+/// Approve (the next run deletes), discard (the record is restored in staging and kept
+/// in the CRM) or reopen (a kept record's deletion waits for a person again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     /// Apply the deletion at the next run.
     Approve,
-    /// Keep the record: restore it in staging as the CRM has it.
+    /// Keep the record: restore it in staging as the CRM has it, and remember the keep
+    /// so later runs do not hold its deletion again.
     Discard,
+    /// Reverse a discard: the kept record's deletion is HELD again (approve it to delete).
+    Reopen,
+}
+
+impl Resolution {
+    /// The states a deletion may be resolved from.
+    pub fn from_states(self) -> &'static [DeleteState] {
+        match self {
+            Resolution::Approve => &[DeleteState::Held],
+            Resolution::Discard => &DeleteState::WAITING,
+            Resolution::Reopen => &[DeleteState::Discarded],
+        }
+    }
+
+    /// The state a resolved deletion enters.
+    pub fn to_state(self) -> DeleteState {
+        match self {
+            Resolution::Approve => DeleteState::Approved,
+            Resolution::Discard => DeleteState::Discarded,
+            Resolution::Reopen => DeleteState::Held,
+        }
+    }
+}
+
+/// Which held deletions a listing shows: by default the waiting ones (HELD, APPROVED).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFilter {
+    /// The states listed (never empty).
+    pub states: Vec<DeleteState>,
+    /// Only deletions this run detected or decided.
+    pub run_id: Option<String>,
+}
+
+impl Default for DeleteFilter {
+    fn default() -> Self {
+        Self {
+            states: DeleteState::WAITING.to_vec(),
+            run_id: None,
+        }
+    }
+}
+
+impl DeleteFilter {
+    /// The states a request names: none for the waiting ones (HELD and APPROVED), "ALL"
+    /// for every one, else each of HELD, APPROVED, APPLIED, DISCARDED, SUPERSEDED (any
+    /// case). The violation names `field`.
+    pub fn states(names: &[String], field: &str) -> Result<Vec<DeleteState>, FieldViolation> {
+        if names.is_empty() {
+            return Ok(DeleteState::WAITING.to_vec());
+        }
+        let mut states = Vec::new();
+        for name in names {
+            let upper = name.trim().to_ascii_uppercase();
+            if upper == "ALL" {
+                return Ok(DeleteState::ALL.to_vec());
+            }
+            let state = DeleteState::parse(&upper).ok_or_else(|| {
+                FieldViolation::new(
+                    field,
+                    format!(
+                        "{} is not a state of a held deletion: HELD, APPROVED, APPLIED, \
+                         DISCARDED, SUPERSEDED or ALL",
+                        super::text::excerpt(name)
+                    ),
+                )
+            })?;
+            if !states.contains(&state) {
+                states.push(state);
+            }
+        }
+        Ok(states)
+    }
 }
 
 /// Where a held deletion is in its life: HELD → APPROVED → APPLIED (by the next run), HELD
@@ -297,6 +396,33 @@ mod delete_state_tests {
         }
         assert_eq!(DeleteState::parse("held"), None);
         assert_eq!(DeleteState::Held.to_string(), "HELD");
+    }
+
+    #[test]
+    fn a_listing_names_states_or_all_and_defaults_to_the_waiting_ones() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            DeleteFilter::states(&[], "states").unwrap(),
+            DeleteState::WAITING
+        );
+        assert_eq!(
+            DeleteFilter::states(&names(&["all"]), "states").unwrap(),
+            DeleteState::ALL
+        );
+        assert_eq!(
+            DeleteFilter::states(&names(&["discarded", "APPLIED", "DISCARDED"]), "states").unwrap(),
+            [DeleteState::Discarded, DeleteState::Applied]
+        );
+        let err = DeleteFilter::states(&names(&["HELD", "gone"]), "states").unwrap_err();
+        assert_eq!(err.field, "states");
+        assert!(err.description.contains("\"gone\""), "{err:?}");
+    }
+
+    #[test]
+    fn reopening_takes_a_discarded_deletion_back_to_held() {
+        assert_eq!(Resolution::Reopen.from_states(), [DeleteState::Discarded]);
+        assert_eq!(Resolution::Reopen.to_state(), DeleteState::Held);
+        assert_eq!(Resolution::Discard.from_states(), DeleteState::WAITING);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::pb::{self, integration_history_server::IntegrationHistory};
 use crate::alert_feed::{AlertFeed, Tenants};
 use crate::auth::authorize;
 use crate::domain::abc::CompanyFilter;
-use crate::domain::crm::Resolution;
+use crate::domain::crm::{DeleteFilter, Resolution};
 use crate::domain::language::Language;
 use crate::domain::page_token::page_size;
 use crate::domain::run::{EventFilter, Level, RunTrigger};
@@ -355,11 +355,26 @@ impl IntegrationHistory for Service {
     ) -> Result<Response<pb::ListPendingDeletesResponse>, Status> {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
         let req = req.into_inner();
-        let page_size =
-            page_size(req.page_size, 100, 1000).map_err(|v| AppError::InvalidFields(vec![v]))?;
+        let mut violations = Vec::new();
+        let page_size = page_size(req.page_size, 100, 1000).unwrap_or_else(|v| {
+            violations.push(v);
+            0
+        });
+        let states = DeleteFilter::states(&req.states, "states").unwrap_or_else(|v| {
+            violations.push(v);
+            Vec::new()
+        });
+        if !violations.is_empty() {
+            return Err(AppError::InvalidFields(violations).into());
+        }
+        let run_id = req.run_id.trim();
+        let filter = DeleteFilter {
+            states,
+            run_id: (!run_id.is_empty()).then(|| run_id.to_owned()),
+        };
         let page = self
             .history
-            .pending_deletes(&tenant, &req.table, page_size, &req.page_token)
+            .pending_deletes(&tenant, &req.table, &filter, page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListPendingDeletesResponse {
             pending_deletes: page
@@ -376,14 +391,16 @@ impl IntegrationHistory for Service {
         req: Request<pb::ResolvePendingDeletesRequest>,
     ) -> Result<Response<pb::ResolvePendingDeletesResponse>, Status> {
         let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let token_id = grant(&req)?.token_id.clone();
         let req = req.into_inner();
         let resolution = match pb::ResolveAction::try_from(req.action) {
             Ok(pb::ResolveAction::Approve) => Resolution::Approve,
             Ok(pb::ResolveAction::Discard) => Resolution::Discard,
+            Ok(pb::ResolveAction::Reopen) => Resolution::Reopen,
             _ => {
                 return Err(AppError::InvalidFields(vec![FieldViolation::new(
                     "action",
-                    "set APPROVE or DISCARD",
+                    "set APPROVE, DISCARD or REOPEN",
                 )])
                 .into())
             }
@@ -407,10 +424,16 @@ impl IntegrationHistory for Service {
             }
         };
         self.history.require(&tenant).await?;
-        let resolved =
-            sync::resolve_pending_deletes(&self.worker, &tenant, &req.table, ids, resolution)
-                .await?;
-        tracing::info!(tenant = %tenant, table = %req.table, resolved, ?resolution, "pending deletions resolved");
+        let resolved = sync::resolve_pending_deletes(
+            &self.worker,
+            &tenant,
+            &req.table,
+            ids,
+            resolution,
+            &token_id,
+        )
+        .await?;
+        tracing::info!(tenant = %tenant, table = %req.table, resolved, ?resolution, token = %token_id, "pending deletions resolved");
         Ok(Response::new(pb::ResolvePendingDeletesResponse {
             resolved,
         }))

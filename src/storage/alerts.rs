@@ -196,3 +196,43 @@ pub(super) fn announce(db: &Db, tenant: &TenantId, kind: AlertKind, opened: bool
     db.alert_events_appended();
     crate::metrics::alert(tenant.as_str(), kind.as_str(), opened);
 }
+
+/// Rewrites the message of the open alert of `kind`, if any and if it says something
+/// else, so it states the condition as it is now (e.g. how many deletions are held);
+/// returns whether it changed one. The alert keeps its id and opening time; the feed
+/// records opening and resolution only.
+pub async fn restate(db: &Db, tenant: &TenantId, kind: AlertKind, message: &str) -> Result<bool> {
+    use sea_orm::ColumnTrait;
+    let stale = || {
+        alert::Entity::find()
+            .filter(alert::Entity::open_of_kind(tenant.as_str(), kind.as_str()))
+            .filter(alert::Column::Message.ne(message))
+    };
+    if stale().one(db.conn()).await?.is_none() {
+        return Ok(false);
+    }
+    let txn = db.begin_write().await?;
+    let ids: Vec<String> = stale()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let before = usage::measure(&*txn, Counted::Alerts, &ids).await?;
+    alert::Entity::update_many()
+        .col_expr(
+            alert::Column::Message,
+            sea_orm::sea_query::Expr::value(message),
+        )
+        .filter(alert::Column::Id.is_in(ids.iter().copied()))
+        .exec(&*txn)
+        .await?;
+    let after = usage::measure(&*txn, Counted::Alerts, &ids).await?;
+    usage::add_changes(&txn, Counted::Alerts, &before, &after).await?;
+    txn.commit().await?;
+    Ok(true)
+}

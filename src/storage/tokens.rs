@@ -290,3 +290,19 @@ async fn grant_of(db: &Db, token: api_token::Model) -> Result<Grant> {
         scope,
     })
 }
+
+/// How a decision made with the token `id` is recorded: its label, else its id (also for
+/// a token gone since).
+pub async fn decider_name(db: &Db, id: &str) -> Result<String> {
+    let label: Option<Option<String>> = api_token::Entity::find_by_id(id)
+        .select_only()
+        .column(api_token::Column::Label)
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(label
+        .flatten()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| id.to_owned()))
+}

@@ -96,6 +96,7 @@ async fn pending(ctx: &mut Ctx, table: &str) -> Vec<pb::PendingDelete> {
                 table: table.into(),
                 page_size: 1000,
                 page_token: String::new(),
+                ..Default::default()
             },
             &ctx.crm,
         ))

@@ -397,6 +397,7 @@ async fn the_delete_guard_protects_a_host_crm(app: TestApp) {
                 table: "company".into(),
                 page_size: 100,
                 page_token: String::new(),
+                ..Default::default()
             },
             &ctx.crm,
         ))

@@ -13,6 +13,7 @@ mod cli;
 mod cli_output;
 mod config;
 mod crm_count;
+mod delete_guard;
 mod delivery;
 mod demo;
 mod drain;

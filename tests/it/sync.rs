@@ -397,6 +397,7 @@ async fn the_delete_guard_holds_a_mass_deletion(app: TestApp) {
         table: "company".into(),
         page_size: 100,
         page_token: token,
+        ..Default::default()
     };
     let first = ctx
         .history

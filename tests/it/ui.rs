@@ -1038,6 +1038,7 @@ async fn pending(seed: &mut Seed, table: &str) -> Vec<(String, String)> {
                 table: table.into(),
                 page_size: 100,
                 page_token: String::new(),
+                ..Default::default()
             },
             &seed.crm,
         ))

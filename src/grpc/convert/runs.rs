@@ -129,6 +129,9 @@ pub fn pending_delete(p: crate::domain::crm::PendingDelete) -> pb::PendingDelete
         detected_at: Some(timestamp(p.detected_at)),
         state: p.state.as_str().to_owned(),
         state_changed_at: Some(timestamp(p.state_changed_at)),
+        decided_by: p.decided_by,
+        decided_run_id: p.decided_run_id,
+        kept: p.kept,
     }
 }
 

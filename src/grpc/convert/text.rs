@@ -135,10 +135,13 @@ impl RequestText for pb::GetRunRequest {
 
 impl RequestText for pb::ListPendingDeletesRequest {
     fn fields(&self) -> Vec<(String, &str, usize)> {
-        vec![
+        let mut f = vec![
             id("table", &self.table),
             short("page_token", &self.page_token),
-        ]
+            id("run_id", &self.run_id),
+        ];
+        f.extend(each("states", &self.states, MAX_ID_CHARS));
+        f
     }
 }
 

@@ -4,11 +4,13 @@
 //! `UPDATE … RETURNING`). The rest of the guard is in
 //! [`crate::storage::pending_deletes`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use super::crm::CrmTable;
-use crate::domain::crm::DeleteState;
+use crate::domain::crm::{DeleteState, SentAgain, DECIDED_BY_ERP, DECIDED_BY_RUN};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
@@ -18,8 +20,8 @@ use crate::storage::Db;
 /// Ids per statement.
 const IDS_PER_STATEMENT: usize = 2_000;
 
-/// Holds the deletions of `ids` that `crm` has, with its name and document; a deletion
-/// held before is held again.
+/// Holds the deletions of `ids` that `crm` has, with its name and document, decided by
+/// the run `run_id`; a deletion held before is held again (any keep it had ends).
 pub(crate) async fn hold_from_crm(
     db: &Db,
     crm: CrmTable,
@@ -30,20 +32,25 @@ pub(crate) async fn hold_from_crm(
 ) -> Result<()> {
     let txn = db.begin_write().await?;
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 5);
-        let (tb, run, at, t) = (
+        // Pushed in the order they appear (SQLite's placeholders are positional).
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() + 7);
+        let (tb, run, at, by, decided_run, t) = (
             p.push(crm.staged().as_str()),
             p.push(run_id),
             p.push(now),
+            p.push(DECIDED_BY_RUN),
+            p.push(run_id),
             p.push(tenant.as_str()),
         );
         let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
         let sql = format!(
             "INSERT INTO pending_delete (tenant_id, table_name, external_id, name, document, detected_run_id, \
-             detected_at, state, resolved_at) SELECT tenant_id, {tb}, external_id, name, document, {run}, {at}, \
-             '{held}', NULL FROM {crm_table} WHERE tenant_id = {t} AND external_id IN ({}) \
+             detected_at, state, resolved_at, decided_by, decided_run_id, kept_hash) \
+             SELECT tenant_id, {tb}, external_id, name, document, {run}, {at}, '{held}', NULL, {by}, {decided_run}, NULL \
+             FROM {crm_table} WHERE tenant_id = {t} AND external_id IN ({}) \
              ON CONFLICT (tenant_id, table_name, external_id) DO UPDATE SET state = '{held}', \
-             detected_run_id = excluded.detected_run_id, detected_at = excluded.detected_at, resolved_at = NULL",
+             detected_run_id = excluded.detected_run_id, detected_at = excluded.detected_at, resolved_at = NULL, \
+             decided_by = excluded.decided_by, decided_run_id = excluded.decided_run_id, kept_hash = NULL",
             list.join(", "),
             held = DeleteState::Held.as_str(),
             crm_table = crm.sql_name(),
@@ -53,12 +60,14 @@ pub(crate) async fn hold_from_crm(
     txn.commit().await
 }
 
-/// Marks SUPERSEDED the table's waiting (HELD or APPROVED) deletions whose record is live
-/// in staging again; returns their external ids.
+/// Ends what the ERP sending a record again ends: the table's waiting (HELD or APPROVED)
+/// deletions whose record is live in staging again become SUPERSEDED, decided by the ERP
+/// in run `run_id`; its kept records (DISCARDED with a kept hash) live in another version
+/// than the one restored are no longer kept (the discard stays their last decision).
 ///
-/// Keyed, in three statements of one transaction: the waiting ids (a few, by
+/// Keyed, in a few statements of one transaction: the waiting and kept ids (a few, by
 /// `pending_delete`'s key), which of them are live in staging (looked up by
-/// `staged_record`'s full key), and the update of those. One `UPDATE … WHERE EXISTS`
+/// `staged_record`'s full key), and the updates of those. One `UPDATE … WHERE EXISTS`
 /// over staging left the join order to the planner, and right after an onboarding load,
 /// before PostgreSQL had statistics of the new rows, it scanned the tenant's whole table
 /// with `external_id` as a join filter (1 158 ms for 100 held rows over 180 000 staged;
@@ -68,14 +77,16 @@ pub(crate) async fn supersede_live(
     db: &Db,
     tenant: &TenantId,
     table: Table,
+    run_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<SentAgain> {
     let backend = db.backend();
     let waiting_states = format!(
         "('{}', '{}')",
         DeleteState::Held.as_str(),
         DeleteState::Approved.as_str()
     );
+    let discarded = DeleteState::Discarded.as_str();
     let txn = db.begin_write().await?;
     let mut p = Params::new(backend, 2);
     let sql = format!(
@@ -85,35 +96,83 @@ pub(crate) async fn supersede_live(
         p.push(table.as_str()),
     );
     let waiting = external_ids(txn.query_all(p.statement(sql)).await?)?;
-    let mut superseded = Vec::new();
-    for chunk in waiting.chunks(IDS_PER_STATEMENT) {
+    let mut p = Params::new(backend, 2);
+    let sql = format!(
+        "SELECT external_id, kept_hash FROM pending_delete WHERE tenant_id = {} AND table_name = {} \
+         AND state = '{discarded}' AND kept_hash IS NOT NULL ORDER BY external_id",
+        p.push(tenant.as_str()),
+        p.push(table.as_str()),
+    );
+    let kept: HashMap<String, i64> = txn
+        .query_all(p.statement(sql))
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.try_get("", "external_id")?, r.try_get("", "kept_hash")?)))
+        .collect::<Result<_>>()?;
+    let mut candidates: Vec<&String> = waiting.iter().chain(kept.keys()).collect();
+    candidates.sort();
+    let mut returned = SentAgain::default();
+    for chunk in candidates.chunks(IDS_PER_STATEMENT) {
         let mut p = Params::new(backend, chunk.len() + 2);
         let (t, tb) = (p.push(tenant.as_str()), p.push(table.as_str()));
         let list: Vec<String> = chunk.iter().map(|id| p.push(id.as_str())).collect();
         let sql = format!(
-            "SELECT external_id FROM staged_record WHERE tenant_id = {t} AND table_name = {tb} \
+            "SELECT external_id, content_hash FROM staged_record WHERE tenant_id = {t} AND table_name = {tb} \
              AND external_id IN ({}) AND NOT deleted",
             list.join(", ")
         );
-        let live = external_ids(txn.query_all(p.statement(sql)).await?)?;
-        if live.is_empty() {
-            continue;
+        let (mut live, mut kept_live) = (Vec::new(), Vec::new());
+        for r in txn.query_all(p.statement(sql)).await? {
+            let id: String = r.try_get("", "external_id")?;
+            let hash: i64 = r.try_get("", "content_hash")?;
+            match kept.get(&id) {
+                None => live.push(id),
+                // A kept record stays live in the version restored from the CRM: only
+                // another version is the ERP's.
+                Some(restored) if *restored != hash => kept_live.push(id),
+                Some(_) => {}
+            }
         }
-        let mut p = Params::new(backend, live.len() + 3);
-        let (at, t, tb) = (p.push(now), p.push(tenant.as_str()), p.push(table.as_str()));
-        let list: Vec<String> = live.iter().map(|id| p.push(id.as_str())).collect();
-        let sql = format!(
-            "UPDATE pending_delete SET state = '{}', resolved_at = {at} WHERE tenant_id = {t} \
-             AND table_name = {tb} AND external_id IN ({}) AND state IN {waiting_states} \
-             RETURNING external_id",
-            DeleteState::Superseded.as_str(),
-            list.join(", ")
-        );
-        superseded.extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+        if !live.is_empty() {
+            let mut p = Params::new(backend, live.len() + 5);
+            let (at, by, run, t, tb) = (
+                p.push(now),
+                p.push(DECIDED_BY_ERP),
+                p.push(run_id),
+                p.push(tenant.as_str()),
+                p.push(table.as_str()),
+            );
+            let list: Vec<String> = live.iter().map(|id| p.push(id.as_str())).collect();
+            let sql = format!(
+                "UPDATE pending_delete SET state = '{}', resolved_at = {at}, decided_by = {by}, \
+                 decided_run_id = {run} WHERE tenant_id = {t} AND table_name = {tb} \
+                 AND external_id IN ({}) AND state IN {waiting_states} RETURNING external_id",
+                DeleteState::Superseded.as_str(),
+                list.join(", "),
+            );
+            returned
+                .superseded
+                .extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+        }
+        if !kept_live.is_empty() {
+            let mut p = Params::new(backend, kept_live.len() + 2);
+            let (t, tb) = (p.push(tenant.as_str()), p.push(table.as_str()));
+            let list: Vec<String> = kept_live.iter().map(|id| p.push(id.as_str())).collect();
+            let sql = format!(
+                "UPDATE pending_delete SET kept_hash = NULL WHERE tenant_id = {t} AND table_name = {tb} \
+                 AND external_id IN ({}) AND state = '{discarded}' AND kept_hash IS NOT NULL \
+                 RETURNING external_id",
+                list.join(", "),
+            );
+            returned
+                .unkept
+                .extend(external_ids(txn.query_all(p.statement(sql)).await?)?);
+        }
     }
     txn.commit().await?;
-    superseded.sort();
-    Ok(superseded)
+    returned.superseded.sort();
+    returned.unkept.sort();
+    Ok(returned)
 }
 
 /// The `external_id` column of `rows`.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::content_hash;
+use super::{content_hash, restored_hash};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::delivery as bulk;
@@ -129,16 +129,19 @@ pub async fn pending_tombstones(db: &Db, tenant: &TenantId, table: &str) -> Resu
 }
 
 /// Restores records whose deletion was discarded: each becomes again the version the CRM
-/// has (`crm`'s fields), already delivered, so nothing is sent for it.
+/// has (`crm`'s fields), already delivered, so nothing is sent for it; its content hash
+/// marks it restored (see `restored_hash`). Returns the restored ones (those the CRM
+/// has) with that hash.
 pub async fn restore_from_crm(
     db: &Db,
     tenant: &TenantId,
     crm: CrmTable,
     ids: &[String],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<(String, i64)>> {
     let table = crm.staged().as_str();
     let txn = db.begin_write().await?;
+    let mut restored = Vec::with_capacity(ids.len());
     for id in ids {
         let crm_fields = crm::fields_of(&*txn, crm, tenant, id).await?;
         let Some(fields) = crm_fields else {
@@ -151,7 +154,7 @@ pub async fn restore_from_crm(
             .one(&*txn)
             .await?
             .flatten();
-        let hash = content_hash(&fields, updated_at, false);
+        let hash = restored_hash(&fields, updated_at);
         let size = i64::try_from(fields.len() + id.len() + 90).unwrap_or(i64::MAX);
         Entity::update_many()
             .col_expr(Column::Fields, Expr::value(fields))
@@ -163,6 +166,39 @@ pub async fn restore_from_crm(
             .filter(Column::TenantId.eq(tenant.as_str()))
             .filter(Column::TableName.eq(table))
             .filter(Column::ExternalId.eq(id.as_str()))
+            .exec(&*txn)
+            .await?;
+        restored.push((id.clone(), hash));
+    }
+    txn.commit().await?;
+    Ok(restored)
+}
+
+/// Stages again the deletion of records a discard had restored (a reopened deletion):
+/// each becomes a tombstone waiting for delivery, as the ERP's own would be.
+pub async fn tombstone_again(
+    db: &Db,
+    tenant: &TenantId,
+    table: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const EMPTY: &str = "{}";
+    let hash = content_hash(EMPTY, None, true);
+    let txn = db.begin_write().await?;
+    for chunk in ids.chunks(2_000) {
+        Entity::update_many()
+            .col_expr(Column::Fields, Expr::value(EMPTY))
+            .col_expr(
+                Column::UpdatedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(Column::Deleted, Expr::value(true))
+            .col_expr(Column::ContentHash, Expr::value(hash))
+            .col_expr(Column::ChangedAt, Expr::value(now))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::TableName.eq(table))
+            .filter(Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
             .exec(&*txn)
             .await?;
     }

@@ -13,7 +13,7 @@ mod delivery;
 
 pub use self::delivery::{
     count_pending, mark_all_delivered, mark_delivered, pending_page, pending_tombstones,
-    refresh_statistics, restore_from_crm, Pending,
+    refresh_statistics, restore_from_crm, tombstone_again, Pending,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -218,6 +218,16 @@ fn content_hash(fields: &str, updated_at: Option<DateTime<Utc>>, deleted: bool) 
             .to_le_bytes(),
     );
     h.feed(&[u8::from(deleted)]);
+    h.finish()
+}
+
+/// The content hash of a version restored from the CRM (a discarded deletion): never the
+/// hash of a version the ERP sends, so the ERP sending the record again, even unchanged,
+/// stages a change (which ends the keep: `pending_deletes::supersede`).
+fn restored_hash(fields: &str, updated_at: Option<DateTime<Utc>>) -> i64 {
+    let mut h = Fnv1a::default();
+    h.feed(b"restored from the CRM\0");
+    h.feed(&content_hash(fields, updated_at, false).to_le_bytes());
     h.finish()
 }
 

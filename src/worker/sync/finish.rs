@@ -123,8 +123,8 @@ async fn crm_count(
 }
 
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;
-/// DELETES_HELD is open while runs hold deletions.
-pub(super) async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail, held: u64) -> Result<()> {
+/// DELETES_HELD is open while deletions are held, stating how many.
+pub(super) async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail) -> Result<()> {
     let now = Utc::now();
     let db = &ctx.worker.db;
     let run_id = Some(run.summary.id.as_str());
@@ -157,33 +157,15 @@ pub(super) async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail, held: u64) -> 
             .await;
         }
     }
-    if held > 0 {
-        let message = format!("{held} deletions held by the delete guard wait for approval");
-        if alerts::raise(
-            db,
-            ctx.tenant,
-            AlertKind::DeletesHeld,
-            &message,
-            run_id,
-            now,
-        )
-        .await?
-        {
-            ctx.event(
-                Level::Warn,
-                Stage::Finish,
-                None,
-                format!("alert DELETES_HELD: {message}"),
-                json!({"alert": "DELETES_HELD"}),
-            )
-            .await;
-        }
-    } else if alerts::resolve(db, ctx.tenant, AlertKind::DeletesHeld, now).await? {
+    // The stored HELD count, not only this run's: the alert says what ListPendingDeletes
+    // shows.
+    let change = super::delete_guard::update_held_alert(db, ctx.tenant, run_id, now).await?;
+    if let Some((level, message)) = change.event() {
         ctx.event(
-            Level::Info,
+            level,
             Stage::Finish,
             None,
-            "alert DELETES_HELD resolved".into(),
+            message,
             json!({"alert": "DELETES_HELD"}),
         )
         .await;

@@ -414,7 +414,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
         Level::Info
     };
     // Alerts first: whoever sees the run finished also sees the alerts it opened or closed.
-    if let Err(e) = finish::update_alerts(&ctx, &detail, held).await {
+    if let Err(e) = finish::update_alerts(&ctx, &detail).await {
         tracing::error!(error = ?anyhow::Error::from(e), "cannot update the tenant's alerts");
     }
     ctx.event(

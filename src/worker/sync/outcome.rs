@@ -36,6 +36,8 @@ pub(super) struct Guarded {
     pub superseded: usize,
     /// Deletions this run must not apply.
     pub held: usize,
+    /// Deletions of records a discard keeps in the CRM, ignored.
+    pub kept: usize,
 }
 
 impl fmt::Display for Outcome {
@@ -53,6 +55,12 @@ impl fmt::Display for Outcome {
                     }
                     if g.held > 0 {
                         notes.push(format!("{} {} deletions held", g.held, g.table));
+                    }
+                    if g.kept > 0 {
+                        notes.push(format!(
+                            "{} {} deletions of kept records ignored",
+                            g.kept, g.table
+                        ));
                     }
                 }
                 if notes.is_empty() {
@@ -92,16 +100,19 @@ mod tests {
                 table: Table::Company,
                 superseded: 2,
                 held: 60,
+                kept: 0,
             },
             Guarded {
                 table: Table::Contact,
                 superseded: 0,
                 held: 0,
+                kept: 100,
             },
         ]);
         assert_eq!(
             guarded.to_string(),
-            "2 company deletions superseded, 60 company deletions held"
+            "2 company deletions superseded, 60 company deletions held, \
+             100 contact deletions of kept records ignored"
         );
         assert_eq!(Outcome::Guarded(Vec::new()).to_string(), "ok");
         assert_eq!(

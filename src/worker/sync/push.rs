@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
@@ -126,8 +125,15 @@ impl Batch {
         }
         if let Self::DeleteCompanies(d) | Self::DeleteContacts(d) = self {
             let ids: Vec<String> = d.into_iter().map(|r| r.external_id).collect();
-            pending_deletes::mark_applied(&ctx.worker.db, ctx.tenant, table, &ids, Utc::now())
-                .await?;
+            pending_deletes::mark_applied(
+                &ctx.worker.db,
+                ctx.tenant,
+                table,
+                &ids,
+                &ctx.run_id,
+                crate::storage::stored_now(),
+            )
+            .await?;
         }
         Ok(())
     }

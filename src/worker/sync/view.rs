@@ -23,7 +23,7 @@ use crate::domain::view::{field_role, Backend, Category, Mode, Role, ViewConfig,
 use crate::error::{AppError, Result};
 use crate::ingest::{Answer, RequestBody, RequestMeta, Staging};
 use crate::storage::request_log::StoredBody;
-use crate::storage::{staging, view_grants, views};
+use crate::storage::{pending_deletes, staging, view_grants, views};
 use crate::viewdb::{Column, Cursor, ErpDb, PageQuery, PageRow, PageSpec, Param};
 
 /// Staged ids compared with a snapshot per read, and tombstones staged per request.
@@ -467,7 +467,10 @@ fn view_request(
     }
 }
 
-/// Stages the deletion of every live staged record a full snapshot did not return.
+/// Stages the deletion of every live staged record a full snapshot did not return, but
+/// for the records a discard keeps in the CRM: their deletion is not staged again. (A
+/// kept record the view returns again is staged as a change, which ends its keep: see
+/// `pending_deletes::supersede`.)
 async fn snapshot_deletions(
     ctx: &Ctx<'_>,
     tenant: &Tenant,
@@ -478,6 +481,7 @@ async fn snapshot_deletions(
     seen.dedup();
     let table = p.def.id;
     let endpoint = format!("view:{}", p.cfg.view);
+    let kept = pending_deletes::kept_ids(&ctx.worker.db, ctx.tenant, p.def.table).await?;
     let mut after = String::new();
     let mut missing = Vec::new();
     let mut total = 0;
@@ -488,7 +492,7 @@ async fn snapshot_deletions(
         after = last.clone();
         missing.extend(
             ids.into_iter()
-                .filter(|id| seen.binary_search(&id_hash(id)).is_err()),
+                .filter(|id| seen.binary_search(&id_hash(id)).is_err() && !kept.contains(id)),
         );
         if missing.len() as u64 >= DELETE_PAGE {
             total += stage_deletions(ctx, tenant, p.def, &endpoint, std::mem::take(&mut missing))
