@@ -73,6 +73,9 @@ pub enum AlertEventKind {
     Opened,
     /// The condition went away.
     Resolved,
+    /// The open alert's message changed to state the condition as it is now (how many
+    /// deletions are held).
+    Restated,
 }
 
 impl AlertEventKind {
@@ -81,12 +84,13 @@ impl AlertEventKind {
         match self {
             Self::Opened => "OPENED",
             Self::Resolved => "RESOLVED",
+            Self::Restated => "RESTATED",
         }
     }
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Opened, Self::Resolved]
+        [Self::Opened, Self::Resolved, Self::Restated]
             .into_iter()
             .find(|k| k.as_str() == s)
     }

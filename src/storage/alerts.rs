@@ -200,8 +200,14 @@ pub(super) fn announce(db: &Db, tenant: &TenantId, kind: AlertKind, opened: bool
 /// Rewrites the message of the open alert of `kind`, if any and if it says something
 /// else, so it states the condition as it is now (e.g. how many deletions are held);
 /// returns whether it changed one. The alert keeps its id and opening time; the feed
-/// records opening and resolution only.
-pub async fn restate(db: &Db, tenant: &TenantId, kind: AlertKind, message: &str) -> Result<bool> {
+/// records a RESTATED event at `now` with the new message.
+pub async fn restate(
+    db: &Db,
+    tenant: &TenantId,
+    kind: AlertKind,
+    message: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
     use sea_orm::ColumnTrait;
     let stale = || {
         alert::Entity::find()
@@ -212,16 +218,17 @@ pub async fn restate(db: &Db, tenant: &TenantId, kind: AlertKind, message: &str)
         return Ok(false);
     }
     let txn = db.begin_write().await?;
-    let ids: Vec<String> = stale()
+    alert_events::serialize(&txn).await?;
+    let restated: Vec<Alert> = stale()
         .all(&*txn)
         .await?
         .into_iter()
-        .map(|m| m.id)
-        .collect();
-    if ids.is_empty() {
+        .map(alert_from)
+        .collect::<Result<_>>()?;
+    if restated.is_empty() {
         return Ok(false);
     }
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let ids: Vec<&str> = restated.iter().map(|a| a.id.as_str()).collect();
     let before = usage::measure(&*txn, Counted::Alerts, &ids).await?;
     alert::Entity::update_many()
         .col_expr(
@@ -233,6 +240,14 @@ pub async fn restate(db: &Db, tenant: &TenantId, kind: AlertKind, message: &str)
         .await?;
     let after = usage::measure(&*txn, Counted::Alerts, &ids).await?;
     usage::add_changes(&txn, Counted::Alerts, &before, &after).await?;
+    for alert in restated {
+        let now_said = Alert {
+            message: message.to_owned(),
+            ..alert
+        };
+        alert_events::append(&txn, tenant, AlertEventKind::Restated, &now_said, now).await?;
+    }
     txn.commit().await?;
+    db.alert_events_appended();
     Ok(true)
 }

@@ -197,6 +197,41 @@ async fn a_push_tenant_keeps_discarded_records_and_the_alert_follows_the_held_co
         100
     );
     assert_eq!(held_alert(&mut ctx).await, None);
+    // The alert feed told each count as it changed: opened with 200, restated with 100
+    // when they were approved, resolved when the rest were discarded.
+    let mut feed = ctx
+        .history
+        .watch_alerts(authed(
+            pb::WatchTenantAlertsRequest {
+                tenant_id: "acme".into(),
+                after_cursor: String::new(),
+            },
+            &ctx.crm,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), feed.message())
+            .await
+            .expect("an alert event in time")
+            .unwrap()
+            .expect("the feed stays open");
+        let alert = e.alert.clone().unwrap();
+        if alert.kind() == pb::AlertKind::DeletesHeld {
+            told.push((e.kind(), alert.message));
+        }
+    }
+    assert_eq!(
+        told,
+        [
+            (pb::AlertEventKind::Opened, held_text(200)),
+            (pb::AlertEventKind::Restated, held_text(100)),
+            (pb::AlertEventKind::Resolved, held_text(100)),
+        ]
+    );
+    drop(feed);
     let kept = listed(&mut ctx, &["DISCARDED"], "").await;
     assert_eq!(
         ids(kept.iter().map(|p| p.external_id.clone())),

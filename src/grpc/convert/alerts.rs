@@ -37,6 +37,7 @@ fn alert_event(e: AlertEvent) -> pb::AlertEvent {
         kind: match e.kind {
             AlertEventKind::Opened => pb::AlertEventKind::Opened,
             AlertEventKind::Resolved => pb::AlertEventKind::Resolved,
+            AlertEventKind::Restated => pb::AlertEventKind::Restated,
         } as i32,
         alert: Some(alert(e.alert)),
         at: Some(timestamp(e.at)),

@@ -285,7 +285,7 @@ pub(crate) async fn update_held_alert(
         return Ok(HeldAlert::Opened(message));
     }
     Ok(
-        if alerts::restate(db, tenant, AlertKind::DeletesHeld, &message).await? {
+        if alerts::restate(db, tenant, AlertKind::DeletesHeld, &message, now).await? {
             HeldAlert::Restated(message)
         } else {
             HeldAlert::Unchanged
