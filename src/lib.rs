@@ -15,21 +15,28 @@
 //! * [`ui`] — the "Dados ERP" reference page at `/ui/` (files built into the binary, its
 //!   Content-Security-Policy); it calls IntegrationHistory over gRPC-Web like any client.
 //! * [`cli`] — the subcommands (operator commands on the database, or through Admin with
-//!   `--server`; client commands over gRPC with progress on the terminal).
+//!   `--server`; client commands over gRPC with progress on the terminal: `deletes` lists
+//!   and decides held deletions).
 //!
 //! Services (small handles, each holding only what it uses; gathered in [`services`]):
 //! * [`auth`] — tokens: who a caller is, per-tenant authorization, push rates; issuing,
 //!   listing and revoking them.
-//! * [`ingest`] — judges, stages and logs what ERPs send (pushes and View pages).
+//! * [`ingest`] — judges, stages and logs what ERPs send (pushes and View pages), warns of
+//!   unknown fields (or rejects them for a strict tenant), and keeps each table's last
+//!   accepted instant (`storage::freshness`).
 //! * [`history`] — what the "Dados ERP" page reads and the settings it writes; [`overview`]
-//!   assembles its "Informações Gerais".
+//!   assembles its "Informações Gerais" (health and its reason by the one rule of
+//!   `domain::tenant::HealthInputs`).
 //! * [`tenants`] — provisioning: creating, changing, reading and listing tenants (the
 //!   operator's commands and Admin alike).
 //! * [`paging`] — listings' pages and their signed tokens, for the services that page.
-//! * [`worker`] — sync runs (one file per stage), delivery to the CRM sink with its retry
+//! * [`worker`] — sync runs (one file per stage; `worker::sync::progress` keeps a run's
+//!   progress in memory and writes it at most every 250 ms; the delete guard keeps
+//!   discarded records in the CRM and DELETES_HELD's count current), delivery to the CRM sink with its retry
 //!   policy (each tenant's own sink, else the server's: `worker::tenant_sink`), the
 //!   scheduler (it reads only the tenants due: `worker::due` keeps their due instant, the
-//!   rule is `domain::due`), View administration, retention (the request log's days, runs'
+//!   rule is `domain::due`; it also opens STALE_TABLE for tables past their freshness
+//!   limit), View administration, retention (the request log's days, runs'
 //!   and ABC history: `domain::retention` says what is always kept) and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs); [`wakeup`] wakes their followers and the
@@ -48,7 +55,11 @@
 //!   the only hand-written SQL (the large reads and writes, PostgreSQL's COPY in its text
 //!   format, a backend's own functions); a test keeps SQL text out of the rest.
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table
-//!   catalog, records, the ABC analysis.
+//!   catalog (`domain::tables`: every field with its kind, required flag and pt-BR/English
+//!   description — the one schema validation, ListTables, the OpenAPI document and the
+//!   host guide read; `domain::field_names` suggests a field for an unknown one,
+//!   `domain::language` picks the catalogue's language), records, per-table freshness
+//!   (`domain::freshness`), the ABC analysis.
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
 //!
 //! Around them: [`colour`] (whether a stream gets ANSI escapes: a terminal, and no

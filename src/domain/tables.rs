@@ -1,6 +1,6 @@
-//! The catalog of ERP tables (DESIGN §4): the ids ERPs push to, the Histórico checkboxes,
-//! and each table's fields — one schema, from which the required fields and the field
-//! kinds validation applies are both read.
+//! The catalog of ERP tables (docs/design.md, "The ERP tables"): the ids ERPs push to,
+//! the Histórico checkboxes, and each table's fields — one schema, from which
+//! validation, ListTables' catalogue, the OpenAPI document and the host guide are read.
 
 use std::fmt;
 
