@@ -18,7 +18,7 @@ use crate::domain::text::{check, excerpt, MAX_ID_CHARS};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
-use crate::storage::{erp_counts, staging, tenants};
+use crate::storage::{erp_counts, staging, tenants, trail};
 use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 
 /// Ingestion limits, from the configuration.
@@ -265,6 +265,16 @@ impl Ingestor {
         let mut rejected = s.judged.rejected;
         rejected.extend(outcome.stale);
         rejected.sort_by_key(|r| r.index);
+        trail::received(
+            &txn,
+            &meta.tenant,
+            s.table.id,
+            &request_id,
+            meta.received_at,
+            &outcome.accepted,
+            &rejected,
+        )
+        .await?;
         let reply = PushReply {
             request_id: request_id.clone(),
             accepted: u32::try_from(s.batch_size - rejected.len()).unwrap_or(u32::MAX),

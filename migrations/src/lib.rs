@@ -29,6 +29,7 @@ mod m20261207_000018_crm_count;
 mod m20261207_000019_tenant_due;
 mod m20261207_000020_retention;
 mod m20261207_000021_request_log_partitions;
+mod m20261207_000023_record_trail;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_tenant_due::Migration),
             Box::new(m20261207_000020_retention::Migration),
             Box::new(m20261207_000021_request_log_partitions::Migration),
+            Box::new(m20261207_000023_record_trail::Migration),
         ]
     }
 }

@@ -22,5 +22,6 @@ pub mod tables;
 pub mod tenant;
 pub mod text;
 pub mod token;
+pub mod trail;
 pub mod view;
 pub mod view_source;
