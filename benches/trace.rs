@@ -75,11 +75,10 @@ async fn fill(conn: &DatabaseConnection, tenant: &str, rows: usize, records: usi
     let requests = rows / BATCH;
     let span = days * 86_400 - 60;
     // Request j arrives at start + j·step; its id is a UUID made from (tenant, j).
-    let at = |j: &str| {
-        format!(
-            "(now() - INTERVAL '{span} seconds' + {j} * INTERVAL '{span} seconds' / {requests})"
-        )
-    };
+    // One fixed start for both statements (now() is each statement's own).
+    let start = (Utc::now() - chrono::Duration::seconds(span as i64)).to_rfc3339();
+    let at =
+        |j: &str| format!("(TIMESTAMPTZ '{start}' + {j} * INTERVAL '{span} seconds' / {requests})");
     let id = |j: &str| format!("CAST(CAST(md5('{tenant}:' || {j}) AS uuid) AS TEXT)");
     let body = format!(
         "(SELECT '{{\"records\":[' || string_agg(format('{{\"external_id\":\"E%s\",\"fields\":{{\"name\":\"Empresa %s Comércio de Alimentos Ltda\",\"document\":\"11222333000181\",\"city\":\"São Paulo\"}}}}', (j * {BATCH} + k) % {records}, k), ',') || ']}}' FROM generate_series(0, {last}) AS k)",
