@@ -8,13 +8,17 @@ use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, DeleteFilter, PendingDelete};
+use crate::domain::page_token::page_size;
 use crate::domain::page_token::{Listing, Scope};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
+use crate::domain::tables::Table;
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
+use crate::domain::text::excerpt;
+use crate::domain::trail::RecordTrace;
 use crate::error::{AppError, FieldViolation, Result};
 use crate::overview::{self, Overview};
 use crate::paging::{timed, timed_position, Pager};
-use crate::storage::{abc, events, pending_deletes, runs, tenants, Db};
+use crate::storage::{abc, events, pending_deletes, runs, tenants, trail, Db};
 
 pub use crate::paging::Page;
 
@@ -240,6 +244,106 @@ impl History {
             )));
         }
         Ok((current, changes))
+    }
+}
+
+/// Events a trace page holds by default, and at most.
+const TRACE_PAGE: (u64, u64) = (50, 500);
+
+impl History {
+    /// A record's trace (GetRecordTrace): a page of its trail, newest first, with what is
+    /// staged and in the CRM now and, for a company, its categorization. INVALID_ARGUMENT
+    /// naming `table`, `external_id`, `page_size` or `page_token`; NOT_FOUND for a tenant
+    /// or a record of it that does not exist (nor ever did, as far as the trail keeps).
+    pub async fn record_trace(
+        &self,
+        tenant: &TenantId,
+        table: &str,
+        external_id: &str,
+        (requested_size, token): (u32, &str),
+    ) -> Result<RecordTrace> {
+        let mut violations = Vec::new();
+        let known = Table::parse(table);
+        if known.is_none() {
+            violations.push(FieldViolation::new(
+                "table",
+                format!(
+                    "unknown table {}: valid tables are {}",
+                    excerpt(table),
+                    Table::ALL.map(Table::as_str).join(", ")
+                ),
+            ));
+        }
+        if external_id.trim().is_empty() {
+            violations.push(FieldViolation::new(
+                "external_id",
+                "required: the record's id in the ERP, as pushed",
+            ));
+        }
+        let size = page_size(requested_size, TRACE_PAGE.0, TRACE_PAGE.1)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let (Some(table), Some(size), true) = (known, size, violations.is_empty()) else {
+            return Err(AppError::InvalidFields(violations));
+        };
+        self.require(tenant).await?;
+        let record_key = format!("{}\n{external_id}\n", table.as_str());
+        let before = match self.position(Listing::RecordTrace, tenant, token).await? {
+            None => None,
+            Some(p) => Some(
+                p.strip_prefix(&record_key)
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        AppError::InvalidFields(vec![FieldViolation::new(
+                            "page_token",
+                            "this token pages another record's trace: send the same table and external_id",
+                        )])
+                    })?,
+            ),
+        };
+        let t = table.as_str();
+        if !trail::known(&self.db, tenant, t, external_id).await? {
+            return Err(AppError::NotFound(format!(
+                "no {t} record with external_id {} in tenant {tenant}: the ERP never sent it \
+                 (or its trail is older than the retention window)",
+                excerpt(external_id)
+            )));
+        }
+        let events = trail::page(&self.db, tenant, t, external_id, before, size).await?;
+        let page = self
+            .pager
+            .page(
+                events,
+                size,
+                (Listing::RecordTrace, tenant.into()),
+                |last| format!("{record_key}{}", last.id),
+            )
+            .await?;
+        let staged = trail::staged(&self.db, tenant, t, external_id).await?;
+        let crm = if table.is_crm() {
+            let sink = self.sinks.name(tenant).await?;
+            Some(trail::crm(&self.db, tenant, table, external_id, sink).await?)
+        } else {
+            None
+        };
+        let (category, category_changes) = if table == Table::Company {
+            (
+                abc::category(&self.db, tenant, external_id).await?,
+                abc::history(&self.db, tenant, external_id).await?,
+            )
+        } else {
+            (None, Vec::new())
+        };
+        Ok(RecordTrace {
+            table: t.to_owned(),
+            external_id: external_id.to_owned(),
+            events: page.items,
+            next_page_token: page.next_page_token,
+            staged,
+            crm,
+            category,
+            category_changes,
+        })
     }
 }
 

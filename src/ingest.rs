@@ -22,7 +22,7 @@ use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::due::Retry;
 use crate::storage::request_log::{self, StoredBody};
 use crate::storage::Db;
-use crate::storage::{erp_counts, events, freshness, staging, tenants};
+use crate::storage::{erp_counts, events, freshness, staging, tenants, trail};
 use crate::throttle::{IngestSlot, IngestSlots, INGEST_ADMISSION_WAIT};
 
 /// Ingestion limits, from the configuration.
@@ -283,6 +283,16 @@ impl Ingestor {
                 .is_err()
         });
         let (warnings, unknown_count) = batch::warnings(s.table, &unknown);
+        trail::received(
+            &txn,
+            &meta.tenant,
+            s.table.id,
+            &request_id,
+            meta.received_at,
+            &outcome.accepted,
+            &rejected,
+        )
+        .await?;
         let reply = PushReply {
             request_id: request_id.clone(),
             accepted: u32::try_from(s.batch_size - rejected.len()).unwrap_or(u32::MAX),

@@ -30,6 +30,7 @@ mod m20261207_000019_tenant_due;
 mod m20261207_000020_retention;
 mod m20261207_000021_request_log_partitions;
 mod m20261207_000022_field_warnings;
+mod m20261207_000023_record_trail;
 mod m20261207_000024_table_freshness;
 mod m20261207_000025_pending_delete_decisions;
 
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_retention::Migration),
             Box::new(m20261207_000021_request_log_partitions::Migration),
             Box::new(m20261207_000022_field_warnings::Migration),
+            Box::new(m20261207_000023_record_trail::Migration),
             Box::new(m20261207_000024_table_freshness::Migration),
             Box::new(m20261207_000025_pending_delete_decisions::Migration),
         ]

@@ -9,6 +9,7 @@ mod deletes;
 mod progress;
 mod reconciliation;
 mod remote;
+mod trace;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -159,6 +160,22 @@ enum Command {
         /// Print each event's cursor first.
         #[arg(long)]
         cursors: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Prints one record's story from a running server (GetRecordTrace), newest first:
+    /// the requests that carried it, accepted or rejected, the runs that held, delivered
+    /// or deleted it, what is staged and in the CRM now, and a company's categories.
+    Trace {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The record's ERP table (company, contact, invoice, …).
+        #[arg(long)]
+        table: String,
+        /// The record's external id.
+        #[arg(long)]
+        id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -523,6 +540,15 @@ impl Cli {
                     cursors,
                 };
                 client::logs(&server.server, &server.token, opts).await
+            }
+            Command::Trace {
+                tenant,
+                table,
+                id,
+                server,
+            } => {
+                let args = trace::TraceArgs { tenant, table, id };
+                trace::trace(&server.server, &server.token, args).await
             }
         }
     }

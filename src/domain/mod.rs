@@ -25,6 +25,7 @@ pub mod tables;
 pub mod tenant;
 pub mod text;
 pub mod token;
+pub mod trail;
 pub mod view;
 pub mod view_source;
 pub mod window;

@@ -28,6 +28,9 @@ pub enum Listing {
     /// Admin.ListTokens (of one tenant, or across tenants): position is
     /// "<created_at micros>:<token id>".
     Tokens,
+    /// GetRecordTrace (one record's events, newest first): position is
+    /// "<table>\n<external id>\n<trail id>".
+    RecordTrace,
 }
 
 impl Listing {
@@ -38,6 +41,7 @@ impl Listing {
             Self::Companies => "companies",
             Self::Tenants => "tenants",
             Self::Tokens => "tokens",
+            Self::RecordTrace => "record_trace",
         }
     }
 }

@@ -562,6 +562,24 @@ impl IntegrationHistory for Service {
         }))
     }
 
+    async fn get_record_trace(
+        &self,
+        req: Request<pb::GetRecordTraceRequest>,
+    ) -> Result<Response<pb::RecordTrace>, Status> {
+        let tenant = self.tenant(&req, &req.get_ref().tenant_id)?;
+        let req = req.into_inner();
+        let trace = self
+            .history
+            .record_trace(
+                &tenant,
+                &req.table,
+                &req.external_id,
+                (req.page_size, &req.page_token),
+            )
+            .await?;
+        Ok(Response::new(convert::record_trace(trace)))
+    }
+
     type WatchAlertsStream = EventStream<pb::AlertEvent>;
 
     async fn watch_alerts(

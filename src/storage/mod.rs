@@ -29,6 +29,7 @@ pub mod staging;
 pub mod tenant_sinks;
 pub mod tenants;
 pub mod tokens;
+pub mod trail;
 pub mod usage;
 pub mod view_grants;
 pub mod views;

@@ -26,9 +26,9 @@ use serde_json::{Map, Value};
 use super::entities::{
     abc_held, abc_report, alert, alert_event, api_token, api_token_tenant, category_change,
     company_category, crm_company, crm_contact, erp_count, pending_delete, purchase_span,
-    request_log, run_stage, run_table, schedule_claim, staged_record, sync_event, sync_lease,
-    sync_run, table_freshness, tenant, tenant_due, tenant_sink, tenant_usage, view_config,
-    view_grant, view_watermark,
+    record_trail, request_log, run_stage, run_table, schedule_claim, staged_record, sync_event,
+    sync_lease, sync_run, table_freshness, tenant, tenant_due, tenant_sink, tenant_usage,
+    view_config, view_grant, view_watermark,
 };
 use super::request_log::decode_body;
 use super::Db;
@@ -138,6 +138,7 @@ tenant_tables! {
     AlertEvent: alert_event.TenantId by Tenant,
     Alert: alert.TenantId by Tenant,
     SyncEvent: sync_event.TenantId by Tenant,
+    RecordTrail: record_trail.TenantId by Tenant,
     RequestLog: request_log.TenantId by Tenant,
     TenantUsage: tenant_usage.TenantId by Tenant,
     PurchaseSpan: purchase_span.TenantId by Tenant,

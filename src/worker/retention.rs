@@ -12,9 +12,10 @@ use tokio::sync::watch;
 
 use crate::domain::retention::Defaults;
 use crate::domain::tenant::TenantId;
+use crate::domain::trail::TrailKind;
 use crate::error::Result;
 use crate::storage::retention::Deleted;
-use crate::storage::{log_partitions, request_log, retention, Db};
+use crate::storage::{log_partitions, request_log, retention, trail, Db};
 
 /// Rows deleted per transaction: small enough never to stall ingestion for long.
 pub const BATCH: u64 = 5_000;
@@ -53,6 +54,30 @@ pub async fn purge_at(
     let mut total = dropped.rows;
     loop {
         let n = request_log::delete_older_than(db, cutoff, BATCH).await?;
+        total += n;
+        if n < BATCH || *shutdown.borrow() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Records' trails of the requests gone with them.
+    purge_trail(db, None, &TrailKind::OF_REQUEST, cutoff, shutdown).await?;
+    Ok(total)
+}
+
+/// Deletes the trail events of `kinds` from before `cutoff` (of `tenant`, or of every
+/// tenant), batch by batch until a batch is not full or shutdown; returns how many went.
+async fn purge_trail(
+    db: &Db,
+    tenant: Option<&TenantId>,
+    kinds: &[TrailKind],
+    cutoff: DateTime<Utc>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = trail::delete_older_than(db, tenant, kinds, cutoff, BATCH).await?;
+        crate::metrics::retention_deleted("record_trail", n);
         total += n;
         if n < BATCH || *shutdown.borrow() {
             return Ok(total);
@@ -109,6 +134,8 @@ async fn purge_tenant(
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Deleted> {
     let mut total = Deleted::default();
+    // The records' trail events of runs go with the run history.
+    purge_trail(db, Some(tenant), &TrailKind::OF_RUN, cutoffs.runs, shutdown).await?;
     let mut runs_left = true;
     let mut abc_left = true;
     while runs_left || abc_left {

@@ -58,6 +58,7 @@ enum Call {
     ListCompanies,
     ResolveAbcShift,
     GetCompanyHistory,
+    GetRecordTrace,
     SetViewConfig,
     GetViewConfig,
     Push,
@@ -65,7 +66,7 @@ enum Call {
     HttpPost,
 }
 
-const CALLS: [Call; 20] = [
+const CALLS: [Call; 21] = [
     Call::GetOverview,
     Call::UpdateSchedule,
     Call::UpdateSettings,
@@ -81,6 +82,7 @@ const CALLS: [Call; 20] = [
     Call::ListCompanies,
     Call::ResolveAbcShift,
     Call::GetCompanyHistory,
+    Call::GetRecordTrace,
     Call::SetViewConfig,
     Call::GetViewConfig,
     Call::Push,
@@ -450,6 +452,18 @@ impl Ctx {
                 ))
                 .await
                 .map(|_| ()),
+            Call::GetRecordTrace => h
+                .get_record_trace(req(
+                    pb::GetRecordTraceRequest {
+                        tenant_id: t,
+                        table: "company".into(),
+                        external_id: "C1".into(),
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await
+                .map(|_| ()),
             Call::SetViewConfig => h
                 .set_view_config(req(
                     pb::SetViewConfigRequest {
@@ -764,7 +778,7 @@ async fn matrix(backend: Backend) {
         failures.push(format!("acme's own pushes staged {acme_staged:?}"));
     }
 
-    assert_eq!(cases, 175, "the matrix size");
+    assert_eq!(cases, 184, "the matrix size");
     assert!(
         failures.is_empty(),
         "{:?}: {} of {cases} cases or checks failed:\n{}",

@@ -56,6 +56,7 @@ mod sink_tls;
 mod sync;
 mod tenant_sink;
 mod tls;
+mod trace;
 mod ui;
 mod view;
 mod view_sources;

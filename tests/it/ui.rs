@@ -1263,7 +1263,7 @@ async fn the_abc_tab_draws_the_curve_and_class_counts_of_get_abc_report(app: Tes
     assert!(!browser.visible("#abc-shift").await, "no shift held");
     browser.screenshot("curve").await;
 
-    // A company found by name opens its category history; its trace is not on this server.
+    // A company found by name opens its category history and its record trace.
     browser.fill("#company-search", "Alfreds").await;
     browser.click("#company-go").await;
     browser
@@ -1296,7 +1296,14 @@ async fn the_abc_tab_draws_the_curve_and_class_counts_of_get_abc_report(app: Tes
     browser
         .until(
             "the record trace's answer",
-            "return document.getElementById('record-trace').dataset.state === 'unavailable';",
+            "return document.getElementById('record-trace').dataset.state === 'ok';",
+        )
+        .await;
+    // Its events are drawn as rows, the push that carried it among them.
+    browser
+        .until(
+            "the trace's events",
+            "return document.querySelectorAll('#record-trace tr[data-kind=\"ACCEPTED\"]').length > 0;",
         )
         .await;
     assert!(!browser.text("#record-trace").await.is_empty());

@@ -404,9 +404,11 @@ function drawCompany() {
   drawTrace();
 }
 
-// GetRecordTrace is not in erpsync's contract yet. When the descriptor set the server
-// publishes has it, the page calls it with the fields its request has among
-// tenant_id / table / external_id and shows the answer as it comes.
+// GetRecordTrace: the company's story (requests that carried it, accepted or rejected; runs
+// that held, delivered or deleted it), newest first, with what is staged and in the CRM
+// now. A server whose descriptor set lacks the method (an older erpsync) gets
+// "unavailable"; the call is made with the fields its request has among tenant_id /
+// table / external_id.
 async function loadTrace(me) {
   const sess = s;
   const method = sess.api.service.methods.find((m) => m.name === "GetRecordTrace");
@@ -423,7 +425,7 @@ async function loadTrace(me) {
   }
   try {
     const res = await sess.api.client[method.localName](init, { signal: sess.signal });
-    me.trace = { state: "ok", text: JSON.stringify(res, traceReplacer, 2) };
+    me.trace = { state: "ok", res, text: JSON.stringify(res, traceReplacer, 2) };
   } catch (err) {
     if (isCanceled(err)) return;
     me.trace = asConnectError(err).code === Code.Unimplemented ? { state: "unavailable" } : { state: "error", text: sess.fail(err) };
@@ -438,6 +440,53 @@ function traceReplacer(key, value) {
   return value;
 }
 
+/** A JSON value (a Struct or Value field) on one line; "" when unset. */
+function oneLine(v) {
+  return v === undefined || v === null ? "" : JSON.stringify(v, traceReplacer);
+}
+
+/** One event of the trace as a table row: when, what, from where, details. */
+function traceRow(ev) {
+  const kind = s.api.enumName("TraceEventKind", ev.kind);
+  const when = f.formatDateTime(f.tsDate(ev.at), s.tz(), lang(), { seconds: true });
+  const from = ev.runId ? t("trace.by_run", { id: ev.runId, stage: ev.stage }) : t("trace.by_request", { id: ev.requestId, transport: ev.transport || t("trace.not_logged") });
+  const details = [];
+  if (kind === "REJECTED") details.push(`${ev.field || t("trace.record")}: ${ev.reason}`);
+  if (kind === "HELD") details.push(ev.reason);
+  if (ev.sinkAnswer) details.push(t("trace.sink", { answer: ev.sinkAnswer, key: ev.idempotencyKey }));
+  if (ev.contentHash) details.push(t("trace.version", { hash: ev.contentHash.slice(0, 8) }));
+  const sent = oneLine(ev.record);
+  return h(
+    "tr",
+    { dataset: { kind } },
+    h("td", { text: when }),
+    h("td", { class: `trace-kind trace-${kind.toLowerCase()}`, text: tOr(`trace.kind.${kind}`, kind) }),
+    h("td", { class: "mono", text: from }),
+    h("td", {}, details.join(" · "), sent ? h("div", { class: "mono muted", text: t("trace.sent", { record: sent }) }) : ""),
+  );
+}
+
+/** What is staged and what the CRM holds now, a paragraph each. */
+function traceNow(res) {
+  const out = [];
+  const st = res.staged;
+  if (st) {
+    const state = st.deleted ? t("trace.staged_deleted") : st.delivered ? t("trace.staged_delivered") : t("trace.staged_waiting");
+    out.push(h("p", {}, t("trace.staged", { hash: st.contentHash.slice(0, 8), state }), " ", h("span", { class: "mono", text: oneLine(st.fields) })));
+  } else {
+    out.push(h("p", { class: "muted", text: t("trace.never_staged") }));
+  }
+  const crm = res.crm;
+  if (crm) {
+    out.push(
+      crm.present
+        ? h("p", {}, t("trace.crm", { sink: crm.sink }), " ", h("span", { class: "mono", text: oneLine(crm.fields) }))
+        : h("p", { class: "muted", text: t("trace.crm_absent", { sink: crm.sink }) }),
+    );
+  }
+  return out;
+}
+
 function drawTrace() {
   const tr = company?.trace;
   const el = $("record-trace");
@@ -445,5 +494,19 @@ function drawTrace() {
   if (!tr || tr.state === "loading") replace(el, h("p", { class: "muted", text: t("loading") }));
   else if (tr.state === "unavailable") replace(el, h("p", { class: "muted", text: t("trace.unavailable") }));
   else if (tr.state === "error") replace(el, h("p", { class: "error-text", text: say(tr.text) }));
-  else replace(el, h("pre", { class: "trace", text: tr.text }));
+  else if (!Array.isArray(tr.res?.events)) replace(el, h("pre", { class: "trace", text: tr.text }));
+  else {
+    const rows = tr.res.events.map(traceRow);
+    replace(
+      el,
+      ...traceNow(tr.res),
+      h(
+        "table",
+        { class: "trace-events" },
+        h("thead", {}, h("tr", {}, h("th", { text: t("trace.when") }), h("th", { text: t("trace.what") }), h("th", { text: t("trace.who") }), h("th", { text: t("trace.details") }))),
+        h("tbody", {}, ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 4, class: "muted", text: t("trace.no_events") }))])),
+      ),
+      tr.res.nextPageToken ? h("p", { class: "muted", text: t("trace.more") }) : "",
+    );
+  }
 }

@@ -8,6 +8,7 @@ mod catalog;
 mod runs;
 mod tenant;
 mod text;
+mod trace;
 
 pub use abc::*;
 pub use admin::*;
@@ -16,6 +17,7 @@ pub use catalog::*;
 pub use runs::*;
 pub use tenant::*;
 pub use text::*;
+pub use trace::*;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
@@ -87,7 +89,7 @@ pub fn json_struct(m: &serde_json::Map<String, serde_json::Value>) -> prost_type
 }
 
 /// A JSON value as a protobuf Value.
-fn json_value(v: &serde_json::Value) -> prost_types::Value {
+pub fn json_value(v: &serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;
     let kind = match v {
         serde_json::Value::Null => Kind::NullValue(0),

@@ -173,6 +173,16 @@ impl RequestText for pb::GetCompanyHistoryRequest {
     }
 }
 
+impl RequestText for pb::GetRecordTraceRequest {
+    fn fields(&self) -> Vec<(String, &str, usize)> {
+        vec![
+            id("table", &self.table),
+            id("external_id", &self.external_id),
+            short("page_token", &self.page_token),
+        ]
+    }
+}
+
 impl RequestText for pb::SetViewConfigRequest {
     fn fields(&self) -> Vec<(String, &str, usize)> {
         let mut f: Vec<_> = self

@@ -53,6 +53,7 @@ pub(crate) mod read;
 pub(crate) mod request_log;
 pub(crate) mod spans;
 pub(crate) mod staging;
+pub(crate) mod trail;
 pub(crate) mod usage;
 pub(crate) mod write;
 

@@ -16,6 +16,7 @@ pub mod erp_count;
 pub mod erpsync_instance;
 pub mod pending_delete;
 pub mod purchase_span;
+pub mod record_trail;
 pub mod request_log;
 pub mod run_stage;
 pub mod run_table;

@@ -27,6 +27,7 @@ use super::bulk::staging::{self as bulk, Target, Version};
 use super::entities;
 use super::entities::staged_record::{Column, Entity};
 use super::spans::SpanChanges;
+use super::trail::AcceptedRecord;
 use super::{usage, Db};
 use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
@@ -45,6 +46,8 @@ pub struct StageOutcome {
     pub unchanged: u32,
     /// Records older than the stored version, not applied.
     pub stale: Vec<Rejection>,
+    /// Every record not stale (new, changed or unchanged), for its trail.
+    pub accepted: Vec<AcceptedRecord>,
 }
 
 /// One batch to stage.
@@ -72,6 +75,15 @@ struct Row {
 }
 
 impl Row {
+    /// The record as its trail keeps it accepted.
+    fn accepted(&self) -> AcceptedRecord {
+        AcceptedRecord {
+            index: self.record.index,
+            external_id: self.record.external_id.clone(),
+            content_hash: self.hash,
+        }
+    }
+
     /// The version to write.
     fn version(&self) -> Version<'_> {
         Version {
@@ -139,8 +151,10 @@ pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<S
         .into_iter()
         .partition(|r| inserted.contains(r.record.external_id.as_str()));
     let mut spans = SpanChanges::default();
+    outcome.accepted.reserve(new_rows.len() + rows.len());
     for row in &new_rows {
         spans.inserted(row.fact.as_ref());
+        outcome.accepted.push(row.accepted());
     }
     outcome.inserted = u32::try_from(new_rows.len()).unwrap_or(u32::MAX);
     delta.staged_rows += i64::from(outcome.inserted);
@@ -154,6 +168,7 @@ pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<S
     for row in rows {
         match stored.get(row.record.external_id.as_str()) {
             None => {
+                outcome.accepted.push(row.accepted());
                 outcome.inserted += 1;
                 delta.staged_rows += 1;
                 delta.staged_bytes += row.size;
@@ -171,8 +186,12 @@ pub async fn stage(txn: &DatabaseTransaction, batch: StageBatch<'_>) -> Result<S
                     ),
                 });
             }
-            Some(old) if old.content_hash == row.hash => outcome.unchanged += 1,
+            Some(old) if old.content_hash == row.hash => {
+                outcome.accepted.push(row.accepted());
+                outcome.unchanged += 1;
+            }
             Some(old) => {
+                outcome.accepted.push(row.accepted());
                 outcome.updated += 1;
                 delta.staged_bytes += row.size - old.size_bytes;
                 spans.replaced(old.fact.as_ref(), row.fact.as_ref());

@@ -17,8 +17,11 @@ use crate::domain::crm::{guarded_table, DeleteState};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
+use crate::domain::trail::{NewTrail, TrailKind};
 use crate::error::Result;
-use crate::storage::{alerts, crm, pending_deletes, staging, stored_now, tenants, tokens, Db};
+use crate::storage::{
+    alerts, crm, pending_deletes, staging, stored_now, tenants, tokens, trail, Db,
+};
 use crate::worker::RunWorker;
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies
@@ -170,7 +173,30 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             let now_held =
                 pending_deletes::ids_in_state(&ctx.worker.db, ctx.tenant, table, DeleteState::Held)
                     .await?;
-            held.extend(new.into_iter().filter(|id| now_held.contains(id)));
+            let newly: Vec<String> = new.into_iter().filter(|id| now_held.contains(id)).collect();
+            let reason = format!(
+                "deletion held: {} deletions are {:.1} % of the {in_crm} in the CRM; approve or discard it",
+                newly.len(),
+                share * 100.0
+            );
+            let events: Vec<NewTrail<'_>> = newly
+                .iter()
+                .map(|id| NewTrail {
+                    detail: Some(&reason),
+                    ..NewTrail::new(id, TrailKind::Held)
+                })
+                .collect();
+            trail::by_run(
+                &ctx.worker.db,
+                ctx.tenant,
+                table,
+                (ctx.run_id.as_str(), Stage::DeleteGuard.as_str()),
+                Utc::now(),
+                &events,
+            )
+            .await?;
+            drop(events);
+            held.extend(newly);
         }
         if !held.is_empty() {
             ctx.counts(table).held = held.len() as u64;

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
@@ -21,8 +22,9 @@ use super::{Ctx, PAGE};
 use crate::domain::crm::{batch_key, CrmCompany, CrmContact, Deletion, Pending, RecordVersion};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
+use crate::domain::trail::{NewTrail, TrailKind};
 use crate::error::Result;
-use crate::storage::{pending_deletes, staging};
+use crate::storage::{pending_deletes, staging, trail};
 use crate::worker::sink::{CrmSink, SinkAck, SinkCall};
 
 /// The bookkeeping of acknowledged batches, one step after the other, each started after
@@ -112,6 +114,47 @@ impl Batch {
         }
     }
 
+    /// Each record's trail event for the CRM's acknowledgement `ack` of the batch sent
+    /// with `key`: delivered (upserts) or deleted, with the sink's answer and the key.
+    async fn trail(&self, ctx: &Ctx<'_>, table: Table, key: &str, ack: &SinkAck) -> Result<()> {
+        let answer = match ack.total {
+            Some(total) => format!("{} acknowledged; the CRM holds {total}", self.method()),
+            None => format!("{} acknowledged", self.method()),
+        };
+        let versions: Vec<(&str, &RecordVersion, TrailKind)> = match self {
+            Self::Companies(r) => r
+                .iter()
+                .map(|c| (c.external_id.as_str(), &c.version, TrailKind::Delivered))
+                .collect(),
+            Self::Contacts(r) => r
+                .iter()
+                .map(|c| (c.external_id.as_str(), &c.version, TrailKind::Delivered))
+                .collect(),
+            Self::DeleteCompanies(d) | Self::DeleteContacts(d) => d
+                .iter()
+                .map(|d| (d.external_id.as_str(), &d.version, TrailKind::Deleted))
+                .collect(),
+        };
+        let events: Vec<NewTrail<'_>> = versions
+            .into_iter()
+            .map(|(id, version, kind)| NewTrail {
+                detail: Some(&answer),
+                content_hash: Some(version.content_hash),
+                idempotency_key: Some(key),
+                ..NewTrail::new(id, kind)
+            })
+            .collect();
+        trail::by_run(
+            &ctx.worker.db,
+            ctx.tenant,
+            table,
+            (ctx.run_id.as_str(), Stage::Push.as_str()),
+            Utc::now(),
+            &events,
+        )
+        .await
+    }
+
     /// What follows the CRM's acknowledgement of the batch sent with `key`: erpsync's
     /// record of it for a host CRM ([`CrmSink::record`]), deletions marked applied.
     async fn acknowledged(self, ctx: &Ctx<'_>, table: Table, key: String) -> Result<()> {
@@ -168,11 +211,12 @@ async fn send<'b>(
                 }),
         )
         .await?;
-    if sent.is_none() {
+    let Some(ack) = sent else {
         return Ok(false);
-    }
+    };
     lane.then(async move {
         let n = batch.len() as u64;
+        batch.trail(ctx, table, &key, &ack).await?;
         batch.acknowledged(ctx, table, key).await?;
         ctx.push_progress(table, n).await;
         Ok(())
