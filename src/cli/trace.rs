@@ -1,9 +1,9 @@
 //! `erpsync trace --tenant T --table company --id C1`: one record's story for a person,
 //! from GetRecordTrace (every page), newest first, in the tenant's local time; coloured
-//! like `erpsync logs` (rejections red, held deletions yellow) when stdout is a terminal
-//! and NO_COLOR is unset.
+//! like `erpsync logs` (rejections red, held deletions yellow) when [`crate::colour`]
+//! allows it on stdout.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -31,7 +31,7 @@ pub struct TraceArgs {
 
 /// Prints the record's story (see the module's doc).
 pub async fn trace(server: &str, token: &str, args: TraceArgs) -> anyhow::Result<()> {
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = crate::colour::enabled(crate::colour::Stream::Stdout);
     let mut client = IntegrationHistoryClient::new(channel(server).await?);
     let status = |s: tonic::Status| anyhow::anyhow!("{:?}: {}", s.code(), s.message());
     let overview = client
