@@ -8,8 +8,7 @@ use chrono::Utc;
 
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, DeleteFilter, PendingDelete};
-use crate::domain::page_token::page_size;
-use crate::domain::page_token::{Listing, Scope};
+use crate::domain::page_token::{page_size, Listing, Scope};
 use crate::domain::run::{LogEvent, RunDetail, RunStatus, RunSummary};
 use crate::domain::tables::Table;
 use crate::domain::tenant::{ScheduleUpdate, SettingsUpdate, TenantId};
@@ -164,7 +163,7 @@ impl History {
             if runs::get(&self.db, tenant, run).await?.is_none() {
                 return Err(AppError::NotFound(format!(
                     "run_id: run {} not found for tenant {tenant}: list its runs with ListRuns",
-                    crate::domain::text::excerpt(run)
+                    excerpt(run)
                 )));
             }
         }
