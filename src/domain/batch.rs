@@ -2,6 +2,8 @@
 //! with its index, external id, field and a reason a person can act on. The same rules
 //! serve gRPC and HTTP, which both hand records over as JSON values.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -84,6 +86,10 @@ pub type Verdict = Result<(ValidRecord, Option<UnknownFields>), Rejection>;
 /// bounded. Past it, one last warning (field "") says how many more there were; the
 /// request log counts them all.
 pub const MAX_LISTED_WARNINGS: usize = 1000;
+
+/// How many records each unknown field is listed for in one answer; the rest of them
+/// are told as a count, in one more warning of that field.
+pub const LISTED_PER_FIELD: usize = 5;
 
 /// Most other unknown fields a strict rejection names besides the first.
 const MAX_NAMED_OTHERS: usize = 5;
@@ -343,38 +349,96 @@ fn judge_one(table: &TableDef, index: u32, rec: &Value, rules: Rules) -> Verdict
     ))
 }
 
-/// The warnings an answer lists for the unknown fields of its kept records, in batch
-/// order, at most [`MAX_LISTED_WARNINGS`] of them then one saying how many more there
-/// were; and how many unknown fields there were in all (the request log's count).
+/// The warnings an answer lists for the unknown fields of its kept records, and how many
+/// unknown fields there were in all (the request log's count). Each unknown field is
+/// listed for its first [`LISTED_PER_FIELD`] records, in batch order; past them one more
+/// warning of that field (at the first record not listed) says how many more records
+/// carry it — an ERP that renamed a field sends it in every record, and its answer (and
+/// logged body) would otherwise grow with the batch. At most [`MAX_LISTED_WARNINGS`] are
+/// listed, then one (field "") says how many unknown fields were left out.
 pub fn warnings(table: &TableDef, unknown: &[UnknownFields]) -> (Vec<Warning>, u32) {
+    /// A warning to list: a field of one record, or of `more` records from that one on.
+    struct Entry<'a> {
+        index: u32,
+        external_id: &'a str,
+        field: &'a str,
+        more: usize,
+    }
     let total: usize = unknown.iter().map(|u| u.names.len()).sum();
-    let mut listed = Vec::new();
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+    // Per field: how many of its records were listed, and its "more" entry's position.
+    let mut seen: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
+    let mut summaries: Vec<Entry<'_>> = Vec::new();
     for u in unknown {
         for name in &u.names {
-            if listed.len() == MAX_LISTED_WARNINGS {
-                listed.push(Warning {
+            let (listed, summary) = seen.entry(name.as_str()).or_default();
+            if *listed < LISTED_PER_FIELD {
+                *listed += 1;
+                entries.push(Entry {
                     index: u.index,
-                    external_id: u.external_id.clone(),
-                    field: String::new(),
-                    message: format!(
-                        "{} more unknown fields from this record on are not listed (an answer \
-                         lists at most {MAX_LISTED_WARNINGS}): fix the field names above, then \
-                         send again",
-                        total - MAX_LISTED_WARNINGS
-                    ),
-                    suggestion: String::new(),
+                    external_id: &u.external_id,
+                    field: name,
+                    more: 0,
                 });
-                return (listed, u32::try_from(total).unwrap_or(u32::MAX));
+            } else if let Some(at) = summary {
+                summaries[*at].more += 1;
+            } else {
+                *summary = Some(summaries.len());
+                summaries.push(Entry {
+                    index: u.index,
+                    external_id: &u.external_id,
+                    field: name,
+                    more: 1,
+                });
             }
-            let suggestion = suggest(table, name);
-            listed.push(Warning {
-                index: u.index,
-                external_id: u.external_id.clone(),
-                field: name.clone(),
-                message: unknown_field_message(table, suggestion),
-                suggestion: suggestion.unwrap_or_default().to_owned(),
-            });
         }
+    }
+    entries.append(&mut summaries);
+    let left_out: usize = entries
+        .iter()
+        .skip(MAX_LISTED_WARNINGS)
+        .map(|e| e.more.max(1))
+        .sum();
+    let cut = entries.get(MAX_LISTED_WARNINGS).map(|e| (e.index, e.external_id));
+    entries.truncate(MAX_LISTED_WARNINGS);
+    let mut listed: Vec<Warning> = entries
+        .into_iter()
+        .map(|e| {
+            let suggestion = suggest(table, e.field);
+            let message = unknown_field_message(table, suggestion);
+            Warning {
+                index: e.index,
+                external_id: e.external_id.to_owned(),
+                field: e.field.to_owned(),
+                message: if e.more == 0 {
+                    message
+                } else {
+                    message.replacen(
+                        "unknown field; ",
+                        &format!(
+                            "unknown field, in {} more records of this batch from this one on \
+                             (each field is listed for its first {LISTED_PER_FIELD} records); ",
+                            e.more
+                        ),
+                        1,
+                    )
+                },
+                suggestion: suggestion.unwrap_or_default().to_owned(),
+            }
+        })
+        .collect();
+    if let Some((index, external_id)) = cut {
+        listed.push(Warning {
+            index,
+            external_id: external_id.to_owned(),
+            field: String::new(),
+            message: format!(
+                "{left_out} more unknown fields from this record on are not listed (an answer \
+                 lists at most {MAX_LISTED_WARNINGS} warnings): fix the field names above, then \
+                 send again"
+            ),
+            suggestion: String::new(),
+        });
     }
     (listed, u32::try_from(total).unwrap_or(u32::MAX))
 }
@@ -531,6 +595,42 @@ mod tests {
             r.reason.ends_with("phone; also unknown: erp_flag"),
             "{}",
             r.reason
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_in_every_record_is_listed_for_the_first_records_then_counted() {
+        let table = Table::Company.def();
+        let records: Vec<Value> = (0..20)
+            .map(|i| {
+                json!({"external_id": format!("c{i}"), "fields": {"name": "A",
+                       "document": "11.222.333/0001-81", "cnpj": "x", "segment": "varejo"}})
+            })
+            .collect();
+        let judged = judge(table, &records, chrono_tz::UTC);
+        let (listed, total) = warnings(table, &judged.unknown);
+        assert_eq!(total, 40, "every one is counted");
+        let shape: Vec<(u32, &str)> = listed
+            .iter()
+            .map(|w| (w.index, w.field.as_str()))
+            .collect();
+        let mut expected: Vec<(u32, &str)> = (0..5)
+            .flat_map(|i| [(i, "cnpj"), (i, "segment")])
+            .collect();
+        expected.extend([(5, "cnpj"), (5, "segment")]);
+        assert_eq!(shape, expected);
+        let more = &listed[10];
+        assert_eq!(
+            (more.external_id.as_str(), more.suggestion.as_str()),
+            ("c5", "document")
+        );
+        assert!(
+            more.message.starts_with(
+                "unknown field, in 15 more records of this batch from this one on (each field \
+                 is listed for its first 5 records); did you mean \"document\"? this table accepts: name"
+            ),
+            "{}",
+            more.message
         );
     }
 
