@@ -33,6 +33,7 @@ mod m20261207_000022_field_warnings;
 mod m20261207_000023_record_trail;
 mod m20261207_000024_table_freshness;
 mod m20261207_000025_pending_delete_decisions;
+mod m20261207_000026_category_change_why;
 
 /// Adds `columns` to `table`, one ALTER TABLE each (SQLite alters one column at a time).
 /// For migrations from 000010 on; shipped ones keep their own loops.
@@ -105,6 +106,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000023_record_trail::Migration),
             Box::new(m20261207_000024_table_freshness::Migration),
             Box::new(m20261207_000025_pending_delete_decisions::Migration),
+            Box::new(m20261207_000026_category_change_why::Migration),
         ]
     }
 }

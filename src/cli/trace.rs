@@ -211,16 +211,33 @@ fn lifecycle(l: i32) -> String {
     }
 }
 
+/// What a category change was computed from, as its line ends: ", revenue 1234.50, rank
+/// 3, 80.00 % before it" (as much as the change keeps; nothing for older changes).
+fn standing(c: &CategoryChange) -> String {
+    let mut out = String::new();
+    if !c.revenue.is_empty() {
+        out.push_str(&format!(", revenue {}", c.revenue));
+    }
+    if let Some(rank) = c.rank {
+        out.push_str(&format!(", rank {rank}"));
+    }
+    if !c.cumulative_share_before.is_empty() {
+        out.push_str(&format!(", {} % before it", c.cumulative_share_before));
+    }
+    out
+}
+
 fn category_line(c: &CategoryChange) -> Line {
     Line {
         at: instant(c.changed_at.as_ref()),
         text: format!(
-            "CATEGORY   run {}: ABC {} -> {}, lifecycle {} -> {}",
+            "CATEGORY   run {}: ABC {} -> {}, lifecycle {} -> {}{}",
             c.run_id,
             class(c.abc_from),
             class(c.abc_to),
             lifecycle(c.lifecycle_from),
-            lifecycle(c.lifecycle_to)
+            lifecycle(c.lifecycle_to),
+            standing(c)
         ),
         paint: Paint::Plain,
     }

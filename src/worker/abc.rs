@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, Money,
-    ReportState, UNASSIGNED,
+    ReportState, Standing, UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
@@ -36,6 +36,8 @@ pub struct Analysis {
     pub previous: Vec<Option<Stored>>,
     /// Companies with stored categories that are no longer live.
     pub removed: Vec<String>,
+    /// Where the classification ranked each company of `categories` (same order).
+    pub standings: Vec<Option<Standing>>,
 }
 
 impl Analysis {
@@ -100,8 +102,9 @@ pub async fn analyse(
                 .map_or(Money::ZERO, |p| Money::from(p.revenue)),
         })
         .collect();
-    let classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
+    let mut classification = classify(&revenues, settings.a_threshold, settings.b_threshold);
     drop(revenues);
+    let standings = std::mem::take(&mut classification.standings);
     let mut unclassified_revenue = Money::ZERO;
     // Mapped in place: a category is no larger than a company (see the test below), so
     // std reuses the companies' buffer for the categories (no second copy in memory).
@@ -157,6 +160,7 @@ pub async fn analyse(
         orphans,
         previous,
         removed,
+        standings,
     })
 }
 
@@ -220,6 +224,7 @@ pub async fn categorize(
     }
     let run_id = analysis.report.run_id.clone();
     let removed = std::mem::take(&mut analysis.removed);
+    let standings = std::mem::take(&mut analysis.standings);
     let outcome = apply(
         worker,
         delivery,
@@ -227,6 +232,7 @@ pub async fn categorize(
         &run_id,
         analysis.categories,
         &previous,
+        &standings,
         removed,
         now,
         progress,
@@ -251,6 +257,7 @@ async fn apply(
     run_id: &str,
     mut categories: Vec<Category>,
     previous: &[Option<Stored>],
+    standings: &[Option<Standing>],
     removed: Vec<String>,
     now: DateTime<Utc>,
     progress: Progress<'_>,
@@ -266,9 +273,10 @@ async fn apply(
     let mut sent = 0;
     let resend_after_upsert = !delivery.sink().reads_stored_categories();
     let mut fate = Vec::with_capacity(categories.len());
-    for (c, old) in categories.iter().zip(previous) {
+    for (i, (c, old)) in categories.iter().zip(previous).enumerate() {
         let old = old.as_ref();
-        if let Some(h) = change_of(old, c, run_id, now, today) {
+        let standing = standings.get(i).copied().flatten();
+        if let Some(h) = change_of(old, c, standing, run_id, now, today) {
             class_changes += u64::from(h.abc_from != h.abc_to);
             lifecycle_changes += u64::from(h.lifecycle_from != h.lifecycle_to);
             // A first categorization is stored with the category itself.
@@ -438,6 +446,9 @@ async fn release(
                 rows.iter().map(|c| stored.remove(&c.external_id)).collect();
             // What is left was categorized but is not in the held classification.
             let removed: Vec<String> = stored.into_keys().collect();
+            // Ranked again from the revenues the held classes were cut from (the ranking
+            // does not depend on the thresholds).
+            let standings = standings_of(&rows, report);
             // Retries of the CRM's batches are logged under the run whose
             // classification this is.
             let sink = worker.sinks.of(&tenant.id).await;
@@ -449,6 +460,7 @@ async fn release(
                 &report.run_id,
                 rows,
                 &previous,
+                &standings,
                 removed,
                 now,
                 &|_, _| {},
@@ -495,6 +507,18 @@ async fn release(
         )
         .await?;
     Ok(changed)
+}
+
+/// Where the classification ranks each of `rows` by its revenue (same order).
+fn standings_of(rows: &[Category], report: &AbcReport) -> Vec<Option<Standing>> {
+    let revenues: Vec<CompanyRevenue> = rows
+        .iter()
+        .map(|c| CompanyRevenue {
+            external_id: &c.external_id,
+            revenue: Money::from(c.revenue),
+        })
+        .collect();
+    classify(&revenues, report.a_threshold, report.b_threshold).standings
 }
 
 #[cfg(test)]

@@ -718,6 +718,24 @@ async fn the_shift_guard_holds_until_approved(app: TestApp) {
         (last.abc_from(), last.abc_to()),
         (pb::AbcClass::A, pb::AbcClass::B)
     );
+    // With what the approved classification ranked it from: 100, after the five flipped
+    // companies (1000 more each), which hold the share before it.
+    let revenue = |i: i64| 100 - 10 * i + if i >= 5 { 1000 } else { 0 };
+    let total: i64 = (0..10).map(revenue).sum();
+    let ahead: Vec<i64> = (0..10).filter(|&i| revenue(i) > revenue(0)).collect();
+    let before: i64 = ahead.iter().map(|&i| revenue(i)).sum();
+    assert_eq!(
+        (
+            last.revenue.as_str(),
+            last.rank,
+            last.cumulative_share_before.as_str()
+        ),
+        (
+            format!("{}.00", revenue(0)).as_str(),
+            Some(ahead.len() as u32 + 1),
+            format!("{:.2}", before as f64 * 100.0 / total as f64).as_str()
+        )
+    );
     // The next run finds nothing to change.
     let next = ctx.run().await.run.unwrap();
     assert_eq!(next.status(), pb::RunStatus::Success);

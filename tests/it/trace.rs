@@ -180,6 +180,49 @@ async fn a_company_story_is_traced_step_by_step(app: TestApp) {
             (run2.run_id.as_str(), pb::AbcClass::C, pb::AbcClass::A),
         ]
     );
+    // What each change was computed from. In run 2 C1 has 50 + 5000 and C2 1000: C1
+    // ranks first with nothing before it, C2 second with C1's share before it.
+    let (c1_revenue, c2_revenue) = (50 + 5000, 1000);
+    let share_before =
+        |before: u32, total: u32| format!("{:.2}", f64::from(before) * 100.0 / f64::from(total));
+    let why =
+        |c: &pb::CategoryChange| (c.revenue.clone(), c.rank, c.cumulative_share_before.clone());
+    // A first categorization keeps none.
+    assert_eq!(
+        why(&got.category_changes[0]),
+        (String::new(), None, String::new())
+    );
+    assert_eq!(
+        why(&got.category_changes[1]),
+        (format!("{c1_revenue}.00"), Some(1), "0.00".to_owned())
+    );
+    let c2 = trace(&mut ctx, request("company", "C2")).await.unwrap();
+    let c2_changes: Vec<_> = c2
+        .category_changes
+        .iter()
+        .map(|c| (c.run_id.as_str(), c.abc_from(), c.abc_to(), why(c)))
+        .collect();
+    // Run 1: C2 first with 1000 (A), C1 from 1000 / 1050 = 95.24 % (C); run 2: C2 from
+    // 5050 / 6050 = 83.47 %, between the default 80 and 95: B.
+    let c2_share = share_before(c1_revenue, c1_revenue + c2_revenue);
+    assert_eq!(c2_share, "83.47");
+    assert_eq!(
+        c2_changes,
+        [
+            (
+                run1.run_id.as_str(),
+                pb::AbcClass::Unspecified,
+                pb::AbcClass::A,
+                (String::new(), None, String::new())
+            ),
+            (
+                run2.run_id.as_str(),
+                pb::AbcClass::A,
+                pb::AbcClass::B,
+                (format!("{c2_revenue}.00"), Some(2), c2_share.clone())
+            ),
+        ]
+    );
 
     // Paged: two events a page, the same six in the same order.
     let mut paged = Vec::new();
@@ -263,8 +306,12 @@ async fn a_company_story_is_traced_step_by_step(app: TestApp) {
         at(&format!("REJECTED   request {rejected}")) < at(&format!("ACCEPTED   request {first}"))
     );
     assert!(printed.contains("document: "), "{printed}");
+    let category = format!("CATEGORY   run {}: ABC C -> A", run2.run_id);
     assert!(
-        printed.contains(&format!("CATEGORY   run {}: ABC C -> A", run2.run_id)),
+        printed.lines().any(|l| l.contains(&category)
+            && l.ends_with(&format!(
+                ", revenue {c1_revenue}.00, rank 1, 0.00 % before it"
+            ))),
         "{printed}"
     );
     assert!(printed.contains("Alfa Renomeada"), "{printed}");

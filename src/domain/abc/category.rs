@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 
-use super::AbcClass;
+use super::{AbcClass, Standing};
 use crate::domain::hash::Fnv1a;
 
 /// The portfolio of a company without a seller.
@@ -155,13 +155,21 @@ pub struct CategoryChange {
     pub lifecycle_from: Option<Lifecycle>,
     /// Lifecycle after.
     pub lifecycle_to: Option<Lifecycle>,
+    /// The company's revenue in the window the change was computed from, in
+    /// ten-thousandths (None: not kept, as for changes written before it was).
+    pub revenue: Option<i64>,
+    /// Its rank and the cumulative share before it, which its class was cut at (None
+    /// without revenue, or not kept).
+    pub standing: Option<Standing>,
 }
 
 /// The change between a company's classes before (None: never categorized) and its new
-/// category, when its class or lifecycle differ.
+/// category, when its class or lifecycle differ; `standing` is where the classification
+/// ranked it.
 pub fn change_of(
     old: Option<impl Into<Classes>>,
     new: &Category,
+    standing: Option<Standing>,
     run_id: &str,
     at: chrono::DateTime<chrono::Utc>,
     on: NaiveDate,
@@ -183,6 +191,8 @@ pub fn change_of(
         abc_to: new.abc_class,
         lifecycle_from,
         lifecycle_to: Some(new.lifecycle),
+        revenue: Some(new.revenue),
+        standing,
     })
 }
 

@@ -47,11 +47,25 @@ pub struct CompanyRevenue<'a> {
     pub revenue: Money,
 }
 
+/// Where a company with revenue stands in the ranking its class was cut from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Its rank among the companies by revenue: 1 = highest (ties by external id).
+    pub rank: u32,
+    /// The cumulative share of revenue of the companies ranked before it, in percent to
+    /// two places (see [`share`]): what the A/B/C cut compares with the thresholds
+    /// (the comparison itself is exact).
+    pub share_before: Decimal,
+}
+
 /// The outcome of classifying a set of companies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classification {
     /// Class of each company, in the order of the input (None without revenue).
     pub classes: Vec<Option<AbcClass>>,
+    /// Rank and cumulative share before each company, in the order of the input (None
+    /// without revenue).
+    pub standings: Vec<Option<Standing>>,
     /// Per class A, B, C: companies and revenue.
     pub summary: [(AbcClass, u64, Money); 3],
     /// Companies without revenue in the window.
@@ -102,6 +116,7 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
         }
     };
     let mut classes = vec![None; companies.len()];
+    let mut standings = vec![None; companies.len()];
     let mut summary = [
         (AbcClass::A, 0u64, Money::ZERO),
         (AbcClass::B, 0, Money::ZERO),
@@ -125,6 +140,10 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
             curve.push((share(i as i128, n as i128), share(cum, total)));
         }
         prev_class = Some(class);
+        standings[at] = Some(Standing {
+            rank: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            share_before: share(cum, total),
+        });
         cum += c.revenue.ten_thousandths();
         let slot = &mut summary[class as usize];
         slot.1 += 1;
@@ -141,6 +160,7 @@ pub fn classify(companies: &[CompanyRevenue<'_>], a: Decimal, b: Decimal) -> Cla
     curve.dedup_by(|x, y| x.0 == y.0);
     Classification {
         classes,
+        standings,
         summary,
         unclassified: (companies.len() - n) as u64,
         total: Money::from_ten_thousandths(total),
@@ -315,6 +335,37 @@ mod tests {
             .curve
             .windows(2)
             .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn each_company_has_its_rank_and_the_share_its_class_was_cut_at() {
+        // Ranked 50, 30, 15, 5: cumulative before 0, 50, 80, 95 % → A A B C.
+        let list = rev(&[("4", 5), ("2", 30), ("none", 0), ("1", 50), ("3", 15)]);
+        let c = classify(&list, Decimal::from(80), Decimal::from(95));
+        let got: Vec<Option<(u32, Decimal, AbcClass)>> = c
+            .standings
+            .iter()
+            .zip(&c.classes)
+            .map(|(s, k)| s.map(|s| (s.rank, s.share_before, k.unwrap())))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some((4, Decimal::from(95), C)),
+                Some((2, Decimal::from(50), A)),
+                None,
+                Some((1, Decimal::ZERO, A)),
+                Some((3, Decimal::from(80), B)),
+            ]
+        );
+        // Shares are shown to two places: 2 of 3 before is 66.67 %.
+        let c = classify(
+            &rev(&[("a", 1), ("b", 2)]),
+            Decimal::from(80),
+            Decimal::from(95),
+        );
+        assert_eq!(c.standings[0].unwrap().share_before, Decimal::new(6667, 2));
+        assert_eq!(c.standings[1].unwrap().rank, 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use self::category::{
     change_of, Category, CategoryChange, Classes, CompanyFilter, Lifecycle, UNASSIGNED,
 };
 pub use self::classify::{
-    classify, shift, shift_exceeds, AbcClass, Classification, CompanyRevenue,
+    classify, shift, shift_exceeds, AbcClass, Classification, CompanyRevenue, Standing,
 };
 pub use self::report::{AbcReport, ClassSummary, ReportState};
 pub use self::revenue::{revenue_fact, scaled_amount, share, Money, RevenueFact, AMOUNT_SCALE};

@@ -88,6 +88,12 @@ pub fn category_change(h: CategoryChange) -> pb::CategoryChange {
         abc_to: abc_class(h.abc_to) as i32,
         lifecycle_from: lifecycle(h.lifecycle_from) as i32,
         lifecycle_to: lifecycle(h.lifecycle_to) as i32,
+        revenue: h.revenue.map(|r| Money::from(r).text()).unwrap_or_default(),
+        rank: h.standing.map(|s| s.rank),
+        cumulative_share_before: h
+            .standing
+            .map(|s| format!("{:.2}", s.share_before))
+            .unwrap_or_default(),
     }
 }
 

@@ -178,6 +178,9 @@ async fn first_entry<C: ConnectionTrait>(
         abc_to: classes.0,
         lifecycle_from: None,
         lifecycle_to: classes.1,
+        // A first categorization keeps no revenue or rank of its own.
+        revenue: None,
+        standing: None,
     }))
 }
 
@@ -198,6 +201,8 @@ pub async fn history(db: &Db, tenant: &TenantId, external_id: &str) -> Result<Ve
                 abc_to: class(r.abc_to),
                 lifecycle_from: life(r.lifecycle_from),
                 lifecycle_to: life(r.lifecycle_to),
+                revenue: r.revenue,
+                standing: category_change::standing_of(r.revenue_rank, r.share_before),
                 external_id: r.external_id,
                 run_id: r.run_id,
             })

@@ -15,6 +15,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::abc::Stamp;
 use crate::storage::bulk::Params;
+use crate::storage::entities::category_change::standing_columns;
 use crate::storage::{Db, Pool};
 
 /// Companies a write transaction covers: each transaction keeps a company's category and
@@ -62,7 +63,7 @@ pub(crate) async fn insert_history(
     rows: &[&CategoryChange],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 9);
+        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 12);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|h| {
@@ -76,13 +77,17 @@ pub(crate) async fn insert_history(
                     p.push(h.abc_to.map(|c| c.as_str().to_owned())),
                     p.push(h.lifecycle_from.map(|l| l.as_str().to_owned())),
                     p.push(h.lifecycle_to.map(|l| l.as_str().to_owned())),
+                    p.push(h.revenue),
+                    p.push(standing_columns(h.standing).0),
+                    p.push(standing_columns(h.standing).1),
                 ];
                 format!("({})", v.join(", "))
             })
             .collect();
         let sql = format!(
             "INSERT INTO category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-             abc_from, abc_to, lifecycle_from, lifecycle_to) VALUES {}",
+             abc_from, abc_to, lifecycle_from, lifecycle_to, revenue, revenue_rank, share_before) \
+             VALUES {}",
             tuples.join(", ")
         );
         txn.execute(p.statement(sql)).await?;

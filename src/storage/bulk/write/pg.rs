@@ -12,6 +12,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::abc::Stamp;
 use crate::storage::bulk::pgcopy::{copy_in, Guarded};
+use crate::storage::entities::category_change::standing_columns;
 use crate::storage::sqlx_error;
 
 /// The category columns of `rows` as arrays, in CATEGORY_COLUMNS order.
@@ -98,7 +99,8 @@ async fn copy_history(
     copy_in(
         conn,
         "COPY category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-         abc_from, abc_to, lifecycle_from, lifecycle_to) FROM STDIN",
+         abc_from, abc_to, lifecycle_from, lifecycle_to, revenue, revenue_rank, share_before) \
+         FROM STDIN",
         &entries,
         &|out, h| {
             out.text(Some(tenant.as_str()));
@@ -110,6 +112,10 @@ async fn copy_history(
             out.text(h.abc_to.map(AbcClass::as_str));
             out.text(h.lifecycle_from.map(Lifecycle::as_str));
             out.text(h.lifecycle_to.map(Lifecycle::as_str));
+            let (rank, share_before) = standing_columns(h.standing);
+            out.shown(h.revenue);
+            out.shown(rank);
+            out.shown(share_before);
         },
     )
     .await
