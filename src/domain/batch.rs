@@ -399,7 +399,9 @@ pub fn warnings(table: &TableDef, unknown: &[UnknownFields]) -> (Vec<Warning>, u
         .skip(MAX_LISTED_WARNINGS)
         .map(|e| e.more.max(1))
         .sum();
-    let cut = entries.get(MAX_LISTED_WARNINGS).map(|e| (e.index, e.external_id));
+    let cut = entries
+        .get(MAX_LISTED_WARNINGS)
+        .map(|e| (e.index, e.external_id));
     entries.truncate(MAX_LISTED_WARNINGS);
     let mut listed: Vec<Warning> = entries
         .into_iter()
@@ -610,13 +612,9 @@ mod tests {
         let judged = judge(table, &records, chrono_tz::UTC);
         let (listed, total) = warnings(table, &judged.unknown);
         assert_eq!(total, 40, "every one is counted");
-        let shape: Vec<(u32, &str)> = listed
-            .iter()
-            .map(|w| (w.index, w.field.as_str()))
-            .collect();
-        let mut expected: Vec<(u32, &str)> = (0..5)
-            .flat_map(|i| [(i, "cnpj"), (i, "segment")])
-            .collect();
+        let shape: Vec<(u32, &str)> = listed.iter().map(|w| (w.index, w.field.as_str())).collect();
+        let mut expected: Vec<(u32, &str)> =
+            (0..5).flat_map(|i| [(i, "cnpj"), (i, "segment")]).collect();
         expected.extend([(5, "cnpj"), (5, "segment")]);
         assert_eq!(shape, expected);
         let more = &listed[10];
