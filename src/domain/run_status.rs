@@ -41,9 +41,7 @@ impl RunStatus {
         .find(|v| v.as_str() == s)
     }
 
-    /// A PARTIAL run did sync the data (only the held part waits), so it counts as a
-    /// success for staleness.
-    pub fn is_success(self) -> bool {
-        matches!(self, Self::Success | Self::Partial)
-    }
+    /// The statuses that count as a success for staleness, retries and retention: a
+    /// PARTIAL run did sync the data (only the held part waits).
+    pub const SUCCESSES: [RunStatus; 2] = [Self::Success, Self::Partial];
 }

@@ -35,9 +35,7 @@ impl Entity {
     pub fn successes_of(tenant: &str) -> Select<Self> {
         Self::find()
             .filter(Column::TenantId.eq(tenant))
-            .filter(
-                Column::Status.is_in([RunStatus::Success.as_str(), RunStatus::Partial.as_str()]),
-            )
+            .filter(Column::Status.is_in(RunStatus::SUCCESSES.map(RunStatus::as_str)))
             .order_by_desc(Column::StartedAt)
     }
 }
