@@ -251,8 +251,7 @@ pub async fn crm(
             .one(db.conn())
             .await?
             .map(|c| {
-                let mut f = object(&c.fields);
-                for (k, v) in [
+                let columns = [
                     ("name", c.name),
                     ("document", c.document),
                     ("seller_id", c.seller_id),
@@ -260,26 +259,21 @@ pub async fn crm(
                     ("state", c.state),
                     ("email", c.email),
                     ("phone", c.phone),
-                ] {
-                    f.entry(k).or_insert(v.into());
-                }
-                (f, c.updated_at)
+                ];
+                (held_fields(&c.fields, columns), c.updated_at)
             }),
         _ => crm_contact::Entity::of_record(t, external_id)
             .one(db.conn())
             .await?
             .map(|c| {
-                let mut f = object(&c.fields);
-                for (k, v) in [
+                let columns = [
                     ("name", c.name),
                     ("document", c.document),
                     ("company_id", c.company_id),
                     ("email", c.email),
                     ("phone", c.phone),
-                ] {
-                    f.entry(k).or_insert(v.into());
-                }
-                (f, c.updated_at)
+                ];
+                (held_fields(&c.fields, columns), c.updated_at)
             }),
     };
     Ok(CrmNow {
@@ -287,6 +281,19 @@ pub async fn crm(
         updated_at: row.as_ref().map(|(_, at)| *at),
         fields: row.map(|(f, _)| f),
     })
+}
+
+/// What a CRM row holds: its stored fields, with its own columns filled in where the
+/// fields lack them.
+fn held_fields<const N: usize>(
+    fields: &str,
+    columns: [(&str, String); N],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut held = object(fields);
+    for (name, value) in columns {
+        held.entry(name).or_insert(value.into());
+    }
+    held
 }
 
 fn object(json: &str) -> serde_json::Map<String, serde_json::Value> {
