@@ -186,7 +186,7 @@ async fn measure(admin: &str, rows: usize, days: usize, repeat: usize) {
         None,
         None,
     );
-    let history = History::new(db.clone(), sinks);
+    let history = History::new(db.clone(), sinks, erpsync::clock::system());
     let typical = format!("E{}", rows / BATCH / 2);
     let hot_last = {
         let mut token = String::new();

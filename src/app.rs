@@ -16,6 +16,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+use crate::clock::SharedClock;
 use crate::config::{Config, CrmSink as CrmSinkSetting};
 use crate::domain::secret::redact_url;
 use crate::error::Result;
@@ -87,6 +88,16 @@ pub async fn build_with_sink(
     config: &Config,
     sink: impl FnOnce(Db) -> Arc<dyn CrmSink>,
 ) -> Result<App> {
+    build_with(config, sink, crate::clock::system()).await
+}
+
+/// Like [`build_with_sink`], every part of the server reading the time from `clock`
+/// (tests and benches pass a [`crate::clock::ManualClock`] to move it at will).
+pub async fn build_with(
+    config: &Config,
+    sink: impl FnOnce(Db) -> Arc<dyn CrmSink>,
+    clock: SharedClock,
+) -> Result<App> {
     config
         .validate()
         .map_err(crate::error::AppError::InvalidArgument)?;
@@ -129,7 +140,7 @@ pub async fn build_with_sink(
         hearing.clone(),
         config.log_heartbeat,
     );
-    let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits);
+    let ingestor = crate::ingest::Ingestor::new(db.clone(), config.limits, clock.clone());
     let sinks = crate::worker::tenant_sink::Sinks::new(
         db.clone(),
         sink(db.clone()),
@@ -154,9 +165,9 @@ pub async fn build_with_sink(
     });
     let services = Services {
         db: db.clone(),
-        tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
-        history: crate::history::History::new(db.clone(), sinks.clone()),
-        tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone())),
+        tokens: crate::auth::Tokens::new(db.clone(), throttle.clone(), clock.clone()),
+        history: crate::history::History::new(db.clone(), sinks.clone(), clock.clone()),
+        tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone()), clock.clone()),
         worker: crate::worker::RunWorker {
             db: db.clone(),
             sinks,
@@ -168,6 +179,7 @@ pub async fn build_with_sink(
             delivery: config.delivery,
             retries: config.retries,
             run_lease: config.run_lease,
+            clock: clock.clone(),
         },
         ingestor,
         views: crate::worker::view_admin::ViewAdmin::new(db.clone(), views),
@@ -176,6 +188,7 @@ pub async fn build_with_sink(
             config.export,
             config.request_log_retention_days,
             throttle.exports.clone(),
+            clock.clone(),
         ),
         alerts,
         logs,
@@ -185,7 +198,7 @@ pub async fn build_with_sink(
     // their records stay staged and the scheduler runs them again. On SQLite one server
     // owns the file, so every lease left behind is a dead process's: they go at once. On
     // PostgreSQL other replicas may be alive, so only expired leases count.
-    let now = chrono::Utc::now();
+    let now = clock.now();
     let as_of = if services.db.backend() == sea_orm::DbBackend::Sqlite {
         now + chrono::Duration::days(3650)
     } else {
@@ -270,6 +283,7 @@ impl App {
             self.services.db.clone(),
             self.retention_days,
             self.history_retention,
+            self.services.worker.clock.clone(),
             jobs_stopped.clone(),
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
@@ -281,7 +295,6 @@ impl App {
         let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(crate::worker::scheduler::run(
             self.services.worker.clone(),
-            std::sync::Arc::new(crate::worker::scheduler::SystemClock),
             self.scheduler_tick,
             scheduler_stopped,
         ));

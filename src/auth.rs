@@ -8,8 +8,8 @@ use crate::domain::tenant::TenantId;
 use crate::domain::token::{parse_token_id, presented, Grant, Role, TokenRequest};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::paging::{timed, timed_position, Page, Pager};
-use chrono::Utc;
 
+use crate::clock::SharedClock;
 use crate::domain::token::{legacy_hash, NewToken, Presented, TokenInfo};
 use crate::storage::{tokens, Db};
 use crate::throttle::{RateLimits, Throttle};
@@ -21,15 +21,19 @@ pub struct Tokens {
     throttle: Throttle,
     /// The token listing's page tokens.
     pager: Pager,
+    /// What expiry, revocation and issue instants are read by.
+    clock: SharedClock,
 }
 
 impl Tokens {
-    /// Tokens stored in `db`, with failed authentications and pushes limited by `throttle`.
-    pub fn new(db: Db, throttle: Throttle) -> Self {
+    /// Tokens stored in `db`, with failed authentications and pushes limited by
+    /// `throttle`, expiring by `clock`.
+    pub fn new(db: Db, throttle: Throttle, clock: SharedClock) -> Self {
         Self {
             pager: Pager::new(db.clone()),
             db,
             throttle,
+            clock,
         }
     }
 
@@ -59,7 +63,8 @@ impl Tokens {
         }
     }
 
-    /// Tokens for the operator's commands, which authenticate nobody: no rate limits.
+    /// Tokens for the operator's commands, which authenticate nobody: no rate limits, the
+    /// system's clock.
     pub fn unthrottled(db: Db) -> Self {
         let off = RateLimits {
             failed_auth_per_sec: 0,
@@ -67,7 +72,7 @@ impl Tokens {
             pushes_per_sec: 0,
             ..RateLimits::default()
         };
-        Self::new(db, Throttle::new(off))
+        Self::new(db, Throttle::new(off), crate::clock::system())
     }
 
     /// Issues the token `request` asks for: the new token (its secret is shown once;
@@ -83,7 +88,7 @@ impl Tokens {
             role: request.role,
             scope: request.scope,
         };
-        let now = crate::storage::stored_now();
+        let now = self.clock.now();
         let expires_at = request
             .expires_in_days
             .map(|d| now + chrono::TimeDelta::days(i64::from(d)));
@@ -112,7 +117,7 @@ impl Tokens {
             Some(Presented::Legacy(secret)) => legacy_hash(secret),
             None => token.to_owned(),
         };
-        tokens::revoke(&self.db, &key, Utc::now()).await
+        tokens::revoke(&self.db, &key, self.clock.now()).await
     }
 
     /// Revokes the token with public id `id` (`tok_…`); false when it is unknown or
@@ -120,7 +125,7 @@ impl Tokens {
     pub async fn revoke_id(&self, id: &str) -> Result<bool> {
         let id = parse_token_id(id)
             .map_err(|e| AppError::InvalidFields(vec![FieldViolation::new("token_id", e)]))?;
-        let revoked = tokens::revoke(&self.db, id, Utc::now()).await?;
+        let revoked = tokens::revoke(&self.db, id, self.clock.now()).await?;
         if revoked {
             tracing::info!(token = %id, "token revoked");
         }
@@ -154,7 +159,7 @@ impl Tokens {
         let filter = tokens::TokenFilter {
             tenant,
             include_inactive,
-            now: Utc::now(),
+            now: self.clock.now(),
         };
         let items = tokens::page(&self.db, filter, before, page_size).await?;
         self.pager
@@ -170,11 +175,15 @@ impl Tokens {
     }
 
     async fn verify(&self, header: Option<&str>) -> Result<Grant> {
-        verify(&self.db, header).await
+        verify(&self.db, header, self.clock.now()).await
     }
 }
 
-async fn verify(db: &Db, header: Option<&str>) -> Result<Grant> {
+async fn verify(
+    db: &Db,
+    header: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Grant> {
     let header = header.ok_or_else(|| {
         AppError::Unauthenticated(
             "missing authorization: send \"authorization: Bearer <token>\"".into(),
@@ -190,7 +199,7 @@ async fn verify(db: &Db, header: Option<&str>) -> Result<Grant> {
         })?;
     let invalid = || AppError::Unauthenticated("invalid or revoked token".into());
     let presented = presented(secret).ok_or_else(invalid)?;
-    tokens::find_grant(db, &presented, chrono::Utc::now())
+    tokens::find_grant(db, &presented, now)
         .await?
         .ok_or_else(invalid)
 }

@@ -6,6 +6,7 @@
 
 use chrono::Utc;
 
+use crate::clock::SharedClock;
 use crate::domain::abc::{AbcReport, Category, CategoryChange, CompanyFilter};
 use crate::domain::crm::{guarded_table, DeleteFilter, PendingDelete};
 use crate::domain::page_token::{page_size, Listing, Scope};
@@ -29,16 +30,19 @@ pub struct History {
     pager: Pager,
     /// Names the sink each tenant delivers to.
     sinks: crate::worker::tenant_sink::Sinks,
+    /// What "now" is for health, staleness and changes.
+    clock: SharedClock,
 }
 
 impl History {
     /// The history kept in `db`, naming each tenant's sink in its overview through
-    /// `sinks`.
-    pub fn new(db: Db, sinks: crate::worker::tenant_sink::Sinks) -> Self {
+    /// `sinks`, reading the time from `clock`.
+    pub fn new(db: Db, sinks: crate::worker::tenant_sink::Sinks, clock: SharedClock) -> Self {
         Self {
             pager: Pager::new(db.clone()),
             db,
             sinks,
+            clock,
         }
     }
 
@@ -67,7 +71,7 @@ impl History {
 
     /// The tenant's "Informações Gerais".
     pub async fn overview(&self, tenant: &TenantId) -> Result<Overview> {
-        self.load(tenant, Utc::now()).await
+        self.load(tenant, self.clock.now()).await
     }
 
     /// Applies a checked schedule change; answers the new overview.
@@ -76,7 +80,7 @@ impl History {
         tenant: &TenantId,
         update: ScheduleUpdate,
     ) -> Result<Overview> {
-        let now = Utc::now();
+        let now = self.clock.now();
         tenants::update(&self.db, tenant, |t| {
             update.apply(t, now);
             Ok(())
@@ -93,7 +97,7 @@ impl History {
         tenant: &TenantId,
         update: SettingsUpdate,
     ) -> Result<Overview> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let freshness = update.table_freshness().clone();
         tenants::update_with(&self.db, tenant, &freshness, |t| {
             update.apply(t, now).map_err(AppError::InvalidFields)

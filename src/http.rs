@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::Utc;
 use serde_json::Value;
 use tonic::transport::server::TcpConnectInfo;
 
@@ -104,7 +103,7 @@ async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let received_at = Utc::now();
+    let received_at = state.ingestor.now();
     let started = Instant::now();
     let tenant = match tenant_of(&state, grant.as_deref()) {
         Ok(t) => t,

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clock::SharedClock;
 use crate::domain::alert::AlertKind;
 use crate::domain::batch::{self, Rejection, Rules, Warning};
 use crate::domain::due::Moment;
@@ -157,11 +158,12 @@ pub struct Ingestor {
     db: Db,
     limits: Limits,
     slots: IngestSlots,
+    clock: SharedClock,
 }
 
 impl Ingestor {
-    /// An ingestor over `db` under `limits`.
-    pub fn new(db: Db, limits: Limits) -> Self {
+    /// An ingestor over `db` under `limits`, stamping what it receives by `clock`.
+    pub fn new(db: Db, limits: Limits, clock: SharedClock) -> Self {
         let max = match limits.max_in_flight {
             0 => db.ingest_share(),
             n => n,
@@ -170,7 +172,13 @@ impl Ingestor {
             slots: IngestSlots::new(max, INGEST_ADMISSION_WAIT),
             db,
             limits,
+            clock,
         }
+    }
+
+    /// Now by the server's clock: when a request counts as received.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// One of ingestion's slots, taken before a push's body is read (see [`IngestSlots`]);
@@ -452,7 +460,7 @@ impl Ingestor {
             return Err(AppError::InvalidFields(too_large));
         }
         tenants::require(&self.db, tenant).await?;
-        erp_counts::report(&self.db, tenant, &counts, Utc::now()).await?;
+        erp_counts::report(&self.db, tenant, &counts, self.clock.now()).await?;
         tracing::info!(tenant = %tenant, tables = counts.len(), "ERP counts reported");
         Ok(())
     }

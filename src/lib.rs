@@ -79,6 +79,7 @@ pub mod alert_feed;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod colour;
 pub mod config;
 pub mod conn;

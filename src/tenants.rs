@@ -2,8 +2,7 @@
 //! for the operator's commands (on the database) and Admin (the host's backend) alike.
 //! The "Dados ERP" page's own reads and settings stay in [`crate::history`].
 
-use chrono::Utc;
-
+use crate::clock::SharedClock;
 use crate::domain::page_token::{Listing, Scope};
 use crate::domain::tenant::{
     Health, IntegrationType, NewTenant, ScheduleUpdate, SettingsUpdate, Tenant, TenantId,
@@ -45,16 +44,19 @@ pub struct Tenants {
     sinks: Option<Sinks>,
     /// The tenant listing's page tokens.
     pager: Pager,
+    /// What "now" is for creation, changes and health.
+    clock: SharedClock,
 }
 
 impl Tenants {
     /// Tenants stored in `db`, whose runs deliver to the sinks `sinks` names when the
-    /// server's are known.
-    pub fn new(db: Db, sinks: Option<Sinks>) -> Self {
+    /// server's are known, reading the time from `clock`.
+    pub fn new(db: Db, sinks: Option<Sinks>, clock: SharedClock) -> Self {
         Self {
             pager: Pager::new(db.clone()),
             db,
             sinks,
+            clock,
         }
     }
 
@@ -62,7 +64,7 @@ impl Tenants {
     /// INVALID_ARGUMENT naming every bad field, ALREADY_EXISTS when its id is taken.
     pub async fn create(&self, new: NewTenant) -> Result<Tenant> {
         let t = new
-            .tenant(crate::storage::stored_now())
+            .tenant(self.clock.now())
             .map_err(AppError::InvalidFields)?;
         tenants::insert(&self.db, &t).await?;
         tracing::info!(tenant = %t.id, "tenant created");
@@ -81,7 +83,7 @@ impl Tenants {
         if settings.is_none() && schedule.is_none() {
             return self.get(id).await;
         }
-        let now = crate::storage::stored_now();
+        let now = self.clock.now();
         let freshness = settings
             .as_ref()
             .map(|s| s.table_freshness().clone())
@@ -113,7 +115,7 @@ impl Tenants {
     /// A tenant with its health and sink, as of now.
     pub async fn info(&self, tenant: Tenant) -> Result<TenantInfo> {
         Ok(TenantInfo {
-            health: overview::health(&self.db, &tenant, Utc::now()).await?,
+            health: overview::health(&self.db, &tenant, self.clock.now()).await?,
             crm_sink: self.crm_sink(&tenant.id).await?,
             tenant,
         })
@@ -141,7 +143,7 @@ impl Tenants {
             .pager
             .position(listing.0, listing.1, page_token)
             .await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut items = Vec::new();
         'read: loop {
             let batch = tenants::page(

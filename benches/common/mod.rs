@@ -120,6 +120,7 @@ pub async fn run_worker(db: &erpsync::storage::Db, url: &str) -> erpsync::worker
         std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db.clone())),
         views,
         erpsync::ingest::Limits::default(),
+        erpsync::clock::system(),
     )
 }
 

@@ -845,7 +845,7 @@ fn token_line(t: &TokenInfo) -> String {
 
 /// The tenants service over the database at `url` (the server's sink unknown here).
 async fn tenants(url: &str) -> anyhow::Result<Tenants> {
-    Ok(Tenants::new(open(url).await?, None))
+    Ok(Tenants::new(open(url).await?, None, crate::clock::system()))
 }
 
 fn parse_integration_type(s: &str) -> anyhow::Result<IntegrationType> {

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::clock::SharedClock;
 use crate::domain::crm::PendingDelete;
 use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
 use crate::domain::request_log::RequestLogEntry;
@@ -117,6 +118,7 @@ pub struct Exporter {
     limits: ExportLimits,
     retention_days: u32,
     slots: TenantSlots,
+    clock: SharedClock,
 }
 
 /// An export under way: its chunks, and the tenant's export slot, held as long as this is.
@@ -131,13 +133,20 @@ pub struct Export {
 
 impl Exporter {
     /// Exports from `db` under `limits`, of the last `retention_days` days, at most as
-    /// many at once per tenant as `slots` allows.
-    pub fn new(db: Db, limits: ExportLimits, retention_days: u32, slots: TenantSlots) -> Self {
+    /// many at once per tenant as `slots` allows, "today" by `clock`.
+    pub fn new(
+        db: Db,
+        limits: ExportLimits,
+        retention_days: u32,
+        slots: TenantSlots,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             db,
             limits,
             retention_days,
             slots,
+            clock,
         }
     }
 
@@ -154,7 +163,8 @@ impl Exporter {
     ) -> Result<Export> {
         let tenant = tenants::require(&self.db, tenant).await?;
         let slot = self.slots.take(&tenant.id)?;
-        let today = Utc::now().with_timezone(&tenant.timezone).date_naive();
+        let now = self.clock.now();
+        let today = now.with_timezone(&tenant.timezone).date_naive();
         let parsed = ExportSpec::parse(
             ExportInput {
                 from_date,
@@ -183,20 +193,21 @@ impl Exporter {
         };
         tracing::info!(tenant = %tenant.id, kind = spec.kind.slug(), from = %spec.from, to = %spec.to, "export started");
         Ok(Export {
-            chunks: start(self.db.clone(), self.limits, tenant, spec),
+            chunks: start(self.db.clone(), self.limits, tenant, spec, now),
             slot,
         })
     }
 }
 
-/// Starts exporting `spec` of `tenant`; the file arrives on the receiver in chunks of at
-/// most [`CHUNK_BYTES`], the first carrying the file name. An error ends the stream as
-/// its last item. Dropping the receiver stops the export.
+/// Starts exporting `spec` of `tenant`, generated at `now`; the file arrives on the
+/// receiver in chunks of at most [`CHUNK_BYTES`], the first carrying the file name. An
+/// error ends the stream as its last item. Dropping the receiver stops the export.
 fn start(
     db: Db,
     limits: ExportLimits,
     tenant: Tenant,
     spec: ExportSpec,
+    now: DateTime<Utc>,
 ) -> mpsc::Receiver<Result<Chunk>> {
     let (out_tx, out_rx) = mpsc::channel(CHUNKS_AHEAD);
     let (page_tx, page_rx) = mpsc::channel(PAGES_AHEAD);
@@ -211,7 +222,7 @@ fn start(
         let started = Instant::now();
         let filename = spec.filename(&tenant.id);
         let mut out = ChunkWriter::new(out_tx.clone(), filename.clone());
-        match sheets::build(&tenant, &spec, limits, page_rx, &out_tx, &mut out) {
+        match sheets::build(&tenant, &spec, now, limits, page_rx, &out_tx, &mut out) {
             Ok(rows) => match out.finish() {
                 Ok(bytes) => tracing::info!(
                     rows,

@@ -1,7 +1,7 @@
 //! What each kind of export puts on its sheets: the columns, one row per request,
 //! held deletion or run, and the summary's filter lines.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_xlsxwriter::XlsxError;
 use tokio::sync::mpsc;
@@ -82,10 +82,12 @@ const RUN_TABLE_COLUMNS: &[Column] = &[
 ];
 
 /// Builds the workbook of `spec` from the pages as they come and writes it to `out`;
-/// returns the data rows written. Stops when the caller leaves (`chunks` closed).
+/// returns the data rows written. Stops when the caller leaves (`chunks` closed). The
+/// summary says it was generated at `now`.
 pub(super) fn build(
     tenant: &Tenant,
     spec: &ExportSpec,
+    now: DateTime<Utc>,
     limits: ExportLimits,
     mut pages: mpsc::Receiver<Result<Page>>,
     chunks: &mpsc::Sender<Result<Chunk>>,
@@ -163,7 +165,7 @@ pub(super) fn build(
     }
     let rows = book.rows();
     let summary = SummaryInfo {
-        filter: filter_lines(tenant, spec, tz),
+        filter: filter_lines(tenant, spec, tz, now),
         chart_title: match spec.kind {
             ExportKind::Requests => "Requests per day by status",
             ExportKind::ExcessiveDeletes => "Held deletions per day by state",
@@ -292,7 +294,12 @@ fn day_index(from: NaiveDate, day: NaiveDate, days: usize) -> Option<usize> {
         .filter(|i| *i < days)
 }
 
-fn filter_lines(tenant: &Tenant, spec: &ExportSpec, tz: Tz) -> Vec<(&'static str, String)> {
+fn filter_lines(
+    tenant: &Tenant,
+    spec: &ExportSpec,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, String)> {
     let tables = if spec.all_tables {
         "all".to_owned()
     } else {
@@ -311,8 +318,7 @@ fn filter_lines(tenant: &Tenant, spec: &ExportSpec, tz: Tz) -> Vec<(&'static str
         ("tables", tables),
         (
             "generated at",
-            Utc::now()
-                .with_timezone(&tz)
+            now.with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M:%S %:z")
                 .to_string(),
         ),

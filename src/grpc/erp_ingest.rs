@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::auth::{grant, tenant_call};
@@ -50,7 +49,7 @@ impl ErpIngest for Service {
         &self,
         req: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
-        let received_at = Utc::now();
+        let received_at = self.ingestor.now();
         let started = Instant::now();
         let grant = grant(&req)?;
         let tenant =
@@ -84,7 +83,7 @@ impl ErpIngest for Service {
         &self,
         req: Request<pb::ReportCountsRequest>,
     ) -> Result<Response<pb::ReportCountsResponse>, Status> {
-        let received_at = Utc::now();
+        let received_at = self.ingestor.now();
         let started = Instant::now();
         let tenant = tenant_call(&req, Role::Erp, SERVICE, &req.get_ref().tenant_id)?;
         let msg = req.into_inner();
@@ -142,7 +141,7 @@ pub async fn size_guard(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let received_at = Utc::now();
+    let received_at = ingestor.now();
     let started = Instant::now();
     // Only an erp token's tenant gets the log entry.
     let tenant = req

@@ -2,7 +2,7 @@
 //! of a tenant's next due instant by the rule in [`crate::domain::due`]. The tenant's own
 //! row is read by the caller ([`super::tenants`]), which writes through here.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
@@ -67,9 +67,9 @@ pub async fn claim(
 }
 
 /// The instant a claim stores (what [`write_in`] compares with), to the microsecond both
-/// backends keep.
+/// backends keep ([`crate::clock::stored`]).
 pub fn stored(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.trunc_subsecs(6)
+    crate::clock::stored(at)
 }
 
 /// Computes `tenant`'s next due instant at `moment` and stores it (with the retry

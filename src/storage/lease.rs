@@ -94,6 +94,15 @@ pub async fn renew(db: &Db, tenant: &TenantId, run_id: &str, until: DateTime<Utc
     Ok(n > 0)
 }
 
+/// When the lease of `run_id` expires unless renewed; None when it is not this run's.
+pub async fn expiry(db: &Db, tenant: &TenantId, run_id: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(sync_lease::Entity::find()
+        .filter(sync_lease::Entity::of_run(tenant.as_str(), run_id))
+        .one(db.conn())
+        .await?
+        .map(|l| l.expires_at))
+}
+
 /// Gives the lease of `run_id` up.
 pub async fn release(db: &Db, tenant: &TenantId, run_id: &str) -> Result<()> {
     let txn = db.begin_write().await?;

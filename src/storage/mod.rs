@@ -54,13 +54,6 @@ use crate::error::Result;
 /// The embedded default: a SQLite file under ./data, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/erpsync.db?mode=rwc";
 
-/// Now, to the microsecond both backends store: an instant answered right after it is
-/// written is the one read back later (listings page by such instants).
-pub fn stored_now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
-}
-
 /// Default for how long a PostgreSQL query waits for a pooled connection, opening a new
 /// one included (sqlx opens connections within the same deadline: it is also the connect
 /// timeout). Past it the call answers UNAVAILABLE: while the server is down, callers hear

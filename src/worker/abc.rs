@@ -399,7 +399,7 @@ pub async fn resolve_shift(
             report.state.as_str()
         )));
     }
-    let now = Utc::now();
+    let now = worker.clock.now();
     // The lease names a run id (36 characters); this release has one of its own, which
     // no run has, so the lease counts as live until released.
     let holder = uuid::Uuid::new_v4().to_string();

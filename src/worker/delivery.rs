@@ -191,7 +191,7 @@ impl<'a> Delivery<'a> {
                         self.totals
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(table, (total, Utc::now()));
+                            .insert(table, (total, self.worker.clock.now()));
                     }
                     return Ok(Some(ack));
                 }
@@ -257,7 +257,10 @@ impl<'a> Delivery<'a> {
             message,
             fields,
         };
-        self.worker.logs.append_or_report(e, Utc::now()).await;
+        self.worker
+            .logs
+            .append_or_report(e, self.worker.clock.now())
+            .await;
     }
 }
 

@@ -14,6 +14,7 @@ pub mod view_admin;
 
 use std::sync::Arc;
 
+use crate::clock::SharedClock;
 use crate::ingest::{Ingestor, Limits};
 use crate::logs::LogHub;
 use crate::storage::Db;
@@ -45,13 +46,22 @@ pub struct RunWorker {
     pub retries: RunRetries,
     /// How long a run's lease lives unrenewed.
     pub run_lease: chrono::Duration,
+    /// Where runs, their leases and retries and the scheduler read the time.
+    pub clock: SharedClock,
 }
 
 impl RunWorker {
     /// A worker over `db` delivering to `sink` (no tenant's own), reading View sources through `views` and
     /// staging under `limits`, with the default delivery policy, retries and lease and a
-    /// new instance id (`app` builds the server's from the configuration instead).
-    pub fn new(db: Db, sink: Arc<dyn CrmSink>, views: ViewAccess, limits: Limits) -> Self {
+    /// new instance id, reading the time from `clock` (`app` builds the server's from the
+    /// configuration instead).
+    pub fn new(
+        db: Db,
+        sink: Arc<dyn CrmSink>,
+        views: ViewAccess,
+        limits: Limits,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             logs: LogHub::new(
                 db.clone(),
@@ -59,7 +69,7 @@ impl RunWorker {
                 crate::storage::notify::Hearing::default(),
                 crate::logs::DEFAULT_HEARTBEAT,
             ),
-            ingestor: Ingestor::new(db.clone(), limits),
+            ingestor: Ingestor::new(db.clone(), limits, clock.clone()),
             sinks: tenant_sink::Sinks::new(db.clone(), sink, None, None),
             db,
             instance: uuid::Uuid::new_v4().to_string(),
@@ -68,6 +78,7 @@ impl RunWorker {
             delivery: DeliveryPolicy::default(),
             retries: RunRetries::default(),
             run_lease: sync::LEASE_TTL,
+            clock,
         }
     }
 }

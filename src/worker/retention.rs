@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::clock::SharedClock;
 use crate::domain::retention::Defaults;
 use crate::domain::tenant::TenantId;
 use crate::domain::trail::TrailKind;
@@ -22,13 +23,8 @@ pub const BATCH: u64 = 5_000;
 /// How often the job wakes.
 pub const INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Removes every request-log row older than `days` days; returns how many went. Stops
-/// early (between batches) when `shutdown` turns true.
-pub async fn purge(db: &Db, days: u32, shutdown: &watch::Receiver<bool>) -> Result<u64> {
-    purge_at(db, Utc::now(), days, shutdown).await
-}
-
-/// [`purge`] as of `now`. On PostgreSQL the log is partitioned by day: the coming days'
+/// Removes every request-log row older than `days` days before `now`; returns how many
+/// went. Stops early (between batches) when `shutdown` turns true. On PostgreSQL the log is partitioned by day: the coming days'
 /// partitions are made first (a failure there is logged, not fatal: rows of a day without
 /// one land in the default partition), then the days wholly outside the window are
 /// dropped. What remains before the cutoff (part of the day it falls in, old rows in the
@@ -165,18 +161,24 @@ fn counted(d: Deleted) {
     }
 }
 
-/// Runs [`purge`] and [`purge_history`] at start and then every [`INTERVAL`] until
-/// shutdown.
-pub async fn run(db: Db, days: u32, history: Defaults, mut shutdown: watch::Receiver<bool>) {
+/// Runs [`purge_at`] and [`purge_history`] as of `clock`'s now at start and then every
+/// [`INTERVAL`] until shutdown.
+pub async fn run(
+    db: Db,
+    days: u32,
+    history: Defaults,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        match purge(&db, days, &shutdown).await {
+        match purge_at(&db, clock.now(), days, &shutdown).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, days, "request-log retention"),
             Err(e) => {
                 tracing::error!(error = ?anyhow::Error::from(e), "request-log retention failed")
             }
         }
-        match purge_history(&db, history, Utc::now(), &shutdown).await {
+        match purge_history(&db, history, clock.now(), &shutdown).await {
             Ok(d) if d.total() == 0 => {}
             Ok(d) => tracing::info!(
                 runs = d.runs,

@@ -149,26 +149,10 @@ async fn start(worker: &RunWorker, t: &Tenant, trigger: RunTrigger, why: &str) -
     Ok(true)
 }
 
-/// Where the scheduler reads the time: the system's in a server, a test's own in tests.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// One tick at the clock's now: [`tick`], its error logged (the next tick tries again);
-/// returns how many runs it started.
-pub async fn run_once(worker: &RunWorker, clock: &dyn Clock) -> usize {
-    match tick(worker, clock.now()).await {
+/// One tick at the worker's clock's now: [`tick`], its error logged (the next tick
+/// tries again); returns how many runs it started.
+pub async fn run_once(worker: &RunWorker) -> usize {
+    match tick(worker, worker.clock.now()).await {
         Ok(stats) => stats.started,
         Err(e) => {
             tracing::error!(error = ?anyhow::Error::from(e), "scheduler tick failed");
@@ -177,14 +161,9 @@ pub async fn run_once(worker: &RunWorker, clock: &dyn Clock) -> usize {
     }
 }
 
-/// Ticks every `every` by `clock` until shutdown.
-pub async fn run(
-    worker: RunWorker,
-    clock: std::sync::Arc<dyn Clock>,
-    every: Duration,
-    shutdown: watch::Receiver<bool>,
-) {
-    every_tick(every, shutdown, || run_once(&worker, clock.as_ref())).await;
+/// Ticks every `every` (real time) at the worker's clock's now until shutdown.
+pub async fn run(worker: RunWorker, every: Duration, shutdown: watch::Receiver<bool>) {
+    every_tick(every, shutdown, || run_once(&worker)).await;
 }
 
 /// Calls `tick` every `every` (the first after one `every`) until `shutdown` turns true; a

@@ -11,7 +11,7 @@ use erpsync::domain::schedule::Schedule;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::domain::token::Role;
 use erpsync::grpc::pb;
-use erpsync::storage::{due, lease, runs, stored_now, tenants, Db};
+use erpsync::storage::{due, lease, runs, tenants, Db};
 use erpsync::worker::scheduler::tick;
 use erpsync::worker::RunWorker;
 
@@ -140,7 +140,7 @@ async fn a_timezone_change_moves_the_due_instant(app: TestApp) {
 async fn a_failed_run_is_due_for_its_retry_after_its_backoff(app: TestApp) {
     let id = app.create_tenant("acme").await;
     let (db, worker) = (&app.state.db, &app.state.worker);
-    let started = stored_now();
+    let started = app.state.worker.clock.now();
     let ended = started + Duration::seconds(2);
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
@@ -195,7 +195,7 @@ async fn a_run_left_by_a_dead_replica_is_interrupted_and_retried_in_one_tick(app
     let id = app.create_tenant("acme").await;
     let (db, worker) = (&app.state.db, &app.state.worker);
     // A replica started it two lease lifetimes ago and died without renewing it.
-    let ago = stored_now() - worker.run_lease * 2;
+    let ago = worker.clock.now() - worker.run_lease * 2;
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         status: RunStatus::Running,
@@ -277,6 +277,7 @@ async fn replica(app: &TestApp) -> RunWorker {
         std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
         views,
         erpsync::ingest::Limits::default(),
+        app.state.worker.clock.clone(),
     )
 }
 

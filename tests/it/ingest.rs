@@ -753,7 +753,7 @@ async fn db_size_counts_staged_records_and_the_request_log(app: TestApp) {
         .unwrap();
     let with_old = size().await;
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let deleted = erpsync::worker::retention::purge(&ctx.app.state.db, 30, &rx)
+    let deleted = erpsync::worker::retention::purge_at(&ctx.app.state.db, Utc::now(), 30, &rx)
         .await
         .unwrap();
     assert_eq!(deleted, 1);

@@ -260,7 +260,7 @@ async fn a_row_of_a_day_without_partition_is_kept_and_moves_into_its_day_when_ma
     let (scratch, db, acme) = ScratchDb::with_tenant(backend).await.unwrap();
     let conn = raw(&scratch.url).await;
     // To the microsecond, as both backends store it.
-    let future = erpsync::storage::stored_now() + Duration::days(400);
+    let future = erpsync::clock::system().now() + Duration::days(400);
     let past = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap();
     let (late, early) = (entry(&acme, future, 300), entry(&acme, past, 200));
     request_log::insert_alone(&db, &late).await.unwrap();

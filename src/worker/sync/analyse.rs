@@ -1,6 +1,5 @@
 //! The abc stage: revenue per company over the window, classes A/B/C, lifecycle.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::outcome::Outcome;
@@ -17,7 +16,14 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let meter = ctx.meter.clone();
     let progress =
         move |done: u64, total: u64| meter.set(Stage::Abc, Some(Table::Company), done, total);
-    let analysis = abc::analyse(ctx.worker, &tenant, &ctx.run_id, Utc::now(), &progress).await?;
+    let analysis = abc::analyse(
+        ctx.worker,
+        &tenant,
+        &ctx.run_id,
+        ctx.worker.clock.now(),
+        &progress,
+    )
+    .await?;
     let (orphans, orphan_revenue) = analysis.orphans;
     if orphans > 0 {
         ctx.event(

@@ -1,7 +1,6 @@
 //! The categorize stage: classes, lifecycle and portfolio to the CRM, unless the shift
 //! guard holds them (ABC_SHIFT_HELD).
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::outcome::Outcome;
@@ -19,7 +18,7 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let Some((tenant, analysis)) = ctx.analysis.take() else {
         return Ok(Outcome::NotCategorized);
     };
-    let now = Utc::now();
+    let now = ctx.worker.clock.now();
     let total = analysis.categories.len() as u64;
     let meter = ctx.meter.clone();
     let progress = move |done: u64, total: u64| {

@@ -19,9 +19,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::trail::{NewTrail, TrailKind};
 use crate::error::Result;
-use crate::storage::{
-    alerts, crm, pending_deletes, staging, stored_now, tenants, tokens, trail, Db,
-};
+use crate::storage::{alerts, crm, pending_deletes, staging, tenants, tokens, trail, Db};
 use crate::worker::RunWorker;
 
 /// Holds excessive deletions: when one run would delete more than 5 % of the companies
@@ -55,7 +53,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ctx.tenant,
             table,
             &ctx.run_id,
-            stored_now(),
+            ctx.worker.clock.now(),
         )
         .await?;
         if !back.superseded.is_empty() {
@@ -103,8 +101,14 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let (kept, tombstones): (Vec<String>, Vec<String>) =
             tombstones.into_iter().partition(|id| kept.contains(id));
         if !kept.is_empty() {
-            pending_deletes::keep_again(&ctx.worker.db, ctx.tenant, table, &kept, Utc::now())
-                .await?;
+            pending_deletes::keep_again(
+                &ctx.worker.db,
+                ctx.tenant,
+                table,
+                &kept,
+                ctx.worker.clock.now(),
+            )
+            .await?;
             ctx.event(
                 Level::Info,
                 Stage::DeleteGuard,
@@ -152,7 +156,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 table,
                 &ctx.run_id,
                 &new,
-                stored_now(),
+                ctx.worker.clock.now(),
             )
             .await?;
             ctx.event(
@@ -191,7 +195,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ctx.tenant,
                 table,
                 (ctx.run_id.as_str(), Stage::DeleteGuard.as_str()),
-                Utc::now(),
+                ctx.worker.clock.now(),
                 &events,
             )
             .await?;
@@ -237,7 +241,7 @@ pub async fn resolve_pending_deletes(
     token_id: &str,
 ) -> Result<u64> {
     let table = guarded_table(table)?;
-    let now = stored_now();
+    let now = worker.clock.now();
     let decided_by = tokens::decider_name(&worker.db, token_id).await?;
     let resolved =
         pending_deletes::resolve(&worker.db, tenant, table, ids, resolution, &decided_by, now)

@@ -65,7 +65,7 @@ pub async fn start(worker: &RunWorker, tenant: &TenantId, trigger: RunTrigger) -
         return Err(AppError::Draining);
     }
     tenants::require(&worker.db, tenant).await?;
-    let now = Utc::now();
+    let now = worker.clock.now();
     // A run whose holder died keeps its lease until it expires; after that it is
     // marked INTERRUPTED here (or by the scheduler's next tick), and this run redoes its
     // work.
@@ -193,7 +193,10 @@ impl Ctx<'_> {
             message,
             fields,
         };
-        self.worker.logs.append_or_report(e, Utc::now()).await;
+        self.worker
+            .logs
+            .append_or_report(e, self.worker.clock.now())
+            .await;
     }
 
     fn counts(&mut self, table: Table) -> &mut TableCounts {
@@ -238,7 +241,7 @@ impl Ctx<'_> {
             &self.worker.db,
             self.tenant,
             &self.run_id,
-            Utc::now() + self.worker.run_lease,
+            self.worker.clock.now() + self.worker.run_lease,
         )
         .await?
         {
@@ -400,7 +403,7 @@ async fn run_stages(worker: &RunWorker, tenant: &TenantId, run: RunSummary) -> R
     let detail = RunDetail {
         summary: RunSummary {
             status,
-            finished_at: Some(Utc::now()),
+            finished_at: Some(worker.clock.now()),
             error: failure,
             ..run
         },
@@ -457,7 +460,7 @@ impl Drop for AbortOnDrop {
 /// end in its tenant's log. Returns how many were handed over; one that cannot be is logged, and its lease
 /// expires as a dead server's would.
 pub async fn hand_over(worker: &RunWorker, aborted: &[(TenantId, String)]) -> usize {
-    let now = Utc::now();
+    let now = worker.clock.now();
     let mut handed = 0;
     for (tenant, run_id) in aborted {
         match runs::hand_over(&worker.db, tenant, run_id, now, runs::HANDED_OVER_CAUSE).await {
@@ -500,7 +503,7 @@ async fn keep_lease(worker: RunWorker, tenant: TenantId, run_id: String) {
         .unwrap_or(std::time::Duration::from_secs(15));
     loop {
         tokio::time::sleep(every).await;
-        match lease::renew(&worker.db, &tenant, &run_id, Utc::now() + ttl).await {
+        match lease::renew(&worker.db, &tenant, &run_id, worker.clock.now() + ttl).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

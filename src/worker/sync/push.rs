@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
@@ -149,7 +148,7 @@ impl Batch {
             ctx.tenant,
             table,
             (ctx.run_id.as_str(), Stage::Push.as_str()),
-            Utc::now(),
+            ctx.worker.clock.now(),
             &events,
         )
         .await
@@ -174,7 +173,7 @@ impl Batch {
                 table,
                 &ids,
                 &ctx.run_id,
-                crate::storage::stored_now(),
+                ctx.worker.clock.now(),
             )
             .await?;
         }

@@ -64,7 +64,7 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
         )));
     };
     let started = Instant::now();
-    let received_at = Utc::now();
+    let received_at = ctx.worker.clock.now();
     // The gate again at every run: a grant revoked since the URL was stored stops it here.
     let grants = view_grants::of_tenant(&ctx.worker.db, ctx.tenant).await?;
     let mut erp = match ctx.worker.views.connect(&cfg, named_by, &grants).await {
@@ -262,7 +262,7 @@ async fn read(
             &endpoint,
             Some(table),
             &message,
-            Utc::now(),
+            ctx.worker.clock.now(),
             Instant::now(),
         )
         .await;
@@ -274,7 +274,7 @@ async fn read(
             break;
         }
         let started = Instant::now();
-        let received_at = Utc::now();
+        let received_at = ctx.worker.clock.now();
         let (sql, params) = p.query.sql(cursor.as_ref());
         let rows = match erp.rows(&sql, &params).await {
             Ok(rows) => rows,
@@ -328,8 +328,15 @@ async fn read(
         });
         if let Some(last) = last {
             if incremental {
-                views::save_watermark(db, ctx.tenant, table, &p.fingerprint, &last, Utc::now())
-                    .await?;
+                views::save_watermark(
+                    db,
+                    ctx.tenant,
+                    table,
+                    &p.fingerprint,
+                    &last,
+                    ctx.worker.clock.now(),
+                )
+                .await?;
             }
             cursor = Some(last);
         }
@@ -543,7 +550,7 @@ async fn stage_deletions(
             ..batch::Judged::default()
         },
         &records,
-        Utc::now(),
+        ctx.worker.clock.now(),
         started,
     )
     .await?;
