@@ -61,9 +61,9 @@ feed_tests!(
         c.rate_limits.alert_streams_per_caller = 2;
     },
     a_quiet_feed_holds_its_connection_past_the_idle_timeout => |c: &mut Config| {
-        c.conn.idle_timeout = Duration::from_secs(2);
-        c.request_timeout = Duration::from_secs(1);
-        c.limits.body_timeout = Duration::from_millis(500);
+        c.conn.idle_timeout = QUIET_FEED_IDLE;
+        c.request_timeout = Duration::from_millis(200);
+        c.limits.body_timeout = Duration::from_millis(100);
     },
     the_feed_ends_unavailable_with_a_retry_hint_when_the_server_drains => |_: &mut Config| {},
     events_another_process_writes_arrive_by_the_periodic_read => |_: &mut Config| {},
@@ -617,6 +617,9 @@ async fn a_tokens_feeds_past_its_cap_are_refused_and_slots_come_back(
     assert!(opened, "the slot of a closed feed never came back");
 }
 
+/// The idle timeout of [`a_quiet_feed_holds_its_connection_past_the_idle_timeout`]'s server.
+const QUIET_FEED_IDLE: Duration = Duration::from_millis(300);
+
 async fn a_quiet_feed_holds_its_connection_past_the_idle_timeout(
     app: TestApp,
     _down: Arc<AtomicBool>,
@@ -624,10 +627,10 @@ async fn a_quiet_feed_holds_its_connection_past_the_idle_timeout(
     let (ctx, admin_token) = with_admin(app).await;
     stale_after_an_hour(&ctx.app, &ctx.crm, "acme").await;
     // The client pings, so the connection is never silent: only the open call can keep
-    // it past the 2 s idle timeout.
+    // it past the idle timeout.
     let channel = Channel::from_shared(ctx.app.url())
         .unwrap()
-        .http2_keep_alive_interval(Duration::from_millis(300))
+        .http2_keep_alive_interval(QUIET_FEED_IDLE / 6)
         .keep_alive_while_idle(true)
         .connect()
         .await
@@ -637,8 +640,22 @@ async fn a_quiet_feed_holds_its_connection_past_the_idle_timeout(
         .await
         .unwrap()
         .into_inner();
-    // Nothing happens for twice the idle timeout.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Nothing happens until a connection opened after the feed's, silent once answered, is
+    // closed for its idle timeout: the feed's connection is past its idle timeout too.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut control = tokio::net::TcpStream::connect(("127.0.0.1", ctx.app.port))
+        .await
+        .unwrap();
+    control
+        .write_all(b"GET /erp/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(control.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle control connection stayed open");
     tick_two_hours_later(&ctx.app).await;
     let e = next(&mut feed).await;
     assert_eq!(e.alert.unwrap().kind(), pb::AlertKind::Stale);

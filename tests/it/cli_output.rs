@@ -42,7 +42,7 @@ fn serve_log_to_file(no_color: bool) -> String {
     let mut text = String::new();
     while !text.contains("erpsync ready") {
         assert!(Instant::now() < deadline, "no ready line:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(25));
         text.clear();
         std::fs::File::open(&log_path)
             .unwrap()

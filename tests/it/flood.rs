@@ -18,6 +18,9 @@ use tonic::codegen::http;
 use crate::helpers::{authed, closed_within, TestApp};
 use crate::pki::{https_post, Pki};
 
+/// The idle timeout of the server that a pinged connection without a call meets.
+const PINGED_IDLE: Duration = Duration::from_millis(300);
+
 /// The address the attacker's connections come from.
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
 
@@ -33,13 +36,13 @@ crate::both_backends!(
         c.conn.handshake_timeout = Duration::from_secs(1);
     },
     a_connection_must_pass_the_edge_with_its_first_call => |c: &mut Config| {
-        c.conn.first_call_timeout = Duration::from_secs(1);
+        c.conn.first_call_timeout = Duration::from_millis(300);
     },
     a_connection_with_no_call_open_is_closed_with_goaway_whatever_pings_it_answers => |c: &mut Config| {
-        c.conn.idle_timeout = Duration::from_secs(2);
-        c.request_timeout = Duration::from_secs(1);
-        c.limits.body_timeout = Duration::from_millis(500);
-        c.log_heartbeat = Duration::from_millis(300);
+        c.conn.idle_timeout = PINGED_IDLE;
+        c.request_timeout = Duration::from_millis(200);
+        c.limits.body_timeout = Duration::from_millis(100);
+        c.log_heartbeat = Duration::from_millis(50);
     },
 );
 
@@ -246,8 +249,10 @@ async fn a_connection_must_pass_the_edge_with_its_first_call(app: TestApp) {
 
     assert!(goaway_within(&mut silent, Duration::from_secs(10)).await);
     assert!(goaway_within(&mut guessing, Duration::from_secs(10)).await);
-    // Well past the deadline, the admitted ones are still open.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A silent connection opened after the admitted ones is closed at its deadline: by
+    // then they are past theirs, and still open.
+    let (_s4, _p4, mut later) = h2_from(ATTACKER, app.port).await.unwrap();
+    assert!(goaway_within(&mut later, Duration::from_secs(10)).await);
     assert!(
         !caller.is_finished(),
         "an authenticated connection was closed"
@@ -264,12 +269,12 @@ async fn a_connection_with_no_call_open_is_closed_with_goaway_whatever_pings_it_
 ) {
     let tenant = app.create_tenant("acme").await;
     let crm = app.token(Role::Crm, &[&tenant]).await;
-    // One health check, then only pings, every 100 ms: bytes flow both ways, no call.
+    // One health check, then only pings, every 25 ms: bytes flow both ways, no call.
     let (mut send, mut pings, mut driver) = h2_from([127, 0, 0, 1], app.port).await.unwrap();
     assert_eq!(h2_call(&mut send, HEALTH_CHECK, None, &[]).await, "0");
     let pinging = tokio::spawn(async move {
         while pings.ping(h2::Ping::opaque()).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     });
     assert!(
@@ -279,8 +284,8 @@ async fn a_connection_with_no_call_open_is_closed_with_goaway_whatever_pings_it_
     pinging.abort();
     assert!(app.conn.counts().closed_idle >= 1);
 
-    // A followed log stream is a call: its connection stays open past the idle timeout
-    // (heartbeats every 300 ms keep the bytes flowing too).
+    // A followed log stream is a call: its connection stays open past the idle timeout,
+    // three times over (heartbeats every 50 ms keep the bytes flowing too).
     let mut follow = app
         .history()
         .await
@@ -295,7 +300,7 @@ async fn a_connection_with_no_call_open_is_closed_with_goaway_whatever_pings_it_
         .await
         .unwrap()
         .into_inner();
-    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    let until = tokio::time::Instant::now() + PINGED_IDLE * 3;
     let mut beats = 0;
     while tokio::time::Instant::now() < until {
         let item = follow.message().await;

@@ -155,6 +155,33 @@ pub async fn spawn_app_full(
     tune: impl FnOnce(&mut Config),
     sink: impl FnOnce(erpsync::storage::Db) -> std::sync::Arc<dyn erpsync::worker::sink::CrmSink>,
 ) -> Option<TestApp> {
+    spawn_app_at(backend, tune, sink, erpsync::clock::system()).await
+}
+
+/// Like [`spawn_app_with`] on a server reading the time from `clock` (a
+/// [`erpsync::clock::ManualClock`] the test moves instead of waiting); its replicas and
+/// restarts read the same clock.
+pub async fn spawn_app_clocked(
+    backend: Backend,
+    tune: impl FnOnce(&mut Config),
+    clock: Arc<erpsync::clock::ManualClock>,
+) -> Option<TestApp> {
+    spawn_app_at(
+        backend,
+        tune,
+        |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
+        clock.into(),
+    )
+    .await
+}
+
+/// Like [`spawn_app_full`], reading the time from `clock`.
+pub async fn spawn_app_at(
+    backend: Backend,
+    tune: impl FnOnce(&mut Config),
+    sink: impl FnOnce(erpsync::storage::Db) -> std::sync::Arc<dyn erpsync::worker::sink::CrmSink>,
+    clock: erpsync::clock::SharedClock,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_cleanup) = match backend {
         Backend::Sqlite => (
@@ -178,7 +205,7 @@ pub async fn spawn_app_full(
         ..Config::default()
     };
     tune(&mut config);
-    Some(serve_config(backend, config, sink, dir, pg_cleanup).await)
+    Some(serve_config(backend, config, sink, clock, dir, pg_cleanup).await)
 }
 
 /// Another replica on `of`'s database (the embedded CRM sink), its configuration
@@ -192,6 +219,7 @@ pub async fn spawn_replica(of: &TestApp, tune: impl FnOnce(&mut Config)) -> Test
         of.backend,
         config,
         |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
+        of.state.worker.clock.clone(),
         dir,
         None,
     )
@@ -202,10 +230,11 @@ async fn serve_config(
     backend: Backend,
     config: Config,
     sink: impl FnOnce(erpsync::storage::Db) -> std::sync::Arc<dyn erpsync::worker::sink::CrmSink>,
+    clock: erpsync::clock::SharedClock,
     dir: tempfile::TempDir,
     pg_cleanup: Option<PgDatabase>,
 ) -> TestApp {
-    let app = app::build_with_sink(&config, sink)
+    let app = app::build_with(&config, sink, clock)
         .await
         .expect("server builds");
     let (port, state, conn) = (app.port(), app.services().clone(), app.conn_stats());
@@ -369,7 +398,13 @@ impl TestApp {
         }
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        let app = app::build(&config).await.expect("server builds again");
+        let app = app::build_with(
+            &config,
+            |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
+            self.state.worker.clock.clone(),
+        )
+        .await
+        .expect("server builds again");
         self.port = app.port();
         self.state = app.services().clone();
         self.conn = app.conn_stats();
@@ -646,10 +681,10 @@ impl PgProxy {
         let listener = loop {
             match tokio::net::TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
-                Err(e) if tries < 50 => {
+                Err(e) if tries < 250 => {
                     tries += 1;
                     eprintln!("proxy port {} not free yet: {e}", self.addr);
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("the proxy cannot listen on {} again: {e}", self.addr),
             }

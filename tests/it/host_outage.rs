@@ -126,15 +126,15 @@ async fn host_app_with(
     (setup(app).await, host, server, port)
 }
 
-/// How long the host stays down: 1.5 s by default; `ERPSYNC_HOST_OUTAGE_MS=60000` shows
-/// the default delivery policy waiting out a restart of a minute (the run takes that
-/// long), with `--nocapture` printing the tenant's log of the run.
-fn outage() -> (Duration, DeliveryPolicy) {
-    let ms = std::env::var("ERPSYNC_HOST_OUTAGE_MS")
+/// How long the host stays down: by default until the run has retried twice (see
+/// [`RETRIES_WHILE_DOWN`]); `ERPSYNC_HOST_OUTAGE_MS=60000` shows the default delivery
+/// policy waiting out a restart of a minute (the run takes that long), with
+/// `--nocapture` printing the tenant's log of the run.
+fn outage() -> (Option<Duration>, DeliveryPolicy) {
+    let ms: Option<u64> = std::env::var("ERPSYNC_HOST_OUTAGE_MS")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1500);
-    let policy = if ms >= 10_000 {
+        .and_then(|v| v.parse().ok());
+    let policy = if ms.is_some_and(|ms| ms >= 10_000) {
         DeliveryPolicy {
             batch: 2,
             ..DeliveryPolicy::default()
@@ -142,7 +142,30 @@ fn outage() -> (Duration, DeliveryPolicy) {
     } else {
         patient()
     };
-    (Duration::from_millis(ms), policy)
+    (ms.map(Duration::from_millis), policy)
+}
+
+/// The run lease of [`a_run_keeps_its_lease_while_it_waits_for_the_host`]'s server.
+const LEASE: chrono::Duration = chrono::Duration::seconds(2);
+
+/// How many retries of a call the run logs while the host is down, by default.
+const RETRIES_WHILE_DOWN: usize = 2;
+
+/// Waits until the run `run_id` has logged `n` retries of a call (WARN "…; attempt …").
+async fn logged_retries(ctx: &mut Ctx, run_id: &str, n: usize) {
+    for _ in 0..2_000 {
+        let got = ctx.get_run(run_id).await;
+        let retries = got
+            .log
+            .iter()
+            .filter(|e| e.level() == pb::LogLevel::Warn && e.message.contains("; attempt "))
+            .count();
+        if retries >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("run {run_id} did not log {n} retries in 20 s");
 }
 
 async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: TestApp) {
@@ -156,7 +179,10 @@ async fn a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record(app: T
     host.wait_for_a_call().await;
     // The host restarts: down for a while, then up again on the same port.
     server.kill();
-    tokio::time::sleep(down_for).await;
+    match down_for {
+        Some(down_for) => tokio::time::sleep(down_for).await,
+        None => logged_retries(&mut ctx, &run_id, RETRIES_WHILE_DOWN).await,
+    }
     let (_server, again) = HostServer::start(host.clone(), port);
     assert_eq!(again, port);
 
@@ -450,20 +476,59 @@ async fn a_running_runs_stages_and_progress_are_shown(app: TestApp) {
 /// A run that waits for the host longer than its lease lasts keeps the lease (renewed in
 /// the background): the scheduler does not take it for a dead server's run.
 async fn a_run_keeps_its_lease_while_it_waits_for_the_host(app: TestApp) {
-    let (mut ctx, host, mut server, port) = host_app_with(app, |c| {
-        c.delivery = patient();
-        c.run_lease = chrono::Duration::seconds(2);
-        // Only this test's own ticks look for dead runs.
-        c.scheduler_tick = Duration::from_secs(3600);
-    })
-    .await;
+    use erpsync::clock::{Clock, ManualClock};
+    use erpsync::grpc::crm_sink_client::{GrpcSink, SinkTarget};
+    use erpsync::storage::lease;
+    use erpsync::worker::sink::EmbeddedSink;
+    let backend = app.backend;
+    drop(app);
+    // The server's clock is the test's: lease lifetimes pass when the test says so.
+    let clock = Arc::new(ManualClock::at_system_now());
+    let host = Arc::new(HostCrm::default());
+    let (mut server, port) = HostServer::start(host.clone(), 0);
+    let target = SinkTarget::new(&format!("grpc://127.0.0.1:{port}"), &Default::default()).unwrap();
+    let policy = patient();
+    let app = crate::helpers::spawn_app_at(
+        backend,
+        |c| {
+            c.delivery = policy;
+            c.run_lease = LEASE;
+            // Only this test's own ticks look for dead runs.
+            c.scheduler_tick = Duration::from_secs(3600);
+        },
+        move |db| {
+            Arc::new(GrpcSink::new(
+                target,
+                policy.call_timeout,
+                EmbeddedSink::new(db),
+            ))
+        },
+        clock.clone().into(),
+    )
+    .await
+    .unwrap();
+    let mut ctx = setup(app).await;
     ctx.push("company", companies(0..4)).await;
     server.kill();
     let run_id = ctx.trigger().await;
-    // Three lease lifetimes later the run is still waiting for the host.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let acme = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
+    // Three lease lifetimes later by the clock, the run, still waiting for the host, has
+    // renewed its lease past the new now (it renews every quarter of a lifetime).
+    let later = clock.advance(LEASE * 3);
+    let mut renewed = false;
+    for _ in 0..1_000 {
+        let expiry = lease::expiry(&ctx.app.state.db, &acme, &run_id)
+            .await
+            .unwrap();
+        if expiry.is_some_and(|at| at > later) {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(renewed, "the waiting run never renewed its lease");
     assert_eq!(
-        tick(&ctx.app.state.worker, Utc::now())
+        tick(&ctx.app.state.worker, clock.now())
             .await
             .unwrap()
             .started,

@@ -27,7 +27,7 @@ crate::both_backends!(
         c.limits.body_timeout = Duration::from_millis(500);
     },
     a_body_trickled_in_is_cut_off_with_408_and_logged => |c: &mut Config| {
-        c.limits.body_timeout = Duration::from_secs(1);
+        c.limits.body_timeout = Duration::from_millis(200);
     },
     failed_authentications_are_limited_per_address_with_a_retry_hint => |c: &mut Config| {
         c.rate_limits.failed_auth_per_sec = 5;
@@ -86,10 +86,19 @@ async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back(app: Te
     let addr = ("127.0.0.1", app.port);
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(TcpStream::connect(addr).await.unwrap());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // Answered: the server has accepted it (and counts it) before the fourth comes.
+        s.write_all(b"GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 "), "{:?}", &answer[..n]);
+        held.push(s);
     }
-    // Give the server the time to accept the three before the fourth comes.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = TcpStream::connect(addr).await.unwrap();
     assert!(
         closed_within(&mut extra, Duration::from_secs(5)).await,
@@ -102,12 +111,12 @@ async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back(app: Te
     drop(held);
     // Their slots come back: a real call goes through.
     let mut ok = false;
-    for _ in 0..50 {
+    for _ in 0..250 {
         if app.overview_ok("acme", &crm).await {
             ok = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(ok, "no call went through after the slots were freed");
 }
@@ -139,7 +148,7 @@ async fn a_body_trickled_in_is_cut_off_with_408_and_logged(app: TestApp) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => answer.extend_from_slice(&buf[..n]),
                 },
-                () = tokio::time::sleep(Duration::from_millis(400)) => {
+                () = tokio::time::sleep(Duration::from_millis(40)) => {
                     let _ = s.write_all(b" ").await;
                 }
             }

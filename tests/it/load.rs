@@ -398,7 +398,7 @@ async fn a_full_pool_of_a_database_that_went_away_is_an_outage() {
             started.elapsed() < PATIENCE,
             "health never turned NOT_SERVING"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let status = ctx
         .grpc_push("during")
@@ -417,7 +417,7 @@ async fn a_full_pool_of_a_database_that_went_away_is_an_outage() {
     let started = Instant::now();
     while ctx.health().await != ServingStatus::Serving {
         assert!(started.elapsed() < PATIENCE, "health never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     ctx.grpc_push("after")
         .await

@@ -651,7 +651,7 @@ mod heartbeat {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_followed_stream_gets_heartbeats_carrying_its_position() {
         let app = spawn_app_with(Backend::Sqlite, |c| {
-            c.log_heartbeat = Duration::from_millis(200);
+            c.log_heartbeat = Duration::from_millis(20);
         })
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::both_backends;
-use crate::helpers::{authed, spawn_app_with, TestApp};
+use crate::helpers::{authed, closed_within, spawn_app_with, TestApp};
 use crate::ingest::valid_fields;
 
 both_backends!(
@@ -210,7 +210,7 @@ async fn the_openapi_document_needs_no_token_and_keeps_its_connection(app: TestA
     let backend = app.backend;
     drop(app);
     let app = spawn_app_with(backend, |c| {
-        c.conn.first_call_timeout = Duration::from_millis(500);
+        c.conn.first_call_timeout = Duration::from_millis(200);
     })
     .await
     .unwrap();
@@ -219,7 +219,13 @@ async fn the_openapi_document_needs_no_token_and_keeps_its_connection(app: TestA
     s.write_all(get).await.unwrap();
     let first = read_one_answer(&mut s).await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A connection opened after it that never calls is closed at the deadline: by then
+    // the first connection is past its own.
+    let mut control = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    assert!(
+        closed_within(&mut control, Duration::from_secs(10)).await,
+        "a connection that never called stayed open"
+    );
     s.write_all(get).await.unwrap();
     let second = read_one_answer(&mut s).await;
     assert!(

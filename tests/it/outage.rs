@@ -135,7 +135,7 @@ impl Outage {
                 started.elapsed() < HEALTH_DEADLINE,
                 "health still {now:?}, not {want:?}, after {HEALTH_DEADLINE:?}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }

@@ -140,7 +140,7 @@ async fn cursors(db: &mut PgConnection, tenant: &str) -> Vec<i64> {
         .unwrap()
 }
 
-/// Evaluates `$check` (an `Option`, awaited inside) every 200 ms until it is Some, for at
+/// Evaluates `$check` (an `Option`, awaited inside) every 50 ms until it is Some, for at
 /// most `$within`; the value inside.
 macro_rules! wait_until {
     ($what:expr, $within:expr, $check:expr) => {{
@@ -155,7 +155,7 @@ macro_rules! wait_until {
                 "waited {within:?} for {}",
                 $what
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }};
 }
@@ -169,7 +169,7 @@ fn follow(tenant: String, token: String, replicas: Vec<String>) -> Arc<Mutex<Vec
         let mut after: Option<u64> = None;
         for url in replicas.iter().cycle() {
             let Ok(mut client) = IntegrationHistoryClient::connect(url.clone()).await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             let request = pb::StreamLogsRequest {
@@ -179,7 +179,7 @@ fn follow(tenant: String, token: String, replicas: Vec<String>) -> Arc<Mutex<Vec
                 ..Default::default()
             };
             let Ok(stream) = client.stream_logs(authed(request, &token)).await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             let mut stream = stream.into_inner();

@@ -1819,9 +1819,14 @@ async fn delete_guard_thresholds_are_per_tenant_settings(app: TestApp) {
 /// cron slot, in its zone, with nothing but the clock to trigger it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_scheduler_fires_a_run_at_its_slot() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
-        c.scheduler_tick = Duration::from_millis(200);
-    })
+    use erpsync::clock::{Clock, ManualClock};
+    // The test's clock: it moves only when told to.
+    let clock = std::sync::Arc::new(ManualClock::at_system_now());
+    let app = crate::helpers::spawn_app_clocked(
+        crate::helpers::Backend::Sqlite,
+        |c| c.scheduler_tick = Duration::from_millis(20),
+        clock.clone(),
+    )
     .await
     .unwrap();
     let mut ctx = setup(app).await;
@@ -1844,8 +1849,14 @@ async fn the_background_scheduler_fires_a_run_at_its_slot() {
         ))
         .await
         .unwrap();
+    // One second past the start of the next minute: its slot is due, and the scheduler's
+    // next tick (every 20 ms, in the background) starts it.
+    let next_minute =
+        chrono::DurationRound::duration_trunc(clock.now(), chrono::Duration::minutes(1)).unwrap()
+            + chrono::Duration::seconds(61);
+    clock.set(next_minute);
     let mut fired = None;
-    for _ in 0..350 {
+    for _ in 0..400 {
         let runs = ctx
             .history
             .list_runs(authed(
@@ -1867,9 +1878,9 @@ async fn the_background_scheduler_fires_a_run_at_its_slot() {
             fired = Some(r);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let run = fired.expect("a scheduled run within 70 s");
+    let run = fired.expect("a scheduled run within 10 s of its slot");
     assert_eq!(run.trigger(), pb::RunTrigger::Schedule);
     assert_eq!(ctx.crm_companies().await, ["c1"]);
 }
