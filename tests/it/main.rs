@@ -7,7 +7,6 @@ mod abc;
 mod admin;
 mod alerts_feed;
 mod auth;
-mod browser;
 mod catalogue;
 mod cli;
 mod cli_output;
