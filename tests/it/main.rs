@@ -29,6 +29,7 @@ mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod isolation;
+mod layout;
 mod lease;
 mod limits;
 mod load;
