@@ -5,7 +5,7 @@
 //! The tenant is seeded straight into the database (runs with their tables and stages,
 //! the request log and its usage counters, as the server would have left them), a real
 //! server runs in this process, and headless Chromium (Debian's chromium and
-//! chromium-driver, driven as the browser tests drive it: tests/it/browser.rs) opens
+//! chromium-driver, driven as the browser tests drive it: tests/it/helpers/browser.rs) opens
 //! `/ui/#tenant=…&token=…` `--navigations` times. Each time the figure is the page's own
 //! `performance.getEntriesByName("erpsync:overview-drawn")[0].startTime` (ms since the
 //! navigation started); the first navigation (cold browser caches) is reported apart,
@@ -23,7 +23,7 @@
 mod common;
 
 #[allow(dead_code)] // the bench drives the browser with part of the tests' harness
-#[path = "../tests/it/browser.rs"]
+#[path = "../tests/it/helpers/browser.rs"]
 mod browser;
 
 #[global_allocator]

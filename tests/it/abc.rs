@@ -5,16 +5,16 @@
 use chrono::{Duration, NaiveDate, Utc};
 use erpsync::domain::tenant::TenantId;
 use erpsync::grpc::pb::{
-    self, GetAbcReportRequest, GetCompanyHistoryRequest, GetOverviewRequest, ListCompaniesRequest,
-    Record, ResolveAbcShiftRequest, UpdateSettingsRequest,
+    self, GetOverviewRequest, ListCompaniesRequest, Record, ResolveAbcShiftRequest,
+    UpdateSettingsRequest,
 };
 use serde_json::json;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{days_ago, invoice, record, today};
+use crate::helpers::tenants::{all_companies, company_history, list_companies, report, setup, Ctx};
 use crate::helpers::{authed, Backend, TestApp};
-use crate::ingest::record;
-use crate::sync::{setup, Ctx};
 
 both_backends!(
     a_run_categorizes_every_company_and_reports_the_pareto_curve,
@@ -31,17 +31,6 @@ both_backends!(
     first_categorizations_are_stored_as_written_and_a_failed_write_stores_none,
 );
 
-/// Today in the tenant's zone (America/Sao_Paulo, the default).
-pub(crate) fn today() -> NaiveDate {
-    Utc::now()
-        .with_timezone(&chrono_tz::America::Sao_Paulo)
-        .date_naive()
-}
-
-pub(crate) fn days_ago(n: i64) -> String {
-    (today() - Duration::days(n)).to_string()
-}
-
 /// A company with a valid CNPJ and, when given, a seller.
 fn company(id: &str, seller: Option<&str>) -> Record {
     let mut f = json!({"name": format!("Empresa {id}"), "document": "11.222.333/0001-81"});
@@ -49,13 +38,6 @@ fn company(id: &str, seller: Option<&str>) -> Record {
         f["seller_id"] = json!(s);
     }
     record(id, &f)
-}
-
-pub(crate) fn invoice(id: &str, company: &str, issued: &str, total: &str) -> Record {
-    record(
-        id,
-        &json!({"company_id": company, "issued_at": issued, "total": total}),
-    )
 }
 
 /// c1..c4 with revenue 500, 300, 150, 50 (the last from 100 and a credit note of -50);
@@ -98,37 +80,6 @@ async fn seed(ctx: &Ctx) {
     .await;
 }
 
-async fn list(ctx: &mut Ctx, req: ListCompaniesRequest) -> pb::ListCompaniesResponse {
-    ctx.history
-        .list_companies(authed(
-            ListCompaniesRequest {
-                tenant_id: "acme".into(),
-                ..req
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-pub(crate) async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
-    list(ctx, ListCompaniesRequest::default()).await.companies
-}
-
-pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
-    ctx.history
-        .get_abc_report(authed(
-            GetAbcReportRequest {
-                tenant_id: "acme".into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 /// A stage of a finished run.
 fn stage<'a>(got: &'a pb::GetRunResponse, name: &str) -> &'a pb::RunStage {
     got.run
@@ -138,22 +89,6 @@ fn stage<'a>(got: &'a pb::GetRunResponse, name: &str) -> &'a pb::RunStage {
         .iter()
         .find(|s| s.stage == name)
         .unwrap_or_else(|| panic!("no {name} stage"))
-}
-
-pub(crate) async fn company_history(
-    ctx: &mut Ctx,
-    id: &str,
-) -> Result<pb::GetCompanyHistoryResponse, tonic::Status> {
-    ctx.history
-        .get_company_history(authed(
-            GetCompanyHistoryRequest {
-                tenant_id: "acme".into(),
-                external_id: id.into(),
-            },
-            &ctx.crm,
-        ))
-        .await
-        .map(|r| r.into_inner())
 }
 
 fn class_of(companies: &[pb::Company], id: &str) -> pb::AbcClass {
@@ -331,7 +266,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     let ids = |r: pb::ListCompaniesResponse| -> Vec<String> {
         r.companies.into_iter().map(|c| c.external_id).collect()
     };
-    let a = list(
+    let a = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             abc_class: pb::AbcClass::A as i32,
@@ -340,7 +275,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     )
     .await;
     assert_eq!(ids(a), ["c1", "c2"]);
-    let none = list(
+    let none = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             without_abc_class: true,
@@ -349,7 +284,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     )
     .await;
     assert_eq!(ids(none), ["c5", "c6"]);
-    let prospects = list(
+    let prospects = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             lifecycle: pb::Lifecycle::Prospect as i32,
@@ -358,7 +293,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     )
     .await;
     assert_eq!(ids(prospects), ["c5"]);
-    let s2_active = list(
+    let s2_active = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             portfolio: Some("s2".into()),
@@ -370,7 +305,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     assert_eq!(ids(s2_active), ["c4"]);
 
     // Pages of 4: c1..c4, then c5, c6 with no further token.
-    let first = list(
+    let first = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             page_size: 4,
@@ -381,7 +316,7 @@ async fn list_companies_filters_and_pages(app: TestApp) {
     assert_eq!(ids(first.clone()), ["c1", "c2", "c3", "c4"]);
     // Tokens are opaque: the next page starts after c4 without naming it.
     assert!(!first.next_page_token.is_empty() && first.next_page_token != "c4");
-    let second = list(
+    let second = list_companies(
         &mut ctx,
         ListCompaniesRequest {
             page_size: 4,
@@ -958,7 +893,7 @@ async fn more_companies_than_a_read_page_are_all_classified(app: TestApp) {
     let mut seen = 0;
     let mut token = String::new();
     loop {
-        let page = list(
+        let page = list_companies(
             &mut ctx,
             ListCompaniesRequest {
                 page_size: 1000,

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::cli::remote;
 use crate::helpers::{authed, http_post, TestApp};
 
 both_backends!(
@@ -1007,17 +1008,6 @@ async fn invalid_requests_name_the_field_and_change_nothing(app: TestApp) {
     assert_eq!(listed.len(), 1, "only the root token");
 }
 
-/// `erpsync ARGS…` against `app` through Admin: the database URL names a folder that does
-/// not exist, so nothing but the server can have answered.
-pub(crate) async fn remote(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        crate::cli::erpsync("sqlite:///nonexistent/folder/erpsync.db", &args)
-    })
-    .await
-    .unwrap()
-}
-
 async fn local(app: &TestApp, args: &[&str]) -> String {
     let (db, args): (String, Vec<String>) = (
         app.database_url().to_owned(),
@@ -1025,7 +1015,7 @@ async fn local(app: &TestApp, args: &[&str]) -> String {
     );
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        crate::cli::ok(crate::cli::erpsync(&db, &args))
+        crate::helpers::cli::ok(crate::helpers::cli::erpsync(&db, &args))
     })
     .await
     .unwrap()
@@ -1046,7 +1036,7 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
             .collect()
     };
 
-    let created = crate::cli::ok(
+    let created = crate::helpers::cli::ok(
         remote(with(&[
             "tenant",
             "create",
@@ -1065,10 +1055,10 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
     );
     // The same print as the database form's.
     assert_eq!(created, local(&app, &["tenant", "show", "acme"]).await);
-    let shown = crate::cli::ok(remote(with(&["tenant", "show", "acme"])).await);
+    let shown = crate::helpers::cli::ok(remote(with(&["tenant", "show", "acme"])).await);
     assert_eq!(shown, created);
 
-    let updated = crate::cli::ok(
+    let updated = crate::helpers::cli::ok(
         remote(with(&[
             "tenant",
             "update",
@@ -1080,7 +1070,7 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
         .await,
     );
     assert!(updated.contains("name: ACME S.A."), "{updated}");
-    let listed = crate::cli::ok(remote(with(&["tenant", "list"])).await);
+    let listed = crate::helpers::cli::ok(remote(with(&["tenant", "list"])).await);
     assert_eq!(listed, local(&app, &["tenant", "list"]).await);
     assert!(listed.starts_with("acme\tACME S.A."), "{listed}");
 
@@ -1103,7 +1093,7 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
     .await;
     assert!(String::from_utf8_lossy(&bad.stderr).contains("timezone"));
 
-    let issued = crate::cli::ok(
+    let issued = crate::helpers::cli::ok(
         remote(with(&[
             "token", "issue", "--role", "crm", "--tenant", "acme", "--label", "CRM web",
         ]))
@@ -1123,7 +1113,7 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
         .to_owned();
     assert!(app.overview_ok("acme", &secret).await);
 
-    let tokens = crate::cli::ok(remote(with(&["token", "list"])).await);
+    let tokens = crate::helpers::cli::ok(remote(with(&["token", "list"])).await);
     assert!(
         tokens.contains(&token_id) && tokens.contains("label CRM web") && !tokens.contains(&secret),
         "{tokens}"
@@ -1153,7 +1143,7 @@ async fn the_cli_provisions_through_admin_with_server(app: TestApp) {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"));
 
-    crate::cli::ok(remote(with(&["token", "revoke", &token_id])).await);
+    crate::helpers::cli::ok(remote(with(&["token", "revoke", &token_id])).await);
     assert!(!app.overview_ok("acme", &secret).await);
     let again = remote(with(&["token", "revoke", &token_id])).await;
     assert!(!again.status.success());

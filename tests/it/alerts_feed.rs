@@ -19,8 +19,10 @@ use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 
+use crate::helpers::seed::{companies, tombstone};
+use crate::helpers::sinks::FlakySink;
+use crate::helpers::tenants::{setup, Ctx};
 use crate::helpers::{authed, spawn_app_full, Backend, TestApp};
-use crate::sync::{companies, setup, tombstone, Ctx, FlakySink};
 
 /// Runs `body` on a server tuned by `tune` whose CRM sink fails while the flag it gets
 /// is set (the embedded CRM otherwise), once per backend.

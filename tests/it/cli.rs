@@ -1,98 +1,19 @@
 //! The `erpsync` binary: provisioning commands, the overview client, and `serve` with its
 //! graceful shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use erpsync::grpc::pb::{
     integration_history_client::IntegrationHistoryClient, GetOverviewRequest, Health,
 };
 
 use crate::helpers::authed;
-
-/// The key the CLI tests' commands seal View URLs with.
-pub(crate) const CLI_SECRET_KEY: &str =
-    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_erpsync"))
-        .args(args)
-        .env("DATABASE_URL", db_url)
-        .env("ERPSYNC_SECRET_KEY", CLI_SECRET_KEY)
-        .env_remove("ERPSYNC_LISTEN")
-        .output()
-        .expect("runs the erpsync binary")
-}
-
-/// `erpsync token issue ARGS` on `db_url`: the token's secret (the output's last line).
-pub fn issue_token(db_url: &str, args: &[&str]) -> String {
-    let args: Vec<&str> = ["token", "issue"]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
-    ok(erpsync(db_url, &args))
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned()
-}
-
-pub fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::helpers::cli::{erpsync, ok, serve_with, CLI_SECRET_KEY};
 
 /// Starts `erpsync serve` on a free port; returns the child and its port, read from the
 /// JSON "ready" log line.
 fn serve(db_url: &str) -> (std::process::Child, u16) {
     serve_with(db_url, &[])
-}
-
-/// `erpsync serve` with extra flags.
-pub fn serve_with(db_url: &str, extra: &[&str]) -> (std::process::Child, u16) {
-    // A free port unless the caller names one.
-    let listen: &[&str] = if extra.contains(&"--listen") {
-        &[]
-    } else {
-        &["--listen", "127.0.0.1:0"]
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_erpsync"))
-        .args(["serve", "--log-format", "json"])
-        .args(listen)
-        .args(extra)
-        .env("DATABASE_URL", db_url)
-        .env("ERPSYNC_SECRET_KEY", CLI_SECRET_KEY)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (port, _) = wait_ready(&mut child);
-    (child, port)
-}
-
-/// Reads a `serve --log-format json` child's log until its "erpsync ready" line: its port
-/// and the instance its run leases name; the log is drained from then on, so the server
-/// never blocks on a full pipe.
-pub fn wait_ready(child: &mut std::process::Child) -> (u16, String) {
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let ready = loop {
-        let line = lines.next().expect("server log line").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        if v["fields"]["message"] == "erpsync ready" {
-            break v;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let listen = ready["fields"]["listen"].as_str().unwrap();
-    let port = listen.rsplit(':').next().unwrap().parse().unwrap();
-    let instance = ready["fields"]["instance"].as_str().unwrap().to_owned();
-    (port, instance)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@ use erpsync::grpc::pb::{
     GetOverviewRequest, ReportCountsRequest, RunTable,
 };
 
-use crate::cli::{erpsync, issue_token, ok, serve_with, CLI_SECRET_KEY};
 use crate::helpers::authed;
+use crate::helpers::cli::{erpsync, issue_token, ok, serve_with, CLI_SECRET_KEY};
 
 const ESC: char = '\u{1b}';
 

@@ -10,9 +10,13 @@ use erpsync::grpc::pb;
 use pb::CrmCountSource as Source;
 
 use crate::both_backends;
+use crate::helpers::runs::table;
+use crate::helpers::seed::companies;
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::servers::app_with_host_sink_and;
+use crate::helpers::sinks::start_host;
+use crate::helpers::tenants::{setup, Ctx};
 use crate::helpers::TestApp;
-use crate::ingest::{record, valid_fields};
-use crate::sync::{app_with_host_sink_and, companies, setup, start_host, table, Ctx};
 
 both_backends!(
     the_hosts_count_is_the_runs_crm_count_with_when_it_was_read,
@@ -40,7 +44,7 @@ fn span(run: &pb::Run) -> (DateTime<Utc>, DateTime<Utc>) {
     (at(&run.started_at), at(&run.finished_at))
 }
 
-async fn host_ctx(app: TestApp) -> (Ctx, std::sync::Arc<crate::sync::HostCrm>) {
+async fn host_ctx(app: TestApp) -> (Ctx, std::sync::Arc<crate::helpers::sinks::HostCrm>) {
     let backend = app.backend;
     drop(app);
     let (host, port) = start_host().await;

@@ -7,16 +7,16 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use erpsync::domain::tenant::TenantId;
 use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
 use erpsync::grpc::pb::{self, ListPendingDeletesRequest, ResolvePendingDeletesRequest, ViewMode};
 use erpsync::storage::{crm, tokens};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{companies, tombstone};
+use crate::helpers::tenants::{acme, setup, Ctx};
+use crate::helpers::views::{clientes, company_view, set_view, SqliteErp};
 use crate::helpers::{authed, TestApp};
-use crate::sync::{companies, setup, tombstone, Ctx};
-use crate::view::{clientes, company_view, set_view, SqliteErp};
 
 both_backends!(
     a_push_tenant_keeps_discarded_records_and_the_alert_follows_the_held_count,
@@ -26,10 +26,6 @@ both_backends!(
 
 /// The label the support engineer's token carries: decisions are recorded under it.
 const SUPPORT: &str = "suporte-ana";
-
-fn acme() -> TenantId {
-    TenantId::parse("acme").unwrap()
-}
 
 /// A crm token of acme labelled [`SUPPORT`].
 async fn support_token(app: &TestApp) -> String {
@@ -248,7 +244,7 @@ async fn a_push_tenant_keeps_discarded_records_and_the_alert_follows_the_held_co
         let run = ctx.run().await;
         assert_eq!(status(&run), pb::RunStatus::Success, "{run:?}");
         assert_eq!(
-            crate::sync::table(run.run.as_ref().unwrap(), "company").held,
+            crate::helpers::runs::table(run.run.as_ref().unwrap(), "company").held,
             0
         );
         assert_eq!(in_crm(&ctx.app).await.len(), 900);
@@ -387,7 +383,7 @@ async fn a_view_tenant_keeps_discarded_records_until_the_view_returns_them(app: 
     erp.exec(&format!(
         "INSERT INTO clientes (id, razao, cnpj, cidade, fundada_em, alterado_em) VALUES \
          (150, 'Cliente 150 Ltda', '{}', 'Curitiba', '2001-02-03', '2026-01-01 10:00:00')",
-        crate::northwind::cnpj(150)
+        crate::helpers::seed::cnpj(150)
     ))
     .await;
     let back = ctx.run().await;
@@ -527,7 +523,7 @@ async fn pending_deletes_are_filtered_by_state_and_run_newest_first_by_page(app:
             let mut all = args;
             all.extend(["--server".into(), url, "--token".into(), token]);
             let all: Vec<&str> = all.iter().map(String::as_str).collect();
-            crate::cli::erpsync(&db, &all)
+            crate::helpers::cli::erpsync(&db, &all)
         })
     };
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -541,7 +537,7 @@ async fn pending_deletes_are_filtered_by_state_and_run_newest_first_by_page(app:
     ]))
     .await
     .unwrap();
-    let printed = crate::cli::ok(out);
+    let printed = crate::helpers::cli::ok(out);
     assert!(printed.ends_with('\n'), "{printed:?}");
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 40, "{printed}");
@@ -553,7 +549,7 @@ async fn pending_deletes_are_filtered_by_state_and_run_newest_first_by_page(app:
     ]))
     .await
     .unwrap();
-    let printed = crate::cli::ok(out);
+    let printed = crate::helpers::cli::ok(out);
     assert_eq!(printed.lines().count(), 40, "{printed}");
     assert!(
         printed.contains(&format!("by run (run {second})")),
@@ -564,7 +560,7 @@ async fn pending_deletes_are_filtered_by_state_and_run_newest_first_by_page(app:
     ]))
     .await
     .unwrap();
-    assert_eq!(crate::cli::ok(out), "1 deletions resolved\n");
+    assert_eq!(crate::helpers::cli::ok(out), "1 deletions resolved\n");
     assert_eq!(held_alert(&mut ctx).await, Some(held_text(41)));
     let out = cli(args(&[
         "deletes", "list", "--tenant", "acme", "--state", "gone",

@@ -16,8 +16,8 @@ use erpsync::grpc::pb::{
 };
 use tonic::transport::Channel;
 
-use crate::cli::serve_with;
 use crate::helpers::authed;
+use crate::helpers::cli::serve_with;
 
 /// The longest one run of the script may take (it takes a few seconds).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);

@@ -14,8 +14,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{authed, http_post_with_head, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     a_megabyte_in_any_string_field_answers_a_short_invalid_argument,
@@ -721,7 +721,7 @@ async fn thousands_of_bad_entries_answer_a_short_status(app: TestApp) {
 }
 
 async fn a_nul_anywhere_in_a_record_rejects_that_record_alone_and_the_run_succeeds(app: TestApp) {
-    let mut ctx = crate::sync::setup(app).await;
+    let mut ctx = crate::helpers::tenants::setup(app).await;
     let mut unknown = valid_fields("company");
     unknown["nota"] = json!("a\u{0}b");
     let mut nested = valid_fields("company");

@@ -8,13 +8,15 @@ use erpsync::grpc::pb::{
 };
 use tonic::Code;
 
-use crate::abc::{all_companies, company_history, days_ago, invoice, report, today};
 use crate::both_backends;
-use crate::export::{download, request, sheet, sheets, text};
+use crate::helpers::runs::table;
+use crate::helpers::seed::record;
+use crate::helpers::seed::{days_ago, invoice, today};
+use crate::helpers::tenants::{all_companies, company_history, report};
+use crate::helpers::tenants::{setup, Ctx};
+use crate::helpers::views::{clientes, company_view, set_view, SqliteErp};
+use crate::helpers::workbooks::{download, request, sheet, sheets, text};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::record;
-use crate::sync::{setup, table, Ctx};
-use crate::view::{clientes, company_view, set_view, SqliteErp};
 
 both_backends!(
     an_emptied_erp_snapshot_leaves_the_crm_as_it_was_and_its_deletions_end_when_it_comes_back,

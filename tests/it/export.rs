@@ -3,9 +3,8 @@
 //! the Excessivos Deletes and run sheets, and the chunked stream.
 
 use std::collections::HashSet;
-use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::Data;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use erpsync::domain::export::{day_start, excel_serial};
 use erpsync::domain::request_log::{RequestLogEntry, Transport};
@@ -18,8 +17,9 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, today, valid_fields};
+use crate::helpers::workbooks::{download, request, sheet, sheets, text, Download};
 use crate::helpers::{authed, spawn_app_with, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     the_workbook_has_every_request_of_the_range_and_nothing_else,
@@ -108,10 +108,6 @@ const REQUEST_HEADER: [&str; 12] = [
     "warnings",
 ];
 
-pub(crate) fn today() -> NaiveDate {
-    Utc::now().with_timezone(&TZ).date_naive()
-}
-
 /// `minutes` ago, but not before today's midnight in the tenant's zone: the tests that
 /// export "today" run at any hour, also in the first minutes of a day.
 fn ago_today(minutes: i64) -> DateTime<Utc> {
@@ -153,91 +149,6 @@ fn entry(tenant: &TenantId, at: DateTime<Utc>, table: Option<&str>, body: &str) 
 
 async fn log(app: &TestApp, e: &RequestLogEntry) {
     request_log::insert_alone(&app.state.db, e).await.unwrap();
-}
-
-/// What a finished export stream held.
-pub(crate) struct Download {
-    pub(crate) filename: String,
-    pub(crate) content_type: String,
-    pub(crate) chunk_sizes: Vec<usize>,
-    pub(crate) later_chunks_named: bool,
-    pub(crate) bytes: Vec<u8>,
-}
-
-pub(crate) fn request(
-    from: NaiveDate,
-    to: NaiveDate,
-    tables: &[&str],
-    kind: ExportKind,
-) -> ExportHistoryRequest {
-    ExportHistoryRequest {
-        tenant_id: "acme".into(),
-        from_date: from.to_string(),
-        to_date: to.to_string(),
-        tables: tables.iter().map(|t| (*t).to_owned()).collect(),
-        kind: kind as i32,
-    }
-}
-
-pub(crate) async fn download(
-    app: &TestApp,
-    token: &str,
-    req: ExportHistoryRequest,
-) -> Result<Download, tonic::Status> {
-    let mut stream = app
-        .history()
-        .await
-        .export_history(authed(req, token))
-        .await?
-        .into_inner();
-    let mut d = Download {
-        filename: String::new(),
-        content_type: String::new(),
-        chunk_sizes: Vec::new(),
-        later_chunks_named: false,
-        bytes: Vec::new(),
-    };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if d.chunk_sizes.is_empty() {
-            d.filename = chunk.filename;
-            d.content_type = chunk.content_type;
-        } else if !chunk.filename.is_empty() || !chunk.content_type.is_empty() {
-            d.later_chunks_named = true;
-        }
-        d.chunk_sizes.push(chunk.data.len());
-        d.bytes.extend_from_slice(&chunk.data);
-    }
-    Ok(d)
-}
-
-/// Every sheet of the workbook, in order, with its cells.
-pub(crate) fn sheets(bytes: &[u8]) -> Vec<(String, Vec<Vec<Data>>)> {
-    let mut wb: Xlsx<_> =
-        calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("a valid xlsx");
-    wb.sheet_names()
-        .into_iter()
-        .map(|name| {
-            let range = wb.worksheet_range(&name).unwrap();
-            let rows = range.rows().map(<[Data]>::to_vec).collect();
-            (name, rows)
-        })
-        .collect()
-}
-
-pub(crate) fn sheet<'a>(all: &'a [(String, Vec<Vec<Data>>)], name: &str) -> &'a [Vec<Data>] {
-    &all.iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no sheet {name}"))
-        .1
-}
-
-pub(crate) fn text(d: &Data) -> String {
-    match d {
-        Data::String(s) => s.clone(),
-        Data::Empty => String::new(),
-        other => panic!("not text: {other:?}"),
-    }
 }
 
 fn number(d: &Data) -> f64 {
@@ -692,7 +603,7 @@ fn req(from: &str, to: &str, tables: &[&str], kind: i32) -> ExportHistoryRequest
 }
 
 async fn excessive_deletes_and_runs_have_their_rows(app: TestApp) {
-    let mut ctx = crate::sync::setup(app).await;
+    let mut ctx = crate::helpers::tenants::setup(app).await;
     ctx.push(
         "company",
         (0..60)
@@ -943,7 +854,7 @@ print(json.dumps({"sheets": wb.sheetnames, "rows": out}))
 /// server's name in a folder), and a refused export leaves nothing behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erpsync_export_writes_the_workbook_or_nothing() {
-    use crate::cli::{erpsync, ok, serve_with};
+    use crate::helpers::cli::{erpsync, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     ok(erpsync(

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use tonic::Code;
 
 use crate::both_backends;
-use crate::export::{download, request, sheet, sheets, text, today};
+use crate::helpers::seed::{record, today, valid_fields};
+use crate::helpers::workbooks::{download, request, sheet, sheets, text};
 use crate::helpers::{authed, http_post, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     list_tables_lists_every_field_with_its_type_in_the_language_asked,
@@ -538,7 +538,7 @@ async fn a_strict_tenant_rejects_a_record_with_an_unknown_field_and_stores_none_
 /// that is not true or false, or an unknown tenant, fails and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_strict_mode() {
-    use crate::cli::erpsync;
+    use crate::helpers::cli::erpsync;
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",

@@ -199,7 +199,7 @@ async fn half_open_tls_connections_hold_no_slot_past_the_handshake_deadline(app:
         }
     }
     let body = serde_json::to_vec(&serde_json::json!({
-        "records": [{"external_id": "c1", "fields": crate::ingest::valid_fields("company")}]
+        "records": [{"external_id": "c1", "fields": crate::helpers::seed::valid_fields("company")}]
     }))
     .unwrap();
     let ca = PKI.path("ca.pem");

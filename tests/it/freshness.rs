@@ -7,7 +7,6 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use erpsync::domain::tenant::TenantId;
 use erpsync::grpc::pb::{self, Record, UpdateSettingsRequest};
 use erpsync::storage::due;
 use erpsync::worker::scheduler::tick;
@@ -15,10 +14,10 @@ use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::cli::{erpsync, ok};
+use crate::helpers::cli::{erpsync, ok};
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::tenants::{acme, setup, Ctx};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::{record, valid_fields};
-use crate::sync::{setup, Ctx};
 
 both_backends!(
     a_stale_table_opens_once_names_its_last_arrival_and_its_next_record_resolves_it,
@@ -29,10 +28,6 @@ both_backends!(
 
 /// How long a test waits for an alert event before it fails.
 const WAIT: StdDuration = StdDuration::from_secs(30);
-
-fn acme() -> TenantId {
-    TenantId::parse("acme").unwrap()
-}
 
 fn limit(table: &str, secs: i64) -> pb::TableFreshness {
     pb::TableFreshness {
@@ -164,7 +159,7 @@ async fn a_stale_table_opens_once_names_its_last_arrival_and_its_next_record_res
     let mut feed = watch(&mut ctx).await;
     assert_eq!(push(&ctx, "invoice", invoices(0..3)).await, (3, 0));
     assert_eq!(
-        push(&ctx, "company", crate::sync::companies(0..2)).await,
+        push(&ctx, "company", crate::helpers::seed::companies(0..2)).await,
         (2, 0)
     );
     let o = ctx.overview().await;
@@ -475,7 +470,7 @@ async fn the_cli_sets_limits_and_the_overview_prints_freshness_and_the_alert(app
         .app
         .token(erpsync::domain::token::Role::Admin, &[])
         .await;
-    let through = ok(crate::admin::remote(vec![
+    let through = ok(crate::helpers::cli::remote(vec![
         "tenant".into(),
         "update".into(),
         "--id".into(),

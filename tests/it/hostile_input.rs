@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{authed, http_post, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     a_mistyped_http_path_answers_404_and_stages_nothing,

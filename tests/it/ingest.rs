@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, to_struct, valid_fields};
 use crate::helpers::{authed, http_post, spawn_app_with, TestApp};
 
 both_backends!(
@@ -25,69 +26,6 @@ both_backends!(
     db_size_counts_staged_records_and_the_request_log,
     concurrent_pushes_of_overlapping_batches_all_succeed,
 );
-
-/// A valid record of every table (CNPJ 11.222.333/0001-81 and CPF 529.982.247-25 are valid).
-pub fn valid_fields(table: &str) -> Value {
-    match table {
-        "company" => {
-            json!({"name": "ACME Ltda", "document": "11.222.333/0001-81", "seller_id": "s1", "city": "Curitiba", "state": "PR"})
-        }
-        "contact" => {
-            json!({"name": "Maria Silva", "document": "529.982.247-25", "company_id": "c1", "email": "maria@acme.com.br"})
-        }
-        "quote" | "order" | "invoice" => {
-            json!({"company_id": "c1", "issued_at": "15/03/2025", "total": "1.234,56"})
-        }
-        "quote_item" => {
-            json!({"quote_id": "q1", "product_code": "P-1", "quantity": "2", "unit_price": "10.50"})
-        }
-        "order_item" => {
-            json!({"order_id": "o1", "product_code": "P-1", "quantity": 3, "unit_price": "9,90", "discount": "0.05"})
-        }
-        "invoice_item" => {
-            json!({"invoice_id": "i1", "product_code": "P-1", "quantity": "1", "unit_price": "100"})
-        }
-        "receivable" => json!({"company_id": "c1", "due_date": "2025-04-30", "amount": "500.00"}),
-        "supplier" => json!({"name": "Fornecedor SA", "document": "11222333000181"}),
-        "seller" => json!({"name": "João Vendedor"}),
-        "company_brand" => json!({"company_id": "c1", "brand": "Marca X", "status": "ativo"}),
-        other => panic!("no sample for {other}"),
-    }
-}
-
-fn to_struct(v: &Value) -> prost_types::Struct {
-    fn value(v: &Value) -> prost_types::Value {
-        use prost_types::value::Kind;
-        let kind = match v {
-            Value::Null => Kind::NullValue(0),
-            Value::Bool(b) => Kind::BoolValue(*b),
-            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
-            Value::String(s) => Kind::StringValue(s.clone()),
-            Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-                values: a.iter().map(value).collect(),
-            }),
-            Value::Object(_) => Kind::StructValue(to_struct(v)),
-        };
-        prost_types::Value { kind: Some(kind) }
-    }
-    prost_types::Struct {
-        fields: v
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, x)| (k.clone(), value(x)))
-            .collect(),
-    }
-}
-
-pub fn record(id: &str, fields: &Value) -> Record {
-    Record {
-        external_id: id.into(),
-        fields: Some(to_struct(fields)),
-        updated_at: None,
-        deleted: false,
-    }
-}
 
 fn push_req(table: &str, records: Vec<Record>) -> PushRequest {
     PushRequest {

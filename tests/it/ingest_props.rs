@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 
+use crate::helpers::seed::valid_fields;
 use crate::helpers::{http_post, spawn_app, Backend};
-use crate::ingest::valid_fields;
 
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![

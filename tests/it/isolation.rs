@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{authed, http_post, spawn_app_with, Backend, TestApp};
-use crate::ingest::{record, valid_fields};
 
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,8 @@ use erpsync::grpc::pb::TriggerSyncRequest;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::tenants::setup;
 use crate::helpers::{authed, Backend, ScratchDb, TestApp, PG_ENV};
-use crate::sync::setup;
 
 both_backends!(a_run_asked_for_while_an_abc_shift_is_resolved_is_refused_by_name);
 

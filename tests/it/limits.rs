@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+use crate::helpers::seed::valid_fields;
 use crate::helpers::{authed, closed_within, http_post, Backend, TestApp};
-use crate::ingest::valid_fields;
 
 crate::both_backends!(
     tuned:

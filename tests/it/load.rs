@@ -20,10 +20,10 @@ use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest}
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{
     authed, http_post_with_head, spawn_app_with, Backend, PgProxy, TestApp, PG_ENV,
 };
-use crate::ingest::{record, valid_fields};
 
 both_backends!(tuned:
     a_push_past_the_in_flight_limit_is_busy_leaves_no_trace_and_the_next_is_accepted

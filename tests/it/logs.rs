@@ -679,7 +679,7 @@ mod cli {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    use crate::cli::{erpsync, ok, serve_with};
+    use crate::helpers::cli::{erpsync, ok, serve_with};
 
     fn sync_now(db: &str, url: &str, token: &str) -> String {
         ok(erpsync(

@@ -9,9 +9,9 @@ use erpsync::storage::{request_log, staging};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::export::{download, request, sheets};
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::workbooks::{download, request, sheets};
 use crate::helpers::{authed, http_post, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(credentials_in_pushed_bodies_never_reach_the_log_the_export_or_the_crm);
 

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use erpsync::grpc::pb;
 
 use crate::both_backends;
+use crate::helpers::seed::companies;
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::tenants::setup;
 use crate::helpers::{authed, get_metrics, scrape, scrape_with, TestApp};
-use crate::ingest::{record, valid_fields};
-use crate::sync::{companies, setup};
 
 both_backends!(a_run_and_its_pushes_move_the_operators_series);
 
@@ -134,7 +135,7 @@ mod with_token {
 /// the per-tenant series name the tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tenant_label_is_there_when_the_operator_asks() {
-    use crate::cli::{erpsync, issue_token, ok, serve_with};
+    use crate::helpers::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     ok(erpsync(

@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::both_backends;
+use crate::helpers::seed::valid_fields;
 use crate::helpers::{authed, closed_within, spawn_app_with, TestApp};
-use crate::ingest::valid_fields;
 
 both_backends!(
     the_openapi_document_describes_every_answer_the_http_route_gives,

@@ -23,10 +23,10 @@ use tonic::{Code, Status};
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 use tonic_types::StatusExt;
 
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{
     authed, http_post, http_post_with_head, spawn_app_with, Backend, PgProxy, TestApp, PG_ENV,
 };
-use crate::ingest::{record, valid_fields};
 
 /// How long health may take to follow the database before the test gives up.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(60);

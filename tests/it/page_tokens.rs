@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     forged_page_tokens_are_refused_on_every_listing,

@@ -16,10 +16,11 @@ use erpsync::worker::sink::{CrmCounts, CrmSink, EmbeddedSink, SinkAck, SinkCall}
 use tokio::sync::Notify;
 
 use crate::both_backends;
-use crate::cli::{erpsync, ok};
+use crate::helpers::cli::{erpsync, ok};
+use crate::helpers::seed::{companies, tombstone};
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::tenants::{acme, setup, Ctx};
 use crate::helpers::{spawn_app, spawn_app_full, Backend, TestApp};
-use crate::ingest::{record, valid_fields};
-use crate::sync::{companies, setup, tombstone, Ctx};
 
 both_backends!(backend:
     every_stage_counts_what_it_goes_through_and_shows_it_while_it_runs,
@@ -177,10 +178,6 @@ async fn until_ended(ctx: &mut Ctx, run_id: &str) -> pb::GetRunResponse {
         assert!(started.elapsed() < DEADLINE, "run {run_id} did not end");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn acme() -> TenantId {
-    TenantId::parse("acme").unwrap()
 }
 
 async fn every_stage_counts_what_it_goes_through_and_shows_it_while_it_runs(backend: Backend) {

@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::abc::{days_ago, invoice};
 use crate::both_backends;
+use crate::helpers::seed::{days_ago, invoice};
+use crate::helpers::seed::{record, valid_fields};
 use crate::helpers::{authed, spawn_app_full, Backend, Gate, GatedCrm, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     deleting_a_tenant_removes_every_row_of_it_and_only_of_it,
@@ -874,7 +874,7 @@ async fn the_export_holds_the_tenants_rows_and_no_secret(app: TestApp) {
 }
 
 async fn the_cli_exports_and_deletes_a_tenant_on_the_database(app: TestApp) {
-    use crate::cli::{erpsync, ok};
+    use crate::helpers::cli::{erpsync, ok};
     let t = tenant(&app, "leaving").await;
     push(&app, &t, "company", vec![company("c1")])
         .await
@@ -917,8 +917,8 @@ fn settled(text: &str) -> Vec<Value> {
 }
 
 async fn the_cli_exports_and_deletes_a_tenant_through_admin_with_server(app: TestApp) {
-    use crate::admin::remote;
-    use crate::cli::ok;
+    use crate::helpers::cli::ok;
+    use crate::helpers::cli::remote;
     let t = tenant(&app, "leaving").await;
     push(&app, &t, "company", vec![company("c1")])
         .await

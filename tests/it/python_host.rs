@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::cli::{erpsync, ok, serve_with};
+use crate::helpers::cli::{erpsync, ok, serve_with};
 use crate::helpers::{Backend, PgDatabase, PG_ENV};
 
 /// The longest the example may take (its own waits are shorter: a run 180 s, an event 60 s).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::cli::wait_ready;
+use crate::helpers::cli::wait_ready;
 
 const README: &str = include_str!("../../README.md");
 

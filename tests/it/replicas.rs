@@ -25,10 +25,10 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use tokio_stream::StreamExt;
 
-use crate::cli::{issue_token, ok, wait_ready, CLI_SECRET_KEY};
+use crate::helpers::cli::{issue_token, ok, wait_ready, CLI_SECRET_KEY};
+use crate::helpers::seed::valid_fields;
+use crate::helpers::sinks::start_host;
 use crate::helpers::{authed, http_post, Backend, ScratchDb};
-use crate::ingest::valid_fields;
-use crate::sync::start_host;
 
 const TENANTS: usize = 20;
 const RECORDS: usize = 12;

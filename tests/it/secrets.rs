@@ -15,11 +15,11 @@ use erpsync::grpc::pb::{
 };
 use serde_json::json;
 
-use crate::cli::{erpsync, ok, CLI_SECRET_KEY};
-use crate::export::sheets;
+use crate::helpers::cli::{erpsync, ok, CLI_SECRET_KEY};
+use crate::helpers::seed::valid_fields;
+use crate::helpers::views::company_view;
+use crate::helpers::workbooks::sheets;
 use crate::helpers::{authed, http_post};
-use crate::ingest::valid_fields;
-use crate::view::company_view;
 
 /// The token on the last line of `erpsync token issue`.
 fn issue(db: &str, role: &str) -> String {

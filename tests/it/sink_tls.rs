@@ -10,10 +10,12 @@ use erpsync::grpc::crm_sink_client::SinkTarget;
 use erpsync::grpc::pb;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::servers::app_with_sink_target;
+use crate::helpers::sinks::{HostCrm, HostCrmService};
+use crate::helpers::tenants::setup;
 use crate::helpers::{Backend, TestApp};
-use crate::ingest::{record, valid_fields};
 use crate::pki::Pki;
-use crate::sync::{app_with_sink_target, setup, HostCrm, HostCrmService};
 
 const SECRET: &str = "s3cret-of-the-host";
 

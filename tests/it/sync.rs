@@ -5,20 +5,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
-use erpsync::domain::token::Role;
 use erpsync::grpc::pb::{
     self, integration_history_client::IntegrationHistoryClient, GetOverviewRequest, GetRunRequest,
     ListRunsRequest, Record, TriggerSyncRequest,
 };
 use erpsync::storage::{crm, lease, runs};
-use erpsync::worker::sink::{EmbeddedSink, SinkAck, SinkCall};
 use serde_json::json;
-use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::runs::{held_run, table, wait_idle};
+use crate::helpers::seed::{companies, record, tombstone, valid_fields};
+use crate::helpers::servers::app_with_host_sink_and;
+use crate::helpers::sinks::{start_host, FlakySink};
+use crate::helpers::tenants::{setup, Ctx};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::{record, valid_fields};
 
 both_backends!(
     a_run_delivers_staged_companies_and_contacts_to_the_crm,
@@ -35,178 +36,6 @@ both_backends!(
     a_drain_that_ends_hands_the_run_over_with_the_page_in_flight_unmarked,
     delete_guard_thresholds_are_per_tenant_settings,
 );
-
-pub(crate) struct Ctx {
-    pub(crate) app: TestApp,
-    pub(crate) crm: String,
-    pub(crate) erp: String,
-    pub(crate) history: IntegrationHistoryClient<Channel>,
-}
-
-/// Tenant "acme" with a crm and an erp token.
-pub(crate) async fn setup(app: TestApp) -> Ctx {
-    let tenant = app.create_tenant("acme").await;
-    let crm = app.token(Role::Crm, &[&tenant]).await;
-    let erp = app.token(Role::Erp, &[&tenant]).await;
-    let history = app.history().await;
-    Ctx {
-        app,
-        crm,
-        erp,
-        history,
-    }
-}
-
-impl Ctx {
-    /// Pushes `records` to acme's `table` (all accepted); the push's request id.
-    pub(crate) async fn push(&self, table: &str, records: Vec<Record>) -> String {
-        let reply = self
-            .app
-            .ingest()
-            .await
-            .push(authed(
-                pb::PushRequest {
-                    tenant_id: "acme".into(),
-                    table: table.into(),
-                    records,
-                },
-                &self.erp,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
-        reply.request_id
-    }
-
-    /// Triggers a run (none may be running) and returns its id.
-    pub(crate) async fn trigger(&mut self) -> String {
-        let started = self
-            .history
-            .trigger_sync(authed(
-                TriggerSyncRequest {
-                    tenant_id: "acme".into(),
-                },
-                &self.crm,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!started.already_running);
-        started.run.unwrap().run_id
-    }
-
-    /// GetRun of acme's run `run_id`.
-    pub(crate) async fn get_run(&mut self, run_id: &str) -> pb::GetRunResponse {
-        self.history
-            .get_run(authed(
-                GetRunRequest {
-                    tenant_id: "acme".into(),
-                    run_id: run_id.into(),
-                },
-                &self.crm,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-    }
-
-    /// Triggers a run and waits for its end (bounded), returning GetRun's answer.
-    pub(crate) async fn run(&mut self) -> pb::GetRunResponse {
-        let run_id = self.trigger().await;
-        for _ in 0..2400 {
-            let got = self.get_run(&run_id).await;
-            if got.run.as_ref().unwrap().status() != pb::RunStatus::Running {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("run {run_id} did not finish in 60 s");
-    }
-
-    /// acme's overview.
-    pub(crate) async fn overview(&mut self) -> pb::Overview {
-        self.history
-            .get_overview(authed(
-                GetOverviewRequest {
-                    tenant_id: "acme".into(),
-                },
-                &self.crm,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-    }
-
-    async fn crm_companies(&self) -> Vec<String> {
-        let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
-        crm::companies(&self.app.state.db, &tenant, "", 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.external_id)
-            .collect()
-    }
-}
-
-/// Valid companies c000, c001, … for the indexes of `range`.
-pub(crate) fn companies(range: std::ops::Range<usize>) -> Vec<Record> {
-    range
-        .map(|i| record(&format!("c{i:03}"), &valid_fields("company")))
-        .collect()
-}
-
-/// The tombstone of company `c{i:03}`.
-pub(crate) fn tombstone(i: usize) -> Record {
-    Record {
-        external_id: format!("c{i:03}"),
-        fields: None,
-        updated_at: None,
-        deleted: true,
-    }
-}
-
-/// A RUNNING run of acme started at `started_at`, whose lease `holder` took at `leased_at`
-/// for 60 s: another replica's run, or a dead process's.
-pub(crate) async fn held_run(
-    ctx: &Ctx,
-    trigger: RunTrigger,
-    holder: &str,
-    started_at: chrono::DateTime<Utc>,
-    leased_at: chrono::DateTime<Utc>,
-) -> RunSummary {
-    let tenant = erpsync::domain::tenant::TenantId::parse("acme").unwrap();
-    let run = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger,
-        started_at,
-        finished_at: None,
-        error: None,
-    };
-    runs::create(&ctx.app.state.db, &tenant, &run)
-        .await
-        .unwrap();
-    lease::acquire(
-        &ctx.app.state.db,
-        &tenant,
-        holder,
-        &run.id,
-        chrono::Duration::seconds(60),
-        leased_at,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    run
-}
-
-pub(crate) fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
-    run.tables
-        .iter()
-        .find(|t| t.table == name)
-        .unwrap_or_else(|| panic!("no {name} in {:?}", run.tables))
-}
 
 async fn a_run_delivers_staged_companies_and_contacts_to_the_crm(app: TestApp) {
     let mut ctx = setup(app).await;
@@ -698,30 +527,6 @@ async fn a_run_left_running_by_a_dead_process_is_interrupted(app: TestApp) {
     assert_eq!(dead.summary.status, RunStatus::Interrupted);
 }
 
-pub(crate) async fn wait_idle(ctx: &mut Ctx) -> Vec<pb::Run> {
-    for _ in 0..400 {
-        let runs = ctx
-            .history
-            .list_runs(authed(
-                ListRunsRequest {
-                    tenant_id: "acme".into(),
-                    page_size: 50,
-                    ..Default::default()
-                },
-                &ctx.crm,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .runs;
-        if runs.iter().all(|r| r.status() != pb::RunStatus::Running) {
-            return runs;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("runs did not finish in 10 s");
-}
-
 async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
     use erpsync::worker::scheduler::tick;
     let mut ctx = setup(app).await;
@@ -793,71 +598,6 @@ async fn the_scheduler_starts_a_due_run_once_per_slot(app: TestApp) {
             .started,
         0
     );
-}
-
-/// The embedded CRM, failing while `down` is set (a CRM that is down).
-#[derive(Debug)]
-pub(crate) struct FlakySink {
-    pub(crate) inner: erpsync::worker::sink::EmbeddedSink,
-    pub(crate) down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[tonic::async_trait]
-impl erpsync::worker::sink::CrmSink for FlakySink {
-    fn destination(&self) -> String {
-        "a test sink that fails on demand".to_owned()
-    }
-
-    async fn upsert_companies(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmCompany],
-    ) -> erpsync::error::Result<SinkAck> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
-        }
-        self.inner.upsert_companies(call, rows).await
-    }
-    async fn upsert_contacts(
-        &self,
-        call: SinkCall,
-        rows: &[erpsync::domain::crm::CrmContact],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.upsert_contacts(call, rows).await
-    }
-    async fn delete_companies(
-        &self,
-        call: SinkCall,
-        ids: &[erpsync::domain::crm::Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_companies(call, ids).await
-    }
-    async fn delete_contacts(
-        &self,
-        call: SinkCall,
-        ids: &[erpsync::domain::crm::Deletion],
-    ) -> erpsync::error::Result<SinkAck> {
-        self.inner.delete_contacts(call, ids).await
-    }
-    async fn apply_categories(
-        &self,
-        call: SinkCall,
-        rows: Vec<erpsync::domain::abc::Category>,
-    ) -> erpsync::error::Result<SinkAck> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
-        }
-        self.inner.apply_categories(call, rows).await
-    }
-    async fn count_records(
-        &self,
-        tenant: &erpsync::domain::tenant::TenantId,
-    ) -> erpsync::error::Result<Option<erpsync::worker::sink::CrmCounts>> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(anyhow::anyhow!("CRM unavailable: connection refused").into());
-        }
-        self.inner.count_records(tenant).await
-    }
 }
 
 async fn a_failing_crm_fails_the_run_keeps_staging_and_the_next_run_delivers_all(app: TestApp) {
@@ -981,323 +721,16 @@ async fn a_tenant_without_success_in_its_window_is_stale_once(app: TestApp) {
     assert!(open.is_empty(), "resolved by the next success: {open:?}");
 }
 
-/// A host CRM: records every call; answers UNAVAILABLE while `failing` is set; takes
-/// `delay_ms` per call; holds the companies and contacts it was sent (beside
-/// `host_only` of its own) and reports its total with every answer.
-#[derive(Default)]
-pub(crate) struct HostCrm {
-    pub(crate) calls: std::sync::Mutex<Vec<(String, String, Vec<String>)>>,
-    /// Every ApplyCategories entry received, in order.
-    pub(crate) categories: std::sync::Mutex<Vec<pb::CompanyCategory>>,
-    pub(crate) failing: std::sync::atomic::AtomicBool,
-    pub(crate) delay_ms: std::sync::atomic::AtomicU64,
-    /// Per table ("company", "contact"), the external ids it holds.
-    pub(crate) held: std::sync::Mutex<
-        std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>,
-    >,
-    /// Records the host has that erpsync never sent.
-    pub(crate) host_only: std::sync::atomic::AtomicU64,
-    /// The idempotency key of every call answered, in order.
-    pub(crate) keys: std::sync::Mutex<Vec<String>>,
-    /// Every call answered, in order, with its key and each record's version.
-    pub(crate) sent: std::sync::Mutex<Vec<Sent>>,
-    /// When set, how many more upserts and deletes are answered before the host goes
-    /// down (`failing`).
-    pub(crate) answers_left: std::sync::Mutex<Option<u64>>,
-    /// CountRecords answers UNIMPLEMENTED (a host that does not count on demand).
-    pub(crate) no_count: std::sync::atomic::AtomicBool,
-    /// How many CountRecords calls it answered with its counts.
-    pub(crate) counted: std::sync::atomic::AtomicU64,
-}
-
-/// One call a host answered: the method, its idempotency key and each record's external
-/// id and version.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sent {
-    pub(crate) method: String,
-    pub(crate) key: String,
-    pub(crate) records: Vec<(String, pb::RecordVersion)>,
-}
-
-/// What a host checks of every call: a key of 32 hex digits and a version of 16 hex
-/// digits on every record (one per record): INVALID_ARGUMENT otherwise, which fails the
-/// run.
-fn checked(
-    key: &str,
-    ids: Vec<String>,
-    versions: Vec<Option<pb::RecordVersion>>,
-) -> Result<Vec<(String, pb::RecordVersion)>, tonic::Status> {
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex(key, 32) {
-        return Err(tonic::Status::invalid_argument(format!(
-            "idempotency_key {key:?} is not 32 hex digits"
-        )));
-    }
-    if ids.len() != versions.len() {
-        return Err(tonic::Status::invalid_argument(format!(
-            "{} records, {} versions",
-            ids.len(),
-            versions.len()
-        )));
-    }
-    ids.into_iter()
-        .zip(versions)
-        .map(|(id, v)| match v {
-            Some(v) if hex(&v.content_hash, 16) => Ok((id, v)),
-            other => Err(tonic::Status::invalid_argument(format!(
-                "{id}: no version: {other:?}"
-            ))),
-        })
-        .collect()
-}
-
-impl HostCrm {
-    /// Waits (5 s at most) until a run's first call has reached the host.
-    pub(crate) async fn wait_for_a_call(&self) {
-        for _ in 0..500 {
-            if !self.calls.lock().unwrap().is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no call reached the host in 5 s");
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct HostCrmService(pub(crate) std::sync::Arc<HostCrm>);
-
-impl HostCrmService {
-    async fn record(
-        &self,
-        method: &str,
-        tenant: &str,
-        key: String,
-        records: Vec<(String, pb::RecordVersion)>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        let delay = self.0.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        {
-            let mut left = self.0.answers_left.lock().unwrap();
-            match left.as_mut() {
-                Some(0) => self
-                    .0
-                    .failing
-                    .store(true, std::sync::atomic::Ordering::SeqCst),
-                Some(n) => *n -= 1,
-                None => {}
-            }
-        }
-        if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(tonic::Status::unavailable("maintenance"));
-        }
-        let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
-        let applied = ids.len() as u64;
-        let table = if method.ends_with("Companies") {
-            "company"
-        } else {
-            "contact"
-        };
-        let total = {
-            let mut held = self.0.held.lock().unwrap();
-            let set = held.entry(table).or_default();
-            for id in &ids {
-                if method.starts_with("Delete") {
-                    set.remove(id);
-                } else {
-                    set.insert(id.clone());
-                }
-            }
-            set.len() as u64 + self.0.host_only.load(std::sync::atomic::Ordering::SeqCst)
-        };
-        self.0.keys.lock().unwrap().push(key.clone());
-        self.0.sent.lock().unwrap().push(Sent {
-            method: method.to_owned(),
-            key,
-            records,
-        });
-        self.0
-            .calls
-            .lock()
-            .unwrap()
-            .push((method.to_owned(), tenant.to_owned(), ids));
-        Ok(tonic::Response::new(pb::SinkResponse {
-            applied,
-            total: Some(total),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl pb::crm_sink_server::CrmSink for HostCrmService {
-    async fn upsert_companies(
-        &self,
-        r: tonic::Request<pb::UpsertCompaniesRequest>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        let r = r.into_inner();
-        assert!(r.companies.iter().all(|c| c.name == "ACME Ltda"
-            && c.document == "11222333000181"
-            && c.fields.is_some()));
-        let (ids, versions) = r
-            .companies
-            .into_iter()
-            .map(|c| (c.external_id, c.version))
-            .unzip();
-        let records = checked(&r.idempotency_key, ids, versions)?;
-        self.record("UpsertCompanies", &r.tenant_id, r.idempotency_key, records)
-            .await
-    }
-    async fn delete_companies(
-        &self,
-        r: tonic::Request<pb::DeleteRecordsRequest>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        let r = r.into_inner();
-        let versions = r.versions.into_iter().map(Some).collect();
-        let records = checked(&r.idempotency_key, r.external_ids, versions)?;
-        self.record("DeleteCompanies", &r.tenant_id, r.idempotency_key, records)
-            .await
-    }
-    async fn upsert_contacts(
-        &self,
-        r: tonic::Request<pb::UpsertContactsRequest>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        let r = r.into_inner();
-        let (ids, versions) = r
-            .contacts
-            .into_iter()
-            .map(|c| (c.external_id, c.version))
-            .unzip();
-        let records = checked(&r.idempotency_key, ids, versions)?;
-        self.record("UpsertContacts", &r.tenant_id, r.idempotency_key, records)
-            .await
-    }
-    async fn delete_contacts(
-        &self,
-        r: tonic::Request<pb::DeleteRecordsRequest>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        let r = r.into_inner();
-        let versions = r.versions.into_iter().map(Some).collect();
-        let records = checked(&r.idempotency_key, r.external_ids, versions)?;
-        self.record("DeleteContacts", &r.tenant_id, r.idempotency_key, records)
-            .await
-    }
-    async fn apply_categories(
-        &self,
-        r: tonic::Request<pb::ApplyCategoriesRequest>,
-    ) -> Result<tonic::Response<pb::SinkResponse>, tonic::Status> {
-        if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(tonic::Status::unavailable("maintenance"));
-        }
-        let r = r.into_inner();
-        let (ids, versions) = r
-            .categories
-            .iter()
-            .map(|c| (c.external_id.clone(), c.version.clone()))
-            .unzip();
-        let records = checked(&r.idempotency_key, ids, versions)?;
-        let applied = r.categories.len() as u64;
-        self.0.categories.lock().unwrap().extend(r.categories);
-        self.0.sent.lock().unwrap().push(Sent {
-            method: "ApplyCategories".into(),
-            key: r.idempotency_key,
-            records,
-        });
-        Ok(tonic::Response::new(pb::SinkResponse {
-            applied,
-            total: None,
-        }))
-    }
-    /// What it holds (beside `host_only` of its own in each table), unless `no_count`.
-    async fn count_records(
-        &self,
-        _r: tonic::Request<pb::CountRecordsRequest>,
-    ) -> Result<tonic::Response<pb::CountRecordsResponse>, tonic::Status> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.0.no_count.load(SeqCst) {
-            return Err(tonic::Status::unimplemented(
-                "CountRecords is not implemented",
-            ));
-        }
-        if self.0.failing.load(SeqCst) {
-            return Err(tonic::Status::unavailable("maintenance"));
-        }
-        let extra = self.0.host_only.load(SeqCst);
-        let held = self.0.held.lock().unwrap();
-        let n = |t: &str| held.get(t).map_or(0, |s| s.len() as u64) + extra;
-        self.0.counted.fetch_add(1, SeqCst);
-        Ok(tonic::Response::new(pb::CountRecordsResponse {
-            companies: n("company"),
-            contacts: n("contact"),
-        }))
-    }
-}
-
 /// A server delivering to the host CrmSink at `url` in batches of 2, trying each batch
 /// twice 10 ms apart.
 async fn app_with_host_sink(backend: crate::helpers::Backend, url: String) -> TestApp {
     app_with_host_sink_and(backend, url, |_| {}).await
 }
 
-pub(crate) async fn app_with_host_sink_and(
-    backend: crate::helpers::Backend,
-    url: String,
-    tune: impl FnOnce(&mut erpsync::config::Config),
-) -> TestApp {
-    use erpsync::grpc::crm_sink_client::SinkTarget;
-    let target = SinkTarget::new(&url, &Default::default()).unwrap();
-    app_with_sink_target(backend, target, tune).await
-}
-
-/// A server delivering to the host CrmSink `target` in batches of 2, trying each batch
-/// twice 10 ms apart.
-pub(crate) async fn app_with_sink_target(
-    backend: crate::helpers::Backend,
-    target: erpsync::grpc::crm_sink_client::SinkTarget,
-    tune: impl FnOnce(&mut erpsync::config::Config),
-) -> TestApp {
-    use erpsync::grpc::crm_sink_client::GrpcSink;
-    use erpsync::worker::delivery::DeliveryPolicy;
-    let delivery = DeliveryPolicy {
-        batch: 2,
-        call_timeout: Duration::from_secs(2),
-        attempts: 2,
-        backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(10),
-        ..DeliveryPolicy::default()
-    };
-    crate::helpers::spawn_app_full(
-        backend,
-        |c| {
-            c.delivery = delivery;
-            tune(c);
-        },
-        move |db| {
-            std::sync::Arc::new(GrpcSink::new(
-                target,
-                delivery.call_timeout,
-                EmbeddedSink::new(db),
-            ))
-        },
-    )
-    .await
-    .unwrap()
-}
-
 async fn the_host_crm_sink_receives_exactly_the_upserts_and_deletes(app: TestApp) {
     let backend = app.backend;
     drop(app);
-    let host = std::sync::Arc::new(HostCrm::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::crm_sink_server::CrmSinkServer::new(HostCrmService(
-                host.clone(),
-            )))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (host, port) = start_host().await;
     let mut ctx =
         setup(app_with_host_sink(backend, format!("grpc://127.0.0.1:{port}")).await).await;
     let calls = || std::mem::take(&mut *host.calls.lock().unwrap());
@@ -1477,26 +910,12 @@ async fn runs_and_the_overview_reconcile_erp_counts_with_staged_and_crm(app: Tes
     );
 }
 
-pub(crate) async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
-    let host = std::sync::Arc::new(HostCrm::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::crm_sink_server::CrmSinkServer::new(HostCrmService(
-                host.clone(),
-            )))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (host, port)
-}
-
 /// kill -9 during a run (a slow host CRM), start again: the run is INTERRUPTED, the next
 /// run completes, and the host ends up with every record (at most the page in flight is
 /// sent twice, which its idempotent upserts absorb).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everything() {
-    use crate::cli::{erpsync, issue_token, ok, serve_with};
+    use crate::helpers::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!(
         "sqlite://{}?mode=rwc",
@@ -1636,7 +1055,7 @@ async fn a_run_killed_mid_way_is_interrupted_and_the_next_run_delivers_everythin
 /// lines on stderr (stage, table, records done of the total), its log on stdout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_now_shows_the_runs_progress() {
-    use crate::cli::{erpsync, issue_token, ok, serve_with};
+    use crate::helpers::cli::{erpsync, issue_token, ok, serve_with};
     let dir = tempfile::tempdir().unwrap();
     let db = format!(
         "sqlite://{}?mode=rwc",

@@ -16,10 +16,11 @@ use tonic::transport::{Certificate, Channel, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::helpers::seed::{record, valid_fields};
+use crate::helpers::servers::app_with_sink_target;
+use crate::helpers::sinks::{start_host, HostCrm, HostCrmService};
 use crate::helpers::{authed, Backend, TestApp};
-use crate::ingest::{record, valid_fields};
 use crate::pki::Pki;
-use crate::sync::{app_with_sink_target, start_host, HostCrm, HostCrmService};
 
 const SECRET: &str = "acme-s3cret-for-its-own-sink";
 

@@ -6,9 +6,9 @@ use erpsync::config::Config;
 use erpsync::domain::token::Role;
 use serde_json::json;
 
-use crate::grpcurl::grpcurl;
+use crate::helpers::cli::grpcurl;
+use crate::helpers::seed::valid_fields;
 use crate::helpers::{spawn_app_with, Backend};
-use crate::ingest::valid_fields;
 use crate::pki::{https_post, Pki};
 
 fn batch() -> Vec<u8> {

@@ -11,11 +11,11 @@ use erpsync::grpc::pb::{
 use serde_json::json;
 use tonic::Code;
 
-use crate::abc::{days_ago, invoice};
 use crate::both_backends;
+use crate::helpers::seed::record;
+use crate::helpers::seed::{days_ago, invoice};
+use crate::helpers::tenants::{setup, Ctx};
 use crate::helpers::{authed, TestApp};
-use crate::ingest::record;
-use crate::sync::{setup, Ctx};
 
 both_backends!(
     a_company_story_is_traced_step_by_step,
@@ -270,7 +270,7 @@ async fn a_company_story_is_traced_step_by_step(app: TestApp) {
     // The binary prints the same story, newest first, ending with a newline.
     let (url, token) = (ctx.app.url(), ctx.crm.clone());
     let printed = tokio::task::spawn_blocking(move || {
-        crate::cli::ok(
+        crate::helpers::cli::ok(
             std::process::Command::new(env!("CARGO_BIN_EXE_erpsync"))
                 .args([
                     "trace", "--tenant", "acme", "--table", "company", "--id", "C1", "--server",

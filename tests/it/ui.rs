@@ -25,10 +25,10 @@ use erpsync::worker::sink::EmbeddedSink;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use crate::browser::Browser;
-use crate::export::sheets;
+use crate::helpers::browser::Browser;
+use crate::helpers::northwind::{erp_records, northwind, push_over_http, PUSH_BATCH};
+use crate::helpers::workbooks::sheets;
 use crate::helpers::{authed, spawn_app_full, spawn_app_with, Backend, Gate, GatedCrm, TestApp};
-use crate::northwind::{erp_records, northwind, push_over_http, PUSH_BATCH};
 
 type History = IntegrationHistoryClient<Channel>;
 
@@ -102,7 +102,7 @@ async fn browser_and<F: std::future::Future<Output = Seed>>(
     seed: F,
 ) -> Option<(Browser, Seed)> {
     let name = shot_name(short, backend);
-    if crate::browser::unavailable(&name) {
+    if crate::helpers::browser::unavailable(&name) {
         return None;
     }
     let (browser, seed) = tokio::join!(Browser::start(&name), seed);
@@ -979,7 +979,7 @@ async fn the_historico_download_is_the_workbook_export_history_gives(app: TestAp
 
     // The workbook opens, with a row per push of each table, as ExportHistory's own.
     let page = sheets(&bytes);
-    let direct = crate::export::download(
+    let direct = crate::helpers::workbooks::download(
         &seed.app,
         &seed.crm,
         ExportHistoryRequest {
@@ -1464,7 +1464,7 @@ fn serve_host(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_framed_only_by_the_configured_origins_and_takes_its_token_from_the_host() {
-    if crate::browser::unavailable("embedding") {
+    if crate::helpers::browser::unavailable("embedding") {
         return;
     }
     // The host's origin first: one erpsync is configured with it, one keeps the default.
@@ -1558,7 +1558,7 @@ async fn the_page_is_framed_only_by_the_configured_origins_and_takes_its_token_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_holds_the_page_to_its_content_security_policy() {
-    if crate::browser::unavailable("csp") {
+    if crate::helpers::browser::unavailable("csp") {
         return;
     }
     let app = app(Backend::Sqlite).await.unwrap();

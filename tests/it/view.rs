@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use erpsync::domain::request_log::{RequestLogEntry, Transport};
-use erpsync::domain::tenant::TenantId;
 use erpsync::domain::token::Role;
 use erpsync::grpc::pb::{
     self, GetOverviewRequest, GetViewConfigRequest, ListCompaniesRequest,
@@ -14,16 +13,16 @@ use erpsync::grpc::pb::{
 };
 use erpsync::storage::{crm, request_log, staging};
 use serde_json::{json, Value};
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{Connection, Executor};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::databases::{DropMysql, MYSQL_ENV};
+use crate::helpers::northwind::{northwind, rows};
+use crate::helpers::seed::cnpj;
+use crate::helpers::tenants::{acme, setup, Ctx};
+use crate::helpers::views::{clientes, company_view, set_view, SqliteErp};
 use crate::helpers::{authed, http_post, with_database, PgDatabase, TestApp, PG_ENV};
-use crate::northwind::{cnpj, northwind, rows};
-use crate::sync::{setup, Ctx};
-
-/// The env var naming a MariaDB/MySQL server tests may create databases on.
-pub const MYSQL_ENV: &str = "ERPSYNC_TEST_MYSQL_URL";
 
 both_backends!(
     a_full_snapshot_stages_pages_deletes_what_vanished_and_holds_an_empty_view,
@@ -36,99 +35,6 @@ both_backends!(
 
 // ---------------------------------------------------------------------------------------
 // Sources
-
-/// A SQLite file standing in for an ERP's database, with a writable connection.
-pub(crate) struct SqliteErp {
-    _dir: tempfile::TempDir,
-    pub(crate) url: String,
-    conn: sqlx::SqliteConnection,
-}
-
-impl SqliteErp {
-    pub(crate) async fn new(setup: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("erp.db");
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(setup).execute(&mut conn).await.unwrap();
-        Self {
-            url: format!("sqlite://{}", path.display()),
-            _dir: dir,
-            conn,
-        }
-    }
-
-    pub(crate) async fn exec(&mut self, sql: &str) {
-        sqlx::raw_sql(sql).execute(&mut self.conn).await.unwrap();
-    }
-}
-
-/// `clientes`: `n` companies (ids 1..=n), all changed at the same instant.
-pub(crate) fn clientes(n: usize) -> String {
-    let mut sql = String::from(
-        "CREATE TABLE clientes (id INTEGER PRIMARY KEY, razao TEXT NOT NULL, cnpj TEXT NOT NULL, \
-         cidade VARCHAR(40), fundada_em DATE, alterado_em TEXT NOT NULL, excluido INTEGER NOT NULL DEFAULT 0); \
-         CREATE VIEW v_clientes AS SELECT id, razao, cnpj, cidade, fundada_em, alterado_em, excluido FROM clientes;",
-    );
-    for i in 1..=n {
-        sql.push_str(&format!(
-            "INSERT INTO clientes (id, razao, cnpj, cidade, fundada_em, alterado_em) VALUES \
-             ({i}, 'Cliente {i} Ltda', '{}', 'Curitiba', '2001-02-03', '2026-01-01 10:00:00');",
-            cnpj(i as u64)
-        ));
-    }
-    sql
-}
-
-pub(crate) fn company_view(view: &str, mode: ViewMode) -> ViewTable {
-    ViewTable {
-        table: "company".into(),
-        view: view.into(),
-        mode: mode as i32,
-        key_column: "id".into(),
-        columns: [("name", "razao"), ("document", "cnpj"), ("city", "cidade")]
-            .into_iter()
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .collect(),
-        watermark_column: if mode == ViewMode::Incremental {
-            "alterado_em".into()
-        } else {
-            String::new()
-        },
-        deleted_column: String::new(),
-        watermark: String::new(),
-    }
-}
-
-pub(crate) async fn set_view(
-    ctx: &mut Ctx,
-    url: Option<&str>,
-    tables: Vec<ViewTable>,
-    page_size: u32,
-) -> Result<pb::ViewConfig, tonic::Status> {
-    ctx.history
-        .set_view_config(authed(
-            SetViewConfigRequest {
-                tenant_id: "acme".into(),
-                url: url.map(str::to_owned),
-                tables,
-                page_size,
-                check: false,
-                clear: false,
-            },
-            &ctx.crm,
-        ))
-        .await
-        .map(|r| r.into_inner())
-}
-
-fn acme() -> TenantId {
-    TenantId::parse("acme").unwrap()
-}
 
 /// The view reads logged since `since`, oldest first.
 async fn view_reads(app: &TestApp, since: chrono::DateTime<Utc>) -> Vec<RequestLogEntry> {
@@ -223,15 +129,15 @@ async fn a_full_snapshot_stages_pages_deletes_what_vanished_and_holds_an_empty_v
     );
     assert_eq!(second_query["params"], json!([7]));
     // The Histórico export has the view reads like any request.
-    let today = crate::export::today();
-    let workbook = crate::export::download(
+    let today = crate::helpers::seed::today();
+    let workbook = crate::helpers::workbooks::download(
         &ctx.app,
         &ctx.crm,
-        crate::export::request(today, today, &["company"], pb::ExportKind::Requests),
+        crate::helpers::workbooks::request(today, today, &["company"], pb::ExportKind::Requests),
     )
     .await
     .unwrap();
-    let cells: Vec<String> = crate::export::sheets(&workbook.bytes)
+    let cells: Vec<String> = crate::helpers::workbooks::sheets(&workbook.bytes)
         .into_iter()
         .flat_map(|(_, rows)| rows.into_iter().flatten())
         .map(|d| d.to_string())
@@ -1214,29 +1120,4 @@ async fn northwind_companies_and_orders_are_read_from_mariadb(app: TestApp) {
     assert_eq!(received.get("order"), Some(&1));
     let _ = conn.close().await;
     let _ = root.close().await;
-}
-
-pub(crate) struct DropMysql {
-    pub(crate) admin: String,
-    pub(crate) name: String,
-}
-
-impl Drop for DropMysql {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::mysql::MySqlConnection::connect(&admin).await {
-                    let _ = c
-                        .execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }

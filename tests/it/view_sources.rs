@@ -15,9 +15,11 @@ use sqlx::Connection;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::helpers::databases::{DropMysql, MYSQL_ENV};
+use crate::helpers::seed::companies;
+use crate::helpers::tenants::{setup, Ctx};
+use crate::helpers::views::{clientes, company_view, set_view, SqliteErp};
 use crate::helpers::{authed, spawn_app_with, with_database, Backend, PgDatabase, TestApp, PG_ENV};
-use crate::sync::{companies, setup, Ctx};
-use crate::view::{clientes, company_view, set_view, DropMysql, SqliteErp, MYSQL_ENV};
 
 both_backends!(
     a_tenant_cannot_read_erpsyncs_own_database_through_a_view,
