@@ -4,13 +4,14 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{tenants, Db};
+use erpsync::domain::tenant::TenantId;
+use erpsync::storage::Db;
+use erpsync::tenants::Tenants;
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection, Executor};
 use tokio::sync::oneshot;
 
 use super::servers::Backend;
+use super::tenants::new_tenant;
 
 /// The env var naming an admin URL of a PostgreSQL server tests may create databases on.
 pub const PG_ENV: &str = "ERPSYNC_TEST_DATABASE_URL";
@@ -52,16 +53,18 @@ impl ScratchDb {
 }
 
 impl ScratchDb {
-    /// A migrated database on `backend` holding tenant "acme", for tests that call
-    /// storage directly; None for PostgreSQL when no test server is configured.
+    /// A migrated database on `backend` holding tenant "acme" (created as
+    /// `erpsync tenant create` does), for tests that call storage directly; None for
+    /// PostgreSQL when no test server is configured.
     pub async fn with_tenant(backend: Backend) -> Option<(Self, Db, TenantId)> {
         let scratch = Self::create(backend).await?;
         let db = Db::connect(&scratch.url).await.unwrap();
         db.migrate().await.unwrap();
-        let tenant = TenantId::parse("acme").unwrap();
-        tenants::insert(&db, &Tenant::new(tenant.clone(), "Acme".into(), Utc::now()))
+        let tenant = Tenants::new(db.clone(), None)
+            .create(new_tenant("acme", "Acme"))
             .await
-            .unwrap();
+            .unwrap()
+            .id;
         Some((scratch, db, tenant))
     }
 }
