@@ -25,6 +25,7 @@ pub struct ScratchDb {
 }
 
 impl ScratchDb {
+    /// An empty database on `backend`; None for PostgreSQL when no test server is configured.
     pub async fn create(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
@@ -85,6 +86,7 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// Creates a database named by a UUID on the server of `admin`.
     pub(crate) async fn create(admin: &str) -> Self {
         let name = format!("erpsync_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PgConnectOptions::from_str(admin).expect("valid ERPSYNC_TEST_DATABASE_URL");
@@ -105,6 +107,7 @@ impl PgDatabase {
         }
     }
 
+    /// Drops the database (forcing its connections closed), from a thread of its own.
     pub(crate) fn drop_blocking(self) {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -264,6 +267,7 @@ impl Drop for PgProxy {
 /// The env var naming a MariaDB/MySQL server tests may create databases on.
 pub const MYSQL_ENV: &str = "ERPSYNC_TEST_MYSQL_URL";
 
+/// A MariaDB database `name` on the server of `admin`, dropped with the test.
 pub(crate) struct DropMysql {
     pub(crate) admin: String,
     pub(crate) name: String,

@@ -224,12 +224,14 @@ pub(crate) async fn list_companies(
         .into_inner()
 }
 
+/// Every company ListCompanies answers for acme (its first page, unfiltered).
 pub(crate) async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
     list_companies(ctx, ListCompaniesRequest::default())
         .await
         .companies
 }
 
+/// Acme's GetAbcReport.
 pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
     ctx.history
         .get_abc_report(authed(
@@ -243,6 +245,7 @@ pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
         .into_inner()
 }
 
+/// GetCompanyHistory of acme's company `id`.
 pub(crate) async fn company_history(
     ctx: &mut Ctx,
     id: &str,
