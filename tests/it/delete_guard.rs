@@ -6,15 +6,14 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
-use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::domain::token::{Role, TenantScope};
 use erpsync::grpc::pb::{self, ListPendingDeletesRequest, ResolvePendingDeletesRequest, ViewMode};
-use erpsync::storage::{crm, tokens};
+use erpsync::storage::crm;
 use tonic::Code;
 
 use crate::both_backends;
 use crate::helpers::seed::{companies, tombstone};
-use crate::helpers::tenants::{acme, setup, Ctx};
+use crate::helpers::tenants::{acme, issue, setup, Ctx};
 use crate::helpers::views::{clientes, company_view, set_view, SqliteErp};
 use crate::helpers::{authed, TestApp};
 
@@ -29,20 +28,8 @@ const SUPPORT: &str = "suporte-ana";
 
 /// A crm token of acme labelled [`SUPPORT`].
 async fn support_token(app: &TestApp) -> String {
-    let new = NewToken::generate().unwrap();
-    let grant = Grant {
-        token_id: new.id.clone(),
-        role: Role::Crm,
-        scope: TenantScope::Listed(vec![acme()]),
-    };
-    let issued = tokens::Issued {
-        expires_at: None,
-        label: SUPPORT,
-    };
-    tokens::insert_labeled(&app.state.db, &new, &grant, issued, Utc::now())
-        .await
-        .unwrap();
-    new.secret
+    let scope = TenantScope::Listed(vec![acme()]);
+    issue(&app.state.tokens, Role::Crm, scope, SUPPORT).await
 }
 
 /// The external ids of acme's companies in the CRM.

@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use erpsync::auth::Tokens;
 use erpsync::domain::run::{RunStatus, RunTrigger};
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::domain::tenant::TenantId;
+use erpsync::domain::token::{Role, TenantScope};
 use erpsync::error::{DRAINING_MESSAGE, DRAINING_RETRY_AFTER};
 use erpsync::grpc::pb::{self, integration_history_client::IntegrationHistoryClient};
-use erpsync::storage::{events, lease, runs, tenants, tokens, Db};
+use erpsync::storage::{events, lease, runs, Db};
+use erpsync::tenants::Tenants;
 use serde_json::json;
 use tokio::sync::Notify;
 use tonic::transport::Channel;
@@ -25,6 +27,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::helpers::tenants::{issue, new_tenant};
 use crate::helpers::{
     authed, http_post, spawn_app_full, spawn_replica, Backend, Gate, GatedCrm, ScratchDb, TestApp,
 };
@@ -72,28 +75,19 @@ struct Tenanted {
     erp: String,
 }
 
-async fn issue(db: &Db, role: Role, tenant: &TenantId) -> String {
-    let new = NewToken::generate().unwrap();
-    let grant = Grant {
-        token_id: new.id.clone(),
-        role,
-        scope: TenantScope::Listed(vec![tenant.clone()]),
-    };
-    tokens::insert(db, &new, &grant, None, Utc::now())
-        .await
-        .unwrap();
-    new.secret
-}
-
-/// Creates `acme` on `db` with its tokens, and pushes three companies through `port`.
+/// Creates `acme` on `db` with its tokens, as the operator's commands do, and pushes three
+/// companies through `port`.
 async fn tenant_with_companies(db: &Db, port: u16) -> Tenanted {
-    let id = TenantId::parse("acme").unwrap();
-    tenants::insert(db, &Tenant::new(id.clone(), "ACME".into(), Utc::now()))
+    let id = Tenants::new(db.clone(), None)
+        .create(new_tenant("acme", "ACME"))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
+    let tokens = Tokens::unthrottled(db.clone());
+    let scope = || TenantScope::Listed(vec![id.clone()]);
     let t = Tenanted {
-        crm: issue(db, Role::Crm, &id).await,
-        erp: issue(db, Role::Erp, &id).await,
+        crm: issue(&tokens, Role::Crm, scope(), "").await,
+        erp: issue(&tokens, Role::Erp, scope(), "").await,
         id,
     };
     push(port, &t, &["c1", "c2", "c3"]).await;

@@ -18,7 +18,7 @@ use erpsync::domain::token::Role;
 use erpsync::grpc::pb::{
     self, erp_ingest_client::ErpIngestClient, integration_history_client::IntegrationHistoryClient,
 };
-use erpsync::storage::{erp_counts, request_log, staging, tenants, tokens};
+use erpsync::storage::{erp_counts, request_log, staging, tenants};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -527,7 +527,9 @@ fn public_id(token: &str) -> String {
 async fn revoked(app: &TestApp, role: Role, tenant: &TenantId) -> String {
     let token = app.token(role, &[tenant]).await;
     assert!(
-        tokens::revoke(&app.state.db, &public_id(&token), Utc::now())
+        app.state
+            .tokens
+            .revoke_id(&public_id(&token))
             .await
             .unwrap(),
         "the token is revoked"

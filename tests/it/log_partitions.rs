@@ -5,10 +5,12 @@
 
 use chrono::{DateTime, Days, Duration, NaiveDate, TimeZone, Utc};
 use erpsync::domain::request_log::{RequestLogEntry, Transport};
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{log_partitions, request_log, tenants, Db};
+use erpsync::domain::tenant::TenantId;
+use erpsync::storage::{log_partitions, request_log, Db};
+use erpsync::tenants::Tenants;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use crate::helpers::tenants::new_tenant;
 use crate::helpers::{Backend, ScratchDb};
 
 crate::both_backends!(backend:
@@ -118,10 +120,11 @@ fn ids(entries: &[RequestLogEntry]) -> std::collections::BTreeSet<String> {
 
 async fn retention_drops_whole_old_days_keeps_the_window_and_the_usage_exact(backend: Backend) {
     let (scratch, db, acme) = ScratchDb::with_tenant(backend).await.unwrap();
-    let beta = TenantId::parse("beta").unwrap();
-    tenants::insert(&db, &Tenant::new(beta.clone(), "Beta".into(), Utc::now()))
+    let beta = Tenants::new(db.clone(), None)
+        .create(new_tenant("beta", "Beta"))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let conn = raw(&scratch.url).await;
     let now = Utc::now();
     let cutoff = now - Duration::days(30);

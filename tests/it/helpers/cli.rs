@@ -52,6 +52,7 @@ pub(crate) async fn remote(args: Vec<String>) -> std::process::Output {
 pub(crate) const CLI_SECRET_KEY: &str =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// Runs the `erpsync` binary with `args` on the database `db_url` (and the CLI tests' key).
 pub fn erpsync(db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_erpsync"))
         .args(args)
@@ -75,6 +76,7 @@ pub fn issue_token(db_url: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
+/// The stdout of a command that must have succeeded (its output shown otherwise).
 pub fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -127,6 +129,7 @@ pub fn wait_ready(child: &mut std::process::Child) -> (u16, String) {
     (port, instance)
 }
 
+/// Runs grpcurl (`$GRPCURL`, or the one on the PATH) with `args`, which must succeed: its stdout.
 pub(crate) fn grpcurl(args: &[&str]) -> String {
     let bin = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into());
     let out = Command::new(&bin).args(args).output().unwrap_or_else(|e| {

@@ -4,13 +4,14 @@
 
 use std::str::FromStr;
 
-use chrono::Utc;
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{tenants, Db};
+use erpsync::domain::tenant::TenantId;
+use erpsync::storage::Db;
+use erpsync::tenants::Tenants;
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection, Executor};
 use tokio::sync::oneshot;
 
 use super::servers::Backend;
+use super::tenants::new_tenant;
 
 /// The env var naming an admin URL of a PostgreSQL server tests may create databases on.
 pub const PG_ENV: &str = "ERPSYNC_TEST_DATABASE_URL";
@@ -24,6 +25,7 @@ pub struct ScratchDb {
 }
 
 impl ScratchDb {
+    /// An empty database on `backend`; None for PostgreSQL when no test server is configured.
     pub async fn create(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => {
@@ -52,16 +54,18 @@ impl ScratchDb {
 }
 
 impl ScratchDb {
-    /// A migrated database on `backend` holding tenant "acme", for tests that call
-    /// storage directly; None for PostgreSQL when no test server is configured.
+    /// A migrated database on `backend` holding tenant "acme" (created as
+    /// `erpsync tenant create` does), for tests that call storage directly; None for
+    /// PostgreSQL when no test server is configured.
     pub async fn with_tenant(backend: Backend) -> Option<(Self, Db, TenantId)> {
         let scratch = Self::create(backend).await?;
         let db = Db::connect(&scratch.url).await.unwrap();
         db.migrate().await.unwrap();
-        let tenant = TenantId::parse("acme").unwrap();
-        tenants::insert(&db, &Tenant::new(tenant.clone(), "Acme".into(), Utc::now()))
+        let tenant = Tenants::new(db.clone(), None)
+            .create(new_tenant("acme", "Acme"))
             .await
-            .unwrap();
+            .unwrap()
+            .id;
         Some((scratch, db, tenant))
     }
 }
@@ -82,6 +86,7 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
+    /// Creates a database named by a UUID on the server of `admin`.
     pub(crate) async fn create(admin: &str) -> Self {
         let name = format!("erpsync_test_{}", uuid::Uuid::new_v4().simple());
         let opts = PgConnectOptions::from_str(admin).expect("valid ERPSYNC_TEST_DATABASE_URL");
@@ -102,6 +107,7 @@ impl PgDatabase {
         }
     }
 
+    /// Drops the database (forcing its connections closed), from a thread of its own.
     pub(crate) fn drop_blocking(self) {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -261,6 +267,7 @@ impl Drop for PgProxy {
 /// The env var naming a MariaDB/MySQL server tests may create databases on.
 pub const MYSQL_ENV: &str = "ERPSYNC_TEST_MYSQL_URL";
 
+/// A MariaDB database `name` on the server of `admin`, dropped with the test.
 pub(crate) struct DropMysql {
     pub(crate) admin: String,
     pub(crate) name: String,

@@ -84,6 +84,7 @@ pub async fn scrape(port: u16) -> (String, std::collections::BTreeMap<String, f6
     scrape_with(port, None).await
 }
 
+/// Like [`scrape`], sending `authorization` when given.
 pub async fn scrape_with(
     port: u16,
     authorization: Option<&str>,

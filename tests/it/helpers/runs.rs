@@ -45,6 +45,7 @@ pub(crate) async fn held_run(
     run
 }
 
+/// The figures of table `name` in `run`.
 pub(crate) fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
     run.tables
         .iter()
@@ -52,6 +53,7 @@ pub(crate) fn table<'a>(run: &'a pb::Run, name: &str) -> &'a pb::RunTable {
         .unwrap_or_else(|| panic!("no {name} in {:?}", run.tables))
 }
 
+/// Waits (10 s at most) until no run of acme is RUNNING; acme's runs, newest first.
 pub(crate) async fn wait_idle(ctx: &mut Ctx) -> Vec<pb::Run> {
     for _ in 0..400 {
         let runs = ctx

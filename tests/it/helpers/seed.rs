@@ -77,6 +77,7 @@ pub(crate) fn to_struct(v: &Value) -> prost_types::Struct {
     }
 }
 
+/// A record `id` with `fields` (a JSON object).
 pub fn record(id: &str, fields: &Value) -> Record {
     Record {
         external_id: id.into(),
@@ -93,10 +94,12 @@ pub(crate) fn today() -> NaiveDate {
         .date_naive()
 }
 
+/// The date `n` days before [`today`], as `YYYY-MM-DD`.
 pub(crate) fn days_ago(n: i64) -> String {
     (today() - Duration::days(n)).to_string()
 }
 
+/// An invoice `id` of `company` issued on `issued` for `total`.
 pub(crate) fn invoice(id: &str, company: &str, issued: &str, total: &str) -> Record {
     record(
         id,

@@ -380,6 +380,8 @@ impl Drop for TestApp {
     }
 }
 
+/// A server delivering to the host CrmSink at `url` in batches of 2, trying each batch
+/// twice 10 ms apart, its configuration adjusted by `tune`.
 pub(crate) async fn app_with_host_sink_and(
     backend: Backend,
     url: String,

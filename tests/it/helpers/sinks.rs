@@ -28,6 +28,7 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// Holds the first caller until the test opens the gate; later callers pass.
     pub async fn hold(&self) {
         if !self.passed.swap(true, Ordering::SeqCst) {
             self.reached.notify_one();
@@ -410,6 +411,7 @@ impl pb::crm_sink_server::CrmSink for HostCrmService {
     }
 }
 
+/// A [`HostCrm`] served over gRPC on 127.0.0.1: the host and its port.
 pub(crate) async fn start_host() -> (std::sync::Arc<HostCrm>, u16) {
     let host = std::sync::Arc::new(HostCrm::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,26 +3,29 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::domain::token::{Grant, NewToken, Role, TenantScope};
+use erpsync::auth::Tokens;
+use erpsync::domain::tenant::{NewTenant, SettingsInput, TenantId};
+use erpsync::domain::token::{Role, TenantScope, TokenRequest};
 use erpsync::grpc::pb::{
     self, integration_history_client::IntegrationHistoryClient, GetAbcReportRequest,
     GetCompanyHistoryRequest, GetOverviewRequest, GetRunRequest, ListCompaniesRequest, Record,
     TriggerSyncRequest,
 };
-use erpsync::storage::{crm, tenants, tokens};
+use erpsync::storage::crm;
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 
 use super::servers::TestApp;
 
 impl TestApp {
-    /// Creates a tenant with the product defaults.
+    /// Creates a tenant with the product defaults, through the tenants service (what
+    /// Admin.CreateTenant and `erpsync tenant create` call).
     pub async fn create_tenant(&self, id: &str) -> TenantId {
-        let id = TenantId::parse(id).unwrap();
-        let t = Tenant::new(id.clone(), format!("Tenant {id}"), Utc::now());
-        tenants::insert(&self.state.db, &t).await.unwrap();
-        id
+        self.state
+            .tenants
+            .create(new_tenant(id, &format!("Tenant {id}")))
+            .await
+            .unwrap_or_else(|e| panic!("creating tenant {id}: {e:?}"))
+            .id
     }
 
     /// Grants `tenant` the View source `url` names, as `erpsync tenant grant-view-source`
@@ -36,23 +39,42 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("granting {url} to {tenant}: {e:?}"));
     }
 
-    /// Issues a token of `role` for `tenants` (empty: every tenant) and returns the secret.
+    /// Issues a token of `role` for `tenants` (empty: every tenant) through the server's
+    /// tokens service and returns the secret.
     pub async fn token(&self, role: Role, tenants: &[&TenantId]) -> String {
-        let new = NewToken::generate().unwrap();
         let scope = if tenants.is_empty() {
             TenantScope::All
         } else {
             TenantScope::Listed(tenants.iter().map(|t| (*t).clone()).collect())
         };
-        let grant = Grant {
-            token_id: new.id.clone(),
-            role,
-            scope,
-        };
-        tokens::insert(&self.state.db, &new, &grant, None, Utc::now())
-            .await
-            .unwrap();
-        new.secret
+        issue(&self.state.tokens, role, scope, "").await
+    }
+}
+
+/// Issues a token of `role` for `scope` labelled `label` (may be "") with `tokens`, as
+/// Admin.IssueToken and `erpsync token issue` do, and returns its secret.
+pub async fn issue(tokens: &Tokens, role: Role, scope: TenantScope, label: &str) -> String {
+    let request = TokenRequest {
+        role,
+        scope,
+        expires_in_days: None,
+        label: label.to_owned(),
+    };
+    let (new, _) = tokens
+        .issue(request)
+        .await
+        .unwrap_or_else(|e| panic!("issuing a {role:?} token: {e:?}"));
+    new.secret
+}
+
+/// What a host asks for to create tenant `id` named `name`, leaving the rest to the
+/// product's defaults.
+pub fn new_tenant(id: &str, name: &str) -> NewTenant {
+    NewTenant {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        timezone: None,
+        settings: SettingsInput::default(),
     }
 }
 
@@ -202,12 +224,14 @@ pub(crate) async fn list_companies(
         .into_inner()
 }
 
+/// Every company ListCompanies answers for acme (its first page, unfiltered).
 pub(crate) async fn all_companies(ctx: &mut Ctx) -> Vec<pb::Company> {
     list_companies(ctx, ListCompaniesRequest::default())
         .await
         .companies
 }
 
+/// Acme's GetAbcReport.
 pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
     ctx.history
         .get_abc_report(authed(
@@ -221,6 +245,7 @@ pub(crate) async fn report(ctx: &mut Ctx) -> pb::AbcReport {
         .into_inner()
 }
 
+/// GetCompanyHistory of acme's company `id`.
 pub(crate) async fn company_history(
     ctx: &mut Ctx,
     id: &str,

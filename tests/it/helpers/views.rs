@@ -15,6 +15,7 @@ pub(crate) struct SqliteErp {
 }
 
 impl SqliteErp {
+    /// A new SQLite file in a temporary folder, with `setup` (SQL) run on it.
     pub(crate) async fn new(setup: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("erp.db");
@@ -32,6 +33,7 @@ impl SqliteErp {
         }
     }
 
+    /// Runs `sql` on the ERP's database.
     pub(crate) async fn exec(&mut self, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut self.conn).await.unwrap();
     }
@@ -54,6 +56,8 @@ pub(crate) fn clientes(n: usize) -> String {
     sql
 }
 
+/// Acme's company table read from `view` in `mode` (key `id`; name, document and city
+/// from razao, cnpj, cidade; incremental on `alterado_em`).
 pub(crate) fn company_view(view: &str, mode: ViewMode) -> ViewTable {
     ViewTable {
         table: "company".into(),
@@ -74,6 +78,7 @@ pub(crate) fn company_view(view: &str, mode: ViewMode) -> ViewTable {
     }
 }
 
+/// SetViewConfig of acme with the source `url`, `tables` and `page_size` (no check, no clear).
 pub(crate) async fn set_view(
     ctx: &mut Ctx,
     url: Option<&str>,

@@ -20,6 +20,7 @@ pub(crate) struct Download {
     pub(crate) bytes: Vec<u8>,
 }
 
+/// ExportHistory of acme for `from`..=`to`, `tables` (empty: all), of `kind`.
 pub(crate) fn request(
     from: NaiveDate,
     to: NaiveDate,
@@ -35,6 +36,7 @@ pub(crate) fn request(
     }
 }
 
+/// Runs ExportHistory `req` with `token` and gathers the stream.
 pub(crate) async fn download(
     app: &TestApp,
     token: &str,
@@ -81,6 +83,7 @@ pub(crate) fn sheets(bytes: &[u8]) -> Vec<(String, Vec<Vec<Data>>)> {
         .collect()
 }
 
+/// The rows of sheet `name` of `all`.
 pub(crate) fn sheet<'a>(all: &'a [(String, Vec<Vec<Data>>)], name: &str) -> &'a [Vec<Data>] {
     &all.iter()
         .find(|(n, _)| n == name)
@@ -88,6 +91,7 @@ pub(crate) fn sheet<'a>(all: &'a [(String, Vec<Vec<Data>>)], name: &str) -> &'a 
         .1
 }
 
+/// A cell's text (empty for an empty cell); any other kind of cell fails the test.
 pub(crate) fn text(d: &Data) -> String {
     match d {
         Data::String(s) => s.clone(),
