@@ -78,7 +78,7 @@ struct Tenanted {
 /// Creates `acme` on `db` with its tokens, as the operator's commands do, and pushes three
 /// companies through `port`.
 async fn tenant_with_companies(db: &Db, port: u16) -> Tenanted {
-    let id = Tenants::new(db.clone(), None)
+    let id = Tenants::new(db.clone(), None, erpsync::clock::system())
         .create(new_tenant("acme", "ACME"))
         .await
         .unwrap()

@@ -120,7 +120,7 @@ fn ids(entries: &[RequestLogEntry]) -> std::collections::BTreeSet<String> {
 
 async fn retention_drops_whole_old_days_keeps_the_window_and_the_usage_exact(backend: Backend) {
     let (scratch, db, acme) = ScratchDb::with_tenant(backend).await.unwrap();
-    let beta = Tenants::new(db.clone(), None)
+    let beta = Tenants::new(db.clone(), None, erpsync::clock::system())
         .create(new_tenant("beta", "Beta"))
         .await
         .unwrap()

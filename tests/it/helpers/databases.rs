@@ -61,7 +61,7 @@ impl ScratchDb {
         let scratch = Self::create(backend).await?;
         let db = Db::connect(&scratch.url).await.unwrap();
         db.migrate().await.unwrap();
-        let tenant = Tenants::new(db.clone(), None)
+        let tenant = Tenants::new(db.clone(), None, erpsync::clock::system())
             .create(new_tenant("acme", "Acme"))
             .await
             .unwrap()
