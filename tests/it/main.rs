@@ -29,7 +29,7 @@ mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod isolation;
-mod layout;
+mod suite_layout;
 mod lease;
 mod limits;
 mod load;

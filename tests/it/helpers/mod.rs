@@ -1,5 +1,5 @@
 //! Fixtures the integration tests share, one module per concern. A test file imports
-//! fixtures from here (or `crate::pki`), never from another test file (`layout.rs`
+//! fixtures from here (or `crate::pki`), never from another test file (`suite_layout.rs`
 //! checks it): editing one test cannot break others.
 //!
 //! * [`servers`]: the server under test ([`TestApp`], `spawn_app*`, replicas, servers
