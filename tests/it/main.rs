@@ -30,6 +30,7 @@ mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod isolation;
+mod layout;
 mod lease;
 mod limits;
 mod load;
