@@ -35,13 +35,22 @@ const OWNED: &[(&str, &str, &[&str])] = &[
             "max_without_success_secs",
             "created_at",
             "updated_at",
+            "strict_fields",
+            "delete_guard_percent",
+            "delete_guard_min_rows",
+            "abc_settings",
+            "abc_history_days",
+            "run_history_days",
         ],
     ),
     ("api_token_tenant", "tenant_id", &["token_id", "tenant_id"]),
 ];
 
 /// Tenant-owned tables that grow with history, their share counted in `tenant_usage`:
-/// (which, table, the columns measured). Their rows are keyed by `id`.
+/// (which, table, the columns measured). Their rows are keyed by `id`. Every column is
+/// measured but `sync_run.progress`: a RUNNING run's progress, rewritten at every stage
+/// without a measure around it and cleared when the run ends; measured, the run's end
+/// would take off the counter bytes that were never added to it.
 const COUNTED: &[(Counted, &str, &[&str])] = &[
     (
         Counted::Runs,
@@ -190,6 +199,9 @@ mod tests {
     /// databases on (as the integration tests read it).
     const PG_ENV: &str = "ERPSYNC_TEST_DATABASE_URL";
 
+    /// Columns the lists leave out on purpose (see `COUNTED`): (table, columns).
+    const NOT_MEASURED: &[(&str, &[&str])] = &[("sync_run", &["progress"])];
+
     /// Every table a list above measures, with its list.
     fn measured() -> Vec<(&'static str, &'static [&'static str])> {
         let owned = OWNED.iter().map(|(table, _, columns)| (*table, *columns));
@@ -228,7 +240,15 @@ mod tests {
         let mut wrong = Vec::new();
         for (table, listed) in measured() {
             let real = columns(db, table).await;
-            let listed: BTreeSet<String> = listed.iter().map(|c| (*c).to_owned()).collect();
+            let left_out = NOT_MEASURED
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .flat_map(|(_, columns)| columns.iter());
+            let listed: BTreeSet<String> = listed
+                .iter()
+                .chain(left_out)
+                .map(|c| (*c).to_owned())
+                .collect();
             let unmeasured: Vec<&String> = real.difference(&listed).collect();
             let unknown: Vec<&String> = listed.difference(&real).collect();
             if real.is_empty() {
