@@ -1,5 +1,7 @@
 //! The source's layout, read from its own paths: no two files under `src/` refer to each
-//! other, and `storage/bulk` refers to nothing above it in `storage`.
+//! other, nor do more in a circle, and `storage/bulk` refers to nothing above it in
+//! `storage`. `farm-studio look` draws the same arrows between folders; these tests hold
+//! them between files.
 //!
 //! A file refers to another when it names an item through a path that reaches it:
 //! `crate::…`, `super::…`, `self::…`, a child module's name, or a name a `use` bound to
@@ -342,7 +344,6 @@ fn end_of_item(tokens: &[Token], mut i: usize) -> usize {
 
 /// The files each file refers to, with the paths that make each reference. Items under
 /// `#[cfg(test)]` are not read: a test may exercise its file through the module above.
-
 fn references(sources: &[Source]) -> BTreeMap<String, Refs> {
     let files: Files = sources
         .iter()
@@ -599,8 +600,8 @@ fn storage_bulk_refers_to_nothing_above_it_in_storage() {
 }
 
 /// The reader itself, on a small crate written out here: it sees `use` trees, inline
-/// paths, `super`, aliases and child modules, and not comments, strings or test modules'
-/// own `super`.
+/// paths, `super`, aliases and child modules, and not comments, strings or
+/// `#[cfg(test)]` items.
 #[test]
 fn the_reader_finds_references_through_every_kind_of_path() {
     let source = |path: &str, module: &[&str], text: &str| Source {
