@@ -15,6 +15,17 @@ use crate::grpc::pb::{
     TriggerSyncRequest,
 };
 
+/// Which running erpsync a client command calls, and with which token.
+#[derive(Debug, clap::Args)]
+pub(super) struct ServerArgs {
+    /// Address of a running erpsync.
+    #[arg(long, env = "ERPSYNC_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub(super) server: String,
+    /// A crm token (see `erpsync token issue`).
+    #[arg(long, env = "ERPSYNC_TOKEN", hide_env_values = true)]
+    pub(super) token: String,
+}
+
 /// A connection to the erpsync at `server`.
 pub(super) async fn channel(server: &str) -> anyhow::Result<Channel> {
     Channel::from_shared(server.to_owned())

@@ -4,8 +4,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::client::{authorized, channel};
-use super::ServerArgs;
+use super::client::{authorized, channel, ServerArgs};
 use crate::grpc::pb::{
     integration_history_client::IntegrationHistoryClient, ListPendingDeletesRequest, PendingDelete,
     ResolveAction, ResolvePendingDeletesRequest,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use self::client::ServerArgs;
 use crate::config::{self as cfg, setting, Config, CrmSink, LogFormat};
 use crate::worker::delivery;
 
@@ -61,16 +62,6 @@ pub struct Cli {
     secret_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Args)]
-struct ServerArgs {
-    /// Address of a running erpsync.
-    #[arg(long, env = "ERPSYNC_SERVER", default_value = "http://127.0.0.1:50051")]
-    server: String,
-    /// A crm token (see `erpsync token issue`).
-    #[arg(long, env = "ERPSYNC_TOKEN", hide_env_values = true)]
-    token: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,8 +24,11 @@ use tonic::codegen::{http, Service};
 use tonic::service::Routes;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use super::activity::Activity;
 use super::activity::{Deadlines, OpenCall};
-use super::{Activity, Conn, ConnLimits, ConnStats};
+use super::io::Conn;
+use super::limits::ConnLimits;
+use super::slots::ConnStats;
 use crate::error::AppError;
 
 /// How a connection's calls are served.

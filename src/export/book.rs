@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use rust_xlsxwriter::{Chart, ChartType, ColNum, Format, RowNum, Workbook, Worksheet, XlsxError};
 
-use super::ExportLimits;
+use super::limits::ExportLimits;
 
 /// One column of a data sheet.
 #[derive(Debug, Clone, Copy)]

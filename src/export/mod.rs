@@ -12,33 +12,28 @@
 //! writer's temporary files are removed with the workbook.
 
 mod book;
+mod flow;
+mod limits;
 mod sheets;
 
-use std::io::{self, Write};
+pub use flow::{Chunk, CHUNK_BYTES, CONTENT_TYPE};
+pub use limits::ExportLimits;
+pub use sheets::ZIP_COMPRESSION_LEVEL;
+
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use self::flow::{ChunkWriter, Page, Stop};
 use crate::clock::SharedClock;
 use crate::domain::crm::PendingDelete;
 use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
-use crate::domain::request_log::RequestLogEntry;
-use crate::domain::run::{RunSummary, TableCounts};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, FieldViolation, Result};
 use crate::storage::{pending_deletes, request_log, runs, tenants, Db};
 use crate::throttle::TenantSlots;
-
-/// Largest `data` of one chunk.
-pub const CHUNK_BYTES: usize = 1 << 20;
-/// The media type of an .xlsx file.
-pub const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-/// Deflate level of the zip (1 fastest … 9 smallest). Level 1 compresses a request log
-/// about twice as fast as the default 6 for a file about 1.6 × larger: the export is CPU
-/// work on a machine shared with the sync worker, and the file travels once.
-pub const ZIP_COMPRESSION_LEVEL: u8 = 1;
 
 /// Rows of the first page read; later pages are sized to [`PAGE_BYTES`].
 const FIRST_PAGE_ROWS: usize = 32;
@@ -50,65 +45,6 @@ const PAGE_BYTES: usize = 1 << 20;
 const PAGES_AHEAD: usize = 4;
 /// Chunks buffered towards the caller.
 const CHUNKS_AHEAD: usize = 4;
-
-/// Sheet and cell limits of the export; the defaults are Excel's, smaller ones let
-/// tests reach the overflow paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExportLimits {
-    /// Data rows a sheet holds under its header before the next sheet starts.
-    pub rows_per_sheet: u32,
-    /// Characters (UTF-16 units, as Excel counts) a cell holds before it is cut.
-    pub max_cell_chars: usize,
-}
-
-/// Excel's limits: 1 048 576 rows a sheet (one is the header), 32 767 characters a cell.
-impl Default for ExportLimits {
-    fn default() -> Self {
-        Self {
-            rows_per_sheet: 1_048_575,
-            max_cell_chars: 32_767,
-        }
-    }
-}
-
-impl ExportLimits {
-    /// Checks the limits: a sheet holds 1 to 1 048 575 data rows, a cell 64 to 32 767
-    /// characters (room for the cut marker).
-    pub fn validate(&self) -> Result<(), String> {
-        let excel = Self::default();
-        if self.rows_per_sheet == 0 || self.rows_per_sheet > excel.rows_per_sheet {
-            return Err(format!(
-                "export rows per sheet must be 1 to {}, got {}",
-                excel.rows_per_sheet, self.rows_per_sheet
-            ));
-        }
-        if self.max_cell_chars < 64 || self.max_cell_chars > excel.max_cell_chars {
-            return Err(format!(
-                "export cell limit must be 64 to {} characters, got {}",
-                excel.max_cell_chars, self.max_cell_chars
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A piece of the file; the first one names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    /// The file name, on the first chunk only.
-    pub filename: Option<String>,
-    /// The media type, on the first chunk only.
-    pub content_type: Option<&'static str>,
-    /// At most [`CHUNK_BYTES`] of the file.
-    pub data: Vec<u8>,
-}
-
-/// A page of rows on its way from the reader to the writer.
-enum Page {
-    Requests(Vec<RequestLogEntry>),
-    Deletes(usize, Vec<PendingDelete>),
-    Runs(Vec<(RunSummary, Vec<TableCounts>)>),
-}
 
 /// The export service: checks what a caller asks for and builds the workbook while it
 /// reads; cheap to clone.
@@ -242,20 +178,6 @@ fn start(
     out_rx
 }
 
-/// Why the writer stopped before the end.
-enum Stop {
-    /// The caller closed the stream: nobody to tell.
-    CallerLeft,
-    /// Something failed: the caller gets the error.
-    Failed(AppError),
-}
-
-impl From<AppError> for Stop {
-    fn from(e: AppError) -> Self {
-        Self::Failed(e)
-    }
-}
-
 /// Reads the pages of `spec` in order and sends them to the writer; stops when the
 /// writer is gone. A read error is sent as the last item.
 async fn read(
@@ -347,63 +269,5 @@ async fn read_pages(
                 }
             }
         }
-    }
-}
-
-/// The `Write` the zip is streamed into: cuts it into chunks and hands each to the
-/// caller's channel, waiting while the caller is slow (the channel is bounded).
-struct ChunkWriter {
-    tx: mpsc::Sender<Result<Chunk>>,
-    buf: Vec<u8>,
-    filename: Option<String>,
-    sent: u64,
-}
-
-impl ChunkWriter {
-    fn new(tx: mpsc::Sender<Result<Chunk>>, filename: String) -> Self {
-        Self {
-            tx,
-            buf: Vec::with_capacity(CHUNK_BYTES),
-            filename: Some(filename),
-            sent: 0,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
-        self.sent += data.len() as u64;
-        let filename = self.filename.take();
-        let content_type = filename.is_some().then_some(CONTENT_TYPE);
-        self.tx
-            .blocking_send(Ok(Chunk {
-                filename,
-                content_type,
-                data,
-            }))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the caller left"))
-    }
-
-    /// Sends what is left; returns the file's size.
-    fn finish(mut self) -> io::Result<u64> {
-        if !self.buf.is_empty() || self.filename.is_some() {
-            self.send()?;
-        }
-        Ok(self.sent)
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = (CHUNK_BYTES - self.buf.len()).min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK_BYTES {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        // Chunks go out full; `finish` sends the last one.
-        Ok(())
     }
 }

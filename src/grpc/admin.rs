@@ -2,39 +2,25 @@
 //! the alert feed across tenants, for a token of role `admin` only.
 
 mod purge;
+mod request;
 mod sink;
 mod tenants;
 mod tokens;
 
-use std::pin::Pin;
-
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use self::request::EventStream;
 use super::auth::grant;
 use super::convert::{self, check_text, RequestText};
 use super::pb::{self, admin_server};
 use crate::alert_feed::AlertFeed;
 use crate::auth::{authorize, Tokens};
-use crate::domain::tenant::TenantId;
 use crate::domain::token::Role;
-use crate::error::{FieldViolation, Result};
+use crate::error::Result;
 use crate::services::Services;
 use crate::tenants::Tenants;
 
 const SERVICE: &str = "Admin";
-
-/// The tenant a request names; a violation of `tenant_id` when it is not an id.
-fn tenant_id(id: &str) -> std::result::Result<TenantId, FieldViolation> {
-    TenantId::parse(id).map_err(|e| FieldViolation::new("tenant_id", e))
-}
-
-/// The request's tenant id; INVALID_ARGUMENT naming `tenant_id` when malformed.
-fn tenant(id: &str) -> Result<TenantId> {
-    tenant_id(id).map_err(|v| crate::error::AppError::InvalidFields(vec![v]))
-}
-
-type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 /// The service: transport over the services provisioning uses.
 pub struct Service {

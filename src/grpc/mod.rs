@@ -11,6 +11,9 @@ mod erp_ingest;
 mod guard;
 pub mod health;
 mod integration_history;
+/// The generated code of `proto/erpsync/v1` (clients included, for the CLI and tests).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb;
 
 use tonic::server::NamedService;
 use tonic::service::Routes;
@@ -25,16 +28,6 @@ pub mod wire {
         deployment_status, deployment_status_from, instant, integration_type,
         integration_type_from, role, role_from,
     };
-}
-
-/// The generated code of `proto/erpsync/v1` (clients included, for the CLI and tests).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("erpsync.v1");
-
-    /// The encoded descriptor set of the contract, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/erpsync_descriptor.bin"));
 }
 
 use pb::{

@@ -30,7 +30,7 @@ use super::entities::{
     sync_lease, sync_run, table_freshness, tenant, tenant_due, tenant_sink, tenant_usage,
     view_config, view_grant, view_watermark,
 };
-use super::request_log::decode_body;
+use super::request_body::decode_body;
 use super::Db;
 use crate::domain::run_status::RunStatus;
 use crate::domain::tenant::TenantId;

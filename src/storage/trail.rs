@@ -14,7 +14,7 @@ use sea_orm::{
 
 use super::bulk;
 use super::entities::{crm_company, crm_contact, record_trail, request_log, staged_record};
-use super::request_log::decode_body;
+use super::request_body::decode_body;
 use super::Db;
 use crate::domain::batch::Rejection;
 use crate::domain::tables::Table;

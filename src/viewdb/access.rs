@@ -21,7 +21,7 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use super::ErpDb;
+use super::erp::ErpDb;
 use crate::domain::secret::SecretKey;
 use crate::domain::secret::{scrub, url_secrets};
 use crate::domain::view::{Backend, ViewConfig};

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, Money,
-    ReportState, Standing, UNASSIGNED,
+    ReportState, Stamp, Standing, UNASSIGNED,
 };
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{Level, Stage};
@@ -347,7 +347,7 @@ async fn apply(
         store > 0 && new
     });
     let new = categories;
-    let stamp = abc::Stamp {
+    let stamp = Stamp {
         run_id,
         at: now,
         on: today,

@@ -1247,7 +1247,7 @@ async fn first_categorizations_are_stored_as_written_and_a_failed_write_stores_n
     // PostgreSQL keeps microseconds.
     let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let on = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-    let stamp = abc::Stamp {
+    let stamp = erpsync::domain::abc::Stamp {
         run_id: "run-1",
         at,
         on,
@@ -1278,7 +1278,7 @@ async fn first_categorizations_are_stored_as_written_and_a_failed_write_stores_n
     clash.name = "changed".into();
     again.push(clash);
     again.extend(first_categories("e", 10));
-    let stamp = abc::Stamp {
+    let stamp = erpsync::domain::abc::Stamp {
         run_id: "run-2",
         at: at + Duration::minutes(5),
         on,

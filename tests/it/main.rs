@@ -29,7 +29,6 @@ mod hostile_input;
 mod ingest;
 mod ingest_props;
 mod isolation;
-mod suite_layout;
 mod lease;
 mod limits;
 mod load;

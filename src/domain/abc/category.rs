@@ -1,55 +1,14 @@
 //! What the CRM gets for one company after a run (its class, lifecycle and portfolio), what
 //! a run keeps of it, and the history of its changes.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{AbcClass, Standing};
+use super::classify::{AbcClass, Standing};
+use super::settings::Lifecycle;
 use crate::domain::hash::Fnv1a;
 
 /// The portfolio of a company without a seller.
 pub const UNASSIGNED: &str = "unassigned";
-
-/// Where a customer is in its life with the tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lifecycle {
-    /// Never bought.
-    Prospect,
-    /// First purchase within the "new" window.
-    New,
-    /// Last purchase within the "active" window.
-    Active,
-    /// Last purchase between the active and the inactive windows.
-    AtRisk,
-    /// Last purchase longer ago than the inactive window.
-    Inactive,
-}
-
-impl Lifecycle {
-    /// Every value.
-    pub const ALL: [Self; 5] = [
-        Self::Prospect,
-        Self::New,
-        Self::Active,
-        Self::AtRisk,
-        Self::Inactive,
-    ];
-
-    /// PROSPECT, NEW, ACTIVE, AT_RISK or INACTIVE.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Prospect => "PROSPECT",
-            Self::New => "NEW",
-            Self::Active => "ACTIVE",
-            Self::AtRisk => "AT_RISK",
-            Self::Inactive => "INACTIVE",
-        }
-    }
-
-    /// Parses what [`Lifecycle::as_str`] prints.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-}
 
 /// What the CRM gets for one company after a run: its ABC class, lifecycle and portfolio
 /// (with what they were computed from).
@@ -205,6 +164,17 @@ pub struct CompanyFilter {
     pub lifecycle: Option<Lifecycle>,
     /// Only this portfolio.
     pub portfolio: Option<String>,
+}
+
+/// Which run applies categories, and when (the history's run, instant and civil date).
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// The run whose classification it is.
+    pub run_id: &'a str,
+    /// When it is applied.
+    pub at: DateTime<Utc>,
+    /// That instant's civil date in the tenant's zone.
+    pub on: NaiveDate,
 }
 
 #[cfg(test)]

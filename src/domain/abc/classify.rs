@@ -3,8 +3,8 @@
 
 use rust_decimal::Decimal;
 
+use super::revenue::{share, Money};
 use super::settings::THRESHOLD_DECIMALS;
-use super::{share, Money};
 
 /// An ABC class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,7 +4,9 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::{AbcClass, Basis, Classification, Money};
+use super::classify::{AbcClass, Classification};
+use super::revenue::Money;
+use super::settings::Basis;
 
 /// Where a run's classification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::Basis;
+use super::settings::Basis;
 use crate::domain::record::{parse_date, ParsedDate};
 use crate::domain::tables::Table;
 

@@ -5,9 +5,50 @@ use chrono::{Months, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::Lifecycle;
 use crate::domain::tables::Table;
 use crate::error::FieldViolation;
+
+/// Where a customer is in its life with the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// Never bought.
+    Prospect,
+    /// First purchase within the "new" window.
+    New,
+    /// Last purchase within the "active" window.
+    Active,
+    /// Last purchase between the active and the inactive windows.
+    AtRisk,
+    /// Last purchase longer ago than the inactive window.
+    Inactive,
+}
+
+impl Lifecycle {
+    /// Every value.
+    pub const ALL: [Self; 5] = [
+        Self::Prospect,
+        Self::New,
+        Self::Active,
+        Self::AtRisk,
+        Self::Inactive,
+    ];
+
+    /// PROSPECT, NEW, ACTIVE, AT_RISK or INACTIVE.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prospect => "PROSPECT",
+            Self::New => "NEW",
+            Self::Active => "ACTIVE",
+            Self::AtRisk => "AT_RISK",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+
+    /// Parses what [`Lifecycle::as_str`] prints.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
 
 /// Which ERP table revenue is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

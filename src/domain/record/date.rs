@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
-use super::show;
+use super::reason::show;
 
 const MIN_YEAR: i32 = 1900;
 const MAX_YEAR: i32 = 2100;

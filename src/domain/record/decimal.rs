@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 use serde_json::Number;
 
-use super::show;
+use super::reason::show;
 
 /// 10^28 < 2^96, so any value with at most 28 significant digits fits a `Decimal` mantissa.
 const MAX_SIGNIFICANT_DIGITS: usize = 28;

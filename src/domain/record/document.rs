@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::show;
+use super::reason::show;
 
 /// A CNPJ (a company's registration number) with valid check digits: 14 characters, the
 /// first 12 digits or upper-case letters, the last two digits.

@@ -11,23 +11,26 @@
 //! This file holds the record as a whole (its problems, known and unknown fields); the rules
 //! for one value live by concern: `validate.rs` the rule each kind of field applies (the
 //! kinds and each table's fields are in `domain::tables`), `decimal.rs` exact decimals, `date.rs` dates and date-times,
-//! `document.rs` CNPJs and CPFs.
+//! `document.rs` CNPJs and CPFs; `reason.rs` how a reason quotes what it got.
 
 mod date;
 mod decimal;
 mod document;
+mod reason;
 mod validate;
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
+use self::reason::show;
 use self::validate::{normalize_field, MISSING};
 use super::tables::TableDef;
 
 pub use self::date::{parse_date, parse_instant, ParsedDate};
 pub use self::decimal::parse_decimal;
 pub use self::document::{Cnpj, CnpjOrCpf, Cpf};
+pub use self::reason::json_type;
 pub use self::validate::{field_kinds, Kind, MAX_MONEY};
 
 /// One problem with a record: the field (or "" for the record as a whole) and why.
@@ -59,9 +62,6 @@ impl fmt::Display for FieldError {
 }
 
 impl std::error::Error for FieldError {}
-
-/// Bad values are quoted in reasons; a huge value is cut so the reason stays readable.
-const MAX_SHOWN_CHARS: usize = 60;
 
 /// Validates `fields` of a record of `table` and returns them normalized, or every problem found.
 ///
@@ -133,28 +133,6 @@ fn unknown_field_problem(
         }
     }
     None
-}
-
-/// How a JSON value's type reads in a reason ("a number", "a list", …).
-pub fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Quotes a user value for a reason, cut to a readable length and with control characters escaped.
-fn show(s: &str) -> String {
-    if s.chars().count() <= MAX_SHOWN_CHARS {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX_SHOWN_CHARS).collect();
-        format!("{head:?}…")
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::date::{parse_date, DATE_HINT};
 use super::decimal::{decimal_from_number, parse_decimal};
 use super::document;
-use super::{json_type, show};
+use super::reason::{json_type, show};
 use crate::domain::credential::redact_credentials;
 use crate::domain::tables::{Field, Table};
 

@@ -6,41 +6,13 @@ use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, NaiveTime};
 
-use super::ScheduleError;
+use super::error::{CronField, ScheduleError};
 
 /// Days in one Gregorian cycle (400 years): the calendar, weekdays included,
 /// repeats after it, so a cron day pattern that matches no date in one cycle
 /// matches no date ever, and one that does match recurs within that span.
 pub(super) const GREGORIAN_CYCLE_DAYS: u64 = 146_097;
 
-/// One of the five fields of a cron expression, named in error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CronField {
-    /// The first field, 0-59.
-    Minute,
-    /// The second field, 0-23.
-    Hour,
-    /// The third field, 1-31.
-    DayOfMonth,
-    /// The fourth field, 1-12 or JAN-DEC.
-    Month,
-    /// The fifth field, 0-7 (0 and 7 are Sunday) or SUN-SAT.
-    DayOfWeek,
-}
-
-impl fmt::Display for CronField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Minute => "minute",
-            Self::Hour => "hour",
-            Self::DayOfMonth => "day-of-month",
-            Self::Month => "month",
-            Self::DayOfWeek => "day-of-week",
-        })
-    }
-}
-
-/// Why a schedule could not be built.
 /// Parsing rules of one cron field.
 struct FieldSpec {
     field: CronField,
@@ -285,12 +257,11 @@ impl CronExpr {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Schedule;
     use super::*;
     use proptest::prelude::*;
 
     fn cron_err(expr: &str) -> String {
-        match Schedule::cron(expr) {
+        match expr.parse::<CronExpr>() {
             Ok(s) => panic!("{expr:?} unexpectedly parsed as {s:?}"),
             Err(e) => e.to_string(),
         }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::NaiveTime;
 
-use super::ScheduleError;
+use super::error::ScheduleError;
 
 /// A local time of day "HH:MM", 24 h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -13,10 +13,11 @@
 //! `L` grows, which is what lets the search below stop at the first hit.
 //!
 //! The parts a schedule is made of have their own files: `daily_time.rs` ("HH:MM") and
-//! `cron.rs` (five-field expressions).
+//! `cron.rs` (five-field expressions); `error.rs` says why one could not be built.
 
 mod cron;
 mod daily_time;
+mod error;
 
 use chrono::{
     DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
@@ -26,37 +27,13 @@ use chrono_tz::Tz;
 
 use self::cron::GREGORIAN_CYCLE_DAYS;
 
-pub use self::cron::{CronExpr, CronField};
+pub use self::cron::CronExpr;
 pub use self::daily_time::DailyTime;
+pub use self::error::{CronField, ScheduleError};
 
 /// The longest clock jump to step over when a local time does not exist.
 /// Samoa skipped a whole day in 2011; a little slack keeps that case covered.
 const MAX_GAP_MINUTES: u32 = 26 * 60;
-
-/// Why a schedule could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScheduleError {
-    /// A daily time was not of the form "HH:MM" within 00:00-23:59.
-    #[error("{0:?} is not a time of day: expected HH:MM between 00:00 and 23:59")]
-    InvalidDailyTime(String),
-    /// A daily schedule was given no times at all.
-    #[error("the schedule has no daily times")]
-    NoDailyTimes,
-    /// A cron expression did not have exactly five fields.
-    #[error("cron: expected 5 fields (minute hour day-of-month month day-of-week), got {0}")]
-    CronFieldCount(usize),
-    /// One field of a cron expression is malformed.
-    #[error("{field}: {reason}")]
-    InvalidCronField {
-        /// The offending field.
-        field: CronField,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A cron expression is well formed but matches no calendar date.
-    #[error("cron expression never fires: {0:?} matches no calendar date")]
-    CronNeverFires(String),
-}
 
 /// When the sync runs: daily local times or a cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]

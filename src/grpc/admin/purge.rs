@@ -6,7 +6,7 @@ use tokio_stream::StreamExt;
 use tonic::{Response, Status};
 
 use super::super::pb;
-use super::{tenant, EventStream};
+use super::request::{tenant, EventStream};
 use crate::error::Result;
 use crate::purge::Purge;
 

@@ -2,6 +2,7 @@
 //! [`crate::worker::tenant_sink`]'s.
 
 use super::super::pb;
+use super::request::tenant;
 use crate::error::{AppError, FieldViolation, Result};
 use crate::worker::tenant_sink::Sinks;
 
@@ -10,7 +11,7 @@ pub(super) async fn set_tenant_sink(
     sinks: &Sinks,
     req: pb::SetTenantSinkRequest,
 ) -> Result<pb::TenantSink> {
-    let tenant = super::tenant(&req.tenant_id)?;
+    let tenant = tenant(&req.tenant_id)?;
     let view = if req.clear {
         if !req.address.is_empty() || !req.secret.is_empty() {
             return Err(AppError::InvalidFields(vec![FieldViolation::new(

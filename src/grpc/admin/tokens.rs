@@ -5,7 +5,8 @@ use tonic::Request;
 
 use super::super::convert;
 use super::super::pb;
-use super::{tenant_id, Service};
+use super::request::tenant_id;
+use super::Service;
 use crate::domain::page_token::page_size;
 use crate::error::{AppError, Result};
 

@@ -1,13 +1,13 @@
 //! The ABC analysis: reports, categorized companies and their history.
 
 use super::super::pb;
-use super::timestamp;
+use super::values::{record_version, timestamp};
 use crate::domain::abc::{AbcClass, AbcReport, Category, CategoryChange, Lifecycle, Money};
 
 /// A company's categories as the CRM sink receives them.
 pub fn company_category(c: Category) -> pb::CompanyCategory {
     pb::CompanyCategory {
-        version: super::record_version(&c.version()),
+        version: record_version(&c.version()),
         external_id: c.external_id,
         abc_class: c
             .abc_class

@@ -2,8 +2,12 @@
 //! Admin's requests (checked like IntegrationHistory's, see [`super::RequestText`]).
 
 use super::super::pb;
-use super::tenant::{abc_settings, deployment_status, health, integration_type, schedule};
-use super::{duration, timestamp, RequestText};
+use super::tenant::{
+    abc_settings, deployment_status, deployment_status_from, health, integration_type,
+    integration_type_from, schedule,
+};
+use super::text::RequestText;
+use super::values::{duration, tenant_ids, timestamp};
 use crate::domain::tenant::{Health, NewTenant, SettingsInput};
 use crate::domain::text::{MAX_ID_CHARS, MAX_SHORT_CHARS};
 use crate::domain::token::{Role, TenantScope, TokenInfo, TokenRequest};
@@ -57,16 +61,14 @@ pub fn health_from(v: i32) -> Option<Option<Health>> {
 /// is no value of its enum is a violation of its field.
 pub fn new_tenant(req: pb::CreateTenantRequest) -> Result<NewTenant, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let integration_type =
-        super::integration_type_from(req.integration_type).unwrap_or_else(|| {
-            violations.push(FieldViolation::new("integration_type", "unknown value"));
-            None
-        });
-    let deployment_status =
-        super::deployment_status_from(req.deployment_status).unwrap_or_else(|| {
-            violations.push(FieldViolation::new("deployment_status", "unknown value"));
-            None
-        });
+    let integration_type = integration_type_from(req.integration_type).unwrap_or_else(|| {
+        violations.push(FieldViolation::new("integration_type", "unknown value"));
+        None
+    });
+    let deployment_status = deployment_status_from(req.deployment_status).unwrap_or_else(|| {
+        violations.push(FieldViolation::new("deployment_status", "unknown value"));
+        None
+    });
     if !violations.is_empty() {
         return Err(violations);
     }
@@ -125,7 +127,7 @@ pub fn token_request(req: pb::IssueTokenRequest) -> Result<TokenRequest, Vec<Fie
             "set TOKEN_ROLE_CRM, TOKEN_ROLE_ERP or TOKEN_ROLE_ADMIN",
         ));
     }
-    let tenants = super::tenant_ids(&req.tenant_ids, &mut violations);
+    let tenants = tenant_ids(&req.tenant_ids, &mut violations);
     let Some(role) = role.filter(|_| violations.is_empty()) else {
         return Err(violations);
     };

@@ -5,7 +5,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
 use super::super::pb;
-use super::{alert, timestamp};
+use super::tenant::alert;
+use super::values::{tenant_ids, timestamp};
 use crate::alert_feed::{Feed, Tenants};
 use crate::domain::alert::{AlertEvent, AlertEventKind};
 use crate::error::{AppError, Result};
@@ -17,7 +18,7 @@ pub fn watched_tenants(ids: &[String]) -> Result<Tenants> {
         return Ok(Tenants::All);
     }
     let mut violations = Vec::new();
-    let tenants = super::tenant_ids(ids, &mut violations);
+    let tenants = tenant_ids(ids, &mut violations);
     if violations.is_empty() {
         Ok(Tenants::Only(tenants))
     } else {

@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use super::super::pb;
-use super::{duration, json_struct, timestamp};
+use super::values::{duration, json_struct, timestamp};
 use crate::domain::export::ExportKind;
 use crate::domain::run::{
     CrmCountSource, Level, LogEvent, RunDetail, RunStatus, RunSummary, RunTrigger, TableCounts,

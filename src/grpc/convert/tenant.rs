@@ -3,8 +3,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::super::pb;
-use super::runs::run_table;
-use super::{duration, run, timestamp};
+use super::runs::{run, run_table};
+use super::values::{duration, timestamp};
 use crate::domain::abc::{AbcInput, AbcSettings};
 use crate::domain::alert::{Alert, AlertKind};
 use crate::domain::freshness::{FreshnessInput, TableFreshness};

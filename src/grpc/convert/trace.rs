@@ -1,6 +1,7 @@
 //! A record's trace (GetRecordTrace) as the wire carries it.
 
-use super::{category_change, company, json_struct, json_value, timestamp};
+use super::abc::{category_change, company};
+use super::values::{json_struct, json_value, timestamp};
 use crate::domain::trail::{CrmNow, RecordTrace, StagedNow, TrailEvent, TrailKind};
 use crate::grpc::pb;
 

@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
 
 use super::rows::{date, stored_classes, Stored};
-use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
+use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle, Stamp};
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::bulk::abc as bulk;
@@ -66,17 +65,6 @@ pub async fn list(
         .into_iter()
         .map(Category::try_from)
         .collect()
-}
-
-/// Which run applies categories, and when (the history's run, instant and civil date).
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp<'a> {
-    /// The run whose classification it is.
-    pub run_id: &'a str,
-    /// When it is applied.
-    pub at: DateTime<Utc>,
-    /// That instant's civil date in the tenant's zone.
-    pub on: NaiveDate,
 }
 
 /// Stores new categories with their history entries, and forgets the categories of

@@ -17,7 +17,7 @@ mod report;
 mod revenue;
 pub(in crate::storage) mod rows;
 
-pub use self::categories::{apply, category, history, list, stored, Filter, Stamp};
+pub use self::categories::{apply, category, history, list, stored, Filter};
 pub use self::companies::{categorized_but_gone, live_companies, LiveCompany};
 pub use self::held::{held_rows, hold, resolve, supersede_held};
 pub use self::report::{current_report, held_report, insert_report, report};

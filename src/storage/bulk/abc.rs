@@ -11,7 +11,7 @@ use super::read::{col, fetch_all, fetch_packed, Ph, Reader, PAGE};
 use crate::domain::abc::Basis;
 use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
-use crate::storage::Db;
+use crate::storage::db::Db;
 
 /// A stored category as a run compares with it: external id, class, lifecycle,
 /// fingerprint, company hash.

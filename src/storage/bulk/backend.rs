@@ -5,6 +5,15 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use crate::error::Result;
+use crate::storage::db::Db;
+
+impl Db {
+    /// Copies the SQLite write-ahead log into the database file without blocking
+    /// writers or readers (a no-op on PostgreSQL). Returns the WAL frames checkpointed.
+    pub async fn checkpoint(&self) -> Result<i64> {
+        wal_checkpoint(self.conn()).await
+    }
+}
 
 /// Waits for, then holds until `txn` ends, the lock named `key`: writers that take the
 /// same key commit one after another. A no-op on SQLite, whose writers already do.

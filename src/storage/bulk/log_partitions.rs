@@ -14,7 +14,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::error::Result;
-use crate::storage::Db;
+use crate::storage::db::Db;
 
 /// Days after today whose partitions exist beforehand: retention ticks hourly, so a few
 /// missed ticks still find tomorrow's partition made.

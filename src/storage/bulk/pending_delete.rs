@@ -15,7 +15,7 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::Params;
-use crate::storage::Db;
+use crate::storage::db::Db;
 
 /// Ids per statement.
 const IDS_PER_STATEMENT: usize = 2_000;

@@ -17,7 +17,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
 
 use crate::error::{AppError, Result};
-use crate::storage::sqlx_error;
+use crate::storage::db::sqlx_error;
 
 /// A value written into a statement as a SQL literal: the one way a value enters a
 /// statement that takes no bind parameters. Implemented for integers and text only.

@@ -10,7 +10,7 @@
 use sea_orm::DbBackend;
 
 use crate::error::Result;
-use crate::storage::{sqlx_error, Db, Pool};
+use crate::storage::db::{sqlx_error, Db, Pool};
 
 /// Runs `$sql` (built by `$build` from a placeholder function: `?` on SQLite, `$N` on
 /// PostgreSQL) with `$binds` and maps every row with `$map`, through sqlx directly: for a
@@ -18,14 +18,14 @@ use crate::storage::{sqlx_error, Db, Pool};
 macro_rules! fetch_all {
     ($db:expr, $build:expr, [$($bind:expr),*], |$row:ident| $map:expr) => {{
         match $db.pool() {
-            $crate::storage::Pool::Sqlite(pool) => {
+            $crate::storage::db::Pool::Sqlite(pool) => {
                 let sql: String = $build(&|_: usize| "?".to_owned());
-                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err($crate::storage::sqlx_error)?;
+                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err($crate::storage::db::sqlx_error)?;
                 rows.iter().map(|$row| $map).collect::<$crate::error::Result<Vec<_>>>()
             }
-            $crate::storage::Pool::Postgres(pool) => {
+            $crate::storage::db::Pool::Postgres(pool) => {
                 let sql: String = $build(&|n: usize| format!("${n}"));
-                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err($crate::storage::sqlx_error)?;
+                let rows = sqlx::query(&sql)$(.bind($bind))*.fetch_all(pool).await.map_err($crate::storage::db::sqlx_error)?;
                 rows.iter().map(|$row| $map).collect::<$crate::error::Result<Vec<_>>>()
             }
         }
@@ -50,7 +50,7 @@ macro_rules! fetch_packed {
                 let packed: String = sqlx::query_scalar(&sql)$(.bind($bind))*
                     .fetch_one(&mut **conn)
                     .await
-                    .map_err($crate::storage::sqlx_error)?;
+                    .map_err($crate::storage::db::sqlx_error)?;
                 serde_json::from_str(&packed).map_err(|e| {
                     $crate::error::AppError::Internal(anyhow::anyhow!("a packed page does not decode: {e}"))
                 })

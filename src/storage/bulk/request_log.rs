@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::request_log::{RequestLogEntry, Transport};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::request_log::decode_body;
-use crate::storage::{sqlx_error, Db, Pool};
+use crate::storage::db::{sqlx_error, Db, Pool};
+use crate::storage::request_body::decode_body;
 
 /// Where a page of [`PageReader::page`] starts: after this (received_at, id).
 pub type ExportCursor = (DateTime<Utc>, String);

@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::Db;
+use crate::storage::db::Db;
 
 /// Tenant-owned tables: (table, the column naming the tenant, the columns measured).
 const OWNED: &[(&str, &str, &[&str])] = &[
@@ -35,13 +35,22 @@ const OWNED: &[(&str, &str, &[&str])] = &[
             "max_without_success_secs",
             "created_at",
             "updated_at",
+            "strict_fields",
+            "delete_guard_percent",
+            "delete_guard_min_rows",
+            "abc_settings",
+            "abc_history_days",
+            "run_history_days",
         ],
     ),
     ("api_token_tenant", "tenant_id", &["token_id", "tenant_id"]),
 ];
 
 /// Tenant-owned tables that grow with history, their share counted in `tenant_usage`:
-/// (which, table, the columns measured). Their rows are keyed by `id`.
+/// (which, table, the columns measured). Their rows are keyed by `id`. Every column is
+/// measured but `sync_run.progress`: a RUNNING run's progress, rewritten at every stage
+/// without a measure around it and cleared when the run ends; measured, the run's end
+/// would take off the counter bytes that were never added to it.
 const COUNTED: &[(Counted, &str, &[&str])] = &[
     (
         Counted::Runs,
@@ -174,4 +183,136 @@ async fn size(db: &Db, tenant: &TenantId, more: &str) -> Result<u64> {
         None => 0,
     };
     Ok(u64::try_from(bytes).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sqlx::{Connection, Executor};
+
+    use super::{COUNTED, OWNED};
+    use crate::storage::db::Db;
+
+    /// The env var naming an admin URL of a PostgreSQL server the tests may create
+    /// databases on (as the integration tests read it).
+    const PG_ENV: &str = "ERPSYNC_TEST_DATABASE_URL";
+
+    /// Columns the lists leave out on purpose (see `COUNTED`): (table, columns).
+    const NOT_MEASURED: &[(&str, &[&str])] = &[("sync_run", &["progress"])];
+
+    /// Every table a list above measures, with its list.
+    fn measured() -> Vec<(&'static str, &'static [&'static str])> {
+        let owned = OWNED.iter().map(|(table, _, columns)| (*table, *columns));
+        let counted = COUNTED.iter().map(|(_, table, columns)| (*table, *columns));
+        owned.chain(counted).collect()
+    }
+
+    /// The columns `table` has, as the backend's own catalogue lists them.
+    async fn columns(db: &Db, table: &str) -> BTreeSet<String> {
+        let stmt = match db.backend() {
+            DbBackend::Sqlite => Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT name FROM pragma_table_info(?)",
+                [table.into()],
+            ),
+            backend => Statement::from_sql_and_values(
+                backend,
+                "SELECT column_name AS name FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1",
+                [table.into()],
+            ),
+        };
+        let rows = db
+            .conn()
+            .query_all(stmt)
+            .await
+            .expect("the catalogue reads");
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "name").expect("a column name"))
+            .collect()
+    }
+
+    /// Migrates `db` and compares each list with its table's columns.
+    async fn lists_match_the_migrated_schema(db: &Db) {
+        db.migrate().await.expect("the migrations run");
+        let mut wrong = Vec::new();
+        for (table, listed) in measured() {
+            let real = columns(db, table).await;
+            let left_out = NOT_MEASURED
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .flat_map(|(_, columns)| columns.iter());
+            let listed: BTreeSet<String> = listed
+                .iter()
+                .chain(left_out)
+                .map(|c| (*c).to_owned())
+                .collect();
+            let unmeasured: Vec<&String> = real.difference(&listed).collect();
+            let unknown: Vec<&String> = listed.difference(&real).collect();
+            if real.is_empty() {
+                wrong.push(format!("{table}: no such table"));
+            } else if !unmeasured.is_empty() || !unknown.is_empty() {
+                wrong.push(format!(
+                    "{table}: columns not measured {unmeasured:?}; listed but not columns {unknown:?}"
+                ));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "storage/bulk/usage.rs's column lists differ from the migrated schema ({:?}):\n{}",
+            db.backend(),
+            wrong.join("\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_measured_columns_are_the_migrated_columns_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("usage.db").display()
+        );
+        let db = Db::connect(&url).await.expect("SQLite opens");
+        lists_match_the_migrated_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn the_measured_columns_are_the_migrated_columns_on_postgresql() {
+        let Ok(admin) = std::env::var(PG_ENV) else {
+            return;
+        };
+        let name = format!("erpsync_usage_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .expect("a throw-away database");
+        let (server, query) = match admin.split_once('?') {
+            Some((base, q)) => (base, format!("?{q}")),
+            None => (admin.as_str(), String::new()),
+        };
+        let authority = server.find("://").map_or(0, |i| i + 3);
+        let server = match server[authority..].find('/') {
+            Some(slash) => &server[..authority + slash],
+            None => server,
+        };
+        let db = Db::connect(&format!("{server}/{name}{query}"))
+            .await
+            .expect("the throw-away database opens");
+        let checked = tokio::spawn({
+            let db = db.clone();
+            async move { lists_match_the_migrated_schema(&db).await }
+        })
+        .await;
+        drop(db);
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await;
+        if let Err(e) = checked {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{content_hash, restored_hash};
+use super::hash::{content_hash, restored_hash};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 use crate::storage::bulk::delivery as bulk;

@@ -3,13 +3,14 @@
 //! the request in the same one, so a client that got an answer can rely on both).
 //!
 //! Delivery to the CRM (which versions wait, marking them delivered) is in
-//! [`delivery`].
+//! [`delivery`]; what tells one version from another, its content hash, in [`hash`].
 //!
 //! This module keeps the rules (what is new, changed or stale; content hashes; usage
 //! deltas; purchase-span changes). A batch's multi-row statements are in `bulk::staging`;
 //! the other reads go through the `staged_record` entity.
 
 mod delivery;
+mod hash;
 
 pub use self::delivery::{
     count_pending, mark_all_delivered, mark_delivered, pending_page, pending_tombstones,
@@ -23,6 +24,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, QueryFilter, QueryOrder, QuerySe
 
 use chrono_tz::Tz;
 
+use self::hash::content_hash;
 use super::bulk::staging::{self as bulk, Target, Version};
 use super::entities;
 use super::entities::staged_record::{Column, Entity};
@@ -31,7 +33,6 @@ use super::trail::AcceptedRecord;
 use super::{usage, Db};
 use crate::domain::abc::{revenue_fact, RevenueFact};
 use crate::domain::batch::{Rejection, ValidRecord};
-use crate::domain::hash::Fnv1a;
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
 
@@ -224,30 +225,6 @@ async fn load_stored(
         .await?
         .into_iter()
         .collect())
-}
-
-/// FNV-1a over what makes a version distinct: stable across builds and platforms, so a
-/// re-sent batch is recognised as unchanged after an upgrade too.
-fn content_hash(fields: &str, updated_at: Option<DateTime<Utc>>, deleted: bool) -> i64 {
-    let mut h = Fnv1a::default();
-    h.feed(fields.as_bytes());
-    h.feed(
-        &updated_at
-            .map_or(i64::MIN, |t| t.timestamp_micros())
-            .to_le_bytes(),
-    );
-    h.feed(&[u8::from(deleted)]);
-    h.finish()
-}
-
-/// The content hash of a version restored from the CRM (a discarded deletion): never the
-/// hash of a version the ERP sends, so the ERP sending the record again, even unchanged,
-/// stages a change (which ends the keep: `pending_deletes::supersede`).
-fn restored_hash(fields: &str, updated_at: Option<DateTime<Utc>>) -> i64 {
-    let mut h = Fnv1a::default();
-    h.feed(b"restored from the CRM\0");
-    h.feed(&content_hash(fields, updated_at, false).to_le_bytes());
-    h.finish()
 }
 
 /// A staged record as the sync will read it.

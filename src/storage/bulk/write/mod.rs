@@ -1,28 +1,21 @@
 //! Bulk writes of the ABC analysis: a run's categories with their history entries
 //! (`company_category`, `category_change`) and a held classification's rows
 //! (`abc_held`), tens of thousands of rows at a time, each backend its own way
-//! ([`sqlite`]: multi-row statements; [`pg`]: COPY and `UNNEST`).
+//! ([`sqlite`]: multi-row statements; [`pg`]: COPY and `UNNEST`). What both share, the
+//! batch sizes and the history rows' statement, is in [`batch`].
 
+mod batch;
 mod pg;
 mod sqlite;
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
-
-use crate::domain::abc::{Category, CategoryChange};
+use crate::domain::abc::{Category, CategoryChange, Stamp};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::abc::Stamp;
-use crate::storage::bulk::Params;
-use crate::storage::entities::category_change::standing_columns;
-use crate::storage::{Db, Pool};
+use crate::storage::db::{Db, Pool};
 
-/// Companies a write transaction covers: each transaction keeps a company's category and
-/// its history entry together, and stays short enough not to hold SQLite's writer long.
-pub(crate) const COMPANIES_PER_TXN: usize = 10_000;
-/// Rows per multi-row statement (17 columns stay under SQLite's 32 766 bind limit).
-pub(crate) const ROWS_PER_STATEMENT: usize = 1_800;
+pub(crate) use self::batch::{insert_history, ROWS_PER_STATEMENT};
 
 /// Writes a run's categories: `new` (no stored categories: their first history entry is
 /// kept on their row) inserted, `changed` upserted with their entries of `by_company`,
@@ -53,44 +46,4 @@ pub(crate) async fn held(
         return pg::hold(pool, tenant, run_id, rows).await;
     }
     sqlite::hold(db, tenant, run_id, rows).await
-}
-
-/// Writes history entries as `category_change` rows, in multi-row statements (both
-/// backends).
-pub(crate) async fn insert_history(
-    txn: &DatabaseTransaction,
-    tenant: &TenantId,
-    rows: &[&CategoryChange],
-) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut p = Params::new(txn.get_database_backend(), chunk.len() * 12);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|h| {
-                let v = [
-                    p.push(tenant.as_str()),
-                    p.push(h.external_id.as_str()),
-                    p.push(h.run_id.as_str()),
-                    p.push(h.changed_on.to_string()),
-                    p.push(h.changed_at),
-                    p.push(h.abc_from.map(|c| c.as_str().to_owned())),
-                    p.push(h.abc_to.map(|c| c.as_str().to_owned())),
-                    p.push(h.lifecycle_from.map(|l| l.as_str().to_owned())),
-                    p.push(h.lifecycle_to.map(|l| l.as_str().to_owned())),
-                    p.push(h.revenue),
-                    p.push(standing_columns(h.standing).0),
-                    p.push(standing_columns(h.standing).1),
-                ];
-                format!("({})", v.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO category_change (tenant_id, external_id, run_id, changed_on, changed_at, \
-             abc_from, abc_to, lifecycle_from, lifecycle_to, revenue, revenue_rank, share_before) \
-             VALUES {}",
-            tuples.join(", ")
-        );
-        txn.execute(p.statement(sql)).await?;
-    }
-    Ok(())
 }

@@ -6,14 +6,13 @@ use std::collections::HashMap;
 
 use sqlx::Connection;
 
-use super::COMPANIES_PER_TXN;
-use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle};
+use super::batch::COMPANIES_PER_TXN;
+use crate::domain::abc::{AbcClass, Category, CategoryChange, Lifecycle, Stamp};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::abc::Stamp;
 use crate::storage::bulk::pgcopy::{copy_in, Guarded};
+use crate::storage::db::sqlx_error;
 use crate::storage::entities::category_change::standing_columns;
-use crate::storage::sqlx_error;
 
 /// The category columns of `rows` as arrays, in CATEGORY_COLUMNS order.
 struct Columns {

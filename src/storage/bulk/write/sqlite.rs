@@ -5,13 +5,12 @@ use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 
-use super::{insert_history, COMPANIES_PER_TXN, ROWS_PER_STATEMENT};
-use crate::domain::abc::{Category, CategoryChange};
+use super::batch::{insert_history, COMPANIES_PER_TXN, ROWS_PER_STATEMENT};
+use crate::domain::abc::{Category, CategoryChange, Stamp};
 use crate::domain::tenant::TenantId;
 use crate::error::Result;
-use crate::storage::abc::Stamp;
 use crate::storage::bulk::Params;
-use crate::storage::Db;
+use crate::storage::db::Db;
 
 /// The columns of a category, in the order of [`category_values`].
 const CATEGORY_COLUMNS: &str = "external_id, name, document, abc_class, lifecycle, portfolio, \
