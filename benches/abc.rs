@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::storage::{tenants, Db};
-use erpsync::worker::abc;
+use erpsync::worker::sync::{analyse, categorize};
 use erpsync::worker::RunWorker;
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
@@ -447,7 +447,7 @@ async fn stage(
     let run_id = uuid::Uuid::new_v4().to_string();
     eprintln!("RSS at {label} start: {} MB", common::rss_kb() / 1024);
     let t0 = Instant::now();
-    let analysis = abc::analyse(state, &tenant, &run_id, Utc::now(), &|_, _| {})
+    let analysis = analyse::companies(state, &tenant, &run_id, Utc::now(), &|_, _| {})
         .await
         .expect("abc stage");
     let abc_secs = t0.elapsed().as_secs_f64();
@@ -458,9 +458,10 @@ async fn stage(
         &tenant.id,
         "bench",
     );
-    let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now(), &|_, _| {})
-        .await
-        .expect("categorize stage");
+    let outcome =
+        categorize::companies(state, &delivery, &tenant, analysis, Utc::now(), &|_, _| {})
+            .await
+            .expect("categorize stage");
     let secs = t0.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

@@ -170,7 +170,7 @@ pub async fn build_with_sink(
             run_lease: config.run_lease,
         },
         ingestor,
-        views: crate::worker::view_admin::ViewAdmin::new(db.clone(), views),
+        views: crate::view_admin::ViewAdmin::new(db.clone(), views),
         exporter: crate::export::Exporter::new(
             db,
             config.export,

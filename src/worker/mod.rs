@@ -1,7 +1,6 @@
 //! Background jobs. Each one waits on its next tick *or* shutdown, and finishes the batch
 //! in hand before it stops.
 
-pub mod abc;
 pub mod checkpoint;
 pub mod delivery;
 pub mod due;
@@ -10,7 +9,6 @@ pub mod scheduler;
 pub mod sink;
 pub mod sync;
 pub mod tenant_sink;
-pub mod view_admin;
 
 use std::sync::Arc;
 

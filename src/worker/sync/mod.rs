@@ -22,15 +22,14 @@ use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::{lease, runs, tenants};
-use crate::worker::abc;
 use crate::worker::delivery::Delivery;
 use crate::worker::due;
 use crate::worker::RunWorker;
 use outcome::Outcome;
 use progress::Meter;
 
-mod analyse;
-mod categorize;
+pub mod analyse;
+pub mod categorize;
 mod collect;
 mod delete_guard;
 mod finish;
@@ -40,6 +39,7 @@ mod push;
 mod registry;
 pub(crate) mod view;
 
+pub use categorize::{resolve_shift, ShiftAction};
 pub use delete_guard::resolve_pending_deletes;
 pub use registry::Runs;
 
@@ -158,7 +158,7 @@ struct Ctx<'a> {
     /// Stopped at a checkpoint by shutdown.
     interrupted: bool,
     /// What the abc stage computed, with the tenant's settings it used, for categorize.
-    analysis: Option<(Tenant, abc::Analysis)>,
+    analysis: Option<(Tenant, analyse::Analysis)>,
     /// The shift guard held this run's classification.
     abc_held: bool,
     /// The run's batches to the sink.
