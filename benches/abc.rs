@@ -401,10 +401,10 @@ async fn run(
     floors.push(raw.floor().await.0);
 
     let peak = Arc::new(AtomicU64::new(0));
-    let (first_secs, first_abc_secs) = stage(&state, &tenant_id, &peak, "first").await;
+    let (first_secs, first_abc_secs) = stage(&state, &db, &tenant_id, &peak, "first").await;
     db.checkpoint().await.unwrap();
     floors.push(raw.floor().await.0);
-    let (steady_secs, _) = stage(&state, &tenant_id, &peak, "steady").await;
+    let (steady_secs, _) = stage(&state, &db, &tenant_id, &peak, "steady").await;
     floors.push(raw.floor().await.0);
     floors.sort_by(f64::total_cmp);
     let floor_secs = floors[floors.len() / 2];
@@ -429,11 +429,12 @@ async fn run(
 /// Runs abc + categorize as a run does; returns (total, abc alone) seconds.
 async fn stage(
     state: &RunWorker,
+    db: &Db,
     tenant_id: &TenantId,
     peak: &Arc<AtomicU64>,
     label: &str,
 ) -> (f64, f64) {
-    let tenant = tenants::require(&state.db, tenant_id).await.unwrap();
+    let tenant = tenants::require(db, tenant_id).await.unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (done, peak) = (done.clone(), peak.clone());
@@ -454,7 +455,7 @@ async fn stage(
     let described = analysis.describe();
     let delivery = erpsync::worker::delivery::Delivery::new(
         state,
-        state.sinks.server_wide().clone(),
+        state.sinks().server_wide().clone(),
         &tenant.id,
         "bench",
     );

@@ -162,7 +162,7 @@ async fn backend_pid(admin: &mut PgConnection, application_name: &str, not: i32)
 
 /// B's LISTEN connection, by the name it gives itself.
 fn listener_of(app: &TestApp) -> String {
-    erpsync::app::listener_name(&app.state.worker.instance)
+    erpsync::app::listener_name(app.state.worker.instance())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
