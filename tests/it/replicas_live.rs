@@ -43,15 +43,7 @@ async fn replicas() -> Option<(TestApp, TestApp)> {
 /// Appends an event of `run` the way a run does, through `logs` (a replica's hub).
 async fn append(logs: &LogHub, tenant: &TenantId, run: &str, message: String) -> u64 {
     logs.append(
-        NewEvent {
-            tenant,
-            run_id: Some(run),
-            level: Level::Info,
-            stage: "push",
-            table: None,
-            message,
-            fields: serde_json::Map::new(),
-        },
+        NewEvent::new(tenant, Level::Info, "push", message).run(run),
         Utc::now(),
     )
     .await

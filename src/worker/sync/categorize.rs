@@ -15,7 +15,7 @@ use crate::domain::abc::{
     ReportState, Standing,
 };
 use crate::domain::alert::AlertKind;
-use crate::domain::run::{Level, Stage};
+use crate::domain::run::{Level, NewEvent, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
@@ -413,19 +413,11 @@ async fn release(
     worker
         .logs
         .append(
-            crate::domain::run::NewEvent {
-                tenant: &tenant.id,
-                run_id: Some(&report.run_id),
-                level: Level::Info,
-                stage: "abc",
-                table: Some(Table::Company.as_str()),
-                message,
-                fields:
-                    serde_json::json!({"alert": "ABC_SHIFT_HELD", "companies_changed": changed})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-            },
+            NewEvent::new(&tenant.id, Level::Info, Stage::Abc.as_str(), message)
+                .run(report.run_id.as_str())
+                .table(Table::Company.as_str())
+                .field("alert", "ABC_SHIFT_HELD")
+                .field("companies_changed", changed),
             now,
         )
         .await?;
