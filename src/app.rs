@@ -168,11 +168,9 @@ pub async fn build_with(
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone(), clock.clone()),
         history: crate::history::History::new(db.clone(), sinks.clone(), clock.clone()),
         tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone()), clock.clone()),
-        worker: crate::worker::RunWorker {
+        worker: crate::worker::RunWorker::new(crate::worker::Parts {
             db: db.clone(),
             sinks,
-            instance: uuid::Uuid::new_v4().to_string(),
-            runs: Default::default(),
             logs: logs.clone(),
             views: views.clone(),
             ingestor: ingestor.clone(),
@@ -180,9 +178,9 @@ pub async fn build_with(
             retries: config.retries,
             run_lease: config.run_lease,
             clock: clock.clone(),
-        },
+        }),
         ingestor,
-        views: crate::worker::view_admin::ViewAdmin::new(db.clone(), views),
+        views: crate::view_admin::ViewAdmin::new(db.clone(), views),
         exporter: crate::export::Exporter::new(
             db,
             config.export,
@@ -212,13 +210,13 @@ pub async fn build_with(
         config.metrics_token.clone(),
     )
     .await?;
-    let crm_sink = services.worker.sinks.server_wide().clone();
+    let crm_sink = services.worker.sinks().server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
         crm_sink = %crm_sink.destination(),
         // The name this replica's run leases carry (sync_lease.holder).
-        instance = %services.worker.instance,
+        instance = %services.worker.instance(),
         "erpsync ready"
     );
     // A wrong sink address or certificate shows at start, not at the first run.
@@ -283,7 +281,7 @@ impl App {
             self.services.db.clone(),
             self.retention_days,
             self.history_retention,
-            self.services.worker.clock.clone(),
+            self.services.worker.clock().clone(),
             jobs_stopped.clone(),
         ));
         let checkpoint = tokio::spawn(crate::worker::checkpoint::run(
@@ -301,7 +299,7 @@ impl App {
         let listener = self.listen.map(|l| {
             tokio::spawn(crate::wakeup::listen(
                 l.url,
-                listener_name(&self.services.worker.instance),
+                listener_name(self.services.worker.instance()),
                 self.database_timeout,
                 crate::wakeup::Wakes {
                     logs: self.services.logs.clone(),
@@ -361,8 +359,8 @@ impl App {
         // A trigger that got past the drain's check just before it started may have
         // started a run after the hand-over: it goes the same way.
         let worker = &self.services.worker;
-        if worker.runs.active() > 0 {
-            let aborted = worker.runs.abort(ABORT_GRACE).await;
+        if worker.runs().active() > 0 {
+            let aborted = worker.runs().abort(ABORT_GRACE).await;
             crate::worker::sync::hand_over(worker, &aborted).await;
         }
         let _ = stop_jobs.send(true);
@@ -398,7 +396,7 @@ impl Drain {
     /// runs, no open streams (their clients resume on another replica).
     async fn start(&self) {
         crate::metrics::draining(true);
-        self.worker.runs.drain();
+        self.worker.runs().drain();
         self.health.drain().await;
         let streams = self.logs.open_streams() + self.alerts.open_streams();
         // Followed log streams and alert feeds never end by themselves: they would hold
@@ -406,7 +404,7 @@ impl Drain {
         self.logs.close();
         self.alerts.close();
         tracing::info!(
-            runs = self.worker.runs.active(),
+            runs = self.worker.runs().active(),
             streams,
             drain_secs = self.deadline.as_secs(),
             "drain started: health NOT_SERVING, no new runs, streams closed with a retry hint; \
@@ -419,19 +417,19 @@ impl Drain {
     async fn end(&self, deadline: tokio::time::Instant) {
         let why = tokio::select! {
             biased;
-            () = self.worker.runs.idle() => None,
+            () = self.worker.runs().idle() => None,
             () = self.stopper.stopped(2) => Some("a second signal"),
             () = tokio::time::sleep_until(deadline) => Some("the drain deadline"),
         };
         match why {
             None => tracing::info!("drain finished: no run left"),
             Some(why) => {
-                let runs = self.worker.runs.active();
+                let runs = self.worker.runs().active();
                 tracing::warn!(
                     runs,
                     "drain ended by {why}: handing the runs still going over"
                 );
-                let aborted = self.worker.runs.abort(ABORT_GRACE).await;
+                let aborted = self.worker.runs().abort(ABORT_GRACE).await;
                 let handed = crate::worker::sync::hand_over(&self.worker, &aborted).await;
                 tracing::info!(
                     handed_over = handed,

@@ -40,7 +40,7 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 /// One invalid request field: what the google.rpc.BadRequest details carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
-    /// Path of the field, as named in the API ("schedule.daily_times[0]").
+    /// Path of the field, as named in the API (`schedule.daily_times[0]`).
     pub field: String,
     /// What is wrong and what to send instead.
     pub description: String,

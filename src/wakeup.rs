@@ -2,7 +2,7 @@
 //! learns that another replica appended.
 //!
 //! On PostgreSQL every append notifies a channel in its transaction
-//! ([`storage::notify`]); each process runs one [`listen`] task on a connection of its
+//! ([`crate::storage::notify`]); each process runs one [`listen`] task on a connection of its
 //! own, which wakes the tail of the tenant it hears about (or every alert watcher).
 //! A wake-up only means "read from your cursor": the tables stay the truth, and a
 //! reader reads every event after the last one it sent, in cursor order, so a

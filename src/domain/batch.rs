@@ -484,6 +484,26 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    #[test]
+    fn instants_use_the_given_zone_only_when_none_was_sent() {
+        // São Paulo has kept UTC-03:00 all year since 2019.
+        let at = |s: &str| parse_instant(s, chrono_tz::America::Sao_Paulo).map(|i| i.to_rfc3339());
+        assert_eq!(at("2024-03-05"), Ok("2024-03-05T03:00:00+00:00".to_owned()));
+        assert_eq!(
+            at("05/03/2024 22:00"),
+            Ok("2024-03-06T01:00:00+00:00".to_owned())
+        );
+        assert_eq!(
+            at("2024-03-05T10:00:00Z"),
+            Ok("2024-03-05T10:00:00+00:00".to_owned())
+        );
+        assert_eq!(
+            at("2024-03-05T10:00:00+01:00"),
+            Ok("2024-03-05T09:00:00+00:00".to_owned())
+        );
+        assert!(at("31/02/2024").is_err());
+    }
+
     fn company(id: Value, name: &str) -> Value {
         json!({"external_id": id, "fields": {"name": name, "document": "11.222.333/0001-81"}})
     }

@@ -28,7 +28,6 @@ use tracing::Instrument;
 
 use self::flow::{ChunkWriter, Page, Stop};
 use crate::clock::SharedClock;
-use crate::domain::crm::PendingDelete;
 use crate::domain::export::{ExportInput, ExportKind, ExportSpec};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, FieldViolation, Result};

@@ -162,20 +162,6 @@ fn split_offset(zone: &str) -> Option<FixedOffset> {
     }
 }
 
-/// Parses a record's `updated_at` like [`parse_date`]; dates and naive date-times are in `tz_offset_for_naive`.
-pub fn parse_instant(s: &str, tz_offset_for_naive: FixedOffset) -> Result<DateTime<Utc>, String> {
-    let local = match parse_date(s)? {
-        ParsedDate::Instant(i) => return Ok(i),
-        ParsedDate::Naive(dt) => dt,
-        ParsedDate::Date(d) => d.and_time(NaiveTime::MIN),
-    };
-    tz_offset_for_naive
-        .from_local_datetime(&local)
-        .single()
-        .map(|dt| dt.with_timezone(&Utc))
-        .ok_or_else(|| format!("{} is not a valid instant", show(s)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,26 +250,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn instants_use_the_given_zone_only_when_none_was_sent() {
-        let brt = FixedOffset::west_opt(3 * 3600).expect("offset");
-        let at = |s: &str| parse_instant(s, brt).map(|i| i.to_rfc3339());
-        assert_eq!(at("2024-03-05"), Ok("2024-03-05T03:00:00+00:00".to_owned()));
-        assert_eq!(
-            at("05/03/2024 22:00"),
-            Ok("2024-03-06T01:00:00+00:00".to_owned())
-        );
-        assert_eq!(
-            at("2024-03-05T10:00:00Z"),
-            Ok("2024-03-05T10:00:00+00:00".to_owned())
-        );
-        assert_eq!(
-            at("2024-03-05T10:00:00+01:00"),
-            Ok("2024-03-05T09:00:00+00:00".to_owned())
-        );
-        assert!(at("31/02/2024").is_err());
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -292,7 +258,6 @@ mod tests {
             if let Ok(d) = parse_date(&s) {
                 prop_assert_eq!(parse_date(&d.to_json_string()), Ok(d));
             }
-            let _ = parse_instant(&s, FixedOffset::east_opt(0).expect("utc"));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Validation and normalization of one ERP record (one JSON object pushed for one table).
 //!
-//! Each table has its fields in the catalog ([`field_kinds`]); [`validate()`] checks the
+//! Each table has its fields in the catalog ([`crate::domain::tables`]); [`validate()`] checks the
 //! known fields against their [`Kind`], rewrites them in a canonical form (trimmed text, exact decimals
 //! as strings, ISO dates, bare-digit documents) and keeps unknown fields untouched, so the
 //! rest of erpsync never has to deal with the many ways ERPs format the same value.
@@ -27,11 +27,11 @@ use self::reason::show;
 use self::validate::{normalize_field, MISSING};
 use super::tables::TableDef;
 
-pub use self::date::{parse_date, parse_instant, ParsedDate};
+pub use self::date::{parse_date, ParsedDate};
 pub use self::decimal::parse_decimal;
 pub use self::document::{Cnpj, CnpjOrCpf, Cpf};
 pub use self::reason::json_type;
-pub use self::validate::{field_kinds, Kind, MAX_MONEY};
+pub use self::validate::{Kind, MAX_MONEY};
 
 /// One problem with a record: the field (or "" for the record as a whole) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn every_table_has_a_schema_covering_its_required_fields() {
         for t in TABLES {
-            let kinds = field_kinds(t.table);
+            let kinds = t.table.def().fields;
             assert!(!kinds.is_empty(), "{}", t.id);
             for r in t.required_fields {
                 assert!(
@@ -319,7 +319,7 @@ mod tests {
     fn all_field_names() -> Vec<String> {
         let mut names: Vec<String> = TABLES
             .iter()
-            .flat_map(|t| field_kinds(t.table).iter().map(|f| f.name.to_owned()))
+            .flat_map(|t| t.table.def().fields.iter().map(|f| f.name.to_owned()))
             .collect();
         names.extend(["Name", " total", "external_id", "", "extra"].map(String::from));
         names.sort();
@@ -381,7 +381,7 @@ mod tests {
     /// so the accepting path (and its idempotence) is exercised, not only rejections.
     fn arb_near_valid_record() -> impl Strategy<Value = (&'static TableDef, Map<String, Value>)> {
         prop::sample::select(TABLES.iter().collect::<Vec<_>>()).prop_flat_map(|t| {
-            let names: Vec<&'static str> = field_kinds(t.table).iter().map(|f| f.name).collect();
+            let names: Vec<&'static str> = t.table.def().fields.iter().map(|f| f.name).collect();
             let change = (
                 prop::sample::select(names),
                 prop::option::weighted(0.8, arb_json()),

@@ -9,7 +9,6 @@ use super::decimal::{decimal_from_number, parse_decimal};
 use super::document;
 use super::reason::{json_type, show};
 use crate::domain::credential::redact_credentials;
-use crate::domain::tables::{Field, Table};
 
 pub use crate::domain::tables::Kind;
 
@@ -21,11 +20,6 @@ pub const MAX_MONEY: i64 = 100_000_000_000_000;
 
 /// What a missing required field reads as.
 pub(super) const MISSING: &str = "required field is missing";
-
-/// The fields of `table`, in the order problems are reported (its catalog entry's).
-pub fn field_kinds(table: Table) -> &'static [Field] {
-    table.def().fields
-}
 
 /// A JSON null or a blank string: the field counts as not sent.
 pub(super) fn is_absent(value: &Value) -> bool {

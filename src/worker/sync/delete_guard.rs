@@ -8,13 +8,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::outcome::{Guarded, Outcome};
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::crm::{guarded_table, DeleteState};
-use crate::domain::run::{Level, Stage};
+use crate::domain::run::{Level, NewEvent, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::trail::{NewTrail, TrailKind};
@@ -53,7 +53,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ctx.tenant,
             table,
             &ctx.run_id,
-            ctx.worker.clock.now(),
+            ctx.worker.clock().now(),
         )
         .await?;
         if !back.superseded.is_empty() {
@@ -106,7 +106,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ctx.tenant,
                 table,
                 &kept,
-                ctx.worker.clock.now(),
+                ctx.worker.clock().now(),
             )
             .await?;
             ctx.event(
@@ -156,7 +156,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 table,
                 &ctx.run_id,
                 &new,
-                ctx.worker.clock.now(),
+                ctx.worker.clock().now(),
             )
             .await?;
             ctx.event(
@@ -195,7 +195,7 @@ pub(super) async fn delete_guard(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ctx.tenant,
                 table,
                 (ctx.run_id.as_str(), Stage::DeleteGuard.as_str()),
-                ctx.worker.clock.now(),
+                ctx.worker.clock().now(),
                 &events,
             )
             .await?;
@@ -241,7 +241,7 @@ pub async fn resolve_pending_deletes(
     token_id: &str,
 ) -> Result<u64> {
     let table = guarded_table(table)?;
-    let now = worker.clock.now();
+    let now = worker.clock().now();
     let decided_by = tokens::decider_name(&worker.db, token_id).await?;
     let resolved =
         pending_deletes::resolve(&worker.db, tenant, table, ids, resolution, &decided_by, now)
@@ -249,15 +249,9 @@ pub async fn resolve_pending_deletes(
     if resolved > 0 {
         let change = update_held_alert(&worker.db, tenant, None, now).await?;
         if let Some((level, message)) = change.event() {
-            let e = crate::domain::run::NewEvent {
-                tenant,
-                run_id: None,
-                level,
-                stage: "alert",
-                table: Some(table.as_str()),
-                message,
-                fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),
-            };
+            let e = NewEvent::new(tenant, level, "alert", message)
+                .table(table.as_str())
+                .field("alert", "DELETES_HELD");
             worker.logs.append(e, now).await?;
         }
     }

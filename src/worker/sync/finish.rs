@@ -65,7 +65,7 @@ async fn ask_crm(ctx: &Ctx<'_>) -> Option<(CrmCounts, DateTime<Utc>)> {
         return None;
     }
     match ctx.delivery.sink().count_records(ctx.tenant).await {
-        Ok(counts) => counts.map(|c| (c, ctx.worker.clock.now())),
+        Ok(counts) => counts.map(|c| (c, ctx.worker.clock().now())),
         Err(e) => {
             let message = e.run_message();
             ctx.event(
@@ -113,7 +113,7 @@ async fn crm_count(
                     contacts,
                     source,
                 },
-                ctx.worker.clock.now(),
+                ctx.worker.clock().now(),
             );
             *own = Some(read);
             read
@@ -125,7 +125,7 @@ async fn crm_count(
 /// FAILING opens on a failed run and closes (with STALE) on a successful one;
 /// DELETES_HELD is open while deletions are held, stating how many.
 pub(super) async fn update_alerts(ctx: &Ctx<'_>, run: &RunDetail) -> Result<()> {
-    let now = ctx.worker.clock.now();
+    let now = ctx.worker.clock().now();
     let db = &ctx.worker.db;
     let run_id = Some(run.summary.id.as_str());
     if run.summary.status == RunStatus::Failed {

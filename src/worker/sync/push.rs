@@ -148,7 +148,7 @@ impl Batch {
             ctx.tenant,
             table,
             (ctx.run_id.as_str(), Stage::Push.as_str()),
-            ctx.worker.clock.now(),
+            ctx.worker.clock().now(),
             &events,
         )
         .await
@@ -173,7 +173,7 @@ impl Batch {
                 table,
                 &ids,
                 &ctx.run_id,
-                ctx.worker.clock.now(),
+                ctx.worker.clock().now(),
             )
             .await?;
         }

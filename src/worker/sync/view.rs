@@ -1,5 +1,5 @@
 //! The collect stage of a View integration (their administration is
-//! `worker::view_admin`): every configured view is checked first (the ERP database
+//! [`crate::view_admin`]): every configured view is checked first (the ERP database
 //! reachable, each view and column present and of a fitting type), so a broken
 //! configuration fails the run before anything is staged; then each view is read in
 //! keyset pages, every page judged like a pushed batch, staged, and logged in the request
@@ -64,7 +64,7 @@ pub(super) async fn collect(ctx: &mut Ctx<'_>, tenant: &Tenant) -> Result<()> {
         )));
     };
     let started = Instant::now();
-    let received_at = ctx.worker.clock.now();
+    let received_at = ctx.worker.clock().now();
     // The gate again at every run: a grant revoked since the URL was stored stops it here.
     let grants = view_grants::of_tenant(&ctx.worker.db, ctx.tenant).await?;
     let mut erp = match ctx.worker.views.connect(&cfg, named_by, &grants).await {
@@ -262,7 +262,7 @@ async fn read(
             &endpoint,
             Some(table),
             &message,
-            ctx.worker.clock.now(),
+            ctx.worker.clock().now(),
             Instant::now(),
         )
         .await;
@@ -274,7 +274,7 @@ async fn read(
             break;
         }
         let started = Instant::now();
-        let received_at = ctx.worker.clock.now();
+        let received_at = ctx.worker.clock().now();
         let (sql, params) = p.query.sql(cursor.as_ref());
         let rows = match erp.rows(&sql, &params).await {
             Ok(rows) => rows,
@@ -334,7 +334,7 @@ async fn read(
                     table,
                     &p.fingerprint,
                     &last,
-                    ctx.worker.clock.now(),
+                    ctx.worker.clock().now(),
                 )
                 .await?;
             }
@@ -550,7 +550,7 @@ async fn stage_deletions(
             ..batch::Judged::default()
         },
         &records,
-        ctx.worker.clock.now(),
+        ctx.worker.clock().now(),
         started,
     )
     .await?;

@@ -214,7 +214,7 @@ pub async fn spawn_replica(of: &TestApp, tune: impl FnOnce(&mut Config)) -> Test
         of.backend,
         config,
         |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
-        of.state.worker.clock.clone(),
+        of.state.worker.clock().clone(),
         dir,
         None,
     )
@@ -357,7 +357,7 @@ impl TestApp {
         let app = app::build_with(
             &config,
             |db| std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
-            self.state.worker.clock.clone(),
+            self.state.worker.clock().clone(),
         )
         .await
         .expect("server builds again");
