@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::storage::{tenants, Db};
-use erpsync::worker::abc;
+use erpsync::worker::sync::{analyse, categorize};
 use erpsync::worker::RunWorker;
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, Executor, Row};
@@ -401,10 +401,10 @@ async fn run(
     floors.push(raw.floor().await.0);
 
     let peak = Arc::new(AtomicU64::new(0));
-    let (first_secs, first_abc_secs) = stage(&state, &tenant_id, &peak, "first").await;
+    let (first_secs, first_abc_secs) = stage(&state, &db, &tenant_id, &peak, "first").await;
     db.checkpoint().await.unwrap();
     floors.push(raw.floor().await.0);
-    let (steady_secs, _) = stage(&state, &tenant_id, &peak, "steady").await;
+    let (steady_secs, _) = stage(&state, &db, &tenant_id, &peak, "steady").await;
     floors.push(raw.floor().await.0);
     floors.sort_by(f64::total_cmp);
     let floor_secs = floors[floors.len() / 2];
@@ -429,11 +429,12 @@ async fn run(
 /// Runs abc + categorize as a run does; returns (total, abc alone) seconds.
 async fn stage(
     state: &RunWorker,
+    db: &Db,
     tenant_id: &TenantId,
     peak: &Arc<AtomicU64>,
     label: &str,
 ) -> (f64, f64) {
-    let tenant = tenants::require(&state.db, tenant_id).await.unwrap();
+    let tenant = tenants::require(db, tenant_id).await.unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (done, peak) = (done.clone(), peak.clone());
@@ -447,20 +448,21 @@ async fn stage(
     let run_id = uuid::Uuid::new_v4().to_string();
     eprintln!("RSS at {label} start: {} MB", common::rss_kb() / 1024);
     let t0 = Instant::now();
-    let analysis = abc::analyse(state, &tenant, &run_id, Utc::now(), &|_, _| {})
+    let analysis = analyse::companies(state, &tenant, &run_id, Utc::now(), &|_, _| {})
         .await
         .expect("abc stage");
     let abc_secs = t0.elapsed().as_secs_f64();
     let described = analysis.describe();
     let delivery = erpsync::worker::delivery::Delivery::new(
         state,
-        state.sinks.server_wide().clone(),
+        state.sinks().server_wide().clone(),
         &tenant.id,
         "bench",
     );
-    let outcome = abc::categorize(state, &delivery, &tenant, analysis, Utc::now(), &|_, _| {})
-        .await
-        .expect("categorize stage");
+    let outcome =
+        categorize::companies(state, &delivery, &tenant, analysis, Utc::now(), &|_, _| {})
+            .await
+            .expect("categorize stage");
     let secs = t0.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

@@ -203,18 +203,15 @@ async fn measure(
         let cursor = state
             .logs
             .append(
-                NewEvent {
+                NewEvent::new(
                     tenant,
-                    run_id: None,
-                    level: Level::Info,
-                    stage: "push",
-                    table: Some("invoice"),
-                    message: format!("invoice: delivered page {i} (500 records, 0 rejected)"),
-                    fields: serde_json::Map::from_iter([
-                        ("page".to_owned(), i.into()),
-                        ("records".to_owned(), 500.into()),
-                    ]),
-                },
+                    Level::Info,
+                    "push",
+                    format!("invoice: delivered page {i} (500 records, 0 rejected)"),
+                )
+                .table("invoice")
+                .field("page", i)
+                .field("records", 500),
                 Utc::now(),
             )
             .await

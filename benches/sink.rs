@@ -145,7 +145,7 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
     )
     .await
     .unwrap();
-    let mut state = common::run_worker(&db, &url).await;
+    let mut parts = common::run_worker_parts(&db, &url).await;
     if let Some(host) = host {
         let target = SinkTarget::new(host, &Default::default()).expect("sink target");
         let sink: Arc<dyn CrmSink> = Arc::new(GrpcSink::new(
@@ -153,8 +153,9 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
             Duration::from_secs(30),
             EmbeddedSink::new(db.clone()),
         ));
-        state.sinks = erpsync::worker::tenant_sink::Sinks::new(db.clone(), sink, None, None);
+        parts.sinks = erpsync::worker::tenant_sink::Sinks::new(db.clone(), sink, None, None);
     }
+    let state = erpsync::worker::RunWorker::new(parts);
     common::stage(&db, &tenant, "company", companies, |i| {
         json!({"name": format!("Empresa {i}"), "document": "11222333000181",
                "seller_id": format!("S{:03}", i % 150), "city": "Curitiba", "state": "PR"})

@@ -157,20 +157,18 @@ pub async fn build_with_sink(
         tokens: crate::auth::Tokens::new(db.clone(), throttle.clone()),
         history: crate::history::History::new(db.clone(), sinks.clone()),
         tenants: crate::tenants::Tenants::new(db.clone(), Some(sinks.clone())),
-        worker: crate::worker::RunWorker {
+        worker: crate::worker::RunWorker::new(crate::worker::Parts {
             db: db.clone(),
             sinks,
-            instance: uuid::Uuid::new_v4().to_string(),
-            runs: Default::default(),
             logs: logs.clone(),
             views: views.clone(),
             ingestor: ingestor.clone(),
             delivery: config.delivery,
             retries: config.retries,
             run_lease: config.run_lease,
-        },
+        }),
         ingestor,
-        views: crate::worker::view_admin::ViewAdmin::new(db.clone(), views),
+        views: crate::view_admin::ViewAdmin::new(db.clone(), views),
         exporter: crate::export::Exporter::new(
             db,
             config.export,
@@ -199,13 +197,13 @@ pub async fn build_with_sink(
         config.metrics_token.clone(),
     )
     .await?;
-    let crm_sink = services.worker.sinks.server_wide().clone();
+    let crm_sink = services.worker.sinks().server_wide().clone();
     tracing::info!(
         listen = %listener.local_addr().context("listener address")?,
         database = %redact_url(&config.database_url),
         crm_sink = %crm_sink.destination(),
         // The name this replica's run leases carry (sync_lease.holder).
-        instance = %services.worker.instance,
+        instance = %services.worker.instance(),
         "erpsync ready"
     );
     // A wrong sink address or certificate shows at start, not at the first run.
@@ -288,7 +286,7 @@ impl App {
         let listener = self.listen.map(|l| {
             tokio::spawn(crate::wakeup::listen(
                 l.url,
-                listener_name(&self.services.worker.instance),
+                listener_name(self.services.worker.instance()),
                 self.database_timeout,
                 crate::wakeup::Wakes {
                     logs: self.services.logs.clone(),
@@ -348,8 +346,8 @@ impl App {
         // A trigger that got past the drain's check just before it started may have
         // started a run after the hand-over: it goes the same way.
         let worker = &self.services.worker;
-        if worker.runs.active() > 0 {
-            let aborted = worker.runs.abort(ABORT_GRACE).await;
+        if worker.runs().active() > 0 {
+            let aborted = worker.runs().abort(ABORT_GRACE).await;
             crate::worker::sync::hand_over(worker, &aborted).await;
         }
         let _ = stop_jobs.send(true);
@@ -385,7 +383,7 @@ impl Drain {
     /// runs, no open streams (their clients resume on another replica).
     async fn start(&self) {
         crate::metrics::draining(true);
-        self.worker.runs.drain();
+        self.worker.runs().drain();
         self.health.drain().await;
         let streams = self.logs.open_streams() + self.alerts.open_streams();
         // Followed log streams and alert feeds never end by themselves: they would hold
@@ -393,7 +391,7 @@ impl Drain {
         self.logs.close();
         self.alerts.close();
         tracing::info!(
-            runs = self.worker.runs.active(),
+            runs = self.worker.runs().active(),
             streams,
             drain_secs = self.deadline.as_secs(),
             "drain started: health NOT_SERVING, no new runs, streams closed with a retry hint; \
@@ -406,19 +404,19 @@ impl Drain {
     async fn end(&self, deadline: tokio::time::Instant) {
         let why = tokio::select! {
             biased;
-            () = self.worker.runs.idle() => None,
+            () = self.worker.runs().idle() => None,
             () = self.stopper.stopped(2) => Some("a second signal"),
             () = tokio::time::sleep_until(deadline) => Some("the drain deadline"),
         };
         match why {
             None => tracing::info!("drain finished: no run left"),
             Some(why) => {
-                let runs = self.worker.runs.active();
+                let runs = self.worker.runs().active();
                 tracing::warn!(
                     runs,
                     "drain ended by {why}: handing the runs still going over"
                 );
-                let aborted = self.worker.runs.abort(ABORT_GRACE).await;
+                let aborted = self.worker.runs().abort(ABORT_GRACE).await;
                 let handed = crate::worker::sync::hand_over(&self.worker, &aborted).await;
                 tracing::info!(
                     handed_over = handed,

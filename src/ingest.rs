@@ -347,18 +347,11 @@ impl Ingestor {
                 return Ok(false);
             }
             tenants::refresh_due(&self.db, tenant, Retry::Keep, Moment::Changed(at), None).await?;
-            let e = NewEvent {
-                tenant,
-                run_id: None,
-                level: Level::Info,
-                stage: "alert",
-                table: Some(table.as_str()),
-                message: format!("alert STALE_TABLE resolved: {table} records arrived"),
-                fields: serde_json::Map::from_iter([
-                    ("alert".to_owned(), AlertKind::StaleTable.as_str().into()),
-                    ("table".to_owned(), table.as_str().into()),
-                ]),
-            };
+            let message = format!("alert STALE_TABLE resolved: {table} records arrived");
+            let e = NewEvent::new(tenant, Level::Info, "alert", message)
+                .table(table.as_str())
+                .field("alert", AlertKind::StaleTable.as_str())
+                .field("table", table.as_str());
             events::append(&self.db, e, at).await.map(|_| true)
         };
         match resolved.await {

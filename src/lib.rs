@@ -100,6 +100,7 @@ pub mod storage;
 pub mod tenants;
 pub mod throttle;
 pub mod ui;
+pub mod view_admin;
 pub mod viewdb;
 pub mod wakeup;
 pub mod worker;

@@ -11,7 +11,7 @@ use crate::logs::LogHub;
 use crate::storage::Db;
 use crate::tenants::Tenants;
 use crate::throttle::TenantSlots;
-use crate::worker::view_admin::ViewAdmin;
+use crate::view_admin::ViewAdmin;
 use crate::worker::RunWorker;
 
 /// Every service handle; cheap to clone.

@@ -108,6 +108,12 @@ pub fn write_section(heading: &str, section: &str) {
 /// A run worker over `db` (at `url`) delivering to the embedded CRM, with the defaults.
 #[allow(dead_code)] // only the benches that run stages use it
 pub async fn run_worker(db: &erpsync::storage::Db, url: &str) -> erpsync::worker::RunWorker {
+    erpsync::worker::RunWorker::new(run_worker_parts(db, url).await)
+}
+
+/// The parts of [`run_worker`], for a bench that changes one.
+#[allow(dead_code)] // only the benches that run stages use it
+pub async fn run_worker_parts(db: &erpsync::storage::Db, url: &str) -> erpsync::worker::Parts {
     let views = erpsync::viewdb::ViewAccess::new(
         Default::default(),
         None,
@@ -115,7 +121,7 @@ pub async fn run_worker(db: &erpsync::storage::Db, url: &str) -> erpsync::worker
         db.instance_id().await.unwrap(),
     )
     .unwrap();
-    erpsync::worker::RunWorker::new(
+    erpsync::worker::Parts::with_defaults(
         db.clone(),
         std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db.clone())),
         views,

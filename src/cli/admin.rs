@@ -25,8 +25,8 @@ use crate::error::AppError;
 use crate::purge::Purge;
 use crate::storage::Db;
 use crate::tenants::Tenants;
+use crate::view_admin::{ViewAdmin, ViewRequest};
 use crate::viewdb::{Naming, ViewAccess};
-use crate::worker::view_admin::{ViewAdmin, ViewRequest};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {

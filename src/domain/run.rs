@@ -309,8 +309,10 @@ impl EventFilter {
     }
 }
 
-/// An event to write.
+/// An event to write, built by [`NewEvent::new`] and its `run`, `table` and `field`
+/// (or `fields`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NewEvent<'a> {
     /// Whose log.
     pub tenant: &'a super::tenant::TenantId,
@@ -326,6 +328,53 @@ pub struct NewEvent<'a> {
     pub message: String,
     /// Structured details.
     pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of `tenant`'s log at `level` from `stage` saying `message`: of no run,
+    /// no table, without details until given.
+    pub fn new(
+        tenant: &'a super::tenant::TenantId,
+        level: Level,
+        stage: &'a str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant,
+            run_id: None,
+            level,
+            stage,
+            table: None,
+            message: message.into(),
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// Of the run `id` (None: of none).
+    pub fn run(mut self, id: impl Into<Option<&'a str>>) -> Self {
+        self.run_id = id.into();
+        self
+    }
+
+    /// About the ERP table `table` (None: of none).
+    pub fn table(mut self, table: impl Into<Option<&'a str>>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// With the detail `key`: `value`.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+
+    /// With the details of the object `fields` (anything else adds none).
+    pub fn fields(mut self, fields: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(fields) = fields {
+            self.fields.extend(fields);
+        }
+        self
+    }
 }
 
 /// Why a run a draining replica could not finish was handed over to another replica (its

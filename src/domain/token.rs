@@ -288,13 +288,6 @@ pub struct TokenInfo {
     pub label: String,
 }
 
-impl TokenInfo {
-    /// Whether it still authenticates at `now`: not revoked, not expired.
-    pub fn is_active(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

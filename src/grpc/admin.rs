@@ -44,7 +44,7 @@ impl Service {
             tokens: services.tokens.clone(),
             purge: crate::purge::Purge::new(services.db.clone()),
             alerts: services.alerts.clone(),
-            sinks: services.worker.sinks.clone(),
+            sinks: services.worker.sinks().clone(),
         }
     }
 

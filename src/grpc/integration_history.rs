@@ -26,10 +26,10 @@ use crate::history::History;
 use crate::logs::{self, LogHub};
 use crate::services::Services;
 use crate::throttle::TenantSlots;
+use crate::view_admin::{ViewAdmin, ViewRequest};
 use crate::viewdb::Naming;
-use crate::worker::abc as abc_worker;
-use crate::worker::view_admin::{ViewAdmin, ViewRequest};
-use crate::worker::{sync, RunWorker};
+use crate::worker::sync::{self, resolve_shift, ShiftAction};
+use crate::worker::RunWorker;
 
 const SERVICE: &str = "IntegrationHistory";
 
@@ -507,8 +507,8 @@ impl IntegrationHistory for Service {
         let req = req.into_inner();
         let mut violations = Vec::new();
         let action = match pb::ResolveAction::try_from(req.action) {
-            Ok(pb::ResolveAction::Approve) => Some(abc_worker::ShiftAction::Approve),
-            Ok(pb::ResolveAction::Discard) => Some(abc_worker::ShiftAction::Discard),
+            Ok(pb::ResolveAction::Approve) => Some(ShiftAction::Approve),
+            Ok(pb::ResolveAction::Discard) => Some(ShiftAction::Discard),
             _ => {
                 violations.push(FieldViolation::new("action", "set APPROVE or DISCARD"));
                 None
@@ -523,8 +523,7 @@ impl IntegrationHistory for Service {
         let Some(action) = action.filter(|_| violations.is_empty()) else {
             return Err(AppError::InvalidFields(violations).into());
         };
-        let changed =
-            abc_worker::resolve_shift(&self.worker, &tenant, req.run_id.trim(), action).await?;
+        let changed = resolve_shift(&self.worker, &tenant, req.run_id.trim(), action).await?;
         tracing::info!(tenant = %tenant, run = %req.run_id, ?action, changed, "ABC shift resolved");
         Ok(Response::new(pb::ResolveAbcShiftResponse {
             companies_changed: changed,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::domain::run::{Level, Stage};
+use crate::domain::run::{Level, NewEvent, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::text::human_duration;
@@ -245,18 +245,10 @@ impl<'a> Delivery<'a> {
     }
 
     async fn event(&self, stage: Stage, table: Table, message: String, fields: serde_json::Value) {
-        let serde_json::Value::Object(fields) = fields else {
-            return;
-        };
-        let e = crate::domain::run::NewEvent {
-            tenant: self.tenant,
-            run_id: Some(&self.run_id),
-            level: Level::Warn,
-            stage: stage.as_str(),
-            table: Some(table.as_str()),
-            message,
-            fields,
-        };
+        let e = NewEvent::new(self.tenant, Level::Warn, stage.as_str(), message)
+            .run(self.run_id.as_str())
+            .table(table.as_str())
+            .fields(fields);
         self.worker.logs.append_or_report(e, Utc::now()).await;
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::domain::alert::AlertKind;
 use crate::domain::due::{Moment, CATCH_UP};
-use crate::domain::run::{Level, RunTrigger};
+use crate::domain::run::{Level, NewEvent, RunTrigger};
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::Result;
 use crate::storage::due::{self, Retry};
@@ -224,15 +224,13 @@ async fn check_stale(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) -> Resu
     };
     if alerts::raise(&worker.db, &t.id, AlertKind::Stale, &message, None, now).await? {
         tracing::warn!(tenant = %t.id, "{message}");
-        let e = crate::domain::run::NewEvent {
-            tenant: &t.id,
-            run_id: None,
-            level: Level::Warn,
-            stage: "alert",
-            table: None,
-            message: format!("alert STALE: {message}"),
-            fields: serde_json::Map::from_iter([("alert".to_owned(), "STALE".into())]),
-        };
+        let e = NewEvent::new(
+            &t.id,
+            Level::Warn,
+            "alert",
+            format!("alert STALE: {message}"),
+        )
+        .field("alert", "STALE");
         worker.logs.append(e, now).await?;
     }
     Ok(())
@@ -251,18 +249,11 @@ async fn check_stale_tables(worker: &RunWorker, t: &Tenant, now: DateTime<Utc>) 
             continue;
         };
         tracing::warn!(tenant = %t.id, table = %row.table, "{message}");
-        let e = crate::domain::run::NewEvent {
-            tenant: &t.id,
-            run_id: None,
-            level: Level::Warn,
-            stage: "alert",
-            table: Some(row.table.as_str()),
-            message: format!("alert STALE_TABLE: {message}"),
-            fields: serde_json::Map::from_iter([
-                ("alert".to_owned(), AlertKind::StaleTable.as_str().into()),
-                ("table".to_owned(), row.table.as_str().into()),
-            ]),
-        };
+        let message = format!("alert STALE_TABLE: {message}");
+        let e = NewEvent::new(&t.id, Level::Warn, "alert", message)
+            .table(row.table.as_str())
+            .field("alert", AlertKind::StaleTable.as_str())
+            .field("table", row.table.as_str());
         worker.logs.append(e, now).await?;
     }
     Ok(())

@@ -273,7 +273,7 @@ async fn a_drain_refuses_new_runs_ends_streams_and_lets_the_running_run_finish(b
     // Ingestion and unary calls go on while the load balancer drains the replica.
     push(app.port, &t, &["c4"]).await;
     assert!(app.overview_ok("acme", &t.crm).await);
-    assert!(app.state.worker.runs.draining());
+    assert!(app.state.worker.runs().draining());
 
     gate.open.notify_one();
     tokio::time::timeout(HANG, app.stopped())
@@ -345,7 +345,7 @@ async fn a_drain_past_its_deadline_hands_the_run_over_to_another_replica(backend
     assert_eq!(retry.trigger, RunTrigger::Retry);
     assert_ne!(retry.id, run_id);
     // The retry delivers what the handed-over run could not (the replica's embedded CRM).
-    tokio::time::timeout(HANG, replica.state.worker.runs.idle())
+    tokio::time::timeout(HANG, replica.state.worker.runs().idle())
         .await
         .expect("the retry ends");
     let retry = runs::get(&replica.state.db, &t.id, &retry.id)

@@ -150,7 +150,7 @@ async fn a_failed_run_is_due_for_its_retry_after_its_backoff(app: TestApp) {
         finished_at: None,
         error: None,
     };
-    runs::start(db, &id, "elsewhere", &run, worker.run_lease, started)
+    runs::start(db, &id, "elsewhere", &run, worker.run_lease(), started)
         .await
         .unwrap()
         .unwrap();
@@ -171,7 +171,7 @@ async fn a_failed_run_is_due_for_its_retry_after_its_backoff(app: TestApp) {
     erpsync::worker::due::after_run(worker, &id, ended)
         .await
         .unwrap();
-    let backoff = Duration::from_std(worker.retries.backoff).unwrap();
+    let backoff = Duration::from_std(worker.retries().backoff).unwrap();
     let retry = ended + backoff;
     assert_eq!(
         due_at(&app, &id).await,
@@ -195,7 +195,7 @@ async fn a_run_left_by_a_dead_replica_is_interrupted_and_retried_in_one_tick(app
     let id = app.create_tenant("acme").await;
     let (db, worker) = (&app.state.db, &app.state.worker);
     // A replica started it two lease lifetimes ago and died without renewing it.
-    let ago = stored_now() - worker.run_lease * 2;
+    let ago = stored_now() - worker.run_lease() * 2;
     let run = RunSummary {
         id: uuid::Uuid::new_v4().to_string(),
         status: RunStatus::Running,
@@ -204,12 +204,12 @@ async fn a_run_left_by_a_dead_replica_is_interrupted_and_retried_in_one_tick(app
         finished_at: None,
         error: None,
     };
-    runs::start(db, &id, "dead-replica", &run, worker.run_lease, ago)
+    runs::start(db, &id, "dead-replica", &run, worker.run_lease(), ago)
         .await
         .unwrap()
         .unwrap();
     let now = Utc::now();
-    let live = tick(worker, ago + worker.run_lease - Duration::seconds(1))
+    let live = tick(worker, ago + worker.run_lease() - Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(live.interrupted, 0, "its lease is live");
@@ -272,12 +272,12 @@ async fn replica(app: &TestApp) -> RunWorker {
         db.instance_id().await.unwrap(),
     )
     .unwrap();
-    RunWorker::new(
+    RunWorker::new(erpsync::worker::Parts::with_defaults(
         db.clone(),
         std::sync::Arc::new(erpsync::worker::sink::EmbeddedSink::new(db)),
         views,
         erpsync::ingest::Limits::default(),
-    )
+    ))
 }
 
 async fn two_replicas_ticking_at_once_start_each_due_tenant_exactly_once(app: TestApp) {

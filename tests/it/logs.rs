@@ -51,15 +51,10 @@ async fn write_full(
     app.state
         .logs
         .append(
-            NewEvent {
-                tenant,
-                run_id,
-                level,
-                stage,
-                table,
-                message,
-                fields: serde_json::Map::from_iter([("n".to_owned(), 1.into())]),
-            },
+            NewEvent::new(tenant, level, stage, message)
+                .run(run_id)
+                .table(table)
+                .field("n", 1),
             Utc::now(),
         )
         .await
@@ -192,15 +187,8 @@ async fn reconnecting_by_cursor_misses_nothing_and_repeats_nothing_while_writing
                 state
                     .logs
                     .append(
-                        NewEvent {
-                            tenant: &acme,
-                            run_id: None,
-                            level: Level::Info,
-                            stage: "push",
-                            table: Some("company"),
-                            message: format!("w {i}"),
-                            fields: Default::default(),
-                        },
+                        NewEvent::new(&acme, Level::Info, "push", format!("w {i}"))
+                            .table("company"),
                         Utc::now(),
                     )
                     .await

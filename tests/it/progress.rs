@@ -283,7 +283,7 @@ async fn a_run_interrupted_after_some_stages_keeps_them_once_it_ended(backend: B
 
     // The run itself goes on and ends: the end recorded first stays, stages and all.
     companies_hold.open.notify_one();
-    tokio::time::timeout(DEADLINE, ctx.app.state.worker.runs.idle())
+    tokio::time::timeout(DEADLINE, ctx.app.state.worker.runs().idle())
         .await
         .expect("the run ends");
     let after = ctx.get_run(&run_id).await.run.unwrap();

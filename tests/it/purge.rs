@@ -666,7 +666,7 @@ async fn a_running_run_refuses_the_delete_unless_forced(app: TestApp) {
     assert!(done.deleted && done.rows_deleted > 0);
     companies.open.notify_one();
     assert_eq!(
-        app.state.worker.runs.stop(Duration::from_secs(30)).await,
+        app.state.worker.runs().stop(Duration::from_secs(30)).await,
         0,
         "the run ends"
     );
@@ -749,7 +749,10 @@ async fn pushes_racing_the_delete_leave_nothing_behind(app: TestApp) {
         );
     }
     let _ = runner.await.unwrap();
-    assert_eq!(app.state.worker.runs.stop(Duration::from_secs(30)).await, 0);
+    assert_eq!(
+        app.state.worker.runs().stop(Duration::from_secs(30)).await,
+        0
+    );
     let runs = catalog.runs("racy").await;
     assert!(runs.is_empty(), "{runs:?}");
     let left = catalog.counts("racy", &[]).await;

@@ -43,15 +43,7 @@ async fn replicas() -> Option<(TestApp, TestApp)> {
 /// Appends an event of `run` the way a run does, through `logs` (a replica's hub).
 async fn append(logs: &LogHub, tenant: &TenantId, run: &str, message: String) -> u64 {
     logs.append(
-        NewEvent {
-            tenant,
-            run_id: Some(run),
-            level: Level::Info,
-            stage: "push",
-            table: None,
-            message,
-            fields: serde_json::Map::new(),
-        },
+        NewEvent::new(tenant, Level::Info, "push", message).run(run),
         Utc::now(),
     )
     .await
@@ -162,7 +154,7 @@ async fn backend_pid(admin: &mut PgConnection, application_name: &str, not: i32)
 
 /// B's LISTEN connection, by the name it gives itself.
 fn listener_of(app: &TestApp) -> String {
-    erpsync::app::listener_name(&app.state.worker.instance)
+    erpsync::app::listener_name(app.state.worker.instance())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

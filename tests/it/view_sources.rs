@@ -310,7 +310,7 @@ async fn a_source_password_is_sealed_at_rest_and_needs_a_key() {
     assert!(!stored.contains("s3cr3t-pw"), "{stored}");
     assert!(!stored.contains("erp.example.com"), "{stored}");
     let acme = TenantId::parse("acme").unwrap();
-    let opened = views::get(db, &acme, ctx.app.state.worker.views.key())
+    let opened = views::get(db, &acme, ctx.app.state.worker.views().key())
         .await
         .unwrap()
         .unwrap();
@@ -621,7 +621,7 @@ async fn a_sealed_view_url_opens_only_as_the_tenants_it_was_sealed_for(app: Test
     ))
     .await
     .unwrap();
-    let key = ctx.app.state.worker.views.key();
+    let key = ctx.app.state.worker.views().key();
     assert_eq!(
         views::get(&ctx.app.state.db, &TenantId::parse("acme").unwrap(), key)
             .await

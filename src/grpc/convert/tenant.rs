@@ -16,7 +16,7 @@ use crate::domain::tenant::{
 use crate::domain::view::{Mode as ViewMode, ViewTable};
 use crate::error::FieldViolation;
 use crate::overview::Overview;
-use crate::worker::view_admin::ViewStatus;
+use crate::view_admin::ViewStatus;
 
 /// The overview message.
 pub fn overview(o: Overview) -> pb::Overview {

@@ -8,13 +8,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::outcome::{Guarded, Outcome};
 use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::crm::{guarded_table, DeleteState};
-use crate::domain::run::{Level, Stage};
+use crate::domain::run::{Level, NewEvent, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::TenantId;
 use crate::domain::trail::{NewTrail, TrailKind};
@@ -245,15 +245,9 @@ pub async fn resolve_pending_deletes(
     if resolved > 0 {
         let change = update_held_alert(&worker.db, tenant, None, now).await?;
         if let Some((level, message)) = change.event() {
-            let e = crate::domain::run::NewEvent {
-                tenant,
-                run_id: None,
-                level,
-                stage: "alert",
-                table: Some(table.as_str()),
-                message,
-                fields: Map::from_iter([("alert".to_owned(), Value::from("DELETES_HELD"))]),
-            };
+            let e = NewEvent::new(tenant, level, "alert", message)
+                .table(table.as_str())
+                .field("alert", "DELETES_HELD");
             worker.logs.append(e, now).await?;
         }
     }

@@ -12,25 +12,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::domain::run::{
-    Level, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
+    Level, NewEvent, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
 };
 use crate::domain::tables::Table;
 use crate::domain::tenant::{Tenant, TenantId};
 use crate::error::{AppError, Result};
 use crate::storage::{lease, runs, tenants};
-use crate::worker::abc;
 use crate::worker::delivery::Delivery;
 use crate::worker::due;
 use crate::worker::RunWorker;
 use outcome::Outcome;
 use progress::Meter;
 
-mod analyse;
-mod categorize;
+pub mod analyse;
+pub mod categorize;
 mod collect;
 mod delete_guard;
 mod finish;
@@ -40,6 +39,7 @@ mod push;
 mod registry;
 pub(crate) mod view;
 
+pub use categorize::{resolve_shift, ShiftAction};
 pub use delete_guard::resolve_pending_deletes;
 pub use registry::Runs;
 
@@ -129,18 +129,12 @@ pub async fn interrupt_orphans(
     crate::metrics::runs_interrupted(interrupted.len());
     for (tenant, run_id) in &interrupted {
         tracing::warn!(tenant = %tenant, run = %run_id, "run left RUNNING by a stopped server marked INTERRUPTED");
-        let e = crate::domain::run::NewEvent {
-            tenant,
-            run_id: Some(run_id),
-            level: Level::Error,
-            stage: Stage::Finish.as_str(),
-            table: None,
-            message: format!(
-                "run finished: INTERRUPTED: {}; what it had not delivered stays staged for the next run",
-                runs::INTERRUPTED_CAUSE
-            ),
-            fields: Map::new(),
-        };
+        let message = format!(
+            "run finished: INTERRUPTED: {}; what it had not delivered stays staged for the next run",
+            runs::INTERRUPTED_CAUSE
+        );
+        let e = NewEvent::new(tenant, Level::Error, Stage::Finish.as_str(), message)
+            .run(run_id.as_str());
         worker.logs.append_or_report(e, now).await;
         // Retried at once: the tenant is due now, for whichever replica ticks first.
         due::after_run_or_report(worker, tenant, now).await;
@@ -158,7 +152,7 @@ struct Ctx<'a> {
     /// Stopped at a checkpoint by shutdown.
     interrupted: bool,
     /// What the abc stage computed, with the tenant's settings it used, for categorize.
-    analysis: Option<(Tenant, abc::Analysis)>,
+    analysis: Option<(Tenant, analyse::Analysis)>,
     /// The shift guard held this run's classification.
     abc_held: bool,
     /// The run's batches to the sink.
@@ -180,19 +174,10 @@ impl Ctx<'_> {
         message: String,
         fields: Value,
     ) {
-        let fields = match fields {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        let e = crate::domain::run::NewEvent {
-            tenant: self.tenant,
-            run_id: Some(&self.run_id),
-            level,
-            stage: stage.as_str(),
-            table,
-            message,
-            fields,
-        };
+        let e = NewEvent::new(self.tenant, level, stage.as_str(), message)
+            .run(self.run_id.as_str())
+            .table(table)
+            .fields(fields);
         self.worker.logs.append_or_report(e, Utc::now()).await;
     }
 
@@ -464,18 +449,12 @@ pub async fn hand_over(worker: &RunWorker, aborted: &[(TenantId, String)]) -> us
             Ok(true) => {
                 handed += 1;
                 tracing::warn!(tenant = %tenant, run = %run_id, "run handed over: INTERRUPTED, its lease released");
-                let e = crate::domain::run::NewEvent {
-                    tenant,
-                    run_id: Some(run_id),
-                    level: Level::Warn,
-                    stage: Stage::Finish.as_str(),
-                    table: None,
-                    message: format!(
-                        "run finished: INTERRUPTED: {}; what it had not delivered stays staged",
-                        runs::HANDED_OVER_CAUSE
-                    ),
-                    fields: Map::new(),
-                };
+                let message = format!(
+                    "run finished: INTERRUPTED: {}; what it had not delivered stays staged",
+                    runs::HANDED_OVER_CAUSE
+                );
+                let e = NewEvent::new(tenant, Level::Warn, Stage::Finish.as_str(), message)
+                    .run(run_id.as_str());
                 worker.logs.append_or_report(e, now).await;
                 // Retried at once: the tenant is due now, for whichever replica ticks first.
                 due::after_run_or_report(worker, tenant, now).await;

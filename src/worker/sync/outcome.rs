@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use super::categorize::Categorized;
 use crate::domain::tables::Table;
-use crate::worker::abc::Categorized;
 
 /// A stage's result.
 #[derive(Debug)]
@@ -91,7 +91,7 @@ impl fmt::Display for Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::abc::Applied;
+    use crate::worker::sync::categorize::Applied;
 
     #[test]
     fn outcomes_read_as_the_run_record_shows_them() {

@@ -1,5 +1,5 @@
 //! The collect stage of a View integration (their administration is
-//! `worker::view_admin`): every configured view is checked first (the ERP database
+//! [`crate::view_admin`]): every configured view is checked first (the ERP database
 //! reachable, each view and column present and of a fitting type), so a broken
 //! configuration fails the run before anything is staged; then each view is read in
 //! keyset pages, every page judged like a pushed batch, staged, and logged in the request
