@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use super::categorize::Categorized;
 use crate::domain::tables::Table;
 
 /// A stage's result.
@@ -88,10 +87,34 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What applying a classification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Companies whose categories changed (and were sent to the CRM).
+    pub sent: u64,
+    /// Companies whose class changed.
+    pub class_changes: u64,
+    /// Companies whose lifecycle changed.
+    pub lifecycle_changes: u64,
+}
+
+/// What the categorize stage did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Categorized {
+    /// The categories were applied.
+    Applied(Applied),
+    /// The shift guard held the classification.
+    Held {
+        /// Companies classified before whose class would change…
+        changed: u64,
+        /// …of this many.
+        base: u64,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::sync::categorize::Applied;
 
     #[test]
     fn outcomes_read_as_the_run_record_shows_them() {
