@@ -7,9 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::analyse::{Analysis, Progress};
-use super::outcome::{Applied, Categorized, Outcome};
-use super::Ctx;
+use super::analyse::Progress;
+use super::ctx::Ctx;
+use super::outcome::{Analysis, Applied, Categorized, Outcome};
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, Money,
     ReportState, Stamp, Standing,
