@@ -174,10 +174,17 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
         finished_at: None,
         error: None,
     };
-    lease::acquire(&db, &tenant, "bench", &run.id, sync::LEASE_TTL, Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
+    lease::acquire(
+        &db,
+        &tenant,
+        "bench",
+        &run.id,
+        erpsync::worker::LEASE_TTL,
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     runs::create(&db, &tenant, &run).await.unwrap();
     let t0 = Instant::now();
     let detail = sync::execute(&state, &tenant, run).await;

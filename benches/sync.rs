@@ -122,10 +122,17 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
         finished_at: None,
         error: None,
     };
-    lease::acquire(&db, &tenant, "bench", &run.id, sync::LEASE_TTL, Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
+    lease::acquire(
+        &db,
+        &tenant,
+        "bench",
+        &run.id,
+        erpsync::worker::LEASE_TTL,
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     runs::create(&db, &tenant, &run).await.unwrap();
 
     let done = Arc::new(AtomicBool::new(false));

@@ -357,7 +357,7 @@ pub struct Config {
     pub metrics_tenant_label: bool,
     /// How long a run's lease lives unrenewed (`serve --run-lease-secs`): a run whose
     /// server died is marked INTERRUPTED and started again by another replica after it
-    /// ([`crate::worker::sync::LEASE_TTL`] by default).
+    /// ([`crate::worker::LEASE_TTL`] by default).
     pub run_lease: chrono::Duration,
 }
 
@@ -598,7 +598,7 @@ impl Default for Config {
             ui_frame_ancestors: DEFAULT_UI_FRAME_ANCESTORS.to_owned(),
             metrics_token: None,
             metrics_tenant_label: false,
-            run_lease: crate::worker::sync::LEASE_TTL,
+            run_lease: crate::worker::LEASE_TTL,
         }
     }
 }

@@ -577,7 +577,7 @@ pub struct DeliveryArgs {
     /// How long a run's lease lives unrenewed, in seconds: a run whose server died
     /// (crashed, killed, cut off from the database) is marked INTERRUPTED and started
     /// again by another replica's scheduler within it; from 1 to 86400.
-    #[arg(long = setting::RUN_LEASE_SECS.flag, env = setting::RUN_LEASE_SECS.env, default_value_t = crate::worker::sync::LEASE_TTL.num_seconds().unsigned_abs())]
+    #[arg(long = setting::RUN_LEASE_SECS.flag, env = setting::RUN_LEASE_SECS.env, default_value_t = crate::worker::LEASE_TTL.num_seconds().unsigned_abs())]
     run_lease_secs: u64,
 }
 

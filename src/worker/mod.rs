@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod delivery;
+mod delivery_policy;
 pub mod due;
 pub mod retention;
 pub mod scheduler;
@@ -17,9 +18,12 @@ use crate::ingest::{Ingestor, Limits};
 use crate::logs::LogHub;
 use crate::storage::Db;
 use crate::viewdb::ViewAccess;
-use delivery::{DeliveryPolicy, RunRetries};
+use delivery_policy::{DeliveryPolicy, RunRetries};
 use sink::CrmSink;
 
+/// How long a lease lives without renewal by default; a crashed holder frees the tenant
+/// after it.
+pub const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
 /// What sync runs need, and only that: built once at startup and cloned into every run,
 /// the scheduler and the calls that start or resolve runs. Its parts are read by the
 /// worker's own modules; others get the few accessors below.
@@ -32,7 +36,7 @@ pub struct RunWorker {
     /// This process's id, as run leases name their holder.
     instance: String,
     /// This process's runs, for shutdown.
-    runs: sync::Runs,
+    runs: sync::registry::Runs,
     /// The tenants' logs; a run's events are appended through it.
     logs: LogHub,
     /// The gate to tenants' View sources (the View collect stage reads through it).
@@ -97,7 +101,7 @@ impl Parts {
             views,
             delivery: DeliveryPolicy::default(),
             retries: RunRetries::default(),
-            run_lease: sync::LEASE_TTL,
+            run_lease: LEASE_TTL,
             clock,
         }
     }
@@ -121,7 +125,7 @@ impl RunWorker {
             db,
             sinks,
             instance: uuid::Uuid::new_v4().to_string(),
-            runs: sync::Runs::default(),
+            runs: sync::registry::Runs::default(),
             logs,
             views,
             ingestor,
@@ -143,7 +147,7 @@ impl RunWorker {
     }
 
     /// This process's runs: how many are active, draining and aborting them at shutdown.
-    pub fn runs(&self) -> &sync::Runs {
+    pub fn runs(&self) -> &sync::registry::Runs {
         &self.runs
     }
 

@@ -447,22 +447,6 @@ fn show(paths: &BTreeSet<String>) -> String {
     paths.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Pairs of files that still refer to each other, each to be untied where the work on
-/// `worker/` (issue 27's homes: `RunWorker`, the ABC stages) lands: `RunWorker` (in
-/// `worker/mod.rs`) and the stages' `Ctx` (in `worker/sync/mod.rs`) move to files of
-/// their own below the files that use them. The list only shrinks: a pair untied fails
-/// the test until it leaves the list.
-const NOT_YET_UNTIED: &[(&str, &str)] = &[
-    ("src/worker/delivery.rs", "src/worker/mod.rs"),
-    ("src/worker/mod.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/analyse.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/categorize.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/collect.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/delete_guard.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/finish.rs", "src/worker/sync/mod.rs"),
-    ("src/worker/sync/mod.rs", "src/worker/sync/push.rs"),
-];
-
 /// No two files refer to each other: a reader can read one before the other.
 #[test]
 fn no_two_files_in_src_refer_to_each_other() {
@@ -470,15 +454,10 @@ fn no_two_files_in_src_refer_to_each_other() {
     assert!(sources.len() > 100, "found only {} files", sources.len());
     let refs = references(&sources);
     let mut pairs = Vec::new();
-    let mut untied: Vec<&(&str, &str)> = NOT_YET_UNTIED.iter().collect();
     for (a, to) in &refs {
         for (b, a_uses) in to {
             if a < b {
                 if let Some(b_uses) = refs.get(b).and_then(|r| r.get(a)) {
-                    if let Some(i) = untied.iter().position(|(x, y)| x == a && y == b) {
-                        untied.remove(i);
-                        continue;
-                    }
                     pairs.push(format!(
                         "{a} <-> {b}\n    {a} uses {}\n    {b} uses {}",
                         show(a_uses),
@@ -493,10 +472,6 @@ fn no_two_files_in_src_refer_to_each_other() {
         "{} pairs of files refer to each other:\n{}",
         pairs.len(),
         pairs.join("\n")
-    );
-    assert!(
-        untied.is_empty(),
-        "untied, so to take off NOT_YET_UNTIED: {untied:?}"
     );
 }
 
@@ -513,10 +488,6 @@ fn reachable(refs: &BTreeMap<String, Refs>, from: &str) -> BTreeSet<String> {
     }
     seen
 }
-
-/// Where the one circle left may stand until the work on `worker/` lands (see
-/// [`NOT_YET_UNTIED`]): every file of it is under this folder.
-const CIRCLE_LEFT_UNDER: &str = "src/worker/";
 
 /// No circle of any length: the files can be read in an order where each refers only
 /// to files read before it.
@@ -536,9 +507,7 @@ fn no_circle_of_files_in_src() {
             .filter(|other| reach.get(other).is_some_and(|r| r.contains(*file)))
             .collect();
         placed.extend(circle.iter().map(|f| (*f).clone()));
-        if !circle.iter().all(|f| f.starts_with(CIRCLE_LEFT_UNDER)) {
-            circles.push(format!("{} files: {}", circle.len(), show_files(&circle)));
-        }
+        circles.push(format!("{} files: {}", circle.len(), show_files(&circle)));
     }
     assert!(
         circles.is_empty(),

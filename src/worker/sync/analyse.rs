@@ -8,16 +8,16 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::outcome::Outcome;
-use super::Ctx;
+use super::ctx::Ctx;
+use super::outcome::{Analysis, Outcome};
 use crate::domain::abc::{
-    classify, AbcReport, Category, CompanyRevenue, Money, ReportState, Standing, UNASSIGNED,
+    classify, AbcReport, Category, CompanyRevenue, Money, ReportState, UNASSIGNED,
 };
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::Tenant;
 use crate::error::Result;
-use crate::storage::abc::{self, Stored};
+use crate::storage::abc;
 use crate::storage::tenants;
 use crate::worker::RunWorker;
 
@@ -48,46 +48,6 @@ pub(super) async fn analyse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let description = analysis.describe();
     ctx.analysis = Some((tenant, analysis));
     Ok(Outcome::Analysed { description })
-}
-
-/// What the abc stage computed, for the categorize stage.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    /// The report (state set by categorize).
-    pub report: AbcReport,
-    /// Every live company's new categories.
-    pub categories: Vec<Category>,
-    /// Companies named by invoices or orders that are not in the CRM, and their revenue.
-    pub orphans: (u64, Money),
-    /// The stored categories of each company of `categories` (same order), if any.
-    pub previous: Vec<Option<Stored>>,
-    /// Companies with stored categories that are no longer live.
-    pub removed: Vec<String>,
-    /// Where the classification ranked each company of `categories` (same order).
-    pub standings: Vec<Option<Standing>>,
-}
-
-impl Analysis {
-    /// One line for the run log: the classes, their shares and the window.
-    pub fn describe(&self) -> String {
-        let r = &self.report;
-        let classes: Vec<String> = r
-            .summary
-            .iter()
-            .map(|s| match s.class {
-                Some(c) => format!("{}: {} ({} %)", c.as_str(), s.companies, s.share),
-                None => format!("no revenue: {}", s.companies),
-            })
-            .collect();
-        format!(
-            "{} companies by {} revenue {}..{}: {}",
-            r.companies,
-            r.basis.table().as_str(),
-            r.window_from,
-            r.window_to,
-            classes.join(", ")
-        )
-    }
 }
 
 /// How far a stage got: `done` of `total` companies (see [`companies`], [`super::categorize::companies`]).

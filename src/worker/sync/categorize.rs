@@ -7,9 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::analyse::{Analysis, Progress};
-use super::outcome::Outcome;
-use super::Ctx;
+use super::analyse::Progress;
+use super::ctx::Ctx;
+use super::outcome::{Analysis, Applied, Categorized, Outcome};
 use crate::domain::abc::{
     change_of, classify, shift, shift_exceeds, AbcReport, Category, CompanyRevenue, Money,
     ReportState, Stamp, Standing,
@@ -83,31 +83,6 @@ pub(super) async fn categorize(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             Ok(Outcome::Categorized(categorized))
         }
     }
-}
-
-/// What applying a classification did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Applied {
-    /// Companies whose categories changed (and were sent to the CRM).
-    pub sent: u64,
-    /// Companies whose class changed.
-    pub class_changes: u64,
-    /// Companies whose lifecycle changed.
-    pub lifecycle_changes: u64,
-}
-
-/// What the categorize stage did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Categorized {
-    /// The categories were applied.
-    Applied(Applied),
-    /// The shift guard held the classification.
-    Held {
-        /// Companies classified before whose class would change…
-        changed: u64,
-        /// …of this many.
-        base: u64,
-    },
 }
 
 /// The categorize stage: applies the analysis, unless it would change the class of more

@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
+use super::ctx::Ctx;
 use super::outcome::Outcome;
-use super::{view, Ctx};
+use super::view;
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;
 use crate::domain::tenant::IntegrationType;

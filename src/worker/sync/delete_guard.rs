@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::ctx::Ctx;
 use super::outcome::{Guarded, Outcome};
-use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::crm::{guarded_table, DeleteState};
 use crate::domain::run::{Level, NewEvent, Stage};

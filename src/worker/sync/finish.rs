@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::ctx::Ctx;
 use super::outcome::Outcome;
-use super::Ctx;
 use crate::domain::alert::AlertKind;
 use crate::domain::run::{CrmCountSource, Level, RunDetail, RunStatus, Stage};
 use crate::domain::tables::Table;

@@ -6,48 +6,43 @@
 //! halfway leaves undelivered records staged for the next one (deliveries are
 //! idempotent).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Duration, Utc};
-use serde_json::{json, Value};
+use chrono::Utc;
+use serde_json::json;
 use tracing::Instrument;
 
 use crate::domain::run::{
-    Level, NewEvent, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming, TableCounts,
+    Level, NewEvent, RunDetail, RunStatus, RunSummary, RunTrigger, Stage, StageTiming,
 };
-use crate::domain::tables::Table;
-use crate::domain::tenant::{Tenant, TenantId};
+use crate::domain::tenant::TenantId;
 use crate::error::{AppError, Result};
 use crate::storage::{lease, runs, tenants};
 use crate::worker::delivery::Delivery;
 use crate::worker::due;
 use crate::worker::RunWorker;
+use ctx::Ctx;
 use outcome::Outcome;
 use progress::Meter;
 
 pub mod analyse;
 pub mod categorize;
 mod collect;
+mod ctx;
 mod delete_guard;
 mod finish;
 mod outcome;
 mod progress;
 mod push;
-mod registry;
+pub(super) mod registry;
 pub(crate) mod view;
 
 pub use categorize::{resolve_shift, ShiftAction};
 pub use delete_guard::resolve_pending_deletes;
 pub use registry::Runs;
-
-/// How long a lease lives without renewal by default; a crashed holder frees the tenant
-/// after it.
-pub const LEASE_TTL: Duration = Duration::seconds(60);
-/// Records read and delivered at a time.
-const PAGE: u64 = 1_000;
 
 /// The answer to a trigger.
 #[derive(Debug, Clone)]
@@ -140,100 +135,6 @@ pub async fn interrupt_orphans(
         due::after_run_or_report(worker, tenant, now).await;
     }
     Ok(interrupted.len())
-}
-
-struct Ctx<'a> {
-    worker: &'a RunWorker,
-    tenant: &'a TenantId,
-    run_id: String,
-    tables: BTreeMap<Table, TableCounts>,
-    /// Per table, the deletions this run must not apply.
-    held: BTreeMap<Table, HashSet<String>>,
-    /// Stopped at a checkpoint by shutdown.
-    interrupted: bool,
-    /// What the abc stage computed, with the tenant's settings it used, for categorize.
-    analysis: Option<(Tenant, analyse::Analysis)>,
-    /// The shift guard held this run's classification.
-    abc_held: bool,
-    /// The run's batches to the sink.
-    delivery: Delivery<'a>,
-    /// The stages finished so far and the one under way, as GetRun shows them.
-    meter: Arc<Meter>,
-    /// Companies and contacts the push stage has been through (delivered or held).
-    pushed: AtomicU64,
-    /// The push stage went through every table (the CRM is asked for its counts).
-    pushed_all: bool,
-}
-
-impl Ctx<'_> {
-    async fn event(
-        &self,
-        level: Level,
-        stage: Stage,
-        table: Option<&str>,
-        message: String,
-        fields: Value,
-    ) {
-        let e = NewEvent::new(self.tenant, level, stage.as_str(), message)
-            .run(self.run_id.as_str())
-            .table(table)
-            .fields(fields);
-        self.worker.logs.append_or_report(e, self.worker.clock().now()).await;
-    }
-
-    fn counts(&mut self, table: Table) -> &mut TableCounts {
-        self.tables.entry(table).or_insert_with(|| TableCounts {
-            table: table.as_str().to_owned(),
-            ..TableCounts::default()
-        })
-    }
-
-    /// The companies and contacts (tombstones included) the push stage delivers, as
-    /// collect counted them.
-    fn to_deliver(&self) -> u64 {
-        Table::CRM
-            .iter()
-            .filter_map(|t| self.tables.get(t).map(|c| c.received))
-            .sum()
-    }
-
-    /// Counts `more` records gone through by the push stage (on `table`) and records it
-    /// at once (once per acknowledged batch).
-    async fn push_progress(&self, table: Table, more: u64) {
-        let done = self.pushed.fetch_add(more, Ordering::SeqCst) + more;
-        self.progress(Stage::Push, Some(table), done, self.to_deliver())
-            .await;
-    }
-
-    /// Records at once that the run is in `stage` (on `table`), `done` of `total` records;
-    /// GetRun shows it while the run lasts. A failure to record it only costs the display.
-    async fn progress(&self, stage: Stage, table: Option<Table>, done: u64, total: u64) {
-        self.meter.set(stage, table, done, total);
-        self.meter.flush().await;
-    }
-
-    /// Moves the count of `stage` (on `table`) to `done` of `total` (0: unknown) as often
-    /// as the stage likes: memory only, written by the run's flusher (see [`progress`]).
-    fn tick(&self, stage: Stage, table: Option<Table>, done: u64, total: u64) {
-        self.meter.set(stage, table, done, total);
-    }
-
-    async fn renew(&self) -> Result<()> {
-        if lease::renew(
-            &self.worker.db,
-            self.tenant,
-            &self.run_id,
-            self.worker.clock().now() + self.worker.run_lease,
-        )
-        .await?
-        {
-            Ok(())
-        } else {
-            Err(AppError::Internal(anyhow::anyhow!(
-                "the run lost its lease"
-            )))
-        }
-    }
 }
 
 /// Runs every stage of `run` and records how it ended; never panics, never leaves the

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use super::categorize::Categorized;
+use crate::domain::abc::{AbcReport, Category, Money, Standing};
 use crate::domain::tables::Table;
+use crate::storage::abc::Stored;
 
 /// A stage's result.
 #[derive(Debug)]
@@ -88,10 +89,74 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What applying a classification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Companies whose categories changed (and were sent to the CRM).
+    pub sent: u64,
+    /// Companies whose class changed.
+    pub class_changes: u64,
+    /// Companies whose lifecycle changed.
+    pub lifecycle_changes: u64,
+}
+
+/// What the categorize stage did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Categorized {
+    /// The categories were applied.
+    Applied(Applied),
+    /// The shift guard held the classification.
+    Held {
+        /// Companies classified before whose class would change…
+        changed: u64,
+        /// …of this many.
+        base: u64,
+    },
+}
+
+/// What the abc stage computed, for the categorize stage.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The report (state set by categorize).
+    pub report: AbcReport,
+    /// Every live company's new categories.
+    pub categories: Vec<Category>,
+    /// Companies named by invoices or orders that are not in the CRM, and their revenue.
+    pub orphans: (u64, Money),
+    /// The stored categories of each company of `categories` (same order), if any.
+    pub previous: Vec<Option<Stored>>,
+    /// Companies with stored categories that are no longer live.
+    pub removed: Vec<String>,
+    /// Where the classification ranked each company of `categories` (same order).
+    pub standings: Vec<Option<Standing>>,
+}
+
+impl Analysis {
+    /// One line for the run log: the classes, their shares and the window.
+    pub fn describe(&self) -> String {
+        let r = &self.report;
+        let classes: Vec<String> = r
+            .summary
+            .iter()
+            .map(|s| match s.class {
+                Some(c) => format!("{}: {} ({} %)", c.as_str(), s.companies, s.share),
+                None => format!("no revenue: {}", s.companies),
+            })
+            .collect();
+        format!(
+            "{} companies by {} revenue {}..{}: {}",
+            r.companies,
+            r.basis.table().as_str(),
+            r.window_from,
+            r.window_to,
+            classes.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::sync::categorize::Applied;
 
     #[test]
     fn outcomes_read_as_the_run_record_shows_them() {

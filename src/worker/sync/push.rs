@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
+use super::ctx::{Ctx, PAGE};
 use super::outcome::Outcome;
-use super::{Ctx, PAGE};
 use crate::domain::crm::{batch_key, CrmCompany, CrmContact, Deletion, Pending, RecordVersion};
 use crate::domain::run::{Level, Stage};
 use crate::domain::tables::Table;

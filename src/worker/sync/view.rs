@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::domain::batch::{self, ValidRecord};
 use crate::domain::hash::Fnv1a;
 use crate::domain::record::Kind;
