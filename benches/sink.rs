@@ -153,7 +153,13 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
             Duration::from_secs(30),
             EmbeddedSink::new(db.clone()),
         ));
-        parts.sinks = erpsync::worker::tenant_sink::Sinks::new(db.clone(), sink, None, None);
+        parts.sinks = erpsync::worker::tenant_sink::Sinks::new(
+            db.clone(),
+            sink,
+            None,
+            None,
+            erpsync::clock::system(),
+        );
     }
     let state = erpsync::worker::RunWorker::new(parts);
     common::stage(&db, &tenant, "company", companies, |i| {

@@ -185,6 +185,7 @@ async fn measure(admin: &str, rows: usize, days: usize, repeat: usize) {
         Arc::new(EmbeddedSink::new(db.clone())),
         None,
         None,
+        erpsync::clock::system(),
     );
     let history = History::new(db.clone(), sinks, erpsync::clock::system());
     let typical = format!("E{}", rows / BATCH / 2);

@@ -150,6 +150,7 @@ pub async fn build_with(
             EmbeddedSink::new(db.clone()),
         ))),
         config.secret_key.clone(),
+        clock.clone(),
     );
     let alerts = crate::alert_feed::AlertFeed::new(
         db.clone(),
@@ -180,7 +181,7 @@ pub async fn build_with(
             clock: clock.clone(),
         }),
         ingestor,
-        views: crate::view_admin::ViewAdmin::new(db.clone(), views),
+        views: crate::view_admin::ViewAdmin::new(db.clone(), views, clock.clone()),
         exporter: crate::export::Exporter::new(
             db,
             config.export,

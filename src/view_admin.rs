@@ -4,8 +4,9 @@
 //! [`crate::viewdb::ViewAccess::admit`]), optionally checked against the ERP database,
 //! then stored sealed with who named its URL.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use crate::clock::SharedClock;
 use crate::domain::tenant::{IntegrationType, TenantId};
 use crate::domain::view::{validate, ViewConfig, ViewTable, DEFAULT_PAGE_SIZE};
 use crate::domain::view_source::Grant;
@@ -20,6 +21,8 @@ use crate::worker::sync::view::plan;
 pub struct ViewAdmin {
     db: Db,
     access: ViewAccess,
+    /// Stamps grants and configuration changes.
+    clock: SharedClock,
 }
 
 /// What a caller asks to store as a tenant's View configuration (see
@@ -38,8 +41,8 @@ pub struct ViewRequest {
 
 impl ViewAdmin {
     /// View configurations stored in `db`, sources admitted by `access`.
-    pub fn new(db: Db, access: ViewAccess) -> Self {
-        Self { db, access }
+    pub fn new(db: Db, access: ViewAccess, clock: SharedClock) -> Self {
+        Self { db, access, clock }
     }
 
     /// The tenant's View integration as stored.
@@ -66,6 +69,7 @@ impl ViewAdmin {
             request.tables,
             request.check,
             violations,
+            self.clock.now(),
         )
         .await
     }
@@ -79,7 +83,7 @@ impl ViewAdmin {
             .grant_of(url.trim())
             .await
             .map_err(|e| AppError::InvalidArgument(format!("{e:#}")))?;
-        let new = view_grants::grant(&self.db, tenant, &grant, Utc::now()).await?;
+        let new = view_grants::grant(&self.db, tenant, &grant, self.clock.now()).await?;
         tracing::info!(tenant = %tenant, source = %grant, new, "view source granted");
         Ok((grant, new))
     }
@@ -106,7 +110,7 @@ impl ViewAdmin {
     /// Clears the tenant's View configuration; whether it had one.
     pub async fn clear(&self, tenant: &TenantId) -> Result<bool> {
         tenants::require(&self.db, tenant).await?;
-        let had = views::clear(&self.db, tenant, Utc::now()).await?;
+        let had = views::clear(&self.db, tenant, self.clock.now()).await?;
         tracing::info!(tenant = %tenant, had, "view configuration cleared");
         Ok(had)
     }
@@ -168,7 +172,7 @@ async fn status(db: &Db, access: &ViewAccess, tenant: &TenantId) -> Result<ViewS
 /// once (nothing stored); the configuration must pass `access` for whoever named its URL,
 /// a kept URL too, so a tenant whose grant was revoked is refused (see
 /// [`ViewAccess::admit`]); with `check`, the views are checked against the ERP database
-/// first.
+/// first; `now` stamps it.
 #[allow(clippy::too_many_arguments)]
 async fn configure(
     db: &Db,
@@ -180,6 +184,7 @@ async fn configure(
     tables: Vec<ViewTable>,
     check: bool,
     mut violations: Vec<FieldViolation>,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tenants::require(db, tenant).await?;
     let new_url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
@@ -221,7 +226,7 @@ async fn configure(
             .await
             .map_err(AppError::FailedPrecondition)?;
     }
-    views::set(db, tenant, &cfg, named_by, access.key(), Utc::now()).await?;
+    views::set(db, tenant, &cfg, named_by, access.key(), now).await?;
     tracing::info!(tenant = %tenant, url = %cfg.redacted_url(), named_by = named_by.as_str(), tables = cfg.tables.len(), "view configuration set");
     Ok(())
 }

@@ -472,7 +472,7 @@ pub async fn tenant(cmd: TenantCommand, url: &str, key: Option<SecretKey>) -> an
                 sqlite_dirs: view_sqlite_dirs,
             };
             let access = ViewAccess::new(policy, None, url, db.instance_id().await?)?;
-            let (grant, new) = ViewAdmin::new(db, access)
+            let (grant, new) = ViewAdmin::new(db, access, crate::clock::system())
                 .grant(&id, &source)
                 .await
                 .map_err(|e| anyhow!(e))?;
@@ -646,7 +646,7 @@ struct ViewFile {
 /// database is refused all the same.
 async fn view_admin(db: &Db, url: &str, key: Option<SecretKey>) -> anyhow::Result<ViewAdmin> {
     let access = ViewAccess::new(SourcePolicy::default(), key, url, db.instance_id().await?)?;
-    Ok(ViewAdmin::new(db.clone(), access))
+    Ok(ViewAdmin::new(db.clone(), access, crate::clock::system()))
 }
 
 async fn describe_view(views: &ViewAdmin, id: &TenantId) -> anyhow::Result<String> {

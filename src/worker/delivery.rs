@@ -187,7 +187,10 @@ impl<'a> Delivery<'a> {
             .run(self.run_id.as_str())
             .table(table.as_str())
             .fields(fields);
-        self.worker.logs.append_or_report(e, self.worker.clock().now()).await;
+        self.worker
+            .logs
+            .append_or_report(e, self.worker.clock().now())
+            .await;
     }
 }
 

@@ -96,7 +96,7 @@ impl Parts {
                 crate::logs::DEFAULT_HEARTBEAT,
             ),
             ingestor: Ingestor::new(db.clone(), limits, clock.clone()),
-            sinks: tenant_sink::Sinks::new(db.clone(), sink, None, None),
+            sinks: tenant_sink::Sinks::new(db.clone(), sink, None, None, clock.clone()),
             db,
             views,
             delivery: DeliveryPolicy::default(),

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use crate::clock::SharedClock;
 
 use crate::domain::abc::Category;
 use crate::domain::crm::{CrmCompany, CrmContact, Deletion};
@@ -51,23 +51,27 @@ pub struct Sinks {
     server_wide: Arc<dyn CrmSink>,
     connector: Option<Arc<dyn SinkConnector>>,
     key: Option<SecretKey>,
+    /// Stamps a tenant's sink change.
+    clock: SharedClock,
 }
 
 impl Sinks {
     /// Tenants deliver to `server_wide` unless they have a sink of their own, opened by
     /// `connector` (None: this process cannot open one, and such a tenant's runs fail)
-    /// with its secret opened by `key`.
+    /// with its secret opened by `key`; `clock` stamps changes.
     pub fn new(
         db: Db,
         server_wide: Arc<dyn CrmSink>,
         connector: Option<Arc<dyn SinkConnector>>,
         key: Option<SecretKey>,
+        clock: SharedClock,
     ) -> Self {
         Self {
             db,
             server_wide,
             connector,
             key,
+            clock,
         }
     }
 
@@ -145,7 +149,7 @@ impl Sinks {
             address: address.to_owned(),
             sealed_secret,
         };
-        tenant_sinks::set(&self.db, tenant, &stored, Utc::now()).await?;
+        tenant_sinks::set(&self.db, tenant, &stored, self.clock.now()).await?;
         tracing::info!(tenant = %tenant, address = %stored.address, has_secret = stored.sealed_secret.is_some(), "tenant sink set");
         Ok(view(tenant, Some(&stored)))
     }

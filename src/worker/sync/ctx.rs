@@ -58,7 +58,10 @@ impl Ctx<'_> {
             .run(self.run_id.as_str())
             .table(table)
             .fields(fields);
-        self.worker.logs.append_or_report(e, self.worker.clock.now()).await;
+        self.worker
+            .logs
+            .append_or_report(e, self.worker.clock.now())
+            .await;
     }
 
     pub(super) fn counts(&mut self, table: Table) -> &mut TableCounts {
