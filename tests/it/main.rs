@@ -52,6 +52,8 @@ mod retention;
 mod schedule;
 mod secrets;
 mod sink_tls;
+mod source_layout;
+mod suite_layout;
 mod sync;
 mod tenant_sink;
 mod tls;

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::helpers::rust_source::code_only;
+
 /// The modules any file of the suite may import from: the fixtures and the test PKI.
 const SHARED: [&str; 2] = ["helpers", "pki"];
 
@@ -76,7 +78,7 @@ fn no_file_of_the_suite_imports_a_test_file() {
     let mut offences = Vec::new();
     for file in &files {
         let source = std::fs::read_to_string(file).unwrap();
-        for (line, path) in test_module_imports(&source) {
+        for (line, path) in test_module_imports(&code_only(&source)) {
             let shown = file.strip_prefix(&root).unwrap_or(file).display();
             offences.push(format!("{shown}:{line}: {path}"));
         }

@@ -25,6 +25,7 @@ pub mod databases;
 pub mod http;
 pub mod northwind;
 pub mod runs;
+pub mod rust_source;
 pub mod seed;
 pub mod servers;
 pub mod sinks;
