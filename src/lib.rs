@@ -25,18 +25,21 @@
 //!   unknown fields (or rejects them for a strict tenant), and keeps each table's last
 //!   accepted instant (`storage::freshness`).
 //! * [`history`] — what the "Dados ERP" page reads and the settings it writes; [`overview`]
-//!   assembles its "Informações Gerais" (health and its reason by the one rule of
-//!   `domain::tenant::HealthInputs`).
+//!   assembles its "Informações Gerais" and the tenant listing's health (health and its
+//!   reason by the one rule of `domain::tenant::HealthInputs`).
 //! * [`tenants`] — provisioning: creating, changing, reading and listing tenants (the
 //!   operator's commands and Admin alike).
 //! * [`paging`] — listings' pages and their signed tokens, for the services that page.
-//! * [`worker`] — sync runs (one file per stage; `worker::sync::progress` keeps a run's
+//! * [`view_admin`] — a tenant's View configuration read, set and checked against the ERP
+//!   database, and its sources' grants.
+//! * [`worker`] — sync runs (one file per stage, the ABC analysis and categorization
+//!   included; `worker::sync::ctx` is what a stage works with; `worker::sync::progress` keeps a run's
 //!   progress in memory and writes it at most every 250 ms; the delete guard keeps
 //!   discarded records in the CRM and DELETES_HELD's count current), delivery to the CRM sink with its retry
 //!   policy (each tenant's own sink, else the server's: `worker::tenant_sink`), the
 //!   scheduler (it reads only the tenants due: `worker::due` keeps their due instant, the
 //!   rule is `domain::due`; it also opens STALE_TABLE for tables past their freshness
-//!   limit), View administration, retention (the request log's days, runs'
+//!   limit), retention (the request log's days, runs'
 //!   and ABC history: `domain::retention` says what is always kept) and WAL checkpoints.
 //! * [`export`] — the Histórico .xlsx export, built while read and streamed in chunks.
 //! * [`logs`] — tenants' logs, live (StreamLogs); [`wakeup`] wakes their followers and the
@@ -49,11 +52,13 @@
 //!   name.
 //!
 //! Below them:
-//! * [`storage`] — the database (SQLite or PostgreSQL): connection, migrations, queries
-//!   (one file or folder per table group), two ways in: a sea-orm entity per table with
-//!   its reusable queries (`storage::entities`) for the common path, and `storage::bulk`,
-//!   the only hand-written SQL (the large reads and writes, PostgreSQL's COPY in its text
-//!   format, a backend's own functions); a test keeps SQL text out of the rest.
+//! * [`storage`] — the database (SQLite or PostgreSQL): connection (`storage::db`),
+//!   migrations, queries (one file or folder per table group), two ways in: a sea-orm
+//!   entity per table with its reusable queries (`storage::entities`) for the common path,
+//!   and `storage::bulk`, the only hand-written SQL (the large reads and writes,
+//!   PostgreSQL's COPY in its text format, a backend's own functions); a test keeps SQL
+//!   text out of the rest. `bulk` stands below the table modules: it uses only the
+//!   connection, `days`, `entities` and `request_body` (a test holds it).
 //! * [`domain`] — the rules in plain Rust: tenants, schedules, tokens, runs, the table
 //!   catalog (`domain::tables`: every field with its kind, required flag and pt-BR/English
 //!   description — the one schema validation, ListTables, the OpenAPI document and the
@@ -62,7 +67,8 @@
 //!   (`domain::freshness`), the ABC analysis.
 //! * [`error`] — the one error type and its gRPC and HTTP statuses.
 //!
-//! Around them: [`colour`] (whether a stream gets ANSI escapes: a terminal, and no
+//! Around them: [`clock`] (where everything reads the time of day: one clock from startup,
+//! the system's in a server, a `ManualClock` in tests), [`colour`] (whether a stream gets ANSI escapes: a terminal, and no
 //! `NO_COLOR`; the server's log, `erpsync logs` and the progress bars ask it), [`metrics`] (every series the operator scrapes at `GET /metrics`, named
 //! once), [`config`] (every setting's default, flag, variable and check),
 //! [`conn`] (accepted connections: how many, how many per client address, how long
@@ -70,6 +76,8 @@
 //! [`app`] (startup: builds the services, binds the listener, serves until stopped, then
 //! drains: health NOT_SERVING, no new runs, runs finished or handed over to another
 //! replica).
+//!
+//! No two files import each other, nor do more in a circle (`tests/it/source_layout.rs`).
 //!
 //! Safe code only, which the compiler enforces: no FFI, no hand-written wire encoding.
 
