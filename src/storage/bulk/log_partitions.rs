@@ -68,12 +68,17 @@ async fn lock(conn: &impl ConnectionTrait) -> Result<()> {
     Ok(())
 }
 
-/// Whether a table of this name exists in the current schema (attached or not).
+/// Whether a table of this name exists in the current schema (attached or not). Read from
+/// `pg_class` with the statement's own snapshot, not through the catalog cache
+/// (`to_regclass`): after waiting for the lock, the cache may still remember the name as
+/// missing although the replica that held the lock has made and committed it.
 async fn table_exists(conn: &impl ConnectionTrait, name: &str) -> Result<bool> {
     let row = conn
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT to_regclass($1) IS NOT NULL AS found",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = current_schema()) AS found",
             [name.into()],
         ))
         .await?;
