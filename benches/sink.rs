@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
+use erpsync::domain::run::RunStatus;
 use erpsync::domain::tenant::{Tenant, TenantId};
 use erpsync::grpc::crm_sink_client::{GrpcSink, SinkTarget};
 use erpsync::grpc::pb;
-use erpsync::storage::{lease, runs, tenants, Db};
+use erpsync::storage::{tenants, Db};
 use erpsync::worker::sink::{CrmSink, EmbeddedSink};
 use erpsync::worker::sync;
 use serde_json::json;
@@ -172,26 +172,7 @@ async fn push(host: Option<&str>, companies: usize, contacts: usize) -> f64 {
                "email": format!("c{i}@example.com")})
     })
     .await;
-    let run = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger: RunTrigger::Manual,
-        started_at: Utc::now(),
-        finished_at: None,
-        error: None,
-    };
-    lease::acquire(
-        &db,
-        &tenant,
-        "bench",
-        &run.id,
-        erpsync::worker::LEASE_TTL,
-        Utc::now(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    runs::create(&db, &tenant, &run).await.unwrap();
+    let run = common::leased_run(&db, &tenant).await;
     let t0 = Instant::now();
     let detail = sync::execute(&state, &tenant, run).await;
     let run_secs = t0.elapsed().as_secs_f64();

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
 use erpsync::domain::tenant::{Tenant, TenantId};
-use erpsync::storage::{lease, runs, tenants, Db};
+use erpsync::storage::{tenants, Db};
 use erpsync::worker::sync;
 use serde_json::json;
 
@@ -114,26 +113,7 @@ async fn run(backend: &'static str, url: &str, companies: usize, lines: usize) -
     })
     .await;
 
-    let run = RunSummary {
-        id: uuid::Uuid::new_v4().to_string(),
-        status: RunStatus::Running,
-        trigger: RunTrigger::Manual,
-        started_at: Utc::now(),
-        finished_at: None,
-        error: None,
-    };
-    lease::acquire(
-        &db,
-        &tenant,
-        "bench",
-        &run.id,
-        erpsync::worker::LEASE_TTL,
-        Utc::now(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    runs::create(&db, &tenant, &run).await.unwrap();
+    let run = common::leased_run(&db, &tenant).await;
 
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));

@@ -229,3 +229,36 @@ pub fn ready_port(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> 
         }
     }
 }
+
+/// A RUNNING manual run of `tenant`, stored and holding the tenant's run lease as the
+/// scheduler's would: what `sync::execute` is handed.
+#[allow(dead_code)] // only the benches that drive a run
+pub async fn leased_run(
+    db: &erpsync::storage::Db,
+    tenant: &erpsync::domain::tenant::TenantId,
+) -> erpsync::domain::run::RunSummary {
+    use erpsync::domain::run::{RunStatus, RunSummary, RunTrigger};
+    use erpsync::storage::{lease, runs};
+    let now = chrono::Utc::now();
+    let run = RunSummary {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: RunStatus::Running,
+        trigger: RunTrigger::Manual,
+        started_at: now,
+        finished_at: None,
+        error: None,
+    };
+    lease::acquire(
+        db,
+        tenant,
+        "bench",
+        &run.id,
+        erpsync::worker::LEASE_TTL,
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    runs::create(db, tenant, &run).await.unwrap();
+    run
+}

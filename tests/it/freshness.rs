@@ -62,21 +62,7 @@ fn invoices(ids: std::ops::Range<usize>) -> Vec<Record> {
 
 /// Pushes `records` to `table`; (accepted, rejected).
 async fn push(ctx: &Ctx, table: &str, records: Vec<Record>) -> (u32, usize) {
-    let reply = ctx
-        .app
-        .ingest()
-        .await
-        .push(authed(
-            pb::PushRequest {
-                tenant_id: "acme".into(),
-                table: table.into(),
-                records,
-            },
-            &ctx.erp,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = ctx.push_answer(table, records).await;
     (reply.accepted, reply.rejected.len())
 }
 

@@ -116,8 +116,14 @@ pub(crate) async fn setup(app: TestApp) -> Ctx {
 impl Ctx {
     /// Pushes `records` to acme's `table` (all accepted); the push's request id.
     pub(crate) async fn push(&self, table: &str, records: Vec<Record>) -> String {
-        let reply = self
-            .app
+        let reply = self.push_answer(table, records).await;
+        assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
+        reply.request_id
+    }
+
+    /// Pushes `records` to acme's `table`; the server's answer, rejections and all.
+    pub(crate) async fn push_answer(&self, table: &str, records: Vec<Record>) -> pb::PushResponse {
+        self.app
             .ingest()
             .await
             .push(authed(
@@ -130,9 +136,7 @@ impl Ctx {
             ))
             .await
             .unwrap()
-            .into_inner();
-        assert!(reply.rejected.is_empty(), "{:?}", reply.rejected);
-        reply.request_id
+            .into_inner()
     }
 
     /// Triggers a run (none may be running) and returns its id.
